@@ -1,0 +1,82 @@
+// swift-tools-version:6.0
+// Starling: multi-active PostgreSQL sync (hub + regional agents).
+// Layers, lowest first: C shims → IO → TLS → HTTP2, Postgres → Core (pure) → Hub, Agent → CLI.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "starling",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "starling", targets: ["StarlingCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // C shims and system libraries.
+        .target(name: "CShims", cSettings: [.define("_GNU_SOURCE")]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Transport.
+        .target(name: "StarlingIO", dependencies: ["CShims", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "StarlingTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
+        .target(name: "StarlingHTTP2",
+                dependencies: ["StarlingIO", "StarlingTLS", "CNGHTTP2", "CZlib",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // Postgres client.
+        .target(name: "StarlingPostgres",
+                dependencies: ["CLibPQ", "StarlingIO", .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // Pure model and conflict logic: imports none of our modules.
+        .target(name: "StarlingCore", swiftSettings: strict),
+
+        // Hub and agent.
+        .target(name: "StarlingHub",
+                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+        .target(name: "StarlingAgent",
+                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
+
+        // The `starling` executable.
+        .executableTarget(name: "StarlingCLI",
+                          dependencies: ["StarlingHub", "StarlingAgent", "StarlingHTTP2", "StarlingIO",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                                         .product(name: "Logging", package: "swift-log"),
+                                         .product(name: "Yams", package: "Yams")],
+                          swiftSettings: strict),
+
+        // Not a product: throwaway databases, certificates, process runners for tests.
+        .target(name: "StarlingTestSupport",
+                dependencies: ["StarlingPostgres", "StarlingIO"],
+                swiftSettings: strict),
+
+        .testTarget(name: "StarlingIOTests", dependencies: ["StarlingIO", "StarlingTestSupport"]),
+        .testTarget(name: "StarlingTLSTests", dependencies: ["StarlingTLS", "StarlingTestSupport"]),
+        .testTarget(name: "StarlingHTTP2Tests",
+                    dependencies: ["StarlingHTTP2", "StarlingTLS", "StarlingIO", "StarlingTestSupport"]),
+        .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
+        .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
+        .testTarget(name: "StarlingHubTests",
+                    dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingTestSupport"]),
+        .testTarget(name: "StarlingAgentTests",
+                    dependencies: ["StarlingAgent", "StarlingCore", "StarlingTestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["StarlingTestSupport", "StarlingHTTP2", "StarlingTLS"]),
+    ]
+)

@@ -1,0 +1,24 @@
+#ifndef STARLING_CSHIMS_H
+#define STARLING_CSHIMS_H
+/* Linux system calls and macros that Swift's Glibc module does not export. */
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <errno.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+
+int starling_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int starling_errno(void);
+/* Sets the calling thread's name (at most 15 characters) for ps/top. */
+void starling_set_thread_name(const char *name);
+#endif

@@ -1,0 +1,2 @@
+// StarlingAgent: module placeholder; real content lands with its issue.
+enum StarlingAgentModule {}

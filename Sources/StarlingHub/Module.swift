@@ -1,0 +1,2 @@
+// StarlingHub: module placeholder; real content lands with its issue.
+enum StarlingHubModule {}

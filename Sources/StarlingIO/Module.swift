@@ -1,0 +1,2 @@
+// StarlingIO: module placeholder; real content lands with its issue.
+enum StarlingIOModule {}

@@ -1,0 +1,2 @@
+// StarlingPostgres: module placeholder; real content lands with its issue.
+enum StarlingPostgresModule {}

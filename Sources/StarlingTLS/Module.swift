@@ -1,0 +1,2 @@
+// StarlingTLS: module placeholder; real content lands with its issue.
+enum StarlingTLSModule {}

@@ -1,0 +1,2 @@
+// StarlingTestSupport: module placeholder; real content lands with its issue.
+enum StarlingTestSupportModule {}

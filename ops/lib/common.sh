@@ -1,0 +1,109 @@
+# shellcheck shell=bash
+# Shared helpers for ops/ scripts: package installs, a throwaway Postgres cluster, cleanup.
+# Source it: . "$(dirname "$0")/lib/common.sh"
+
+STARLING_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+STARLING_CLEANUP=()
+
+starling_log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+starling_die() { starling_log "error: $*"; exit 1; }
+
+starling_cleanup() {
+    local i
+    for (( i=${#STARLING_CLEANUP[@]}-1; i>=0; i-- )); do eval "${STARLING_CLEANUP[$i]}" || true; done
+}
+trap starling_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# starling_need_debs PKG...: apt-get install whatever is missing (waits for another apt's lock).
+starling_need_debs() {
+    local missing=() p
+    for p in "$@"; do
+        [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    starling_log "installing: ${missing[*]}"
+    if ! apt-cache show "${missing[0]}" >/dev/null 2>&1; then
+        $sudo apt-get -o DPkg::Lock::Timeout=600 update -q >/dev/null || starling_die "apt-get update failed"
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get -o DPkg::Lock::Timeout=600 install -y -q \
+        --no-install-recommends "${missing[@]}" >&2 || starling_die "apt-get install ${missing[*]} failed"
+}
+
+starling_need_swift() {
+    command -v swift >/dev/null 2>&1 || [ -x /opt/swift/usr/bin/swift ] \
+        || starling_die "Swift 6 is required (https://www.swift.org/install/linux/); put swift on PATH"
+    command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
+}
+
+# The Debian packages every build and test needs.
+starling_need_build_deps() {
+    starling_need_debs libpq-dev libssl-dev libnghttp2-dev zlib1g-dev pkg-config \
+        postgresql postgresql-contrib openssl curl nghttp2-client nghttp2-server \
+        python3 python3-httpx python3-h2 iproute2 procps
+}
+
+# The newest installed PostgreSQL's bin directory.
+starling_pg_bin() {
+    local d
+    d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    [ -n "$d" ] || starling_die "no PostgreSQL server found under /usr/lib/postgresql"
+    echo "$d"
+}
+
+# starling_free_port LOW HIGH: a loopback TCP port nobody listens on.
+starling_free_port() {
+    local low=$1 high=$2 p
+    for _ in $(seq 1 200); do
+        p=$(( low + RANDOM % (high - low) ))
+        if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then echo "$p"; return 0; fi
+    done
+    starling_die "no free port in $low-$high"
+}
+
+# starling_start_postgres DIR: initdb and start a throwaway cluster in DIR on a loopback port.
+# Sets STARLING_PG_PORT and STARLING_PG_URL; the cluster is stopped and removed on exit.
+starling_start_postgres() {
+    local dir=$1 bin run=()
+    bin=$(starling_pg_bin)
+    mkdir -p "$dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres:postgres "$dir"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --no-sync >"$dir/initdb.log" 2>&1 \
+        || { cat "$dir/initdb.log" >&2; starling_die "initdb failed"; }
+    STARLING_PG_PORT=$(starling_free_port 20000 29999)
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $STARLING_PG_PORT
+unix_socket_directories = '$dir'
+max_connections = 400
+shared_buffers = 256MB
+fsync = ${STARLING_PG_FSYNC:-on}
+synchronous_commit = on
+max_wal_size = 2GB
+wal_level = logical
+track_commit_timestamp = on
+max_worker_processes = 32
+max_wal_senders = 20
+max_replication_slots = 20
+CONF
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
+        || { cat "$dir/postgres.log" >&2; starling_die "postgres did not start"; }
+    STARLING_CLEANUP+=("${run[*]} $bin/pg_ctl -D $dir/data -m immediate stop >/dev/null 2>&1")
+    STARLING_PG_URL="postgresql://postgres@127.0.0.1:$STARLING_PG_PORT/postgres"
+    export STARLING_PG_PORT STARLING_PG_URL
+    starling_log "postgres $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$STARLING_PG_PORT ($dir)"
+}
+
+# starling_tmpdir NAME: a private temp dir, removed on exit unless STARLING_KEEP=1.
+starling_tmpdir() {
+    local d
+    d=$(mktemp -d "/tmp/starling-$1.XXXXXX")
+    chmod 755 "$d"
+    if [ "${STARLING_KEEP:-0}" != 1 ]; then STARLING_CLEANUP=("rm -rf $d" "${STARLING_CLEANUP[@]}"); fi
+    echo "$d"
+}
