@@ -1,0 +1,81 @@
+import Logging
+
+/// Maps method + path to handlers. Patterns are literal segments and `{name}` parameters:
+/// `/v1/conflicts/{id}/resolve`. Built before the server starts, then immutable and shared by all loops.
+public struct Router: Sendable {
+    /// How a handler runs.
+    public enum Handler: Sendable {
+        /// Runs on the event loop: must be quick and never block (health checks, static pages).
+        case immediate(@Sendable (HTTPRequest) throws -> HTTPResponse)
+        /// Runs as a task off the loop; its response returns to the loop when it completes.
+        case async(@Sendable (HTTPRequest) async throws -> HTTPResponse)
+    }
+
+    /// One registered route.
+    public struct Route: Sendable {
+        public let method: String
+        public let pattern: String
+        let segments: [Segment]
+        let handler: Handler
+    }
+
+    enum Segment: Sendable, Equatable {
+        case literal(String)
+        case parameter(String)
+    }
+
+    /// The outcome of a lookup.
+    public enum Match: Sendable {
+        case found(Handler, parameters: [String: String])
+        case methodNotAllowed(allowed: [String])
+        case notFound
+    }
+
+    public private(set) var routes: [Route] = []
+
+    public init() {}
+
+    /// Adds a route; a later duplicate of the same method and pattern replaces nothing — it is a programmer
+    /// error.
+    public mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
+        let segments = Self.split(pattern).map { part -> Segment in
+            if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
+            return .literal(String(part))
+        }
+        precondition(!routes.contains { $0.method == method && $0.segments == segments },
+                     "route \(method) \(pattern) registered twice")
+        routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+    }
+
+    /// Finds the handler for `method` and `path` (no query string).
+    public func match(method: String, path: String) -> Match {
+        let parts = Self.split(path)
+        var allowed: [String] = []
+        for route in routes where route.segments.count == parts.count {
+            guard let parameters = Self.bind(route.segments, parts) else { continue }
+            if route.method == method || (method == "HEAD" && route.method == "GET") {
+                return .found(route.handler, parameters: parameters)
+            }
+            allowed.append(route.method)
+        }
+        return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
+    }
+
+    private static func split(_ path: String) -> [Substring] {
+        path.split(separator: "/", omittingEmptySubsequences: true)
+    }
+
+    private static func bind(_ segments: [Segment], _ parts: [Substring]) -> [String: String]? {
+        var parameters: [String: String] = [:]
+        for (segment, part) in zip(segments, parts) {
+            switch segment {
+            case .literal(let text):
+                if text != part { return nil }
+            case .parameter(let name):
+                guard let value = PercentDecoding.decode(part, plusAsSpace: false) else { return nil }
+                parameters[name] = value
+            }
+        }
+        return parameters
+    }
+}

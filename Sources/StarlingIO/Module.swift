@@ -1,2 +1,0 @@
-// StarlingIO: module placeholder; real content lands with its issue.
-enum StarlingIOModule {}
