@@ -22,4 +22,24 @@ static inline long starling_openssl_set_host_name(SSL *ssl, const char *name) {
     return SSL_set_tlsext_host_name(ssl, name);
 }
 static inline long starling_openssl_bio_pending(BIO *bio) { return (long)BIO_ctrl_pending(bio); }
+
+/* Context options: SSL_OP_* are built with SSL_OP_BIT(n) casts that Swift does not import. */
+static inline uint64_t starling_openssl_ctx_set_options(SSL_CTX *ctx, uint64_t options) {
+    return SSL_CTX_set_options(ctx, options);
+}
+static inline uint64_t starling_openssl_op_no_renegotiation(void) { return SSL_OP_NO_RENEGOTIATION; }
+static inline uint64_t starling_openssl_op_no_compression(void) { return SSL_OP_NO_COMPRESSION; }
+static inline int starling_openssl_ctx_set_max_proto(SSL_CTX *ctx, int version) {
+    return (int)SSL_CTX_set_max_proto_version(ctx, version);
+}
+/* Server-side session cache (mode and size are macros over SSL_CTX_ctrl). */
+static inline long starling_openssl_ctx_set_session_cache_server(SSL_CTX *ctx, long size) {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+    return SSL_CTX_sess_set_cache_size(ctx, size);
+}
+/* Error queue: the library and reason parts of a packed error code. */
+static inline int starling_openssl_err_reason(unsigned long code) { return ERR_GET_REASON(code); }
+static inline int starling_openssl_err_lib(unsigned long code) { return ERR_GET_LIB(code); }
+/* X509 names in RFC 2253 form ("CN=x,O=y"), for log lines. */
+static inline unsigned long starling_openssl_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
 #endif

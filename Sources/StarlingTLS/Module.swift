@@ -1,2 +1,0 @@
-// StarlingTLS: module placeholder; real content lands with its issue.
-enum StarlingTLSModule {}
