@@ -1,0 +1,453 @@
+import CNGHTTP2
+import Logging
+import StarlingIO
+
+/// One accepted HTTP/2 connection: an nghttp2 server session over a socket channel, confined to its loop.
+///
+/// Requests are gathered per stream; when one is complete it is routed. `immediate` handlers run inline,
+/// `async` handlers run as tasks and their response comes back through `loop.execute`. The connection stays
+/// open while any handler is running; the loop never waits for one.
+///
+/// Abuse (rapid reset, SETTINGS/PING floods, refused-stream storms, nghttp2-detected floods) ends in GOAWAY
+/// and close for this connection only.
+final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate {
+    let id: UInt64
+    let channel: SocketChannel
+    private unowned let context: ServerLoopContext
+    private var session: NGHTTP2Session?
+    private var streams: [Int32: ServerStream] = [:]
+    /// Handlers running for this connection (their streams are open until they answer).
+    private var runningHandlers = 0
+    private var isGoingAway = false
+    private var sawPreface = false
+    private let acceptedAt = Syscall.monotonicNanos()
+    private var rateWindowStart = Syscall.monotonicNanos()
+    private var resetsInWindow = 0
+    private var controlFramesInWindow = 0
+    private var refusedStreams = 0
+    /// Streams whose response went out before their request finished: RST_STREAM(NO_ERROR) after sending.
+    private var pendingResets: [Int32] = []
+
+    init(id: UInt64, channel: SocketChannel, context: ServerLoopContext) {
+        self.id = id
+        self.channel = channel
+        self.context = context
+    }
+
+    var isIdle: Bool { streams.isEmpty && runningHandlers == 0 }
+
+    // MARK: - Channel events
+
+    func channelActive(_ channel: SocketChannel) {
+        do {
+            session = try NGHTTP2Session(role: .server, delegate: self, options: context.sessionOptions)
+        } catch {
+            context.logger.debug("session creation failed", metadata: ["conn.id": "\(id)", "error": "\(error)"])
+            channel.close(error: error)
+        }
+    }
+
+    func channelRead(_ channel: SocketChannel, _ bytes: UnsafeRawBufferPointer) {
+        guard let session else { return }
+        if !sawPreface {
+            if Self.looksLikeHTTP1(bytes) {
+                refuseHTTP1()
+                return
+            }
+            sawPreface = true
+        }
+        let consumed = session.receive(bytes)
+        if consumed < 0 {
+            context.counters.protocolErrors.add(1)
+            context.logger.debug("bad HTTP/2 input", metadata: [
+                "conn.id": "\(id)", "h2.error": "\(NGHTTP2Session.describe(consumed))"])
+            isGoingAway = true
+            produceOutput()  // nghttp2 may have queued a GOAWAY
+            channel.closeAfterFlush()
+        }
+    }
+
+    func channelReadyForOutput(_ channel: SocketChannel) {
+        produceOutput()
+    }
+
+    func channelClosed(_ channel: SocketChannel, error: HTTP2Error?) {
+        if let error {
+            if error.code == .tlsFailed { context.counters.tlsFailures.add(1) }
+            context.logger.debug("connection closed", metadata: ["conn.id": "\(id)", "error": "\(error)"])
+        }
+        streams.removeAll()
+        session = nil
+        context.connectionClosed(self)
+    }
+
+    // MARK: - Session events
+
+    func sessionBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 {
+        guard category == NGHTTP2_HCAT_REQUEST else { return 0 }
+        streams[streamID] = ServerStream(startedAt: Syscall.monotonicNanos())
+        return 0
+    }
+
+    func sessionHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
+        guard let stream = streams[streamID] else { return 0 }
+        stream.headerBytes += name.count + value.count + 32
+        if stream.headerBytes > context.limits.maxHeaderListBytes {
+            stream.rejection = (431, "header_too_large", "request headers exceed \(context.limits.maxHeaderListBytes) bytes")
+            return 0
+        }
+        if stream.rejection != nil { return 0 }
+        let nameText = String(decoding: name, as: UTF8.self)
+        let valueText = String(decoding: value, as: UTF8.self)
+        switch nameText {
+        case ":method": stream.method = valueText
+        case ":path": stream.path = valueText
+        case ":authority", ":scheme": break
+        default: stream.headers.add(nameText, valueText)
+        }
+        return 0
+    }
+
+    func sessionFrameReceived(type: UInt8, flags: UInt8, streamID: Int32, errorCode: UInt32) -> Int32 {
+        let endStream = flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
+        switch Int(type) {
+        case Int(NGHTTP2_HEADERS.rawValue):
+            guard let stream = streams[streamID] else { return 0 }
+            if endStream {
+                requestComplete(streamID, stream)
+            } else {
+                checkDeclaredLength(streamID, stream)
+            }
+        case Int(NGHTTP2_DATA.rawValue):
+            if endStream, let stream = streams[streamID] { requestComplete(streamID, stream) }
+        case Int(NGHTTP2_RST_STREAM.rawValue):
+            countRateLimited(isReset: true)
+        case Int(NGHTTP2_SETTINGS.rawValue), Int(NGHTTP2_PING.rawValue):
+            if flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { countRateLimited(isReset: false) }
+        default:
+            break
+        }
+        return 0
+    }
+
+    func sessionDataChunk(streamID: Int32, _ data: UnsafeBufferPointer<UInt8>) -> Int32 {
+        guard let stream = streams[streamID], !stream.isAnswered else { return 0 }
+        if stream.body.count + data.count > context.limits.maxRequestBodyBytes {
+            respondEarly(streamID, stream, status: 413, code: "body_too_large",
+                         message: "request body exceeds \(context.limits.maxRequestBodyBytes) bytes")
+            return 0
+        }
+        stream.body.append(contentsOf: data)
+        return 0
+    }
+
+    func sessionStreamClosed(streamID: Int32, errorCode: UInt32) -> Int32 {
+        streams[streamID] = nil
+        return 0
+    }
+
+    func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, isEnd: Bool) {
+        guard let stream = streams[streamID] else { return (0, true) }
+        let remaining = stream.responseBody.count - stream.responseOffset
+        let count = min(remaining, buffer.count)
+        if count > 0 {
+            stream.responseBody.withUnsafeBytes { source in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[stream.responseOffset..<stream.responseOffset + count]))
+            }
+            stream.responseOffset += count
+        }
+        let isEnd = stream.responseOffset == stream.responseBody.count
+        if isEnd {
+            stream.responseBody = []
+            if !stream.isRequestComplete { pendingResets.append(streamID) }
+        }
+        return (count, isEnd)
+    }
+
+    // MARK: - Requests
+
+    private func requestComplete(_ streamID: Int32, _ stream: ServerStream) {
+        stream.isRequestComplete = true
+        guard !stream.isAnswered else { return }
+        if let (status, code, message) = stream.rejection {
+            refusedStream()
+            submit(streamID, stream, HTTPResponse.error(status, code: code, message: message))
+            return
+        }
+        let request: HTTPRequest
+        do {
+            request = try makeRequest(stream)
+        } catch {
+            submit(streamID, stream, error.response)
+            return
+        }
+        stream.requestMethod = request.method
+        stream.requestPath = request.path
+        stream.acceptsGzip = request.headers["accept-encoding"]?.contains("gzip") ?? false
+        switch context.router.match(method: request.method, path: request.path) {
+        case .notFound:
+            submit(streamID, stream, .error(404, code: "not_found", message: "no route for \(request.path)"))
+        case .methodNotAllowed(let allowed):
+            var response = HTTPResponse.error(405, code: "method_not_allowed",
+                                              message: "\(request.method) is not allowed on \(request.path)")
+            response.headers.set("allow", allowed.joined(separator: ", "))
+            submit(streamID, stream, response)
+        case .found(let handler, let parameters):
+            var routed = request
+            routed.pathParameters = parameters
+            dispatch(streamID, stream, handler, routed)
+        }
+    }
+
+    private func makeRequest(_ stream: ServerStream) throws(HTTPError) -> HTTPRequest {
+        guard let method = stream.method, let target = stream.path else {
+            throw HTTPError(400, code: "bad_request", "missing :method or :path")
+        }
+        let path: String
+        let query: String
+        if let mark = target.firstIndex(of: "?") {
+            path = String(target[..<mark])
+            query = String(target[target.index(after: mark)...])
+        } else {
+            path = target
+            query = ""
+        }
+        var body = stream.body
+        var headers = stream.headers
+        if let encoding = headers["content-encoding"]?.lowercased(), encoding != "identity" {
+            guard encoding == "gzip" else {
+                throw HTTPError(415, code: "unsupported_encoding", "content-encoding \(encoding) is not supported")
+            }
+            do {
+                body = try Gzip.decompress(body, maxBytes: context.limits.maxRequestBodyBytes)
+            } catch {
+                let status = error.code == .bodyTooLarge ? 413 : 400
+                throw HTTPError(status, code: status == 413 ? "body_too_large" : "bad_encoding", error.message)
+            }
+            headers.remove("content-encoding")
+        }
+        return HTTPRequest(method: method, path: path, rawQuery: query, headers: headers, body: body,
+                           remoteAddress: channel.peer)
+    }
+
+    private func dispatch(_ streamID: Int32, _ stream: ServerStream, _ handler: Router.Handler, _ request: HTTPRequest) {
+        switch handler {
+        case .immediate(let body):
+            let response: HTTPResponse
+            do { response = try body(request) } catch { response = context.errorResponse(error, request) }
+            submit(streamID, stream, response)
+        case .async(let body):
+            runningHandlers += 1
+            stream.isAnswered = true  // no early 413/408 once a handler owns the stream
+            let bound = LoopBound(self, loop: channel.loop)
+            let errorResponse = context.errorResponder
+            // The task is owned by this stream: the connection stays open (and graceful shutdown waits) until
+            // the response comes back through the loop.
+            Task {
+                let response: HTTPResponse
+                do { response = try await body(request) } catch { response = errorResponse(error, request) }
+                bound.execute { connection in connection.handlerFinished(streamID, response) }
+            }
+        }
+    }
+
+    private func handlerFinished(_ streamID: Int32, _ response: HTTPResponse) {
+        runningHandlers -= 1
+        guard let stream = streams[streamID], session != nil else {
+            context.afterHandler(self)
+            return
+        }
+        stream.isAnswered = false
+        submit(streamID, stream, response)
+        produceOutput()
+        channel.flush()
+        context.afterHandler(self)
+    }
+
+    /// Submits the response (gzip when it pays off) and logs the access line.
+    private func submit(_ streamID: Int32, _ stream: ServerStream, _ original: HTTPResponse) {
+        guard let session, !stream.isAnswered else { return }
+        stream.isAnswered = true
+        var response = original
+        if stream.acceptsGzip && response.body.count >= context.limits.gzipMinimumBytes
+            && response.headers["content-encoding"] == nil,
+            let compressed = try? Gzip.compress(response.body) {
+            response.body = compressed
+            response.headers.set("content-encoding", "gzip")
+            response.headers.add("vary", "accept-encoding")
+        }
+        let isHead = stream.requestMethod == "HEAD"
+        var fields: [(String, String)] = [(":status", String(response.status))]
+        fields.reserveCapacity(response.headers.fields.count + 2)
+        fields.append(("content-length", String(response.body.count)))
+        for field in response.headers.fields where field.name != "content-length" {
+            fields.append((field.name, field.value))
+        }
+        let hasBody = !response.body.isEmpty && !isHead
+        stream.responseBody = hasBody ? response.body : []
+        let rc = session.submitResponse(streamID: streamID, headers: fields, hasBody: hasBody)
+        if rc != 0 {
+            context.logger.debug("submit response failed", metadata: ["conn.id": "\(id)", "h2.stream": "\(streamID)"])
+        } else if !hasBody && !stream.isRequestComplete {
+            pendingResets.append(streamID)
+        }
+        context.recordAccess(stream: stream, status: response.status, bytes: response.body.count, peer: channel.peer)
+    }
+
+    /// Answers before the request finished (413, 408): the rest of the body is dropped and the stream reset
+    /// once the response is out.
+    private func respondEarly(_ streamID: Int32, _ stream: ServerStream, status: Int, code: String, message: String) {
+        refusedStream()
+        stream.body = []
+        submit(streamID, stream, .error(status, code: code, message: message))
+    }
+
+    private func checkDeclaredLength(_ streamID: Int32, _ stream: ServerStream) {
+        if let (status, code, message) = stream.rejection {
+            respondEarly(streamID, stream, status: status, code: code, message: message)
+            return
+        }
+        if let declared = stream.headers["content-length"].flatMap({ Int($0) }),
+           declared > context.limits.maxRequestBodyBytes {
+            respondEarly(streamID, stream, status: 413, code: "body_too_large",
+                         message: "request body of \(declared) bytes exceeds \(context.limits.maxRequestBodyBytes)")
+        }
+    }
+
+    // MARK: - Output, limits, shutdown
+
+    /// Moves nghttp2's queued frames into the channel while it has room; closes when the session is done.
+    func produceOutput() {
+        guard let session, channel.state == .active else { return }
+        while !channel.isOutputSaturated {
+            let before = channel.pendingOutboundBytes
+            let rc = session.send(limitBytes: 256 * 1024) { channel.write($0) }
+            if rc < 0 {
+                context.logger.debug("nghttp2 send failed", metadata: ["conn.id": "\(id)"])
+                channel.close(error: HTTP2Error(.protocolError, "send failed", nghttp2Code: Int32(rc)))
+                return
+            }
+            if !pendingResets.isEmpty {
+                for streamID in pendingResets { session.submitReset(streamID: streamID, errorCode: NGHTTP2_NO_ERROR.rawValue) }
+                pendingResets.removeAll()
+                continue
+            }
+            if channel.pendingOutboundBytes == before { break }
+        }
+        if !session.wantsRead && !session.wantsWrite && runningHandlers == 0 {
+            channel.closeAfterFlush()
+        }
+    }
+
+    /// Graceful: GOAWAY with the last processed stream; in-flight streams finish, then the connection closes.
+    func beginGracefulShutdown() {
+        guard let session, !isGoingAway else { return }
+        isGoingAway = true
+        session.submitGoAway()
+        produceOutput()
+        channel.flush()
+        if isIdle { channel.closeAfterFlush() }
+    }
+
+    /// Called by the loop's sweep about once a second: handshake, request and idle deadlines.
+    func sweep(now: UInt64) {
+        let limits = context.limits
+        if session == nil || !sawPreface {
+            if now &- acceptedAt > limits.handshakeTimeout.nanoseconds {
+                context.counters.timeouts.add(1)
+                channel.close(error: HTTP2Error(.timedOut, "handshake/preface timeout"))
+            }
+            return
+        }
+        for (streamID, stream) in streams where !stream.isRequestComplete && !stream.isAnswered {
+            if now &- stream.startedAt > limits.requestTimeout.nanoseconds {
+                context.counters.timeouts.add(1)
+                respondEarly(streamID, stream, status: 408, code: "request_timeout",
+                             message: "the request did not arrive within \(limits.requestTimeout)")
+            }
+        }
+        if isIdle && now &- channel.lastActivity > limits.idleTimeout.nanoseconds {
+            beginGracefulShutdown()
+        }
+        produceOutput()
+        channel.flush()
+    }
+
+    private func countRateLimited(isReset: Bool) {
+        let now = Syscall.monotonicNanos()
+        if now &- rateWindowStart > 1_000_000_000 {
+            rateWindowStart = now
+            resetsInWindow = 0
+            controlFramesInWindow = 0
+        }
+        if isReset {
+            resetsInWindow += 1
+            if resetsInWindow > context.limits.maxClientResetsPerSecond { abuse("rapid reset") }
+        } else {
+            controlFramesInWindow += 1
+            if controlFramesInWindow > context.limits.maxControlFramesPerSecond { abuse("SETTINGS/PING flood") }
+        }
+    }
+
+    private func refusedStream() {
+        refusedStreams += 1
+        if refusedStreams > context.limits.maxRefusedStreams { abuse("too many refused streams") }
+    }
+
+    /// GOAWAY(ENHANCE_YOUR_CALM) and close; only this connection suffers.
+    private func abuse(_ reason: String) {
+        guard let session, !isGoingAway else { return }
+        isGoingAway = true
+        context.counters.abusiveConnections.add(1)
+        context.logger.info("closing abusive connection",
+                            metadata: ["conn.id": "\(id)", "peer": "\(channel.peer)", "reason": "\(reason)"])
+        session.terminate(errorCode: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        pendingResets.removeAll()
+    }
+
+    /// A client speaking HTTP/1.x to an HTTP/2-only port gets a short 505 and the connection is closed.
+    private func refuseHTTP1() {
+        context.counters.protocolErrors.add(1)
+        let body = "{\"error\":{\"code\":\"http2_required\",\"message\":\"this server speaks HTTP/2 only\"}}"
+        let response = "HTTP/1.1 505 HTTP Version Not Supported\r\ncontent-type: application/json\r\n"
+            + "content-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n" + body
+        var bytes = Array(response.utf8)
+        bytes.withUnsafeMutableBytes { channel.write(UnsafeRawBufferPointer($0)) }
+        isGoingAway = true
+        session = nil
+        channel.closeAfterFlush()
+    }
+
+    private static func looksLikeHTTP1(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        // The HTTP/2 preface starts with "PRI "; an HTTP/1 request line starts with an upper-case token and a
+        // space (GET, POST, ...).
+        guard bytes.count >= 4 else { return false }
+        if bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "R") && bytes[2] == UInt8(ascii: "I") { return false }
+        var index = 0
+        while index < bytes.count && index < 8 && bytes[index] >= UInt8(ascii: "A") && bytes[index] <= UInt8(ascii: "Z") {
+            index += 1
+        }
+        return index >= 3 && index < bytes.count && bytes[index] == UInt8(ascii: " ")
+    }
+}
+
+/// One request stream's state on a server connection.
+final class ServerStream {
+    let startedAt: UInt64
+    var method: String?
+    var path: String?
+    var headers = HTTPHeaders()
+    var headerBytes = 0
+    var body: [UInt8] = []
+    var rejection: (Int, String, String)?
+    var isRequestComplete = false
+    /// A response was submitted, or a handler owns the stream.
+    var isAnswered = false
+    var acceptsGzip = false
+    var requestMethod = ""
+    var requestPath = ""
+    var responseBody: [UInt8] = []
+    var responseOffset = 0
+
+    init(startedAt: UInt64) { self.startedAt = startedAt }
+}
