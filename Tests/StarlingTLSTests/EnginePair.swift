@@ -18,9 +18,12 @@ final class EnginePair {
     private var toServer: [UInt8] = []
     private var toClient: [UInt8] = []
 
-    init(client: TLSContext, server: TLSContext, serverName: String? = "localhost") throws {
-        self.client = try TLSEngine(context: client, serverName: serverName)
-        self.server = try TLSEngine(context: server)
+    init(
+        client: TLSContext, server: TLSContext, serverName: String? = "localhost",
+        receiveLimit: Int = TLSEngine.defaultMaxBufferedCiphertextBytes
+    ) throws {
+        self.client = try TLSEngine(context: client, serverName: serverName, maxBufferedCiphertextBytes: receiveLimit)
+        self.server = try TLSEngine(context: server, maxBufferedCiphertextBytes: receiveLimit)
     }
 
     /// Runs rounds until no byte moves; records an issue if it never goes quiet.

@@ -79,6 +79,19 @@ import Testing
         #expect(pair.serverReceived == hello + reply)
     }
 
+    @Test func dataFlowsThroughTheSmallestReceiveLimit() throws {
+        // Proves a receive limit of one record still carries the handshake and 1 MiB (back-pressure works).
+        let pair = try EnginePair(
+            client: Contexts.client(), server: Contexts.server(), receiveLimit: TLSEngine.minBufferedCiphertextBytes)
+        pair.pump()
+        try #require(pair.clientHandshake == .complete && pair.serverHandshake == .complete)
+        let data = pattern(1 << 20, seed: 3)
+        #expect(data.withUnsafeBytes { pair.server.writePlaintext($0) } == .wrote(data.count))
+        #expect(pair.server.pendingCiphertextBytes > data.count)
+        pair.pump()
+        #expect(pair.clientReceived == data)
+    }
+
     @Test func readPlaintextStopsAtMaxBytesAndKeepsTheRest() throws {
         // Proves maxBytes bounds one read and the remainder is returned by the next reads, not lost.
         let pair = try EnginePair(client: Contexts.client(), server: Contexts.server())
@@ -98,10 +111,11 @@ import Testing
 
     @Test func receiveAcceptsAtMostTheCapacity() throws {
         // Proves received ciphertext is bounded by maxBufferedCiphertextBytes and the excess is left.
-        let engine = try TLSEngine(context: Contexts.server(), maxBufferedCiphertextBytes: 100)
-        let bytes = [UInt8](repeating: 0x16, count: 150)
-        #expect(engine.receiveCapacity == 100)
-        #expect(bytes.withUnsafeBytes { engine.receive(ciphertext: $0) } == 100)
+        let limit = TLSEngine.minBufferedCiphertextBytes
+        let engine = try TLSEngine(context: Contexts.server(), maxBufferedCiphertextBytes: limit)
+        let bytes = [UInt8](repeating: 0x16, count: limit + 50)
+        #expect(engine.receiveCapacity == limit)
+        #expect(bytes.withUnsafeBytes { engine.receive(ciphertext: $0) } == limit)
         #expect(engine.receiveCapacity == 0)
         #expect(bytes.withUnsafeBytes { engine.receive(ciphertext: $0) } == 0)
     }
