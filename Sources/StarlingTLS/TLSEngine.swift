@@ -47,9 +47,9 @@ public final class TLSEngine {
 
     /// A new connection in the role of `context` (server: accept; client: connect).
     /// `maxBufferedCiphertextBytes` bounds received ciphertext not yet decrypted (at least
-    /// `minBufferedCiphertextBytes`). `serverName` (clients) overrides the configuration's `serverName`: the DNS name or IP address the
-    /// server certificate must carry, also sent as SNI for DNS names. Throws `.invalidConfiguration`
-    /// when a verifying client has no name to verify.
+    /// `minBufferedCiphertextBytes`). `serverName` (clients) overrides the configuration's `serverName`:
+    /// the DNS name or IP address the server certificate must carry, also sent as SNI for DNS names.
+    /// Throws `.invalidConfiguration` when a verifying client has no name to verify.
     public init(
         context: TLSContext,
         serverName: String? = nil,

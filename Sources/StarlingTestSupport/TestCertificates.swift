@@ -50,14 +50,16 @@ public struct TestCertificates: Sendable {
         let generator = Generator(directory: directory)
         try generator.makeCA(name: "ca", commonName: "Starling Test CA")
         try generator.makeCA(name: "other-ca", commonName: "Unrelated Test CA")
-        try generator.makeLeaf(name: "server", commonName: "localhost", issuer: "ca", serial: 2, extensions: """
+        try generator.makeLeaf(
+            name: "server", commonName: "localhost", issuer: "ca", serial: 2, extensions: """
             extendedKeyUsage = serverAuth
             subjectAltName = DNS:localhost,IP:127.0.0.1
             """)
         try generator.makeLeaf(
             name: "client", commonName: "starling-test-client", issuer: "ca", serial: 3,
             extensions: "extendedKeyUsage = clientAuth")
-        try generator.makeLeaf(name: "untrusted", commonName: "localhost", issuer: "other-ca", serial: 4, extensions: """
+        try generator.makeLeaf(
+            name: "untrusted", commonName: "localhost", issuer: "other-ca", serial: 4, extensions: """
             extendedKeyUsage = serverAuth,clientAuth
             subjectAltName = DNS:localhost,IP:127.0.0.1
             """)
