@@ -20,6 +20,9 @@ internal import COpenSSL
 public final class TLSEngine {
     /// Default limit on received ciphertext not yet decrypted; see `receiveCapacity`.
     public static let defaultMaxBufferedCiphertextBytes = 256 * 1024
+    /// The largest TLS record on the wire (2^14 plaintext + 2048 expansion + 5 header, RFC 5246 §6.2.3):
+    /// the receive limit must hold one whole record, or the connection could never make progress.
+    public static let minBufferedCiphertextBytes = 16_384 + 2_048 + 5
     /// Plaintext is read in steps of one maximum TLS record (2^14 bytes).
     static let readChunkBytes = 16 * 1024
 
@@ -43,15 +46,18 @@ public final class TLSEngine {
     private(set) var didRefuseApplicationProtocol = false
 
     /// A new connection in the role of `context` (server: accept; client: connect).
-    /// `serverName` (clients) overrides the configuration's `serverName`: the DNS name or IP address the
-    /// server certificate must carry, also sent as SNI for DNS names. Throws `.invalidConfiguration`
-    /// when a verifying client has no name to verify.
+    /// `maxBufferedCiphertextBytes` bounds received ciphertext not yet decrypted (at least
+    /// `minBufferedCiphertextBytes`). `serverName` (clients) overrides the configuration's `serverName`:
+    /// the DNS name or IP address the server certificate must carry, also sent as SNI for DNS names.
+    /// Throws `.invalidConfiguration` when a verifying client has no name to verify.
     public init(
         context: TLSContext,
         serverName: String? = nil,
         maxBufferedCiphertextBytes: Int = TLSEngine.defaultMaxBufferedCiphertextBytes
     ) throws(TLSError) {
-        precondition(maxBufferedCiphertextBytes > 0, "maxBufferedCiphertextBytes must be positive")
+        precondition(
+            maxBufferedCiphertextBytes >= Self.minBufferedCiphertextBytes,
+            "maxBufferedCiphertextBytes must hold one whole TLS record")
         let connection = try Self.makeConnection(context)
         self.context = context
         self.ssl = connection.ssl
