@@ -13,7 +13,8 @@ import StarlingIO
 final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate {
     let id: UInt64
     let channel: SocketChannel
-    private unowned let context: ServerLoopContext
+    /// The loop context holds every connection it created until it closes: it outlives this object.
+    private unowned(unsafe) let context: ServerLoopContext
     private var session: NGHTTP2Session?
     private var streams: [Int32: ServerStream] = [:]
     /// Handlers running for this connection (their streams are open until they answer).
@@ -97,14 +98,17 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             return 0
         }
         if stream.rejection != nil { return 0 }
-        let nameText = String(decoding: name, as: UTF8.self)
-        let valueText = String(decoding: value, as: UTF8.self)
-        switch nameText {
-        case ":method": stream.method = valueText
-        case ":path": stream.path = valueText
-        case ":authority", ":scheme": break
-        default: stream.headers.add(nameText, valueText)
+        // nghttp2 has validated the field (lower-case names, pseudo-headers first and known).
+        if name.first == UInt8(ascii: ":") {
+            if name.count == 5 && name[1] == UInt8(ascii: "p") {
+                stream.path = String(decoding: value, as: UTF8.self)
+            } else if name.count == 7 && name[1] == UInt8(ascii: "m") {
+                stream.method = String(decoding: value, as: UTF8.self)
+            }
+            return 0
         }
+        stream.headers.append(lowercasedName: String(decoding: name, as: UTF8.self),
+                              value: String(decoding: value, as: UTF8.self))
         return 0
     }
 

@@ -9,8 +9,18 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
 
     /// The first value of `name` (case-insensitive).
     public subscript(name: String) -> String? {
-        let lower = name.lowercased()
-        return fields.first { $0.name == lower }?.value
+        let lower = Self.isLowercase(name) ? name : name.lowercased()
+        for field in fields where field.name == lower { return field.value }
+        return nil
+    }
+
+    /// Appends a field whose name is known to be lower case already (HTTP/2 requires it on the wire).
+    mutating func append(lowercasedName name: String, value: String) {
+        fields.append((name: name, value: value))
+    }
+
+    private static func isLowercase(_ name: String) -> Bool {
+        !name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
     }
 
     public mutating func add(_ name: String, _ value: String) {

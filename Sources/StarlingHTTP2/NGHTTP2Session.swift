@@ -35,7 +35,9 @@ final class NGHTTP2Session {
     }
 
     private(set) var raw: OpaquePointer
-    unowned let delegate: any NGHTTP2SessionDelegate
+    /// Unowned and unchecked: the delegate owns this session and calls into it synchronously, so it is alive
+    /// whenever nghttp2 calls back (a checked `unowned` costs a slow-path retain per callback).
+    unowned(unsafe) let delegate: any NGHTTP2SessionDelegate
 
     init(role: Role, delegate: any NGHTTP2SessionDelegate, options: Options) throws(HTTP2Error) {
         self.delegate = delegate
@@ -114,6 +116,8 @@ final class NGHTTP2Session {
     }
 
     var wantsRead: Bool { nghttp2_session_want_read(raw) != 0 }
+    /// False once the peer sent GOAWAY (client): new requests need a new connection.
+    var isRequestAllowed: Bool { nghttp2_session_check_request_allowed(raw) != 0 }
     var wantsWrite: Bool { nghttp2_session_want_write(raw) != 0 }
 
     /// The highest peer stream id processed, for GOAWAY.

@@ -154,8 +154,8 @@ final class ServerLoopContext: EventLoopHandler {
     }
 
     private func scheduleSweep() {
-        sweepTimer = loop.scheduleTimer(after: .seconds(1)) { [weak self] in
-            guard let self else { return }
+        // Strong capture: the timer is cancelled when the context finishes shutting down.
+        sweepTimer = loop.scheduleTimer(after: .seconds(1)) {
             let now = Syscall.monotonicNanos()
             for connection in Array(self.connections.values) { connection.sweep(now: now) }
             self.scheduleSweep()

@@ -1,0 +1,88 @@
+public import StarlingIO
+import StarlingTLS
+import Synchronization
+
+/// Our HTTP/2 client: one connection (TLS with ALPN h2, or h2c) multiplexing concurrent requests, with
+/// per-request timeouts, gzip, and a new connection after a failure. Thread-safe; `send` may be called from any
+/// task. Requests that were in flight when a connection broke fail (the caller decides to retry: Starling's
+/// pushes are idempotent); requests the server refused unprocessed are sent again once.
+public final class HTTP2Client: Sendable {
+    public let configuration: HTTP2ClientConfiguration
+    private let group: EventLoopGroup?
+    private let state: LoopBound<ClientLoopState>
+    private let nextID = Atomic<UInt64>(1)
+
+    /// Creates the client and its event loop thread (or uses `loop`, owned by the caller). Connects lazily.
+    public init(configuration: HTTP2ClientConfiguration, loop: EventLoop? = nil) throws(HTTP2Error) {
+        self.configuration = configuration
+        let url = try ParsedURL(configuration.baseURL)
+        var tlsContext: TLSContext?
+        if url.isTLS {
+            var tls = configuration.tls ?? TLSConfiguration.client(trustRootsPath: nil)
+            tls.applicationProtocols = ["h2"]
+            do { tlsContext = try TLSContext.client(tls) } catch {
+                throw HTTP2Error(.tlsFailed, "TLS client setup failed: \(error)")
+            }
+        }
+        let chosen: EventLoop
+        if let loop {
+            group = nil
+            chosen = loop
+        } else {
+            do { group = try EventLoopGroup(name: "h2-client", count: 1) } catch {
+                throw HTTP2Error(.connectFailed, "cannot start the client loop: \(error)")
+            }
+            chosen = group.unsafelyUnwrapped.loops[0]
+        }
+        let context = UnsafeTransfer(tlsContext)
+        let box = Mutex<LoopBound<ClientLoopState>?>(nil)
+        let ready = DispatchSemaphoreBox()
+        chosen.execute {
+            let state = ClientLoopState(loop: chosen, configuration: configuration, url: url, tlsContext: context.value)
+            box.withLock { $0 = LoopBound(state, loop: chosen) }
+            ready.signal()
+        }
+        ready.wait()
+        guard let state = box.withLock({ $0 }) else {
+            throw HTTP2Error(.connectFailed, "client loop did not start")
+        }
+        self.state = state
+    }
+
+    /// Sends a request and returns the complete response (any status), or throws for transport failures.
+    public func send(_ request: HTTPClientRequest) async throws(HTTP2Error) -> HTTPResponse {
+        var request = request
+        for field in configuration.defaultHeaders where request.headers[field.name] == nil {
+            request.headers.add(field.name, field.value)
+        }
+        let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
+        let prepared = request
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, HTTP2Error>, Never>) in
+            state.execute { state in
+                state.enqueue(id: id, prepared) { continuation.resume(returning: $0) }
+            }
+        }
+        return try result.get()
+    }
+
+    /// Fails pending requests, closes the connection and stops the client's own loop.
+    /// Must not be called from the client's loop.
+    public func shutdown() {
+        let done = DispatchSemaphoreBox()
+        state.execute { state in
+            state.shutdown()
+            done.signal()
+        }
+        done.wait()
+        group?.shutdown()
+    }
+}
+
+import Dispatch
+
+/// A semaphore that can be captured by `@Sendable` closures.
+final class DispatchSemaphoreBox: Sendable {
+    private let semaphore = DispatchSemaphore(value: 0)
+    func signal() { semaphore.signal() }
+    func wait() { semaphore.wait() }
+}

@@ -1,0 +1,206 @@
+import CNGHTTP2
+import StarlingIO
+
+/// One client connection: an nghttp2 client session over a socket channel, confined to the client's loop.
+/// Completed, failed and reset streams are reported to the owning `ClientLoopState`.
+final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate {
+    let channel: SocketChannel
+    /// The loop state owns this connection while it is current, and is never freed before the loop stops.
+    private unowned(unsafe) let owner: ClientLoopState
+    private var session: NGHTTP2Session?
+    private var streams: [Int32: ClientStream] = [:]
+    private(set) var isActive = false
+
+    init(channel: SocketChannel, owner: ClientLoopState) {
+        self.channel = channel
+        self.owner = owner
+    }
+
+    /// New requests may be sent on this connection.
+    var canTakeRequests: Bool {
+        guard isActive, let session, channel.state == .active else { return false }
+        return session.isRequestAllowed
+    }
+
+    // MARK: - Channel events
+
+    func channelActive(_ channel: SocketChannel) {
+        do {
+            var options = NGHTTP2Session.Options()
+            options.maxConcurrentStreams = 100
+            session = try NGHTTP2Session(role: .client, delegate: self, options: options)
+        } catch {
+            channel.close(error: error)
+            return
+        }
+        isActive = true
+        owner.connectionActive(self)
+    }
+
+    func channelRead(_ channel: SocketChannel, _ bytes: UnsafeRawBufferPointer) {
+        guard let session else { return }
+        let consumed = session.receive(bytes)
+        if consumed < 0 {
+            produceOutput()
+            channel.close(error: HTTP2Error(.protocolError, "bad HTTP/2 input from server: \(NGHTTP2Session.describe(consumed))",
+                                            nghttp2Code: Int32(consumed)))
+        }
+    }
+
+    func channelReadyForOutput(_ channel: SocketChannel) {
+        produceOutput()
+    }
+
+    func channelClosed(_ channel: SocketChannel, error: HTTP2Error?) {
+        isActive = false
+        let failure = error ?? HTTP2Error(.connectionClosed, "the server closed the connection")
+        let failed = streams
+        streams.removeAll()
+        session = nil
+        for (_, stream) in failed { owner.finish(stream.requestID, .failure(failure), retryable: false) }
+        owner.connectionClosed(self, error: failure)
+    }
+
+    // MARK: - Requests
+
+    /// Submits a request; returns false when the session refuses it (the caller reconnects).
+    func submit(requestID: UInt64, _ request: HTTPClientRequest, authority: String, scheme: String,
+                gzipFromBytes: Int?, maxResponseBytes: Int) -> Int32? {
+        guard let session else { return nil }
+        var body = request.body
+        var fields: [(String, String)] = [(":method", request.method), (":scheme", scheme),
+                                          (":authority", authority), (":path", request.path),
+                                          ("accept-encoding", "gzip")]
+        if let threshold = gzipFromBytes, body.count >= threshold, request.headers["content-encoding"] == nil,
+           let compressed = try? Gzip.compress(body) {
+            body = compressed
+            fields.append(("content-encoding", "gzip"))
+        }
+        if !body.isEmpty || request.method == "POST" || request.method == "PUT" {
+            fields.append(("content-length", String(body.count)))
+        }
+        for field in request.headers.fields where field.name != "content-length" && field.name != "accept-encoding" {
+            fields.append((field.name, field.value))
+        }
+        let streamID = session.submitRequest(headers: fields, hasBody: !body.isEmpty)
+        guard streamID > 0 else { return nil }
+        streams[streamID] = ClientStream(requestID: requestID, body: body, maxResponseBytes: maxResponseBytes)
+        return streamID
+    }
+
+    /// Cancels a stream whose request timed out.
+    func cancel(streamID: Int32) {
+        guard let session, streams.removeValue(forKey: streamID) != nil else { return }
+        session.submitReset(streamID: streamID, errorCode: NGHTTP2_CANCEL.rawValue)
+        produceOutput()
+        channel.flush()
+    }
+
+    func produceOutput() {
+        guard let session, channel.state == .active else { return }
+        while !channel.isOutputSaturated {
+            let before = channel.pendingOutboundBytes
+            if session.send(limitBytes: 256 * 1024, { channel.write($0) }) < 0 {
+                channel.close(error: HTTP2Error(.protocolError, "nghttp2 send failed"))
+                return
+            }
+            if channel.pendingOutboundBytes == before { break }
+        }
+        if !session.wantsRead && !session.wantsWrite && streams.isEmpty {
+            channel.closeAfterFlush()
+        }
+    }
+
+    // MARK: - Session events
+
+    func sessionBeginHeaders(streamID: Int32, category: nghttp2_headers_category) -> Int32 { 0 }
+
+    func sessionHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
+        guard let stream = streams[streamID] else { return 0 }
+        let nameText = String(decoding: name, as: UTF8.self)
+        let valueText = String(decoding: value, as: UTF8.self)
+        if nameText == ":status" {
+            stream.status = Int(valueText)
+        } else if !nameText.hasPrefix(":") {
+            stream.headers.append(lowercasedName: nameText, value: valueText)
+        }
+        return 0
+    }
+
+    func sessionFrameReceived(type: UInt8, flags: UInt8, streamID: Int32, errorCode: UInt32) -> Int32 { 0 }
+
+    func sessionDataChunk(streamID: Int32, _ data: UnsafeBufferPointer<UInt8>) -> Int32 {
+        guard let stream = streams[streamID] else { return 0 }
+        if stream.body.count + data.count > stream.maxResponseBytes {
+            stream.tooLarge = true
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue  // resets the stream
+        }
+        stream.body.append(contentsOf: data)
+        return 0
+    }
+
+    func sessionStreamClosed(streamID: Int32, errorCode: UInt32) -> Int32 {
+        guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
+        if stream.tooLarge {
+            owner.finish(stream.requestID, .failure(HTTP2Error(.bodyTooLarge,
+                "response body exceeds \(stream.maxResponseBytes) bytes")), retryable: false)
+        } else if errorCode == NGHTTP2_REFUSED_STREAM.rawValue {
+            // The server did not process it (GOAWAY or stream limit): safe to send again elsewhere.
+            owner.finish(stream.requestID, .failure(HTTP2Error(.streamReset, "stream refused by the server",
+                                                               nghttp2Code: Int32(errorCode))), retryable: true)
+        } else if errorCode != NGHTTP2_NO_ERROR.rawValue || stream.status == nil {
+            owner.finish(stream.requestID, .failure(HTTP2Error(.streamReset, "stream reset by the server",
+                                                               nghttp2Code: Int32(errorCode))), retryable: false)
+        } else {
+            owner.finish(stream.requestID, completeResponse(stream), retryable: false)
+        }
+        return 0
+    }
+
+    func sessionReadBody(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> (count: Int, isEnd: Bool) {
+        guard let stream = streams[streamID] else { return (0, true) }
+        let count = min(stream.requestBody.count - stream.requestOffset, buffer.count)
+        if count > 0 {
+            stream.requestBody.withUnsafeBytes { source in
+                buffer.copyMemory(from: UnsafeRawBufferPointer(
+                    rebasing: source[stream.requestOffset..<stream.requestOffset + count]))
+            }
+            stream.requestOffset += count
+        }
+        let isEnd = stream.requestOffset == stream.requestBody.count
+        if isEnd { stream.requestBody = [] }
+        return (count, isEnd)
+    }
+
+    private func completeResponse(_ stream: ClientStream) -> Result<HTTPResponse, HTTP2Error> {
+        var headers = stream.headers
+        var body = stream.body
+        if headers["content-encoding"]?.lowercased() == "gzip" {
+            do {
+                body = try Gzip.decompress(body, maxBytes: stream.maxResponseBytes)
+            } catch {
+                return .failure(error)
+            }
+            headers.remove("content-encoding")
+        }
+        return .success(HTTPResponse(status: stream.status ?? 0, headers: headers, body: body))
+    }
+}
+
+/// One request stream on a client connection.
+final class ClientStream {
+    let requestID: UInt64
+    let maxResponseBytes: Int
+    var requestBody: [UInt8]
+    var requestOffset = 0
+    var body: [UInt8] = []
+    var status: Int?
+    var headers = HTTPHeaders()
+    var tooLarge = false
+
+    init(requestID: UInt64, body: [UInt8], maxResponseBytes: Int) {
+        self.requestID = requestID
+        self.requestBody = body
+        self.maxResponseBytes = maxResponseBytes
+    }
+}
