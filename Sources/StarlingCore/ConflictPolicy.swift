@@ -31,9 +31,9 @@ public enum ConflictPolicy: Sendable, Hashable {
         case "manual": self = .manual(provisional: manualProvisional)
         case "reject": self = .reject
         default:
+            let expected = ConflictPolicy.names.joined(separator: ", ")
             throw CoreError(
-                code: .invalidPolicy,
-                message: "unknown conflict policy \"\(name)\"; expected one of \(ConflictPolicy.names.joined(separator: ", "))",
+                code: .invalidPolicy, message: "unknown conflict policy \"\(name)\"; expected one of \(expected)",
                 field: "policy")
         }
     }

@@ -82,10 +82,12 @@ public struct ConflictRecord: Sendable, Hashable {
     /// unless the record carries `"provisional":"lww"`.
     public init(json: JSONValue) throws(CoreError) {
         let reader = try JSONObjectReader(json, what: "a conflict", code: .invalidValue)
-        let current = try JSONObjectReader(try reader.value("current"), what: "current", code: .invalidValue, path: "current")
+        let current = try JSONObjectReader(
+            try reader.value("current"), what: "current", code: .invalidValue, path: "current")
         let incoming = try JSONObjectReader(
             try reader.value("incoming"), what: "incoming", code: .invalidValue, path: "incoming")
-        let provisional = try reader.optionalString("provisional").flatMap(ConflictPolicy.ManualProvisional.init(rawValue:))
+        let provisional = try reader.optionalString("provisional").flatMap(
+            ConflictPolicy.ManualProvisional.init(rawValue:))
         let policy: ConflictPolicy
         do throws(CoreError) {
             policy = try ConflictPolicy(name: try reader.string("policy"), manualProvisional: provisional ?? .keepHead)

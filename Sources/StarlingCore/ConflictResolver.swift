@@ -35,7 +35,8 @@ public enum ConflictResolver {
         case .priority:
             let incomingPriority = priorities[change.region]
             let currentPriority = priorities[head.origin]
-            incomingWins = incomingPriority != currentPriority
+            incomingWins =
+                incomingPriority != currentPriority
                 ? incomingPriority > currentPriority
                 : lwwPrefersIncoming(change: change, head: head, priorities: priorities)
         case .reject:

@@ -9,7 +9,8 @@ struct JSONObjectReader {
     /// Fails unless `value` is an object; `what` names the value in the message (`"a change"`).
     init(_ value: JSONValue, what: String, code: CoreError.Code, path: String = "") throws(CoreError) {
         guard case .object(let object) = value else {
-            throw CoreError(code: code, message: "expected \(what) to be a JSON object", field: path.isEmpty ? nil : path)
+            throw CoreError(
+                code: code, message: "expected \(what) to be a JSON object", field: path.isEmpty ? nil : path)
         }
         self.object = object
         self.code = code

@@ -21,7 +21,8 @@ struct JSONReader {
             found = "end of input"
         } else {
             let byte = bytes[at]
-            found = byte >= 0x20 && byte < 0x7F
+            found =
+                byte >= 0x20 && byte < 0x7F
                 ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16, uppercase: true))"
         }
         return CoreError(code: .malformedJSON, message: "\(expected) at byte \(at), found \(found)", offset: at)

@@ -75,7 +75,8 @@ public struct Verdict: Sendable, Hashable {
                         seq: try winner.nonNegativeInt64("seq"), origin: try winner.string("origin"),
                         row: try winner.optionalObject("row"))))
         case let other:
-            throw reader.failure("status", "\"status\" must be \"accepted\", \"merged\" or \"rejected\", not \"\(other)\"")
+            throw reader.failure(
+                "status", "\"status\" must be \"accepted\", \"merged\" or \"rejected\", not \"\(other)\"")
         }
     }
 

@@ -36,10 +36,12 @@ struct ChangeTests {
 
     // Proves base and hlc also arrive as decimal strings (lossless bigint form) and null images are absent.
     @Test func acceptsStringIntegersAndNullImages() throws {
-        let change = try Change(json: JSONValue(parsing: #"""
-            {"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":"a"},"before":null,
-             "after":{"k":"a"},"base":"0","hlc":"9007199254740993"}
-            """#))
+        let change = try Change(
+            json: JSONValue(
+                parsing: #"""
+                    {"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":"a"},"before":null,
+                     "after":{"k":"a"},"base":"0","hlc":"9007199254740993"}
+                    """#))
         #expect(change.before == nil)
         #expect(change.hlc == 9_007_199_254_740_993)
         #expect(change.json["before"] == nil)
@@ -48,32 +50,107 @@ struct ChangeTests {
     static let invalid: [(String, String, CoreError.Code)] = [
         // (mutation applied to a valid insert as JSON text, expected field, code)
         (#"[1]"#, "", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0}"#, "hlc", .invalidChange),
-        (#"{"id":"r1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id", .invalidChange),
-        (#"{"id":":1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id", .invalidChange),
-        (#"{"id":"r:x","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id", .invalidChange),
-        (#"{"id":"r:-1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id", .invalidChange),
-        (#"{"id":"r:1","tx":"","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "tx", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":7,"op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "table", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"upsert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "op", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{},"after":{"k":1},"base":0,"hlc":1}"#, "key", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":[1],"after":{"k":1},"base":0,"hlc":1}"#, "key", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":null},"after":{"k":null},"base":0,"hlc":1}"#, "key.k", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":{}},"after":{"k":{}},"base":0,"hlc":1}"#, "key.k", .invalidChange),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0}"#, "hlc",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id",
+            .invalidChange
+        ),
+        (
+            #"{"id":":1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:x","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:-1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "id",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "tx",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":7,"op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "table",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"upsert","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "op",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{},"after":{"k":1},"base":0,"hlc":1}"#, "key",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":[1],"after":{"k":1},"base":0,"hlc":1}"#, "key",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":null},"after":{"k":null},"base":0,"hlc":1}"#,
+            "key.k", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":{}},"after":{"k":{}},"base":0,"hlc":1}"#,
+            "key.k", .invalidChange
+        ),
         (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"base":0,"hlc":1}"#, "after", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"before":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "before", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"update","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "before", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"update","key":{"k":1},"before":{"k":1},"base":0,"hlc":1}"#, "after", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"delete","key":{"k":1},"before":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#, "after", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"delete","key":{"k":1},"base":0,"hlc":1}"#, "before", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":2},"base":0,"hlc":1}"#, "after.k", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"j":1},"base":0,"hlc":1}"#, "after.k", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"update","key":{"k":1},"before":{"k":1},"after":{"k":2},"base":0,"hlc":1}"#, "after.k", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":"1"},"base":0,"hlc":1}"#, "after.k", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":-1,"hlc":1}"#, "base", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":1.5,"hlc":1}"#, "base", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":-5}"#, "hlc", .invalidChange),
-        (#"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":7,"base":0,"hlc":1}"#, "after", .invalidChange),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"before":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#,
+            "before", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"update","key":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#,
+            "before", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"update","key":{"k":1},"before":{"k":1},"base":0,"hlc":1}"#,
+            "after", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"delete","key":{"k":1},"before":{"k":1},"after":{"k":1},"base":0,"hlc":1}"#,
+            "after", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"delete","key":{"k":1},"base":0,"hlc":1}"#, "before",
+            .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":2},"base":0,"hlc":1}"#,
+            "after.k", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"j":1},"base":0,"hlc":1}"#,
+            "after.k", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"update","key":{"k":1},"before":{"k":1},"after":{"k":2},"base":0,"hlc":1}"#,
+            "after.k", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":"1"},"base":0,"hlc":1}"#,
+            "after.k", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":-1,"hlc":1}"#,
+            "base", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":1.5,"hlc":1}"#,
+            "base", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":{"k":1},"base":0,"hlc":-5}"#,
+            "hlc", .invalidChange
+        ),
+        (
+            #"{"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"k":1},"after":7,"base":0,"hlc":1}"#, "after",
+            .invalidChange
+        ),
     ]
 
     // Proves each broken rule is refused with `.invalidChange` naming the offending field.
@@ -100,10 +177,11 @@ struct ChangeTests {
 
     // Proves the key must name exactly the table's key columns, in any order.
     @Test func keyColumns() throws {
-        let value = try JSONValue(parsing: #"""
-            {"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"a":1,"b":"x"},"after":{"a":1,"b":"x","c":null},
-             "base":0,"hlc":1}
-            """#)
+        let value = try JSONValue(
+            parsing: #"""
+                {"id":"r:1","tx":"r:1","table":"t","op":"insert","key":{"a":1,"b":"x"},"after":{"a":1,"b":"x","c":null},
+                 "base":0,"hlc":1}
+                """#)
         #expect(throws: Never.self) { try Change(json: value, keyColumns: ["b", "a"]) }
         for columns in [["a"], ["a", "b", "c"], ["a", "c"], []] {
             #expect { try Change(json: value, keyColumns: columns) } throws: {

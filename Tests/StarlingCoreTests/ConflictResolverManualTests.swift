@@ -21,9 +21,11 @@ struct ConflictResolverManualTests {
     func resolves(pick: ManualPick, row: JSONObject?, op: ChangeOperation, winner: ConflictRecord.Winner) throws {
         let resolution = try ConflictResolver.resolveManually(
             record: Self.record, head: Self.head, pick: pick, seq: 30, hlc: 900)
-        #expect(resolution.entry == LogEntry(
-            seq: 30, origin: "hub", id: "hub:30", tx: "hub:30", table: "public.items", op: op, key: ["id": 1],
-            row: row, hlc: 900, kind: .resolution, rewritten: true))
+        #expect(
+            resolution.entry
+                == LogEntry(
+                    seq: 30, origin: "hub", id: "hub:30", tx: "hub:30", table: "public.items", op: op, key: ["id": 1],
+                    row: row, hlc: 900, kind: .resolution, rewritten: true))
         #expect(resolution.head == Head(seq: 30, origin: "hub", hlc: 900, image: row, prevForeignSeq: 25, op: op))
         #expect(resolution.record.status == .resolved)
         #expect(resolution.record.winner == winner)
@@ -46,7 +48,8 @@ struct ConflictResolverManualTests {
     @Test func refusals() throws {
         for row: JSONObject in [["v": "no key"], ["id": 2, "v": "other key"], ["id": "1"]] {
             #expect {
-                try ConflictResolver.resolveManually(record: Self.record, head: Self.head, pick: .row(row), seq: 30, hlc: 1)
+                try ConflictResolver.resolveManually(
+                    record: Self.record, head: Self.head, pick: .row(row), seq: 30, hlc: 1)
             } throws: { ($0 as? CoreError)?.code == .invalidResolution && ($0 as? CoreError)?.field == "row.id" }
         }
         var resolved = Self.record

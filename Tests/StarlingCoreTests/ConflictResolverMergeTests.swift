@@ -15,25 +15,39 @@ struct ConflictResolverMergeTests {
     }
 
     static let cases: [Case] = [
-        Case(name: "only incoming changed a column", before: ["id": 1, "a": 1, "b": 1], after: ["id": 1, "a": 2, "b": 1],
-             head: ["id": 1, "a": 1, "b": 1], hlc: 50, merged: ["id": 1, "a": 2, "b": 1]),
-        Case(name: "disjoint columns combine", before: ["id": 1, "a": 1, "b": 1], after: ["id": 1, "a": 2, "b": 1],
-             head: ["id": 1, "a": 1, "b": 9], hlc: 50, merged: ["id": 1, "a": 2, "b": 9]),
-        Case(name: "both changed, incoming newer wins the column", before: ["id": 1, "a": 1, "b": 1],
-             after: ["id": 1, "a": 2, "b": 1], head: ["id": 1, "a": 3, "b": 7], hlc: 150, merged: ["id": 1, "a": 2, "b": 7]),
-        Case(name: "both changed, head newer keeps the column", before: ["id": 1, "a": 1, "b": 1],
-             after: ["id": 1, "a": 2, "b": 2], head: ["id": 1, "a": 3, "b": 1], hlc: 50, merged: ["id": 1, "a": 3, "b": 2]),
-        Case(name: "both changed to the same value", before: ["id": 1, "a": 1], after: ["id": 1, "a": 5],
-             head: ["id": 1, "a": 5], hlc: 50, merged: ["id": 1, "a": 5]),
-        Case(name: "incoming changed nothing: merged equals the head", before: ["id": 1, "a": 1], after: ["id": 1, "a": 1],
-             head: ["id": 1, "a": 4], hlc: 150, merged: ["id": 1, "a": 4]),
-        Case(name: "a column the head lacks is added", before: ["id": 1], after: ["id": 1, "c": "new"],
-             head: ["id": 1, "a": 1], hlc: 50, merged: ["id": 1, "a": 1, "c": "new"]),
-        Case(name: "setting a column to null counts as a change", before: ["id": 1, "a": 1], after: ["id": 1, "a": nil],
-             head: ["id": 1, "a": 1, "b": 2], hlc: 50, merged: ["id": 1, "a": nil, "b": 2]),
-        Case(name: "numbers compare by text, losslessly", before: ["id": 1, "n": .number("1.0")],
-             after: ["id": 1, "n": .number("12345678901234567890.000000001")], head: ["id": 1, "n": .number("1.0"), "m": 3],
-             hlc: 50, merged: ["id": 1, "n": .number("12345678901234567890.000000001"), "m": 3]),
+        Case(
+            name: "only incoming changed a column", before: ["id": 1, "a": 1, "b": 1],
+            after: ["id": 1, "a": 2, "b": 1],
+            head: ["id": 1, "a": 1, "b": 1], hlc: 50, merged: ["id": 1, "a": 2, "b": 1]),
+        Case(
+            name: "disjoint columns combine", before: ["id": 1, "a": 1, "b": 1], after: ["id": 1, "a": 2, "b": 1],
+            head: ["id": 1, "a": 1, "b": 9], hlc: 50, merged: ["id": 1, "a": 2, "b": 9]),
+        Case(
+            name: "both changed, incoming newer wins the column", before: ["id": 1, "a": 1, "b": 1],
+            after: ["id": 1, "a": 2, "b": 1], head: ["id": 1, "a": 3, "b": 7], hlc: 150,
+            merged: ["id": 1, "a": 2, "b": 7]),
+        Case(
+            name: "both changed, head newer keeps the column", before: ["id": 1, "a": 1, "b": 1],
+            after: ["id": 1, "a": 2, "b": 2], head: ["id": 1, "a": 3, "b": 1], hlc: 50,
+            merged: ["id": 1, "a": 3, "b": 2]),
+        Case(
+            name: "both changed to the same value", before: ["id": 1, "a": 1], after: ["id": 1, "a": 5],
+            head: ["id": 1, "a": 5], hlc: 50, merged: ["id": 1, "a": 5]),
+        Case(
+            name: "incoming changed nothing: merged equals the head", before: ["id": 1, "a": 1],
+            after: ["id": 1, "a": 1],
+            head: ["id": 1, "a": 4], hlc: 150, merged: ["id": 1, "a": 4]),
+        Case(
+            name: "a column the head lacks is added", before: ["id": 1], after: ["id": 1, "c": "new"],
+            head: ["id": 1, "a": 1], hlc: 50, merged: ["id": 1, "a": 1, "c": "new"]),
+        Case(
+            name: "setting a column to null counts as a change", before: ["id": 1, "a": 1], after: ["id": 1, "a": nil],
+            head: ["id": 1, "a": 1, "b": 2], hlc: 50, merged: ["id": 1, "a": nil, "b": 2]),
+        Case(
+            name: "numbers compare by text, losslessly", before: ["id": 1, "n": .number("1.0")],
+            after: ["id": 1, "n": .number("12345678901234567890.000000001")],
+            head: ["id": 1, "n": .number("1.0"), "m": 3],
+            hlc: 50, merged: ["id": 1, "n": .number("12345678901234567890.000000001"), "m": 3]),
     ]
 
     // Proves each column comes from the side the merge rule says, and the outcome is always `merge`.
@@ -76,7 +90,8 @@ struct ConflictResolverMergeTests {
     // Proves merges without two live rows fall back to whole-row lww and are not rewritten.
     @Test(arguments: degenerate)
     func degenerateMergeFallsBackToLWW(op: ChangeOperation, isTombstone: Bool, hlc: Int64, incomingWins: Bool) throws {
-        let head = Head(seq: 10, origin: "us", hlc: 100, image: isTombstone ? nil : ["id": 1, "a": 1], prevForeignSeq: 0)
+        let head = Head(
+            seq: 10, origin: "us", hlc: 100, image: isTombstone ? nil : ["id": 1, "a": 1], prevForeignSeq: 0)
         let change = try Change(
             id: "eu:3", tx: "eu:3", table: "t", op: op, key: ["id": 1],
             before: op == .insert ? nil : ["id": 1, "a": 0], after: op == .delete ? nil : ["id": 1, "a": 2],
@@ -84,7 +99,9 @@ struct ConflictResolverMergeTests {
         let decision = ConflictResolver.decide(change: change, head: head, policy: .merge, priorities: [:])
         #expect(decision.isConflict)
         if incomingWins {
-            #expect(decision.outcome == .accept(row: change.after, isTombstone: op == .delete, kind: .change, rewritten: false))
+            #expect(
+                decision.outcome
+                    == .accept(row: change.after, isTombstone: op == .delete, kind: .change, rewritten: false))
             #expect(decision.conflict?.winner == .incoming)
         } else {
             #expect(decision.outcome == .reject)

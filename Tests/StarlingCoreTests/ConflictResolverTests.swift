@@ -62,12 +62,13 @@ struct ConflictResolverTests {
 
     static func change(for scenario: Scenario) throws -> Change {
         let hlc = headHLC + (scenario.hlc == .less ? -1 : scenario.hlc == .equal ? 0 : 1)
-        let base: Int64 = switch scenario.race {
-        case .seenForeign: headSeq
-        case .selfRace: 45
-        case .selfAtBoundary: headPrevForeign
-        case .selfStale, .foreign: 30
-        }
+        let base: Int64 =
+            switch scenario.race {
+            case .seenForeign: headSeq
+            case .selfRace: 45
+            case .selfAtBoundary: headPrevForeign
+            case .selfStale, .foreign: 30
+            }
         let before: JSONObject = ["id": 1, "a": "a0", "b": "x"]
         let after: JSONObject = ["id": 1, "a": "a0", "b": "y"]
         return try Change(
@@ -81,8 +82,9 @@ struct ConflictResolverTests {
         switch scenario.head {
         case .none: return nil
         case .live:
-            return Head(seq: headSeq, origin: origin, hlc: headHLC, image: headImage, prevForeignSeq: headPrevForeign,
-                        op: .update)
+            return Head(
+                seq: headSeq, origin: origin, hlc: headHLC, image: headImage, prevForeignSeq: headPrevForeign,
+                op: .update)
         case .tombstone:
             return Head(seq: headSeq, origin: origin, hlc: headHLC, image: nil, prevForeignSeq: headPrevForeign)
         }
@@ -111,27 +113,31 @@ struct ConflictResolverTests {
         }
 
         // The rules of DESIGN.md step 3, spelled out.
-        let lwwIncoming: Bool = switch (scenario.hlc, scenario.priority) {
-        case (.greater, _): true
-        case (.less, _): false
-        case (.equal, .greater): true
-        case (.equal, .less): false
-        case (.equal, .equal): scenario.race == .foreign  // eu-west < us-east; same region keeps the head
-        }
+        let lwwIncoming: Bool =
+            switch (scenario.hlc, scenario.priority) {
+            case (.greater, _): true
+            case (.less, _): false
+            case (.equal, .greater): true
+            case (.equal, .less): false
+            case (.equal, .equal): scenario.race == .foreign  // eu-west < us-east; same region keeps the head
+            }
         let isMerge = policy == .merge && scenario.op == .update && scenario.head == .live
-        let incomingWins: Bool = switch policy {
-        case .lww, .merge, .manual(provisional: .lww): lwwIncoming
-        case .priority: scenario.priority == .equal ? lwwIncoming : scenario.priority == .greater
-        case .reject, .manual(provisional: .keepHead): false
-        }
+        let incomingWins: Bool =
+            switch policy {
+            case .lww, .merge, .manual(provisional: .lww): lwwIncoming
+            case .priority: scenario.priority == .equal ? lwwIncoming : scenario.priority == .greater
+            case .reject, .manual(provisional: .keepHead): false
+            }
         let record = try #require(decision.conflict)
         #expect(record.status == (policy.name == "manual" ? .open : .auto))
         #expect(record.policy == policy)
         #expect(record.winner == (isMerge || incomingWins ? .incoming : .current))
         #expect(record.table == "public.items" && record.key == ["id": 1])
         #expect(record.current == .init(seq: head.seq, origin: head.origin, op: head.op, row: head.image))
-        #expect(record.incoming == .init(
-            id: change.id, origin: Self.incomingRegion, op: change.op, base: change.base, row: change.after))
+        #expect(
+            record.incoming
+                == .init(
+                    id: change.id, origin: Self.incomingRegion, op: change.op, base: change.base, row: change.after))
 
         if isMerge {
             try expectMerged(decision, change: change, head: head, row: ["id": 1, "a": "h", "b": "y"])
@@ -141,36 +147,48 @@ struct ConflictResolverTests {
             #expect(decision.outcome == .reject)
             #expect(decision.newHead(seq: 100) == nil)
             #expect(decision.logEntry(seq: 100) == nil)
-            #expect(decision.verdict(seq: nil, conflictID: 9) == Verdict(
-                id: change.id, outcome: .rejected(conflict: 9, winner: .init(seq: 50, origin: head.origin, row: head.image))))
+            #expect(
+                decision.verdict(seq: nil, conflictID: 9)
+                    == Verdict(
+                        id: change.id,
+                        outcome: .rejected(conflict: 9, winner: .init(seq: 50, origin: head.origin, row: head.image))))
         }
     }
 
     private func expectAccepted(_ decision: Decision, change: Change, head: Head?) throws {
-        #expect(decision.outcome == .accept(
-            row: change.after, isTombstone: change.op == .delete, kind: .change, rewritten: false))
+        #expect(
+            decision.outcome
+                == .accept(
+                    row: change.after, isTombstone: change.op == .delete, kind: .change, rewritten: false))
         let newHead = try #require(decision.newHead(seq: 100))
         #expect(newHead.seq == 100 && newHead.origin == change.region && newHead.hlc == change.hlc)
         #expect(newHead.image == change.after && newHead.isTombstone == (change.op == .delete))
         #expect(newHead.op == change.op)
         let expectedPrevForeign: Int64 = head.map { $0.origin != change.region ? $0.seq : $0.prevForeignSeq } ?? 0
         #expect(newHead.prevForeignSeq == expectedPrevForeign)
-        #expect(decision.logEntry(seq: 100) == LogEntry(
-            seq: 100, origin: change.region, id: change.id, tx: change.tx, table: change.table, op: change.op,
-            key: change.key, row: change.after, hlc: change.hlc, kind: .change, rewritten: false))
+        #expect(
+            decision.logEntry(seq: 100)
+                == LogEntry(
+                    seq: 100, origin: change.region, id: change.id, tx: change.tx, table: change.table, op: change.op,
+                    key: change.key, row: change.after, hlc: change.hlc, kind: .change, rewritten: false))
         #expect(decision.verdict(seq: 100, conflictID: nil) == Verdict(id: change.id, outcome: .accepted(seq: 100)))
     }
 
     private func expectMerged(_ decision: Decision, change: Change, head: Head, row: JSONObject) throws {
         #expect(decision.outcome == .merge(row: row))
         let hlc = max(change.hlc, head.hlc)
-        #expect(decision.newHead(seq: 100) == Head(
-            seq: 100, origin: change.region, hlc: hlc, image: row,
-            prevForeignSeq: head.origin != change.region ? head.seq : head.prevForeignSeq, op: .update))
-        #expect(decision.logEntry(seq: 100) == LogEntry(
-            seq: 100, origin: change.region, id: change.id, tx: change.tx, table: change.table, op: .update,
-            key: change.key, row: row, hlc: hlc, kind: .merge, rewritten: true))
-        #expect(decision.verdict(seq: 100, conflictID: 3) == Verdict(id: change.id, outcome: .merged(seq: 100, row: row)))
+        #expect(
+            decision.newHead(seq: 100)
+                == Head(
+                    seq: 100, origin: change.region, hlc: hlc, image: row,
+                    prevForeignSeq: head.origin != change.region ? head.seq : head.prevForeignSeq, op: .update))
+        #expect(
+            decision.logEntry(seq: 100)
+                == LogEntry(
+                    seq: 100, origin: change.region, id: change.id, tx: change.tx, table: change.table, op: .update,
+                    key: change.key, row: row, hlc: hlc, kind: .merge, rewritten: true))
+        #expect(
+            decision.verdict(seq: 100, conflictID: 3) == Verdict(id: change.id, outcome: .merged(seq: 100, row: row)))
     }
 
     // Proves the table covers what the brief asks (guards against the generator silently shrinking).
@@ -224,8 +242,10 @@ struct ConflictResolverTests {
         for scenario in Self.scenarios {
             let change = try Self.change(for: scenario)
             let head = Self.head(for: scenario)
-            let one = ConflictResolver.decide(change: change, head: head, policy: policy, priorities: Self.priorities(for: scenario))
-            let two = ConflictResolver.decide(change: change, head: head, policy: policy, priorities: Self.priorities(for: scenario))
+            let one = ConflictResolver.decide(
+                change: change, head: head, policy: policy, priorities: Self.priorities(for: scenario))
+            let two = ConflictResolver.decide(
+                change: change, head: head, policy: policy, priorities: Self.priorities(for: scenario))
             #expect(one == two)
         }
     }

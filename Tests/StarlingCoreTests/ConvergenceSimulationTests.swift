@@ -24,15 +24,20 @@ struct ConvergenceSimulationTests {
         var generator = SplitMix64(seed: 7)
         for _ in 0..<300 {
             let streams = try Self.regions.map { region in try concurrentStream(region: region, using: &generator) }
-            let winner = try #require(streams.flatMap { $0 }.max { Self.rank($0, policy: policy) < Self.rank($1, policy: policy) })
+            let winner = try #require(
+                streams.flatMap { $0 }.max { Self.rank($0, policy: policy) < Self.rank($1, policy: policy) })
             var cursors = [0, 0, 0]
             var head: Head?
             var seq: Int64 = 0
             while let next = (0..<3).filter({ cursors[$0] < streams[$0].count }).randomElement(using: &generator) {
                 let change = streams[next][cursors[next]]
                 cursors[next] += 1
-                let decision = ConflictResolver.decide(change: change, head: head, policy: policy, priorities: Self.priorities)
-                #expect(decision == ConflictResolver.decide(change: change, head: head, policy: policy, priorities: Self.priorities))
+                let decision = ConflictResolver.decide(
+                    change: change, head: head, policy: policy, priorities: Self.priorities)
+                #expect(
+                    decision
+                        == ConflictResolver.decide(
+                            change: change, head: head, policy: policy, priorities: Self.priorities))
                 #expect(decision.appendsEntry || decision.conflict != nil, "a change vanished")
                 if decision.appendsEntry {
                     seq += 1

@@ -130,7 +130,8 @@ struct JSONParserTests {
         #expect {
             try parser.parse(deep)
         } throws: { ($0 as? CoreError)?.code == .limitExceeded }
-        let deepObject = String(repeating: "{\"a\":", count: maxDepth + 1) + "1" + String(repeating: "}", count: maxDepth + 1)
+        let deepObject =
+            String(repeating: "{\"a\":", count: maxDepth + 1) + "1" + String(repeating: "}", count: maxDepth + 1)
         #expect {
             try parser.parse(deepObject)
         } throws: { ($0 as? CoreError)?.code == .limitExceeded }
@@ -170,8 +171,9 @@ struct JSONParserTests {
 
     // Proves the accessors read members, elements and integers (numbers or decimal strings) strictly.
     @Test func accessors() throws {
-        let value = try JSONValue(parsing: #"{"a":[1,"2"],"big":"9223372036854775807","neg":-9223372036854775808,"#
-            + #""over":9223372036854775808,"frac":1.5,"lead":"01","s":"x","b":true,"n":null}"#)
+        let value = try JSONValue(
+            parsing: #"{"a":[1,"2"],"big":"9223372036854775807","neg":-9223372036854775808,"#
+                + #""over":9223372036854775808,"frac":1.5,"lead":"01","s":"x","b":true,"n":null}"#)
         #expect(value["a"]?[0]?.int64Value == 1)
         #expect(value["a"]?[1]?.int64Value == 2)
         #expect(value["a"]?[2] == nil)

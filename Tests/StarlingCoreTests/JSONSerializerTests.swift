@@ -22,8 +22,10 @@ struct JSONSerializerTests {
     }
 
     // Proves numbers beyond Double precision survive parse → serialize → parse byte for byte.
-    @Test(arguments: ["12345678901234567890.000000001", "9007199254740993", "-0.000000000000000000001",
-                      "1e400", "123456789012345678901234567890", "-0"])
+    @Test(arguments: [
+        "12345678901234567890.000000001", "9007199254740993", "-0.000000000000000000001",
+        "1e400", "123456789012345678901234567890", "-0",
+    ])
     func numbersAreLossless(text: String) throws {
         let value = try JSONValue(parsing: "[\(text)]")
         #expect(value.canonicalText == "[\(text)]")

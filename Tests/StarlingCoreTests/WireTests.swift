@@ -5,14 +5,16 @@ import Testing
 struct WireTests {
     static let entry = LogEntry(
         seq: 9_007_199_254_740_993, origin: "eu-west", id: "eu-west:1842", tx: "eu-west:90211", table: "public.items",
-        op: .update, key: ["id": 42], row: ["id": 42, "note": "a\"b\n", "n": .number("1.50")], hlc: 1_764_000_000_123_456,
+        op: .update, key: ["id": 42], row: ["id": 42, "note": "a\"b\n", "n": .number("1.50")],
+        hlc: 1_764_000_000_123_456,
         kind: .merge, rewritten: true)
 
     // Proves the log entry's exact canonical JSON.
     @Test func logEntryGolden() {
-        #expect(Self.entry.json.canonicalText == #"""
-            {"hlc":1764000000123456,"id":"eu-west:1842","key":{"id":42},"kind":"merge","op":"update","origin":"eu-west","rewritten":true,"row":{"id":42,"n":1.50,"note":"a\"b\n"},"seq":9007199254740993,"table":"public.items","tx":"eu-west:90211"}
-            """#)
+        #expect(
+            Self.entry.json.canonicalText == #"""
+                {"hlc":1764000000123456,"id":"eu-west:1842","key":{"id":42},"kind":"merge","op":"update","origin":"eu-west","rewritten":true,"row":{"id":42,"n":1.50,"note":"a\"b\n"},"seq":9007199254740993,"table":"public.items","tx":"eu-west:90211"}
+                """#)
     }
 
     static let entries: [LogEntry] = {
@@ -38,12 +40,18 @@ struct WireTests {
 
     static let verdicts: [(Verdict, String)] = [
         (Verdict(id: "r:1", outcome: .accepted(seq: 7)), #"{"id":"r:1","seq":7,"status":"accepted"}"#),
-        (Verdict(id: "r:2", outcome: .merged(seq: 8, row: ["id": 1, "b": "y"])),
-         #"{"id":"r:2","row":{"b":"y","id":1},"seq":8,"status":"merged"}"#),
-        (Verdict(id: "r:3", outcome: .rejected(conflict: 5, winner: .init(seq: 6, origin: "us", row: ["id": 1]))),
-         #"{"conflict":5,"id":"r:3","status":"rejected","winner":{"origin":"us","row":{"id":1},"seq":6}}"#),
-        (Verdict(id: "r:4", outcome: .rejected(conflict: 5, winner: .init(seq: 6, origin: "us", row: nil))),
-         #"{"conflict":5,"id":"r:4","status":"rejected","winner":{"origin":"us","row":null,"seq":6}}"#),
+        (
+            Verdict(id: "r:2", outcome: .merged(seq: 8, row: ["id": 1, "b": "y"])),
+            #"{"id":"r:2","row":{"b":"y","id":1},"seq":8,"status":"merged"}"#
+        ),
+        (
+            Verdict(id: "r:3", outcome: .rejected(conflict: 5, winner: .init(seq: 6, origin: "us", row: ["id": 1]))),
+            #"{"conflict":5,"id":"r:3","status":"rejected","winner":{"origin":"us","row":{"id":1},"seq":6}}"#
+        ),
+        (
+            Verdict(id: "r:4", outcome: .rejected(conflict: 5, winner: .init(seq: 6, origin: "us", row: nil))),
+            #"{"conflict":5,"id":"r:4","status":"rejected","winner":{"origin":"us","row":null,"seq":6}}"#
+        ),
     ]
 
     // Proves each verdict's exact JSON (DESIGN.md push verdicts), the writer's agreement, and decoding.
@@ -59,7 +67,8 @@ struct WireTests {
     // Proves a stored rejection re-sent for a retry names the current head as winner; others are unchanged.
     @Test func verdictWithCurrentWinner() {
         let head = Head(seq: 99, origin: "ap", hlc: 1, image: ["id": 1, "x": 2], prevForeignSeq: 0)
-        let rejected = Verdict(id: "r:3", outcome: .rejected(conflict: 5, winner: .init(seq: 6, origin: "us", row: nil)))
+        let rejected = Verdict(
+            id: "r:3", outcome: .rejected(conflict: 5, winner: .init(seq: 6, origin: "us", row: nil)))
         #expect(rejected.withCurrentWinner(head).outcome == .rejected(conflict: 5, winner: .init(head: head)))
         let accepted = Verdict(id: "r:1", outcome: .accepted(seq: 7))
         #expect(accepted.withCurrentWinner(head) == accepted)
@@ -67,8 +76,10 @@ struct WireTests {
 
     // Proves verdict decoding names the bad field.
     @Test func verdictDecodingErrors() throws {
-        for (text, field) in [(#"{"id":"a","status":"nope"}"#, "status"), (#"{"id":"a","status":"accepted"}"#, "seq"),
-                              (#"{"id":"a","status":"rejected","conflict":1,"winner":{"seq":1}}"#, "winner.origin")] {
+        for (text, field) in [
+            (#"{"id":"a","status":"nope"}"#, "status"), (#"{"id":"a","status":"accepted"}"#, "seq"),
+            (#"{"id":"a","status":"rejected","conflict":1,"winner":{"seq":1}}"#, "winner.origin"),
+        ] {
             #expect { try Verdict(json: JSONValue(parsing: text)) } throws: { ($0 as? CoreError)?.field == field }
         }
     }
