@@ -1,0 +1,177 @@
+/// A captured change, pushed by a region's agent to the hub (DESIGN.md "Data model on the wire").
+///
+/// A `Change` value is always valid: both initializers check that
+/// * `id` has the form `"<region>:<n>"` (region non-empty, `n` a decimal `Int64`); ``region`` is derived from it;
+/// * `op` agrees with the images: insert has `after` and no `before`, update has both, delete has `before` and
+///   no `after` (a JSON `null` image counts as absent);
+/// * `key` is a non-empty object of scalar, non-null values, each equal to the same column in every image
+///   present. An update therefore cannot change its key: capture must send a key change as delete + insert;
+/// * `base` and `hlc` are non-negative; `id`, `tx` and `table` are non-empty and at most
+///   ``maxIdentifierBytes`` long.
+///
+/// `init(json:requiredRegion:keyColumns:)` adds the hub's checks: the change's region is the pushing region's
+/// (`.forbiddenRegion` otherwise), and the key's columns are exactly the table's key columns.
+public struct Change: Sendable, Hashable {
+    /// Longest `id`, `tx`, `table` or key column name accepted, in UTF-8 bytes.
+    public static let maxIdentifierBytes = 256
+
+    /// Globally unique and stable across retries: `"<region>:<outbox id>"`.
+    public let id: String
+    /// The origin transaction, never split when applied elsewhere.
+    public let tx: String
+    /// Qualified table name, `"public.items"`.
+    public let table: String
+    public let op: ChangeOperation
+    /// Primary key columns and values.
+    public let key: JSONObject
+    /// The full row before the change (update and delete).
+    public let before: JSONObject?
+    /// The full row after the change (insert and update).
+    public let after: JSONObject?
+    /// Hub `seq` of the row version this write was made on; 0 when the region had never received one.
+    public let base: Int64
+    /// Hybrid logical clock of the write, microseconds (see ``HybridLogicalClock``).
+    public let hlc: Int64
+    /// The origin region, the part of `id` before its last `:`.
+    public let region: String
+
+    /// Builds and validates a change.
+    public init(
+        id: String, tx: String, table: String, op: ChangeOperation, key: JSONObject,
+        before: JSONObject?, after: JSONObject?, base: Int64, hlc: Int64
+    ) throws(CoreError) {
+        self.region = try Change.region(ofID: id)
+        self.id = id
+        self.tx = tx
+        self.table = table
+        self.op = op
+        self.key = key
+        self.before = before
+        self.after = after
+        self.base = base
+        self.hlc = hlc
+        try validate()
+    }
+
+    /// Decodes and validates a change; optionally checks it belongs to `requiredRegion` and that its key
+    /// columns are exactly `keyColumns` (in any order).
+    public init(json: JSONValue, requiredRegion: String? = nil, keyColumns: [String]? = nil) throws(CoreError) {
+        let reader = try JSONObjectReader(json, what: "a change", code: .invalidChange)
+        try self.init(
+            id: try reader.string("id", maxBytes: Change.maxIdentifierBytes),
+            tx: try reader.string("tx", maxBytes: Change.maxIdentifierBytes),
+            table: try reader.string("table", maxBytes: Change.maxIdentifierBytes),
+            op: try reader.enumeration("op", ChangeOperation.self),
+            key: try reader.object("key"),
+            before: try reader.optionalObject("before"),
+            after: try reader.optionalObject("after"),
+            base: try reader.int64("base"),
+            hlc: try reader.int64("hlc"))
+        if let requiredRegion { try check(region: requiredRegion) }
+        if let keyColumns { try check(keyColumns: keyColumns) }
+    }
+
+    /// The row image this change leaves: `after`, `nil` for a delete.
+    public var image: JSONObject? { after }
+
+    /// Fails with `.forbiddenRegion` unless the change's region is `expected`.
+    public func check(region expected: String) throws(CoreError) {
+        guard region == expected else {
+            throw CoreError(
+                code: .forbiddenRegion,
+                message: "change \(id) belongs to region \"\(region)\", but was pushed by region \"\(expected)\"",
+                field: "id")
+        }
+    }
+
+    /// Fails unless the key's columns are exactly `keyColumns`.
+    public func check(keyColumns: [String]) throws(CoreError) {
+        guard key.count == keyColumns.count, keyColumns.allSatisfy({ key[$0] != nil }) else {
+            let expected = keyColumns.joined(separator: ", ")
+            let actual = JSONSerializer.sortedNames(key).joined(separator: ", ")
+            throw CoreError(
+                code: .invalidChange,
+                message: "key columns (\(actual)) are not the key columns of \(table) (\(expected))", field: "key")
+        }
+    }
+
+    /// The wire form; `before`/`after` are present only when the op carries them.
+    public var json: JSONValue {
+        var object: JSONObject = [
+            "id": .string(id), "tx": .string(tx), "table": .string(table), "op": .string(op.rawValue),
+            "key": .object(key), "base": .integer(base), "hlc": .integer(hlc),
+        ]
+        if let before { object["before"] = .object(before) }
+        if let after { object["after"] = .object(after) }
+        return .object(object)
+    }
+}
+
+extension Change {
+    /// The region part of an id `"<region>:<n>"`.
+    static func region(ofID id: String) throws(CoreError) -> String {
+        guard id.utf8.count <= maxIdentifierBytes,
+            let colon = id.utf8.lastIndex(of: UInt8(ascii: ":")),
+            colon != id.utf8.startIndex,
+            let number = JSONValue.parseInt64(String(id[id.index(after: colon)...])), number >= 0
+        else {
+            throw CoreError(
+                code: .invalidChange, message: "id \"\(id)\" is not of the form \"<region>:<n>\"", field: "id")
+        }
+        return String(id[..<colon])
+    }
+
+    private func validate() throws(CoreError) {
+        try Change.checkIdentifier(tx, field: "tx")
+        try Change.checkIdentifier(table, field: "table")
+        guard base >= 0 else { throw Change.invalid("base must not be negative", field: "base") }
+        guard hlc >= 0 else { throw Change.invalid("hlc must not be negative", field: "hlc") }
+        switch op {
+        case .insert:
+            guard before == nil else { throw Change.invalid("an insert has no before image", field: "before") }
+            guard after != nil else { throw Change.invalid("an insert needs an after image", field: "after") }
+        case .update:
+            guard before != nil else { throw Change.invalid("an update needs a before image", field: "before") }
+            guard after != nil else { throw Change.invalid("an update needs an after image", field: "after") }
+        case .delete:
+            guard before != nil else { throw Change.invalid("a delete needs a before image", field: "before") }
+            guard after == nil else { throw Change.invalid("a delete has no after image", field: "after") }
+        }
+        try validateKey()
+    }
+
+    private func validateKey() throws(CoreError) {
+        guard !key.isEmpty else { throw Change.invalid("key must name at least one column", field: "key") }
+        for (column, value) in key {
+            try Change.checkIdentifier(column, field: "key")
+            switch value {
+            case .null, .array, .object:
+                throw Change.invalid("key column \"\(column)\" must be a non-null scalar", field: "key.\(column)")
+            case .bool, .number, .string:
+                break
+            }
+            for (name, image) in [("before", before), ("after", after)] {
+                guard let image else { continue }
+                guard let imageValue = image[column] else {
+                    throw Change.invalid("\(name) lacks key column \"\(column)\"", field: "\(name).\(column)")
+                }
+                guard imageValue == value else {
+                    throw Change.invalid(
+                        "\(name).\(column) differs from key.\(column) (key changes must be captured as "
+                            + "delete + insert)", field: "\(name).\(column)")
+                }
+            }
+        }
+    }
+
+    private static func checkIdentifier(_ text: String, field: String) throws(CoreError) {
+        guard !text.isEmpty else { throw invalid("\(field) must not be empty", field: field) }
+        guard text.utf8.count <= maxIdentifierBytes else {
+            throw invalid("\(field) is longer than \(maxIdentifierBytes) bytes", field: field)
+        }
+    }
+
+    private static func invalid(_ message: String, field: String) -> CoreError {
+        CoreError(code: .invalidChange, message: message, field: field)
+    }
+}

@@ -1,0 +1,188 @@
+/// The cursor behind ``JSONParser``: a recursive-descent reader over borrowed bytes.
+///
+/// Lives only for one `parse` call; `bytes` must outlive it (the parser guarantees this by scoping).
+struct JSONReader {
+    let bytes: UnsafeBufferPointer<UInt8>
+    let maxDepth: Int
+    var index = 0
+
+    init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
+        self.bytes = bytes
+        self.maxDepth = maxDepth
+    }
+
+    // MARK: Errors
+
+    /// A `.malformedJSON` error at the current offset, naming what was found there.
+    func error(_ expected: String, at offset: Int? = nil) -> CoreError {
+        let at = offset ?? index
+        let found: String
+        if at >= bytes.count {
+            found = "end of input"
+        } else {
+            let byte = bytes[at]
+            found =
+                byte >= 0x20 && byte < 0x7F
+                ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16, uppercase: true))"
+        }
+        return CoreError(code: .malformedJSON, message: "\(expected) at byte \(at), found \(found)", offset: at)
+    }
+
+    // MARK: Values
+
+    mutating func skipWhitespace() {
+        while index < bytes.count {
+            switch bytes[index] {
+            case 0x20, 0x0A, 0x0D, 0x09: index += 1
+            default: return
+            }
+        }
+    }
+
+    /// Reads one value starting at `index` (no leading whitespace). `depth` counts enclosing containers.
+    mutating func readValue(depth: Int) throws(CoreError) -> JSONValue {
+        guard index < bytes.count else { throw error("expected a value") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"): return try readObject(depth: depth + 1)
+        case UInt8(ascii: "["): return try readArray(depth: depth + 1)
+        case UInt8(ascii: "\""):
+            index += 1
+            return .string(try readStringBody())
+        case UInt8(ascii: "t"):
+            try expectLiteral("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expectLiteral("false")
+            return .bool(false)
+        case UInt8(ascii: "n"):
+            try expectLiteral("null")
+            return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            return .number(try readNumber())
+        default:
+            throw error("expected a value")
+        }
+    }
+
+    private mutating func expectLiteral(_ literal: StaticString) throws(CoreError) {
+        let start = index
+        let count = literal.utf8CodeUnitCount
+        for offset in 0..<count {
+            guard index < bytes.count, bytes[index] == literal.utf8Start[offset] else {
+                throw error("expected '\(literal)' (starting at byte \(start))")
+            }
+            index += 1
+        }
+    }
+
+    private mutating func enter(_ depth: Int) throws(CoreError) {
+        guard depth <= maxDepth else {
+            throw CoreError(
+                code: .limitExceeded, message: "JSON nesting deeper than the limit of \(maxDepth) at byte \(index)",
+                offset: index)
+        }
+    }
+
+    private mutating func readArray(depth: Int) throws(CoreError) -> JSONValue {
+        try enter(depth)
+        index += 1  // [
+        var elements: [JSONValue] = []
+        skipWhitespace()
+        if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
+            index += 1
+            return .array(elements)
+        }
+        while true {
+            skipWhitespace()
+            elements.append(try readValue(depth: depth))
+            skipWhitespace()
+            guard index < bytes.count else { throw error("expected ',' or ']' in array") }
+            switch bytes[index] {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "]"):
+                index += 1
+                return .array(elements)
+            default: throw error("expected ',' or ']' in array")
+            }
+        }
+    }
+
+    private mutating func readObject(depth: Int) throws(CoreError) -> JSONValue {
+        try enter(depth)
+        index += 1  // {
+        var members = JSONObject()
+        skipWhitespace()
+        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
+            index += 1
+            return .object(members)
+        }
+        while true {
+            skipWhitespace()
+            let keyOffset = index
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                throw error("expected '\"' to start a member name")
+            }
+            index += 1
+            let key = try readStringBody()
+            skipWhitespace()
+            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                throw error("expected ':' after member name")
+            }
+            index += 1
+            skipWhitespace()
+            let value = try readValue(depth: depth)
+            guard members.updateValue(value, forKey: key) == nil else {
+                throw CoreError(
+                    code: .malformedJSON, message: "duplicate member name \"\(key)\" at byte \(keyOffset)",
+                    offset: keyOffset)
+            }
+            skipWhitespace()
+            guard index < bytes.count else { throw error("expected ',' or '}' in object") }
+            switch bytes[index] {
+            case UInt8(ascii: ","): index += 1
+            case UInt8(ascii: "}"):
+                index += 1
+                return .object(members)
+            default: throw error("expected ',' or '}' in object")
+            }
+        }
+    }
+
+    // MARK: Numbers
+
+    /// Reads `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` and returns its exact text.
+    private mutating func readNumber() throws(CoreError) -> String {
+        let start = index
+        if bytes[index] == UInt8(ascii: "-") { index += 1 }
+        guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in number") }
+        if bytes[index] == UInt8(ascii: "0") {
+            index += 1
+            if index < bytes.count && isDigit(bytes[index]) {
+                throw error("expected '.', 'e' or the end of the number after a leading zero")
+            }
+        } else {
+            skipDigits()
+        }
+        if index < bytes.count && bytes[index] == UInt8(ascii: ".") {
+            index += 1
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit after '.'") }
+            skipDigits()
+        }
+        if index < bytes.count && (bytes[index] == UInt8(ascii: "e") || bytes[index] == UInt8(ascii: "E")) {
+            index += 1
+            if index < bytes.count && (bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-")) {
+                index += 1
+            }
+            guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in exponent") }
+            skipDigits()
+        }
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+    }
+
+    @inline(__always)
+    private func isDigit(_ byte: UInt8) -> Bool { byte &- UInt8(ascii: "0") < 10 }
+
+    private mutating func skipDigits() {
+        while index < bytes.count && isDigit(bytes[index]) { index += 1 }
+    }
+}

@@ -1,0 +1,91 @@
+/// One entry of the hub's ordered log, as agents pull it (DESIGN.md "Data model on the wire").
+///
+/// `row` is the full authoritative image after the entry, `nil` for a delete. `rewritten` is true when the
+/// hub changed the image the origin wrote (merge, resolution, …), so the origin must apply the entry too.
+public struct LogEntry: Sendable, Hashable {
+    /// Origin of entries the hub itself writes (resolutions, corrections, repairs). Region names must
+    /// differ from it; the hub's configuration refuses a region called `"hub"`.
+    public static let hubOrigin = "hub"
+
+    public var seq: Int64
+    public var origin: String
+    public var id: String
+    public var tx: String
+    public var table: String
+    public var op: ChangeOperation
+    public var key: JSONObject
+    public var row: JSONObject?
+    public var hlc: Int64
+    public var kind: LogEntryKind
+    public var rewritten: Bool
+
+    public init(
+        seq: Int64, origin: String, id: String, tx: String, table: String, op: ChangeOperation,
+        key: JSONObject, row: JSONObject?, hlc: Int64, kind: LogEntryKind, rewritten: Bool
+    ) {
+        self.seq = seq
+        self.origin = origin
+        self.id = id
+        self.tx = tx
+        self.table = table
+        self.op = op
+        self.key = key
+        self.row = row
+        self.hlc = hlc
+        self.kind = kind
+        self.rewritten = rewritten
+    }
+
+    /// Decodes an entry; `row` may be absent or null (delete).
+    public init(json: JSONValue) throws(CoreError) {
+        let reader = try JSONObjectReader(json, what: "a log entry", code: .invalidValue)
+        self.init(
+            seq: try reader.nonNegativeInt64("seq"),
+            origin: try reader.string("origin"),
+            id: try reader.string("id"),
+            tx: try reader.string("tx"),
+            table: try reader.string("table"),
+            op: try reader.enumeration("op", ChangeOperation.self),
+            key: try reader.object("key"),
+            row: try reader.optionalObject("row"),
+            hlc: try reader.int64("hlc"),
+            kind: try reader.enumeration("kind", LogEntryKind.self),
+            rewritten: try reader.bool("rewritten"))
+    }
+
+    /// The wire form; `row` is always present (`null` for a delete).
+    public var json: JSONValue {
+        .object([
+            "seq": .integer(seq), "origin": .string(origin), "id": .string(id), "tx": .string(tx),
+            "table": .string(table), "op": .string(op.rawValue), "key": .object(key),
+            "row": row.map(JSONValue.object) ?? .null, "hlc": .integer(hlc), "kind": .string(kind.rawValue),
+            "rewritten": .bool(rewritten),
+        ])
+    }
+
+    /// Appends exactly `json.serialized()` without building the intermediate value (the pull hot path).
+    public func write(to output: inout [UInt8]) {
+        // Members in canonical (byte-sorted) order: hlc id key kind op origin rewritten row seq table tx.
+        output.append(contentsOf: #"{"hlc":"#.utf8)
+        JSONSerializer.writeInt64(hlc, to: &output)
+        output.append(contentsOf: #","id":"#.utf8)
+        JSONSerializer.writeString(id, to: &output)
+        output.append(contentsOf: #","key":"#.utf8)
+        JSONSerializer.writeObject(key, to: &output)
+        output.append(contentsOf: #","kind":""#.utf8)
+        output.append(contentsOf: kind.rawValue.utf8)
+        output.append(contentsOf: #"","op":""#.utf8)
+        output.append(contentsOf: op.rawValue.utf8)
+        output.append(contentsOf: #"","origin":"#.utf8)
+        JSONSerializer.writeString(origin, to: &output)
+        output.append(contentsOf: rewritten ? #","rewritten":true,"row":"#.utf8 : #","rewritten":false,"row":"#.utf8)
+        if let row { JSONSerializer.writeObject(row, to: &output) } else { JSONSerializer.writeNull(to: &output) }
+        output.append(contentsOf: #","seq":"#.utf8)
+        JSONSerializer.writeInt64(seq, to: &output)
+        output.append(contentsOf: #","table":"#.utf8)
+        JSONSerializer.writeString(table, to: &output)
+        output.append(contentsOf: #","tx":"#.utf8)
+        JSONSerializer.writeString(tx, to: &output)
+        output.append(UInt8(ascii: "}"))
+    }
+}

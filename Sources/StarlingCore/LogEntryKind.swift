@@ -1,0 +1,13 @@
+/// Why a log entry exists.
+public enum LogEntryKind: String, Sendable, Hashable, CaseIterable {
+    /// A captured change accepted as pushed.
+    case change
+    /// A change merged column by column onto the head (`merge` policy); always rewritten.
+    case merge
+    /// An operator's resolution of a manual conflict; always rewritten.
+    case resolution
+    /// A correction the hub issues so regions converge (e.g. after a dead-lettered apply).
+    case correction
+    /// A reconciliation repair of a region that diverged from the heads.
+    case repair
+}
