@@ -1,2 +1,0 @@
-// StarlingTestSupport: module placeholder; real content lands with its issue.
-enum StarlingTestSupportModule {}
