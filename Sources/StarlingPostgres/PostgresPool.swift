@@ -14,7 +14,7 @@ public final class PostgresPool: Sendable {
     private let threads: PostgresThreads
 
     /// Starts `configuration.connectionCount` threads (connections open on first use).
-    public init(configuration: PostgresThreadConfiguration, logger: Logger) {
+    public init(configuration: PostgresThreadConfiguration, logger: Logger = PostgresLogging.disabled) {
         threads = PostgresThreads(configuration: configuration, logger: logger)
     }
 
@@ -54,7 +54,7 @@ public final class PostgresWorker: Sendable {
 
     /// Starts the thread (the connection opens on first use).
     public init(url: String, applicationName: String? = nil, maxQueuedJobs: Int = 1024,
-                threadName: String = "starling-pgw", logger: Logger) {
+                threadName: String = "starling-pgw", logger: Logger = PostgresLogging.disabled) {
         threads = PostgresThreads(
             configuration: PostgresThreadConfiguration(url: url, applicationName: applicationName, connectionCount: 1,
                                                        maxQueuedJobs: maxQueuedJobs, threadName: threadName),

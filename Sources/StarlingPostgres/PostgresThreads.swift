@@ -196,6 +196,12 @@ final class PostgresThreads: Sendable {
     }
 }
 
+/// Loggers of this module.
+public enum PostgresLogging {
+    /// A logger that discards everything: the default where a caller (tests, tools) passes none.
+    public static let disabled = Logger(label: "starling.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
 /// Logging metadata keys of this module.
 enum PostgresLogKey {
     static let thread = "db.thread"

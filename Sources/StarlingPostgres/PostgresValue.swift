@@ -147,3 +147,11 @@ extension PostgresValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral
     public init(booleanLiteral value: Bool) { self = .bool(value) }
     public init(floatLiteral value: Double) { self = .double(value) }
 }
+
+extension PostgresValue {
+    /// `.int64` from an `Int`.
+    public static func int(_ value: Int) -> PostgresValue { .int64(Int64(value)) }
+
+    /// `.text(value)`, or `.null` when `value` is nil.
+    public static func optionalText(_ value: String?) -> PostgresValue { value.map { .text($0) } ?? .null }
+}
