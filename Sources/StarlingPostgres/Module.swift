@@ -1,2 +1,0 @@
-// StarlingPostgres: module placeholder; real content lands with its issue.
-enum StarlingPostgresModule {}

@@ -1,0 +1,181 @@
+internal import CLibPQ
+
+/// One libpq connection (`PGconn`), used by one thread at a time.
+///
+/// Ownership: this object owns the `PGconn` and frees it with `PQfinish` in `close()` or, at the latest, in
+/// `deinit`. It is deliberately not Sendable: libpq calls block, so a connection lives on a dedicated thread
+/// (`PostgresPool`, `PostgresWorker`) and never on an event loop or Swift's cooperative pool.
+///
+/// Every statement is sent with `PQexecParams`: values travel as parameters and are never part of the SQL
+/// text. The only SQL text built from input is identifiers, always through `PostgresIdentifier`.
+public final class PostgresConnection {
+    /// The libpq connection; nil once closed.
+    var handle: OpaquePointer?
+
+    private init(handle: OpaquePointer) {
+        self.handle = handle
+    }
+
+    deinit {
+        if let handle { PQfinish(handle) }
+    }
+
+    /// Opens a connection from a `postgresql://` URL (or a `key=value` connection string).
+    ///
+    /// The client encoding is forced to UTF-8 and libpq's notices (which it would print to stderr) are dropped.
+    /// - Parameter applicationName: shown in `pg_stat_activity.application_name` when given.
+    public static func connect(url: String, applicationName: String? = nil) throws(PostgresError) -> PostgresConnection {
+        var keywords = ["dbname", "client_encoding"]
+        var values = [url, "UTF8"]
+        if let applicationName {
+            keywords.append("application_name")
+            values.append(applicationName)
+        }
+        let handle = withCStringArray(keywords) { keywordPointers in
+            withCStringArray(values) { valuePointers in
+                PQconnectdbParams(keywordPointers, valuePointers, 1)
+            }
+        }
+        guard let handle else {
+            throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
+        }
+        guard PQstatus(handle) == CONNECTION_OK else {
+            let message = trimmedMessage(PQerrorMessage(handle))
+            PQfinish(handle)
+            throw PostgresError(code: .connectionFailed, message: message, isConnectionLost: true)
+        }
+        starling_pq_silence_notices(handle)
+        return PostgresConnection(handle: handle)
+    }
+
+    /// Closes the connection now (`PQfinish`); later calls fail with `connectionFailed`. Idempotent.
+    public func close() {
+        if let handle { PQfinish(handle) }
+        handle = nil
+    }
+
+    /// True when the connection is closed or libpq reports it broken (`PQstatus` is bad): reconnect.
+    public var isConnectionLost: Bool {
+        guard let handle else { return true }
+        return PQstatus(handle) != CONNECTION_OK
+    }
+
+    /// True inside a transaction block (open or failed), as libpq last saw it.
+    public var isInTransaction: Bool {
+        guard let handle else { return false }
+        let status = PQtransactionStatus(handle)
+        return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
+    }
+
+    /// True when the connection is idle outside any transaction (nothing in progress, no COPY, no pipeline).
+    public var isIdle: Bool {
+        guard let handle else { return false }
+        return PQtransactionStatus(handle) == PQTRANS_IDLE && PQpipelineStatus(handle) == PQ_PIPELINE_OFF
+    }
+
+    /// True when the open transaction has failed and can only be rolled back.
+    public var isTransactionFailed: Bool {
+        guard let handle else { return false }
+        return PQtransactionStatus(handle) == PQTRANS_INERROR
+    }
+
+    /// The server process ID serving this connection (`PQbackendPID`).
+    public var backendPID: Int32 {
+        guard let handle else { return 0 }
+        return PQbackendPID(handle)
+    }
+
+    /// Runs one parameterized statement and returns its rows.
+    ///
+    /// - Parameters:
+    ///   - sql: the statement, with `$1`, `$2`… placeholders; constant text or quoted identifiers only.
+    ///   - params: the values, sent in text format (NULL as a real NULL), never spliced into `sql`.
+    ///   - name: a short name for errors and logs (the SQL text and values are never logged).
+    @discardableResult
+    public func query(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil) throws(PostgresError)
+        -> PostgresResult
+    {
+        let handle = try liveHandle(name: name)
+        let encoded = try EncodedParameters(params)
+        let result = encoded.withPointers { types, values, lengths, formats in
+            PQexecParams(handle, sql, Int32(params.count), types, values, lengths, formats, 0)
+        }
+        return try consume(result, name: name)
+    }
+
+    /// Runs one parameterized statement that returns no rows and gives the affected row count.
+    @discardableResult
+    public func execute(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil) throws(PostgresError)
+        -> Int
+    {
+        try query(sql, params, name: name).affectedRows
+    }
+
+    /// Runs SQL text with the simple query protocol, which allows several `;`-separated statements but no
+    /// parameters: only for trusted constant text (migrations, `BEGIN`, `LISTEN "quoted"`). Returns the last
+    /// statement's result.
+    @discardableResult
+    public func executeScript(_ sql: String, name: String? = nil) throws(PostgresError) -> PostgresResult {
+        let handle = try liveHandle(name: name)
+        return try consume(PQexec(handle, sql), name: name)
+    }
+
+    /// The open handle, or `connectionFailed` when closed.
+    func liveHandle(name: String?) throws(PostgresError) -> OpaquePointer {
+        guard let handle else {
+            throw PostgresError(code: .connectionFailed, message: "connection is closed", queryName: name,
+                                isConnectionLost: true)
+        }
+        return handle
+    }
+
+    /// Turns a `PGresult` into a `PostgresResult` or an error, clearing it on every path.
+    func consume(_ result: OpaquePointer?, name: String?) throws(PostgresError) -> PostgresResult {
+        guard let result else { throw connectionError(name: name) }
+        defer { PQclear(result) }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK:
+            return PostgresResult(copying: result)
+        case PGRES_EMPTY_QUERY:
+            return PostgresResult(commandTag: "", affectedRows: 0)
+        case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
+            throw serverError(result, name: name)
+        default:
+            let status = String(cString: PQresStatus(PQresultStatus(result)))
+            throw PostgresError(code: .protocolError, message: "unexpected result status \(status)", queryName: name,
+                                isConnectionLost: isConnectionLost)
+        }
+    }
+
+    /// The error libpq reports for the connection (no result object to read it from).
+    func connectionError(name: String?, code: PostgresError.Code = .queryFailed) -> PostgresError {
+        let message = handle.map { Self.trimmedMessage(PQerrorMessage($0)) } ?? "connection is closed"
+        return PostgresError(code: code, message: message, queryName: name, isConnectionLost: isConnectionLost)
+    }
+
+    /// The server's error from a failed result: SQLSTATE, primary message, detail, hint, constraint.
+    func serverError(_ result: OpaquePointer, name: String?) -> PostgresError {
+        func field(_ code: Int32) -> String? { PQresultErrorField(result, code).map { String(cString: $0) } }
+        let primary = field(starling_pq_diag_message_primary())
+        let message = primary ?? Self.trimmedMessage(PQresultErrorMessage(result))
+        return PostgresError(
+            code: .queryFailed, message: message.isEmpty ? "query failed" : message,
+            sqlState: field(starling_pq_diag_sqlstate()), detail: field(starling_pq_diag_message_detail()),
+            hint: field(starling_pq_diag_message_hint()), constraintName: field(starling_pq_diag_constraint_name()),
+            queryName: name, isConnectionLost: isConnectionLost)
+    }
+
+    static func trimmedMessage(_ pointer: UnsafePointer<CChar>?) -> String {
+        guard let pointer else { return "" }
+        var message = String(cString: pointer)
+        while message.last?.isWhitespace == true { message.removeLast() }
+        return message
+    }
+}
+
+/// Calls `body` with a NULL-terminated array of C strings; the pointers are valid only inside `body`.
+func withCStringArray<R>(_ strings: [String], _ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+    var block = CStringBlock()
+    for string in strings { block.append(Array(string.utf8)) }
+    return block.withPointers { pointers in body(pointers + [nil]) }
+}

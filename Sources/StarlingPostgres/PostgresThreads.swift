@@ -1,0 +1,211 @@
+public import Logging
+
+/// A unit of work for a connection thread. It receives the thread's connection (or the error that prevented
+/// connecting) and runs on that thread, so it may block in libpq.
+public typealias PostgresJob = @Sendable (Result<PostgresConnection, PostgresError>) -> Void
+
+/// What the threads of a pool or worker connect with.
+public struct PostgresThreadConfiguration: Sendable {
+    /// Connection URL (`postgresql://…`).
+    public var url: String
+    /// `application_name` for the connections (default nil: libpq's default).
+    public var applicationName: String?
+    /// Number of threads, each owning one connection (default 4, at least 1).
+    public var connectionCount: Int
+    /// Jobs that may wait for a thread before `poolOverloaded` is thrown (default 1024, at least 1).
+    public var maxQueuedJobs: Int
+    /// Thread name prefix shown by `top -H` / gdb (default `starling-pg`, cut to 15 bytes with the index).
+    public var threadName: String
+
+    public init(
+        url: String, applicationName: String? = nil, connectionCount: Int = 4, maxQueuedJobs: Int = 1024,
+        threadName: String = "starling-pg"
+    ) {
+        self.url = url
+        self.applicationName = applicationName
+        self.connectionCount = max(1, connectionCount)
+        self.maxQueuedJobs = max(1, maxQueuedJobs)
+        self.threadName = threadName
+    }
+}
+
+/// The machinery shared by `PostgresPool` and `PostgresWorker`: N detached pthreads, each owning one
+/// connection, taking jobs from one bounded FIFO queue guarded by a `ConditionLock`.
+///
+/// Connections are opened lazily by the thread that owns them and never leave it. Before each job an idle
+/// connection is checked (a terminated backend is noticed and replaced); after each job a connection that is
+/// broken, or left inside a transaction that cannot be rolled back, is dropped and reopened for the next job.
+final class PostgresThreads: Sendable {
+    /// Queue state; guarded by `lock`.
+    struct State: Sendable {
+        var jobs: [PostgresJob] = []
+        /// Index of the oldest job in `jobs` (popped jobs before it are compacted away lazily).
+        var head = 0
+        var isClosed = false
+        var runningThreads = 0
+        var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
+
+        var queuedCount: Int { jobs.count - head }
+    }
+
+    let configuration: PostgresThreadConfiguration
+    private let lock: ConditionLock<State>
+    private let logger: Logger
+
+    init(configuration: PostgresThreadConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.lock = ConditionLock(State(runningThreads: configuration.connectionCount))
+        for index in 0..<configuration.connectionCount {
+            let name = "\(configuration.threadName)-\(index)"
+            startDetachedThread(name: name) { [self] in runThread(index: index) }
+        }
+    }
+
+    /// Queues `job`; throws `poolClosed` after shutdown and `poolOverloaded` when the queue is full.
+    func enqueue(_ job: @escaping PostgresJob) throws(PostgresError) {
+        let outcome: PostgresError? = lock.withLock { state in
+            if state.isClosed { return PostgresError(code: .poolClosed, message: "the Postgres pool is shut down") }
+            if state.queuedCount >= configuration.maxQueuedJobs {
+                return PostgresError(code: .poolOverloaded,
+                                     message: "\(state.queuedCount) Postgres jobs are already queued")
+            }
+            state.jobs.append(job)
+            return nil
+        }
+        if let outcome { throw outcome }
+        lock.signal()
+    }
+
+    /// Runs `body` on a connection thread and returns its value.
+    func withConnection<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            do {
+                try enqueue { acquired in
+                    switch acquired {
+                    case .success(let connection): continuation.resume(with: Result { try body(connection) })
+                    case .failure(let error): continuation.resume(throwing: error)
+                    }
+                }
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+    }
+
+    /// Stops taking jobs, fails the queued ones with `poolClosed`, lets running jobs finish, and returns once
+    /// every thread has closed its connection and exited.
+    func shutdown() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let (failed, isFinished) = lock.withLock { state -> ([PostgresJob], Bool) in
+                let failed = close(&state)
+                if state.runningThreads == 0 { return (failed, true) }
+                state.shutdownWaiters.append(continuation)
+                return (failed, false)
+            }
+            lock.broadcast()
+            failJobs(failed)
+            if isFinished { continuation.resume() }
+        }
+    }
+
+    /// Closes without waiting (used from `deinit` of the owner).
+    func closeWithoutWaiting() {
+        let failed = lock.withLock { state in close(&state) }
+        lock.broadcast()
+        failJobs(failed)
+    }
+
+    private func close(_ state: inout State) -> [PostgresJob] {
+        state.isClosed = true
+        let failed = Array(state.jobs[state.head...])
+        state.jobs.removeAll()
+        state.head = 0
+        return failed
+    }
+
+    private func failJobs(_ jobs: [PostgresJob]) {
+        let error = PostgresError(code: .poolClosed, message: "the Postgres pool was shut down")
+        for job in jobs { job(.failure(error)) }
+    }
+
+    /// The next job, sleeping while the queue is empty; nil once closed.
+    private func nextJob() -> PostgresJob? {
+        lock.waitThenLock(until: { $0.isClosed || $0.queuedCount > 0 }) { state in
+            guard !state.isClosed else { return nil }
+            let job = state.jobs[state.head]
+            state.head += 1
+            if state.head >= 64 && state.head * 2 >= state.jobs.count {
+                state.jobs.removeFirst(state.head)
+                state.head = 0
+            }
+            return job
+        }
+    }
+
+    /// A connection thread's whole life: take jobs until closed, then close the connection and report exit.
+    private func runThread(index: Int) {
+        var logger = self.logger
+        logger[metadataKey: PostgresLogKey.thread] = "\(index)"
+        var connection: PostgresConnection?
+        while let job = nextJob() {
+            job(acquire(&connection, logger: logger))
+            release(&connection, logger: logger)
+        }
+        connection?.close()
+        let waiters = lock.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.runningThreads -= 1
+            guard state.runningThreads == 0 else { return [] }
+            defer { state.shutdownWaiters.removeAll() }
+            return state.shutdownWaiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// The thread's connection, checked and reopened when it broke while idle.
+    private func acquire(_ connection: inout PostgresConnection?, logger: Logger) -> Result<PostgresConnection, PostgresError> {
+        if let existing = connection {
+            if existing.checkIdleConnection() { return .success(existing) }
+            logger.debug("Postgres connection lost while idle, reconnecting")
+            existing.close()
+            connection = nil
+        }
+        do {
+            let opened = try PostgresConnection.connect(url: configuration.url,
+                                                        applicationName: configuration.applicationName)
+            connection = opened
+            return .success(opened)
+        } catch {
+            logger.debug("Postgres connect failed", metadata: [PostgresLogKey.error: "\(error)"])
+            return .failure(error)
+        }
+    }
+
+    /// After a job: drop a broken connection; roll back a transaction the job left open.
+    private func release(_ connection: inout PostgresConnection?, logger: Logger) {
+        guard let existing = connection else { return }
+        if !existing.isConnectionLost && existing.isInTransaction {
+            logger.debug("Postgres job left a transaction open, rolling back")
+            existing.rollbackQuietly()
+        }
+        if existing.isConnectionLost || !existing.isIdle {
+            logger.debug("dropping Postgres connection after job")
+            existing.close()
+            connection = nil
+        }
+    }
+}
+
+/// Loggers of this module.
+public enum PostgresLogging {
+    /// A logger that discards everything: the default where a caller (tests, tools) passes none.
+    public static let disabled = Logger(label: "starling.postgres", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+/// Logging metadata keys of this module.
+enum PostgresLogKey {
+    static let thread = "db.thread"
+    static let error = "db.error"
+    static let sqlState = "db.sqlstate"
+    static let migration = "db.migration"
+}

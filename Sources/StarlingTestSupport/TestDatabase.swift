@@ -1,0 +1,95 @@
+public import StarlingPostgres
+import Synchronization
+import Glibc
+
+/// A throwaway database for one test, on the Postgres cluster `ops/test` starts (env `STARLING_PG_URL`).
+///
+/// `TestDatabase.with { db in … }` creates a fresh, uniquely named database, hands it to the body and drops it
+/// afterwards (`DROP DATABASE … WITH (FORCE)`, so connections the test leaked do not block the drop), whether
+/// the body returned or threw. Without `STARLING_PG_URL` it fails loudly: tests never skip.
+/// Creating and dropping run on one shared `PostgresWorker` thread, never on the cooperative pool.
+public struct TestDatabase: Sendable {
+    /// The database name (`starling_test_<pid>_<n>_<random>`).
+    public let name: String
+    /// A `postgresql://` URL for this database.
+    public let url: String
+
+    /// Thrown when the environment does not say where Postgres is.
+    public struct MissingEnvironment: Error, CustomStringConvertible {
+        public var description: String {
+            "STARLING_PG_URL is not set: run the tests with ops/test (it starts a throwaway Postgres and sets "
+                + "STARLING_PG_URL=postgresql://postgres@127.0.0.1:PORT/postgres)"
+        }
+    }
+
+    /// The admin URL from `STARLING_PG_URL`, or `MissingEnvironment`.
+    public static func adminURL() throws -> String {
+        guard let value = getenv("STARLING_PG_URL"), case let url = String(cString: value), !url.isEmpty else {
+            throw MissingEnvironment()
+        }
+        return url
+    }
+
+    /// Creates a fresh database, runs `body` with it, and drops it afterwards.
+    public static func with<T>(
+        isolation: isolated (any Actor)? = #isolation, _ body: (TestDatabase) async throws -> T
+    ) async throws -> T {
+        let database = try await create()
+        let value: T
+        do {
+            value = try await body(database)
+        } catch {
+            try? await database.drop()
+            throw error
+        }
+        try await database.drop()
+        return value
+    }
+
+    /// Creates a fresh, uniquely named database; the caller must `drop()` it.
+    public static func create() async throws -> TestDatabase {
+        let adminURL = try adminURL()
+        let name = "starling_test_\(getpid())_\(counter.add(1, ordering: .relaxed).newValue)_"
+            + String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        let quoted = try PostgresIdentifier.quoteName(name)
+        try await adminWorker(url: adminURL).withConnection { connection in
+            _ = try connection.executeScript("CREATE DATABASE \(quoted)", name: "test.createDatabase")
+        }
+        return TestDatabase(name: name, url: replacingDatabase(in: adminURL, with: name))
+    }
+
+    /// Drops the database, terminating any connection still open to it.
+    public func drop() async throws {
+        let quoted = try PostgresIdentifier.quoteName(name)
+        try await Self.adminWorker(url: Self.adminURL()).withConnection { connection in
+            _ = try connection.executeScript("DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)", name: "test.dropDatabase")
+        }
+    }
+
+    /// Opens a connection to this database (blocking: call it from a test body or a dedicated thread).
+    public func connect(applicationName: String? = "starling-tests") throws(PostgresError) -> PostgresConnection {
+        try PostgresConnection.connect(url: url, applicationName: applicationName)
+    }
+
+    /// `postgresql://user@host:port/old?x=y` → `postgresql://user@host:port/<database>?x=y`.
+    public static func replacingDatabase(in url: String, with database: String) -> String {
+        guard let schemeEnd = url.range(of: "://") else { return url + " dbname=" + database }
+        let afterScheme = url[schemeEnd.upperBound...]
+        let queryStart = afterScheme.firstIndex(of: "?") ?? afterScheme.endIndex
+        let authorityEnd = afterScheme[..<queryStart].firstIndex(of: "/") ?? queryStart
+        return String(url[..<authorityEnd]) + "/" + database + String(afterScheme[queryStart...])
+    }
+
+    private static let counter = Atomic<Int>(0)
+    private static let admin = Mutex<PostgresWorker?>(nil)
+
+    /// The shared admin worker (one thread, one connection to the admin database), created on first use.
+    private static func adminWorker(url: String) -> PostgresWorker {
+        admin.withLock { worker in
+            if let worker { return worker }
+            let created = PostgresWorker(url: url, applicationName: "starling-tests-admin", threadName: "test-pg-admin")
+            worker = created
+            return created
+        }
+    }
+}
