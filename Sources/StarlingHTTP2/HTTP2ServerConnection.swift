@@ -242,6 +242,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             submit(streamID, stream, response)
         case .async(let body):
             runningHandlers += 1
+            context.counters.handlersRunning.add(1)
             stream.isAnswered = true  // no early 413/408 once a handler owns the stream
             let bound = LoopBound(self, loop: channel.loop)
             let errorResponse = context.errorResponder
@@ -257,6 +258,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
 
     private func handlerFinished(_ streamID: Int32, _ response: HTTPResponse) {
         runningHandlers -= 1
+        context.counters.handlersRunning.add(-1)
         guard let stream = streams[streamID], session != nil else {
             context.afterHandler(self)
             return

@@ -14,6 +14,8 @@ public final class HTTP2ServerCounters: Sendable {
         public var abusiveConnections = 0
         public var timeouts = 0
         public var requests = 0
+        /// Async handlers running now.
+        public var handlersRunning = 0
         /// Responses by status class: index 1...5 for 1xx...5xx (index 0 unused).
         public var responsesByClass = [Int](repeating: 0, count: 6)
     }
@@ -26,6 +28,7 @@ public final class HTTP2ServerCounters: Sendable {
     let abusiveConnections = Atomic<Int>(0)
     let timeouts = Atomic<Int>(0)
     let requests = Atomic<Int>(0)
+    let handlersRunning = Atomic<Int>(0)
     private let responses1xx = Atomic<Int>(0)
     private let responses2xx = Atomic<Int>(0)
     private let responses3xx = Atomic<Int>(0)
@@ -54,6 +57,7 @@ public final class HTTP2ServerCounters: Sendable {
         snapshot.abusiveConnections = abusiveConnections.load(ordering: .relaxed)
         snapshot.timeouts = timeouts.load(ordering: .relaxed)
         snapshot.requests = requests.load(ordering: .relaxed)
+        snapshot.handlersRunning = handlersRunning.load(ordering: .relaxed)
         snapshot.responsesByClass = [0, responses1xx.load(ordering: .relaxed), responses2xx.load(ordering: .relaxed),
                                      responses3xx.load(ordering: .relaxed), responses4xx.load(ordering: .relaxed),
                                      responses5xx.load(ordering: .relaxed)]

@@ -36,6 +36,8 @@ public final class TLSEngine {
     private let writeBIO: OpaquePointer
     /// Most received ciphertext held before `receive(ciphertext:)` accepts no more.
     public let maxBufferedCiphertextBytes: Int
+    /// Scratch space for one TLS record, owned by this engine (deallocated in `deinit`).
+    private let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: TLSEngine.readChunkBytes, alignment: 16)
     /// The first fatal error; once set, every call reports it.
     private var failure: TLSError?
     /// The peer sent close_notify.
@@ -76,6 +78,7 @@ public final class TLSEngine {
 
     deinit {
         SSL_free(ssl)
+        scratch.deallocate()
     }
 
     /// Hands `ciphertext` from the socket to OpenSSL. Accepts at most `receiveCapacity` bytes and
@@ -139,15 +142,13 @@ public final class TLSEngine {
         var total = 0
         reading: while total < maxBytes {
             let chunk = min(maxBytes - total, Self.readChunkBytes)
-            let start = buffer.count
-            buffer.append(contentsOf: repeatElement(0, count: chunk))
             var count = 0
             OpenSSLErrorQueue.clear()
-            let status = buffer.withUnsafeMutableBytes { bytes in
-                SSL_read_ex(ssl, bytes.baseAddress! + start, chunk, &count)
-            }
-            buffer.removeLast(chunk - (status == 1 ? count : 0))
+            // Decrypt into the engine's scratch space, then append with one memcpy (appending zeros first and
+            // overwriting them costs a per-element loop in debug builds).
+            let status = SSL_read_ex(ssl, scratch.baseAddress, chunk, &count)
             if status == 1 {
+                buffer.append(contentsOf: UnsafeRawBufferPointer(start: scratch.baseAddress, count: count))
                 total += count
                 continue
             }
@@ -214,13 +215,14 @@ public final class TLSEngine {
         guard pending > 0 else {
             return
         }
-        let start = buffer.count
-        buffer.append(contentsOf: repeatElement(0, count: pending))
-        var count = 0
-        let status = buffer.withUnsafeMutableBytes { bytes in
-            BIO_read_ex(writeBIO, bytes.baseAddress! + start, pending, &count)
+        var remaining = pending
+        while remaining > 0 {
+            var count = 0
+            let status = BIO_read_ex(writeBIO, scratch.baseAddress, min(remaining, scratch.count), &count)
+            precondition(status == 1 && count > 0, "memory BIO returned less than it reported pending")
+            buffer.append(contentsOf: UnsafeRawBufferPointer(start: scratch.baseAddress, count: count))
+            remaining -= count
         }
-        precondition(status == 1 && count == pending, "memory BIO returned less than it reported pending")
     }
 
     /// Bytes waiting in `takeCiphertext(into:)`.

@@ -1,0 +1,204 @@
+import StarlingHTTP2
+import StarlingTLS
+import StarlingTestSupport
+import Synchronization
+import Testing
+
+@Suite("our client against our server", .timeLimit(.minutes(3)))
+struct ClientServerTests {
+    static func tlsServer(limits: HTTP2Limits = HTTP2Limits(), clientCertificates: TLSConfiguration.ClientCertificateMode = .none)
+        throws -> (TestServer, TestCertificates) {
+        let certificates = try TestCertificates.shared()
+        let tls = TLSConfiguration.server(certificateChainPath: certificates.serverCertificatePath,
+                                          privateKeyPath: certificates.serverKeyPath,
+                                          trustRootsPath: certificates.caCertificatePath,
+                                          clientCertificateMode: clientCertificates)
+        return (try TestServer.start(tls: tls, limits: limits), certificates)
+    }
+
+    static func tlsClient(_ server: TestServer, _ certificates: TestCertificates, withClientCertificate: Bool = false)
+        throws -> HTTP2Client {
+        let tls = TLSConfiguration.client(
+            trustRootsPath: certificates.caCertificatePath,
+            certificateChainPath: withClientCertificate ? certificates.clientCertificatePath : nil,
+            privateKeyPath: withClientCertificate ? certificates.clientKeyPath : nil)
+        return try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.tlsURL, tls: tls))
+    }
+
+    @Test("a GET and an echoed POST succeed over h2c")
+    func h2cRoundTrip() async throws {
+        let server = try TestServer.start()
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
+        let hello = try await client.send(HTTPClientRequest(method: "GET", path: "/hello"))
+        #expect(hello.status == 200)
+        #expect(hello.body == Array("hello".utf8))
+        let echo = try await client.send(HTTPClientRequest(method: "POST", path: "/echo", body: Array("ping".utf8)))
+        #expect(echo.body == Array("ping".utf8))
+        client.shutdown()
+        await server.stop()
+    }
+
+    @Test("TLS with ALPN h2: the client verifies the server against the test CA and round-trips")
+    func tlsRoundTrip() async throws {
+        let (server, certificates) = try Self.tlsServer()
+        let client = try Self.tlsClient(server, certificates)
+        let response = try await client.send(HTTPClientRequest(method: "GET", path: "/items/7?q=x"))
+        #expect(response.status == 200)
+        #expect(String(decoding: response.body, as: UTF8.self) == "item 7 q=x")
+        client.shutdown()
+        await server.stop()
+    }
+
+    @Test("a client trusting another CA refuses the server")
+    func untrustedServerRefused() async throws {
+        let (server, certificates) = try Self.tlsServer()
+        let tls = TLSConfiguration.client(trustRootsPath: certificates.otherCACertificatePath)
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.tlsURL, tls: tls))
+        await #expect(throws: HTTP2Error.self) { try await client.send(HTTPClientRequest(method: "GET", path: "/hello")) }
+        client.shutdown()
+        await server.stop()
+    }
+
+    @Test("mTLS: the server refuses a client without a certificate and accepts one signed by its CA")
+    func mutualTLS() async throws {
+        let (server, certificates) = try Self.tlsServer(clientCertificates: .required)
+        let anonymous = try Self.tlsClient(server, certificates)
+        await #expect(throws: HTTP2Error.self) { try await anonymous.send(HTTPClientRequest(method: "GET", path: "/hello")) }
+        anonymous.shutdown()
+        let authenticated = try Self.tlsClient(server, certificates, withClientCertificate: true)
+        let response = try await authenticated.send(HTTPClientRequest(method: "GET", path: "/hello"))
+        #expect(response.status == 200)
+        authenticated.shutdown()
+        await server.stop()
+    }
+
+    @Test("500 concurrent requests multiplex over one connection and all complete")
+    func concurrentRequests() async throws {
+        let server = try TestServer.start()
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
+        let bodies = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+            for index in 0..<500 {
+                group.addTask {
+                    try await client.send(HTTPClientRequest(method: "POST", path: "/echo", body: Array("n\(index)".utf8))).body
+                }
+            }
+            var all: [String] = []
+            for try await body in group { all.append(String(decoding: body, as: UTF8.self)) }
+            return all
+        }
+        #expect(Set(bodies) == Set((0..<500).map { "n\($0)" }))
+        #expect(server.server.counters.snapshot().connectionsAccepted == 1)
+        client.shutdown()
+        await server.stop()
+    }
+
+    @Test("a 50 MB body round-trips intact through TLS, gzip-encoded both ways")
+    func largeBody() async throws {
+        let (server, certificates) = try Self.tlsServer()
+        let client = try Self.tlsClient(server, certificates)
+        // 50 blocks of 1 MB pseudo-random bytes (compressible, not trivial); each block carries its number.
+        var block = [UInt8](repeating: 0, count: 1_000_000)
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        for index in block.indices {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            block[index] = UInt8(truncatingIfNeeded: state >> 33) & 0x3F
+        }
+        var body: [UInt8] = []
+        body.reserveCapacity(50_000_000)
+        for number in 0..<50 {
+            block[0] = UInt8(number)
+            body.append(contentsOf: block)
+        }
+        let response = try await client.send(HTTPClientRequest(method: "POST", path: "/echo", body: body,
+                                                               timeout: .seconds(120)))
+        #expect(response.status == 200)
+        #expect(response.body.count == body.count)
+        #expect(response.body == body)
+        client.shutdown()
+        await server.stop()
+    }
+
+    @Test("gzip: request bodies are sent compressed and responses arrive decoded")
+    func gzipBothWays() async throws {
+        let server = try TestServer.start()
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
+        let big = try await client.send(HTTPClientRequest(method: "GET", path: "/big/100000"))
+        #expect(big.body.count == 100_000)
+        #expect(big.body == (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        client.shutdown()
+        await server.stop()
+    }
+
+    @Test("a request that outlives its timeout fails with timedOut and the connection keeps working")
+    func requestTimeout() async throws {
+        let server = try TestServer.start()
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
+        await #expect {
+            _ = try await client.send(HTTPClientRequest(method: "GET", path: "/slow/3000", timeout: .milliseconds(200)))
+        } throws: { ($0 as? HTTP2Error)?.code == .timedOut }
+        let after = try await client.send(HTTPClientRequest(method: "GET", path: "/hello"))
+        #expect(after.status == 200)
+        client.shutdown()
+        await server.stop()
+    }
+
+    @Test("the client reconnects to a server that was restarted on the same port")
+    func reconnects() async throws {
+        let first = try TestServer.start()
+        let port = first.port
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: first.h2cURL))
+        #expect(try await client.send(HTTPClientRequest(method: "GET", path: "/hello")).status == 200)
+        await first.stop()
+        await #expect(throws: HTTP2Error.self) { try await client.send(HTTPClientRequest(method: "GET", path: "/hello")) }
+        var configuration = HTTP2ServerConfiguration(address: try .init(parsing: "127.0.0.1:\(port)"))
+        configuration.accessLog = false
+        let second = HTTP2Server(configuration: configuration, router: TestServer.router(), logger: .init(label: "t"))
+        try second.start()
+        #expect(try await client.send(HTTPClientRequest(method: "GET", path: "/hello")).status == 200)
+        client.shutdown()
+        await second.shutdown()
+    }
+
+    @Test("graceful shutdown lets an in-flight request finish and then refuses new connections")
+    func gracefulShutdown() async throws {
+        let server = try TestServer.start()
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
+        _ = try await client.send(HTTPClientRequest(method: "GET", path: "/hello"))
+        async let slow = client.send(HTTPClientRequest(method: "GET", path: "/slow/600"))
+        try await poll(until: { server.server.counters.snapshot().handlersRunning == 1 }, message: "slow handler running")
+        await server.stop()
+        let response = try await slow
+        #expect(response.status == 200)
+        #expect(String(decoding: response.body, as: UTF8.self) == "slept 600")
+        let late = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
+        await #expect(throws: HTTP2Error.self) { try await late.send(HTTPClientRequest(method: "GET", path: "/hello")) }
+        late.shutdown()
+        client.shutdown()
+    }
+
+    @Test("handler errors become the JSON error shape with their status")
+    func handlerErrors() async throws {
+        let server = try TestServer.start()
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
+        let failed = try await client.send(HTTPClientRequest(method: "GET", path: "/fail"))
+        #expect(failed.status == 409)
+        #expect(String(decoding: failed.body, as: UTF8.self) == #"{"error":{"code":"conflict","message":"it conflicts"}}"#)
+        let wrongMethod = try await client.send(HTTPClientRequest(method: "DELETE", path: "/hello"))
+        #expect(wrongMethod.status == 405)
+        #expect(wrongMethod.headers["allow"] == "GET")
+        client.shutdown()
+        await server.stop()
+    }
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes.
+func poll(until condition: @Sendable () async throws -> Bool, timeout: Duration = .seconds(10),
+          message: String) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    while clock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+    Issue.record("timed out waiting for: \(message)")
+}
