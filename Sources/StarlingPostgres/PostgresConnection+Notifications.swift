@@ -9,6 +9,12 @@ public struct PostgresNotification: Sendable, Hashable {
     public var payload: String
     /// The server process ID of the notifying session.
     public var backendPID: Int32
+
+    public init(channel: String, payload: String, backendPID: Int32) {
+        self.channel = channel
+        self.payload = payload
+        self.backendPID = backendPID
+    }
 }
 
 /// LISTEN/NOTIFY.
@@ -79,8 +85,11 @@ extension PostgresConnection {
         }
     }
 
-    /// A cheap liveness check for an idle connection: reads anything pending without blocking, so a backend that
-    /// was terminated (FATAL message, then EOF) is noticed before a job is run on it. False when broken.
+    /// A cheap liveness check for an idle connection: reads anything pending without blocking and parses it, so
+    /// a backend that was terminated is noticed before a job runs on it. The server sends its FATAL
+    /// "terminating connection" message before it disappears from `pg_stat_activity` and before the socket
+    /// closes; libpq reports that message on an idle connection as a notice, which our receiver records.
+    /// False when broken.
     public func checkIdleConnection() -> Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
         for _ in 0..<4 {
@@ -88,7 +97,8 @@ extension PostgresConnection {
                   ready.isReadable
             else { break }
             if PQconsumeInput(handle) == 0 { return false }
+            _ = PQisBusy(handle)  // parses what was read: notifications are queued, a FATAL becomes a notice
         }
-        return PQstatus(handle) == CONNECTION_OK
+        return PQstatus(handle) == CONNECTION_OK && fatalNoticeSeen.pointee == 0
     }
 }
