@@ -59,10 +59,11 @@ extension PostgresConnection {
         var notifications: [PostgresNotification] = []
         while let notify = PQnotifies(handle) {
             defer { PQfreemem(notify) }
-            notifications.append(PostgresNotification(
-                channel: String(cString: notify.pointee.relname),
-                payload: notify.pointee.extra.map { String(cString: $0) } ?? "",
-                backendPID: notify.pointee.be_pid))
+            notifications.append(
+                PostgresNotification(
+                    channel: String(cString: notify.pointee.relname),
+                    payload: notify.pointee.extra.map { String(cString: $0) } ?? "",
+                    backendPID: notify.pointee.be_pid))
         }
         return notifications
     }
@@ -94,7 +95,7 @@ extension PostgresConnection {
         guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
         for _ in 0..<4 {
             guard let ready = try? waitForSocket(handle, readable: true, writable: false, timeoutMilliseconds: 0),
-                  ready.isReadable
+                ready.isReadable
             else { break }
             if PQconsumeInput(handle) == 0 { return false }
             _ = PQisBusy(handle)  // parses what was read: notifications are queued, a FATAL becomes a notice

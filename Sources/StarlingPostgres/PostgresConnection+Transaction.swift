@@ -35,8 +35,9 @@ extension PostgresConnection {
         }
         if isTransactionFailed {
             rollbackQuietly()
-            throw PostgresError(code: .queryFailed, message: "transaction aborted by an earlier statement error",
-                                sqlState: "25P02", queryName: name)
+            throw PostgresError(
+                code: .queryFailed, message: "transaction aborted by an earlier statement error",
+                sqlState: "25P02", queryName: name)
         }
         do {
             try executeScript("COMMIT", name: name)

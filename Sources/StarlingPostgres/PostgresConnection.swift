@@ -32,7 +32,8 @@ public final class PostgresConnection {
     /// The client encoding is forced to UTF-8 and libpq's notices (which it would print to stderr) are dropped
     /// (a FATAL one is remembered: see `checkIdleConnection`).
     /// - Parameter applicationName: shown in `pg_stat_activity.application_name` when given.
-    public static func connect(url: String, applicationName: String? = nil) throws(PostgresError) -> PostgresConnection {
+    public static func connect(url: String, applicationName: String? = nil) throws(PostgresError) -> PostgresConnection
+    {
         var keywords = ["dbname", "client_encoding"]
         var values = [url, "UTF8"]
         if let applicationName {
@@ -131,8 +132,9 @@ public final class PostgresConnection {
     /// The open handle, or `connectionFailed` when closed.
     func liveHandle(name: String?) throws(PostgresError) -> OpaquePointer {
         guard let handle else {
-            throw PostgresError(code: .connectionFailed, message: "connection is closed", queryName: name,
-                                isConnectionLost: true)
+            throw PostgresError(
+                code: .connectionFailed, message: "connection is closed", queryName: name,
+                isConnectionLost: true)
         }
         return handle
     }
@@ -150,8 +152,9 @@ public final class PostgresConnection {
             throw serverError(result, name: name)
         default:
             let status = String(cString: PQresStatus(PQresultStatus(result)))
-            throw PostgresError(code: .protocolError, message: "unexpected result status \(status)", queryName: name,
-                                isConnectionLost: isConnectionLost)
+            throw PostgresError(
+                code: .protocolError, message: "unexpected result status \(status)", queryName: name,
+                isConnectionLost: isConnectionLost)
         }
     }
 

@@ -17,8 +17,10 @@ private func readBack(_ connection: PostgresConnection) throws -> [(id: Int64, t
     }
 }
 
-private func expectSame(_ actual: [(id: Int64, text: String?, raw: [UInt8]?)],
-                        _ expected: [(id: Int64, text: String?, raw: [UInt8]?)]) {
+private func expectSame(
+    _ actual: [(id: Int64, text: String?, raw: [UInt8]?)],
+    _ expected: [(id: Int64, text: String?, raw: [UInt8]?)]
+) {
     #expect(actual.count == expected.count)
     for (a, e) in zip(actual, expected) where a.id != e.id || a.text != e.text || a.raw != e.raw {
         Issue.record("row \(e.id) differs: got \(a), want \(e)")
@@ -37,8 +39,9 @@ struct PostgresBatchTests {
             try connection.executeScript(Self.createTable)
             let rows = batchRows(count: 3000)
             let statements = rows.map {
-                PostgresStatement("INSERT INTO items (id, t, b) VALUES ($1, $2, $3)",
-                                  [.int64($0.id), .optionalText($0.text), $0.raw.map { .bytes($0) } ?? .null])
+                PostgresStatement(
+                    "INSERT INTO items (id, t, b) VALUES ($1, $2, $3)",
+                    [.int64($0.id), .optionalText($0.text), $0.raw.map { .bytes($0) } ?? .null])
             }
             let results = try connection.pipeline(statements)
             #expect(results.count == rows.count)
@@ -54,8 +57,10 @@ struct PostgresBatchTests {
             #expect(error?.sqlState == "23505")
             #expect(try connection.query("SELECT count(*) AS n FROM items")[0].int64("n") == 3000)
             #expect(connection.isIdle)
-            let selects = try connection.pipeline([PostgresStatement("SELECT $1::text AS v", ["a"]),
-                                                   PostgresStatement("SELECT 2 AS v")])
+            let selects = try connection.pipeline([
+                PostgresStatement("SELECT $1::text AS v", ["a"]),
+                PostgresStatement("SELECT 2 AS v"),
+            ])
             #expect(try selects.map { try $0[0].string("v") } == ["a", "2"])
             #expect(try connection.pipeline([PostgresStatement]()).isEmpty)
         }
@@ -109,10 +114,12 @@ struct PostgresBatchTests {
                 #expect(inserted == slice.count)
             }
             expectSame(try readBack(connection), rows)
-            let echoed = try connection.query("SELECT $1::text[] = ARRAY['NULL', NULL, '', '{,}']::text[] AS same",
-                                              [.textArray(["NULL", nil, "", "{,}"])])
+            let echoed = try connection.query(
+                "SELECT $1::text[] = ARRAY['NULL', NULL, '', '{,}']::text[] AS same",
+                [.textArray(["NULL", nil, "", "{,}"])])
             #expect(try echoed[0].bool("same"))
-            let doubles = try connection.query("SELECT unnest($1::float8[]) AS d", [.doubleArray([0.5, nil, -.infinity])])
+            let doubles = try connection.query(
+                "SELECT unnest($1::float8[]) AS d", [.doubleArray([0.5, nil, -.infinity])])
             #expect(try doubles.map { try $0.optionalDouble("d") } == [0.5, nil, -.infinity])
             let bools = try connection.query("SELECT unnest($1::bool[]) AS b", [.boolArray([true, nil, false])])
             #expect(try bools.map { try $0.optionalBool("b") } == [true, nil, false])

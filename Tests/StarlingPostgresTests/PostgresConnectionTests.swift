@@ -49,14 +49,18 @@ struct PostgresConnectionTests {
         try await TestDatabase.with { db in
             let connection = try db.connect()
             try connection.executeScript("SET TimeZone = 'UTC'")
-            let result = try connection.query("""
+            let result = try connection.query(
+                """
                 SELECT 9007199254740993::bigint AS big, $1::bigint AS max, $2::bigint AS min,
                        123456789012345678901234567890.123456789::numeric AS num, '\\x00ff10'::bytea AS raw,
                        true AS yes, false AS no, '2024-03-01 12:34:56.123456+00'::timestamptz AS at,
                        2147483647::int4 AS i32, 1.5::float8 AS d, NULL::text AS nothing, 'x'::text AS word,
                        $3::bytea AS allbytes, $4::float8 AS nan, $5::float8 AS inf, $6::int4 AS small
-                """, [.int64(.max), .int64(.min), .bytes((0...255).map { UInt8($0) }), .double(.nan),
-                      .double(-.infinity), .int32(-7)])
+                """,
+                [
+                    .int64(.max), .int64(.min), .bytes((0...255).map { UInt8($0) }), .double(.nan),
+                    .double(-.infinity), .int32(-7),
+                ])
             let row = result[0]
             #expect(try row.int64("big") == 9_007_199_254_740_993)
             #expect(try row.int64("max") == .max)

@@ -4,14 +4,18 @@ import StarlingTestSupport
 import Testing
 
 private let sampleMigrations = [
-    PostgresMigration(version: 2, name: "add_qty", sql: """
-        ALTER TABLE "app schema".items ADD COLUMN qty int NOT NULL DEFAULT 0;
-        CREATE INDEX items_qty ON "app schema".items (qty);
-        """),
-    PostgresMigration(version: 1, name: "init", sql: """
-        CREATE TABLE "app schema".items (id bigint PRIMARY KEY, name text);
-        INSERT INTO "app schema".items VALUES (1, 'seed; with ''quotes''');
-        """),
+    PostgresMigration(
+        version: 2, name: "add_qty",
+        sql: """
+            ALTER TABLE "app schema".items ADD COLUMN qty int NOT NULL DEFAULT 0;
+            CREATE INDEX items_qty ON "app schema".items (qty);
+            """),
+    PostgresMigration(
+        version: 1, name: "init",
+        sql: """
+            CREATE TABLE "app schema".items (id bigint PRIMARY KEY, name text);
+            INSERT INTO "app schema".items VALUES (1, 'seed; with ''quotes''');
+            """),
 ]
 
 @Suite(.timeLimit(.minutes(2)))
@@ -27,7 +31,10 @@ struct PostgresMigratorTests {
             #expect(try migrator.currentVersion(connection) == 2)
             #expect(try migrator.migrate(connection) == [])
             let recorded = try connection.query(
-                "SELECT version, name, applied_at IS NOT NULL AS stamped FROM \"app schema\".schema_migrations ORDER BY 1")
+                """
+                SELECT version, name, applied_at IS NOT NULL AS stamped
+                FROM "app schema".schema_migrations ORDER BY 1
+                """)
             #expect(try recorded.map { try $0.int32("version") } == [1, 2])
             #expect(try recorded.map { try $0.string("name") } == ["init", "add_qty"])
             #expect(try recorded.allSatisfy { try $0.bool("stamped") })
@@ -35,9 +42,12 @@ struct PostgresMigratorTests {
             #expect(try item.string("name") == "seed; with 'quotes'")
             #expect(try item.int32("qty") == 0)
 
-            let next = try PostgresMigrator(schema: "app schema", migrations: sampleMigrations + [
-                PostgresMigration(version: 3, name: "more", sql: "ALTER TABLE \"app schema\".items ADD COLUMN x int"),
-            ])
+            let next = try PostgresMigrator(
+                schema: "app schema",
+                migrations: sampleMigrations + [
+                    PostgresMigration(
+                        version: 3, name: "more", sql: "ALTER TABLE \"app schema\".items ADD COLUMN x int")
+                ])
             #expect(try next.migrate(connection) == [3])
         }
     }
@@ -46,10 +56,13 @@ struct PostgresMigratorTests {
     @Test func newerSchemaIsRefused() async throws {
         try await TestDatabase.with { db in
             let connection = try db.connect()
-            let migrator = try PostgresMigrator(schema: "starling_hub", migrations: sampleMigrations.map {
-                PostgresMigration(version: $0.version, name: $0.name,
-                                  sql: $0.sql.replacingOccurrences("\"app schema\"", "starling_hub"))
-            })
+            let migrator = try PostgresMigrator(
+                schema: "starling_hub",
+                migrations: sampleMigrations.map {
+                    PostgresMigration(
+                        version: $0.version, name: $0.name,
+                        sql: $0.sql.replacingOccurrences("\"app schema\"", "starling_hub"))
+                })
             try migrator.migrate(connection)
             try connection.execute("INSERT INTO starling_hub.schema_migrations (version, name) VALUES (7, 'future')")
             let error = #expect(throws: PostgresError.self) { try migrator.migrate(connection) }
@@ -65,19 +78,24 @@ struct PostgresMigratorTests {
     @Test func failingMigrationRollsBack() async throws {
         try await TestDatabase.with { db in
             let connection = try db.connect()
-            let migrator = try PostgresMigrator(schema: "app schema", migrations: sampleMigrations + [
-                PostgresMigration(version: 3, name: "broken", sql: """
-                    CREATE TABLE "app schema".half_done (id int);
-                    SELECT * FROM no_such_table;
-                    """),
-            ])
+            let migrator = try PostgresMigrator(
+                schema: "app schema",
+                migrations: sampleMigrations + [
+                    PostgresMigration(
+                        version: 3, name: "broken",
+                        sql: """
+                            CREATE TABLE "app schema".half_done (id int);
+                            SELECT * FROM no_such_table;
+                            """)
+                ])
             let error = #expect(throws: PostgresError.self) { try migrator.migrate(connection) }
             #expect(error?.code == .migrationFailed)
             #expect(error?.sqlState == PostgresError.SQLState.undefinedTable)
             #expect(error?.message.contains("0003_broken") == true)
             #expect(try migrator.currentVersion(connection) == 2)
-            #expect(try connection.query("SELECT to_regclass('\"app schema\".half_done') IS NULL AS absent")[0]
-                .bool("absent"))
+            #expect(
+                try connection.query("SELECT to_regclass('\"app schema\".half_done') IS NULL AS absent")[0]
+                    .bool("absent"))
         }
     }
 
@@ -95,23 +113,29 @@ struct PostgresMigratorTests {
             #expect(applied.sorted() == [1, 2])
             for worker in workers { await worker.shutdown() }
             let connection = try db.connect()
-            #expect(try connection.query("SELECT count(*) AS n FROM \"app schema\".schema_migrations")[0].int64("n") == 2)
+            #expect(
+                try connection.query("SELECT count(*) AS n FROM \"app schema\".schema_migrations")[0].int64("n") == 2)
         }
     }
 
     /// Proves migrations load from a directory of NNNN_name.sql files and a misnamed .sql file is an error.
     @Test func migrationsLoadFromDirectory() throws {
         var template = Array("/tmp/starling-migrations-XXXXXX".utf8CString)
-        let directory = try #require(template.withUnsafeMutableBufferPointer { buffer in
-            buffer.baseAddress.flatMap { mkdtemp($0) } }
+        let directory = try #require(
+            template.withUnsafeMutableBufferPointer { buffer in
+                buffer.baseAddress.flatMap { mkdtemp($0) }
+            }
             .map { String(cString: $0) })
         defer { removeTree(directory) }
         try writeFile(directory + "/0002_second.sql", "SELECT 2;")
         try writeFile(directory + "/0001_first.sql", "SELECT 1;")
         try writeFile(directory + "/README.md", "not a migration")
         let migrations = try PostgresMigrator.loadMigrations(directory: directory)
-        #expect(migrations == [PostgresMigration(version: 1, name: "first", sql: "SELECT 1;"),
-                               PostgresMigration(version: 2, name: "second", sql: "SELECT 2;")])
+        #expect(
+            migrations == [
+                PostgresMigration(version: 1, name: "first", sql: "SELECT 1;"),
+                PostgresMigration(version: 2, name: "second", sql: "SELECT 2;"),
+            ])
         try writeFile(directory + "/first.sql", "SELECT 3;")
         let error = #expect(throws: PostgresError.self) { try PostgresMigrator.loadMigrations(directory: directory) }
         #expect(error?.message.contains("first.sql") == true)

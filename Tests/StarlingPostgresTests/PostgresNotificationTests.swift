@@ -22,8 +22,12 @@ struct PostgresNotificationTests {
             #expect(descriptor.revents & Int16(POLLIN) != 0)
             try listener.consumeInput()
             let notifications = listener.drainNotifications()
-            #expect(notifications == [PostgresNotification(channel: "Starling Events", payload: "it's \"42\" ✓",
-                                                           backendPID: notifier.backendPID)])
+            #expect(
+                notifications == [
+                    PostgresNotification(
+                        channel: "Starling Events", payload: "it's \"42\" ✓",
+                        backendPID: notifier.backendPID)
+                ])
             #expect(listener.drainNotifications().isEmpty)
         }
     }

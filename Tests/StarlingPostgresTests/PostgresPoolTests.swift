@@ -55,7 +55,9 @@ struct PostgresPoolTests {
             let sum = try await withThrowingTaskGroup(of: Int64.self) { group in
                 for index in 0..<50 {
                     group.addTask {
-                        try await pool.withConnection { try $0.query("SELECT $1::bigint * 2 AS v", [.int(index)])[0].int64("v") }
+                        try await pool.withConnection {
+                            try $0.query("SELECT $1::bigint * 2 AS v", [.int(index)])[0].int64("v")
+                        }
                     }
                 }
                 return try await group.reduce(0, +)
@@ -76,8 +78,9 @@ struct PostgresPoolTests {
             let before = try await pool.withConnection { try $0.query("SELECT pg_backend_pid() AS p")[0].int32("p") }
             #expect(try admin.query("SELECT pg_terminate_backend($1) AS ok", [.int32(before)])[0].bool("ok"))
             let gone = try waitUntil {
-                try admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1",
-                                [.int32(before)])[0].int64("n") == 0
+                try admin.query(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1",
+                    [.int32(before)])[0].int64("n") == 0
             }
             #expect(gone)
             let after = try await pool.withConnection { try $0.query("SELECT pg_backend_pid() AS p")[0].int32("p") }
@@ -101,8 +104,10 @@ struct PostgresPoolTests {
     /// with poolOverloaded instead of queueing without limit.
     @Test func poolQueueIsBounded() async throws {
         try await TestDatabase.with { db in
-            let pool = PostgresPool(configuration: PostgresThreadConfiguration(url: db.url, connectionCount: 1,
-                                                                               maxQueuedJobs: 1))
+            let pool = PostgresPool(
+                configuration: PostgresThreadConfiguration(
+                    url: db.url, connectionCount: 1,
+                    maxQueuedJobs: 1))
             let release = SharedFlag()
             let started = SharedFlag()
             async let blocker: Void = pool.withConnection { _ in
@@ -128,7 +133,9 @@ struct PostgresPoolTests {
         try await TestDatabase.with { db in
             let worker = PostgresWorker(url: db.url, applicationName: "starling-test-worker")
             try await worker.withConnection { _ = try $0.executeScript("CREATE TABLE log (n int)") }
-            for n in 0..<20 { try worker.submit { _ = try? $0.get().execute("INSERT INTO log VALUES ($1)", [.int(n)]) } }
+            for n in 0..<20 {
+                try worker.submit { _ = try? $0.get().execute("INSERT INTO log VALUES ($1)", [.int(n)]) }
+            }
             let order = try await worker.withConnection { connection in
                 try connection.query("SELECT n FROM log ORDER BY ctid").map { try $0.int64("n") }
             }
@@ -138,10 +145,13 @@ struct PostgresPoolTests {
                 _ = try connection.execute("INSERT INTO log VALUES (99)")
             }
             let state = try await worker.withConnection { connection in
-                (connection.isInTransaction,
-                 try connection.query("SELECT count(*) AS c FROM log WHERE n = 99")[0].int64("c"),
-                 try connection.query("SELECT application_name AS a FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0]
-                    .string("a"))
+                (
+                    connection.isInTransaction,
+                    try connection.query("SELECT count(*) AS c FROM log WHERE n = 99")[0].int64("c"),
+                    try connection.query(
+                        "SELECT application_name AS a FROM pg_stat_activity WHERE pid = pg_backend_pid()")[0]
+                        .string("a")
+                )
             }
             #expect(state.0 == false)
             #expect(state.1 == 0)

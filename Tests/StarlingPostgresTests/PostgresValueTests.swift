@@ -1,5 +1,6 @@
-@testable import StarlingPostgres
 import Testing
+
+@testable import StarlingPostgres
 
 @Suite struct PostgresValueTests {
     /// Proves identifiers are split on the first dot and every part is quoted with `"` doubled.
@@ -29,8 +30,10 @@ import Testing
         (.double(0.1), "0.1"),
         (.double(.infinity), "Infinity"),
         (.bytes([0, 0xab, 0xff]), "\\x00abff"),
-        (.textArray(["a", nil, "b\"c", "d\\e", "f,g", "NULL", ""]),
-         "{\"a\",NULL,\"b\\\"c\",\"d\\\\e\",\"f,g\",\"NULL\",\"\"}"),
+        (
+            .textArray(["a", nil, "b\"c", "d\\e", "f,g", "NULL", ""]),
+            "{\"a\",NULL,\"b\\\"c\",\"d\\\\e\",\"f,g\",\"NULL\",\"\"}"
+        ),
         (.int64Array([1, nil, -3]), "{\"1\",NULL,\"-3\"}"),
         (.textArray([]), "{}"),
         (.bytesArray([[1], nil]), "{\"\\\\x01\",NULL}"),
