@@ -22,7 +22,8 @@ public struct PostgresNotification: Sendable, Hashable {
 /// Two ways to wait: an event loop registers `socketDescriptor` for readability (epoll), then calls
 /// `consumeInput()` and `drainNotifications()` when it fires — neither blocks. A thread with nothing else to do
 /// calls `waitForNotifications(timeout:)`, which blocks in `poll`. Notifications that arrive while a query runs
-/// are queued by libpq and returned by the next drain.
+/// are queued by libpq and returned by the next drain. A connection watched by an event loop is dedicated to
+/// listening: running a statement on it would block the loop.
 extension PostgresConnection {
     /// `LISTEN "channel"` (the name is quoted, case preserved).
     public func listen(channel: String) throws(PostgresError) {

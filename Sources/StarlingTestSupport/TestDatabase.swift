@@ -73,6 +73,22 @@ public struct TestDatabase: Sendable {
         try PostgresConnection.connect(url: url, applicationName: applicationName)
     }
 
+    /// Runs `body` on a fresh connection to this database on a dedicated thread (a short-lived
+    /// `PostgresWorker`), keeping blocking libpq calls off the cooperative pool; the connection is closed after.
+    public func withConnection<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        let worker = PostgresWorker(url: url, applicationName: "starling-tests", threadName: "test-pg")
+        do {
+            let value = try await worker.withConnection(body)
+            await worker.shutdown()
+            return value
+        } catch {
+            await worker.shutdown()
+            throw error
+        }
+    }
+
     /// `postgresql://user@host:port/old?x=y` → `postgresql://user@host:port/<database>?x=y`.
     public static func replacingDatabase(in url: String, with database: String) -> String {
         guard let schemeEnd = url.range(of: "://") else { return url + " dbname=" + database }

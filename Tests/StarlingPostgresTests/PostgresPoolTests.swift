@@ -157,6 +157,8 @@ struct PostgresPoolTests {
             #expect(state.1 == 0)
             #expect(state.2 == "starling-test-worker")
             await worker.shutdown()
+            let name = try await db.withConnection { try $0.query("SELECT current_database() AS d")[0].string("d") }
+            #expect(name == db.name)
         }
     }
 }
