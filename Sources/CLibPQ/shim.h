@@ -1,6 +1,7 @@
 #ifndef STARLING_CLIBPQ_SHIM_H
 #define STARLING_CLIBPQ_SHIM_H
 #include <libpq-fe.h>
+#include <string.h>
 
 /* PG_DIAG_* are character-literal macros, which Swift does not import reliably: expose them as functions. */
 static inline int starling_pq_diag_sqlstate(void) { return PG_DIAG_SQLSTATE; }
@@ -9,10 +10,18 @@ static inline int starling_pq_diag_message_detail(void) { return PG_DIAG_MESSAGE
 static inline int starling_pq_diag_message_hint(void) { return PG_DIAG_MESSAGE_HINT; }
 static inline int starling_pq_diag_constraint_name(void) { return PG_DIAG_CONSTRAINT_NAME; }
 
-/* A notice receiver that drops notices: libpq's default prints them to stderr. */
-static inline void starling_pq_ignore_notice(void *arg, const PGresult *res) { (void)arg; (void)res; }
-static inline void starling_pq_silence_notices(PGconn *conn) {
-    PQsetNoticeReceiver(conn, starling_pq_ignore_notice, NULL);
+/* The notice receiver: drops notices (libpq's default prints them to stderr), but records in *arg (an int
+   owned by the Swift connection object, which outlives the PGconn) that a FATAL or PANIC arrived. libpq turns an
+   ErrorResponse received while the connection is idle -- the server's "terminating connection" before it closes
+   the socket -- into a notice, so this flag is how an idle connection learns that its backend is gone. */
+static inline void starling_pq_notice_receiver(void *arg, const PGresult *res) {
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (arg != NULL && severity != NULL && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)) {
+        *(int *)arg = 1;
+    }
+}
+static inline void starling_pq_watch_notices(PGconn *conn, int *fatal_seen) {
+    PQsetNoticeReceiver(conn, starling_pq_notice_receiver, fatal_seen);
 }
 
 /* Names the calling thread (pthread_setname_np needs _GNU_SOURCE, which this system module cannot set before

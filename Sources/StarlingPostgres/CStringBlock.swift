@@ -82,8 +82,10 @@ struct EncodedParameters {
 
     /// Calls `body` with libpq's parameter arrays: types, values, lengths (nil: text) and formats (nil: text).
     func withPointers<R>(
-        _ body: (UnsafePointer<UInt32>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
-                 UnsafePointer<Int32>?) -> R
+        _ body: (
+            UnsafePointer<UInt32>?, UnsafePointer<UnsafePointer<CChar>?>?, UnsafePointer<Int32>?,
+            UnsafePointer<Int32>?
+        ) -> R
     ) -> R {
         block.withPointers { values in
             types.withUnsafeBufferPointer { types in

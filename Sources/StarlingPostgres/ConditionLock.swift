@@ -64,13 +64,15 @@ func startDetachedThread(name: String, _ body: @escaping @Sendable () -> Void) {
     }
     let box = Unmanaged.passRetained(Box(name: name, body: body)).toOpaque()
     var thread = pthread_t()
-    let rc = pthread_create(&thread, nil, { argument in
-        guard let argument else { return nil }
-        let box = Unmanaged<Box>.fromOpaque(argument).takeRetainedValue()
-        _ = starling_pq_set_thread_name(String(decoding: box.name.utf8.prefix(15), as: UTF8.self))
-        box.body()
-        return nil
-    }, box)
+    let rc = pthread_create(
+        &thread, nil,
+        { argument in
+            guard let argument else { return nil }
+            let box = Unmanaged<Box>.fromOpaque(argument).takeRetainedValue()
+            _ = starling_pq_set_thread_name(String(decoding: box.name.utf8.prefix(15), as: UTF8.self))
+            box.body()
+            return nil
+        }, box)
     precondition(rc == 0, "pthread_create failed: \(rc)")
     pthread_detach(thread)
 }

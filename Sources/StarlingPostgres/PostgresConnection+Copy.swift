@@ -26,8 +26,9 @@ public final class PostgresCopyWriter {
     /// Appends one row; `values` must have one value per column given to `copyIn`.
     public func appendRow(_ values: [PostgresValue]) throws(PostgresError) {
         guard values.count == columnCount else {
-            throw PostgresError(code: .invalidParameter,
-                                message: "COPY row has \(values.count) values for \(columnCount) columns")
+            throw PostgresError(
+                code: .invalidParameter,
+                message: "COPY row has \(values.count) values for \(columnCount) columns")
         }
         for (index, value) in values.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: "\t")) }
@@ -52,9 +53,10 @@ public final class PostgresCopyWriter {
             bytes.withMemoryRebound(to: CChar.self) { PQputCopyData(handle, $0.baseAddress, Int32($0.count)) }
         }
         guard rc == 1 else {
-            throw PostgresError(code: .queryFailed,
-                                message: PostgresConnection.trimmedMessage(PQerrorMessage(handle)),
-                                queryName: "copy", isConnectionLost: PQstatus(handle) != CONNECTION_OK)
+            throw PostgresError(
+                code: .queryFailed,
+                message: PostgresConnection.trimmedMessage(PQerrorMessage(handle)),
+                queryName: "copy", isConnectionLost: PQstatus(handle) != CONNECTION_OK)
         }
         buffer.removeAll(keepingCapacity: true)
     }
@@ -84,7 +86,8 @@ extension PostgresConnection {
         table: String, columns: [String], name: String? = nil, _ body: (PostgresCopyWriter) throws -> Void
     ) throws -> Int {
         let queryName = name ?? "copy"
-        let quotedColumns = try columns.map { (column) throws(PostgresError) in try PostgresIdentifier.quoteName(column) }
+        let quotedColumns = try columns.map { (column) throws(PostgresError) in try PostgresIdentifier.quoteName(column)
+        }
         let sql = "COPY \(try PostgresIdentifier.quote(table)) (\(quotedColumns.joined(separator: ", "))) FROM STDIN"
         let handle = try liveHandle(name: queryName)
         try startCopy(handle, sql: sql, name: queryName)
@@ -120,8 +123,9 @@ extension PostgresConnection {
         case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
             throw serverError(result, name: name)
         default:
-            throw PostgresError(code: .protocolError, message: "COPY did not start", queryName: name,
-                                isConnectionLost: isConnectionLost)
+            throw PostgresError(
+                code: .protocolError, message: "COPY did not start", queryName: name,
+                isConnectionLost: isConnectionLost)
         }
     }
 
@@ -137,8 +141,10 @@ extension PostgresConnection {
             case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
                 outcome = .failure(serverError(result, name: name))
             default:
-                outcome = .failure(PostgresError(code: .protocolError, message: "unexpected COPY result",
-                                                 queryName: name, isConnectionLost: isConnectionLost))
+                outcome = .failure(
+                    PostgresError(
+                        code: .protocolError, message: "unexpected COPY result",
+                        queryName: name, isConnectionLost: isConnectionLost))
             }
         }
         guard let outcome else { throw connectionError(name: name) }

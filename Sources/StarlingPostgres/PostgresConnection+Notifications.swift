@@ -9,6 +9,12 @@ public struct PostgresNotification: Sendable, Hashable {
     public var payload: String
     /// The server process ID of the notifying session.
     public var backendPID: Int32
+
+    public init(channel: String, payload: String, backendPID: Int32) {
+        self.channel = channel
+        self.payload = payload
+        self.backendPID = backendPID
+    }
 }
 
 /// LISTEN/NOTIFY.
@@ -16,7 +22,8 @@ public struct PostgresNotification: Sendable, Hashable {
 /// Two ways to wait: an event loop registers `socketDescriptor` for readability (epoll), then calls
 /// `consumeInput()` and `drainNotifications()` when it fires — neither blocks. A thread with nothing else to do
 /// calls `waitForNotifications(timeout:)`, which blocks in `poll`. Notifications that arrive while a query runs
-/// are queued by libpq and returned by the next drain.
+/// are queued by libpq and returned by the next drain. A connection watched by an event loop is dedicated to
+/// listening: running a statement on it would block the loop.
 extension PostgresConnection {
     /// `LISTEN "channel"` (the name is quoted, case preserved).
     public func listen(channel: String) throws(PostgresError) {
@@ -53,10 +60,11 @@ extension PostgresConnection {
         var notifications: [PostgresNotification] = []
         while let notify = PQnotifies(handle) {
             defer { PQfreemem(notify) }
-            notifications.append(PostgresNotification(
-                channel: String(cString: notify.pointee.relname),
-                payload: notify.pointee.extra.map { String(cString: $0) } ?? "",
-                backendPID: notify.pointee.be_pid))
+            notifications.append(
+                PostgresNotification(
+                    channel: String(cString: notify.pointee.relname),
+                    payload: notify.pointee.extra.map { String(cString: $0) } ?? "",
+                    backendPID: notify.pointee.be_pid))
         }
         return notifications
     }
@@ -79,16 +87,20 @@ extension PostgresConnection {
         }
     }
 
-    /// A cheap liveness check for an idle connection: reads anything pending without blocking, so a backend that
-    /// was terminated (FATAL message, then EOF) is noticed before a job is run on it. False when broken.
+    /// A cheap liveness check for an idle connection: reads anything pending without blocking and parses it, so
+    /// a backend that was terminated is noticed before a job runs on it. The server sends its FATAL
+    /// "terminating connection" message before it disappears from `pg_stat_activity` and before the socket
+    /// closes; libpq reports that message on an idle connection as a notice, which our receiver records.
+    /// False when broken.
     public func checkIdleConnection() -> Bool {
         guard let handle, PQstatus(handle) == CONNECTION_OK else { return false }
         for _ in 0..<4 {
             guard let ready = try? waitForSocket(handle, readable: true, writable: false, timeoutMilliseconds: 0),
-                  ready.isReadable
+                ready.isReadable
             else { break }
             if PQconsumeInput(handle) == 0 { return false }
+            _ = PQisBusy(handle)  // parses what was read: notifications are queued, a FATAL becomes a notice
         }
-        return PQstatus(handle) == CONNECTION_OK
+        return PQstatus(handle) == CONNECTION_OK && fatalNoticeSeen.pointee == 0
     }
 }

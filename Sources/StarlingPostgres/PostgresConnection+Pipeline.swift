@@ -107,8 +107,9 @@ extension PostgresConnection {
             let rc = poll(&descriptor, 1, timeoutMilliseconds)
             if rc >= 0 { break }
             guard errno == EINTR else {
-                throw PostgresError(code: .queryFailed, message: "poll failed: errno \(errno)",
-                                    isConnectionLost: isConnectionLost)
+                throw PostgresError(
+                    code: .queryFailed, message: "poll failed: errno \(errno)",
+                    isConnectionLost: isConnectionLost)
             }
         }
         let failed = descriptor.revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0
@@ -156,8 +157,9 @@ struct PipelineCollector {
                 isStatementOpen = true
             default:
                 let status = String(cString: PQresStatus(PQresultStatus(result)))
-                throw PostgresError(code: .protocolError, message: "unexpected pipeline result status \(status)",
-                                    queryName: "pipeline", isConnectionLost: connection.isConnectionLost)
+                throw PostgresError(
+                    code: .protocolError, message: "unexpected pipeline result status \(status)",
+                    queryName: "pipeline", isConnectionLost: connection.isConnectionLost)
             }
         }
     }

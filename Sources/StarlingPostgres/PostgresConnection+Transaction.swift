@@ -20,6 +20,7 @@ extension PostgresConnection {
     /// roll back: that case is rolled back and reported as `queryFailed` instead of looking like success.
     /// A failing `COMMIT` (serialization failure, deferred constraint) throws its `PostgresError`.
     /// Transactions do not nest (a programmer error).
+    @discardableResult
     public func transaction<T>(
         isolation: PostgresIsolation? = nil, name: String? = nil, _ body: (PostgresConnection) throws -> T
     ) throws -> T {
@@ -34,8 +35,9 @@ extension PostgresConnection {
         }
         if isTransactionFailed {
             rollbackQuietly()
-            throw PostgresError(code: .queryFailed, message: "transaction aborted by an earlier statement error",
-                                sqlState: "25P02", queryName: name)
+            throw PostgresError(
+                code: .queryFailed, message: "transaction aborted by an earlier statement error",
+                sqlState: "25P02", queryName: name)
         }
         do {
             try executeScript("COMMIT", name: name)

@@ -11,20 +11,29 @@ internal import CLibPQ
 public final class PostgresConnection {
     /// The libpq connection; nil once closed.
     var handle: OpaquePointer?
+    /// Set to 1 by the C notice receiver when the server sent FATAL/PANIC while idle. Allocated here, freed in
+    /// `deinit` after `PQfinish`, so it outlives the `PGconn` that writes to it.
+    let fatalNoticeSeen: UnsafeMutablePointer<Int32>
 
     private init(handle: OpaquePointer) {
         self.handle = handle
+        fatalNoticeSeen = .allocate(capacity: 1)
+        fatalNoticeSeen.initialize(to: 0)
+        starling_pq_watch_notices(handle, fatalNoticeSeen)
     }
 
     deinit {
         if let handle { PQfinish(handle) }
+        fatalNoticeSeen.deallocate()
     }
 
     /// Opens a connection from a `postgresql://` URL (or a `key=value` connection string).
     ///
-    /// The client encoding is forced to UTF-8 and libpq's notices (which it would print to stderr) are dropped.
+    /// The client encoding is forced to UTF-8 and libpq's notices (which it would print to stderr) are dropped
+    /// (a FATAL one is remembered: see `checkIdleConnection`).
     /// - Parameter applicationName: shown in `pg_stat_activity.application_name` when given.
-    public static func connect(url: String, applicationName: String? = nil) throws(PostgresError) -> PostgresConnection {
+    public static func connect(url: String, applicationName: String? = nil) throws(PostgresError) -> PostgresConnection
+    {
         var keywords = ["dbname", "client_encoding"]
         var values = [url, "UTF8"]
         if let applicationName {
@@ -44,7 +53,6 @@ public final class PostgresConnection {
             PQfinish(handle)
             throw PostgresError(code: .connectionFailed, message: message, isConnectionLost: true)
         }
-        starling_pq_silence_notices(handle)
         return PostgresConnection(handle: handle)
     }
 
@@ -54,10 +62,11 @@ public final class PostgresConnection {
         handle = nil
     }
 
-    /// True when the connection is closed or libpq reports it broken (`PQstatus` is bad): reconnect.
+    /// True when the connection is closed, libpq reports it broken (`PQstatus` is bad), or the server announced
+    /// it is terminating this session: reconnect.
     public var isConnectionLost: Bool {
         guard let handle else { return true }
-        return PQstatus(handle) != CONNECTION_OK
+        return PQstatus(handle) != CONNECTION_OK || fatalNoticeSeen.pointee != 0
     }
 
     /// True inside a transaction block (open or failed), as libpq last saw it.
@@ -123,8 +132,9 @@ public final class PostgresConnection {
     /// The open handle, or `connectionFailed` when closed.
     func liveHandle(name: String?) throws(PostgresError) -> OpaquePointer {
         guard let handle else {
-            throw PostgresError(code: .connectionFailed, message: "connection is closed", queryName: name,
-                                isConnectionLost: true)
+            throw PostgresError(
+                code: .connectionFailed, message: "connection is closed", queryName: name,
+                isConnectionLost: true)
         }
         return handle
     }
@@ -142,8 +152,9 @@ public final class PostgresConnection {
             throw serverError(result, name: name)
         default:
             let status = String(cString: PQresStatus(PQresultStatus(result)))
-            throw PostgresError(code: .protocolError, message: "unexpected result status \(status)", queryName: name,
-                                isConnectionLost: isConnectionLost)
+            throw PostgresError(
+                code: .protocolError, message: "unexpected result status \(status)", queryName: name,
+                isConnectionLost: isConnectionLost)
         }
     }
 

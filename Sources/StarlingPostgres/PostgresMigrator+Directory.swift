@@ -14,8 +14,9 @@ extension PostgresMigrator {
         var migrations: [PostgresMigration] = []
         for file in names.sorted() where file.hasSuffix(".sql") {
             guard let (version, name) = parseFileName(file) else {
-                throw PostgresError(code: .migrationFailed,
-                                    message: "migration file \(directory)/\(file) is not named NNNN_name.sql")
+                throw PostgresError(
+                    code: .migrationFailed,
+                    message: "migration file \(directory)/\(file) is not named NNNN_name.sql")
             }
             let path = directory + "/" + file
             let sql: String
@@ -37,7 +38,7 @@ extension PostgresMigrator {
         let digits = stem[..<underscore]
         let name = stem[stem.index(after: underscore)...]
         guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), !name.isEmpty,
-              let version = Int(digits)
+            let version = Int(digits)
         else { return nil }
         return (version, String(name))
     }

@@ -38,16 +38,20 @@ public struct PostgresMigrator: Sendable {
     static let lockClass: Int32 = 0x5354
 
     /// Validates and sorts `migrations`: versions must be positive and unique.
-    public init(schema: String, migrations: [PostgresMigration], logger: Logger = PostgresLogging.disabled) throws(PostgresError) {
+    public init(schema: String, migrations: [PostgresMigration], logger: Logger = PostgresLogging.disabled)
+        throws(PostgresError)
+    {
         _ = try PostgresIdentifier.quoteName(schema)
         var seen = Set<Int>()
         for migration in migrations {
             guard migration.version > 0 else {
-                throw PostgresError(code: .migrationFailed, message: "migration \(migration.label): version must be > 0")
+                throw PostgresError(
+                    code: .migrationFailed, message: "migration \(migration.label): version must be > 0")
             }
             guard seen.insert(migration.version).inserted else {
-                throw PostgresError(code: .migrationFailed,
-                                    message: "two migrations have version \(migration.version) in schema \(schema)")
+                throw PostgresError(
+                    code: .migrationFailed,
+                    message: "two migrations have version \(migration.version) in schema \(schema)")
             }
         }
         self.schema = schema
@@ -71,7 +75,8 @@ public struct PostgresMigrator: Sendable {
         try inTransaction(connection, name: "migrations.bootstrap") { (connection) throws(PostgresError) in
             try lock(connection)
             try connection.executeScript("CREATE SCHEMA IF NOT EXISTS \(try PostgresIdentifier.quoteName(schema))")
-            try connection.executeScript("""
+            try connection.executeScript(
+                """
                 CREATE TABLE IF NOT EXISTS \(table) (
                     version integer PRIMARY KEY,
                     name text NOT NULL,
@@ -115,8 +120,9 @@ public struct PostgresMigrator: Sendable {
     }
 
     private func lock(_ connection: PostgresConnection) throws(PostgresError) {
-        try connection.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int32(Self.lockClass), .text(schema)],
-                             name: "migrations.lock")
+        try connection.query(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", [.int32(Self.lockClass), .text(schema)],
+            name: "migrations.lock")
     }
 
     /// The recorded versions; throws `schemaTooNew` when one is newer than `latestVersion`.
@@ -147,8 +153,9 @@ public struct PostgresMigrator: Sendable {
             failure.message = "migration \(schema)/\(migration.label) failed: \(error.message)"
             throw failure
         }
-        try connection.query("INSERT INTO \(table) (version, name) VALUES ($1, $2)",
-                             [.int(migration.version), .text(migration.name)], name: "migrations.record")
+        try connection.query(
+            "INSERT INTO \(table) (version, name) VALUES ($1, $2)",
+            [.int(migration.version), .text(migration.name)], name: "migrations.record")
     }
 
     /// `connection.transaction` with errors kept as `PostgresError`.

@@ -53,11 +53,14 @@ public final class PostgresWorker: Sendable {
     private let threads: PostgresThreads
 
     /// Starts the thread (the connection opens on first use).
-    public init(url: String, applicationName: String? = nil, maxQueuedJobs: Int = 1024,
-                threadName: String = "starling-pgw", logger: Logger = PostgresLogging.disabled) {
+    public init(
+        url: String, applicationName: String? = nil, maxQueuedJobs: Int = 1024,
+        threadName: String = "starling-pgw", logger: Logger = PostgresLogging.disabled
+    ) {
         threads = PostgresThreads(
-            configuration: PostgresThreadConfiguration(url: url, applicationName: applicationName, connectionCount: 1,
-                                                       maxQueuedJobs: maxQueuedJobs, threadName: threadName),
+            configuration: PostgresThreadConfiguration(
+                url: url, applicationName: applicationName, connectionCount: 1,
+                maxQueuedJobs: maxQueuedJobs, threadName: threadName),
             logger: logger)
     }
 

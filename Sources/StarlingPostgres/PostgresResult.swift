@@ -4,6 +4,11 @@ internal import CLibPQ
 public struct PostgresColumn: Sendable, Hashable {
     public var name: String
     public var typeOID: UInt32
+
+    public init(name: String, typeOID: UInt32) {
+        self.name = name
+        self.typeOID = typeOID
+    }
 }
 
 /// The rows a statement returned, copied out of libpq's `PGresult` (which is cleared right after), so it is a

@@ -132,7 +132,9 @@ public struct PostgresRow: Sendable {
         return value
     }
 
-    private static func malformed(_ bytes: UnsafeBufferPointer<UInt8>, _ type: String, _ column: String) -> PostgresError {
+    private static func malformed(_ bytes: UnsafeBufferPointer<UInt8>, _ type: String, _ column: String)
+        -> PostgresError
+    {
         PostgresError(code: .typeMismatch, message: "column \(column): cannot read \(bytes.count) bytes as \(type)")
     }
 }

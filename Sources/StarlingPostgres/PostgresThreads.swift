@@ -67,8 +67,9 @@ final class PostgresThreads: Sendable {
         let outcome: PostgresError? = lock.withLock { state in
             if state.isClosed { return PostgresError(code: .poolClosed, message: "the Postgres pool is shut down") }
             if state.queuedCount >= configuration.maxQueuedJobs {
-                return PostgresError(code: .poolOverloaded,
-                                     message: "\(state.queuedCount) Postgres jobs are already queued")
+                return PostgresError(
+                    code: .poolOverloaded,
+                    message: "\(state.queuedCount) Postgres jobs are already queued")
             }
             state.jobs.append(job)
             return nil
@@ -163,7 +164,9 @@ final class PostgresThreads: Sendable {
     }
 
     /// The thread's connection, checked and reopened when it broke while idle.
-    private func acquire(_ connection: inout PostgresConnection?, logger: Logger) -> Result<PostgresConnection, PostgresError> {
+    private func acquire(_ connection: inout PostgresConnection?, logger: Logger) -> Result<
+        PostgresConnection, PostgresError
+    > {
         if let existing = connection {
             if existing.checkIdleConnection() { return .success(existing) }
             logger.debug("Postgres connection lost while idle, reconnecting")
@@ -171,8 +174,9 @@ final class PostgresThreads: Sendable {
             connection = nil
         }
         do {
-            let opened = try PostgresConnection.connect(url: configuration.url,
-                                                        applicationName: configuration.applicationName)
+            let opened = try PostgresConnection.connect(
+                url: configuration.url,
+                applicationName: configuration.applicationName)
             connection = opened
             return .success(opened)
         } catch {

@@ -65,9 +65,12 @@ public enum PostgresValue: Sendable, Hashable {
                 try Self.appendText(s, to: &b)
             }
         case .int64Array(let elements):
-            try Self.appendArray(elements, to: &buffer) { (v: Int64, b: inout [UInt8]) in b.append(contentsOf: String(v).utf8) }
+            try Self.appendArray(elements, to: &buffer) { (v: Int64, b: inout [UInt8]) in
+                b.append(contentsOf: String(v).utf8)
+            }
         case .doubleArray(let elements):
-            try Self.appendArray(elements, to: &buffer) { (v: Double, b: inout [UInt8]) in Self.appendDouble(v, to: &b) }
+            try Self.appendArray(elements, to: &buffer) { (v: Double, b: inout [UInt8]) in Self.appendDouble(v, to: &b)
+            }
         case .boolArray(let elements):
             try Self.appendArray(elements, to: &buffer) { (v: Bool, b: inout [UInt8]) in
                 b.append(v ? UInt8(ascii: "t") : UInt8(ascii: "f"))

@@ -1,6 +1,6 @@
+import Glibc
 public import StarlingPostgres
 import Synchronization
-import Glibc
 
 /// A throwaway database for one test, on the Postgres cluster `ops/test` starts (env `STARLING_PG_URL`).
 ///
@@ -49,7 +49,8 @@ public struct TestDatabase: Sendable {
     /// Creates a fresh, uniquely named database; the caller must `drop()` it.
     public static func create() async throws -> TestDatabase {
         let adminURL = try adminURL()
-        let name = "starling_test_\(getpid())_\(counter.add(1, ordering: .relaxed).newValue)_"
+        let name =
+            "starling_test_\(getpid())_\(counter.add(1, ordering: .relaxed).newValue)_"
             + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let quoted = try PostgresIdentifier.quoteName(name)
         try await adminWorker(url: adminURL).withConnection { connection in
@@ -62,13 +63,30 @@ public struct TestDatabase: Sendable {
     public func drop() async throws {
         let quoted = try PostgresIdentifier.quoteName(name)
         try await Self.adminWorker(url: Self.adminURL()).withConnection { connection in
-            _ = try connection.executeScript("DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)", name: "test.dropDatabase")
+            _ = try connection.executeScript(
+                "DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)", name: "test.dropDatabase")
         }
     }
 
     /// Opens a connection to this database (blocking: call it from a test body or a dedicated thread).
     public func connect(applicationName: String? = "starling-tests") throws(PostgresError) -> PostgresConnection {
         try PostgresConnection.connect(url: url, applicationName: applicationName)
+    }
+
+    /// Runs `body` on a fresh connection to this database on a dedicated thread (a short-lived
+    /// `PostgresWorker`), keeping blocking libpq calls off the cooperative pool; the connection is closed after.
+    public func withConnection<T: Sendable>(
+        _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        let worker = PostgresWorker(url: url, applicationName: "starling-tests", threadName: "test-pg")
+        do {
+            let value = try await worker.withConnection(body)
+            await worker.shutdown()
+            return value
+        } catch {
+            await worker.shutdown()
+            throw error
+        }
     }
 
     /// `postgresql://user@host:port/old?x=y` → `postgresql://user@host:port/<database>?x=y`.

@@ -1,0 +1,158 @@
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+/// Strings that break naive quoting: SQL, array, COPY and JSON metacharacters, unicode, whitespace.
+let nastyStrings: [String] = [
+    "plain", "", " ", "'; DROP TABLE items; --", "O'Reilly", "back\\slash", "trailing\\", "\\N", "NULL", "null",
+    "dq\"uote", "{braces}", "a,b", "tab\there", "new\nline", "cr\rlf", "$1", "E'\\x00'", "unicode ✓ 日本語 🎉",
+    "\u{7f}\u{1}", "%s%n", String(repeating: "x", count: 10_000),
+]
+
+@Suite(.timeLimit(.minutes(2)))
+struct PostgresConnectionTests {
+    /// Proves a failed connect throws connectionFailed with libpq's own message (refused port, unknown db).
+    @Test func connectFailureCarriesLibpqMessage() throws {
+        let refused = #expect(throws: PostgresError.self) {
+            try PostgresConnection.connect(url: "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=5")
+        }
+        #expect(refused?.code == .connectionFailed)
+        #expect(refused?.message.contains("127.0.0.1") == true)
+        let url = TestDatabase.replacingDatabase(in: try TestDatabase.adminURL(), with: "starling_no_such_db")
+        let missing = #expect(throws: PostgresError.self) { try PostgresConnection.connect(url: url) }
+        #expect(missing?.code == .connectionFailed)
+        #expect(missing?.message.contains("starling_no_such_db") == true)
+        #expect(missing?.message.contains("does not exist") == true)
+    }
+
+    /// Proves parameters travel as data: quotes, backslashes, unicode and NULL round-trip and inject nothing.
+    @Test func parametersCannotInject() async throws {
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            try connection.executeScript("CREATE TABLE items (n int PRIMARY KEY, v text)")
+            let values: [String?] = nastyStrings + [nil]
+            for (n, value) in values.enumerated() {
+                try connection.execute("INSERT INTO items (n, v) VALUES ($1, $2)", [.int(n), .optionalText(value)])
+            }
+            let result = try connection.query("SELECT n, v FROM items ORDER BY n")
+            #expect(try result.map { try $0.optionalString("v") } == values)
+            let echoed = try connection.query("SELECT $1::text AS v, $2::text IS NULL AS isnull", ["it's", nil])
+            #expect(try echoed[0].string("v") == "it's")
+            #expect(try echoed[0].bool("isnull"))
+            let nul = #expect(throws: PostgresError.self) { try connection.query("SELECT $1", ["a\u{0}b"]) }
+            #expect(nul?.code == .invalidParameter)
+        }
+    }
+
+    /// Proves typed accessors are exact (bigint > 2^53, numeric, bytea, bool, timestamptz) and check types.
+    @Test func typedAccessorsAreExactAndChecked() async throws {
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            try connection.executeScript("SET TimeZone = 'UTC'")
+            let result = try connection.query(
+                """
+                SELECT 9007199254740993::bigint AS big, $1::bigint AS max, $2::bigint AS min,
+                       123456789012345678901234567890.123456789::numeric AS num, '\\x00ff10'::bytea AS raw,
+                       true AS yes, false AS no, '2024-03-01 12:34:56.123456+00'::timestamptz AS at,
+                       2147483647::int4 AS i32, 1.5::float8 AS d, NULL::text AS nothing, 'x'::text AS word,
+                       $3::bytea AS allbytes, $4::float8 AS nan, $5::float8 AS inf, $6::int4 AS small
+                """,
+                [
+                    .int64(.max), .int64(.min), .bytes((0...255).map { UInt8($0) }), .double(.nan),
+                    .double(-.infinity), .int32(-7),
+                ])
+            let row = result[0]
+            #expect(try row.int64("big") == 9_007_199_254_740_993)
+            #expect(try row.int64("max") == .max)
+            #expect(try row.int64("min") == .min)
+            #expect(try row.string("num") == "123456789012345678901234567890.123456789")
+            #expect(try row.bytes("raw") == [0x00, 0xff, 0x10])
+            #expect(try row.bool("yes") == true)
+            #expect(try row.bool("no") == false)
+            #expect(try row.string("at") == "2024-03-01 12:34:56.123456+00")
+            #expect(try row.int32("i32") == .max)
+            #expect(try row.int64("i32") == 2_147_483_647)
+            #expect(try row.double("d") == 1.5)
+            #expect(try row.isNull("nothing"))
+            #expect(try row.optionalString("nothing") == nil)
+            #expect(try row.bytes("allbytes") == (0...255).map { UInt8($0) })
+            #expect(try row.double("nan").isNaN)
+            #expect(try row.double("inf") == -.infinity)
+            #expect(try row.int32(15) == -7)
+            let mismatch = #expect(throws: PostgresError.self) { _ = try row.int64("word") }
+            #expect(mismatch?.code == .typeMismatch)
+            #expect(#expect(throws: PostgresError.self) { _ = try row.double("num") }?.code == .typeMismatch)
+            #expect(#expect(throws: PostgresError.self) { _ = try row.int32("big") }?.code == .typeMismatch)
+            #expect(#expect(throws: PostgresError.self) { _ = try row.string("nothing") }?.code == .unexpectedNull)
+            #expect(#expect(throws: PostgresError.self) { _ = try row.string("absent") }?.code == .columnNotFound)
+            #expect(#expect(throws: PostgresError.self) { _ = try row.string(99) }?.code == .columnNotFound)
+            #expect(result.columns[0] == PostgresColumn(name: "big", typeOID: 20))
+        }
+    }
+
+    /// Proves a unique violation carries SQLSTATE 23505, the constraint name and the server's detail.
+    @Test func uniqueViolationCarriesSQLState() async throws {
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            try connection.executeScript("CREATE TABLE items (id bigint CONSTRAINT items_pk PRIMARY KEY)")
+            try connection.execute("INSERT INTO items VALUES ($1)", [7], name: "insert-item")
+            let error = #expect(throws: PostgresError.self) {
+                try connection.execute("INSERT INTO items VALUES ($1)", [7], name: "insert-item")
+            }
+            #expect(error?.code == .queryFailed)
+            #expect(error?.sqlState == PostgresError.SQLState.uniqueViolation)
+            #expect(error?.isUniqueViolation == true)
+            #expect(error?.constraintName == "items_pk")
+            #expect(error?.queryName == "insert-item")
+            #expect(error?.detail?.contains("(id)=(7)") == true)
+            #expect(error?.isConnectionLost == false)
+            #expect(try connection.query("SELECT 1 AS one")[0].int64("one") == 1)
+        }
+    }
+
+    /// Proves transaction() commits on success and rolls back on a thrown or swallowed error.
+    @Test func transactionCommitsAndRollsBack() async throws {
+        struct Boom: Error {}
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            try connection.executeScript("CREATE TABLE items (id bigint PRIMARY KEY)")
+            try connection.transaction { try $0.execute("INSERT INTO items VALUES (1)") }
+            #expect(throws: Boom.self) {
+                try connection.transaction { connection in
+                    try connection.execute("INSERT INTO items VALUES (2)")
+                    throw Boom()
+                }
+            }
+            let duplicate = #expect(throws: PostgresError.self) {
+                try connection.transaction(isolation: .serializable) { connection in
+                    try connection.execute("INSERT INTO items VALUES (3)")
+                    try connection.execute("INSERT INTO items VALUES (1)")
+                }
+            }
+            #expect(duplicate?.sqlState == "23505")
+            let swallowed = #expect(throws: PostgresError.self) {
+                try connection.transaction { connection in
+                    try connection.execute("INSERT INTO items VALUES (4)")
+                    _ = try? connection.execute("INSERT INTO items VALUES (1)")
+                }
+            }
+            #expect(swallowed?.sqlState == "25P02")
+            #expect(!connection.isInTransaction)
+            let ids = try connection.query("SELECT id FROM items ORDER BY id").map { try $0.int64(0) }
+            #expect(ids == [1])
+        }
+    }
+
+    /// Proves a closed connection reports itself lost and fails statements instead of crashing.
+    @Test func closedConnectionFailsCleanly() async throws {
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            #expect(!connection.isConnectionLost)
+            connection.close()
+            connection.close()
+            #expect(connection.isConnectionLost)
+            let error = #expect(throws: PostgresError.self) { try connection.query("SELECT 1") }
+            #expect(error?.isConnectionLost == true)
+        }
+    }
+}
