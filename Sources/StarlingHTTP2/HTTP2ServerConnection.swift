@@ -26,8 +26,6 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     private var resetsInWindow = 0
     private var controlFramesInWindow = 0
     private var refusedStreams = 0
-    /// Streams whose response went out before their request finished: RST_STREAM(NO_ERROR) after sending.
-    private var pendingResets: [Int32] = []
 
     init(id: UInt64, channel: SocketChannel, context: ServerLoopContext) {
         self.id = id
@@ -161,10 +159,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             stream.responseOffset += count
         }
         let isEnd = stream.responseOffset == stream.responseBody.count
-        if isEnd {
-            stream.responseBody = []
-            if !stream.isRequestComplete { pendingResets.append(streamID) }
-        }
+        if isEnd { stream.responseBody = [] }
         return (count, isEnd)
     }
 
@@ -294,14 +289,13 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         let rc = session.submitResponse(streamID: streamID, headers: fields, hasBody: hasBody)
         if rc != 0 {
             context.logger.debug("submit response failed", metadata: ["conn.id": "\(id)", "h2.stream": "\(streamID)"])
-        } else if !hasBody && !stream.isRequestComplete {
-            pendingResets.append(streamID)
         }
         context.recordAccess(stream: stream, status: response.status, bytes: response.body.count, peer: channel.peer)
     }
 
-    /// Answers before the request finished (413, 408): the rest of the body is dropped and the stream reset
-    /// once the response is out.
+    /// Answers before the request finished (413, 408). The rest of the body is read and dropped (curl reports
+    /// an RST_STREAM(NO_ERROR) after a complete response as a failure); a client that keeps sending past the
+    /// request timeout is reset by the sweep.
     private func respondEarly(_ streamID: Int32, _ stream: ServerStream, status: Int, code: String, message: String) {
         refusedStream()
         stream.body = []
@@ -333,11 +327,6 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
                 channel.close(error: HTTP2Error(.protocolError, "send failed", nghttp2Code: Int32(rc)))
                 return
             }
-            if !pendingResets.isEmpty {
-                for streamID in pendingResets { session.submitReset(streamID: streamID, errorCode: NGHTTP2_NO_ERROR.rawValue) }
-                pendingResets.removeAll()
-                continue
-            }
             if channel.pendingOutboundBytes == before { break }
         }
         if !session.wantsRead && !session.wantsWrite && runningHandlers == 0 {
@@ -365,9 +354,14 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             }
             return
         }
-        for (streamID, stream) in streams where !stream.isRequestComplete && !stream.isAnswered {
-            if now &- stream.startedAt > limits.requestTimeout.nanoseconds {
-                context.counters.timeouts.add(1)
+        for (streamID, stream) in streams where !stream.isRequestComplete {
+            guard now &- stream.startedAt > limits.requestTimeout.nanoseconds else { continue }
+            context.counters.timeouts.add(1)
+            if stream.isAnswered {
+                // Answered early (413) but the client keeps sending: stop it.
+                session?.submitReset(streamID: streamID, errorCode: NGHTTP2_CANCEL.rawValue)
+                stream.isRequestComplete = true
+            } else {
                 respondEarly(streamID, stream, status: 408, code: "request_timeout",
                              message: "the request did not arrive within \(limits.requestTimeout)")
             }
@@ -408,7 +402,6 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         context.logger.info("closing abusive connection",
                             metadata: ["conn.id": "\(id)", "peer": "\(channel.peer)", "reason": "\(reason)"])
         session.terminate(errorCode: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
-        pendingResets.removeAll()
     }
 
     /// A client speaking HTTP/1.x to an HTTP/2-only port gets a short 505 and the connection is closed.
