@@ -10,6 +10,8 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     private var session: NGHTTP2Session?
     private var streams: [Int32: ClientStream] = [:]
     private(set) var isActive = false
+    /// Frames gathered from nghttp2 before one write to the channel.
+    private var outputScratch: [UInt8] = []
 
     init(channel: SocketChannel, owner: ClientLoopState) {
         self.channel = channel
@@ -99,12 +101,13 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     func produceOutput() {
         guard let session, channel.state == .active else { return }
         while !channel.isOutputSaturated {
-            let before = channel.pendingOutboundBytes
-            if session.send(limitBytes: 256 * 1024, { channel.write($0) }) < 0 {
+            outputScratch.removeAll(keepingCapacity: true)  // one channel write (one TLS record run) per batch
+            if session.send(limitBytes: 256 * 1024, { outputScratch.append(contentsOf: $0) }) < 0 {
                 channel.close(error: HTTP2Error(.protocolError, "nghttp2 send failed"))
                 return
             }
-            if channel.pendingOutboundBytes == before { break }
+            if outputScratch.isEmpty { break }
+            outputScratch.withUnsafeBytes { channel.write($0) }
         }
         if !session.wantsRead && !session.wantsWrite && streams.isEmpty {
             channel.closeAfterFlush()

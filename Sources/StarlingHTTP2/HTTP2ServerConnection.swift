@@ -26,6 +26,8 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     private var resetsInWindow = 0
     private var controlFramesInWindow = 0
     private var refusedStreams = 0
+    /// Frames gathered from nghttp2 before one write to the channel; capacity kept between calls.
+    private var outputScratch: [UInt8] = []
 
     init(id: UInt64, channel: SocketChannel, context: ServerLoopContext) {
         self.id = id
@@ -182,7 +184,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         }
         stream.requestMethod = request.method
         stream.requestPath = request.path
-        stream.acceptsGzip = request.headers["accept-encoding"]?.contains("gzip") ?? false
+        stream.acceptEncoding = request.headers["accept-encoding"]
         switch context.router.match(method: request.method, path: request.path) {
         case .notFound:
             submit(streamID, stream, .error(404, code: "not_found", message: "no route for \(request.path)"))
@@ -204,7 +206,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         }
         let path: String
         let query: String
-        if let mark = target.firstIndex(of: "?") {
+        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
             path = String(target[..<mark])
             query = String(target[target.index(after: mark)...])
         } else {
@@ -270,7 +272,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         guard let session, !stream.isAnswered else { return }
         stream.isAnswered = true
         var response = original
-        if stream.acceptsGzip && response.body.count >= context.limits.gzipMinimumBytes
+        if response.body.count >= context.limits.gzipMinimumBytes && Self.acceptsGzip(stream.acceptEncoding)
             && response.headers["content-encoding"] == nil,
             let compressed = try? Gzip.compress(response.body) {
             response.body = compressed
@@ -320,14 +322,17 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     func produceOutput() {
         guard let session, channel.state == .active else { return }
         while !channel.isOutputSaturated {
-            let before = channel.pendingOutboundBytes
-            let rc = session.send(limitBytes: 256 * 1024) { channel.write($0) }
+            // Gather every frame nghttp2 has ready into one buffer and hand it to the channel once: with TLS
+            // that is one record per 16 KB instead of one per frame.
+            outputScratch.removeAll(keepingCapacity: true)
+            let rc = session.send(limitBytes: 256 * 1024) { outputScratch.append(contentsOf: $0) }
             if rc < 0 {
                 context.logger.debug("nghttp2 send failed", metadata: ["conn.id": "\(id)"])
                 channel.close(error: HTTP2Error(.protocolError, "send failed", nghttp2Code: Int32(rc)))
                 return
             }
-            if channel.pendingOutboundBytes == before { break }
+            if outputScratch.isEmpty { break }
+            outputScratch.withUnsafeBytes { channel.write($0) }
         }
         if !session.wantsRead && !session.wantsWrite && runningHandlers == 0 {
             channel.closeAfterFlush()
@@ -417,6 +422,14 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         channel.closeAfterFlush()
     }
 
+    /// True when an accept-encoding value lists gzip (q=0 is treated as listed: good enough for our clients).
+    private static func acceptsGzip(_ value: String?) -> Bool {
+        guard let value else { return false }
+        return value.lowercased().split(separator: ",").contains {
+            $0.split(separator: ";").first.map { $0.trimmingSpaces() == "gzip" } ?? false
+        }
+    }
+
     private static func looksLikeHTTP1(_ bytes: UnsafeRawBufferPointer) -> Bool {
         // The HTTP/2 preface starts with "PRI "; an HTTP/1 request line starts with an upper-case token and a
         // space (GET, POST, ...).
@@ -442,7 +455,8 @@ final class ServerStream {
     var isRequestComplete = false
     /// A response was submitted, or a handler owns the stream.
     var isAnswered = false
-    var acceptsGzip = false
+    /// The request's accept-encoding, looked at only when a response is large enough to compress.
+    var acceptEncoding: String?
     var requestMethod = ""
     var requestPath = ""
     var responseBody: [UInt8] = []

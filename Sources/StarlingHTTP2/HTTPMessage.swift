@@ -190,7 +190,7 @@ enum PercentDecoding {
     }
 }
 
-extension String {
+extension StringProtocol {
     func trimmingSpaces() -> String {
         var slice = Substring(self)
         while slice.first == " " { slice.removeFirst() }

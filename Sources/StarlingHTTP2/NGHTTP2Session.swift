@@ -125,7 +125,7 @@ final class NGHTTP2Session {
 
     /// Submits a response (server) with an optional body served through `sessionReadBody`.
     func submitResponse(streamID: Int32, headers: [(String, String)], hasBody: Bool) -> Int32 {
-        Self.withNameValues(headers) { nva, count in
+        withNameValues(headers) { nva, count in
             if hasBody {
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil),
                                                      read_callback: NGHTTP2Callbacks.readBody)
@@ -137,7 +137,7 @@ final class NGHTTP2Session {
 
     /// Submits a request (client); returns the new stream id or a negative error.
     func submitRequest(headers: [(String, String)], hasBody: Bool) -> Int32 {
-        Self.withNameValues(headers) { nva, count in
+        withNameValues(headers) { nva, count in
             if hasBody {
                 var provider = nghttp2_data_provider(source: nghttp2_data_source(ptr: nil),
                                                      read_callback: NGHTTP2Callbacks.readBody)
@@ -170,33 +170,35 @@ final class NGHTTP2Session {
         String(cString: nghttp2_strerror(Int32(truncatingIfNeeded: code)))
     }
 
+    /// Name/value bytes of the headers being submitted; capacity kept between calls.
+    private var headerStorage: [UInt8] = []
+    private var headerOffsets: [(name: Int, nameLength: Int, value: Int, valueLength: Int)] = []
+    private var nameValues: [nghttp2_nv] = []
+
     /// Builds nghttp2 name/value pairs over one contiguous buffer that lives for the call (nghttp2 copies them).
-    private static func withNameValues(_ headers: [(String, String)],
-                                       _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
-        var storage: [UInt8] = []
-        storage.reserveCapacity(headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
-        var offsets: [(Int, Int, Int, Int)] = []
-        offsets.reserveCapacity(headers.count)
+    private func withNameValues(_ headers: [(String, String)],
+                                _ body: (UnsafeMutablePointer<nghttp2_nv>, Int) -> Int32) -> Int32 {
+        headerStorage.removeAll(keepingCapacity: true)
+        headerOffsets.removeAll(keepingCapacity: true)
         for (name, value) in headers {
-            let nameStart = storage.count
-            storage.append(contentsOf: name.utf8)
-            let valueStart = storage.count
-            storage.append(contentsOf: value.utf8)
-            offsets.append((nameStart, valueStart - nameStart, valueStart, storage.count - valueStart))
+            let nameStart = headerStorage.count
+            headerStorage.append(contentsOf: name.utf8)
+            let valueStart = headerStorage.count
+            headerStorage.append(contentsOf: value.utf8)
+            headerOffsets.append((nameStart, valueStart - nameStart, valueStart, headerStorage.count - valueStart))
         }
-        if storage.isEmpty { storage.append(0) }
-        return storage.withUnsafeMutableBufferPointer { buffer in
+        headerStorage.append(0)  // never empty, so the base address exists
+        return headerStorage.withUnsafeMutableBufferPointer { buffer in
             let base = buffer.baseAddress.unsafelyUnwrapped  // non-empty array
-            var nva = offsets.map { nameStart, nameLength, valueStart, valueLength in
-                nghttp2_nv(name: base + nameStart, value: base + valueStart, namelen: nameLength,
-                           valuelen: valueLength, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+            nameValues.removeAll(keepingCapacity: true)
+            for entry in headerOffsets {
+                nameValues.append(nghttp2_nv(name: base + entry.name, value: base + entry.value,
+                                             namelen: entry.nameLength, valuelen: entry.valueLength,
+                                             flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
             }
-            return nva.withUnsafeMutableBufferPointer { nvBuffer in
-                guard let nvBase = nvBuffer.baseAddress else {
-                    var empty = nghttp2_nv()
-                    return body(&empty, 0)
-                }
-                return body(nvBase, nvBuffer.count)
+            nameValues.append(nghttp2_nv())  // never empty either
+            return nameValues.withUnsafeMutableBufferPointer { nvBuffer in
+                body(nvBuffer.baseAddress.unsafelyUnwrapped, nvBuffer.count - 1)
             }
         }
     }

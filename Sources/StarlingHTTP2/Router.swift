@@ -32,6 +32,8 @@ public struct Router: Sendable {
     }
 
     public private(set) var routes: [Route] = []
+    /// Routes without parameters by "METHOD path": the common case costs one hash lookup.
+    private var literalRoutes: [String: Handler] = [:]
 
     public init() {}
 
@@ -45,10 +47,16 @@ public struct Router: Sendable {
         precondition(!routes.contains { $0.method == method && $0.segments == segments },
                      "route \(method) \(pattern) registered twice")
         routes.append(Route(method: method, pattern: pattern, segments: segments, handler: handler))
+        if !segments.contains(where: { if case .parameter = $0 { return true } else { return false } }) {
+            let canonical = "/" + segments.map { if case .literal(let text) = $0 { return text } else { return "" } }
+                .joined(separator: "/")
+            literalRoutes[method + " " + canonical] = handler
+        }
     }
 
     /// Finds the handler for `method` and `path` (no query string).
     public func match(method: String, path: String) -> Match {
+        if let handler = literalRoutes[method + " " + path] { return .found(handler, parameters: [:]) }
         let parts = Self.split(path)
         var allowed: [String] = []
         for route in routes where route.segments.count == parts.count {
