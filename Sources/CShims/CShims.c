@@ -1,4 +1,5 @@
 #include "CShims.h"
+#include <string.h>
 
 int starling_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
     return accept4(fd, addr, len, flags);
@@ -7,3 +8,25 @@ int starling_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
 int starling_errno(void) { return errno; }
 
 void starling_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
+
+static volatile int starling_signal_fd = -1;
+
+static void starling_signal_handler(int signo) {
+    int saved = errno;
+    unsigned char byte = (unsigned char)signo;
+    if (starling_signal_fd >= 0) {
+        ssize_t ignored = write(starling_signal_fd, &byte, 1);
+        (void)ignored;
+    }
+    errno = saved;
+}
+
+int starling_route_signal_to_fd(int signo, int fd) {
+    starling_signal_fd = fd;
+    struct sigaction action;
+    memset(&action, 0, sizeof(action));
+    action.sa_handler = starling_signal_handler;
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = SA_RESTART;
+    return sigaction(signo, &action, NULL);
+}

@@ -37,7 +37,7 @@ struct BenchServerCommand: AsyncParsableCommand {
         let server = HTTP2Server(configuration: configuration, router: router, logger: logger)
         let stopper = try ShutdownOnSignal.install { await server.shutdown(gracePeriod: .seconds(2)) }
         try server.start()
-        print("listening \(server.localAddress?.description ?? "?")")
+        Console.out("listening \(server.localAddress?.description ?? "?")\n")
         await server.waitUntilStopped()
         stopper.close()
     }

@@ -1,54 +1,55 @@
 import CShims
 import Glibc
 
-/// Turns SIGTERM/SIGINT (or other signals) into a callback on an event loop, through a signalfd.
+/// Turns SIGTERM/SIGINT (or other signals) into a callback on an event loop.
 ///
-/// The signals are blocked in the calling thread before any other thread starts, so every thread inherits the
-/// mask and only the signalfd sees them. Confined to its loop after `start`.
+/// A process-wide signal handler (C, async-signal-safe) writes the signal number into a non-blocking pipe
+/// whose read end is registered with the loop. This works whichever thread the kernel delivers the signal
+/// to — a signalfd would need the signals blocked in every thread, including ones the Swift runtime started
+/// before us. One watcher per process. Confined to its loop after `init`.
 public final class SignalWatcher: EventLoopHandler {
-    private let fd: Int32
+    private let readFD: Int32
+    private let writeFD: Int32
     private let loop: EventLoop
     private let onSignal: (Int32) -> Void
     private var registration: Registration?
-
-    /// Blocks `signals` for this thread (and threads it starts later). Call early in `main`.
-    public static func blockSignals(_ signals: [Int32]) {
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        for signal in signals { sigaddset(&mask, signal) }
-        pthread_sigmask(SIG_BLOCK, &mask, nil)
-    }
 
     /// Ignores SIGPIPE process-wide (writes to closed sockets return EPIPE instead).
     public static func ignoreSIGPIPE() {
         signal(SIGPIPE, SIG_IGN)
     }
 
-    /// Must be called on `loop`. The signals must already be blocked.
+    /// Must be called on `loop`.
     public init(signals: [Int32], loop: EventLoop, onSignal: @escaping (Int32) -> Void) throws(IOError) {
-        var mask = sigset_t()
-        sigemptyset(&mask)
-        for signal in signals { sigaddset(&mask, signal) }
-        guard let fd = try Syscall.call("signalfd", { signalfd(-1, &mask, Int32(SFD_NONBLOCK | SFD_CLOEXEC)) }) else {
-            throw IOError(.syscallFailed, "signalfd would block")
+        var fds: [Int32] = [-1, -1]
+        _ = try Syscall.call("pipe") { pipe(&fds) }
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
         }
-        self.fd = fd
+        readFD = fds[0]
+        writeFD = fds[1]
         self.loop = loop
         self.onSignal = onSignal
-        registration = try loop.register(fd: fd, interest: .readable, handler: self)
+        for signal in signals {
+            _ = try Syscall.call("sigaction") { starling_route_signal_to_fd(signal, fds[1]) }
+        }
+        registration = try loop.register(fd: readFD, interest: .readable, handler: self)
     }
 
     public func handleEvents(_ events: IOEvents) {
-        var info = signalfd_siginfo()
-        while Glibc.read(fd, &info, MemoryLayout<signalfd_siginfo>.size) == MemoryLayout<signalfd_siginfo>.size {
-            onSignal(Int32(info.ssi_signo))
+        var byte: UInt8 = 0
+        while Glibc.read(readFD, &byte, 1) == 1 {
+            onSignal(Int32(byte))
         }
     }
 
-    /// Stops watching and closes the signalfd; on the loop.
-    public func close() {
+    /// Stops watching (signals go back to their default action) and closes the pipe; on the loop.
+    public func close(signals: [Int32]) {
+        for sig in signals { signal(sig, SIG_DFL) }
         if let registration { loop.deregister(registration) }
         registration = nil
-        Syscall.close(fd)
+        Syscall.close(readFD)
+        Syscall.close(writeFD)
     }
 }

@@ -22,3 +22,7 @@ int starling_errno(void);
 /* Sets the calling thread's name (at most 15 characters) for ps/top. */
 void starling_set_thread_name(const char *name);
 #endif
+
+/* Routes `signo` to a pipe: an async-signal-safe handler writes the signal number (one byte) to `fd`.
+   Works whichever thread the kernel picks to deliver the signal on. Returns 0 or -1 (errno set). */
+int starling_route_signal_to_fd(int signo, int fd);

@@ -1,0 +1,97 @@
+import Foundation
+import Synchronization
+
+/// The `starling` binary built by `swift build` (ops/test builds it before running the tests).
+public enum StarlingBinary {
+    public struct NotBuilt: Error, CustomStringConvertible {
+        public let searched: [String]
+        public var description: String { "starling binary not found (looked in \(searched)); run the suite via ops/test" }
+    }
+
+    /// The debug binary next to the test bundle, or STARLING_BINARY.
+    public static func path() throws -> String {
+        if let explicit = ProcessInfo.processInfo.environment["STARLING_BINARY"] { return explicit }
+        var candidates: [String] = []
+        // The test bundle lives in .build/<triple>/debug/; so does the executable.
+        let bundle = Bundle.main.executablePath ?? CommandLine.arguments[0]
+        var directory = URL(fileURLWithPath: bundle).deletingLastPathComponent()
+        for _ in 0..<4 {
+            candidates.append(directory.appendingPathComponent("starling").path)
+            directory = directory.deletingLastPathComponent()
+        }
+        candidates.append(FileManager.default.currentDirectoryPath + "/.build/debug/starling")
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+        throw NotBuilt(searched: candidates)
+    }
+}
+
+/// A long-running child process (the hub, an agent, a server) whose output is collected as it arrives.
+/// Killed (SIGKILL) when the test forgets to stop it, at deinit.
+public final class ChildProcess: @unchecked Sendable {  // `process` is only touched under `lock` or after exit.
+    private let process: Process
+    private let collected = Mutex<String>("")
+
+    private init(process: Process) { self.process = process }
+
+    /// Starts `executable`; stdout and stderr are merged into `output`.
+    public static func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:])
+        throws -> ChildProcess {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = pipe
+        process.standardInput = FileHandle.nullDevice
+        let child = ChildProcess(process: process)
+        pipe.fileHandleForReading.readabilityHandler = { handle in
+            let data = handle.availableData
+            if data.isEmpty {
+                handle.readabilityHandler = nil
+                return
+            }
+            child.collected.withLock { $0 += String(decoding: data, as: UTF8.self) }
+        }
+        try process.run()
+        return child
+    }
+
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+    public var output: String { collected.withLock { $0 } }
+    public var isRunning: Bool { process.isRunning }
+
+    public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
+
+    /// Waits until a line of output contains `text`; returns that line.
+    public func waitForOutputLine(containing text: String, timeout: Duration = .seconds(30)) async throws -> String {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while clock.now < deadline {
+            if let line = output.split(separator: "\n").first(where: { $0.contains(text) }) { return String(line) }
+            if !process.isRunning { break }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw ChildProcessError(message: "no output line with '\(text)'; output so far:\n\(output)")
+    }
+
+    /// Waits for the process to exit; returns its status (signal number + 128 when killed).
+    public func waitForExit(timeout: Duration = .seconds(30)) async throws -> Int32 {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        while process.isRunning {
+            if clock.now > deadline { throw ChildProcessError(message: "still running after \(timeout):\n\(output)") }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
+    }
+}
+
+public struct ChildProcessError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
