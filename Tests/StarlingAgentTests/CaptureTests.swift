@@ -23,7 +23,7 @@ struct CaptureTests {
             123456789012345678901234567890.123456789, 12345678901234567890.0123456789,
             'NaN', '-Infinity', 'grüße, 世界 "quoted" \\ back', 'x', '\\x00ff0000ab', true,
             '2024-02-29', '2024-01-02 03:04:05.000006', '2024-01-02 03:04:05.123456+02', 
-            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a":[1,2.50,null]}', '{"z": 1e2, "k": "v"}',
+            'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"a": [1, 2.50, null]}', '{"z": 1e2, "k": "v"}',
             ARRAY[9223372036854775807, NULL, -1]::bigint[], ARRAY['a', NULL, 'NULL', 'b,c']::text[],
             ARRAY['2024-01-01 00:00:00+00', NULL]::timestamptz[], ARRAY['\\x00'::bytea, NULL]::bytea[],
             ARRAY['Infinity', 0.1, NULL]::float8[], '{{1,2},{3,NULL}}', ARRAY[1.50, NULL]::numeric[]
