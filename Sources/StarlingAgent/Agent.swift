@@ -1,0 +1,265 @@
+public import Logging
+import Glibc
+public import StarlingCore
+public import StarlingPostgres
+import Synchronization
+
+/// One region's agent: installs capture, registers table shapes, then loops push → pull (DESIGN.md
+/// "Agent rules") until ``stop()``.
+///
+/// Threads: `run()` is one task; all database work runs on the agent's `PostgresWorker` thread (one
+/// connection, jobs in order), the hub is reached through ``HubLink``. Only `isStopped` and the status
+/// fields are shared (a `Mutex`). Hub and database failures are retried with backoff and jitter and reported
+/// as `last_error`; while the hub is unreachable the application keeps writing and the outbox grows. A push
+/// is retried with the same changes until verdicts arrive: the agent never pulls while a push's outcome is
+/// unknown.
+public final class Agent: Sendable {
+    /// Loop state readable from other threads (tests, status).
+    public struct Progress: Sendable, Hashable {
+        public var isRunning = false
+        public var pushedChanges = 0
+        public var appliedEntries = 0
+        public var deadLetters = 0
+        public var cursor: Int64 = 0
+        public var lastError: String?
+    }
+
+    private let configuration: AgentConfiguration
+    private let hub: any HubLink
+    private let database: PostgresWorker
+    private let schema: AgentSchema
+    private let store: AgentStore
+    private let logger: Logger
+    private let shared = Mutex<(stopped: Bool, progress: Progress)>((false, Progress()))
+
+    /// The database worker is owned by the agent and shut down when `run()` returns.
+    public init(configuration: AgentConfiguration, hub: any HubLink, schema: AgentSchema, logger: Logger) {
+        self.configuration = configuration
+        self.hub = hub
+        self.schema = schema
+        self.store = AgentStore(region: configuration.region)
+        var logger = logger
+        logger[metadataKey: AgentLogKey.region] = "\(configuration.region)"
+        self.logger = logger
+        self.database = PostgresWorker(
+            url: configuration.database, applicationName: "starling-agent-\(configuration.region)",
+            threadName: "starling-agent", logger: logger)
+    }
+
+    /// Asks `run()` to return (within one long-poll wait).
+    public func stop() {
+        shared.withLock { $0.stopped = true }
+    }
+
+    public var progress: Progress { shared.withLock { $0.progress } }
+
+    private var isStopped: Bool { shared.withLock { $0.stopped } }
+
+    /// Runs until stopped. Throws only what an operator must fix: a shape the hub refuses, a synced table
+    /// that is missing or has no primary key, a hub config for another region.
+    public func run() async throws(AgentError) {
+        defer { shared.withLock { $0.progress.isRunning = false } }
+        shared.withLock { $0.progress.isRunning = true }
+        do {
+            try await start()
+            logger.info("agent started")
+            try await loop()
+        } catch {
+            await database.shutdown()
+            throw error
+        }
+        await database.shutdown()
+        logger.info("agent stopped")
+    }
+
+    /// Config, install, register; retried until they succeed or fail for good.
+    private func start() async throws(AgentError) {
+        var backoff = Backoff(initialMs: configuration.tuning.backoff.initialMs, maxMs: configuration.tuning.backoff.maxMs)
+        while !isStopped {
+            do throws(AgentError) {
+                let config = try await hub.config()
+                guard config.region == configuration.region else {
+                    throw AgentError(
+                        code: .invalidConfiguration,
+                        message: "the token belongs to region \(config.region), not \(configuration.region)",
+                        key: "region")
+                }
+                let schema = self.schema
+                let shapes = try await db { connection in
+                    let shapes = try config.tables.map { try TableShape.load(table: $0.name, connection: connection) }
+                    try schema.install(tables: shapes, connection: connection)
+                    return shapes
+                }
+                try await hub.register(shapes)
+                return
+            } catch where error.isRetryable {
+                note(error)
+                await sleep(ms: backoff.nextMs())
+            }
+        }
+    }
+
+    private func loop() async throws(AgentError) {
+        let tuning = configuration.tuning
+        var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
+        var lastReport = ContinuousClock.now - .seconds(3600)
+        var lag = 0.0
+        while !isStopped {
+            do throws(AgentError) {
+                let isOutboxEmpty = try await pushPending()
+                if isStopped { break }
+                lag = try await pullOnce(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
+                backoff.reset()
+                shared.withLock { $0.progress.lastError = nil }
+            } catch {
+                // Every loop failure is retried: the outbox keeps what was not pushed, the cursor what was
+                // not applied. A permanent one (a revoked token) is reported and logged until fixed.
+                note(error)
+                await sleep(ms: backoff.nextMs())
+            }
+            if ContinuousClock.now - lastReport >= .milliseconds(tuning.statusIntervalMs) {
+                lastReport = ContinuousClock.now
+                await report(lag: lag)
+            }
+        }
+    }
+
+    /// Pushes up to 16 batches; returns true when the outbox is empty.
+    private func pushPending() async throws(AgentError) -> Bool {
+        let batch = configuration.tuning.batch
+        let store = self.store
+        for _ in 0..<16 {
+            let changes = try await db { connection in
+                let rows = try store.nextBatch(connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
+                return rows.isEmpty ? [] : try store.prepare(rows, connection: connection)
+            }
+            if changes.isEmpty { return true }
+            guard let verdicts = await pushUntilVerdicts(changes) else { return false }
+            let summary = try await db { connection in
+                try store.handleVerdicts(verdicts, for: changes, connection: connection)
+            }
+            shared.withLock {
+                $0.progress.pushedChanges += changes.count
+                $0.progress.deadLetters += summary.deadLettered
+            }
+            logger.debug(
+                "pushed", metadata: [AgentLogKey.changes: "\(changes.count)", AgentLogKey.rejected: "\(summary.rejected)"])
+        }
+        return false
+    }
+
+    /// Pushes the same changes until the hub answers with verdicts; nil when stopped first.
+    private func pushUntilVerdicts(_ changes: [Change]) async -> [Verdict]? {
+        var backoff = Backoff(initialMs: configuration.tuning.backoff.initialMs, maxMs: configuration.tuning.backoff.maxMs)
+        while !isStopped {
+            do {
+                return try await hub.push(changes)
+            } catch {
+                note(error)
+                await sleep(ms: backoff.nextMs())
+            }
+        }
+        return nil
+    }
+
+    /// Pulls (long-polling `waitMs` when idle), assembles whole transactions and applies them; returns the
+    /// apply lag in seconds.
+    private func pullOnce(waitMs: Int) async throws(AgentError) -> Double {
+        let store = self.store
+        let limit = configuration.tuning.pull.limit
+        let after = try await db { connection in try store.state(connection: connection).cursor }
+        var page = try await hub.pull(after: after, limit: limit, waitMs: waitMs)
+        var entries = page.entries
+        var count = PullAssembler.completePrefix(entries, isComplete: entries.count < limit || page.next >= page.head)
+        while count == nil, entries.count < 1_000_000, !isStopped {
+            // One origin transaction larger than a page: keep reading until it ends.
+            page = try await hub.pull(after: page.next, limit: limit, waitMs: 0)
+            entries += page.entries
+            let isComplete = page.entries.count < limit || page.next >= page.head
+            count = PullAssembler.completePrefix(entries, isComplete: isComplete)
+        }
+        guard let count else {
+            throw AgentError(code: .invalidResponse, message: "an origin transaction exceeds 1 000 000 entries")
+        }
+        let batch = Array(entries.prefix(count))
+        let next = count == entries.count ? page.next : batch.last?.seq ?? after
+        guard next != after || !batch.isEmpty else { return 0 }
+        let summary = try await db { connection in
+            try store.apply(batch, after: after, next: next, connection: connection)
+        }
+        shared.withLock {
+            $0.progress.appliedEntries += summary.applied
+            $0.progress.deadLetters += summary.deadLettered
+            $0.progress.cursor = next
+        }
+        if summary.deadLettered > 0 {
+            logger.warning("entries dead-lettered", metadata: [AgentLogKey.count: "\(summary.deadLettered)"])
+        }
+        guard next < page.head, let last = batch.last else { return 0 }
+        return Double(Self.nowMicros() - last.hlc) / 1_000_000
+    }
+
+    /// Sends outbox depth, apply lag and the last error, then unreported dead letters. Failures are logged
+    /// only: reporting must not stop the stream.
+    private func report(lag: Double) async {
+        let store = self.store
+        do {
+            let (depth, letters) = try await db { connection in
+                (try store.outboxDepth(connection: connection),
+                 try store.unreportedDeadLetters(limit: 100, connection: connection))
+            }
+            let lastError = shared.withLock { $0.progress.lastError }
+            try await hub.reportStatus(AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError))
+            if !letters.isEmpty {
+                try await hub.reportDeadLetters(letters)
+                let ids = letters.map(\.id)
+                try await db { connection in try store.markReported(ids, connection: connection) }
+            }
+        } catch {
+            logger.debug("status report failed", metadata: [AgentLogKey.error: "\(error)"])
+        }
+    }
+
+    /// Records a retryable failure as the last error.
+    private func note(_ error: AgentError) {
+        shared.withLock { $0.progress.lastError = error.description }
+        logger.warning("retrying after error", metadata: [AgentLogKey.error: "\(error)"])
+    }
+
+    /// Sleeps in slices so `stop()` is noticed quickly.
+    private func sleep(ms: Int) async {
+        var remaining = ms
+        while remaining > 0 && !isStopped {
+            let slice = min(remaining, 50)
+            try? await Task.sleep(for: .milliseconds(slice))
+            remaining -= slice
+        }
+    }
+
+    /// Runs `body` on the database thread; errors become `AgentError`s (retryable unless the body threw a
+    /// non-retryable `AgentError`).
+    private func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws(AgentError)
+        -> T
+    {
+        do {
+            return try await database.withConnection(body)
+        } catch {
+            throw AgentError.database(error, during: "database")
+        }
+    }
+
+    static func nowMicros() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+    }
+}
+
+/// Logger metadata keys of this module.
+enum AgentLogKey {
+    static let region = "region"
+    static let changes = "agent.changes"
+    static let rejected = "agent.rejected"
+    static let count = "agent.count"
+    static let error = "error"
+}

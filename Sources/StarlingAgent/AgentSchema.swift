@@ -1,0 +1,126 @@
+public import StarlingPostgres
+import Glibc
+
+/// Installs and removes the regional `starling` schema: `Migrations/agent` through `PostgresMigrator`
+/// (schema `starling`), then per synced table the generated lock/capture/apply functions and the two
+/// triggers (``TableSQL``). Installing is idempotent (`CREATE OR REPLACE`, recorded in
+/// `starling.synced_tables`); tables no longer synced lose their triggers. Uninstalling drops the triggers
+/// and the schema and never touches user rows. Blocking: runs on the caller's connection thread.
+public struct AgentSchema: Sendable {
+    /// The schema name (fixed by DESIGN.md).
+    public static let schema = "starling"
+
+    /// The migrations of `Migrations/agent`.
+    public let migrations: [PostgresMigration]
+
+    public init(migrations: [PostgresMigration]) {
+        self.migrations = migrations
+    }
+
+    /// Loads `NNNN_name.sql` from `directory` (the repository's `Migrations/agent`).
+    public init(directory: String) throws(AgentError) {
+        do {
+            migrations = try PostgresMigrator.loadMigrations(directory: directory)
+        } catch {
+            throw AgentError(code: .migrationsNotFound, message: "cannot load agent migrations: \(error.message)")
+        }
+        guard !migrations.isEmpty else {
+            throw AgentError(code: .migrationsNotFound, message: "no migrations in \(directory)")
+        }
+    }
+
+    /// Finds `Migrations/agent`: `$STARLING_MIGRATIONS/agent`, then `Migrations/agent` under the current
+    /// directory and under every ancestor of the running executable (a build folder inside the checkout).
+    public static func locateMigrations() throws(AgentError) -> String {
+        var candidates: [String] = []
+        if let value = getenv("STARLING_MIGRATIONS") { candidates.append(String(cString: value) + "/agent") }
+        candidates.append("Migrations/agent")
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if length > 0 {
+            var path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            while let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+                path = String(path[..<slash])
+                candidates.append(path + "/Migrations/agent")
+            }
+        }
+        for candidate in candidates where access(candidate + "/0001_starling_schema.sql", R_OK) == 0 {
+            return candidate
+        }
+        throw AgentError(
+            code: .migrationsNotFound,
+            message: "cannot find Migrations/agent (looked in \(candidates.joined(separator: ", "))); "
+                + "set STARLING_MIGRATIONS to the repository's Migrations folder")
+    }
+
+    /// Applies the migrations, then installs functions and triggers for exactly `tables`, in one transaction.
+    public func install(tables: [TableShape], connection: PostgresConnection) throws {
+        try PostgresMigrator(schema: Self.schema, migrations: migrations).migrate(connection)
+        try connection.transaction(name: "agent.install") { connection in
+            try connection.query(
+                "SELECT pg_advisory_xact_lock(hashtextextended('starling.install', 0))", name: "agent.install.lock")
+            let installed = try connection.query(
+                "SELECT table_name FROM starling.synced_tables", name: "agent.install.list")
+            let wanted = Set(tables.map(\.name))
+            for row in installed where !wanted.contains(try row.string("table_name")) {
+                try removeTable(try row.string("table_name"), connection: connection)
+            }
+            for shape in tables {
+                let sql = try TableSQL(shape: shape)
+                try connection.executeScript(try sql.lockFunctionSQL(), name: "agent.install.lockFunction")
+                try connection.executeScript(try sql.captureFunctionSQL(), name: "agent.install.captureFunction")
+                try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
+                for statement in try sql.triggerSQL() {
+                    try connection.executeScript(statement, name: "agent.install.trigger")
+                }
+                try connection.query(
+                    """
+                    INSERT INTO starling.synced_tables
+                        (table_name, relation_oid, capture_function, lock_function, apply_function)
+                    VALUES ($1, to_regclass($2)::oid, $3, $4, $5)
+                    ON CONFLICT (table_name) DO UPDATE SET relation_oid = EXCLUDED.relation_oid,
+                        capture_function = EXCLUDED.capture_function, lock_function = EXCLUDED.lock_function,
+                        apply_function = EXCLUDED.apply_function, installed_at = now()
+                    """,
+                    [
+                        .text(shape.name), .text(sql.table), .text(sql.captureFunction), .text(sql.lockFunction),
+                        .text(sql.applyFunction),
+                    ], name: "agent.install.record")
+            }
+        }
+    }
+
+    /// Drops every installed trigger and the `starling` schema (outbox, versions, cursor, dead letters,
+    /// functions). User tables and their rows stay. A database without the schema is left as it is.
+    public func uninstall(connection: PostgresConnection) throws {
+        try connection.transaction(name: "agent.uninstall") { connection in
+            let present = try connection.query(
+                "SELECT to_regclass('starling.synced_tables') IS NOT NULL AS present", name: "agent.uninstall.check")
+            if try present[0].bool("present") {
+                let installed = try connection.query(
+                    "SELECT table_name FROM starling.synced_tables", name: "agent.uninstall.list")
+                for row in installed { try removeTable(try row.string("table_name"), connection: connection) }
+            }
+            try connection.executeScript("DROP SCHEMA IF EXISTS starling CASCADE", name: "agent.uninstall.schema")
+        }
+    }
+
+    /// Drops `table`'s triggers (when the table still exists) and generated functions, and forgets it.
+    private func removeTable(_ table: String, connection: PostgresConnection) throws {
+        let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))
+        let exists = try connection.query(
+            "SELECT to_regclass($1) IS NOT NULL AS present", [.text(sql.table)], name: "agent.remove.check")
+        if try exists[0].bool("present") {
+            for trigger in [TableSQL.lockTrigger, TableSQL.captureTrigger] {
+                try connection.executeScript(
+                    "DROP TRIGGER IF EXISTS \(try PostgresIdentifier.quoteName(trigger)) ON \(sql.table)",
+                    name: "agent.remove.trigger")
+            }
+        }
+        try connection.executeScript(
+            "DROP FUNCTION IF EXISTS \(sql.captureFunction)(), \(sql.lockFunction)(), "
+                + "\(sql.applyFunction)(jsonb, jsonb, bigint, text)", name: "agent.remove.functions")
+        try connection.query(
+            "DELETE FROM starling.synced_tables WHERE table_name = $1", [.text(table)], name: "agent.remove.record")
+    }
+}

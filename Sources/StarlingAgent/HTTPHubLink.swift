@@ -1,0 +1,105 @@
+public import StarlingCore
+public import StarlingHTTP2
+import StarlingTLS
+
+/// ``HubLink`` over our HTTP/2 client (TLS with the configured CA, or h2c for loopback tests), with the
+/// region's bearer token on every request. Bodies are canonical JSON (gzip above the client's threshold).
+///
+/// Endpoints beyond DESIGN.md's table (the hub implements them):
+/// * `POST /v1/tables/register` `{"tables":[{"name":"public.items","columns":[{"name":"id","type":"bigint"},…],
+///   "key":["id"]}]}` → 200 `{}`; 409 `{"error":{"code":"schema_mismatch","message":"…table…column…"}}` when a
+///   shape differs from the first registration (columns compared by name and type, in any order; key in order).
+/// * `POST /v1/agent-status` `{"outbox_depth":N,"apply_lag_seconds":X,"last_error":"…"|null}` → 200/204.
+/// * `POST /v1/dead-letters` `{"dead_letters":[{"id":N,"seq":N,"table":"…","entry":{…},"sqlstate":"23505"|null,
+///   "error":"…"}]}` → 200; idempotent on (region, id); each becomes a recorded conflict.
+public final class HTTPHubLink: HubLink {
+    private let client: HTTP2Client
+    private let requestTimeout: Duration
+
+    /// Connects lazily. `ca` is required for https (verified against it, server name from the URL).
+    public init(configuration: AgentConfiguration) throws(AgentError) {
+        var http = HTTP2ClientConfiguration(baseURL: configuration.hub)
+        if configuration.hub.hasPrefix("https://") {
+            http.tls = TLSConfiguration.client(trustRootsPath: configuration.ca)
+        }
+        http.defaultHeaders.add("authorization", "Bearer \(configuration.token)")
+        http.defaultHeaders.add("content-type", "application/json")
+        http.requestTimeout = .milliseconds(configuration.tuning.requestTimeoutMs)
+        requestTimeout = http.requestTimeout
+        do {
+            client = try HTTP2Client(configuration: http)
+        } catch {
+            throw AgentError(code: .invalidConfiguration, message: "cannot set up the hub client: \(error)", key: "hub")
+        }
+    }
+
+    /// Closes the connection and the client's loop thread.
+    public func shutdown() {
+        client.shutdown()
+    }
+
+    public func config() async throws(AgentError) -> HubConfig {
+        try HubConfig(json: try await request("GET", "/v1/config"))
+    }
+
+    public func register(_ tables: [TableShape]) async throws(AgentError) {
+        _ = try await request("POST", "/v1/tables/register", body: .object(["tables": .array(tables.map(\.json))]))
+    }
+
+    public func push(_ changes: [Change]) async throws(AgentError) -> [Verdict] {
+        let response = try await request("POST", "/v1/changes", body: .object(["changes": .array(changes.map(\.json))]))
+        guard let results = response["results"]?.arrayValue else {
+            throw AgentError(code: .invalidResponse, message: "push response lacks \"results\"")
+        }
+        do {
+            return try results.map { value throws(CoreError) in try Verdict(json: value) }
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "push response has an invalid verdict: \(error)")
+        }
+    }
+
+    public func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage {
+        try PullPage(
+            json: try await request(
+                "GET", "/v1/changes?after=\(after)&limit=\(limit)&wait_ms=\(waitMs)",
+                timeout: requestTimeout + .milliseconds(waitMs)))
+    }
+
+    public func reportStatus(_ status: AgentStatus) async throws(AgentError) {
+        _ = try await request("POST", "/v1/agent-status", body: status.json)
+    }
+
+    public func reportDeadLetters(_ letters: [DeadLetter]) async throws(AgentError) {
+        _ = try await request("POST", "/v1/dead-letters", body: .object(["dead_letters": .array(letters.map(\.json))]))
+    }
+
+    /// Sends one request; 2xx bodies are parsed (empty → `{}`), other statuses become errors carrying the
+    /// API error message.
+    private func request(_ method: String, _ path: String, body: JSONValue? = nil, timeout: Duration? = nil)
+        async throws(AgentError) -> JSONValue
+    {
+        let request = HTTPClientRequest(
+            method: method, path: path, body: body?.serialized() ?? [], timeout: timeout)
+        let response: HTTPResponse
+        do {
+            response = try await client.send(request)
+        } catch {
+            throw AgentError(
+                code: .hubUnavailable, message: "\(method) \(path): \(error)", isRetryable: true)
+        }
+        let parsed = response.body.isEmpty ? JSONValue.object([:]) : try? JSONParser().parse(response.body)
+        guard (200..<300).contains(response.status) else {
+            let message = parsed?["error"]?["message"]?.stringValue ?? "status \(response.status)"
+            let code: AgentError.Code =
+                response.status == 409 && path.hasPrefix("/v1/tables")
+                ? .schemaMismatch : response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected
+            throw AgentError(
+                code: code, message: "\(method) \(path): \(message)", httpStatus: response.status,
+                isRetryable: code == .hubUnavailable)
+        }
+        guard let parsed else {
+            throw AgentError(code: .invalidResponse, message: "\(method) \(path): the body is not JSON")
+        }
+        return parsed
+    }
+}

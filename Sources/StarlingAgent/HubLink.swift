@@ -1,0 +1,107 @@
+public import StarlingCore
+
+/// The agent's view of the hub (DESIGN.md "Interfaces" plus the agent endpoints documented on
+/// ``HTTPHubLink``). The real implementation is ``HTTPHubLink``; tests without a hub use a double.
+/// Errors: `hubUnavailable` (retryable: transport, timeout, 5xx), `hubRejected` (4xx), `schemaMismatch`
+/// (409 on registration), `invalidResponse`.
+public protocol HubLink: Sendable {
+    /// `GET /v1/config`: this region's name and the synced tables with their policies.
+    func config() async throws(AgentError) -> HubConfig
+    /// `POST /v1/tables/register`: the first registration of a table sets its shape; a different shape is
+    /// refused with `schemaMismatch` naming the table and column.
+    func register(_ tables: [TableShape]) async throws(AgentError)
+    /// `POST /v1/changes`: one verdict per change, in order. Idempotent on the change ids.
+    func push(_ changes: [Change]) async throws(AgentError) -> [Verdict]
+    /// `GET /v1/changes?after=&limit=&wait_ms=`.
+    func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage
+    /// `POST /v1/agent-status`.
+    func reportStatus(_ status: AgentStatus) async throws(AgentError)
+    /// `POST /v1/dead-letters`: entries this region could not apply, recorded by the hub as conflicts.
+    func reportDeadLetters(_ letters: [DeadLetter]) async throws(AgentError)
+}
+
+/// `GET /v1/config`: `{"region":"us-east","tables":[{"name":"public.items","policy":"lww"}]}`.
+public struct HubConfig: Sendable, Hashable {
+    public var region: String
+    public var tables: [Table]
+
+    public struct Table: Sendable, Hashable {
+        public var name: String
+        public var policy: String
+
+        public init(name: String, policy: String) {
+            self.name = name
+            self.policy = policy
+        }
+    }
+
+    public init(region: String, tables: [Table]) {
+        self.region = region
+        self.tables = tables
+    }
+
+    /// Decodes the config body; unknown members are ignored.
+    public init(json: JSONValue) throws(AgentError) {
+        guard let region = json["region"]?.stringValue, let tables = json["tables"]?.arrayValue else {
+            throw AgentError(code: .invalidResponse, message: "/v1/config lacks \"region\" or \"tables\"")
+        }
+        var parsed: [Table] = []
+        for table in tables {
+            guard let name = table["name"]?.stringValue ?? table.stringValue else {
+                throw AgentError(code: .invalidResponse, message: "/v1/config has a table without a name")
+            }
+            parsed.append(Table(name: name, policy: table["policy"]?.stringValue ?? "lww"))
+        }
+        self.init(region: region, tables: parsed)
+    }
+}
+
+/// One pull: entries in seq order, the `after` for the next pull, and the hub's head seq.
+public struct PullPage: Sendable, Hashable {
+    public var entries: [LogEntry]
+    public var next: Int64
+    public var head: Int64
+
+    public init(entries: [LogEntry], next: Int64, head: Int64) {
+        self.entries = entries
+        self.next = next
+        self.head = head
+    }
+
+    public init(json: JSONValue) throws(AgentError) {
+        guard let list = json["entries"]?.arrayValue, let next = json["next"]?.int64Value,
+            let head = json["head"]?.int64Value
+        else {
+            throw AgentError(code: .invalidResponse, message: "pull response lacks entries, next or head")
+        }
+        do {
+            entries = try list.map { value throws(CoreError) in try LogEntry(json: value) }
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "pull response has an invalid entry: \(error)")
+        }
+        self.next = next
+        self.head = head
+    }
+}
+
+/// `POST /v1/agent-status` body: `{"outbox_depth":N,"apply_lag_seconds":X,"last_error":"…"|null}`.
+public struct AgentStatus: Sendable, Hashable {
+    public var outboxDepth: Int
+    public var applyLagSeconds: Double
+    public var lastError: String?
+
+    public init(outboxDepth: Int, applyLagSeconds: Double, lastError: String?) {
+        self.outboxDepth = outboxDepth
+        self.applyLagSeconds = applyLagSeconds
+        self.lastError = lastError
+    }
+
+    public var json: JSONValue {
+        let lag = applyLagSeconds.isFinite ? max(0, applyLagSeconds) : 0
+        return .object([
+            "outbox_depth": .integer(outboxDepth),
+            "apply_lag_seconds": .number(String((lag * 1000).rounded() / 1000)),
+            "last_error": lastError.map(JSONValue.string) ?? .null,
+        ])
+    }
+}

@@ -1,2 +1,0 @@
-// StarlingAgent: module placeholder; real content lands with its issue.
-enum StarlingAgentModule {}

@@ -1,0 +1,293 @@
+import StarlingPostgres
+
+/// The SQL generated for one synced table: the capture trigger functions (BEFORE: key lock; AFTER: outbox
+/// row) and the apply function, all in schema `starling`, all built from the table's catalog shape with
+/// every identifier quoted and every name literal escaped. Pure: no IO.
+///
+/// Locking (DESIGN.md "Row lock first, so the check and the write are atomic against the application's own
+/// writes"): both the application's writes and the agent's applies take the row lock first and then a
+/// transaction-level advisory lock on `hashtextextended('<table> <key jsonb text>', 0)`. The BEFORE trigger
+/// takes it for the application (after the executor locked the row for UPDATE/DELETE, before the index
+/// insert for INSERT); the apply function takes `SELECT … FOR UPDATE` and then the same advisory lock, then
+/// checks the version and the outbox, then writes. So an apply either sees the application's pending
+/// change in the outbox, or the application's write waits for the apply and is captured on top of it.
+///
+/// Images are built under fixed settings (function `SET` clauses): `extra_float_digits = 1` (shortest exact
+/// floats), `bytea_output = hex`, `DateStyle = ISO, YMD`, `IntervalStyle = postgres`, `TimeZone = UTC`, and
+/// `search_path = pg_catalog, pg_temp` (every name below is qualified). The apply function runs with
+/// `starling.applying = on`, which makes the capture triggers skip its writes.
+struct TableSQL: Sendable {
+    let shape: TableShape
+    /// Quoted qualified table name.
+    let table: String
+    /// Quoted `starling."capture_<hash>"`, `"lock_<hash>"`, `"apply_<hash>"`.
+    let captureFunction: String
+    let lockFunction: String
+    let applyFunction: String
+    /// Trigger names on the user table.
+    static let lockTrigger = "starling_lock"
+    static let captureTrigger = "starling_capture"
+
+    /// The body delimiter; a table or column name containing it is refused.
+    private static let dollar = "$starling_fn$"
+
+    init(shape: TableShape) throws {
+        self.shape = shape
+        guard !shape.name.contains(Self.dollar), !shape.columns.contains(where: { $0.name.contains(Self.dollar) })
+        else {
+            throw AgentError(
+                code: .invalidTable, message: "table or column name contains \(Self.dollar)", key: shape.name)
+        }
+        table = try PostgresIdentifier.quote(shape.name)
+        let suffix = Self.fnv1a(shape.name)
+        captureFunction = "starling." + (try PostgresIdentifier.quoteName("capture_" + suffix))
+        lockFunction = "starling." + (try PostgresIdentifier.quoteName("lock_" + suffix))
+        applyFunction = "starling." + (try PostgresIdentifier.quoteName("apply_" + suffix))
+    }
+
+    /// Settings every generated function runs under (see the type's documentation).
+    private static let settings = """
+        SET search_path = pg_catalog, pg_temp
+        SET extra_float_digits = 1
+        SET bytea_output = 'hex'
+        SET DateStyle = 'ISO, YMD'
+        SET IntervalStyle = 'postgres'
+        SET TimeZone = 'UTC'
+        """
+
+    /// The name as an SQL string literal.
+    var tableLiteral: String { Self.literal(shape.name) }
+
+    /// `CREATE OR REPLACE FUNCTION` for the BEFORE ROW trigger that takes the key lock(s).
+    func lockFunctionSQL() throws -> String {
+        """
+        CREATE OR REPLACE FUNCTION \(lockFunction)() RETURNS trigger LANGUAGE plpgsql
+        \(Self.settings)
+        AS \(Self.dollar)
+        DECLARE
+            k_old jsonb;
+            k_new jsonb;
+        BEGIN
+            IF current_setting('starling.applying', true) = 'on' THEN
+                IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+                RETURN NEW;
+            END IF;
+            IF TG_OP <> 'INSERT' THEN
+                k_old := \(try keyExpression(record: "OLD"));
+                PERFORM pg_advisory_xact_lock(hashtextextended(\(tableLiteral) || ' ' || k_old::text, 0));
+            END IF;
+            IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+            k_new := \(try keyExpression(record: "NEW"));
+            IF k_old IS DISTINCT FROM k_new THEN
+                PERFORM pg_advisory_xact_lock(hashtextextended(\(tableLiteral) || ' ' || k_new::text, 0));
+            END IF;
+            RETURN NEW;
+        END
+        \(Self.dollar)
+        """
+    }
+
+    /// `CREATE OR REPLACE FUNCTION` for the AFTER ROW trigger that writes the outbox row(s).
+    func captureFunctionSQL() throws -> String {
+        func insert(_ op: String, key: String, before: String, after: String) -> String {
+            """
+            INSERT INTO starling.outbox (tx, table_name, op, key, before, after, base, captured_at)
+                    VALUES (v_tx, \(tableLiteral), '\(op)', \(key), \(before), \(after),
+                            coalesce((SELECT v.seq FROM starling.versions v
+                                      WHERE v.table_name = \(tableLiteral) AND v.key = \(key)), 0), v_at);
+            """
+        }
+        return """
+            CREATE OR REPLACE FUNCTION \(captureFunction)() RETURNS trigger LANGUAGE plpgsql
+            \(Self.settings)
+            AS \(Self.dollar)
+            DECLARE
+                k_old jsonb;
+                k_new jsonb;
+                i_old jsonb;
+                i_new jsonb;
+                v_tx bigint;
+                v_at bigint;
+            BEGIN
+                IF current_setting('starling.applying', true) = 'on' THEN RETURN NULL; END IF;
+                v_tx := txid_current();
+                v_at := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+                IF TG_OP <> 'INSERT' THEN
+                    k_old := \(try keyExpression(record: "OLD"));
+                    i_old := \(try imageExpression(record: "OLD"));
+                END IF;
+                IF TG_OP <> 'DELETE' THEN
+                    k_new := \(try keyExpression(record: "NEW"));
+                    i_new := \(try imageExpression(record: "NEW"));
+                END IF;
+                IF TG_OP = 'UPDATE' AND k_old = k_new THEN
+                    IF i_old = i_new THEN RETURN NULL; END IF;
+                    \(insert("update", key: "k_new", before: "i_old", after: "i_new"))
+                    RETURN NULL;
+                END IF;
+                IF k_old IS NOT NULL THEN
+                    \(insert("delete", key: "k_old", before: "i_old", after: "NULL"))
+                END IF;
+                IF k_new IS NOT NULL THEN
+                    \(insert("insert", key: "k_new", before: "NULL", after: "i_new"))
+                END IF;
+                RETURN NULL;
+            END
+            \(Self.dollar)
+            """
+    }
+
+    /// The two triggers on the user table (replaced if present).
+    func triggerSQL() throws -> [String] {
+        let lock = try PostgresIdentifier.quoteName(Self.lockTrigger)
+        let capture = try PostgresIdentifier.quoteName(Self.captureTrigger)
+        return [
+            "CREATE OR REPLACE TRIGGER \(lock) BEFORE INSERT OR UPDATE OR DELETE ON \(table) "
+                + "FOR EACH ROW EXECUTE FUNCTION \(lockFunction)()",
+            "CREATE OR REPLACE TRIGGER \(capture) AFTER INSERT OR UPDATE OR DELETE ON \(table) "
+                + "FOR EACH ROW EXECUTE FUNCTION \(captureFunction)()",
+        ]
+    }
+
+    /// `CREATE OR REPLACE FUNCTION apply(p_key, p_row, p_seq, p_origin) → (status, error_state,
+    /// error_message)`. Status: `applied`, `version` (local version ≥ p_seq), `pending` (a local change of
+    /// the key waits in the outbox), `failed` (the write raised; nothing of it remains, the caller records
+    /// a dead letter). Deadlocks and serialization failures are re-raised so the whole batch retries.
+    func applyFunctionSQL() throws -> String {
+        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
+        let keyMatch = "(" + keyColumns.map { "t.\($0)" }.joined(separator: ", ") + ") = (SELECT "
+            + keyColumns.map { "r.\($0)" }.joined(separator: ", ")
+            + " FROM jsonb_populate_record(NULL::\(table), p_key) r)"
+        let writable = try shape.columns.filter { !$0.isGenerated }.map { try PostgresIdentifier.quoteName($0.name) }
+        let nonKey = try shape.columns.filter { !$0.isGenerated && !shape.key.contains($0.name) }
+            .map { try PostgresIdentifier.quoteName($0.name) }
+        let onConflict =
+            nonKey.isEmpty
+            ? "DO NOTHING"
+            : "DO UPDATE SET " + nonKey.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        return """
+            CREATE OR REPLACE FUNCTION \(applyFunction)(p_key jsonb, p_row jsonb, p_seq bigint, p_origin text,
+                OUT status text, OUT error_state text, OUT error_message text)
+            LANGUAGE plpgsql
+            \(Self.settings)
+            SET starling.applying = 'on'
+            AS \(Self.dollar)
+            DECLARE
+                v_seq bigint;
+            BEGIN
+                BEGIN
+                    PERFORM 1 FROM \(table) t WHERE \(keyMatch) FOR UPDATE;
+                    PERFORM pg_advisory_xact_lock(hashtextextended(\(tableLiteral) || ' ' || p_key::text, 0));
+                    SELECT v.seq INTO v_seq FROM starling.versions v
+                        WHERE v.table_name = \(tableLiteral) AND v.key = p_key;
+                    IF v_seq >= p_seq THEN status := 'version'; RETURN; END IF;
+                    IF EXISTS (SELECT 1 FROM starling.outbox o WHERE o.table_name = \(tableLiteral) AND o.key = p_key)
+                    THEN
+                        status := 'pending'; RETURN;
+                    END IF;
+                    IF p_row IS NULL THEN
+                        DELETE FROM \(table) t WHERE \(keyMatch);
+                    ELSE
+                        INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
+                            SELECT \(writable.map { "r.\($0)" }.joined(separator: ", "))
+                            FROM jsonb_populate_record(NULL::\(table), p_row) r
+                            ON CONFLICT (\(keyColumns.joined(separator: ", "))) \(onConflict);
+                    END IF;
+                EXCEPTION
+                    WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN RAISE;
+                    WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+                        status := 'failed';
+                        RETURN;
+                END;
+                INSERT INTO starling.versions (table_name, key, seq, origin, last_sync_time)
+                    VALUES (\(tableLiteral), p_key, p_seq, p_origin, now())
+                    ON CONFLICT (table_name, key) DO UPDATE
+                    SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time;
+                status := 'applied';
+            END
+            \(Self.dollar)
+            """
+    }
+
+    // MARK: - Expressions
+
+    /// `jsonb_build_object('k1', <k1>, …)` over the key columns of `record` (`NEW`/`OLD`).
+    func keyExpression(record: String) throws -> String {
+        try objectExpression(shape.key.compactMap { name in shape.columns.first { $0.name == name } }, record: record)
+    }
+
+    /// The full image of `record`.
+    func imageExpression(record: String) throws -> String {
+        try objectExpression(shape.columns, record: record)
+    }
+
+    /// `jsonb_build_object` takes at most 100 arguments: 50 columns per call, joined with `||`.
+    private func objectExpression(_ columns: [TableShape.Column], record: String) throws -> String {
+        var parts: [String] = []
+        var index = 0
+        while index < columns.count {
+            let chunk = columns[index..<min(index + 50, columns.count)]
+            let pairs = try chunk.map { column in
+                Self.literal(column.name) + ", "
+                    + Self.valueExpression(record + "." + (try PostgresIdentifier.quoteName(column.name)), column.encoding)
+            }
+            parts.append("jsonb_build_object(" + pairs.joined(separator: ", ") + ")")
+            index += 50
+        }
+        return parts.isEmpty ? "'{}'::jsonb" : parts.joined(separator: " || ")
+    }
+
+    /// The jsonb value of column expression `x` (NULL stays SQL NULL, which jsonb_build_object writes as null).
+    static func valueExpression(_ x: String, _ encoding: ColumnEncoding) -> String {
+        switch encoding {
+        case .native: return "to_jsonb(\(x))"
+        case .text: return "to_jsonb(\(x)::text)"
+        case .bytea: return "to_jsonb(E'\\\\x' || encode(\(x), 'hex'))"
+        case .timestamp: return "to_jsonb(\(timestampText(x)))"
+        case .timestamptz: return "to_jsonb(\(timestamptzText(x)))"
+        case .textArray: return "to_jsonb(\(x)::text[])"
+        case .timestampArray, .timestamptzArray:
+            let element = encoding == .timestampArray ? timestampText("u.e") : timestamptzText("u.e")
+            return "CASE WHEN \(x) IS NULL THEN NULL ELSE (SELECT coalesce(jsonb_agg(to_jsonb(\(element)) "
+                + "ORDER BY u.o), '[]'::jsonb) FROM unnest(\(x)) WITH ORDINALITY AS u(e, o)) END"
+        }
+    }
+
+    private static func timestampText(_ x: String) -> String {
+        "CASE WHEN isfinite(\(x)) THEN to_char(\(x), 'YYYY-MM-DD\"T\"HH24:MI:SS.US') ELSE \(x)::text END"
+    }
+
+    private static func timestamptzText(_ x: String) -> String {
+        "CASE WHEN isfinite(\(x)) THEN to_char(\(x) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') "
+            + "ELSE \(x)::text END"
+    }
+
+    /// A standard-conforming SQL string literal (`'` doubled).
+    static func literal(_ text: String) -> String {
+        "'" + text.replacingAll("'", with: "''") + "'"
+    }
+
+    /// 64-bit FNV-1a of the UTF-8 bytes, 16 lowercase hex digits: a stable, short function-name suffix.
+    static func fnv1a(_ text: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash = hash &* 0x0000_0100_0000_01b3
+        }
+        let hex = String(hash, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex
+    }
+}
+
+extension String {
+    /// Replaces every occurrence of `target` (a single character here) without Foundation.
+    func replacingAll(_ target: Character, with replacement: String) -> String {
+        var result = ""
+        result.reserveCapacity(utf8.count)
+        for character in self {
+            if character == target { result += replacement } else { result.append(character) }
+        }
+        return result
+    }
+}

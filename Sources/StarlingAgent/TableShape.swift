@@ -1,0 +1,141 @@
+public import StarlingCore
+public import StarlingPostgres
+
+/// A synced table as the region's catalog describes it: what the agent registers with the hub (names and
+/// SQL types) and what it generates capture and apply SQL from (how each value travels as JSON).
+public struct TableShape: Sendable, Hashable {
+    /// Qualified name as the hub's configuration spells it (`public.items`).
+    public var name: String
+    /// Columns in `attnum` order.
+    public var columns: [Column]
+    /// Primary key column names in key order.
+    public var key: [String]
+
+    /// One column.
+    public struct Column: Sendable, Hashable {
+        public var name: String
+        /// `format_type(atttypid, atttypmod)`: `bigint`, `numeric(30,10)`, `timestamp with time zone`, `text[]`.
+        public var type: String
+        /// How values of this column are written into JSON images.
+        public var encoding: ColumnEncoding
+        /// A generated column: captured, never written by apply.
+        public var isGenerated: Bool
+
+        public init(name: String, type: String, encoding: ColumnEncoding, isGenerated: Bool = false) {
+            self.name = name
+            self.type = type
+            self.encoding = encoding
+            self.isGenerated = isGenerated
+        }
+    }
+
+    public init(name: String, columns: [Column], key: [String]) {
+        self.name = name
+        self.columns = columns
+        self.key = key
+    }
+
+    /// The registration form: `{"name":…,"columns":[{"name":…,"type":…}],"key":[…]}`.
+    public var json: JSONValue {
+        .object([
+            "name": .string(name),
+            "columns": .array(columns.map { .object(["name": .string($0.name), "type": .string($0.type)]) }),
+            "key": .array(key.map(JSONValue.string)),
+        ])
+    }
+}
+
+/// How a column's value is written into a JSON image (DESIGN.md "JSON shapes": lossless).
+public enum ColumnEncoding: String, Sendable, Hashable {
+    /// `to_jsonb(value)`: smallint, integer, real/double (NaN/Infinity become strings), boolean, text,
+    /// varchar, char, uuid, date, json, jsonb, and arrays of these.
+    case native
+    /// A JSON string of the text form: bigint, numeric (a parser could round them), and types without a
+    /// JSON form (interval, inet, enums…).
+    case text
+    /// `"\x…"` lowercase hex.
+    case bytea
+    /// `"YYYY-MM-DDTHH:MM:SS.ffffff"` (always six fraction digits); `infinity` as text.
+    case timestamp
+    /// `"YYYY-MM-DDTHH:MM:SS.ffffff+00:00"` in UTC.
+    case timestamptz
+    /// An array of the text forms (bigint[], numeric[], bytea[] as hex, others without a JSON form); keeps
+    /// NULL elements and dimensions.
+    case textArray
+    /// A one-dimensional array of `timestamp` strings.
+    case timestampArray
+    /// A one-dimensional array of `timestamptz` strings.
+    case timestamptzArray
+
+    /// The encoding for a column whose (domain-resolved) type is `base`, with array element type `element`.
+    static func of(base: String, element: String?) -> ColumnEncoding {
+        if let element {
+            switch element {
+            case "timestamp": return .timestampArray
+            case "timestamptz": return .timestamptzArray
+            case _ where nativeTypes.contains(element): return .native
+            default: return .textArray
+            }
+        }
+        switch base {
+        case "bytea": return .bytea
+        case "timestamp": return .timestamp
+        case "timestamptz": return .timestamptz
+        case _ where nativeTypes.contains(base): return .native
+        default: return .text
+        }
+    }
+
+    /// Types whose `to_jsonb` form is lossless and parsed back exactly by their input function.
+    static let nativeTypes: Set<String> = [
+        "int2", "int4", "float4", "float8", "bool", "text", "varchar", "bpchar", "char", "name", "uuid", "date",
+        "json", "jsonb", "oid",
+    ]
+}
+
+extension TableShape {
+    /// Reads `table`'s shape from the catalog. Fails with `invalidTable` when the table does not exist or has
+    /// no primary key.
+    public static func load(table: String, connection: PostgresConnection) throws -> TableShape {
+        let quoted = try PostgresIdentifier.quote(table)
+        let found = try connection.query(
+            "SELECT to_regclass($1)::oid::bigint AS oid", [.text(quoted)], name: "agent.shape.regclass")
+        guard let oid = try found[0].optionalInt64("oid") else {
+            throw AgentError(
+                code: .invalidTable, message: "synced table \(table) does not exist in the region's database",
+                key: table)
+        }
+        let rows = try connection.query(
+            """
+            SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type,
+                   (a.attgenerated <> '') AS generated, bt.typname::text AS base, et.typname::text AS element,
+                   coalesce(array_position(string_to_array(i.indkey::text, ' ')::int2[], a.attnum), 0)::bigint
+                       AS key_position
+            FROM pg_attribute a
+            JOIN pg_type t ON t.oid = a.atttypid
+            JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
+            LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
+            LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+            WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped
+            ORDER BY a.attnum
+            """, [.int64(oid)], name: "agent.shape.columns")
+        var columns: [Column] = []
+        var keyed: [(position: Int64, name: String)] = []
+        for row in rows {
+            let name = try row.string("name")
+            columns.append(
+                Column(
+                    name: name, type: try row.string("type"),
+                    encoding: .of(base: try row.string("base"), element: try row.optionalString("element")),
+                    isGenerated: try row.bool("generated")))
+            let position = try row.int64("key_position")
+            if position > 0 { keyed.append((position, name)) }
+        }
+        guard !keyed.isEmpty else {
+            throw AgentError(
+                code: .invalidTable, message: "synced table \(table) has no primary key: Starling needs one",
+                key: table)
+        }
+        return TableShape(name: table, columns: columns, key: keyed.sorted { $0.position < $1.position }.map(\.name))
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import StarlingAgent
+import Yams
+
+/// Reads `agent.yaml` into an `AgentConfiguration` and validates it; errors name the file and the key.
+enum AgentConfigurationLoader {
+    static func load(path: String) throws -> AgentConfiguration {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw AgentError(code: .invalidConfiguration, message: "cannot read \(path): \(error.localizedDescription)")
+        }
+        return try parse(text, source: path)
+    }
+
+    static func parse(_ text: String, source: String) throws -> AgentConfiguration {
+        let configuration: AgentConfiguration
+        do {
+            configuration = try YAMLDecoder().decode(AgentConfiguration.self, from: text)
+        } catch let error as DecodingError {
+            throw AgentError(
+                code: .invalidConfiguration, message: "\(source): \(describe(error))", key: keyPath(of: error))
+        } catch {
+            throw AgentError(code: .invalidConfiguration, message: "\(source): \(error)")
+        }
+        try configuration.validate()
+        return configuration
+    }
+
+    private static func keyPath(of error: DecodingError) -> String? {
+        let path: [any CodingKey]
+        switch error {
+        case .keyNotFound(let key, let context): path = context.codingPath + [key]
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
+            path = context.codingPath
+        @unknown default: return nil
+        }
+        return path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+    }
+
+    private static func describe(_ error: DecodingError) -> String {
+        let key = keyPath(of: error) ?? "?"
+        switch error {
+        case .keyNotFound: return "missing key \(key)"
+        case .typeMismatch(let type, _): return "\(key) must be a \(type)"
+        case .valueNotFound(let type, _): return "\(key) must be a \(type), not null"
+        case .dataCorrupted(let context): return "\(key): \(context.debugDescription)"
+        @unknown default: return "\(error)"
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import StarlingAgent
+import StarlingCore
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+@Suite("Agent schema install and uninstall")
+struct AgentSchemaTests {
+    @Test("installing twice is a no-op and captures once per write")
+    func installIsIdempotent() async throws {
+        // Proves: a second install neither fails nor doubles triggers (one outbox row per write).
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: "CREATE TABLE items (id bigint PRIMARY KEY, name text)", tables: ["public.items"])
+            try AgentTestSupport.install(tables: ["public.items"], connection: connection)
+            try connection.execute("INSERT INTO items VALUES (1, 'a')")
+            let rows = try AgentTestSupport.outbox(connection)
+            #expect(rows.count == 1)
+            let triggers = try connection.query(
+                "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal")
+            #expect(try triggers[0].int64("n") == 2)
+        }
+    }
+
+    @Test("uninstall drops triggers and schema and keeps user rows")
+    func uninstallKeepsUserData() async throws {
+        // Proves: after uninstall the user's rows are intact, writes are no longer captured, no starling schema.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: "CREATE TABLE items (id bigint PRIMARY KEY, name text)", tables: ["public.items"])
+            try connection.execute("INSERT INTO items VALUES (1, 'a'), (2, 'b')")
+            let before = try AgentTestSupport.fingerprint("items", orderBy: "id", connection)
+            try AgentTestSupport.schema().uninstall(connection: connection)
+            #expect(try AgentTestSupport.fingerprint("items", orderBy: "id", connection) == before)
+            try connection.execute("INSERT INTO items VALUES (3, 'c')")
+            let schema = try connection.query("SELECT count(*) AS n FROM pg_namespace WHERE nspname = 'starling'")
+            #expect(try schema[0].int64("n") == 0)
+            let triggers = try connection.query(
+                "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal")
+            #expect(try triggers[0].int64("n") == 0)
+            // Uninstalling again is harmless.
+            try AgentTestSupport.schema().uninstall(connection: connection)
+        }
+    }
+
+    @Test("a table without a primary key is refused by name")
+    func missingPrimaryKey() async throws {
+        // Proves: the shape loader names the table when it cannot be synced.
+        try await TestDatabase.with { database in
+            let connection = try database.connect()
+            try connection.executeScript("CREATE TABLE loose (id bigint)")
+            #expect(throws: AgentError.self) { try TableShape.load(table: "public.loose", connection: connection) }
+            #expect(throws: AgentError.self) { try TableShape.load(table: "public.missing", connection: connection) }
+        }
+    }
+}

@@ -1,0 +1,50 @@
+import StarlingAgent
+import StarlingCore
+import StarlingPostgres
+import StarlingTestSupport
+
+/// Shared helpers of the agent tests: the repository's agent migrations, a region database with the schema
+/// and triggers installed, and row fingerprints.
+enum AgentTestSupport {
+    /// `Migrations/agent` of this checkout.
+    static func schema() throws -> AgentSchema {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) }
+        return try AgentSchema(directory: path + "/Migrations/agent")
+    }
+
+    /// Creates `ddl` tables, installs the agent for `tables` and returns the connection.
+    static func region(_ database: TestDatabase, ddl: String, tables: [String]) throws -> PostgresConnection {
+        let connection = try database.connect()
+        try connection.executeScript(ddl)
+        try install(tables: tables, connection: connection)
+        return connection
+    }
+
+    static func install(tables: [String], connection: PostgresConnection) throws {
+        let shapes = try tables.map { try TableShape.load(table: $0, connection: connection) }
+        try schema().install(tables: shapes, connection: connection)
+    }
+
+    /// Outbox rows in id order.
+    static func outbox(_ connection: PostgresConnection) throws -> [OutboxChange] {
+        try AgentStore(region: "r").nextBatch(connection: connection, maxCount: 100_000, maxBytes: 1 << 30)
+    }
+
+    /// md5 of every row's text form in key order: equal fingerprints mean identical contents.
+    static func fingerprint(_ table: String, orderBy: String, _ connection: PostgresConnection) throws -> String {
+        try connection.query(
+            "SELECT coalesce(md5(string_agg(t::text, E'\\n' ORDER BY \(orderBy))), 'empty') AS h FROM \(table) t"
+        )[0].string("h")
+    }
+
+    /// Turns outbox rows into log entries as the hub would accept them (seq from `firstSeq` on).
+    static func entries(_ rows: [OutboxChange], origin: String, firstSeq: Int64) -> [LogEntry] {
+        rows.enumerated().map { index, row in
+            LogEntry(
+                seq: firstSeq + Int64(index), origin: origin, id: "\(origin):\(row.id)", tx: "\(origin):\(row.tx)",
+                table: row.table, op: row.op, key: row.key, row: row.after, hlc: row.capturedAt, kind: .change,
+                rewritten: false)
+        }
+    }
+}
