@@ -7,7 +7,8 @@ struct StarlingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "Multi-active PostgreSQL sync: one hub, many regional agents.",
-        subcommands: [VersionCommand.self, BenchServerCommand.self, AgentCommand.self])
+        subcommands: [VersionCommand.self, AgentCommand.self, DemoCommand.self, AdminCommand.self,
+                      BenchServerCommand.self])
 }
 
 /// `starling version`: prints the build's version.
@@ -17,4 +18,24 @@ struct VersionCommand: ParsableCommand {
     func run() {
         print("starling \(StarlingVersion.current)")
     }
+}
+
+/// Commands whose issue has not landed yet answer with a clear error instead of pretending.
+struct NotAvailableYet: Error, CustomStringConvertible {
+    let command: String
+    var description: String { "`starling \(command)` is not available yet in this build" }
+}
+
+/// `starling demo`: the embedded default (lands with the operator issue).
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo", abstract: "Run a local hub and eight regions with a conflicting workload.")
+    func run() async throws { throw NotAvailableYet(command: "demo") }
+}
+
+/// `starling admin`: operator commands against a running hub (lands with the operator issue).
+struct AdminCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "admin", abstract: "Operate a running hub: status, conflicts, resolve, reconcile.")
+    func run() async throws { throw NotAvailableYet(command: "admin") }
 }
