@@ -160,6 +160,12 @@ public final class EventLoop: @unchecked Sendable {
             runInbox()
         }
         runInbox()
+        // The loop is done: drop every handler, timer and queued closure so the objects they capture (which
+        // often capture this loop in turn) are freed instead of kept alive by a cycle through a dead loop.
+        handlers.removeAll()
+        timerBodies.removeAll()
+        timerHeap = TimerHeap()
+        inbox.withLock { $0.removeAll() }
     }
 
     private func nextTimeoutMilliseconds() -> Int32 {
