@@ -7,7 +7,7 @@ struct StarlingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "Multi-active PostgreSQL sync: one hub, many regional agents.",
-        subcommands: [VersionCommand.self, BenchServerCommand.self])
+        subcommands: [VersionCommand.self, BenchServerCommand.self, HubCommand.self, BenchPushCommand.self])
 }
 
 /// `starling version`: prints the build's version.
