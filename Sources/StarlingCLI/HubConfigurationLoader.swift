@@ -31,7 +31,8 @@ enum HubConfigurationLoader {
 
     private static func readFile(_ path: String) throws(HubError) -> String {
         guard let file = fopen(path, "rb") else {
-            throw HubError(code: .invalidConfiguration, message: "cannot read \(path): \(String(cString: strerror(errno)))")
+            throw HubError(
+                code: .invalidConfiguration, message: "cannot read \(path): \(String(cString: strerror(errno)))")
         }
         defer { fclose(file) }
         var bytes: [UInt8] = []

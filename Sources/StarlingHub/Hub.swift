@@ -1,6 +1,6 @@
 public import Logging
-public import StarlingIO
 import StarlingHTTP2
+public import StarlingIO
 import StarlingPostgres
 import Synchronization
 
@@ -30,7 +30,8 @@ public final class Hub: Sendable {
         self.logger = logger
         pool = PostgresPool(
             configuration: PostgresThreadConfiguration(
-                url: settings.database, applicationName: "starling-hub", connectionCount: settings.limits.poolConnections,
+                url: settings.database, applicationName: "starling-hub",
+                connectionCount: settings.limits.poolConnections,
                 maxQueuedJobs: 4096, threadName: "starling-hubpg"),
             logger: logger)
         activity = RegionActivity(regions: settings.regions.map(\.name))
@@ -66,8 +67,10 @@ public final class Hub: Sendable {
         try server.start()
         logger.info(
             "hub started",
-            metadata: ["listen": "\(server.localAddress?.description ?? "?")", "seq": "\(head)",
-                       "tls": "\(settings.tls != nil)"])
+            metadata: [
+                "listen": "\(server.localAddress?.description ?? "?")", "seq": "\(head)",
+                "tls": "\(settings.tls != nil)",
+            ])
     }
 
     /// Runs the background work until ``shutdown()``; then flushes region state one last time.

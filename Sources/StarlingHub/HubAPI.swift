@@ -243,7 +243,8 @@ final class HubAPI: Sendable {
         let now = Syscall.wallClockMicros()
         return settings.regions.map { region in
             let entry = snapshot[region.name] ?? RegionActivity.Entry()
-            let lagSeconds = entry.cursor < head ? times[entry.cursor + 1].map { max(0, Double(now - $0) / 1e6) } ?? 0 : 0
+            let lagSeconds =
+                entry.cursor < head ? times[entry.cursor + 1].map { max(0, Double(now - $0) / 1e6) } ?? 0 : 0
             return HubMetrics.RegionFigures(
                 name: region.name, cursor: entry.cursor, lagEntries: max(0, head - entry.cursor),
                 lagSeconds: lagSeconds, lastPushAt: entry.lastPushAt, lastPullAt: entry.lastPullAt)

@@ -42,7 +42,8 @@ final class HubMetrics: Sendable {
     }
 
     static func name(_ subsystem: String, _ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
-        MetricNameDescriptor(namespace: "starling", subsystem: subsystem, metricName: name, unitName: unit, helpText: help)
+        MetricNameDescriptor(
+            namespace: "starling", subsystem: subsystem, metricName: name, unitName: unit, helpText: help)
     }
 
     func recordPush(seconds: Double) {
@@ -84,22 +85,27 @@ final class HubMetrics: Sendable {
         waitingPulls.set(Double(waiting))
         for region in regions {
             let labels = [("region", region.name)]
-            registry.makeGauge(descriptor: Self.name("hub", "region_cursor", "seq", "Pull cursor per region."), labels: labels)
-                .set(Double(region.cursor))
+            registry.makeGauge(
+                descriptor: Self.name("hub", "region_cursor", "seq", "Pull cursor per region."), labels: labels
+            )
+            .set(Double(region.cursor))
             registry.makeGauge(
                 descriptor: Self.name("hub", "region_lag", "entries", "Log entries a region has not pulled."),
                 labels: labels
             ).set(Double(region.lagEntries))
             registry.makeGauge(
-                descriptor: Self.name("hub", "region_lag", "seconds", "Age of the oldest entry a region has not pulled."),
+                descriptor: Self.name(
+                    "hub", "region_lag", "seconds", "Age of the oldest entry a region has not pulled."),
                 labels: labels
             ).set(region.lagSeconds)
             registry.makeGauge(
-                descriptor: Self.name("hub", "region_last_push", "timestamp_seconds", "Time of the region's last push."),
+                descriptor: Self.name(
+                    "hub", "region_last_push", "timestamp_seconds", "Time of the region's last push."),
                 labels: labels
             ).set(Double(region.lastPushAt ?? 0) / 1e6)
             registry.makeGauge(
-                descriptor: Self.name("hub", "region_last_pull", "timestamp_seconds", "Time of the region's last pull."),
+                descriptor: Self.name(
+                    "hub", "region_last_pull", "timestamp_seconds", "Time of the region's last pull."),
                 labels: labels
             ).set(Double(region.lastPullAt ?? 0) / 1e6)
         }
@@ -129,7 +135,9 @@ final class HubMetrics: Sendable {
             if delta > 0 { handle.increment(by: Int64(delta)) }
         }
         counter("connections_accepted", "Accepted connections.", now.connectionsAccepted - before.connectionsAccepted)
-        counter("connections_rejected", "Connections refused at the limit.", now.connectionsRejected - before.connectionsRejected)
+        counter(
+            "connections_rejected", "Connections refused at the limit.",
+            now.connectionsRejected - before.connectionsRejected)
         counter("tls_failures", "Failed TLS handshakes.", now.tlsFailures - before.tlsFailures)
         counter("protocol_errors", "HTTP/2 protocol errors.", now.protocolErrors - before.protocolErrors)
         counter("timeouts", "Connections or requests timed out.", now.timeouts - before.timeouts)

@@ -62,7 +62,8 @@ extension HubConfiguration {
         return HubSettings(
             listen: address, tls: tlsConfiguration, database: database, adminTokenHash: adminHash, regions: regions,
             tables: tables, tablesByName: Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
-            priorities: RegionPriorities(Dictionary(regions.map { ($0.name, $0.priority) }, uniquingKeysWith: { a, _ in a })),
+            priorities: RegionPriorities(
+                Dictionary(regions.map { ($0.name, $0.priority) }, uniquingKeysWith: { a, _ in a })),
             limits: limits, insecure: insecure)
     }
 
@@ -146,7 +147,8 @@ extension HubConfiguration {
     static func tokenHash(plain: String?, hex: String?, key: String) throws(HubError) -> [UInt8] {
         switch (plain, hex) {
         case (nil, nil):
-            throw HubError(code: .invalidConfiguration, message: "missing token (give \(key) or \(key)_sha256)", key: key)
+            throw HubError(
+                code: .invalidConfiguration, message: "missing token (give \(key) or \(key)_sha256)", key: key)
         case (.some, .some):
             throw HubError(code: .invalidConfiguration, message: "give \(key) or \(key)_sha256, not both", key: key)
         case (let plain?, nil):

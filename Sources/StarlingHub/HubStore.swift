@@ -128,7 +128,8 @@ enum HubStore {
             (
                 try row.string(0),
                 RegionActivity.Entry(
-                    cursor: try row.int64(1), lastPullAt: try row.optionalInt64(2), lastPushAt: try row.optionalInt64(3),
+                    cursor: try row.int64(1), lastPullAt: try row.optionalInt64(2),
+                    lastPushAt: try row.optionalInt64(3),
                     outboxDepth: try row.optionalInt64(4), applyLag: try row.optionalDouble(5),
                     lastError: try row.optionalString(6), reportedAt: try row.optionalInt64(7))
             )
@@ -145,7 +146,8 @@ enum HubStore {
                 + "$5::bigint[], $6::float8[], $7::text[], $8::bigint[]) AS u(n, c, pl, ps, o, a, e, r) "
                 + "ON CONFLICT (name) DO UPDATE SET cursor = EXCLUDED.cursor, last_pull_at = EXCLUDED.last_pull_at, "
                 + "last_push_at = EXCLUDED.last_push_at, outbox_depth = EXCLUDED.outbox_depth, "
-                + "apply_lag = EXCLUDED.apply_lag, last_error = EXCLUDED.last_error, reported_at = EXCLUDED.reported_at",
+                + "apply_lag = EXCLUDED.apply_lag, last_error = EXCLUDED.last_error, "
+                + "reported_at = EXCLUDED.reported_at",
             [
                 .textArray(entries.map { $0.0 }), .int64Array(entries.map { $0.1.cursor }),
                 .int64Array(entries.map { $0.1.lastPullAt }), .int64Array(entries.map { $0.1.lastPushAt }),

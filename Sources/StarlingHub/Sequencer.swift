@@ -101,7 +101,10 @@ final class Sequencer: Sendable {
     }
 
     private func enqueue(_ item: Item) {
-        enum Admission { case rejected(HubError), queued, startDrain }
+        enum Admission {
+            case rejected(HubError)
+            case queued, startDrain
+        }
         let limit = settings.limits.maxQueuedChanges
         let admission: Admission = state.withLock { state in
             if state.isClosed { return .rejected(HubError(code: .shuttingDown, message: "the hub is shutting down")) }
@@ -124,7 +127,10 @@ final class Sequencer: Sendable {
             } catch {
                 let pending = state.withLock { state in
                     state.isDraining = false
-                    defer { state.items.removeAll(); state.queuedChanges = 0 }
+                    defer {
+                        state.items.removeAll()
+                        state.queuedChanges = 0
+                    }
                     return state.items
                 }
                 for item in pending { Self.fail(item, HubError(code: .shuttingDown, message: "\(error)")) }
@@ -183,7 +189,8 @@ final class Sequencer: Sendable {
         for (item, result) in zip(batch, outcome.results) {
             switch (item, result) {
             case (.push(_, _, let continuation), .verdicts(let verdicts)): continuation.resume(returning: verdicts)
-            case (.resolve(_, _, _, let continuation), .resolved(let resolved)): continuation.resume(returning: resolved)
+            case (.resolve(_, _, _, let continuation), .resolved(let resolved)):
+                continuation.resume(returning: resolved)
             case (_, .failed(let error)): Self.fail(item, error)
             default: Self.fail(item, HubError(code: .storageFailed, message: "sequencer result mismatch"))
             }

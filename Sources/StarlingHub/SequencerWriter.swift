@@ -31,8 +31,15 @@ final class SequencerWriter: @unchecked Sendable {
         var conflicts: [Triple: Int] = [:]
     }
 
-    struct Pair: Hashable, Sendable { var a: String; var b: String }
-    struct Triple: Hashable, Sendable { var a: String; var b: String; var c: String }
+    struct Pair: Hashable, Sendable {
+        var a: String
+        var b: String
+    }
+    struct Triple: Hashable, Sendable {
+        var a: String
+        var b: String
+        var c: String
+    }
 
     /// A decided change as stored in `starling_hub.decisions`.
     struct StoredDecision {
@@ -221,7 +228,9 @@ extension SequencerWriter {
                 state.nextConflictID += 1
                 state.conflictRows.append(Self.conflictRow(record, keyText: keyText))
                 state.records[record.id ?? 0] = record
-                outcome.conflicts[Triple(a: change.table, b: policy.name, c: record.status.rawValue + "_" + record.winner.rawValue), default: 0] += 1
+                outcome.conflicts[
+                    Triple(a: change.table, b: policy.name, c: record.status.rawValue + "_" + record.winner.rawValue),
+                    default: 0] += 1
             }
             let verdict = decision.verdict(seq: seq, conflictID: conflictID)
             var mergedRow: JSONObject?
@@ -274,8 +283,10 @@ extension SequencerWriter {
         if !state.logRows.isEmpty {
             try connection.copyIn(
                 table: "starling_hub.log",
-                columns: ["seq", "origin", "change_id", "tx", "table_name", "op", "key", "row", "hlc", "kind",
-                          "rewritten"], rows: state.logRows, name: "sequencer.copyLog")
+                columns: [
+                    "seq", "origin", "change_id", "tx", "table_name", "op", "key", "row", "hlc", "kind",
+                    "rewritten",
+                ], rows: state.logRows, name: "sequencer.copyLog")
         }
         if !state.decisionRows.isEmpty {
             try connection.copyIn(
@@ -286,9 +297,11 @@ extension SequencerWriter {
         if !state.conflictRows.isEmpty {
             try connection.copyIn(
                 table: "starling_hub.conflicts",
-                columns: ["id", "table_name", "key", "policy", "provisional", "status", "winner", "current_seq",
-                          "current_origin", "current_op", "current_row", "incoming_id", "incoming_origin",
-                          "incoming_op", "incoming_base", "incoming_row"],
+                columns: [
+                    "id", "table_name", "key", "policy", "provisional", "status", "winner", "current_seq",
+                    "current_origin", "current_op", "current_row", "incoming_id", "incoming_origin",
+                    "incoming_op", "incoming_base", "incoming_row",
+                ],
                 rows: state.conflictRows, name: "sequencer.copyConflicts")
         }
         try storeHeads(state, connection: connection)
@@ -298,15 +311,22 @@ extension SequencerWriter {
                     + "resolution = $3, resolution_seq = $4 WHERE id = $1",
                 [.int64(id), .text(winner), .text(resolution), .int64(seq)], name: "sequencer.resolveConflict")
             try connection.execute(
-                "INSERT INTO starling_hub.audit (actor, action, target, detail) VALUES ($1, 'resolve_conflict', $2, $3)",
+                "INSERT INTO starling_hub.audit (actor, action, target, detail) "
+                    + "VALUES ($1, 'resolve_conflict', $2, $3)",
                 [.text(actor), .text(String(id)), .text(resolution)], name: "sequencer.audit")
         }
     }
 
     private func storeHeads(_ state: BatchState, connection: PostgresConnection) throws {
         guard !state.dirtyHeads.isEmpty else { return }
-        var tables: [String?] = [], keys: [String?] = [], seqs: [Int64?] = [], origins: [String?] = []
-        var hlcs: [Int64?] = [], rows: [String?] = [], ops: [String?] = [], foreign: [Int64?] = []
+        var tables: [String?] = []
+        var keys: [String?] = []
+        var seqs: [Int64?] = []
+        var origins: [String?] = []
+        var hlcs: [Int64?] = []
+        var rows: [String?] = []
+        var ops: [String?] = []
+        var foreign: [Int64?] = []
         for tableKey in state.dirtyHeads {
             guard let head = state.heads[tableKey] else { continue }
             tables.append(tableKey.table)
@@ -324,8 +344,10 @@ extension SequencerWriter {
                 + "$7::text[], $8::bigint[]) ON CONFLICT (table_name, key) DO UPDATE SET seq = EXCLUDED.seq, "
                 + "origin = EXCLUDED.origin, hlc = EXCLUDED.hlc, row = EXCLUDED.row, op = EXCLUDED.op, "
                 + "prev_foreign_seq = EXCLUDED.prev_foreign_seq",
-            [.textArray(tables), .textArray(keys), .int64Array(seqs), .textArray(origins), .int64Array(hlcs),
-             .textArray(rows), .textArray(ops), .int64Array(foreign)], name: "sequencer.upsertHeads")
+            [
+                .textArray(tables), .textArray(keys), .int64Array(seqs), .textArray(origins), .int64Array(hlcs),
+                .textArray(rows), .textArray(ops), .int64Array(foreign),
+            ], name: "sequencer.upsertHeads")
     }
 
     static func logRow(_ entry: LogEntry, keyText: String, rowText: String?) -> [PostgresValue] {

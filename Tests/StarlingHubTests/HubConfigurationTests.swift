@@ -25,10 +25,15 @@ struct HubConfigurationTests {
         (#"{\#(base),"regions":[\#(region),{"name":"eu"}],"tables":[]}"#, "regions[1].token"),
         (#"{\#(base),"regions":[\#(region),\#(region)],"tables":[]}"#, "regions[1].name"),
         (#"{\#(base),"regions":[{"name":"hub","token":"secret-token"}],"tables":[]}"#, "regions[0].name"),
-        (#"{\#(base),"regions":[\#(region)],"tables":[{"name":"public.items","policy":"newest"}]}"#, "tables[0].policy"),
+        (
+            #"{\#(base),"regions":[\#(region)],"tables":[{"name":"public.items","policy":"newest"}]}"#,
+            "tables[0].policy"
+        ),
         (#"{\#(base),"regions":[\#(region)],"tables":[{"name":"items"}]}"#, "tables[0].name"),
-        (#"{\#(base),"regions":[\#(region)],"tables":[{"name":"public.items","manual_provisional":"lww"}]}"#,
-         "tables[0].manual_provisional"),
+        (
+            #"{\#(base),"regions":[\#(region)],"tables":[{"name":"public.items","manual_provisional":"lww"}]}"#,
+            "tables[0].manual_provisional"
+        ),
         (#"{\#(base),"listen":"localhost","regions":[\#(region)],"tables":[]}"#, "listen"),
         (#"{\#(base),"listen":"10.0.0.1:8443","regions":[\#(region)],"tables":[]}"#, "listen"),
         (#"{"database":"postgresql://x/y","regions":[\#(region)],"tables":[]}"#, "admin_token"),
@@ -53,7 +58,9 @@ struct HubConfigurationTests {
         // Proves a valid configuration resolves policies, priorities and token hashes, with defaults applied.
         let settings = try load(
             #"{\#(Self.base),"regions":[{"name":"us-east","token":"secret-token","priority":7}],"#
-                + #""tables":[{"name":"public.items","policy":"manual","manual_provisional":"lww"},\#(#"{"name":"public.b"}"#)]}"#)
+                + #""tables":[{"name":"public.items","policy":"manual","manual_provisional":"lww"},"#
+                + #"{"name":"public.b"}]}"#
+        )
         #expect(settings.regions[0].tokenHash.count == 32)
         #expect(settings.priorities["us-east"] == 7)
         #expect(settings.tablesByName["public.items"]?.policy == .manual(provisional: .lww))
@@ -84,7 +91,8 @@ struct HubMigrationsTests {
     @Test func embeddedMigrationsEqualTheFiles() throws {
         // Proves the SQL embedded in the binary is exactly Migrations/hub/*.sql.
         let directory = repositoryRoot + "/Migrations/hub"
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }.sorted()
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }
+            .sorted()
         #expect(files.count == HubMigrations.all.count)
         for (file, migration) in zip(files, HubMigrations.all) {
             #expect(file == migration.label + ".sql")

@@ -57,9 +57,19 @@ struct HubConflictTests {
             let table = "public.merged"
             _ = try await hub.push("r1", [Changes.insert("r1", 1, table: table, id: 1, row: ["a": 1, "b": 1])])
             _ = try await hub.push(
-                "r1", [Changes.update("r1", 2, table: table, id: 1, before: ["a": 1, "b": 1], after: ["a": 2, "b": 1], base: 1, hlc: 2000)])
+                "r1",
+                [
+                    Changes.update(
+                        "r1", 2, table: table, id: 1, before: ["a": 1, "b": 1], after: ["a": 2, "b": 1], base: 1,
+                        hlc: 2000)
+                ])
             let pushed = try await hub.push(
-                "r2", [Changes.update("r2", 1, table: table, id: 1, before: ["a": 1, "b": 1], after: ["a": 1, "b": 2], base: 1, hlc: 3000)])
+                "r2",
+                [
+                    Changes.update(
+                        "r2", 1, table: table, id: 1, before: ["a": 1, "b": 1], after: ["a": 1, "b": 2], base: 1,
+                        hlc: 3000)
+                ])
             let verdict = try #require(pushed.json["results"]?[0])
             #expect(verdict["status"] == "merged" && verdict["seq"] == 3)
             #expect(verdict["row"] == ["id": 1, "a": 2, "b": 2])

@@ -32,7 +32,10 @@ final class HubProcess: @unchecked Sendable {  // `process` and `output` are tou
                 continuation.resume(returning: text)
             }.start()
         }
-        guard let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        guard
+            let port = line.split(separator: ":").last.flatMap({
+                Int($0.trimmingCharacters(in: .whitespacesAndNewlines))
+            })
         else {
             let stderr = String(decoding: errors.fileHandleForReading.availableData, as: UTF8.self)
             throw HubProcessError(message: "no listening line: \(line) \(stderr)")
@@ -62,20 +65,21 @@ struct HubCrashTests {
     @Test func acknowledgedPushesSurviveKillNine() async throws {
         // Proves durability: entries acknowledged before a SIGKILL of the hub are there after a restart.
         try await TestDatabase.with { database in
-            let directory = NSTemporaryDirectory() + "starling-hub-crash-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            let directory =
+                NSTemporaryDirectory() + "starling-hub-crash-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(atPath: directory) }
             let config = directory + "/hub.yaml"
             try """
-                listen: 127.0.0.1:0
-                database: "\(database.url)"
-                admin_token: "admin-token"
-                regions:
-                  - {name: r1, token: "token-r1"}
-                  - {name: r2, token: "token-r2"}
-                tables:
-                  - {name: public.items, policy: lww}
-                """.write(toFile: config, atomically: true, encoding: .utf8)
+            listen: 127.0.0.1:0
+            database: "\(database.url)"
+            admin_token: "admin-token"
+            regions:
+              - {name: r1, token: "token-r1"}
+              - {name: r2, token: "token-r2"}
+            tables:
+              - {name: public.items, policy: lww}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
 
             let first = try HubProcess(config: config)
             var acknowledged: [Int64] = []
@@ -108,7 +112,8 @@ struct HubCrashTests {
             defer { client.shutdown() }
             let response = try await client.send(
                 HTTPClientRequest(
-                    method: "GET", path: "/v1/changes?after=0&limit=1000", headers: ["authorization": "Bearer token-r2"]))
+                    method: "GET", path: "/v1/changes?after=0&limit=1000", headers: ["authorization": "Bearer token-r2"]
+                ))
             let page = try JSONValue(parsing: response.body)
             let seqs = page["entries"]?.arrayValue?.compactMap { $0["seq"]?.int64Value } ?? []
             #expect(seqs == acknowledged)

@@ -90,7 +90,8 @@ struct HubHarness {
             client: client)
     }
 
-    func admin(_ method: String, _ path: String, body: JSONValue? = nil) async throws -> (status: Int, json: JSONValue) {
+    func admin(_ method: String, _ path: String, body: JSONValue? = nil) async throws -> (status: Int, json: JSONValue)
+    {
         try await send(method, path, token: Self.adminToken, body: body?.serialized() ?? [])
     }
 

@@ -8,7 +8,8 @@ struct HubPushPullTests {
     @Test func pushThenPullRoundTrip() async throws {
         // Proves a pushed change is accepted with a seq and reaches other regions but not its origin.
         try await HubHarness.with { hub in
-            let pushed = try await hub.push("r1", [Changes.insert("r1", 1, id: 42, row: ["qty": 1, "big": "12345678901234567890"])])
+            let pushed = try await hub.push(
+                "r1", [Changes.insert("r1", 1, id: 42, row: ["qty": 1, "big": "12345678901234567890"])])
             #expect(pushed.status == 200)
             let result = try #require(pushed.json["results"]?[0])
             #expect(result["status"] == "accepted")
@@ -46,10 +47,12 @@ struct HubPushPullTests {
     @Test func sameKeyChangesInOnePushSeeEachOther() async throws {
         // Proves a region's insert then update of one key in one push are both accepted in order (no conflict).
         try await HubHarness.with { hub in
-            let pushed = try await hub.push("r1", [
-                Changes.insert("r1", 1, id: 5, row: ["qty": 1]),
-                Changes.update("r1", 2, id: 5, before: ["qty": 1], after: ["qty": 2], base: 0, hlc: 2000),
-            ])
+            let pushed = try await hub.push(
+                "r1",
+                [
+                    Changes.insert("r1", 1, id: 5, row: ["qty": 1]),
+                    Changes.update("r1", 2, id: 5, before: ["qty": 1], after: ["qty": 2], base: 0, hlc: 2000),
+                ])
             #expect(pushed.json["results"]?[0]?["seq"] == 1)
             #expect(pushed.json["results"]?[1]?["seq"] == 2)
             #expect(pushed.json["results"]?[1]?["status"] == "accepted")

@@ -15,27 +15,36 @@ struct HubRefusalTests {
             let before = try await hub.counts()
             let head = hub.hub.head
 
-            let malformed = try await hub.send("POST", "/v1/changes", token: HubHarness.token("r1"), body: Array("{\"changes\":[".utf8))
+            let malformed = try await hub.send(
+                "POST", "/v1/changes", token: HubHarness.token("r1"), body: Array("{\"changes\":[".utf8))
             #expect(malformed.status == 400)
             #expect(malformed.json["error"]?["code"] == "malformed_json")
 
-            let bad = try await hub.push("r1", [
-                Changes.insert("r1", 2, id: 2),
-                ["id": "r1:3", "tx": "t", "table": "public.items", "op": "insert", "key": ["id": 3], "base": 0, "hlc": 1],
-            ])
+            let bad = try await hub.push(
+                "r1",
+                [
+                    Changes.insert("r1", 2, id: 2),
+                    [
+                        "id": "r1:3", "tx": "t", "table": "public.items", "op": "insert", "key": ["id": 3], "base": 0,
+                        "hlc": 1,
+                    ],
+                ])
             #expect(bad.status == 400)
             #expect(bad.json["error"]?["message"]?.stringValue?.hasPrefix("changes[1]") == true)
 
             let unsynced = try await hub.push("r1", [Changes.insert("r1", 4, table: "public.other", id: 4)])
             #expect(unsynced.status == 400)
 
-            let big = (0..<60).map { Changes.insert("r1", 10 + $0, id: Int64(10 + $0), row: ["pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"]) }
+            let big = (0..<60).map {
+                Changes.insert("r1", 10 + $0, id: Int64(10 + $0), row: ["pad": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"])
+            }
             let oversized = try await hub.push("r1", big)
             #expect(oversized.status == 413)
 
             let anonymous = try await hub.send("POST", "/v1/changes", token: nil, body: Array(#"{"changes":[]}"#.utf8))
             #expect(anonymous.status == 401)
-            let wrong = try await hub.send("POST", "/v1/changes", token: "not-a-token", body: Array(#"{"changes":[]}"#.utf8))
+            let wrong = try await hub.send(
+                "POST", "/v1/changes", token: "not-a-token", body: Array(#"{"changes":[]}"#.utf8))
             #expect(wrong.status == 401)
             #expect(wrong.json["error"]?["code"] == "unauthorized")
 
