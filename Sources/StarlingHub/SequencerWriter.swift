@@ -179,19 +179,22 @@ extension SequencerWriter {
                     tableKey: TableKey(table: try row.string(1), key: try row.string(2)))
             }
         }
-        guard !keySet.isEmpty else { return }
-        let keys = Array(keySet)
-        let rows = try connection.query(
-            "SELECT h.table_name, h.key, h.seq, h.origin, h.hlc, h.row, h.op, h.prev_foreign_seq "
-                + "FROM unnest($1::text[], $2::text[]) AS u(t, k) "
-                + "JOIN starling_hub.heads h ON h.table_name = u.t AND h.key = u.k",
-            [.textArray(keys.map(\.table)), .textArray(keys.map(\.key))], name: "sequencer.loadHeads")
-        for row in rows {
-            let head = Head(
-                seq: try row.int64(2), origin: try row.string(3), hlc: try row.int64(4),
-                image: try HubJSON.optionalObject(row.optionalString(5)), prevForeignSeq: try row.int64(7),
-                op: ChangeOperation(rawValue: try row.string(6)))
-            state.heads[TableKey(table: try row.string(0), key: try row.string(1))] = head
+        // One index lookup per table (`key = ANY(…)` probes the primary key; a join against unnest() can
+        // make the planner scan every head).
+        var keysByTable: [String: [String?]] = [:]
+        for tableKey in keySet { keysByTable[tableKey.table, default: []].append(tableKey.key) }
+        for (table, keys) in keysByTable {
+            let rows = try connection.query(
+                "SELECT key, seq, origin, hlc, row, op, prev_foreign_seq FROM starling_hub.heads "
+                    + "WHERE table_name = $1 AND key = ANY($2::text[])",
+                [.text(table), .textArray(keys)], name: "sequencer.loadHeads")
+            for row in rows {
+                let head = Head(
+                    seq: try row.int64(1), origin: try row.string(2), hlc: try row.int64(3),
+                    image: try HubJSON.optionalObject(row.optionalString(4)), prevForeignSeq: try row.int64(6),
+                    op: ChangeOperation(rawValue: try row.string(5)))
+                state.heads[TableKey(table: table, key: try row.string(0))] = head
+            }
         }
     }
 
