@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // C shims and system libraries.
@@ -47,7 +48,8 @@ let package = Package(
         // Hub and agent.
         .target(name: "StarlingHub",
                 dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
-                               .product(name: "Logging", package: "swift-log")],
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "Prometheus", package: "swift-prometheus")],
                 swiftSettings: strict),
         .target(name: "StarlingAgent",
                 dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",

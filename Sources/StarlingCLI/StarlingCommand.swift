@@ -7,8 +7,8 @@ struct StarlingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "starling",
         abstract: "Multi-active PostgreSQL sync: one hub, many regional agents.",
-        subcommands: [VersionCommand.self, AgentCommand.self, DemoCommand.self, AdminCommand.self,
-                      BenchServerCommand.self])
+        subcommands: [VersionCommand.self, HubCommand.self, AgentCommand.self, DemoCommand.self, AdminCommand.self,
+                      BenchServerCommand.self, BenchPushCommand.self])
 }
 
 /// `starling version`: prints the build's version.

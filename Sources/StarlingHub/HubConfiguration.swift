@@ -1,0 +1,268 @@
+public import StarlingCore
+
+/// The hub's configuration, `hub.yaml` (DESIGN.md "Interfaces"), decoded strictly (an unknown key is an error)
+/// and checked by ``validate()`` before anything starts.
+///
+/// ```yaml
+/// listen: 127.0.0.1:8443
+/// tls: {cert: certs/hub.crt, key: certs/hub.key, client_ca: certs/ca.crt}   # omitted: h2c, loopback only
+/// database: postgresql://postgres@127.0.0.1:5544/starling_hub
+/// admin_token: "…"                       # or admin_token_sha256: hex
+/// regions:
+///   - {name: us-east, token: "…", priority: 100}    # or token_sha256: hex
+/// tables:
+///   - {name: public.items, policy: lww}  # lww | priority | merge | manual (manual_provisional: keep | lww) | reject
+/// limits: {max_body_bytes: 16777216, …}  # optional, see ``Limits``
+/// insecure: false                        # h2c on a non-loopback address
+/// ```
+/// Plain tokens are hashed (SHA-256) when the hub starts; only hashes stay in memory.
+public struct HubConfiguration: Sendable, Hashable, Decodable {
+    /// `host:port` to listen on (numeric IPv4 or `[IPv6]`). Default `127.0.0.1:8443`.
+    public var listen: String
+    /// TLS files; nil serves cleartext h2c (loopback only unless ``insecure``).
+    public var tls: TLS?
+    /// libpq URL of the hub's database. Required.
+    public var database: String
+    /// The admin bearer token in clear text; exactly one of this and ``adminTokenSHA256``.
+    public var adminToken: String?
+    /// The admin token's SHA-256, lowercase hex.
+    public var adminTokenSHA256: String?
+    /// The regions allowed to push and pull. At least one.
+    public var regions: [Region]
+    /// The synced tables and their conflict policies.
+    public var tables: [Table]
+    /// Limits and batch sizes; every field has a default.
+    public var limits: Limits
+    /// Permits h2c on a non-loopback address (tests and trusted networks only). Default false.
+    public var insecure: Bool
+
+    /// TLS certificate, key and optional client CA (mTLS: clients must present a certificate it signed).
+    public struct TLS: Sendable, Hashable, Decodable {
+        public var cert: String
+        public var key: String
+        public var clientCA: String?
+
+        public init(cert: String, key: String, clientCA: String? = nil) {
+            self.cert = cert
+            self.key = key
+            self.clientCA = clientCA
+        }
+    }
+
+    /// One region: its name, bearer token (plain or SHA-256 hex) and priority (higher wins; default 0).
+    public struct Region: Sendable, Hashable, Decodable {
+        public var name: String
+        public var token: String?
+        public var tokenSHA256: String?
+        public var priority: Int
+
+        public init(name: String, token: String? = nil, tokenSHA256: String? = nil, priority: Int = 0) {
+            self.name = name
+            self.token = token
+            self.tokenSHA256 = tokenSHA256
+            self.priority = priority
+        }
+    }
+
+    /// One synced table (`schema.table`), its policy (default `lww`) and, for `manual`, what happens until an
+    /// operator resolves (`keep`, the default: the head stays; `lww`: last writer wins provisionally).
+    public struct Table: Sendable, Hashable, Decodable {
+        public var name: String
+        public var policy: String
+        public var manualProvisional: String?
+
+        public init(name: String, policy: String = "lww", manualProvisional: String? = nil) {
+            self.name = name
+            self.policy = policy
+            self.manualProvisional = manualProvisional
+        }
+    }
+
+    /// Bounds on what clients can make the hub do.
+    public struct Limits: Sendable, Hashable, Decodable {
+        /// Largest request body after gzip decoding; larger → 413. Default 16 MiB.
+        public var maxBodyBytes: Int = 16 << 20
+        /// Most changes in one push. Default 5000.
+        public var maxPushChanges: Int = 5000
+        /// Changes waiting for the sequencer before pushes get 503. Default 100 000.
+        public var maxQueuedChanges: Int = 100_000
+        /// Most changes the sequencer commits in one transaction. Default 20 000.
+        public var maxBatchChanges: Int = 20_000
+        /// Pull page size when the request names none. Default 500.
+        public var defaultPullLimit: Int = 500
+        /// Largest pull page. Default 5000.
+        public var maxPullLimit: Int = 5000
+        /// Longest long-poll, milliseconds. Default 30 000.
+        public var maxWaitMs: Int = 30_000
+        /// Connections of the read pool (pulls, admin). Default 4.
+        public var poolConnections: Int = 4
+        /// How often region cursors and activity are written to the database, milliseconds. Default 1000.
+        public var statusFlushMs: Int = 1000
+
+        public init() {}
+    }
+
+    public init(
+        listen: String = "127.0.0.1:8443", tls: TLS? = nil, database: String, adminToken: String? = nil,
+        adminTokenSHA256: String? = nil, regions: [Region], tables: [Table], limits: Limits = Limits(),
+        insecure: Bool = false
+    ) {
+        self.listen = listen
+        self.tls = tls
+        self.database = database
+        self.adminToken = adminToken
+        self.adminTokenSHA256 = adminTokenSHA256
+        self.regions = regions
+        self.tables = tables
+        self.limits = limits
+        self.insecure = insecure
+    }
+}
+
+// MARK: - Strict decoding
+
+/// A coding key for any name, used to find keys the configuration does not know.
+struct ConfigurationKey: CodingKey {
+    var stringValue: String
+    var intValue: Int? { nil }
+    init(_ string: String) { stringValue = string }
+    init?(stringValue: String) { self.stringValue = stringValue }
+    init?(intValue: Int) { nil }
+}
+
+extension KeyedDecodingContainer where K == ConfigurationKey {
+    /// Fails on the first key not in `known`, naming it.
+    func rejectUnknownKeys(_ known: Set<String>) throws {
+        for key in allKeys where !known.contains(key.stringValue) {
+            let expected = known.sorted().joined(separator: ", ")
+            throw DecodingError.dataCorrupted(
+                .init(codingPath: codingPath + [key], debugDescription: "unknown key (expected one of: \(expected))"))
+        }
+    }
+
+    func value<T: Decodable>(_ name: String, default fallback: T) throws -> T {
+        try decodeIfPresent(T.self, forKey: ConfigurationKey(name)) ?? fallback
+    }
+
+    func optional<T: Decodable>(_ name: String) throws -> T? {
+        try decodeIfPresent(T.self, forKey: ConfigurationKey(name))
+    }
+
+    func required<T: Decodable>(_ name: String) throws -> T {
+        try decode(T.self, forKey: ConfigurationKey(name))
+    }
+}
+
+extension HubConfiguration {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: ConfigurationKey.self)
+        try c.rejectUnknownKeys([
+            "listen", "tls", "database", "admin_token", "admin_token_sha256", "regions", "tables", "limits",
+            "insecure",
+        ])
+        self.init(
+            listen: try c.value("listen", default: "127.0.0.1:8443"), tls: try c.optional("tls"),
+            database: try c.required("database"), adminToken: try c.optional("admin_token"),
+            adminTokenSHA256: try c.optional("admin_token_sha256"), regions: try c.value("regions", default: []),
+            tables: try c.value("tables", default: []), limits: try c.value("limits", default: Limits()),
+            insecure: try c.value("insecure", default: false))
+    }
+}
+
+extension HubConfiguration.TLS {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: ConfigurationKey.self)
+        try c.rejectUnknownKeys(["cert", "key", "client_ca"])
+        self.init(cert: try c.required("cert"), key: try c.required("key"), clientCA: try c.optional("client_ca"))
+    }
+}
+
+extension HubConfiguration.Region {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: ConfigurationKey.self)
+        try c.rejectUnknownKeys(["name", "token", "token_sha256", "priority"])
+        self.init(
+            name: try c.required("name"), token: try c.optional("token"), tokenSHA256: try c.optional("token_sha256"),
+            priority: try c.value("priority", default: 0))
+    }
+}
+
+extension HubConfiguration.Table {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: ConfigurationKey.self)
+        try c.rejectUnknownKeys(["name", "policy", "manual_provisional"])
+        self.init(
+            name: try c.required("name"), policy: try c.value("policy", default: "lww"),
+            manualProvisional: try c.optional("manual_provisional"))
+    }
+}
+
+extension HubConfiguration.Limits {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: ConfigurationKey.self)
+        try c.rejectUnknownKeys([
+            "max_body_bytes", "max_push_changes", "max_queued_changes", "max_batch_changes", "default_pull_limit",
+            "max_pull_limit", "max_wait_ms", "pool_connections", "status_flush_ms",
+        ])
+        let d = HubConfiguration.Limits()
+        self.init()
+        maxBodyBytes = try c.value("max_body_bytes", default: d.maxBodyBytes)
+        maxPushChanges = try c.value("max_push_changes", default: d.maxPushChanges)
+        maxQueuedChanges = try c.value("max_queued_changes", default: d.maxQueuedChanges)
+        maxBatchChanges = try c.value("max_batch_changes", default: d.maxBatchChanges)
+        defaultPullLimit = try c.value("default_pull_limit", default: d.defaultPullLimit)
+        maxPullLimit = try c.value("max_pull_limit", default: d.maxPullLimit)
+        maxWaitMs = try c.value("max_wait_ms", default: d.maxWaitMs)
+        poolConnections = try c.value("pool_connections", default: d.poolConnections)
+        statusFlushMs = try c.value("status_flush_ms", default: d.statusFlushMs)
+    }
+}
+
+extension HubConfiguration {
+    /// `regions[2].token` for a decoding error's coding path.
+    public static func keyPath(_ codingPath: [any CodingKey]) -> String {
+        var text = ""
+        for key in codingPath {
+            if let index = key.intValue {
+                text += "[\(index)]"
+            } else {
+                text += text.isEmpty ? key.stringValue : "." + key.stringValue
+            }
+        }
+        return text.isEmpty ? "(top level)" : text
+    }
+
+    /// Turns a decoder's error into a ``HubError`` naming the key.
+    public static func describe(decodingError error: any Error) -> HubError {
+        guard let error = error as? DecodingError else {
+            return HubError(code: .invalidConfiguration, message: "\(error)")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return HubError(
+                code: .invalidConfiguration, message: "required key is missing",
+                key: keyPath(context.codingPath + [key]))
+        case .typeMismatch(let type, let context):
+            return HubError(
+                code: .invalidConfiguration, message: "expected \(typeName(type))", key: keyPath(context.codingPath))
+        case .valueNotFound(let type, let context):
+            return HubError(
+                code: .invalidConfiguration, message: "expected \(typeName(type)), found null",
+                key: keyPath(context.codingPath))
+        case .dataCorrupted(let context):
+            return HubError(
+                code: .invalidConfiguration, message: context.debugDescription, key: keyPath(context.codingPath))
+        @unknown default:
+            return HubError(code: .invalidConfiguration, message: "\(error)")
+        }
+    }
+
+    private static func typeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Int.Type: "an integer"
+        case is Bool.Type: "true or false"
+        default: "\(type)"
+        }
+    }
+}

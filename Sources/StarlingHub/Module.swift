@@ -1,2 +1,0 @@
-// StarlingHub: module placeholder; real content lands with its issue.
-enum StarlingHubModule {}

@@ -1,0 +1,206 @@
+import Logging
+import StarlingCore
+import StarlingIO
+import StarlingPostgres
+import Synchronization
+
+/// The hub's one writer: every accepted change gets its `seq` here, in commit order, gap-free.
+///
+/// Pushes and manual resolutions queue up in a bounded queue (``HubError/Code/overloaded`` when full). One job
+/// on the dedicated ``PostgresWorker`` thread drains the queue: it takes everything waiting (up to
+/// `maxBatchChanges`), decides all of it in one transaction (``SequencerBatch``), commits, and only then
+/// resumes the callers with their verdicts (group commit). While it commits, new work piles up for the next
+/// round. A session-level advisory lock held by the worker's connection makes this the only sequencer of the
+/// database; a second hub blocks on it in ``start()``.
+///
+/// Threads: ``submit(region:changes:)`` and ``resolve(conflictID:pick:actor:)`` from any task; the drain
+/// loop and ``writer`` only on the worker thread.
+final class Sequencer: Sendable {
+    /// A queued unit of work.
+    enum Item: Sendable {
+        case push(region: String, changes: [Change], continuation: CheckedContinuation<[Verdict], any Error>)
+        case resolve(
+            conflictID: Int64, pick: ManualPick, actor: String,
+            continuation: CheckedContinuation<ResolveOutcome, any Error>)
+
+        var changeCount: Int {
+            switch self {
+            case .push(_, let changes, _): changes.count
+            case .resolve: 1
+            }
+        }
+    }
+
+    /// What a manual resolution produced.
+    struct ResolveOutcome: Sendable {
+        var record: ConflictRecord
+        var entry: LogEntry
+    }
+
+    private struct State {
+        var items: [Item] = []
+        var queuedChanges = 0
+        var isDraining = false
+        var isClosed = false
+    }
+
+    private let worker: PostgresWorker
+    private let settings: HubSettings
+    private let state = Mutex(State())
+    /// Confined to the worker thread.
+    private let writer: SequencerWriter
+    let notifier: CommitNotifier
+    private let metrics: HubMetrics
+    private let logger: Logger
+
+    init(settings: HubSettings, notifier: CommitNotifier, metrics: HubMetrics, logger: Logger) {
+        self.settings = settings
+        self.notifier = notifier
+        self.metrics = metrics
+        self.logger = logger
+        self.worker = PostgresWorker(
+            url: settings.database, applicationName: "starling-hub-sequencer", maxQueuedJobs: 4,
+            threadName: "starling-seq", logger: logger)
+        self.writer = SequencerWriter(settings: settings)
+    }
+
+    /// Takes the sequencer lock (waits while another hub holds it) and loads the counters; returns the head.
+    func start() async throws -> Int64 {
+        let writer = self.writer
+        let head = try await worker.withConnection { connection in
+            try writer.ensureLocked(connection)
+            return writer.head
+        }
+        notifier.publish(head: head)
+        return head
+    }
+
+    /// Queues a validated push and returns its verdicts once they are committed.
+    func submit(region: String, changes: [Change]) async throws -> [Verdict] {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.push(region: region, changes: changes, continuation: continuation))
+        }
+    }
+
+    /// Queues a manual resolution of conflict `conflictID`; returns the resolved record and emitted entry.
+    func resolve(conflictID: Int64, pick: ManualPick, actor: String) async throws -> ResolveOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.resolve(conflictID: conflictID, pick: pick, actor: actor, continuation: continuation))
+        }
+    }
+
+    /// Fails queued work and new submissions, then stops the worker after its running batch.
+    func shutdown() async {
+        let pending = state.withLock { state in
+            state.isClosed = true
+            defer { state.items.removeAll() }
+            return state.items
+        }
+        for item in pending { Self.fail(item, HubError(code: .shuttingDown, message: "the hub is shutting down")) }
+        await worker.shutdown()
+    }
+
+    private func enqueue(_ item: Item) {
+        enum Admission {
+            case rejected(HubError)
+            case queued, startDrain
+        }
+        let limit = settings.limits.maxQueuedChanges
+        let admission: Admission = state.withLock { state in
+            if state.isClosed { return .rejected(HubError(code: .shuttingDown, message: "the hub is shutting down")) }
+            if state.queuedChanges > 0 && state.queuedChanges + item.changeCount > limit {
+                return .rejected(
+                    HubError(code: .overloaded, message: "the sequencer queue is full (\(limit) changes); retry"))
+            }
+            state.items.append(item)
+            state.queuedChanges += item.changeCount
+            if state.isDraining { return .queued }
+            state.isDraining = true
+            return .startDrain
+        }
+        switch admission {
+        case .rejected(let error): Self.fail(item, error)
+        case .queued: break
+        case .startDrain:
+            do {
+                try worker.submit { [self] connection in drain(connection) }
+            } catch {
+                let pending = state.withLock { state in
+                    state.isDraining = false
+                    defer {
+                        state.items.removeAll()
+                        state.queuedChanges = 0
+                    }
+                    return state.items
+                }
+                for item in pending { Self.fail(item, HubError(code: .shuttingDown, message: "\(error)")) }
+            }
+        }
+    }
+
+    /// The drain loop, on the worker thread: batches until the queue is empty.
+    private func drain(_ connection: Result<PostgresConnection, PostgresError>) {
+        let maxBatch = settings.limits.maxBatchChanges
+        while true {
+            let batch: [Item]? = state.withLock { state in
+                guard !state.items.isEmpty else {
+                    state.isDraining = false
+                    return nil
+                }
+                var count = 0
+                var taken = 0
+                while taken < state.items.count && (taken == 0 || count + state.items[taken].changeCount <= maxBatch) {
+                    count += state.items[taken].changeCount
+                    taken += 1
+                }
+                let batch = Array(state.items[..<taken])
+                state.items.removeFirst(taken)
+                state.queuedChanges -= count
+                return batch
+            }
+            guard let batch else { return }
+            switch connection {
+            case .success(let connection): commit(batch, connection)
+            case .failure(let error):
+                logger.error("sequencer has no database connection", metadata: ["error": "\(error)"])
+                for item in batch { Self.fail(item, HubError(code: .storageFailed, message: "\(error.message)")) }
+            }
+        }
+    }
+
+    /// One group commit: decide and store the batch, then answer every item.
+    private func commit(_ batch: [Item], _ connection: PostgresConnection) {
+        let started = Syscall.monotonicNanos()
+        let outcome: SequencerWriter.BatchOutcome
+        do {
+            try writer.ensureLocked(connection)
+            outcome = try writer.apply(batch, connection: connection, nowMicros: Syscall.wallClockMicros())
+        } catch {
+            writer.invalidate()
+            logger.error("sequencer batch failed", metadata: ["error": "\(error)", "batch.items": "\(batch.count)"])
+            let failure = HubError(code: .storageFailed, message: "storing the batch failed: \(error)")
+            for item in batch { Self.fail(item, failure) }
+            return
+        }
+        notifier.publish(head: outcome.head)
+        metrics.recordBatch(
+            outcome, changes: batch.reduce(0) { $0 + $1.changeCount },
+            seconds: Double(Syscall.monotonicNanos() - started) / 1e9)
+        for (item, result) in zip(batch, outcome.results) {
+            switch (item, result) {
+            case (.push(_, _, let continuation), .verdicts(let verdicts)): continuation.resume(returning: verdicts)
+            case (.resolve(_, _, _, let continuation), .resolved(let resolved)):
+                continuation.resume(returning: resolved)
+            case (_, .failed(let error)): Self.fail(item, error)
+            default: Self.fail(item, HubError(code: .storageFailed, message: "sequencer result mismatch"))
+            }
+        }
+    }
+
+    private static func fail(_ item: Item, _ error: HubError) {
+        switch item {
+        case .push(_, _, let continuation): continuation.resume(throwing: error)
+        case .resolve(_, _, _, let continuation): continuation.resume(throwing: error)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import StarlingHub
+import StarlingTestSupport
+import Testing
+
+struct HubConfigurationTests {
+    /// Decodes JSON text (YAML's subset) with the strict decoder, then validates.
+    private func load(_ json: String) throws -> HubSettings {
+        let configuration: HubConfiguration
+        do {
+            configuration = try JSONDecoder().decode(HubConfiguration.self, from: Data(json.utf8))
+        } catch {
+            throw HubConfiguration.describe(decodingError: error)
+        }
+        return try configuration.validate()
+    }
+
+    private static let base = #""database":"postgresql://x/y","admin_token":"admin-secret""#
+    private static let region = #"{"name":"us-east","token":"secret-token"}"#
+    private static let table = #"{"name":"public.items"}"#
+
+    static let invalid: [(String, String)] = [
+        (#"{\#(base),"regions":[\#(region)],"tables":[\#(table)],"colour":1}"#, "colour"),
+        (#"{\#(base),"regions":[\#(region),{"name":"eu","tokn":"secret-token"}],"tables":[]}"#, "regions[1].tokn"),
+        (#"{\#(base),"regions":[\#(region),{"name":"eu"}],"tables":[]}"#, "regions[1].token"),
+        (#"{\#(base),"regions":[\#(region),\#(region)],"tables":[]}"#, "regions[1].name"),
+        (#"{\#(base),"regions":[{"name":"hub","token":"secret-token"}],"tables":[]}"#, "regions[0].name"),
+        (
+            #"{\#(base),"regions":[\#(region)],"tables":[{"name":"public.items","policy":"newest"}]}"#,
+            "tables[0].policy"
+        ),
+        (#"{\#(base),"regions":[\#(region)],"tables":[{"name":"items"}]}"#, "tables[0].name"),
+        (
+            #"{\#(base),"regions":[\#(region)],"tables":[{"name":"public.items","manual_provisional":"lww"}]}"#,
+            "tables[0].manual_provisional"
+        ),
+        (#"{\#(base),"listen":"localhost","regions":[\#(region)],"tables":[]}"#, "listen"),
+        (#"{\#(base),"listen":"10.0.0.1:8443","regions":[\#(region)],"tables":[]}"#, "listen"),
+        (#"{"database":"postgresql://x/y","regions":[\#(region)],"tables":[]}"#, "admin_token"),
+        (#"{\#(base),"regions":[{"name":"us","token_sha256":"abc"}],"tables":[]}"#, "regions[0].token_sha256"),
+        (#"{\#(base),"regions":[],"tables":[]}"#, "regions"),
+        (#"{\#(base),"regions":[\#(region)],"tables":[],"limits":{"max_wait_ms":-1}}"#, "limits.max_wait_ms"),
+        (#"{\#(base),"regions":[\#(region)],"tables":[],"limits":{"max_wait":1}}"#, "limits.max_wait"),
+        (#"{"admin_token":"admin-secret","regions":[\#(region)],"tables":[]}"#, "database"),
+    ]
+
+    @Test(arguments: invalid)
+    func invalidConfigurationNamesTheKey(_ json: String, _ key: String) throws {
+        // Proves each broken configuration is refused with an error naming the offending key.
+        #expect {
+            try load(json)
+        } throws: { error in
+            (error as? HubError)?.key == key
+        }
+    }
+
+    @Test func validConfigurationKeepsOnlyHashes() throws {
+        // Proves a valid configuration resolves policies, priorities and token hashes, with defaults applied.
+        let settings = try load(
+            #"{\#(Self.base),"regions":[{"name":"us-east","token":"secret-token","priority":7}],"#
+                + #""tables":[{"name":"public.items","policy":"manual","manual_provisional":"lww"},"#
+                + #"{"name":"public.b"}]}"#
+        )
+        #expect(settings.regions[0].tokenHash.count == 32)
+        #expect(settings.priorities["us-east"] == 7)
+        #expect(settings.tablesByName["public.items"]?.policy == .manual(provisional: .lww))
+        #expect(settings.tablesByName["public.b"]?.policy == .lww)
+        #expect(settings.listen.port == 8443)
+        #expect(settings.limits.maxPullLimit == 5000)
+    }
+
+    static let yamlSamples: [(String, Int32, String?)] = [
+        ("Tests/StarlingHubTests/Fixtures/hub-minimal.yaml", 0, nil),
+        ("Tests/StarlingHubTests/Fixtures/hub-full.yaml", 0, nil),
+        ("ops/examples/hub.yaml", 0, nil),
+        ("Tests/StarlingHubTests/Fixtures/hub-unknown-key.yaml", 2, "regions[1].tokn"),
+        ("Tests/StarlingHubTests/Fixtures/hub-bad-policy.yaml", 2, "tables[0].policy"),
+    ]
+
+    @Test(arguments: yamlSamples)
+    func yamlSamplesParseWithTheRealBinary(_ path: String, _ exitCode: Int32, _ key: String?) async throws {
+        // Proves every sample hub.yaml is read by `starling hub --check` as expected (YAML goes through Yams).
+        let result = try await ProcessRunner.run(
+            repositoryRoot + "/.build/debug/starling", ["hub", "--check", "--config", repositoryRoot + "/" + path])
+        #expect(result.exitCode == exitCode, "\(result.transcript)")
+        if let key { #expect(result.stderr.contains(key), "\(result.transcript)") }
+    }
+}
+
+struct HubMigrationsTests {
+    @Test func embeddedMigrationsEqualTheFiles() throws {
+        // Proves the SQL embedded in the binary is exactly Migrations/hub/*.sql.
+        let directory = repositoryRoot + "/Migrations/hub"
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }
+            .sorted()
+        #expect(files.count == HubMigrations.all.count)
+        for (file, migration) in zip(files, HubMigrations.all) {
+            #expect(file == migration.label + ".sql")
+            let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
+            #expect(text == migration.sql)
+        }
+    }
+}
