@@ -26,7 +26,7 @@ struct HubCommand: AsyncParsableCommand {
             configuration = try HubConfigurationLoader.load(path: config)
             _ = try configuration.validate()
         } catch {
-            StandardError.write("starling hub: \(config): \(error)\n")
+            Console.error("starling hub: \(config): \(error)\n")
             throw ExitCode(2)
         }
         if check {
@@ -49,7 +49,7 @@ struct HubCommand: AsyncParsableCommand {
             await hub.shutdown()
             throw ExitCode(1)
         }
-        print("listening \(hub.localAddress?.description ?? "?")")
+        Console.out("listening \(hub.localAddress?.description ?? "?")\n")
         fflush(nil)
         await hub.run()
     }
@@ -100,7 +100,7 @@ struct BenchPushCommand: AsyncParsableCommand {
                             stats.latencies.withLock { $0.append(elapsed) }
                         } else {
                             stats.failures.withLock { $0 += 1 }
-                            StandardError.write("bench-push: \(name): status \(response.status)\n")
+                            Console.error("bench-push: \(name): status \(response.status)\n")
                         }
                     }
                 }
