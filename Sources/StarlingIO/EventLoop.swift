@@ -17,7 +17,9 @@ public final class EventLoop: @unchecked Sendable {
     private let epollFD: Int32
     /// eventfd written by `execute` from other threads; registration id 0.
     private let wakeFD: Int32
-    private let inbox = Mutex<[UnsafeTransfer<() -> Void>]>([])
+    /// Work from other threads; `isFinished` turns true (under the same lock) when `run()` has returned, after
+    /// which new work is dropped instead of queued for a loop that will never run it.
+    private let inbox = Mutex<(work: [UnsafeTransfer<() -> Void>], isFinished: Bool)>(([], false))
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let loopThread = Mutex<pthread_t?>(nil)
@@ -74,7 +76,12 @@ public final class EventLoop: @unchecked Sendable {
     /// Runs `work` on the loop thread, soon. Safe from any thread; `work` is handed over (`sending`).
     public func execute(_ work: sending @escaping () -> Void) {
         let transfer = UnsafeTransfer(work)
-        inbox.withLock { $0.append(transfer) }
+        let accepted = inbox.withLock { inbox in
+            guard !inbox.isFinished else { return false }
+            inbox.work.append(transfer)
+            return true
+        }
+        guard accepted else { return }  // `transfer` is released here, outside the lock
         if !wakePending.exchange(true, ordering: .acquiringAndReleasing) {
             var one: UInt64 = 1
             _ = write(wakeFD, &one, 8)  // Cannot fail but for a full counter, which still wakes the loop.
@@ -165,7 +172,13 @@ public final class EventLoop: @unchecked Sendable {
         handlers.removeAll()
         timerBodies.removeAll()
         timerHeap = TimerHeap()
-        inbox.withLock { $0.removeAll() }
+        let dropped = inbox.withLock { inbox in
+            inbox.isFinished = true
+            let work = inbox.work
+            inbox.work.removeAll()
+            return work
+        }
+        _ = dropped  // released after the lock is let go: their deinits may call execute
     }
 
     private func nextTimeoutMilliseconds() -> Int32 {
@@ -193,9 +206,9 @@ public final class EventLoop: @unchecked Sendable {
 
     private func runInbox() {
         wakePending.store(false, ordering: .releasing)
-        let work = inbox.withLock { pending -> [UnsafeTransfer<() -> Void>] in
-            let taken = pending
-            pending.removeAll(keepingCapacity: true)
+        let work = inbox.withLock { inbox -> [UnsafeTransfer<() -> Void>] in
+            let taken = inbox.work
+            inbox.work.removeAll(keepingCapacity: true)
             return taken
         }
         for item in work { item.value() }
