@@ -9,7 +9,9 @@ public struct HTTPHeaders: Sendable, Sequence, ExpressibleByDictionaryLiteral {
 
     /// The first value of `name` (case-insensitive).
     public subscript(name: String) -> String? {
-        let lower = Self.isLowercase(name) ? name : name.lowercased()
+        for field in fields where field.name == name { return field.value }
+        guard !Self.isLowercase(name) else { return nil }  // callers usually ask in lower case already
+        let lower = name.lowercased()
         for field in fields where field.name == lower { return field.value }
         return nil
     }
