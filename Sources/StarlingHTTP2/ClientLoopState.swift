@@ -40,8 +40,8 @@ final class ClientLoopState {
             return
         }
         let timeout = request.timeout ?? configuration.requestTimeout
-        let timer = loop.scheduleTimer(after: timeout) { [unowned(unsafe) self] in
-            self.timedOut(id, after: timeout)
+        let timer = loop.scheduleTimer(after: timeout) { [weak self] in
+            self?.timedOut(id, after: timeout)
         }
         pending[id] = Pending(request: request, complete: complete, timer: timer)
         waiting.append(id)
@@ -163,7 +163,7 @@ final class ClientLoopState {
             entry.connection = nil
             pending[id] = entry
             waiting.append(id)
-            loop.scheduleTimer(after: .zero) { [unowned(unsafe) self] in self.pump() }
+            loop.scheduleTimer(after: .zero) { [weak self] in self?.pump() }
             return
         }
         pending[id] = nil
@@ -179,6 +179,7 @@ final class ClientLoopState {
     }
 
     func shutdown() {
+        guard !isShutDown else { return }
         isShutDown = true
         for id in Array(pending.keys) {
             finish(id, .failure(HTTP2Error(.shutDown, "the client is shut down")), retryable: false)

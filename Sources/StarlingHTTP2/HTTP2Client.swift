@@ -65,6 +65,13 @@ public final class HTTP2Client: Sendable {
         return try result.get()
     }
 
+    /// A client dropped without `shutdown()` still fails its pending requests and closes its connection; its
+    /// own loop thread is told to stop (not joined: the last reference may go away on that very thread).
+    deinit {
+        state.execute { $0.shutdown() }
+        group?.loops.forEach { $0.stop() }
+    }
+
     /// Fails pending requests, closes the connection and stops the client's own loop.
     /// Must not be called from the client's loop.
     public func shutdown() {

@@ -5,8 +5,9 @@ import StarlingIO
 /// Completed, failed and reset streams are reported to the owning `ClientLoopState`.
 final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate {
     let channel: SocketChannel
-    /// The loop state owns this connection while it is current, and is never freed before the loop stops.
-    private unowned(unsafe) let owner: ClientLoopState
+    /// Strong: a closing connection must still reach its owner even if the client was dropped meanwhile. The
+    /// cycle (owner → current connection → owner) ends when the connection closes.
+    private let owner: ClientLoopState
     private var session: NGHTTP2Session?
     private var streams: [Int32: ClientStream] = [:]
     private(set) var isActive = false
