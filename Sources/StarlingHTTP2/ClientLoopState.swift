@@ -63,7 +63,6 @@ final class ClientLoopState {
             entry.attempts += 1
             let streamID = connection.submit(requestID: id, entry.request, authority: url.authority,
                                              scheme: url.isTLS ? "https" : "http",
-                                             gzipFromBytes: configuration.gzipRequestsFromBytes,
                                              maxResponseBytes: configuration.maxResponseBodyBytes)
             guard let streamID else {
                 finish(id, .failure(HTTP2Error(.protocolError, "the connection refused a new request")), retryable: false)

@@ -55,6 +55,12 @@ public final class HTTP2Client: Sendable {
         for field in configuration.defaultHeaders where request.headers[field.name] == nil {
             request.headers.add(field.name, field.value)
         }
+        // Compression and decompression happen here, in the caller's task: never on the client's loop.
+        if let threshold = configuration.gzipRequestsFromBytes, request.body.count >= threshold,
+           request.headers["content-encoding"] == nil {
+            request.body = try Gzip.compress(request.body)
+            request.headers.set("content-encoding", "gzip")
+        }
         let id = nextID.wrappingAdd(1, ordering: .relaxed).oldValue
         let prepared = request
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPResponse, HTTP2Error>, Never>) in
@@ -62,7 +68,12 @@ public final class HTTP2Client: Sendable {
                 state.enqueue(id: id, prepared) { continuation.resume(returning: $0) }
             }
         }
-        return try result.get()
+        var response = try result.get()
+        if response.headers["content-encoding"]?.lowercased() == "gzip" {
+            response.body = try Gzip.decompress(response.body, maxBytes: configuration.maxResponseBodyBytes)
+            response.headers.remove("content-encoding")
+        }
+        return response
     }
 
     /// A client dropped without `shutdown()` still fails its pending requests and closes its connection; its

@@ -37,6 +37,7 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             return
         }
         isActive = true
+        produceOutput()  // the preface and SETTINGS go out at once, whatever requests come later
         owner.connectionActive(self)
     }
 
@@ -67,22 +68,19 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     // MARK: - Requests
 
     /// Submits a request; returns false when the session refuses it (the caller reconnects).
+    /// Submits a request whose body is already encoded (gzip happens in the caller's task, not on the loop).
     func submit(requestID: UInt64, _ request: HTTPClientRequest, authority: String, scheme: String,
-                gzipFromBytes: Int?, maxResponseBytes: Int) -> Int32? {
+                maxResponseBytes: Int) -> Int32? {
         guard let session else { return nil }
-        var body = request.body
+        let body = request.body
         var fields: [(String, String)] = [(":method", request.method), (":scheme", scheme),
                                           (":authority", authority), (":path", request.path),
                                           ("accept-encoding", "gzip")]
-        if let threshold = gzipFromBytes, body.count >= threshold, request.headers["content-encoding"] == nil,
-           let compressed = try? Gzip.compress(body) {
-            body = compressed
-            fields.append(("content-encoding", "gzip"))
-        }
         if !body.isEmpty || request.method == "POST" || request.method == "PUT" {
             fields.append(("content-length", String(body.count)))
         }
         for field in request.headers.fields where field.name != "content-length" && field.name != "accept-encoding" {
+            // content-encoding, when present, was set by HTTP2Client.send together with the encoded body.
             fields.append((field.name, field.value))
         }
         let streamID = session.submitRequest(headers: fields, hasBody: !body.isEmpty)
@@ -176,18 +174,9 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         return (count, isEnd)
     }
 
+    /// The response as received; gzip is undone by `HTTP2Client.send` in the caller's task.
     private func completeResponse(_ stream: ClientStream) -> Result<HTTPResponse, HTTP2Error> {
-        var headers = stream.headers
-        var body = stream.body
-        if headers["content-encoding"]?.lowercased() == "gzip" {
-            do {
-                body = try Gzip.decompress(body, maxBytes: stream.maxResponseBytes)
-            } catch {
-                return .failure(error)
-            }
-            headers.remove("content-encoding")
-        }
-        return .success(HTTPResponse(status: stream.status ?? 0, headers: headers, body: body))
+        .success(HTTPResponse(status: stream.status ?? 0, headers: stream.headers, body: stream.body))
     }
 }
 

@@ -213,43 +213,44 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             path = target
             query = ""
         }
-        var body = stream.body
-        var headers = stream.headers
-        if let encoding = headers["content-encoding"]?.lowercased(), encoding != "identity" {
-            guard encoding == "gzip" else {
-                throw HTTPError(415, code: "unsupported_encoding", "content-encoding \(encoding) is not supported")
-            }
-            do {
-                body = try Gzip.decompress(body, maxBytes: context.limits.maxRequestBodyBytes)
-            } catch {
-                let status = error.code == .bodyTooLarge ? 413 : 400
-                throw HTTPError(status, code: status == 413 ? "body_too_large" : "bad_encoding", error.message)
-            }
-            headers.remove("content-encoding")
+        if let encoding = stream.headers["content-encoding"]?.lowercased(), encoding != "identity", encoding != "gzip" {
+            throw HTTPError(415, code: "unsupported_encoding", "content-encoding \(encoding) is not supported")
         }
+        let headers = stream.headers
+        let body = stream.body
         return HTTPRequest(method: method, path: path, rawQuery: query, headers: headers, body: body,
                            remoteAddress: channel.peer)
     }
 
     private func dispatch(_ streamID: Int32, _ stream: ServerStream, _ handler: Router.Handler, _ request: HTTPRequest) {
-        switch handler {
-        case .immediate(let body):
+        let isEncoded = request.headers["content-encoding"] != nil
+        if case .immediate(let body) = handler, !isEncoded {
             let response: HTTPResponse
             do { response = try body(request) } catch { response = context.errorResponse(error, request) }
             submit(streamID, stream, response)
-        case .async(let body):
-            runningHandlers += 1
-            context.counters.handlersRunning.add(1)
-            stream.isAnswered = true  // no early 413/408 once a handler owns the stream
-            let bound = LoopBound(self, loop: channel.loop)
-            let errorResponse = context.errorResponder
-            // The task is owned by this stream: the connection stays open (and graceful shutdown waits) until
-            // the response comes back through the loop.
-            Task {
-                let response: HTTPResponse
-                do { response = try await body(request) } catch { response = errorResponse(error, request) }
-                bound.execute { connection in connection.handlerFinished(streamID, response) }
-            }
+            return
+        }
+        // Everything that may take time — the handler, inflating the request, deflating the response — runs in a
+        // task, never on the loop. The task is owned by this stream: the connection stays open (and graceful
+        // shutdown waits) until the response comes back through the loop.
+        runningHandlers += 1
+        context.counters.handlersRunning.add(1)
+        stream.isAnswered = true  // no early 413/408 once a handler owns the stream
+        let bound = LoopBound(self, loop: channel.loop)
+        let errorResponse = context.errorResponder
+        let maxBodyBytes = context.limits.maxRequestBodyBytes
+        let gzipMinimumBytes = context.limits.gzipMinimumBytes
+        let acceptEncoding = stream.acceptEncoding
+        let run: @Sendable (HTTPRequest) async throws -> HTTPResponse
+        switch handler {
+        case .immediate(let body): run = { try body($0) }
+        case .async(let body): run = body
+        }
+        Task {
+            let encoded = await BodyCoding.respond(to: request, with: run, maxBodyBytes: maxBodyBytes,
+                                                   acceptEncoding: acceptEncoding, gzipMinimumBytes: gzipMinimumBytes,
+                                                   errorResponse: errorResponse)
+            bound.execute { connection in connection.handlerFinished(streamID, encoded) }
         }
     }
 
@@ -272,12 +273,9 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         guard let session, !stream.isAnswered else { return }
         stream.isAnswered = true
         var response = original
-        if response.body.count >= context.limits.gzipMinimumBytes && Self.acceptsGzip(stream.acceptEncoding)
-            && response.headers["content-encoding"] == nil,
-            let compressed = try? Gzip.compress(response.body) {
-            response.body = compressed
-            response.headers.set("content-encoding", "gzip")
-            response.headers.add("vary", "accept-encoding")
+        if response.body.count < 64 * 1024 {  // small enough to deflate on the loop; task results come deflated
+            response = BodyCoding.encodeBody(response, acceptEncoding: stream.acceptEncoding,
+                                       minimumBytes: context.limits.gzipMinimumBytes)
         }
         let isHead = stream.requestMethod == "HEAD"
         var fields: [(String, String)] = [(":status", String(response.status))]
@@ -423,7 +421,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     }
 
     /// True when an accept-encoding value lists gzip (q=0 is treated as listed: good enough for our clients).
-    private static func acceptsGzip(_ value: String?) -> Bool {
+    static func acceptsGzip(_ value: String?) -> Bool {
         guard let value else { return false }
         return value.lowercased().split(separator: ",").contains {
             $0.split(separator: ";").first.map { $0.trimmingSpaces() == "gzip" } ?? false
@@ -463,4 +461,48 @@ final class ServerStream {
     var responseOffset = 0
 
     init(startedAt: UInt64) { self.startedAt = startedAt }
+}
+
+/// Request inflation, handler invocation and response deflation for handlers that run in tasks, off the loop.
+enum BodyCoding {
+    /// Decodes the request, runs the handler, turns errors into responses and deflates the result.
+    static func respond(to request: HTTPRequest, with run: @Sendable (HTTPRequest) async throws -> HTTPResponse,
+                        maxBodyBytes: Int, acceptEncoding: String?, gzipMinimumBytes: Int,
+                        errorResponse: @Sendable (any Error, HTTPRequest) -> HTTPResponse) async -> HTTPResponse {
+        let response: HTTPResponse
+        do {
+            response = try await run(try decodeBody(request, maxBytes: maxBodyBytes))
+        } catch {
+            response = errorResponse(error, request)
+        }
+        return encodeBody(response, acceptEncoding: acceptEncoding, minimumBytes: gzipMinimumBytes)
+    }
+
+    /// Inflates a gzip request body (bounded: a bomb gets 413). Runs off the loop.
+    static func decodeBody(_ request: HTTPRequest, maxBytes: Int) throws(HTTPError) -> HTTPRequest {
+        guard request.headers["content-encoding"]?.lowercased() == "gzip" else { return request }
+        var decoded = request
+        do {
+            decoded.body = try Gzip.decompress(request.body, maxBytes: maxBytes)
+        } catch {
+            let status = error.code == .bodyTooLarge ? 413 : 400
+            throw HTTPError(status, code: status == 413 ? "body_too_large" : "bad_encoding", error.message)
+        }
+        decoded.headers.remove("content-encoding")
+        return decoded
+    }
+
+    /// Deflates a response body when the client accepts gzip and the body is large enough. Runs off the loop
+    /// for task handlers; inline responses are small.
+    static func encodeBody(_ response: HTTPResponse, acceptEncoding: String?, minimumBytes: Int) -> HTTPResponse {
+        guard response.body.count >= minimumBytes, HTTP2ServerConnection.acceptsGzip(acceptEncoding),
+              response.headers["content-encoding"] == nil,
+              let compressed = try? Gzip.compress(response.body) else { return response }
+        var encoded = response
+        encoded.body = compressed
+        encoded.headers.set("content-encoding", "gzip")
+        encoded.headers.add("vary", "accept-encoding")
+        return encoded
+    }
+
 }

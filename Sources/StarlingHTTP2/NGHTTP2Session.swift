@@ -62,17 +62,16 @@ final class NGHTTP2Session {
                                                        options.streamResetRatePerSecond)
         }
 
-        // Placeholder until `self` exists: the session needs `self` as user data.
-        raw = OpaquePointer(bitPattern: 1)!
         var sessionPointer: OpaquePointer?
-        let userData = Unmanaged.passUnretained(self).toOpaque()
         let rc = role == .server
-            ? nghttp2_session_server_new2(&sessionPointer, callbacks, userData, option)
-            : nghttp2_session_client_new2(&sessionPointer, callbacks, userData, option)
+            ? nghttp2_session_server_new2(&sessionPointer, callbacks, nil, option)
+            : nghttp2_session_client_new2(&sessionPointer, callbacks, nil, option)
         guard rc == 0, let session = sessionPointer else {
             throw HTTP2Error(.protocolError, "nghttp2 session creation failed", nghttp2Code: rc)
         }
         raw = session
+        // `self` exists only now: hand it to the session as user data before anything can call back.
+        nghttp2_session_set_user_data(session, Unmanaged.passUnretained(self).toOpaque())
 
         var settings = [
             nghttp2_settings_entry(settings_id: Int32(NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS.rawValue),

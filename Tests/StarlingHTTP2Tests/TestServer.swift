@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import StarlingHTTP2
 import StarlingIO
@@ -38,7 +39,8 @@ struct TestServer {
         configuration.limits = limits
         configuration.accessLog = false
         var logger = Logger(label: "test.h2")
-        logger.logLevel = .warning
+        // STARLING_TEST_LOG_LEVEL=debug shows connection-level reasons (closes, refusals) when a test fails.
+        logger.logLevel = ProcessInfo.processInfo.environment["STARLING_TEST_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) } ?? .warning
         let server = HTTP2Server(configuration: configuration, router: router, logger: logger)
         try server.start()
         guard let port = server.localAddress?.port else { throw HTTP2Error(.bindFailed, "no port") }
