@@ -85,7 +85,8 @@ article.conflict > .meta { display: flex; flex-wrap: wrap; gap: 6px 14px; align-
 #login input { font: inherit; padding: 5px 8px; border: 1px solid var(--line); border-radius: 6px; width: 320px; }
 pre.json { background: #f8f9fb; border: 1px solid var(--line); border-radius: 6px; padding: 8px; overflow: auto;
   font-family: var(--mono); font-size: 12px; max-height: 320px; }
-select { font: inherit; padding: 3px 6px; border-radius: 6px; border: 1px solid var(--line); }
+select { font: inherit; padding: 3px 6px; border-radius: 6px; border: 1px solid var(--line); background: #fff; }
+section.panel > h2 select, section.panel > h2 button { font-size: 13px; font-weight: normal; }
 </style>
 </head>
 <body>
@@ -146,7 +147,7 @@ const POLL_MS = 2000, CONFLICT_POLL_MS = 10000, RECONCILE_POLL_MS = 30000, HISTO
 const SILENT_AFTER_S = 60, LAGGING_AFTER_S = 10;
 const PALETTE = ['#2f6fde', '#d64545', '#1f9d55', '#d98b0b', '#8e44ad', '#0f9bb5', '#c2185b', '#5d6d7e',
   '#7cb342', '#6d4c41'];
-const TOKEN_KEY = 'starling.admin-token';
+const TOKEN_KEY = 'starling.session';
 const $ = (id) => document.getElementById(id);
 const samples = [];
 let editing = false;
@@ -295,7 +296,7 @@ function renderRegions(regions, now) {
 function niceMax(value) {
   if (!(value > 0)) return 1;
   const power = Math.pow(10, Math.floor(Math.log10(value)));
-  for (const step of [1, 2, 2.5, 5, 10]) if (value <= step * power) return step * power;
+  for (const step of [1, 2, 4, 6, 8, 10]) if (value <= step * power) return step * power;
   return 10 * power;
 }
 
@@ -313,7 +314,7 @@ function drawChart(target, legend, series, unit) {
     const value = max * i / 4, yy = y(value);
     nodes.push(svg('line', { x1: L, x2: W - R, y1: yy, y2: yy, stroke: i ? '#eef0f4' : '#c9ced6', 'stroke-width': 1 }));
     const label = svg('text', { x: L - 6, y: yy + 3, 'text-anchor': 'end' });
-    label.textContent = fmt(value, value < 10 ? 1 : 0) + (i === 4 ? ' ' + unit : '');
+    label.textContent = fmt(value, value < 1 ? 2 : (value < 10 ? 1 : 0)) + (i === 4 ? ' ' + unit : '');
     nodes.push(label);
   }
   for (let i = 0; i <= 4; i++) {
