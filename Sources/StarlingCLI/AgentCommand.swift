@@ -15,9 +15,14 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).") var logLevel = "info"
     @Option(help: "Folder holding agent/ migrations (default: found next to the checkout or $STARLING_MIGRATIONS).")
     var migrations: String?
+    @Flag(help: "Validate the configuration and exit.") var check = false
 
     func run() async throws {
         let configuration = try AgentConfigurationLoader.load(path: config)
+        if check {
+            print("configuration ok")
+            return
+        }
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "starling.agent")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info

@@ -32,10 +32,3 @@ struct DemoCommand: AsyncParsableCommand {
         commandName: "demo", abstract: "Run a local hub and eight regions with a conflicting workload.")
     func run() async throws { throw NotAvailableYet(command: "demo") }
 }
-
-/// `starling admin`: operator commands against a running hub (lands with the operator issue).
-struct AdminCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "admin", abstract: "Operate a running hub: status, conflicts, resolve, reconcile.")
-    func run() async throws { throw NotAvailableYet(command: "admin") }
-}

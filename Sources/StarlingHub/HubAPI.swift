@@ -49,6 +49,7 @@ final class HubAPI: Sendable {
         router.add("GET", "/v1/conflicts", .async { [self] request in try await conflicts(request) })
         router.add("POST", "/v1/conflicts/{id}/resolve", .async { [self] request in try await resolve(request) })
         router.add("GET", "/metrics", .async { [self] _ in try await metricsText() })
+        addOperatorRoutes(to: &router)
         return router
     }
 

@@ -42,7 +42,7 @@ starling_need_swift() {
 starling_need_build_deps() {
     starling_need_debs libpq-dev libssl-dev libnghttp2-dev zlib1g-dev pkg-config \
         postgresql postgresql-contrib openssl curl nghttp2-client nghttp2-server \
-        python3 python3-httpx python3-h2 iproute2 procps
+        python3 python3-httpx python3-h2 iproute2 procps chromium prometheus
 }
 
 # The newest installed PostgreSQL's bin directory.

@@ -1,0 +1,1572 @@
+/// The OpenAPI 3.1 description of the hub's whole HTTP API, served at `GET /openapi.json`.
+///
+/// This constant is the one source; `ops/openapi.json` is a copy for readers and tools, and
+/// `OpenAPIDocumentTests` fails when the two differ (regenerate the copy with
+/// `starling admin openapi > ops/openapi.json`) or when a route the hub registers is missing here (or the other
+/// way round). Edit the JSON here, keep it valid: the test parses it.
+public enum HubOpenAPI {
+    /// The document, pretty-printed JSON with a trailing newline.
+    public static let document = #"""
+{
+  "openapi": "3.1.0",
+  "info": {
+    "title": "Starling hub API",
+    "version": "1",
+    "summary": "Multi-active PostgreSQL sync: the hub's HTTP/2 API for regional agents and operators.",
+    "description": "Served by the hub at `/openapi.json`. HTTP/2 only (TLS with ALPN `h2`; h2c prior knowledge on loopback). JSON bodies may be gzip-encoded. Errors are `{\"error\":{\"code\":…,\"message\":…}}` with a fitting 4xx/5xx status. Fields may be added to any object, never renamed.",
+    "license": {
+      "name": "Apache-2.0",
+      "identifier": "Apache-2.0"
+    }
+  },
+  "servers": [
+    {
+      "url": "https://127.0.0.1:8443",
+      "description": "The `listen` address of hub.yaml."
+    }
+  ],
+  "tags": [
+    {
+      "name": "region",
+      "description": "Called by a region's agent with that region's token."
+    },
+    {
+      "name": "admin",
+      "description": "Called by operators (dashboard, `starling admin`) with the admin token."
+    },
+    {
+      "name": "operator",
+      "description": "Unauthenticated: health, metrics, the dashboard page and this document."
+    }
+  ],
+  "security": [],
+  "paths": {
+    "/": {
+      "get": {
+        "operationId": "dashboard",
+        "tags": [
+          "operator"
+        ],
+        "summary": "The dashboard page",
+        "description": "One self-contained HTML page (inline CSS and JavaScript, no external assets) that polls the admin endpoints with a token typed into the page (or passed once as `#token=…`). Served with a strict Content-Security-Policy carrying a per-response nonce.",
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "The page.",
+            "content": {
+              "text/html": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/openapi.json": {
+      "get": {
+        "operationId": "openapi",
+        "tags": [
+          "operator"
+        ],
+        "summary": "This document",
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "The OpenAPI 3.1 description of the hub's HTTP API.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/healthz": {
+      "get": {
+        "operationId": "health",
+        "tags": [
+          "operator"
+        ],
+        "summary": "Liveness",
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "The hub is serving.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Health"
+                }
+              }
+            }
+          }
+        }
+      }
+    },
+    "/metrics": {
+      "get": {
+        "operationId": "metrics",
+        "tags": [
+          "operator"
+        ],
+        "summary": "Prometheus metrics",
+        "description": "Prometheus text exposition format 0.0.4. Names follow `starling_<subsystem>_<name>_<unit>`; see ops/monitoring for the rules and dashboard built on them.",
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "Metrics.",
+            "content": {
+              "text/plain": {
+                "schema": {
+                  "type": "string"
+                }
+              }
+            }
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/config": {
+      "get": {
+        "operationId": "getConfig",
+        "tags": [
+          "region"
+        ],
+        "summary": "The calling region's name and synced tables",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The region and its tables.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/RegionConfig"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          }
+        }
+      }
+    },
+    "/v1/changes": {
+      "post": {
+        "operationId": "pushChanges",
+        "tags": [
+          "region"
+        ],
+        "summary": "Push captured changes",
+        "description": "Verdicts come back in request order, only after they are durably committed. Idempotent on each change's `id`: a re-pushed change gets the same verdict. A region may push only its own changes (403 otherwise). The body may be gzip-encoded (`content-encoding: gzip`).",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/PushRequest"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "One verdict per change, in order.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PushResponse"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "413": {
+            "$ref": "#/components/responses/TooLarge"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      },
+      "get": {
+        "operationId": "pullChanges",
+        "tags": [
+          "region"
+        ],
+        "summary": "Pull the log after a cursor",
+        "description": "Entries with `seq > after` that the calling region needs, in seq order; long-polls up to `wait_ms` (capped by the hub's `limits.max_wait_ms`) when nothing is new. `next` is the cursor for the next pull.",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "after",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 0,
+              "default": 0
+            },
+            "description": "The cursor: the last seq the region has."
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "default": 500
+            },
+            "description": "Page size; capped by `limits.max_pull_limit` (default 5000)."
+          },
+          {
+            "name": "wait_ms",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 0,
+              "default": 0
+            },
+            "description": "Long-poll time when nothing is new, milliseconds."
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A page of the log.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/PullPage"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/agent-status": {
+      "post": {
+        "operationId": "reportAgentStatus",
+        "tags": [
+          "region"
+        ],
+        "summary": "An agent's periodic health report",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/AgentStatusReport"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Recorded.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Ok"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          }
+        }
+      }
+    },
+    "/v1/tables/register": {
+      "post": {
+        "operationId": "registerTables",
+        "tags": [
+          "region"
+        ],
+        "summary": "Register the shapes of the region's synced tables",
+        "description": "The first registration of a table stores its columns and key; a later one must match (columns by name and type in any order, key columns in order) or is refused with 409 `schema_mismatch` naming the table and column.",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/TableRegistration"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "Every table matches (or was registered now).",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Ok"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/dead-letters": {
+      "post": {
+        "operationId": "reportDeadLetters",
+        "tags": [
+          "region"
+        ],
+        "summary": "Report log entries the region could not apply",
+        "description": "Each letter is recorded as an open conflict, once per (region, id); re-reporting returns the same conflict id.",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/DeadLetterReport"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The conflict id of each letter, in order.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/DeadLetterResult"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/status": {
+      "get": {
+        "operationId": "getStatus",
+        "tags": [
+          "admin"
+        ],
+        "summary": "Head, per-region cursor, lag and activity, conflict counts",
+        "security": [
+          {
+            "adminToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The hub's status.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Status"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/conflicts": {
+      "get": {
+        "operationId": "listConflicts",
+        "tags": [
+          "admin"
+        ],
+        "summary": "Recorded conflicts with both images",
+        "security": [
+          {
+            "adminToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "status",
+            "in": "query",
+            "schema": {
+              "type": "string",
+              "enum": [
+                "open",
+                "all"
+              ],
+              "default": "open"
+            }
+          },
+          {
+            "name": "after",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 0,
+              "default": 0
+            },
+            "description": "Conflict id cursor: the `next` of the previous page."
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 1000,
+              "default": 100
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "A page of conflicts in id order.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ConflictPage"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/conflicts/{id}/resolve": {
+      "post": {
+        "operationId": "resolveConflict",
+        "tags": [
+          "admin"
+        ],
+        "summary": "Resolve an open conflict",
+        "description": "Emits a `resolution` log entry from the hub with the chosen image and marks the conflict resolved (audited).",
+        "security": [
+          {
+            "adminToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "schema": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 1
+            }
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/Resolution"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The resolved conflict and the resolution entry.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ResolveResult"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          }
+        }
+      }
+    }
+  },
+  "components": {
+    "securitySchemes": {
+      "regionToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The region's token from hub.yaml (`regions[].token`, stored hashed)."
+      },
+      "adminToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "hub.yaml `admin_token`."
+      }
+    },
+    "responses": {
+      "BadRequest": {
+        "description": "The request is malformed; the message names the field.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "Unauthorized": {
+        "description": "Missing or wrong bearer token.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "Forbidden": {
+        "description": "The token is valid but not for this (e.g. a change of another region).",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "NotFound": {
+        "description": "No such object.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "Conflict": {
+        "description": "The object is in the wrong state (e.g. `already_resolved`, `schema_mismatch`).",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "TooLarge": {
+        "description": "The body or the number of changes is over the limit.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      },
+      "Unavailable": {
+        "description": "Overloaded, shutting down or the database failed; retry after `retry-after` seconds.",
+        "content": {
+          "application/json": {
+            "schema": {
+              "$ref": "#/components/schemas/Error"
+            }
+          }
+        }
+      }
+    },
+    "schemas": {
+      "Error": {
+        "type": "object",
+        "required": [
+          "error"
+        ],
+        "properties": {
+          "error": {
+            "type": "object",
+            "required": [
+              "code",
+              "message"
+            ],
+            "properties": {
+              "code": {
+                "type": "string",
+                "examples": [
+                  "unauthorized",
+                  "invalid_request",
+                  "not_found",
+                  "already_resolved"
+                ]
+              },
+              "message": {
+                "type": "string"
+              }
+            }
+          }
+        }
+      },
+      "Ok": {
+        "type": "object",
+        "required": [
+          "status"
+        ],
+        "properties": {
+          "status": {
+            "const": "ok"
+          }
+        }
+      },
+      "Health": {
+        "type": "object",
+        "required": [
+          "status"
+        ],
+        "properties": {
+          "status": {
+            "const": "ok"
+          }
+        }
+      },
+      "Row": {
+        "type": "object",
+        "additionalProperties": true,
+        "description": "A lossless row image: column name → value. Values a JSON parser could round (bigint beyond 2^53, numeric) are strings; bytea is `\\x` hex text; timestamps are ISO 8601 with microseconds and offset; SQL NULL is null."
+      },
+      "Key": {
+        "type": "object",
+        "additionalProperties": true,
+        "description": "The primary-key columns of a row and their values."
+      },
+      "Operation": {
+        "type": "string",
+        "enum": [
+          "insert",
+          "update",
+          "delete"
+        ]
+      },
+      "Policy": {
+        "type": "string",
+        "enum": [
+          "lww",
+          "priority",
+          "merge",
+          "manual",
+          "reject"
+        ]
+      },
+      "RegionConfig": {
+        "type": "object",
+        "required": [
+          "region",
+          "tables"
+        ],
+        "properties": {
+          "region": {
+            "type": "string"
+          },
+          "tables": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "name",
+                "policy"
+              ],
+              "properties": {
+                "name": {
+                  "type": "string",
+                  "examples": [
+                    "public.items"
+                  ]
+                },
+                "policy": {
+                  "$ref": "#/components/schemas/Policy"
+                },
+                "manual_provisional": {
+                  "type": "string",
+                  "enum": [
+                    "keep",
+                    "lww"
+                  ]
+                },
+                "key_columns": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  },
+                  "description": "Once a region registered the table."
+                },
+                "columns": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/Column"
+                  },
+                  "description": "Once a region registered the table."
+                }
+              }
+            }
+          }
+        }
+      },
+      "Column": {
+        "type": "object",
+        "required": [
+          "name",
+          "type"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "type": {
+            "type": "string",
+            "description": "PostgreSQL `format_type`, e.g. `bigint`, `numeric(12,2)`."
+          }
+        }
+      },
+      "Change": {
+        "type": "object",
+        "required": [
+          "id",
+          "tx",
+          "table",
+          "op",
+          "key",
+          "base",
+          "hlc"
+        ],
+        "properties": {
+          "id": {
+            "type": "string",
+            "description": "Globally unique and stable across retries: `<region>:<outbox id>`.",
+            "examples": [
+              "eu-west:1842"
+            ]
+          },
+          "tx": {
+            "type": "string",
+            "description": "Origin transaction, never split when applied.",
+            "examples": [
+              "eu-west:90211"
+            ]
+          },
+          "table": {
+            "type": "string",
+            "examples": [
+              "public.items"
+            ]
+          },
+          "op": {
+            "$ref": "#/components/schemas/Operation"
+          },
+          "key": {
+            "$ref": "#/components/schemas/Key"
+          },
+          "before": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/Row"
+              },
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "after": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/Row"
+              },
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "base": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "The hub seq of the row version this write was made on (0: none seen)."
+          },
+          "hlc": {
+            "type": "integer",
+            "format": "int64",
+            "description": "Hybrid logical clock: physical microseconds and logical bits."
+          }
+        }
+      },
+      "PushRequest": {
+        "type": "object",
+        "required": [
+          "changes"
+        ],
+        "properties": {
+          "changes": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Change"
+            },
+            "description": "At most `limits.max_push_changes` (default 5000)."
+          }
+        }
+      },
+      "Verdict": {
+        "oneOf": [
+          {
+            "$ref": "#/components/schemas/AcceptedVerdict"
+          },
+          {
+            "$ref": "#/components/schemas/MergedVerdict"
+          },
+          {
+            "$ref": "#/components/schemas/RejectedVerdict"
+          }
+        ],
+        "discriminator": {
+          "propertyName": "status"
+        }
+      },
+      "AcceptedVerdict": {
+        "type": "object",
+        "required": [
+          "id",
+          "status",
+          "seq"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "status": {
+            "const": "accepted"
+          },
+          "seq": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          }
+        }
+      },
+      "MergedVerdict": {
+        "type": "object",
+        "required": [
+          "id",
+          "status",
+          "seq",
+          "row"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "status": {
+            "const": "merged"
+          },
+          "seq": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "row": {
+            "$ref": "#/components/schemas/Row"
+          }
+        }
+      },
+      "RejectedVerdict": {
+        "type": "object",
+        "required": [
+          "id",
+          "status",
+          "conflict",
+          "winner"
+        ],
+        "properties": {
+          "id": {
+            "type": "string"
+          },
+          "status": {
+            "const": "rejected"
+          },
+          "conflict": {
+            "type": "integer",
+            "format": "int64"
+          },
+          "winner": {
+            "type": "object",
+            "required": [
+              "seq",
+              "origin",
+              "row"
+            ],
+            "properties": {
+              "seq": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0
+              },
+              "origin": {
+                "type": "string"
+              },
+              "row": {
+                "oneOf": [
+                  {
+                    "$ref": "#/components/schemas/Row"
+                  },
+                  {
+                    "type": "null"
+                  }
+                ]
+              }
+            }
+          }
+        }
+      },
+      "PushResponse": {
+        "type": "object",
+        "required": [
+          "results"
+        ],
+        "properties": {
+          "results": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Verdict"
+            }
+          }
+        }
+      },
+      "LogEntry": {
+        "type": "object",
+        "required": [
+          "seq",
+          "origin",
+          "id",
+          "tx",
+          "table",
+          "op",
+          "key",
+          "row",
+          "hlc",
+          "kind",
+          "rewritten"
+        ],
+        "properties": {
+          "seq": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "origin": {
+            "type": "string",
+            "description": "A region name, or `hub` for resolutions and repairs."
+          },
+          "id": {
+            "type": "string"
+          },
+          "tx": {
+            "type": "string"
+          },
+          "table": {
+            "type": "string"
+          },
+          "op": {
+            "$ref": "#/components/schemas/Operation"
+          },
+          "key": {
+            "$ref": "#/components/schemas/Key"
+          },
+          "row": {
+            "oneOf": [
+              {
+                "$ref": "#/components/schemas/Row"
+              },
+              {
+                "type": "null"
+              }
+            ],
+            "description": "The full authoritative image; null for a delete."
+          },
+          "hlc": {
+            "type": "integer",
+            "format": "int64"
+          },
+          "kind": {
+            "type": "string",
+            "enum": [
+              "change",
+              "merge",
+              "resolution",
+              "correction",
+              "repair"
+            ]
+          },
+          "rewritten": {
+            "type": "boolean",
+            "description": "The hub changed the image, so the origin must apply it too."
+          }
+        }
+      },
+      "PullPage": {
+        "type": "object",
+        "required": [
+          "entries",
+          "next",
+          "head"
+        ],
+        "properties": {
+          "entries": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/LogEntry"
+            }
+          },
+          "next": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "The `after` of the next pull."
+          },
+          "head": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0,
+            "description": "The newest committed seq."
+          }
+        }
+      },
+      "AgentStatusReport": {
+        "type": "object",
+        "properties": {
+          "outbox_depth": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "apply_lag_seconds": {
+            "type": "number"
+          },
+          "apply_lag": {
+            "type": "number",
+            "deprecated": true,
+            "description": "Older name of `apply_lag_seconds`."
+          },
+          "last_error": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        }
+      },
+      "TableRegistration": {
+        "type": "object",
+        "required": [
+          "tables"
+        ],
+        "properties": {
+          "tables": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "name",
+                "columns",
+                "key"
+              ],
+              "properties": {
+                "name": {
+                  "type": "string"
+                },
+                "columns": {
+                  "type": "array",
+                  "items": {
+                    "$ref": "#/components/schemas/Column"
+                  }
+                },
+                "key": {
+                  "type": "array",
+                  "items": {
+                    "type": "string"
+                  },
+                  "description": "Primary-key columns in order."
+                }
+              }
+            }
+          }
+        }
+      },
+      "DeadLetterReport": {
+        "type": "object",
+        "required": [
+          "dead_letters"
+        ],
+        "properties": {
+          "dead_letters": {
+            "type": "array",
+            "items": {
+              "type": "object",
+              "required": [
+                "id",
+                "seq",
+                "table",
+                "entry",
+                "error"
+              ],
+              "properties": {
+                "id": {
+                  "type": "integer",
+                  "format": "int64",
+                  "description": "The region's local dead-letter id (with the region, the idempotency key)."
+                },
+                "seq": {
+                  "type": "integer",
+                  "format": "int64",
+                  "minimum": 0
+                },
+                "table": {
+                  "type": "string"
+                },
+                "entry": {
+                  "type": "object",
+                  "description": "The log entry (or verdict) that could not be applied."
+                },
+                "sqlstate": {
+                  "type": [
+                    "string",
+                    "null"
+                  ]
+                },
+                "error": {
+                  "type": "string"
+                }
+              }
+            }
+          }
+        }
+      },
+      "DeadLetterResult": {
+        "type": "object",
+        "required": [
+          "conflicts"
+        ],
+        "properties": {
+          "conflicts": {
+            "type": "array",
+            "items": {
+              "type": "integer",
+              "format": "int64"
+            }
+          }
+        }
+      },
+      "RegionStatus": {
+        "type": "object",
+        "required": [
+          "name",
+          "cursor",
+          "lag_entries",
+          "lag_seconds"
+        ],
+        "properties": {
+          "name": {
+            "type": "string"
+          },
+          "cursor": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "lag_entries": {
+            "type": "integer",
+            "minimum": 0
+          },
+          "lag_seconds": {
+            "type": "number",
+            "minimum": 0,
+            "description": "Age of the oldest entry the region has not pulled."
+          },
+          "outbox_depth": {
+            "type": [
+              "integer",
+              "null"
+            ]
+          },
+          "apply_lag": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "apply_lag_seconds": {
+            "type": [
+              "number",
+              "null"
+            ]
+          },
+          "last_push_at": {
+            "oneOf": [
+              {
+                "type": "string",
+                "format": "date-time",
+                "description": "ISO 8601 with microseconds, UTC (`…Z`)."
+              },
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "last_pull_at": {
+            "oneOf": [
+              {
+                "type": "string",
+                "format": "date-time",
+                "description": "ISO 8601 with microseconds, UTC (`…Z`)."
+              },
+              {
+                "type": "null"
+              }
+            ]
+          },
+          "last_error": {
+            "type": [
+              "string",
+              "null"
+            ]
+          }
+        }
+      },
+      "Status": {
+        "type": "object",
+        "required": [
+          "head",
+          "regions",
+          "conflicts"
+        ],
+        "properties": {
+          "head": {
+            "type": "integer",
+            "format": "int64",
+            "minimum": 0
+          },
+          "regions": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/RegionStatus"
+            }
+          },
+          "conflicts": {
+            "type": "object",
+            "required": [
+              "open",
+              "total"
+            ],
+            "properties": {
+              "open": {
+                "type": "integer"
+              },
+              "total": {
+                "type": "integer"
+              }
+            }
+          }
+        }
+      },
+      "Conflict": {
+        "type": "object",
+        "required": [
+          "id",
+          "table",
+          "key",
+          "policy",
+          "status",
+          "winner",
+          "current",
+          "incoming",
+          "detected_at"
+        ],
+        "properties": {
+          "id": {
+            "type": "integer",
+            "format": "int64"
+          },
+          "table": {
+            "type": "string"
+          },
+          "key": {
+            "$ref": "#/components/schemas/Key"
+          },
+          "policy": {
+            "$ref": "#/components/schemas/Policy"
+          },
+          "status": {
+            "type": "string",
+            "enum": [
+              "auto",
+              "open",
+              "resolved"
+            ]
+          },
+          "winner": {
+            "type": "string",
+            "enum": [
+              "current",
+              "incoming"
+            ]
+          },
+          "current": {
+            "type": "object",
+            "required": [
+              "seq",
+              "origin",
+              "op",
+              "row"
+            ],
+            "properties": {
+              "seq": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0
+              },
+              "origin": {
+                "type": "string"
+              },
+              "op": {
+                "$ref": "#/components/schemas/Operation"
+              },
+              "row": {
+                "oneOf": [
+                  {
+                    "$ref": "#/components/schemas/Row"
+                  },
+                  {
+                    "type": "null"
+                  }
+                ]
+              }
+            }
+          },
+          "incoming": {
+            "type": "object",
+            "required": [
+              "id",
+              "origin",
+              "op",
+              "base",
+              "row"
+            ],
+            "properties": {
+              "id": {
+                "type": "string"
+              },
+              "origin": {
+                "type": "string"
+              },
+              "op": {
+                "$ref": "#/components/schemas/Operation"
+              },
+              "base": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0
+              },
+              "row": {
+                "oneOf": [
+                  {
+                    "$ref": "#/components/schemas/Row"
+                  },
+                  {
+                    "type": "null"
+                  }
+                ]
+              }
+            }
+          },
+          "detected_at": {
+            "type": "string",
+            "format": "date-time",
+            "description": "ISO 8601 with microseconds, UTC (`…Z`)."
+          }
+        }
+      },
+      "ConflictPage": {
+        "type": "object",
+        "required": [
+          "conflicts",
+          "next"
+        ],
+        "properties": {
+          "conflicts": {
+            "type": "array",
+            "items": {
+              "$ref": "#/components/schemas/Conflict"
+            }
+          },
+          "next": {
+            "type": "integer",
+            "format": "int64",
+            "description": "The `after` of the next page."
+          }
+        }
+      },
+      "Resolution": {
+        "oneOf": [
+          {
+            "type": "object",
+            "required": [
+              "pick"
+            ],
+            "properties": {
+              "pick": {
+                "type": "string",
+                "enum": [
+                  "current",
+                  "incoming"
+                ]
+              }
+            },
+            "additionalProperties": false
+          },
+          {
+            "type": "object",
+            "required": [
+              "row"
+            ],
+            "properties": {
+              "row": {
+                "$ref": "#/components/schemas/Row",
+                "description": "An image written by the operator; it must carry the conflict's key."
+              }
+            },
+            "additionalProperties": false
+          }
+        ]
+      },
+      "ResolveResult": {
+        "type": "object",
+        "required": [
+          "conflict",
+          "entry"
+        ],
+        "properties": {
+          "conflict": {
+            "$ref": "#/components/schemas/Conflict"
+          },
+          "entry": {
+            "$ref": "#/components/schemas/LogEntry"
+          }
+        }
+      }
+    }
+  }
+}
+
+"""#
+}

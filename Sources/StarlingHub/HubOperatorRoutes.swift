@@ -1,0 +1,24 @@
+import StarlingHTTP2
+
+/// The operator-facing routes that serve documents rather than data: the dashboard page at `GET /` and the
+/// OpenAPI description at `GET /openapi.json`. Both are static text embedded in the binary (no files to deploy
+/// next to it), so both handlers are `.immediate`: they run on the event loop and never block.
+extension HubAPI {
+    /// Registers `GET /` and `GET /openapi.json` on `router` (called from ``makeRouter()``).
+    func addOperatorRoutes(to router: inout Router) {
+        let dashboard = DashboardPage()
+        router.add("GET", "/", .immediate { _ in dashboard.response(nonce: DashboardPage.makeNonce()) })
+        let document = Array(HubOpenAPI.document.utf8)
+        router.add(
+            "GET", "/openapi.json",
+            .immediate { _ in
+                HTTPResponse(
+                    status: 200,
+                    headers: [
+                        "content-type": "application/json", "cache-control": "no-cache",
+                        "x-content-type-options": "nosniff",
+                    ],
+                    body: document)
+            })
+    }
+}

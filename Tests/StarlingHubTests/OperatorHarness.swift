@@ -1,0 +1,107 @@
+import Foundation
+import Logging
+import StarlingCore
+import StarlingHTTP2
+import StarlingHub
+import StarlingTLS
+import StarlingTestSupport
+
+/// An in-process hub for the operator tests (dashboard, admin CLI, ops files): like ``HubHarness`` but
+/// optionally over TLS, because headless Chromium speaks HTTP/2 only over TLS and our server is HTTP/2 only.
+///
+/// The harness value is a ``HubHarness`` (same tokens: `token-<region>`, `admin-token`), plus the base URL
+/// and, for TLS, the CA file that signed the server certificate.
+struct OperatorHub {
+    let harness: HubHarness
+    let baseURL: String
+    let caPath: String?
+    let certificatePath: String?
+
+    /// Runs `body` against a fresh hub: TLS with `certificate`/`key` (signed by `ca`) when given, else h2c.
+    static func with<T>(
+        tls: (certificate: String, key: String, ca: String)? = nil, _ body: (OperatorHub) async throws -> T
+    ) async throws -> T {
+        try await TestDatabase.with { database in
+            var logger = Logger(label: "test.operator-hub")
+            logger.logLevel = .warning
+            var configuration = HubHarness.configuration(database: database.url, tables: HubHarness.defaultTables)
+            configuration.tls = tls.map { HubConfiguration.TLS(cert: $0.certificate, key: $0.key) }
+            let hub = try Hub(configuration: configuration, logger: logger)
+            try await hub.start()
+            let port = hub.localAddress?.port ?? 0
+            let url = tls == nil ? "http://127.0.0.1:\(port)" : "https://127.0.0.1:\(port)"
+            var clientConfiguration = HTTP2ClientConfiguration(baseURL: url)
+            if let tls { clientConfiguration.tls = .client(trustRootsPath: tls.ca) }
+            let client = try HTTP2Client(configuration: clientConfiguration)
+            let operatorHub = OperatorHub(
+                harness: HubHarness(hub: hub, database: database, client: client), baseURL: url, caPath: tls?.ca,
+                certificatePath: tls?.certificate)
+            do {
+                let value = try await body(operatorHub)
+                client.shutdown()
+                await hub.shutdown(gracePeriod: .seconds(1))
+                return value
+            } catch {
+                client.shutdown()
+                await hub.shutdown(gracePeriod: .seconds(1))
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` against a TLS hub using the shared test certificates.
+    static func withTLS<T>(_ body: (OperatorHub) async throws -> T) async throws -> T {
+        let certificates = try TestCertificates.shared()
+        return try await with(
+            tls: (certificates.serverCertificatePath, certificates.serverKeyPath, certificates.caCertificatePath), body)
+    }
+
+    /// A small realistic history: r1 and r2 write the same items row (an lww conflict, auto), r1 and r3 race on a
+    /// manual table (an open conflict with different columns), and r2 pulls (so it is healthy). Returns the open
+    /// conflict's id.
+    @discardableResult
+    func seed() async throws -> Int64 {
+        let hub = harness
+        _ = try await hub.push(
+            "r1", [Changes.insert("r1", 1, id: 1, row: ["name": "Widget", "qty": 5, "price": "12.50"], hlc: 1000)])
+        _ = try await hub.push(
+            "r2", [Changes.insert("r2", 1, id: 1, row: ["name": "Widget EU", "qty": 7, "price": "12.50"], hlc: 2000)])
+        _ = try await hub.push(
+            "r1",
+            [
+                Changes.insert(
+                    "r1", 2, table: "public.manual", id: 10, row: ["status": "new", "total": "99.90", "note": nil],
+                    hlc: 3000)
+            ])
+        let raced = try await hub.push(
+            "r3",
+            [
+                Changes.insert(
+                    "r3", 1, table: "public.manual", id: 10, row: ["status": "paid", "total": "99.90", "note": "rush"],
+                    hlc: 4000)
+            ])
+        _ = try await hub.pull("r2", after: 0)
+        guard let conflict = raced.json["results"]?[0]?["conflict"]?.int64Value else {
+            throw SeedFailed(response: raced.json)
+        }
+        return conflict
+    }
+
+    struct SeedFailed: Error {
+        var response: JSONValue
+    }
+}
+
+/// Where a test may leave files for a human: `$STARLING_TEST_OUTPUT` (set by ops/test), else a temp folder.
+func testOutputDirectory() throws -> String {
+    let directory =
+        ProcessInfo.processInfo.environment["STARLING_TEST_OUTPUT"]
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent("starling-test-output").path
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    return directory
+}
+
+/// A file of the repository as text.
+func repositoryFile(_ path: String) throws -> String {
+    try String(contentsOfFile: repositoryRoot + "/" + path, encoding: .utf8)
+}
