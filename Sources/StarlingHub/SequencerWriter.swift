@@ -137,8 +137,8 @@ struct BatchState {
     var headRowTexts: [TableKey: String?] = [:]
     var decisions: [String: SequencerWriter.StoredDecision] = [:]
     var records: [Int64: ConflictRecord] = [:]
+    /// Keys whose head changed, in first-change order (``headRowTexts`` doubles as the membership test).
     var dirtyHeads: [TableKey] = []
-    var dirtyHeadSet: Set<TableKey> = []
     var logRows: [[PostgresValue]] = []
     /// Rejected changes only: accepted and merged ones are recorded by their log row.
     var decisionRows: [[PostgresValue]] = []
@@ -148,8 +148,17 @@ struct BatchState {
 
     mutating func setHead(_ head: Head, rowText: String?, for tableKey: TableKey) {
         heads[tableKey] = head
-        headRowTexts[tableKey] = .some(rowText)
-        if dirtyHeadSet.insert(tableKey).inserted { dirtyHeads.append(tableKey) }
+        if headRowTexts.updateValue(rowText, forKey: tableKey) == nil { dirtyHeads.append(tableKey) }
+    }
+
+    /// Sizes the per-change tables once for `changes` changes (rehashing while growing showed in profiles).
+    mutating func reserve(changes: Int) {
+        heads.reserveCapacity(changes)
+        storedHeads.reserveCapacity(changes)
+        headRowTexts.reserveCapacity(changes)
+        decisions.reserveCapacity(changes)
+        dirtyHeads.reserveCapacity(changes)
+        logRows.reserveCapacity(changes)
     }
 }
 
@@ -167,7 +176,9 @@ extension SequencerWriter {
 
     /// Loads, in bulk, the heads of every key the batch touches and the prior decisions of its change ids.
     private func load(_ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection) throws {
-        var keySet = Set<TableKey>()
+        let changeCount = batch.reduce(0) { $0 + $1.changeCount }
+        state.reserve(changes: changeCount)
+        var keySet = Set<TableKey>(minimumCapacity: changeCount)
         var conflictIDs: [Int64?] = []
         state.keyTexts.reserveCapacity(batch.count)
         for item in batch {
@@ -233,19 +244,26 @@ extension SequencerWriter {
         _ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection
     ) throws {
         var ids: [String?] = []
-        var tableKeys: [String: TableKey] = [:]
-        for (index, item) in batch.enumerated() {
+        ids.reserveCapacity(state.decisions.capacity)
+        for item in batch {
             guard case .push(_, let changes, _) = item else { continue }
-            for (change, keyText) in zip(changes, state.keyTexts[index]) {
-                ids.append(change.id)
-                tableKeys[change.id] = TableKey(table: change.table, key: keyText)
-            }
+            for change in changes { ids.append(change.id) }
         }
         guard !ids.isEmpty else { return }
         let logged = try connection.query(
             "SELECT l.change_id, l.seq, l.kind, l.row FROM unnest($1::text[]) AS u(id) CROSS JOIN LATERAL "
                 + "(SELECT * FROM starling_hub.log WHERE change_id = u.id AND kind IN ('change', 'merge') OFFSET 0) AS l",
             [.textArray(ids)], name: "sequencer.loadLogged")
+        // Re-pushes are rare: the id → key map is built only when the log knows some of the ids.
+        var tableKeys: [String: TableKey] = [:]
+        if logged.rowCount > 0 {
+            for (index, item) in batch.enumerated() {
+                guard case .push(_, let changes, _) = item else { continue }
+                for (change, keyText) in zip(changes, state.keyTexts[index]) {
+                    tableKeys[change.id] = TableKey(table: change.table, key: keyText)
+                }
+            }
+        }
         for row in logged {
             let id = try row.string(0)
             let isMerge = try row.string(2) == "merge"
