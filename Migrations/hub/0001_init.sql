@@ -20,6 +20,9 @@ CREATE TABLE starling_hub.log (
     rewritten    boolean NOT NULL,
     committed_at timestamptz NOT NULL DEFAULT now()
 );
+-- The idempotency record of accepted and merged changes (a re-push returns the stored verdict): kind change
+-- means accepted {seq}, kind merge means merged {seq, row}. Hub-made entries (resolution, ...) carry hub ids.
+CREATE UNIQUE INDEX log_change_id ON starling_hub.log (change_id) WHERE kind IN ('change', 'merge');
 
 -- The latest authoritative version of every key (a tombstone keeps row NULL).
 CREATE TABLE starling_hub.heads (
@@ -34,16 +37,13 @@ CREATE TABLE starling_hub.heads (
     PRIMARY KEY (table_name, key)
 );
 
--- Every decided change id and its verdict: the idempotency record (a re-push returns it).
--- status accepted/merged: seq (and the merged row); rejected: conflict_id (the winner is the current head).
+-- The idempotency record of rejected changes (accepted and merged ones are found in the log by change_id).
+-- The winner of a re-pushed rejected change is the current head of (table_name, key).
 CREATE TABLE starling_hub.decisions (
     change_id   text PRIMARY KEY,
     table_name  text NOT NULL,
     key         text NOT NULL,
-    status      text NOT NULL CHECK (status IN ('accepted', 'merged', 'rejected')),
-    seq         bigint,
-    conflict_id bigint,
-    row         text
+    conflict_id bigint NOT NULL
 );
 
 -- Every detected conflict with both images. status auto (policy decided), open (manual, waiting for an

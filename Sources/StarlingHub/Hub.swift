@@ -74,20 +74,26 @@ public final class Hub: Sendable {
     }
 
     /// Runs the background work until ``shutdown()``; then flushes region state one last time.
+    ///
+    /// One child waits for the stop signal for the whole run and the other sleeps and flushes: cancelling a
+    /// task that awaits an `AsyncStream` finishes the stream, so the stop signal must not be raced anew on
+    /// every tick (that turned this loop into a busy loop after its first tick).
     public func run() async {
         let interval = Duration.milliseconds(settings.limits.statusFlushMs)
-        while !stopped.withLock({ $0 }) {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { try? await Task.sleep(for: interval) }
-                group.addTask { [stopSignal] in
-                    var iterator = stopSignal.stream.makeAsyncIterator()
-                    _ = await iterator.next()
-                }
-                await group.next()
-                group.cancelAll()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { [stopSignal] in
+                for await _ in stopSignal.stream {}
             }
-            await flushActivity()
-            try? await refreshShapes()
+            group.addTask { [self] in
+                while true {
+                    try? await Task.sleep(for: interval)
+                    if Task.isCancelled || stopped.withLock({ $0 }) { return }
+                    await flushActivity()
+                    try? await refreshShapes()
+                }
+            }
+            await group.next()
+            group.cancelAll()
         }
         await server.waitUntilStopped()
     }

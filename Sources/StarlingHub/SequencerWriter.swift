@@ -41,7 +41,8 @@ final class SequencerWriter: @unchecked Sendable {
         var c: String
     }
 
-    /// A decided change as stored in `starling_hub.decisions`.
+    /// A decided change: found in the log (accepted: kind `change`, merged: kind `merge`) or in
+    /// `starling_hub.decisions` (rejected), or decided earlier in the same batch.
     struct StoredDecision {
         var status: String
         var seq: Int64?
@@ -75,6 +76,7 @@ final class SequencerWriter: @unchecked Sendable {
             try connection.execute(
                 "SELECT pg_advisory_lock($1::int4, $2::int4)", [.int32(Self.lockClass), .int32(Self.lockID)],
                 name: "sequencer.lock")
+            try connection.execute(Self.sessionSettings, name: "sequencer.settings")
             lockedBackendPID = connection.backendPID
         }
         guard !isLoaded else { return }
@@ -98,10 +100,13 @@ final class SequencerWriter: @unchecked Sendable {
         let outcome = try connection.transaction(name: "sequencer.batch") { connection in
             try load(batch, into: &state, connection: connection)
             var outcome = BatchOutcome()
-            for item in batch {
+            for (index, item) in batch.enumerated() {
                 switch item {
                 case .push(let region, let changes, _):
-                    outcome.results.append(.verdicts(decide(changes, region: region, state: &state, outcome: &outcome)))
+                    let keyTexts = state.keyTexts[index]
+                    outcome.results.append(
+                        .verdicts(
+                            decide(changes, keyTexts: keyTexts, region: region, state: &state, outcome: &outcome)))
                 case .resolve(let conflictID, let pick, let actor, _):
                     outcome.results.append(
                         resolve(conflictID, pick: pick, actor: actor, nowMicros: nowMicros, state: &state))
@@ -123,37 +128,72 @@ final class SequencerWriter: @unchecked Sendable {
 struct BatchState {
     var nextSeq: Int64
     var nextConflictID: Int64
+    /// The canonical key text of every change, per batch item (empty for a resolution): serialized once.
+    var keyTexts: [[String]] = []
     var heads: [TableKey: Head] = [:]
+    /// Keys that have a row in `starling_hub.heads` (so their new head is an UPDATE, the others a COPY).
+    var storedHeads: Set<TableKey> = []
+    /// The image text of every dirty head (the same text as its log row: serialized once).
+    var headRowTexts: [TableKey: String?] = [:]
     var decisions: [String: SequencerWriter.StoredDecision] = [:]
     var records: [Int64: ConflictRecord] = [:]
+    /// Keys whose head changed, in first-change order (``headRowTexts`` doubles as the membership test).
     var dirtyHeads: [TableKey] = []
-    var dirtyHeadSet: Set<TableKey> = []
     var logRows: [[PostgresValue]] = []
+    /// Rejected changes only: accepted and merged ones are recorded by their log row.
     var decisionRows: [[PostgresValue]] = []
     var conflictRows: [[PostgresValue]] = []
     /// (id, winner, resolution JSON, resolution seq, actor)
     var resolutions: [(Int64, String, String, Int64, String)] = []
 
-    mutating func setHead(_ head: Head, for tableKey: TableKey) {
+    mutating func setHead(_ head: Head, rowText: String?, for tableKey: TableKey) {
         heads[tableKey] = head
-        if dirtyHeadSet.insert(tableKey).inserted { dirtyHeads.append(tableKey) }
+        if headRowTexts.updateValue(rowText, forKey: tableKey) == nil { dirtyHeads.append(tableKey) }
+    }
+
+    /// Sizes the per-change tables once for `changes` changes (rehashing while growing showed in profiles).
+    mutating func reserve(changes: Int) {
+        heads.reserveCapacity(changes)
+        storedHeads.reserveCapacity(changes)
+        headRowTexts.reserveCapacity(changes)
+        decisions.reserveCapacity(changes)
+        dirtyHeads.reserveCapacity(changes)
+        logRows.reserveCapacity(changes)
     }
 }
 
 extension SequencerWriter {
-    /// Loads, in bulk, the prior decisions of every change id and the heads of every key the batch touches.
+    /// Planner settings of the sequencer's session. Every statement it runs is a key lookup or a write by key
+    /// over a batch of at most `maxBatchChanges` keys against tables that only grow, but for thousands of keys
+    /// the planner picks sequential, bitmap or whole-index scans, or hash joins against `unnest`, which cost
+    /// the whole table per batch (measured: ingest fell from 29k to 6k changes/s as the tables grew to 1M).
+    /// Without `enable_material`, a join on a fresh (never analyzed) heads table materialized every head and
+    /// filtered it once per key. These only steer plans; durability settings are the operator's.
+    static let sessionSettings =
+        "SELECT set_config('enable_seqscan', 'off', false), set_config('enable_bitmapscan', 'off', false), "
+        + "set_config('enable_hashjoin', 'off', false), set_config('enable_mergejoin', 'off', false), "
+        + "set_config('enable_material', 'off', false), set_config('enable_memoize', 'off', false)"
+
+    /// Loads, in bulk, the heads of every key the batch touches and the prior decisions of its change ids.
     private func load(_ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection) throws {
-        var ids: [String?] = []
-        var keySet = Set<TableKey>()
+        let changeCount = batch.reduce(0) { $0 + $1.changeCount }
+        state.reserve(changes: changeCount)
+        var keySet = Set<TableKey>(minimumCapacity: changeCount)
         var conflictIDs: [Int64?] = []
+        state.keyTexts.reserveCapacity(batch.count)
         for item in batch {
             switch item {
             case .push(_, let changes, _):
+                var texts: [String] = []
+                texts.reserveCapacity(changes.count)
                 for change in changes {
-                    ids.append(change.id)
-                    keySet.insert(TableKey(table: change.table, key: HubJSON.text(change.key)))
+                    let text = HubJSON.text(change.key)
+                    texts.append(text)
+                    keySet.insert(TableKey(table: change.table, key: text))
                 }
+                state.keyTexts.append(texts)
             case .resolve(let conflictID, _, _, _):
+                state.keyTexts.append([])
                 conflictIDs.append(conflictID)
             }
         }
@@ -168,44 +208,89 @@ extension SequencerWriter {
                 keySet.insert(TableKey(table: record.table, key: HubJSON.text(record.key)))
             }
         }
-        if !ids.isEmpty {
-            let rows = try connection.query(
-                "SELECT change_id, table_name, key, status, seq, conflict_id, row FROM starling_hub.decisions "
-                    + "WHERE change_id = ANY($1::text[])", [.textArray(ids)], name: "sequencer.loadDecisions")
-            for row in rows {
-                state.decisions[try row.string(0)] = StoredDecision(
-                    status: try row.string(3), seq: try row.optionalInt64(4), conflictID: try row.optionalInt64(5),
-                    row: try HubJSON.optionalObject(row.optionalString(6)),
-                    tableKey: TableKey(table: try row.string(1), key: try row.string(2)))
-            }
-        }
-        // One index lookup per table (`key = ANY(…)` probes the primary key; a join against unnest() can
-        // make the planner scan every head).
+        try loadHeads(keySet, into: &state, connection: connection)
+        try loadDecisions(batch, into: &state, connection: connection)
+    }
+
+    /// One primary-key probe per key: `unnest` drives a LATERAL subquery fenced by `OFFSET 0`, so the plan is
+    /// a nested loop with the keys outside whatever the statistics say (`key = ANY(…)` let the planner scan
+    /// every head of the table, and a plain join put a freshly created heads table on the outside).
+    private func loadHeads(_ keySet: Set<TableKey>, into state: inout BatchState, connection: PostgresConnection)
+        throws
+    {
         var keysByTable: [String: [String?]] = [:]
         for tableKey in keySet { keysByTable[tableKey.table, default: []].append(tableKey.key) }
         for (table, keys) in keysByTable {
             let rows = try connection.query(
-                "SELECT key, seq, origin, hlc, row, op, prev_foreign_seq FROM starling_hub.heads "
-                    + "WHERE table_name = $1 AND key = ANY($2::text[])",
+                "SELECT h.key, h.seq, h.origin, h.hlc, h.row, h.op, h.prev_foreign_seq FROM unnest($2::text[]) AS u(k) "
+                    + "CROSS JOIN LATERAL (SELECT * FROM starling_hub.heads WHERE table_name = $1 AND key = u.k "
+                    + "OFFSET 0) AS h",
                 [.text(table), .textArray(keys)], name: "sequencer.loadHeads")
             for row in rows {
                 let head = Head(
                     seq: try row.int64(1), origin: try row.string(2), hlc: try row.int64(3),
                     image: try HubJSON.optionalObject(row.optionalString(4)), prevForeignSeq: try row.int64(6),
                     op: ChangeOperation(rawValue: try row.string(5)))
-                state.heads[TableKey(table: table, key: try row.string(0))] = head
+                let tableKey = TableKey(table: table, key: try row.string(0))
+                state.heads[tableKey] = head
+                state.storedHeads.insert(tableKey)
             }
+        }
+    }
+
+    /// Prior verdicts of the batch's change ids: accepted and merged ones from the log's change_id index,
+    /// rejected ones from `starling_hub.decisions`.
+    private func loadDecisions(
+        _ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection
+    ) throws {
+        var ids: [String?] = []
+        ids.reserveCapacity(state.decisions.capacity)
+        for item in batch {
+            guard case .push(_, let changes, _) = item else { continue }
+            for change in changes { ids.append(change.id) }
+        }
+        guard !ids.isEmpty else { return }
+        let logged = try connection.query(
+            "SELECT l.change_id, l.seq, l.kind, l.row FROM unnest($1::text[]) AS u(id) CROSS JOIN LATERAL "
+                + "(SELECT * FROM starling_hub.log WHERE change_id = u.id AND kind IN ('change', 'merge') OFFSET 0) AS l",
+            [.textArray(ids)], name: "sequencer.loadLogged")
+        // Re-pushes are rare: the id → key map is built only when the log knows some of the ids.
+        var tableKeys: [String: TableKey] = [:]
+        if logged.rowCount > 0 {
+            for (index, item) in batch.enumerated() {
+                guard case .push(_, let changes, _) = item else { continue }
+                for (change, keyText) in zip(changes, state.keyTexts[index]) {
+                    tableKeys[change.id] = TableKey(table: change.table, key: keyText)
+                }
+            }
+        }
+        for row in logged {
+            let id = try row.string(0)
+            let isMerge = try row.string(2) == "merge"
+            state.decisions[id] = StoredDecision(
+                status: isMerge ? "merged" : "accepted", seq: try row.int64(1), conflictID: nil,
+                row: isMerge ? try HubJSON.optionalObject(row.optionalString(3)) : nil,
+                tableKey: tableKeys[id] ?? TableKey(table: "", key: ""))
+        }
+        let rejected = try connection.query(
+            "SELECT d.change_id, d.table_name, d.key, d.conflict_id FROM unnest($1::text[]) AS u(id) CROSS JOIN "
+                + "LATERAL (SELECT * FROM starling_hub.decisions WHERE change_id = u.id OFFSET 0) AS d", [.textArray(ids)],
+            name: "sequencer.loadRejected")
+        for row in rejected {
+            state.decisions[try row.string(0)] = StoredDecision(
+                status: "rejected", seq: nil, conflictID: try row.int64(3), row: nil,
+                tableKey: TableKey(table: try row.string(1), key: try row.string(2)))
         }
     }
 
     /// Decides every change of one push in order.
     private func decide(
-        _ changes: [Change], region: String, state: inout BatchState, outcome: inout BatchOutcome
+        _ changes: [Change], keyTexts: [String], region: String, state: inout BatchState,
+        outcome: inout BatchOutcome
     ) -> [Verdict] {
         var verdicts: [Verdict] = []
         verdicts.reserveCapacity(changes.count)
-        for change in changes {
-            let keyText = HubJSON.text(change.key)
+        for (change, keyText) in zip(changes, keyTexts) {
             let tableKey = TableKey(table: change.table, key: keyText)
             if let stored = state.decisions[change.id] {
                 verdicts.append(Self.verdict(id: change.id, stored: stored, head: state.heads[stored.tableKey]))
@@ -217,13 +302,12 @@ extension SequencerWriter {
                 change: change, head: state.heads[tableKey], policy: policy, priorities: settings.priorities)
             var seq: Int64?
             var conflictID: Int64?
-            var rowText: String?
             if let entry = decision.logEntry(seq: state.nextSeq), let head = decision.newHead(seq: state.nextSeq) {
                 seq = state.nextSeq
                 state.nextSeq += 1
-                rowText = entry.row.map(HubJSON.text)
+                let rowText = entry.row.map(HubJSON.text)
                 state.logRows.append(Self.logRow(entry, keyText: keyText, rowText: rowText))
-                state.setHead(head, for: tableKey)
+                state.setHead(head, rowText: rowText, for: tableKey)
             }
             if var record = decision.conflict {
                 conflictID = state.nextConflictID
@@ -238,14 +322,11 @@ extension SequencerWriter {
             let verdict = decision.verdict(seq: seq, conflictID: conflictID)
             var mergedRow: JSONObject?
             if case .merged(_, let row) = verdict.outcome { mergedRow = row }
-            let stored = StoredDecision(
+            state.decisions[change.id] = StoredDecision(
                 status: verdict.status, seq: seq, conflictID: conflictID, row: mergedRow, tableKey: tableKey)
-            state.decisions[change.id] = stored
-            state.decisionRows.append([
-                .text(change.id), .text(change.table), .text(keyText), .text(verdict.status),
-                seq.map(PostgresValue.int64) ?? .null, conflictID.map(PostgresValue.int64) ?? .null,
-                mergedRow.map { .text(HubJSON.text($0)) } ?? .null,
-            ])
+            if let conflictID, seq == nil {
+                state.decisionRows.append([.text(change.id), .text(change.table), .text(keyText), .int64(conflictID)])
+            }
             outcome.ingested[Pair(a: region, b: verdict.status), default: 0] += 1
             verdicts.append(verdict)
         }
@@ -274,38 +355,37 @@ extension SequencerWriter {
         state.nextSeq += 1
         let rowText = resolution.entry.row.map(HubJSON.text)
         state.logRows.append(Self.logRow(resolution.entry, keyText: keyText, rowText: rowText))
-        state.setHead(resolution.head, for: tableKey)
+        state.setHead(resolution.head, rowText: rowText, for: tableKey)
         state.records[conflictID] = resolution.record
         state.resolutions.append(
             (conflictID, resolution.record.winner.rawValue, HubJSON.text(pick.json), resolution.entry.seq, actor))
         return .resolved(Sequencer.ResolveOutcome(record: resolution.record, entry: resolution.entry))
     }
 
-    /// Writes the batch: log, decisions and conflicts by COPY, heads by one upsert over arrays.
+    static let logColumns = [
+        "seq", "origin", "change_id", "tx", "table_name", "op", "key", "row", "hlc", "kind", "rewritten",
+    ]
+    static let headColumns = ["table_name", "key", "seq", "origin", "hlc", "row", "op", "prev_foreign_seq"]
+    static let conflictColumns = [
+        "id", "table_name", "key", "policy", "provisional", "status", "winner", "current_seq", "current_origin",
+        "current_op", "current_row", "incoming_id", "incoming_origin", "incoming_op", "incoming_base", "incoming_row",
+    ]
+
+    /// Writes the batch: log, rejections, conflicts and new heads by COPY, changed heads by one UPDATE.
     private func store(_ state: BatchState, connection: PostgresConnection) throws {
         if !state.logRows.isEmpty {
             try connection.copyIn(
-                table: "starling_hub.log",
-                columns: [
-                    "seq", "origin", "change_id", "tx", "table_name", "op", "key", "row", "hlc", "kind",
-                    "rewritten",
-                ], rows: state.logRows, name: "sequencer.copyLog")
+                table: "starling_hub.log", columns: Self.logColumns, rows: state.logRows, name: "sequencer.copyLog")
         }
         if !state.decisionRows.isEmpty {
             try connection.copyIn(
-                table: "starling_hub.decisions",
-                columns: ["change_id", "table_name", "key", "status", "seq", "conflict_id", "row"],
-                rows: state.decisionRows, name: "sequencer.copyDecisions")
+                table: "starling_hub.decisions", columns: ["change_id", "table_name", "key", "conflict_id"],
+                rows: state.decisionRows, name: "sequencer.copyRejected")
         }
         if !state.conflictRows.isEmpty {
             try connection.copyIn(
-                table: "starling_hub.conflicts",
-                columns: [
-                    "id", "table_name", "key", "policy", "provisional", "status", "winner", "current_seq",
-                    "current_origin", "current_op", "current_row", "incoming_id", "incoming_origin",
-                    "incoming_op", "incoming_base", "incoming_row",
-                ],
-                rows: state.conflictRows, name: "sequencer.copyConflicts")
+                table: "starling_hub.conflicts", columns: Self.conflictColumns, rows: state.conflictRows,
+                name: "sequencer.copyConflicts")
         }
         try storeHeads(state, connection: connection)
         for (id, winner, resolution, seq, actor) in state.resolutions {
@@ -320,37 +400,39 @@ extension SequencerWriter {
         }
     }
 
+    /// Heads of keys seen for the first time go in by COPY; the others by one UPDATE that finds each row by a
+    /// primary-key probe (LATERAL, as in ``loadHeads``) and updates it by ctid. The split is exact because
+    /// this session is the only writer of heads while it holds the advisory lock.
     private func storeHeads(_ state: BatchState, connection: PostgresConnection) throws {
-        guard !state.dirtyHeads.isEmpty else { return }
-        var tables: [String?] = []
-        var keys: [String?] = []
-        var seqs: [Int64?] = []
-        var origins: [String?] = []
-        var hlcs: [Int64?] = []
-        var rows: [String?] = []
-        var ops: [String?] = []
-        var foreign: [Int64?] = []
+        var inserted: [[PostgresValue]] = []
+        var updated: [[PostgresValue]] = []
         for tableKey in state.dirtyHeads {
             guard let head = state.heads[tableKey] else { continue }
-            tables.append(tableKey.table)
-            keys.append(tableKey.key)
-            seqs.append(head.seq)
-            origins.append(head.origin)
-            hlcs.append(head.hlc)
-            rows.append(head.image.map(HubJSON.text))
-            ops.append(head.op.rawValue)
-            foreign.append(head.prevForeignSeq)
+            let rowText = state.headRowTexts[tableKey] ?? head.image.map(HubJSON.text)
+            let row: [PostgresValue] = [
+                .text(tableKey.table), .text(tableKey.key), .int64(head.seq), .text(head.origin), .int64(head.hlc),
+                rowText.map(PostgresValue.text) ?? .null, .text(head.op.rawValue), .int64(head.prevForeignSeq),
+            ]
+            if state.storedHeads.contains(tableKey) { updated.append(row) } else { inserted.append(row) }
         }
+        if !inserted.isEmpty {
+            try connection.copyIn(
+                table: "starling_hub.heads", columns: Self.headColumns, rows: inserted, name: "sequencer.copyHeads")
+        }
+        guard !updated.isEmpty else { return }
+        func column(_ index: Int) -> [PostgresValue] { updated.map { $0[index] } }
         try connection.execute(
-            "INSERT INTO starling_hub.heads (table_name, key, seq, origin, hlc, row, op, prev_foreign_seq) "
-                + "SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], "
-                + "$7::text[], $8::bigint[]) ON CONFLICT (table_name, key) DO UPDATE SET seq = EXCLUDED.seq, "
-                + "origin = EXCLUDED.origin, hlc = EXCLUDED.hlc, row = EXCLUDED.row, op = EXCLUDED.op, "
-                + "prev_foreign_seq = EXCLUDED.prev_foreign_seq",
+            "UPDATE starling_hub.heads AS h SET seq = v.seq, origin = v.origin, hlc = v.hlc, row = v.row, op = v.op, "
+                + "prev_foreign_seq = v.pfs FROM (SELECT u.*, x.c FROM unnest($1::text[], $2::text[], $3::bigint[], "
+                + "$4::text[], $5::bigint[], $6::text[], $7::text[], $8::bigint[]) AS u(t, k, seq, origin, hlc, row, "
+                + "op, pfs) CROSS JOIN LATERAL (SELECT ctid AS c FROM starling_hub.heads WHERE table_name = u.t "
+                + "AND key = u.k OFFSET 0) AS x) AS v WHERE h.ctid = v.c",
             [
-                .textArray(tables), .textArray(keys), .int64Array(seqs), .textArray(origins), .int64Array(hlcs),
-                .textArray(rows), .textArray(ops), .int64Array(foreign),
-            ], name: "sequencer.upsertHeads")
+                .textArray(updated.map { $0[0].textValue }), .textArray(updated.map { $0[1].textValue }),
+                .int64Array(updated.map { $0[2].int64Value }), .textArray(updated.map { $0[3].textValue }),
+                .int64Array(updated.map { $0[4].int64Value }), .textArray(updated.map { $0[5].textValue }),
+                .textArray(updated.map { $0[6].textValue }), .int64Array(updated.map { $0[7].int64Value }),
+            ], name: "sequencer.updateHeads")
     }
 
     static func logRow(_ entry: LogEntry, keyText: String, rowText: String?) -> [PostgresValue] {
@@ -385,5 +467,19 @@ extension SequencerWriter {
         default:
             return Verdict(id: id, outcome: .accepted(seq: stored.seq ?? 0))
         }
+    }
+}
+
+extension PostgresValue {
+    /// The text of a `.text` value (nil otherwise), to build array parameters from COPY-shaped rows.
+    fileprivate var textValue: String? {
+        if case .text(let text) = self { return text }
+        return nil
+    }
+
+    /// The integer of an `.int64` value (nil otherwise).
+    fileprivate var int64Value: Int64? {
+        if case .int64(let value) = self { return value }
+        return nil
     }
 }
