@@ -26,9 +26,3 @@ struct NotAvailableYet: Error, CustomStringConvertible {
     var description: String { "`starling \(command)` is not available yet in this build" }
 }
 
-/// `starling demo`: the embedded default (lands with the operator issue).
-struct DemoCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "demo", abstract: "Run a local hub and eight regions with a conflicting workload.")
-    func run() async throws { throw NotAvailableYet(command: "demo") }
-}
