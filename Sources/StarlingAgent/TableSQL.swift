@@ -112,6 +112,8 @@ struct TableSQL: Sendable {
                 IF current_setting('starling.applying', true) = 'on' THEN RETURN NULL; END IF;
                 v_tx := txid_current();
                 v_at := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+                -- Wakes the agent (LISTEN starling_outbox) at commit; repeated ones in a transaction fold into one.
+                PERFORM pg_notify('starling_outbox', '');
                 IF TG_OP <> 'INSERT' THEN
                     k_old := \(try keyExpression(record: "OLD"));
                     i_old := \(try imageExpression(record: "OLD"));
