@@ -160,7 +160,13 @@ struct TableSQL: Sendable {
         let keyMatch = "(" + keyColumns.map { "t.\($0)" }.joined(separator: ", ") + ") = (SELECT "
             + keyColumns.map { "r.\($0)" }.joined(separator: ", ")
             + " FROM jsonb_populate_record(NULL::\(table), p_key) r)"
-        let writable = try shape.columns.filter { !$0.isGenerated }.map { try PostgresIdentifier.quoteName($0.name) }
+        let writableColumns = shape.columns.filter { !$0.isGenerated }
+        let writable = try writableColumns.map { try PostgresIdentifier.quoteName($0.name) }
+        // json columns travel as their exact text (ColumnEncoding.jsonText): parse it back, do not let
+        // jsonb_populate_record store the JSON string itself.
+        let selected = zip(writableColumns, writable).map { column, quoted in
+            column.encoding == .jsonText ? "(p_row ->> \(Self.literal(column.name)))::json" : "r.\(quoted)"
+        }
         let nonKey = try shape.columns.filter { !$0.isGenerated && !shape.key.contains($0.name) }
             .map { try PostgresIdentifier.quoteName($0.name) }
         let onConflict =
@@ -191,7 +197,7 @@ struct TableSQL: Sendable {
                         DELETE FROM \(table) t WHERE \(keyMatch);
                     ELSE
                         INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
-                            SELECT \(writable.map { "r.\($0)" }.joined(separator: ", "))
+                            SELECT \(selected.joined(separator: ", "))
                             FROM jsonb_populate_record(NULL::\(table), p_row) r
                             ON CONFLICT (\(keyColumns.joined(separator: ", "))) \(onConflict);
                     END IF;
@@ -244,7 +250,7 @@ struct TableSQL: Sendable {
     static func valueExpression(_ x: String, _ encoding: ColumnEncoding) -> String {
         switch encoding {
         case .native: return "to_jsonb(\(x))"
-        case .text: return "to_jsonb(\(x)::text)"
+        case .text, .jsonText: return "to_jsonb(\(x)::text)"
         case .bytea: return "to_jsonb(E'\\\\x' || encode(\(x), 'hex'))"
         case .timestamp: return "to_jsonb(\(timestampText(x)))"
         case .timestamptz: return "to_jsonb(\(timestamptzText(x)))"

@@ -203,7 +203,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     func fingerprint(_ region: String, table: String) async throws -> String {
         try await sql(region) { connection in
             try connection.query(
-                "SELECT coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), 'empty') FROM \(table) t"
+                "SELECT coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), 'empty') FROM \(table) x"
             )[0].string(0)
         }
     }
