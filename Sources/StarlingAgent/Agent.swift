@@ -27,6 +27,10 @@ public final class Agent: Sendable {
     private let configuration: AgentConfiguration
     private let hub: any HubLink
     private let database: PostgresWorker
+    /// A second connection, dedicated to `LISTEN starling_outbox` (the capture trigger notifies it).
+    private let listener: PostgresWorker
+    /// Wakes the loop on a local write, when a pull finishes, and on stop.
+    private let wake = WakeUp()
     private let schema: AgentSchema
     private let store: AgentStore
     private let logger: Logger
@@ -44,11 +48,18 @@ public final class Agent: Sendable {
         self.database = PostgresWorker(
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)",
             threadName: "starling-agent", logger: logger)
+        self.listener = PostgresWorker(
+            url: configuration.database, applicationName: "starling-agent-\(configuration.region)-listen",
+            threadName: "starling-listen", logger: logger)
     }
+
+    /// The channel the capture trigger notifies on every captured write.
+    public static let outboxChannel = "starling_outbox"
 
     /// Asks `run()` to return (within one long-poll wait).
     public func stop() {
         shared.withLock { $0.stopped = true }
+        wake.signal()
     }
 
     public var progress: Progress { shared.withLock { $0.progress } }
@@ -63,11 +74,18 @@ public final class Agent: Sendable {
         do {
             try await start()
             logger.info("agent started")
-            try await loop()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.listen() }
+                await loop()
+                stop()
+                await group.waitForAll()
+            }
         } catch {
+            await listener.shutdown()
             await database.shutdown()
             throw error
         }
+        await listener.shutdown()
         await database.shutdown()
         logger.info("agent stopped")
     }
@@ -99,16 +117,40 @@ public final class Agent: Sendable {
         }
     }
 
-    private func loop() async throws(AgentError) {
+    /// Keeps a `LISTEN` open on the listener connection and turns every notification into a wake-up, until
+    /// stopped; reconnects with backoff when the connection breaks (a missed notification only delays a push
+    /// to the next loop round).
+    private func listen() async {
+        var backoff = Backoff(initialMs: configuration.tuning.backoff.initialMs, maxMs: configuration.tuning.backoff.maxMs)
+        while !isStopped {
+            do {
+                try await listener.withConnection { [self] connection in
+                    try connection.listen(channel: Self.outboxChannel)
+                    wake.signal()
+                    while !isStopped {
+                        if !(try connection.waitForNotifications(timeout: .milliseconds(200))).isEmpty { wake.signal() }
+                    }
+                    try connection.unlisten(channel: Self.outboxChannel)
+                }
+                backoff.reset()
+            } catch {
+                logger.debug("listen failed", metadata: [AgentLogKey.error: "\(error)"])
+                await sleep(ms: backoff.nextMs())
+            }
+        }
+    }
+
+    private func loop() async {
         let tuning = configuration.tuning
         var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
         var lastReport = ContinuousClock.now - .seconds(3600)
         var lag = 0.0
         while !isStopped {
             do throws(AgentError) {
+                wake.clear()
                 let isOutboxEmpty = try await pushPending()
                 if isStopped { break }
-                lag = try await pullOnce(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
+                lag = try await pullServingPushes(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
                 backoff.reset()
                 shared.withLock { $0.progress.lastError = nil }
             } catch {
@@ -162,27 +204,78 @@ public final class Agent: Sendable {
         return nil
     }
 
-    /// Pulls (long-polling `waitMs` when idle), assembles whole transactions and applies them; returns the
-    /// apply lag in seconds.
-    private func pullOnce(waitMs: Int) async throws(AgentError) -> Double {
+    /// One pulled, whole-transaction batch and where the cursor goes after it.
+    struct Fetched: Sendable {
+        var batch: [LogEntry]
+        var after: Int64
+        var next: Int64
+        var head: Int64
+    }
+
+    /// Pulls (long-polling `waitMs` when idle) while local writes keep being pushed: every wake-up from the
+    /// capture trigger pushes the outbox at once, so a local write never waits for the long poll. The pulled
+    /// batch is applied only after the pull returned and no push is in flight ("never pull while a push
+    /// outcome is unknown": a skipped-as-pending entry must be newer than every verdict still to come).
+    /// Returns the apply lag in seconds.
+    private func pullServingPushes(waitMs: Int) async throws(AgentError) -> Double {
         let store = self.store
-        let limit = configuration.tuning.pull.limit
         let after = try await db { connection in try store.state(connection: connection).cursor }
-        var page = try await hub.pull(after: after, limit: limit, waitMs: waitMs)
-        var entries = page.entries
-        var count = PullAssembler.completePrefix(entries, isComplete: entries.count < limit || page.next >= page.head)
-        while count == nil, entries.count < 1_000_000, !isStopped {
-            // One origin transaction larger than a page: keep reading until it ends.
-            page = try await hub.pull(after: page.next, limit: limit, waitMs: 0)
-            entries += page.entries
-            let isComplete = page.entries.count < limit || page.next >= page.head
-            count = PullAssembler.completePrefix(entries, isComplete: isComplete)
+        let done = DoneFlag()
+        async let pulled = fetch(after: after, waitMs: waitMs, done: done)
+        var pushFailure: AgentError?
+        while pushFailure == nil {
+            await wake.wait()
+            if done.isSet || isStopped { break }
+            do throws(AgentError) {
+                _ = try await pushPending()
+            } catch {
+                pushFailure = error
+            }
         }
-        guard let count else {
-            throw AgentError(code: .invalidResponse, message: "an origin transaction exceeds 1 000 000 entries")
+        let result = await pulled
+        if let pushFailure { throw pushFailure }
+        return try await applyFetched(try result.get())
+    }
+
+    /// Reads pages from `after` until they end on an origin-transaction boundary; sets `done` and wakes the
+    /// loop when finished. A page is known to end on a boundary when the hub scanned fewer rows than asked
+    /// (seq is gap-free, so `next - from` is the rows it scanned: it reached the end of the log, and pushes
+    /// commit whole transactions) or reached its head; otherwise the last transaction may continue.
+    private func fetch(after: Int64, waitMs: Int, done: DoneFlag) async -> Result<Fetched, AgentError> {
+        defer {
+            done.set()
+            wake.signal()
         }
-        let batch = Array(entries.prefix(count))
-        let next = count == entries.count ? page.next : batch.last?.seq ?? after
+        let limit = configuration.tuning.pull.limit
+        do throws(AgentError) {
+            var page = try await hub.pull(after: after, limit: limit, waitMs: waitMs)
+            var entries = page.entries
+            var from = after
+            func isComplete(_ page: PullPage, from: Int64) -> Bool { page.next - from < limit || page.next >= page.head }
+            var count = PullAssembler.completePrefix(entries, isComplete: isComplete(page, from: from))
+            while count == nil, entries.count < 1_000_000, !isStopped {
+                // One origin transaction larger than a page: keep reading until it ends.
+                from = page.next
+                page = try await hub.pull(after: from, limit: limit, waitMs: 0)
+                entries += page.entries
+                count = PullAssembler.completePrefix(entries, isComplete: isComplete(page, from: from))
+            }
+            guard let count else {
+                if isStopped { return .success(Fetched(batch: [], after: after, next: after, head: page.head)) }
+                throw AgentError(code: .invalidResponse, message: "an origin transaction exceeds 1 000 000 entries")
+            }
+            let batch = Array(entries.prefix(count))
+            let next = count == entries.count ? page.next : batch.last?.seq ?? after
+            return .success(Fetched(batch: batch, after: after, next: next, head: page.head))
+        } catch {
+            return .failure(error)
+        }
+    }
+
+    /// Applies a fetched batch and moves the cursor in one local transaction; returns the apply lag.
+    private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double {
+        let store = self.store
+        let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
         let summary = try await db { connection in
             try store.apply(batch, after: after, next: next, connection: connection)
@@ -195,7 +288,7 @@ public final class Agent: Sendable {
         if summary.deadLettered > 0 {
             logger.warning("entries dead-lettered", metadata: [AgentLogKey.count: "\(summary.deadLettered)"])
         }
-        guard next < page.head, let last = batch.last else { return 0 }
+        guard next < fetched.head, let last = batch.last else { return 0 }
         return Double(Self.nowMicros() - last.hlc) / 1_000_000
     }
 

@@ -112,6 +112,8 @@ struct TableSQL: Sendable {
                 IF current_setting('starling.applying', true) = 'on' THEN RETURN NULL; END IF;
                 v_tx := txid_current();
                 v_at := (extract(epoch FROM clock_timestamp()) * 1000000)::bigint;
+                -- Wakes the agent (LISTEN starling_outbox) at commit; repeated ones in a transaction fold into one.
+                PERFORM pg_notify('starling_outbox', '');
                 IF TG_OP <> 'INSERT' THEN
                     k_old := \(try keyExpression(record: "OLD"));
                     i_old := \(try imageExpression(record: "OLD"));
@@ -158,7 +160,13 @@ struct TableSQL: Sendable {
         let keyMatch = "(" + keyColumns.map { "t.\($0)" }.joined(separator: ", ") + ") = (SELECT "
             + keyColumns.map { "r.\($0)" }.joined(separator: ", ")
             + " FROM jsonb_populate_record(NULL::\(table), p_key) r)"
-        let writable = try shape.columns.filter { !$0.isGenerated }.map { try PostgresIdentifier.quoteName($0.name) }
+        let writableColumns = shape.columns.filter { !$0.isGenerated }
+        let writable = try writableColumns.map { try PostgresIdentifier.quoteName($0.name) }
+        // json columns travel as their exact text (ColumnEncoding.jsonText): parse it back, do not let
+        // jsonb_populate_record store the JSON string itself.
+        let selected = zip(writableColumns, writable).map { column, quoted in
+            column.encoding == .jsonText ? "(p_row ->> \(Self.literal(column.name)))::json" : "r.\(quoted)"
+        }
         let nonKey = try shape.columns.filter { !$0.isGenerated && !shape.key.contains($0.name) }
             .map { try PostgresIdentifier.quoteName($0.name) }
         let onConflict =
@@ -189,7 +197,7 @@ struct TableSQL: Sendable {
                         DELETE FROM \(table) t WHERE \(keyMatch);
                     ELSE
                         INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
-                            SELECT \(writable.map { "r.\($0)" }.joined(separator: ", "))
+                            SELECT \(selected.joined(separator: ", "))
                             FROM jsonb_populate_record(NULL::\(table), p_row) r
                             ON CONFLICT (\(keyColumns.joined(separator: ", "))) \(onConflict);
                     END IF;
@@ -242,7 +250,7 @@ struct TableSQL: Sendable {
     static func valueExpression(_ x: String, _ encoding: ColumnEncoding) -> String {
         switch encoding {
         case .native: return "to_jsonb(\(x))"
-        case .text: return "to_jsonb(\(x)::text)"
+        case .text, .jsonText: return "to_jsonb(\(x)::text)"
         case .bytea: return "to_jsonb(E'\\\\x' || encode(\(x), 'hex'))"
         case .timestamp: return "to_jsonb(\(timestampText(x)))"
         case .timestamptz: return "to_jsonb(\(timestamptzText(x)))"

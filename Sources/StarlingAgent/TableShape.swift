@@ -55,6 +55,9 @@ public enum ColumnEncoding: String, Sendable, Hashable {
     case text
     /// `"\x…"` lowercase hex.
     case bytea
+    /// A `json` value as a JSON string of its exact text (whitespace, key order and duplicate keys are part of
+    /// a `json` value; a nested jsonb image would normalise them). Apply parses the text back with `::json`.
+    case jsonText
     /// `"YYYY-MM-DDTHH:MM:SS.ffffff"` (always six fraction digits); `infinity` as text.
     case timestamp
     /// `"YYYY-MM-DDTHH:MM:SS.ffffff+00:00"` in UTC.
@@ -79,6 +82,7 @@ public enum ColumnEncoding: String, Sendable, Hashable {
         }
         switch base {
         case "bytea": return .bytea
+        case "json": return .jsonText
         case "timestamp": return .timestamp
         case "timestamptz": return .timestamptz
         case _ where nativeTypes.contains(base): return .native

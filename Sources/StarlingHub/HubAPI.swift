@@ -45,6 +45,8 @@ final class HubAPI: Sendable {
         router.add("POST", "/v1/changes", .async { [self] request in try await push(request) })
         router.add("GET", "/v1/changes", .async { [self] request in try await pull(request) })
         router.add("POST", "/v1/agent-status", .immediate { [self] request in try agentStatus(request) })
+        router.add("POST", "/v1/tables/register", .async { [self] request in try await register(request) })
+        router.add("POST", "/v1/dead-letters", .async { [self] request in try await deadLetters(request) })
         router.add("GET", "/v1/status", .async { [self] request in try await status(request) })
         router.add("GET", "/v1/conflicts", .async { [self] request in try await conflicts(request) })
         router.add("POST", "/v1/conflicts/{id}/resolve", .async { [self] request in try await resolve(request) })
@@ -190,9 +192,48 @@ final class HubAPI: Sendable {
         guard case .object = value else { throw HTTPError(400, code: "invalid_request", "the body must be an object") }
         activity.reported(
             region, outboxDepth: value["outbox_depth"]?.int64Value,
-            applyLag: value["apply_lag"]?.numberText.flatMap(Double.init),
+            applyLag: (value["apply_lag_seconds"] ?? value["apply_lag"])?.numberText.flatMap(Double.init),
             lastError: value["last_error"]?.stringValue, at: Syscall.wallClockMicros())
         return .json(200, Array(#"{"status":"ok"}"#.utf8))
+    }
+
+    /// `POST /v1/tables/register`: 200 when every table matches (or was registered now), 409
+    /// `schema_mismatch` naming the table and column otherwise (``HubRegistry``).
+    private func register(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let region = try auth.region(request)
+        let tables = try HubRegistry.parseRegistrations(request.body, settings: settings)
+        let mismatch: String?
+        let shapes: [String: TableShape]
+        do {
+            (mismatch, shapes) = try await pool.withConnection { connection in
+                let mismatch = try HubRegistry.register(tables, region: region, connection: connection)
+                return (mismatch, try HubStore.loadShapes(connection))
+            }
+        } catch {
+            throw Self.httpError(error)
+        }
+        self.shapes.withLock { $0 = shapes }
+        if let mismatch {
+            logger.error("schema mismatch", metadata: ["region": "\(region)", "error": "\(mismatch)"])
+            throw HTTPError(409, code: "schema_mismatch", mismatch)
+        }
+        return .json(200, Array(#"{"status":"ok"}"#.utf8))
+    }
+
+    /// `POST /v1/dead-letters`: records each letter as an open conflict (idempotent on region and id).
+    private func deadLetters(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let region = try auth.region(request)
+        let letters = try HubRegistry.parseDeadLetters(request.body, settings: settings)
+        guard !letters.isEmpty else { return .json(200, Array(#"{"conflicts":[]}"#.utf8)) }
+        let ids: [Int64]
+        do {
+            ids = try await sequencer.recordDeadLetters(region: region, letters: letters)
+        } catch {
+            throw Self.httpError(error)
+        }
+        logger.warning("dead letters reported", metadata: ["region": "\(region)", "count": "\(letters.count)"])
+        let body: JSONValue = ["conflicts": .array(ids.map(JSONValue.integer))]
+        return .json(200, body.serialized())
     }
 
     // MARK: - Admin endpoints
@@ -216,6 +257,7 @@ final class HubAPI: Sendable {
                 "lag_entries": .integer(figure.lagEntries), "lag_seconds": .number(Self.decimal(figure.lagSeconds)),
                 "outbox_depth": entry.outboxDepth.map(JSONValue.integer) ?? .null,
                 "apply_lag": entry.applyLag.map { .number(Self.decimal($0)) } ?? .null,
+                "apply_lag_seconds": entry.applyLag.map { .number(Self.decimal($0)) } ?? .null,
                 "last_push_at": entry.lastPushAt.map { .string(HubJSON.iso8601(micros: $0)) } ?? .null,
                 "last_pull_at": entry.lastPullAt.map { .string(HubJSON.iso8601(micros: $0)) } ?? .null,
                 "last_error": entry.lastError.map(JSONValue.string) ?? .null,

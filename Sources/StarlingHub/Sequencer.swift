@@ -22,11 +22,15 @@ final class Sequencer: Sendable {
         case resolve(
             conflictID: Int64, pick: ManualPick, actor: String,
             continuation: CheckedContinuation<ResolveOutcome, any Error>)
+        /// Dead letters reported by a region's agent, recorded as open conflicts (issue 4 hook).
+        case deadLetters(
+            region: String, letters: [DeadLetterReport], continuation: CheckedContinuation<[Int64], any Error>)
 
         var changeCount: Int {
             switch self {
             case .push(_, let changes, _): changes.count
             case .resolve: 1
+            case .deadLetters(_, let letters, _): letters.count
             }
         }
     }
@@ -86,6 +90,14 @@ final class Sequencer: Sendable {
     func resolve(conflictID: Int64, pick: ManualPick, actor: String) async throws -> ResolveOutcome {
         try await withCheckedThrowingContinuation { continuation in
             enqueue(.resolve(conflictID: conflictID, pick: pick, actor: actor, continuation: continuation))
+        }
+    }
+
+    /// Queues dead letters of `region`; returns the conflict id of each, in order (the existing one when the
+    /// letter was reported before).
+    func recordDeadLetters(region: String, letters: [DeadLetterReport]) async throws -> [Int64] {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.deadLetters(region: region, letters: letters, continuation: continuation))
         }
     }
 
@@ -191,6 +203,7 @@ final class Sequencer: Sendable {
             case (.push(_, _, let continuation), .verdicts(let verdicts)): continuation.resume(returning: verdicts)
             case (.resolve(_, _, _, let continuation), .resolved(let resolved)):
                 continuation.resume(returning: resolved)
+            case (.deadLetters(_, _, let continuation), .recorded(let ids)): continuation.resume(returning: ids)
             case (_, .failed(let error)): Self.fail(item, error)
             default: Self.fail(item, HubError(code: .storageFailed, message: "sequencer result mismatch"))
             }
@@ -201,6 +214,7 @@ final class Sequencer: Sendable {
         switch item {
         case .push(_, _, let continuation): continuation.resume(throwing: error)
         case .resolve(_, _, _, let continuation): continuation.resume(throwing: error)
+        case .deadLetters(_, _, let continuation): continuation.resume(throwing: error)
         }
     }
 }

@@ -18,6 +18,8 @@ final class SequencerWriter: @unchecked Sendable {
     enum ItemResult: Sendable {
         case verdicts([Verdict])
         case resolved(Sequencer.ResolveOutcome)
+        /// Conflict ids of recorded dead letters.
+        case recorded([Int64])
         case failed(HubError)
     }
 
@@ -110,6 +112,9 @@ final class SequencerWriter: @unchecked Sendable {
                 case .resolve(let conflictID, let pick, let actor, _):
                     outcome.results.append(
                         resolve(conflictID, pick: pick, actor: actor, nowMicros: nowMicros, state: &state))
+                case .deadLetters(let region, let letters, _):
+                    outcome.results.append(
+                        try recordDeadLetters(letters, region: region, state: &state, connection: connection))
                 }
             }
             try store(state, connection: connection)
@@ -195,6 +200,8 @@ extension SequencerWriter {
             case .resolve(let conflictID, _, _, _):
                 state.keyTexts.append([])
                 conflictIDs.append(conflictID)
+            case .deadLetters:
+                break
             }
         }
         if !conflictIDs.isEmpty {

@@ -1,0 +1,259 @@
+import Foundation
+import StarlingHTTP2
+import StarlingPostgres
+import StarlingTestSupport
+
+/// A whole Starling deployment for one test, as real processes of the built `starling` binary: a hub over a
+/// fresh database and one agent per region, each region a fresh database with `ddl` applied, all on the
+/// `ops/test` Postgres cluster. Hub and agents run as children (`ChildProcess`), so a test can kill -9 and
+/// restart them. `with` tears everything down (processes killed, databases dropped) on every path.
+final class Deployment: @unchecked Sendable {  // Mutable process handles are touched by the test task only.
+    static let adminToken = "e2e-admin"
+    static func token(_ region: String) -> String { "e2e-token-\(region)" }
+
+    let regions: [String]
+    let hubDatabase: TestDatabase
+    let regionDatabases: [String: TestDatabase]
+    let directory: URL
+    let binary: String
+    let tables: [(name: String, policy: String)]
+    private(set) var hubPort: Int = 0
+    private(set) var hub: ChildProcess?
+    private(set) var agents: [String: ChildProcess] = [:]
+    private var client: HTTP2Client?
+    /// One worker per region (and the hub) for the test's own SQL, so blocking libpq stays off the pool.
+    private var workers: [String: PostgresWorker] = [:]
+
+    private init(
+        regions: [String], hubDatabase: TestDatabase, regionDatabases: [String: TestDatabase],
+        tables: [(name: String, policy: String)]
+    ) throws {
+        self.regions = regions
+        self.hubDatabase = hubDatabase
+        self.regionDatabases = regionDatabases
+        self.tables = tables
+        binary = try StarlingBinary.path()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("starling-e2e-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        for (name, database) in regionDatabases {
+            workers[name] = PostgresWorker(url: database.url, applicationName: "e2e-\(name)", threadName: "e2e-\(name)")
+        }
+        workers["hub"] = PostgresWorker(url: hubDatabase.url, applicationName: "e2e-hub", threadName: "e2e-hub")
+    }
+
+    /// Creates the databases (`ddl` in every region, `regionDDL` overrides per region), starts the hub and,
+    /// unless `startAgents` is false, every agent; runs `body`; tears down.
+    static func with<T>(
+        regions count: Int, tables: [(name: String, policy: String)], ddl: String,
+        regionDDL: [String: String] = [:], startAgents: Bool = true,
+        _ body: (Deployment) async throws -> T
+    ) async throws -> T {
+        let names = (1...count).map { "r\($0)" }
+        let hubDatabase = try await TestDatabase.create()
+        var databases: [String: TestDatabase] = [:]
+        for name in names { databases[name] = try await TestDatabase.create() }
+        let deployment = try Deployment(
+            regions: names, hubDatabase: hubDatabase, regionDatabases: databases, tables: tables)
+        do {
+            for name in names {
+                let script = regionDDL[name] ?? ddl
+                try await deployment.sql(name) { try $0.executeScript(script) }
+            }
+            try await deployment.startHub()
+            if startAgents {
+                for name in names { try await deployment.startAgent(name) }
+            }
+            let value = try await body(deployment)
+            await deployment.tearDown()
+            return value
+        } catch {
+            deployment.dumpOutput()
+            await deployment.tearDown()
+            throw error
+        }
+    }
+
+    // MARK: - Processes
+
+    /// Starts the hub (on the port it had before, if any) and waits until it listens.
+    func startHub() async throws {
+        let config = directory.appendingPathComponent("hub.yaml")
+        var yaml = "listen: 127.0.0.1:\(hubPort)\ndatabase: \(hubDatabase.url)\nadmin_token: \(Self.adminToken)\n"
+        yaml += "regions:\n"
+        for (index, region) in regions.enumerated() {
+            yaml += "  - {name: \(region), token: \(Self.token(region)), priority: \(100 - index)}\n"
+        }
+        yaml += "tables:\n"
+        for table in tables { yaml += "  - {name: \(table.name), policy: \(table.policy)}\n" }
+        try yaml.write(to: config, atomically: true, encoding: .utf8)
+        let process = try ChildProcess.launch(binary, ["hub", "--config", config.path, "--log-level", "warning"])
+        hub = process
+        let line = try await process.waitForOutputLine(containing: "listening", timeout: .seconds(60))
+        guard let port = line.split(separator: ":").last.flatMap({ Int($0.trimmingCharacters(in: .whitespaces)) })
+        else { throw E2EError( "cannot read the hub's port from '\(line)'") }
+        if hubPort == 0 {
+            hubPort = port
+            client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+        }
+    }
+
+    /// Starts `region`'s agent and waits for its "agent started" line.
+    func startAgent(_ region: String, waitForStart: Bool = true) async throws {
+        let process = try launchAgent(region)
+        agents[region] = process
+        if waitForStart { _ = try await process.waitForOutputLine(containing: "agent started", timeout: .seconds(60)) }
+    }
+
+    /// Launches `region`'s agent with `arguments` appended (e.g. `--uninstall`), without waiting.
+    func launchAgent(_ region: String, extra: [String] = []) throws -> ChildProcess {
+        guard let database = regionDatabases[region] else { throw E2EError( "no region \(region)") }
+        let config = directory.appendingPathComponent("agent-\(region).yaml")
+        let yaml = """
+            region: \(region)
+            hub: http://127.0.0.1:\(hubPort)
+            token: \(Self.token(region))
+            database: \(database.url)
+            tuning:
+              batch: {max_count: 500}
+              pull: {limit: 500, wait_ms: 250}
+              backoff: {initial_ms: 50, max_ms: 500}
+              status_interval_ms: 200
+              request_timeout_ms: 5000
+
+            """
+        try yaml.write(to: config, atomically: true, encoding: .utf8)
+        return try ChildProcess.launch(
+            binary, ["agent", "--config", config.path] + extra, environment: ["STARLING_MIGRATIONS": migrations])
+    }
+
+    /// SIGKILLs the hub and waits for it to be gone.
+    func killHub() async throws {
+        hub?.signal(SIGKILL)
+        _ = try await hub?.waitForExit()
+    }
+
+    /// SIGKILLs `region`'s agent and waits for it to be gone.
+    func killAgent(_ region: String) async throws {
+        agents[region]?.signal(SIGKILL)
+        _ = try await agents[region]?.waitForExit()
+    }
+
+    private var migrations: String {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) }
+        return path + "/Migrations"
+    }
+
+    private func tearDown() async {
+        client?.shutdown()
+        for agent in agents.values where agent.isRunning { agent.signal(SIGKILL) }
+        if let hub, hub.isRunning { hub.signal(SIGKILL) }
+        for agent in agents.values { _ = try? await agent.waitForExit(timeout: .seconds(10)) }
+        if let hub { _ = try? await hub.waitForExit(timeout: .seconds(10)) }
+        for worker in workers.values { await worker.shutdown() }
+        for database in regionDatabases.values { try? await database.drop() }
+        try? await hubDatabase.drop()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Prints every process's output (on failure only).
+    func dumpOutput() {
+        if let hub { print("---- hub output ----\n\(hub.output.suffix(6000))") }
+        for (name, agent) in agents.sorted(by: { $0.key < $1.key }) {
+            print("---- agent \(name) output ----\n\(agent.output.suffix(6000))")
+        }
+    }
+
+    // MARK: - SQL and HTTP
+
+    /// Runs `body` on `target`'s connection ("hub" or a region name) on its worker thread.
+    func sql<T: Sendable>(_ target: String, _ body: @escaping @Sendable (PostgresConnection) throws -> T)
+        async throws -> T
+    {
+        guard let worker = workers[target] else { throw E2EError( "no database \(target)") }
+        return try await worker.withConnection(body)
+    }
+
+    /// An admin request to the hub; returns status and the parsed JSON body.
+    func admin(_ method: String, _ path: String, body: [UInt8] = []) async throws -> (status: Int, json: Any?) {
+        guard let client else { throw E2EError( "hub not started") }
+        let response = try await client.send(
+            HTTPClientRequest(
+                method: method, path: path,
+                headers: ["authorization": "Bearer \(Self.adminToken)", "content-type": "application/json"],
+                body: body))
+        return (response.status, try? JSONSerialization.jsonObject(with: Data(response.body)))
+    }
+
+    /// Every conflict the hub recorded (`status=all`, paged).
+    func conflicts() async throws -> [[String: Any]] {
+        var all: [[String: Any]] = []
+        var after = 0
+        while true {
+            let (status, json) = try await admin("GET", "/v1/conflicts?status=all&after=\(after)&limit=1000")
+            guard status == 200, let object = json as? [String: Any], let page = object["conflicts"] as? [[String: Any]]
+            else { throw E2EError( "GET /v1/conflicts failed with \(status)") }
+            all += page
+            guard page.count == 1000, let next = object["next"] as? Int else { return all }
+            after = next
+        }
+    }
+
+    /// md5 of the ordered row text of `table` in `region`.
+    func fingerprint(_ region: String, table: String) async throws -> String {
+        try await sql(region) { connection in
+            try connection.query(
+                "SELECT coalesce(md5(string_agg(x::text, E'\\n' ORDER BY x::text)), 'empty') FROM \(table) x"
+            )[0].string(0)
+        }
+    }
+
+    /// Waits until every region's outbox is empty, every cursor is at the hub's head, and then every synced
+    /// table has the same fingerprint everywhere; returns the fingerprints of the first region.
+    @discardableResult
+    func waitForConvergence(timeout: Duration = .seconds(90)) async throws -> [String: String] {
+        let clock = ContinuousClock()
+        let deadline = clock.now + timeout
+        var last = ""
+        while clock.now < deadline {
+            let head = try await sql("hub") { try $0.query("SELECT coalesce(max(seq), 0) FROM starling_hub.log")[0].int64(0) }
+            var drained = true
+            for region in regions {
+                let (depth, cursor) = try await sql(region) { connection in
+                    let row = try connection.query(
+                        "SELECT (SELECT count(*) FROM starling.outbox), (SELECT cursor FROM starling.state)")[0]
+                    return (try row.int64(0), try row.int64(1))
+                }
+                if depth > 0 || cursor < head {
+                    drained = false
+                    last = "\(region): outbox \(depth), cursor \(cursor), head \(head)"
+                    break
+                }
+            }
+            if drained {
+                var prints: [String: String] = [:]
+                var same = true
+                for table in tables {
+                    let first = try await fingerprint(regions[0], table: table.name)
+                    prints[table.name] = first
+                    for region in regions.dropFirst() where try await fingerprint(region, table: table.name) != first {
+                        same = false
+                        last = "\(table.name) differs in \(region)"
+                    }
+                }
+                let stillHead = try await sql("hub") {
+                    try $0.query("SELECT coalesce(max(seq), 0) FROM starling_hub.log")[0].int64(0)
+                }
+                if same && stillHead == head { return prints }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw E2EError( "no convergence within \(timeout): \(last)")
+    }
+}
+
+/// A failed end-to-end expectation that is not an `#expect` (a timeout, a missing process).
+struct E2EError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
