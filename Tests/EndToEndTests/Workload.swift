@@ -157,8 +157,11 @@ extension Deployment {
         if duplicates > 0 { problems.append("\(duplicates) change ids are in the log more than once") }
         for region in regions {
             let decided = try await sql("hub") { connection in
+                // Accepted and merged changes are in the log by change id; rejected ones in decisions.
                 try connection.query(
-                    "SELECT count(*) FROM starling_hub.decisions WHERE change_id LIKE $1", [.text(region + ":%")]
+                    "SELECT (SELECT count(*) FROM starling_hub.log WHERE kind IN ('change', 'merge') AND change_id LIKE $1)"
+                        + " + (SELECT count(*) FROM starling_hub.decisions WHERE change_id LIKE $1)",
+                    [.text(region + ":%")]
                 )[0].int64(0)
             }
             let written = writes.filter { $0.region == region }.count
