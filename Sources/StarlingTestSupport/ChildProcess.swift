@@ -34,9 +34,10 @@ public final class ChildProcess: @unchecked Sendable {  // `process` is only tou
     private init(process: Process) { self.process = process }
 
     /// Starts `executable`; stdout and stderr are merged into `output`.
-    public static func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:])
-        throws -> ChildProcess {
+    public static func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                              workingDirectory: String? = nil) throws -> ChildProcess {
         let process = Process()
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }

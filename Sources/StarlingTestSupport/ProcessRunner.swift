@@ -42,14 +42,15 @@ public enum ProcessRunner {
     /// Runs `tool` with `arguments`, feeding `stdin`, and waits at most `timeout`. Runs off the cooperative
     /// pool (a blocking wait on a dedicated thread).
     public static func run(_ tool: String, _ arguments: [String], stdin: [UInt8]? = nil,
-                           environment: [String: String]? = nil,
+                           environment: [String: String]? = nil, workingDirectory: String? = nil,
                            timeout: Duration = .seconds(120)) async throws -> Result {
         let executable = try locate(tool)
         return try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
                 do {
                     continuation.resume(returning: try runBlocking(executable, arguments, stdin: stdin,
-                                                                   environment: environment, timeout: timeout))
+                                                                   environment: environment,
+                                                                   workingDirectory: workingDirectory, timeout: timeout))
                 } catch {
                     continuation.resume(throwing: error)
                 }
@@ -59,8 +60,10 @@ public enum ProcessRunner {
     }
 
     private static func runBlocking(_ executable: String, _ arguments: [String], stdin: [UInt8]?,
-                                    environment: [String: String]?, timeout: Duration) throws -> Result {
+                                    environment: [String: String]?, workingDirectory: String?,
+                                    timeout: Duration) throws -> Result {
         let process = Process()
+        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         if let environment {
