@@ -35,6 +35,7 @@ public final class Hub: Sendable {
                 maxQueuedJobs: 4096, threadName: "starling-hubpg"),
             logger: logger)
         activity = RegionActivity(regions: settings.regions.map(\.name))
+        metrics.prepareDeadLetterCounters(regions: settings.regions.map(\.name), tables: settings.tables.map(\.name))
         sequencer = Sequencer(settings: settings, notifier: notifier, metrics: metrics, logger: logger)
         api = HubAPI(
             settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, activity: activity,

@@ -232,6 +232,10 @@ final class HubAPI: Sendable {
             throw Self.httpError(error)
         }
         logger.warning("dead letters reported", metadata: ["region": "\(region)", "count": "\(letters.count)"])
+        // A retried report (the agent did not see our answer) counts again: the counter may run slightly high.
+        for (table, group) in Dictionary(grouping: letters, by: \.table) {
+            metrics.recordDeadLetters(region: region, table: table, count: group.count)
+        }
         let body: JSONValue = ["conflicts": .array(ids.map(JSONValue.integer))]
         return .json(200, body.serialized())
     }

@@ -69,6 +69,25 @@ final class HubMetrics: Sendable {
         }
     }
 
+    /// Counts dead letters an agent reported (entries it could not apply; each became an open conflict).
+    func recordDeadLetters(region: String, table: String, count: Int) {
+        deadLetterCounter(region: region, table: table).increment(by: Int64(count))
+    }
+
+    /// Creates the dead-letter counters at zero for every region and table, so alert rules see the series
+    /// before the first letter arrives.
+    func prepareDeadLetterCounters(regions: [String], tables: [String]) {
+        for region in regions {
+            for table in tables { _ = deadLetterCounter(region: region, table: table) }
+        }
+    }
+
+    private func deadLetterCounter(region: String, table: String) -> Counter {
+        registry.makeCounter(
+            descriptor: Self.name("hub", "dead_letters", "total", "Entries agents could not apply, by region and table."),
+            labels: [("region", region), ("table", table)])
+    }
+
     /// Per-region figures, refreshed at scrape time.
     struct RegionFigures {
         var name: String
