@@ -197,8 +197,3 @@ final class StartBarrier: Sendable {
         }
     }
 }
-
-struct UnsafeTransfer<Value>: @unchecked Sendable {  // Handed from one thread to exactly one loop.
-    let value: Value
-    init(_ value: Value) { self.value = value }
-}

@@ -217,7 +217,7 @@ public final class EventLoop: @unchecked Sendable {
 
 /// Carries a non-Sendable value across a thread boundary that the caller has made safe by other means
 /// (here: a closure handed to exactly one loop and run only there).
-struct UnsafeTransfer<Value>: @unchecked Sendable {
-    let value: Value
-    init(_ value: Value) { self.value = value }
+package struct UnsafeTransfer<Value>: @unchecked Sendable {
+    package let value: Value
+    package init(_ value: Value) { self.value = value }
 }
