@@ -33,52 +33,46 @@ public struct AgentStore: Sendable {
         """
 
     /// The next push batch: whole origin transactions in `id` order within the bounds (see
-    /// ``OutboxBatcher``). Empty when the outbox is.
+    /// ``OutboxBatcher``). Empty when the outbox is. One statement: every row of the transactions that
+    /// have a row among the first `maxCount` (a committed transaction's rows are all visible at once, so a
+    /// transaction cut by the limit or interleaved with others comes whole).
     public func nextBatch(connection: PostgresConnection, maxCount: Int, maxBytes: Int) throws -> [OutboxChange] {
-        let page = try connection.query(
-            "SELECT \(Self.outboxColumns) FROM starling.outbox ORDER BY id LIMIT $1", [.int(maxCount)],
-            name: "agent.outbox.page")
-        var rows = try page.map(Self.outboxChange)
-        guard let last = rows.last else { return [] }
-        // Rows of the page's transactions beyond the page (a transaction cut by the limit, or interleaved
-        // with others): a committed transaction's rows are all visible at once.
-        let transactions = Array(Set(rows.map(\.tx)))
-        let rest = try connection.query(
-            "SELECT \(Self.outboxColumns) FROM starling.outbox WHERE tx = ANY($1::bigint[]) AND id > $2 ORDER BY id",
-            [.int64Array(transactions), .int64(last.id)], name: "agent.outbox.rest")
-        rows += try rest.map(Self.outboxChange)
-        return OutboxBatcher.select(rows, maxCount: maxCount, maxBytes: maxBytes)
+        let rows = try connection.query(
+            """
+            SELECT \(Self.outboxColumns) FROM starling.outbox
+            WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox ORDER BY id LIMIT $1) p) ORDER BY id
+            """, [.int(maxCount)], name: "agent.outbox.page")
+        guard !rows.isEmpty else { return [] }
+        return OutboxBatcher.select(try rows.map(Self.outboxChange), maxCount: maxCount, maxBytes: maxBytes)
     }
 
     /// Stamps rows that have no HLC yet with `max(captured_at, last + 1)` (in `id` order) and persists both
-    /// the stamps and the clock, so a re-push after a crash sends the very same change. Returns the wire
-    /// changes.
+    /// the stamps and the clock in one statement, so a re-push after a crash sends the very same change.
+    /// Returns the wire changes. The clock is read without a lock: only this agent's one connection writes
+    /// `starling.state`, and the saved clock only ever grows (`greatest`).
     public func prepare(_ batch: [OutboxChange], connection: PostgresConnection) throws -> [Change] {
-        try connection.transaction(name: "agent.hlc") { connection in
-            let row = try connection.query(
-                "SELECT last_hlc FROM starling.state FOR UPDATE", name: "agent.hlc.lock")[0]
-            var clock = HybridLogicalClock(seed: try row.int64("last_hlc"))
-            var stamped = batch
-            var ids: [Int64?] = []
-            var stamps: [Int64?] = []
-            for index in stamped.indices where stamped[index].hlc == nil {
-                let stamp = clock.tick(nowMicros: stamped[index].capturedAt)
-                stamped[index].hlc = stamp
-                ids.append(stamped[index].id)
-                stamps.append(stamp)
-            }
-            if !ids.isEmpty {
-                try connection.query(
-                    """
-                    UPDATE starling.outbox o SET hlc = u.hlc
-                    FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id
-                    """, [.int64Array(ids), .int64Array(stamps)], name: "agent.hlc.stamp")
-                try connection.query(
-                    "UPDATE starling.state SET last_hlc = greatest(last_hlc, $1), updated_at = now()",
-                    [.int64(clock.last)], name: "agent.hlc.save")
-            }
+        var stamped = batch
+        guard stamped.contains(where: { $0.hlc == nil }) else {
             return try stamped.map { row throws in try row.change(region: region) }
         }
+        let row = try connection.query("SELECT last_hlc FROM starling.state", name: "agent.hlc.read")[0]
+        var clock = HybridLogicalClock(seed: try row.int64("last_hlc"))
+        var ids: [Int64?] = []
+        var stamps: [Int64?] = []
+        for index in stamped.indices where stamped[index].hlc == nil {
+            let stamp = clock.tick(nowMicros: stamped[index].capturedAt)
+            stamped[index].hlc = stamp
+            ids.append(stamped[index].id)
+            stamps.append(stamp)
+        }
+        try connection.query(
+            """
+            WITH stamped AS (
+                UPDATE starling.outbox o SET hlc = u.hlc
+                FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id)
+            UPDATE starling.state SET last_hlc = greatest(last_hlc, $3), updated_at = now()
+            """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp")
+        return try stamped.map { row throws in try row.change(region: region) }
     }
 
     /// Acts on the hub's verdicts for `changes` (same order, same ids), in one transaction: each change
@@ -127,23 +121,24 @@ public struct AgentStore: Sendable {
         }
         images.reverse()
         letters.reverse()
+        // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
+        let settle = PostgresStatement(
+            """
+            WITH done AS (DELETE FROM starling.outbox WHERE id = ANY($1::bigint[]))
+            INSERT INTO starling.versions (table_name, key, seq, origin, last_sync_time)
+            SELECT DISTINCT ON (a.t, a.k) a.t, a.k, a.s, $3, now()
+            FROM jsonb_to_recordset($2::jsonb) AS a(t text, k jsonb, s bigint)
+            ORDER BY a.t, a.k, a.s DESC
+            ON CONFLICT (table_name, key) DO UPDATE
+            SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
+            WHERE starling.versions.seq < EXCLUDED.seq
+            """, [.int64Array(outboxIDs), .text(accepted.finish()), .text(region)], name: "agent.verdict.settle")
+        guard !images.isEmpty else {
+            try connection.query(settle.sql, settle.params, name: settle.name)
+            return summary
+        }
         return try connection.transaction(name: "agent.verdicts") { connection in
-            try connection.query(
-                "DELETE FROM starling.outbox WHERE id = ANY($1::bigint[])", [.int64Array(outboxIDs)],
-                name: "agent.verdict.delete")
-            if !accepted.isEmpty {
-                try connection.query(
-                    """
-                    INSERT INTO starling.versions (table_name, key, seq, origin, last_sync_time)
-                    SELECT DISTINCT ON (a.t, a.k) a.t, a.k, a.s, $2, now()
-                    FROM jsonb_to_recordset($1::jsonb) AS a(t text, k jsonb, s bigint)
-                    ORDER BY a.t, a.k, a.s DESC
-                    ON CONFLICT (table_name, key) DO UPDATE
-                    SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
-                    WHERE starling.versions.seq < EXCLUDED.seq
-                    """, [.text(accepted.finish()), .text(region)], name: "agent.verdict.versions")
-            }
-            guard !images.isEmpty else { return summary }
+            try connection.query(settle.sql, settle.params, name: settle.name)
             let tables = try installedTables(connection: connection)
             let statuses = try applyImages(images, tables: tables, connection: connection) { letters[$0] }
             for status in statuses { summary.count(status) }
@@ -178,25 +173,21 @@ public struct AgentStore: Sendable {
             positions.append(position)
         }
         return try connection.transaction(name: "agent.apply") { connection in
+            // Moving the cursor first takes the state row's lock; no row means the batch is stale.
             let state = try connection.query(
                 """
-                SELECT s.cursor, (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text
-                    AS tables
-                FROM starling.state s FOR UPDATE OF s
-                """, name: "agent.apply.cursor")[0]
-            guard try state.int64("cursor") == after else { return ApplySummary(isStale: true) }
-            let names = try JSONValue(parsing: try state.string("tables")).arrayValue ?? []
-            let tables = Set(names.compactMap(\.stringValue))
+                UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now()
+                WHERE cursor = $3
+                RETURNING (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables
+                """, [.int64(next), .int64(maxHLC), .int64(after)], name: "agent.apply.cursor")
+            guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
+            let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
             var summary = summary
             let statuses = try applyImages(images, tables: tables, connection: connection) {
                 entries[positions[$0]].json
             }
             for status in statuses { summary.count(status) }
             summary.batchFallbacks = statuses.batchFallbacks
-            try connection.query(
-                """
-                UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now()
-                """, [.int64(next), .int64(maxHLC)], name: "agent.apply.cursorSave")
             return summary
         }
     }
