@@ -171,12 +171,15 @@ public final class Agent: Sendable {
         let batch = configuration.tuning.batch
         let store = self.store
         for _ in 0..<16 {
+            let started = ContinuousClock.now
             let changes = try await db { connection in
                 let rows = try store.nextBatch(connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
                 return rows.isEmpty ? [] : try store.prepare(rows, connection: connection)
             }
             if changes.isEmpty { return true }
+            let prepared = ContinuousClock.now
             guard let verdicts = await pushUntilVerdicts(changes) else { return false }
+            let pushed = ContinuousClock.now
             let summary = try await db { connection in
                 try store.handleVerdicts(verdicts, for: changes, connection: connection)
             }
@@ -185,7 +188,12 @@ public final class Agent: Sendable {
                 $0.progress.deadLetters += summary.deadLettered
             }
             logger.debug(
-                "pushed", metadata: [AgentLogKey.changes: "\(changes.count)", AgentLogKey.rejected: "\(summary.rejected)"])
+                "pushed",
+                metadata: [
+                    AgentLogKey.changes: "\(changes.count)", AgentLogKey.rejected: "\(summary.rejected)",
+                    AgentLogKey.readMs: "\(Self.ms(prepared - started))", AgentLogKey.hubMs: "\(Self.ms(pushed - prepared))",
+                    AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - pushed))",
+                ])
         }
         return false
     }
@@ -247,6 +255,7 @@ public final class Agent: Sendable {
             wake.signal()
         }
         let limit = configuration.tuning.pull.limit
+        let started = ContinuousClock.now
         do throws(AgentError) {
             var page = try await hub.pull(after: after, limit: limit, waitMs: waitMs)
             var entries = page.entries
@@ -266,6 +275,9 @@ public final class Agent: Sendable {
             }
             let batch = Array(entries.prefix(count))
             let next = count == entries.count ? page.next : batch.last?.seq ?? after
+            logger.debug(
+                "pulled",
+                metadata: [AgentLogKey.count: "\(batch.count)", AgentLogKey.hubMs: "\(Self.ms(ContinuousClock.now - started))"])
             return .success(Fetched(batch: batch, after: after, next: next, head: page.head))
         } catch {
             return .failure(error)
@@ -277,9 +289,16 @@ public final class Agent: Sendable {
         let store = self.store
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
+        let started = ContinuousClock.now
         let summary = try await db { connection in
             try store.apply(batch, after: after, next: next, connection: connection)
         }
+        logger.debug(
+            "applied",
+            metadata: [
+                AgentLogKey.count: "\(batch.count)", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))",
+                AgentLogKey.fallbacks: "\(summary.batchFallbacks)",
+            ])
         shared.withLock {
             $0.progress.appliedEntries += summary.applied
             $0.progress.deadLetters += summary.deadLettered
@@ -341,6 +360,11 @@ public final class Agent: Sendable {
         }
     }
 
+    /// Whole milliseconds of `duration` (for debug logs).
+    static func ms(_ duration: Duration) -> Int64 {
+        duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000
+    }
+
     static func nowMicros() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
@@ -354,5 +378,9 @@ enum AgentLogKey {
     static let changes = "agent.changes"
     static let rejected = "agent.rejected"
     static let count = "agent.count"
+    static let fallbacks = "agent.fallbacks"
+    static let readMs = "agent.read_ms"
+    static let hubMs = "agent.hub_ms"
+    static let dbMs = "agent.db_ms"
     static let error = "error"
 }

@@ -70,6 +70,7 @@ public struct AgentSchema: Sendable {
                 try connection.executeScript(try sql.lockFunctionSQL(), name: "agent.install.lockFunction")
                 try connection.executeScript(try sql.captureFunctionSQL(), name: "agent.install.captureFunction")
                 try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
+                try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
                 for statement in try sql.triggerSQL() {
                     try connection.executeScript(statement, name: "agent.install.trigger")
                 }
@@ -119,7 +120,8 @@ public struct AgentSchema: Sendable {
         }
         try connection.executeScript(
             "DROP FUNCTION IF EXISTS \(sql.captureFunction)(), \(sql.lockFunction)(), "
-                + "\(sql.applyFunction)(jsonb, jsonb, bigint, text)", name: "agent.remove.functions")
+                + "\(sql.applyFunction)(jsonb, jsonb, bigint, text), \(sql.applyBatchFunction)(jsonb)",
+            name: "agent.remove.functions")
         try connection.query(
             "DELETE FROM starling.synced_tables WHERE table_name = $1", [.text(table)], name: "agent.remove.record")
     }

@@ -33,57 +33,56 @@ public struct AgentStore: Sendable {
         """
 
     /// The next push batch: whole origin transactions in `id` order within the bounds (see
-    /// ``OutboxBatcher``). Empty when the outbox is.
+    /// ``OutboxBatcher``). Empty when the outbox is. One statement: every row of the transactions that
+    /// have a row among the first `maxCount` (a committed transaction's rows are all visible at once, so a
+    /// transaction cut by the limit or interleaved with others comes whole).
     public func nextBatch(connection: PostgresConnection, maxCount: Int, maxBytes: Int) throws -> [OutboxChange] {
-        let page = try connection.query(
-            "SELECT \(Self.outboxColumns) FROM starling.outbox ORDER BY id LIMIT $1", [.int(maxCount)],
-            name: "agent.outbox.page")
-        var rows = try page.map(Self.outboxChange)
-        guard let last = rows.last else { return [] }
-        // Rows of the page's transactions beyond the page (a transaction cut by the limit, or interleaved
-        // with others): a committed transaction's rows are all visible at once.
-        let transactions = Array(Set(rows.map(\.tx)))
-        let rest = try connection.query(
-            "SELECT \(Self.outboxColumns) FROM starling.outbox WHERE tx = ANY($1::bigint[]) AND id > $2 ORDER BY id",
-            [.int64Array(transactions), .int64(last.id)], name: "agent.outbox.rest")
-        rows += try rest.map(Self.outboxChange)
-        return OutboxBatcher.select(rows, maxCount: maxCount, maxBytes: maxBytes)
+        let rows = try connection.query(
+            """
+            SELECT \(Self.outboxColumns) FROM starling.outbox
+            WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox ORDER BY id LIMIT $1) p) ORDER BY id
+            """, [.int(maxCount)], name: "agent.outbox.page")
+        guard !rows.isEmpty else { return [] }
+        return OutboxBatcher.select(try rows.map(Self.outboxChange), maxCount: maxCount, maxBytes: maxBytes)
     }
 
     /// Stamps rows that have no HLC yet with `max(captured_at, last + 1)` (in `id` order) and persists both
-    /// the stamps and the clock, so a re-push after a crash sends the very same change. Returns the wire
-    /// changes.
+    /// the stamps and the clock in one statement, so a re-push after a crash sends the very same change.
+    /// Returns the wire changes. The clock is read without a lock: only this agent's one connection writes
+    /// `starling.state`, and the saved clock only ever grows (`greatest`).
     public func prepare(_ batch: [OutboxChange], connection: PostgresConnection) throws -> [Change] {
-        try connection.transaction(name: "agent.hlc") { connection in
-            let row = try connection.query(
-                "SELECT last_hlc FROM starling.state FOR UPDATE", name: "agent.hlc.lock")[0]
-            var clock = HybridLogicalClock(seed: try row.int64("last_hlc"))
-            var stamped = batch
-            var ids: [Int64?] = []
-            var stamps: [Int64?] = []
-            for index in stamped.indices where stamped[index].hlc == nil {
-                let stamp = clock.tick(nowMicros: stamped[index].capturedAt)
-                stamped[index].hlc = stamp
-                ids.append(stamped[index].id)
-                stamps.append(stamp)
-            }
-            if !ids.isEmpty {
-                try connection.query(
-                    """
-                    UPDATE starling.outbox o SET hlc = u.hlc
-                    FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id
-                    """, [.int64Array(ids), .int64Array(stamps)], name: "agent.hlc.stamp")
-                try connection.query(
-                    "UPDATE starling.state SET last_hlc = greatest(last_hlc, $1), updated_at = now()",
-                    [.int64(clock.last)], name: "agent.hlc.save")
-            }
+        var stamped = batch
+        guard stamped.contains(where: { $0.hlc == nil }) else {
             return try stamped.map { row throws in try row.change(region: region) }
         }
+        let row = try connection.query("SELECT last_hlc FROM starling.state", name: "agent.hlc.read")[0]
+        var clock = HybridLogicalClock(seed: try row.int64("last_hlc"))
+        var ids: [Int64?] = []
+        var stamps: [Int64?] = []
+        for index in stamped.indices where stamped[index].hlc == nil {
+            let stamp = clock.tick(nowMicros: stamped[index].capturedAt)
+            stamped[index].hlc = stamp
+            ids.append(stamped[index].id)
+            stamps.append(stamp)
+        }
+        try connection.query(
+            """
+            WITH stamped AS (
+                UPDATE starling.outbox o SET hlc = u.hlc
+                FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id)
+            UPDATE starling.state SET last_hlc = greatest(last_hlc, $3), updated_at = now()
+            """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp")
+        return try stamped.map { row throws in try row.change(region: region) }
     }
 
     /// Acts on the hub's verdicts for `changes` (same order, same ids), in one transaction: each change
     /// leaves the outbox; `accepted` records the key's version; `merged` and `rejected` apply the returned
     /// image (and its version) unless a newer local change of the key is still pending.
+    ///
+    /// Set-wise, with the outcome of handling the verdicts one by one in order: one statement deletes the
+    /// batch's outbox rows, one records the accepted versions (the newest per key), then the images go
+    /// through ``applyImages(_:tables:connection:)``. An image whose key has a later change in this same
+    /// batch is skipped as pending: one by one, that change would still have been in the outbox.
     public func handleVerdicts(_ verdicts: [Verdict], for changes: [Change], connection: PostgresConnection)
         throws -> VerdictSummary
     {
@@ -92,108 +91,202 @@ public struct AgentStore: Sendable {
                 code: .invalidResponse,
                 message: "the hub answered \(verdicts.count) verdicts for \(changes.count) changes, or out of order")
         }
-        return try connection.transaction(name: "agent.verdicts") { connection in
-            var summary = VerdictSummary()
-            let tables = try installedTables(connection: connection)
-            for (verdict, change) in zip(verdicts, changes) {
-                let outboxID = Int64(change.id.split(separator: ":").last ?? "") ?? -1
-                try connection.query(
-                    "DELETE FROM starling.outbox WHERE id = $1", [.int64(outboxID)], name: "agent.verdict.delete")
-                switch verdict.outcome {
-                case .accepted(let seq):
-                    summary.accepted += 1
-                    try recordVersion(table: change.table, key: change.key, seq: seq, connection: connection)
-                case .merged(let seq, let row):
-                    summary.merged += 1
-                    let status = try applyImage(
-                        table: change.table, key: change.key, row: row, seq: seq, origin: region, tables: tables,
-                        deadLetter: verdict.json, connection: connection)
-                    summary.count(status)
-                case .rejected(_, let winner):
-                    summary.rejected += 1
-                    let status = try applyImage(
-                        table: change.table, key: change.key, row: winner.row, seq: winner.seq,
-                        origin: winner.origin, tables: tables, deadLetter: verdict.json, connection: connection)
-                    summary.count(status)
-                }
+        var summary = VerdictSummary()
+        var outboxIDs: [Int64?] = []
+        var accepted = JSONBatchWriter()
+        var images: [Image] = []
+        var letters: [JSONValue] = []
+        var laterKeys = Set<TableKey>()
+        outboxIDs.reserveCapacity(changes.count)
+        for index in changes.indices.reversed() {
+            let (verdict, change) = (verdicts[index], changes[index])
+            outboxIDs.append(Int64(change.id.split(separator: ":").last ?? "") ?? -1)
+            let isSuperseded = !laterKeys.insert(TableKey(table: change.table, key: change.key)).inserted
+            switch verdict.outcome {
+            case .accepted(let seq):
+                summary.accepted += 1
+                accepted.append(table: change.table, key: change.key, seq: seq)
+            case .merged(let seq, let row):
+                summary.merged += 1
+                if isSuperseded { summary.imagesSkipped += 1; continue }
+                images.append(Image(table: change.table, key: change.key, row: row, seq: seq, origin: region))
+                letters.append(verdict.json)
+            case .rejected(_, let winner):
+                summary.rejected += 1
+                if isSuperseded { summary.imagesSkipped += 1; continue }
+                images.append(
+                    Image(table: change.table, key: change.key, row: winner.row, seq: winner.seq, origin: winner.origin))
+                letters.append(verdict.json)
             }
-            return summary
         }
-    }
-
-    /// Records `seq` as the key's version unless a newer one is already recorded.
-    private func recordVersion(table: String, key: JSONObject, seq: Int64, connection: PostgresConnection) throws {
-        try connection.query(
+        images.reverse()
+        letters.reverse()
+        // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
+        let settle = PostgresStatement(
             """
+            WITH done AS (DELETE FROM starling.outbox WHERE id = ANY($1::bigint[]))
             INSERT INTO starling.versions (table_name, key, seq, origin, last_sync_time)
-            VALUES ($1, $2::jsonb, $3, $4, now())
+            SELECT DISTINCT ON (a.t, a.k) a.t, a.k, a.s, $3, now()
+            FROM jsonb_to_recordset($2::jsonb) AS a(t text, k jsonb, s bigint)
+            ORDER BY a.t, a.k, a.s DESC
             ON CONFLICT (table_name, key) DO UPDATE
             SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
             WHERE starling.versions.seq < EXCLUDED.seq
-            """, [.text(table), .text(Self.text(key)), .int64(seq), .text(region)], name: "agent.verdict.version")
+            """, [.int64Array(outboxIDs), .text(accepted.finish()), .text(region)], name: "agent.verdict.settle")
+        guard !images.isEmpty else {
+            try connection.query(settle.sql, settle.params, name: settle.name)
+            return summary
+        }
+        return try connection.transaction(name: "agent.verdicts") { connection in
+            try connection.query(settle.sql, settle.params, name: settle.name)
+            let tables = try installedTables(connection: connection)
+            let statuses = try applyImages(images, tables: tables, connection: connection) { letters[$0] }
+            for status in statuses { summary.count(status) }
+            return summary
+        }
     }
 
     // MARK: - Pull side
 
-    /// Applies a pulled batch in one transaction (DESIGN.md "Agent rules"): per entry skip own
-    /// non-rewritten entries, skip when the local version is ≥ its seq or a local change of the key is
-    /// pending, else write the image and the version; an entry that fails goes to the dead letters and the
-    /// batch goes on. Then the cursor moves from `after` to `next` and the clock observes the entries' HLCs.
-    /// When the stored cursor is not `after` (the batch was applied already, or by someone else) nothing is
-    /// written and `.stale` is returned: exactly-once.
+    /// Applies a pulled batch in one transaction (DESIGN.md "Agent rules"): skip own non-rewritten entries,
+    /// skip when the local version is ≥ the entry's seq or a local change of the key is pending, else write
+    /// the image and the version; an entry that fails goes to the dead letters and the batch goes on. Then
+    /// the cursor moves from `after` to `next` and the clock observes the entries' HLCs. When the stored
+    /// cursor is not `after` (the batch was applied already, or by someone else) nothing is written and
+    /// `.stale` is returned: exactly-once. The images are applied set-wise per table
+    /// (``applyImages(_:tables:connection:deadLetter:)``).
     public func apply(_ entries: [LogEntry], after: Int64, next: Int64, connection: PostgresConnection) throws
         -> ApplySummary
     {
-        try connection.transaction(name: "agent.apply") { connection in
-            let cursor = try connection.query(
-                "SELECT cursor FROM starling.state FOR UPDATE", name: "agent.apply.cursor")[0].int64("cursor")
-            guard cursor == after else { return ApplySummary(isStale: true) }
-            let tables = try installedTables(connection: connection)
-            var summary = ApplySummary()
-            var maxHLC: Int64 = 0
-            for entry in entries {
-                maxHLC = max(maxHLC, entry.hlc)
-                if entry.origin == region && !entry.rewritten {
-                    summary.skippedOwn += 1
-                    continue
-                }
-                let status = try applyImage(
-                    table: entry.table, key: entry.key, row: entry.row, seq: entry.seq, origin: entry.origin,
-                    tables: tables, deadLetter: entry.json, connection: connection)
-                summary.count(status)
+        var summary = ApplySummary()
+        var maxHLC: Int64 = 0
+        var images: [Image] = []
+        var positions: [Int] = []
+        images.reserveCapacity(entries.count)
+        for (position, entry) in entries.enumerated() {
+            maxHLC = max(maxHLC, entry.hlc)
+            if entry.origin == region && !entry.rewritten {
+                summary.skippedOwn += 1
+                continue
             }
-            try connection.query(
+            images.append(Image(table: entry.table, key: entry.key, row: entry.row, seq: entry.seq, origin: entry.origin))
+            positions.append(position)
+        }
+        return try connection.transaction(name: "agent.apply") { connection in
+            // Moving the cursor first takes the state row's lock; no row means the batch is stale.
+            let state = try connection.query(
                 """
                 UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now()
-                """, [.int64(next), .int64(maxHLC)], name: "agent.apply.cursorSave")
+                WHERE cursor = $3
+                RETURNING (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables
+                """, [.int64(next), .int64(maxHLC), .int64(after)], name: "agent.apply.cursor")
+            guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
+            let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
+            var summary = summary
+            let statuses = try applyImages(images, tables: tables, connection: connection) {
+                entries[positions[$0]].json
+            }
+            for status in statuses { summary.count(status) }
+            summary.batchFallbacks = statuses.batchFallbacks
             return summary
         }
     }
 
-    /// Runs the table's generated apply function; a failure (or a table not synced here) becomes a dead
-    /// letter holding `deadLetter`.
-    private func applyImage(
-        table: String, key: JSONObject, row: JSONObject?, seq: Int64, origin: String, tables: Set<String>,
-        deadLetter: JSONValue, connection: PostgresConnection
-    ) throws -> ApplyStatus {
-        guard tables.contains(table) else {
-            try recordDeadLetter(
-                deadLetter, seq: seq, table: table, sqlState: nil, error: "table \(table) is not synced in this region",
-                connection: connection)
-            return .failed
+    /// One image to write: a pulled entry, or the image a verdict returned.
+    struct Image {
+        var table: String
+        var key: JSONObject
+        var row: JSONObject?
+        var seq: Int64
+        var origin: String
+    }
+
+    /// What ``applyImages(_:tables:connection:deadLetter:)`` did, per image in order.
+    struct ImageStatuses: Sequence {
+        var statuses: [ApplyStatus]
+        /// Table groups whose set-wise apply raised and were applied entry by entry instead.
+        var batchFallbacks = 0
+        func makeIterator() -> IndexingIterator<[ApplyStatus]> { statuses.makeIterator() }
+    }
+
+    /// Applies `images` (in seq order) as if one by one with the per-entry apply function, inside the
+    /// caller's transaction. Images of tables not synced here are dead-lettered. The rest go per table, in
+    /// order of first appearance, to the table's set-wise apply function (one statement each). When one
+    /// raises, its table's work is rolled back inside the function and every image not yet applied set-wise
+    /// goes through the per-entry function in seq order (an image applied already is skipped there by its
+    /// version), where only the failing ones become dead letters holding `deadLetter(index)`.
+    func applyImages(
+        _ images: [Image], tables: Set<String>, connection: PostgresConnection, deadLetter: (Int) -> JSONValue
+    ) throws -> ImageStatuses {
+        var statuses = [ApplyStatus?](repeating: nil, count: images.count)
+        var groups: [String: [Int]] = [:]
+        var order: [String] = []
+        for index in images.indices {
+            let table = images[index].table
+            guard tables.contains(table) else {
+                try recordDeadLetter(
+                    deadLetter(index), seq: images[index].seq, table: table, sqlState: nil,
+                    error: "table \(table) is not synced in this region", connection: connection)
+                statuses[index] = .failed
+                continue
+            }
+            if groups[table] == nil { order.append(table) }
+            groups[table, default: []].append(index)
         }
-        let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyFunction
+        var fallbacks = 0
+        for table in order {
+            let indices = groups[table] ?? []
+            guard let letters = try applyBatch(indices.map { images[$0] }, table: table, connection: connection) else {
+                fallbacks += 1
+                break
+            }
+            for (index, status) in zip(indices, letters) { statuses[index] = status }
+        }
+        if fallbacks > 0 {
+            for index in images.indices where statuses[index] == nil {
+                statuses[index] = try applyImage(images[index], deadLetter: deadLetter(index), connection: connection)
+            }
+        }
+        return ImageStatuses(statuses: statuses.map { $0 ?? .failed }, batchFallbacks: fallbacks)
+    }
+
+    /// Runs the table's set-wise apply function; nil when it raised (nothing of it remains).
+    private func applyBatch(_ images: [Image], table: String, connection: PostgresConnection) throws -> [ApplyStatus]? {
+        var document = JSONBatchWriter()
+        for (ordinal, image) in images.enumerated() {
+            document.append(ordinal: ordinal, key: image.key, row: image.row, seq: image.seq, origin: image.origin)
+        }
+        let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyBatchFunction
+        let result = try connection.query(
+            "SELECT statuses FROM \(function)($1::jsonb)", [.text(document.finish())], name: "agent.apply.batch")[0]
+        guard let text = try result.optionalString("statuses"), text.utf8.count == images.count else { return nil }
+        return text.utf8.map { code in
+            switch code {
+            case UInt8(ascii: "a"): .applied
+            case UInt8(ascii: "v"): .skippedVersion
+            default: .skippedPending
+            }
+        }
+    }
+
+    /// Runs the table's per-entry apply function; a failure becomes a dead letter holding `deadLetter`.
+    private func applyImage(_ image: Image, deadLetter: JSONValue, connection: PostgresConnection) throws
+        -> ApplyStatus
+    {
+        let function = try TableSQL(shape: TableShape(name: image.table, columns: [], key: [])).applyFunction
         let result = try connection.query(
             "SELECT status, error_state, error_message FROM \(function)($1::jsonb, $2::jsonb, $3, $4)",
-            [.text(Self.text(key)), row.map { .text(Self.text($0)) } ?? .null, .int64(seq), .text(origin)],
-            name: "agent.apply.entry")[0]
+            [
+                .text(Self.text(image.key)), image.row.map { .text(Self.text($0)) } ?? .null, .int64(image.seq),
+                .text(image.origin),
+            ], name: "agent.apply.entry")[0]
         switch try result.string("status") {
         case "applied": return .applied
         case "version": return .skippedVersion
         case "pending": return .skippedPending
         default:
             try recordDeadLetter(
-                deadLetter, seq: seq, table: table, sqlState: try result.optionalString("error_state"),
+                deadLetter, seq: image.seq, table: image.table, sqlState: try result.optionalString("error_state"),
                 error: try result.optionalString("error_message") ?? "apply failed", connection: connection)
             return .failed
         }
@@ -287,6 +380,8 @@ public struct ApplySummary: Sendable, Hashable {
     public var skippedVersion = 0
     public var skippedPending = 0
     public var deadLettered = 0
+    /// Table groups whose set-wise apply raised and were applied entry by entry.
+    public var batchFallbacks = 0
 
     public init(isStale: Bool = false) {
         self.isStale = isStale

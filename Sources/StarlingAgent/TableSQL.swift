@@ -20,16 +20,17 @@ struct TableSQL: Sendable {
     let shape: TableShape
     /// Quoted qualified table name.
     let table: String
-    /// Quoted `starling."capture_<hash>"`, `"lock_<hash>"`, `"apply_<hash>"`.
+    /// Quoted `starling."capture_<hash>"`, `"lock_<hash>"`, `"apply_<hash>"`, `"apply_batch_<hash>"`.
     let captureFunction: String
     let lockFunction: String
     let applyFunction: String
+    let applyBatchFunction: String
     /// Trigger names on the user table.
     static let lockTrigger = "starling_lock"
     static let captureTrigger = "starling_capture"
 
     /// The body delimiter; a table or column name containing it is refused.
-    private static let dollar = "$starling_fn$"
+    static let dollar = "$starling_fn$"
 
     init(shape: TableShape) throws {
         self.shape = shape
@@ -43,10 +44,11 @@ struct TableSQL: Sendable {
         captureFunction = "starling." + (try PostgresIdentifier.quoteName("capture_" + suffix))
         lockFunction = "starling." + (try PostgresIdentifier.quoteName("lock_" + suffix))
         applyFunction = "starling." + (try PostgresIdentifier.quoteName("apply_" + suffix))
+        applyBatchFunction = "starling." + (try PostgresIdentifier.quoteName("apply_batch_" + suffix))
     }
 
     /// Settings every generated function runs under (see the type's documentation).
-    private static let settings = """
+    static let settings = """
         SET search_path = pg_catalog, pg_temp
         SET extra_float_digits = 1
         SET bytea_output = 'hex'

@@ -1,0 +1,57 @@
+import StarlingCore
+
+/// Builds the JSON array documents the set-wise statements read with `jsonb_to_recordset`, straight into
+/// bytes (no intermediate ``JSONValue``): apply entries `{"g","k","o","r","s"}` and accepted versions
+/// `{"k","s","t"}`. Members are written in canonical (sorted) order.
+struct JSONBatchWriter {
+    private var bytes: [UInt8] = [UInt8(ascii: "[")]
+    private(set) var count = 0
+
+    var isEmpty: Bool { count == 0 }
+
+    private mutating func open() {
+        if count > 0 { bytes.append(UInt8(ascii: ",")) }
+        count += 1
+    }
+
+    /// One entry for a table's set-wise apply function.
+    mutating func append(ordinal: Int, key: JSONObject, row: JSONObject?, seq: Int64, origin: String) {
+        open()
+        bytes.append(contentsOf: #"{"g":"#.utf8)
+        JSONSerializer.writeString(origin, to: &bytes)
+        bytes.append(contentsOf: #","k":"#.utf8)
+        JSONSerializer.writeObject(key, to: &bytes)
+        bytes.append(contentsOf: #","o":"#.utf8)
+        JSONSerializer.writeInt64(Int64(ordinal), to: &bytes)
+        bytes.append(contentsOf: #","r":"#.utf8)
+        if let row { JSONSerializer.writeObject(row, to: &bytes) } else { JSONSerializer.writeNull(to: &bytes) }
+        bytes.append(contentsOf: #","s":"#.utf8)
+        JSONSerializer.writeInt64(seq, to: &bytes)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// One accepted change's version.
+    mutating func append(table: String, key: JSONObject, seq: Int64) {
+        open()
+        bytes.append(contentsOf: #"{"k":"#.utf8)
+        JSONSerializer.writeObject(key, to: &bytes)
+        bytes.append(contentsOf: #","s":"#.utf8)
+        JSONSerializer.writeInt64(seq, to: &bytes)
+        bytes.append(contentsOf: #","t":"#.utf8)
+        JSONSerializer.writeString(table, to: &bytes)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// The finished array text.
+    mutating func finish() -> String {
+        bytes.append(UInt8(ascii: "]"))
+        defer { bytes.removeLast() }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A table and a key: the identity of a synced row.
+struct TableKey: Hashable {
+    var table: String
+    var key: JSONObject
+}
