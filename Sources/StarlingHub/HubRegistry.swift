@@ -142,6 +142,9 @@ enum HubRegistry {
             guard case .object = entry else {
                 throw HTTPError(400, code: "invalid_request", "dead_letters[\(index)].entry must be an object")
             }
+            if let sqlState = letter["sqlstate"], !sqlState.isNull, sqlState.stringValue == nil {
+                throw HTTPError(400, code: "invalid_request", "dead_letters[\(index)].sqlstate must be a string or null")
+            }
             result.append(
                 DeadLetterReport(
                     id: id, seq: seq, table: table, entry: entry, sqlState: letter["sqlstate"]?.stringValue,

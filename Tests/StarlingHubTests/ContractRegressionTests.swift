@@ -5,8 +5,9 @@ import Testing
 /// Bugs schemathesis found, each pinned by a direct test.
 @Suite(.timeLimit(.minutes(2)))
 struct ContractRegressionTests {
-    @Test func deadLetterWithNegativeSeqOrNonObjectEntryIsRefused() async throws {
-        // Proves a dead-letter report with seq -1 or an entry that is not an object gets 400 and stores nothing
+    @Test func malformedDeadLetterIsRefused() async throws {
+        // Proves a dead-letter report with seq -1, an entry that is not an object or a sqlstate that is not a
+        // string gets 400 and stores nothing
         // (it used to be stored, and GET /v1/conflicts then served seq/base -1 against its own schema).
         try await HubHarness.with { hub in
             let before = try await hub.counts()
@@ -17,7 +18,9 @@ struct ContractRegressionTests {
             negative["seq"] = -1
             var scalar = letter
             scalar["entry"] = "not an object"
-            for bad in [negative, scalar] {
+            var sqlState = letter
+            sqlState["sqlstate"] = [:]
+            for bad in [negative, scalar, sqlState] {
                 let body: JSONValue = ["dead_letters": [.object(bad)]]
                 let answer = try await hub.send(
                     "POST", "/v1/dead-letters", token: HubHarness.token("r1"), body: body.serialized())

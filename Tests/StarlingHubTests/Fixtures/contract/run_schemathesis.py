@@ -7,10 +7,13 @@ httpx over HTTP/2 (prior knowledge) and returns the hub's answer. It refuses to 
 upstream was not HTTP/2 (so the test cannot silently pass over HTTP/1.1), and it never invents a status: a
 failure to reach the hub is a 599 schemathesis reports as a server error.
 
-Usage: run_schemathesis.py HUB_URL REGION_TOKEN ADMIN_TOKEN MAX_EXAMPLES
+Usage: run_schemathesis.py HUB_URL REGION_TOKEN ADMIN_TOKEN MAX_EXAMPLES  (env STARLING_CONTRACT_SEED: a seed)
 Runs schemathesis twice (region token on the region operations, admin token on the admin and public ones)
-with the checks not_a_server_error, response_schema_conformance, status_code_conformance and
-content_type_conformance; exits non-zero on any failure.
+with the checks in CHECKS: no 5xx, responses and statuses and content types as documented, auth not ignored
+(the same request without the token must be refused), undocumented methods refused; exits non-zero on any
+failure. STARLING_CONTRACT_CHECKS=all also runs the strictness checks (schema-invalid input must be refused,
+schema-valid input accepted), which currently report mismatches between the documented request schemas and
+the hub's stricter validation (see the issue note), not crashes.
 """
 import http.server
 import os
@@ -20,6 +23,8 @@ import threading
 
 import httpx
 
+CHECKS = ("not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,"
+          "ignored_auth,unsupported_method")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "host", "te",
               "content-length", "expect"}
 
@@ -73,11 +78,13 @@ def main():
     schemathesis = os.path.join(os.path.dirname(sys.executable), "schemathesis")
     common = [
         schemathesis, "run", f"{proxy}/openapi.json", "--url", proxy,
-        "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
+        "--checks", os.environ.get("STARLING_CONTRACT_CHECKS", CHECKS),
         "--max-examples", max_examples, "--phases", "examples,coverage,fuzzing", "--workers", "1",
-        "--request-timeout", "20", "--generation-deterministic", "--suppress-health-check", "all",
-        "--no-color",
+        "--request-timeout", "20", "--suppress-health-check", "all", "--no-color",
     ]
+    # Deterministic in ops/test; STARLING_CONTRACT_SEED=N explores other inputs (and replays a failure's seed).
+    seed = os.environ.get("STARLING_CONTRACT_SEED")
+    common += ["--seed", seed] if seed else ["--generation-deterministic"]
     runs = [
         ("region", region_token, ["--include-path-regex", "^/v1/(config|changes|agent-status|tables/register|dead-letters)$"]),
         ("admin", admin_token, ["--exclude-path-regex", "^/v1/(config|changes|agent-status|tables/register|dead-letters)$"]),
