@@ -14,8 +14,11 @@ import StarlingIO
 enum HTTP2ServerFuzz {
     static let preface: [UInt8] = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
 
-    /// The server and its port, created on first use and kept for the process's life.
+    /// The server's port, 0 until the server is started on first use; the server lives as long as the process.
+    /// Only libFuzzer's thread touches it (inputs run one at a time), hence `nonisolated(unsafe)`.
     nonisolated(unsafe) static var port: UInt16 = 0
+    /// Kept so the server is never released while inputs run.
+    nonisolated(unsafe) static var server: HTTP2Server?
 
     static func startServer() -> UInt16 {
         if port != 0 { return port }
@@ -38,6 +41,7 @@ enum HTTP2ServerFuzz {
             logger.logLevel = .critical
             let server = HTTP2Server(configuration: configuration, router: router, logger: logger)
             try server.start()
+            Self.server = server
             port = server.localAddress?.port ?? 0
         } catch {
             fatalError("the fuzz server did not start: \(error)")  // setup, not input: the target cannot run
@@ -45,14 +49,42 @@ enum HTTP2ServerFuzz {
         return port
     }
 
-    /// Sends one connection's bytes and drains the answer. A server that has not closed 2 s after the
-    /// half-close is left behind (the read times out); the next input uses a new connection.
+    /// Inputs run so far; every 256th is followed by a health check.
+    nonisolated(unsafe) static var runs = 0
+
+    /// A well-formed `GET /hello` connection (preface, SETTINGS, one HEADERS frame with end of stream).
+    static let hello: [UInt8] = {
+        // HPACK: :method GET (0x82), :scheme http (0x86), :path literal "/hello", :authority literal "x".
+        let block: [UInt8] = [0x82, 0x86, 0x04, 0x06] + Array("/hello".utf8) + [0x01, 0x01, UInt8(ascii: "x")]
+        let header: [UInt8] = [0, 0, UInt8(block.count), 0x01, 0x05, 0, 0, 0, 1]
+        return [1] + header + block
+    }()
+
+    /// A PING frame sent after every input: nghttp2 answers it after the frames before it, so its ACK marks
+    /// "the server has processed the input and written what it answers at once".
+    static let ping: [UInt8] = [0, 0, 8, 0x06, 0, 0, 0, 0, 0] + Array("fuzzping".utf8)
+    static let pingAck: [UInt8] = [0, 0, 8, 0x06, 0x01, 0, 0, 0, 0] + Array("fuzzping".utf8)
+
+    /// Runs one input; every 256 inputs also proves the server still answers a good client (a loop wedged by an
+    /// earlier input fails here, so re-run the last inputs of the crash log to find it).
     static func run(_ bytes: [UInt8]) {
+        _ = exchange(bytes)
+        runs += 1
+        if runs % 256 == 0 {
+            let answer = exchange(hello, until: Array("hello".utf8))
+            precondition(answer.contains("hello".utf8), "the server stopped answering a good client after \(runs) inputs")
+        }
+    }
+
+    /// Sends one connection's bytes and a PING, then reads until the PING's ACK (or `until`) arrives, the
+    /// server closes, or 20 ms pass without a byte (loopback answers take microseconds); then closes. No half-close: the server closes on EOF at
+    /// once, dropping answers it has not written yet (see the issue note), which would hide the output path.
+    static func exchange(_ bytes: [UInt8], until marker: [UInt8]? = nil) -> [UInt8] {
         let port = startServer()
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return }
+        guard fd >= 0 else { return [] }
         defer { close(fd) }
-        var timeout = timeval(tv_sec: 2, tv_usec: 0)
+        var timeout = timeval(tv_sec: 0, tv_usec: 20_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var address = sockaddr_in()
@@ -64,18 +96,38 @@ enum HTTP2ServerFuzz {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard connected == 0 else { return }
+        guard connected == 0 else { return [] }
         var stream = bytes.first.map { $0 & 1 == 1 ? preface : [] } ?? []
         stream.append(contentsOf: bytes.dropFirst())
+        stream.append(contentsOf: ping)
         var offset = 0
         while offset < stream.count {
             let sent = stream[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if sent <= 0 { break }
             offset += sent
         }
-        shutdown(fd, Int32(SHUT_WR))
+        let wanted = marker ?? pingAck
+        var answer: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while buffer.withUnsafeMutableBytes({ recv(fd, $0.baseAddress, $0.count, 0) }) > 0 {}
+        while answer.count < 1 << 20 {
+            let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            guard count > 0 else { break }
+            answer.append(contentsOf: buffer[0..<count])
+            if answer.contains(wanted) { break }
+        }
+        return answer
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Whether `needle` occurs in the bytes.
+    func contains(_ needle: some Collection<UInt8>) -> Bool {
+        let needle = Array(needle)
+        guard !needle.isEmpty, needle.count <= count else { return needle.isEmpty }
+        for start in 0...(count - needle.count) where self[start..<start + needle.count].elementsEqual(needle) {
+            return true
+        }
+        return false
     }
 }
 
