@@ -13,6 +13,9 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "starling", targets: ["StarlingCLI"]),
+        // Fuzz targets (ops/fuzz builds them with -sanitize=fuzzer; a plain build gives a corpus replayer).
+        .executable(name: "FuzzChangeDecoder", targets: ["FuzzChangeDecoder"]),
+        .executable(name: "FuzzHTTP2Server", targets: ["FuzzHTTP2Server"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -68,6 +71,13 @@ let package = Package(
         .target(name: "StarlingTestSupport",
                 dependencies: ["StarlingPostgres", "StarlingIO"],
                 swiftSettings: strict),
+
+        // libFuzzer targets; sources and committed corpora live under Tests/Fuzz/<target>.
+        .executableTarget(name: "FuzzChangeDecoder", dependencies: ["StarlingCore"],
+                          path: "Tests/Fuzz/FuzzChangeDecoder", exclude: ["corpus"]),
+        .executableTarget(name: "FuzzHTTP2Server",
+                          dependencies: ["StarlingHTTP2", "StarlingIO", .product(name: "Logging", package: "swift-log")],
+                          path: "Tests/Fuzz/FuzzHTTP2Server", exclude: ["corpus"]),
 
         .testTarget(name: "StarlingIOTests", dependencies: ["StarlingIO", "StarlingTestSupport"]),
         .testTarget(name: "StarlingTLSTests", dependencies: ["StarlingTLS", "StarlingTestSupport"]),

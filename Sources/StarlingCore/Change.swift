@@ -169,6 +169,9 @@ extension Change {
         guard text.utf8.count <= maxIdentifierBytes else {
             throw invalid("\(field) is longer than \(maxIdentifierBytes) bytes", field: field)
         }
+        // Postgres text (where the hub stores tx, table and key columns) cannot hold a NUL byte: one would fail
+        // the sequencer's whole group-commit batch, so it is refused here with a 400.
+        guard !text.utf8.contains(0) else { throw invalid("\(field) must not contain a NUL byte", field: field) }
     }
 
     private static func invalid(_ message: String, field: String) -> CoreError {

@@ -1,9 +1,14 @@
 import StarlingHTTP2
+import StarlingIO
 import StarlingTLS
 
 /// Bearer-token authentication: the presented token's SHA-256 is compared in constant time with every
 /// configured hash (no early exit, so timing says nothing about which or how many bytes matched).
-/// 401 for a missing or unknown token, 403 for a valid token on the wrong kind of endpoint.
+/// 401 for a missing, unknown or expired token, 403 for a valid token on the wrong kind of endpoint.
+///
+/// Rotation: besides each principal's current token, its previous tokens are accepted while the clock is before
+/// their `until` (``HubSettings/PreviousToken``); every hash is still compared on every request, expired or not,
+/// so the time taken does not depend on which token matched.
 struct HubAuth: Sendable {
     /// Who a valid token belongs to.
     enum Principal: Sendable, Hashable {
@@ -11,12 +16,35 @@ struct HubAuth: Sendable {
         case admin
     }
 
-    private let regions: [(name: String, hash: [UInt8])]
-    private let adminHash: [UInt8]
+    /// One accepted hash and until when (`Int64.max`: a current token).
+    private struct Credential: Sendable {
+        var principal: Principal
+        var hash: [UInt8]
+        var validUntilMicros: Int64
+    }
 
-    init(settings: HubSettings) {
-        regions = settings.regions.map { ($0.name, $0.tokenHash) }
-        adminHash = settings.adminTokenHash
+    private let credentials: [Credential]
+    /// Wall-clock microseconds since the Unix epoch (injected by tests).
+    private let clock: @Sendable () -> Int64
+
+    init(settings: HubSettings, clock: @escaping @Sendable () -> Int64 = { Syscall.wallClockMicros() }) {
+        var credentials: [Credential] = []
+        for region in settings.regions {
+            credentials.append(Credential(principal: .region(region.name), hash: region.tokenHash, validUntilMicros: .max))
+            for previous in region.previousTokens {
+                credentials.append(
+                    Credential(
+                        principal: .region(region.name), hash: previous.tokenHash,
+                        validUntilMicros: previous.validUntilMicros))
+            }
+        }
+        credentials.append(Credential(principal: .admin, hash: settings.adminTokenHash, validUntilMicros: .max))
+        for previous in settings.adminPreviousTokens {
+            credentials.append(
+                Credential(principal: .admin, hash: previous.tokenHash, validUntilMicros: previous.validUntilMicros))
+        }
+        self.credentials = credentials
+        self.clock = clock
     }
 
     func identify(_ request: HTTPRequest) throws(HTTPError) -> Principal {
@@ -26,14 +54,17 @@ struct HubAuth: Sendable {
                 headers: ["www-authenticate": "Bearer"])
         }
         let hash = TLSDigest.sha256(Array(token.utf8))
+        let now = clock()
         var found: Principal?
-        for region in regions where TLSDigest.constantTimeEquals(hash, region.hash) && found == nil {
-            found = .region(region.name)
+        var expired = false
+        for credential in credentials {
+            let matches = TLSDigest.constantTimeEquals(hash, credential.hash)
+            guard matches, found == nil else { continue }
+            if now < credential.validUntilMicros { found = credential.principal } else { expired = true }
         }
-        if TLSDigest.constantTimeEquals(hash, adminHash) && found == nil { found = .admin }
         guard let found else {
-            throw HTTPError(
-                401, code: "unauthorized", "the bearer token is not valid", headers: ["www-authenticate": "Bearer"])
+            let why = expired ? "the bearer token has expired (it was rotated)" : "the bearer token is not valid"
+            throw HTTPError(401, code: "unauthorized", why, headers: ["www-authenticate": "Bearer"])
         }
         return found
     }

@@ -8,14 +8,24 @@ public import StarlingCore
 /// tls: {cert: certs/hub.crt, key: certs/hub.key, client_ca: certs/ca.crt}   # omitted: h2c, loopback only
 /// database: postgresql://postgres@127.0.0.1:5544/starling_hub
 /// admin_token: "…"                       # or admin_token_sha256: hex
+/// admin_previous_tokens:                 # optional: old admin tokens still accepted until a time
+///   - {token_sha256: "…", until: "2026-12-01T00:00:00Z"}
 /// regions:
 ///   - {name: us-east, token: "…", priority: 100}    # or token_sha256: hex
+///   - name: eu-west
+///     token: "new…"
+///     previous_tokens: [{token: "old…", until: "2026-12-01T00:00:00Z"}]   # rotation window
 /// tables:
 ///   - {name: public.items, policy: lww}  # lww | priority | merge | manual (manual_provisional: keep | lww) | reject
 /// limits: {max_body_bytes: 16777216, …}  # optional, see ``Limits``
 /// insecure: false                        # h2c on a non-loopback address
 /// ```
 /// Plain tokens are hashed (SHA-256) when the hub starts; only hashes stay in memory.
+///
+/// Token rotation without downtime: put the new token in `token`, move the old one to `previous_tokens` with an
+/// `until` (RFC 3339) and restart the hub (agents retry and reconnect within a second); both tokens work until
+/// `until`, so the agents can be given the new token one by one. After `until` the old token gets 401; remove it
+/// at the next restart. The configuration is read at start only (no reload): a restart is the switch.
 public struct HubConfiguration: Sendable, Hashable, Decodable {
     /// `host:port` to listen on (numeric IPv4 or `[IPv6]`). Default `127.0.0.1:8443`.
     public var listen: String
@@ -27,6 +37,8 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     public var adminToken: String?
     /// The admin token's SHA-256, lowercase hex.
     public var adminTokenSHA256: String?
+    /// Earlier admin tokens still accepted until their `until` (rotation). Default none; at most 8.
+    public var adminPreviousTokens: [PreviousToken]
     /// The regions allowed to push and pull. At least one.
     public var regions: [Region]
     /// The synced tables and their conflict policies.
@@ -49,18 +61,38 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         }
     }
 
-    /// One region: its name, bearer token (plain or SHA-256 hex) and priority (higher wins; default 0).
+    /// One region: its name, bearer token (plain or SHA-256 hex), priority (higher wins; default 0) and the
+    /// earlier tokens still accepted during a rotation (default none; at most 8).
     public struct Region: Sendable, Hashable, Decodable {
         public var name: String
         public var token: String?
         public var tokenSHA256: String?
         public var priority: Int
+        public var previousTokens: [PreviousToken]
 
-        public init(name: String, token: String? = nil, tokenSHA256: String? = nil, priority: Int = 0) {
+        public init(
+            name: String, token: String? = nil, tokenSHA256: String? = nil, priority: Int = 0,
+            previousTokens: [PreviousToken] = []
+        ) {
             self.name = name
             self.token = token
             self.tokenSHA256 = tokenSHA256
             self.priority = priority
+            self.previousTokens = previousTokens
+        }
+    }
+
+    /// A replaced token that stays valid until `until`, an RFC 3339 time (`2026-12-01T00:00:00Z`, or with an
+    /// offset such as `+02:00`); exactly one of `token` and `token_sha256`.
+    public struct PreviousToken: Sendable, Hashable, Decodable {
+        public var token: String?
+        public var tokenSHA256: String?
+        public var until: String
+
+        public init(token: String? = nil, tokenSHA256: String? = nil, until: String) {
+            self.token = token
+            self.tokenSHA256 = tokenSHA256
+            self.until = until
         }
     }
 
@@ -104,14 +136,15 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
 
     public init(
         listen: String = "127.0.0.1:8443", tls: TLS? = nil, database: String, adminToken: String? = nil,
-        adminTokenSHA256: String? = nil, regions: [Region], tables: [Table], limits: Limits = Limits(),
-        insecure: Bool = false
+        adminTokenSHA256: String? = nil, adminPreviousTokens: [PreviousToken] = [], regions: [Region],
+        tables: [Table], limits: Limits = Limits(), insecure: Bool = false
     ) {
         self.listen = listen
         self.tls = tls
         self.database = database
         self.adminToken = adminToken
         self.adminTokenSHA256 = adminTokenSHA256
+        self.adminPreviousTokens = adminPreviousTokens
         self.regions = regions
         self.tables = tables
         self.limits = limits
@@ -157,13 +190,15 @@ extension HubConfiguration {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
-            "listen", "tls", "database", "admin_token", "admin_token_sha256", "regions", "tables", "limits",
-            "insecure",
+            "listen", "tls", "database", "admin_token", "admin_token_sha256", "admin_previous_tokens", "regions",
+            "tables", "limits", "insecure",
         ])
         self.init(
             listen: try c.value("listen", default: "127.0.0.1:8443"), tls: try c.optional("tls"),
             database: try c.required("database"), adminToken: try c.optional("admin_token"),
-            adminTokenSHA256: try c.optional("admin_token_sha256"), regions: try c.value("regions", default: []),
+            adminTokenSHA256: try c.optional("admin_token_sha256"),
+            adminPreviousTokens: try c.value("admin_previous_tokens", default: []),
+            regions: try c.value("regions", default: []),
             tables: try c.value("tables", default: []), limits: try c.value("limits", default: Limits()),
             insecure: try c.value("insecure", default: false))
     }
@@ -180,10 +215,18 @@ extension HubConfiguration.TLS {
 extension HubConfiguration.Region {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["name", "token", "token_sha256", "priority"])
+        try c.rejectUnknownKeys(["name", "token", "token_sha256", "priority", "previous_tokens"])
         self.init(
             name: try c.required("name"), token: try c.optional("token"), tokenSHA256: try c.optional("token_sha256"),
-            priority: try c.value("priority", default: 0))
+            priority: try c.value("priority", default: 0), previousTokens: try c.value("previous_tokens", default: []))
+    }
+}
+
+extension HubConfiguration.PreviousToken {
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: ConfigurationKey.self)
+        try c.rejectUnknownKeys(["token", "token_sha256", "until"])
+        self.init(token: try c.optional("token"), tokenSHA256: try c.optional("token_sha256"), until: try c.required("until"))
     }
 }
 

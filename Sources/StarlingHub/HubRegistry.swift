@@ -134,6 +134,17 @@ enum HubRegistry {
                 throw HTTPError(
                     400, code: "invalid_request", "dead_letters[\(index)] needs id, seq, table, entry and error")
             }
+            // A log seq is never negative and the entry is a JSON object (both as documented in the OpenAPI
+            // schema); accepting others stored conflicts whose `seq`/`base` broke the GET /v1/conflicts schema.
+            guard seq >= 0 else {
+                throw HTTPError(400, code: "invalid_request", "dead_letters[\(index)].seq must not be negative")
+            }
+            guard case .object = entry else {
+                throw HTTPError(400, code: "invalid_request", "dead_letters[\(index)].entry must be an object")
+            }
+            if let sqlState = letter["sqlstate"], !sqlState.isNull, sqlState.stringValue == nil {
+                throw HTTPError(400, code: "invalid_request", "dead_letters[\(index)].sqlstate must be a string or null")
+            }
             result.append(
                 DeadLetterReport(
                     id: id, seq: seq, table: table, entry: entry, sqlState: letter["sqlstate"]?.stringValue,

@@ -11,7 +11,18 @@ public struct HubSettings: Sendable {
         /// SHA-256 of the bearer token (raw 32 bytes).
         public var tokenHash: [UInt8]
         public var priority: Int
+        /// Replaced tokens still accepted until their time (rotation).
+        public var previousTokens: [PreviousToken] = []
     }
+
+    /// A replaced token's hash and the end of its validity (exclusive), microseconds since the Unix epoch.
+    public struct PreviousToken: Sendable, Hashable {
+        public var tokenHash: [UInt8]
+        public var validUntilMicros: Int64
+    }
+
+    /// Most previous tokens per region (and for admin): a rotation needs one; a few allow overlapping ones.
+    public static let maxPreviousTokens = 8
 
     /// A synced table and its conflict policy.
     public struct Table: Sendable, Hashable {
@@ -24,6 +35,8 @@ public struct HubSettings: Sendable {
     public var tls: TLSConfiguration?
     public var database: String
     public var adminTokenHash: [UInt8]
+    /// Replaced admin tokens still accepted until their time.
+    public var adminPreviousTokens: [PreviousToken]
     public var regions: [Region]
     /// Tables in configuration order.
     public var tables: [Table]
@@ -46,7 +59,9 @@ extension HubConfiguration {
             throw HubError(code: .invalidConfiguration, message: "must not be empty", key: "database")
         }
         let adminHash = try Self.tokenHash(plain: adminToken, hex: adminTokenSHA256, key: "admin_token")
+        let adminPrevious = try Self.previousTokens(adminPreviousTokens, key: "admin_previous_tokens")
         let regions = try validateRegions()
+        try Self.checkTokensDistinct(admin: adminHash, adminPrevious: adminPrevious, regions: regions)
         let tables = try validateTables()
         try validateLimits()
         var tlsConfiguration: TLSConfiguration?
@@ -60,7 +75,8 @@ extension HubConfiguration {
             throw invalid("h2c (no tls) is allowed on a loopback address only; add tls or insecure: true", "listen")
         }
         return HubSettings(
-            listen: address, tls: tlsConfiguration, database: database, adminTokenHash: adminHash, regions: regions,
+            listen: address, tls: tlsConfiguration, database: database, adminTokenHash: adminHash,
+            adminPreviousTokens: adminPrevious, regions: regions,
             tables: tables, tablesByName: Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
             priorities: RegionPriorities(
                 Dictionary(regions.map { ($0.name, $0.priority) }, uniquingKeysWith: { a, _ in a })),
@@ -84,7 +100,10 @@ extension HubConfiguration {
                 throw invalid("duplicate region \"\(region.name)\"", key + ".name")
             }
             let hash = try Self.tokenHash(plain: region.token, hex: region.tokenSHA256, key: key + ".token")
-            result.append(HubSettings.Region(name: region.name, tokenHash: hash, priority: region.priority))
+            let previous = try Self.previousTokens(region.previousTokens, key: key + ".previous_tokens")
+            result.append(
+                HubSettings.Region(
+                    name: region.name, tokenHash: hash, priority: region.priority, previousTokens: previous))
         }
         return result
     }
@@ -162,6 +181,51 @@ extension HubConfiguration {
                     code: .invalidConfiguration, message: "must be 64 hex digits (a SHA-256)", key: key + "_sha256")
             }
             return bytes
+        }
+    }
+
+    /// Validates a `previous_tokens` list: at most ``HubSettings/maxPreviousTokens``, each a token and an `until`.
+    static func previousTokens(_ tokens: [PreviousToken], key: String) throws(HubError) -> [HubSettings.PreviousToken] {
+        guard tokens.count <= HubSettings.maxPreviousTokens else {
+            throw HubError(
+                code: .invalidConfiguration, message: "at most \(HubSettings.maxPreviousTokens) previous tokens",
+                key: key)
+        }
+        var result: [HubSettings.PreviousToken] = []
+        for (index, token) in tokens.enumerated() {
+            let entryKey = "\(key)[\(index)]"
+            let hash = try tokenHash(plain: token.token, hex: token.tokenSHA256, key: entryKey + ".token")
+            guard let until = RFC3339.microseconds(token.until) else {
+                throw HubError(
+                    code: .invalidConfiguration,
+                    message: "\"\(token.until)\" is not an RFC 3339 time such as 2026-12-01T00:00:00Z",
+                    key: entryKey + ".until")
+            }
+            result.append(HubSettings.PreviousToken(tokenHash: hash, validUntilMicros: until))
+        }
+        return result
+    }
+
+    /// Every token (current and previous, admin and regions) must be different: a shared token would let one
+    /// principal act as another (the first match wins), so it is a configuration error naming the second one.
+    static func checkTokensDistinct(
+        admin: [UInt8], adminPrevious: [HubSettings.PreviousToken], regions: [HubSettings.Region]
+    ) throws(HubError) {
+        var owners: [[UInt8]: String] = [admin: "admin_token"]
+        var tokens: [(hash: [UInt8], key: String)] = adminPrevious.enumerated().map {
+            ($1.tokenHash, "admin_previous_tokens[\($0)].token")
+        }
+        for (index, region) in regions.enumerated() {
+            tokens.append((region.tokenHash, "regions[\(index)].token"))
+            for (p, previous) in region.previousTokens.enumerated() {
+                tokens.append((previous.tokenHash, "regions[\(index)].previous_tokens[\(p)].token"))
+            }
+        }
+        for (hash, key) in tokens {
+            if let owner = owners[hash] {
+                throw HubError(code: .invalidConfiguration, message: "the same token as \(owner)", key: key)
+            }
+            owners[hash] = key
         }
     }
 

@@ -107,3 +107,22 @@ starling_tmpdir() {
     if [ "${STARLING_KEEP:-0}" != 1 ]; then STARLING_CLEANUP=("rm -rf $d" "${STARLING_CLEANUP[@]}"); fi
     echo "$d"
 }
+
+# The Python tools the tests run (schemathesis for the contract test, httpx with HTTP/2 for its proxy), in a
+# venv under the user's cache dir, pinned; created or updated when the pins change. Sets STARLING_VENV.
+STARLING_VENV_PINS="schemathesis==4.32.5 httpx[http2]==0.28.1"
+starling_need_venv() {
+    local venv="${XDG_CACHE_HOME:-$HOME/.cache}/starling/venv"
+    starling_need_debs python3-venv python3-pip
+    if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.starling-pins" 2>/dev/null)" != "$STARLING_VENV_PINS" ]; then
+        starling_log "creating the test venv in $venv ($STARLING_VENV_PINS)"
+        mkdir -p "$(dirname "$venv")"
+        /usr/bin/python3 -m venv "$venv" || starling_die "python3 -m venv failed"
+        # shellcheck disable=SC2086
+        "$venv/bin/pip" install -q --disable-pip-version-check $STARLING_VENV_PINS >&2 \
+            || starling_die "pip install $STARLING_VENV_PINS failed"
+        echo "$STARLING_VENV_PINS" >"$venv/.starling-pins"
+    fi
+    STARLING_VENV="$venv"
+    export STARLING_VENV
+}
