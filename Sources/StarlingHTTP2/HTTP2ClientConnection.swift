@@ -55,6 +55,11 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         produceOutput()
     }
 
+    /// The server closed its side: nothing more will arrive for open streams.
+    func channelInputClosed(_ channel: SocketChannel) {
+        channel.close(error: nil)
+    }
+
     func channelClosed(_ channel: SocketChannel, error: HTTP2Error?) {
         isActive = false
         let failure = error ?? HTTP2Error(.connectionClosed, "the server closed the connection")

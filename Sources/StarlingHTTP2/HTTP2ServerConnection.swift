@@ -72,6 +72,11 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         produceOutput()
     }
 
+    /// The client half-closed after its requests: answer them all, then close (see `produceOutput`).
+    func channelInputClosed(_ channel: SocketChannel) {
+        produceOutput()
+    }
+
     func channelClosed(_ channel: SocketChannel, error: HTTP2Error?) {
         if let error {
             if error.code == .tlsFailed { context.counters.tlsFailures.add(1) }
@@ -332,7 +337,8 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             if outputScratch.isEmpty { break }
             outputScratch.withUnsafeBytes { channel.write($0) }
         }
-        if !session.wantsRead && !session.wantsWrite && runningHandlers == 0 {
+        if runningHandlers == 0 && (!session.wantsWrite && (!session.wantsRead || channel.isInputClosed)) {
+            // Done: the session has nothing more to do, or the client half-closed and every answer is queued.
             channel.closeAfterFlush()
         }
     }

@@ -6,6 +6,8 @@ protocol SocketChannelDelegate: AnyObject {
     func channelActive(_ channel: SocketChannel)
     /// Plaintext bytes arrived.
     func channelRead(_ channel: SocketChannel, _ bytes: UnsafeRawBufferPointer)
+    /// The peer closed its sending side (end of file); it may still read. The delegate decides when to close.
+    func channelInputClosed(_ channel: SocketChannel)
     /// Reads were processed or output drained: the delegate may produce more output now.
     func channelReadyForOutput(_ channel: SocketChannel)
     /// The channel closed; called exactly once. `error` is nil for an orderly close.
@@ -41,6 +43,8 @@ final class SocketChannel: EventLoopHandler {
     private var readBuffer: [UInt8]
     private var plaintext: [UInt8] = []
     private var isReadPaused = false
+    /// The peer half-closed: nothing more to read, but queued output (answers to what it sent) still goes out.
+    private(set) var isInputClosed = false
     /// Monotonic nanoseconds of the last byte read or written.
     private(set) var lastActivity: UInt64
 
@@ -80,7 +84,7 @@ final class SocketChannel: EventLoopHandler {
             connectCompleted()
             return
         }
-        if isReadPaused && (events.contains(.hangup) || events.contains(.error)) {
+        if (isReadPaused || isInputClosed) && (events.contains(.hangup) || events.contains(.error)) {
             close(error: HTTP2Error(.connectionClosed, "\(peer) hung up with output pending"))
             return
         }
@@ -188,7 +192,7 @@ final class SocketChannel: EventLoopHandler {
 
     private func readAvailable() {
         var budget = 1 << 20  // fairness: at most 1 MiB per readiness event
-        while budget > 0 && state != .closed && !isReadPaused {
+        while budget > 0 && state != .closed && !isReadPaused && !isInputClosed {
             let result: Socket.ReadResult
             do {
                 result = try readBuffer.withUnsafeMutableBytes { buffer throws(IOError) in try Socket.read(fd, into: buffer) }
@@ -200,7 +204,12 @@ final class SocketChannel: EventLoopHandler {
             case .wouldBlock:
                 budget = 0
             case .endOfFile:
-                close(error: nil)
+                // A half-close: stop reading (level-triggered epoll would report it forever), let the delegate
+                // finish what the peer asked for; it closes when it is done.
+                isInputClosed = true
+                updateInterest()
+                delegate?.channelInputClosed(self)
+                if state != .closed { flush() }
                 return
             case .bytes(let count):
                 budget -= count
@@ -278,7 +287,7 @@ final class SocketChannel: EventLoopHandler {
     private func updateInterest() {
         guard let registration, state != .closed else { return }
         var wanted: IOEvents = []
-        if !isReadPaused { wanted.insert(.readable) }
+        if !isReadPaused && !isInputClosed { wanted.insert(.readable) }
         if pendingOutboundBytes > 0 { wanted.insert(.writable) }
         guard wanted != interest else { return }
         do {

@@ -75,6 +75,12 @@ struct AbuseTests {
         #expect(!line.contains("s3:200"), "\(line)")
     }
 
+    @Test("a client that half-closes after its requests still gets every answer, then the server closes")
+    func halfCloseIsAnswered() async throws {
+        let (line, _) = try await Self.underAttack("half_close")
+        #expect(line == "result=closed:True s1:200 s3:200 resets:0", "\(line)")
+    }
+
     @Test("an oversized body is answered 413 while the server goes on serving")
     func oversizedBody() async throws {
         var limits = HTTP2Limits()

@@ -4,7 +4,8 @@
   h2_client.py httpx URL [CA]           one GET with httpx (http2=True); prints "<http_version> <status> <body>"
   h2_client.py ATTACK HOST PORT [CA]    a hostile raw-frame client (hyperframe + hpack); prints what the server did
 
-Attacks: garbage, http1, too_many_streams, rapid_reset, settings_flood, ping_flood, hpack_bomb.
+Attacks: garbage, http1, too_many_streams, rapid_reset, settings_flood, ping_flood, hpack_bomb;
+also half_close (a polite client that shuts down its sending side after its requests).
 Each prints one line "result=<what happened>" (goaway code, refused streams, status...) and exits 0 when it
 could run; the Swift test decides whether the server's answer is right.
 """
@@ -153,6 +154,15 @@ def attack(name, host, port, ca):
             pass
         goaway, closed, _, _ = summarize(sock)
         print(f"result=goaway:{goaway} closed:{closed}")
+    elif name == "half_close":
+        # Two complete requests (one answered inline, one by a slow async handler), then shutdown(SHUT_WR):
+        # both answers must still arrive before the server closes.
+        frames = HeadersFrame(1, data=headers_block(encoder, "/hello"), flags=["END_HEADERS", "END_STREAM"]).serialize()
+        frames += HeadersFrame(3, data=headers_block(encoder, "/slow/300"), flags=["END_HEADERS", "END_STREAM"]).serialize()
+        sock.sendall(frames)
+        sock.shutdown(socket.SHUT_WR)
+        goaway, closed, resets, statuses = summarize(sock, seconds=10)
+        print(f"result=closed:{closed} s1:{statuses.get(1)} s3:{statuses.get(3)} resets:{len(resets)}")
     elif name == "hpack_bomb":
         # One 4 KB header enters the dynamic table; then a block of 2000 one-byte references to it
         # decodes to about 8 MB of headers.
