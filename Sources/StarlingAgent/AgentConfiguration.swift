@@ -8,7 +8,7 @@
 /// database: postgresql://postgres@127.0.0.1:5544/region_us_east
 /// tuning:            # optional, every member optional
 ///   batch: {max_count: 1000, max_bytes: 4194304}
-///   pull: {limit: 2000, wait_ms: 250}
+///   pull: {limit: 5000, wait_ms: 250}
 ///   backoff: {initial_ms: 100, max_ms: 10000}
 ///   status_interval_ms: 1000
 ///   request_timeout_ms: 30000
@@ -95,13 +95,13 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
 
     /// Pulls: entries per request and the long-poll wait when the outbox is empty.
     public struct Pull: Sendable, Decodable, Hashable {
-        /// Entries per pull, 1…100 000 (the hub caps it at its `max_pull_limit`). Default 2000: each applied
-        /// batch takes one advisory lock per foreign key, and the lock table holds 64 per connection by default.
+        /// Entries per pull, 1…100 000 (the hub caps it at its `max_pull_limit`). Default 5000, the hub's
+        /// default `max_pull_limit` (an applied batch takes row locks only, which need no lock-table slots).
         public var limit: Int
         /// Long-poll wait, 0…60 000 ms. Default 250 ms (local writes wait at most this long to be pushed).
         public var waitMs: Int
 
-        public init(limit: Int = 2000, waitMs: Int = 250) {
+        public init(limit: Int = 5000, waitMs: Int = 250) {
             self.limit = limit
             self.waitMs = waitMs
         }

@@ -2,9 +2,10 @@ public import StarlingPostgres
 import Glibc
 
 /// Installs and removes the regional `starling` schema: `Migrations/agent` through `PostgresMigrator`
-/// (schema `starling`), then per synced table the generated lock/capture/apply functions and the two
-/// triggers (``TableSQL``). Installing is idempotent (`CREATE OR REPLACE`, recorded in
-/// `starling.synced_tables`); tables no longer synced lose their triggers. Uninstalling drops the triggers
+/// (schema `starling`), then per synced table the generated capture/apply functions and the capture
+/// trigger (``TableSQL``). Installing is idempotent (`CREATE OR REPLACE`, recorded in
+/// `starling.synced_tables`) and drops the key-lock trigger and function of earlier versions; tables no
+/// longer synced lose their triggers. Uninstalling drops the triggers
 /// and the schema and never touches user rows. Blocking: runs on the caller's connection thread.
 public struct AgentSchema: Sendable {
     /// The schema name (fixed by DESIGN.md).
@@ -67,7 +68,10 @@ public struct AgentSchema: Sendable {
             }
             for shape in tables {
                 let sql = try TableSQL(shape: shape)
-                try connection.executeScript(try sql.lockFunctionSQL(), name: "agent.install.lockFunction")
+                // The old trigger goes first: it calls the old function, which the new triggers do not need.
+                for statement in try sql.legacyLockSQL() {
+                    try connection.executeScript(statement, name: "agent.install.dropLegacyLock")
+                }
                 try connection.executeScript(try sql.captureFunctionSQL(), name: "agent.install.captureFunction")
                 try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
                 try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
@@ -76,6 +80,7 @@ public struct AgentSchema: Sendable {
                 }
                 try connection.query(
                     """
+                    -- lock_function is kept empty: no key-lock function is installed any more.
                     INSERT INTO starling.synced_tables
                         (table_name, relation_oid, capture_function, lock_function, apply_function)
                     VALUES ($1, to_regclass($2)::oid, $3, $4, $5)
@@ -84,7 +89,7 @@ public struct AgentSchema: Sendable {
                         apply_function = EXCLUDED.apply_function, installed_at = now()
                     """,
                     [
-                        .text(shape.name), .text(sql.table), .text(sql.captureFunction), .text(sql.lockFunction),
+                        .text(shape.name), .text(sql.table), .text(sql.captureFunction), .text(""),
                         .text(sql.applyFunction),
                     ], name: "agent.install.record")
             }
@@ -112,14 +117,14 @@ public struct AgentSchema: Sendable {
         let exists = try connection.query(
             "SELECT to_regclass($1) IS NOT NULL AS present", [.text(sql.table)], name: "agent.remove.check")
         if try exists[0].bool("present") {
-            for trigger in [TableSQL.lockTrigger, TableSQL.captureTrigger] {
+            for trigger in [TableSQL.legacyLockTrigger, TableSQL.captureTrigger] {
                 try connection.executeScript(
                     "DROP TRIGGER IF EXISTS \(try PostgresIdentifier.quoteName(trigger)) ON \(sql.table)",
                     name: "agent.remove.trigger")
             }
         }
         try connection.executeScript(
-            "DROP FUNCTION IF EXISTS \(sql.captureFunction)(), \(sql.lockFunction)(), "
+            "DROP FUNCTION IF EXISTS \(sql.captureFunction)(), \(sql.legacyLockFunction)(), "
                 + "\(sql.applyFunction)(jsonb, jsonb, bigint, text), \(sql.applyBatchFunction)(jsonb)",
             name: "agent.remove.functions")
         try connection.query(

@@ -9,11 +9,14 @@ extension TableSQL {
     /// version ≥ seq), `p` skipped (a local change of the key waits in the outbox), the same verdicts the
     /// per-entry function gives when called entry by entry in seq order. Steps, each a statement with its own
     /// snapshot (read committed), so the checks see what the lock waits let commit:
-    /// 1. row locks on the batch's existing rows in key order, then the advisory key locks in hash order
-    ///    (the order the application's triggers take them: see the type's locking note);
+    /// 1. row locks on the batch's existing rows in key order;
     /// 2. the statuses from `starling.versions` and `starling.outbox`;
     /// 3. per key only the newest applied entry is written (the ones before it would be overwritten within
-    ///    this transaction anyway): deletes, then upserts in seq order, then the versions.
+    ///    this transaction anyway): deletes, then upserts in seq order;
+    /// 4. the outbox again: a written key with a pending change now (an application insert that committed
+    ///    while the upsert waited on it, see the type's locking note) gets the image of its newest outbox row
+    ///    back (or is deleted when that is a delete), and its entries become `p`;
+    /// 5. the versions of the other written keys.
     /// When any step raises (say a unique clash on another column), the subtransaction rolls back, nothing
     /// of the batch remains, `statuses` is NULL and the caller applies entry by entry, so one bad row
     /// cannot lose the others. Deadlocks, serialization failures and lock timeouts are re-raised: the whole
@@ -21,18 +24,6 @@ extension TableSQL {
     func applyBatchFunctionSQL() throws -> String {
         let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
         func list(_ alias: String) -> String { keyColumns.map { "\(alias).\($0)" }.joined(separator: ", ") }
-        let writableColumns = shape.columns.filter { !$0.isGenerated }
-        let writable = try writableColumns.map { try PostgresIdentifier.quoteName($0.name) }
-        // json columns travel as their exact text (ColumnEncoding.jsonText), as in applyFunctionSQL.
-        let selected = zip(writableColumns, writable).map { column, quoted in
-            column.encoding == .jsonText ? "(w.r ->> \(Self.literal(column.name)))::json" : "rr.\(quoted)"
-        }
-        let nonKey = try shape.columns.filter { !$0.isGenerated && !shape.key.contains($0.name) }
-            .map { try PostgresIdentifier.quoteName($0.name) }
-        let onConflict =
-            nonKey.isEmpty
-            ? "DO NOTHING"
-            : "DO UPDATE SET " + nonKey.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
         let entries = "jsonb_to_recordset(p_entries) AS e(o integer, k jsonb, r jsonb, s bigint, g text)"
         return """
             CREATE OR REPLACE FUNCTION \(applyBatchFunction)(p_entries jsonb,
@@ -40,22 +31,22 @@ extension TableSQL {
             LANGUAGE plpgsql
             \(Self.settings)
             SET starling.applying = 'on'
+            SET lock_timeout = '\(Self.applyLockTimeout)'
             AS \(Self.dollar)
             DECLARE
                 w_k jsonb[];
                 w_r jsonb[];
                 w_s bigint[];
                 w_g text[];
+                p_k jsonb[];
+                p_op text[];
+                p_after jsonb[];
             BEGIN
                 BEGIN
                     PERFORM 1 FROM \(table) t
                         WHERE (\(list("t"))) IN (SELECT \(list("kr")) FROM \(entries),
                                                  jsonb_populate_record(NULL::\(table), e.k) kr)
                         ORDER BY \(list("t")) FOR UPDATE OF t;
-                    PERFORM pg_advisory_xact_lock(x.h)
-                        FROM (SELECT DISTINCT hashtextextended(\(tableLiteral) || ' ' || e.k::text, 0) AS h
-                              FROM \(entries)) x
-                        ORDER BY x.h;
                     SELECT string_agg(CASE WHEN v.seq >= e.s THEN 'v'
                                            WHEN EXISTS (SELECT 1 FROM starling.outbox o
                                                         WHERE o.table_name = \(tableLiteral) AND o.key = e.k) THEN 'p'
@@ -72,13 +63,11 @@ extension TableSQL {
                     DELETE FROM \(table) t
                         USING unnest(w_k, w_r) AS w(k, r), jsonb_populate_record(NULL::\(table), w.k) kr
                         WHERE w.r IS NULL AND (\(list("t"))) = (\(list("kr")));
-                    INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
-                        SELECT \(selected.joined(separator: ", "))
-                        FROM unnest(w_r, w_s) AS w(r, s), jsonb_populate_record(NULL::\(table), w.r) rr
-                        WHERE w.r IS NOT NULL ORDER BY w.s
-                        ON CONFLICT (\(keyColumns.joined(separator: ", "))) \(onConflict);
+                    \(try upsertSQL(image: "w.r", from: "unnest(w_r, w_s) AS w(r, s)", tail: " WHERE w.r IS NOT NULL ORDER BY w.s"));
+                    \(try restoreSQL());
                     INSERT INTO starling.versions (table_name, key, seq, origin, last_sync_time)
                         SELECT \(tableLiteral), w.k, w.s, w.g, now() FROM unnest(w_k, w_s, w_g) AS w(k, s, g)
+                        WHERE p_k IS NULL OR w.k <> ALL (p_k)
                         ON CONFLICT (table_name, key) DO UPDATE
                         SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time;
                 EXCEPTION
@@ -90,6 +79,31 @@ extension TableSQL {
                 END;
             END
             \(Self.dollar)
+            """
+    }
+
+    /// Step 4 of ``applyBatchFunctionSQL()``: finds the written keys (`w_k`) that have a pending outbox row
+    /// now (a new statement, so a new snapshot), restores the image of each one's newest row, and turns
+    /// their `a` statuses into `p`. Leaves those keys in `p_k` (NULL when none).
+    private func restoreSQL() throws -> String {
+        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
+        func list(_ alias: String) -> String { keyColumns.map { "\(alias).\($0)" }.joined(separator: ", ") }
+        let entries = "jsonb_to_recordset(p_entries) AS e(o integer, k jsonb)"
+        return """
+            SELECT array_agg(n.key), array_agg(n.op), array_agg(n.after) INTO p_k, p_op, p_after
+                        FROM (SELECT DISTINCT ON (o.key) o.key, o.op, o.after FROM starling.outbox o
+                              WHERE o.table_name = \(tableLiteral) AND o.key = ANY (w_k)
+                              ORDER BY o.key, o.id DESC) n;
+                    IF p_k IS NOT NULL THEN
+                        DELETE FROM \(table) t
+                            USING unnest(p_k, p_op) AS p(k, op), jsonb_populate_record(NULL::\(table), p.k) kr
+                            WHERE p.op = 'delete' AND (\(list("t"))) = (\(list("kr")));
+                        \(try upsertSQL(image: "p.after", from: "unnest(p_op, p_after) AS p(op, after)", tail: " WHERE p.op <> 'delete'"));
+                        SELECT string_agg(CASE WHEN e.k = ANY (p_k) AND substr(statuses, e.o + 1, 1) = 'a' THEN 'p'
+                                               ELSE substr(statuses, e.o + 1, 1) END, '' ORDER BY e.o)
+                            INTO statuses
+                            FROM \(entries);
+                    END IF
             """
     }
 }

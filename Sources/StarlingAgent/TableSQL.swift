@@ -1,33 +1,46 @@
 import StarlingPostgres
 
-/// The SQL generated for one synced table: the capture trigger functions (BEFORE: key lock; AFTER: outbox
-/// row) and the apply function, all in schema `starling`, all built from the table's catalog shape with
-/// every identifier quoted and every name literal escaped. Pure: no IO.
+/// The SQL generated for one synced table: the capture trigger function (AFTER ROW: outbox row) and the
+/// apply functions, all in schema `starling`, all built from the table's catalog shape with every
+/// identifier quoted and every name literal escaped. Pure: no IO.
 ///
-/// Locking (DESIGN.md "Row lock first, so the check and the write are atomic against the application's own
-/// writes"): both the application's writes and the agent's applies take the row lock first and then a
-/// transaction-level advisory lock on `hashtextextended('<table> <key jsonb text>', 0)`. The BEFORE trigger
-/// takes it for the application (after the executor locked the row for UPDATE/DELETE, before the index
-/// insert for INSERT); the apply function takes `SELECT … FOR UPDATE` and then the same advisory lock, then
-/// checks the version and the outbox, then writes. So an apply either sees the application's pending
-/// change in the outbox, or the application's write waits for the apply and is captured on top of it.
+/// Applies against the application's own writes (DESIGN.md "Row lock first, so the check and the write
+/// are atomic against the application's own writes"), without any lock the application has to take:
+/// * an existing row: the apply's `SELECT … FOR UPDATE` waits for an application transaction holding it;
+///   the outbox check that follows (a new statement, so a new snapshot under read committed) then sees its
+///   committed change and skips; an application write after the row lock waits for the apply and is
+///   captured on top of it (its `base` is the applied version);
+/// * a brand-new key: the application's uncommitted insert is invisible to both, and the apply's upsert
+///   waits on its index entry and then overwrites it. So after writing, the apply checks the outbox again
+///   (again a new snapshot): a key with a pending change now gets the application's image back from its
+///   newest outbox row (deleted when that is a delete), keeps its version and the entry is skipped as
+///   pending; the application's change then gets its verdict from the hub as usual.
+/// The capture trigger takes no lock, so an application transaction may write any number of rows (the
+/// advisory key locks of earlier versions, trigger `starling_lock`, are removed on install). The apply
+/// functions run with `lock_timeout` (``applyLockTimeout``): behind a long application transaction they
+/// raise `lock_not_available` instead of waiting, and the whole pulled batch is retried later.
 ///
 /// Images are built under fixed settings (function `SET` clauses): `extra_float_digits = 1` (shortest exact
 /// floats), `bytea_output = hex`, `DateStyle = ISO, YMD`, `IntervalStyle = postgres`, `TimeZone = UTC`, and
-/// `search_path = pg_catalog, pg_temp` (every name below is qualified). The apply function runs with
-/// `starling.applying = on`, which makes the capture triggers skip its writes.
+/// `search_path = pg_catalog, pg_temp` (every name below is qualified). The apply functions run with
+/// `starling.applying = on`, which makes the capture trigger skip their writes.
 struct TableSQL: Sendable {
     let shape: TableShape
     /// Quoted qualified table name.
     let table: String
-    /// Quoted `starling."capture_<hash>"`, `"lock_<hash>"`, `"apply_<hash>"`, `"apply_batch_<hash>"`.
+    /// Quoted `starling."capture_<hash>"`, `"apply_<hash>"`, `"apply_batch_<hash>"`.
     let captureFunction: String
-    let lockFunction: String
     let applyFunction: String
     let applyBatchFunction: String
-    /// Trigger names on the user table.
-    static let lockTrigger = "starling_lock"
+    /// Quoted `starling."lock_<hash>"`: the BEFORE ROW key-lock function of earlier versions, dropped on
+    /// install and uninstall.
+    let legacyLockFunction: String
+    /// The capture trigger's name on the user table.
     static let captureTrigger = "starling_capture"
+    /// The key-lock trigger of earlier versions, dropped on install and uninstall.
+    static let legacyLockTrigger = "starling_lock"
+    /// How long an apply waits for a lock the application holds before the batch gives up and retries.
+    static let applyLockTimeout = "2s"
 
     /// The body delimiter; a table or column name containing it is refused.
     static let dollar = "$starling_fn$"
@@ -42,7 +55,7 @@ struct TableSQL: Sendable {
         table = try PostgresIdentifier.quote(shape.name)
         let suffix = Self.fnv1a(shape.name)
         captureFunction = "starling." + (try PostgresIdentifier.quoteName("capture_" + suffix))
-        lockFunction = "starling." + (try PostgresIdentifier.quoteName("lock_" + suffix))
+        legacyLockFunction = "starling." + (try PostgresIdentifier.quoteName("lock_" + suffix))
         applyFunction = "starling." + (try PostgresIdentifier.quoteName("apply_" + suffix))
         applyBatchFunction = "starling." + (try PostgresIdentifier.quoteName("apply_batch_" + suffix))
     }
@@ -59,35 +72,6 @@ struct TableSQL: Sendable {
 
     /// The name as an SQL string literal.
     var tableLiteral: String { Self.literal(shape.name) }
-
-    /// `CREATE OR REPLACE FUNCTION` for the BEFORE ROW trigger that takes the key lock(s).
-    func lockFunctionSQL() throws -> String {
-        """
-        CREATE OR REPLACE FUNCTION \(lockFunction)() RETURNS trigger LANGUAGE plpgsql
-        \(Self.settings)
-        AS \(Self.dollar)
-        DECLARE
-            k_old jsonb;
-            k_new jsonb;
-        BEGIN
-            IF current_setting('starling.applying', true) = 'on' THEN
-                IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-                RETURN NEW;
-            END IF;
-            IF TG_OP <> 'INSERT' THEN
-                k_old := \(try keyExpression(record: "OLD"));
-                PERFORM pg_advisory_xact_lock(hashtextextended(\(tableLiteral) || ' ' || k_old::text, 0));
-            END IF;
-            IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
-            k_new := \(try keyExpression(record: "NEW"));
-            IF k_old IS DISTINCT FROM k_new THEN
-                PERFORM pg_advisory_xact_lock(hashtextextended(\(tableLiteral) || ' ' || k_new::text, 0));
-            END IF;
-            RETURN NEW;
-        END
-        \(Self.dollar)
-        """
-    }
 
     /// `CREATE OR REPLACE FUNCTION` for the AFTER ROW trigger that writes the outbox row(s).
     func captureFunctionSQL() throws -> String {
@@ -141,53 +125,80 @@ struct TableSQL: Sendable {
             """
     }
 
-    /// The two triggers on the user table (replaced if present).
+    /// The capture trigger on the user table (replaced if present).
     func triggerSQL() throws -> [String] {
-        let lock = try PostgresIdentifier.quoteName(Self.lockTrigger)
         let capture = try PostgresIdentifier.quoteName(Self.captureTrigger)
         return [
-            "CREATE OR REPLACE TRIGGER \(lock) BEFORE INSERT OR UPDATE OR DELETE ON \(table) "
-                + "FOR EACH ROW EXECUTE FUNCTION \(lockFunction)()",
             "CREATE OR REPLACE TRIGGER \(capture) AFTER INSERT OR UPDATE OR DELETE ON \(table) "
-                + "FOR EACH ROW EXECUTE FUNCTION \(captureFunction)()",
+                + "FOR EACH ROW EXECUTE FUNCTION \(captureFunction)()"
         ]
+    }
+
+    /// Drops the key-lock trigger and function of earlier versions, if present.
+    func legacyLockSQL() throws -> [String] {
+        [
+            "DROP TRIGGER IF EXISTS \(try PostgresIdentifier.quoteName(Self.legacyLockTrigger)) ON \(table)",
+            "DROP FUNCTION IF EXISTS \(legacyLockFunction)()",
+        ]
+    }
+
+    /// `INSERT … ON CONFLICT` writing the image in jsonb expression `image` (an image as captured: json
+    /// columns as their exact text, see ColumnEncoding.jsonText, which `jsonb_populate_record` would store
+    /// as a JSON string, so they are parsed back from the text). With `from`, one image per row of that
+    /// FROM item, filtered and ordered by `tail`.
+    func upsertSQL(image: String, from: String? = nil, tail: String = "") throws -> String {
+        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
+        let writableColumns = shape.columns.filter { !$0.isGenerated }
+        let writable = try writableColumns.map { try PostgresIdentifier.quoteName($0.name) }
+        let selected = zip(writableColumns, writable).map { column, quoted in
+            column.encoding == .jsonText ? "(\(image) ->> \(Self.literal(column.name)))::json" : "r.\(quoted)"
+        }
+        return """
+            INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
+                SELECT \(selected.joined(separator: ", "))
+                FROM \(from.map { $0 + ", " } ?? "")jsonb_populate_record(NULL::\(table), \(image)) r\(tail)
+                ON CONFLICT (\(keyColumns.joined(separator: ", "))) \(try onConflictSQL())
+            """
+    }
+
+    /// `DO UPDATE SET` of every non-key writable column (`DO NOTHING` when there is none).
+    func onConflictSQL() throws -> String {
+        let nonKey = try shape.columns.filter { !$0.isGenerated && !shape.key.contains($0.name) }
+            .map { try PostgresIdentifier.quoteName($0.name) }
+        return nonKey.isEmpty
+            ? "DO NOTHING" : "DO UPDATE SET " + nonKey.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
     }
 
     /// `CREATE OR REPLACE FUNCTION apply(p_key, p_row, p_seq, p_origin) → (status, error_state,
     /// error_message)`. Status: `applied`, `version` (local version ≥ p_seq), `pending` (a local change of
-    /// the key waits in the outbox), `failed` (the write raised; nothing of it remains, the caller records
-    /// a dead letter). Deadlocks and serialization failures are re-raised so the whole batch retries.
+    /// the key waits in the outbox, found before the write or, for an application insert that committed
+    /// while the write waited on it, after: then the application's image is restored, see the type's
+    /// documentation), `failed` (the write raised; nothing of it remains, the caller records a dead letter).
+    /// Deadlocks, serialization failures and lock timeouts are re-raised so the whole batch retries.
     func applyFunctionSQL() throws -> String {
         let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
         let keyMatch = "(" + keyColumns.map { "t.\($0)" }.joined(separator: ", ") + ") = (SELECT "
             + keyColumns.map { "r.\($0)" }.joined(separator: ", ")
             + " FROM jsonb_populate_record(NULL::\(table), p_key) r)"
-        let writableColumns = shape.columns.filter { !$0.isGenerated }
-        let writable = try writableColumns.map { try PostgresIdentifier.quoteName($0.name) }
-        // json columns travel as their exact text (ColumnEncoding.jsonText): parse it back, do not let
-        // jsonb_populate_record store the JSON string itself.
-        let selected = zip(writableColumns, writable).map { column, quoted in
-            column.encoding == .jsonText ? "(p_row ->> \(Self.literal(column.name)))::json" : "r.\(quoted)"
-        }
-        let nonKey = try shape.columns.filter { !$0.isGenerated && !shape.key.contains($0.name) }
-            .map { try PostgresIdentifier.quoteName($0.name) }
-        let onConflict =
-            nonKey.isEmpty
-            ? "DO NOTHING"
-            : "DO UPDATE SET " + nonKey.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", ")
+        let pendingNewest = """
+            SELECT o.op, o.after INTO v_op, v_after FROM starling.outbox o
+                        WHERE o.table_name = \(tableLiteral) AND o.key = p_key ORDER BY o.id DESC LIMIT 1
+            """
         return """
             CREATE OR REPLACE FUNCTION \(applyFunction)(p_key jsonb, p_row jsonb, p_seq bigint, p_origin text,
                 OUT status text, OUT error_state text, OUT error_message text)
             LANGUAGE plpgsql
             \(Self.settings)
             SET starling.applying = 'on'
+            SET lock_timeout = '\(Self.applyLockTimeout)'
             AS \(Self.dollar)
             DECLARE
                 v_seq bigint;
+                v_op text;
+                v_after jsonb;
             BEGIN
                 BEGIN
                     PERFORM 1 FROM \(table) t WHERE \(keyMatch) FOR UPDATE;
-                    PERFORM pg_advisory_xact_lock(hashtextextended(\(tableLiteral) || ' ' || p_key::text, 0));
                     SELECT v.seq INTO v_seq FROM starling.versions v
                         WHERE v.table_name = \(tableLiteral) AND v.key = p_key;
                     IF v_seq >= p_seq THEN status := 'version'; RETURN; END IF;
@@ -198,10 +209,18 @@ struct TableSQL: Sendable {
                     IF p_row IS NULL THEN
                         DELETE FROM \(table) t WHERE \(keyMatch);
                     ELSE
-                        INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
-                            SELECT \(selected.joined(separator: ", "))
-                            FROM jsonb_populate_record(NULL::\(table), p_row) r
-                            ON CONFLICT (\(keyColumns.joined(separator: ", "))) \(onConflict);
+                        \(try upsertSQL(image: "p_row"));
+                    END IF;
+                    -- A new snapshot: an application insert of the key that committed while the write waited.
+                    \(pendingNewest);
+                    IF FOUND THEN
+                        IF v_op = 'delete' THEN
+                            DELETE FROM \(table) t WHERE \(keyMatch);
+                        ELSE
+                            \(try upsertSQL(image: "v_after"));
+                        END IF;
+                        status := 'pending';
+                        RETURN;
                     END IF;
                 EXCEPTION
                     WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN RAISE;
