@@ -18,7 +18,7 @@ struct AgentSchemaTests {
             #expect(rows.count == 1)
             let triggers = try connection.query(
                 "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal")
-            #expect(try triggers[0].int64("n") == 2)
+            #expect(try triggers[0].int64("n") == 1)  // the capture trigger only (no per-row lock trigger)
         }
     }
 
