@@ -42,4 +42,9 @@ static inline int starling_openssl_err_reason(unsigned long code) { return ERR_G
 static inline int starling_openssl_err_lib(unsigned long code) { return ERR_GET_LIB(code); }
 /* X509 names in RFC 2253 form ("CN=x,O=y"), for log lines. */
 static inline unsigned long starling_openssl_xn_flag_rfc2253(void) { return XN_FLAG_RFC2253; }
+/* Keeps OpenSSL from freeing its global state in an atexit handler: a thread still finishing a TLS write
+   while the process exits would otherwise crash inside libcrypto. */
+static inline int starling_openssl_init_no_atexit(void) {
+    return OPENSSL_init_ssl(OPENSSL_INIT_NO_ATEXIT | OPENSSL_INIT_LOAD_SSL_STRINGS, NULL);
+}
 #endif

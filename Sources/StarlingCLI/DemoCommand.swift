@@ -63,7 +63,7 @@ final class DemoRun: Sendable {
     private let seed: UInt64
     private let view: DemoView
     private let interrupted = Mutex<Bool>(false)
-    private let running = Mutex<(hub: Hub?, agents: [Agent])>((nil, []))
+    private let running = Mutex<(hub: Hub?, agents: [Agent], links: [HTTPHubLink])>((nil, [], []))
 
     init(cluster: DemoCluster, regionNames: [String], seed: UInt64, view: DemoView) {
         self.cluster = cluster
@@ -102,7 +102,7 @@ final class DemoRun: Sendable {
                 DemoWorkload(region: name, regionIndex: index, url: cluster.url(database: Self.database(name)), seed: seed)
             }
             let agents = try startAgents(hubURL: hubURL, ca: certificates.ca, tokens: tokens, logger: logger)
-            running.withLock { $0 = (hub, agents) }
+            running.withLock { $0.hub = hub; $0.agents = agents }
             let agentTasks = agents.map { agent in Task { try? await agent.run() } }
             defer {
                 for agent in agents { agent.stop() }
@@ -120,6 +120,8 @@ final class DemoRun: Sendable {
             }
             for agent in agents { agent.stop() }
             for task in agentTasks { await task.value }
+            // Close the agents' HTTP/2 clients (joining their threads) before the process can exit.
+            for link in running.withLock({ $0.links }) { link.shutdown() }
             for workload in workloads { await workload.shutdown() }
             await monitor.shutdown()
             return converged ? .converged : (isInterrupted ? .interrupted : .diverged)
@@ -187,8 +189,9 @@ final class DemoRun: Sendable {
             tuning.pull.waitMs = 100
             let configuration = AgentConfiguration(region: name, hub: hubURL, token: tokens[index], ca: ca,
                                                    database: cluster.url(database: Self.database(name)), tuning: tuning)
-            return Agent(configuration: configuration, hub: try HTTPHubLink(configuration: configuration),
-                         schema: schema, logger: logger)
+            let link = try HTTPHubLink(configuration: configuration)
+            running.withLock { $0.links.append(link) }
+            return Agent(configuration: configuration, hub: link, schema: schema, logger: logger)
         }
     }
 

@@ -61,6 +61,7 @@ public final class TLSContext: @unchecked Sendable {
         }
         let protocols = try encodeProtocolNames(configuration.applicationProtocols)
         OpenSSLErrorQueue.clear()
+        _ = starling_openssl_init_no_atexit()
         guard let pointer = SSL_CTX_new(TLS_server_method()) else {
             throw OpenSSLErrorQueue.error(.resourceExhausted, "SSL_CTX_new failed")
         }
@@ -84,6 +85,7 @@ public final class TLSContext: @unchecked Sendable {
         }
         let protocols = try encodeProtocolNames(configuration.applicationProtocols)
         OpenSSLErrorQueue.clear()
+        _ = starling_openssl_init_no_atexit()
         guard let pointer = SSL_CTX_new(TLS_client_method()) else {
             throw OpenSSLErrorQueue.error(.resourceExhausted, "SSL_CTX_new failed")
         }

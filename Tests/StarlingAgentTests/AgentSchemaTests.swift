@@ -8,17 +8,23 @@ import Testing
 struct AgentSchemaTests {
     @Test("installing twice is a no-op and captures once per write")
     func installIsIdempotent() async throws {
-        // Proves: a second install neither fails nor doubles triggers (one outbox row per write).
+        // Proves: a second install neither fails nor doubles triggers (one outbox row per write), and it
+        // removes the key-lock trigger of earlier versions.
         try await TestDatabase.with { database in
             let connection = try AgentTestSupport.region(
                 database, ddl: "CREATE TABLE items (id bigint PRIMARY KEY, name text)", tables: ["public.items"])
+            try connection.executeScript(
+                """
+                CREATE FUNCTION public.old_lock() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN RETURN NEW; END';
+                CREATE TRIGGER starling_lock BEFORE INSERT ON items FOR EACH ROW EXECUTE FUNCTION public.old_lock();
+                """)
             try AgentTestSupport.install(tables: ["public.items"], connection: connection)
             try connection.execute("INSERT INTO items VALUES (1, 'a')")
             let rows = try AgentTestSupport.outbox(connection)
             #expect(rows.count == 1)
             let triggers = try connection.query(
                 "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal")
-            #expect(try triggers[0].int64("n") == 1)  // the capture trigger only (no per-row lock trigger)
+            #expect(try triggers[0].int64("n") == 1)
         }
     }
 
