@@ -112,10 +112,13 @@ final class HubAPI: Sendable {
         guard case .array(let items)? = value["changes"] else {
             throw HTTPError(400, code: "invalid_request", #"the body must be {"changes":[…]}"#)
         }
-        guard items.count <= settings.limits.maxPushChanges else {
+        let limits = settings.limits
+        guard items.count <= limits.maxTransactionChanges else {
             throw HTTPError(
                 413, code: "too_many_changes",
-                "\(items.count) changes in one push; the limit is \(settings.limits.maxPushChanges)")
+                "\(items.count) changes in one push; the limit is \(limits.maxPushChanges), and "
+                    + "\(limits.maxTransactionChanges) for a push of one origin transaction "
+                    + "(limits.max_transaction_changes)")
         }
         let shapes = self.shapes.withLock { $0 }
         var changes: [Change] = []
@@ -135,6 +138,12 @@ final class HubAPI: Sendable {
                     400, code: "invalid_change", "changes[\(index)].table: table \"\(change.table)\" is not synced")
             }
             changes.append(change)
+        }
+        if changes.count > limits.maxPushChanges, let first = changes.first, changes.contains(where: { $0.tx != first.tx }) {
+            throw HTTPError(
+                413, code: "too_many_changes",
+                "\(changes.count) changes of several transactions in one push; the limit is \(limits.maxPushChanges) "
+                    + "(only a push of one origin transaction may hold up to \(limits.maxTransactionChanges))")
         }
         return changes
     }

@@ -116,6 +116,11 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         public var maxBodyBytes: Int = 16 << 20
         /// Most changes in one push. Default 5000.
         public var maxPushChanges: Int = 5000
+        /// Most changes in a push that holds one origin transaction only. Agents never split a transaction
+        /// (it commits at the hub and applies in every region as one unit), so a transaction larger than
+        /// `maxPushChanges` arrives whole in a push of its own; up to this many it is accepted. Its body must still
+        /// fit `maxBodyBytes` (about 250 bytes per change of a small row). Default 100 000.
+        public var maxTransactionChanges: Int = 100_000
         /// Changes waiting for the sequencer before pushes get 503. Default 100 000.
         public var maxQueuedChanges: Int = 100_000
         /// Most changes the sequencer commits in one transaction. Default 20 000.
@@ -244,13 +249,14 @@ extension HubConfiguration.Limits {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
-            "max_body_bytes", "max_push_changes", "max_queued_changes", "max_batch_changes", "default_pull_limit",
+            "max_body_bytes", "max_push_changes", "max_transaction_changes", "max_queued_changes", "max_batch_changes", "default_pull_limit",
             "max_pull_limit", "max_wait_ms", "pool_connections", "status_flush_ms",
         ])
         let d = HubConfiguration.Limits()
         self.init()
         maxBodyBytes = try c.value("max_body_bytes", default: d.maxBodyBytes)
         maxPushChanges = try c.value("max_push_changes", default: d.maxPushChanges)
+        maxTransactionChanges = try c.value("max_transaction_changes", default: d.maxTransactionChanges)
         maxQueuedChanges = try c.value("max_queued_changes", default: d.maxQueuedChanges)
         maxBatchChanges = try c.value("max_batch_changes", default: d.maxBatchChanges)
         defaultPullLimit = try c.value("default_pull_limit", default: d.defaultPullLimit)

@@ -915,7 +915,7 @@ public enum HubOpenAPI {
             "items": {
               "$ref": "#/components/schemas/Change"
             },
-            "description": "At most `limits.max_push_changes` (default 5000)."
+            "description": "At most `limits.max_push_changes` (default 5000); a push of one origin transaction may hold up to `limits.max_transaction_changes` (default 100000)."
           }
         }
       },

@@ -145,6 +145,7 @@ extension HubConfiguration {
         let checks: [(String, Int, ClosedRange<Int>)] = [
             ("max_body_bytes", limits.maxBodyBytes, 1024...(1 << 30)),
             ("max_push_changes", limits.maxPushChanges, 1...100_000),
+            ("max_transaction_changes", limits.maxTransactionChanges, limits.maxPushChanges...10_000_000),
             ("max_queued_changes", limits.maxQueuedChanges, 1...10_000_000),
             ("max_batch_changes", limits.maxBatchChanges, 1...1_000_000),
             ("default_pull_limit", limits.defaultPullLimit, 1...limits.maxPullLimit),

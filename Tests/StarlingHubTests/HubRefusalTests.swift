@@ -61,4 +61,37 @@ struct HubRefusalTests {
             #expect(hub.hub.head == head)
         }
     }
+
+    @Test func oneLargeTransactionIsAcceptedWholeSeveralAreNot() async throws {
+        // Proves a push of one origin transaction larger than max_push_changes is committed whole (agents never
+        // split a transaction, so refusing it stopped that region's replication for good), while a push that large
+        // mixing transactions, or one transaction above max_transaction_changes, is refused with 413 and stores
+        // nothing.
+        var limits = HubConfiguration.Limits()
+        limits.maxPushChanges = 10
+        limits.maxTransactionChanges = 40
+        try await HubHarness.with(limits: limits) { hub in
+            func transaction(_ ids: Range<Int>, tx: (Int) -> String) -> [JSONValue] {
+                ids.map { n in
+                    guard case .object(var change) = Changes.insert("r1", n, id: Int64(n)) else { return .null }
+                    change["tx"] = .string(tx(n))
+                    return .object(change)
+                }
+            }
+            let mixed = try await hub.push("r1", transaction(0..<25) { "r1:tx\($0 % 2)" })
+            #expect(mixed.status == 413)
+            #expect(mixed.json["error"]?["code"] == "too_many_changes")
+            let tooLarge = try await hub.push("r1", transaction(100..<141) { _ in "r1:big" })
+            #expect(tooLarge.status == 413)
+            #expect(hub.hub.head == 0)
+
+            let whole = try await hub.push("r1", transaction(200..<240) { _ in "r1:whole" })
+            #expect(whole.status == 200)
+            let results = whole.json["results"]?.arrayValue ?? []
+            #expect(results.count == 40)
+            #expect(results.allSatisfy { $0["status"] == "accepted" })
+            let page = try await hub.pull("r2", after: 0, limit: 100)
+            #expect(page.json["entries"]?.arrayValue?.count == 40)
+        }
+    }
 }
