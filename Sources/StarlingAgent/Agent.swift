@@ -35,6 +35,8 @@ public final class Agent: Sendable {
     private let store: AgentStore
     private let logger: Logger
     private let shared = Mutex<(stopped: Bool, progress: Progress)>((false, Progress()))
+    /// Touched by the loop task only (`pushPending`); a mutex keeps the class `Sendable`.
+    private let outboxVacuum = Mutex(OutboxVacuum())
 
     /// The database worker is owned by the agent and shut down when `run()` returns.
     public init(configuration: AgentConfiguration, hub: any HubLink, schema: AgentSchema, logger: Logger) {
@@ -148,7 +150,10 @@ public final class Agent: Sendable {
         while !isStopped {
             do throws(AgentError) {
                 wake.clear()
-                let isOutboxEmpty = try await pushPending()
+                // One batch here; the rest goes out while the pull below is in flight. Draining the whole outbox
+                // first kept a steady trickle of local writes ahead of every pull (one small push after another),
+                // which delayed applying the other regions' entries by hundreds of milliseconds.
+                let isOutboxEmpty = try await pushPending(maxBatches: 1)
                 if isStopped { break }
                 lag = try await pullServingPushes(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
                 backoff.reset()
@@ -166,11 +171,15 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Pushes up to 16 batches; returns true when the outbox is empty.
-    private func pushPending() async throws(AgentError) -> Bool {
+    /// Pushes up to `maxBatches` batches, fewer when `stopWhen` turns true between two of them; returns true
+    /// when the outbox is empty.
+    private func pushPending(
+        maxBatches: Int = 16, stopWhen: () -> Bool = { false }
+    ) async throws(AgentError) -> Bool {
         let batch = configuration.tuning.batch
         let store = self.store
-        for _ in 0..<16 {
+        for round in 0..<maxBatches {
+            if round > 0 && stopWhen() { return false }
             let started = ContinuousClock.now
             let changes = try await db { connection in
                 let rows = try store.nextBatch(connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
@@ -187,6 +196,7 @@ public final class Agent: Sendable {
                 $0.progress.pushedChanges += changes.count
                 $0.progress.deadLetters += summary.deadLettered
             }
+            await vacuumOutboxIfDue(removed: changes.count)
             logger.debug(
                 "pushed",
                 metadata: [
@@ -196,6 +206,20 @@ public final class Agent: Sendable {
                 ])
         }
         return false
+    }
+
+    /// Vacuums `starling.outbox` when ``OutboxVacuum`` says it is due. A failure is logged and not retried
+    /// before the next interval: replication does not depend on it.
+    private func vacuumOutboxIfDue(removed: Int) async {
+        guard outboxVacuum.withLock({ $0.removed(removed, now: .now) }) else { return }
+        let started = ContinuousClock.now
+        do throws(AgentError) {
+            try await db { connection in try connection.execute(OutboxVacuum.sql) }
+            logger.debug("outbox vacuumed", metadata: [AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))"])
+        } catch {
+            logger.warning("outbox vacuum failed", metadata: [AgentLogKey.error: "\(error)"])
+        }
+        outboxVacuum.withLock { $0.vacuumed(at: .now) }
     }
 
     /// Pushes the same changes until the hub answers with verdicts; nil when stopped first.
@@ -235,7 +259,8 @@ public final class Agent: Sendable {
             await wake.wait()
             if done.isSet || isStopped { break }
             do throws(AgentError) {
-                _ = try await pushPending()
+                // Stops between batches once the pull returned: its entries are applied first.
+                _ = try await pushPending(stopWhen: { done.isSet })
             } catch {
                 pushFailure = error
             }

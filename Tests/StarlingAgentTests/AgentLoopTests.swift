@@ -165,4 +165,44 @@ struct AgentLoopTests {
             }
         }
     }
+
+    @Test("the agent vacuums its outbox after a bulk push", .timeLimit(.minutes(1)))
+    func outboxIsVacuumedAfterBulkPush() async throws {
+        // Proves the agent vacuums starling.outbox itself once it removed OutboxVacuum's threshold of rows
+        // (autovacuum comes at most once a minute; until then reading the next batch stepped over every dead
+        // index entry of a bulk load).
+        try await TestDatabase.with { a in
+            let hub = InMemoryHub(tables: ["public.items"])
+            let connection = try a.connect()
+            try connection.executeScript(Self.ddl)
+            let agent = try Self.agent("a", a, hub: hub)
+            async let run: Void = agent.run()
+            #expect(try await Self.eventually {
+                try connection.query("SELECT to_regclass('starling.outbox') IS NOT NULL AS ok")[0].bool("ok")
+            })
+            try connection.execute("INSERT INTO items SELECT g, g, 'bulk' FROM generate_series(1, 6000) g")
+            #expect(try await Self.eventually { try AgentStore(region: "a").outboxDepth(connection: connection) == 0 })
+            #expect(try await Self.eventually {
+                try connection.query(
+                    "SELECT vacuum_count AS n FROM pg_stat_user_tables WHERE schemaname = 'starling' AND relname = 'outbox'"
+                )[0].int64("n") > 0
+            })
+            agent.stop()
+            try await run
+            connection.close()
+        }
+    }
+
+    @Test("OutboxVacuum is due after its row threshold, at most once per interval")
+    func outboxVacuumPolicy() {
+        // Proves the pure policy: not due below the threshold, due at it, not again within the interval.
+        var policy = OutboxVacuum(rowsPerVacuum: 100, minimumInterval: .seconds(5))
+        let start = ContinuousClock.now
+        let belowThreshold = policy.removed(99, now: start)
+        let atThreshold = policy.removed(1, now: start)
+        policy.vacuumed(at: start)
+        let withinInterval = policy.removed(150, now: start + .seconds(1))
+        let afterInterval = policy.removed(0, now: start + .seconds(6))
+        #expect(!belowThreshold && atThreshold && !withinInterval && afterInterval)
+    }
 }
