@@ -32,6 +32,8 @@ package struct OutboxVacuum: Sendable {
         lastVacuum = now
     }
 
-    /// The statement. It cannot run inside a transaction block; it skips rows still visible to a snapshot.
-    static let sql = "VACUUM (SKIP_LOCKED) starling.outbox"
+    /// The statement. It cannot run inside a transaction block; it leaves rows still visible to a snapshot. Not
+    /// SKIP_LOCKED: when autovacuum holds the table, this waits for it to cancel itself (it yields to a waiting
+    /// lock after deadlock_timeout) instead of silently skipping.
+    package static let sql = "VACUUM starling.outbox"
 }

@@ -32,6 +32,7 @@ extension TableSQL {
             \(Self.settings)
             SET starling.applying = 'on'
             SET lock_timeout = '\(Self.applyLockTimeout)'
+            \(Self.applyPlanSettings)
             AS \(Self.dollar)
             DECLARE
                 w_k jsonb[];

@@ -70,6 +70,19 @@ struct TableSQL: Sendable {
         SET TimeZone = 'UTC'
         """
 
+    /// Planner settings of the apply functions: index probes and nested loops only. Every statement in them
+    /// touches the keys of one pulled batch (at most a few thousand) in tables that may hold millions, so an
+    /// index probe per key is always the right plan; but `jsonb_to_recordset` is estimated at 100 rows and the
+    /// statistics of `starling.versions` lag behind a bulk load until autoanalyze, and then the planner hashed
+    /// the whole versions table for an 8-entry batch (a bitmap scan of 21 000 rows: 20 ms instead of 0.1 ms,
+    /// seen with auto_explain in the replication benchmark right after W1).
+    static let applyPlanSettings = """
+        SET enable_seqscan = off
+        SET enable_bitmapscan = off
+        SET enable_hashjoin = off
+        SET enable_mergejoin = off
+        """
+
     /// The name as an SQL string literal.
     var tableLiteral: String { Self.literal(shape.name) }
 
@@ -191,6 +204,7 @@ struct TableSQL: Sendable {
             \(Self.settings)
             SET starling.applying = 'on'
             SET lock_timeout = '\(Self.applyLockTimeout)'
+            \(Self.applyPlanSettings)
             AS \(Self.dollar)
             DECLARE
                 v_seq bigint;
