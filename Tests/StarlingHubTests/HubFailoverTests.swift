@@ -44,17 +44,20 @@ struct HubFailoverTests {
         }
     }
 
-    /// Terminates the backend that holds the sequencer lock (the active hub's lock session).
+    /// Terminates the backend that holds the sequencer lock of `database` (the active hub's lock session).
+    /// Advisory locks are per database; other suites' hubs on the same cluster hold the same key in theirs.
     private func terminateLockSession(_ database: TestDatabase) async throws {
         let url = database.url
-        try await Task.detached {
+        let terminated = try await Task.detached {
             let connection = try PostgresConnection.connect(url: url)
             defer { connection.close() }
-            let result = try connection.query(
+            return try connection.query(
                 "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND classid = 21332 "
-                    + "AND objid = 1 AND objsubid = 2 AND granted")
-            #expect(result.rowCount == 1)
+                    + "AND objid = 1 AND objsubid = 2 AND granted "
+                    + "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            ).rowCount
         }.value
+        #expect(terminated == 1)
     }
 
     /// Polls `condition` every 20 ms until it holds or `timeout` passes.
