@@ -25,7 +25,8 @@ struct FailoverTests {
             #expect(String(decoding: health.body, as: UTF8.self).contains(#""role":"standby""#))
             #expect(try await standby.send(HTTPClientRequest(method: "GET", path: "/readyz")).status == 503)
 
-            deployment.agentHubURLs = ["http://127.0.0.1:\(deployment.hubPort)", "http://127.0.0.1:\(standbyPort)"]
+            // The standby first: every agent starts by skipping its 503 `standby`, then fails back to it.
+            deployment.agentHubURLs = ["http://127.0.0.1:\(standbyPort)", "http://127.0.0.1:\(deployment.hubPort)"]
             for region in deployment.regions { try await deployment.startAgent(region) }
 
             let workload = Workload(seed: seed, transactions: 400, keys: 12)
