@@ -53,7 +53,8 @@ extension Sequencer {
         do {
             try worker.submit { _ in writer.forgetLock() }
         } catch {
-            // The worker is shutting down: nothing will sequence again anyway.
+            // Shutting down, or its queue is full. Harmless: a new session is never taken for the lock holder
+            // (tryLock locks it anew), and a still-live old session still holds the lock, so nothing is stale.
         }
         if stepped {
             logger.error("sequencer lock session lost: stepped down to standby; no writes until the lock is won again")
