@@ -17,6 +17,9 @@ extension Hub {
     /// session is still caught by the next batch (it runs on that session only), so this bounds how long a
     /// hub with nothing to write keeps claiming to be active.
     static let lockCheckInterval = Duration.milliseconds(500)
+    /// How long a lock check may go unanswered before the hub steps down anyway (a network cut leaves the
+    /// query hanging). Longer than any legitimate group commit, which the check waits behind.
+    static let lockCheckTimeout = Duration.seconds(10)
 
     /// True while this hub is the sequencer (false: standby).
     public var isActive: Bool { role.isActive }
@@ -27,7 +30,7 @@ extension Hub {
             if role.isActive {
                 try? await Task.sleep(for: Self.lockCheckInterval)
                 if Task.isCancelled || stopped.withLock({ $0 }) { return }
-                if await !sequencer.checkLock() { sequencer.lockLost() }
+                if sequencer.pollLock(timeout: Self.lockCheckTimeout) { sequencer.lockLost() }
             } else {
                 try? await Task.sleep(for: Self.lockPollInterval)
                 if Task.isCancelled || stopped.withLock({ $0 }) { return }

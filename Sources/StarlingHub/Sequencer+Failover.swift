@@ -1,5 +1,7 @@
 import Logging
+import StarlingIO
 import StarlingPostgres
+import Synchronization
 
 /// Winning, checking and losing the sequencer lock (issue 7, "Hub failover").
 ///
@@ -17,22 +19,72 @@ extension Sequencer {
 
     /// One attempt to become the sequencer: takes the lock without waiting and loads the counters. Returns
     /// the committed head, or nil while another hub holds the lock. Throws when Postgres cannot be reached.
+    ///
+    /// On success the lock watch starts afresh: checks queued before this job (same thread) have finished,
+    /// and their verdicts concern the session this hub had before.
     func tryAcquire() async throws -> Int64? {
-        let writer = self.writer
-        return try await worker.withConnection { connection -> Int64? in
-            try writer.tryLock(connection) ? writer.head : nil
+        try await worker.withConnection { [self] connection -> Int64? in
+            guard try writer.tryLock(connection) else { return nil }
+            lockCheck.withLock { $0 = LockCheck() }
+            return writer.head
         }
     }
 
-    /// True while the worker's session still holds the lock (one round trip). False when the session was
-    /// lost or replaced, or Postgres does not answer with an error; the caller then calls ``lockLost()``.
-    func checkLock() async -> Bool {
+    /// The state of the asynchronous lock check (``pollLock(timeout:)``); guarded by ``lockCheck``.
+    struct LockCheck: Sendable {
+        /// When the running check was queued (monotonic nanoseconds); nil when none runs.
+        var startedNanos: UInt64?
+        /// The last finished check found the lock not held (or failed); consumed by the next poll.
+        var failed = false
+    }
+
+    /// One tick of the active hub's watch on its lock session; true when the hub must step down.
+    ///
+    /// Starts a check (one round trip on the worker's session, after any running batch) unless one is under
+    /// way, and reports what is known: the last check found the lock not held or failed, or the check under
+    /// way has not come back within `timeout`. The wait is not awaited because a network cut leaves a libpq
+    /// query hanging until TCP gives up (minutes without keepalives): a hub that cannot reach its lock session
+    /// must stop accepting writes long before that, so agents move to a hub that can. `timeout` must exceed
+    /// the longest legitimate group commit, which the check queues behind.
+    func pollLock(timeout: Duration) -> Bool {
+        let now = Syscall.monotonicNanos()
+        let limit = UInt64(timeout.components.seconds) * 1_000_000_000
+            + UInt64(timeout.components.attoseconds / 1_000_000_000)
+        let (start, failed, stuck) = lockCheck.withLock { check -> (Bool, Bool, Bool) in
+            if check.failed {
+                check.failed = false
+                return (false, true, false)
+            }
+            if let started = check.startedNanos { return (false, false, now - started > limit) }
+            check.startedNanos = now
+            return (true, false, false)
+        }
+        if start { submitLockCheck() }
+        if stuck {
+            logger.error("sequencer lock check did not answer in time", metadata: ["timeout": "\(timeout)"])
+        }
+        return failed || stuck
+    }
+
+    private func submitLockCheck() {
         let writer = self.writer
+        let logger = self.logger
         do {
-            return try await worker.withConnection { connection in try writer.isHolding(connection) }
+            try worker.submit { [self] connection in
+                var isHeld = false
+                do {
+                    isHeld = try writer.isHolding(connection.get())
+                } catch {
+                    logger.warning("sequencer lock check failed", metadata: ["error": "\(error)"])
+                }
+                lockCheck.withLock { check in
+                    check.startedNanos = nil
+                    if !isHeld { check.failed = true }
+                }
+            }
         } catch {
-            logger.warning("sequencer lock check failed", metadata: ["error": "\(error)"])
-            return false
+            // Shutting down, or the worker's queue is full of batches: the next tick tries again.
+            lockCheck.withLock { $0.startedNanos = nil }
         }
     }
 

@@ -53,6 +53,8 @@ final class Sequencer: Sendable {
     let worker: PostgresWorker
     private let settings: HubSettings
     let state = Mutex(State())
+    /// The active hub's lock watch (`Sequencer+Failover`).
+    let lockCheck = Mutex(LockCheck())
     /// Confined to the worker thread.
     let writer: SequencerWriter
     let notifier: CommitNotifier

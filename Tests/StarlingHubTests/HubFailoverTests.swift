@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 import StarlingCore
 import StarlingHTTP2
@@ -58,6 +59,21 @@ struct HubFailoverTests {
             ).rowCount
         }.value
         #expect(terminated == 1)
+    }
+
+    /// The backend PID holding the sequencer lock of `database`.
+    private func lockHolderPID(_ database: TestDatabase) async throws -> Int32 {
+        let url = database.url
+        return try await Task.detached {
+            let connection = try PostgresConnection.connect(url: url)
+            defer { connection.close() }
+            return Int32(
+                try connection.query(
+                    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = 21332 AND objid = 1 "
+                        + "AND objsubid = 2 AND granted "
+                        + "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                )[0].int64(0))
+        }.value
     }
 
     /// Polls `condition` every 20 ms until it holds or `timeout` passes.
@@ -142,6 +158,32 @@ struct HubFailoverTests {
             let again = try await active.push("r1", [Changes.insert("r1", 3, id: 3)])
             #expect(again.status == 200 && again.json["results"]?[0]?["seq"] == 4)
             #expect(try await first.counts()[0] == 4)
+        }
+    }
+
+    @Test(.timeLimit(.minutes(1))) func unansweredLockSessionStepsDownAndNobodyWrites() async throws {
+        // Proves the fence when the lock session hangs instead of dying (a network cut, here a SIGSTOPped
+        // backend): the active hub steps down once its lock check goes unanswered, the standby cannot take the
+        // lock the frozen session still holds, so both refuse writes; when the session answers again a hub
+        // becomes active and seq continues.
+        try await withTwoHubs { first, second in
+            #expect(try await first.push("r1", [Changes.insert("r1", 1, id: 1)]).json["results"]?[0]?["seq"] == 1)
+            let pid = try await lockHolderPID(first.database)
+            #expect(kill(pid, SIGSTOP) == 0)
+            do {
+                try await waitUntil("the first hub stepped down", timeout: .seconds(30)) { !first.hub.isActive }
+                #expect(!second.hub.isActive)
+                #expect(try await first.push("r1", [Changes.insert("r1", 2, id: 2)]).status == 503)
+                #expect(try await second.push("r1", [Changes.insert("r1", 2, id: 2)]).status == 503)
+            } catch {
+                kill(pid, SIGCONT)
+                throw error
+            }
+            kill(pid, SIGCONT)
+            try await waitUntil("a hub is active again") { first.hub.isActive || second.hub.isActive }
+            let active = first.hub.isActive ? first : second
+            let pushed = try await active.push("r1", [Changes.insert("r1", 2, id: 2)])
+            #expect(pushed.status == 200 && pushed.json["results"]?[0]?["seq"] == 2)
         }
     }
 }
