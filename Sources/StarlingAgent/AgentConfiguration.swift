@@ -2,7 +2,7 @@
 ///
 /// ```yaml
 /// region: us-east
-/// hub: https://127.0.0.1:8443
+/// hub: https://127.0.0.1:8443          # or a list: [https://hub-a:8443, https://hub-b:8443] (failover)
 /// token: "…"
 /// ca: certs/ca.crt
 /// database: postgresql://postgres@127.0.0.1:5544/region_us_east
@@ -17,8 +17,16 @@
 public struct AgentConfiguration: Sendable, Decodable, Hashable {
     /// This region's name, as the hub knows it (not `hub`; letters, digits, `-`, `_`, `.`).
     public var region: String
-    /// The hub's base URL: `https://host:port` (TLS) or `http://host:port` (h2c, loopback tests only).
-    public var hub: String
+    /// The hub base URLs, in order of preference: `https://host:port` (TLS) or `http://host:port` (h2c,
+    /// loopback tests only). `hub:` in YAML is one URL or a list of 1…16 (an active hub and its standbys); the
+    /// agent stays on the one that answers and moves on when it fails or answers 503 `standby`
+    /// (`HubEndpoints`).
+    public var hubs: [String]
+    /// The preferred (first) hub URL; setting it replaces the whole list with that one URL.
+    public var hub: String {
+        get { hubs.first ?? "" }
+        set { hubs = [newValue] }
+    }
     /// The region's bearer token.
     public var token: String
     /// CA certificate (PEM) the hub's certificate is verified against; required for https.
@@ -148,7 +156,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         region: String, hub: String, token: String, ca: String? = nil, database: String, tuning: Tuning = Tuning()
     ) {
         self.region = region
-        self.hub = hub
+        self.hubs = [hub]
         self.token = token
         self.ca = ca
         self.database = database
@@ -162,7 +170,11 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         region = try container.decode(String.self, forKey: .region)
-        hub = try container.decode(String.self, forKey: .hub)
+        if let list = try? container.decode([String].self, forKey: .hub) {
+            hubs = list
+        } else {
+            hubs = [try container.decode(String.self, forKey: .hub)]
+        }
         token = try container.decode(String.self, forKey: .token)
         ca = try container.decodeIfPresent(String.self, forKey: .ca)
         database = try container.decode(String.self, forKey: .database)
@@ -180,10 +192,15 @@ extension AgentConfiguration {
             region.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)
                 || $0 == "-" || $0 == "_" || $0 == ".") },
             "region", "may only contain ASCII letters, digits, '-', '_' and '.'")
-        let isTLS = hub.hasPrefix("https://")
-        try Self.check(isTLS || hub.hasPrefix("http://"), "hub", "must start with https:// or http://")
+        try Self.check(!hubs.isEmpty, "hub", "must name at least one URL")
+        try Self.check(hubs.count <= 16, "hub", "lists \(hubs.count) URLs; at most 16")
+        for (index, url) in hubs.enumerated() {
+            let key = hubs.count == 1 ? "hub" : "hub[\(index)]"
+            try Self.check(url.hasPrefix("https://") || url.hasPrefix("http://"), key, "must start with https:// or http://")
+            try Self.check(hubs.firstIndex(of: url) == index, key, "lists \(url) twice")
+        }
         try Self.check(!token.isEmpty, "token", "must not be empty")
-        if isTLS {
+        if hubs.contains(where: { $0.hasPrefix("https://") }) {
             try Self.check(ca.map { !$0.isEmpty } ?? false, "ca", "is required when hub is https://")
         }
         try Self.check(!database.isEmpty, "database", "must not be empty")

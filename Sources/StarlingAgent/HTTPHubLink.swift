@@ -1,6 +1,5 @@
 public import StarlingCore
-public import StarlingHTTP2
-import StarlingTLS
+import StarlingHTTP2
 
 /// ``HubLink`` over our HTTP/2 client (TLS with the configured CA, or h2c for loopback tests), with the
 /// region's bearer token on every request. Bodies are canonical JSON (gzip above the client's threshold).
@@ -12,30 +11,28 @@ import StarlingTLS
 /// * `POST /v1/agent-status` `{"outbox_depth":N,"apply_lag_seconds":X,"last_error":"…"|null}` → 200/204.
 /// * `POST /v1/dead-letters` `{"dead_letters":[{"id":N,"seq":N,"table":"…","entry":{…},"sqlstate":"23505"|null,
 ///   "error":"…"}]}` → 200; idempotent on (region, id); each becomes a recorded conflict.
+///
+/// With several hub URLs (`hub: [a, b]`) requests go to the active hub and fail over as ``HubEndpoints`` says.
 public final class HTTPHubLink: HubLink {
-    private let client: HTTP2Client
+    private let endpoints: HubEndpoints
     private let requestTimeout: Duration
 
     /// Connects lazily. `ca` is required for https (verified against it, server name from the URL).
     public init(configuration: AgentConfiguration) throws(AgentError) {
-        var http = HTTP2ClientConfiguration(baseURL: configuration.hub)
-        if configuration.hub.hasPrefix("https://") {
-            http.tls = TLSConfiguration.client(trustRootsPath: configuration.ca)
-        }
-        http.defaultHeaders.add("authorization", "Bearer \(configuration.token)")
-        http.defaultHeaders.add("content-type", "application/json")
-        http.requestTimeout = .milliseconds(configuration.tuning.requestTimeoutMs)
-        requestTimeout = http.requestTimeout
-        do {
-            client = try HTTP2Client(configuration: http)
-        } catch {
-            throw AgentError(code: .invalidConfiguration, message: "cannot set up the hub client: \(error)", key: "hub")
-        }
+        var headers = HTTPHeaders()
+        headers.add("authorization", "Bearer \(configuration.token)")
+        headers.add("content-type", "application/json")
+        requestTimeout = .milliseconds(configuration.tuning.requestTimeoutMs)
+        endpoints = try HubEndpoints(
+            urls: configuration.hubs, ca: configuration.ca, headers: headers, requestTimeout: requestTimeout)
     }
 
-    /// Closes the connection and the client's loop thread.
+    /// The hub URL requests go to now (the first of `hub:` until a failover).
+    public var currentHub: String { endpoints.currentURL }
+
+    /// Closes the connections and the clients' loop threads.
     public func shutdown() {
-        client.shutdown()
+        endpoints.shutdown()
     }
 
     public func config() async throws(AgentError) -> HubConfig {
@@ -80,13 +77,7 @@ public final class HTTPHubLink: HubLink {
     {
         let request = HTTPClientRequest(
             method: method, path: path, body: body?.serialized() ?? [], timeout: timeout)
-        let response: HTTPResponse
-        do {
-            response = try await client.send(request)
-        } catch {
-            throw AgentError(
-                code: .hubUnavailable, message: "\(method) \(path): \(error)", isRetryable: true)
-        }
+        let response = try await endpoints.send(request)
         let parsed = response.body.isEmpty ? JSONValue.object([:]) : try? JSONParser().parse(response.body)
         guard (200..<300).contains(response.status) else {
             let message = parsed?["error"]?["message"]?.stringValue ?? "status \(response.status)"

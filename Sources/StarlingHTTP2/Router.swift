@@ -16,7 +16,7 @@ public struct Router: Sendable {
         public let method: String
         public let pattern: String
         let segments: [Segment]
-        let handler: Handler
+        public let handler: Handler
     }
 
     enum Segment: Sendable, Equatable {

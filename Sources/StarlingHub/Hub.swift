@@ -7,20 +7,23 @@ import Synchronization
 /// The Starling hub: sequencer, ordered log, conflict detection and the HTTP API in one process.
 ///
 /// Lifecycle: ``init(configuration:logger:)`` validates the configuration; ``start()`` applies the
-/// migrations, takes the sequencer lock (waiting while another hub holds it), loads region state and starts
-/// listening; ``run()`` keeps the background work going (region status writes, table shape refresh) and
-/// returns after ``shutdown()``. `starling hub` and the tests drive it the same way.
+/// migrations, tries once to take the sequencer lock (active: loads region state) or else stays a standby, and
+/// starts listening either way; ``run()`` keeps the background work going (region status writes, table shape
+/// refresh, and the failover loop of `Hub+Failover`: a standby polls for the lock and takes over, the active
+/// hub checks its lock session and steps down when it is lost) and returns after ``shutdown()``.
+/// `starling hub` and the tests drive it the same way.
 public final class Hub: Sendable {
     public let settings: HubSettings
-    private let logger: Logger
-    private let pool: PostgresPool
-    private let notifier = CommitNotifier()
+    let logger: Logger
+    let pool: PostgresPool
+    let notifier = CommitNotifier()
     private let metrics = HubMetrics()
-    private let activity: RegionActivity
-    private let sequencer: Sequencer
-    private let api: HubAPI
+    let activity: RegionActivity
+    let sequencer: Sequencer
+    let role: HubRole
+    let api: HubAPI
     private let server: HTTP2Server
-    private let stopped = Mutex<Bool>(false)
+    let stopped = Mutex<Bool>(false)
     private let stopSignal = AsyncStream<Void>.makeStream()
 
     /// Validates `configuration`; nothing is opened yet.
@@ -36,16 +39,17 @@ public final class Hub: Sendable {
             logger: logger)
         activity = RegionActivity(regions: settings.regions.map(\.name))
         metrics.prepareDeadLetterCounters(regions: settings.regions.map(\.name), tables: settings.tables.map(\.name))
-        sequencer = Sequencer(settings: settings, notifier: notifier, metrics: metrics, logger: logger)
+        role = HubRole(registry: metrics.registry)
+        sequencer = Sequencer(settings: settings, notifier: notifier, metrics: metrics, role: role, logger: logger)
         api = HubAPI(
             settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, activity: activity,
-            metrics: metrics, logger: logger)
+            metrics: metrics, role: role, logger: logger)
         var serverConfiguration = HTTP2ServerConfiguration(address: settings.listen, tls: settings.tls)
         serverConfiguration.allowInsecure = settings.insecure
         serverConfiguration.limits.maxRequestBodyBytes = settings.limits.maxBodyBytes
         // Long-polls hold a stream open for up to max_wait_ms; the idle timeout must outlast them.
         serverConfiguration.limits.idleTimeout = .milliseconds(max(120_000, settings.limits.maxWaitMs * 2))
-        server = HTTP2Server(configuration: serverConfiguration, router: api.makeRouter(), logger: logger)
+        server = HTTP2Server(configuration: serverConfiguration, router: role.gate(api.makeRouter()), logger: logger)
         api.serverCounters.withLock { $0 = server.counters }
     }
 
@@ -55,22 +59,23 @@ public final class Hub: Sendable {
     /// The newest committed seq.
     public var head: Int64 { notifier.head }
 
-    /// Migrates, becomes the sequencer, loads state and starts listening.
+    /// Migrates, tries once to become the sequencer (else stays a standby, see ``isActive``) and starts
+    /// listening.
     public func start() async throws {
         let migrator = try PostgresMigrator(schema: HubMigrations.schema, migrations: HubMigrations.all, logger: logger)
         let applied = try await pool.withConnection { connection in try migrator.migrate(connection) }
         if !applied.isEmpty { logger.info("hub schema migrated", metadata: ["db.versions": "\(applied)"]) }
-        logger.info("waiting for the sequencer lock")
-        let head = try await sequencer.start()
-        let regions = try await pool.withConnection { try HubStore.loadRegions($0) }
-        for (name, entry) in regions { activity.load(name, entry) }
-        try await refreshShapes()
+        let isActive = try await takeOver()
+        if !isActive {
+            try await refreshShapes()
+            logger.info("standby: another hub holds the sequencer lock; waiting to take over")
+        }
         try server.start()
         logger.info(
             "hub started",
             metadata: [
-                "listen": "\(server.localAddress?.description ?? "?")", "seq": "\(head)",
-                "tls": "\(settings.tls != nil)",
+                "listen": "\(server.localAddress?.description ?? "?")", "seq": "\(notifier.head)",
+                "tls": "\(settings.tls != nil)", "role": "\(role.snapshot.role.rawValue)",
             ])
     }
 
@@ -85,11 +90,13 @@ public final class Hub: Sendable {
             group.addTask { [stopSignal] in
                 for await _ in stopSignal.stream {}
             }
+            group.addTask { [self] in await runFailover() }
             group.addTask { [self] in
                 while true {
                     try? await Task.sleep(for: interval)
                     if Task.isCancelled || stopped.withLock({ $0 }) { return }
-                    await flushActivity()
+                    // A standby writes nothing; its region state is reloaded when it takes over.
+                    if role.isActive { await flushActivity() }
                     try? await refreshShapes()
                 }
             }
@@ -109,7 +116,7 @@ public final class Hub: Sendable {
         logger.info("hub stopping")
         await server.shutdown(gracePeriod: gracePeriod)
         await sequencer.shutdown()
-        await flushActivity()
+        if role.isActive { await flushActivity() }
         stopSignal.continuation.finish()
         await pool.shutdown()
         logger.info("hub stopped")
@@ -126,7 +133,7 @@ public final class Hub: Sendable {
         }
     }
 
-    private func refreshShapes() async throws {
+    func refreshShapes() async throws {
         let shapes = try await pool.withConnection { try HubStore.loadShapes($0) }
         api.shapes.withLock { $0 = shapes }
     }

@@ -17,6 +17,8 @@ final class HubAPI: Sendable {
     let notifier: CommitNotifier
     let activity: RegionActivity
     let metrics: HubMetrics
+    /// Active or standby (`HubRole`): reported by `/v1/status`.
+    let role: HubRole
     /// Registered table shapes, refreshed by the hub's background loop.
     let shapes = Mutex<[String: TableShape]>([:])
     /// The server's counters once it exists (for /metrics).
@@ -25,8 +27,9 @@ final class HubAPI: Sendable {
 
     init(
         settings: HubSettings, sequencer: Sequencer, pool: PostgresPool, notifier: CommitNotifier,
-        activity: RegionActivity, metrics: HubMetrics, logger: Logger
+        activity: RegionActivity, metrics: HubMetrics, role: HubRole, logger: Logger
     ) {
+        self.role = role
         self.settings = settings
         self.auth = HubAuth(settings: settings)
         self.sequencer = sequencer
@@ -276,11 +279,12 @@ final class HubAPI: Sendable {
                 "last_error": entry.lastError.map(JSONValue.string) ?? .null,
             ])
         }
-        let body: JSONValue = [
+        var body: JSONObject = [
             "head": .integer(head), "regions": .array(regions),
             "conflicts": ["open": .integer(counts.open), "total": .integer(counts.total)],
         ]
-        return .json(200, body.serialized())
+        body.merge(role.statusFields) { current, _ in current }
+        return .json(200, JSONValue.object(body).serialized())
     }
 
     /// Cursor and lag of every configured region, in configuration order.
@@ -386,7 +390,7 @@ final class HubAPI: Sendable {
         if let error = error as? HTTPError { return error }
         if let error = error as? HubError {
             switch error.code {
-            case .overloaded, .shuttingDown, .storageFailed:
+            case .overloaded, .shuttingDown, .storageFailed, .standby:
                 return HTTPError(503, code: error.code.rawValue, error.message, headers: ["retry-after": "1"])
             case .notFound: return HTTPError(404, code: error.code.rawValue, error.message)
             case .alreadyResolved: return HTTPError(409, code: error.code.rawValue, error.message)

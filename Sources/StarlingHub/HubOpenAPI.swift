@@ -13,7 +13,7 @@ public enum HubOpenAPI {
     "title": "Starling hub API",
     "version": "1",
     "summary": "Multi-active PostgreSQL sync: the hub's HTTP/2 API for regional agents and operators.",
-    "description": "Served by the hub at `/openapi.json`. HTTP/2 only (TLS with ALPN `h2`; h2c prior knowledge on loopback). JSON bodies may be gzip-encoded. Errors are `{\"error\":{\"code\":…,\"message\":…}}` with a fitting 4xx/5xx status. Fields may be added to any object, never renamed.",
+    "description": "Served by the hub at `/openapi.json`. HTTP/2 only (TLS with ALPN `h2`; h2c prior knowledge on loopback). JSON bodies may be gzip-encoded. Errors are `{\"error\":{\"code\":…,\"message\":…}}` with a fitting 4xx/5xx status. Fields may be added to any object, never renamed. A standby hub (another hub process holds the sequencer lock) answers `/healthz`, `/readyz`, `/metrics`, `/v1/status`, `/` and `/openapi.json`, and every other route with 503 and code `standby`: agents then move to the next hub URL.",
     "license": {
       "name": "Apache-2.0",
       "identifier": "Apache-2.0"
@@ -96,7 +96,7 @@ public enum HubOpenAPI {
         "security": [],
         "responses": {
           "200": {
-            "description": "The hub is serving.",
+            "description": "The process is alive (active or standby: see `role`).",
             "content": {
               "application/json": {
                 "schema": {
@@ -104,6 +104,32 @@ public enum HubOpenAPI {
                 }
               }
             }
+          }
+        }
+      }
+    },
+    "/readyz": {
+      "get": {
+        "operationId": "ready",
+        "tags": [
+          "operator"
+        ],
+        "summary": "Readiness (active or standby)",
+        "description": "200 on the active hub (the sequencer), 503 with code `standby` on a standby: the health check for a load balancer in front of several hubs.",
+        "security": [],
+        "responses": {
+          "200": {
+            "description": "This hub is the active sequencer.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Ready"
+                }
+              }
+            }
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
           }
         }
       }
@@ -159,6 +185,9 @@ public enum HubOpenAPI {
           },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
           }
         }
       }
@@ -320,6 +349,9 @@ public enum HubOpenAPI {
           },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
           }
         }
       }
@@ -673,7 +705,7 @@ public enum HubOpenAPI {
         }
       },
       "Unavailable": {
-        "description": "Overloaded, shutting down or the database failed; retry after `retry-after` seconds.",
+        "description": "Overloaded, shutting down, the database failed, or this hub is a standby (code `standby`: use the active hub); retry after `retry-after` seconds.",
         "content": {
           "application/json": {
             "schema": {
@@ -732,6 +764,29 @@ public enum HubOpenAPI {
         "properties": {
           "status": {
             "const": "ok"
+          },
+          "role": {
+            "type": "string",
+            "enum": [
+              "active",
+              "standby"
+            ],
+            "description": "`active`: this hub holds the sequencer lock; `standby`: it waits for it and writes nothing."
+          }
+        }
+      },
+      "Ready": {
+        "type": "object",
+        "required": [
+          "status",
+          "role"
+        ],
+        "properties": {
+          "status": {
+            "const": "ready"
+          },
+          "role": {
+            "const": "active"
           }
         }
       },
@@ -1376,6 +1431,37 @@ public enum HubOpenAPI {
                 "type": "integer"
               }
             }
+          },
+          "role": {
+            "type": "string",
+            "enum": [
+              "active",
+              "standby"
+            ],
+            "description": "`active`: this hub holds the sequencer lock; `standby`: it waits for it and writes nothing."
+          },
+          "role_since": {
+            "type": "string",
+            "format": "date-time",
+            "description": "When this hub took its current role."
+          },
+          "takeovers": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Times this process became the active sequencer (its first start included)."
+          },
+          "fencings": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "Times this process lost its sequencer lock session and stepped down to standby."
+          },
+          "last_takeover_seconds": {
+            "type": [
+              "number",
+              "null"
+            ],
+            "minimum": 0,
+            "description": "Seconds from winning the sequencer lock to serving writes, of the last takeover; null before the first."
           }
         }
       },

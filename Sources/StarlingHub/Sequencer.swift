@@ -11,7 +11,9 @@ import Synchronization
 /// `maxBatchChanges`), decides all of it in one transaction (``SequencerBatch``), commits, and only then
 /// resumes the callers with their verdicts (group commit). While it commits, new work piles up for the next
 /// round. A session-level advisory lock held by the worker's connection makes this the only sequencer of the
-/// database; a second hub blocks on it in ``start()``.
+/// database: a standby hub polls for it (``tryAcquire()``), and every batch runs on the lock-holding session
+/// (``SequencerWriter/verifyHeld(_:)``), so a hub that lost its session cannot commit (see `Sequencer+Failover`).
+/// Work is admitted only while ``role`` is active.
 ///
 /// Threads: ``submit(region:changes:)`` and ``resolve(conflictID:pick:actor:)`` from any task; the drain
 /// loop and ``writer`` only on the worker thread.
@@ -41,23 +43,28 @@ final class Sequencer: Sendable {
         var entry: LogEntry
     }
 
-    private struct State {
+    struct State {
         var items: [Item] = []
         var queuedChanges = 0
         var isDraining = false
         var isClosed = false
     }
 
-    private let worker: PostgresWorker
+    let worker: PostgresWorker
     private let settings: HubSettings
-    private let state = Mutex(State())
+    let state = Mutex(State())
+    /// The active hub's lock watch (`Sequencer+Failover`).
+    let lockCheck = Mutex(LockCheck())
     /// Confined to the worker thread.
-    private let writer: SequencerWriter
+    let writer: SequencerWriter
     let notifier: CommitNotifier
     private let metrics: HubMetrics
-    private let logger: Logger
+    let logger: Logger
+    /// The hub's role: work is queued only while it is active; a lost lock session steps it down.
+    let role: HubRole
 
-    init(settings: HubSettings, notifier: CommitNotifier, metrics: HubMetrics, logger: Logger) {
+    init(settings: HubSettings, notifier: CommitNotifier, metrics: HubMetrics, role: HubRole, logger: Logger) {
+        self.role = role
         self.settings = settings
         self.notifier = notifier
         self.metrics = metrics
@@ -66,17 +73,6 @@ final class Sequencer: Sendable {
             url: settings.database, applicationName: "starling-hub-sequencer", maxQueuedJobs: 4,
             threadName: "starling-seq", logger: logger)
         self.writer = SequencerWriter(settings: settings)
-    }
-
-    /// Takes the sequencer lock (waits while another hub holds it) and loads the counters; returns the head.
-    func start() async throws -> Int64 {
-        let writer = self.writer
-        let head = try await worker.withConnection { connection in
-            try writer.ensureLocked(connection)
-            return writer.head
-        }
-        notifier.publish(head: head)
-        return head
     }
 
     /// Queues a validated push and returns its verdicts once they are committed.
@@ -120,6 +116,7 @@ final class Sequencer: Sendable {
         let limit = settings.limits.maxQueuedChanges
         let admission: Admission = state.withLock { state in
             if state.isClosed { return .rejected(HubError(code: .shuttingDown, message: "the hub is shutting down")) }
+            if !role.isActive { return .rejected(Self.standbyError) }
             if state.queuedChanges > 0 && state.queuedChanges + item.changeCount > limit {
                 return .rejected(
                     HubError(code: .overloaded, message: "the sequencer queue is full (\(limit) changes); retry"))
@@ -185,8 +182,12 @@ final class Sequencer: Sendable {
         let started = Syscall.monotonicNanos()
         let outcome: SequencerWriter.BatchOutcome
         do {
-            try writer.ensureLocked(connection)
+            try writer.verifyHeld(connection)
             outcome = try writer.apply(batch, connection: connection, nowMicros: Syscall.wallClockMicros())
+        } catch let error as HubError where error.code == .standby {
+            for item in batch { Self.fail(item, error) }
+            lockLost()
+            return
         } catch {
             writer.invalidate()
             logger.error("sequencer batch failed", metadata: ["error": "\(error)", "batch.items": "\(batch.count)"])
@@ -210,7 +211,7 @@ final class Sequencer: Sendable {
         }
     }
 
-    private static func fail(_ item: Item, _ error: HubError) {
+    static func fail(_ item: Item, _ error: HubError) {
         switch item {
         case .push(_, _, let continuation): continuation.resume(throwing: error)
         case .resolve(_, _, _, let continuation): continuation.resume(throwing: error)

@@ -11,8 +11,9 @@ struct TableKey: Hashable, Sendable {
 /// Sendable`: only ``Sequencer``'s drain job touches it, one batch at a time).
 ///
 /// Holds the next `seq` and conflict id (loaded from the database when the advisory lock is taken, advanced
-/// only when a batch commits) and the backend PID that holds the lock: a reconnected session must take the
-/// lock again and reload, because another hub may have written meanwhile.
+/// only when a batch commits) and the connection that holds the lock: a reconnected session is not the lock
+/// holder, so the hub steps down to standby and must win the lock again and reload, because another hub may
+/// have written meanwhile (``verifyHeld(_:)``).
 final class SequencerWriter: @unchecked Sendable {
     /// The answer for one queued item.
     enum ItemResult: Sendable {
@@ -60,7 +61,8 @@ final class SequencerWriter: @unchecked Sendable {
     private let settings: HubSettings
     private var nextSeq: Int64 = 1
     private var nextConflictID: Int64 = 1
-    private var lockedBackendPID: Int32 = 0
+    /// The session that holds the advisory lock; kept alive here so its identity is never reused.
+    private var lockedConnection: PostgresConnection?
     private var isLoaded = false
 
     init(settings: HubSettings) {
@@ -70,17 +72,56 @@ final class SequencerWriter: @unchecked Sendable {
     /// The last assigned (committed) seq.
     var head: Int64 { nextSeq - 1 }
 
-    /// Takes the advisory lock on this session if it does not hold it (blocks while another hub does), and
-    /// (re)loads the counters when needed.
-    func ensureLocked(_ connection: PostgresConnection) throws {
-        if lockedBackendPID != connection.backendPID || lockedBackendPID == 0 {
+    /// Tries to take the advisory lock on `connection` without waiting; on success (or when this session
+    /// already holds it) loads the counters and returns true. False: another hub's session holds it.
+    ///
+    /// A poll instead of a blocking `pg_advisory_lock`: the worker thread stays free for shutdown and the
+    /// standby can answer `/v1/status` meanwhile; the cost is up to one poll interval of takeover time.
+    func tryLock(_ connection: PostgresConnection) throws -> Bool {
+        if lockedConnection !== connection {
             isLoaded = false
-            try connection.execute(
-                "SELECT pg_advisory_lock($1::int4, $2::int4)", [.int32(Self.lockClass), .int32(Self.lockID)],
-                name: "sequencer.lock")
+            let result = try connection.query(
+                "SELECT pg_try_advisory_lock($1::int4, $2::int4)", [.int32(Self.lockClass), .int32(Self.lockID)],
+                name: "sequencer.tryLock")
+            guard try result[0].bool(0) else { return false }
             try connection.execute(Self.sessionSettings, name: "sequencer.settings")
-            lockedBackendPID = connection.backendPID
+            lockedConnection = connection
         }
+        try loadCountersIfNeeded(connection)
+        return true
+    }
+
+    /// Throws `standby` unless `connection` is the very session that took the lock; reloads the counters after
+    /// a failed batch. This is the fence: a batch only ever runs on the lock-holding session, and the lock
+    /// cannot leave a live session (this code never unlocks), so if the session died (Postgres restart,
+    /// network, `pg_terminate_backend`) the worker's fresh connection fails here and nothing commits; another
+    /// hub may have written meanwhile, so in-memory counters are stale and the hub steps down.
+    /// The connection object is compared, not the backend PID: PIDs are reused.
+    func verifyHeld(_ connection: PostgresConnection) throws {
+        guard let lockedConnection, lockedConnection === connection else {
+            throw Sequencer.lockLostError
+        }
+        try loadCountersIfNeeded(connection)
+    }
+
+    /// Asks the server whether this session still holds the lock (a round trip: a dead or unreachable session
+    /// fails here). False when `connection` is not the lock session or the lock is not granted to it.
+    func isHolding(_ connection: PostgresConnection) throws -> Bool {
+        guard let lockedConnection, lockedConnection === connection else { return false }
+        let result = try connection.query(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = \(Self.lockClass) "
+                + "AND objid = \(Self.lockID) AND objsubid = 2 AND pid = pg_backend_pid() AND granted",
+            name: "sequencer.checkLock")
+        return try result[0].int64(0) == 1
+    }
+
+    /// Forgets the lock session (after it was lost): the next ``tryLock(_:)`` must take the lock anew.
+    func forgetLock() {
+        lockedConnection = nil
+        isLoaded = false
+    }
+
+    private func loadCountersIfNeeded(_ connection: PostgresConnection) throws {
         guard !isLoaded else { return }
         let result = try connection.query(
             "SELECT (SELECT coalesce(max(seq), 0) FROM starling_hub.log) AS seq, "

@@ -20,6 +20,10 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     private(set) var hubPort: Int = 0
     private(set) var hub: ChildProcess?
     private(set) var agents: [String: ChildProcess] = [:]
+    /// The `hub:` URLs agents are configured with (empty: the one hub's URL). Set by failover tests.
+    var agentHubURLs: [String] = []
+    /// Further processes (a standby hub) killed at tear-down like the others.
+    var extraProcesses: [(name: String, process: ChildProcess)] = []
     private var client: HTTP2Client?
     /// One worker per region (and the hub) for the test's own SQL, so blocking libpq stays off the pool.
     private var workers: [String: PostgresWorker] = [:]
@@ -110,7 +114,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         let config = directory.appendingPathComponent("agent-\(region).yaml")
         let yaml = """
             region: \(region)
-            hub: http://127.0.0.1:\(hubPort)
+            hub: \(agentHubURLs.isEmpty ? "http://127.0.0.1:\(hubPort)" : "[\(agentHubURLs.joined(separator: ", "))]")
             token: \(Self.token(region))
             database: \(database.url)
             tuning:
@@ -144,8 +148,16 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         return path + "/Migrations"
     }
 
+    /// Points the test's admin client at the hub listening on `port` (after a failover).
+    func useHub(port: Int) throws {
+        client?.shutdown()
+        client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+    }
+
     private func tearDown() async {
         client?.shutdown()
+        for extra in extraProcesses where extra.process.isRunning { extra.process.signal(SIGKILL) }
+        for extra in extraProcesses { _ = try? await extra.process.waitForExit(timeout: .seconds(10)) }
         for agent in agents.values where agent.isRunning { agent.signal(SIGKILL) }
         if let hub, hub.isRunning { hub.signal(SIGKILL) }
         for agent in agents.values { _ = try? await agent.waitForExit(timeout: .seconds(10)) }
@@ -159,6 +171,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     /// Prints every process's output (on failure only).
     func dumpOutput() {
         if let hub { print("---- hub output ----\n\(hub.output.suffix(6000))") }
+        for extra in extraProcesses { print("---- \(extra.name) output ----\n\(extra.process.output.suffix(6000))") }
         for (name, agent) in agents.sorted(by: { $0.key < $1.key }) {
             print("---- agent \(name) output ----\n\(agent.output.suffix(6000))")
         }

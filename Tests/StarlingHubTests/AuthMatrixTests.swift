@@ -26,6 +26,7 @@ struct AuthMatrixTests {
         Route(method: "GET", path: "/", template: "/", body: "", audience: .anyone),
         Route(method: "GET", path: "/openapi.json", template: "/openapi.json", body: "", audience: .anyone),
         Route(method: "GET", path: "/healthz", template: "/healthz", body: "", audience: .anyone),
+        Route(method: "GET", path: "/readyz", template: "/readyz", body: "", audience: .anyone),
         Route(method: "GET", path: "/metrics", template: "/metrics", body: "", audience: .anyone),
         Route(method: "GET", path: "/v1/config", template: "/v1/config", body: "", audience: .region),
         Route(method: "POST", path: "/v1/changes", template: "/v1/changes", body: #"{"changes":[]}"#, audience: .region),
