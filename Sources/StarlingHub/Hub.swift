@@ -19,6 +19,7 @@ public final class Hub: Sendable {
     private let activity: RegionActivity
     private let sequencer: Sequencer
     private let api: HubAPI
+    private let retention: LogRetention
     private let server: HTTP2Server
     private let stopped = Mutex<Bool>(false)
     private let stopSignal = AsyncStream<Void>.makeStream()
@@ -37,9 +38,10 @@ public final class Hub: Sendable {
         activity = RegionActivity(regions: settings.regions.map(\.name))
         metrics.prepareDeadLetterCounters(regions: settings.regions.map(\.name), tables: settings.tables.map(\.name))
         sequencer = Sequencer(settings: settings, notifier: notifier, metrics: metrics, logger: logger)
+        retention = LogRetention(settings: settings.retention, metrics: metrics)
         api = HubAPI(
             settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, activity: activity,
-            metrics: metrics, logger: logger)
+            metrics: metrics, retention: retention, logger: logger)
         var serverConfiguration = HTTP2ServerConfiguration(address: settings.listen, tls: settings.tls)
         serverConfiguration.allowInsecure = settings.insecure
         serverConfiguration.limits.maxRequestBodyBytes = settings.limits.maxBodyBytes
@@ -62,6 +64,7 @@ public final class Hub: Sendable {
         if !applied.isEmpty { logger.info("hub schema migrated", metadata: ["db.versions": "\(applied)"]) }
         logger.info("waiting for the sequencer lock")
         let head = try await sequencer.start()
+        try await pool.withConnection { [retention] in try retention.load(connection: $0) }
         let regions = try await pool.withConnection { try HubStore.loadRegions($0) }
         for (name, entry) in regions { activity.load(name, entry) }
         try await refreshShapes()
@@ -93,6 +96,17 @@ public final class Hub: Sendable {
                     try? await refreshShapes()
                 }
             }
+            group.addTask { [self] in
+                while true {
+                    try? await Task.sleep(for: .seconds(settings.retention.checkIntervalSeconds))
+                    if Task.isCancelled || stopped.withLock({ $0 }) { return }
+                    do {
+                        _ = try await pruneLog()
+                    } catch {
+                        logger.warning("log retention failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
             await group.next()
             group.cancelAll()
         }
@@ -113,6 +127,32 @@ public final class Hub: Sendable {
         stopSignal.continuation.finish()
         await pool.shutdown()
         logger.info("hub stopped")
+    }
+
+    /// One retention round now (the background loop runs one every `retention.check_interval`): drops the
+    /// partitions below every active region's cursor and older than the window, then refreshes the log
+    /// metrics. See ``LogRetention``.
+    @discardableResult
+    public func pruneLog() async throws -> LogPruneOutcome {
+        await flushActivity()
+        let head = notifier.head
+        let minCursor = retention.minCursor(
+            regions: settings.regions.map(\.name), activity: activity.snapshot(), head: head,
+            nowMicros: Syscall.wallClockMicros())
+        let outcome = try await pool.withConnection { [retention] connection in
+            let outcome = try retention.prune(connection: connection, minCursor: minCursor)
+            try retention.refreshFigures(connection: connection, head: head)
+            return outcome
+        }
+        if outcome.partitionsDropped > 0 {
+            logger.info(
+                "log pruned",
+                metadata: [
+                    "retention.partitions": "\(outcome.partitionsDropped)", "retention.entries": "\(outcome.entriesDropped)",
+                    "seq": "\(outcome.prunedThrough)",
+                ])
+        }
+        return outcome
     }
 
     private func flushActivity() async {
