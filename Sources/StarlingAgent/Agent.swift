@@ -111,6 +111,10 @@ public final class Agent: Sendable {
                     return shapes
                 }
                 try await hub.register(shapes)
+                let bootstrapper = makeBootstrapper()
+                if try await bootstrapper.isNeeded() {
+                    try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
+                }
                 return
             } catch where error.isRetryable {
                 note(error)
@@ -158,6 +162,16 @@ public final class Agent: Sendable {
                 lag = try await pullServingPushes(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
                 backoff.reset()
                 shared.withLock { $0.progress.lastError = nil }
+            } catch where error.code == .cursorPruned {
+                // The hub pruned entries this region never pulled: reload the heads (the outbox was pushed
+                // first and pending keys are skipped, so local writes survive), then tail from there.
+                do throws(AgentError) {
+                    let tables = try await hub.config().tables.map(\.name)
+                    try await bootstrap(makeBootstrapper(), tables: tables, isFresh: false)
+                } catch {
+                    note(error)
+                    await sleep(ms: backoff.nextMs())
+                }
             } catch {
                 // Every loop failure is retried: the outbox keeps what was not pushed, the cursor what was
                 // not applied. A permanent one (a revoked token) is reported and logged until fixed.
@@ -355,6 +369,20 @@ public final class Agent: Sendable {
         } catch {
             logger.debug("status report failed", metadata: [AgentLogKey.error: "\(error)"])
         }
+    }
+
+    private func makeBootstrapper() -> Bootstrapper {
+        Bootstrapper(
+            region: configuration.region, hub: hub, database: database, store: store,
+            replaceLocal: configuration.bootstrap.replaceLocal, pageLimit: configuration.tuning.pull.limit)
+    }
+
+    /// Runs a bootstrap (Bootstrapper.swift) and publishes the new cursor.
+    private func bootstrap(_ bootstrapper: Bootstrapper, tables: [String], isFresh: Bool) async throws(AgentError) {
+        logger.info("bootstrapping from the hub's snapshot", metadata: ["agent.fresh": "\(isFresh)"])
+        let (cursor, applied) = try await bootstrapper.run(tables: tables, isFresh: isFresh)
+        shared.withLock { $0.progress.cursor = cursor }
+        logger.info("bootstrapped", metadata: ["seq": "\(cursor)", AgentLogKey.count: "\(applied)"])
     }
 
     /// Records a retryable failure as the last error.

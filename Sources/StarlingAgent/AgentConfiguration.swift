@@ -35,6 +35,23 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public var database: String
     /// Limits and timeouts; defaults when absent.
     public var tuning: Tuning
+    /// How a fresh region joins (Bootstrapper.swift). Default `{replace_local: false}`.
+    public var bootstrap = Bootstrap()
+
+    /// `bootstrap: {replace_local: true}`: when this region's existing rows of a table differ from the hub's
+    /// (adopted from another region), replace them with the hub's snapshot, keeping the replaced rows in
+    /// `starling.replaced_rows`, instead of refusing to start. Default false.
+    public struct Bootstrap: Sendable, Decodable, Hashable {
+        public var replaceLocal = false
+
+        public init(replaceLocal: Bool = false) {
+            self.replaceLocal = replaceLocal
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case replaceLocal = "replace_local"
+        }
+    }
 
     /// Limits and timeouts of the loop.
     public struct Tuning: Sendable, Decodable, Hashable {
@@ -164,7 +181,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case region, hub, token, ca, database, tuning
+        case region, hub, token, ca, database, tuning, bootstrap
     }
 
     public init(from decoder: any Decoder) throws {
@@ -179,6 +196,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         ca = try container.decodeIfPresent(String.self, forKey: .ca)
         database = try container.decode(String.self, forKey: .database)
         tuning = try container.decodeIfPresent(Tuning.self, forKey: .tuning) ?? Tuning()
+        bootstrap = try container.decodeIfPresent(Bootstrap.self, forKey: .bootstrap) ?? Bootstrap()
     }
 }
 

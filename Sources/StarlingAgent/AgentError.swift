@@ -23,6 +23,10 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         public static let hubUnavailable = Code("hub_unavailable")
         /// The hub refused a request with a 4xx status (bad token, invalid change).
         public static let hubRejected = Code("hub_rejected")
+        /// `410 cursor_pruned`: the hub dropped entries after this region's cursor; it must re-bootstrap.
+        public static let cursorPruned = Code("cursor_pruned")
+        /// This region's existing rows of a table differ from the hub's and `bootstrap.replace_local` is off.
+        public static let adoptionRefused = Code("adoption_refused")
         /// The hub's answer did not have the expected shape.
         public static let invalidResponse = Code("invalid_response")
         /// A statement on the region's database failed.

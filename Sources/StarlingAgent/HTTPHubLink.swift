@@ -62,6 +62,16 @@ public final class HTTPHubLink: HubLink {
                 timeout: requestTimeout + .milliseconds(waitMs)))
     }
 
+    public func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage {
+        var path = "/v1/snapshot?table=\(SnapshotPage.percentEncoded(table))&limit=\(limit)"
+        if let after { path += "&after=" + SnapshotPage.percentEncoded(after) }
+        return try SnapshotPage(json: try await request("GET", path))
+    }
+
+    public func adopt(table: String, rows: Int64) async throws(AgentError) {
+        _ = try await request("POST", "/v1/snapshot/adopt", body: ["table": .string(table), "rows": .integer(rows)])
+    }
+
     public func reportStatus(_ status: AgentStatus) async throws(AgentError) {
         _ = try await request("POST", "/v1/agent-status", body: status.json)
     }
@@ -82,6 +92,7 @@ public final class HTTPHubLink: HubLink {
         guard (200..<300).contains(response.status) else {
             let message = parsed?["error"]?["message"]?.stringValue ?? "status \(response.status)"
             let code: AgentError.Code =
+                parsed?["error"]?["code"]?.stringValue == "cursor_pruned" ? .cursorPruned :
                 response.status == 409 && path.hasPrefix("/v1/tables")
                 ? .schemaMismatch : response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected
             throw AgentError(

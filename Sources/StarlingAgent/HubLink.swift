@@ -18,6 +18,10 @@ public protocol HubLink: Sendable {
     func reportStatus(_ status: AgentStatus) async throws(AgentError)
     /// `POST /v1/dead-letters`: entries this region could not apply, recorded by the hub as conflicts.
     func reportDeadLetters(_ letters: [DeadLetter]) async throws(AgentError)
+    /// `GET /v1/snapshot`: one page of a table's heads (Bootstrapper.swift has a default for test doubles).
+    func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage
+    /// `POST /v1/snapshot/adopt`: claims a table whose existing rows become the initial state.
+    func adopt(table: String, rows: Int64) async throws(AgentError)
 }
 
 /// `GET /v1/config`: `{"region":"us-east","tables":[{"name":"public.items","policy":"lww"}]}`.

@@ -62,6 +62,7 @@ extension Hub {
         let regions = try await pool.withConnection { try HubStore.loadRegions($0) }
         for (name, entry) in regions { activity.load(name, entry) }
         try await refreshShapes()
+        try await pool.withConnection { [retention] in try retention.load(connection: $0) }
         role.becameActive(takeoverSeconds: Double(Syscall.monotonicNanos() - started) / 1e9)
         return true
     }

@@ -22,6 +22,7 @@ public final class Hub: Sendable {
     let sequencer: Sequencer
     let role: HubRole
     let api: HubAPI
+    let retention: LogRetention
     private let server: HTTP2Server
     let stopped = Mutex<Bool>(false)
     private let stopSignal = AsyncStream<Void>.makeStream()
@@ -41,9 +42,10 @@ public final class Hub: Sendable {
         metrics.prepareDeadLetterCounters(regions: settings.regions.map(\.name), tables: settings.tables.map(\.name))
         role = HubRole(registry: metrics.registry)
         sequencer = Sequencer(settings: settings, notifier: notifier, metrics: metrics, role: role, logger: logger)
+        retention = LogRetention(settings: settings.retention, metrics: metrics)
         api = HubAPI(
             settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, activity: activity,
-            metrics: metrics, role: role, logger: logger)
+            metrics: metrics, role: role, retention: retention, logger: logger)
         var serverConfiguration = HTTP2ServerConfiguration(address: settings.listen, tls: settings.tls)
         serverConfiguration.allowInsecure = settings.insecure
         serverConfiguration.limits.maxRequestBodyBytes = settings.limits.maxBodyBytes
@@ -68,6 +70,7 @@ public final class Hub: Sendable {
         let isActive = try await takeOver()
         if !isActive {
             try await refreshShapes()
+            try await pool.withConnection { [retention] in try retention.load(connection: $0) }
             logger.info("standby: another hub holds the sequencer lock; waiting to take over")
         }
         try server.start()
@@ -100,6 +103,19 @@ public final class Hub: Sendable {
                     try? await refreshShapes()
                 }
             }
+            group.addTask { [self] in
+                while true {
+                    try? await Task.sleep(for: .seconds(settings.retention.checkIntervalSeconds))
+                    if Task.isCancelled || stopped.withLock({ $0 }) { return }
+                    // Only the sequencer's holder prunes: a standby writes nothing.
+                    guard role.isActive else { continue }
+                    do {
+                        _ = try await pruneLog()
+                    } catch {
+                        logger.warning("log retention failed", metadata: ["error": "\(error)"])
+                    }
+                }
+            }
             await group.next()
             group.cancelAll()
         }
@@ -120,6 +136,32 @@ public final class Hub: Sendable {
         stopSignal.continuation.finish()
         await pool.shutdown()
         logger.info("hub stopped")
+    }
+
+    /// One retention round now (the background loop runs one every `retention.check_interval`): drops the
+    /// partitions below every active region's cursor and older than the window, then refreshes the log
+    /// metrics. See ``LogRetention``.
+    @discardableResult
+    public func pruneLog() async throws -> LogPruneOutcome {
+        await flushActivity()
+        let head = notifier.head
+        let minCursor = retention.minCursor(
+            regions: settings.regions.map(\.name), activity: activity.snapshot(), head: head,
+            nowMicros: Syscall.wallClockMicros())
+        let outcome = try await pool.withConnection { [retention] connection in
+            let outcome = try retention.prune(connection: connection, minCursor: minCursor)
+            try retention.refreshFigures(connection: connection, head: head)
+            return outcome
+        }
+        if outcome.partitionsDropped > 0 {
+            logger.info(
+                "log pruned",
+                metadata: [
+                    "retention.partitions": "\(outcome.partitionsDropped)", "retention.entries": "\(outcome.entriesDropped)",
+                    "seq": "\(outcome.prunedThrough)",
+                ])
+        }
+        return outcome
     }
 
     private func flushActivity() async {

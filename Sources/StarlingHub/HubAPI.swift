@@ -19,6 +19,8 @@ final class HubAPI: Sendable {
     let metrics: HubMetrics
     /// Active or standby (`HubRole`): reported by `/v1/status`.
     let role: HubRole
+    /// Log retention: what was pruned (pulls below it get 410 `cursor_pruned`).
+    let retention: LogRetention
     /// Registered table shapes, refreshed by the hub's background loop.
     let shapes = Mutex<[String: TableShape]>([:])
     /// The server's counters once it exists (for /metrics).
@@ -27,9 +29,10 @@ final class HubAPI: Sendable {
 
     init(
         settings: HubSettings, sequencer: Sequencer, pool: PostgresPool, notifier: CommitNotifier,
-        activity: RegionActivity, metrics: HubMetrics, role: HubRole, logger: Logger
+        activity: RegionActivity, metrics: HubMetrics, role: HubRole, retention: LogRetention, logger: Logger
     ) {
         self.role = role
+        self.retention = retention
         self.settings = settings
         self.auth = HubAuth(settings: settings)
         self.sequencer = sequencer
@@ -55,6 +58,7 @@ final class HubAPI: Sendable {
         router.add("POST", "/v1/conflicts/{id}/resolve", .async { [self] request in try await resolve(request) })
         router.add("GET", "/metrics", .async { [self] _ in try await metricsText() })
         addOperatorRoutes(to: &router)
+        addBootstrapRoutes(to: &router)
         return router
     }
 
@@ -162,6 +166,7 @@ final class HubAPI: Sendable {
         let waitMs = try Self.integer(query["wait_ms"], name: "wait_ms", default: 0, range: 0...Int64.max)
         let pageLimit = min(limit, limits.maxPullLimit)
         let deadline = Syscall.monotonicNanos() + UInt64(min(waitMs, Int64(limits.maxWaitMs))) * 1_000_000
+        try checkNotPruned(after: after)
         activity.pulled(region, cursor: after, at: Syscall.wallClockMicros())
         var cursor = after
         var page = HubStore.PullPage(entriesJSON: [], count: 0, lastScanned: after)

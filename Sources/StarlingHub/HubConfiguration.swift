@@ -18,6 +18,7 @@ public import StarlingCore
 /// tables:
 ///   - {name: public.items, policy: lww}  # lww | priority | merge | manual (manual_provisional: keep | lww) | reject
 /// limits: {max_body_bytes: 16777216, …}  # optional, see ``Limits``
+/// retention: {window: 7d, partition_entries: 1000000, inactive_after: 30d}   # optional, see ``Retention``
 /// insecure: false                        # h2c on a non-loopback address
 /// ```
 /// Plain tokens are hashed (SHA-256) when the hub starts; only hashes stay in memory.
@@ -45,6 +46,8 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     public var tables: [Table]
     /// Limits and batch sizes; every field has a default.
     public var limits: Limits
+    /// Log retention and partitioning; every field has a default (HubConfiguration+Retention.swift).
+    public var retention: Retention = Retention()
     /// Permits h2c on a non-loopback address (tests and trusted networks only). Default false.
     public var insecure: Bool
 
@@ -196,7 +199,7 @@ extension HubConfiguration {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
             "listen", "tls", "database", "admin_token", "admin_token_sha256", "admin_previous_tokens", "regions",
-            "tables", "limits", "insecure",
+            "tables", "limits", "insecure", "retention",
         ])
         self.init(
             listen: try c.value("listen", default: "127.0.0.1:8443"), tls: try c.optional("tls"),
@@ -206,6 +209,7 @@ extension HubConfiguration {
             regions: try c.value("regions", default: []),
             tables: try c.value("tables", default: []), limits: try c.value("limits", default: Limits()),
             insecure: try c.value("insecure", default: false))
+        retention = try c.value("retention", default: Retention())
     }
 }
 

@@ -305,6 +305,16 @@ public enum HubOpenAPI {
           "401": {
             "$ref": "#/components/responses/Unauthorized"
           },
+          "410": {
+            "description": "`cursor_pruned`: entries after `after` were dropped by retention; re-bootstrap from `GET /v1/snapshot`.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/Error"
+                }
+              }
+            }
+          },
           "503": {
             "$ref": "#/components/responses/Unavailable"
           }
@@ -444,6 +454,219 @@ public enum HubOpenAPI {
           },
           "401": {
             "$ref": "#/components/responses/Unauthorized"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/snapshot": {
+      "get": {
+        "operationId": "getSnapshot",
+        "tags": [
+          "region"
+        ],
+        "summary": "Page through a table's heads to bootstrap a region",
+        "description": "Heads of one synced table in key order, tombstones included (`row` null). Keep the first page's `seq`, load every page (each row's `seq` is the key's version), then pull the log after that `seq`: entries the snapshot already reflects are skipped by the version check, so no hub transaction spans the pages. `heads` (first page only) counts the table's heads; `adopted_by`/`adopted_rows` name the region whose rows became the initial state.",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "table",
+            "in": "query",
+            "required": true,
+            "schema": {
+              "type": "string"
+            },
+            "description": "A synced table, `schema.table`."
+          },
+          {
+            "name": "after",
+            "in": "query",
+            "schema": {
+              "type": "string"
+            },
+            "description": "The previous page's `next` (a key's canonical JSON text); omitted for the first page."
+          },
+          {
+            "name": "limit",
+            "in": "query",
+            "schema": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 10000,
+              "default": 1000
+            },
+            "description": "Rows per page."
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "One page of heads.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "table",
+                    "seq",
+                    "rows",
+                    "next"
+                  ],
+                  "properties": {
+                    "table": {
+                      "type": "string"
+                    },
+                    "seq": {
+                      "type": "integer",
+                      "format": "int64"
+                    },
+                    "heads": {
+                      "type": [
+                        "integer",
+                        "null"
+                      ],
+                      "format": "int64"
+                    },
+                    "adopted_by": {
+                      "type": [
+                        "string",
+                        "null"
+                      ]
+                    },
+                    "adopted_rows": {
+                      "type": [
+                        "integer",
+                        "null"
+                      ],
+                      "format": "int64"
+                    },
+                    "next": {
+                      "type": [
+                        "string",
+                        "null"
+                      ],
+                      "description": "The `after` of the next page; null on the last page."
+                    },
+                    "rows": {
+                      "type": "array",
+                      "items": {
+                        "type": "object",
+                        "required": [
+                          "key",
+                          "row",
+                          "seq",
+                          "origin"
+                        ],
+                        "properties": {
+                          "key": {
+                            "type": "object"
+                          },
+                          "row": {
+                            "type": [
+                              "object",
+                              "null"
+                            ]
+                          },
+                          "seq": {
+                            "type": "integer",
+                            "format": "int64"
+                          },
+                          "origin": {
+                            "type": "string"
+                          }
+                        }
+                      }
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/snapshot/adopt": {
+      "post": {
+        "operationId": "adoptTable",
+        "tags": [
+          "region"
+        ],
+        "summary": "Claim a table whose existing rows become the initial state",
+        "description": "Succeeds for the first region that claims a table while the hub holds no head of it (and again for that region: idempotent). The region then pushes its rows as inserts. Any other region gets 409 `adoption_refused` and must compare its rows with the snapshot.",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "type": "object",
+                "required": [
+                  "table",
+                  "rows"
+                ],
+                "properties": {
+                  "table": {
+                    "type": "string"
+                  },
+                  "rows": {
+                    "type": "integer",
+                    "format": "int64",
+                    "minimum": 0
+                  }
+                }
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "This region holds the claim.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "type": "object",
+                  "required": [
+                    "adopted_by",
+                    "table"
+                  ],
+                  "properties": {
+                    "adopted_by": {
+                      "type": "string"
+                    },
+                    "table": {
+                      "type": "string"
+                    }
+                  }
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
           },
           "503": {
             "$ref": "#/components/responses/Unavailable"

@@ -64,9 +64,12 @@ final class SequencerWriter: @unchecked Sendable {
     /// The session that holds the advisory lock; kept alive here so its identity is never reused.
     private var lockedConnection: PostgresConnection?
     private var isLoaded = false
+    /// Creates log partitions ahead of ``nextSeq`` (issue 7, LogRetention.swift).
+    private var partitioner: LogPartitioner
 
     init(settings: HubSettings) {
         self.settings = settings
+        partitioner = LogPartitioner(partitionEntries: settings.retention.partitionEntries)
     }
 
     /// The last assigned (committed) seq.
@@ -124,11 +127,13 @@ final class SequencerWriter: @unchecked Sendable {
     private func loadCountersIfNeeded(_ connection: PostgresConnection) throws {
         guard !isLoaded else { return }
         let result = try connection.query(
-            "SELECT (SELECT coalesce(max(seq), 0) FROM starling_hub.log) AS seq, "
+            "SELECT greatest((SELECT coalesce(max(seq), 0) FROM starling_hub.log), "
+                + "(SELECT pruned_through FROM starling_hub.retention)) AS seq, "
                 + "(SELECT coalesce(max(id), 0) FROM starling_hub.conflicts) AS conflict",
             name: "sequencer.counters")
         nextSeq = try result[0].int64("seq") + 1
         nextConflictID = try result[0].int64("conflict") + 1
+        try partitioner.load(connection: connection)
         isLoaded = true
     }
 
@@ -140,6 +145,7 @@ final class SequencerWriter: @unchecked Sendable {
     /// Decides and stores one batch in one transaction; the counters advance only if it commits.
     func apply(_ batch: [Sequencer.Item], connection: PostgresConnection, nowMicros: Int64) throws -> BatchOutcome {
         var state = BatchState(nextSeq: nextSeq, nextConflictID: nextConflictID)
+        try partitioner.ensure(through: nextSeq + Int64(batch.reduce(0) { $0 + $1.changeCount }), connection: connection)
         let outcome = try connection.transaction(name: "sequencer.batch") { connection in
             try load(batch, into: &state, connection: connection)
             var outcome = BatchOutcome()
@@ -328,6 +334,27 @@ extension SequencerWriter {
             state.decisions[try row.string(0)] = StoredDecision(
                 status: "rejected", seq: nil, conflictID: try row.int64(3), row: nil,
                 tableKey: TableKey(table: try row.string(1), key: try row.string(2)))
+        }
+        try loadPrunedDecisions(batch, into: &state, connection: connection)
+    }
+
+    /// Ids no longer in the log because retention dropped their entry: at or below their origin's watermark,
+    /// answered `accepted` with the watermark's seq (LogRetention.swift says why that is safe).
+    private func loadPrunedDecisions(
+        _ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection
+    ) throws {
+        let watermarks = try PrunedChanges.load(connection: connection)
+        guard !watermarks.isEmpty else { return }
+        for (index, item) in batch.enumerated() {
+            guard case .push(_, let changes, _) = item else { continue }
+            for (change, keyText) in zip(changes, state.keyTexts[index]) where state.decisions[change.id] == nil {
+                guard let (origin, localID) = PrunedChanges.split(change.id),
+                    let mark = watermarks[String(origin)], localID <= mark.localID
+                else { continue }
+                state.decisions[change.id] = StoredDecision(
+                    status: "accepted", seq: mark.seq, conflictID: nil, row: nil,
+                    tableKey: TableKey(table: change.table, key: keyText))
+            }
         }
     }
 

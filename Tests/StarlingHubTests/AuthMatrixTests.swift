@@ -40,6 +40,12 @@ struct AuthMatrixTests {
         Route(
             method: "POST", path: "/v1/dead-letters", template: "/v1/dead-letters", body: #"{"dead_letters":[]}"#,
             audience: .region),
+        Route(
+            method: "GET", path: "/v1/snapshot?table=public.items", template: "/v1/snapshot", body: "",
+            audience: .region),
+        Route(
+            method: "POST", path: "/v1/snapshot/adopt", template: "/v1/snapshot/adopt",
+            body: #"{"table":"nope.nope","rows":0}"#, audience: .region, okStatus: 400),
         Route(method: "GET", path: "/v1/status", template: "/v1/status", body: "", audience: .admin),
         Route(method: "GET", path: "/v1/conflicts", template: "/v1/conflicts", body: "", audience: .admin),
         Route(

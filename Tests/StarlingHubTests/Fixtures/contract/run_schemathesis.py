@@ -88,8 +88,8 @@ def main():
     seed = os.environ.get("STARLING_CONTRACT_SEED")
     common += ["--seed", seed] if seed else ["--generation-deterministic"]
     runs = [
-        ("region", region_token, ["--include-path-regex", "^/v1/(config|changes|agent-status|tables/register|dead-letters)$"]),
-        ("admin", admin_token, ["--exclude-path-regex", "^/v1/(config|changes|agent-status|tables/register|dead-letters)$"]),
+        ("region", region_token, ["--include-path-regex", "^/v1/(config|changes|agent-status|tables/register|dead-letters|snapshot|snapshot/adopt)$"]),
+        ("admin", admin_token, ["--exclude-path-regex", "^/v1/(config|changes|agent-status|tables/register|dead-letters|snapshot|snapshot/adopt)$"]),
     ]
     failed = False
     # schemathesis keeps a cache (.schemathesis/) in its working directory: keep it out of the checkout.

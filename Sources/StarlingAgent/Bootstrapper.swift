@@ -1,0 +1,308 @@
+public import StarlingCore
+import StarlingPostgres
+
+/// One page of `GET /v1/snapshot` (see the hub's HubSnapshotRoutes.swift for the consistency argument).
+public struct SnapshotPage: Sendable, Hashable {
+    /// One head: key, image (nil: tombstone), the head's seq and origin.
+    public struct Row: Sendable, Hashable {
+        public var key: JSONObject
+        public var row: JSONObject?
+        public var seq: Int64
+        public var origin: String
+    }
+
+    public var seq: Int64
+    public var rows: [Row]
+    public var next: String?
+    public var heads: Int64?
+    public var adoptedBy: String?
+    public var adoptedRows: Int64?
+
+    public init(json: JSONValue) throws(AgentError) {
+        guard let seq = json["seq"]?.int64Value, let list = json["rows"]?.arrayValue else {
+            throw AgentError(code: .invalidResponse, message: "snapshot response lacks seq or rows")
+        }
+        var rows: [Row] = []
+        rows.reserveCapacity(list.count)
+        for item in list {
+            guard let key = item["key"]?.objectValue, let version = item["seq"]?.int64Value,
+                let origin = item["origin"]?.stringValue
+            else { throw AgentError(code: .invalidResponse, message: "snapshot row lacks key, seq or origin") }
+            rows.append(Row(key: key, row: item["row"]?.objectValue, seq: version, origin: origin))
+        }
+        self.seq = seq
+        self.rows = rows
+        next = json["next"]?.stringValue
+        heads = json["heads"]?.int64Value
+        adoptedBy = json["adopted_by"]?.stringValue
+        adoptedRows = json["adopted_rows"]?.int64Value
+    }
+
+    /// Percent-encodes everything but RFC 3986 unreserved characters (for query values).
+    static func percentEncoded(_ text: String) -> String {
+        var output = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                UInt8(ascii: "~"):
+                output.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                let digits = Array("0123456789ABCDEF".unicodeScalars)
+                output += "%"
+                output.unicodeScalars.append(digits[Int(byte >> 4)])
+                output.unicodeScalars.append(digits[Int(byte & 15)])
+            }
+        }
+        return output
+    }
+}
+
+extension HubLink {
+    /// `GET /v1/snapshot?table=&after=&limit=`. Default for test doubles without snapshots: an empty page
+    /// at seq 0 without a head count (so nothing is adopted or loaded).
+    public func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage {
+        try SnapshotPage(json: ["seq": .integer(0), "rows": .array([])])
+    }
+
+    /// `POST /v1/snapshot/adopt`. Default: unsupported.
+    public func adopt(table: String, rows: Int64) async throws(AgentError) {
+        throw AgentError(code: .hubRejected, message: "this hub link cannot adopt tables")
+    }
+}
+
+/// Loads a region from the hub's snapshot (issue 7, "Bootstrap"), per synced table, on the agent's
+/// database thread; runs at start while the region was never bootstrapped, and again when a pull answers
+/// `410 cursor_pruned`.
+///
+/// Per table: every snapshot page goes into `starling.snapshot_rows`; then
+/// * the region's table is empty, or this is a re-bootstrap: the heads are applied with the ordinary apply
+///   function (version check, pending-outbox check), so local writes not yet pushed survive and keys already
+///   newer are kept;
+/// * a fresh region holds rows and the hub holds none (and nobody adopted the table): the region claims the
+///   table (`POST /v1/snapshot/adopt`) and its rows enter the outbox as inserts, becoming the initial state
+///   with this region as origin;
+/// * a fresh region holds rows and the hub does too: equal rows (jsonb comparison with the capture image)
+///   are adopted as they are; differing rows refuse the start with `adoption_refused` naming the table and
+///   the adopting region, unless `bootstrap.replace_local` is set: then the differing local rows are copied
+///   to `starling.replaced_rows`, local rows the hub lacks are deleted, and the snapshot is applied.
+/// Finally the cursor moves to the smallest snapshot `seq` of the tables (entries after it that a snapshot
+/// already reflects are skipped by the version check) and `bootstrapped_at` is set. A crash before that
+/// repeats the whole bootstrap, which is idempotent.
+struct Bootstrapper: Sendable {
+    var region: String
+    var hub: any HubLink
+    var database: PostgresWorker
+    var store: AgentStore
+    var replaceLocal: Bool
+    var pageLimit = 1000
+
+    /// Whether this region still needs its first bootstrap.
+    func isNeeded() async throws(AgentError) -> Bool {
+        try await db { connection in
+            try connection.query("SELECT bootstrapped_at IS NULL AS fresh FROM starling.state", name: "agent.boot.state")[0]
+                .bool("fresh")
+        }
+    }
+
+    /// Bootstraps every table in `tables`; `isFresh` allows adoption of existing rows.
+    func run(tables: [String], isFresh: Bool) async throws(AgentError) -> (cursor: Int64, applied: Int) {
+        var cursor = Int64.max
+        var applied = 0
+        for table in tables {
+            let (seq, count) = try await bootstrap(table: table, isFresh: isFresh)
+            cursor = min(cursor, seq)
+            applied += count
+        }
+        let final = cursor == .max ? 0 : cursor
+        try await db { connection in
+            try connection.query(
+                "UPDATE starling.state SET cursor = $1, bootstrapped_at = now(), updated_at = now()",
+                [.int64(final)], name: "agent.boot.cursor")
+            try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.boot.clear")
+        }
+        return (final, applied)
+    }
+
+    private func bootstrap(table: String, isFresh: Bool) async throws(AgentError) -> (seq: Int64, applied: Int) {
+        let first = try await load(table: table)
+        let shape = try await db { connection in try TableShape.load(table: table, connection: connection) }
+        let sql: TableSQL
+        do { sql = try TableSQL(shape: shape) } catch { throw AgentError.database(error, during: "bootstrap") }
+        let localRows = isFresh && first.heads != nil ? try await db { connection in try Self.count(sql, connection: connection) } : 0
+        // A hub that gives no head count (a test double) has nothing to adopt or compare against.
+        if localRows > 0, let heads = first.heads {
+            if heads == 0 && (first.adoptedBy == nil || first.adoptedBy == region) {
+                try await hub.adopt(table: table, rows: localRows)
+                try await db { connection in try Self.enqueueAll(sql, connection: connection) }
+                return (first.seq, 0)
+            }
+            if let adopter = first.adoptedBy, adopter != region, heads < first.adoptedRows ?? 0 {
+                throw AgentError(
+                    code: .hubUnavailable, message: "waiting for region \(adopter)'s rows of \(table) to reach the hub",
+                    isRetryable: true)
+            }
+            let differing = try await db { connection in try Self.differing(sql, connection: connection) }
+            if differing > 0 {
+                let source = first.adoptedBy.map { "region \($0)" } ?? "the hub"
+                guard replaceLocal else {
+                    throw AgentError(
+                        code: .adoptionRefused,
+                        message: "\(table): \(differing) rows here differ from \(source)'s data; set "
+                            + "bootstrap.replace_local: true to replace them (kept in starling.replaced_rows), or "
+                            + "make the data equal", key: "bootstrap.replace_local")
+                }
+                try await db { connection in
+                    try Self.replace(sql, source: first.adoptedBy, connection: connection)
+                }
+            }
+        }
+        let applied = try await apply(table: table)
+        return (first.seq, applied)
+    }
+
+    /// Loads every page into `starling.snapshot_rows`; returns the first page (its seq and adoption record).
+    private func load(table: String) async throws(AgentError) -> SnapshotPage {
+        try await db { connection in
+            try connection.query(
+                "DELETE FROM starling.snapshot_rows WHERE table_name = $1", [.text(table)], name: "agent.boot.reset")
+        }
+        let first = try await hub.snapshot(table: table, after: nil, limit: pageLimit)
+        var page = first
+        while true {
+            let rows = page.rows
+            try await db { connection in
+                try connection.query(
+                    """
+                    INSERT INTO starling.snapshot_rows (table_name, key, row, seq, origin)
+                    SELECT $1, k::jsonb, r::jsonb, s, o FROM unnest($2::text[], $3::text[], $4::bigint[], $5::text[])
+                        AS u(k, r, s, o)
+                    ON CONFLICT (table_name, key) DO UPDATE SET row = EXCLUDED.row, seq = EXCLUDED.seq,
+                        origin = EXCLUDED.origin
+                    """,
+                    [
+                        .text(table), .textArray(rows.map { AgentStore.text($0.key) }),
+                        .textArray(rows.map { $0.row.map(AgentStore.text) }), .int64Array(rows.map(\.seq)),
+                        .textArray(rows.map(\.origin)),
+                    ], name: "agent.boot.page")
+            }
+            guard let next = page.next else { return first }
+            page = try await hub.snapshot(table: table, after: next, limit: pageLimit)
+        }
+    }
+
+    /// Applies the loaded heads in chunks, one transaction each, through the table's apply function.
+    private func apply(table: String) async throws(AgentError) -> Int {
+        var after: String?
+        var applied = 0
+        let store = self.store
+        let limit = pageLimit
+        while true {
+            let from = after
+            let (count, last, chunkApplied) = try await db { connection in
+                try connection.transaction(name: "agent.boot.apply") { connection -> (Int, String?, Int) in
+                    let rows = try connection.query(
+                        """
+                        SELECT key::text AS key, row::text AS row, seq, origin FROM starling.snapshot_rows
+                        WHERE table_name = $1 AND ($2::jsonb IS NULL OR key > $2::jsonb) ORDER BY key LIMIT $3
+                        """, [.text(table), from.map(PostgresValue.text) ?? .null, .int(limit)],
+                        name: "agent.boot.chunk")
+                    var images: [AgentStore.Image] = []
+                    for row in rows {
+                        let key = try JSONValue(parsing: try row.string("key")).objectValue ?? [:]
+                        let image = try row.optionalString("row").flatMap { try JSONValue(parsing: $0).objectValue }
+                        images.append(
+                            AgentStore.Image(
+                                table: table, key: key, row: image, seq: try row.int64("seq"),
+                                origin: try row.string("origin")))
+                    }
+                    let statuses = try store.applyImages(images, tables: [table], connection: connection) { index in
+                        .object(["table": .string(table), "key": .object(images[index].key), "seq": .integer(images[index].seq)])
+                    }
+                    let last = try rows.last.map { try $0.string("key") }
+                    return (images.count, last, statuses.statuses.filter { $0 == .applied }.count)
+                }
+            }
+            applied += chunkApplied
+            if count < limit { return applied }
+            after = last
+        }
+    }
+
+    // MARK: - SQL on the region's table
+
+    /// Session settings of the capture function, so images compare equal to captured ones.
+    static let imageSettings =
+        "SELECT set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true), "
+        + "set_config('extra_float_digits', '1', true), set_config('bytea_output', 'hex', true), "
+        + "set_config('IntervalStyle', 'postgres', true), set_config('search_path', 'pg_catalog, pg_temp', true)"
+
+    static func count(_ sql: TableSQL, connection: PostgresConnection) throws -> Int64 {
+        try connection.query("SELECT count(*) FROM \(sql.table)", name: "agent.boot.count")[0].int64(0)
+    }
+
+    /// Local rows (as captured images) that differ from, or are missing in, the loaded live heads, and heads
+    /// missing locally.
+    static func differing(_ sql: TableSQL, connection: PostgresConnection) throws -> Int64 {
+        try connection.transaction(name: "agent.boot.compare") { connection in
+            try connection.query(imageSettings, name: "agent.boot.settings")
+            return try connection.query(
+                """
+                SELECT count(*) FROM (\(try localImages(sql))) l
+                FULL JOIN (SELECT key AS k, row AS r FROM starling.snapshot_rows
+                           WHERE table_name = \(sql.tableLiteral) AND row IS NOT NULL) h ON l.k = h.k
+                WHERE l.r IS DISTINCT FROM h.r
+                """, name: "agent.boot.differing")[0].int64(0)
+        }
+    }
+
+    /// Keeps the differing local rows in `starling.replaced_rows` and deletes the local rows the hub lacks
+    /// (without capture: the agent's apply marker is set).
+    static func replace(_ sql: TableSQL, source: String?, connection: PostgresConnection) throws {
+        try connection.transaction(name: "agent.boot.replace") { connection in
+            try connection.query(imageSettings, name: "agent.boot.settings")
+            try connection.query("SELECT set_config('starling.applying', 'on', true)", name: "agent.boot.applying")
+            try connection.query(
+                """
+                INSERT INTO starling.replaced_rows (table_name, key, row, source_region)
+                SELECT \(sql.tableLiteral), l.k, l.r, $1 FROM (\(try localImages(sql))) l
+                LEFT JOIN starling.snapshot_rows h ON h.table_name = \(sql.tableLiteral) AND h.key = l.k
+                WHERE l.r IS DISTINCT FROM h.row
+                """, [source.map(PostgresValue.text) ?? .null], name: "agent.boot.keepReplaced")
+            try connection.query(
+                """
+                DELETE FROM \(sql.table) AS t WHERE NOT EXISTS (SELECT 1 FROM starling.snapshot_rows s
+                    WHERE s.table_name = \(sql.tableLiteral) AND s.row IS NOT NULL AND s.key = \(try sql.keyExpression(record: "t")))
+                """, name: "agent.boot.deleteMissing")
+        }
+    }
+
+    /// Puts every local row into the outbox as an insert (base 0), 1000 rows per origin transaction (ids far
+    /// above real transaction ids), so adoption pushes go through the ordinary push path.
+    static func enqueueAll(_ sql: TableSQL, connection: PostgresConnection) throws {
+        try connection.transaction(name: "agent.boot.adopt") { connection in
+            try connection.query(imageSettings, name: "agent.boot.settings")
+            try connection.query(
+                """
+                INSERT INTO starling.outbox (tx, table_name, op, key, before, after, base, captured_at)
+                SELECT txid_current() * 1000000 + (row_number() OVER () - 1) / 1000, \(sql.tableLiteral), 'insert',
+                       l.k, NULL, l.r, 0, (extract(epoch FROM clock_timestamp()) * 1000000)::bigint
+                FROM (\(try localImages(sql))) l
+                """, name: "agent.boot.enqueue")
+        }
+    }
+
+    private static func localImages(_ sql: TableSQL) throws -> String {
+        "SELECT \(try sql.keyExpression(record: "t")) AS k, \(try sql.imageExpression(record: "t")) AS r FROM \(sql.table) t"
+    }
+
+    private func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws(AgentError)
+        -> T
+    {
+        do {
+            return try await database.withConnection(body)
+        } catch {
+            throw AgentError.database(error, during: "bootstrap")
+        }
+    }
+}
