@@ -93,6 +93,9 @@ public final class Hub: Sendable {
                     try? await refreshShapes()
                 }
             }
+            group.addTask { [self] in
+                await api.reconciler.run { self.stopped.withLock { $0 } }
+            }
             await group.next()
             group.cancelAll()
         }

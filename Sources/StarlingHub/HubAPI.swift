@@ -21,6 +21,8 @@ final class HubAPI: Sendable {
     let shapes = Mutex<[String: TableShape]>([:])
     /// The server's counters once it exists (for /metrics).
     let serverCounters = Mutex<HTTP2ServerCounters?>(nil)
+    /// Reconciliation runs (issue 7); its schedule runs in ``Hub/run()``.
+    let reconciler: Reconciler
     private let logger: Logger
 
     init(
@@ -35,6 +37,7 @@ final class HubAPI: Sendable {
         self.activity = activity
         self.metrics = metrics
         self.logger = logger
+        self.reconciler = Reconciler(settings: settings, pool: pool, sequencer: sequencer, metrics: metrics, logger: logger)
     }
 
     /// Every route of the API.
@@ -52,6 +55,7 @@ final class HubAPI: Sendable {
         router.add("POST", "/v1/conflicts/{id}/resolve", .async { [self] request in try await resolve(request) })
         router.add("GET", "/metrics", .async { [self] _ in try await metricsText() })
         addOperatorRoutes(to: &router)
+        addReconcileRoutes(to: &router, reconciler: reconciler)
         return router
     }
 

@@ -47,6 +47,8 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     public var limits: Limits
     /// Permits h2c on a non-loopback address (tests and trusted networks only). Default false.
     public var insecure: Bool
+    /// Reconciliation schedule and limits (issue 7), see ``Reconcile``.
+    public var reconcile: Reconcile = Reconcile()
 
     /// TLS certificate, key and optional client CA (mTLS: clients must present a certificate it signed).
     public struct TLS: Sendable, Hashable, Decodable {
@@ -191,7 +193,7 @@ extension HubConfiguration {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
             "listen", "tls", "database", "admin_token", "admin_token_sha256", "admin_previous_tokens", "regions",
-            "tables", "limits", "insecure",
+            "tables", "limits", "insecure", "reconcile",
         ])
         self.init(
             listen: try c.value("listen", default: "127.0.0.1:8443"), tls: try c.optional("tls"),
@@ -201,6 +203,7 @@ extension HubConfiguration {
             regions: try c.value("regions", default: []),
             tables: try c.value("tables", default: []), limits: try c.value("limits", default: Limits()),
             insecure: try c.value("insecure", default: false))
+        reconcile = try c.value("reconcile", default: Reconcile())
     }
 }
 

@@ -44,6 +44,8 @@ public struct HubSettings: Sendable {
     public var priorities: RegionPriorities
     public var limits: HubConfiguration.Limits
     public var insecure: Bool
+    /// Reconciliation schedule and limits (issue 7).
+    public var reconcile = ReconcileSettings()
 }
 
 extension HubConfiguration {
@@ -74,13 +76,15 @@ extension HubConfiguration {
         } else if !insecure && !address.isLoopback {
             throw invalid("h2c (no tls) is allowed on a loopback address only; add tls or insecure: true", "listen")
         }
-        return HubSettings(
+        var settings = HubSettings(
             listen: address, tls: tlsConfiguration, database: database, adminTokenHash: adminHash,
             adminPreviousTokens: adminPrevious, regions: regions,
             tables: tables, tablesByName: Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
             priorities: RegionPriorities(
                 Dictionary(regions.map { ($0.name, $0.priority) }, uniquingKeysWith: { a, _ in a })),
             limits: limits, insecure: insecure)
+        settings.reconcile = try reconcile.validated()
+        return settings
     }
 
     private func validateRegions() throws(HubError) -> [HubSettings.Region] {
