@@ -18,6 +18,16 @@ public protocol HubLink: Sendable {
     func reportStatus(_ status: AgentStatus) async throws(AgentError)
     /// `POST /v1/dead-letters`: entries this region could not apply, recorded by the hub as conflicts.
     func reportDeadLetters(_ letters: [DeadLetter]) async throws(AgentError)
+    /// `GET /v1/reconcile/task`: this region's current reconciliation step, nil when none (issue 7).
+    func reconcileTask() async throws(AgentError) -> ReconcileTask?
+    /// `POST /v1/reconcile/answer`: answers a step; returns the next one, nil when done.
+    func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask?
+}
+
+extension HubLink {
+    /// Links without reconciliation (test doubles) never have a task.
+    public func reconcileTask() async throws(AgentError) -> ReconcileTask? { nil }
+    public func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask? { nil }
 }
 
 /// `GET /v1/config`: `{"region":"us-east","tables":[{"name":"public.items","policy":"lww"}]}`.
