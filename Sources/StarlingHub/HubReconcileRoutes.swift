@@ -2,7 +2,7 @@ import StarlingCore
 import StarlingHTTP2
 
 /// The reconciliation routes (issue 7, ``Reconciler``):
-/// * `POST /v1/reconcile` (admin) → 202 `{"id":N,"status":"running","started":true|false}` (false: a run was
+/// * `POST /v1/reconcile` (admin) → 200 at once `{"id":N,"status":"running","started":true|false}` (false: a run was
 ///   already active and this is its id);
 /// * `GET /v1/reconcile/{id}` (admin; `latest` for the newest) → the run with per-region/table results;
 /// * `GET /v1/reconcile/task` (region) → `{"task":{…}|null}`, the region's current step;
@@ -19,7 +19,7 @@ extension HubAPI {
                 throw Self.httpError(error)
             }
             let body: JSONValue = ["id": .integer(started.id), "status": "running", "started": .bool(started.isNew)]
-            return .json(202, body.serialized())
+            return .json(200, body.serialized())
         })
         router.add("GET", "/v1/reconcile/{id}", .async { [self] request in
             try auth.admin(request)
