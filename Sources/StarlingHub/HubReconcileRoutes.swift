@@ -22,8 +22,13 @@ extension HubAPI {
             return .json(200, body.serialized())
         })
         router.add("GET", "/v1/reconcile/{id}", .async { [self] request in
-            try auth.admin(request)
             let text = request.pathParameters["id"] ?? ""
+            if text == "answer" {
+                // `POST /v1/reconcile/answer` is the only route of that path: GET lands here through `{id}`.
+                throw HTTPError(
+                    405, code: "method_not_allowed", "GET is not allowed on \(request.path)", headers: ["allow": "POST"])
+            }
+            try auth.admin(request)
             let id = text == "latest" ? nil : Int64(text)
             guard text == "latest" || (id ?? 0) > 0 else { throw HTTPError(404, code: "not_found", "no such reconciliation") }
             let report: JSONValue?
