@@ -33,6 +33,8 @@ public final class Agent: Sendable {
     private let wake = WakeUp()
     private let schema: AgentSchema
     private let store: AgentStore
+    /// Answers the hub's reconciliation steps on its own connection (issue 7).
+    private let reconcile: ReconcileHasher
     private let logger: Logger
     private let shared = Mutex<(stopped: Bool, progress: Progress)>((false, Progress()))
     /// Touched by the loop task only (`pushPending`); a mutex keeps the class `Sendable`.
@@ -47,6 +49,7 @@ public final class Agent: Sendable {
         var logger = logger
         logger[metadataKey: AgentLogKey.region] = "\(configuration.region)"
         self.logger = logger
+        self.reconcile = ReconcileHasher(configuration: configuration, hub: hub, logger: logger)
         self.database = PostgresWorker(
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)",
             threadName: "starling-agent", logger: logger)
@@ -78,6 +81,7 @@ public final class Agent: Sendable {
             logger.info("agent started")
             await withTaskGroup(of: Void.self) { group in
                 group.addTask { await self.listen() }
+                group.addTask { await self.reconcile.run { self.isStopped } }
                 await loop()
                 stop()
                 await group.waitForAll()
@@ -85,10 +89,12 @@ public final class Agent: Sendable {
         } catch {
             await listener.shutdown()
             await database.shutdown()
+            await reconcile.shutdown()
             throw error
         }
         await listener.shutdown()
         await database.shutdown()
+        await reconcile.shutdown()
         logger.info("agent stopped")
     }
 

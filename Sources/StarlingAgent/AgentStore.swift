@@ -169,7 +169,9 @@ public struct AgentStore: Sendable {
                 summary.skippedOwn += 1
                 continue
             }
-            images.append(Image(table: entry.table, key: entry.key, row: entry.row, seq: entry.seq, origin: entry.origin))
+            // A repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift).
+            let seq = entry.kind == .repair ? entry.base ?? 0 : entry.seq
+            images.append(Image(table: entry.table, key: entry.key, row: entry.row, seq: seq, origin: entry.origin))
             positions.append(position)
         }
         return try connection.transaction(name: "agent.apply") { connection in
@@ -183,9 +185,11 @@ public struct AgentStore: Sendable {
             guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
             let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
             var summary = summary
+            let displaced = try displaceRepairedVersions(entries, connection: connection)
             let statuses = try applyImages(images, tables: tables, connection: connection) {
                 entries[positions[$0]].json
             }
+            try restoreVersions(displaced, connection: connection)
             for status in statuses { summary.count(status) }
             summary.batchFallbacks = statuses.batchFallbacks
             return summary

@@ -80,6 +80,24 @@ public final class HTTPHubLink: HubLink {
         _ = try await request("POST", "/v1/dead-letters", body: .object(["dead_letters": .array(letters.map(\.json))]))
     }
 
+    public func reconcileTask() async throws(AgentError) -> ReconcileTask? {
+        try Self.task(try await request("GET", "/v1/reconcile/task"))
+    }
+
+    public func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask? {
+        try Self.task(try await request("POST", "/v1/reconcile/answer", body: answer.json))
+    }
+
+    /// `{"task":{…}|null}`.
+    private static func task(_ response: JSONValue) throws(AgentError) -> ReconcileTask? {
+        guard let task = response["task"], !task.isNull else { return nil }
+        do {
+            return try ReconcileTask(json: task)
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "invalid reconcile task: \(error)")
+        }
+    }
+
     /// Sends one request; 2xx bodies are parsed (empty → `{}`), other statuses become errors carrying the
     /// API error message.
     private func request(_ method: String, _ path: String, body: JSONValue? = nil, timeout: Duration? = nil)

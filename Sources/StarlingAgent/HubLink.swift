@@ -22,6 +22,16 @@ public protocol HubLink: Sendable {
     func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage
     /// `POST /v1/snapshot/adopt`: claims a table whose existing rows become the initial state.
     func adopt(table: String, rows: Int64) async throws(AgentError)
+    /// `GET /v1/reconcile/task`: this region's current reconciliation step, nil when none (issue 7).
+    func reconcileTask() async throws(AgentError) -> ReconcileTask?
+    /// `POST /v1/reconcile/answer`: answers a step; returns the next one, nil when done.
+    func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask?
+}
+
+extension HubLink {
+    /// Links without reconciliation (test doubles) never have a task.
+    public func reconcileTask() async throws(AgentError) -> ReconcileTask? { nil }
+    public func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask? { nil }
 }
 
 /// `GET /v1/config`: `{"region":"us-east","tables":[{"name":"public.items","policy":"lww"}]}`.

@@ -57,7 +57,7 @@ struct AdminStatusCommand: AsyncParsableCommand {
     static func render(_ status: JSONValue, hub: String, now: Int64) -> String {
         let open = status["conflicts"]?["open"]?.cellText ?? "?"
         let total = status["conflicts"]?["total"]?.cellText ?? "?"
-        var text = "hub \(hub)  head seq \(status["head"]?.cellText ?? "?")  conflicts \(open) open / \(total) total\n\n"
+        let text = "hub \(hub)  head seq \(status["head"]?.cellText ?? "?")  conflicts \(open) open / \(total) total\n\n"
         var table = TextTable([
             ("REGION", .left), ("STATE", .left), ("CURSOR", .right), ("LAG", .right), ("LAG(S)", .right),
             ("OUTBOX", .right), ("LAST PUSH", .left), ("LAST PULL", .left), ("LAST ERROR", .left),
@@ -191,32 +191,77 @@ struct AdminResolveCommand: AsyncParsableCommand {
     }
 }
 
-/// `starling admin reconcile [ID]`: runs a reconciliation, or shows one. The hub endpoints land with issue 7;
-/// until then the hub answers 404 and this exits 5.
+/// `starling admin reconcile [ID]`: starts a reconciliation (or joins the one running), waits for it by
+/// polling `GET /v1/reconcile/{id}` and prints the per-region/table report; with an ID, shows that run without
+/// waiting. Exit 0 when the run is done; 6 when it failed (a region timed out) or `--wait` ran out; 5 when the
+/// hub has no reconciliation endpoints.
 struct AdminReconcileCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reconcile", abstract: "Compare every region with the hub and repair differences.")
 
     @OptionGroup var options: AdminConnectionOptions
 
+    @Option(help: "Seconds to wait for the run to finish.") var wait: Int = 3600
+
     @Argument(help: "Show this reconciliation instead of starting one.") var id: String?
+
+    /// The run failed or did not finish in time.
+    static let runFailed: Int32 = 6
 
     func run() async throws {
         try await runAdmin(options) { client throws(AdminFailure) in
-            let answer: AdminClient.Answer
+            var answer: AdminClient.Answer
             if let id {
                 answer = try await client.send("GET", "/v1/reconcile/\(id)")
             } else {
+                let started: AdminClient.Answer
                 do throws(AdminFailure) {
-                    answer = try await client.send("POST", "/v1/reconcile", body: [:])
+                    started = try await client.send("POST", "/v1/reconcile", body: [:])
                 } catch {
                     guard error.exitCode == AdminFailure.notFound, error.message.contains(" 404 ") else { throw error }
                     throw AdminFailure(
                         AdminFailure.notAvailable, "reconciliation is not available on this hub yet (\(error.message))")
                 }
+                guard let runID = started.json["id"]?.int64Value else {
+                    throw AdminFailure(AdminFailure.notAvailable, "the hub's answer has no run id")
+                }
+                answer = try await client.send("GET", "/v1/reconcile/\(runID)")
+                let deadline = ContinuousClock.now + .seconds(wait)
+                while answer.json["status"]?.stringValue == "running" && ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(500))
+                    answer = try await client.send("GET", "/v1/reconcile/\(runID)")
+                }
             }
-            Console.out(options.json ? String(decoding: answer.body, as: UTF8.self) + "\n" : answer.json.jsonText + "\n")
+            Console.out(options.json ? String(decoding: answer.body, as: UTF8.self) + "\n" : Self.render(answer.json))
+            switch answer.json["status"]?.stringValue {
+            case "done": return
+            case "running" where id != nil: return
+            case "running":
+                throw AdminFailure(Self.runFailed, "the reconciliation did not finish within \(wait) s")
+            default:
+                let reason = answer.json["error"]?.stringValue ?? "see the report"
+                throw AdminFailure(Self.runFailed, "the reconciliation failed: \(reason)")
+            }
         }
+    }
+
+    /// `run N: done in X s` and one table row per region and table.
+    static func render(_ run: JSONValue) -> String {
+        var table = TextTable([
+            ("REGION", .left), ("TABLE", .left), ("STATUS", .left), ("COMPARED", .right), ("DIFFERING", .right),
+            ("REPAIRED", .right), ("SKIPPED", .right), ("SECONDS", .right),
+        ])
+        func number(_ value: JSONValue?) -> String { value?.numberText ?? "-" }
+        for result in run["results"]?.arrayValue ?? [] {
+            table.append([
+                result["region"]?.stringValue ?? "?", result["table"]?.stringValue ?? "?",
+                result["status"]?.stringValue ?? "?", number(result["rows_compared"]), number(result["rows_differing"]),
+                number(result["rows_repaired"]), number(result["rows_skipped"]), number(result["seconds"]),
+            ])
+        }
+        let header = "reconciliation \(number(run["id"])): \(run["status"]?.stringValue ?? "?") "
+            + "in \(number(run["seconds"])) s\n"
+        return header + table.render()
     }
 }
 

@@ -8,7 +8,7 @@ struct FileLogHandler: LogHandler {
     final class Sink: Sendable {
         private let handle: Mutex<FileHandle?>
         init(path: String) {
-            FileManager.default.createFile(atPath: path, contents: nil)
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
             handle = Mutex(FileHandle(forWritingAtPath: path))
         }
         func write(_ line: String) { handle.withLock { $0?.write(Data(line.utf8)) } }

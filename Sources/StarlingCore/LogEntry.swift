@@ -18,10 +18,14 @@ public struct LogEntry: Sendable, Hashable {
     public var hlc: Int64
     public var kind: LogEntryKind
     public var rewritten: Bool
+    /// Repairs only (kind `repair`, issue 7): the seq of the head the entry re-asserts, which the region
+    /// records as the key's version (the entry's own `seq` only orders it). On the wire as `"base"`, absent
+    /// on every other entry.
+    public var base: Int64?
 
     public init(
         seq: Int64, origin: String, id: String, tx: String, table: String, op: ChangeOperation,
-        key: JSONObject, row: JSONObject?, hlc: Int64, kind: LogEntryKind, rewritten: Bool
+        key: JSONObject, row: JSONObject?, hlc: Int64, kind: LogEntryKind, rewritten: Bool, base: Int64? = nil
     ) {
         self.seq = seq
         self.origin = origin
@@ -34,6 +38,7 @@ public struct LogEntry: Sendable, Hashable {
         self.hlc = hlc
         self.kind = kind
         self.rewritten = rewritten
+        self.base = base
     }
 
     /// Decodes an entry; `row` may be absent or null (delete).
@@ -50,23 +55,32 @@ public struct LogEntry: Sendable, Hashable {
             row: try reader.optionalObject("row"),
             hlc: try reader.int64("hlc"),
             kind: try reader.enumeration("kind", LogEntryKind.self),
-            rewritten: try reader.bool("rewritten"))
+            rewritten: try reader.bool("rewritten"),
+            base: json["base"]?.int64Value)
     }
 
     /// The wire form; `row` is always present (`null` for a delete).
     public var json: JSONValue {
-        .object([
+        var object: JSONObject = [
             "seq": .integer(seq), "origin": .string(origin), "id": .string(id), "tx": .string(tx),
             "table": .string(table), "op": .string(op.rawValue), "key": .object(key),
             "row": row.map(JSONValue.object) ?? .null, "hlc": .integer(hlc), "kind": .string(kind.rawValue),
             "rewritten": .bool(rewritten),
-        ])
+        ]
+        if let base { object["base"] = .integer(base) }
+        return .object(object)
     }
 
     /// Appends exactly `json.serialized()` without building the intermediate value (the pull hot path).
     public func write(to output: inout [UInt8]) {
-        // Members in canonical (byte-sorted) order: hlc id key kind op origin rewritten row seq table tx.
-        output.append(contentsOf: #"{"hlc":"#.utf8)
+        // Members in canonical (byte-sorted) order: base hlc id key kind op origin rewritten row seq table tx.
+        if let base {
+            output.append(contentsOf: #"{"base":"#.utf8)
+            JSONSerializer.writeInt64(base, to: &output)
+            output.append(contentsOf: #","hlc":"#.utf8)
+        } else {
+            output.append(contentsOf: #"{"hlc":"#.utf8)
+        }
         JSONSerializer.writeInt64(hlc, to: &output)
         output.append(contentsOf: #","id":"#.utf8)
         JSONSerializer.writeString(id, to: &output)

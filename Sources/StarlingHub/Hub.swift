@@ -116,6 +116,9 @@ public final class Hub: Sendable {
                     }
                 }
             }
+            group.addTask { [self, role] in
+                await api.reconciler.run(isStopped: { self.stopped.withLock { $0 } }, isActive: { role.isActive })
+            }
             await group.next()
             group.cancelAll()
         }

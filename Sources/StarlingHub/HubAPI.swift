@@ -25,6 +25,8 @@ final class HubAPI: Sendable {
     let shapes = Mutex<[String: TableShape]>([:])
     /// The server's counters once it exists (for /metrics).
     let serverCounters = Mutex<HTTP2ServerCounters?>(nil)
+    /// Reconciliation runs (issue 7); its schedule runs in ``Hub/run()``.
+    let reconciler: Reconciler
     private let logger: Logger
 
     init(
@@ -41,6 +43,7 @@ final class HubAPI: Sendable {
         self.activity = activity
         self.metrics = metrics
         self.logger = logger
+        self.reconciler = Reconciler(settings: settings, pool: pool, sequencer: sequencer, metrics: metrics, logger: logger)
     }
 
     /// Every route of the API.
@@ -59,6 +62,7 @@ final class HubAPI: Sendable {
         router.add("GET", "/metrics", .async { [self] _ in try await metricsText() })
         addOperatorRoutes(to: &router)
         addBootstrapRoutes(to: &router)
+        addReconcileRoutes(to: &router, reconciler: reconciler)
         return router
     }
 

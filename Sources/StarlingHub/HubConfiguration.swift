@@ -1,4 +1,4 @@
-public import StarlingCore
+import StarlingCore
 
 /// The hub's configuration, `hub.yaml` (DESIGN.md "Interfaces"), decoded strictly (an unknown key is an error)
 /// and checked by ``validate()`` before anything starts.
@@ -50,6 +50,8 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     public var retention: Retention = Retention()
     /// Permits h2c on a non-loopback address (tests and trusted networks only). Default false.
     public var insecure: Bool
+    /// Reconciliation schedule and limits (issue 7), see ``Reconcile``.
+    public var reconcile: Reconcile = Reconcile()
 
     /// TLS certificate, key and optional client CA (mTLS: clients must present a certificate it signed).
     public struct TLS: Sendable, Hashable, Decodable {
@@ -199,7 +201,7 @@ extension HubConfiguration {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
             "listen", "tls", "database", "admin_token", "admin_token_sha256", "admin_previous_tokens", "regions",
-            "tables", "limits", "insecure", "retention",
+            "tables", "limits", "insecure", "retention", "reconcile",
         ])
         self.init(
             listen: try c.value("listen", default: "127.0.0.1:8443"), tls: try c.optional("tls"),
@@ -210,6 +212,7 @@ extension HubConfiguration {
             tables: try c.value("tables", default: []), limits: try c.value("limits", default: Limits()),
             insecure: try c.value("insecure", default: false))
         retention = try c.value("retention", default: Retention())
+        reconcile = try c.value("reconcile", default: Reconcile())
     }
 }
 

@@ -851,6 +851,186 @@ public enum HubOpenAPI {
           }
         }
       }
+    },
+    "/v1/reconcile": {
+      "post": {
+        "operationId": "startReconcile",
+        "tags": [
+          "admin"
+        ],
+        "summary": "Start a reconciliation (or get the running one)",
+        "description": "Every region's synced tables are compared with the hub's heads by bucketed hashes; differing rows are repaired with `repair` entries for that region only. Answers at once; follow the run with `GET /v1/reconcile/{id}`. While a run is active, its id is returned with `started: false`.",
+        "security": [
+          {
+            "adminToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The run's id.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ReconcileStarted"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/reconcile/{id}": {
+      "get": {
+        "operationId": "getReconcile",
+        "tags": [
+          "admin"
+        ],
+        "summary": "A reconciliation run with per-region and per-table results",
+        "security": [
+          {
+            "adminToken": []
+          }
+        ],
+        "parameters": [
+          {
+            "name": "id",
+            "in": "path",
+            "required": true,
+            "description": "A run id, or `latest`.",
+            "schema": {
+              "type": "string",
+              "pattern": "^([1-9][0-9]*|latest)$"
+            }
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The run.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ReconcileRun"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          },
+          "404": {
+            "$ref": "#/components/responses/NotFound"
+          }
+        }
+      }
+    },
+    "/v1/reconcile/task": {
+      "get": {
+        "operationId": "getReconcileTask",
+        "tags": [
+          "region"
+        ],
+        "summary": "The region's current reconciliation step",
+        "description": "Agents poll this; `task` is null when no run needs this region.",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "responses": {
+          "200": {
+            "description": "The task, or null.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ReconcileTaskResponse"
+                }
+              }
+            }
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
+    },
+    "/v1/reconcile/answer": {
+      "post": {
+        "operationId": "answerReconcileTask",
+        "tags": [
+          "region"
+        ],
+        "summary": "Answer the region's current reconciliation step",
+        "description": "Bucket summaries or key hashes computed in one snapshot with the region's cursor. The response carries the next step (null when the region is done). 409 when the answer is not for the current step.",
+        "security": [
+          {
+            "regionToken": []
+          }
+        ],
+        "requestBody": {
+          "required": true,
+          "content": {
+            "application/json": {
+              "schema": {
+                "$ref": "#/components/schemas/ReconcileAnswer"
+              }
+            }
+          }
+        },
+        "responses": {
+          "200": {
+            "description": "The next task, or null.",
+            "content": {
+              "application/json": {
+                "schema": {
+                  "$ref": "#/components/schemas/ReconcileTaskResponse"
+                }
+              }
+            }
+          },
+          "400": {
+            "$ref": "#/components/responses/BadRequest"
+          },
+          "401": {
+            "$ref": "#/components/responses/Unauthorized"
+          },
+          "403": {
+            "$ref": "#/components/responses/Forbidden"
+          },
+          "409": {
+            "$ref": "#/components/responses/Conflict"
+          },
+          "503": {
+            "$ref": "#/components/responses/Unavailable"
+          }
+        }
+      }
     }
   },
   "components": {
@@ -939,6 +1119,277 @@ public enum HubOpenAPI {
       }
     },
     "schemas": {
+        "ReconcileStarted": {
+          "type": "object",
+          "required": [
+            "id",
+            "status",
+            "started"
+          ],
+          "properties": {
+            "id": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "status": {
+              "type": "string",
+              "enum": [
+                "running"
+              ]
+            },
+            "started": {
+              "type": "boolean",
+              "description": "False when a run was already active (its id is returned)."
+            }
+          }
+        },
+        "ReconcileRun": {
+          "type": "object",
+          "required": [
+            "id",
+            "trigger",
+            "status",
+            "started_at",
+            "finished_at",
+            "seconds",
+            "results"
+          ],
+          "properties": {
+            "id": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "trigger": {
+              "type": "string",
+              "enum": [
+                "api",
+                "schedule"
+              ]
+            },
+            "status": {
+              "type": "string",
+              "enum": [
+                "running",
+                "done",
+                "failed"
+              ]
+            },
+            "started_at": {
+              "type": "string",
+              "format": "date-time"
+            },
+            "finished_at": {
+              "type": [
+                "string",
+                "null"
+              ],
+              "format": "date-time"
+            },
+            "seconds": {
+              "type": "number"
+            },
+            "error": {
+              "type": [
+                "string",
+                "null"
+              ]
+            },
+            "results": {
+              "type": "array",
+              "items": {
+                "$ref": "#/components/schemas/ReconcileResult"
+              }
+            }
+          }
+        },
+        "ReconcileResult": {
+          "type": "object",
+          "required": [
+            "region",
+            "table",
+            "status"
+          ],
+          "properties": {
+            "region": {
+              "type": "string"
+            },
+            "table": {
+              "type": "string"
+            },
+            "status": {
+              "type": "string",
+              "enum": [
+                "pending",
+                "running",
+                "done",
+                "timed_out",
+                "failed"
+              ]
+            },
+            "rows_compared": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "rows_differing": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "rows_repaired": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "rows_skipped": {
+              "type": "integer",
+              "format": "int64",
+              "description": "Keys left alone because they were in flight (newer head than the region's cursor, or a pending local change)."
+            },
+            "seconds": {
+              "type": "number"
+            },
+            "differing_keys": {
+              "type": "array",
+              "description": "The first 100 differing keys.",
+              "items": {
+                "type": "object",
+                "properties": {
+                  "key": {
+                    "$ref": "#/components/schemas/Key"
+                  },
+                  "difference": {
+                    "type": "string",
+                    "enum": [
+                      "different",
+                      "missing",
+                      "extra"
+                    ]
+                  }
+                }
+              }
+            }
+          }
+        },
+        "ReconcileTask": {
+          "type": "object",
+          "required": [
+            "run",
+            "table",
+            "step",
+            "bits",
+            "within_bits",
+            "within",
+            "keys"
+          ],
+          "properties": {
+            "run": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "table": {
+              "type": "string"
+            },
+            "step": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "bits": {
+              "type": "integer",
+              "minimum": 1,
+              "maximum": 32
+            },
+            "within_bits": {
+              "type": "integer",
+              "minimum": 0,
+              "maximum": 32
+            },
+            "within": {
+              "type": "array",
+              "items": {
+                "type": "integer",
+                "format": "int64"
+              }
+            },
+            "keys": {
+              "type": "boolean",
+              "description": "List keys with row hashes instead of bucket summaries."
+            }
+          }
+        },
+        "ReconcileTaskResponse": {
+          "type": "object",
+          "required": [
+            "task"
+          ],
+          "properties": {
+            "task": {
+              "oneOf": [
+                {
+                  "$ref": "#/components/schemas/ReconcileTask"
+                },
+                {
+                  "type": "null"
+                }
+              ]
+            }
+          }
+        },
+        "ReconcileAnswer": {
+          "type": "object",
+          "required": [
+            "run",
+            "table",
+            "step",
+            "cursor"
+          ],
+          "properties": {
+            "run": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "table": {
+              "type": "string"
+            },
+            "step": {
+              "type": "integer",
+              "format": "int64"
+            },
+            "cursor": {
+              "type": "integer",
+              "format": "int64",
+              "minimum": 0
+            },
+            "buckets": {
+              "type": "array",
+              "items": {
+                "type": "array",
+                "items": {
+                  "type": "integer",
+                  "format": "int64"
+                },
+                "minItems": 4,
+                "maxItems": 4
+              },
+              "description": "[bucket, count, sum of high hash halves, sum of low halves]."
+            },
+            "keys": {
+              "type": "array",
+              "items": {
+                "type": "array",
+                "items": {
+                  "type": "string"
+                },
+                "minItems": 2,
+                "maxItems": 2
+              },
+              "description": "[key jsonb text, md5 of key and row text]."
+            },
+            "pending": {
+              "type": "array",
+              "items": {
+                "type": "string"
+              }
+            }
+          }
+        },
       "Error": {
         "type": "object",
         "required": [
@@ -1390,6 +1841,11 @@ public enum HubOpenAPI {
           "rewritten": {
             "type": "boolean",
             "description": "The hub changed the image, so the origin must apply it too."
+          },
+          "base": {
+            "type": "integer",
+            "format": "int64",
+            "description": "Repairs only: the seq of the head the entry re-asserts (the region records it as the key's version)."
           }
         }
       },

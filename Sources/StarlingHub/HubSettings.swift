@@ -46,6 +46,8 @@ public struct HubSettings: Sendable {
     public var insecure: Bool
     /// Log retention (issue 7).
     public var retention = Retention()
+    /// Reconciliation schedule and limits (issue 7).
+    public var reconcile = ReconcileSettings()
 }
 
 extension HubConfiguration {
@@ -85,6 +87,7 @@ extension HubConfiguration {
                 Dictionary(regions.map { ($0.name, $0.priority) }, uniquingKeysWith: { a, _ in a })),
             limits: limits, insecure: insecure)
         settings.retention = retentionSettings
+        settings.reconcile = try reconcile.validated()
         return settings
     }
 

@@ -42,7 +42,7 @@ enum HubStore {
     /// non-rewritten entries) as a JSON array body (without brackets), straight from the stored text.
     static func pull(_ connection: PostgresConnection, region: String, after: Int64, limit: Int) throws -> PullPage {
         let rows = try connection.query(
-            "SELECT seq, origin, change_id, tx, table_name, op, key, row, hlc, kind, rewritten "
+            "SELECT seq, origin, change_id, tx, table_name, op, key, row, hlc, kind, rewritten, target, base "
                 + "FROM starling_hub.log WHERE seq > $1 ORDER BY seq LIMIT $2",
             [.int64(after), .int(limit)], name: "hub.pull")
         var output: [UInt8] = []
@@ -55,10 +55,18 @@ enum HubStore {
             let origin = try row.string(1)
             let rewritten = try row.bool(10)
             if origin == region && !rewritten { continue }
+            // A repair (issue 7) is for its target region only; `base` is the head seq it re-asserts.
+            if let target = try row.optionalString(11), target != region { continue }
             if count > 0 { output.append(UInt8(ascii: ",")) }
             count += 1
-            // Canonical member order: hlc id key kind op origin rewritten row seq table tx.
-            output.append(contentsOf: #"{"hlc":"#.utf8)
+            // Canonical member order: base hlc id key kind op origin rewritten row seq table tx.
+            if let base = try row.optionalInt64(12) {
+                output.append(contentsOf: #"{"base":"#.utf8)
+                JSONSerializer.writeInt64(base, to: &output)
+                output.append(contentsOf: #","hlc":"#.utf8)
+            } else {
+                output.append(contentsOf: #"{"hlc":"#.utf8)
+            }
             JSONSerializer.writeInt64(try row.int64(8), to: &output)
             output.append(contentsOf: #","id":"#.utf8)
             JSONSerializer.writeString(try row.string(2), to: &output)

@@ -27,12 +27,15 @@ final class Sequencer: Sendable {
         /// Dead letters reported by a region's agent, recorded as open conflicts (issue 4 hook).
         case deadLetters(
             region: String, letters: [DeadLetterReport], continuation: CheckedContinuation<[Int64], any Error>)
+        /// Repair entries for one region (issue 7, ``SequencerWriter/repair(_:state:connection:nowMicros:)``).
+        case repair(RepairRequest, continuation: CheckedContinuation<[Int64], any Error>)
 
         var changeCount: Int {
             switch self {
             case .push(_, let changes, _): changes.count
             case .resolve: 1
             case .deadLetters(_, let letters, _): letters.count
+            case .repair(let request, _): request.keys.count
             }
         }
     }
@@ -94,6 +97,14 @@ final class Sequencer: Sendable {
     func recordDeadLetters(region: String, letters: [DeadLetterReport]) async throws -> [Int64] {
         try await withCheckedThrowingContinuation { continuation in
             enqueue(.deadLetters(region: region, letters: letters, continuation: continuation))
+        }
+    }
+
+    /// Queues repair entries re-asserting the current heads of `request.keys` for `request.region` only;
+    /// returns their seqs once committed.
+    func repair(_ request: RepairRequest) async throws -> [Int64] {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.repair(request, continuation: continuation))
         }
     }
 
@@ -205,6 +216,7 @@ final class Sequencer: Sendable {
             case (.resolve(_, _, _, let continuation), .resolved(let resolved)):
                 continuation.resume(returning: resolved)
             case (.deadLetters(_, _, let continuation), .recorded(let ids)): continuation.resume(returning: ids)
+            case (.repair(_, let continuation), .recorded(let seqs)): continuation.resume(returning: seqs)
             case (_, .failed(let error)): Self.fail(item, error)
             default: Self.fail(item, HubError(code: .storageFailed, message: "sequencer result mismatch"))
             }
@@ -216,6 +228,7 @@ final class Sequencer: Sendable {
         case .push(_, _, let continuation): continuation.resume(throwing: error)
         case .resolve(_, _, _, let continuation): continuation.resume(throwing: error)
         case .deadLetters(_, _, let continuation): continuation.resume(throwing: error)
+        case .repair(_, let continuation): continuation.resume(throwing: error)
         }
     }
 }

@@ -162,6 +162,9 @@ final class SequencerWriter: @unchecked Sendable {
                 case .deadLetters(let region, let letters, _):
                     outcome.results.append(
                         try recordDeadLetters(letters, region: region, state: &state, connection: connection))
+                case .repair(let request, _):
+                    outcome.results.append(
+                        try repair(request, state: &state, connection: connection, nowMicros: nowMicros))
                 }
             }
             try store(state, connection: connection)
@@ -247,8 +250,9 @@ extension SequencerWriter {
             case .resolve(let conflictID, _, _, _):
                 state.keyTexts.append([])
                 conflictIDs.append(conflictID)
-            case .deadLetters:
-                break
+            case .deadLetters, .repair:
+                // Keeps keyTexts indexed by batch position for the pushes after this item.
+                state.keyTexts.append([])
             }
         }
         if !conflictIDs.isEmpty {

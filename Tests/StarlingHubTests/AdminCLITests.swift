@@ -93,15 +93,16 @@ struct AdminCLITests {
     }
 
     @Test func exitCodesForAuthUnreachableAndReconcile() async throws {
-        // Proves a wrong token exits 3, an unreachable hub exits 2, a missing --hub exits 1, and reconcile exits 5
-        // ("not available yet") while the hub has no reconciliation endpoint.
+        // Proves a wrong token exits 3, an unreachable hub exits 2, a missing --hub exits 1, and reconcile exits 6
+        // with a clear message when its run does not finish in time (no agent answers here).
         try await OperatorHub.with { hub in
             let refused = try await Self.admin(hub, ["status"], token: "wrong-token")
             #expect(refused.exitCode == 3 && refused.stderr.contains("401"), "\(refused.transcript)")
             let regionToken = try await Self.admin(hub, ["conflicts"], token: HubHarness.token("r1"))
             #expect(regionToken.exitCode == 3 && regionToken.stderr.contains("403"), "\(regionToken.transcript)")
-            let reconcile = try await Self.admin(hub, ["reconcile"])
-            #expect(reconcile.exitCode == 5 && reconcile.stderr.contains("not available"), "\(reconcile.transcript)")
+            let reconcile = try await Self.admin(hub, ["reconcile", "--wait", "1"])
+            #expect(
+                reconcile.exitCode == 6 && reconcile.stderr.contains("did not finish"), "\(reconcile.transcript)")
         }
         let binary = try StarlingBinary.path()
         let unreachable = try await ProcessRunner.run(

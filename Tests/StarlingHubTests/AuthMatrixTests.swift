@@ -51,6 +51,13 @@ struct AuthMatrixTests {
         Route(
             method: "POST", path: "/v1/conflicts/999/resolve", template: "/v1/conflicts/{id}/resolve",
             body: #"{"pick":"current"}"#, audience: .admin, okStatus: 404),
+        Route(method: "GET", path: "/v1/reconcile/999", template: "/v1/reconcile/{id}", body: "", audience: .admin, okStatus: 404),
+        Route(method: "GET", path: "/v1/reconcile/task", template: "/v1/reconcile/task", body: "", audience: .region),
+        Route(
+            method: "POST", path: "/v1/reconcile/answer", template: "/v1/reconcile/answer",
+            body: #"{"run":999,"table":"public.items","step":1,"cursor":0,"buckets":[]}"#, audience: .region,
+            okStatus: 409),
+        Route(method: "POST", path: "/v1/reconcile", template: "/v1/reconcile", body: "{}", audience: .admin),
     ]
 
     /// A caller of the matrix: its token (nil: none) and which audiences it belongs to.

@@ -126,3 +126,24 @@ starling_need_venv() {
     STARLING_VENV="$venv"
     export STARLING_VENV
 }
+
+# datafold's data-diff, the reconciliation test's independent checker, in a venv of its own: its pins (dbt-core
+# 1.x, pydantic 1, urllib3 < 2) must not move schemathesis's. data-diff 0.11.1 needs dbt-core < 2, and the
+# newest dbt-core 1.x downloads a parser wheel from GitHub at build time, so dbt-core is pinned to 1.7.19;
+# pydantic 2 breaks dbt-core 1.7 (`regex` was removed). Sets STARLING_DATADIFF to the executable.
+STARLING_DATADIFF_PINS="data-diff[postgresql]==0.11.1 dbt-core==1.7.19 pydantic==1.10.27"
+starling_need_datadiff() {
+    local venv="${XDG_CACHE_HOME:-$HOME/.cache}/starling/venv-datadiff"
+    starling_need_debs python3-venv python3-pip libpq-dev
+    if [ ! -x "$venv/bin/data-diff" ] || [ "$(cat "$venv/.starling-pins" 2>/dev/null)" != "$STARLING_DATADIFF_PINS" ]; then
+        starling_log "creating the data-diff venv in $venv ($STARLING_DATADIFF_PINS)"
+        mkdir -p "$(dirname "$venv")"
+        /usr/bin/python3 -m venv "$venv" || starling_die "python3 -m venv failed"
+        # shellcheck disable=SC2086
+        "$venv/bin/pip" install -q --disable-pip-version-check $STARLING_DATADIFF_PINS >&2 \
+            || starling_die "pip install $STARLING_DATADIFF_PINS failed"
+        echo "$STARLING_DATADIFF_PINS" >"$venv/.starling-pins"
+    fi
+    STARLING_DATADIFF="$venv/bin/data-diff"
+    export STARLING_DATADIFF
+}
