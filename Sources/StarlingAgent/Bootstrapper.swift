@@ -192,6 +192,11 @@ struct Bootstrapper: Sendable {
     }
 
     /// Applies the loaded heads in chunks, one transaction each, through the table's apply function.
+    ///
+    /// Chunks go in jsonb order of `s.key`, the column the `>` cursor compares. The qualification matters:
+    /// a bare `ORDER BY key` names the output column `key::text AS key`, whose text order (`{"k": 54}` before
+    /// `{"k": 5}`) differs from jsonb order (5 before 54), so the next chunk's `key > last` skipped every key
+    /// that sorts below `last` as jsonb but after it as text (BootstrapperTests).
     private func apply(table: String) async throws(AgentError) -> Int {
         var after: String?
         var applied = 0
@@ -203,8 +208,8 @@ struct Bootstrapper: Sendable {
                 try connection.transaction(name: "agent.boot.apply") { connection -> (Int, String?, Int) in
                     let rows = try connection.query(
                         """
-                        SELECT key::text AS key, row::text AS row, seq, origin FROM starling.snapshot_rows
-                        WHERE table_name = $1 AND ($2::jsonb IS NULL OR key > $2::jsonb) ORDER BY key LIMIT $3
+                        SELECT s.key::text AS key, s.row::text AS row, s.seq, s.origin FROM starling.snapshot_rows s
+                        WHERE s.table_name = $1 AND ($2::jsonb IS NULL OR s.key > $2::jsonb) ORDER BY s.key LIMIT $3
                         """, [.text(table), from.map(PostgresValue.text) ?? .null, .int(limit)],
                         name: "agent.boot.chunk")
                     var images: [AgentStore.Image] = []
