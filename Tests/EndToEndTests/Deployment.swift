@@ -22,6 +22,10 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     private(set) var agents: [String: ChildProcess] = [:]
     /// The `hub:` URLs agents are configured with (empty: the one hub's URL). Set by failover tests.
     var agentHubURLs: [String] = []
+    /// Appended to `hub.yaml` (say `retention: {…}`); set before `startHub()`.
+    var hubExtraYAML = ""
+    /// Appended to a region's `agent.yaml` (say `bootstrap: {replace_local: true}`); set before its start.
+    var agentExtraYAML: [String: String] = [:]
     /// Further processes (a standby hub) killed at tear-down like the others.
     var extraProcesses: [(name: String, process: ChildProcess)] = []
     private var client: HTTP2Client?
@@ -89,6 +93,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         }
         yaml += "tables:\n"
         for table in tables { yaml += "  - {name: \(table.name), policy: \(table.policy)}\n" }
+        yaml += hubExtraYAML
         try yaml.write(to: config, atomically: true, encoding: .utf8)
         let process = try ChildProcess.launch(binary, ["hub", "--config", config.path, "--log-level", "warning"])
         hub = process
@@ -124,7 +129,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
               status_interval_ms: 200
               request_timeout_ms: 5000
 
-            """
+            """ + (agentExtraYAML[region] ?? "")
         try yaml.write(to: config, atomically: true, encoding: .utf8)
         return try ChildProcess.launch(
             binary, ["agent", "--config", config.path] + extra, environment: ["STARLING_MIGRATIONS": migrations])

@@ -177,4 +177,59 @@ struct LogRetentionTests {
             await second.shutdown(gracePeriod: .seconds(1))
         }
     }
+
+    @Test func theMigrationMovesAnExistingLogIntoPartitions() async throws {
+        // Proves migration 3 on a hub that ran versions 1-2: every log entry is kept, in seq order, pulls and
+        // the sequencer continue after it, and a re-pushed change still gets its stored verdict.
+        try await TestDatabase.with { database in
+            let url = database.url
+            try await Task.detached {
+                let connection = try PostgresConnection.connect(url: url)
+                defer { connection.close() }
+                let early = try PostgresMigrator(schema: HubMigrations.schema, migrations: Array(HubMigrations.all.prefix(2)))
+                #expect(try early.migrate(connection) == [1, 2])
+                // What a version-2 hub wrote for 30 accepted inserts of r1 (ids r1:1...r1:30, keys 1...30).
+                try connection.execute(
+                    """
+                    INSERT INTO starling_hub.log (seq, origin, change_id, tx, table_name, op, key, row, hlc, kind, rewritten)
+                    SELECT g, 'r1', 'r1:' || g, 'r1:tx' || g, 'public.items', 'insert', '{"id":' || g || '}',
+                           '{"id":' || g || '}', 1000, 'change', false FROM generate_series(1, 30) g
+                    """)
+                try connection.execute(
+                    """
+                    INSERT INTO starling_hub.heads (table_name, key, seq, origin, hlc, row, op, prev_foreign_seq)
+                    SELECT 'public.items', '{"id":' || g || '}', g, 'r1', 1000, '{"id":' || g || '}', 'insert', 0
+                    FROM generate_series(1, 30) g
+                    """)
+            }.value
+            var configuration = HubHarness.configuration(database: url, tables: HubHarness.defaultTables)
+            configuration.retention = Self.retention()
+            var logger = Logger(label: "test.hub")
+            logger.logLevel = .warning
+            let hub = try Hub(configuration: configuration, logger: logger)
+            try await hub.start()
+            let client = try HTTP2Client(
+                configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(hub.localAddress?.port ?? 0)"))
+            let harness = HubHarness(hub: hub, database: database, client: client)
+            do {
+                #expect(hub.head == 30)
+                #expect(try await Self.query(harness, "SELECT count(*) FROM starling_hub.log_partitions") == [1])
+                #expect(try await Self.query(harness, "SELECT count(*) FROM starling_hub.log_p0000000000000000001") == [30])
+                #expect(
+                    try await Self.query(harness, "SELECT count(*) FROM pg_class WHERE relname = 'log_unpartitioned'") == [0])
+                let pulled = try await harness.pull("r2", after: 0)
+                let seqs = pulled.json["entries"]?.arrayValue?.compactMap { $0["seq"]?.int64Value } ?? []
+                #expect(seqs == Array(1...30))
+                let again = try await harness.push("r1", [Changes.insert("r1", 7, id: 7)])
+                #expect(again.json["results"]?[0]?["status"] == "accepted" && again.json["results"]?[0]?["seq"] == 7)
+                let fresh = try await harness.push("r1", [Changes.insert("r1", 31, id: 31)])
+                #expect(fresh.json["results"]?[0]?["seq"] == 31)
+                #expect(try await Self.query(harness, "SELECT count(*) FROM starling_hub.log") == [31])
+            } catch {
+                Issue.record(error)
+            }
+            client.shutdown()
+            await hub.shutdown(gracePeriod: .seconds(1))
+        }
+    }
 }
