@@ -9,7 +9,7 @@ struct BootstrapTests {
 
     /// Writes `count` rows `from...` in `region` (one transaction).
     static func write(_ deployment: Deployment, _ region: String, from: Int, count: Int, tag: String) async throws {
-        try await deployment.sql(region) { connection in
+        _ = try await deployment.sql(region) { connection in
             try connection.execute(
                 "INSERT INTO public.t_lww (k, v) SELECT g, '\(tag):' || g FROM generate_series(\(from), \(from + count - 1)) g "
                     + "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v, n = t_lww.n + 1")
