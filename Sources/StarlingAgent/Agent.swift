@@ -20,6 +20,8 @@ public final class Agent: Sendable {
         public var pushedChanges = 0
         public var appliedEntries = 0
         public var deadLetters = 0
+        /// `VACUUM starling.outbox` runs that succeeded (see ``OutboxVacuum``).
+        public var outboxVacuums = 0
         public var cursor: Int64 = 0
         public var lastError: String?
     }
@@ -79,12 +81,13 @@ public final class Agent: Sendable {
         do {
             try await start()
             logger.info("agent started")
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.listen() }
-                group.addTask { await self.reconcile.run { self.isStopped } }
-                await loop()
+            // Cancelling the task that runs the agent stops it: a cancelled task's `Task.sleep` returns at once,
+            // so otherwise every wait loop spun until `stop()` (a test whose body threw before calling `stop()`
+            // left its agent burning both cores forever).
+            await withTaskCancellationHandler {
+                await runTasks()
+            } onCancel: {
                 stop()
-                await group.waitForAll()
             }
         } catch {
             await listener.shutdown()
@@ -96,6 +99,17 @@ public final class Agent: Sendable {
         await database.shutdown()
         await reconcile.shutdown()
         logger.info("agent stopped")
+    }
+
+    /// The loop beside the LISTEN and reconciliation tasks, until stopped.
+    private func runTasks() async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.listen() }
+            group.addTask { await self.reconcile.run { self.isStopped } }
+            await loop()
+            stop()
+            await group.waitForAll()
+        }
     }
 
     /// Config, install, register; retried until they succeed or fail for good.
@@ -235,6 +249,7 @@ public final class Agent: Sendable {
         let started = ContinuousClock.now
         do throws(AgentError) {
             try await db { connection in try connection.execute(OutboxVacuum.sql) }
+            shared.withLock { $0.progress.outboxVacuums += 1 }
             logger.debug("outbox vacuumed", metadata: [AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))"])
         } catch {
             logger.warning("outbox vacuum failed", metadata: [AgentLogKey.error: "\(error)"])
