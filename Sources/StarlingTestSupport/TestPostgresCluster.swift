@@ -1,0 +1,141 @@
+import Foundation
+import Glibc
+
+/// A private, throwaway PostgreSQL cluster for one test (initdb + pg_ctl in a temp directory, on a free
+/// loopback port below 32768), for tests that stop and restart Postgres under a running system. The
+/// `ops/test` cluster is shared by every test and must never be restarted; this one belongs to its test.
+///
+/// The binaries are the newest under /usr/lib/postgresql (what ops/test installs), or `STARLING_PG_BIN`.
+/// As root, the server runs as the `postgres` user (via runuser), as ops/test does. ``destroy()`` stops the
+/// server (immediate) and removes the directory; the test calls it on every path.
+public final class TestPostgresCluster: Sendable {
+    /// A failed initdb/pg_ctl step, with its output.
+    public struct ClusterError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// The cluster's directory (data under `data/`, the server log in `postgres.log`).
+    public let directory: String
+    public let port: Int
+    private let bin: String
+    private let runAs: [String]
+
+    /// `postgresql://postgres@127.0.0.1:PORT/<database>`.
+    public func url(database: String = "postgres") -> String {
+        "postgresql://postgres@127.0.0.1:\(port)/\(database)"
+    }
+
+    private init(directory: String, port: Int, bin: String, runAs: [String]) {
+        self.directory = directory
+        self.port = port
+        self.bin = bin
+        self.runAs = runAs
+    }
+
+    /// initdb, configure and start a new cluster.
+    public static func start(name: String) async throws -> TestPostgresCluster {
+        let bin = try binDirectory()
+        let directory = "/tmp/starling-pg-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let isRoot = getuid() == 0
+        let runAs = isRoot ? [try ProcessRunner.locate("runuser"), "-u", "postgres", "--"] : []
+        if isRoot {
+            _ = try await ProcessRunner.run("chown", ["postgres:postgres", directory])
+        }
+        try await Self.run(runAs, bin + "/initdb", ["-D", directory + "/data", "-U", "postgres", "-A", "trust",
+                                                   "-E", "UTF8", "--no-sync"], what: "initdb")
+        let port = try freePort()
+        let conf = """
+
+            listen_addresses = '127.0.0.1'
+            port = \(port)
+            unix_socket_directories = '\(directory)'
+            max_connections = 100
+            fsync = off
+            shared_buffers = 32MB
+
+            """
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/data/postgresql.conf"))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data(conf.utf8))
+        try handle.close()
+        let cluster = TestPostgresCluster(directory: directory, port: port, bin: bin, runAs: runAs)
+        try await cluster.startServer()
+        return cluster
+    }
+
+    /// Starts the (stopped) server and waits until it accepts connections.
+    public func startServer() async throws {
+        try await Self.run(runAs, bin + "/pg_ctl", ["-D", directory + "/data", "-l", directory + "/postgres.log",
+                                                   "-w", "-t", "60", "start"], what: "pg_ctl start")
+    }
+
+    /// Stops the server the hard way (`-m immediate`: no checkpoint, every backend killed, crash recovery on
+    /// the next start), as a crash or a power cut would.
+    public func stopServer() async throws {
+        try await Self.run(runAs, bin + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
+                           what: "pg_ctl stop")
+    }
+
+    /// Stops immediately and starts again.
+    public func restart() async throws {
+        try await stopServer()
+        try await startServer()
+    }
+
+    /// Stops the server (if running) and removes the directory.
+    public func destroy() async {
+        _ = try? await Self.run(runAs, bin + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "stop"],
+                                what: "pg_ctl stop")
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The server log (for failure messages).
+    public var log: String {
+        (try? String(contentsOfFile: directory + "/postgres.log", encoding: .utf8)) ?? ""
+    }
+
+    // MARK: - Helpers
+
+    private static func run(_ runAs: [String], _ tool: String, _ arguments: [String], what: String) async throws {
+        let command = runAs.isEmpty ? tool : runAs[0]
+        let result = try await ProcessRunner.run(command, Array(runAs.dropFirst()) + (runAs.isEmpty ? [] : [tool]) + arguments,
+                                                 timeout: .seconds(90))
+        guard result.exitCode == 0, !result.timedOut else {
+            throw ClusterError(description: "\(what) failed: \(result.transcript)")
+        }
+    }
+
+    /// STARLING_PG_BIN or the newest /usr/lib/postgresql/N/bin.
+    static func binDirectory() throws -> String {
+        if let explicit = ProcessInfo.processInfo.environment["STARLING_PG_BIN"] { return explicit }
+        let root = "/usr/lib/postgresql"
+        let versions = ((try? FileManager.default.contentsOfDirectory(atPath: root)) ?? [])
+            .compactMap { Int($0) }.sorted()
+        guard let newest = versions.last, FileManager.default.isExecutableFile(atPath: "\(root)/\(newest)/bin/initdb")
+        else { throw ProcessRunner.ToolMissing(tool: "initdb (PostgreSQL server under /usr/lib/postgresql)") }
+        return "\(root)/\(newest)/bin"
+    }
+
+    /// A loopback port in 20000–31999 nothing listens on (below Linux's ephemeral range, so no outgoing
+    /// connection can take it between this check and the server's bind).
+    static func freePort() throws -> Int {
+        for _ in 0..<200 {
+            let port = Int.random(in: 20000...31999)
+            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard fd >= 0 else { continue }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            if bound == 0 { return port }
+        }
+        throw ClusterError(description: "no free loopback port in 20000-31999")
+    }
+}
