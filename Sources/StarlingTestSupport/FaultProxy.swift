@@ -132,6 +132,8 @@ public final class FaultProxy: Sendable {
             guard Self.waitReadable([listener], timeoutMs: 20).first == true else { continue }
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
+            // Close-on-exec, so a child started meanwhile (pg_ctl's postgres) cannot keep a cut connection open.
+            _ = fcntl(client, F_SETFD, FD_CLOEXEC)
             let (faults, generation) = state.withLock { state -> (Faults, Int) in
                 if state.faults.isRefusing {
                     state.counters.refused += 1

@@ -40,10 +40,14 @@ public final class TestPostgresCluster: Sendable {
         let isRoot = getuid() == 0
         let runAs = isRoot ? [try ProcessRunner.locate("runuser"), "-u", "postgres", "--"] : []
         if isRoot {
-            _ = try await ProcessRunner.run("chown", ["postgres:postgres", directory])
+            guard let user = getpwnam("postgres") else { throw ClusterError(description: "no postgres user") }
+            guard chown(directory, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+                throw ClusterError(description: "chown \(directory) failed: errno \(errno)")
+            }
         }
         try await Self.run(runAs, bin + "/initdb", ["-D", directory + "/data", "-U", "postgres", "-A", "trust",
-                                                   "-E", "UTF8", "--no-sync"], what: "initdb")
+                                                   "-E", "UTF8", "--no-sync"], log: directory + "/ctl.log",
+                           what: "initdb")
         let port = try freePort()
         let conf = """
 
@@ -66,14 +70,14 @@ public final class TestPostgresCluster: Sendable {
 
     /// Starts the (stopped) server and waits until it accepts connections.
     public func startServer() async throws {
-        try await Self.run(runAs, bin + "/pg_ctl", ["-D", directory + "/data", "-l", directory + "/postgres.log",
+        try await run(bin + "/pg_ctl", ["-D", directory + "/data", "-l", directory + "/postgres.log",
                                                    "-w", "-t", "60", "start"], what: "pg_ctl start")
     }
 
     /// Stops the server the hard way (`-m immediate`: no checkpoint, every backend killed, crash recovery on
     /// the next start), as a crash or a power cut would.
     public func stopServer() async throws {
-        try await Self.run(runAs, bin + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
+        try await run(bin + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "-w", "stop"],
                            what: "pg_ctl stop")
     }
 
@@ -85,7 +89,7 @@ public final class TestPostgresCluster: Sendable {
 
     /// Stops the server (if running) and removes the directory.
     public func destroy() async {
-        _ = try? await Self.run(runAs, bin + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "stop"],
+        _ = try? await run(bin + "/pg_ctl", ["-D", directory + "/data", "-m", "immediate", "stop"],
                                 what: "pg_ctl stop")
         try? FileManager.default.removeItem(atPath: directory)
     }
@@ -97,13 +101,47 @@ public final class TestPostgresCluster: Sendable {
 
     // MARK: - Helpers
 
-    private static func run(_ runAs: [String], _ tool: String, _ arguments: [String], what: String) async throws {
-        let command = runAs.isEmpty ? tool : runAs[0]
-        let result = try await ProcessRunner.run(command, Array(runAs.dropFirst()) + (runAs.isEmpty ? [] : [tool]) + arguments,
-                                                 timeout: .seconds(90))
-        guard result.exitCode == 0, !result.timedOut else {
-            throw ClusterError(description: "\(what) failed: \(result.transcript)")
+    /// Runs `tool` (as the postgres user when root) with output appended to `<directory>/ctl.log`, and waits
+    /// on a dedicated thread. posix_spawn + waitpid, not Foundation's Process: a server that pg_ctl leaves
+    /// running must not hold a pipe of ours open, nor depend on Foundation noticing the child's exit.
+    private func run(_ tool: String, _ arguments: [String], what: String) async throws {
+        try await Self.run(runAs, tool, arguments, log: directory + "/ctl.log", what: what)
+    }
+
+    private static func run(_ runAs: [String], _ tool: String, _ arguments: [String], log: String, what: String)
+        async throws
+    {
+        let argv = runAs + [tool] + arguments
+        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
+            Thread {
+                continuation.resume(with: Result { try spawnAndWait(argv, log: log) })
+            }.start()
         }
+        guard status == 0 else {
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            throw ClusterError(description: "\(what) failed (exit \(status)): \(output.suffix(2000))")
+        }
+    }
+
+    /// posix_spawn `argv` with stdin from /dev/null and stdout/stderr appended to `log`; blocks until exit.
+    private static func spawnAndWait(_ argv: [String], log: String) throws -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o666)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for pointer in cArguments { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, argv[0], &actions, nil, &cArguments, environ)
+        guard spawned == 0 else {
+            throw ClusterError(description: "posix_spawn \(argv[0]) failed: \(String(cString: strerror(spawned)))")
+        }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        // WIFEXITED / WEXITSTATUS by hand (macros): low 7 bits zero means a normal exit.
+        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 
     /// STARLING_PG_BIN or the newest /usr/lib/postgresql/N/bin.
