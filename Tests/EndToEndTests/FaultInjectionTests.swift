@@ -237,23 +237,31 @@ final class FaultRun: @unchecked Sendable {
         return problems
     }
 
-    /// Every region's changes carry strictly increasing HLCs in log order (kill -9, restarts and a skewed clock
+    /// Every region's accepted changes carry strictly increasing HLCs in log order (kill -9, restarts, a skewed clock
     /// included), and the skewed region's stamps really run ahead of the wall clock.
     private func hlcOrderProblems() async throws -> [String] {
         let skewedRegion = schedule.skewedRegion
         let (disorder, skewedMax, now) = try await deployment.sql("hub") { connection in
             let disorder = try connection.query(
                 """
-                SELECT count(*) FROM (SELECT hlc, lag(hlc) OVER (PARTITION BY origin ORDER BY seq) AS previous
-                FROM starling_hub.log WHERE kind IN ('change', 'merge')) x WHERE hlc <= previous
-                """)[0].int64(0)
+                SELECT seq, origin, kind, change_id, hlc, previous, previous_seq, previous_kind FROM (
+                    SELECT seq, origin, kind, change_id, hlc, lag(hlc) OVER w AS previous, lag(seq) OVER w AS previous_seq,
+                           lag(kind) OVER w AS previous_kind
+                    FROM starling_hub.log WHERE kind = 'change' WINDOW w AS (PARTITION BY origin ORDER BY seq)
+                ) x WHERE hlc <= previous ORDER BY seq
+                """
+            ).map { row in (0..<8).map { (try? row.string($0)) ?? "null" }.joined(separator: " ") }
             let row = try connection.query(
                 "SELECT coalesce(max(hlc), 0), (extract(epoch FROM clock_timestamp()) * 1000000)::bigint "
                     + "FROM starling_hub.log WHERE origin = $1 AND kind = 'change'", [.text(skewedRegion)])[0]
             return (disorder, try row.int64(0), try row.int64(1))
         }
         var problems: [String] = []
-        if disorder > 0 { problems.append("\(disorder) log entries have an HLC not above their region's previous one") }
+        if !disorder.isEmpty {
+            problems.append(
+                "\(disorder.count) log entries have an HLC not above their region's previous one "
+                    + "(seq origin kind id hlc previous previous_seq previous_kind): \(disorder.prefix(5))")
+        }
         let skewMicros = schedule.skew.components.seconds * 1_000_000
         if skewedMax > 0 && skewedMax < now + skewMicros / 2 {
             problems.append("\(skewedRegion)'s HLC \(skewedMax) does not run ahead of now \(now) by ~\(schedule.skew)")
