@@ -24,7 +24,7 @@ struct FaultInjectionTests {
     @Test(arguments: seeds)
     func eightRegionsSurviveSeededFaults(seed: UInt64) async throws {
         let regions = (1...8).map { "r\($0)" }
-        let steps = ProcessInfo.processInfo.environment["STARLING_FAULT_STEPS"].flatMap { Int($0) } ?? 6
+        let steps = ProcessInfo.processInfo.environment["STARLING_FAULT_STEPS"].flatMap { Int($0) } ?? FaultSchedule.defaultStepCount
         let schedule = FaultSchedule.generate(seed: seed, regions: regions, stepCount: steps)
         print("faults: \(schedule)\nfaults: replay with \(schedule.replayCommand)")
         let hubCluster = try await TestPostgresCluster.start(name: "hub")

@@ -73,11 +73,12 @@ struct FaultSchedule: Sendable, CustomStringConvertible {
 
     /// Bounds of a generated schedule.
     static let maxSteps = 8
+    static let defaultStepCount = 6
     /// The longest outage of one step, in milliseconds.
     static let maxDownMs = 2500
 
     /// The schedule for `seed` over `regions` (at least one), with `stepCount` faults (clamped to 1...maxSteps).
-    static func generate(seed: UInt64, regions: [String], stepCount: Int = 6) -> FaultSchedule {
+    static func generate(seed: UInt64, regions: [String], stepCount: Int = defaultStepCount) -> FaultSchedule {
         precondition(!regions.isEmpty, "a schedule needs a region")
         var random = SplitMix64(seed: seed ^ 0xFA17_5C4E_D01E_0000)
         func pick<T>(_ items: [T]) -> T { items[Int(random.next() % UInt64(items.count))] }
@@ -115,8 +116,9 @@ struct FaultSchedule: Sendable, CustomStringConvertible {
         return text
     }
 
-    /// The command that replays this schedule.
+    /// The command that replays this schedule (the step count only when it is not the default).
     var replayCommand: String {
-        "STARLING_FAULT_SEED=\(seed) ops/test --filter EndToEndTests.FaultInjectionTests"
+        let steps = self.steps.count == Self.defaultStepCount ? "" : "STARLING_FAULT_STEPS=\(self.steps.count) "
+        return "STARLING_FAULT_SEED=\(seed) \(steps)ops/test --filter EndToEndTests.FaultInjectionTests"
     }
 }
