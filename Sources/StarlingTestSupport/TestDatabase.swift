@@ -85,7 +85,7 @@ public struct TestDatabase: Sendable {
     private static func admin(url: String?, _ body: @escaping @Sendable (PostgresConnection) throws -> Void)
         async throws
     {
-        guard let url else { return try await adminWorker(url: adminURL()).withConnection(body) }
+        guard let url else { return try await adminWorker().withConnection(body) }
         let worker = PostgresWorker(url: url, applicationName: "starling-tests-admin", threadName: "test-pg-admin")
         do {
             try await worker.withConnection(body)
@@ -127,15 +127,14 @@ public struct TestDatabase: Sendable {
     }
 
     private static let counter = Atomic<Int>(0)
-    private static let admin = Mutex<PostgresWorker?>(nil)
+    /// The shared admin worker (one thread, one connection to the admin database), created on first use. A
+    /// lazily initialised static (swift_once), not a Mutex-guarded optional: ThreadSanitizer cannot see
+    /// Synchronization.Mutex on Linux (ops/tsan.supp) but does see the once-initialisation.
+    private static let sharedAdmin: Result<PostgresWorker, any Error> = Result {
+        PostgresWorker(url: try adminURL(), applicationName: "starling-tests-admin", threadName: "test-pg-admin")
+    }
 
-    /// The shared admin worker (one thread, one connection to the admin database), created on first use.
-    private static func adminWorker(url: String) -> PostgresWorker {
-        admin.withLock { worker in
-            if let worker { return worker }
-            let created = PostgresWorker(url: url, applicationName: "starling-tests-admin", threadName: "test-pg-admin")
-            worker = created
-            return created
-        }
+    private static func adminWorker() throws -> PostgresWorker {
+        try sharedAdmin.get()
     }
 }

@@ -228,7 +228,9 @@ final class FaultRun: @unchecked Sendable {
         guard problems.isEmpty else { return problems }
         let (writes, errors) = control.withLock { ($0.writes, $0.workloadErrors) }
         if !errors.isEmpty { print("faults: \(errors.count) workload rounds failed (expected around restarts): \(errors.prefix(3))") }
+        let healed = ContinuousClock.now
         try await deployment.waitForConvergence(timeout: .seconds(120))
+        print("faults: seed \(schedule.seed): converged \(ContinuousClock.now - healed) after the last fault")
         problems += try await deployment.auditWrites(writes)
         problems += try await hlcOrderProblems()
         problems += try await statusProblems()
