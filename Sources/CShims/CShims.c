@@ -1,4 +1,5 @@
 #include "CShims.h"
+#include <stdatomic.h>
 #include <string.h>
 
 int starling_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -9,20 +10,23 @@ int starling_errno(void) { return errno; }
 
 void starling_set_thread_name(const char *name) { pthread_setname_np(pthread_self(), name); }
 
-static volatile int starling_signal_fd = -1;
+/* Written by the thread that installs the route, read by the signal handler on whichever thread takes the
+   signal: a lock-free atomic (async-signal-safe), so the two never race (ThreadSanitizer saw the volatile int). */
+static _Atomic int starling_signal_fd = -1;
 
 static void starling_signal_handler(int signo) {
     int saved = errno;
     unsigned char byte = (unsigned char)signo;
-    if (starling_signal_fd >= 0) {
-        ssize_t ignored = write(starling_signal_fd, &byte, 1);
+    int fd = atomic_load(&starling_signal_fd);
+    if (fd >= 0) {
+        ssize_t ignored = write(fd, &byte, 1);
         (void)ignored;
     }
     errno = saved;
 }
 
 int starling_route_signal_to_fd(int signo, int fd) {
-    starling_signal_fd = fd;
+    atomic_store(&starling_signal_fd, fd);
     struct sigaction action;
     memset(&action, 0, sizeof(action));
     action.sa_handler = starling_signal_handler;

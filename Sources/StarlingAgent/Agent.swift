@@ -47,7 +47,7 @@ public final class Agent: Sendable {
         self.configuration = configuration
         self.hub = hub
         self.schema = schema
-        self.store = AgentStore(region: configuration.region)
+        self.store = AgentStore(region: configuration.region, clockOffsetMicros: AgentStore.testClockOffsetMicros())
         var logger = logger
         logger[metadataKey: AgentLogKey.region] = "\(configuration.region)"
         self.logger = logger

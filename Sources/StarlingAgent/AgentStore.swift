@@ -9,9 +9,13 @@ public import StarlingPostgres
 public struct AgentStore: Sendable {
     /// This region's name: the prefix of change ids and the origin of versions it records for itself.
     public let region: String
+    /// Added to every `captured_at` before it feeds the HLC: a region whose clock runs ahead, for fault
+    /// tests only (see ``AgentStore/testClockOffsetMicros()``); 0 in production.
+    public let clockOffsetMicros: Int64
 
-    public init(region: String) {
+    public init(region: String, clockOffsetMicros: Int64 = 0) {
         self.region = region
+        self.clockOffsetMicros = clockOffsetMicros
     }
 
     /// The pull cursor and the last HLC.
@@ -60,7 +64,7 @@ public struct AgentStore: Sendable {
         var ids: [Int64?] = []
         var stamps: [Int64?] = []
         for index in stamped.indices where stamped[index].hlc == nil {
-            let stamp = clock.tick(nowMicros: stamped[index].capturedAt)
+            let stamp = clock.tick(nowMicros: stamped[index].capturedAt &+ clockOffsetMicros)
             stamped[index].hlc = stamp
             ids.append(stamped[index].id)
             stamps.append(stamp)

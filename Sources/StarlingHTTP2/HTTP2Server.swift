@@ -124,10 +124,10 @@ public final class HTTP2Server: Sendable {
         // Let force-closed connections finish their callbacks, then stop the threads (off the cooperative pool).
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             do {
-                _ = try ThreadSpawner.spawn(name: "h2-stop") {
+                try ThreadSpawner.spawn(name: "h2-stop") {
                     group.shutdown()
                     continuation.resume()
-                }
+                }.detach()
             } catch {
                 group.shutdown()
                 continuation.resume()

@@ -6,7 +6,8 @@ enum HostResolver {
     static func resolve(host: String, port: UInt16,
                         completion: @escaping @Sendable (Result<SocketAddress, IOError>) -> Void) {
         do {
-            _ = try ThreadSpawner.spawn(name: "resolve") { completion(resolveBlocking(host: host, port: port)) }
+            // Detached: one resolution per (re)connect, so an unjoined thread per reconnect would pile up.
+            try ThreadSpawner.spawn(name: "resolve") { completion(resolveBlocking(host: host, port: port)) }.detach()
         } catch {
             completion(.failure(error))
         }

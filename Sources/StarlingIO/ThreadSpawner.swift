@@ -17,9 +17,12 @@ public enum ThreadSpawner {
     public struct Handle: @unchecked Sendable {  // pthread_t is a plain integer id; joining is thread-safe.
         let thread: pthread_t
         public func join() { pthread_join(thread, nil) }
+        /// Lets the thread free itself when its body returns; the handle must not be joined afterwards.
+        public func detach() { pthread_detach(thread) }
     }
 
-    /// Starts a thread running `body`. The thread's name is cut to 15 characters (a Linux limit).
+    /// Starts a thread running `body`. The thread's name is cut to 15 characters (a Linux limit). The caller
+    /// joins or detaches the returned handle: a finished thread that is neither keeps its stack until exit.
     public static func spawn(name: String, _ body: @escaping @Sendable () -> Void) throws(IOError) -> Handle {
         let start = Unmanaged.passRetained(Start(name: name, body: body))
         var thread = pthread_t()

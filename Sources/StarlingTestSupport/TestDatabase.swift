@@ -13,6 +13,8 @@ public struct TestDatabase: Sendable {
     public let name: String
     /// A `postgresql://` URL for this database.
     public let url: String
+    /// The cluster's admin URL when it is not the `ops/test` cluster (a `TestPostgresCluster`).
+    public let clusterAdminURL: String?
 
     /// Thrown when the environment does not say where Postgres is.
     public struct MissingEnvironment: Error, CustomStringConvertible {
@@ -48,23 +50,49 @@ public struct TestDatabase: Sendable {
 
     /// Creates a fresh, uniquely named database; the caller must `drop()` it.
     public static func create() async throws -> TestDatabase {
-        let adminURL = try adminURL()
+        try await create(adminURL: try adminURL(), isSharedCluster: true)
+    }
+
+    /// Creates a fresh database on the cluster at `adminURL` (e.g. a `TestPostgresCluster`'s).
+    public static func create(adminURL: String) async throws -> TestDatabase {
+        try await create(adminURL: adminURL, isSharedCluster: false)
+    }
+
+    private static func create(adminURL: String, isSharedCluster: Bool) async throws -> TestDatabase {
         let name =
             "starling_test_\(getpid())_\(counter.add(1, ordering: .relaxed).newValue)_"
             + String(UInt32.random(in: 0...UInt32.max), radix: 16)
         let quoted = try PostgresIdentifier.quoteName(name)
-        try await adminWorker(url: adminURL).withConnection { connection in
+        try await admin(url: isSharedCluster ? nil : adminURL) { connection in
             _ = try connection.executeScript("CREATE DATABASE \(quoted)", name: "test.createDatabase")
         }
-        return TestDatabase(name: name, url: replacingDatabase(in: adminURL, with: name))
+        return TestDatabase(
+            name: name, url: replacingDatabase(in: adminURL, with: name),
+            clusterAdminURL: isSharedCluster ? nil : adminURL)
     }
 
     /// Drops the database, terminating any connection still open to it.
     public func drop() async throws {
         let quoted = try PostgresIdentifier.quoteName(name)
-        try await Self.adminWorker(url: Self.adminURL()).withConnection { connection in
+        try await Self.admin(url: clusterAdminURL) { connection in
             _ = try connection.executeScript(
                 "DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)", name: "test.dropDatabase")
+        }
+    }
+
+    /// Runs `body` on the shared admin worker (`url` nil: the ops/test cluster) or on a short-lived worker
+    /// for another cluster.
+    private static func admin(url: String?, _ body: @escaping @Sendable (PostgresConnection) throws -> Void)
+        async throws
+    {
+        guard let url else { return try await adminWorker().withConnection(body) }
+        let worker = PostgresWorker(url: url, applicationName: "starling-tests-admin", threadName: "test-pg-admin")
+        do {
+            try await worker.withConnection(body)
+            await worker.shutdown()
+        } catch {
+            await worker.shutdown()
+            throw error
         }
     }
 
@@ -99,15 +127,14 @@ public struct TestDatabase: Sendable {
     }
 
     private static let counter = Atomic<Int>(0)
-    private static let admin = Mutex<PostgresWorker?>(nil)
+    /// The shared admin worker (one thread, one connection to the admin database), created on first use. A
+    /// lazily initialised static (swift_once), not a Mutex-guarded optional: ThreadSanitizer cannot see
+    /// Synchronization.Mutex on Linux (ops/tsan.supp) but does see the once-initialisation.
+    private static let sharedAdmin: Result<PostgresWorker, any Error> = Result {
+        PostgresWorker(url: try adminURL(), applicationName: "starling-tests-admin", threadName: "test-pg-admin")
+    }
 
-    /// The shared admin worker (one thread, one connection to the admin database), created on first use.
-    private static func adminWorker(url: String) -> PostgresWorker {
-        admin.withLock { worker in
-            if let worker { return worker }
-            let created = PostgresWorker(url: url, applicationName: "starling-tests-admin", threadName: "test-pg-admin")
-            worker = created
-            return created
-        }
+    private static func adminWorker() throws -> PostgresWorker {
+        try sharedAdmin.get()
     }
 }

@@ -28,6 +28,10 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     var agentExtraYAML: [String: String] = [:]
     /// Further processes (a standby hub) killed at tear-down like the others.
     var extraProcesses: [(name: String, process: ChildProcess)] = []
+    /// The port agents are told the hub is on (a `FaultProxy` in front of the hub); nil: the hub's own.
+    var agentHubPort: Int?
+    /// Extra environment per agent (e.g. the test-only clock offset).
+    var agentEnvironment: [String: [String: String]] = [:]
     private var client: HTTP2Client?
     /// One worker per region (and the hub) for the test's own SQL, so blocking libpq stays off the pool.
     private var workers: [String: PostgresWorker] = [:]
@@ -53,13 +57,18 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     /// unless `startAgents` is false, every agent; runs `body`; tears down.
     static func with<T>(
         regions count: Int, tables: [(name: String, policy: String)], ddl: String,
-        regionDDL: [String: String] = [:], startAgents: Bool = true,
+        regionDDL: [String: String] = [:], startAgents: Bool = true, clusters: [String: String] = [:],
         _ body: (Deployment) async throws -> T
     ) async throws -> T {
         let names = (1...count).map { "r\($0)" }
-        let hubDatabase = try await TestDatabase.create()
+        // `clusters` maps "hub" or a region to another cluster's admin URL (a restartable TestPostgresCluster).
+        func create(_ target: String) async throws -> TestDatabase {
+            if let admin = clusters[target] { return try await TestDatabase.create(adminURL: admin) }
+            return try await TestDatabase.create()
+        }
+        let hubDatabase = try await create("hub")
         var databases: [String: TestDatabase] = [:]
-        for name in names { databases[name] = try await TestDatabase.create() }
+        for name in names { databases[name] = try await create(name) }
         let deployment = try Deployment(
             regions: names, hubDatabase: hubDatabase, regionDatabases: databases, tables: tables)
         do {
@@ -119,7 +128,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         let config = directory.appendingPathComponent("agent-\(region).yaml")
         let yaml = """
             region: \(region)
-            hub: \(agentHubURLs.isEmpty ? "http://127.0.0.1:\(hubPort)" : "[\(agentHubURLs.joined(separator: ", "))]")
+            hub: \(agentHubURLs.isEmpty ? "http://127.0.0.1:\(agentHubPort ?? hubPort)" : "[\(agentHubURLs.joined(separator: ", "))]")
             token: \(Self.token(region))
             database: \(database.url)
             tuning:
@@ -132,7 +141,8 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
             """ + (agentExtraYAML[region] ?? "")
         try yaml.write(to: config, atomically: true, encoding: .utf8)
         return try ChildProcess.launch(
-            binary, ["agent", "--config", config.path] + extra, environment: ["STARLING_MIGRATIONS": migrations])
+            binary, ["agent", "--config", config.path] + extra,
+            environment: ["STARLING_MIGRATIONS": migrations].merging(agentEnvironment[region] ?? [:]) { $1 })
     }
 
     /// SIGKILLs the hub and waits for it to be gone.
