@@ -229,7 +229,13 @@ final class FaultRun: @unchecked Sendable {
         let (writes, errors) = control.withLock { ($0.writes, $0.workloadErrors) }
         if !errors.isEmpty { print("faults: \(errors.count) workload rounds failed (expected around restarts): \(errors.prefix(3))") }
         let healed = ContinuousClock.now
-        try await deployment.waitForConvergence(timeout: .seconds(120))
+        do {
+            try await deployment.waitForConvergence(timeout: .seconds(120))
+        } catch {
+            let report = (try? await deployment.divergenceReport()) ?? ["(no divergence report)"]
+            print("faults: seed \(schedule.seed): \(error)\n" + report.joined(separator: "\n"))
+            throw error
+        }
         print("faults: seed \(schedule.seed): converged \(ContinuousClock.now - healed) after the last fault")
         problems += try await deployment.auditWrites(writes)
         problems += try await hlcOrderProblems()
