@@ -9,13 +9,18 @@ import Testing
 /// faults: every region converges, every committed write is in the log or on the losing side of a recorded
 /// conflict, nothing is applied twice, and `/v1/status` shows every cursor at the head.
 ///
-/// Seeds: `STARLING_FAULT_SEED` replays one; otherwise `STARLING_FAULT_SEEDS` fresh ones (default 2).
+/// Seeds: `STARLING_FAULT_SEED` replays one; `STARLING_FAULT_SEED_LIST` (comma-separated; `ops/test` sets three
+/// fixed ones) runs those; otherwise `STARLING_FAULT_SEEDS` fresh ones (default 2).
 /// `ops/soak` runs this suite seed after seed for a given time.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct FaultInjectionTests {
     static let seeds: [UInt64] = {
         let environment = ProcessInfo.processInfo.environment
         if let text = environment["STARLING_FAULT_SEED"], let seed = UInt64(text) { return [seed] }
+        if let list = environment["STARLING_FAULT_SEED_LIST"] {
+            let seeds = list.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+            if !seeds.isEmpty { return seeds }
+        }
         let count = environment["STARLING_FAULT_SEEDS"].flatMap { Int($0) } ?? 2
         return (0..<max(1, count)).map { _ in UInt64.random(in: 1...UInt64(Int64.max)) }
     }()
