@@ -422,16 +422,11 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Runs `body` on the database thread; errors become `AgentError`s (retryable unless the body threw a
-    /// non-retryable `AgentError`).
+    /// Runs `body` on the database thread (see `PostgresWorker.run(during:_:)`).
     private func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws(AgentError)
         -> T
     {
-        do {
-            return try await database.withConnection(body)
-        } catch {
-            throw AgentError.database(error, during: "database")
-        }
+        try await database.run(during: "database", body)
     }
 
     /// Whole milliseconds of `duration` (for debug logs).

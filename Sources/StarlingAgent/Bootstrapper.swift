@@ -304,10 +304,6 @@ struct Bootstrapper: Sendable {
     private func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws(AgentError)
         -> T
     {
-        do {
-            return try await database.withConnection(body)
-        } catch {
-            throw AgentError.database(error, during: "bootstrap")
-        }
+        try await database.run(during: "bootstrap", body)
     }
 }

@@ -39,12 +39,18 @@ struct DashboardTests {
         // resolve buttons, and "No reconciliation yet"; it saves screenshots for a human under the test output.
         try await OperatorHub.withTLS { hub in
             let conflict = try await hub.seed()
+            // r2 must stay healthy however slowly the browser starts: its cursor is at the head, not just its
+            // last pull recent (a cursor left behind turns it "lagging" 10 s later).
+            let status = try await hub.harness.admin("GET", "/v1/status")
+            let r2 = status.json["regions"]?.arrayValue?.first { $0["name"]?.stringValue == "r2" }
+            #expect(r2?["lag_entries"]?.int64Value == 0, "\(status.json)")
             let url = hub.baseURL + "/#token=" + HubHarness.adminToken
             let dom = try await Chromium.run(hub: hub, url: url, extra: ["--dump-dom"])
             for region in HubHarness.regionNames {
                 #expect(dom.contains("data-region=\"\(region)\""), "region \(region) missing")
             }
-            #expect(dom.contains("pill healthy") && dom.contains("pill silent"))
+            let regionsTable = Self.slice(dom, from: "id=\"regions\"", to: "</table>") ?? "(no regions table)"
+            #expect(dom.contains("pill healthy") && dom.contains("pill silent"), "\(regionsTable)")
             let card = try #require(Self.slice(dom, from: "data-conflict=\"\(conflict)\"", to: "</article>"))
             #expect(card.contains("side current") && card.contains("side incoming"))
             #expect(card.contains("paid") && card.contains("new") && card.contains("rush"))

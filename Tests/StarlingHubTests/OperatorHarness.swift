@@ -57,8 +57,8 @@ struct OperatorHub {
     }
 
     /// A small realistic history: r1 and r2 write the same items row (an lww conflict, auto), r1 and r3 race on a
-    /// manual table (an open conflict with different columns), and r2 pulls (so it is healthy). Returns the open
-    /// conflict's id.
+    /// manual table (an open conflict with different columns), and r2 pulls everything and confirms it (so it is
+    /// healthy however long the test takes). Returns the open conflict's id.
     @discardableResult
     func seed() async throws -> Int64 {
         let hub = harness
@@ -80,7 +80,12 @@ struct OperatorHub {
                     "r3", 1, table: "public.manual", id: 10, row: ["status": "paid", "total": "99.90", "note": "rush"],
                     hlc: 4000)
             ])
-        _ = try await hub.pull("r2", after: 0)
+        // The hub records a region's cursor from the `after` of its pulls (what the region has applied), so r2
+        // pulls twice: the second pull confirms the first page and puts r2's cursor at the head. With one pull its
+        // cursor stayed 0 and its lag grew with the wall clock: past 10 s (a slow browser start under a loaded
+        // run) the dashboard rightly showed r2 as lagging, and the dashboard test failed.
+        let page = try await hub.pull("r2", after: 0)
+        _ = try await hub.pull("r2", after: page.json["next"]?.int64Value ?? 0)
         guard let conflict = raced.json["results"]?[0]?["conflict"]?.int64Value else {
             throw SeedFailed(response: raced.json)
         }
