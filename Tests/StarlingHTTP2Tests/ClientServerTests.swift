@@ -161,17 +161,30 @@ struct ClientServerTests {
 
     @Test("graceful shutdown lets an in-flight request finish and then refuses new connections")
     func gracefulShutdown() async throws {
-        let server = try TestServer.start()
+        // The handler is held by a gate the test opens only once the listener is closed, so the request is in
+        // flight during the shutdown whatever the scheduling (a timed handler could finish before a starved
+        // poller ever saw it running: that flaked on a loaded CI machine).
+        let (entered, enteredSignal) = AsyncStream<Void>.makeStream()
+        let (gate, gateSignal) = AsyncStream<Void>.makeStream()
+        var router = TestServer.router()
+        router.add("GET", "/gated", .async { _ in
+            enteredSignal.yield()
+            for await _ in gate { break }
+            return .text(200, "released")
+        })
+        let server = try TestServer.start(router: router)
         let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
         _ = try await client.send(HTTPClientRequest(method: "GET", path: "/hello"))
-        async let slow = client.send(HTTPClientRequest(method: "GET", path: "/slow/600"))
-        try await poll(until: { server.server.counters.snapshot().handlersRunning == 1 }, message: "slow handler running")
-        // A generous grace period: on a loaded CI machine the handler's task may wait long for a thread of the
-        // cooperative pool (other tests block some); the test is about finishing, not about timing.
-        await server.server.shutdown(gracePeriod: .seconds(60))
-        let response = try await slow
+        async let gated = client.send(HTTPClientRequest(method: "GET", path: "/gated"))
+        for await _ in entered { break }
+        async let stopped: Void = server.server.shutdown(gracePeriod: .seconds(60))
+        try await poll(until: { TCPProbe.isRefused(port: server.port) }, timeout: .seconds(60), message: "listener closed")
+        #expect(server.server.counters.snapshot().handlersRunning == 1)
+        gateSignal.yield()
+        let response = try await gated
         #expect(response.status == 200)
-        #expect(String(decoding: response.body, as: UTF8.self) == "slept 600")
+        #expect(String(decoding: response.body, as: UTF8.self) == "released")
+        await stopped
         let late = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
         await #expect(throws: HTTP2Error.self) { try await late.send(HTTPClientRequest(method: "GET", path: "/hello")) }
         late.shutdown()
@@ -193,8 +206,8 @@ struct ClientServerTests {
     }
 }
 
-/// Polls `condition` every 10 ms until it holds or `timeout` passes.
-func poll(until condition: @Sendable () async throws -> Bool, timeout: Duration = .seconds(10),
+/// Polls `condition` every 10 ms until it holds or `timeout` passes (generous: CI machines are loaded).
+func poll(until condition: @Sendable () async throws -> Bool, timeout: Duration = .seconds(60),
           message: String) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
