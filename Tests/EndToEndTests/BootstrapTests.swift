@@ -1,4 +1,5 @@
 import StarlingPostgres
+import StarlingTestSupport
 import Testing
 
 /// Bootstrap and adoption (issue 7) with real hub and agent processes.

@@ -90,15 +90,3 @@ struct ConvergenceTests {
         }
     }
 }
-
-/// Polls `condition` every 50 ms until it holds or `timeout` passes.
-func waitUntil(
-    _ what: String, timeout: Duration = .seconds(60), _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(50))
-    }
-    throw E2EError( "timed out waiting until \(what)")
-}

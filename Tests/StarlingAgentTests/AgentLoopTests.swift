@@ -119,7 +119,7 @@ struct AgentLoopTests {
                      logger: logger)
     }
 
-    @Test("two regions converge through the loop, also after the hub was down", .timeLimit(.minutes(1)))
+    @Test("two regions converge through the loop, also after the hub was down", .timeLimit(.minutes(3)))
     func twoRegionsConverge() async throws {
         // Proves: capture → push → pull → apply end to end; while the hub is down writes queue in the outbox
         // (reported depth) and drain once it is back; both regions end identical.
@@ -172,7 +172,7 @@ struct AgentLoopTests {
         }
     }
 
-    @Test("after a bulk push the agent vacuums its outbox; apply functions probe indexes", .timeLimit(.minutes(1)))
+    @Test("after a bulk push the agent vacuums its outbox; apply functions probe indexes", .timeLimit(.minutes(3)))
     func outboxIsVacuumedAfterBulkPush() async throws {
         // Proves the agent vacuums starling.outbox itself once it removed OutboxVacuum's threshold of rows
         // (autovacuum comes at most once a minute; until then reading the next batch stepped over every dead

@@ -54,7 +54,7 @@ final class SnapshotHub: HubLink {
 }
 
 /// Bootstrap (issue 7) against a snapshot double and a real region database.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct BootstrapperTests {
     static let ddl = "CREATE TABLE public.t (k int PRIMARY KEY, v text);"
 

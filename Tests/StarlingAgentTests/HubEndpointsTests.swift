@@ -5,7 +5,7 @@ import StarlingIO
 import Testing
 
 /// The agent's list of hub URLs (issue 7, "Hub failover"): validation and moving on to the next hub.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct HubEndpointsTests {
     static let good = AgentConfiguration(
         region: "us-east", hub: "https://hub-a:8443", token: "t", ca: "ca.crt", database: "postgresql://x/y")

@@ -178,7 +178,7 @@ struct ClientServerTests {
         async let gated = client.send(HTTPClientRequest(method: "GET", path: "/gated"))
         for await _ in entered { break }
         async let stopped: Void = server.server.shutdown(gracePeriod: .seconds(60))
-        try await poll(until: { TCPProbe.isRefused(port: server.port) }, timeout: .seconds(60), message: "listener closed")
+        try await waitUntil("the listener is closed") { TCPProbe.isRefused(port: server.port) }
         #expect(server.server.counters.snapshot().handlersRunning == 1)
         gateSignal.yield()
         let response = try await gated
@@ -204,16 +204,4 @@ struct ClientServerTests {
         client.shutdown()
         await server.stop()
     }
-}
-
-/// Polls `condition` every 10 ms until it holds or `timeout` passes (generous: CI machines are loaded).
-func poll(until condition: @Sendable () async throws -> Bool, timeout: Duration = .seconds(60),
-          message: String) async throws {
-    let clock = ContinuousClock()
-    let deadline = clock.now + timeout
-    while clock.now < deadline {
-        if try await condition() { return }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-    Issue.record("timed out waiting for: \(message)")
 }

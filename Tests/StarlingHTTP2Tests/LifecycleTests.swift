@@ -21,7 +21,7 @@ struct LifecycleTests {
         let server = try TestServer.start(limits: limits)
         let (fd, _) = try Socket.connect(to: try SocketAddress(parsing: "127.0.0.1:\(server.port)"))
         defer { Syscall.close(fd) }
-        try await poll(until: { server.server.counters.snapshot().timeouts >= 1 }, message: "handshake timeout")
+        try await waitUntil("the handshake timeout fired") { server.server.counters.snapshot().timeouts >= 1 }
         // The server closed its end: a read now sees EOF (after any SETTINGS bytes the server sent).
         var sawEOF = false
         for _ in 0..<500 where !sawEOF {
@@ -40,7 +40,7 @@ struct LifecycleTests {
         let server = try TestServer.start(limits: limits)
         let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
         #expect(try await client.send(HTTPClientRequest(method: "GET", path: "/hello")).status == 200)
-        try await poll(until: { server.server.counters.snapshot().connectionsOpen == 0 }, message: "idle close")
+        try await waitUntil("the idle connection is closed") { server.server.counters.snapshot().connectionsOpen == 0 }
         #expect(try await client.send(HTTPClientRequest(method: "GET", path: "/hello")).status == 200)
         #expect(server.server.counters.snapshot().connectionsAccepted == 2)
         client.shutdown()

@@ -4,7 +4,7 @@ import Testing
 /// Threads the transport starts for one-off work (host-name resolution, server shutdown) are detached, so none
 /// stays behind unjoined. These tests only fail under ThreadSanitizer (`ops/test --sanitize` runs this suite with
 /// it), which reports a finished thread nobody joined or detached as a "thread leak" and exits non-zero.
-@Suite(.timeLimit(.minutes(1)))
+@Suite(.timeLimit(.minutes(3)))
 struct ThreadHygieneTests {
     /// A client connecting by host name (getaddrinfo on a thread of its own), reconnecting a few times, and
     /// a server shut down afterwards, leave no thread unjoined.

@@ -76,19 +76,6 @@ struct HubFailoverTests {
         }.value
     }
 
-    /// Polls `condition` every 20 ms until it holds or `timeout` passes.
-    private func waitUntil(_ what: String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool)
-        async throws
-    {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if try await condition() { return }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        Issue.record("timed out waiting until \(what)")
-        throw CancellationError()
-    }
-
     @Test func standbyRefusesWritesAndReportsItsRole() async throws {
         // Proves a second hub starts as a standby that answers health, readiness and status with its role, refuses
         // every write with 503 `standby`, and stores nothing, while the active hub accepts the same push.
@@ -161,7 +148,7 @@ struct HubFailoverTests {
         }
     }
 
-    @Test(.timeLimit(.minutes(1))) func unansweredLockSessionStepsDownAndNobodyWrites() async throws {
+    @Test(.timeLimit(.minutes(3))) func unansweredLockSessionStepsDownAndNobodyWrites() async throws {
         // Proves the fence when the lock session hangs instead of dying (a network cut, here a SIGSTOPped
         // backend): the active hub steps down once its lock check goes unanswered, the standby cannot take the
         // lock the frozen session still holds, so both refuse writes; when the session answers again a hub

@@ -3,7 +3,7 @@ import Glibc
 import Synchronization
 import Testing
 
-@Suite("event loop, timers, sockets", .timeLimit(.minutes(1)))
+@Suite("event loop, timers, sockets", .timeLimit(.minutes(3)))
 struct EventLoopTests {
     @Test("execute runs closures on the loop thread, in order, from many threads")
     func executeOrdering() async throws {

@@ -4,8 +4,10 @@ import StarlingTestSupport
 import Synchronization
 import Testing
 
-/// Spins (without sleeping) until `condition` holds or `timeout` passes; returns whether it held.
-func waitUntil(timeout: Duration = .seconds(10), _ condition: () throws -> Bool) rethrows -> Bool {
+/// Spins (without sleeping) until `condition` holds or `timeout` passes; returns whether it held. Only for code
+/// on the pool's own threads (a job holding its thread on purpose); test bodies use the async `waitUntil`, which
+/// leaves the cooperative pool free for the work it waits on.
+func spinUntil(timeout: Duration = .seconds(60), _ condition: () throws -> Bool) rethrows -> Bool {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: timeout)
     while clock.now < deadline {
@@ -42,7 +44,7 @@ struct PostgresPoolTests {
                         try await pool.withConnection { connection in
                             let pid = try connection.query("SELECT pg_backend_pid() AS pid")[0].int32("pid")
                             arrived.atomic.add(1, ordering: .sequentiallyConsistent)
-                            guard waitUntil({ arrived.load() == 3 }) else {
+                            guard spinUntil({ arrived.load() == 3 }) else {
                                 throw PostgresError(code: .init("barrier"), message: "jobs did not run concurrently")
                             }
                             return pid
@@ -77,12 +79,11 @@ struct PostgresPoolTests {
             let admin = try db.connect()
             let before = try await pool.withConnection { try $0.query("SELECT pg_backend_pid() AS p")[0].int32("p") }
             #expect(try admin.query("SELECT pg_terminate_backend($1) AS ok", [.int32(before)])[0].bool("ok"))
-            let gone = try waitUntil {
+            try await waitUntil("the terminated backend is gone") {
                 try admin.query(
                     "SELECT count(*) AS n FROM pg_stat_activity WHERE pid = $1",
                     [.int32(before)])[0].int64("n") == 0
             }
-            #expect(gone)
             let after = try await pool.withConnection { try $0.query("SELECT pg_backend_pid() AS p")[0].int32("p") }
             #expect(after != before)
 
@@ -112,16 +113,16 @@ struct PostgresPoolTests {
             let started = SharedFlag()
             async let blocker: Void = pool.withConnection { _ in
                 started.store(true)
-                _ = waitUntil(timeout: .seconds(30)) { release.load() }
+                _ = spinUntil { release.load() }
             }
-            #expect(waitUntil { started.load() })
+            try await waitUntil("the blocking job runs") { started.load() }
             let queuedRan = SharedFlag()
             try pool.submit { _ in queuedRan.store(true) }
             let overloaded = await #expect(throws: PostgresError.self) { try await pool.withConnection { _ in 0 } }
             #expect(overloaded?.code == .poolOverloaded)
             release.store(true)
             try await blocker
-            #expect(waitUntil { queuedRan.load() })
+            try await waitUntil("the queued job ran") { queuedRan.load() }
             #expect(try await pool.withConnection { _ in 1 } == 1)
             await pool.shutdown()
         }
