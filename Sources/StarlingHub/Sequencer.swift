@@ -20,7 +20,9 @@ import Synchronization
 final class Sequencer: Sendable {
     /// A queued unit of work.
     enum Item: Sendable {
-        case push(region: String, changes: [Change], continuation: CheckedContinuation<[Verdict], any Error>)
+        case push(
+            region: String, changes: [Change], texts: PushTexts,
+            continuation: CheckedContinuation<[Verdict], any Error>)
         case resolve(
             conflictID: Int64, pick: ManualPick, actor: String,
             continuation: CheckedContinuation<ResolveOutcome, any Error>)
@@ -32,11 +34,24 @@ final class Sequencer: Sendable {
 
         var changeCount: Int {
             switch self {
-            case .push(_, let changes, _): changes.count
+            case .push(_, let changes, _, _): changes.count
             case .resolve: 1
             case .deadLetters(_, let letters, _): letters.count
             case .repair(let request, _): request.keys.count
             }
+        }
+    }
+
+    /// The canonical texts of a push's changes, in order: what the log and heads store.
+    struct PushTexts: Sendable {
+        /// Each change's key (the head's identity).
+        var keys: [String]
+        /// Each change's image (nil for a delete): the stored row of an accepted change.
+        var images: [String?]
+
+        init(_ changes: [Change]) {
+            keys = changes.map { HubJSON.text($0.key) }
+            images = changes.map { $0.image.map(HubJSON.text) }
         }
     }
 
@@ -78,10 +93,12 @@ final class Sequencer: Sendable {
         self.writer = SequencerWriter(settings: settings)
     }
 
-    /// Queues a validated push and returns its verdicts once they are committed.
+    /// Queues a validated push and returns its verdicts once they are committed. The texts the batch stores
+    /// are serialized here, on the caller's task, so concurrent pushes share that work out.
     func submit(region: String, changes: [Change]) async throws -> [Verdict] {
-        try await withCheckedThrowingContinuation { continuation in
-            enqueue(.push(region: region, changes: changes, continuation: continuation))
+        let texts = PushTexts(changes)
+        return try await withCheckedThrowingContinuation { continuation in
+            enqueue(.push(region: region, changes: changes, texts: texts, continuation: continuation))
         }
     }
 
@@ -212,7 +229,7 @@ final class Sequencer: Sendable {
             seconds: Double(Syscall.monotonicNanos() - started) / 1e9)
         for (item, result) in zip(batch, outcome.results) {
             switch (item, result) {
-            case (.push(_, _, let continuation), .verdicts(let verdicts)): continuation.resume(returning: verdicts)
+            case (.push(_, _, _, let continuation), .verdicts(let verdicts)): continuation.resume(returning: verdicts)
             case (.resolve(_, _, _, let continuation), .resolved(let resolved)):
                 continuation.resume(returning: resolved)
             case (.deadLetters(_, _, let continuation), .recorded(let ids)): continuation.resume(returning: ids)
@@ -225,7 +242,7 @@ final class Sequencer: Sendable {
 
     static func fail(_ item: Item, _ error: HubError) {
         switch item {
-        case .push(_, _, let continuation): continuation.resume(throwing: error)
+        case .push(_, _, _, let continuation): continuation.resume(throwing: error)
         case .resolve(_, _, _, let continuation): continuation.resume(throwing: error)
         case .deadLetters(_, _, let continuation): continuation.resume(throwing: error)
         case .repair(_, let continuation): continuation.resume(throwing: error)

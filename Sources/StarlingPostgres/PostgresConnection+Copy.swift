@@ -32,14 +32,25 @@ public final class PostgresCopyWriter {
         }
         for (index, value) in values.enumerated() {
             if index > 0 { buffer.append(UInt8(ascii: "\t")) }
-            if value.isNull {
+            // The common field types are written straight into the buffer (the sequencer's hot path: measured
+            // at half of a group commit's store time when every field went through `scratch`).
+            switch value {
+            case .null:
                 buffer.append(UInt8(ascii: "\\"))
                 buffer.append(UInt8(ascii: "N"))
-                continue
+            case .text(let text):
+                try Self.appendEscaped(text: text, to: &buffer)
+            case .int64(let number):
+                Self.appendDecimal(number, to: &buffer)
+            case .int32(let number):
+                Self.appendDecimal(Int64(number), to: &buffer)
+            case .bool(let flag):
+                buffer.append(flag ? UInt8(ascii: "t") : UInt8(ascii: "f"))
+            default:
+                scratch.removeAll(keepingCapacity: true)
+                try value.encodeText(into: &scratch)
+                Self.appendEscaped(scratch, to: &buffer)
             }
-            scratch.removeAll(keepingCapacity: true)
-            try value.encodeText(into: &scratch)
-            Self.appendEscaped(scratch, to: &buffer)
         }
         buffer.append(UInt8(ascii: "\n"))
         rowCount += 1
@@ -59,6 +70,42 @@ public final class PostgresCopyWriter {
                 queryName: "copy", isConnectionLost: PQstatus(handle) != CONNECTION_OK)
         }
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Appends `text` with COPY's escapes; a text without bytes to escape is copied in one piece.
+    /// Throws `invalidParameter` for a NUL byte, as ``PostgresValue/encodeText(into:)`` does.
+    static func appendEscaped(text: String, to buffer: inout [UInt8]) throws(PostgresError) {
+        var text = text
+        let clean: Bool? = text.withUTF8 { bytes in
+            var clean = true
+            for byte in bytes where byte <= UInt8(ascii: "\r") || byte == UInt8(ascii: "\\") {
+                if byte == 0 { return nil }
+                if byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
+                    || byte == UInt8(ascii: "\\")
+                {
+                    clean = false
+                }
+            }
+            if clean { buffer.append(contentsOf: bytes) }
+            return clean
+        }
+        switch clean {
+        case nil: throw PostgresError(code: .invalidParameter, message: "text parameter contains a NUL byte")
+        case false?: appendEscaped(Array(text.utf8), to: &buffer)
+        case true?: break
+        }
+    }
+
+    /// Appends the decimal digits of `number` (no allocation, unlike `String(number)`).
+    static func appendDecimal(_ number: Int64, to buffer: inout [UInt8]) {
+        if number < 0 { buffer.append(UInt8(ascii: "-")) }
+        var magnitude = number.magnitude
+        let start = buffer.count
+        repeat {
+            buffer.append(UInt8(ascii: "0") + UInt8(magnitude % 10))
+            magnitude /= 10
+        } while magnitude > 0
+        buffer[start...].reverse()
     }
 
     /// COPY text format escapes: backslash, tab, newline and carriage return become `\\`, `\t`, `\n`, `\r`.

@@ -51,6 +51,30 @@ import Testing
         #expect(String(decoding: buffer, as: UTF8.self) == "a\\\\b\\tc\\nd\\re ✓")
     }
 
+    /// Proves the COPY writer's direct text path escapes exactly like the byte path, copies clean text as is and
+    /// refuses a NUL byte.
+    @Test(arguments: ["", "plain", "a\\b\tc\nd\re ✓", "\\N", "tab\tat end\t", "\r\n", "ünïcødé 🐦", "x\u{0B}\u{0C}y"])
+    func copyTextEscaping(text: String) throws {
+        var direct: [UInt8] = []
+        try PostgresCopyWriter.appendEscaped(text: text, to: &direct)
+        var viaBytes: [UInt8] = []
+        PostgresCopyWriter.appendEscaped(Array(text.utf8), to: &viaBytes)
+        #expect(direct == viaBytes)
+        var buffer: [UInt8] = [1, 2]
+        let error = #expect(throws: PostgresError.self) {
+            try PostgresCopyWriter.appendEscaped(text: text + "\u{0}", to: &buffer)
+        }
+        #expect(error?.code == .invalidParameter)
+    }
+
+    /// Proves the COPY writer's integer digits equal `String(n)` across the Int64 range.
+    @Test(arguments: [Int64.min, .min + 1, -1_000_000, -10, -9, -1, 0, 1, 9, 10, 99, 100, 1_234_567_890, .max - 1, .max])
+    func copyDecimal(number: Int64) {
+        var buffer: [UInt8] = [UInt8(ascii: "x")]
+        PostgresCopyWriter.appendDecimal(number, to: &buffer)
+        #expect(String(decoding: buffer, as: UTF8.self) == "x" + String(number))
+    }
+
     /// Proves the integer decoder accepts the full Int64 range and rejects overflow and junk.
     @Test(arguments: [
         ("0", Int64?.some(0)), ("-9223372036854775808", .min), ("9223372036854775807", .max),
