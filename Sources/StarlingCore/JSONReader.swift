@@ -5,6 +5,9 @@ struct JSONReader {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
+    /// The most members seen in one object per nesting depth: the capacity a new object at that depth starts
+    /// with (arrays of alike objects, such as a push's changes, then build their dictionaries without regrowing).
+    private var objectSizeHints: [Int] = Array(repeating: 0, count: 8)
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -110,7 +113,7 @@ struct JSONReader {
     private mutating func readObject(depth: Int) throws(CoreError) -> JSONValue {
         try enter(depth)
         index += 1  // {
-        var members = JSONObject()
+        var members = JSONObject(minimumCapacity: depth < objectSizeHints.count ? objectSizeHints[depth] : 0)
         skipWhitespace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
@@ -142,6 +145,9 @@ struct JSONReader {
             case UInt8(ascii: ","): index += 1
             case UInt8(ascii: "}"):
                 index += 1
+                if depth < objectSizeHints.count && members.count > objectSizeHints[depth] {
+                    objectSizeHints[depth] = members.count
+                }
                 return .object(members)
             default: throw error("expected ',' or '}' in object")
             }
