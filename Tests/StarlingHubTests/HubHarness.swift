@@ -42,24 +42,37 @@ struct HubHarness {
         _ body: (HubHarness) async throws -> T
     ) async throws -> T {
         try await TestDatabase.with { database in
-            var logger = Logger(label: "test.hub")
-            logger.logLevel = .warning
-            let hub = try Hub(
-                configuration: configuration(database: database.url, tables: tables, limits: limits), logger: logger)
-            try await hub.start()
-            let port = hub.localAddress?.port ?? 0
-            let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(port)"))
-            let harness = HubHarness(hub: hub, database: database, client: client)
-            do {
-                let value = try await body(harness)
-                client.shutdown()
-                await hub.shutdown(gracePeriod: .seconds(1))
-                return value
-            } catch {
-                client.shutdown()
-                await hub.shutdown(gracePeriod: .seconds(1))
-                throw error
-            }
+            try await run(configuration(database: database.url, tables: tables, limits: limits), on: database, body)
+        }
+    }
+
+    /// Starts a hub with `configuration` on `database` (a second run on the same database is a restart), runs
+    /// the body, and shuts the client and the hub down whether the body returned or threw.
+    static func run<T>(
+        _ configuration: HubConfiguration, on database: TestDatabase, _ body: (HubHarness) async throws -> T
+    ) async throws -> T {
+        var logger = Logger(label: "test.hub")
+        logger.logLevel = .warning
+        let hub = try Hub(configuration: configuration, logger: logger)
+        try await hub.start()
+        let port = hub.localAddress?.port ?? 0
+        let client: HTTP2Client
+        do {
+            client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+        } catch {
+            await hub.shutdown(gracePeriod: .seconds(1))
+            throw error
+        }
+        let harness = HubHarness(hub: hub, database: database, client: client)
+        do {
+            let value = try await body(harness)
+            client.shutdown()
+            await hub.shutdown(gracePeriod: .seconds(1))
+            return value
+        } catch {
+            client.shutdown()
+            await hub.shutdown(gracePeriod: .seconds(1))
+            throw error
         }
     }
 

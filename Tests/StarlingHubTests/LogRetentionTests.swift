@@ -14,24 +14,9 @@ struct LogRetentionTests {
         async throws -> T
     {
         try await TestDatabase.with { database in
-            var logger = Logger(label: "test.hub")
-            logger.logLevel = .warning
             var configuration = HubHarness.configuration(database: database.url, tables: HubHarness.defaultTables)
             configuration.retention = retention
-            let hub = try Hub(configuration: configuration, logger: logger)
-            try await hub.start()
-            let client = try HTTP2Client(
-                configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(hub.localAddress?.port ?? 0)"))
-            let harness = HubHarness(hub: hub, database: database, client: client)
-            defer { client.shutdown() }
-            do {
-                let value = try await body(harness)
-                await hub.shutdown(gracePeriod: .seconds(1))
-                return value
-            } catch {
-                await hub.shutdown(gracePeriod: .seconds(1))
-                throw error
-            }
+            return try await HubHarness.run(configuration, on: database, body)
         }
     }
 

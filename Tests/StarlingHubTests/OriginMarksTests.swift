@@ -1,4 +1,3 @@
-import Logging
 import StarlingCore
 import StarlingHTTP2
 import StarlingHub
@@ -13,24 +12,8 @@ import Testing
 struct OriginMarksTests {
     /// Runs `body` with a hub started on `database` (a second call on the same database is a restart).
     private static func withHub<T>(_ database: TestDatabase, _ body: (HubHarness) async throws -> T) async throws -> T {
-        var logger = Logger(label: "test.hub")
-        logger.logLevel = .warning
-        let hub = try Hub(
-            configuration: HubHarness.configuration(database: database.url, tables: HubHarness.defaultTables),
-            logger: logger)
-        try await hub.start()
-        let client = try HTTP2Client(
-            configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(hub.localAddress?.port ?? 0)"))
-        let harness = HubHarness(hub: hub, database: database, client: client)
-        defer { client.shutdown() }
-        do {
-            let value = try await body(harness)
-            await hub.shutdown(gracePeriod: .seconds(1))
-            return value
-        } catch {
-            await hub.shutdown(gracePeriod: .seconds(1))
-            throw error
-        }
+        try await HubHarness.run(
+            HubHarness.configuration(database: database.url, tables: HubHarness.defaultTables), on: database, body)
     }
 
     private static func query(_ database: TestDatabase, _ sql: String) async throws -> [String] {
