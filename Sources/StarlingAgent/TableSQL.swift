@@ -75,12 +75,16 @@ struct TableSQL: Sendable {
     /// index probe per key is always the right plan; but `jsonb_to_recordset` is estimated at 100 rows and the
     /// statistics of `starling.versions` lag behind a bulk load until autoanalyze, and then the planner hashed
     /// the whole versions table for an 8-entry batch (a bitmap scan of 21 000 rows: 20 ms instead of 0.1 ms,
-    /// seen with auto_explain in the replication benchmark right after W1).
+    /// seen with auto_explain in the replication benchmark right after W1). A statement left with no allowed
+    /// plan gets a disabled one at a huge cost estimate, above every JIT threshold, and would be compiled with
+    /// LLVM on each call (the hub's sequencer lost a quarter of its lookup time that way): `jit` is off. The
+    /// apply statements all have index plans today (W1 of the replication benchmark: same rate either way).
     static let applyPlanSettings = """
         SET enable_seqscan = off
         SET enable_bitmapscan = off
         SET enable_hashjoin = off
         SET enable_mergejoin = off
+        SET jit = off
         """
 
     /// The name as an SQL string literal.
