@@ -257,7 +257,6 @@ extension SequencerWriter {
                     keySet.insert(TableKey(table: change.table, key: text))
                 }
                 state.keyTexts.append(texts.keys)
-                raiseMarks(for: changes, state: &state)
             case .resolve(let conflictID, _, _, _):
                 state.keyTexts.append([])
                 conflictIDs.append(conflictID)
@@ -307,26 +306,10 @@ extension SequencerWriter {
         }
     }
 
-    /// Records in `state.raisedMarks` every origin whose largest local id in `changes` is above its mark.
-    private func raiseMarks(for changes: [Change], state: inout BatchState) {
-        for change in changes {
-            guard let (origin, localID) = PrunedChanges.split(change.id) else { continue }
-            let name = String(origin)
-            let mark = state.raisedMarks[name] ?? originMarks[name] ?? Int64.min
-            if localID > mark { state.raisedMarks[name] = localID }
-        }
-    }
-
-    /// False only for an id above its origin's mark (or of an origin without one): no verdict of it is stored,
-    /// so it needs no lookup. An id whose number does not parse is always looked up.
-    private func mayHaveStoredVerdict(_ id: String) -> Bool {
-        guard let (origin, localID) = PrunedChanges.split(id) else { return true }
-        guard let mark = originMarks[String(origin)] else { return false }
-        return localID <= mark
-    }
-
-    /// Prior verdicts of the batch's change ids that may have one (``mayHaveStoredVerdict(_:)``): accepted and
-    /// merged ones from the log's change_id index, rejected ones from `starling_hub.decisions`.
+    /// Prior verdicts of the batch's change ids that may have one: accepted and merged ones from the log's
+    /// change_id index, rejected ones from `starling_hub.decisions`. An id above its origin's mark (or of an
+    /// origin without one) has no stored verdict and is not looked up; an id whose number does not parse always
+    /// is. The same pass records in `state.raisedMarks` each origin whose largest id here is above its mark.
     private func loadDecisions(
         _ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection
     ) throws {
@@ -334,7 +317,16 @@ extension SequencerWriter {
         ids.reserveCapacity(state.decisions.capacity)
         for item in batch {
             guard case .push(_, let changes, _, _) = item else { continue }
-            for change in changes where mayHaveStoredVerdict(change.id) { ids.append(change.id) }
+            for change in changes {
+                guard let (origin, localID) = PrunedChanges.split(change.id) else {
+                    ids.append(change.id)
+                    continue
+                }
+                let name = String(origin)
+                let mark = originMarks[name]
+                if let mark, localID <= mark { ids.append(change.id) }
+                if localID > max(mark ?? .min, state.raisedMarks[name] ?? .min) { state.raisedMarks[name] = localID }
+            }
         }
         // Fresh ids are above every pruned watermark too (they are at most their origin's mark).
         guard !ids.isEmpty else { return }
@@ -503,7 +495,7 @@ extension SequencerWriter {
                 table: "starling_hub.conflicts", columns: Self.conflictColumns, rows: state.conflictRows,
                 name: "sequencer.copyConflicts")
         }
-        // The marks commit with the verdicts they cover (``mayHaveStoredVerdict(_:)``).
+        // The marks commit with the verdicts they cover (``loadDecisions(_:into:connection:)`` relies on them).
         if !state.raisedMarks.isEmpty {
             try connection.execute(
                 "INSERT INTO starling_hub.origin_marks (origin, max_local_id) SELECT * FROM unnest($1::text[], "

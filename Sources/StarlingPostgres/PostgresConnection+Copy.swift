@@ -76,24 +76,20 @@ public final class PostgresCopyWriter {
     /// Throws `invalidParameter` for a NUL byte, as ``PostgresValue/encodeText(into:)`` does.
     static func appendEscaped(text: String, to buffer: inout [UInt8]) throws(PostgresError) {
         var text = text
-        let clean: Bool? = text.withUTF8 { bytes in
+        let hasNUL = text.withUTF8 { bytes in
             var clean = true
             for byte in bytes where byte <= UInt8(ascii: "\r") || byte == UInt8(ascii: "\\") {
-                if byte == 0 { return nil }
+                if byte == 0 { return true }
                 if byte == UInt8(ascii: "\t") || byte == UInt8(ascii: "\n") || byte == UInt8(ascii: "\r")
                     || byte == UInt8(ascii: "\\")
                 {
                     clean = false
                 }
             }
-            if clean { buffer.append(contentsOf: bytes) }
-            return clean
+            if clean { buffer.append(contentsOf: bytes) } else { appendEscaped(bytes, to: &buffer) }
+            return false
         }
-        switch clean {
-        case nil: throw PostgresError(code: .invalidParameter, message: "text parameter contains a NUL byte")
-        case false?: appendEscaped(Array(text.utf8), to: &buffer)
-        case true?: break
-        }
+        if hasNUL { throw PostgresError(code: .invalidParameter, message: "text parameter contains a NUL byte") }
     }
 
     /// Appends the decimal digits of `number` (no allocation, unlike `String(number)`).
@@ -109,7 +105,7 @@ public final class PostgresCopyWriter {
     }
 
     /// COPY text format escapes: backslash, tab, newline and carriage return become `\\`, `\t`, `\n`, `\r`.
-    static func appendEscaped(_ bytes: [UInt8], to buffer: inout [UInt8]) {
+    static func appendEscaped(_ bytes: some Sequence<UInt8>, to buffer: inout [UInt8]) {
         for byte in bytes {
             switch byte {
             case UInt8(ascii: "\\"): buffer.append(UInt8(ascii: "\\")); buffer.append(UInt8(ascii: "\\"))
