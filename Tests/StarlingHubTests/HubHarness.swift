@@ -4,6 +4,7 @@ import StarlingCore
 import StarlingHTTP2
 import StarlingHub
 import StarlingPostgres
+import StarlingTLS
 import StarlingTestSupport
 
 /// An in-process hub on 127.0.0.1:0 (h2c) over a fresh test database, with one HTTP/2 client per caller.
@@ -46,19 +47,23 @@ struct HubHarness {
         }
     }
 
-    /// Starts a hub with `configuration` on `database` (a second run on the same database is a restart), runs
-    /// the body, and shuts the client and the hub down whether the body returned or threw.
+    /// Starts a hub with `configuration` on `database` (a second run on the same database is a restart) and a
+    /// client for it (`https` with `clientTLS` when the configuration has TLS), runs the body, and shuts the
+    /// client and the hub down whether the body returned or threw.
     static func run<T>(
-        _ configuration: HubConfiguration, on database: TestDatabase, _ body: (HubHarness) async throws -> T
+        _ configuration: HubConfiguration, on database: TestDatabase, clientTLS: TLSConfiguration? = nil,
+        logLevel: Logger.Level = .warning, _ body: (HubHarness) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test.hub")
-        logger.logLevel = .warning
+        logger.logLevel = logLevel
         let hub = try Hub(configuration: configuration, logger: logger)
         try await hub.start()
-        let port = hub.localAddress?.port ?? 0
+        let scheme = configuration.tls == nil ? "http" : "https"
         let client: HTTP2Client
         do {
-            client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(port)"))
+            client = try HTTP2Client(
+                configuration: HTTP2ClientConfiguration(
+                    baseURL: "\(scheme)://127.0.0.1:\(hub.localAddress?.port ?? 0)", tls: clientTLS))
         } catch {
             await hub.shutdown(gracePeriod: .seconds(1))
             throw error

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import StarlingCore
 import StarlingHTTP2
 import StarlingHub
@@ -22,29 +21,14 @@ struct OperatorHub {
         tls: (certificate: String, key: String, ca: String)? = nil, _ body: (OperatorHub) async throws -> T
     ) async throws -> T {
         try await TestDatabase.with { database in
-            var logger = Logger(label: "test.operator-hub")
-            logger.logLevel = .warning
             var configuration = HubHarness.configuration(database: database.url, tables: HubHarness.defaultTables)
             configuration.tls = tls.map { HubConfiguration.TLS(cert: $0.certificate, key: $0.key) }
-            let hub = try Hub(configuration: configuration, logger: logger)
-            try await hub.start()
-            let port = hub.localAddress?.port ?? 0
-            let url = tls == nil ? "http://127.0.0.1:\(port)" : "https://127.0.0.1:\(port)"
-            var clientConfiguration = HTTP2ClientConfiguration(baseURL: url)
-            if let tls { clientConfiguration.tls = .client(trustRootsPath: tls.ca) }
-            let client = try HTTP2Client(configuration: clientConfiguration)
-            let operatorHub = OperatorHub(
-                harness: HubHarness(hub: hub, database: database, client: client), baseURL: url, caPath: tls?.ca,
-                certificatePath: tls?.certificate)
-            do {
-                let value = try await body(operatorHub)
-                client.shutdown()
-                await hub.shutdown(gracePeriod: .seconds(1))
-                return value
-            } catch {
-                client.shutdown()
-                await hub.shutdown(gracePeriod: .seconds(1))
-                throw error
+            let clientTLS = tls.map { TLSConfiguration.client(trustRootsPath: $0.ca) }
+            return try await HubHarness.run(configuration, on: database, clientTLS: clientTLS) { harness in
+                let port = harness.hub.localAddress?.port ?? 0
+                let url = tls == nil ? "http://127.0.0.1:\(port)" : "https://127.0.0.1:\(port)"
+                return try await body(
+                    OperatorHub(harness: harness, baseURL: url, caPath: tls?.ca, certificatePath: tls?.certificate))
             }
         }
     }

@@ -1,5 +1,4 @@
 import Foundation
-import Logging
 import StarlingCore
 import StarlingHTTP2
 import StarlingHub
@@ -22,24 +21,8 @@ enum SecureHub {
             var configuration = HubHarness.configuration(database: database.url, tables: HubHarness.defaultTables)
             configuration.tls = tls
             configure(&configuration)
-            var logger = Logger(label: "test.hub.secure")
-            logger.logLevel = .critical
-            let hub = try Hub(configuration: configuration, logger: logger)
-            try await hub.start()
-            let port = hub.localAddress?.port ?? 0
-            let scheme = tls == nil ? "http" : "https"
-            let client = try HTTP2Client(
-                configuration: HTTP2ClientConfiguration(baseURL: "\(scheme)://127.0.0.1:\(port)", tls: clientTLS))
-            let harness = HubHarness(hub: hub, database: database, client: client)
-            do {
-                let value = try await body(harness, port)
-                client.shutdown()
-                await hub.shutdown(gracePeriod: .seconds(1))
-                return value
-            } catch {
-                client.shutdown()
-                await hub.shutdown(gracePeriod: .seconds(1))
-                throw error
+            return try await HubHarness.run(configuration, on: database, clientTLS: clientTLS, logLevel: .critical) {
+                harness in try await body(harness, harness.hub.localAddress?.port ?? 0)
             }
         }
     }
