@@ -24,6 +24,11 @@ public final class Agent: Sendable {
         public var outboxVacuums = 0
         public var cursor: Int64 = 0
         public var lastError: String?
+        /// Tables whose stream is stopped because their shape changed, with the reason (``ShapeGuard``).
+        public var stoppedTables: [String: String] = [:]
+        /// Pulled entries kept in `starling.held_entries` for a stopped table, and held entries applied since.
+        public var heldEntries = 0
+        public var resumedEntries = 0
     }
 
     private let configuration: AgentConfiguration
@@ -41,6 +46,8 @@ public final class Agent: Sendable {
     private let shared = Mutex<(stopped: Bool, progress: Progress)>((false, Progress()))
     /// Touched by the loop task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
+    /// Set when a stopped table resumed (and at start): the loop then applies its held entries.
+    private let heldResumeDue = Mutex(false)
 
     /// The database worker is owned by the agent and shut down when `run()` returns.
     public init(configuration: AgentConfiguration, hub: any HubLink, schema: AgentSchema, logger: Logger) {
@@ -125,12 +132,14 @@ public final class Agent: Sendable {
                         key: "region")
                 }
                 let schema = self.schema
-                let shapes = try await db { connection in
+                let (shapes, drift) = try await db { connection in
                     let shapes = try config.tables.map { try TableShape.load(table: $0.name, connection: connection) }
-                    try schema.install(tables: shapes, connection: connection)
-                    return shapes
+                    return (shapes, try schema.install(tables: shapes, connection: connection))
                 }
-                try await hub.register(shapes)
+                // A table altered while the agent was down keeps its old functions and registration; its stream
+                // stays stopped until the shape is back (ShapeGuard).
+                try await hub.register(shapes.filter { drift[$0.name] == nil })
+                noteShapes(drift)
                 let bootstrapper = makeBootstrapper()
                 if try await bootstrapper.isNeeded() {
                     try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
@@ -171,9 +180,12 @@ public final class Agent: Sendable {
         var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
         var lastReport = ContinuousClock.now - .seconds(3600)
         var lag = 0.0
+        // Held entries of a table that is fine again are applied at the first round (left from an earlier run).
+        heldResumeDue.withLock { $0 = true }
         while !isStopped {
             do throws(AgentError) {
                 wake.clear()
+                if heldResumeDue.withLock({ $0 }) { try await applyHeldEntries() }
                 // One batch here; the rest goes out while the pull below is in flight. Draining the whole outbox
                 // first kept a steady trickle of local writes ahead of every pull (one small push after another),
                 // which delayed applying the other regions' entries by hundreds of milliseconds.
@@ -215,10 +227,21 @@ public final class Agent: Sendable {
         for round in 0..<maxBatches {
             if round > 0 && stopWhen() { return false }
             let started = ContinuousClock.now
-            let changes = try await db { connection in
-                let rows = try store.nextBatch(connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
-                return rows.isEmpty ? [] : try store.prepare(rows, connection: connection)
+            let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
+            let (changes, drift) = try await db { connection in
+                // Read, then check the shapes: a write made after an ALTER TABLE is only visible when the ALTER
+                // is (ShapeGuard), so a batch that holds one is read again without its table.
+                var rows = try store.nextBatch(
+                    connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes, holding: holding)
+                let drift = try ShapeGuard().check(connection: connection)
+                if rows.contains(where: { drift[$0.table] != nil }) {
+                    rows = try store.nextBatch(
+                        connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes,
+                        holding: Set(drift.keys))
+                }
+                return (rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift)
             }
+            noteShapes(drift)
             if changes.isEmpty { return true }
             let prepared = ContinuousClock.now
             guard let verdicts = await pushUntilVerdicts(changes) else { return false }
@@ -363,7 +386,10 @@ public final class Agent: Sendable {
             $0.progress.appliedEntries += summary.applied
             $0.progress.deadLetters += summary.deadLettered
             $0.progress.cursor = next
+            $0.progress.heldEntries += summary.held
+            $0.progress.resumedEntries += summary.resumed
         }
+        if !summary.isStale { noteShapes(summary.stoppedTables) }
         if summary.deadLettered > 0 {
             logger.warning("entries dead-lettered", metadata: [AgentLogKey.count: "\(summary.deadLettered)"])
         }
@@ -380,7 +406,11 @@ public final class Agent: Sendable {
                 (try store.outboxDepth(connection: connection),
                  try store.unreportedDeadLetters(limit: 100, connection: connection))
             }
-            let lastError = shared.withLock { $0.progress.lastError }
+            // A stopped table is reported until it resumes, even when every round succeeds.
+            let lastError = shared.withLock { state in
+                state.progress.lastError
+                    ?? state.progress.stoppedTables.sorted { $0.key < $1.key }.first.map { $0.value }
+            }
             try await hub.reportStatus(AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError))
             if !letters.isEmpty {
                 try await hub.reportDeadLetters(letters)
@@ -404,6 +434,41 @@ public final class Agent: Sendable {
         let (cursor, applied) = try await bootstrapper.run(tables: tables, isFresh: isFresh)
         shared.withLock { $0.progress.cursor = cursor }
         logger.info("bootstrapped", metadata: ["seq": "\(cursor)", AgentLogKey.count: "\(applied)"])
+    }
+
+    /// Applies the held entries of tables whose shape is back (``AgentStore/applyHeldEntries(connection:)``).
+    private func applyHeldEntries() async throws(AgentError) {
+        let store = self.store
+        let summary = try await db { connection in try store.applyHeldEntries(connection: connection) }
+        heldResumeDue.withLock { $0 = false }
+        shared.withLock {
+            $0.progress.appliedEntries += summary.applied
+            $0.progress.resumedEntries += summary.resumed
+            $0.progress.deadLetters += summary.deadLettered
+        }
+        if summary.resumed > 0 {
+            logger.info("held entries applied", metadata: [AgentLogKey.count: "\(summary.resumed)"])
+        }
+        noteShapes(summary.stoppedTables)
+    }
+
+    /// Publishes the tables whose stream is stopped: an error log when one stops (an operator must act), an
+    /// info log when one resumes, whose held entries are then applied at the next round.
+    private func noteShapes(_ drift: ShapeGuard.Drift) {
+        let previous = shared.withLock { state in
+            let previous = state.progress.stoppedTables
+            state.progress.stoppedTables = drift
+            return previous
+        }
+        guard previous != drift else { return }
+        for (table, reason) in drift.sorted(by: { $0.key < $1.key }) where previous[table] != reason {
+            logger.error("table stream stopped", metadata: [AgentLogKey.table: "\(table)", AgentLogKey.error: "\(reason)"])
+        }
+        for table in previous.keys.sorted() where drift[table] == nil {
+            logger.info("table stream resumed", metadata: [AgentLogKey.table: "\(table)"])
+            heldResumeDue.withLock { $0 = true }
+            wake.signal()
+        }
     }
 
     /// Records a retryable failure as the last error.
@@ -452,4 +517,5 @@ enum AgentLogKey {
     static let hubMs = "agent.hub_ms"
     static let dbMs = "agent.db_ms"
     static let error = "error"
+    static let table = "table"
 }
