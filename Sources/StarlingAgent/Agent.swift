@@ -29,13 +29,27 @@ public final class Agent: Sendable {
         /// Pulled entries kept in `starling.held_entries` for a stopped table, and held entries applied since.
         public var heldEntries = 0
         public var resumedEntries = 0
+        /// Seconds between the newest applied entry's HLC and the apply, while behind the head.
+        public var applyLagSeconds = 0.0
     }
+
+    /// An operation of the loop in flight (an apply, a push, a pull): reported once it runs ``stuckAfter``.
+    struct Operation: Sendable {
+        var what: String
+        var started: ContinuousClock.Instant
+        var isWarned = false
+    }
+
+    /// How long an operation runs before the agent's log and `/v1/status` say so.
+    public static let stuckAfter = Duration.seconds(5)
 
     private let configuration: AgentConfiguration
     private let hub: any HubLink
     private let database: PostgresWorker
     /// A second connection, dedicated to `LISTEN starling_outbox` (the capture trigger notifies it).
     private let listener: PostgresWorker
+    /// A third one for the status reports, so a report never waits behind a long apply on `database`.
+    private let statusDatabase: PostgresWorker
     /// Wakes the loop on a local write, when a pull finishes, and on stop.
     private let wake = WakeUp()
     private let schema: AgentSchema
@@ -43,7 +57,8 @@ public final class Agent: Sendable {
     /// Answers the hub's reconciliation steps on its own connection (issue 7).
     private let reconcile: ReconcileHasher
     private let logger: Logger
-    private let shared = Mutex<(stopped: Bool, progress: Progress)>((false, Progress()))
+    private let shared = Mutex<(stopped: Bool, progress: Progress, operations: [String: Operation])>(
+        (false, Progress(), [:]))
     /// Touched by the loop task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
     /// Set when a stopped table resumed (and at start): the loop then applies its held entries.
@@ -65,6 +80,9 @@ public final class Agent: Sendable {
         self.listener = PostgresWorker(
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)-listen",
             threadName: "starling-listen", logger: logger)
+        self.statusDatabase = PostgresWorker(
+            url: configuration.database, applicationName: "starling-agent-\(configuration.region)-status",
+            threadName: "starling-status", logger: logger)
     }
 
     /// The channel the capture trigger notifies on every captured write.
@@ -97,21 +115,25 @@ public final class Agent: Sendable {
                 stop()
             }
         } catch {
-            await listener.shutdown()
-            await database.shutdown()
-            await reconcile.shutdown()
+            await shutdownWorkers()
             throw error
         }
-        await listener.shutdown()
-        await database.shutdown()
-        await reconcile.shutdown()
+        await shutdownWorkers()
         logger.info("agent stopped")
     }
 
-    /// The loop beside the LISTEN and reconciliation tasks, until stopped.
+    private func shutdownWorkers() async {
+        await listener.shutdown()
+        await statusDatabase.shutdown()
+        await database.shutdown()
+        await reconcile.shutdown()
+    }
+
+    /// The loop beside the LISTEN, status and reconciliation tasks, until stopped.
     private func runTasks() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.listen() }
+            group.addTask { await self.reportUntilStopped() }
             group.addTask { await self.reconcile.run { self.isStopped } }
             await loop()
             stop()
@@ -178,8 +200,6 @@ public final class Agent: Sendable {
     private func loop() async {
         let tuning = configuration.tuning
         var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
-        var lastReport = ContinuousClock.now - .seconds(3600)
-        var lag = 0.0
         // Held entries of a table that is fine again are applied at the first round (left from an earlier run).
         heldResumeDue.withLock { $0 = true }
         while !isStopped {
@@ -191,7 +211,8 @@ public final class Agent: Sendable {
                 // which delayed applying the other regions' entries by hundreds of milliseconds.
                 let isOutboxEmpty = try await pushPending(maxBatches: 1)
                 if isStopped { break }
-                lag = try await pullServingPushes(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
+                let lag = try await pullServingPushes(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
+                shared.withLock { $0.progress.applyLagSeconds = lag }
                 backoff.reset()
                 shared.withLock { $0.progress.lastError = nil }
             } catch where error.code == .cursorPruned {
@@ -210,10 +231,6 @@ public final class Agent: Sendable {
                 note(error)
                 await sleep(ms: backoff.nextMs())
             }
-            if ContinuousClock.now - lastReport >= .milliseconds(tuning.statusIntervalMs) {
-                lastReport = ContinuousClock.now
-                await report(lag: lag)
-            }
         }
     }
 
@@ -228,7 +245,8 @@ public final class Agent: Sendable {
             if round > 0 && stopWhen() { return false }
             let started = ContinuousClock.now
             let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
-            let (changes, drift) = try await db { connection in
+            let (changes, drift) = try await track("push", "reading the outbox") { () async throws(AgentError) in
+              try await db { connection in
                 // Read, then check the shapes: a write made after an ALTER TABLE is only visible when the ALTER
                 // is (ShapeGuard), so a batch that holds one is read again without its table.
                 var rows = try store.nextBatch(
@@ -240,14 +258,19 @@ public final class Agent: Sendable {
                         holding: Set(drift.keys))
                 }
                 return (rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift)
+              }
             }
             noteShapes(drift)
             if changes.isEmpty { return true }
             let prepared = ContinuousClock.now
-            guard let verdicts = await pushUntilVerdicts(changes) else { return false }
+            let pushing = "push of \(changes.count) changes to the hub"
+            guard let verdicts = try await track("push", pushing, { await pushUntilVerdicts(changes) }) else {
+                return false
+            }
             let pushed = ContinuousClock.now
-            let summary = try await db { connection in
-                try store.handleVerdicts(verdicts, for: changes, connection: connection)
+            let summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
+                () async throws(AgentError) in
+                try await db { connection in try store.handleVerdicts(verdicts, for: changes, connection: connection) }
             }
             shared.withLock {
                 $0.progress.pushedChanges += changes.count
@@ -341,6 +364,8 @@ public final class Agent: Sendable {
         let started = ContinuousClock.now
         do throws(AgentError) {
             var page = try await hub.pull(after: after, limit: limit, waitMs: waitMs)
+            shared.withLock { $0.operations["pull"] = Operation(what: "pull after seq \(after)", started: .now) }
+            defer { _ = shared.withLock { $0.operations.removeValue(forKey: "pull") } }
             var entries = page.entries
             var from = after
             func isComplete(_ page: PullPage, from: Int64) -> Bool { page.next - from < limit || page.next >= page.head }
@@ -373,8 +398,9 @@ public final class Agent: Sendable {
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
         let started = ContinuousClock.now
-        let summary = try await db { connection in
-            try store.apply(batch, after: after, next: next, connection: connection)
+        let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
+            () async throws(AgentError) in
+            try await db { connection in try store.apply(batch, after: after, next: next, connection: connection) }
         }
         logger.debug(
             "applied",
@@ -397,29 +423,67 @@ public final class Agent: Sendable {
         return Double(Self.nowMicros() - last.hlc) / 1_000_000
     }
 
-    /// Sends outbox depth, apply lag and the last error, then unreported dead letters. Failures are logged
-    /// only: reporting must not stop the stream.
-    private func report(lag: Double) async {
+    /// Sends a status report every `status_interval_ms` until stopped, on its own task and connection: a
+    /// report never waits for the loop to come round (an apply of minutes shows as `busy` meanwhile).
+    private func reportUntilStopped() async {
+        while !isStopped {
+            await report()
+            await sleep(ms: configuration.tuning.statusIntervalMs)
+        }
+    }
+
+    /// Sends outbox depth, apply lag, the last error and the longest operation running past ``stuckAfter``,
+    /// then unreported dead letters. Failures are logged only: reporting must not stop the stream.
+    private func report() async {
         let store = self.store
+        let (lastError, lag, busy) = shared.withLock { state in
+            // A stopped table is reported until it resumes, even when every round succeeds.
+            let error = state.progress.lastError
+                ?? state.progress.stoppedTables.sorted { $0.key < $1.key }.first.map { $0.value }
+            return (error, state.progress.applyLagSeconds, longestOperation(&state.operations))
+        }
         do {
-            let (depth, letters) = try await db { connection in
+            let (depth, letters) = try await statusDatabase.run(during: "status") { connection in
                 (try store.outboxDepth(connection: connection),
                  try store.unreportedDeadLetters(limit: 100, connection: connection))
             }
-            // A stopped table is reported until it resumes, even when every round succeeds.
-            let lastError = shared.withLock { state in
-                state.progress.lastError
-                    ?? state.progress.stoppedTables.sorted { $0.key < $1.key }.first.map { $0.value }
-            }
-            try await hub.reportStatus(AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError))
+            try await hub.reportStatus(
+                AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError, busy: busy))
             if !letters.isEmpty {
                 try await hub.reportDeadLetters(letters)
                 let ids = letters.map(\.id)
-                try await db { connection in try store.markReported(ids, connection: connection) }
+                try await statusDatabase.run(during: "status") { connection in
+                    try store.markReported(ids, connection: connection)
+                }
             }
         } catch {
             logger.debug("status report failed", metadata: [AgentLogKey.error: "\(error)"])
         }
+    }
+
+    /// The operation running longest, once past ``stuckAfter``; logs a warning the first time each one is.
+    private func longestOperation(_ operations: inout [String: Operation]) -> AgentStatus.Busy? {
+        let now = ContinuousClock.now
+        guard let (slot, operation) = operations.min(by: { $0.value.started < $1.value.started }),
+            now - operation.started >= Self.stuckAfter
+        else { return nil }
+        let seconds = Double((now - operation.started).components.seconds)
+            + Double((now - operation.started).components.attoseconds) / 1e18
+        if !operation.isWarned {
+            operations[slot]?.isWarned = true
+            logger.warning(
+                "operation running long", metadata: ["agent.operation": "\(operation.what)", "agent.seconds": "\(Int(seconds))"])
+        }
+        return AgentStatus.Busy(what: operation.what, seconds: seconds)
+    }
+
+    /// Runs `body` as the loop's operation in `slot` (``Operation``), for the status report.
+    private func track<T>(_ slot: String, _ what: String, _ body: () async throws(AgentError) -> T)
+        async throws(AgentError) -> T
+    {
+        shared.withLock { $0.operations[slot] = Operation(what: what, started: .now) }
+        defer { _ = shared.withLock { $0.operations.removeValue(forKey: slot) } }
+        return try await body()
     }
 
     private func makeBootstrapper() -> Bootstrapper {
