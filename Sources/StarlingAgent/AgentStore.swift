@@ -113,6 +113,7 @@ public struct AgentStore: Sendable {
         var summary = VerdictSummary()
         var outboxIDs: [Int64?] = []
         var accepted = JSONBatchWriter()
+        var decided = JSONBatchWriter()
         var images: [Image] = []
         var letters: [JSONValue] = []
         var laterKeys = Set<TableKey>()
@@ -121,6 +122,7 @@ public struct AgentStore: Sendable {
             let (verdict, change) = (verdicts[index], changes[index])
             outboxIDs.append(Int64(change.id.split(separator: ":").last ?? "") ?? -1)
             let isSuperseded = !laterKeys.insert(TableKey(table: change.table, key: change.key)).inserted
+            if !isSuperseded { decided.append(table: change.table, key: change.key, seq: 0) }
             switch verdict.outcome {
             case .accepted(let seq):
                 summary.accepted += 1
@@ -152,17 +154,61 @@ public struct AgentStore: Sendable {
             SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
             WHERE starling.versions.seq < EXCLUDED.seq
             """, [.int64Array(outboxIDs), .text(accepted.finish()), .text(region)], name: "agent.verdict.settle")
-        guard !images.isEmpty else {
-            try connection.query(settle.sql, settle.params, name: settle.name)
-            return summary
-        }
+        let decidedKeys = decided.finish()
         return try connection.transaction(name: "agent.verdicts") { connection in
             try connection.query(settle.sql, settle.params, name: settle.name)
-            let tables = try installedTables(connection: connection)
-            let statuses = try applyImages(images, tables: tables, connection: connection) { letters[$0] }
-            for status in statuses { summary.count(status) }
+            var tables: Set<String>?
+            if !images.isEmpty {
+                let installed = try installedTables(connection: connection)
+                tables = installed
+                let statuses = try applyImages(images, tables: installed, connection: connection) { letters[$0] }
+                for status in statuses { summary.count(status) }
+            }
+            let released = try releaseDeferredEntries(keys: decidedKeys, connection: connection)
+            if !released.isEmpty {
+                let installed = try tables ?? installedTables(connection: connection)
+                var applied = ApplySummary()
+                applied.stoppedTables = try lockAndCheckShapes(
+                    of: Set(released.map(\.table)), tables: installed, connection: connection)
+                try applyPulled(
+                    released, tables: installed, drift: applied.stoppedTables, summary: &applied,
+                    connection: connection)
+                summary.deferredApplied += applied.applied
+            }
             return summary
         }
+    }
+
+    /// Takes the deferred entries (``deferEntries(_:connection:)``) of `keys` (`[{"t":…,"k":…}]`) whose key
+    /// has no outbox row left, oldest first.
+    private func releaseDeferredEntries(keys: String, connection: PostgresConnection) throws -> [LogEntry] {
+        let rows = try connection.query(
+            """
+            DELETE FROM starling.deferred_entries d
+            USING (SELECT DISTINCT b.t, b.k FROM jsonb_to_recordset($1::jsonb) AS b(t text, k jsonb)) b
+            WHERE EXISTS (SELECT 1 FROM starling.deferred_entries LIMIT 1)
+              AND d.table_name = b.t AND d.key = b.k
+              AND NOT EXISTS (SELECT 1 FROM starling.outbox o WHERE o.table_name = d.table_name AND o.key = d.key)
+            RETURNING d.seq, d.entry
+            """, [.text(keys)], name: "agent.deferred.release")
+        return try rows.map { row throws in (try row.int64("seq"), try row.string("entry")) }
+            .sorted { $0.0 < $1.0 }
+            .map { try LogEntry(json: try JSONValue(parsing: $0.1)) }
+    }
+
+    /// Keeps pulled entries skipped because a local change of their key waits for its verdict: the
+    /// transaction that handles the key's last pending verdict applies them again.
+    private func deferEntries(_ entries: [LogEntry], connection: PostgresConnection) throws {
+        guard !entries.isEmpty else { return }
+        try connection.query(
+            """
+            INSERT INTO starling.deferred_entries (seq, table_name, key, entry)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) ON CONFLICT (seq) DO NOTHING
+            """,
+            [
+                .int64Array(entries.map(\.seq)), .textArray(entries.map(\.table)),
+                .textArray(entries.map { Self.text($0.key) }), .textArray(entries.map(\.json.canonicalText)),
+            ], name: "agent.deferred.insert")
     }
 
     // MARK: - Pull side
@@ -196,23 +242,33 @@ public struct AgentStore: Sendable {
             summary.stoppedTables = try lockAndCheckShapes(
                 of: Set(entries.map(\.table)), tables: tables, connection: connection)
             try applyHeldEntries(drift: summary.stoppedTables, tables: tables, summary: &summary, connection: connection)
-            var applicable: [LogEntry] = []
-            var held: [LogEntry] = []
-            applicable.reserveCapacity(entries.count)
-            for entry in entries {
-                if entry.origin == region && !entry.rewritten {
-                    summary.skippedOwn += 1
-                } else if summary.stoppedTables[entry.table] != nil {
-                    held.append(entry)
-                } else {
-                    applicable.append(entry)
-                }
-            }
-            try hold(held, connection: connection)
-            summary.held += held.count
-            try applyEntries(applicable, tables: tables, summary: &summary, connection: connection)
+            try applyPulled(
+                entries, tables: tables, drift: summary.stoppedTables, summary: &summary, connection: connection)
             return summary
         }
+    }
+
+    /// Applies pulled entries inside the caller's transaction: own non-rewritten ones are skipped, those of a
+    /// stopped table held, the rest applied; the ones skipped as pending are deferred.
+    private func applyPulled(
+        _ entries: [LogEntry], tables: Set<String>, drift: ShapeGuard.Drift, summary: inout ApplySummary,
+        connection: PostgresConnection
+    ) throws {
+        var applicable: [LogEntry] = []
+        var held: [LogEntry] = []
+        applicable.reserveCapacity(entries.count)
+        for entry in entries {
+            if entry.origin == region && !entry.rewritten {
+                summary.skippedOwn += 1
+            } else if drift[entry.table] != nil {
+                held.append(entry)
+            } else {
+                applicable.append(entry)
+            }
+        }
+        try hold(held, connection: connection)
+        summary.held += held.count
+        try applyEntries(applicable, tables: tables, summary: &summary, connection: connection)
     }
 
     /// Applies the held entries of tables whose shape is back (when no new batch is pulled), in one
@@ -243,6 +299,8 @@ public struct AgentStore: Sendable {
         try restoreVersions(displaced, connection: connection)
         for status in statuses { summary.count(status) }
         summary.batchFallbacks += statuses.batchFallbacks
+        let pending = zip(entries, statuses.statuses).compactMap { $1 == .skippedPending ? $0 : nil }
+        try deferEntries(pending, connection: connection)
     }
 
     // MARK: - Stopped streams (ShapeGuard)
@@ -532,6 +590,8 @@ public struct VerdictSummary: Sendable, Hashable {
     /// Returned images skipped: a newer local change is pending, or the local version is already newer.
     public var imagesSkipped = 0
     public var deadLettered = 0
+    /// Deferred entries (skipped as pending earlier) applied once the verdicts of their key were handled.
+    public var deferredApplied = 0
 
     public init() {}
 
