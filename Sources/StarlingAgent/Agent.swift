@@ -57,8 +57,9 @@ public final class Agent: Sendable {
     /// Answers the hub's reconciliation steps on its own connection (issue 7).
     private let reconcile: ReconcileHasher
     private let logger: Logger
-    private let shared = Mutex<(stopped: Bool, progress: Progress, operations: [String: Operation])>(
-        (false, Progress(), [:]))
+    private let shared = Mutex<
+        (stopped: Bool, progress: Progress, operations: [String: Operation], errors: [String: String])
+    >((false, Progress(), [:], [:]))
     /// Touched by the loop task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
     /// Set when a stopped table resumed (and at start): the loop then applies its held entries.
@@ -135,7 +136,8 @@ public final class Agent: Sendable {
             group.addTask { await self.listen() }
             group.addTask { await self.reportUntilStopped() }
             group.addTask { await self.reconcile.run { self.isStopped } }
-            await loop()
+            group.addTask { await self.pushUntilStopped() }
+            await pullUntilStopped()
             stop()
             await group.waitForAll()
         }
@@ -166,9 +168,10 @@ public final class Agent: Sendable {
                 if try await bootstrapper.isNeeded() {
                     try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
                 }
+                clearError("start")
                 return
             } catch where error.isRetryable {
-                note(error)
+                note(error, during: "start")
                 await sleep(ms: backoff.nextMs())
             }
         }
@@ -184,8 +187,15 @@ public final class Agent: Sendable {
                 try await listener.withConnection { [self] connection in
                     try connection.listen(channel: Self.outboxChannel)
                     wake.signal()
+                    var quiet = 0
                     while !isStopped {
-                        if !(try connection.waitForNotifications(timeout: .milliseconds(200))).isEmpty { wake.signal() }
+                        // A notification wakes the pusher; so does every fifth quiet wait (a safety net, ~1 s).
+                        if !(try connection.waitForNotifications(timeout: .milliseconds(200))).isEmpty || quiet >= 4 {
+                            wake.signal()
+                            quiet = 0
+                        } else {
+                            quiet += 1
+                        }
                     }
                     try connection.unlisten(channel: Self.outboxChannel)
                 }
@@ -197,52 +207,104 @@ public final class Agent: Sendable {
         }
     }
 
-    private func loop() async {
+    /// Pushes the outbox as it fills, until stopped: woken by the capture trigger's NOTIFY (and at least once a
+    /// second by the listener, a safety net for a lost notification). Never waits for a pull or an apply.
+    private func pushUntilStopped() async {
+        let tuning = configuration.tuning
+        var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
+        while !isStopped {
+            do throws(AgentError) {
+                wake.clear()
+                let isEmpty = try await pushPending()
+                backoff.reset()
+                clearError("push")
+                if isEmpty { await wake.wait() }
+            } catch {
+                // The outbox keeps what was not pushed. A permanent failure (a revoked token) is reported and
+                // logged until fixed.
+                note(error, during: "push")
+                await sleep(ms: backoff.nextMs())
+            }
+        }
+    }
+
+    /// Pulls and applies until stopped, one page ahead: the next page is fetched while one applies (DESIGN.md
+    /// "Engine v2", Apply). Pushes run beside it on their own task; an entry that meets a local change still
+    /// waiting for its verdict is deferred, not dropped (``AgentStore``), so the two never wait for each other.
+    private func pullUntilStopped() async {
         let tuning = configuration.tuning
         var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
         // Held entries of a table that is fine again are applied at the first round (left from an earlier run).
         heldResumeDue.withLock { $0 = true }
         while !isStopped {
             do throws(AgentError) {
-                wake.clear()
                 if heldResumeDue.withLock({ $0 }) { try await applyHeldEntries() }
-                // One batch here; the rest goes out while the pull below is in flight. Draining the whole outbox
-                // first kept a steady trickle of local writes ahead of every pull (one small push after another),
-                // which delayed applying the other regions' entries by hundreds of milliseconds.
-                let isOutboxEmpty = try await pushPending(maxBatches: 1)
-                if isStopped { break }
-                let lag = try await pullServingPushes(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
-                shared.withLock { $0.progress.applyLagSeconds = lag }
-                backoff.reset()
-                shared.withLock { $0.progress.lastError = nil }
+                let store = self.store
+                let cursor = try await db { connection in try store.state(connection: connection).cursor }
+                try await pullAndApply(from: cursor) { backoff.reset() }
             } catch where error.code == .cursorPruned {
-                // The hub pruned entries this region never pulled: reload the heads (the outbox was pushed
-                // first and pending keys are skipped, so local writes survive), then tail from there.
+                // The hub pruned entries this region never pulled: reload the heads (keys with a pending local
+                // change are skipped, so local writes survive and get their verdicts), then tail from there.
                 do throws(AgentError) {
                     let tables = try await hub.config().tables.map(\.name)
                     try await bootstrap(makeBootstrapper(), tables: tables, isFresh: false)
                 } catch {
-                    note(error)
+                    note(error, during: "pull")
                     await sleep(ms: backoff.nextMs())
                 }
             } catch {
-                // Every loop failure is retried: the outbox keeps what was not pushed, the cursor what was
-                // not applied. A permanent one (a revoked token) is reported and logged until fixed.
-                note(error)
+                // The cursor keeps what was not applied: the pipeline restarts from it.
+                note(error, during: "pull")
                 await sleep(ms: backoff.nextMs())
             }
         }
     }
 
-    /// Pushes up to `maxBatches` batches, fewer when `stopWhen` turns true between two of them; returns true
-    /// when the outbox is empty.
-    private func pushPending(
-        maxBatches: Int = 16, stopWhen: () -> Bool = { false }
-    ) async throws(AgentError) -> Bool {
+    /// The pipeline from `cursor`: one fetch in flight while the page before it applies; returns when stopped
+    /// or when a held table resumes (its held entries go first), throws the first failure (the in-flight fetch
+    /// is cancelled with it). `succeeded` runs after every applied page.
+    private func pullAndApply(from cursor: Int64, succeeded: () -> Void) async throws(AgentError) {
+        let waitMs = configuration.tuning.pull.waitMs
+        let outcome: Result<Void, AgentError> = await withTaskGroup(of: Result<Fetched, AgentError>.self) { group in
+            group.addTask { await self.fetch(after: cursor, waitMs: waitMs) }
+            while let result = await group.next() {
+                let fetched: Fetched
+                switch result {
+                case .success(let value): fetched = value
+                case .failure(let error):
+                    group.cancelAll()
+                    return .failure(error)
+                }
+                if isStopped || heldResumeDue.withLock({ $0 }) {
+                    group.cancelAll()
+                    return .success(())
+                }
+                group.addTask { await self.fetch(after: fetched.next, waitMs: waitMs) }
+                do throws(AgentError) {
+                    guard let lag = try await applyFetched(fetched) else {
+                        // The stored cursor is not where this page starts: restart from it.
+                        group.cancelAll()
+                        return .success(())
+                    }
+                    shared.withLock { $0.progress.applyLagSeconds = lag }
+                    clearError("pull")
+                    succeeded()
+                } catch {
+                    group.cancelAll()
+                    return .failure(error)
+                }
+            }
+            return .success(())
+        }
+        try outcome.get()
+    }
+
+    /// Pushes up to `maxBatches` batches; returns true when the outbox is empty.
+    private func pushPending(maxBatches: Int = 16) async throws(AgentError) -> Bool {
         let batch = configuration.tuning.batch
         let store = self.store
-        for round in 0..<maxBatches {
-            if round > 0 && stopWhen() { return false }
+        for _ in 0..<maxBatches {
+            if isStopped { return false }
             let started = ContinuousClock.now
             let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
             let (changes, drift) = try await track("push", "reading the outbox") { () async throws(AgentError) in
@@ -310,7 +372,7 @@ public final class Agent: Sendable {
             do {
                 return try await hub.push(changes)
             } catch {
-                note(error)
+                note(error, during: "push")
                 await sleep(ms: backoff.nextMs())
             }
         }
@@ -325,41 +387,11 @@ public final class Agent: Sendable {
         var head: Int64
     }
 
-    /// Pulls (long-polling `waitMs` when idle) while local writes keep being pushed: every wake-up from the
-    /// capture trigger pushes the outbox at once, so a local write never waits for the long poll. The pulled
-    /// batch is applied only after the pull returned and no push is in flight ("never pull while a push
-    /// outcome is unknown": a skipped-as-pending entry must be newer than every verdict still to come).
-    /// Returns the apply lag in seconds.
-    private func pullServingPushes(waitMs: Int) async throws(AgentError) -> Double {
-        let store = self.store
-        let after = try await db { connection in try store.state(connection: connection).cursor }
-        let done = DoneFlag()
-        async let pulled = fetch(after: after, waitMs: waitMs, done: done)
-        var pushFailure: AgentError?
-        while pushFailure == nil {
-            await wake.wait()
-            if done.isSet || isStopped { break }
-            do throws(AgentError) {
-                // Stops between batches once the pull returned: its entries are applied first.
-                _ = try await pushPending(stopWhen: { done.isSet })
-            } catch {
-                pushFailure = error
-            }
-        }
-        let result = await pulled
-        if let pushFailure { throw pushFailure }
-        return try await applyFetched(try result.get())
-    }
-
-    /// Reads pages from `after` until they end on an origin-transaction boundary; sets `done` and wakes the
-    /// loop when finished. A page is known to end on a boundary when the hub scanned fewer rows than asked
+    /// Reads pages from `after` until they end on an origin-transaction boundary (long-polling `waitMs` for
+    /// the first when nothing is new). A page is known to end on a boundary when the hub scanned fewer rows than asked
     /// (seq is gap-free, so `next - from` is the rows it scanned: it reached the end of the log, and pushes
     /// commit whole transactions) or reached its head; otherwise the last transaction may continue.
-    private func fetch(after: Int64, waitMs: Int, done: DoneFlag) async -> Result<Fetched, AgentError> {
-        defer {
-            done.set()
-            wake.signal()
-        }
+    private func fetch(after: Int64, waitMs: Int) async -> Result<Fetched, AgentError> {
         let limit = configuration.tuning.pull.limit
         let started = ContinuousClock.now
         do throws(AgentError) {
@@ -392,8 +424,9 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Applies a fetched batch and moves the cursor in one local transaction; returns the apply lag.
-    private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double {
+    /// Applies a fetched page and moves the cursor in one local transaction; returns the apply lag, or nil when
+    /// the stored cursor was not the page's start (nothing applied: the pipeline restarts from the cursor).
+    private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double? {
         let store = self.store
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
@@ -402,6 +435,7 @@ public final class Agent: Sendable {
             () async throws(AgentError) in
             try await db { connection in try store.apply(batch, after: after, next: next, connection: connection) }
         }
+        if summary.isStale { return nil }
         logger.debug(
             "applied",
             metadata: [
@@ -415,7 +449,7 @@ public final class Agent: Sendable {
             $0.progress.heldEntries += summary.held
             $0.progress.resumedEntries += summary.resumed
         }
-        if !summary.isStale { noteShapes(summary.stoppedTables) }
+        noteShapes(summary.stoppedTables)
         if summary.deadLettered > 0 {
             logger.warning("entries dead-lettered", metadata: [AgentLogKey.count: "\(summary.deadLettered)"])
         }
@@ -535,10 +569,21 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Records a retryable failure as the last error.
-    private func note(_ error: AgentError) {
-        shared.withLock { $0.progress.lastError = error.description }
-        logger.warning("retrying after error", metadata: [AgentLogKey.error: "\(error)"])
+    /// Records a retryable failure of one task (`push`, `pull`, `start`) as the last error.
+    private func note(_ error: AgentError, during task: String = "start") {
+        shared.withLock { state in
+            state.errors[task] = error.description
+            state.progress.lastError = error.description
+        }
+        logger.warning("retrying after error", metadata: [AgentLogKey.error: "\(error)", "agent.task": "\(task)"])
+    }
+
+    /// Forgets `task`'s failure once it succeeded; the last error is then another task's, if any.
+    private func clearError(_ task: String) {
+        shared.withLock { state in
+            guard state.errors.removeValue(forKey: task) != nil || state.progress.lastError != nil else { return }
+            state.progress.lastError = state.errors.sorted { $0.key < $1.key }.first?.value
+        }
     }
 
     /// Sleeps in slices so `stop()` is noticed quickly.

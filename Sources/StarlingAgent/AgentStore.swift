@@ -114,6 +114,7 @@ public struct AgentStore: Sendable {
         var outboxIDs: [Int64?] = []
         var accepted = JSONBatchWriter()
         var decided = JSONBatchWriter()
+        var rejectedWinners: [(String, JSONObject, Int64)] = []
         var images: [Image] = []
         var letters: [JSONValue] = []
         var laterKeys = Set<TableKey>()
@@ -137,6 +138,7 @@ public struct AgentStore: Sendable {
                 if isSuperseded { summary.imagesSkipped += 1; continue }
                 images.append(
                     Image(table: change.table, key: change.key, row: winner.row, seq: winner.seq, origin: winner.origin))
+                rejectedWinners.append((change.table, change.key, winner.seq))
                 letters.append(verdict.json)
             }
         }
@@ -161,7 +163,9 @@ public struct AgentStore: Sendable {
             if !images.isEmpty {
                 let installed = try installedTables(connection: connection)
                 tables = installed
+                let displaced = try displaceVersions(rejectedWinners, connection: connection)
                 let statuses = try applyImages(images, tables: installed, connection: connection) { letters[$0] }
+                try restoreVersions(displaced, connection: connection)
                 for status in statuses { summary.count(status) }
             }
             let released = try releaseDeferredEntries(keys: decidedKeys, connection: connection)

@@ -69,3 +69,55 @@ struct DeferredEntriesTests {
         }
     }
 }
+
+/// A rejected local change whose key already carries the winner's version must still get the winner's image.
+@Suite("Rejected verdicts")
+struct RejectedVerdictTests {
+    @Test("a rejected insert is replaced by the winner's delete even when the key's version already equals it")
+    func winnerAppliedAtEqualVersion() async throws {
+        // Proves the end state of a race the fault suite found (seed 4838510339687742738, t_manual k=3): an entry
+        // deleting key 1 at seq 6 applies while an application transaction inserts key 1 (the DELETE finds no
+        // committed row and does not wait for the uncommitted one), so the region holds the application's row
+        // with version 6; that insert, captured with base 0, is rejected with winner seq 6 (a delete). Skipping the
+        // winner's image because the version is already 6 kept the rejected row for good.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: DeferredEntriesTests.items, tables: ["public.items"])
+            let store = AgentStore(region: "eu")
+            try connection.execute("INSERT INTO items VALUES (1, 1, 'local insert')")
+            try connection.execute(
+                "INSERT INTO starling.versions (table_name, key, seq, origin) VALUES ('public.items', '{\"id\": 1}', 6, 'us')")
+            let changes = try store.prepare(try AgentTestSupport.outbox(connection), connection: connection)
+            let verdict = Verdict(
+                id: changes[0].id,
+                outcome: .rejected(conflict: 1, winner: .init(seq: 6, origin: "us", row: nil)))
+            let summary = try store.handleVerdicts([verdict], for: changes, connection: connection)
+            #expect(summary.rejected == 1 && summary.imagesApplied == 1)
+            #expect(try connection.query("SELECT count(*) FROM items")[0].int64(0) == 0)
+            #expect(try connection.query("SELECT seq FROM starling.versions")[0].int64("seq") == 6)
+        }
+    }
+
+    @Test("a rejected change keeps a newer version's row: the winner's image is older than what was applied")
+    func newerVersionKept() async throws {
+        // Proves the forced image is bounded: with version 9 (an entry newer than the winner applied since), the
+        // winner at seq 6 is not written and version 9 stays.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: DeferredEntriesTests.items, tables: ["public.items"])
+            let store = AgentStore(region: "eu")
+            try connection.execute("INSERT INTO items VALUES (1, 1, 'local')")
+            let changes = try store.prepare(try AgentTestSupport.outbox(connection), connection: connection)
+            try connection.execute("UPDATE items SET qty = 9, name = 'newer entry' WHERE id = 1")
+            try connection.execute("DELETE FROM starling.outbox WHERE id > \(changes[0].id.split(separator: ":")[1])")
+            try connection.execute(
+                "INSERT INTO starling.versions (table_name, key, seq, origin) VALUES ('public.items', '{\"id\": 1}', 9, 'us')")
+            let verdict = Verdict(
+                id: changes[0].id,
+                outcome: .rejected(conflict: 1, winner: .init(seq: 6, origin: "us", row: ["id": 1, "qty": 6, "name": "w"])))
+            _ = try store.handleVerdicts([verdict], for: changes, connection: connection)
+            #expect(try connection.query("SELECT name FROM items WHERE id = 1")[0].string("name") == "newer entry")
+            #expect(try connection.query("SELECT seq FROM starling.versions")[0].int64("seq") == 9)
+        }
+    }
+}
