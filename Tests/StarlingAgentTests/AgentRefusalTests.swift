@@ -85,7 +85,8 @@ struct AgentRefusalTests {
 
             for id in 6...40 { try await r1.execute("INSERT INTO items VALUES ($1, $1, 'r1')", [.int(id)]) }
             try await r1.execute("UPDATE items SET note = 'r1 later' WHERE id = 3")
-            try await waitUntil("the hub pruned entries r2 never pulled") {
+            // r2 stops holding the log back once it has not pulled for inactive_after (1 s).
+            try await waitUntil("the hub pruned entries r2 never pulled", every: .milliseconds(200)) {
                 try await cluster.hub.hub.pruneLog().prunedThrough > cursor
             }
             try await r2.execute("INSERT INTO items VALUES (1000, 1, 'r2 offline')")
