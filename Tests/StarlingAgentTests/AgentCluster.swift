@@ -213,7 +213,8 @@ final class RunningAgent: Sendable {
         var logger = Logger(label: "test.agent")
         logger.logLevel = .critical
         let link = try HTTPHubLink(configuration: configuration)
-        let agent = Agent(configuration: configuration, hub: link, schema: try AgentTestSupport.schema(), logger: logger)
+        let agent = Agent(
+            configuration: configuration, hub: link, schema: try AgentTestSupport.schema(), logger: logger)
         self.agent = agent
         self.link = link
         task = Task {
@@ -232,7 +233,11 @@ final class RunningAgent: Sendable {
     func stop() async throws {
         agent.stop()
         let failure = await task.value
-        if !isStopped.withLock({ stopped in defer { stopped = true }; return stopped }) { link.shutdown() }
+        let wasStopped = isStopped.withLock { stopped in
+            defer { stopped = true }
+            return stopped
+        }
+        if !wasStopped { link.shutdown() }
         if let failure { throw failure }
     }
 }

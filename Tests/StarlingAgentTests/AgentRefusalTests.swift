@@ -9,15 +9,38 @@ import Testing
 /// `cursor_pruned` (the log moved on without them), 503 `standby` (the URL they try first is not the active hub).
 @Suite("Agent against a refusing hub", .timeLimit(.minutes(3)))
 struct AgentRefusalTests {
-    @Test("a transaction over the hub's body limit is retried in order and shown as the region's last error")
-    func oversizedTransactionIsRetriedInOrderAndReported() async throws {
+    /// The two hub limits a single origin transaction can exceed (README, `limits`): both answer 413.
+    enum Oversize: String, CaseIterable, CustomTestStringConvertible {
+        /// `max_body_bytes` 8 KiB: the HTTP/2 server refuses the ~30 KB body (`body_too_large`).
+        case bodyBytes
+        /// `max_push_changes` = `max_transaction_changes` = 50: the push handler refuses 100 changes
+        /// (`too_many_changes`) although the body fits.
+        case transactionChanges
+
+        var limits: HubConfiguration.Limits {
+            var limits = HubConfiguration.Limits()
+            switch self {
+            case .bodyBytes:
+                limits.maxBodyBytes = 8192
+            case .transactionChanges:
+                limits.maxPushChanges = 50
+                limits.maxTransactionChanges = 50
+            }
+            return limits
+        }
+
+        var testDescription: String { rawValue }
+    }
+
+    @Test(
+        "a transaction over a hub limit is retried in order and shown as the region's last error",
+        arguments: Oversize.allCases)
+    func oversizedTransactionIsRetriedInOrderAndReported(_ oversize: Oversize) async throws {
         // Proves README's promise for a 413: the agent keeps retrying the refused transaction, pushes nothing
         // after it meanwhile (order kept), shows the hub's refusal as its last error, and so does the hub's
         // /v1/status with the real outbox depth (issue 13 saw depth 0 and no error); once the operator raises
         // the limit (a hub restart) everything goes out in capture order and the error clears.
-        var limits = HubConfiguration.Limits()
-        limits.maxBodyBytes = 8192
-        try await AgentCluster.with(regions: ["r1", "r2"], limits: limits) { cluster in
+        try await AgentCluster.with(regions: ["r1", "r2"], limits: oversize.limits) { cluster in
             let r1 = cluster["r1"]
             // Batches below the hub's limit: only a single transaction larger than both goes over it.
             let agent = try cluster.startAgent("r1") { $0.tuning.batch.maxBytes = 4096 }
@@ -25,7 +48,7 @@ struct AgentRefusalTests {
             try await cluster.waitUntilStarted("r1")
             try await cluster.waitUntilStarted("r2")
             try await r1.execute("INSERT INTO items VALUES (1, 1, 'before')")
-            // 100 rows of ~300 bytes of JSON each: ~30 KB in one origin transaction.
+            // 100 rows of ~300 bytes of JSON each: 100 changes and ~30 KB in one origin transaction.
             try await r1.execute(
                 "INSERT INTO items SELECT g, g, repeat(md5(g::text), 8) FROM generate_series(100, 199) g")
             try await r1.execute("INSERT INTO items VALUES (2, 2, 'after')")
@@ -44,9 +67,7 @@ struct AgentRefusalTests {
             #expect(try await Self.hubKeys(cluster, origin: "r1") == [1], "only the transaction before was pushed")
             #expect(try await r1.outboxDepth() == 101)
 
-            var raised = HubConfiguration.Limits()
-            raised.maxBodyBytes = 1 << 20
-            try await cluster.restartHub(limits: raised)
+            try await cluster.restartHub(limits: HubConfiguration.Limits())
             try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
             #expect(try await Self.hubKeys(cluster, origin: "r1") == [1] + Array(100...199) + [2])
             let span = try await cluster.hubDatabase.withConnection { connection in

@@ -64,8 +64,8 @@ struct AgentVerdictTests {
     static func hubEntry(_ cluster: AgentCluster, seq: Int64) async throws -> String? {
         try await cluster.hubDatabase.withConnection { connection in
             try connection.query(
-                "SELECT origin || ':' || rewritten::text || ':' || (row::jsonb->>'qty') || ':' || (row::jsonb->>'note') "
-                    + "FROM starling_hub.log WHERE seq = $1", [.int64(seq)]
+                "SELECT origin || ':' || rewritten::text || ':' || (row::jsonb->>'qty') || ':' "
+                    + "|| (row::jsonb->>'note') FROM starling_hub.log WHERE seq = $1", [.int64(seq)]
             ).first.flatMap { try $0.optionalString(0) }
         }
     }

@@ -64,9 +64,11 @@ struct BootstrapperTests {
 
     private static func load(_ cluster: AgentCluster, link: HTTPHubLink, worker: PostgresWorker) async throws {
         let r3 = cluster["r3"]
-        try await r3.sql { connection in try AgentTestSupport.install(tables: ["public.items"], connection: connection) }
-        let shapes = try await r3.sql { connection in try TableShape.load(table: "public.items", connection: connection) }
-        try await link.register([shapes])
+        let shape = try await r3.sql { connection in
+            try AgentTestSupport.install(tables: ["public.items"], connection: connection)
+            return try TableShape.load(table: "public.items", connection: connection)
+        }
+        try await link.register([shape])
         // 550 heads, seq 1…550, written by r1.
         let changes: [JSONValue] = (0..<550).map { id in
             [

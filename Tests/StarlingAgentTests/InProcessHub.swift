@@ -77,7 +77,11 @@ final class InProcessHub: Sendable {
 
     /// Shuts the client and the hub down and waits for its background work to end. Idempotent.
     func stop() async {
-        guard !isStopped.withLock({ stopped in defer { stopped = true }; return stopped }) else { return }
+        let wasStopped = isStopped.withLock { stopped in
+            defer { stopped = true }
+            return stopped
+        }
+        guard !wasStopped else { return }
         admin.shutdown()
         await hub.shutdown(gracePeriod: .seconds(1))
         await background.value
