@@ -71,6 +71,9 @@ struct GroupCommitRaceTests {
             try Self.expectReplayed(raced2, round2, &replay)
             pushes += round2
 
+            // Round 3: resolutions in the same group commit as pushes on their key, in a known queue order.
+            pushes += try await Self.resolutionsRacePushes(hub, &workload, &replay)
+
             try await Self.expectStored(hub, replay: replay, pushedIDs: pushes.flatMap { Self.ids($0.changes) })
             #expect(replay.conflictCount >= 8, "the race produced only \(replay.conflictCount) conflicts")
 
@@ -89,6 +92,47 @@ struct GroupCommitRaceTests {
             }
             #expect(try await hub.counts() == before)
         }
+    }
+
+    /// Queues, while the sequencer is held: a push of r2 on key 1 (seen: the prelude), the resolution of the
+    /// key's first conflict (`incoming`), a second resolution of it (`current`, must fail 409
+    /// already_resolved), and a push of r3 on key 1 that saw the head before the resolution. The five items
+    /// after the blocker commit in one transaction; the replay decides them in queue order. Returns the pushes.
+    static func resolutionsRacePushes(
+        _ hub: HubHarness, _ workload: inout RaceWorkload, _ replay: inout Replay
+    ) async throws -> [(region: String, changes: [JSONValue])] {
+        let conflict = try #require(replay.firstConflict(onKey: 1))
+        let blocker = [workload.marker("r1", round: 3, index: 0)]
+        let before = [workload.update("r2", key: 1, seen: replay.preludeHeads[1], set: ["a": 301], hlc: 9000)]
+        let after = [workload.update("r3", key: 1, seen: replay.heads[1], set: ["b": 302], hlc: 9001)]
+        let resolvePath = "/v1/conflicts/\(conflict)/resolve"
+        let tasks = try await SequencerGate.holding(hub.database.url) {
+            let blocked = Task { try await hub.push("r1", blocker) }
+            try await SequencerGate.waitUntilBlocked(hub)
+            let first = Task { try await hub.push("r2", before) }
+            try await SequencerGate.waitUntilQueued(hub, changes: 1)
+            let resolved = Task { try await hub.admin("POST", resolvePath, body: ["pick": "incoming"]) }
+            try await SequencerGate.waitUntilQueued(hub, changes: 2)
+            let again = Task { try await hub.admin("POST", resolvePath, body: ["pick": "current"]) }
+            try await SequencerGate.waitUntilQueued(hub, changes: 3)
+            let last = Task { try await hub.push("r3", after) }
+            try await SequencerGate.waitUntilQueued(hub, changes: 4)
+            return (blocked, first, resolved, again, last)
+        }
+        try expectReplayed(try await tasks.0.value, blocker, &replay)
+        try expectReplayed(try await tasks.1.value, before, &replay)
+        let resolved = try await tasks.2.value
+        #expect(resolved.status == 200, "\(resolved.json)")
+        let entry = try LogEntry(json: try #require(resolved.json["entry"]))
+        #expect(try replay.resolve(conflict, pick: .incoming, hlc: entry.hlc) == entry)
+        #expect(resolved.json["conflict"]?["status"] == "resolved" && resolved.json["conflict"]?["winner"] == "incoming")
+        let again = try await tasks.3.value
+        #expect(again.status == 409 && again.json["error"]?["code"] == "already_resolved", "\(again.json)")
+        try expectReplayed(try await tasks.4.value, after, &replay)
+        let ids = ids(before + after) + ["\(LogEntry.hubOrigin):\(entry.seq)"]
+        let transactions = try await transactions(hub, ids: ids)
+        #expect(transactions.count == 1, "round 3 was decided in \(transactions.count) transactions")
+        return [("r1", blocker), ("r2", before), ("r3", after)]
     }
 
     // MARK: - Pushing
@@ -229,6 +273,11 @@ struct RaceWorkload {
             hlc: 500)
     }
 
+    /// One write of `key` by `region` that saw `seen` (see ``write``).
+    mutating func update(_ region: String, key: Int64, seen: Head?, set: JSONObject, hlc: Int64) -> JSONValue {
+        write(region, key: key, seen: seen, set: set, hlc: hlc)
+    }
+
     mutating func racingPush(_ region: String, index: Int, round: Int, seen: [Int64: Head]) -> [JSONValue] {
         let hlc = Int64(5000 + round * 1000 + (index / 2) * 3 % 7)
         let value = { (column: Int) in JSONValue.integer(Int64(round * 100 + index * 10 + column)) }
@@ -285,7 +334,26 @@ struct Replay {
     /// Rejected change id → conflict id.
     var rejections: [String: Int64] = [:]
     var verdicts: [String: Verdict] = [:]
+    /// Conflict id → the record as the resolver made it (and a resolution changed it).
+    var records: [Int64: ConflictRecord] = [:]
     var conflictCount: Int { conflicts.count }
+
+    func firstConflict(onKey key: Int64) -> Int64? {
+        records.filter { $0.value.key["id"]?.int64Value == key }.keys.min()
+    }
+
+    /// A manual resolution at the next seq with the hub's clock `hlc`: the entry it appends.
+    mutating func resolve(_ id: Int64, pick: ManualPick, hlc: Int64) throws -> LogEntry {
+        let record = try #require(records[id])
+        let key = try #require(record.key["id"]?.int64Value)
+        let resolution = try ConflictResolver.resolveManually(
+            record: record, head: heads[key], pick: pick, seq: Int64(log.count + 1), hlc: hlc)
+        log.append(resolution.entry)
+        heads[key] = resolution.head
+        records[id] = resolution.record
+        conflicts[Int(id) - 1] = StoredState.Conflict(id: id, record: resolution.record)
+        return resolution.entry
+    }
 
     init(hub: HubHarness, table: String) throws {
         // Independent of the hub's settings: the policy and priorities HubHarness configured.
@@ -310,6 +378,7 @@ struct Replay {
         if let record = decision.conflict {
             conflictID = Int64(conflicts.count + 1)
             conflicts.append(StoredState.Conflict(id: conflictID ?? 0, record: record))
+            records[conflictID ?? 0] = record
             if entrySeq == nil { rejections[change.id] = conflictID }
         }
         let verdict = decision.verdict(seq: entrySeq, conflictID: conflictID)
