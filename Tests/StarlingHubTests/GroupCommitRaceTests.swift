@@ -96,7 +96,7 @@ struct GroupCommitRaceTests {
 
     /// Queues, while the sequencer is held: a push of r2 on key 1 (seen: the prelude), the resolution of the
     /// key's first conflict (`incoming`), a second resolution of it (`current`, must fail 409
-    /// already_resolved), and a push of r3 on key 1 that saw the head before the resolution. The five items
+    /// already_resolved), and a push of r3 on key 1 that saw the head before the resolution. The four items
     /// after the blocker commit in one transaction; the replay decides them in queue order. Returns the pushes.
     static func resolutionsRacePushes(
         _ hub: HubHarness, _ workload: inout RaceWorkload, _ replay: inout Replay
