@@ -34,7 +34,8 @@ struct GroupCommitRaceTests {
             pushes.append(("r1", prelude))
 
             // Round 1: the sequencer is held inside the blocker's batch until all eight pushes are queued, so
-            // the eight are decided in one transaction.
+            // the eight are decided in one transaction; then r2's push again, as an agent retries after a timeout
+            // while its first attempt still waits, queued last of the same batch.
             let blocker = [workload.marker("r1", round: 0, index: 0)]
             let round1 = HubHarness.regionNames.enumerated().map { index, region in
                 (region, workload.racingPush(region, index: index, round: 1, seen: replay.preludeHeads))
@@ -44,17 +45,22 @@ struct GroupCommitRaceTests {
                 try await SequencerGate.waitUntilBlocked(hub)
                 #expect(SequencerGate.queued(hub).items == 0)
                 let raced = Task { try await Self.pushAll(round1, hub: hub, clients: clients) }
-                try await SequencerGate.waitUntilQueued(hub, changes: round1.reduce(0) { $0 + $1.1.count })
+                let changes = round1.reduce(0) { $0 + $1.1.count }
+                try await SequencerGate.waitUntilQueued(hub, changes: changes)
                 #expect(SequencerGate.queued(hub).items == 8)
-                return (blocked, raced)
+                let retry = Task { try await hub.push("r2", round1[1].1, client: clients[1]) }
+                try await SequencerGate.waitUntilQueued(hub, changes: changes + round1[1].1.count)
+                return (blocked, (raced, retry))
             }
             let blocked = try await blockedPush.value
-            let raced = try await racedPushes.value
+            let raced = try await racedPushes.0.value
+            let retried = try await racedPushes.1.value
             try Self.expectReplayed(blocked, blocker, &replay)
             pushes.append(("r1", blocker))
             let transactions = try await Self.transactions(hub, ids: round1.flatMap { Self.ids($0.1) })
             #expect(transactions.count == 1, "round 1 was decided in \(transactions.count) transactions")
             try Self.expectReplayed(raced, round1, &replay)
+            try Self.expectReplayed(retried, round1[1].1, &replay)  // the stored verdicts, winners as of then
             pushes += round1
 
             // Round 2, freely: the same keys again; even regions saw round 1, odd ones still only the prelude.
@@ -362,9 +368,12 @@ struct Replay {
             Dictionary(uniqueKeysWithValues: HubHarness.regionNames.enumerated().map { ($1, 100 - $0 * 10) }))
     }
 
+    /// The verdict of the next change; a change decided before gets its stored verdict with the current head
+    /// as a rejected change's winner (DESIGN.md step 1) and changes nothing.
     mutating func decide(_ json: JSONValue) throws -> Verdict {
         let change = try Change(json: json)
         let key = try #require(change.key["id"]?.int64Value)
+        if let stored = verdicts[change.id] { return stored.withCurrentWinner(heads[key]) }
         let decision = ConflictResolver.decide(
             change: change, head: heads[key], policy: policy, priorities: priorities)
         let seq = Int64(log.count + 1)

@@ -86,7 +86,8 @@ struct SequencerLimitsTests {
 
     @Test func groupCommitsTakeQueuedPushesWholeInOrderUpToMaxBatchChanges() async throws {
         // Proves each group commit takes the queued pushes in arrival order while their changes fit
-        // max_batch_changes, never splits a push, and commits a push larger than the limit alone.
+        // max_batch_changes, never splits a push, and commits a push larger than the limit alone (per
+        // transaction in the log, and in the batch-size metric).
         var limits = HubConfiguration.Limits()
         limits.maxBatchChanges = 5
         try await HubHarness.with(limits: limits) { hub in
@@ -106,6 +107,11 @@ struct SequencerLimitsTests {
             for (task, (region, count)) in zip(tasks, [("r1", 1)] + queued) {
                 try Self.expectAccepted(try await task.value, count: count, region)
             }
+            // The batch-size histogram saw the same six group commits.
+            let name = "starling_hub_commit_batch_size_changes"
+            #expect(try await LogRetentionTests.metric(hub, name + "_count") == 6)
+            let changes: Double = 21  // 1 + 3 + (3 + 2) + 4 + 7 + 1
+            #expect(try await LogRetentionTests.metric(hub, name + "_sum") == changes)
             // One transaction per group commit: the log rows' xmin, in seq order, with each push's origin.
             let batches = try await GroupCommitRaceTests.query(hub) { connection in
                 try connection.query(
