@@ -131,7 +131,7 @@ struct AbuseTests {
         #expect(counters.abusiveConnections == 1)
     }
 
-    @Test("an HPACK bomb (tiny block decoding to megabytes) is refused with 431, the connection and its first request live on")
+    @Test("an HPACK bomb (tiny block decoding to megabytes) is refused with 431; the connection and stream 1 live on")
     func hpackBomb() async throws {
         let (line, _) = try await Self.underAttack("hpack_bomb")
         #expect(Self.field("s1", in: line) == "200", "\(line)")

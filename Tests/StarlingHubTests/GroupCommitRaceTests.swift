@@ -131,7 +131,8 @@ struct GroupCommitRaceTests {
         #expect(resolved.status == 200, "\(resolved.json)")
         let entry = try LogEntry(json: try #require(resolved.json["entry"]))
         #expect(try replay.resolve(conflict, pick: .incoming, hlc: entry.hlc) == entry)
-        #expect(resolved.json["conflict"]?["status"] == "resolved" && resolved.json["conflict"]?["winner"] == "incoming")
+        let record = resolved.json["conflict"]
+        #expect(record?["status"] == "resolved" && record?["winner"] == "incoming", "\(resolved.json)")
         let again = try await tasks.3.value
         #expect(again.status == 409 && again.json["error"]?["code"] == "already_resolved", "\(again.json)")
         try expectReplayed(try await tasks.4.value, after, &replay)
@@ -295,14 +296,16 @@ struct RaceWorkload {
             // The same region again, before any verdict: same base, its own first write as `before`.
             var mine = seen[1]
             mine?.image?.merge(first) { $1 }
-            changes.append(write(region, key: 1, seen: mine, base: seen[1]?.seq ?? 0, set: ["c": value(3)], hlc: hlc + 1))
+            changes.append(
+                write(region, key: 1, seen: mine, base: seen[1]?.seq ?? 0, set: ["c": value(3)], hlc: hlc + 1))
         }
         var columns: JSONObject = index % 2 == 0 ? ["a": value(1)] : ["b": value(2)]
         if index % 4 == 0 { columns["c"] = value(3) }
         changes.append(write(region, key: 2, seen: seen[2], set: columns, hlc: hlc))
         changes.append(
             write(region, key: 3, seen: seen[3], set: index == 2 || index == 5 ? nil : ["b": value(2)], hlc: hlc))
-        changes.append(write(region, key: 4, seen: seen[4], set: ["a": value(1), "b": value(2), "c": value(3)], hlc: hlc))
+        let all: JSONObject = ["a": value(1), "b": value(2), "c": value(3)]
+        changes.append(write(region, key: 4, seen: seen[4], set: all, hlc: hlc))
         return changes
     }
 
@@ -447,7 +450,8 @@ struct StoredState: Sendable {
                     seq: try row.int64("seq"), origin: try row.string("origin"), id: try row.string("change_id"),
                     tx: try row.string("tx"), table: try row.string("table_name"),
                     op: try #require(ChangeOperation(rawValue: try row.string("op"))),
-                    key: try #require(try Self.object(row.string("key"))), row: try Self.object(row.optionalString("row")),
+                    key: try #require(try Self.object(row.string("key"))),
+                    row: try Self.object(row.optionalString("row")),
                     hlc: try row.int64("hlc"), kind: try #require(LogEntryKind(rawValue: try row.string("kind"))),
                     rewritten: try row.bool("rewritten")))
         }

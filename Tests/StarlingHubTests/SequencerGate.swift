@@ -81,7 +81,8 @@ enum SequencerGate {
 
     /// Waits until the queue holds exactly `changes` changes.
     static func waitUntilQueued(_ hub: HubHarness, changes: Int) async throws {
-        try await waitUntil("the sequencer's queue holds \(changes) changes", timeout: .seconds(30), every: .milliseconds(5)) {
+        let what = "the sequencer's queue holds \(changes) changes"
+        try await waitUntil(what, timeout: .seconds(30), every: .milliseconds(5)) {
             queued(hub).changes == changes
         }
     }
