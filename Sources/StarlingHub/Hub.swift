@@ -41,10 +41,13 @@ public final class Hub: Sendable {
         activity = RegionActivity(regions: settings.regions.map(\.name))
         metrics.prepareDeadLetterCounters(regions: settings.regions.map(\.name), tables: settings.tables.map(\.name))
         role = HubRole(registry: metrics.registry)
-        sequencer = Sequencer(settings: settings, notifier: notifier, metrics: metrics, role: role, logger: logger)
+        let logCache = LogCache(maxBytes: settings.limits.logCacheBytes)
+        sequencer = Sequencer(
+            settings: settings, notifier: notifier, logCache: logCache, metrics: metrics, role: role, logger: logger)
         retention = LogRetention(settings: settings.retention, metrics: metrics)
         api = HubAPI(
-            settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, activity: activity,
+            settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, logCache: logCache,
+            activity: activity,
             metrics: metrics, role: role, retention: retention, logger: logger)
         var serverConfiguration = HTTP2ServerConfiguration(address: settings.listen, tls: settings.tls)
         serverConfiguration.allowInsecure = settings.insecure

@@ -15,6 +15,8 @@ final class HubAPI: Sendable {
     let sequencer: Sequencer
     let pool: PostgresPool
     let notifier: CommitNotifier
+    /// The newest entries, encoded once: pulls inside its range skip the database.
+    let logCache: LogCache
     let activity: RegionActivity
     let metrics: HubMetrics
     /// Active or standby (`HubRole`): reported by `/v1/status`.
@@ -31,8 +33,10 @@ final class HubAPI: Sendable {
 
     init(
         settings: HubSettings, sequencer: Sequencer, pool: PostgresPool, notifier: CommitNotifier,
-        activity: RegionActivity, metrics: HubMetrics, role: HubRole, retention: LogRetention, logger: Logger
+        logCache: LogCache, activity: RegionActivity, metrics: HubMetrics, role: HubRole, retention: LogRetention,
+        logger: Logger
     ) {
+        self.logCache = logCache
         self.role = role
         self.retention = retention
         self.settings = settings
@@ -182,12 +186,16 @@ final class HubAPI: Sendable {
             }
             guard head > cursor else { break }
             let from = cursor
-            do {
-                page = try await pool.withConnection { connection in
-                    try HubStore.pull(connection, region: region, after: from, limit: pageLimit)
+            if let cached = logCache.page(after: from, limit: pageLimit, region: region) {
+                page = cached
+            } else {
+                do {
+                    page = try await pool.withConnection { connection in
+                        try HubStore.pull(connection, region: region, after: from, limit: pageLimit)
+                    }
+                } catch {
+                    throw Self.httpError(error)
                 }
-            } catch {
-                throw Self.httpError(error)
             }
             cursor = page.lastScanned
             if page.count > 0 || Syscall.monotonicNanos() >= deadline { break }

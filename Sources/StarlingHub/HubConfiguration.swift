@@ -140,6 +140,9 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         public var poolConnections: Int = 4
         /// How often region cursors and activity are written to the database, milliseconds. Default 1000.
         public var statusFlushMs: Int = 1000
+        /// Bytes of the newest log entries kept encoded in memory, so pulls near the head are answered
+        /// without the database (``LogCache``); 0 turns it off. Default 64 MiB.
+        public var logCacheBytes: Int = 64 << 20
 
         public init() {}
     }
@@ -271,6 +274,7 @@ extension HubConfiguration.Limits {
         maxWaitMs = try c.value("max_wait_ms", default: d.maxWaitMs)
         poolConnections = try c.value("pool_connections", default: d.poolConnections)
         statusFlushMs = try c.value("status_flush_ms", default: d.statusFlushMs)
+        logCacheBytes = try c.value("log_cache_bytes", default: d.logCacheBytes)
     }
 }
 

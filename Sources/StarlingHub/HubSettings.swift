@@ -161,6 +161,7 @@ extension HubConfiguration {
             ("max_wait_ms", limits.maxWaitMs, 0...300_000),
             ("pool_connections", limits.poolConnections, 1...64),
             ("status_flush_ms", limits.statusFlushMs, 10...60_000),
+            ("log_cache_bytes", limits.logCacheBytes, 0...(16 << 30)),
         ]
         for (name, value, range) in checks where !range.contains(value) {
             throw invalid("\(value) is outside \(range.lowerBound)...\(range.upperBound)", "limits." + name)

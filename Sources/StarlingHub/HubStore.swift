@@ -59,38 +59,11 @@ enum HubStore {
             if let target = try row.optionalString(11), target != region { continue }
             if count > 0 { output.append(UInt8(ascii: ",")) }
             count += 1
-            // Canonical member order: base hlc id key kind op origin rewritten row seq table tx.
-            if let base = try row.optionalInt64(12) {
-                output.append(contentsOf: #"{"base":"#.utf8)
-                JSONSerializer.writeInt64(base, to: &output)
-                output.append(contentsOf: #","hlc":"#.utf8)
-            } else {
-                output.append(contentsOf: #"{"hlc":"#.utf8)
-            }
-            JSONSerializer.writeInt64(try row.int64(8), to: &output)
-            output.append(contentsOf: #","id":"#.utf8)
-            JSONSerializer.writeString(try row.string(2), to: &output)
-            output.append(contentsOf: #","key":"#.utf8)
-            output.append(contentsOf: try row.string(6).utf8)
-            output.append(contentsOf: #","kind":"#.utf8)
-            JSONSerializer.writeString(try row.string(9), to: &output)
-            output.append(contentsOf: #","op":"#.utf8)
-            JSONSerializer.writeString(try row.string(5), to: &output)
-            output.append(contentsOf: #","origin":"#.utf8)
-            JSONSerializer.writeString(origin, to: &output)
-            output.append(contentsOf: (rewritten ? #","rewritten":true,"row":"# : #","rewritten":false,"row":"#).utf8)
-            if let image = try row.optionalString(7) {
-                output.append(contentsOf: image.utf8)
-            } else {
-                output.append(contentsOf: "null".utf8)
-            }
-            output.append(contentsOf: #","seq":"#.utf8)
-            JSONSerializer.writeInt64(seq, to: &output)
-            output.append(contentsOf: #","table":"#.utf8)
-            JSONSerializer.writeString(try row.string(4), to: &output)
-            output.append(contentsOf: #","tx":"#.utf8)
-            JSONSerializer.writeString(try row.string(3), to: &output)
-            output.append(UInt8(ascii: "}"))
+            LogEntryWriter.write(
+                base: try row.optionalInt64(12), hlc: try row.int64(8), id: try row.string(2), keyText: try row.string(6),
+                kind: try row.string(9), op: try row.string(5), origin: origin, isRewritten: rewritten,
+                rowText: try row.optionalString(7), seq: seq, table: try row.string(4), tx: try row.string(3),
+                to: &output)
         }
         return PullPage(entriesJSON: output, count: count, lastScanned: last)
     }

@@ -93,6 +93,7 @@ extension Sequencer {
     /// Idempotent; callable from any thread.
     func lockLost() {
         let stepped = role.fenced()
+        logCache.reset()
         let pending = state.withLock { state in
             defer {
                 state.items.removeAll()

@@ -76,12 +76,18 @@ final class Sequencer: Sendable {
     /// Confined to the worker thread.
     let writer: SequencerWriter
     let notifier: CommitNotifier
+    /// Filled after every committed batch, emptied when the lock is lost.
+    let logCache: LogCache
     private let metrics: HubMetrics
     let logger: Logger
     /// The hub's role: work is queued only while it is active; a lost lock session steps it down.
     let role: HubRole
 
-    init(settings: HubSettings, notifier: CommitNotifier, metrics: HubMetrics, role: HubRole, logger: Logger) {
+    init(
+        settings: HubSettings, notifier: CommitNotifier, logCache: LogCache, metrics: HubMetrics, role: HubRole,
+        logger: Logger
+    ) {
+        self.logCache = logCache
         self.role = role
         self.settings = settings
         self.notifier = notifier
@@ -223,6 +229,8 @@ final class Sequencer: Sendable {
             for item in batch { Self.fail(item, failure) }
             return
         }
+        // Cached before the head is published, so the pulls it wakes find their entries in memory.
+        logCache.append(outcome.logged, through: outcome.head)
         notifier.publish(head: outcome.head)
         metrics.recordBatch(
             outcome, changes: batch.reduce(0) { $0 + $1.changeCount },

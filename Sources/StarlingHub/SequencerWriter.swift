@@ -32,6 +32,8 @@ final class SequencerWriter: @unchecked Sendable {
         var ingested: [Pair: Int] = [:]
         /// (table, policy, outcome) → conflicts recorded.
         var conflicts: [Triple: Int] = [:]
+        /// The entries the batch logged through its rows (not repairs), for the log cache.
+        var logged: [LogCache.Logged] = []
     }
 
     struct Pair: Hashable, Sendable {
@@ -176,6 +178,7 @@ final class SequencerWriter: @unchecked Sendable {
                 }
             }
             try store(state, connection: connection)
+            outcome.logged = state.logged
             return outcome
         }
         nextSeq = state.nextSeq
@@ -206,6 +209,8 @@ struct BatchState {
     /// Keys whose head changed, in first-change order (``headRowTexts`` doubles as the membership test).
     var dirtyHeads: [TableKey] = []
     var logRows: [[PostgresValue]] = []
+    /// The same entries with their texts, for the log cache once the batch commits.
+    var logged: [LogCache.Logged] = []
     /// Rejected changes only: accepted and merged ones are recorded by their log row.
     var decisionRows: [[PostgresValue]] = []
     var conflictRows: [[PostgresValue]] = []
@@ -415,6 +420,7 @@ extension SequencerWriter {
                     rowText = entry.row.map(HubJSON.text)
                 }
                 state.logRows.append(Self.logRow(entry, keyText: keyText, rowText: rowText))
+                state.logged.append(LogCache.Logged(entry: entry, keyText: keyText, rowText: rowText))
                 state.setHead(head, rowText: rowText, for: tableKey)
             }
             if var record = decision.conflict {
@@ -463,6 +469,7 @@ extension SequencerWriter {
         state.nextSeq += 1
         let rowText = resolution.entry.row.map(HubJSON.text)
         state.logRows.append(Self.logRow(resolution.entry, keyText: keyText, rowText: rowText))
+        state.logged.append(LogCache.Logged(entry: resolution.entry, keyText: keyText, rowText: rowText))
         state.setHead(resolution.head, rowText: rowText, for: tableKey)
         state.records[conflictID] = resolution.record
         state.resolutions.append(
