@@ -13,9 +13,25 @@ public struct AgentStore: Sendable {
     /// tests only (see ``AgentStore/testClockOffsetMicros()``); 0 in production.
     public let clockOffsetMicros: Int64
 
-    public init(region: String, clockOffsetMicros: Int64 = 0) {
+    /// Whether the agent's own transactions (HLC stamps, verdicts, applies) wait for their WAL flush. Off by
+    /// default, as pglogical's apply workers run: everything the agent commits can be redone from what stays
+    /// durable elsewhere — a lost stamp is stamped again (the hub answers a decided id by its stored verdict,
+    /// and physical time has passed every lost stamp by the restart), a lost verdict transaction gets the
+    /// same verdict again from a re-push, a lost apply is pulled again from the hub's log (retention keeps
+    /// entries far longer than the moment a crash can lose) — and each flush on the way from one region's
+    /// commit to another's is latency (about three per change at this machine's fsync cost). The application's
+    /// own transactions keep whatever the application set.
+    public let isSynchronousCommit: Bool
+
+    public init(region: String, clockOffsetMicros: Int64 = 0, isSynchronousCommit: Bool = false) {
         self.region = region
         self.clockOffsetMicros = clockOffsetMicros
+        self.isSynchronousCommit = isSynchronousCommit
+    }
+
+    /// Turns off the WAL flush wait for the current transaction unless ``isSynchronousCommit``.
+    private func relaxCommit(_ connection: PostgresConnection) throws {
+        if !isSynchronousCommit { try connection.execute("SET LOCAL synchronous_commit = off") }
     }
 
     /// The pull cursor and the last HLC.
@@ -84,13 +100,16 @@ public struct AgentStore: Sendable {
             ids.append(stamped[index].id)
             stamps.append(stamp)
         }
-        try connection.query(
-            """
-            WITH stamped AS (
-                UPDATE starling.outbox o SET hlc = u.hlc
-                FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id)
-            UPDATE starling.state SET last_hlc = greatest(last_hlc, $3), updated_at = now()
-            """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp")
+        try connection.transaction(name: "agent.hlc") { connection in
+            try relaxCommit(connection)
+            try connection.query(
+                """
+                WITH stamped AS (
+                    UPDATE starling.outbox o SET hlc = u.hlc
+                    FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id)
+                UPDATE starling.state SET last_hlc = greatest(last_hlc, $3), updated_at = now()
+                """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp")
+        }
         return try stamped.map { row throws in try row.change(region: region) }
     }
 
@@ -158,6 +177,7 @@ public struct AgentStore: Sendable {
             """, [.int64Array(outboxIDs), .text(accepted.finish()), .text(region)], name: "agent.verdict.settle")
         let decidedKeys = decided.finish()
         return try connection.transaction(name: "agent.verdicts") { connection in
+            try relaxCommit(connection)
             try connection.query(settle.sql, settle.params, name: settle.name)
             var tables: Set<String>?
             if !images.isEmpty {
@@ -233,6 +253,7 @@ public struct AgentStore: Sendable {
     {
         let maxHLC = entries.reduce(Int64(0)) { max($0, $1.hlc) }
         return try connection.transaction(name: "agent.apply") { connection in
+            try relaxCommit(connection)
             // Moving the cursor first takes the state row's lock; no row means the batch is stale.
             let state = try connection.query(
                 """
@@ -279,6 +300,7 @@ public struct AgentStore: Sendable {
     /// transaction; returns what it did, with the tables still stopped.
     public func applyHeldEntries(connection: PostgresConnection) throws -> ApplySummary {
         try connection.transaction(name: "agent.held") { connection in
+            try relaxCommit(connection)
             let tables = try installedTables(connection: connection)
             var summary = ApplySummary()
             summary.stoppedTables = try lockAndCheckShapes(of: [], tables: tables, connection: connection)
