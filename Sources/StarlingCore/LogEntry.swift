@@ -71,9 +71,27 @@ public struct LogEntry: Sendable, Hashable {
         return .object(object)
     }
 
-    /// Appends exactly `json.serialized()` without building the intermediate value (the pull hot path).
+    /// Appends exactly `json.serialized()` without building the intermediate value.
     public func write(to output: inout [UInt8]) {
-        // Members in canonical (byte-sorted) order: base hlc id key kind op origin rewritten row seq table tx.
+        var keyJSON: [UInt8] = []
+        JSONSerializer.writeObject(key, to: &keyJSON)
+        var rowJSON: [UInt8] = []
+        if let row { JSONSerializer.writeObject(row, to: &rowJSON) }
+        Self.write(
+            base: base, hlc: hlc, id: id, keyJSON: String(decoding: keyJSON, as: UTF8.self), kind: kind.rawValue,
+            op: op.rawValue, origin: origin, isRewritten: rewritten,
+            rowJSON: row == nil ? nil : String(decoding: rowJSON, as: UTF8.self), seq: seq, table: table, tx: tx,
+            to: &output)
+    }
+
+    /// The one writer of a log entry's JSON object, from its parts with `key` and `row` as JSON texts (the hub's
+    /// pull copies the texts it stored, for entries read from its log table and for those it caches as they
+    /// commit). Members in canonical (byte-sorted) order: base hlc id key kind op origin rewritten row seq
+    /// table tx; `row` is `null` when nil.
+    public static func write(
+        base: Int64?, hlc: Int64, id: String, keyJSON: String, kind: String, op: String, origin: String,
+        isRewritten: Bool, rowJSON: String?, seq: Int64, table: String, tx: String, to output: inout [UInt8]
+    ) {
         if let base {
             output.append(contentsOf: #"{"base":"#.utf8)
             JSONSerializer.writeInt64(base, to: &output)
@@ -85,15 +103,15 @@ public struct LogEntry: Sendable, Hashable {
         output.append(contentsOf: #","id":"#.utf8)
         JSONSerializer.writeString(id, to: &output)
         output.append(contentsOf: #","key":"#.utf8)
-        JSONSerializer.writeObject(key, to: &output)
-        output.append(contentsOf: #","kind":""#.utf8)
-        output.append(contentsOf: kind.rawValue.utf8)
-        output.append(contentsOf: #"","op":""#.utf8)
-        output.append(contentsOf: op.rawValue.utf8)
-        output.append(contentsOf: #"","origin":"#.utf8)
+        output.append(contentsOf: keyJSON.utf8)
+        output.append(contentsOf: #","kind":"#.utf8)
+        JSONSerializer.writeString(kind, to: &output)
+        output.append(contentsOf: #","op":"#.utf8)
+        JSONSerializer.writeString(op, to: &output)
+        output.append(contentsOf: #","origin":"#.utf8)
         JSONSerializer.writeString(origin, to: &output)
-        output.append(contentsOf: rewritten ? #","rewritten":true,"row":"#.utf8 : #","rewritten":false,"row":"#.utf8)
-        if let row { JSONSerializer.writeObject(row, to: &output) } else { JSONSerializer.writeNull(to: &output) }
+        output.append(contentsOf: (isRewritten ? #","rewritten":true,"row":"# : #","rewritten":false,"row":"#).utf8)
+        output.append(contentsOf: (rowJSON ?? "null").utf8)
         output.append(contentsOf: #","seq":"#.utf8)
         JSONSerializer.writeInt64(seq, to: &output)
         output.append(contentsOf: #","table":"#.utf8)

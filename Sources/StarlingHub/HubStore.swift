@@ -59,10 +59,10 @@ enum HubStore {
             if let target = try row.optionalString(11), target != region { continue }
             if count > 0 { output.append(UInt8(ascii: ",")) }
             count += 1
-            LogEntryWriter.write(
-                base: try row.optionalInt64(12), hlc: try row.int64(8), id: try row.string(2), keyText: try row.string(6),
+            LogEntry.write(
+                base: try row.optionalInt64(12), hlc: try row.int64(8), id: try row.string(2), keyJSON: try row.string(6),
                 kind: try row.string(9), op: try row.string(5), origin: origin, isRewritten: rewritten,
-                rowText: try row.optionalString(7), seq: seq, table: try row.string(4), tx: try row.string(3),
+                rowJSON: try row.optionalString(7), seq: seq, table: try row.string(4), tx: try row.string(3),
                 to: &output)
         }
         return PullPage(entriesJSON: output, count: count, lastScanned: last)

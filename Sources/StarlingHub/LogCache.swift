@@ -109,10 +109,10 @@ final class LogCache: Sendable {
         let entry = logged.entry
         var json: [UInt8] = []
         json.reserveCapacity(160 + logged.keyText.utf8.count + (logged.rowText?.utf8.count ?? 4))
-        LogEntryWriter.write(
-            base: entry.kind == .repair ? entry.base : nil, hlc: entry.hlc, id: entry.id, keyText: logged.keyText,
+        LogEntry.write(
+            base: entry.kind == .repair ? entry.base : nil, hlc: entry.hlc, id: entry.id, keyJSON: logged.keyText,
             kind: entry.kind.rawValue, op: entry.op.rawValue, origin: entry.origin, isRewritten: entry.rewritten,
-            rowText: logged.rowText, seq: entry.seq, table: entry.table, tx: entry.tx, to: &json)
+            rowJSON: logged.rowText, seq: entry.seq, table: entry.table, tx: entry.tx, to: &json)
         return Entry(origin: entry.origin, isRewritten: entry.rewritten, json: json)
     }
 }
