@@ -95,6 +95,21 @@ public struct Change: Sendable, Hashable {
         }
     }
 
+    /// Fails unless every column of `before` and `after` is one of `columns` (the table's registered shape):
+    /// an image the hub stored with a column no region has could never be reconciled. (That every image holds
+    /// the key's columns with the key's values is part of every change's validity, see the type.)
+    public func check(columns: Set<String>) throws(CoreError) {
+        for (name, image) in [("before", before), ("after", after)] {
+            guard let image else { continue }
+            for column in JSONSerializer.sortedNames(image) where !columns.contains(column) {
+                throw CoreError(
+                    code: .invalidChange,
+                    message: "change \(id): column \"\(column)\" is not a column of \(table) as registered",
+                    field: "\(name).\(column)")
+            }
+        }
+    }
+
     /// The wire form; `before`/`after` are present only when the op carries them.
     public var json: JSONValue {
         var object: JSONObject = [

@@ -115,7 +115,11 @@ final class HubAPI: Sendable {
     }
 
     /// Validates a whole push before anything is queued: 400 naming the change and reason, 403 for a change
-    /// claiming another region.
+    /// claiming another region. Images are checked against the table's registered shape (no unknown column;
+    /// every image holds the key's columns with the key's values, as every change must). One bad change refuses
+    /// the whole push, not just that change: a push holds whole origin transactions, which must not be split,
+    /// and an image that does not fit the shape means the agent is out of step with the table (its outbox keeps
+    /// everything, its status shows the hub's message); nothing is stored, so nothing is half-applied anywhere.
     func parseChanges(_ body: [UInt8], region: String) throws(HTTPError) -> [Change] {
         let value: JSONValue
         do {
@@ -139,10 +143,11 @@ final class HubAPI: Sendable {
         var changes: [Change] = []
         changes.reserveCapacity(items.count)
         for (index, item) in items.enumerated() {
-            let keyColumns = item["table"]?.stringValue.flatMap { shapes[$0]?.keyColumns }
+            let shape = item["table"]?.stringValue.flatMap { shapes[$0] }
             let change: Change
             do {
-                change = try Change(json: item, requiredRegion: region, keyColumns: keyColumns)
+                change = try Change(json: item, requiredRegion: region, keyColumns: shape?.keyColumns)
+                if let shape { try change.check(columns: shape.columns) }
             } catch {
                 let prefixed = error.prefixed(with: "changes[\(index)]")
                 let status = error.code == .forbiddenRegion ? 403 : 400

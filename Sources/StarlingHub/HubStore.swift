@@ -145,7 +145,9 @@ enum HubStore {
         var shapes: [String: TableShape] = [:]
         for row in rows {
             let keys = try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? []
-            shapes[try row.string(0)] = TableShape(keyColumns: keys, columnsJSON: try row.string(2))
+            let columnsJSON = try row.string(2)
+            let names = (try JSONValue(parsing: columnsJSON).arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+            shapes[try row.string(0)] = TableShape(keyColumns: keys, columnsJSON: columnsJSON, columns: Set(names))
         }
         return shapes
     }
@@ -156,4 +158,6 @@ struct TableShape: Sendable, Hashable {
     var keyColumns: [String]
     /// The registered columns as stored JSON text.
     var columnsJSON: String
+    /// The registered column names: every pushed image is checked against them.
+    var columns: Set<String>
 }
