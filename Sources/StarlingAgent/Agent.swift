@@ -241,6 +241,7 @@ public final class Agent: Sendable {
                 if heldResumeDue.withLock({ $0 }) { try await applyHeldEntries() }
                 let store = self.store
                 let cursor = try await db { connection in try store.state(connection: connection).cursor }
+                shared.withLock { $0.progress.cursor = cursor }
                 try await pullAndApply(from: cursor) { backoff.reset() }
             } catch where error.code == .cursorPruned {
                 // The hub pruned entries this region never pulled: reload the heads (keys with a pending local
