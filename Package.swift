@@ -90,6 +90,8 @@ let package = Package(
                     dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingTestSupport"]),
         .testTarget(name: "StarlingAgentTests",
                     dependencies: ["StarlingAgent", "StarlingCore", "StarlingTestSupport"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["StarlingTestSupport", "StarlingHTTP2", "StarlingTLS"]),
+        .testTarget(
+            name: "EndToEndTests", dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingHTTP2", "StarlingTLS"],
+            exclude: ["Fixtures"]),
     ]
 )

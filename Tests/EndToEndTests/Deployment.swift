@@ -119,7 +119,10 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     func startAgent(_ region: String, waitForStart: Bool = true) async throws {
         let process = try launchAgent(region)
         agents[region] = process
-        if waitForStart { _ = try await process.waitForOutputLine(containing: "agent started", timeout: .seconds(60)) }
+        if waitForStart {
+            _ = try await process.waitForOutputLine(containing: "agent started", timeout: .seconds(60))
+            try await installOracleHooks(region)
+        }
     }
 
     /// Launches `region`'s agent with `arguments` appended (e.g. `--uninstall`), without waiting.

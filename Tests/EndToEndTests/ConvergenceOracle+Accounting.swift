@@ -1,0 +1,174 @@
+import StarlingCore
+
+/// (c) every committed write accounted for one to one, and (d) nothing applied twice.
+extension ConvergenceOracle {
+    // MARK: - (c) per-write accounting
+
+    /// Matches each committed write to the one change its region captured for it (the change whose `after` image
+    /// introduced the write's unique token in the written column; deletes in order per key), then checks that
+    /// change has exactly one decision: one `change` entry carrying the token, one `merge` entry with a recorded
+    /// conflict it won, or one rejection whose conflict names it as the losing side. Captured changes without a
+    /// committed write are allowed only up to the region's failed transactions (a COMMIT whose answer was lost).
+    func accountingProblems(_ run: WorkloadRun, hub: HubSnapshot, regions: [RegionSnapshot]) -> [String] {
+        let writes = run.writes
+        var problems: [String] = []
+        var logged: [String: [HubSnapshot.Entry]] = [:]
+        for entry in hub.entries where entry.kind == "change" || entry.kind == "merge" {
+            logged[entry.changeID, default: []].append(entry)
+        }
+        var conflictsOf: [String: [HubSnapshot.StoredConflict]] = [:]
+        for conflict in hub.conflicts.values { conflictsOf[conflict.incoming.id, default: []].append(conflict) }
+        for region in regions where region.isInstrumented {
+            let (matched, matchProblems) = match(writes.filter { $0.region == region.region }, region: region)
+            problems += matchProblems
+            for (id, write) in matched.sorted(by: { $0.key < $1.key }) {
+                problems += decisionProblems(
+                    id: "\(region.region):\(id)", write: write, logged: logged, hub: hub, conflictsOf: conflictsOf)
+            }
+            let unmatched = region.pushed.keys.filter { matched[$0] == nil }.sorted()
+            if unmatched.count > 3 * (run.failures[region.region] ?? 0) {  // up to 3 writes per transaction
+                problems.append(
+                    "(c) \(region.region): \(unmatched.count) captured changes match no committed write, more than its "
+                        + "\(run.failures[region.region] ?? 0) failed transactions can explain (outbox ids \(unmatched.prefix(10)))")
+            }
+            for (id, pushed) in region.pushed where pushed.removals > 1 {
+                problems.append("(c) \(region.region) \(pushed.tableKey): outbox id \(id) was removed \(pushed.removals) times")
+            }
+        }
+        return problems
+    }
+
+    /// Pairs writes with captured changes: by introduced token for inserts and updates, in order for deletes.
+    private func match(_ writes: [Workload.Write], region: RegionSnapshot) -> (
+        matched: [Int64: Workload.Write], problems: [String]
+    ) {
+        var byToken: [String: [Int64]] = [:]
+        var deletes: [TableKey: [Int64]] = [:]
+        for (id, pushed) in region.pushed {
+            if pushed.op == "delete" {
+                deletes[pushed.tableKey, default: []].append(id)
+                continue
+            }
+            for (column, value) in pushed.after ?? [:] {
+                guard let token = value.stringValue, pushed.before?[column] != value else { continue }
+                byToken["\(pushed.tableKey.table)|\(column)|\(token)", default: []].append(id)
+            }
+        }
+        var matched: [Int64: Workload.Write] = [:]
+        var problems: [String] = []
+        var deleteWrites: [TableKey: [Workload.Write]] = [:]
+        for write in writes {
+            let tableKey = TableKey(table: write.table, key: ["k": .number(String(write.key))])
+            guard let token = write.token, let column = write.column else {
+                deleteWrites[tableKey, default: []].append(write)
+                continue
+            }
+            let ids = (byToken["\(write.table)|\(column)|\(token)"] ?? []).filter {
+                region.pushed[$0]?.op == write.op && region.pushed[$0]?.tableKey == tableKey
+            }
+            if ids.count != 1 {
+                problems.append(
+                    "(c) \(region.region) \(tableKey): committed \(write.op) of \(column) = \(token) was captured "
+                        + "\(ids.count) times (outbox ids \(ids.sorted()))")
+            }
+            if let id = ids.first { matched[id] = write }
+        }
+        for (tableKey, writes) in deleteWrites {
+            let ids = (deletes[tableKey] ?? []).sorted()
+            if ids.count < writes.count {
+                problems.append(
+                    "(c) \(region.region) \(tableKey): \(writes.count) committed deletes, \(ids.count) captured")
+            }
+            for (id, write) in zip(ids, writes) { matched[id] = write }
+        }
+        return (matched, problems)
+    }
+
+    /// The one decision of captured change `id` (written by `write`).
+    private func decisionProblems(
+        id: String, write: Workload.Write, logged: [String: [HubSnapshot.Entry]], hub: HubSnapshot,
+        conflictsOf: [String: [HubSnapshot.StoredConflict]]
+    ) -> [String] {
+        let tableKey = TableKey(table: write.table, key: ["k": .number(String(write.key))])
+        let place = "(c) \(write.region) \(tableKey) \(write.op) \(write.token ?? "") (change \(id))"
+        let entries = logged[id] ?? []
+        let rejection = hub.decisions[id]
+        let conflicts = conflictsOf[id] ?? []
+        guard entries.count + (rejection == nil ? 0 : 1) == 1 else {
+            return ["\(place): \(entries.count) log entries and \(rejection == nil ? 0 : 1) rejections; exactly one decision expected"]
+        }
+        guard conflicts.count <= 1 else {
+            return ["\(place): losing or winning side of \(conflicts.count) conflicts (\(conflicts.map(\.id).sorted()))"]
+        }
+        func carries(_ row: JSONObject?) -> Bool {
+            guard let column = write.column, let token = write.token else { return row == nil }
+            return row?[column]?.stringValue == token
+        }
+        if let rejection {
+            guard let conflict = conflicts.first, conflict.id == rejection else {
+                return ["\(place): rejected by conflict \(rejection), but that conflict does not name it as incoming"]
+            }
+            if conflict.winner != "current" { return ["\(place): rejected, but conflict \(conflict.id) says the incoming side won"] }
+            if !carries(conflict.incoming.row) {
+                return ["\(place): conflict \(conflict.id) lost a different image: \(describe(conflict.incoming.row))"]
+            }
+            return []
+        }
+        let entry = entries[0]
+        if entry.kind == "merge" {
+            guard let conflict = conflicts.first, conflict.winner == "incoming", carries(conflict.incoming.row) else {
+                return ["\(place): merged at seq \(entry.seq) without a won conflict carrying its image"]
+            }
+            return []
+        }
+        if !carries(entry.row) || entry.op != write.op {
+            return ["\(place): its log entry seq \(entry.seq) is \(entry.op) \(describe(entry.row))"]
+        }
+        if let conflict = conflicts.first, conflict.winner != "incoming" {
+            return ["\(place): in the log at seq \(entry.seq), but conflict \(conflict.id) says it lost"]
+        }
+        return []
+    }
+
+    // MARK: - (d) nothing applied twice
+
+    /// Per region: a key's recorded version never repeats or goes back (each write of `starling.versions` records
+    /// the seq the region now holds, so an entry applied twice through the apply's bookkeeping writes its seq
+    /// again), and the apply wrote each row image at most as often as log entries on that key carry it (an
+    /// entry applied twice rewrites its image even if its version write is skipped; an image no entry carries
+    /// is reported as well). An apply of a delete is counted against the delete entries of its key.
+    func applyProblems(hub: HubSnapshot, regions: [RegionSnapshot]) -> [String] {
+        var carriers: [TableKey: [JSONObject?: [Int64]]] = [:]
+        for entry in hub.entries where entry.kind != "repair" {
+            carriers[entry.tableKey, default: [:]][entry.row, default: []].append(entry.seq)
+        }
+        var problems: [String] = []
+        for region in regions where region.isInstrumented {
+            var last: [TableKey: Int64] = [:]
+            for write in region.versionWrites {
+                let previous = max(last[write.tableKey] ?? 0, write.oldSeq ?? 0)
+                if write.seq <= previous {
+                    problems.append(
+                        "(d) \(region.region) \(write.tableKey): version \(write.seq) recorded after \(previous) "
+                            + "(seq \(write.seq) applied twice or out of order)")
+                }
+                last[write.tableKey] = max(previous, write.seq)
+            }
+            var applied: [TableKey: [JSONObject?: Int]] = [:]
+            for write in region.rowWrites where write.isApply {
+                applied[write.tableKey, default: [:]][write.op == "delete" ? nil : write.image, default: 0] += 1
+            }
+            for (tableKey, images) in applied.sorted(by: { $0.key.description < $1.key.description }) {
+                for (image, count) in images {
+                    let seqs = carriers[tableKey]?[image] ?? []
+                    if count > seqs.count {
+                        problems.append(
+                            "(d) \(region.region) \(tableKey): the apply wrote \(describe(image)) \(count) times, "
+                                + "\(seqs.count) log entries carry it (seqs \(seqs)): applied twice")
+                    }
+                }
+            }
+        }
+        return problems
+    }
+}

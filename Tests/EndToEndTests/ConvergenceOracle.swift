@@ -1,0 +1,118 @@
+import Foundation
+import StarlingCore
+import StarlingPostgres
+
+/// The correctness oracles of a converged end-to-end or fault run (issue 12, item 1). Each check compares what the
+/// system ended with against an independent account, never the regions only with each other:
+///
+/// * (a) `regionsMatchHeads`: every region's rows equal the hub's heads, key by key (a tombstone or no head: no
+///   row), and every region holds the head's seq as the key's version.
+/// * (b) `replayProblems`: the hub's log replayed in seq order through the pure `ConflictResolver`, fed with the
+///   changes exactly as the agents pushed them (recorded by a test hook on `starling.outbox`), reproduces every
+///   log entry, every recorded conflict (winner, status, both sides) and every head.
+/// * (c) `accountingProblems`: each committed workload write is matched one to one to the change the agent
+///   captured for it (by its unique token, or in order for deletes), and that change has exactly one decision:
+///   one log entry carrying its value, or the losing side of exactly one recorded conflict.
+/// * (d) `applyProblems`: no entry applied twice in a region: a key's recorded versions only grow, no version is
+///   recorded twice, and the apply wrote no image more often than log entries carry it.
+/// * (e) `boundProblems`: each region committed at least N writes, failed transactions stay under a share, at
+///   least M conflicts were recorded.
+///
+/// Every message names the region (or the hub), the table and the key.
+struct ConvergenceOracle {
+    /// Lower bounds on the work a run must have done, so an idle run cannot pass.
+    struct Bounds: Sendable {
+        var minWritesPerRegion = 1
+        var minConflicts = 1
+        /// Failed workload transactions may be at most this share of each region's attempts.
+        var maxFailedShare = 0.25
+    }
+
+    let deployment: Deployment
+
+    /// Reads hub and regions once and runs every check; empty when everything holds.
+    func check(_ run: WorkloadRun?, bounds: Bounds? = nil) async throws -> [String] {
+        let (hub, regions) = try await snapshots()
+        var problems = regionsMatchHeads(hub: hub, regions: regions)
+        problems += replayProblems(hub: hub, regions: regions)
+        problems += applyProblems(hub: hub, regions: regions)
+        if let run {
+            problems += accountingProblems(run, hub: hub, regions: regions)
+            if let bounds { problems += boundProblems(run, bounds: bounds, hub: hub) }
+        }
+        return problems
+    }
+
+    /// The hub's snapshot and every region's.
+    func snapshots() async throws -> (HubSnapshot, [RegionSnapshot]) {
+        let tables = deployment.tables.map(\.name)
+        let keyColumns = try await deployment.sql("hub") { connection in
+            var columns: [String: [String]] = [:]
+            for row in try connection.query("SELECT table_name, array_to_json(key_columns)::text FROM starling_hub.table_shapes") {
+                let names = try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? []
+                columns[try row.string(0)] = names
+            }
+            return columns
+        }
+        let hub = try await deployment.sql("hub") { try HubSnapshot.read($0, tables: tables) }
+        var regions: [RegionSnapshot] = []
+        for region in deployment.regions {
+            regions.append(
+                try await deployment.sql(region) {
+                    try RegionSnapshot.read($0, region: region, tables: tables, keyColumns: keyColumns)
+                })
+        }
+        return (hub, regions)
+    }
+
+    // MARK: - (a) regions equal the heads
+
+    /// Every region's rows equal the hub's heads: a live head's image as the row, no row for a tombstone or a key
+    /// without head; and the region's version of every key it holds is the head's seq.
+    func regionsMatchHeads(hub: HubSnapshot, regions: [RegionSnapshot]) -> [String] {
+        var problems: [String] = []
+        for region in regions {
+            let keys = Set(region.rows.keys).union(hub.heads.keys)
+            for tableKey in keys.sorted(by: { $0.description < $1.description }) {
+                let head = hub.heads[tableKey]
+                let row = region.rows[tableKey]
+                if row != head?.row {
+                    let headText = head.map { "seq \($0.seq) from \($0.origin): \(describe($0.row))" } ?? "no head"
+                    problems.append(
+                        "(a) \(region.region) \(tableKey): region has \(row.map { describe($0) } ?? "no row"), "
+                            + "hub head \(headText)")
+                } else if let head, head.row != nil, let version = region.versions[tableKey], version != head.seq {
+                    problems.append(
+                        "(a) \(region.region) \(tableKey): row equals the head but the region's version is \(version), "
+                            + "the head's seq \(head.seq)")
+                }
+            }
+        }
+        return problems
+    }
+
+    // MARK: - (e) lower bounds
+
+    /// Each region committed at least `minWritesPerRegion` writes with at most `maxFailedShare` of its
+    /// transactions failed, and the hub recorded at least `minConflicts` conflicts.
+    func boundProblems(_ run: WorkloadRun, bounds: Bounds, hub: HubSnapshot) -> [String] {
+        var problems: [String] = []
+        for region in deployment.regions {
+            let written = run.writes.filter { $0.region == region }.count
+            if written < bounds.minWritesPerRegion {
+                problems.append("(e) \(region) committed \(written) writes, fewer than \(bounds.minWritesPerRegion)")
+            }
+            let attempts = run.attempts[region] ?? 0
+            let failed = run.failures[region] ?? 0
+            if attempts == 0 || Double(failed) > bounds.maxFailedShare * Double(attempts) {
+                problems.append(
+                    "(e) \(region): \(failed) of \(attempts) workload transactions failed (at most "
+                        + "\(Int(bounds.maxFailedShare * 100)) % may): \(run.failureSamples[region] ?? [])")
+            }
+        }
+        if hub.conflicts.count < bounds.minConflicts {
+            problems.append("(e) the hub recorded \(hub.conflicts.count) conflicts, fewer than \(bounds.minConflicts)")
+        }
+        return problems
+    }
+}
