@@ -33,6 +33,13 @@ struct ConvergenceOracle {
     /// Reads hub and regions once and runs every check; empty when everything holds.
     func check(_ run: WorkloadRun?, bounds: Bounds? = nil) async throws -> [String] {
         let (hub, regions) = try await snapshots()
+        print(
+            "oracle: hub \(hub.entries.count) entries, \(hub.heads.count) heads, \(hub.conflicts.count) conflicts, "
+                + "\(hub.decisions.count) rejections; regions: "
+                + regions.map {
+                    "\($0.region) \($0.rows.count) rows, \($0.pushed.count) pushed, \($0.versionWrites.count) version "
+                        + "writes, \($0.rowWrites.filter(\.isApply).count) applied row writes"
+                }.joined(separator: "; "))
         var problems = regionsMatchHeads(hub: hub, regions: regions)
         problems += replayProblems(hub: hub, regions: regions)
         problems += applyProblems(hub: hub, regions: regions)
