@@ -154,14 +154,12 @@ extension ConvergenceOracle {
                 }
                 last[write.tableKey] = max(previous, write.seq)
             }
-            var applied: [TableKey: [JSONObject?: Int]] = [:]
-            for write in region.rowWrites where write.isApply {
-                applied[write.tableKey, default: [:]][write.op == "delete" ? nil : write.image, default: 0] += 1
-            }
+            let applied = appliedImages(region)
             for (tableKey, images) in applied.sorted(by: { $0.key.description < $1.key.description }) {
                 for (image, count) in images {
                     let seqs = carriers[tableKey]?[image] ?? []
                     if count > seqs.count {
+                        print(history(of: tableKey, in: region, hub: hub))
                         problems.append(
                             "(d) \(region.region) \(tableKey): the apply wrote \(describe(image)) \(count) times, "
                                 + "\(seqs.count) log entries carry it (seqs \(seqs)): applied twice")
@@ -170,5 +168,68 @@ extension ConvergenceOracle {
             }
         }
         return problems
+    }
+
+    /// How often the apply wrote each image (nil: a delete) per key, without the apply's restores: when a local
+    /// write commits while an apply waits on its row, the batch apply writes the entry, then puts the pending
+    /// local image back (step 4 of `TableSQL.applyBatchFunctionSQL`). Such a pair (an apply write followed at
+    /// once by an apply write of one of the region's own captured images, or by an apply delete of the same row
+    /// when the region captured a delete of the key) leaves nothing applied, so neither write counts. A double
+    /// apply hidden right before a restore is not seen.
+    private func appliedImages(_ region: RegionSnapshot) -> [TableKey: [JSONObject?: Int]] {
+        var ownImages: [TableKey: Set<JSONObject>] = [:]
+        var ownDeletes = Set<TableKey>()
+        for pushed in region.pushed.values {
+            if let after = pushed.after { ownImages[pushed.tableKey, default: []].insert(after) }
+            if pushed.op == "delete" { ownDeletes.insert(pushed.tableKey) }
+        }
+        var applied: [TableKey: [JSONObject?: Int]] = [:]
+        var previous: [TableKey: RegionSnapshot.RowWrite] = [:]
+        for write in region.rowWrites {
+            defer { previous[write.tableKey] = write }
+            guard write.isApply else { continue }
+            let image: JSONObject? = write.op == "delete" ? nil : write.image
+            if let before = previous[write.tableKey], before.isApply, before.op != "delete" {
+                let isRestore =
+                    write.op == "delete"
+                    ? ownDeletes.contains(write.tableKey) && write.image == before.image
+                    : ownImages[write.tableKey]?.contains(write.image) ?? false
+                if isRestore {
+                    applied[write.tableKey, default: [:]][before.image, default: 0] -= 1
+                    continue
+                }
+            }
+            applied[write.tableKey, default: [:]][image, default: 0] += 1
+        }
+        return applied
+    }
+
+    /// For a failure: everything known about one key, in the region (row and version writes) and at the hub
+    /// (entries, conflicts), one line each.
+    func history(of tableKey: TableKey, in region: RegionSnapshot, hub: HubSnapshot) -> String {
+        var lines = ["oracle: history of \(tableKey) in \(region.region):"]
+        for write in region.rowWrites where write.tableKey == tableKey {
+            lines.append("  row \(write.op)\(write.isApply ? " (apply)" : "") \(describe(write.image))")
+        }
+        for write in region.versionWrites where write.tableKey == tableKey {
+            lines.append("  version \(write.oldSeq.map(String.init) ?? "-") -> \(write.seq)")
+        }
+        for pushed in region.pushed.values.sorted(by: { $0.id < $1.id }) where pushed.tableKey == tableKey {
+            lines.append(
+                "  pushed \(region.region):\(pushed.id) \(pushed.op) base \(pushed.base) hlc \(pushed.hlc ?? -1) "
+                    + describe(pushed.after))
+        }
+        for entry in hub.entries where entry.tableKey == tableKey {
+            lines.append(
+                "  hub seq \(entry.seq) \(entry.kind) \(entry.op) \(entry.changeID) hlc \(entry.hlc) "
+                    + "rewritten \(entry.rewritten) \(describe(entry.row))")
+        }
+        for conflict in hub.conflicts.values.sorted(by: { $0.id < $1.id }) where conflict.tableKey == tableKey {
+            lines.append(
+                "  conflict \(conflict.id) \(conflict.policy) \(conflict.status)/\(conflict.winner) incoming "
+                    + "\(conflict.incoming.id) base \(conflict.incoming.base) \(describe(conflict.incoming.row)) vs seq "
+                    + "\(conflict.current.seq)")
+        }
+        return lines.joined(separator: "\n")
     }
 }
