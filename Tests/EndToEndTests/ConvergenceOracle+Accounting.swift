@@ -172,9 +172,10 @@ extension ConvergenceOracle {
 
     /// How often the apply wrote each image (nil: a delete) per key, without the apply's restores: when a local
     /// write commits while an apply waits on its row, the batch apply writes the entry, then puts the pending
-    /// local image back (step 4 of `TableSQL.applyBatchFunctionSQL`). Such a pair (an apply write followed at
-    /// once by an apply write of one of the region's own captured images, or by an apply delete of the same row
-    /// when the region captured a delete of the key) leaves nothing applied, so neither write counts. A double
+    /// local image back (step 4 of `TableSQL.applyBatchFunctionSQL`). Such a pair (an apply write or delete
+    /// followed at once by an apply write of one of the region's own captured images, or an apply write followed
+    /// by an apply delete of the same row when the region captured a delete of the key) leaves nothing applied,
+    /// so neither write counts. A double
     /// apply hidden right before a restore is not seen.
     private func appliedImages(_ region: RegionSnapshot) -> [TableKey: [JSONObject?: Int]] {
         var ownImages: [TableKey: Set<JSONObject>] = [:]
@@ -189,13 +190,13 @@ extension ConvergenceOracle {
             defer { previous[write.tableKey] = write }
             guard write.isApply else { continue }
             let image: JSONObject? = write.op == "delete" ? nil : write.image
-            if let before = previous[write.tableKey], before.isApply, before.op != "delete" {
+            if let before = previous[write.tableKey], before.isApply {
                 let isRestore =
                     write.op == "delete"
-                    ? ownDeletes.contains(write.tableKey) && write.image == before.image
+                    ? before.op != "delete" && ownDeletes.contains(write.tableKey) && write.image == before.image
                     : ownImages[write.tableKey]?.contains(write.image) ?? false
                 if isRestore {
-                    applied[write.tableKey, default: [:]][before.image, default: 0] -= 1
+                    applied[write.tableKey, default: [:]][before.op == "delete" ? nil : before.image, default: 0] -= 1
                     continue
                 }
             }

@@ -229,8 +229,18 @@ final class FaultRun: @unchecked Sendable {
             let startedAfter = try await postmasterStart("hub")
             return startedAfter != startedBefore ? nil : "the hub's Postgres kept start time \(startedBefore)"
         case .cutConnections:
+            // Right after a refusal window the agents may still be backing off with no connection open, and a
+            // cut would hit nothing: wait until traffic flows again, so the cut has something to cut.
+            let flowing = proxy.counters.bytesForwarded
+            try? await waitUntil("traffic flows through the proxy", timeout: .seconds(10)) {
+                proxy.counters.bytesForwarded > flowing
+            }
             proxy.cutAll()
-            return proxy.counters.cut > before.cut ? nil : "no connection was cut"
+            // A connection's pump thread notices the cut at its next poll (within its poll timeout).
+            let cut: Void? = try? await waitUntil("the proxy cut a connection", timeout: .seconds(5)) {
+                proxy.counters.cut > before.cut
+            }
+            return cut == nil ? "no connection was cut" : nil
         case .delay(let delay, let duration):
             proxy.faults.delay = delay
             try await Task.sleep(for: duration)
