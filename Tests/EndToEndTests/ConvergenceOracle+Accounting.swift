@@ -138,12 +138,13 @@ extension ConvergenceOracle {
     /// entry applied twice rewrites its image even if its version write is skipped; an image no entry carries
     /// is reported as well). An apply of a delete is counted against the delete entries of its key.
     func applyProblems(hub: HubSnapshot, regions: [RegionSnapshot]) -> [String] {
-        var carriers: [TableKey: [JSONObject?: [Int64]]] = [:]
-        for entry in hub.entries where entry.kind != "repair" {
-            carriers[entry.tableKey, default: [:]][entry.row, default: []].append(entry.seq)
-        }
         var problems: [String] = []
         for region in regions where region.isInstrumented {
+            // A repair is meant for its target region only.
+            var carriers: [TableKey: [JSONObject?: [Int64]]] = [:]
+            for entry in hub.entries where entry.kind != "repair" || entry.target == region.region {
+                carriers[entry.tableKey, default: [:]][entry.row, default: []].append(entry.seq)
+            }
             var last: [TableKey: Int64] = [:]
             for write in region.versionWrites {
                 let previous = max(last[write.tableKey] ?? 0, write.oldSeq ?? 0)

@@ -50,8 +50,14 @@ struct ConvergenceOracle {
         return problems
     }
 
-    /// The hub's snapshot and every region's.
-    func snapshots() async throws -> (HubSnapshot, [RegionSnapshot]) {
+    /// (a) alone, reading only heads and rows: what `Deployment.waitForConvergence` requires of every test.
+    func headProblems() async throws -> [String] {
+        let (hub, regions) = try await snapshots(headsOnly: true)
+        return regionsMatchHeads(hub: hub, regions: regions)
+    }
+
+    /// The hub's snapshot and every region's (`headsOnly`: heads and rows, no log, conflicts or hook records).
+    func snapshots(headsOnly: Bool = false) async throws -> (HubSnapshot, [RegionSnapshot]) {
         let tables = deployment.tables.map(\.name)
         let keyColumns = try await deployment.sql("hub") { connection in
             var columns: [String: [String]] = [:]
@@ -61,12 +67,13 @@ struct ConvergenceOracle {
             }
             return columns
         }
-        let hub = try await deployment.sql("hub") { try HubSnapshot.read($0, tables: tables) }
+        let hub = try await deployment.sql("hub") { try HubSnapshot.read($0, tables: tables, headsOnly: headsOnly) }
         var regions: [RegionSnapshot] = []
         for region in deployment.regions {
             regions.append(
                 try await deployment.sql(region) {
-                    try RegionSnapshot.read($0, region: region, tables: tables, keyColumns: keyColumns)
+                    try RegionSnapshot.read(
+                        $0, region: region, tables: tables, keyColumns: keyColumns, rowsOnly: headsOnly)
                 })
         }
         return (hub, regions)

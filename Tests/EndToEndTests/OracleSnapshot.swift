@@ -56,11 +56,13 @@ struct HubSnapshot: Sendable {
     /// Every seq at or below this was pruned (0: the log is whole).
     var prunedThrough: Int64 = 0
 
-    /// Reads log, heads, conflicts and decisions of the synced `tables`.
-    static func read(_ connection: PostgresConnection, tables: [String]) throws -> HubSnapshot {
+    /// Reads heads and, unless `headsOnly`, log, conflicts and decisions of the synced `tables`.
+    static func read(_ connection: PostgresConnection, tables: [String], headsOnly: Bool = false) throws -> HubSnapshot {
         var snapshot = HubSnapshot()
         let tableList = PostgresValue.textArray(tables.map { Optional($0) })
         snapshot.prunedThrough = try connection.query("SELECT pruned_through FROM starling_hub.retention")[0].int64(0)
+        try snapshot.readHeads(connection, tableList)
+        guard !headsOnly else { return snapshot }
         for row in try connection.query(
             "SELECT seq, origin, change_id, tx, table_name, key, op, row, hlc, kind, rewritten, target "
                 + "FROM starling_hub.log WHERE table_name = ANY($1) ORDER BY seq", [tableList])
@@ -71,15 +73,6 @@ struct HubSnapshot: Sendable {
                     tableKey: TableKey(table: try row.string(4), key: try object(try row.string(5)) ?? [:]),
                     op: try row.string(6), row: try object(try row.optionalString(7)), hlc: try row.int64(8),
                     kind: try row.string(9), rewritten: try row.bool(10), target: try row.optionalString(11)))
-        }
-        for row in try connection.query(
-            "SELECT table_name, key, seq, origin, hlc, row, op, prev_foreign_seq FROM starling_hub.heads "
-                + "WHERE table_name = ANY($1)", [tableList])
-        {
-            let tableKey = TableKey(table: try row.string(0), key: try object(try row.string(1)) ?? [:])
-            snapshot.heads[tableKey] = StoredHead(
-                seq: try row.int64(2), origin: try row.string(3), hlc: try row.int64(4),
-                row: try object(try row.optionalString(5)), op: try row.string(6), prevForeignSeq: try row.int64(7))
         }
         for row in try connection.query(
             "SELECT id, table_name, key, policy, provisional, status, winner, current_seq, current_origin, current_op, "
@@ -103,6 +96,18 @@ struct HubSnapshot: Sendable {
             snapshot.decisions[try row.string(0)] = try row.int64(1)
         }
         return snapshot
+    }
+
+    private mutating func readHeads(_ connection: PostgresConnection, _ tableList: PostgresValue) throws {
+        for row in try connection.query(
+            "SELECT table_name, key, seq, origin, hlc, row, op, prev_foreign_seq FROM starling_hub.heads "
+                + "WHERE table_name = ANY($1)", [tableList])
+        {
+            let tableKey = TableKey(table: try row.string(0), key: try object(try row.string(1)) ?? [:])
+            heads[tableKey] = StoredHead(
+                seq: try row.int64(2), origin: try row.string(3), hlc: try row.int64(4),
+                row: try object(try row.optionalString(5)), op: try row.string(6), prevForeignSeq: try row.int64(7))
+        }
     }
 }
 
@@ -145,9 +150,10 @@ struct RegionSnapshot: Sendable {
     var versionWrites: [VersionWrite] = []
     var rowWrites: [RowWrite] = []
 
-    /// Reads `region`'s rows of `tables` (keyed by `keyColumns[table]`) and its hook records.
+    /// Reads `region`'s rows of `tables` (keyed by `keyColumns[table]`) and, unless `rowsOnly`, its hook records.
     static func read(
-        _ connection: PostgresConnection, region: String, tables: [String], keyColumns: [String: [String]]
+        _ connection: PostgresConnection, region: String, tables: [String], keyColumns: [String: [String]],
+        rowsOnly: Bool = false
     ) throws -> RegionSnapshot {
         var snapshot = RegionSnapshot(region: region)
         func tableKey(_ table: String, image: JSONObject) -> TableKey {
@@ -164,7 +170,7 @@ struct RegionSnapshot: Sendable {
                 try row.int64(2)
         }
         snapshot.isInstrumented =
-            try connection.query("SELECT to_regclass('e2e_oracle.pushed') IS NOT NULL")[0].bool(0)
+            try !rowsOnly && connection.query("SELECT to_regclass('e2e_oracle.pushed') IS NOT NULL")[0].bool(0)
         guard snapshot.isInstrumented else { return snapshot }
         for row in try connection.query(
             "SELECT id, tx, table_name, key::text, op, before::text, after::text, base, captured_at, hlc, removals "
