@@ -10,9 +10,10 @@ import StarlingCore
 /// `correction` entries become heads as written; `repair` entries (one region only) leave the heads alone.
 /// Finally the replayed heads must equal the stored heads (seq, origin, hlc, op, row, prev_foreign_seq).
 ///
-/// What it cannot see: the order of a rejected decision among the non-conflicting entries of its key (it is
-/// checked against the head it names, not against the head at the moment it was made), and the changes of a
-/// region without hooks (then the entry itself becomes the head, unverified, and the count is reported).
+/// The order of decisions is checked as far as the database records it: conflicts and seqs are numbered in
+/// decision order, so a rejection must precede the next entry of its key (`orderProblems`). What it cannot see:
+/// a rejection's place among non-conflicting entries sequenced between two conflicts, and the changes of a
+/// region without hooks (then the entry itself becomes the head, unverified, and the count is printed).
 extension ConvergenceOracle {
     func replayProblems(hub: HubSnapshot, regions: [RegionSnapshot]) -> [String] {
         guard hub.prunedThrough == 0 else { return [] }  // a pruned log cannot be replayed from its start
@@ -83,8 +84,44 @@ extension ConvergenceOracle {
                 }
             }
         }
+        problems += orderProblems(hub: hub)
         problems += headProblems(replayed: heads, stored: hub.heads)
         if unverified > 0 { print("oracle: \(unverified) log entries replayed without their pushed change (no hooks)") }
+        return problems
+    }
+
+    /// The order of decisions: the sequencer numbers conflicts and log entries as it decides, so the conflicts an
+    /// incoming change won have seqs rising with their ids, and a rejected change was decided while the head it
+    /// names was still the head: no later entry of that key may precede it, i.e. be sequenced before a conflict
+    /// with a smaller id. (Resolved conflicts are left out: an operator's pick rewrites the winner.)
+    private func orderProblems(hub: HubSnapshot) -> [String] {
+        var seqOf: [String: Int64] = [:]
+        var laterEntry: [TableKey: [Int64]] = [:]
+        for entry in hub.entries where entry.kind != "repair" {
+            if entry.kind == "change" || entry.kind == "merge" { seqOf[entry.changeID] = entry.seq }
+            laterEntry[entry.tableKey, default: []].append(entry.seq)
+        }
+        var problems: [String] = []
+        var sequencedBefore: Int64 = 0  // the largest seq of a won conflict with a smaller id
+        var previous: (id: Int64, seq: Int64)?
+        for conflict in hub.conflicts.values.sorted(by: { $0.id < $1.id }) where conflict.status != "resolved" {
+            if conflict.winner == "incoming", let seq = seqOf[conflict.incoming.id] {
+                if let previous, seq <= previous.seq {
+                    problems.append(
+                        "(b) hub \(conflict.tableKey): conflict \(conflict.id) won at seq \(seq), but the earlier conflict "
+                            + "\(previous.id) won at seq \(previous.seq)")
+                }
+                previous = (conflict.id, seq)
+                sequencedBefore = max(sequencedBefore, seq)
+            } else if conflict.winner == "current", hub.decisions[conflict.incoming.id] == conflict.id {
+                let seqs = laterEntry[conflict.tableKey] ?? []
+                if let next = seqs.first(where: { $0 > conflict.current.seq }), next <= sequencedBefore {
+                    problems.append(
+                        "(b) hub \(conflict.tableKey): conflict \(conflict.id) rejected \(conflict.incoming.id) against seq "
+                            + "\(conflict.current.seq), but seq \(next) of that key was sequenced before it")
+                }
+            }
+        }
         return problems
     }
 

@@ -31,7 +31,8 @@ struct ConvergenceOracle {
     let deployment: Deployment
 
     /// Reads hub and regions once and runs every check; empty when everything holds.
-    func check(_ run: WorkloadRun?, bounds: Bounds? = nil) async throws -> [String] {
+    /// `histories`: for that many keys the heads oracle reports, the key's whole history is printed.
+    func check(_ run: WorkloadRun?, bounds: Bounds? = nil, histories: Int = 0) async throws -> [String] {
         let (hub, regions) = try await snapshots()
         print(
             "oracle: hub \(hub.entries.count) entries, \(hub.heads.count) heads, \(hub.conflicts.count) conflicts, "
@@ -41,6 +42,14 @@ struct ConvergenceOracle {
                         + "writes, \($0.rowWrites.filter(\.isApply).count) applied row writes"
                 }.joined(separator: "; "))
         var problems = regionsMatchHeads(hub: hub, regions: regions)
+        if histories > 0 {
+            for region in regions {
+                let keys = Set(region.rows.keys).union(hub.heads.keys).filter { region.rows[$0] != hub.heads[$0]?.row }
+                for tableKey in keys.sorted(by: { $0.description < $1.description }).prefix(histories) {
+                    print(history(of: tableKey, in: region, hub: hub))
+                }
+            }
+        }
         problems += replayProblems(hub: hub, regions: regions)
         problems += applyProblems(hub: hub, regions: regions)
         if let run {

