@@ -38,13 +38,13 @@ struct ConvergenceOracle {
             "oracle: hub \(hub.entries.count) entries, \(hub.heads.count) heads, \(hub.conflicts.count) conflicts, "
                 + "\(hub.decisions.count) rejections; regions: "
                 + regions.map {
-                    "\($0.region) \($0.rows.count) rows, \($0.pushed.count) pushed, \($0.versionWrites.count) version "
+                    "\($0.region) \($0.rowCount) rows, \($0.pushed.count) pushed, \($0.versionWrites.count) version "
                         + "writes, \($0.rowWrites.filter(\.isApply).count) applied row writes"
                 }.joined(separator: "; "))
         var problems = regionsMatchHeads(hub: hub, regions: regions)
         if histories > 0 {
             for region in regions {
-                let keys = Set(region.rows.keys).union(hub.heads.keys).filter { region.rows[$0] != hub.heads[$0]?.row }
+                let keys = Set(region.mismatches.map(\.tableKey))
                 for tableKey in keys.sorted(by: { $0.description < $1.description }).prefix(histories) {
                     print(history(of: tableKey, in: region, hub: hub))
                 }
@@ -77,12 +77,13 @@ struct ConvergenceOracle {
             return columns
         }
         let hub = try await deployment.sql("hub") { try HubSnapshot.read($0, tables: tables, headsOnly: headsOnly) }
+        let heads = hub.heads
         var regions: [RegionSnapshot] = []
         for region in deployment.regions {
             regions.append(
                 try await deployment.sql(region) {
                     try RegionSnapshot.read(
-                        $0, region: region, tables: tables, keyColumns: keyColumns, rowsOnly: headsOnly)
+                        $0, region: region, tables: tables, keyColumns: keyColumns, heads: heads, rowsOnly: headsOnly)
                 })
         }
         return (hub, regions)
@@ -91,20 +92,23 @@ struct ConvergenceOracle {
     // MARK: - (a) regions equal the heads
 
     /// Every region's rows equal the hub's heads: a live head's image as the row, no row for a tombstone or a key
-    /// without head; and the region's version of every key it holds is the head's seq.
+    /// without head (compared in the region's database, see `RegionSnapshot.compare`); and the region's version of
+    /// every live key is the head's seq.
     func regionsMatchHeads(hub: HubSnapshot, regions: [RegionSnapshot]) -> [String] {
         var problems: [String] = []
         for region in regions {
-            let keys = Set(region.rows.keys).union(hub.heads.keys)
-            for tableKey in keys.sorted(by: { $0.description < $1.description }) {
-                let head = hub.heads[tableKey]
-                let row = region.rows[tableKey]
-                if row != head?.row {
-                    let headText = head.map { "seq \($0.seq) from \($0.origin): \(describe($0.row))" } ?? "no head"
-                    problems.append(
-                        "(a) \(region.region) \(tableKey): region has \(row.map { describe($0) } ?? "no row"), "
-                            + "hub head \(headText)")
-                } else if let head, head.row != nil, let version = region.versions[tableKey], version != head.seq {
+            var differing = Set<TableKey>()
+            for mismatch in region.mismatches.sorted(by: { $0.tableKey.description < $1.tableKey.description }) {
+                differing.insert(mismatch.tableKey)
+                let head = hub.heads[mismatch.tableKey]
+                let headText = head.map { "seq \($0.seq) from \($0.origin): \(mismatch.headRow ?? "(deleted)")" } ?? "no head"
+                problems.append(
+                    "(a) \(region.region) \(mismatch.tableKey): region has \(mismatch.regionRow ?? "no row"), "
+                        + "hub head \(headText)")
+            }
+            for (tableKey, head) in hub.heads.sorted(by: { $0.key.description < $1.key.description })
+            where head.row != nil && !differing.contains(tableKey) {
+                if let version = region.versions[tableKey], version != head.seq {
                     problems.append(
                         "(a) \(region.region) \(tableKey): row equals the head but the region's version is \(version), "
                             + "the head's seq \(head.seq)")

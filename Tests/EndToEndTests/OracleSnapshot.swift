@@ -141,29 +141,39 @@ struct RegionSnapshot: Sendable {
         var isApply: Bool
     }
 
+    /// A key whose row differs from the hub's head (either side nil: no row / a tombstone or no head).
+    struct Mismatch: Sendable {
+        var tableKey: TableKey
+        var regionRow: String?
+        var headRow: String?
+    }
+
     var region: String
-    /// Whether the hooks were installed (false: only `rows` and `versions` are known).
+    /// Whether the hooks were installed (false: only `rowCount`, `mismatches` and `versions` are known).
     var isInstrumented = false
-    var rows: [TableKey: JSONObject] = [:]
+    var rowCount = 0
+    /// Every key whose row differs from the hub's head.
+    var mismatches: [Mismatch] = []
     var versions: [TableKey: Int64] = [:]
     var pushed: [Int64: Pushed] = [:]
     var versionWrites: [VersionWrite] = []
     var rowWrites: [RowWrite] = []
 
-    /// Reads `region`'s rows of `tables` (keyed by `keyColumns[table]`) and, unless `rowsOnly`, its hook records.
+    /// Reads `region`'s differences from the hub's `heads` in `tables` (keyed by `keyColumns[table]`), its versions
+    /// and, unless `rowsOnly`, its hook records.
     static func read(
         _ connection: PostgresConnection, region: String, tables: [String], keyColumns: [String: [String]],
-        rowsOnly: Bool = false
+        heads: [TableKey: HubSnapshot.StoredHead], rowsOnly: Bool = false
     ) throws -> RegionSnapshot {
         var snapshot = RegionSnapshot(region: region)
         func tableKey(_ table: String, image: JSONObject) -> TableKey {
             TableKey(table: table, key: image.filter { (keyColumns[table] ?? ["k"]).contains($0.key) })
         }
         for table in tables {
-            for row in try connection.query("SELECT to_jsonb(x)::text FROM \(table) x") {
-                let image = try object(try row.string(0)) ?? [:]
-                snapshot.rows[tableKey(table, image: image)] = image
-            }
+            let (count, mismatches) = try compare(
+                connection, table: table, keyColumns: keyColumns[table] ?? ["k"], heads: heads.filter { $0.key.table == table })
+            snapshot.rowCount += count
+            snapshot.mismatches += mismatches
         }
         for row in try connection.query("SELECT table_name, key::text, seq FROM starling.versions") {
             snapshot.versions[TableKey(table: try row.string(0), key: try object(try row.string(1)) ?? [:])] =
@@ -200,6 +210,68 @@ struct RegionSnapshot: Sendable {
                 RowWrite(tableKey: tableKey(table, image: image), op: try row.string(1), image: image, isApply: try row.bool(3)))
         }
         return snapshot
+    }
+}
+
+extension RegionSnapshot {
+    /// Compares `table`'s rows with the hub's heads inside the region's database, decoding each head's image the
+    /// way the apply does (`jsonb_populate_record`: bigints and numerics sent as strings, bytea as `\\x` hex,
+    /// timestamps as ISO text all parse back), so any column type compares by value: both sides as `to_jsonb` of a
+    /// row of the table. A `json` column travels as its text, so it is parsed first (and then compares by value,
+    /// not by text; FidelityTests checks the text). The row alias is one no column is named (a column `t` would
+    /// win over an alias `t`). Returns the number of rows and the differing keys.
+    static func compare(
+        _ connection: PostgresConnection, table: String, keyColumns: [String], heads: [TableKey: HubSnapshot.StoredHead]
+    ) throws -> (Int, [Mismatch]) {
+        let jsonColumns = Set(
+            try connection.query(
+                "SELECT attname::text FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+                    + "AND NOT attisdropped AND atttypid = 'json'::regtype", [.text(table)]
+            ).map { try $0.string(0) })
+        var items: [JSONValue] = []
+        var byIndex: [TableKey] = []
+        for (tableKey, head) in heads {
+            var image = head.row
+            for column in jsonColumns {
+                if let text = image?[column]?.stringValue, let parsed = try? JSONValue(parsing: text) {
+                    image?[column] = parsed
+                }
+            }
+            items.append(.object(["i": .number(String(byIndex.count)), "k": .object(tableKey.key), "r": image.map(JSONValue.object) ?? .null]))
+            byIndex.append(tableKey)
+        }
+        let keyMatch = keyColumns.map { "x.img -> '\($0)' = h.key -> '\($0)'" }.joined(separator: " AND ")
+        let rows = try connection.query(
+            """
+            WITH h AS (
+                SELECT (e ->> 'i')::int AS i,
+                       CASE WHEN e -> 'r' = 'null'::jsonb THEN NULL
+                            ELSE to_jsonb(jsonb_populate_record(NULL::\(table), e -> 'r')) END AS img,
+                       to_jsonb(jsonb_populate_record(NULL::\(table), e -> 'k')) AS key
+                FROM jsonb_array_elements($1::jsonb) e),
+            x AS (SELECT to_jsonb(e2e_row) AS img FROM \(table) e2e_row)
+            SELECT h.i, x.img::text, h.img::text, (SELECT count(*) FROM \(table)) AS n
+            FROM h FULL JOIN x ON \(keyMatch)
+            WHERE h.img IS DISTINCT FROM x.img
+            UNION ALL SELECT NULL, NULL, NULL, (SELECT count(*) FROM \(table))
+            """, [.text(JSONValue.array(items).canonicalText)])
+        var mismatches: [Mismatch] = []
+        var count = 0
+        for row in rows {
+            count = Int(try row.int64(3))
+            let regionRow = try row.optionalString(1)
+            guard let index = try row.optionalInt64(0) else {
+                guard let regionRow else { continue }  // the count row
+                let image = try object(regionRow) ?? [:]
+                mismatches.append(
+                    Mismatch(
+                        tableKey: TableKey(table: table, key: image.filter { keyColumns.contains($0.key) }),
+                        regionRow: regionRow, headRow: nil))
+                continue
+            }
+            mismatches.append(Mismatch(tableKey: byIndex[Int(index)], regionRow: regionRow, headRow: try row.optionalString(2)))
+        }
+        return (count, mismatches)
     }
 }
 
