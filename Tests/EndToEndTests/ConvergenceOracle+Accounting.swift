@@ -18,6 +18,9 @@ extension ConvergenceOracle {
         }
         var conflictsOf: [String: [HubSnapshot.StoredConflict]] = [:]
         for conflict in hub.conflicts.values { conflictsOf[conflict.incoming.id, default: []].append(conflict) }
+        for region in regions where !region.isInstrumented && writes.contains(where: { $0.region == region.region }) {
+            problems.append("(c) \(region.region) has committed writes but no oracle hooks: nothing can be matched")
+        }
         for region in regions where region.isInstrumented {
             let (matched, matchProblems) = match(writes.filter { $0.region == region.region }, region: region)
             problems += matchProblems

@@ -19,6 +19,7 @@ extension ConvergenceOracle {
         guard hub.prunedThrough == 0 else { return [] }  // a pruned log cannot be replayed from its start
         var problems: [String] = []
         var pushed: [String: Change] = [:]
+        let instrumented = Set(regions.filter(\.isInstrumented).map(\.region))
         for region in regions {
             for (id, record) in region.pushed {
                 do {
@@ -54,6 +55,11 @@ extension ConvergenceOracle {
             switch entry.kind {
             case "change", "merge":
                 guard let change = pushed[entry.changeID] else {
+                    if instrumented.contains(entry.origin) {
+                        problems.append(
+                            "(b) hub \(entry.tableKey) seq \(entry.seq): \(entry.changeID) is in the log, but \(entry.origin) "
+                                + "never captured (or never settled) it")
+                    }
                     unverified += 1
                     heads[entry.tableKey] = Self.head(of: entry, after: previous)
                     break
