@@ -88,8 +88,12 @@ let package = Package(
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingHubTests",
                     dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingTestSupport"]),
+        // The agent's loop tests run real agents against the real hub in-process (not a double): a test target
+        // may depend on both; the sources never import each other.
         .testTarget(name: "StarlingAgentTests",
-                    dependencies: ["StarlingAgent", "StarlingCore", "StarlingTestSupport"]),
+                    dependencies: ["StarlingAgent", "StarlingCore", "StarlingTestSupport", "StarlingHub",
+                                   "StarlingHTTP2", "StarlingPostgres",
+                                   .product(name: "Logging", package: "swift-log")]),
         .testTarget(
             name: "EndToEndTests", dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingHTTP2", "StarlingTLS"],
             exclude: ["Fixtures"]),

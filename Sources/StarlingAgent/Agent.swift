@@ -24,13 +24,32 @@ public final class Agent: Sendable {
         public var outboxVacuums = 0
         public var cursor: Int64 = 0
         public var lastError: String?
+        /// Tables whose stream is stopped because their shape changed, with the reason (``ShapeGuard``).
+        public var stoppedTables: [String: String] = [:]
+        /// Pulled entries kept in `starling.held_entries` for a stopped table, and held entries applied since.
+        public var heldEntries = 0
+        public var resumedEntries = 0
+        /// Seconds between the newest applied entry's HLC and the apply, while behind the head.
+        public var applyLagSeconds = 0.0
     }
+
+    /// An operation of the loop in flight (an apply, a push, a pull): reported once it runs ``stuckAfter``.
+    struct Operation: Sendable {
+        var what: String
+        var started: ContinuousClock.Instant
+        var isWarned = false
+    }
+
+    /// How long an operation runs before the agent's log and `/v1/status` say so.
+    public static let stuckAfter = Duration.seconds(5)
 
     private let configuration: AgentConfiguration
     private let hub: any HubLink
     private let database: PostgresWorker
     /// A second connection, dedicated to `LISTEN starling_outbox` (the capture trigger notifies it).
     private let listener: PostgresWorker
+    /// A third one for the status reports, so a report never waits behind a long apply on `database`.
+    private let statusDatabase: PostgresWorker
     /// Wakes the loop on a local write, when a pull finishes, and on stop.
     private let wake = WakeUp()
     private let schema: AgentSchema
@@ -38,9 +57,13 @@ public final class Agent: Sendable {
     /// Answers the hub's reconciliation steps on its own connection (issue 7).
     private let reconcile: ReconcileHasher
     private let logger: Logger
-    private let shared = Mutex<(stopped: Bool, progress: Progress)>((false, Progress()))
+    private let shared = Mutex<
+        (stopped: Bool, progress: Progress, operations: [String: Operation], errors: [String: String])
+    >((false, Progress(), [:], [:]))
     /// Touched by the loop task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
+    /// Set when a stopped table resumed (and at start): the loop then applies its held entries.
+    private let heldResumeDue = Mutex(false)
 
     /// The database worker is owned by the agent and shut down when `run()` returns.
     public init(configuration: AgentConfiguration, hub: any HubLink, schema: AgentSchema, logger: Logger) {
@@ -58,6 +81,9 @@ public final class Agent: Sendable {
         self.listener = PostgresWorker(
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)-listen",
             threadName: "starling-listen", logger: logger)
+        self.statusDatabase = PostgresWorker(
+            url: configuration.database, applicationName: "starling-agent-\(configuration.region)-status",
+            threadName: "starling-status", logger: logger)
     }
 
     /// The channel the capture trigger notifies on every captured write.
@@ -90,23 +116,28 @@ public final class Agent: Sendable {
                 stop()
             }
         } catch {
-            await listener.shutdown()
-            await database.shutdown()
-            await reconcile.shutdown()
+            await shutdownWorkers()
             throw error
         }
-        await listener.shutdown()
-        await database.shutdown()
-        await reconcile.shutdown()
+        await shutdownWorkers()
         logger.info("agent stopped")
     }
 
-    /// The loop beside the LISTEN and reconciliation tasks, until stopped.
+    private func shutdownWorkers() async {
+        await listener.shutdown()
+        await statusDatabase.shutdown()
+        await database.shutdown()
+        await reconcile.shutdown()
+    }
+
+    /// The loop beside the LISTEN, status and reconciliation tasks, until stopped.
     private func runTasks() async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.listen() }
+            group.addTask { await self.reportUntilStopped() }
             group.addTask { await self.reconcile.run { self.isStopped } }
-            await loop()
+            group.addTask { await self.pushUntilStopped() }
+            await pullUntilStopped()
             stop()
             await group.waitForAll()
         }
@@ -125,19 +156,22 @@ public final class Agent: Sendable {
                         key: "region")
                 }
                 let schema = self.schema
-                let shapes = try await db { connection in
+                let (shapes, drift) = try await db { connection in
                     let shapes = try config.tables.map { try TableShape.load(table: $0.name, connection: connection) }
-                    try schema.install(tables: shapes, connection: connection)
-                    return shapes
+                    return (shapes, try schema.install(tables: shapes, connection: connection))
                 }
-                try await hub.register(shapes)
+                // A table altered while the agent was down keeps its old functions and registration; its stream
+                // stays stopped until the shape is back (ShapeGuard).
+                try await hub.register(shapes.filter { drift[$0.name] == nil })
+                noteShapes(drift)
                 let bootstrapper = makeBootstrapper()
                 if try await bootstrapper.isNeeded() {
                     try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
                 }
+                clearError("start")
                 return
             } catch where error.isRetryable {
-                note(error)
+                note(error, during: "start")
                 await sleep(ms: backoff.nextMs())
             }
         }
@@ -153,8 +187,15 @@ public final class Agent: Sendable {
                 try await listener.withConnection { [self] connection in
                     try connection.listen(channel: Self.outboxChannel)
                     wake.signal()
+                    var quiet = 0
                     while !isStopped {
-                        if !(try connection.waitForNotifications(timeout: .milliseconds(200))).isEmpty { wake.signal() }
+                        // A notification wakes the pusher; so does every fifth quiet wait (a safety net, ~1 s).
+                        if !(try connection.waitForNotifications(timeout: .milliseconds(200))).isEmpty || quiet >= 4 {
+                            wake.signal()
+                            quiet = 0
+                        } else {
+                            quiet += 1
+                        }
                     }
                     try connection.unlisten(channel: Self.outboxChannel)
                 }
@@ -166,65 +207,132 @@ public final class Agent: Sendable {
         }
     }
 
-    private func loop() async {
+    /// Pushes the outbox as it fills, until stopped: woken by the capture trigger's NOTIFY (and at least once a
+    /// second by the listener, a safety net for a lost notification). Never waits for a pull or an apply.
+    private func pushUntilStopped() async {
         let tuning = configuration.tuning
         var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
-        var lastReport = ContinuousClock.now - .seconds(3600)
-        var lag = 0.0
         while !isStopped {
             do throws(AgentError) {
                 wake.clear()
-                // One batch here; the rest goes out while the pull below is in flight. Draining the whole outbox
-                // first kept a steady trickle of local writes ahead of every pull (one small push after another),
-                // which delayed applying the other regions' entries by hundreds of milliseconds.
-                let isOutboxEmpty = try await pushPending(maxBatches: 1)
-                if isStopped { break }
-                lag = try await pullServingPushes(waitMs: isOutboxEmpty ? tuning.pull.waitMs : 0)
+                let isEmpty = try await pushPending()
                 backoff.reset()
-                shared.withLock { $0.progress.lastError = nil }
-            } catch where error.code == .cursorPruned {
-                // The hub pruned entries this region never pulled: reload the heads (the outbox was pushed
-                // first and pending keys are skipped, so local writes survive), then tail from there.
-                do throws(AgentError) {
-                    let tables = try await hub.config().tables.map(\.name)
-                    try await bootstrap(makeBootstrapper(), tables: tables, isFresh: false)
-                } catch {
-                    note(error)
-                    await sleep(ms: backoff.nextMs())
-                }
+                clearError("push")
+                if isEmpty { await wake.wait() }
             } catch {
-                // Every loop failure is retried: the outbox keeps what was not pushed, the cursor what was
-                // not applied. A permanent one (a revoked token) is reported and logged until fixed.
-                note(error)
+                // The outbox keeps what was not pushed. A permanent failure (a revoked token) is reported and
+                // logged until fixed.
+                note(error, during: "push")
                 await sleep(ms: backoff.nextMs())
-            }
-            if ContinuousClock.now - lastReport >= .milliseconds(tuning.statusIntervalMs) {
-                lastReport = ContinuousClock.now
-                await report(lag: lag)
             }
         }
     }
 
-    /// Pushes up to `maxBatches` batches, fewer when `stopWhen` turns true between two of them; returns true
-    /// when the outbox is empty.
-    private func pushPending(
-        maxBatches: Int = 16, stopWhen: () -> Bool = { false }
-    ) async throws(AgentError) -> Bool {
+    /// Pulls and applies until stopped, one page ahead: the next page is fetched while one applies (DESIGN.md
+    /// "Engine v2", Apply). Pushes run beside it on their own task; an entry that meets a local change still
+    /// waiting for its verdict is deferred, not dropped (``AgentStore``), so the two never wait for each other.
+    private func pullUntilStopped() async {
+        let tuning = configuration.tuning
+        var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
+        // Held entries of a table that is fine again are applied at the first round (left from an earlier run).
+        heldResumeDue.withLock { $0 = true }
+        while !isStopped {
+            do throws(AgentError) {
+                if heldResumeDue.withLock({ $0 }) { try await applyHeldEntries() }
+                let store = self.store
+                let cursor = try await db { connection in try store.state(connection: connection).cursor }
+                try await pullAndApply(from: cursor) { backoff.reset() }
+            } catch where error.code == .cursorPruned {
+                // The hub pruned entries this region never pulled: reload the heads (keys with a pending local
+                // change are skipped, so local writes survive and get their verdicts), then tail from there.
+                do throws(AgentError) {
+                    let tables = try await hub.config().tables.map(\.name)
+                    try await bootstrap(makeBootstrapper(), tables: tables, isFresh: false)
+                } catch {
+                    note(error, during: "pull")
+                    await sleep(ms: backoff.nextMs())
+                }
+            } catch {
+                // The cursor keeps what was not applied: the pipeline restarts from it.
+                note(error, during: "pull")
+                await sleep(ms: backoff.nextMs())
+            }
+        }
+    }
+
+    /// The pipeline from `cursor`: one fetch in flight while the page before it applies; returns when stopped
+    /// or when a held table resumes (its held entries go first), throws the first failure (the in-flight fetch
+    /// is cancelled with it). `succeeded` runs after every applied page.
+    private func pullAndApply(from cursor: Int64, succeeded: () -> Void) async throws(AgentError) {
+        let waitMs = configuration.tuning.pull.waitMs
+        let outcome: Result<Void, AgentError> = await withTaskGroup(of: Result<Fetched, AgentError>.self) { group in
+            group.addTask { await self.fetch(after: cursor, waitMs: waitMs) }
+            while let result = await group.next() {
+                let fetched: Fetched
+                switch result {
+                case .success(let value): fetched = value
+                case .failure(let error):
+                    group.cancelAll()
+                    return .failure(error)
+                }
+                if isStopped || heldResumeDue.withLock({ $0 }) {
+                    group.cancelAll()
+                    return .success(())
+                }
+                group.addTask { await self.fetch(after: fetched.next, waitMs: waitMs) }
+                do throws(AgentError) {
+                    guard let lag = try await applyFetched(fetched) else {
+                        // The stored cursor is not where this page starts: restart from it.
+                        group.cancelAll()
+                        return .success(())
+                    }
+                    shared.withLock { $0.progress.applyLagSeconds = lag }
+                    clearError("pull")
+                    succeeded()
+                } catch {
+                    group.cancelAll()
+                    return .failure(error)
+                }
+            }
+            return .success(())
+        }
+        try outcome.get()
+    }
+
+    /// Pushes up to `maxBatches` batches; returns true when the outbox is empty.
+    private func pushPending(maxBatches: Int = 16) async throws(AgentError) -> Bool {
         let batch = configuration.tuning.batch
         let store = self.store
-        for round in 0..<maxBatches {
-            if round > 0 && stopWhen() { return false }
+        for _ in 0..<maxBatches {
+            if isStopped { return false }
             let started = ContinuousClock.now
-            let changes = try await db { connection in
-                let rows = try store.nextBatch(connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
-                return rows.isEmpty ? [] : try store.prepare(rows, connection: connection)
+            let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
+            let (changes, drift) = try await track("push", "reading the outbox") { () async throws(AgentError) in
+              try await db { connection in
+                // Read, then check the shapes: a write made after an ALTER TABLE is only visible when the ALTER
+                // is (ShapeGuard), so a batch that holds one is read again without its table.
+                var rows = try store.nextBatch(
+                    connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes, holding: holding)
+                let drift = try ShapeGuard().check(connection: connection)
+                if rows.contains(where: { drift[$0.table] != nil }) {
+                    rows = try store.nextBatch(
+                        connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes,
+                        holding: Set(drift.keys))
+                }
+                return (rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift)
+              }
             }
+            noteShapes(drift)
             if changes.isEmpty { return true }
             let prepared = ContinuousClock.now
-            guard let verdicts = await pushUntilVerdicts(changes) else { return false }
+            let pushing = "push of \(changes.count) changes to the hub"
+            guard let verdicts = try await track("push", pushing, { await pushUntilVerdicts(changes) }) else {
+                return false
+            }
             let pushed = ContinuousClock.now
-            let summary = try await db { connection in
-                try store.handleVerdicts(verdicts, for: changes, connection: connection)
+            let summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
+                () async throws(AgentError) in
+                try await db { connection in try store.handleVerdicts(verdicts, for: changes, connection: connection) }
             }
             shared.withLock {
                 $0.progress.pushedChanges += changes.count
@@ -264,7 +372,7 @@ public final class Agent: Sendable {
             do {
                 return try await hub.push(changes)
             } catch {
-                note(error)
+                note(error, during: "push")
                 await sleep(ms: backoff.nextMs())
             }
         }
@@ -279,45 +387,17 @@ public final class Agent: Sendable {
         var head: Int64
     }
 
-    /// Pulls (long-polling `waitMs` when idle) while local writes keep being pushed: every wake-up from the
-    /// capture trigger pushes the outbox at once, so a local write never waits for the long poll. The pulled
-    /// batch is applied only after the pull returned and no push is in flight ("never pull while a push
-    /// outcome is unknown": a skipped-as-pending entry must be newer than every verdict still to come).
-    /// Returns the apply lag in seconds.
-    private func pullServingPushes(waitMs: Int) async throws(AgentError) -> Double {
-        let store = self.store
-        let after = try await db { connection in try store.state(connection: connection).cursor }
-        let done = DoneFlag()
-        async let pulled = fetch(after: after, waitMs: waitMs, done: done)
-        var pushFailure: AgentError?
-        while pushFailure == nil {
-            await wake.wait()
-            if done.isSet || isStopped { break }
-            do throws(AgentError) {
-                // Stops between batches once the pull returned: its entries are applied first.
-                _ = try await pushPending(stopWhen: { done.isSet })
-            } catch {
-                pushFailure = error
-            }
-        }
-        let result = await pulled
-        if let pushFailure { throw pushFailure }
-        return try await applyFetched(try result.get())
-    }
-
-    /// Reads pages from `after` until they end on an origin-transaction boundary; sets `done` and wakes the
-    /// loop when finished. A page is known to end on a boundary when the hub scanned fewer rows than asked
+    /// Reads pages from `after` until they end on an origin-transaction boundary (long-polling `waitMs` for
+    /// the first when nothing is new). A page is known to end on a boundary when the hub scanned fewer rows than asked
     /// (seq is gap-free, so `next - from` is the rows it scanned: it reached the end of the log, and pushes
     /// commit whole transactions) or reached its head; otherwise the last transaction may continue.
-    private func fetch(after: Int64, waitMs: Int, done: DoneFlag) async -> Result<Fetched, AgentError> {
-        defer {
-            done.set()
-            wake.signal()
-        }
+    private func fetch(after: Int64, waitMs: Int) async -> Result<Fetched, AgentError> {
         let limit = configuration.tuning.pull.limit
         let started = ContinuousClock.now
         do throws(AgentError) {
             var page = try await hub.pull(after: after, limit: limit, waitMs: waitMs)
+            shared.withLock { $0.operations["pull"] = Operation(what: "pull after seq \(after)", started: .now) }
+            defer { _ = shared.withLock { $0.operations.removeValue(forKey: "pull") } }
             var entries = page.entries
             var from = after
             func isComplete(_ page: PullPage, from: Int64) -> Bool { page.next - from < limit || page.next >= page.head }
@@ -344,15 +424,18 @@ public final class Agent: Sendable {
         }
     }
 
-    /// Applies a fetched batch and moves the cursor in one local transaction; returns the apply lag.
-    private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double {
+    /// Applies a fetched page and moves the cursor in one local transaction; returns the apply lag, or nil when
+    /// the stored cursor was not the page's start (nothing applied: the pipeline restarts from the cursor).
+    private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double? {
         let store = self.store
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
         let started = ContinuousClock.now
-        let summary = try await db { connection in
-            try store.apply(batch, after: after, next: next, connection: connection)
+        let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
+            () async throws(AgentError) in
+            try await db { connection in try store.apply(batch, after: after, next: next, connection: connection) }
         }
+        if summary.isStale { return nil }
         logger.debug(
             "applied",
             metadata: [
@@ -363,7 +446,10 @@ public final class Agent: Sendable {
             $0.progress.appliedEntries += summary.applied
             $0.progress.deadLetters += summary.deadLettered
             $0.progress.cursor = next
+            $0.progress.heldEntries += summary.held
+            $0.progress.resumedEntries += summary.resumed
         }
+        noteShapes(summary.stoppedTables)
         if summary.deadLettered > 0 {
             logger.warning("entries dead-lettered", metadata: [AgentLogKey.count: "\(summary.deadLettered)"])
         }
@@ -371,25 +457,67 @@ public final class Agent: Sendable {
         return Double(Self.nowMicros() - last.hlc) / 1_000_000
     }
 
-    /// Sends outbox depth, apply lag and the last error, then unreported dead letters. Failures are logged
-    /// only: reporting must not stop the stream.
-    private func report(lag: Double) async {
+    /// Sends a status report every `status_interval_ms` until stopped, on its own task and connection: a
+    /// report never waits for the loop to come round (an apply of minutes shows as `busy` meanwhile).
+    private func reportUntilStopped() async {
+        while !isStopped {
+            await report()
+            await sleep(ms: configuration.tuning.statusIntervalMs)
+        }
+    }
+
+    /// Sends outbox depth, apply lag, the last error and the longest operation running past ``stuckAfter``,
+    /// then unreported dead letters. Failures are logged only: reporting must not stop the stream.
+    private func report() async {
         let store = self.store
+        let (lastError, lag, busy) = shared.withLock { state in
+            // A stopped table is reported until it resumes, even when every round succeeds.
+            let error = state.progress.lastError
+                ?? state.progress.stoppedTables.sorted { $0.key < $1.key }.first.map { $0.value }
+            return (error, state.progress.applyLagSeconds, longestOperation(&state.operations))
+        }
         do {
-            let (depth, letters) = try await db { connection in
+            let (depth, letters) = try await statusDatabase.run(during: "status") { connection in
                 (try store.outboxDepth(connection: connection),
                  try store.unreportedDeadLetters(limit: 100, connection: connection))
             }
-            let lastError = shared.withLock { $0.progress.lastError }
-            try await hub.reportStatus(AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError))
+            try await hub.reportStatus(
+                AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError, busy: busy))
             if !letters.isEmpty {
                 try await hub.reportDeadLetters(letters)
                 let ids = letters.map(\.id)
-                try await db { connection in try store.markReported(ids, connection: connection) }
+                try await statusDatabase.run(during: "status") { connection in
+                    try store.markReported(ids, connection: connection)
+                }
             }
         } catch {
             logger.debug("status report failed", metadata: [AgentLogKey.error: "\(error)"])
         }
+    }
+
+    /// The operation running longest, once past ``stuckAfter``; logs a warning the first time each one is.
+    private func longestOperation(_ operations: inout [String: Operation]) -> AgentStatus.Busy? {
+        let now = ContinuousClock.now
+        guard let (slot, operation) = operations.min(by: { $0.value.started < $1.value.started }),
+            now - operation.started >= Self.stuckAfter
+        else { return nil }
+        let seconds = Double((now - operation.started).components.seconds)
+            + Double((now - operation.started).components.attoseconds) / 1e18
+        if !operation.isWarned {
+            operations[slot]?.isWarned = true
+            logger.warning(
+                "operation running long", metadata: ["agent.operation": "\(operation.what)", "agent.seconds": "\(Int(seconds))"])
+        }
+        return AgentStatus.Busy(what: operation.what, seconds: seconds)
+    }
+
+    /// Runs `body` as the loop's operation in `slot` (``Operation``), for the status report.
+    private func track<T>(_ slot: String, _ what: String, _ body: () async throws(AgentError) -> T)
+        async throws(AgentError) -> T
+    {
+        shared.withLock { $0.operations[slot] = Operation(what: what, started: .now) }
+        defer { _ = shared.withLock { $0.operations.removeValue(forKey: slot) } }
+        return try await body()
     }
 
     private func makeBootstrapper() -> Bootstrapper {
@@ -406,10 +534,56 @@ public final class Agent: Sendable {
         logger.info("bootstrapped", metadata: ["seq": "\(cursor)", AgentLogKey.count: "\(applied)"])
     }
 
-    /// Records a retryable failure as the last error.
-    private func note(_ error: AgentError) {
-        shared.withLock { $0.progress.lastError = error.description }
-        logger.warning("retrying after error", metadata: [AgentLogKey.error: "\(error)"])
+    /// Applies the held entries of tables whose shape is back (``AgentStore/applyHeldEntries(connection:)``).
+    private func applyHeldEntries() async throws(AgentError) {
+        let store = self.store
+        let summary = try await db { connection in try store.applyHeldEntries(connection: connection) }
+        heldResumeDue.withLock { $0 = false }
+        shared.withLock {
+            $0.progress.appliedEntries += summary.applied
+            $0.progress.resumedEntries += summary.resumed
+            $0.progress.deadLetters += summary.deadLettered
+        }
+        if summary.resumed > 0 {
+            logger.info("held entries applied", metadata: [AgentLogKey.count: "\(summary.resumed)"])
+        }
+        noteShapes(summary.stoppedTables)
+    }
+
+    /// Publishes the tables whose stream is stopped: an error log when one stops (an operator must act), an
+    /// info log when one resumes, whose held entries are then applied at the next round.
+    private func noteShapes(_ drift: ShapeGuard.Drift) {
+        let previous = shared.withLock { state in
+            let previous = state.progress.stoppedTables
+            state.progress.stoppedTables = drift
+            return previous
+        }
+        guard previous != drift else { return }
+        for (table, reason) in drift.sorted(by: { $0.key < $1.key }) where previous[table] != reason {
+            logger.error("table stream stopped", metadata: [AgentLogKey.table: "\(table)", AgentLogKey.error: "\(reason)"])
+        }
+        for table in previous.keys.sorted() where drift[table] == nil {
+            logger.info("table stream resumed", metadata: [AgentLogKey.table: "\(table)"])
+            heldResumeDue.withLock { $0 = true }
+            wake.signal()
+        }
+    }
+
+    /// Records a retryable failure of one task (`push`, `pull`, `start`) as the last error.
+    private func note(_ error: AgentError, during task: String = "start") {
+        shared.withLock { state in
+            state.errors[task] = error.description
+            state.progress.lastError = error.description
+        }
+        logger.warning("retrying after error", metadata: [AgentLogKey.error: "\(error)", "agent.task": "\(task)"])
+    }
+
+    /// Forgets `task`'s failure once it succeeded; the last error is then another task's, if any.
+    private func clearError(_ task: String) {
+        shared.withLock { state in
+            guard state.errors.removeValue(forKey: task) != nil || state.progress.lastError != nil else { return }
+            state.progress.lastError = state.errors.sorted { $0.key < $1.key }.first?.value
+        }
     }
 
     /// Sleeps in slices so `stop()` is noticed quickly.
@@ -452,4 +626,5 @@ enum AgentLogKey {
     static let hubMs = "agent.hub_ms"
     static let dbMs = "agent.db_ms"
     static let error = "error"
+    static let table = "table"
 }

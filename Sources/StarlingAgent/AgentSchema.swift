@@ -1,4 +1,5 @@
 public import StarlingPostgres
+import StarlingCore
 import Glibc
 
 /// Installs and removes the regional `starling` schema: `Migrations/agent` through `PostgresMigrator`
@@ -54,19 +55,39 @@ public struct AgentSchema: Sendable {
                 + "set STARLING_MIGRATIONS to the repository's Migrations folder")
     }
 
-    /// Applies the migrations, then installs functions and triggers for exactly `tables`, in one transaction.
-    public func install(tables: [TableShape], connection: PostgresConnection) throws {
+    /// Applies the migrations, then installs functions and triggers for exactly `tables`, in one transaction,
+    /// recording each table's ``TableSignature``. A table whose recorded signature differs from its shape now
+    /// (altered while the agent was down) keeps the functions it has — its stream stays stopped, see
+    /// ``ShapeGuard`` — and is returned with the reason; the others are (re)installed.
+    @discardableResult
+    public func install(tables: [TableShape], connection: PostgresConnection) throws -> ShapeGuard.Drift {
         try PostgresMigrator(schema: Self.schema, migrations: migrations).migrate(connection)
-        try connection.transaction(name: "agent.install") { connection in
+        return try connection.transaction(name: "agent.install") { connection in
             try connection.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended('starling.install', 0))", name: "agent.install.lock")
             let installed = try connection.query(
-                "SELECT table_name FROM starling.synced_tables", name: "agent.install.list")
+                "SELECT table_name, shape FROM starling.synced_tables", name: "agent.install.list")
             let wanted = Set(tables.map(\.name))
-            for row in installed where !wanted.contains(try row.string("table_name")) {
-                try removeTable(try row.string("table_name"), connection: connection)
+            var recorded: [String: TableSignature] = [:]
+            for row in installed {
+                let table = try row.string("table_name")
+                guard wanted.contains(table) else {
+                    try removeTable(table, connection: connection)
+                    continue
+                }
+                if let text = try row.optionalString("shape") {
+                    recorded[table] = try TableSignature(json: try JSONValue(parsing: text), what: table)
+                }
             }
+            var drift: ShapeGuard.Drift = [:]
             for shape in tables {
+                if let signature = recorded[shape.name] {
+                    let changes = signature.differences(to: TableSignature(shape))
+                    if !changes.isEmpty {
+                        drift[shape.name] = ShapeGuard.message(table: shape.name, changes: changes)
+                        continue
+                    }
+                }
                 let sql = try TableSQL(shape: shape)
                 // The old trigger goes first: it calls the old function, which the new triggers do not need.
                 for statement in try sql.legacyLockSQL() {
@@ -82,17 +103,18 @@ public struct AgentSchema: Sendable {
                     """
                     -- lock_function is kept empty: no key-lock function is installed any more.
                     INSERT INTO starling.synced_tables
-                        (table_name, relation_oid, capture_function, lock_function, apply_function)
-                    VALUES ($1, to_regclass($2)::oid, $3, $4, $5)
+                        (table_name, relation_oid, capture_function, lock_function, apply_function, shape)
+                    VALUES ($1, to_regclass($2)::oid, $3, $4, $5, $6)
                     ON CONFLICT (table_name) DO UPDATE SET relation_oid = EXCLUDED.relation_oid,
                         capture_function = EXCLUDED.capture_function, lock_function = EXCLUDED.lock_function,
-                        apply_function = EXCLUDED.apply_function, installed_at = now()
+                        apply_function = EXCLUDED.apply_function, shape = EXCLUDED.shape, installed_at = now()
                     """,
                     [
                         .text(shape.name), .text(sql.table), .text(sql.captureFunction), .text(""),
-                        .text(sql.applyFunction),
+                        .text(sql.applyFunction), .text(TableSignature(shape).json.canonicalText),
                     ], name: "agent.install.record")
             }
+            return drift
         }
     }
 

@@ -40,12 +40,27 @@ public struct AgentStore: Sendable {
     /// ``OutboxBatcher``). Empty when the outbox is. One statement: every row of the transactions that
     /// have a row among the first `maxCount` (a committed transaction's rows are all visible at once, so a
     /// transaction cut by the limit or interleaved with others comes whole).
-    public func nextBatch(connection: PostgresConnection, maxCount: Int, maxBytes: Int) throws -> [OutboxChange] {
-        let rows = try connection.query(
-            """
-            SELECT \(Self.outboxColumns) FROM starling.outbox
-            WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox ORDER BY id LIMIT $1) p) ORDER BY id
-            """, [.int(maxCount)], name: "agent.outbox.page")
+    ///
+    /// Transactions that touch a table in `holding` (a stopped stream, ``ShapeGuard``) stay in the outbox,
+    /// whole: the batch is read from the rows of the other tables, minus every transaction with a held row.
+    public func nextBatch(
+        connection: PostgresConnection, maxCount: Int, maxBytes: Int, holding: Set<String> = []
+    ) throws -> [OutboxChange] {
+        let rows =
+            holding.isEmpty
+            ? try connection.query(
+                """
+                SELECT \(Self.outboxColumns) FROM starling.outbox
+                WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox ORDER BY id LIMIT $1) p) ORDER BY id
+                """, [.int(maxCount)], name: "agent.outbox.page")
+            : try connection.query(
+                """
+                SELECT \(Self.outboxColumns) FROM starling.outbox
+                WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox WHERE table_name <> ALL($2::text[])
+                                               ORDER BY id LIMIT $1) p)
+                  AND tx NOT IN (SELECT h.tx FROM starling.outbox h WHERE h.table_name = ANY($2::text[]))
+                ORDER BY id
+                """, [.int(maxCount), .textArray(holding.sorted())], name: "agent.outbox.pageHolding")
         guard !rows.isEmpty else { return [] }
         return OutboxBatcher.select(try rows.map(Self.outboxChange), maxCount: maxCount, maxBytes: maxBytes)
     }
@@ -98,6 +113,8 @@ public struct AgentStore: Sendable {
         var summary = VerdictSummary()
         var outboxIDs: [Int64?] = []
         var accepted = JSONBatchWriter()
+        var decided = JSONBatchWriter()
+        var rejectedWinners: [(String, JSONObject, Int64)] = []
         var images: [Image] = []
         var letters: [JSONValue] = []
         var laterKeys = Set<TableKey>()
@@ -106,6 +123,7 @@ public struct AgentStore: Sendable {
             let (verdict, change) = (verdicts[index], changes[index])
             outboxIDs.append(Int64(change.id.split(separator: ":").last ?? "") ?? -1)
             let isSuperseded = !laterKeys.insert(TableKey(table: change.table, key: change.key)).inserted
+            if !isSuperseded { decided.append(table: change.table, key: change.key, seq: 0) }
             switch verdict.outcome {
             case .accepted(let seq):
                 summary.accepted += 1
@@ -120,6 +138,7 @@ public struct AgentStore: Sendable {
                 if isSuperseded { summary.imagesSkipped += 1; continue }
                 images.append(
                     Image(table: change.table, key: change.key, row: winner.row, seq: winner.seq, origin: winner.origin))
+                rejectedWinners.append((change.table, change.key, winner.seq))
                 letters.append(verdict.json)
             }
         }
@@ -137,17 +156,63 @@ public struct AgentStore: Sendable {
             SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
             WHERE starling.versions.seq < EXCLUDED.seq
             """, [.int64Array(outboxIDs), .text(accepted.finish()), .text(region)], name: "agent.verdict.settle")
-        guard !images.isEmpty else {
-            try connection.query(settle.sql, settle.params, name: settle.name)
-            return summary
-        }
+        let decidedKeys = decided.finish()
         return try connection.transaction(name: "agent.verdicts") { connection in
             try connection.query(settle.sql, settle.params, name: settle.name)
-            let tables = try installedTables(connection: connection)
-            let statuses = try applyImages(images, tables: tables, connection: connection) { letters[$0] }
-            for status in statuses { summary.count(status) }
+            var tables: Set<String>?
+            if !images.isEmpty {
+                let installed = try installedTables(connection: connection)
+                tables = installed
+                let displaced = try displaceVersions(rejectedWinners, connection: connection)
+                let statuses = try applyImages(images, tables: installed, connection: connection) { letters[$0] }
+                try restoreVersions(displaced, connection: connection)
+                for status in statuses { summary.count(status) }
+            }
+            let released = try releaseDeferredEntries(keys: decidedKeys, connection: connection)
+            if !released.isEmpty {
+                let installed = try tables ?? installedTables(connection: connection)
+                var applied = ApplySummary()
+                applied.stoppedTables = try lockAndCheckShapes(
+                    of: Set(released.map(\.table)), tables: installed, connection: connection)
+                try applyPulled(
+                    released, tables: installed, drift: applied.stoppedTables, summary: &applied,
+                    connection: connection)
+                summary.deferredApplied += applied.applied
+            }
             return summary
         }
+    }
+
+    /// Takes the deferred entries (``deferEntries(_:connection:)``) of `keys` (`[{"t":…,"k":…}]`) whose key
+    /// has no outbox row left, oldest first.
+    private func releaseDeferredEntries(keys: String, connection: PostgresConnection) throws -> [LogEntry] {
+        let rows = try connection.query(
+            """
+            DELETE FROM starling.deferred_entries d
+            USING (SELECT DISTINCT b.t, b.k FROM jsonb_to_recordset($1::jsonb) AS b(t text, k jsonb)) b
+            WHERE EXISTS (SELECT 1 FROM starling.deferred_entries LIMIT 1)
+              AND d.table_name = b.t AND d.key = b.k
+              AND NOT EXISTS (SELECT 1 FROM starling.outbox o WHERE o.table_name = d.table_name AND o.key = d.key)
+            RETURNING d.seq, d.entry
+            """, [.text(keys)], name: "agent.deferred.release")
+        return try rows.map { row throws in (try row.int64("seq"), try row.string("entry")) }
+            .sorted { $0.0 < $1.0 }
+            .map { try LogEntry(json: try JSONValue(parsing: $0.1)) }
+    }
+
+    /// Keeps pulled entries skipped because a local change of their key waits for its verdict: the
+    /// transaction that handles the key's last pending verdict applies them again.
+    private func deferEntries(_ entries: [LogEntry], connection: PostgresConnection) throws {
+        guard !entries.isEmpty else { return }
+        try connection.query(
+            """
+            INSERT INTO starling.deferred_entries (seq, table_name, key, entry)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) ON CONFLICT (seq) DO NOTHING
+            """,
+            [
+                .int64Array(entries.map(\.seq)), .textArray(entries.map(\.table)),
+                .textArray(entries.map { Self.text($0.key) }), .textArray(entries.map(\.json.canonicalText)),
+            ], name: "agent.deferred.insert")
     }
 
     // MARK: - Pull side
@@ -159,25 +224,14 @@ public struct AgentStore: Sendable {
     /// cursor is not `after` (the batch was applied already, or by someone else) nothing is written and
     /// `.stale` is returned: exactly-once. The images are applied set-wise per table
     /// (``applyImages(_:tables:connection:deadLetter:)``).
+    ///
+    /// Entries of a table whose shape changed (``ShapeGuard``, checked after a row-exclusive lock on the
+    /// batch's tables) are not applied but kept in `starling.held_entries`; held entries of a table whose
+    /// shape is back are applied first, in seq order. ``ApplySummary/stoppedTables`` says which are stopped.
     public func apply(_ entries: [LogEntry], after: Int64, next: Int64, connection: PostgresConnection) throws
         -> ApplySummary
     {
-        var summary = ApplySummary()
-        var maxHLC: Int64 = 0
-        var images: [Image] = []
-        var positions: [Int] = []
-        images.reserveCapacity(entries.count)
-        for (position, entry) in entries.enumerated() {
-            maxHLC = max(maxHLC, entry.hlc)
-            if entry.origin == region && !entry.rewritten {
-                summary.skippedOwn += 1
-                continue
-            }
-            // A repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift).
-            let seq = entry.kind == .repair ? entry.base ?? 0 : entry.seq
-            images.append(Image(table: entry.table, key: entry.key, row: entry.row, seq: seq, origin: entry.origin))
-            positions.append(position)
-        }
+        let maxHLC = entries.reduce(Int64(0)) { max($0, $1.hlc) }
         return try connection.transaction(name: "agent.apply") { connection in
             // Moving the cursor first takes the state row's lock; no row means the batch is stale.
             let state = try connection.query(
@@ -188,15 +242,134 @@ public struct AgentStore: Sendable {
                 """, [.int64(next), .int64(maxHLC), .int64(after)], name: "agent.apply.cursor")
             guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
             let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
-            var summary = summary
-            let displaced = try displaceRepairedVersions(entries, connection: connection)
-            let statuses = try applyImages(images, tables: tables, connection: connection) {
-                entries[positions[$0]].json
-            }
-            try restoreVersions(displaced, connection: connection)
-            for status in statuses { summary.count(status) }
-            summary.batchFallbacks = statuses.batchFallbacks
+            var summary = ApplySummary()
+            summary.stoppedTables = try lockAndCheckShapes(
+                of: Set(entries.map(\.table)), tables: tables, connection: connection)
+            try applyHeldEntries(drift: summary.stoppedTables, tables: tables, summary: &summary, connection: connection)
+            try applyPulled(
+                entries, tables: tables, drift: summary.stoppedTables, summary: &summary, connection: connection)
             return summary
+        }
+    }
+
+    /// Applies pulled entries inside the caller's transaction: own non-rewritten ones are skipped, those of a
+    /// stopped table held, the rest applied; the ones skipped as pending are deferred.
+    private func applyPulled(
+        _ entries: [LogEntry], tables: Set<String>, drift: ShapeGuard.Drift, summary: inout ApplySummary,
+        connection: PostgresConnection
+    ) throws {
+        var applicable: [LogEntry] = []
+        var held: [LogEntry] = []
+        applicable.reserveCapacity(entries.count)
+        for entry in entries {
+            if entry.origin == region && !entry.rewritten {
+                summary.skippedOwn += 1
+            } else if drift[entry.table] != nil {
+                held.append(entry)
+            } else {
+                applicable.append(entry)
+            }
+        }
+        try hold(held, connection: connection)
+        summary.held += held.count
+        try applyEntries(applicable, tables: tables, summary: &summary, connection: connection)
+    }
+
+    /// Applies the held entries of tables whose shape is back (when no new batch is pulled), in one
+    /// transaction; returns what it did, with the tables still stopped.
+    public func applyHeldEntries(connection: PostgresConnection) throws -> ApplySummary {
+        try connection.transaction(name: "agent.held") { connection in
+            let tables = try installedTables(connection: connection)
+            var summary = ApplySummary()
+            summary.stoppedTables = try lockAndCheckShapes(of: [], tables: tables, connection: connection)
+            try applyHeldEntries(drift: summary.stoppedTables, tables: tables, summary: &summary, connection: connection)
+            return summary
+        }
+    }
+
+    /// Applies entries (own non-rewritten ones already taken out) inside the caller's transaction.
+    private func applyEntries(
+        _ entries: [LogEntry], tables: Set<String>, summary: inout ApplySummary, connection: PostgresConnection
+    ) throws {
+        guard !entries.isEmpty else { return }
+        // A repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift).
+        let images = entries.map { entry in
+            Image(
+                table: entry.table, key: entry.key, row: entry.row,
+                seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin)
+        }
+        let displaced = try displaceRepairedVersions(entries, connection: connection)
+        let statuses = try applyImages(images, tables: tables, connection: connection) { entries[$0].json }
+        try restoreVersions(displaced, connection: connection)
+        for status in statuses { summary.count(status) }
+        summary.batchFallbacks += statuses.batchFallbacks
+        let pending = zip(entries, statuses.statuses).compactMap { $1 == .skippedPending ? $0 : nil }
+        try deferEntries(pending, connection: connection)
+    }
+
+    // MARK: - Stopped streams (ShapeGuard)
+
+    /// How many held entries are read and applied at a time when a stream resumes (memory bound).
+    static let heldChunk = 5000
+
+    /// Takes a row-exclusive lock on `batchTables` and on every table with held entries (those synced and
+    /// present), so no `ALTER TABLE` commits before this transaction does, then returns the drifted tables.
+    /// Waits at most ``TableSQL/applyLockTimeout`` behind a DDL statement; the apply is then retried.
+    private func lockAndCheckShapes(
+        of batchTables: Set<String>, tables: Set<String>, connection: PostgresConnection
+    ) throws -> ShapeGuard.Drift {
+        let locked = try connection.query(
+            """
+            SELECT s.table_name FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
+            WHERE s.table_name = ANY($1::text[])
+               OR s.table_name IN (SELECT DISTINCT h.table_name FROM starling.held_entries h)
+            ORDER BY s.table_name
+            """, [.textArray(batchTables.intersection(tables).sorted())], name: "agent.shape.lockable")
+        if !locked.isEmpty {
+            let names = try locked.map { row throws in try PostgresIdentifier.quote(try row.string("table_name")) }
+            try connection.execute("SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'")
+            try connection.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ROW EXCLUSIVE MODE")
+            try connection.execute("SET LOCAL lock_timeout = DEFAULT")
+        }
+        return try ShapeGuard().check(connection: connection)
+    }
+
+    /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
+    private func hold(_ entries: [LogEntry], connection: PostgresConnection) throws {
+        guard !entries.isEmpty else { return }
+        try connection.query(
+            """
+            INSERT INTO starling.held_entries (seq, table_name, entry)
+            SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[]) ON CONFLICT (seq) DO NOTHING
+            """,
+            [
+                .int64Array(entries.map(\.seq)), .textArray(entries.map(\.table)),
+                .textArray(entries.map(\.json.canonicalText)),
+            ], name: "agent.held.insert")
+    }
+
+    /// Applies, in seq order and chunk by chunk, the held entries of every table not in `drift`, and deletes
+    /// them; inside the caller's transaction.
+    private func applyHeldEntries(
+        drift: ShapeGuard.Drift, tables: Set<String>, summary: inout ApplySummary, connection: PostgresConnection
+    ) throws {
+        var after: Int64 = 0
+        while true {
+            let rows = try connection.query(
+                """
+                DELETE FROM starling.held_entries WHERE seq IN (
+                    SELECT seq FROM starling.held_entries WHERE table_name <> ALL($1::text[]) AND seq > $2
+                    ORDER BY seq LIMIT $3)
+                RETURNING seq, entry
+                """, [.textArray(drift.keys.sorted()), .int64(after), .int(Self.heldChunk)], name: "agent.held.take")
+            guard !rows.isEmpty else { return }
+            var entries = try rows.map { row throws in
+                (try row.int64("seq"), try LogEntry(json: try JSONValue(parsing: try row.string("entry"))))
+            }
+            entries.sort { $0.0 < $1.0 }
+            after = entries.last?.0 ?? after
+            summary.resumed += entries.count
+            try applyEntries(entries.map(\.1), tables: tables, summary: &summary, connection: connection)
         }
     }
 
@@ -390,6 +563,12 @@ public struct ApplySummary: Sendable, Hashable {
     public var deadLettered = 0
     /// Table groups whose set-wise apply raised and were applied entry by entry.
     public var batchFallbacks = 0
+    /// Entries kept in `starling.held_entries` because their table's stream is stopped.
+    public var held = 0
+    /// Held entries applied because their table's shape is back.
+    public var resumed = 0
+    /// The tables whose stream is stopped, with the reason (``ShapeGuard``).
+    public var stoppedTables: ShapeGuard.Drift = [:]
 
     public init(isStale: Bool = false) {
         self.isStale = isStale
@@ -415,6 +594,8 @@ public struct VerdictSummary: Sendable, Hashable {
     /// Returned images skipped: a newer local change is pending, or the local version is already newer.
     public var imagesSkipped = 0
     public var deadLettered = 0
+    /// Deferred entries (skipped as pending earlier) applied once the verdicts of their key were handled.
+    public var deferredApplied = 0
 
     public init() {}
 

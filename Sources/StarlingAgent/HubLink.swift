@@ -98,24 +98,43 @@ public struct PullPage: Sendable, Hashable {
     }
 }
 
-/// `POST /v1/agent-status` body: `{"outbox_depth":N,"apply_lag_seconds":X,"last_error":"…"|null}`.
+/// `POST /v1/agent-status` body: `{"outbox_depth":N,"apply_lag_seconds":X,"last_error":"…"|null,
+/// "busy":{"what":"…","seconds":X}|null}`. `busy` is the agent's longest-running operation (an apply, a push,
+/// a pull) once it has run for ``Agent/stuckAfter``.
 public struct AgentStatus: Sendable, Hashable {
     public var outboxDepth: Int
     public var applyLagSeconds: Double
     public var lastError: String?
+    public var busy: Busy?
 
-    public init(outboxDepth: Int, applyLagSeconds: Double, lastError: String?) {
+    /// An operation that has been running for a while.
+    public struct Busy: Sendable, Hashable {
+        public var what: String
+        public var seconds: Double
+
+        public init(what: String, seconds: Double) {
+            self.what = what
+            self.seconds = seconds
+        }
+    }
+
+    public init(outboxDepth: Int, applyLagSeconds: Double, lastError: String?, busy: Busy? = nil) {
         self.outboxDepth = outboxDepth
         self.applyLagSeconds = applyLagSeconds
         self.lastError = lastError
+        self.busy = busy
     }
 
     public var json: JSONValue {
         let lag = applyLagSeconds.isFinite ? max(0, applyLagSeconds) : 0
         return .object([
             "outbox_depth": .integer(outboxDepth),
-            "apply_lag_seconds": .number(String((lag * 1000).rounded() / 1000)),
+            "apply_lag_seconds": .number(Self.milli(lag)),
             "last_error": lastError.map(JSONValue.string) ?? .null,
+            "busy": busy.map { .object(["what": .string($0.what), "seconds": .number(Self.milli($0.seconds))]) } ?? .null,
         ])
     }
+
+    /// `x` rounded to milliseconds, as JSON number text.
+    private static func milli(_ x: Double) -> String { String((x * 1000).rounded() / 1000) }
 }

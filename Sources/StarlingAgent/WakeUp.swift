@@ -1,9 +1,9 @@
 import Synchronization
 
-/// A level-triggered wake-up for the agent loop: ``signal()`` from any thread (the LISTEN thread on a local
-/// write, the pull task when it finishes, ``Agent/stop()``), ``wait()`` from the loop task. Signals arriving
+/// A level-triggered wake-up for the agent's push task: ``signal()`` from any thread (the LISTEN thread on a
+/// local write or a quiet second, a resumed table, ``Agent/stop()``), ``wait()`` from the push task. Signals arriving
 /// while nobody waits are remembered as one pending wake-up, so none is lost between checks. One waiter at a
-/// time (the loop); thread-safe through one mutex.
+/// time (the push task); thread-safe through one mutex.
 final class WakeUp: Sendable {
     private struct State {
         var isPending = false
@@ -45,11 +45,4 @@ final class WakeUp: Sendable {
     func clear() {
         state.withLock { $0.isPending = false }
     }
-}
-
-/// A flag the pull task sets when it finished, read by the loop after each wake-up.
-final class DoneFlag: Sendable {
-    private let value = Atomic<Bool>(false)
-    func set() { value.store(true, ordering: .releasing) }
-    var isSet: Bool { value.load(ordering: .acquiring) }
 }

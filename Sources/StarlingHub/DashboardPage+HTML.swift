@@ -47,6 +47,7 @@ td.err { color: var(--bad); max-width: 320px; overflow-wrap: anywhere; }
 .pill.healthy { background: #e3f6ea; color: var(--ok); }
 .pill.lagging { background: #fdf1dc; color: var(--warn); }
 .pill.silent { background: #fbe4e4; color: var(--bad); }
+.pill.stuck { background: #fbe4e4; color: var(--bad); }
 .pill.open { background: #fbe4e4; color: var(--bad); }
 .pill.auto { background: #eef1f5; color: var(--muted); }
 .pill.resolved { background: #e3f6ea; color: var(--ok); }
@@ -219,6 +220,7 @@ function age(text, now) {
 }
 
 function regionState(region, now) {
+  if (region.busy) return 'stuck';
   const last = Math.max(parseTime(region.last_push_at), parseTime(region.last_pull_at));
   if (!last || now - last > SILENT_AFTER_S * 1000) return 'silent';
   if ((Number(region.lag_seconds) || 0) > LAGGING_AFTER_S) return 'lagging';
@@ -276,7 +278,8 @@ function renderRegions(regions, now) {
       el('td', 'num', fmt(Number(region.lag_seconds), 1)), el('td', 'num', fmt(region.outbox_depth)),
       el('td', 'num', region.apply_lag_seconds ?? region.apply_lag ?? '–'),
       el('td', null, age(region.last_push_at, now)), el('td', null, age(region.last_pull_at, now)),
-      el('td', 'err', region.last_error || ''),
+      el('td', 'err', [region.busy ? region.busy.what + ' running for ' + fmt(Number(region.busy.seconds)) + ' s'
+        : '', region.last_error || ''].filter(Boolean).join(' · ')),
     ];
     const stateCell = el('td');
     stateCell.append(el('span', 'pill ' + state, state));

@@ -211,10 +211,17 @@ final class HubAPI: Sendable {
             throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)")
         }
         guard case .object = value else { throw HTTPError(400, code: "invalid_request", "the body must be an object") }
+        let now = Syscall.wallClockMicros()
+        let busy = value["busy"].flatMap { busy -> RegionActivity.Busy? in
+            guard let what = busy["what"]?.stringValue, let seconds = busy["seconds"]?.numberText.flatMap(Double.init),
+                seconds.isFinite, seconds >= 0, seconds < 1e9
+            else { return nil }
+            return RegionActivity.Busy(what: String(what.prefix(500)), sinceMicros: now - Int64(seconds * 1_000_000))
+        }
         activity.reported(
             region, outboxDepth: value["outbox_depth"]?.int64Value,
             applyLag: (value["apply_lag_seconds"] ?? value["apply_lag"])?.numberText.flatMap(Double.init),
-            lastError: value["last_error"]?.stringValue, at: Syscall.wallClockMicros())
+            lastError: value["last_error"]?.stringValue, busy: busy, at: now)
         return .json(200, Array(#"{"status":"ok"}"#.utf8))
     }
 
@@ -268,6 +275,7 @@ final class HubAPI: Sendable {
         let head = notifier.head
         let figures = try await regionFigures(head: head)
         let snapshot = activity.snapshot()
+        let now = Syscall.wallClockMicros()
         let counts: (open: Int64, total: Int64)
         do {
             counts = try await pool.withConnection { try HubStore.conflictCounts($0) }
@@ -286,6 +294,13 @@ final class HubAPI: Sendable {
                 "last_push_at": entry.lastPushAt.map { .string(HubJSON.iso8601(micros: $0)) } ?? .null,
                 "last_pull_at": entry.lastPullAt.map { .string(HubJSON.iso8601(micros: $0)) } ?? .null,
                 "last_error": entry.lastError.map(JSONValue.string) ?? .null,
+                // A report older than a minute is an agent gone silent, not one still busy.
+                "busy": entry.busy.flatMap { (entry.reportedAt ?? 0) > now - 60_000_000 ? $0 : nil }.map { busy in
+                    .object([
+                        "what": .string(busy.what), "since": .string(HubJSON.iso8601(micros: busy.sinceMicros)),
+                        "seconds": .number(Self.decimal(Double(now - busy.sinceMicros) / 1_000_000)),
+                    ])
+                } ?? .null,
             ])
         }
         var body: JSONObject = [

@@ -1897,6 +1897,30 @@ public enum HubOpenAPI {
               "string",
               "null"
             ]
+          },
+          "busy": {
+            "description": "The agent's longest-running operation once it has run for 5 s (an apply, a push); null otherwise.",
+            "oneOf": [
+              {
+                "type": "object",
+                "required": [
+                  "what",
+                  "seconds"
+                ],
+                "properties": {
+                  "what": {
+                    "type": "string"
+                  },
+                  "seconds": {
+                    "type": "number",
+                    "minimum": 0
+                  }
+                }
+              },
+              {
+                "type": "null"
+              }
+            ]
           }
         }
       },
@@ -2073,6 +2097,35 @@ public enum HubOpenAPI {
             "type": [
               "string",
               "null"
+            ]
+          },
+          "busy": {
+            "description": "The agent's longest-running operation past 5 s, as it last reported (within the last minute): what, since when, for how long; null when none.",
+            "oneOf": [
+              {
+                "type": "object",
+                "required": [
+                  "what",
+                  "since",
+                  "seconds"
+                ],
+                "properties": {
+                  "what": {
+                    "type": "string"
+                  },
+                  "since": {
+                    "type": "string",
+                    "format": "date-time"
+                  },
+                  "seconds": {
+                    "type": "number",
+                    "minimum": 0
+                  }
+                }
+              },
+              {
+                "type": "null"
+              }
             ]
           }
         }

@@ -14,6 +14,15 @@ final class RegionActivity: Sendable {
         var applyLag: Double?
         var lastError: String?
         var reportedAt: Int64?
+        /// The agent's longest-running operation past its threshold (kept in memory only, not in
+        /// `starling_hub.regions`): what it is and since when.
+        var busy: Busy?
+    }
+
+    /// An agent operation running for a while (an apply, a push).
+    struct Busy: Sendable, Hashable {
+        var what: String
+        var sinceMicros: Int64
     }
 
     private struct State {
@@ -45,11 +54,14 @@ final class RegionActivity: Sendable {
         update(region) { $0.lastPushAt = now }
     }
 
-    func reported(_ region: String, outboxDepth: Int64?, applyLag: Double?, lastError: String?, at now: Int64) {
+    func reported(
+        _ region: String, outboxDepth: Int64?, applyLag: Double?, lastError: String?, busy: Busy? = nil, at now: Int64
+    ) {
         update(region) {
             $0.outboxDepth = outboxDepth
             $0.applyLag = applyLag
             $0.lastError = lastError
+            $0.busy = busy
             $0.reportedAt = now
         }
     }

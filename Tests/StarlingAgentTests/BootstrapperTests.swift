@@ -5,92 +5,94 @@ import StarlingTestSupport
 import Synchronization
 import Testing
 
-/// A hub double serving `GET /v1/snapshot` as the hub does: heads in bytewise order of their canonical key
-/// text (the hub's `heads.key COLLATE "C"`), `limit` per page, `next` the last key of a full page.
-final class SnapshotHub: HubLink {
-    /// Canonical key text → (key, image, seq, origin).
-    private let heads: [(text: String, row: SnapshotPage.Row)]
-    let seq: Int64
+/// A ``HubLink`` that forwards every call to a real link and records the `after` of each snapshot request:
+/// a spy on the traffic, not a hub double (every answer is the real hub's).
+final class SnapshotRecordingLink: HubLink {
+    private let link: any HubLink
     private let requests = Mutex<[String?]>([])
 
-    init(rows: [SnapshotPage.Row], seq: Int64) {
-        heads = rows.map { (AgentStore.text($0.key), $0) }
-            .sorted { Array($0.text.utf8).lexicographicallyPrecedes(Array($1.text.utf8)) }
-        self.seq = seq
-    }
+    init(_ link: any HubLink) { self.link = link }
 
     /// The `after` of every snapshot request, in order.
     var afters: [String?] { requests.withLock { $0 } }
 
-    func config() async throws(AgentError) -> HubConfig { HubConfig(region: "r3", tables: []) }
-    func register(_ tables: [TableShape]) async throws(AgentError) {}
-    func push(_ changes: [Change]) async throws(AgentError) -> [Verdict] { [] }
+    func config() async throws(AgentError) -> HubConfig { try await link.config() }
+    func register(_ tables: [TableShape]) async throws(AgentError) { try await link.register(tables) }
+    func push(_ changes: [Change]) async throws(AgentError) -> [Verdict] { try await link.push(changes) }
     func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage {
-        PullPage(entries: [], next: after, head: seq)
+        try await link.pull(after: after, limit: limit, waitMs: waitMs)
     }
-    func reportStatus(_ status: AgentStatus) async throws(AgentError) {}
-    func reportDeadLetters(_ letters: [DeadLetter]) async throws(AgentError) {}
-
+    func reportStatus(_ status: AgentStatus) async throws(AgentError) { try await link.reportStatus(status) }
+    func reportDeadLetters(_ letters: [DeadLetter]) async throws(AgentError) {
+        try await link.reportDeadLetters(letters)
+    }
     func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage {
         requests.withLock { $0.append(after) }
-        let rest = heads.filter { head in
-            after.map { Array($0.utf8).lexicographicallyPrecedes(Array(head.text.utf8)) } ?? true
-        }
-        let page = Array(rest.prefix(limit))
-        var json: JSONObject = [
-            "seq": .integer(seq),
-            "rows": .array(
-                page.map { head in
-                    .object([
-                        "key": .object(head.row.key), "row": head.row.row.map(JSONValue.object) ?? .null,
-                        "seq": .integer(head.row.seq), "origin": .string(head.row.origin),
-                    ])
-                }),
-            "next": page.count == limit ? .string(page.last?.text ?? "") : .null,
-        ]
-        if after == nil { json["heads"] = .integer(Int64(heads.count)) }
-        return try SnapshotPage(json: .object(json))
+        return try await link.snapshot(table: table, after: after, limit: limit)
+    }
+    func adopt(table: String, rows: Int64) async throws(AgentError) { try await link.adopt(table: table, rows: rows) }
+    func reconcileTask() async throws(AgentError) -> ReconcileTask? { try await link.reconcileTask() }
+    func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask? {
+        try await link.reconcileAnswer(answer)
     }
 }
 
-/// Bootstrap (issue 7) against a snapshot double and a real region database.
+/// Bootstrap (issue 7) of a real region database from the real hub's snapshot.
 @Suite(.timeLimit(.minutes(3)))
 struct BootstrapperTests {
-    static let ddl = "CREATE TABLE public.t (k int PRIMARY KEY, v text);"
-
-    static func row(_ k: Int, seq: Int64) -> SnapshotPage.Row {
-        SnapshotPage.Row(
-            key: ["k": .integer(Int64(k))], row: ["k": .integer(Int64(k)), "v": .string("v\(k)")], seq: seq,
-            origin: "r1")
-    }
-
-    static func bootstrapper(_ hub: any HubLink, _ database: TestDatabase, pageLimit: Int) -> (Bootstrapper, PostgresWorker) {
-        let worker = PostgresWorker(url: database.url)
-        return (
-            Bootstrapper(
-                region: "r3", hub: hub, database: worker, store: AgentStore(region: "r3"), replaceLocal: false,
-                pageLimit: pageLimit), worker
-        )
-    }
-
     @Test func everyHeadIsLoadedWhenKeyTextOrderDiffersFromKeyOrder() async throws {
         // Proves an empty region loads every head when pages end where the hub's bytewise key-text order
-        // ({"k":54} < {"k":5}) and the region's jsonb key order (5 < 54) disagree: no key is skipped.
-        try await TestDatabase.with { database in
-            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: ["public.t"])
-            defer { connection.close() }
-            let hub = SnapshotHub(rows: (0..<550).map { Self.row($0, seq: Int64($0) + 1) }, seq: 550)
-            let (bootstrapper, worker) = Self.bootstrapper(hub, database, pageLimit: 500)
-            let (cursor, applied) = try await bootstrapper.run(tables: ["public.t"], isFresh: true)
+        // ({"id":54} < {"id":5}) and the region's jsonb key order (5 < 54) disagree: no key is skipped.
+        try await AgentCluster.with(regions: ["r3"]) { cluster in
+            let r3 = cluster["r3"]
+            var configuration = AgentConfiguration(
+                region: "r3", hub: cluster.hub.url, token: InProcessHub.token("r3"), database: r3.database.url)
+            configuration.tuning.requestTimeoutMs = 30_000
+            let link = try HTTPHubLink(configuration: configuration)
+            let worker = PostgresWorker(url: r3.database.url)
+            do {
+                try await Self.load(cluster, link: link, worker: worker)
+            } catch {
+                await worker.shutdown()
+                link.shutdown()
+                throw error
+            }
             await worker.shutdown()
-            #expect(hub.afters.count == 2)
-            #expect(cursor == 550)
-            #expect(applied == 550)
-            let missing = try connection.query(
-                "SELECT coalesce(string_agg(g::text, ','), '') FROM generate_series(0, 549) g "
-                    + "WHERE NOT EXISTS (SELECT 1 FROM public.t WHERE k = g)")[0].string(0)
-            #expect(missing == "")
-            #expect(try connection.query("SELECT count(*) FROM starling.versions")[0].int64(0) == 550)
+            link.shutdown()
         }
+    }
+
+    private static func load(_ cluster: AgentCluster, link: HTTPHubLink, worker: PostgresWorker) async throws {
+        let r3 = cluster["r3"]
+        let shape = try await r3.sql { connection in
+            try AgentTestSupport.install(tables: ["public.items"], connection: connection)
+            return try TableShape.load(table: "public.items", connection: connection)
+        }
+        try await link.register([shape])
+        // 550 heads, seq 1…550, written by r1.
+        let changes: [JSONValue] = (0..<550).map { id in
+            [
+                "id": .string("r1:\(id + 1)"), "tx": .string("r1:\(id + 1)"), "table": "public.items", "op": "insert",
+                "key": ["id": .integer(Int64(id))],
+                "after": ["id": .integer(Int64(id)), "qty": .integer(Int64(id)), "note": .string("v\(id)")],
+                "base": 0, "hlc": .integer(1_000_000 + Int64(id)),
+            ]
+        }
+        let verdicts = try await cluster.hub.push("r1", changes)
+        #expect(verdicts.count == 550 && verdicts.last?["seq"] == 550)
+
+        let recording = SnapshotRecordingLink(link)
+        let bootstrapper = Bootstrapper(
+            region: "r3", hub: recording, database: worker, store: AgentStore(region: "r3"), replaceLocal: false,
+            pageLimit: 500)
+        let (cursor, applied) = try await bootstrapper.run(tables: ["public.items"], isFresh: true)
+        #expect(recording.afters.count == 2)
+        #expect(cursor == 550)
+        #expect(applied == 550)
+        let missing = try await r3.text(
+            "SELECT coalesce(string_agg(g::text, ','), '') FROM generate_series(0, 549) g "
+                + "WHERE NOT EXISTS (SELECT 1 FROM items WHERE id = g)")
+        #expect(missing == "")
+        #expect(try await r3.int("SELECT count(*) FROM starling.versions") == 550)
     }
 }

@@ -2,8 +2,9 @@ import StarlingCore
 import Testing
 
 /// Property tests: concurrent changes from three regions on one key, in random hub orders, decided by the
-/// resolver. Checks determinism, growing seqs, nothing dropped, and that regions following DESIGN.md's
-/// agent rules converge on the hub's head.
+/// resolver. Checks determinism, that the heads, log entries and verdicts the resolver's decisions produce agree
+/// with each other (the seqs are the simulation's own, so only what `Decision` derives from them is checked),
+/// nothing dropped, and that regions following DESIGN.md's agent rules converge on the hub's head.
 struct ConvergenceSimulationTests {
     static let regions = ["ap", "eu", "us"]
     static let priorities: RegionPriorities = ["ap": 1, "eu": 2, "us": 2]
@@ -18,7 +19,8 @@ struct ConvergenceSimulationTests {
         return policy == .priority ? (priority, change.hlc, 0, nameRank) : (0, change.hlc, priority, nameRank)
     }
 
-    // Proves that with lww and priority the head ends as the maximal concurrent write, in every hub order.
+    // Proves that with lww and priority the head ends as the maximal concurrent write, in every hub order, and that
+    // each decision's entry, head (prev_foreign_seq) and verdict agree with the entries appended before it.
     @Test(arguments: [ConflictPolicy.lww, .priority])
     func concurrentWritesConvergeOnTheMaximum(policy: ConflictPolicy) throws {
         var generator = SplitMix64(seed: 7)
@@ -29,6 +31,7 @@ struct ConvergenceSimulationTests {
             var cursors = [0, 0, 0]
             var head: Head?
             var seq: Int64 = 0
+            var appended: [(seq: Int64, origin: String)] = []
             while let next = (0..<3).filter({ cursors[$0] < streams[$0].count }).randomElement(using: &generator) {
                 let change = streams[next][cursors[next]]
                 cursors[next] += 1
@@ -42,12 +45,33 @@ struct ConvergenceSimulationTests {
                 if decision.appendsEntry {
                     seq += 1
                     let newHead = try #require(decision.newHead(seq: seq))
-                    #expect(newHead.seq > head?.seq ?? 0)
+                    let entry = try #require(decision.logEntry(seq: seq))
+                    #expect(entry.id == change.id && entry.origin == change.region && entry.hlc == change.hlc)
+                    #expect(entry.row == change.image && newHead.image == change.image)
+                    #expect(newHead.prevForeignSeq == Self.lastForeignSeq(appended, besides: change.region))
+                    let accepted = Verdict(id: change.id, outcome: .accepted(seq: seq))
+                    #expect(decision.verdict(seq: seq, conflictID: nil) == accepted)
+                    appended.append((seq, change.region))
                     head = newHead
+                } else {
+                    // The verdict names the head that beat the change, as it stands.
+                    let current = try #require(head)
+                    #expect(
+                        decision.verdict(seq: nil, conflictID: 1)
+                            == Verdict(
+                                id: change.id,
+                                outcome: .rejected(
+                                    conflict: 1,
+                                    winner: .init(seq: current.seq, origin: current.origin, row: current.image))))
                 }
             }
             #expect(head?.image == winner.image)
         }
+    }
+
+    /// The seq of the newest entry by a region other than `region`; 0 when there is none.
+    static func lastForeignSeq(_ appended: [(seq: Int64, origin: String)], besides region: String) -> Int64 {
+        appended.last { $0.origin != region }?.seq ?? 0
     }
 
     private func concurrentStream(region: String, using generator: inout SplitMix64) throws -> [Change] {
@@ -83,7 +107,8 @@ struct ConvergenceSimulationTests {
             for region in world.regions {
                 #expect(region.row == world.head?.image, "\(region.name) diverged under \(policy)")
             }
-            #expect(world.seqsStrictlyIncrease)
+            #expect(world.headAgreesWithLog, "under \(policy)")
+            #expect(world.verdictsPointAtTheirEntries, "under \(policy)")
             #expect(world.everyChangeAccountedFor)
             totalConflicts += world.conflicts.count
             totalRewritten += world.log.filter(\.rewritten).count
@@ -208,8 +233,30 @@ struct SimulatedWorld {
         }
     }
 
-    var seqsStrictlyIncrease: Bool {
-        zip(log, log.dropFirst()).allSatisfy { $0.seq < $1.seq }
+    /// The head the decisions built is the newest log entry of the key: its seq, origin, HLC, image and op, and
+    /// as `prev_foreign_seq` the newest entry by another region (none appended: no head at all).
+    var headAgreesWithLog: Bool {
+        guard let last = log.last else { return head == nil }
+        guard let head else { return false }
+        let foreign = log.last { $0.origin != head.origin }?.seq ?? 0
+        return head.seq == last.seq && head.origin == last.origin && head.hlc == last.hlc && head.image == last.row
+            && head.op == last.op && head.prevForeignSeq == foreign
+    }
+
+    /// Each accepted or merged verdict's seq is the log entry of that change (a merged one with the entry's
+    /// image), each rejected change has no entry.
+    var verdictsPointAtTheirEntries: Bool {
+        verdicts.allSatisfy { id, verdict in
+            switch verdict.outcome {
+            case .accepted(let seq):
+                return log.first { $0.seq == seq }?.id == id && log.first { $0.seq == seq }?.kind == .change
+            case .merged(let seq, let row):
+                guard let entry = log.first(where: { $0.seq == seq }) else { return false }
+                return entry.id == id && entry.kind == .merge && entry.rewritten && entry.row == row
+            case .rejected:
+                return !log.contains { $0.id == id }
+            }
+        }
     }
 
     /// Every pushed change is in the log or in a conflict record.

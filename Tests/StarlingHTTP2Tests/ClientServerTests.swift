@@ -95,8 +95,13 @@ struct ClientServerTests {
     @Test("a 50 MB body round-trips intact through TLS, gzip-encoded both ways")
     func largeBody() async throws {
         let (server, certificates) = try Self.tlsServer()
-        let client = try Self.tlsClient(server, certificates)
-        // 50 blocks of 1 MB pseudo-random bytes (compressible, not trivial); each block carries its number.
+        // A byte-counting proxy in front of the server: the wire, not the client's word, says what was sent.
+        let proxy = try FaultProxy(upstreamPort: Int(server.port))
+        let tls = TLSConfiguration.client(trustRootsPath: certificates.caCertificatePath)
+        let client = try HTTP2Client(
+            configuration: HTTP2ClientConfiguration(baseURL: "https://127.0.0.1:\(proxy.port)", tls: tls))
+        // 50 blocks of 1 MB pseudo-random 6-bit bytes: deflate brings each to about 0.76 MB, well apart from the
+        // raw size; each block carries its number.
         var block = [UInt8](repeating: 0, count: 1_000_000)
         var state: UInt64 = 0x9E3779B97F4A7C15
         for index in block.indices {
@@ -114,18 +119,78 @@ struct ClientServerTests {
         #expect(response.status == 200)
         #expect(response.body.count == body.count)
         #expect(response.body == body)
+        // Raw both ways would be 100 MB on the wire, one way raw at least 88 MB; both encoded about 76 MB.
+        let wire = proxy.counters.bytesForwarded
+        #expect(wire < 82_000_000, "\(wire) bytes crossed the wire for 2 × \(body.count) bytes of body")
         client.shutdown()
+        await proxy.stop()
         await server.stop()
     }
 
-    @Test("gzip: request bodies are sent compressed and responses arrive decoded")
+    /// A 1 MB body of repeated text: about 1 KB gzip-encoded.
+    static let compressibleBody = Array(String(repeating: "starling gzip test line, ", count: 40_000).utf8)
+
+    /// Bytes the proxy forwarded (both ways) for one exchange: its count before and after, read once the
+    /// count stops growing (the proxy counts a chunk just after writing it).
+    static func wireBytes(_ proxy: FaultProxy, _ exchange: () async throws -> Void) async throws -> Int {
+        let before = proxy.counters.bytesForwarded
+        try await exchange()
+        var last = -1
+        try await waitUntil("the proxy's byte count settles", timeout: .seconds(10), every: .milliseconds(50)) {
+            let now = proxy.counters.bytesForwarded
+            defer { last = now }
+            return now == last
+        }
+        return last - before
+    }
+
+    @Test("gzip: request bodies are sent gzip-encoded and decoded by the server; responses arrive gzip-encoded")
     func gzipBothWays() async throws {
         let server = try TestServer.start()
-        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: server.h2cURL))
-        let big = try await client.send(HTTPClientRequest(method: "GET", path: "/big/100000"))
-        #expect(big.body.count == 100_000)
-        #expect(big.body == (0..<100_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        let proxy = try FaultProxy(upstreamPort: Int(server.port))
+        let client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(proxy.port)"))
+        var plain = HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(proxy.port)")
+        plain.gzipRequestsFromBytes = nil
+        let plainClient = try HTTP2Client(configuration: plain)
+        let body = Self.compressibleBody
+        let expected = TestServer.measure(body)
+        #expect(try await client.send(HTTPClientRequest(method: "GET", path: "/hello")).status == 200)
+        #expect(try await plainClient.send(HTTPClientRequest(method: "GET", path: "/hello")).status == 200)
+
+        // The client encodes a large body by itself: 1 MB of body crosses the wire in a few KB, and the
+        // handler gets the original bytes, so the server read `content-encoding: gzip` and inflated it.
+        var measured = HTTPResponse(status: 0)
+        let encodedWire = try await Self.wireBytes(proxy) {
+            measured = try await client.send(HTTPClientRequest(method: "POST", path: "/measure", body: body))
+        }
+        #expect(String(decoding: measured.body, as: UTF8.self) == expected)
+        #expect(encodedWire < 20_000, "\(encodedWire) bytes on the wire for a \(body.count)-byte body")
+
+        // The same body from a client that never encodes: the whole megabyte crosses the wire (the byte count
+        // tells encoded from raw), and the handler sees the same bytes.
+        let rawWire = try await Self.wireBytes(proxy) {
+            measured = try await plainClient.send(HTTPClientRequest(method: "POST", path: "/measure", body: body))
+        }
+        #expect(String(decoding: measured.body, as: UTF8.self) == expected)
+        #expect(rawWire >= body.count)
+
+        // A body the caller encoded, labelled `content-encoding: gzip`: decoded by the server, not by the client.
+        let labelled = try await plainClient.send(HTTPClientRequest(
+            method: "POST", path: "/measure", headers: ["content-encoding": "gzip"], body: try Gzip.compress(body)))
+        #expect(String(decoding: labelled.body, as: UTF8.self) == expected)
+
+        // A 1 MB response crosses the wire gzip-encoded (a few KB) and arrives decoded.
+        var big = HTTPResponse(status: 0)
+        let responseWire = try await Self.wireBytes(proxy) {
+            big = try await client.send(HTTPClientRequest(method: "GET", path: "/big/1000000"))
+        }
+        #expect(big.body.count == 1_000_000)
+        #expect(big.body == (0..<1_000_000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
+        #expect(big.headers["content-encoding"] == nil)
+        #expect(responseWire < 50_000, "\(responseWire) bytes on the wire for a 1 MB response")
         client.shutdown()
+        plainClient.shutdown()
+        await proxy.stop()
         await server.stop()
     }
 

@@ -18,6 +18,7 @@ struct TestServer {
         router.add("POST", "/echo", .async { request in
             HTTPResponse(status: 200, headers: ["content-type": "application/octet-stream"], body: request.body)
         })
+        router.add("POST", "/measure", .async { request in .text(200, measure(request.body)) })
         router.add("GET", "/big/{bytes}", .async { request in
             let count = Int(request.pathParameters["bytes"] ?? "") ?? 0
             return HTTPResponse(status: 200, headers: ["content-type": "application/octet-stream"],
@@ -30,6 +31,13 @@ struct TestServer {
         })
         router.add("GET", "/fail", .async { _ in throw HTTPError(409, code: "conflict", "it conflicts") })
         return router
+    }
+
+    /// What `/measure` answers for a request body as its handler received it: length and FNV-1a hash.
+    static func measure(_ body: [UInt8]) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in body { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
+        return "\(body.count) \(String(hash, radix: 16))"
     }
 
     static func start(tls: TLSConfiguration? = nil, limits: HTTP2Limits = HTTP2Limits(), loops: Int = 2,

@@ -81,7 +81,7 @@ struct HubConfigurationTests {
     func yamlSamplesParseWithTheRealBinary(_ path: String, _ exitCode: Int32, _ key: String?) async throws {
         // Proves every sample hub.yaml is read by `starling hub --check` as expected (YAML goes through Yams).
         let result = try await ProcessRunner.run(
-            repositoryRoot + "/.build/debug/starling", ["hub", "--check", "--config", repositoryRoot + "/" + path])
+            try StarlingBinary.path(), ["hub", "--check", "--config", repositoryRoot + "/" + path])
         #expect(result.exitCode == exitCode, "\(result.transcript)")
         if let key { #expect(result.stderr.contains(key), "\(result.transcript)") }
     }

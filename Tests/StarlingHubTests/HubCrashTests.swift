@@ -11,7 +11,7 @@ final class HubProcess: @unchecked Sendable {  // `process` and `output` are tou
     private let errors = Pipe()
 
     init(config: String) throws {
-        process.executableURL = URL(fileURLWithPath: repositoryRoot + "/.build/debug/starling")
+        process.executableURL = URL(fileURLWithPath: try StarlingBinary.path())
         process.arguments = ["hub", "--config", config, "--log-level", "warning"]
         process.standardOutput = output
         process.standardError = errors

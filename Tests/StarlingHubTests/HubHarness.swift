@@ -172,7 +172,7 @@ enum Changes {
     }
 }
 
-/// The repository root (for fixtures, migrations and the built binary).
+/// The repository root (for fixtures and migrations; the binary comes from `StarlingBinary.path()`).
 let repositoryRoot: String = {
     var url = URL(fileURLWithPath: #filePath)
     for _ in 0..<3 { url.deleteLastPathComponent() }

@@ -139,7 +139,7 @@ struct InjectionTests {
     func securityYAMLSamplesWithTheRealBinary(_ path: String, _ exitCode: Int32, _ key: String?) async throws {
         // Proves the rotation and hostile-name samples go through Yams and validation as expected.
         let result = try await ProcessRunner.run(
-            repositoryRoot + "/.build/debug/starling", ["hub", "--check", "--config", repositoryRoot + "/" + path])
+            try StarlingBinary.path(), ["hub", "--check", "--config", repositoryRoot + "/" + path])
         #expect(result.exitCode == exitCode, "\(result.transcript)")
         if let key { #expect(result.stderr.contains(key), "\(result.transcript)") }
     }

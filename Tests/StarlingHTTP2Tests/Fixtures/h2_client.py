@@ -4,7 +4,7 @@
   h2_client.py httpx URL [CA]           one GET with httpx (http2=True); prints "<http_version> <status> <body>"
   h2_client.py ATTACK HOST PORT [CA]    a hostile raw-frame client (hyperframe + hpack); prints what the server did
 
-Attacks: garbage, http1, too_many_streams, rapid_reset, settings_flood, ping_flood, hpack_bomb;
+Attacks: garbage, http1 (each on BURST_CONNECTIONS connections in a row), too_many_streams, rapid_reset, settings_flood, ping_flood, hpack_bomb;
 also half_close (a polite client that shuts down its sending side after its requests).
 Each prints one line "result=<what happened>" (goaway code, refused streams, status...) and exits 0 when it
 could run; the Swift test decides whether the server's answer is right.
@@ -97,16 +97,25 @@ def summarize(sock, seconds=5.0, want_streams=()):
     return goaway, closed, resets, statuses
 
 
-def attack(name, host, port, ca):
-    from hyperframe.frame import HeadersFrame, RstStreamFrame, SettingsFrame, PingFrame, DataFrame
-    from hpack import Encoder
+# The connection-level attacks that the server ends at once (garbage, http1) are repeated on this many
+# connections one after another, so that the attack lasts long enough for the test's good client to be served
+# during it.
+BURST_CONNECTIONS = 20
+
+
+def garbage_once(host, port, ca):
     sock = connect(host, port, ca)
-    if name == "garbage":
+    try:
         sock.sendall(b"\x16\x03garbage that is not an HTTP/2 preface at all\r\n" * 4)
         goaway, closed, _, _ = summarize(sock)
-        print(f"result=goaway:{goaway} closed:{closed}")
-        return
-    if name == "http1":
+        return f"goaway:{goaway} closed:{closed}"
+    finally:
+        sock.close()
+
+
+def http1_once(host, port, ca):
+    sock = connect(host, port, ca)
+    try:
         sock.sendall(b"GET /hello HTTP/1.1\r\nHost: localhost\r\n\r\n")
         data = b""
         sock.settimeout(5)
@@ -118,9 +127,21 @@ def attack(name, host, port, ca):
                 data += chunk
         except (socket.timeout, OSError):
             pass
-        first = data.split(b"\r\n", 1)[0].decode(errors="replace")
-        print(f"result={first}")
+        return data.split(b"\r\n", 1)[0].decode(errors="replace")
+    finally:
+        sock.close()
+
+
+def attack(name, host, port, ca):
+    from hyperframe.frame import HeadersFrame, RstStreamFrame, SettingsFrame, PingFrame, DataFrame
+    from hpack import Encoder
+    if name in ("garbage", "http1"):
+        # Every distinct outcome over the burst, sorted: one value when all connections were treated alike.
+        once = garbage_once if name == "garbage" else http1_once
+        outcomes = sorted({once(host, port, ca) for _ in range(BURST_CONNECTIONS)})
+        print("result=" + " | ".join(outcomes))
         return
+    sock = connect(host, port, ca)
     handshake(sock)
     encoder = Encoder()
     if name == "too_many_streams":
@@ -170,7 +191,12 @@ def attack(name, host, port, ca):
         first = headers_block(encoder, "/hello", extra=[big])
         sock.sendall(HeadersFrame(1, data=first, flags=["END_HEADERS", "END_STREAM"]).serialize())
         index = bytes([0x80 | 62])  # indexed field: the newest dynamic-table entry
-        block = headers_block(encoder, "/hello") + index * 2000
+        # The pseudo-headers go literal and never indexed: indexed ones (:authority, :path) would enter the table
+        # and evict x-bomb, and index 62 would then repeat :path 2000 times — a malformed request that nghttp2
+        # resets with PROTOCOL_ERROR before the server's header-list limit is ever reached.
+        from hpack import NeverIndexedHeaderTuple
+        pseudo = [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", "/hello")]
+        block = encoder.encode([NeverIndexedHeaderTuple(n, v) for n, v in pseudo]) + index * 2000
         sock.sendall(HeadersFrame(3, data=block, flags=["END_HEADERS", "END_STREAM"]).serialize())
         goaway, closed, resets, statuses = summarize(sock, seconds=5, want_streams=(1, 3))
         print(f"result=goaway:{goaway} closed:{closed} s1:{statuses.get(1)} s3:{statuses.get(3, resets.get(3))}")

@@ -1,0 +1,67 @@
+public import StarlingCore
+public import StarlingPostgres
+
+/// Finds the synced tables whose shape changed since their capture and apply functions were installed
+/// (``TableSignature``), in one catalog query. Until schema changes travel as log entries (issue 16), such a
+/// table's stream stops: its local changes stay in `starling.outbox` (not pushed), pulled entries for it wait
+/// in `starling.held_entries` (not applied), and the agent reports why; when the table has its installed
+/// shape again (the change reverted), the stream resumes where it stopped. Nothing is lost either way.
+///
+/// Why checking is enough to be race-free: the push reads its outbox batch *before* checking, and an
+/// application write made after an `ALTER TABLE` committed after it (the ALTER holds an access-exclusive lock
+/// to its commit), so a batch holding such a write always sees the new shape. The apply takes a
+/// row-exclusive lock on the batch's tables before checking, so no ALTER can commit between check and write.
+/// Blocking: runs on the caller's connection.
+public struct ShapeGuard: Sendable {
+    /// A table whose stream is stopped and the sentence saying why.
+    public typealias Drift = [String: String]
+
+    public init() {}
+
+    /// The drifted tables among those installed (empty when all agree). A table whose stored signature is
+    /// missing (installed by an older agent) is compared with nothing and never drifts.
+    public func check(connection: PostgresConnection) throws -> Drift {
+        let rows = try connection.query(
+            """
+            SELECT s.table_name, s.shape, c.oid IS NOT NULL AS present,
+                (SELECT coalesce(json_agg(json_build_object('name', a.attname::text,
+                        'type', format_type(a.atttypid, a.atttypmod), 'generated', a.attgenerated <> '')
+                        ORDER BY a.attnum), '[]')
+                 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)::text
+                    AS columns,
+                (SELECT coalesce(json_agg(a.attname::text ORDER BY k.ordinality), '[]')
+                 FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ordinality)
+                 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+                 WHERE i.indrelid = c.oid AND i.indisprimary)::text AS key
+            FROM starling.synced_tables s LEFT JOIN pg_class c ON c.oid = s.relation_oid
+            WHERE s.shape IS NOT NULL
+            """, name: "agent.shape.check")
+        var drift: Drift = [:]
+        for row in rows {
+            let table = try row.string("table_name")
+            let installed = try TableSignature(json: try JSONValue(parsing: try row.string("shape")), what: table)
+            guard try row.bool("present") else {
+                drift[table] =
+                    "table \(table) was dropped or replaced since its capture was installed: its stream is stopped "
+                    + "(local changes wait in starling.outbox, pulled entries in starling.held_entries); create it "
+                    + "again with the same columns and restart the agent, which installs its capture anew"
+                continue
+            }
+            let current = try TableSignature(
+                json: .object([
+                    "columns": try JSONValue(parsing: try row.string("columns")),
+                    "key": try JSONValue(parsing: try row.string("key")),
+                ]), what: table)
+            let changes = installed.differences(to: current)
+            if !changes.isEmpty { drift[table] = Self.message(table: table, changes: changes) }
+        }
+        return drift
+    }
+
+    /// The operator's sentence for a drifted table.
+    static func message(table: String, changes: [String]) -> String {
+        "table \(table) changed shape since its capture was installed (\(changes.joined(separator: "; "))): its "
+            + "stream is stopped — local changes wait in starling.outbox and pulled entries in starling.held_entries. "
+            + "Schema changes are not replicated yet: revert the change and the stream resumes where it stopped"
+    }
+}
