@@ -135,11 +135,19 @@ extension ConvergenceOracle {
 
     // MARK: - (d) nothing applied twice
 
-    /// Per region: a key's recorded version never repeats or goes back (each write of `starling.versions` records
-    /// the seq the region now holds, so an entry applied twice through the apply's bookkeeping writes its seq
-    /// again), and the apply wrote each row image at most as often as log entries on that key carry it (an
-    /// entry applied twice rewrites its image even if its version write is skipped; an image no entry carries
-    /// is reported as well). An apply of a delete is counted against the delete entries of its key.
+    /// Per region, from the hooks' records, telling the pulls' apply transactions from the verdicts' (a verdict's
+    /// transaction removes outbox rows; it writes winner images, at an equal version too, and releases deferred
+    /// entries):
+    /// * a key's recorded version never goes back, and outside a verdict never repeats: each write of
+    ///   `starling.versions` records the seq the region now holds, so an entry applied twice through the apply's
+    ///   bookkeeping writes its seq again;
+    /// * the pulls' applies wrote each row image at most as often as log entries of that key carry it (an entry
+    ///   applied twice rewrites its image even when its version write is skipped); an apply delete counts
+    ///   against the delete entries of its key;
+    /// * a pull never wrote an image onto a row that already held it, unless several entries carry that image;
+    /// * no apply, pull or verdict, wrote an image that neither a log entry nor the region's own capture holds.
+    /// Not seen: an entry applied once by a pull and again by a verdict's release of deferred entries (the two
+    /// are told apart by transaction only), and a double apply of an image the row already holds by a delete.
     func applyProblems(hub: HubSnapshot, regions: [RegionSnapshot]) -> [String] {
         var problems: [String] = []
         for region in regions where region.isInstrumented {
@@ -148,17 +156,24 @@ extension ConvergenceOracle {
             for entry in hub.entries where entry.kind != "repair" || entry.target == region.region {
                 carriers[entry.tableKey, default: [:]][entry.row, default: []].append(entry.seq)
             }
+            let verdicts = region.verdictTransactions
             var last: [TableKey: Int64] = [:]
             for write in region.versionWrites {
                 let previous = max(last[write.tableKey] ?? 0, write.oldSeq ?? 0)
-                if write.seq <= previous {
+                if write.seq < previous || (write.seq == previous && !verdicts.contains(write.xid)) {
                     problems.append(
                         "(d) \(region.region) \(write.tableKey): version \(write.seq) recorded after \(previous) "
                             + "(seq \(write.seq) applied twice or out of order)")
                 }
                 last[write.tableKey] = max(previous, write.seq)
             }
-            let applied = appliedImages(region)
+            let (applied, unknown, rewrites) = appliedImages(region, carriers: carriers)
+            for (tableKey, image) in rewrites {
+                print(history(of: tableKey, in: region, hub: hub))
+                problems.append(
+                    "(d) \(region.region) \(tableKey): the apply wrote \(describe(image)) onto the row that already held "
+                        + "it, and one log entry carries it (seqs \(carriers[tableKey]?[image] ?? [])): applied twice")
+            }
             for (tableKey, images) in applied.sorted(by: { $0.key.description < $1.key.description }) {
                 for (image, count) in images {
                     let seqs = carriers[tableKey]?[image] ?? []
@@ -170,43 +185,64 @@ extension ConvergenceOracle {
                     }
                 }
             }
+            for (tableKey, image) in unknown {
+                print(history(of: tableKey, in: region, hub: hub))
+                problems.append(
+                    "(d) \(region.region) \(tableKey): the apply wrote \(describe(image)), which no log entry carries")
+            }
         }
         return problems
     }
 
-    /// How often the apply wrote each image (nil: a delete) per key, without the apply's restores: when a local
-    /// write commits while an apply waits on its row, the batch apply writes the entry, then puts the pending
-    /// local image back (step 4 of `TableSQL.applyBatchFunctionSQL`). Such a pair (an apply write or delete
-    /// followed at once by an apply write of one of the region's own captured images, or an apply write followed
-    /// by an apply delete of the same row when the region captured a delete of the key) leaves nothing applied,
-    /// so neither write counts. A double
-    /// apply hidden right before a restore is not seen.
-    private func appliedImages(_ region: RegionSnapshot) -> [TableKey: [JSONObject?: Int]] {
+    /// How often the pulls' applies wrote each image (nil: a delete) per key, and the images any apply wrote that
+    /// no entry carries and the region did not capture. Restores are left out: when a local write commits while
+    /// an apply waits on its row, the batch apply writes the entry, then puts the pending local image back in the
+    /// same transaction (step 4 of `TableSQL.applyBatchFunctionSQL`). Such a pair (an apply write or delete
+    /// followed in the same transaction by an apply write of one of the region's own captured images, or an
+    /// apply write followed by an apply delete of the same row when the region captured a delete of the key)
+    /// leaves nothing applied, so neither write counts. A double apply right before a restore is not seen.
+    private func appliedImages(
+        _ region: RegionSnapshot, carriers: [TableKey: [JSONObject?: [Int64]]]
+    ) -> (counts: [TableKey: [JSONObject?: Int]], unknown: [(TableKey, JSONObject)], rewrites: [(TableKey, JSONObject)]) {
         var ownImages: [TableKey: Set<JSONObject>] = [:]
         var ownDeletes = Set<TableKey>()
         for pushed in region.pushed.values {
             if let after = pushed.after { ownImages[pushed.tableKey, default: []].insert(after) }
             if pushed.op == "delete" { ownDeletes.insert(pushed.tableKey) }
         }
+        let verdicts = region.verdictTransactions
         var applied: [TableKey: [JSONObject?: Int]] = [:]
+        var unknown: [(TableKey, JSONObject)] = []
+        var rewrites: [(TableKey, JSONObject)] = []
         var previous: [TableKey: RegionSnapshot.RowWrite] = [:]
         for write in region.rowWrites {
             defer { previous[write.tableKey] = write }
             guard write.isApply else { continue }
             let image: JSONObject? = write.op == "delete" ? nil : write.image
-            if let before = previous[write.tableKey], before.isApply {
+            // A pull writing the very image the row holds, carried by one entry only, applied that entry again
+            // (a verdict may rewrite its winner at an equal version, by design).
+            if let image, let before = previous[write.tableKey], before.op != "delete", before.image == image,
+                !verdicts.contains(write.xid), (carriers[write.tableKey]?[image]?.count ?? 0) <= 1
+            {
+                rewrites.append((write.tableKey, image))
+            }
+            let isOwn = ownImages[write.tableKey]?.contains(write.image) ?? false
+            if let image, carriers[write.tableKey]?[image] == nil, !isOwn { unknown.append((write.tableKey, image)) }
+            if let before = previous[write.tableKey], before.isApply, before.xid == write.xid {
                 let isRestore =
                     write.op == "delete"
                     ? before.op != "delete" && ownDeletes.contains(write.tableKey) && write.image == before.image
-                    : ownImages[write.tableKey]?.contains(write.image) ?? false
+                    : isOwn
                 if isRestore {
-                    applied[write.tableKey, default: [:]][before.op == "delete" ? nil : before.image, default: 0] -= 1
+                    if !verdicts.contains(before.xid) {
+                        applied[write.tableKey, default: [:]][before.op == "delete" ? nil : before.image, default: 0] -= 1
+                    }
                     continue
                 }
             }
-            applied[write.tableKey, default: [:]][image, default: 0] += 1
+            if !verdicts.contains(write.xid) { applied[write.tableKey, default: [:]][image, default: 0] += 1 }
         }
-        return applied
+        return (applied, unknown, rewrites)
     }
 
     /// For a failure: everything known about one key, in the region (row and version writes) and at the hub

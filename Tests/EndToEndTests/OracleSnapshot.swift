@@ -125,6 +125,8 @@ struct RegionSnapshot: Sendable {
         var capturedAt: Int64
         var hlc: Int64?
         var removals: Int
+        /// The transaction that removed it (a verdict's).
+        var xid: Int64
     }
 
     struct VersionWrite: Sendable {
@@ -132,6 +134,7 @@ struct RegionSnapshot: Sendable {
         var tableKey: TableKey
         var seq: Int64
         var oldSeq: Int64?
+        var xid: Int64
     }
 
     struct RowWrite: Sendable {
@@ -139,6 +142,7 @@ struct RegionSnapshot: Sendable {
         var op: String
         var image: JSONObject
         var isApply: Bool
+        var xid: Int64
     }
 
     /// A key whose row differs from the hub's head (either side nil: no row / a tombstone or no head).
@@ -158,6 +162,8 @@ struct RegionSnapshot: Sendable {
     var pushed: [Int64: Pushed] = [:]
     var versionWrites: [VersionWrite] = []
     var rowWrites: [RowWrite] = []
+    /// Transactions that removed outbox rows: the verdicts' (they write winner images and release deferred entries).
+    var verdictTransactions: Set<Int64> { Set(pushed.values.map(\.xid)) }
 
     /// Reads `region`'s differences from the hub's `heads` in `tables` (keyed by `keyColumns[table]`), its versions
     /// and, unless `rowsOnly`, its hook records.
@@ -183,31 +189,33 @@ struct RegionSnapshot: Sendable {
             try !rowsOnly && connection.query("SELECT to_regclass('e2e_oracle.pushed') IS NOT NULL")[0].bool(0)
         guard snapshot.isInstrumented else { return snapshot }
         for row in try connection.query(
-            "SELECT id, tx, table_name, key::text, op, before::text, after::text, base, captured_at, hlc, removals "
-                + "FROM e2e_oracle.pushed")
+            "SELECT id, tx, table_name, key::text, op, before::text, after::text, base, captured_at, hlc, removals, "
+                + "xid FROM e2e_oracle.pushed")
         {
             let pushed = Pushed(
                 id: try row.int64(0), tx: try row.int64(1),
                 tableKey: TableKey(table: try row.string(2), key: try object(try row.string(3)) ?? [:]),
                 op: try row.string(4), before: try object(try row.optionalString(5)),
                 after: try object(try row.optionalString(6)), base: try row.int64(7), capturedAt: try row.int64(8),
-                hlc: try row.optionalInt64(9), removals: Int(try row.int64(10)))
+                hlc: try row.optionalInt64(9), removals: Int(try row.int64(10)), xid: try row.int64(11))
             snapshot.pushed[pushed.id] = pushed
         }
         for row in try connection.query(
-            "SELECT id, table_name, key::text, seq, old_seq FROM e2e_oracle.version_writes ORDER BY id")
+            "SELECT id, table_name, key::text, seq, old_seq, xid FROM e2e_oracle.version_writes ORDER BY id")
         {
             snapshot.versionWrites.append(
                 VersionWrite(
                     id: try row.int64(0),
                     tableKey: TableKey(table: try row.string(1), key: try object(try row.string(2)) ?? [:]),
-                    seq: try row.int64(3), oldSeq: try row.optionalInt64(4)))
+                    seq: try row.int64(3), oldSeq: try row.optionalInt64(4), xid: try row.int64(5)))
         }
-        for row in try connection.query("SELECT table_name, op, image::text, applying FROM e2e_oracle.row_writes ORDER BY id") {
+        for row in try connection.query("SELECT table_name, op, image::text, applying, xid FROM e2e_oracle.row_writes ORDER BY id") {
             let table = try row.string(0)
             let image = try object(try row.string(2)) ?? [:]
             snapshot.rowWrites.append(
-                RowWrite(tableKey: tableKey(table, image: image), op: try row.string(1), image: image, isApply: try row.bool(3)))
+                RowWrite(
+                    tableKey: tableKey(table, image: image), op: try row.string(1), image: image,
+                    isApply: try row.bool(3), xid: try row.int64(4)))
         }
         return snapshot
     }

@@ -5,6 +5,9 @@
 
 CREATE SCHEMA IF NOT EXISTS e2e_oracle;
 
+-- Every table records the writing transaction (`xid`): a transaction that removes outbox rows is a verdict's, so
+-- the oracle can tell the verdicts' writes (winner images, released deferred entries) from the pulls' applies.
+
 -- Every captured change exactly as it was pushed: the outbox row (hlc stamped) at the moment its verdict removed it.
 -- `removals` counts deletes of the same outbox id (more than 1 would mean an id was reused).
 CREATE TABLE IF NOT EXISTS e2e_oracle.pushed (
@@ -18,7 +21,8 @@ CREATE TABLE IF NOT EXISTS e2e_oracle.pushed (
     base        bigint NOT NULL,
     captured_at bigint NOT NULL,
     hlc         bigint,
-    removals    integer NOT NULL DEFAULT 1
+    removals    integer NOT NULL DEFAULT 1,
+    xid         bigint NOT NULL DEFAULT txid_current()
 );
 
 CREATE OR REPLACE FUNCTION e2e_oracle.record_pushed() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -41,7 +45,8 @@ CREATE TABLE IF NOT EXISTS e2e_oracle.version_writes (
     key        jsonb NOT NULL,
     seq        bigint NOT NULL,
     old_seq    bigint,
-    origin     text NOT NULL
+    origin     text NOT NULL,
+    xid        bigint NOT NULL DEFAULT txid_current()
 );
 
 CREATE OR REPLACE FUNCTION e2e_oracle.record_version() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -63,7 +68,8 @@ CREATE TABLE IF NOT EXISTS e2e_oracle.row_writes (
     table_name text NOT NULL,
     op         text NOT NULL,
     image      jsonb NOT NULL,
-    applying   boolean NOT NULL
+    applying   boolean NOT NULL,
+    xid        bigint NOT NULL DEFAULT txid_current()
 );
 
 CREATE OR REPLACE FUNCTION e2e_oracle.record_row() RETURNS trigger LANGUAGE plpgsql AS $$
