@@ -29,13 +29,26 @@ extension ConvergenceOracle {
                     id: "\(region.region):\(id)", write: write, logged: logged, hub: hub, conflictsOf: conflictsOf)
             }
             let unmatched = region.pushed.keys.filter { matched[$0] == nil }.sorted()
-            if unmatched.count > 3 * (run.failures[region.region] ?? 0) {  // up to 3 writes per transaction
+            let failures = run.failures[region.region] ?? 0
+            if unmatched.count > 3 * failures {  // up to 3 writes per transaction
                 problems.append(
                     "(c) \(region.region): \(unmatched.count) captured changes match no committed write, more than its "
-                        + "\(run.failures[region.region] ?? 0) failed transactions can explain (outbox ids \(unmatched.prefix(10)))")
+                        + "\(failures) failed transactions can explain (outbox ids \(unmatched.prefix(10)))")
+            }
+            for id in unmatched {  // still changes: each needs its one decision
+                let decisions =
+                    (logged["\(region.region):\(id)"]?.count ?? 0)
+                    + (hub.decisions["\(region.region):\(id)"] == nil ? 0 : 1)
+                if decisions != 1, let pushed = region.pushed[id] {
+                    problems.append(
+                        "(c) \(region.region) \(pushed.tableKey): captured change \(region.region):\(id) has "
+                            + "\(decisions) "
+                            + "decisions; exactly one expected")
+                }
             }
             for (id, pushed) in region.pushed where pushed.removals > 1 {
-                problems.append("(c) \(region.region) \(pushed.tableKey): outbox id \(id) was removed \(pushed.removals) times")
+                problems.append(
+                    "(c) \(region.region) \(pushed.tableKey): outbox id \(id) was removed \(pushed.removals) times")
             }
         }
         return problems
@@ -98,10 +111,15 @@ extension ConvergenceOracle {
         let rejection = hub.decisions[id]
         let conflicts = conflictsOf[id] ?? []
         guard entries.count + (rejection == nil ? 0 : 1) == 1 else {
-            return ["\(place): \(entries.count) log entries and \(rejection == nil ? 0 : 1) rejections; exactly one decision expected"]
+            return [
+                "\(place): \(entries.count) log entries and \(rejection == nil ? 0 : 1) rejections; "
+                    + "exactly one decision expected"
+            ]
         }
         guard conflicts.count <= 1 else {
-            return ["\(place): losing or winning side of \(conflicts.count) conflicts (\(conflicts.map(\.id).sorted()))"]
+            return [
+                "\(place): losing or winning side of \(conflicts.count) conflicts (\(conflicts.map(\.id).sorted()))"
+            ]
         }
         func carries(_ row: JSONObject?) -> Bool {
             guard let column = write.column, let token = write.token else { return row == nil }
@@ -111,7 +129,9 @@ extension ConvergenceOracle {
             guard let conflict = conflicts.first, conflict.id == rejection else {
                 return ["\(place): rejected by conflict \(rejection), but that conflict does not name it as incoming"]
             }
-            if conflict.winner != "current" { return ["\(place): rejected, but conflict \(conflict.id) says the incoming side won"] }
+            if conflict.winner != "current" {
+                return ["\(place): rejected, but conflict \(conflict.id) says the incoming side won"]
+            }
             if !carries(conflict.incoming.row) {
                 return ["\(place): conflict \(conflict.id) lost a different image: \(describe(conflict.incoming.row))"]
             }
@@ -171,7 +191,8 @@ extension ConvergenceOracle {
             for (tableKey, image) in rewrites {
                 print(history(of: tableKey, in: region, hub: hub))
                 problems.append(
-                    "(d) \(region.region) \(tableKey): the apply wrote \(describe(image)) onto the row that already held "
+                    "(d) \(region.region) \(tableKey): the apply wrote \(describe(image)) onto the row that "
+                        + "already held "
                         + "it, and one log entry carries it (seqs \(carriers[tableKey]?[image] ?? [])): applied twice")
             }
             for (tableKey, images) in applied.sorted(by: { $0.key.description < $1.key.description }) {
@@ -203,7 +224,8 @@ extension ConvergenceOracle {
     /// leaves nothing applied, so neither write counts. A double apply right before a restore is not seen.
     private func appliedImages(
         _ region: RegionSnapshot, carriers: [TableKey: [JSONObject?: [Int64]]]
-    ) -> (counts: [TableKey: [JSONObject?: Int]], unknown: [(TableKey, JSONObject)], rewrites: [(TableKey, JSONObject)]) {
+    ) -> (counts: [TableKey: [JSONObject?: Int]], unknown: [(TableKey, JSONObject)], rewrites: [(TableKey, JSONObject)])
+    {
         var ownImages: [TableKey: Set<JSONObject>] = [:]
         var ownDeletes = Set<TableKey>()
         for pushed in region.pushed.values {
@@ -235,7 +257,8 @@ extension ConvergenceOracle {
                     : isOwn
                 if isRestore {
                     if !verdicts.contains(before.xid) {
-                        applied[write.tableKey, default: [:]][before.op == "delete" ? nil : before.image, default: 0] -= 1
+                        applied[write.tableKey, default: [:]][before.op == "delete" ? nil : before.image, default: 0] -=
+                            1
                     }
                     continue
                 }
@@ -268,7 +291,8 @@ extension ConvergenceOracle {
         for conflict in hub.conflicts.values.sorted(by: { $0.id < $1.id }) where conflict.tableKey == tableKey {
             lines.append(
                 "  conflict \(conflict.id) \(conflict.policy) \(conflict.status)/\(conflict.winner) incoming "
-                    + "\(conflict.incoming.id) base \(conflict.incoming.base) \(describe(conflict.incoming.row)) vs seq "
+                    + "\(conflict.incoming.id) base \(conflict.incoming.base) "
+                    + "\(describe(conflict.incoming.row)) vs seq "
                     + "\(conflict.current.seq)")
         }
         return lines.joined(separator: "\n")

@@ -42,7 +42,8 @@ extension ConvergenceOracle {
         var rejectedAt: [TableKey: [Int64: [(change: Change, conflict: HubSnapshot.StoredConflict)]]] = [:]
         for (changeID, conflictID) in hub.decisions {
             guard let conflict = hub.conflicts[conflictID] else {
-                problems.append("(b) hub: rejected change \(changeID) names conflict \(conflictID), which does not exist")
+                problems.append(
+                    "(b) hub: rejected change \(changeID) names conflict \(conflictID), which does not exist")
                 continue
             }
             guard let change = pushed[changeID] else { continue }
@@ -57,7 +58,8 @@ extension ConvergenceOracle {
                 guard let change = pushed[entry.changeID] else {
                     if instrumented.contains(entry.origin) {
                         problems.append(
-                            "(b) hub \(entry.tableKey) seq \(entry.seq): \(entry.changeID) is in the log, but \(entry.origin) "
+                            "(b) hub \(entry.tableKey) seq \(entry.seq): \(entry.changeID) is in the log, "
+                                + "but \(entry.origin) "
                                 + "never captured (or never settled) it")
                     }
                     unverified += 1
@@ -76,7 +78,8 @@ extension ConvergenceOracle {
             }
             for (change, conflict) in rejectedAt[entry.tableKey]?.removeValue(forKey: entry.seq) ?? [] {
                 let decision = ConflictResolver.decide(
-                    change: change, head: heads[entry.tableKey], policy: Self.policy(conflict.policy, conflict.provisional),
+                    change: change, head: heads[entry.tableKey],
+                    policy: Self.policy(conflict.policy, conflict.provisional),
                     priorities: priorities)
                 problems += Self.compareRejected(decision, conflict: conflict)
             }
@@ -85,7 +88,8 @@ extension ConvergenceOracle {
             for (seq, items) in waiting {
                 for item in items {
                     problems.append(
-                        "(b) hub \(tableKey): conflict \(item.conflict.id) rejected \(item.change.id) against seq \(seq), "
+                        "(b) hub \(tableKey): conflict \(item.conflict.id) rejected \(item.change.id) "
+                            + "against seq \(seq), "
                             + "which never was the key's head")
                 }
             }
@@ -114,7 +118,8 @@ extension ConvergenceOracle {
             if conflict.winner == "incoming", let seq = seqOf[conflict.incoming.id] {
                 if let previous, seq <= previous.seq {
                     problems.append(
-                        "(b) hub \(conflict.tableKey): conflict \(conflict.id) won at seq \(seq), but the earlier conflict "
+                        "(b) hub \(conflict.tableKey): conflict \(conflict.id) won at seq \(seq), "
+                            + "but the earlier conflict "
                             + "\(previous.id) won at seq \(previous.seq)")
                 }
                 previous = (conflict.id, seq)
@@ -123,7 +128,8 @@ extension ConvergenceOracle {
                 let seqs = laterEntry[conflict.tableKey] ?? []
                 if let next = seqs.first(where: { $0 > conflict.current.seq }), next <= sequencedBefore {
                     problems.append(
-                        "(b) hub \(conflict.tableKey): conflict \(conflict.id) rejected \(conflict.incoming.id) against seq "
+                        "(b) hub \(conflict.tableKey): conflict \(conflict.id) rejected \(conflict.incoming.id) "
+                            + "against seq "
                             + "\(conflict.current.seq), but seq \(next) of that key was sequenced before it")
                 }
             }
@@ -182,8 +188,10 @@ extension ConvergenceOracle {
     /// A rejected change is rejected again, with the same record.
     private static func compareRejected(_ decision: Decision, conflict: HubSnapshot.StoredConflict) -> [String] {
         guard let expected = decision.conflict else {
-            return ["(b) hub \(conflict.tableKey): conflict \(conflict.id) (\(conflict.incoming.id)) recorded, "
-                + "but the replay finds no conflict against seq \(conflict.current.seq)"]
+            return [
+                "(b) hub \(conflict.tableKey): conflict \(conflict.id) (\(conflict.incoming.id)) recorded, "
+                    + "but the replay finds no conflict against seq \(conflict.current.seq)"
+            ]
         }
         var problems = recordProblems(expected, recorded: conflict)
         if decision.appendsEntry && problems.isEmpty {
@@ -201,15 +209,20 @@ extension ConvergenceOracle {
             differences.append("winner \(recorded.winner), replay \(expected.winner.rawValue)")
         }
         let status = recorded.status == "resolved" ? "open" : recorded.status
-        if expected.status.rawValue != status { differences.append("status \(recorded.status), replay \(expected.status.rawValue)") }
-        if expected.policy.name != recorded.policy { differences.append("policy \(recorded.policy), replay \(expected.policy.name)") }
+        if expected.status.rawValue != status {
+            differences.append("status \(recorded.status), replay \(expected.status.rawValue)")
+        }
+        if expected.policy.name != recorded.policy {
+            differences.append("policy \(recorded.policy), replay \(expected.policy.name)")
+        }
         let current = expected.current
         if current.seq != recorded.current.seq || current.origin != recorded.current.origin
             || current.op.rawValue != recorded.current.op || current.row != recorded.current.row
         {
             differences.append(
                 "current seq \(recorded.current.seq) \(recorded.current.origin) \(recorded.current.op) "
-                    + "\(describe(recorded.current.row)), replay seq \(current.seq) \(current.origin) \(current.op.rawValue) "
+                    + "\(describe(recorded.current.row)), replay seq \(current.seq) \(current.origin) "
+                    + "\(current.op.rawValue) "
                     + describe(current.row))
         }
         let incoming = expected.incoming

@@ -70,7 +70,9 @@ struct ConvergenceOracle {
         let tables = deployment.tables.map(\.name)
         let keyColumns = try await deployment.sql("hub") { connection in
             var columns: [String: [String]] = [:]
-            for row in try connection.query("SELECT table_name, array_to_json(key_columns)::text FROM starling_hub.table_shapes") {
+            for row in try connection.query(
+                "SELECT table_name, array_to_json(key_columns)::text FROM starling_hub.table_shapes")
+            {
                 let names = try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? []
                 columns[try row.string(0)] = names
             }
@@ -101,7 +103,8 @@ struct ConvergenceOracle {
             for mismatch in region.mismatches.sorted(by: { $0.tableKey.description < $1.tableKey.description }) {
                 differing.insert(mismatch.tableKey)
                 let head = hub.heads[mismatch.tableKey]
-                let headText = head.map { "seq \($0.seq) from \($0.origin): \(mismatch.headRow ?? "(deleted)")" } ?? "no head"
+                let headText =
+                    head.map { "seq \($0.seq) from \($0.origin): \(mismatch.headRow ?? "(deleted)")" } ?? "no head"
                 problems.append(
                     "(a) \(region.region) \(mismatch.tableKey): region has \(mismatch.regionRow ?? "no row"), "
                         + "hub head \(headText)")

@@ -5,8 +5,8 @@ import StarlingTestSupport
 import Testing
 
 /// The oracles catch what they claim to: a small converged run passes them, then one deliberately injected bug
-/// (a dropped apply, an entry applied twice, a flipped verdict, a lost decision) must be reported, naming the
-/// region (or the hub), the table and the key.
+/// (a dropped apply, an entry applied twice, a flipped verdict, a lost decision, an idle run) must be reported,
+/// naming the region (or the hub), the table and the key.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ConvergenceOracleTests {
     /// A live head written by `origin`, as (table, key value, row).
@@ -83,7 +83,9 @@ struct ConvergenceOracleTests {
             }
             let problems = try await oracleProblems(deployment, run)
             #expect(
-                problems.contains { $0.hasPrefix("(d) r2 \(target.tableKey): the apply wrote") && $0.contains("applied twice") },
+                problems.contains {
+                    $0.hasPrefix("(d) r2 \(target.tableKey): the apply wrote") && $0.contains("applied twice")
+                },
                 "\(problems)")
             #expect(problems.contains { $0.hasPrefix("(d) r2 \(target.tableKey): version") }, "\(problems)")
             #expect(problems.allSatisfy { $0.hasPrefix("(d) r2 \(target.tableKey)") }, "\(problems)")
@@ -96,8 +98,10 @@ struct ConvergenceOracleTests {
         try await withConvergedRun { deployment, run in
             let flipped = try await deployment.sql("hub") { connection in
                 try connection.query(
-                    "UPDATE starling_hub.conflicts SET winner = CASE winner WHEN 'current' THEN 'incoming' ELSE 'current' END "
-                        + "WHERE id = (SELECT min(id) FROM starling_hub.conflicts WHERE policy = 'lww') RETURNING id, table_name, key"
+                    "UPDATE starling_hub.conflicts "
+                        + "SET winner = CASE winner WHEN 'current' THEN 'incoming' ELSE 'current' END "
+                        + "WHERE id = (SELECT min(id) FROM starling_hub.conflicts WHERE policy = 'lww') "
+                        + "RETURNING id, table_name, key"
                 ).first.map { (try $0.int64(0), try $0.string(1), try $0.string(2)) }
             }
             let (id, table, keyText) = try #require(flipped, "no lww conflict to flip")
@@ -117,7 +121,8 @@ struct ConvergenceOracleTests {
                 try connection.query(
                     """
                     WITH d AS (DELETE FROM starling_hub.decisions WHERE change_id =
-                                   (SELECT min(change_id) FROM starling_hub.decisions) RETURNING change_id, conflict_id),
+                                   (SELECT min(change_id) FROM starling_hub.decisions)
+                                   RETURNING change_id, conflict_id),
                          c AS (DELETE FROM starling_hub.conflicts WHERE id IN (SELECT conflict_id FROM d) RETURNING id)
                     SELECT change_id FROM d
                     """
@@ -126,8 +131,26 @@ struct ConvergenceOracleTests {
             let changeID = try #require(lost, "no rejected change")
             let problems = try await oracleProblems(deployment, run)
             #expect(
-                problems.contains { $0.hasPrefix("(c) ") && $0.contains("(change \(changeID))") && $0.contains("0 rejections") },
+                problems.contains {
+                    $0.hasPrefix("(c) ") && $0.contains("(change \(changeID))") && $0.contains("0 rejections")
+                },
                 "\(problems)")
+        }
+    }
+
+    /// A run in which a region did nothing (its writes and attempts dropped from the record) and that recorded
+    /// fewer conflicts than required fails the lower bounds, naming the region.
+    @Test func idleRunFailsTheLowerBounds() async throws {
+        try await withConvergedRun { deployment, run in
+            var idle = run
+            idle.writes.removeAll { $0.region == "r2" }
+            idle.attempts["r2"] = 0
+            let bounds = ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 1_000_000)
+            let problems = try await ConvergenceOracle(deployment: deployment).check(idle, bounds: bounds)
+            #expect(problems.contains("(e) r2 committed 0 writes, fewer than 10"), "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("(e) r2: 0 of 0 workload transactions failed") }, "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("(e) the hub recorded ") && $0.hasSuffix("fewer than 1000000") })
+            #expect(!problems.contains { $0.hasPrefix("(e) r1") }, "\(problems)")
         }
     }
 }

@@ -23,7 +23,8 @@ struct ConvergenceTests {
             let problems = try await deployment.convergeAndCheck(run, bounds: bounds, seed: seed)
             #expect(problems.isEmpty, "seed \(seed) (replay with STARLING_E2E_SEED=\(seed)): \(problems.prefix(20))")
             let conflicts = try await deployment.conflicts()
-            print("e2e: seed \(seed): \(run.writes.count) writes, \(conflicts.count) conflicts, failures \(run.failures)")
+            print(
+                "e2e: seed \(seed): \(run.writes.count) writes, \(conflicts.count) conflicts, failures \(run.failures)")
         }
     }
 
@@ -37,7 +38,8 @@ struct ConvergenceTests {
     /// Eight regions writing the same keys under every policy end with identical tables, nothing lost.
     @Test func eightRegionsConvergeUnderEveryPolicy() async throws {
         try await converge(
-            regions: 8, transactions: 40, keys: 8, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 20))
+            regions: 8, transactions: 40, keys: 8,
+            bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 20))
     }
 
     /// An agent killed with SIGKILL mid-batch resumes exactly once; a hub down while regions keep writing

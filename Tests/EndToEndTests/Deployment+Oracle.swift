@@ -25,7 +25,8 @@ extension Deployment {
 
     /// Waits for convergence, then runs every oracle (`ConvergenceOracle`); returns the problems, each printed with
     /// `seed` so a failing run can be replayed.
-    func convergeAndCheck(_ run: WorkloadRun?, bounds: ConvergenceOracle.Bounds?, seed: UInt64) async throws -> [String] {
+    func convergeAndCheck(_ run: WorkloadRun?, bounds: ConvergenceOracle.Bounds?, seed: UInt64) async throws -> [String]
+    {
         let oracle = ConvergenceOracle(deployment: self)
         do {
             try await waitForConvergence()

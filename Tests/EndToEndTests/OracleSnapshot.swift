@@ -7,7 +7,8 @@ struct TableKey: Hashable, Sendable, CustomStringConvertible {
     var table: String
     var key: JSONObject
     var description: String {
-        "\(table) " + key.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.canonicalText)" }.joined(separator: ",")
+        "\(table) "
+            + key.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.canonicalText)" }.joined(separator: ",")
     }
 }
 
@@ -57,7 +58,8 @@ struct HubSnapshot: Sendable {
     var prunedThrough: Int64 = 0
 
     /// Reads heads and, unless `headsOnly`, log, conflicts and decisions of the synced `tables`.
-    static func read(_ connection: PostgresConnection, tables: [String], headsOnly: Bool = false) throws -> HubSnapshot {
+    static func read(_ connection: PostgresConnection, tables: [String], headsOnly: Bool = false) throws -> HubSnapshot
+    {
         var snapshot = HubSnapshot()
         let tableList = PostgresValue.textArray(tables.map { Optional($0) })
         snapshot.prunedThrough = try connection.query("SELECT pruned_through FROM starling_hub.retention")[0].int64(0)
@@ -69,7 +71,8 @@ struct HubSnapshot: Sendable {
         {
             snapshot.entries.append(
                 Entry(
-                    seq: try row.int64(0), origin: try row.string(1), changeID: try row.string(2), tx: try row.string(3),
+                    seq: try row.int64(0), origin: try row.string(1), changeID: try row.string(2),
+                    tx: try row.string(3),
                     tableKey: TableKey(table: try row.string(4), key: try object(try row.string(5)) ?? [:]),
                     op: try row.string(6), row: try object(try row.optionalString(7)), hlc: try row.int64(8),
                     kind: try row.string(9), rewritten: try row.bool(10), target: try row.optionalString(11)))
@@ -84,7 +87,9 @@ struct HubSnapshot: Sendable {
                 id: id, tableKey: TableKey(table: try row.string(1), key: try object(try row.string(2)) ?? [:]),
                 policy: try row.string(3), provisional: try row.optionalString(4), status: try row.string(5),
                 winner: try row.string(6),
-                current: (try row.int64(7), try row.string(8), try row.string(9), try object(try row.optionalString(10))),
+                current: (
+                    try row.int64(7), try row.string(8), try row.string(9), try object(try row.optionalString(10))
+                ),
                 incoming: (
                     try row.string(11), try row.string(12), try row.string(13), try row.int64(14),
                     try object(try row.optionalString(15))
@@ -177,7 +182,8 @@ struct RegionSnapshot: Sendable {
         }
         for table in tables {
             let (count, mismatches) = try compare(
-                connection, table: table, keyColumns: keyColumns[table] ?? ["k"], heads: heads.filter { $0.key.table == table })
+                connection, table: table, keyColumns: keyColumns[table] ?? ["k"],
+                heads: heads.filter { $0.key.table == table })
             snapshot.rowCount += count
             snapshot.mismatches += mismatches
         }
@@ -209,7 +215,9 @@ struct RegionSnapshot: Sendable {
                     tableKey: TableKey(table: try row.string(1), key: try object(try row.string(2)) ?? [:]),
                     seq: try row.int64(3), oldSeq: try row.optionalInt64(4), xid: try row.int64(5)))
         }
-        for row in try connection.query("SELECT table_name, op, image::text, applying, xid FROM e2e_oracle.row_writes ORDER BY id") {
+        for row in try connection.query(
+            "SELECT table_name, op, image::text, applying, xid FROM e2e_oracle.row_writes ORDER BY id")
+        {
             let table = try row.string(0)
             let image = try object(try row.string(2)) ?? [:]
             snapshot.rowWrites.append(
@@ -245,7 +253,11 @@ extension RegionSnapshot {
                     image?[column] = parsed
                 }
             }
-            items.append(.object(["i": .number(String(byIndex.count)), "k": .object(tableKey.key), "r": image.map(JSONValue.object) ?? .null]))
+            items.append(
+                .object([
+                    "i": .number(String(byIndex.count)), "k": .object(tableKey.key),
+                    "r": image.map(JSONValue.object) ?? .null,
+                ]))
             byIndex.append(tableKey)
         }
         let keyMatch = keyColumns.map { "x.img -> '\($0)' = h.key -> '\($0)'" }.joined(separator: " AND ")
@@ -277,7 +289,8 @@ extension RegionSnapshot {
                         regionRow: regionRow, headRow: nil))
                 continue
             }
-            mismatches.append(Mismatch(tableKey: byIndex[Int(index)], regionRow: regionRow, headRow: try row.optionalString(2)))
+            mismatches.append(
+                Mismatch(tableKey: byIndex[Int(index)], regionRow: regionRow, headRow: try row.optionalString(2)))
         }
         return (count, mismatches)
     }

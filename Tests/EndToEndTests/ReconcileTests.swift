@@ -24,7 +24,8 @@ struct ReconcileTests {
                     "INSERT INTO public.t_lww (k, v, note) SELECT 1000 + g, 'bulk:' || g, 'n' FROM generate_series(1, 3000) g")
             }
             run.writes += (1...3000).map {
-                Workload.Write(region: "r1", table: "public.t_lww", key: 1000 + $0, op: "insert", token: "bulk:\($0)", column: "v")
+                Workload.Write(
+                    region: "r1", table: "public.t_lww", key: 1000 + $0, op: "insert", token: "bulk:\($0)", column: "v")
             }
             // Before any corruption, the run passes every oracle.
             let problems = try await deployment.convergeAndCheck(
