@@ -9,7 +9,7 @@ import Testing
 /// naming the region (or the hub), the table and the key.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ConvergenceOracleTests {
-    /// A live head written by `origin`, as (table, key value, row).
+    /// A key whose live head one region wrote: its table, its `k` and both as a `TableKey`.
     private struct Target {
         var table: String
         var key: Int
