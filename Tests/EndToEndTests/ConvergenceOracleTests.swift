@@ -5,8 +5,8 @@ import StarlingTestSupport
 import Testing
 
 /// The oracles catch what they claim to: a small converged run passes them, then one deliberately injected bug
-/// (a dropped apply, an entry applied twice, a flipped verdict, a lost decision, an idle run) must be reported,
-/// naming the region (or the hub), the table and the key.
+/// (a dropped apply, an entry applied twice, a flipped verdict, a stale-head rejection, a lost decision, an idle
+/// run) must be reported, naming the region (or the hub), the table and the key.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ConvergenceOracleTests {
     /// A key whose live head one region wrote: its table, its `k` and both as a `TableKey`.
@@ -109,6 +109,42 @@ struct ConvergenceOracleTests {
             let problems = try await oracleProblems(deployment, run)
             #expect(
                 problems.contains { $0.hasPrefix("(b) hub \(tableKey): conflict \(id) ") && $0.contains("winner") },
+                "\(problems)")
+        }
+    }
+
+    /// A rejection recorded as decided after the key's head had moved on (its conflict renumbered to come last,
+    /// so a later entry of that key was sequenced before it: a decision against a stale head) is reported.
+    @Test func rejectionAgainstAStaleHeadIsReported() async throws {
+        try await withConvergedRun { deployment, run in
+            let moved = try await deployment.sql("hub") { connection in
+                try connection.query(
+                    """
+                    WITH won AS (SELECT max(l.seq) AS seq FROM starling_hub.conflicts c
+                                 JOIN starling_hub.log l ON l.change_id = c.incoming_id AND l.kind IN ('change', 'merge')
+                                 WHERE c.winner = 'incoming'),
+                         pick AS (SELECT c.id FROM starling_hub.conflicts c
+                                  JOIN starling_hub.decisions d ON d.conflict_id = c.id, won
+                                  WHERE EXISTS (SELECT 1 FROM starling_hub.log l
+                                                WHERE l.table_name = c.table_name AND l.key = c.key
+                                                  AND l.seq > c.current_seq AND l.seq <= won.seq)
+                                  ORDER BY c.id LIMIT 1),
+                         moved AS (UPDATE starling_hub.conflicts c
+                                   SET id = (SELECT max(id) + 1 FROM starling_hub.conflicts)
+                                   FROM pick WHERE c.id = pick.id RETURNING c.id, c.table_name, c.key),
+                         decision AS (UPDATE starling_hub.decisions d SET conflict_id = moved.id
+                                      FROM moved, pick WHERE d.conflict_id = pick.id)
+                    SELECT id, table_name, key FROM moved
+                    """
+                ).first.map { (try $0.int64(0), try $0.string(1), try $0.string(2)) }
+            }
+            let (id, table, keyText) = try #require(moved, "no rejection with a later entry of its key")
+            let tableKey = TableKey(table: table, key: try object(keyText) ?? [:])
+            let problems = try await oracleProblems(deployment, run)
+            #expect(
+                problems.contains {
+                    $0.hasPrefix("(b) hub \(tableKey): conflict \(id) rejected") && $0.contains("was sequenced before it")
+                },
                 "\(problems)")
         }
     }
