@@ -121,7 +121,8 @@ struct ConvergenceOracleTests {
                 try connection.query(
                     """
                     WITH won AS (SELECT max(l.seq) AS seq FROM starling_hub.conflicts c
-                                 JOIN starling_hub.log l ON l.change_id = c.incoming_id AND l.kind IN ('change', 'merge')
+                                 JOIN starling_hub.log l
+                                   ON l.change_id = c.incoming_id AND l.kind IN ('change', 'merge')
                                  WHERE c.winner = 'incoming'),
                          pick AS (SELECT c.id FROM starling_hub.conflicts c
                                   JOIN starling_hub.decisions d ON d.conflict_id = c.id, won
@@ -143,7 +144,8 @@ struct ConvergenceOracleTests {
             let problems = try await oracleProblems(deployment, run)
             #expect(
                 problems.contains {
-                    $0.hasPrefix("(b) hub \(tableKey): conflict \(id) rejected") && $0.contains("was sequenced before it")
+                    $0.hasPrefix("(b) hub \(tableKey): conflict \(id) rejected")
+                        && $0.contains("was sequenced before it")
                 },
                 "\(problems)")
         }
