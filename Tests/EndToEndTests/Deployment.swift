@@ -119,7 +119,10 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     func startAgent(_ region: String, waitForStart: Bool = true) async throws {
         let process = try launchAgent(region)
         agents[region] = process
-        if waitForStart { _ = try await process.waitForOutputLine(containing: "agent started", timeout: .seconds(60)) }
+        if waitForStart {
+            _ = try await process.waitForOutputLine(containing: "agent started", timeout: .seconds(60))
+            try await installOracleHooks(region)
+        }
     }
 
     /// Launches `region`'s agent with `arguments` appended (e.g. `--uninstall`), without waiting.
@@ -236,8 +239,9 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         }
     }
 
-    /// Waits until every region's outbox is empty, every cursor is at the hub's head, and then every synced
-    /// table has the same fingerprint everywhere; returns the fingerprints of the first region.
+    /// Waits until every region's outbox is empty, every cursor is at the hub's head, every synced table has the
+    /// same fingerprint everywhere, and every region's rows equal the hub's heads (`ConvergenceOracle`'s check
+    /// (a)); returns the fingerprints of the first region.
     @discardableResult
     func waitForConvergence(timeout: Duration = .seconds(90)) async throws -> [String: String] {
         let clock = ContinuousClock()
@@ -272,7 +276,12 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
                 let stillHead = try await sql("hub") {
                     try $0.query("SELECT coalesce(max(seq), 0) FROM starling_hub.log")[0].int64(0)
                 }
-                if same && stillHead == head { return prints }
+                if same && stillHead == head {
+                    // Equal to each other is not enough: every region must hold exactly the hub's heads.
+                    let problems = try await ConvergenceOracle(deployment: self).headProblems()
+                    if problems.isEmpty { return prints }
+                    last = "the regions agree but differ from the hub's heads: \(problems.prefix(3))"
+                }
             }
             try await Task.sleep(for: .milliseconds(200))
         }

@@ -6,8 +6,9 @@ import Testing
 /// Eight regions as real processes under a seeded fault schedule (kill -9 of agents and the hub, SIGSTOP
 /// partitions, Postgres restarts of a region and of the hub, a proxy that cuts, delays, truncates and refuses,
 /// one region's clock minutes ahead) while a seeded workload writes conflicting rows everywhere. After the
-/// faults: every region converges, every committed write is in the log or on the losing side of a recorded
-/// conflict, nothing is applied twice, and `/v1/status` shows every cursor at the head.
+/// faults: every region converges to the hub's heads and every oracle holds (`ConvergenceOracle`: heads, replay of
+/// the log through the resolver, each committed write decided exactly once, nothing applied twice, lower bounds on
+/// work), every scheduled fault demonstrably fired, and `/v1/status` shows every cursor at the head.
 ///
 /// Seeds: `STARLING_FAULT_SEED` replays one; `STARLING_FAULT_SEED_LIST` (comma-separated; `ops/test` sets three
 /// fixed ones) runs those; otherwise `STARLING_FAULT_SEEDS` fresh ones (default 2).
@@ -73,8 +74,7 @@ final class FaultRun: @unchecked Sendable {
         /// The restartable region's workload waits while this is set (its Postgres is going down).
         var isRegionPaused = false
         var isRegionBusy = false
-        var writes: [Workload.Write] = []
-        var workloadErrors: [String] = []
+        var run = WorkloadRun()
     }
 
     let schedule: FaultSchedule
@@ -85,6 +85,8 @@ final class FaultRun: @unchecked Sendable {
     private var proxy: FaultProxy?
     /// Processes the schedule killed on purpose (anything else that exits is a crash).
     private var log: [String] = []
+    /// Steps whose fault left no trace (the process was not running, the proxy saw nothing): a problem.
+    private var misfires: [String] = []
 
     init(schedule: FaultSchedule, deployment: Deployment, hubCluster: TestPostgresCluster,
          regionCluster: TestPostgresCluster) {
@@ -150,12 +152,15 @@ final class FaultRun: @unchecked Sendable {
             let workload = Workload(seed: schedule.seed &+ UInt64(round) &* 7919, transactions: 5, keys: 8)
             let start = (round + 1) * 10_000
             do {
-                let writes = try await deployment.sql(region) { connection in
+                let outcome = try await deployment.sql(region) { connection in
                     workload.run(region: region, index: index, connection: connection, counterStart: start)
                 }
-                control.withLock { $0.writes += writes }
+                control.withLock { $0.run.add(outcome, region: region) }
             } catch {
-                control.withLock { $0.workloadErrors.append("\(region) round \(round): \(error)") }
+                // No connection at all (its Postgres is restarting): the whole round counts as failed.
+                let failures = Array(repeating: "round \(round): \(error)", count: workload.transactions)
+                let outcome = Workload.Outcome(writes: [], attempts: workload.transactions, failures: failures)
+                control.withLock { $0.run.add(outcome, region: region) }
             }
             if isRestartable { control.withLock { $0.isRegionBusy = false } }
             round += 1
@@ -170,55 +175,114 @@ final class FaultRun: @unchecked Sendable {
             let due = started + step.at
             if ContinuousClock.now < due { try await Task.sleep(until: due, clock: .continuous) }
             log.append("\(step.fault) at \(ContinuousClock.now - started)")
-            try await inject(step.fault)
+            if let misfire = try await inject(step.fault) { misfires.append("\(step.fault): \(misfire)") }
         }
     }
 
-    private func inject(_ fault: FaultSchedule.Fault) async throws {
-        guard let proxy else { return }
+    /// Injects `fault` and ends it; returns why it did not demonstrably fire (nil: it did). Evidence: a killed
+    /// process was running and then exited; a stopped agent was seen in state T; a restarted Postgres has a new
+    /// postmaster start time; the proxy's counters moved (a cut, a truncation or a refusal; bytes under delay).
+    private func inject(_ fault: FaultSchedule.Fault) async throws -> String? {
+        guard let proxy else { return "no proxy" }
+        let before = proxy.counters
         switch fault {
         case .killAgent(let region, let down):
+            let wasRunning = deployment.agents[region]?.isRunning ?? false
             try await deployment.killAgent(region)
+            let isGone = !(deployment.agents[region]?.isRunning ?? true)
             try await Task.sleep(for: down)  // the outage itself, not synchronisation
             try await deployment.startAgent(region)
+            return wasRunning && isGone ? nil : "agent \(region) running before: \(wasRunning), gone after: \(isGone)"
         case .killHub(let down):
+            let wasRunning = deployment.hub?.isRunning ?? false
             try await deployment.killHub()
+            let isGone = !(deployment.hub?.isRunning ?? true)
             try await Task.sleep(for: down)
             try await deployment.startHub()
+            return wasRunning && isGone ? nil : "hub running before: \(wasRunning), gone after: \(isGone)"
         case .pauseAgent(let region, let duration):
             deployment.agents[region]?.signal(SIGSTOP)
+            let stopped = try? await waitUntil("agent \(region) is stopped", timeout: .seconds(5)) {
+                Self.processState(deployment.agents[region]?.pid) == "T"
+            }
             try await Task.sleep(for: duration)
             deployment.agents[region]?.signal(SIGCONT)
+            return stopped == nil ? "agent \(region) never showed state T" : nil
         case .restartRegionPostgres(let down):
+            let region = schedule.restartableRegion
             control.withLock { $0.isRegionPaused = true }
-            try await waitUntil("the workload of \(schedule.restartableRegion) is between rounds", timeout: .seconds(60)) {
+            try await waitUntil("the workload of \(region) is between rounds", timeout: .seconds(60)) {
                 !control.withLock { $0.isRegionBusy }
             }
+            let startedBefore = try await postmasterStart(region)
             try await regionCluster.stopServer()
             try await Task.sleep(for: down)
             try await regionCluster.startServer()
             control.withLock { $0.isRegionPaused = false }
+            let startedAfter = try await postmasterStart(region)
+            return startedAfter != startedBefore ? nil : "\(region)'s Postgres kept start time \(startedBefore)"
         case .restartHubPostgres(let down):
+            let startedBefore = try await postmasterStart("hub")
             try await hubCluster.stopServer()
             try await Task.sleep(for: down)
             try await hubCluster.startServer()
+            let startedAfter = try await postmasterStart("hub")
+            return startedAfter != startedBefore ? nil : "the hub's Postgres kept start time \(startedBefore)"
         case .cutConnections:
+            // Right after a refusal window the agents may still be backing off with no connection open, and a
+            // cut would hit nothing: wait until traffic flows again, so the cut has something to cut.
+            let flowing = proxy.counters.bytesForwarded
+            try? await waitUntil("traffic flows through the proxy", timeout: .seconds(10)) {
+                proxy.counters.bytesForwarded > flowing
+            }
             proxy.cutAll()
+            // A connection's pump thread notices the cut at its next poll (within its poll timeout).
+            let cut: Void? = try? await waitUntil("the proxy cut a connection", timeout: .seconds(5)) {
+                proxy.counters.cut > before.cut
+            }
+            return cut == nil ? "no connection was cut" : nil
         case .delay(let delay, let duration):
             proxy.faults.delay = delay
             try await Task.sleep(for: duration)
             proxy.heal()
+            return proxy.counters.bytesForwarded > before.bytesForwarded ? nil : "no byte passed the delayed proxy"
         case .truncate(let bytes, let duration):
             proxy.faults.truncateAfterBytes = bytes
             proxy.cutAll()
             try await Task.sleep(for: duration)
             proxy.heal()
+            let after = proxy.counters
+            return after.truncated > before.truncated || after.cut > before.cut ? nil : "nothing cut or truncated"
         case .refuse(let duration):
             proxy.faults.isRefusing = true
             proxy.cutAll()
             try await Task.sleep(for: duration)
             proxy.heal()
+            let after = proxy.counters
+            return after.refused > before.refused || after.cut > before.cut ? nil : "nothing cut or refused"
         }
+    }
+
+    /// The state letter of `pid` from /proc (R, S, T, ...); nil when unreadable.
+    private static func processState(_ pid: Int32?) -> String? {
+        guard let pid, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        return stat[stat.index(after: close)...].split(separator: " ").first.map(String.init)
+    }
+
+    /// `pg_postmaster_start_time()` of `target`'s Postgres, retried while it is coming up.
+    private func postmasterStart(_ target: String) async throws -> String {
+        let result = Mutex("")
+        try await waitUntil("\(target)'s Postgres answers", timeout: .seconds(60), every: .milliseconds(100)) {
+            let text = try? await deployment.sql(target) {
+                try $0.query("SELECT pg_postmaster_start_time()::text")[0].string(0)
+            }
+            guard let text else { return false }
+            result.withLock { $0 = text }
+            return true
+        }
+        return result.withLock { $0 }
     }
 
     // MARK: - Checks
@@ -231,8 +295,9 @@ final class FaultRun: @unchecked Sendable {
             problems.append("agent \(region) exited by itself:\n\(agent.output.suffix(3000))")
         }
         guard problems.isEmpty else { return problems }
-        let (writes, errors) = control.withLock { ($0.writes, $0.workloadErrors) }
-        if !errors.isEmpty { print("faults: \(errors.count) workload rounds failed (expected around restarts): \(errors.prefix(3))") }
+        let run = control.withLock { $0.run }
+        print("faults: seed \(schedule.seed): failed workload transactions per region \(run.failures)")
+        problems += misfires.map { "(e) fault did not fire: \($0)" }
         let healed = ContinuousClock.now
         do {
             try await deployment.waitForConvergence(timeout: .seconds(120))
@@ -242,13 +307,20 @@ final class FaultRun: @unchecked Sendable {
             throw error
         }
         print("faults: seed \(schedule.seed): converged \(ContinuousClock.now - healed) after the last fault")
-        problems += try await deployment.auditWrites(writes)
+        let oracle = ConvergenceOracle(deployment: deployment)
+        problems += try await oracle.check(run, bounds: Self.bounds)
         problems += try await hlcOrderProblems()
         problems += try await statusProblems()
         let conflicts = try await deployment.conflicts()
-        print("faults: seed \(schedule.seed): \(writes.count) writes, \(conflicts.count) conflicts, proxy \(proxy.map { "\($0.counters)" } ?? "-")")
+        print(
+            "faults: seed \(schedule.seed): \(run.writes.count) writes, \(conflicts.count) conflicts, "
+                + "proxy \(proxy.map { "\($0.counters)" } ?? "-")")
         return problems
     }
+
+    /// At least three rounds of five transactions run in every region; a region whose Postgres restarts or whose
+    /// agent is stopped loses some (its transactions fail or deadlock more), hence the generous failure share.
+    static let bounds = ConvergenceOracle.Bounds(minWritesPerRegion: 8, minConflicts: 5, maxFailedShare: 0.5)
 
     /// Every region's accepted changes carry strictly increasing HLCs in log order (kill -9, restarts, a skewed clock
     /// included), and the skewed region's stamps really run ahead of the wall clock.

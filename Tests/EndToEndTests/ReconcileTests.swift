@@ -16,14 +16,21 @@ struct ReconcileTests {
     /// every region converges, reports nothing on converged data, and data-diff agrees before and after.
     @Test func findsAndRepairsExactlyTheCorruptedRows() async throws {
         let seed = ConvergenceTests.seed()
-        print("e2e reconcile: seed \(seed)")
+        print("e2e reconcile: seed \(seed) (replay with STARLING_E2E_SEED=\(seed))")
         try await Deployment.with(regions: 3, tables: Workload.tables, ddl: Workload.ddl) { deployment in
-            _ = try await deployment.runWorkload(Workload(seed: seed, transactions: 30, keys: 8))
+            var run = try await deployment.runWorkload(Workload(seed: seed, transactions: 30, keys: 8))
             try await deployment.sql("r1") { connection in
                 try connection.execute(
                     "INSERT INTO public.t_lww (k, v, note) SELECT 1000 + g, 'bulk:' || g, 'n' FROM generate_series(1, 3000) g")
             }
-            try await deployment.waitForConvergence()
+            run.writes += (1...3000).map {
+                Workload.Write(
+                    region: "r1", table: "public.t_lww", key: 1000 + $0, op: "insert", token: "bulk:\($0)", column: "v")
+            }
+            // Before any corruption, the run passes every oracle.
+            let problems = try await deployment.convergeAndCheck(
+                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 7, minConflicts: 5), seed: seed)
+            #expect(problems.isEmpty, "seed \(seed) (replay with STARLING_E2E_SEED=\(seed)): \(problems.prefix(20))")
 
             let clean = try await Self.reconcile(deployment)
             #expect(clean.status == "done", "\(clean.raw)")

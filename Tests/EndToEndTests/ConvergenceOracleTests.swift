@@ -1,0 +1,194 @@
+import Foundation
+import StarlingCore
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+/// The oracles catch what they claim to: a small converged run passes them, then one deliberately injected bug
+/// (a dropped apply, an entry applied twice, a flipped verdict, a stale-head rejection, a lost decision, an idle
+/// run) must be reported, naming the region (or the hub), the table and the key.
+@Suite(.serialized, .timeLimit(.minutes(3)))
+struct ConvergenceOracleTests {
+    /// A key whose live head one region wrote: its table, its `k` and both as a `TableKey`.
+    private struct Target {
+        var table: String
+        var key: Int
+        var tableKey: TableKey
+    }
+
+    /// Runs a two-region workload with conflicts to convergence, checks the oracles find nothing, then `body`.
+    private func withConvergedRun(_ body: (Deployment, WorkloadRun) async throws -> Void) async throws {
+        let seed = ConvergenceTests.seed()
+        print("oracle tests: seed \(seed) (replay with STARLING_E2E_SEED=\(seed))")
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl) { deployment in
+            let run = try await deployment.runWorkload(Workload(seed: seed, transactions: 40, keys: 4))
+            let problems = try await deployment.convergeAndCheck(
+                run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 5), seed: seed)
+            #expect(problems.isEmpty, "seed \(seed): the clean run already fails: \(problems.prefix(10))")
+            try await body(deployment, run)
+        }
+    }
+
+    /// A live key of `table` whose head `origin` wrote (so the other region applied it).
+    private func liveHead(_ deployment: Deployment, origin: String) async throws -> Target {
+        let found = try await deployment.sql("hub") { connection in
+            try connection.query(
+                "SELECT table_name, key FROM starling_hub.heads WHERE origin = $1 AND row IS NOT NULL "
+                    + "AND table_name <> 'public.t_merge' ORDER BY table_name, key LIMIT 1", [.text(origin)]
+            ).first.map { (try $0.string(0), try $0.string(1)) }
+        }
+        let (table, keyText) = try #require(found, "no live head from \(origin)")
+        let key = try #require(try object(keyText)?["k"]?.int64Value)
+        return Target(table: table, key: Int(key), tableKey: TableKey(table: table, key: try object(keyText) ?? [:]))
+    }
+
+    /// Runs the oracles (no convergence wait: the injected bug is not meant to converge).
+    private func oracleProblems(_ deployment: Deployment, _ run: WorkloadRun) async throws -> [String] {
+        let problems = try await ConvergenceOracle(deployment: deployment).check(run)
+        for problem in problems { print("oracle tests: reported: \(problem)") }
+        return problems
+    }
+
+    /// A region that silently lost one applied entry (its row deleted behind the agent's back) is reported by
+    /// the heads oracle for that region, table and key.
+    @Test func droppedApplyIsReported() async throws {
+        try await withConvergedRun { deployment, run in
+            let target = try await liveHead(deployment, origin: "r1")
+            try await deployment.sql("r2") { connection in
+                // Replica role: neither capture nor audit triggers fire, as if the apply had never written the row.
+                try connection.transaction { connection in
+                    try connection.execute("SET LOCAL session_replication_role = replica")
+                    try connection.execute("DELETE FROM \(target.table) WHERE k = $1", [.int(target.key)])
+                }
+            }
+            let problems = try await oracleProblems(deployment, run)
+            #expect(problems.contains { $0.hasPrefix("(a) r2 \(target.tableKey):") }, "\(problems)")
+            #expect(!problems.contains { $0.hasPrefix("(a) r1") }, "\(problems)")
+        }
+    }
+
+    /// An entry applied a second time (same image and version written again by an apply session) leaves the row
+    /// right, so only the apply-count oracle can see it: it reports the region, table and key.
+    @Test func entryAppliedTwiceIsReported() async throws {
+        try await withConvergedRun { deployment, run in
+            let target = try await liveHead(deployment, origin: "r1")
+            try await deployment.sql("r2") { connection in
+                try connection.transaction { connection in
+                    try connection.execute("SET LOCAL starling.applying = 'on'")
+                    try connection.execute("UPDATE \(target.table) SET v = v WHERE k = $1", [.int(target.key)])
+                    try connection.execute(
+                        "UPDATE starling.versions SET seq = seq WHERE table_name = $1 AND key = $2::jsonb",
+                        [.text(target.table), .text("{\"k\": \(target.key)}")])
+                }
+            }
+            let problems = try await oracleProblems(deployment, run)
+            #expect(
+                problems.contains {
+                    $0.hasPrefix("(d) r2 \(target.tableKey): the apply wrote") && $0.contains("applied twice")
+                },
+                "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("(d) r2 \(target.tableKey): version") }, "\(problems)")
+            #expect(problems.allSatisfy { $0.hasPrefix("(d) r2 \(target.tableKey)") }, "\(problems)")
+        }
+    }
+
+    /// A recorded verdict whose winner is flipped in the hub's database disagrees with the resolver's replay of
+    /// the log: reported for that conflict, table and key.
+    @Test func flippedVerdictIsReported() async throws {
+        try await withConvergedRun { deployment, run in
+            let flipped = try await deployment.sql("hub") { connection in
+                try connection.query(
+                    "UPDATE starling_hub.conflicts "
+                        + "SET winner = CASE winner WHEN 'current' THEN 'incoming' ELSE 'current' END "
+                        + "WHERE id = (SELECT min(id) FROM starling_hub.conflicts WHERE policy = 'lww') "
+                        + "RETURNING id, table_name, key"
+                ).first.map { (try $0.int64(0), try $0.string(1), try $0.string(2)) }
+            }
+            let (id, table, keyText) = try #require(flipped, "no lww conflict to flip")
+            let tableKey = TableKey(table: table, key: try object(keyText) ?? [:])
+            let problems = try await oracleProblems(deployment, run)
+            #expect(
+                problems.contains { $0.hasPrefix("(b) hub \(tableKey): conflict \(id) ") && $0.contains("winner") },
+                "\(problems)")
+        }
+    }
+
+    /// A rejection recorded as decided after the key's head had moved on (its conflict renumbered to come last,
+    /// so a later entry of that key was sequenced before it: a decision against a stale head) is reported.
+    @Test func rejectionAgainstAStaleHeadIsReported() async throws {
+        try await withConvergedRun { deployment, run in
+            let moved = try await deployment.sql("hub") { connection in
+                try connection.query(
+                    """
+                    WITH won AS (SELECT max(l.seq) AS seq FROM starling_hub.conflicts c
+                                 JOIN starling_hub.log l
+                                   ON l.change_id = c.incoming_id AND l.kind IN ('change', 'merge')
+                                 WHERE c.winner = 'incoming'),
+                         pick AS (SELECT c.id FROM starling_hub.conflicts c
+                                  JOIN starling_hub.decisions d ON d.conflict_id = c.id, won
+                                  WHERE EXISTS (SELECT 1 FROM starling_hub.log l
+                                                WHERE l.table_name = c.table_name AND l.key = c.key
+                                                  AND l.seq > c.current_seq AND l.seq <= won.seq)
+                                  ORDER BY c.id LIMIT 1),
+                         moved AS (UPDATE starling_hub.conflicts c
+                                   SET id = (SELECT max(id) + 1 FROM starling_hub.conflicts)
+                                   FROM pick WHERE c.id = pick.id RETURNING c.id, c.table_name, c.key),
+                         decision AS (UPDATE starling_hub.decisions d SET conflict_id = moved.id
+                                      FROM moved, pick WHERE d.conflict_id = pick.id)
+                    SELECT id, table_name, key FROM moved
+                    """
+                ).first.map { (try $0.int64(0), try $0.string(1), try $0.string(2)) }
+            }
+            let (id, table, keyText) = try #require(moved, "no rejection with a later entry of its key")
+            let tableKey = TableKey(table: table, key: try object(keyText) ?? [:])
+            let problems = try await oracleProblems(deployment, run)
+            #expect(
+                problems.contains {
+                    $0.hasPrefix("(b) hub \(tableKey): conflict \(id) rejected")
+                        && $0.contains("was sequenced before it")
+                },
+                "\(problems)")
+        }
+    }
+
+    /// A rejected change whose decision the hub lost (its decisions row and conflict gone) is a committed write
+    /// with no decision: the accounting oracle reports the region, table, key and change.
+    @Test func lostDecisionIsReported() async throws {
+        try await withConvergedRun { deployment, run in
+            let lost = try await deployment.sql("hub") { connection in
+                try connection.query(
+                    """
+                    WITH d AS (DELETE FROM starling_hub.decisions WHERE change_id =
+                                   (SELECT min(change_id) FROM starling_hub.decisions)
+                                   RETURNING change_id, conflict_id),
+                         c AS (DELETE FROM starling_hub.conflicts WHERE id IN (SELECT conflict_id FROM d) RETURNING id)
+                    SELECT change_id FROM d
+                    """
+                ).first.map { try $0.string(0) }
+            }
+            let changeID = try #require(lost, "no rejected change")
+            let problems = try await oracleProblems(deployment, run)
+            #expect(
+                problems.contains {
+                    $0.hasPrefix("(c) ") && $0.contains("(change \(changeID))") && $0.contains("0 rejections")
+                },
+                "\(problems)")
+        }
+    }
+
+    /// A run in which a region did nothing (its writes and attempts dropped from the record) and that recorded
+    /// fewer conflicts than required fails the lower bounds, naming the region.
+    @Test func idleRunFailsTheLowerBounds() async throws {
+        try await withConvergedRun { deployment, run in
+            var idle = run
+            idle.writes.removeAll { $0.region == "r2" }
+            idle.attempts["r2"] = 0
+            let bounds = ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 1_000_000)
+            let problems = try await ConvergenceOracle(deployment: deployment).check(idle, bounds: bounds)
+            #expect(problems.contains("(e) r2 committed 0 writes, fewer than 10"), "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("(e) r2: 0 of 0 workload transactions failed") }, "\(problems)")
+            #expect(problems.contains { $0.hasPrefix("(e) the hub recorded ") && $0.hasSuffix("fewer than 1000000") })
+            #expect(!problems.contains { $0.hasPrefix("(e) r1") }, "\(problems)")
+        }
+    }
+}
