@@ -7,8 +7,8 @@ import StarlingHub
 import StarlingIO
 import Synchronization
 
-/// `starling hub --config hub.yaml`: applies the hub's migrations (embedded in the binary, identical to
-/// `Migrations/hub`) and runs the hub until SIGTERM/SIGINT.
+/// `starling hub --config hub.yaml`: applies the hub's migrations (`Migrations/hub`, embedded in the binary) and
+/// runs the hub until SIGTERM/SIGINT.
 struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run the hub: sequencer, change log, conflicts, admin API and metrics.")
