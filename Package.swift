@@ -114,7 +114,8 @@ let package = Package(
         .testTarget(name: "StarlingAgentTests",
                     dependencies: ["StarlingAgent", "StarlingCore", "StarlingTestSupport", "StarlingHub",
                                    "StarlingHTTP2", "StarlingPostgres",
-                                   .product(name: "Logging", package: "swift-log")]),
+                                   .product(name: "Logging", package: "swift-log")],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["StarlingTestSupport", "StarlingHTTP2", "StarlingTLS"]),
     ]
 )
