@@ -228,7 +228,7 @@ extension HubConfiguration.Limits {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
             "max_body_bytes", "max_push_changes", "max_transaction_changes", "max_queued_changes", "max_batch_changes", "default_pull_limit",
-            "max_pull_limit", "max_wait_ms", "pool_connections", "status_flush_ms",
+            "max_pull_limit", "max_wait_ms", "pool_connections", "status_flush_ms", "log_cache_bytes",
         ])
         let d = HubConfiguration.Limits()
         self.init()
