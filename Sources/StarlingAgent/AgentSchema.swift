@@ -1,5 +1,5 @@
-public import StarlingPostgres
 import StarlingCore
+public import StarlingPostgres
 
 /// Installs and removes the regional `starling` schema: `Migrations/agent` (embedded, ``AgentMigrations``) through
 /// `PostgresMigrator` (schema `starling`), then per synced table the generated capture/apply functions and the capture
