@@ -8,6 +8,24 @@ let strict: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// Documents and SQL migrations are files, embedded in the binary as SwiftPM resources (`embedInCode`: one
+/// `PackageResources` byte array per file, named after the file), so an installed `starling` needs no files beside
+/// it. The migrations stay in the top-level `Migrations/` folder operators read; a resource path may leave the
+/// target's folder but not name a folder, so each file is listed. A new migration is listed here and in
+/// `HubMigrations`/`AgentMigrations`; their tests fail when a file of `Migrations/` is not embedded.
+func migrations(_ folder: String, _ files: [String]) -> [Resource] {
+    files.map { .embedInCode("../../Migrations/\(folder)/\($0)") }
+}
+
+let hubMigrations = migrations("hub", [
+    "0001_init.sql", "0002_dead_letters.sql", "0003_partitioned_log.sql", "0004_reconcile.sql",
+    "0005_c_collation.sql", "0006_origin_marks.sql",
+])
+
+let agentMigrations = migrations("agent", [
+    "0001_starling_schema.sql", "0002_bootstrap.sql", "0003_shape_guard.sql", "0004_deferred_entries.sql",
+])
+
 let package = Package(
     name: "starling",
     platforms: [.macOS(.v15)],
@@ -53,10 +71,13 @@ let package = Package(
                 dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Prometheus", package: "swift-prometheus")],
+                resources: [.embedInCode("Resources/openapi.json"), .embedInCode("Resources/dashboard.html")]
+                    + hubMigrations,
                 swiftSettings: strict),
         .target(name: "StarlingAgent",
                 dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
                                .product(name: "Logging", package: "swift-log")],
+                resources: agentMigrations,
                 swiftSettings: strict),
 
         // The `starling` executable.
@@ -93,7 +114,8 @@ let package = Package(
         .testTarget(name: "StarlingAgentTests",
                     dependencies: ["StarlingAgent", "StarlingCore", "StarlingTestSupport", "StarlingHub",
                                    "StarlingHTTP2", "StarlingPostgres",
-                                   .product(name: "Logging", package: "swift-log")]),
+                                   .product(name: "Logging", package: "swift-log")],
+                    exclude: ["Fixtures"]),
         // StarlingCore: the oracles replay the hub's log through the pure resolver.
         .testTarget(name: "EndToEndTests",
                     dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingHTTP2", "StarlingTLS"],

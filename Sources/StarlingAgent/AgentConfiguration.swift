@@ -1,3 +1,5 @@
+import StarlingCore
+
 /// `agent.yaml` (DESIGN.md "Interfaces"): one region's agent.
 ///
 /// ```yaml
@@ -13,7 +15,8 @@
 ///   status_interval_ms: 1000
 ///   request_timeout_ms: 30000
 /// ```
-/// Decoded by the CLI (YAML via Yams), checked with ``validate()`` before anything starts.
+/// Decoded by the CLI (YAML via Yams) strictly: an unknown key at any level is an error naming it
+/// (`tuning.pul: unknown key`), as in `hub.yaml`; checked with ``validate()`` before anything starts.
 public struct AgentConfiguration: Sendable, Decodable, Hashable {
     /// This region's name, as the hub knows it (not `hub`; letters, digits, `-`, `_`, `.`).
     public var region: String
@@ -48,8 +51,10 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             self.replaceLocal = replaceLocal
         }
 
-        enum CodingKeys: String, CodingKey {
-            case replaceLocal = "replace_local"
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: ConfigurationKey.self)
+            try c.rejectUnknownKeys(["replace_local"])
+            replaceLocal = try c.value("replace_local", default: false)
         }
     }
 
@@ -74,22 +79,15 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             self.requestTimeoutMs = requestTimeoutMs
         }
 
-        enum CodingKeys: String, CodingKey {
-            case batch, pull, backoff
-            case statusIntervalMs = "status_interval_ms"
-            case requestTimeoutMs = "request_timeout_ms"
-        }
-
         public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            let defaults = Tuning()
-            batch = try container.decodeIfPresent(Batch.self, forKey: .batch) ?? defaults.batch
-            pull = try container.decodeIfPresent(Pull.self, forKey: .pull) ?? defaults.pull
-            backoff = try container.decodeIfPresent(Backoff.self, forKey: .backoff) ?? defaults.backoff
-            statusIntervalMs =
-                try container.decodeIfPresent(Int.self, forKey: .statusIntervalMs) ?? defaults.statusIntervalMs
-            requestTimeoutMs =
-                try container.decodeIfPresent(Int.self, forKey: .requestTimeoutMs) ?? defaults.requestTimeoutMs
+            let c = try decoder.container(keyedBy: ConfigurationKey.self)
+            try c.rejectUnknownKeys(["batch", "pull", "backoff", "status_interval_ms", "request_timeout_ms"])
+            let d = Tuning()
+            batch = try c.value("batch", default: d.batch)
+            pull = try c.value("pull", default: d.pull)
+            backoff = try c.value("backoff", default: d.backoff)
+            statusIntervalMs = try c.value("status_interval_ms", default: d.statusIntervalMs)
+            requestTimeoutMs = try c.value("request_timeout_ms", default: d.requestTimeoutMs)
         }
     }
 
@@ -105,16 +103,12 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             self.maxBytes = maxBytes
         }
 
-        enum CodingKeys: String, CodingKey {
-            case maxCount = "max_count"
-            case maxBytes = "max_bytes"
-        }
-
         public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            let defaults = Batch()
-            maxCount = try container.decodeIfPresent(Int.self, forKey: .maxCount) ?? defaults.maxCount
-            maxBytes = try container.decodeIfPresent(Int.self, forKey: .maxBytes) ?? defaults.maxBytes
+            let c = try decoder.container(keyedBy: ConfigurationKey.self)
+            try c.rejectUnknownKeys(["max_count", "max_bytes"])
+            let d = Batch()
+            maxCount = try c.value("max_count", default: d.maxCount)
+            maxBytes = try c.value("max_bytes", default: d.maxBytes)
         }
     }
 
@@ -131,16 +125,12 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             self.waitMs = waitMs
         }
 
-        enum CodingKeys: String, CodingKey {
-            case limit
-            case waitMs = "wait_ms"
-        }
-
         public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            let defaults = Pull()
-            limit = try container.decodeIfPresent(Int.self, forKey: .limit) ?? defaults.limit
-            waitMs = try container.decodeIfPresent(Int.self, forKey: .waitMs) ?? defaults.waitMs
+            let c = try decoder.container(keyedBy: ConfigurationKey.self)
+            try c.rejectUnknownKeys(["limit", "wait_ms"])
+            let d = Pull()
+            limit = try c.value("limit", default: d.limit)
+            waitMs = try c.value("wait_ms", default: d.waitMs)
         }
     }
 
@@ -156,16 +146,12 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             self.maxMs = maxMs
         }
 
-        enum CodingKeys: String, CodingKey {
-            case initialMs = "initial_ms"
-            case maxMs = "max_ms"
-        }
-
         public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            let defaults = Backoff()
-            initialMs = try container.decodeIfPresent(Int.self, forKey: .initialMs) ?? defaults.initialMs
-            maxMs = try container.decodeIfPresent(Int.self, forKey: .maxMs) ?? defaults.maxMs
+            let c = try decoder.container(keyedBy: ConfigurationKey.self)
+            try c.rejectUnknownKeys(["initial_ms", "max_ms"])
+            let d = Backoff()
+            initialMs = try c.value("initial_ms", default: d.initialMs)
+            maxMs = try c.value("max_ms", default: d.maxMs)
         }
     }
 
@@ -180,23 +166,20 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         self.tuning = tuning
     }
 
-    enum CodingKeys: String, CodingKey {
-        case region, hub, token, ca, database, tuning, bootstrap
-    }
-
     public init(from decoder: any Decoder) throws {
-        let container = try decoder.container(keyedBy: CodingKeys.self)
-        region = try container.decode(String.self, forKey: .region)
-        if let list = try? container.decode([String].self, forKey: .hub) {
+        let c = try decoder.container(keyedBy: ConfigurationKey.self)
+        try c.rejectUnknownKeys(["region", "hub", "token", "ca", "database", "tuning", "bootstrap"])
+        region = try c.required("region")
+        if let list = try? c.decode([String].self, forKey: ConfigurationKey("hub")) {
             hubs = list
         } else {
-            hubs = [try container.decode(String.self, forKey: .hub)]
+            hubs = [try c.required("hub")]
         }
-        token = try container.decode(String.self, forKey: .token)
-        ca = try container.decodeIfPresent(String.self, forKey: .ca)
-        database = try container.decode(String.self, forKey: .database)
-        tuning = try container.decodeIfPresent(Tuning.self, forKey: .tuning) ?? Tuning()
-        bootstrap = try container.decodeIfPresent(Bootstrap.self, forKey: .bootstrap) ?? Bootstrap()
+        token = try c.required("token")
+        ca = try c.optional("ca")
+        database = try c.required("database")
+        tuning = try c.value("tuning", default: Tuning())
+        bootstrap = try c.value("bootstrap", default: Bootstrap())
     }
 }
 

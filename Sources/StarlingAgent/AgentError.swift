@@ -31,8 +31,6 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         public static let invalidResponse = Code("invalid_response")
         /// A statement on the region's database failed.
         public static let database = Code("database")
-        /// `Migrations/agent` could not be found or read.
-        public static let migrationsNotFound = Code("migrations_not_found")
     }
 
     public var code: Code

@@ -1,9 +1,8 @@
-public import StarlingPostgres
 import StarlingCore
-import Glibc
+public import StarlingPostgres
 
-/// Installs and removes the regional `starling` schema: `Migrations/agent` through `PostgresMigrator`
-/// (schema `starling`), then per synced table the generated capture/apply functions and the capture
+/// Installs and removes the regional `starling` schema: `Migrations/agent` (embedded, ``AgentMigrations``) through
+/// `PostgresMigrator` (schema `starling`), then per synced table the generated capture/apply functions and the capture
 /// trigger (``TableSQL``). Installing is idempotent (`CREATE OR REPLACE`, recorded in
 /// `starling.synced_tables`) and drops the key-lock trigger and function of earlier versions; tables no
 /// longer synced lose their triggers. Uninstalling drops the triggers
@@ -12,47 +11,11 @@ public struct AgentSchema: Sendable {
     /// The schema name (fixed by DESIGN.md).
     public static let schema = "starling"
 
-    /// The migrations of `Migrations/agent`.
+    /// The migrations to apply: ``AgentMigrations/all`` (embedded in the binary) unless a test passes others.
     public let migrations: [PostgresMigration]
 
-    public init(migrations: [PostgresMigration]) {
+    public init(migrations: [PostgresMigration] = AgentMigrations.all) {
         self.migrations = migrations
-    }
-
-    /// Loads `NNNN_name.sql` from `directory` (the repository's `Migrations/agent`).
-    public init(directory: String) throws(AgentError) {
-        do {
-            migrations = try PostgresMigrator.loadMigrations(directory: directory)
-        } catch {
-            throw AgentError(code: .migrationsNotFound, message: "cannot load agent migrations: \(error.message)")
-        }
-        guard !migrations.isEmpty else {
-            throw AgentError(code: .migrationsNotFound, message: "no migrations in \(directory)")
-        }
-    }
-
-    /// Finds `Migrations/agent`: `$STARLING_MIGRATIONS/agent`, then `Migrations/agent` under the current
-    /// directory and under every ancestor of the running executable (a build folder inside the checkout).
-    public static func locateMigrations() throws(AgentError) -> String {
-        var candidates: [String] = []
-        if let value = getenv("STARLING_MIGRATIONS") { candidates.append(String(cString: value) + "/agent") }
-        candidates.append("Migrations/agent")
-        var buffer = [CChar](repeating: 0, count: 4096)
-        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        if length > 0 {
-            var path = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            while let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-                path = String(path[..<slash])
-                candidates.append(path + "/Migrations/agent")
-            }
-        }
-        for candidate in candidates where access(candidate + "/0001_starling_schema.sql", R_OK) == 0 {
-            return candidate
-        }
-        throw AgentError(
-            code: .migrationsNotFound,
-            message: "cannot find Migrations/agent (looked in \(candidates.joined(separator: ", "))); "
-                + "set STARLING_MIGRATIONS to the repository's Migrations folder")
     }
 
     /// Applies the migrations, then installs functions and triggers for exactly `tables`, in one transaction,

@@ -13,8 +13,6 @@ struct AgentCommand: AsyncParsableCommand {
     @Option(help: "Path to agent.yaml.") var config: String
     @Flag(help: "Remove the capture triggers and the starling schema, keep user data, and exit.") var uninstall = false
     @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).") var logLevel = "info"
-    @Option(help: "Folder holding agent/ migrations (default: found next to the checkout or $STARLING_MIGRATIONS).")
-    var migrations: String?
     @Flag(help: "Validate the configuration and exit.") var check = false
 
     func run() async throws {
@@ -26,7 +24,7 @@ struct AgentCommand: AsyncParsableCommand {
         LoggingSystem.bootstrap(StreamLogHandler.standardError)
         var logger = Logger(label: "starling.agent")
         logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
-        let schema = try AgentSchema(directory: try migrations.map { $0 + "/agent" } ?? AgentSchema.locateMigrations())
+        let schema = AgentSchema()
         if uninstall {
             let url = configuration.database
             let worker = PostgresWorker(url: url, applicationName: "starling-agent-uninstall")

@@ -1,5 +1,6 @@
 import Foundation
 import StarlingAgent
+import StarlingCore
 import Yams
 
 /// Reads `agent.yaml` into an `AgentConfiguration` and validates it; errors name the file and the key.
@@ -28,15 +29,14 @@ enum AgentConfigurationLoader {
         return configuration
     }
 
+    /// The offending key as `tuning.pull.wait_ms` or `hub[1]` (``ConfigurationKey/path(_:)``, as the hub's).
     private static func keyPath(of error: DecodingError) -> String? {
-        let path: [any CodingKey]
         switch error {
-        case .keyNotFound(let key, let context): path = context.codingPath + [key]
+        case .keyNotFound(let key, let context): ConfigurationKey.path(context.codingPath + [key])
         case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            path = context.codingPath
-        @unknown default: return nil
+            ConfigurationKey.path(context.codingPath)
+        @unknown default: nil
         }
-        return path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
     }
 
     private static func describe(_ error: DecodingError) -> String {

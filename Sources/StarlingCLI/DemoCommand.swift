@@ -183,7 +183,7 @@ final class DemoRun: Sendable {
     }
 
     private func startAgents(hubURL: String, ca: String, tokens: [String], logger: Logger) throws -> [Agent] {
-        let schema = try AgentSchema(directory: AgentSchema.locateMigrations())
+        let schema = AgentSchema()
         return try regionNames.enumerated().map { index, name in
             var tuning = AgentConfiguration.Tuning()
             tuning.pull.waitMs = 100

@@ -11,12 +11,19 @@ import StarlingHTTP2
 /// also only ever inserts data with `textContent`. `connect-src 'self'` limits fetches to this hub;
 /// `frame-ancestors 'none'` and `form-action 'none'` rule out clickjacking and form posts elsewhere.
 ///
+/// The page is the file `Sources/StarlingHub/Resources/dashboard.html`, embedded in the binary by SwiftPM
+/// (`embedInCode`). `{{NONCE}}` marks where the per-response CSP nonce goes. Data only ever enters the DOM
+/// through `textContent` and `setAttribute` on SVG geometry, never through `innerHTML`.
+///
 /// Immutable after `init`; `Sendable` and shared by every loop.
 struct DashboardPage: Sendable {
     /// The page split at each nonce placeholder; the nonce goes between consecutive parts.
     private let parts: [[UInt8]]
 
     static let noncePlaceholder = "{{NONCE}}"
+
+    /// The page source as embedded in the binary.
+    static let html = String(decoding: PackageResources.dashboard_html, as: UTF8.self)
 
     init(html: String = DashboardPage.html) {
         var parts: [[UInt8]] = []

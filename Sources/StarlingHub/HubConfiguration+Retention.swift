@@ -1,3 +1,5 @@
+import StarlingCore
+
 /// `retention` in `hub.yaml`: how long the log keeps entries every active region has pulled, and how it is cut
 /// into partitions (issue 7, "Retention"; ``LogRetention`` does the work).
 ///

@@ -165,39 +165,7 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     }
 }
 
-// MARK: - Strict decoding
-
-/// A coding key for any name, used to find keys the configuration does not know.
-struct ConfigurationKey: CodingKey {
-    var stringValue: String
-    var intValue: Int? { nil }
-    init(_ string: String) { stringValue = string }
-    init?(stringValue: String) { self.stringValue = stringValue }
-    init?(intValue: Int) { nil }
-}
-
-extension KeyedDecodingContainer where K == ConfigurationKey {
-    /// Fails on the first key not in `known`, naming it.
-    func rejectUnknownKeys(_ known: Set<String>) throws {
-        for key in allKeys where !known.contains(key.stringValue) {
-            let expected = known.sorted().joined(separator: ", ")
-            throw DecodingError.dataCorrupted(
-                .init(codingPath: codingPath + [key], debugDescription: "unknown key (expected one of: \(expected))"))
-        }
-    }
-
-    func value<T: Decodable>(_ name: String, default fallback: T) throws -> T {
-        try decodeIfPresent(T.self, forKey: ConfigurationKey(name)) ?? fallback
-    }
-
-    func optional<T: Decodable>(_ name: String) throws -> T? {
-        try decodeIfPresent(T.self, forKey: ConfigurationKey(name))
-    }
-
-    func required<T: Decodable>(_ name: String) throws -> T {
-        try decode(T.self, forKey: ConfigurationKey(name))
-    }
-}
+// MARK: - Strict decoding (``ConfigurationKey`` refuses unknown keys, naming them)
 
 extension HubConfiguration {
     public init(from decoder: any Decoder) throws {
@@ -260,7 +228,7 @@ extension HubConfiguration.Limits {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
             "max_body_bytes", "max_push_changes", "max_transaction_changes", "max_queued_changes", "max_batch_changes", "default_pull_limit",
-            "max_pull_limit", "max_wait_ms", "pool_connections", "status_flush_ms",
+            "max_pull_limit", "max_wait_ms", "pool_connections", "status_flush_ms", "log_cache_bytes",
         ])
         let d = HubConfiguration.Limits()
         self.init()
@@ -279,19 +247,6 @@ extension HubConfiguration.Limits {
 }
 
 extension HubConfiguration {
-    /// `regions[2].token` for a decoding error's coding path.
-    public static func keyPath(_ codingPath: [any CodingKey]) -> String {
-        var text = ""
-        for key in codingPath {
-            if let index = key.intValue {
-                text += "[\(index)]"
-            } else {
-                text += text.isEmpty ? key.stringValue : "." + key.stringValue
-            }
-        }
-        return text.isEmpty ? "(top level)" : text
-    }
-
     /// Turns a decoder's error into a ``HubError`` naming the key.
     public static func describe(decodingError error: any Error) -> HubError {
         guard let error = error as? DecodingError else {
@@ -301,17 +256,17 @@ extension HubConfiguration {
         case .keyNotFound(let key, let context):
             return HubError(
                 code: .invalidConfiguration, message: "required key is missing",
-                key: keyPath(context.codingPath + [key]))
+                key: ConfigurationKey.path(context.codingPath + [key]))
         case .typeMismatch(let type, let context):
             return HubError(
-                code: .invalidConfiguration, message: "expected \(typeName(type))", key: keyPath(context.codingPath))
+                code: .invalidConfiguration, message: "expected \(typeName(type))", key: ConfigurationKey.path(context.codingPath))
         case .valueNotFound(let type, let context):
             return HubError(
                 code: .invalidConfiguration, message: "expected \(typeName(type)), found null",
-                key: keyPath(context.codingPath))
+                key: ConfigurationKey.path(context.codingPath))
         case .dataCorrupted(let context):
             return HubError(
-                code: .invalidConfiguration, message: context.debugDescription, key: keyPath(context.codingPath))
+                code: .invalidConfiguration, message: context.debugDescription, key: ConfigurationKey.path(context.codingPath))
         @unknown default:
             return HubError(code: .invalidConfiguration, message: "\(error)")
         }

@@ -1,8 +1,8 @@
 import StarlingHTTP2
 
 /// The operator-facing routes that serve documents rather than data: the dashboard page at `GET /` and the
-/// OpenAPI description at `GET /openapi.json`. Both are static text embedded in the binary (no files to deploy
-/// next to it), so both handlers are `.immediate`: they run on the event loop and never block.
+/// OpenAPI description at `GET /openapi.json`. Both are files under `Resources/` embedded in the binary by SwiftPM
+/// (no files to deploy next to it), so both handlers are `.immediate`: they run on the event loop and never block.
 extension HubAPI {
     /// Registers `GET /` and `GET /openapi.json` on `router` (called from ``makeRouter()``).
     func addOperatorRoutes(to router: inout Router) {

@@ -1,3 +1,5 @@
+import StarlingCore
+
 extension HubConfiguration {
     /// `reconcile:` in hub.yaml (issue 7):
     /// ```yaml

@@ -12,6 +12,15 @@ public struct PostgresMigration: Sendable, Hashable {
         self.sql = sql
     }
 
+    /// A migration embedded in the binary (a SwiftPM resource): `file` is its `NNNN_name.sql` name and `bytes` its
+    /// UTF-8 text. The name is a constant of the program, not input: a badly named one is a programmer error.
+    public init(embeddedFile file: String, _ bytes: [UInt8]) {
+        guard let (version, name) = PostgresMigrator.parseFileName(file) else {
+            preconditionFailure("embedded migration \(file) is not named NNNN_name.sql")
+        }
+        self.init(version: version, name: name, sql: String(decoding: bytes, as: UTF8.self))
+    }
+
     /// `0003_add_heads`, as in the file name.
     public var label: String {
         let digits = String(version)

@@ -214,7 +214,7 @@ final class RunningAgent: Sendable {
         logger.logLevel = .critical
         let link = try HTTPHubLink(configuration: configuration)
         let agent = Agent(
-            configuration: configuration, hub: link, schema: try AgentTestSupport.schema(), logger: logger)
+            configuration: configuration, hub: link, schema: AgentTestSupport.schema(), logger: logger)
         self.agent = agent
         self.link = link
         task = Task {

@@ -6,6 +6,18 @@ import Testing
 
 @Suite("Agent schema install and uninstall")
 struct AgentSchemaTests {
+    @Test("every file of Migrations/agent is embedded in the binary, in order")
+    func everyMigrationFileIsEmbeddedInOrder() throws {
+        // Proves AgentMigrations holds each Migrations/agent/*.sql in version order: a file added to the folder
+        // but not listed in Package.swift and AgentMigrations fails here instead of never being applied.
+        let directory = AgentTestSupport.repositoryRoot + "/Migrations/agent"
+        let files = try PostgresMigrator.loadMigrations(directory: directory)
+        #expect(!files.isEmpty)
+        #expect(files.map(\.label) == AgentMigrations.all.map(\.label))
+        #expect(files == AgentMigrations.all)
+        #expect(AgentSchema().migrations == AgentMigrations.all)
+    }
+
     @Test("installing twice is a no-op and captures once per write")
     func installIsIdempotent() async throws {
         // Proves: a second install neither fails nor doubles triggers (one outbox row per write), and it

@@ -3,15 +3,20 @@ import StarlingCore
 import StarlingPostgres
 import StarlingTestSupport
 
-/// Shared helpers of the agent tests: the repository's agent migrations, a region database with the schema
+/// Shared helpers of the agent tests: the agent's schema, a region database with the schema
 /// and triggers installed, and row fingerprints.
 enum AgentTestSupport {
-    /// `Migrations/agent` of this checkout.
-    static func schema() throws -> AgentSchema {
+    /// The agent's schema with the migrations embedded in the binary, as `starling agent` installs it.
+    static func schema() -> AgentSchema {
+        AgentSchema()
+    }
+
+    /// The root of this checkout (for `Migrations/`).
+    static let repositoryRoot: String = {
         var path = #filePath
         for _ in 0..<3 { path = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) }
-        return try AgentSchema(directory: path + "/Migrations/agent")
-    }
+        return path
+    }()
 
     /// Creates `ddl` tables, installs the agent for `tables` and returns the connection.
     static func region(_ database: TestDatabase, ddl: String, tables: [String]) throws -> PostgresConnection {

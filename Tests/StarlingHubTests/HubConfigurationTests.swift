@@ -1,5 +1,6 @@
 import Foundation
 import StarlingHub
+import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
@@ -69,6 +70,21 @@ struct HubConfigurationTests {
         #expect(settings.limits.maxPullLimit == 5000)
     }
 
+    @Test func everyLimitTheDecoderReadsIsAccepted() throws {
+        // Proves each `limits` key is accepted (not refused as unknown) and lands in its field.
+        let limits = #"{"max_body_bytes":2048,"max_push_changes":10,"max_transaction_changes":20,"#
+            + #""max_queued_changes":30,"max_batch_changes":40,"default_pull_limit":50,"max_pull_limit":60,"#
+            + #""max_wait_ms":70,"pool_connections":8,"status_flush_ms":90,"log_cache_bytes":100}"#
+        let settings = try load(#"{\#(Self.base),"regions":[\#(Self.region)],"tables":[],"limits":\#(limits)}"#)
+        let expected = [2048, 10, 20, 30, 40, 50, 60, 70, 8, 90, 100]
+        let l = settings.limits
+        let actual = [
+            l.maxBodyBytes, l.maxPushChanges, l.maxTransactionChanges, l.maxQueuedChanges, l.maxBatchChanges,
+            l.defaultPullLimit, l.maxPullLimit, l.maxWaitMs, l.poolConnections, l.statusFlushMs, l.logCacheBytes,
+        ]
+        #expect(actual == expected)
+    }
+
     static let yamlSamples: [(String, Int32, String?)] = [
         ("Tests/StarlingHubTests/Fixtures/hub-minimal.yaml", 0, nil),
         ("Tests/StarlingHubTests/Fixtures/hub-full.yaml", 0, nil),
@@ -88,16 +104,11 @@ struct HubConfigurationTests {
 }
 
 struct HubMigrationsTests {
-    @Test func embeddedMigrationsEqualTheFiles() throws {
-        // Proves the SQL embedded in the binary is exactly Migrations/hub/*.sql.
-        let directory = repositoryRoot + "/Migrations/hub"
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".sql") }
-            .sorted()
-        #expect(files.count == HubMigrations.all.count)
-        for (file, migration) in zip(files, HubMigrations.all) {
-            #expect(file == migration.label + ".sql")
-            let text = try String(contentsOfFile: directory + "/" + file, encoding: .utf8)
-            #expect(text == migration.sql)
-        }
+    @Test func everyMigrationFileIsEmbeddedInOrder() throws {
+        // Proves the binary embeds every Migrations/hub/*.sql, in version order: a file added to the folder but
+        // not listed in Package.swift and HubMigrations fails here instead of never being applied.
+        let files = try PostgresMigrator.loadMigrations(directory: repositoryRoot + "/Migrations/hub")
+        #expect(files.map(\.label) == HubMigrations.all.map(\.label))
+        #expect(files == HubMigrations.all)
     }
 }

@@ -77,6 +77,34 @@ struct OpsFilesTests {
         }
     }
 
+    @Test func demoInstallsOnlyWhatTheDemoNeeds() async throws {
+        // Proves ops/demo asks apt for the build libraries, a PostgreSQL server and openssl only (no browser,
+        // Prometheus or Python for a newcomer's first command), while ops/test asks for those plus the test tools.
+        let demo = try repositoryFile("ops/demo")
+        #expect(demo.contains("starling_need_demo_deps\n"))
+        for other in ["starling_need_test_deps", "starling_need_venv", "starling_need_datadiff", "starling_need_debs"] {
+            #expect(!demo.contains(other), "ops/demo calls \(other)")
+        }
+        let demoPackages = try await Self.packages(askedFor: "starling_need_demo_deps")
+        #expect(
+            demoPackages == [
+                "libpq-dev", "libssl-dev", "libnghttp2-dev", "zlib1g-dev", "pkg-config", "postgresql", "openssl",
+            ])
+        let testPackages = try await Self.packages(askedFor: "starling_need_test_deps")
+        #expect(testPackages.isSuperset(of: demoPackages))
+        #expect(testPackages.isSuperset(of: ["chromium", "prometheus", "python3-httpx", "nghttp2-client", "curl"]))
+        let test = try repositoryFile("ops/test")
+        #expect(test.contains("starling_need_test_deps\n") && test.contains("starling_need_venv\n"))
+    }
+
+    /// The Debian packages `function` of ops/lib/common.sh asks for (`starling_need_debs` replaced by an echo).
+    static func packages(askedFor function: String) async throws -> Set<String> {
+        let script = #". "$1/ops/lib/common.sh"; starling_need_debs() { printf '%s\n' "$@"; }; "# + function
+        let result = try await ProcessRunner.run("/bin/bash", ["-c", script, "bash", repositoryRoot])
+        #expect(result.exitCode == 0, "\(result.transcript)")
+        return Set(result.stdout.split(separator: "\n").map(String.init))
+    }
+
     @Test func certificateScriptMakesCertificatesAHubAndTheCLIAccept() async throws {
         // Proves ops/certs makes a CA, a hub certificate with the requested SANs and client certificates that
         // verify, keeps an existing CA on a second run, and that a hub serving its certificate is reachable by

@@ -38,10 +38,23 @@ starling_need_swift() {
     command -v swift >/dev/null 2>&1 || export PATH="/opt/swift/usr/bin:$PATH"
 }
 
-# The Debian packages every build and test needs.
+# The Debian packages every build needs: the C libraries starling links and pkg-config to find them.
 starling_need_build_deps() {
-    starling_need_debs libpq-dev libssl-dev libnghttp2-dev zlib1g-dev pkg-config \
-        postgresql postgresql-contrib openssl curl nghttp2-client nghttp2-server \
+    starling_need_debs libpq-dev libssl-dev libnghttp2-dev zlib1g-dev pkg-config
+}
+
+# What ops/demo needs, and nothing more (a newcomer's first command should not fetch a browser): the build,
+# a PostgreSQL server (`starling demo` runs initdb and pg_ctl) and the openssl tool (its throwaway certificates).
+starling_need_demo_deps() {
+    starling_need_build_deps
+    starling_need_debs postgresql openssl
+}
+
+# What the test suite, ops/soak and the benchmarks run besides the demo's needs: HTTP/2 peers and curl, Python
+# with httpx and h2, ss and ps, Chromium (the dashboard test) and Prometheus's promtool (the alert rules test).
+starling_need_test_deps() {
+    starling_need_demo_deps
+    starling_need_debs postgresql-contrib curl nghttp2-client nghttp2-server \
         python3 python3-httpx python3-h2 iproute2 procps chromium prometheus
 }
 

@@ -1,0 +1,17 @@
+public import StarlingPostgres
+
+/// The agent's schema migrations (schema `starling` in each region's database): the files of `Migrations/agent`
+/// (the one source, which operators read), embedded in the binary by SwiftPM (`embedInCode`, listed in
+/// Package.swift) so an installed `starling` needs no files beside it and never looks for them at run time.
+///
+/// To add a migration: add `Migrations/agent/NNNN_name.sql`, list it in Package.swift's `agentMigrations` and
+/// append it here. `AgentMigrationsTests` fails when a file of the folder is not embedded here, in order.
+public enum AgentMigrations {
+    /// Every migration, ascending. SwiftPM names each resource after its file, a leading digit turned into `_`.
+    public static let all: [PostgresMigration] = [
+        PostgresMigration(embeddedFile: "0001_starling_schema.sql", PackageResources._001_starling_schema_sql),
+        PostgresMigration(embeddedFile: "0002_bootstrap.sql", PackageResources._002_bootstrap_sql),
+        PostgresMigration(embeddedFile: "0003_shape_guard.sql", PackageResources._003_shape_guard_sql),
+        PostgresMigration(embeddedFile: "0004_deferred_entries.sql", PackageResources._004_deferred_entries_sql),
+    ]
+}
