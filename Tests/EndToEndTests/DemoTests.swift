@@ -6,7 +6,7 @@ import Testing
 /// `starling demo` is what a newcomer runs first: it must converge, and Ctrl-C must leave nothing behind.
 @Suite("starling demo", .serialized, .timeLimit(.minutes(4)))
 struct DemoTests {
-    /// Runs from the repository root (the demo's agents find Migrations/agent there, as under ops/demo).
+    /// Runs from the repository root, as ops/demo does (the binary carries its migrations).
     static var repositoryRoot: String {
         var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         for _ in 0..<2 { directory = directory.deletingLastPathComponent() }

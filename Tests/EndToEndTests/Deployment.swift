@@ -145,7 +145,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         try yaml.write(to: config, atomically: true, encoding: .utf8)
         return try ChildProcess.launch(
             binary, ["agent", "--config", config.path] + extra,
-            environment: ["STARLING_MIGRATIONS": migrations].merging(agentEnvironment[region] ?? [:]) { $1 })
+            environment: agentEnvironment[region] ?? [:])
     }
 
     /// SIGKILLs the hub and waits for it to be gone.
@@ -158,12 +158,6 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     func killAgent(_ region: String) async throws {
         agents[region]?.signal(SIGKILL)
         _ = try await agents[region]?.waitForExit()
-    }
-
-    private var migrations: String {
-        var path = #filePath
-        for _ in 0..<3 { path = String(path[..<(path.lastIndex(of: "/") ?? path.endIndex)]) }
-        return path + "/Migrations"
     }
 
     /// Points the test's admin client at the hub listening on `port` (after a failover).
