@@ -241,6 +241,15 @@ extension ConvergenceOracle {
             defer { previous[write.tableKey] = write }
             guard write.isApply else { continue }
             let image: JSONObject? = write.op == "delete" ? nil : write.image
+            let isOwn = ownImages[write.tableKey]?.contains(write.image) ?? false
+            // A restore whose entry's write touched nothing: an entry deleting the key applied while a local insert
+            // of it was uncommitted (a DELETE does not wait for an uncommitted row), then step 4 found the insert
+            // committed and put its image back onto the row that holds it. Nothing was applied.
+            if isOwn, let image, let before = previous[write.tableKey], !before.isApply, before.op != "delete",
+                before.image == image
+            {
+                continue
+            }
             // A pull writing the very image the row holds, carried by one entry only, applied that entry again
             // (a verdict may rewrite its winner at an equal version, by design).
             if let image, let before = previous[write.tableKey], before.op != "delete", before.image == image,
@@ -248,7 +257,6 @@ extension ConvergenceOracle {
             {
                 rewrites.append((write.tableKey, image))
             }
-            let isOwn = ownImages[write.tableKey]?.contains(write.image) ?? false
             if let image, carriers[write.tableKey]?[image] == nil, !isOwn { unknown.append((write.tableKey, image)) }
             if let before = previous[write.tableKey], before.isApply, before.xid == write.xid {
                 let isRestore =
