@@ -28,22 +28,27 @@ final class SequencerWriter: @unchecked Sendable {
     struct BatchOutcome: Sendable {
         var results: [ItemResult] = []
         var head: Int64 = 0
-        /// (region, outcome) → changes; outcome is accepted, merged, rejected or duplicate.
-        var ingested: [Pair: Int] = [:]
-        /// (table, policy, outcome) → conflicts recorded.
-        var conflicts: [Triple: Int] = [:]
+        /// Changes decided, per region and outcome.
+        var ingested: [IngestedLabels: Int] = [:]
+        /// Conflicts recorded, per table, policy and outcome.
+        var conflicts: [ConflictLabels: Int] = [:]
         /// The entries the batch logged through its rows (not repairs), for the log cache.
         var logged: [LogCache.Logged] = []
     }
 
-    struct Pair: Hashable, Sendable {
-        var a: String
-        var b: String
+    /// The labels of the count of decided changes (`starling_hub_changes_ingested_total`; bounded: configured regions).
+    struct IngestedLabels: Hashable, Sendable {
+        var region: String
+        /// `accepted`, `merged`, `rejected` or `duplicate` (a re-push answered from its stored verdict).
+        var outcome: String
     }
-    struct Triple: Hashable, Sendable {
-        var a: String
-        var b: String
-        var c: String
+
+    /// The labels of the count of recorded conflicts (`starling_hub_conflicts_total`; bounded: configured tables).
+    struct ConflictLabels: Hashable, Sendable {
+        var table: String
+        var policy: String
+        /// The record's status and winner, `<status>_<winner>`.
+        var outcome: String
     }
 
     /// A decided change: found in the log (accepted: kind `change`, merged: kind `merge`) or in
@@ -214,8 +219,19 @@ struct BatchState {
     /// Rejected changes only: accepted and merged ones are recorded by their log row.
     var decisionRows: [[PostgresValue]] = []
     var conflictRows: [[PostgresValue]] = []
-    /// (id, winner, resolution JSON, resolution seq, actor)
-    var resolutions: [(Int64, String, String, Int64, String)] = []
+    var resolutions: [Resolution] = []
+
+    /// A manual resolution decided in this batch: the conflict record's update and its audit row.
+    struct Resolution {
+        var conflictID: Int64
+        /// `current` or `incoming`, as stored in `starling_hub.conflicts.winner`.
+        var winner: String
+        /// The operator's pick as canonical JSON, stored as the resolution and in the audit detail.
+        var pickText: String
+        /// The seq of the `resolution` entry that carries the outcome.
+        var seq: Int64
+        var actor: String
+    }
 
     mutating func setHead(_ head: Head, rowText: String?, for tableKey: TableKey) {
         heads[tableKey] = head
@@ -401,7 +417,7 @@ extension SequencerWriter {
             let tableKey = TableKey(table: change.table, key: keyText)
             if let stored = state.decisions[change.id] {
                 verdicts.append(Self.verdict(id: change.id, stored: stored, head: state.heads[stored.tableKey]))
-                outcome.ingested[Pair(a: region, b: "duplicate"), default: 0] += 1
+                outcome.ingested[IngestedLabels(region: region, outcome: "duplicate"), default: 0] += 1
                 continue
             }
             let policy = settings.tablesByName[change.table]?.policy ?? .lww
@@ -429,9 +445,10 @@ extension SequencerWriter {
                 state.nextConflictID += 1
                 state.conflictRows.append(Self.conflictRow(record, keyText: keyText))
                 state.records[record.id ?? 0] = record
-                outcome.conflicts[
-                    Triple(a: change.table, b: policy.name, c: record.status.rawValue + "_" + record.winner.rawValue),
-                    default: 0] += 1
+                let labels = ConflictLabels(
+                    table: change.table, policy: policy.name,
+                    outcome: record.status.rawValue + "_" + record.winner.rawValue)
+                outcome.conflicts[labels, default: 0] += 1
             }
             let verdict = decision.verdict(seq: seq, conflictID: conflictID)
             var mergedRow: JSONObject?
@@ -441,7 +458,7 @@ extension SequencerWriter {
             if let conflictID, seq == nil {
                 state.decisionRows.append([.text(change.id), .text(change.table), .text(keyText), .int64(conflictID)])
             }
-            outcome.ingested[Pair(a: region, b: verdict.status), default: 0] += 1
+            outcome.ingested[IngestedLabels(region: region, outcome: verdict.status), default: 0] += 1
             verdicts.append(verdict)
         }
         return verdicts
@@ -473,7 +490,9 @@ extension SequencerWriter {
         state.setHead(resolution.head, rowText: rowText, for: tableKey)
         state.records[conflictID] = resolution.record
         state.resolutions.append(
-            (conflictID, resolution.record.winner.rawValue, HubJSON.text(pick.json), resolution.entry.seq, actor))
+            BatchState.Resolution(
+                conflictID: conflictID, winner: resolution.record.winner.rawValue, pickText: HubJSON.text(pick.json),
+                seq: resolution.entry.seq, actor: actor))
         return .resolved(Sequencer.ResolveOutcome(record: resolution.record, entry: resolution.entry))
     }
 
@@ -512,15 +531,19 @@ extension SequencerWriter {
                 name: "sequencer.originMarks")
         }
         try storeHeads(state, connection: connection)
-        for (id, winner, resolution, seq, actor) in state.resolutions {
+        for resolution in state.resolutions {
             try connection.execute(
                 "UPDATE starling_hub.conflicts SET status = 'resolved', winner = $2, resolved_at = now(), "
                     + "resolution = $3, resolution_seq = $4 WHERE id = $1",
-                [.int64(id), .text(winner), .text(resolution), .int64(seq)], name: "sequencer.resolveConflict")
+                [
+                    .int64(resolution.conflictID), .text(resolution.winner), .text(resolution.pickText),
+                    .int64(resolution.seq),
+                ], name: "sequencer.resolveConflict")
             try connection.execute(
                 "INSERT INTO starling_hub.audit (actor, action, target, detail) "
                     + "VALUES ($1, 'resolve_conflict', $2, $3)",
-                [.text(actor), .text(String(id)), .text(resolution)], name: "sequencer.audit")
+                [.text(resolution.actor), .text(String(resolution.conflictID)), .text(resolution.pickText)],
+                name: "sequencer.audit")
         }
     }
 
