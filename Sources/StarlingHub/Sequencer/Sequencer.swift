@@ -243,7 +243,8 @@ final class Sequencer: Sendable {
             case (.deadLetters(_, _, let continuation), .recorded(let ids)): continuation.resume(returning: ids)
             case (.repair(_, let continuation), .recorded(let seqs)): continuation.resume(returning: seqs)
             case (_, .failed(let error)): Self.fail(item, error)
-            default: Self.fail(item, HubError(code: .storageFailed, message: "sequencer result mismatch"))
+            // ``SequencerWriter/checkAnswers(_:to:)`` asserted each result's kind before the batch was answered.
+            default: preconditionFailure("a sequencer result of the wrong kind for its batch item")
             }
         }
     }

@@ -186,6 +186,13 @@ final class SequencerWriter: @unchecked Sendable {
             outcome.logged = state.logged
             return outcome
         }
+        // Invariants (programmer errors, never input): every seq taken was written once, so the log stays
+        // gap-free across batches, and every item got its own answer, in request order.
+        let written = state.logRows.count + state.repairRowCount
+        precondition(
+            state.nextSeq - nextSeq == Int64(written),
+            "the batch took \(state.nextSeq - nextSeq) seqs but wrote \(written) log rows")
+        Self.checkAnswers(outcome.results, to: batch)
         nextSeq = state.nextSeq
         nextConflictID = state.nextConflictID
         originMarks.merge(state.raisedMarks) { max($0, $1) }
@@ -198,8 +205,11 @@ final class SequencerWriter: @unchecked Sendable {
 /// The working set of one batch: heads and decisions loaded in bulk, then updated in memory as the batch's
 /// changes are decided in order (so changes to one key in one batch see each other), plus the rows to write.
 struct BatchState {
-    var nextSeq: Int64
+    /// The seq the next log row of this batch gets; only ``takeSeq(_:)`` advances it.
+    private(set) var nextSeq: Int64
     var nextConflictID: Int64
+    /// Repair rows written by their own COPY (not in ``logRows``), counted for the seq check at commit.
+    var repairRowCount = 0
     /// The canonical key text of every change, per batch item (empty for a resolution): serialized once.
     var keyTexts: [[String]] = []
     var heads: [TableKey: Head] = [:]
@@ -231,6 +241,21 @@ struct BatchState {
         /// The seq of the `resolution` entry that carries the outcome.
         var seq: Int64
         var actor: String
+    }
+
+    init(nextSeq: Int64, nextConflictID: Int64) {
+        self.nextSeq = nextSeq
+        self.nextConflictID = nextConflictID
+    }
+
+    /// Takes `seq` for a log row, which must be ``nextSeq``: seqs are handed out one at a time, in batch order,
+    /// none skipped and none twice (gap-free). A different `seq` is a bug in the sequencer or the resolver that
+    /// built the entry, never bad input, hence a precondition.
+    @discardableResult
+    mutating func takeSeq(_ seq: Int64) -> Int64 {
+        precondition(seq == nextSeq, "log entry built at seq \(seq), but the next seq is \(nextSeq)")
+        nextSeq += 1
+        return seq
     }
 
     mutating func setHead(_ head: Head, rowText: String?, for tableKey: TableKey) {
@@ -426,8 +451,8 @@ extension SequencerWriter {
             var seq: Int64?
             var conflictID: Int64?
             if let entry = decision.logEntry(seq: state.nextSeq), let head = decision.newHead(seq: state.nextSeq) {
-                seq = state.nextSeq
-                state.nextSeq += 1
+                precondition(head.seq == entry.seq, "head at seq \(head.seq) for an entry at \(entry.seq)")
+                seq = state.takeSeq(entry.seq)
                 // An accepted change stores its own image, serialized by the push's task; a merge its merged row.
                 let rowText: String?
                 if case .accept = decision.outcome {
@@ -464,6 +489,31 @@ extension SequencerWriter {
         return verdicts
     }
 
+    /// Asserts that `results` answer `batch` item by item, in request order: one result per item of the
+    /// matching kind (or a failure), one verdict per pushed change carrying that change's id, one conflict id
+    /// per dead letter and one seq per repaired key. The callers are resumed by position, so a mismatch would
+    /// hand one request another's answer: a programmer error, checked with preconditions.
+    static func checkAnswers(_ results: [ItemResult], to batch: [Sequencer.Item]) {
+        precondition(results.count == batch.count, "\(results.count) results for \(batch.count) batch items")
+        for (item, result) in zip(batch, results) {
+            switch (item, result) {
+            case (_, .failed): continue
+            case (.push(_, let changes, _, _), .verdicts(let verdicts)):
+                precondition(verdicts.count == changes.count, "\(verdicts.count) verdicts for \(changes.count) changes")
+                for (change, verdict) in zip(changes, verdicts) {
+                    precondition(verdict.id == change.id, "verdict for \(verdict.id) answers change \(change.id)")
+                }
+            case (.resolve, .resolved): continue
+            case (.deadLetters(_, let letters, _), .recorded(let ids)):
+                precondition(ids.count == letters.count, "\(ids.count) conflict ids for \(letters.count) dead letters")
+            case (.repair(let request, _), .recorded(let seqs)):
+                precondition(seqs.count == request.keys.count, "\(seqs.count) seqs for \(request.keys.count) keys")
+            default:
+                preconditionFailure("a sequencer result of the wrong kind for its batch item")
+            }
+        }
+    }
+
     /// A manual resolution: a `resolution` entry from the hub, the new head, the record marked resolved.
     private func resolve(
         _ conflictID: Int64, pick: ManualPick, actor: String, nowMicros: Int64, state: inout BatchState
@@ -483,7 +533,8 @@ extension SequencerWriter {
         } catch {
             return .failed(HubError(code: .invalidRequest, message: error.message, key: error.field))
         }
-        state.nextSeq += 1
+        precondition(resolution.head.seq == resolution.entry.seq, "a resolution's head and entry disagree on seq")
+        state.takeSeq(resolution.entry.seq)
         let rowText = resolution.entry.row.map(HubJSON.text)
         state.logRows.append(Self.logRow(resolution.entry, keyText: keyText, rowText: rowText))
         state.logged.append(LogCache.Logged(entry: resolution.entry, keyText: keyText, rowText: rowText))
