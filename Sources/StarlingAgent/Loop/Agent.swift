@@ -54,7 +54,7 @@ public final class Agent: Sendable {
     private let wake = WakeUp()
     private let schema: AgentSchema
     private let store: AgentStore
-    /// Answers the hub's reconciliation steps on its own connection (issue 7).
+    /// Answers the hub's reconciliation steps on its own connection, so a long scan never holds up apply.
     private let reconcile: ReconcileHasher
     private let logger: Logger
     private let shared = Mutex<

@@ -1,7 +1,7 @@
 import StarlingCore
 import StarlingPostgres
 
-/// Repair entries for one region, found by a reconciliation (issue 7).
+/// Repair entries for one region, found by a reconciliation.
 struct RepairRequest: Sendable {
     var run: Int64
     var region: String

@@ -74,7 +74,7 @@ final class SequencerWriter: @unchecked Sendable {
     /// Origin → the largest local id of any change decided so far (`starling_hub.origin_marks`, migration 6):
     /// a pushed id above its origin's mark has no stored verdict, so its idempotency probes are skipped.
     private var originMarks: [String: Int64] = [:]
-    /// Creates log partitions ahead of ``nextSeq`` (issue 7, LogRetention.swift).
+    /// Creates log partitions ahead of ``nextSeq``, so an insert never finds no partition (LogRetention.swift).
     private var partitioner: LogPartitioner
 
     init(settings: HubSettings) {
