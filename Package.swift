@@ -50,8 +50,7 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // Transport.
-        .target(name: "StarlingIO", dependencies: ["CShims", .product(name: "Logging", package: "swift-log")],
-                swiftSettings: strict),
+        .target(name: "StarlingIO", dependencies: ["CShims"], swiftSettings: strict),
         .target(name: "StarlingTLS", dependencies: ["COpenSSL"], swiftSettings: strict),
         .target(name: "StarlingHTTP2",
                 dependencies: ["StarlingIO", "StarlingTLS", "CNGHTTP2", "CZlib",
@@ -60,7 +59,7 @@ let package = Package(
 
         // Postgres client.
         .target(name: "StarlingPostgres",
-                dependencies: ["CLibPQ", "StarlingIO", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
 
         // Pure model and conflict logic: imports none of our modules.
@@ -68,21 +67,22 @@ let package = Package(
 
         // Hub and agent.
         .target(name: "StarlingHub",
-                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
+                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO", "StarlingTLS",
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "Prometheus", package: "swift-prometheus")],
                 resources: [.embedInCode("Resources/openapi.json"), .embedInCode("Resources/dashboard.html")]
                     + hubMigrations,
                 swiftSettings: strict),
         .target(name: "StarlingAgent",
-                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
+                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingTLS",
                                .product(name: "Logging", package: "swift-log")],
                 resources: agentMigrations,
                 swiftSettings: strict),
 
         // The `starling` executable.
         .executableTarget(name: "StarlingCLI",
-                          dependencies: ["StarlingHub", "StarlingAgent", "StarlingHTTP2", "StarlingIO",
+                          dependencies: ["StarlingHub", "StarlingAgent", "StarlingCore", "StarlingHTTP2",
+                                         "StarlingPostgres", "StarlingTLS", "StarlingIO",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                          .product(name: "Logging", package: "swift-log"),
                                          .product(name: "Yams", package: "Yams")],
@@ -90,7 +90,7 @@ let package = Package(
 
         // Not a product: throwaway databases, certificates, process runners for tests.
         .target(name: "StarlingTestSupport",
-                dependencies: ["StarlingPostgres", "StarlingIO"],
+                dependencies: ["StarlingPostgres"],
                 swiftSettings: strict),
 
         // libFuzzer targets; sources and committed corpora live under Tests/Fuzz/<target>.
@@ -100,25 +100,27 @@ let package = Package(
                           dependencies: ["StarlingHTTP2", "StarlingIO", .product(name: "Logging", package: "swift-log")],
                           path: "Tests/Fuzz/FuzzHTTP2Server", exclude: ["corpus"]),
 
-        .testTarget(name: "StarlingIOTests", dependencies: ["StarlingIO", "StarlingTestSupport"]),
+        .testTarget(name: "StarlingIOTests", dependencies: ["StarlingIO"]),
         .testTarget(name: "StarlingTLSTests", dependencies: ["StarlingTLS", "StarlingTestSupport"]),
         .testTarget(name: "StarlingHTTP2Tests",
-                    dependencies: ["StarlingHTTP2", "StarlingTLS", "StarlingIO", "StarlingTestSupport"],
+                    dependencies: ["StarlingHTTP2", "StarlingTLS", "StarlingIO", "StarlingTestSupport",
+                                   .product(name: "Logging", package: "swift-log")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
         .testTarget(name: "StarlingHubTests",
-                    dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingTestSupport"]),
+                    dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingTLS",
+                                   "StarlingTestSupport", .product(name: "Logging", package: "swift-log")]),
         // The agent's loop tests run real agents against the real hub in-process (not a double): a test target
         // may depend on both; the sources never import each other.
         .testTarget(name: "StarlingAgentTests",
                     dependencies: ["StarlingAgent", "StarlingCore", "StarlingTestSupport", "StarlingHub",
-                                   "StarlingHTTP2", "StarlingPostgres",
+                                   "StarlingHTTP2", "StarlingPostgres", "StarlingIO",
                                    .product(name: "Logging", package: "swift-log")],
                     exclude: ["Fixtures"]),
         // StarlingCore: the oracles replay the hub's log through the pure resolver.
         .testTarget(name: "EndToEndTests",
-                    dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingHTTP2", "StarlingTLS"],
+                    dependencies: ["StarlingTestSupport", "StarlingCore", "StarlingHTTP2", "StarlingPostgres"],
                     exclude: ["Fixtures"]),
     ]
 )

@@ -9,7 +9,7 @@ import StarlingTLS
 /// Exit codes (also in `starling admin --help`): 0 ok; 1 usage or configuration (bad option values, unreadable
 /// CA file, the hub refused the request as invalid); 2 hub unreachable or unavailable (connect, TLS, timeout,
 /// 5xx); 3 authentication refused (401/403); 4 not found or wrong state (404, 409: no such conflict, already
-/// resolved); 5 the hub does not offer this yet (reconciliation before issue 7). ArgumentParser itself exits 64
+/// resolved); 5 the hub does not offer this (an older hub, e.g. without reconciliation). ArgumentParser itself exits 64
 /// when the command line cannot be parsed at all.
 struct AdminFailure: Error, CustomStringConvertible {
     static let usage: Int32 = 1

@@ -20,9 +20,3 @@ struct VersionCommand: ParsableCommand {
     }
 }
 
-/// Commands whose issue has not landed yet answer with a clear error instead of pretending.
-struct NotAvailableYet: Error, CustomStringConvertible {
-    let command: String
-    var description: String { "`starling \(command)` is not available yet in this build" }
-}
-

@@ -18,9 +18,9 @@ public struct LogEntry: Sendable, Hashable {
     public var hlc: Int64
     public var kind: LogEntryKind
     public var rewritten: Bool
-    /// Repairs only (kind `repair`, issue 7): the seq of the head the entry re-asserts, which the region
-    /// records as the key's version (the entry's own `seq` only orders it). On the wire as `"base"`, absent
-    /// on every other entry.
+    /// Repairs only (kind `repair`, written by a reconciliation): the seq of the head the entry re-asserts,
+    /// which the region records as the key's version (the entry's own `seq` only orders it). On the wire as
+    /// `"base"`, absent on every other entry.
     public var base: Int64?
 
     public init(

@@ -58,13 +58,13 @@ final class HubMetrics: Sendable {
         for (labels, count) in outcome.ingested {
             registry.makeCounter(
                 descriptor: Self.name("hub", "changes_ingested", "total", "Pushed changes by region and outcome."),
-                labels: [("region", labels.a), ("outcome", labels.b)]
+                labels: [("region", labels.region), ("outcome", labels.outcome)]
             ).increment(by: Int64(count))
         }
         for (labels, count) in outcome.conflicts {
             registry.makeCounter(
                 descriptor: Self.name("hub", "conflicts", "total", "Conflicts by table, policy and outcome."),
-                labels: [("table", labels.a), ("policy", labels.b), ("outcome", labels.c)]
+                labels: [("table", labels.table), ("policy", labels.policy), ("outcome", labels.outcome)]
             ).increment(by: Int64(count))
         }
     }

@@ -1,7 +1,7 @@
 import StarlingCore
 
 extension HubConfiguration {
-    /// `reconcile:` in hub.yaml (issue 7):
+    /// `reconcile:` in hub.yaml:
     /// ```yaml
     /// reconcile: {interval: 24h, timeout: 1h, max_key_rows: 20000}
     /// ```

@@ -2,7 +2,7 @@ import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
-/// Bootstrap and adoption (issue 7) with real hub and agent processes.
+/// Bootstrap and adoption with real hub and agent processes.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct BootstrapTests {
     static let tables: [(name: String, policy: String)] = [("public.t_lww", "lww")]

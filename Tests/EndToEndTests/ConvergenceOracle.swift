@@ -2,7 +2,7 @@ import Foundation
 import StarlingCore
 import StarlingPostgres
 
-/// The correctness oracles of a converged end-to-end or fault run (issue 12, item 1). Each check compares what the
+/// The correctness oracles of a converged end-to-end or fault run. Each check compares what the
 /// system ended with against an independent account, never the regions only with each other:
 ///
 /// * (a) `regionsMatchHeads`: every region's rows equal the hub's heads, key by key (a tombstone or no head: no

@@ -4,7 +4,7 @@ import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
-/// Hub failover as real processes (issue 7): two hubs over one hub database, agents listing both URLs.
+/// Hub failover as real processes: two hubs over one hub database, agents listing both URLs.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct FailoverTests {
     @Test func activeHubKilledUnderLoadStandbyTakesOver() async throws {

@@ -3,7 +3,7 @@ import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
-/// Reconciliation end to end (issue 7): real hub and agents, regions corrupted behind the agents' backs.
+/// Reconciliation end to end: real hub and agents, regions corrupted behind the agents' backs.
 @Suite(.serialized, .timeLimit(.minutes(5)))
 struct ReconcileTests {
     /// The rows corrupted per region: key → how it differs from the hub afterwards.

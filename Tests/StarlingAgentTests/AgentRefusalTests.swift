@@ -38,8 +38,8 @@ struct AgentRefusalTests {
     func oversizedTransactionIsRetriedInOrderAndReported(_ oversize: Oversize) async throws {
         // Proves README's promise for a 413: the agent keeps retrying the refused transaction, pushes nothing
         // after it meanwhile (order kept), shows the hub's refusal as its last error, and so does the hub's
-        // /v1/status with the real outbox depth (issue 13 saw depth 0 and no error); once the operator raises
-        // the limit (a hub restart) everything goes out in capture order and the error clears.
+        // /v1/status with the real outbox depth (a regression once showed depth 0 and no error); once the operator
+        // raises the limit (a hub restart) everything goes out in capture order and the error clears.
         try await AgentCluster.with(regions: ["r1", "r2"], limits: oversize.limits) { cluster in
             let r1 = cluster["r1"]
             // Batches below the hub's limit: only a single transaction larger than both goes over it.

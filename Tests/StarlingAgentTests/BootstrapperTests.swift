@@ -37,7 +37,7 @@ final class SnapshotRecordingLink: HubLink {
     }
 }
 
-/// Bootstrap (issue 7) of a real region database from the real hub's snapshot.
+/// Bootstrap of a real region database from the real hub's snapshot.
 @Suite(.timeLimit(.minutes(3)))
 struct BootstrapperTests {
     @Test func everyHeadIsLoadedWhenKeyTextOrderDiffersFromKeyOrder() async throws {

@@ -4,7 +4,7 @@ import StarlingHTTP2
 import StarlingIO
 import Testing
 
-/// The agent's list of hub URLs (issue 7, "Hub failover"): validation and moving on to the next hub.
+/// The agent's list of hub URLs (for hub failover): validation and moving on to the next hub.
 @Suite(.timeLimit(.minutes(3)))
 struct HubEndpointsTests {
     static let good = AgentConfiguration(

@@ -66,7 +66,7 @@ struct PureTests {
     @Test("backoff grows, stays within bounds and resets")
     func backoff() {
         // Proves: delays lie in [initial/2, max] and grow until the cap.
-        var backoff = Backoff(initialMs: 100, maxMs: 1000)
+        var backoff = RetryBackoff(initialMs: 100, maxMs: 1000)
         for attempt in 0..<10 {
             let delay = backoff.nextMs()
             #expect(delay >= 50 && delay <= min(1000, 100 << attempt))

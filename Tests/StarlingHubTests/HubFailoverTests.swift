@@ -8,7 +8,7 @@ import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
-/// Two in-process hubs over one database (issue 7, "Hub failover"): one active, one standby.
+/// Two in-process hubs over one database: one active, one standby.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct HubFailoverTests {
     /// Starts two hubs on one fresh database (the first becomes active), runs `body`, shuts both down.

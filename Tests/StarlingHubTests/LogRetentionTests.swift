@@ -6,7 +6,7 @@ import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
-/// Retention (issue 7): partitions of the log dropped below every active region's cursor and past the window.
+/// Retention: partitions of the log dropped below every active region's cursor and past the window.
 @Suite(.timeLimit(.minutes(2)))
 struct LogRetentionTests {
     /// A hub like ``HubHarness/with(tables:limits:_:)`` with its own retention settings.

@@ -4,7 +4,7 @@ import StarlingTLS
 import Synchronization
 
 /// The hub URLs of `agent.yaml` (`hub:` one URL or a list) with one HTTP/2 client each, and which one is in
-/// use (issue 7, "Hub failover").
+/// use: after a failover the active hub is at another URL, so the agent must find it on its own.
 ///
 /// Policy: sticky on the current URL (initially the first) while it answers; on a transport failure, a
 /// timeout, or a 503 whose code is `standby` or `shutting_down`, the request moves on to the next URL at

@@ -71,7 +71,7 @@ extension HubLink {
     }
 }
 
-/// Loads a region from the hub's snapshot (issue 7, "Bootstrap"), per synced table, on the agent's
+/// Loads a region from the hub's snapshot, per synced table, on the agent's
 /// database thread; runs at start while the region was never bootstrapped, and again when a pull answers
 /// `410 cursor_pruned`.
 ///

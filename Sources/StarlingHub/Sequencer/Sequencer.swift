@@ -26,10 +26,10 @@ final class Sequencer: Sendable {
         case resolve(
             conflictID: Int64, pick: ManualPick, actor: String,
             continuation: CheckedContinuation<ResolveOutcome, any Error>)
-        /// Dead letters reported by a region's agent, recorded as open conflicts (issue 4 hook).
+        /// Dead letters reported by a region's agent, recorded as open conflicts for an operator to resolve.
         case deadLetters(
             region: String, letters: [DeadLetterReport], continuation: CheckedContinuation<[Int64], any Error>)
-        /// Repair entries for one region (issue 7, ``SequencerWriter/repair(_:state:connection:nowMicros:)``).
+        /// Repair entries for one region (``SequencerWriter/repair(_:state:connection:nowMicros:)``).
         case repair(RepairRequest, continuation: CheckedContinuation<[Int64], any Error>)
 
         var changeCount: Int {
@@ -243,7 +243,8 @@ final class Sequencer: Sendable {
             case (.deadLetters(_, _, let continuation), .recorded(let ids)): continuation.resume(returning: ids)
             case (.repair(_, let continuation), .recorded(let seqs)): continuation.resume(returning: seqs)
             case (_, .failed(let error)): Self.fail(item, error)
-            default: Self.fail(item, HubError(code: .storageFailed, message: "sequencer result mismatch"))
+            // ``SequencerWriter/checkAnswers(_:to:)`` asserted each result's kind before the batch was answered.
+            default: preconditionFailure("a sequencer result of the wrong kind for its batch item")
             }
         }
     }

@@ -22,7 +22,7 @@ public protocol HubLink: Sendable {
     func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage
     /// `POST /v1/snapshot/adopt`: claims a table whose existing rows become the initial state.
     func adopt(table: String, rows: Int64) async throws(AgentError)
-    /// `GET /v1/reconcile/task`: this region's current reconciliation step, nil when none (issue 7).
+    /// `GET /v1/reconcile/task`: this region's current reconciliation step, nil when none.
     func reconcileTask() async throws(AgentError) -> ReconcileTask?
     /// `POST /v1/reconcile/answer`: answers a step; returns the next one, nil when done.
     func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask?

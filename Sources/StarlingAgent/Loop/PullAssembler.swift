@@ -16,26 +16,3 @@ public enum PullAssembler {
         return cut == 0 ? nil : cut
     }
 }
-
-/// Exponential backoff with full jitter: the n-th delay is uniform in [initial/2, min(max, initial·2ⁿ)].
-public struct Backoff: Sendable {
-    public let initialMs: Int
-    public let maxMs: Int
-    private var attempt = 0
-
-    public init(initialMs: Int, maxMs: Int) {
-        self.initialMs = max(1, initialMs)
-        self.maxMs = max(self.initialMs, maxMs)
-    }
-
-    /// The next delay in milliseconds.
-    public mutating func nextMs() -> Int {
-        let ceiling = min(maxMs, initialMs << min(attempt, 20))
-        attempt += 1
-        return Int.random(in: min(initialMs / 2, ceiling)...ceiling)
-    }
-
-    public mutating func reset() {
-        attempt = 0
-    }
-}

@@ -3,7 +3,7 @@ import StarlingIO
 import StarlingPostgres
 import Synchronization
 
-/// Winning, checking and losing the sequencer lock (issue 7, "Hub failover").
+/// Winning, checking and losing the sequencer lock: the one lock that makes one active hub per database.
 ///
 /// All three run as jobs on the sequencer's worker thread, so they are ordered with the batches: the lock
 /// session is the worker's connection, and a batch never runs on any other session (see

@@ -2,8 +2,9 @@ import Prometheus
 import StarlingPostgres
 import Synchronization
 
-/// Log retention (issue 7): the log is partitioned by seq range (`Migrations/hub/0003_partitioned_log.sql`),
-/// partitions are created ahead by the sequencer (``LogPartitioner``) and dropped here, whole, when
+/// Log retention, so the log does not grow forever: the log is partitioned by seq range
+/// (`Migrations/hub/0003_partitioned_log.sql`), partitions are created ahead by the sequencer
+/// (``LogPartitioner``) and dropped here, whole, when
 ///
 /// 1. every seq of the partition is at or below the pull cursor of every *active* region (one that pulled
 ///    within `retention.inactive_after`; a region that never pulled or went quiet does not hold the log back:

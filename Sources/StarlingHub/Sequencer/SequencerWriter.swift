@@ -28,22 +28,27 @@ final class SequencerWriter: @unchecked Sendable {
     struct BatchOutcome: Sendable {
         var results: [ItemResult] = []
         var head: Int64 = 0
-        /// (region, outcome) → changes; outcome is accepted, merged, rejected or duplicate.
-        var ingested: [Pair: Int] = [:]
-        /// (table, policy, outcome) → conflicts recorded.
-        var conflicts: [Triple: Int] = [:]
+        /// Changes decided, per region and outcome.
+        var ingested: [IngestedLabels: Int] = [:]
+        /// Conflicts recorded, per table, policy and outcome.
+        var conflicts: [ConflictLabels: Int] = [:]
         /// The entries the batch logged through its rows (not repairs), for the log cache.
         var logged: [LogCache.Logged] = []
     }
 
-    struct Pair: Hashable, Sendable {
-        var a: String
-        var b: String
+    /// The labels of the count of decided changes (`starling_hub_changes_ingested_total`; bounded: configured regions).
+    struct IngestedLabels: Hashable, Sendable {
+        var region: String
+        /// `accepted`, `merged`, `rejected` or `duplicate` (a re-push answered from its stored verdict).
+        var outcome: String
     }
-    struct Triple: Hashable, Sendable {
-        var a: String
-        var b: String
-        var c: String
+
+    /// The labels of the count of recorded conflicts (`starling_hub_conflicts_total`; bounded: configured tables).
+    struct ConflictLabels: Hashable, Sendable {
+        var table: String
+        var policy: String
+        /// The record's status and winner, `<status>_<winner>`.
+        var outcome: String
     }
 
     /// A decided change: found in the log (accepted: kind `change`, merged: kind `merge`) or in
@@ -69,7 +74,7 @@ final class SequencerWriter: @unchecked Sendable {
     /// Origin → the largest local id of any change decided so far (`starling_hub.origin_marks`, migration 6):
     /// a pushed id above its origin's mark has no stored verdict, so its idempotency probes are skipped.
     private var originMarks: [String: Int64] = [:]
-    /// Creates log partitions ahead of ``nextSeq`` (issue 7, LogRetention.swift).
+    /// Creates log partitions ahead of ``nextSeq``, so an insert never finds no partition (LogRetention.swift).
     private var partitioner: LogPartitioner
 
     init(settings: HubSettings) {
@@ -181,6 +186,13 @@ final class SequencerWriter: @unchecked Sendable {
             outcome.logged = state.logged
             return outcome
         }
+        // Invariants (programmer errors, never input): every seq taken was written once, so the log stays
+        // gap-free across batches, and every item got its own answer, in request order.
+        let written = state.logRows.count + state.repairRowCount
+        precondition(
+            state.nextSeq - nextSeq == Int64(written),
+            "the batch took \(state.nextSeq - nextSeq) seqs but wrote \(written) log rows")
+        Self.checkAnswers(outcome.results, to: batch)
         nextSeq = state.nextSeq
         nextConflictID = state.nextConflictID
         originMarks.merge(state.raisedMarks) { max($0, $1) }
@@ -193,8 +205,11 @@ final class SequencerWriter: @unchecked Sendable {
 /// The working set of one batch: heads and decisions loaded in bulk, then updated in memory as the batch's
 /// changes are decided in order (so changes to one key in one batch see each other), plus the rows to write.
 struct BatchState {
-    var nextSeq: Int64
+    /// The seq the next log row of this batch gets; only ``takeSeq(_:)`` advances it.
+    private(set) var nextSeq: Int64
     var nextConflictID: Int64
+    /// Repair rows written by their own COPY (not in ``logRows``), counted for the seq check at commit.
+    var repairRowCount = 0
     /// The canonical key text of every change, per batch item (empty for a resolution): serialized once.
     var keyTexts: [[String]] = []
     var heads: [TableKey: Head] = [:]
@@ -214,8 +229,34 @@ struct BatchState {
     /// Rejected changes only: accepted and merged ones are recorded by their log row.
     var decisionRows: [[PostgresValue]] = []
     var conflictRows: [[PostgresValue]] = []
-    /// (id, winner, resolution JSON, resolution seq, actor)
-    var resolutions: [(Int64, String, String, Int64, String)] = []
+    var resolutions: [Resolution] = []
+
+    /// A manual resolution decided in this batch: the conflict record's update and its audit row.
+    struct Resolution {
+        var conflictID: Int64
+        /// `current` or `incoming`, as stored in `starling_hub.conflicts.winner`.
+        var winner: String
+        /// The operator's pick as canonical JSON, stored as the resolution and in the audit detail.
+        var pickText: String
+        /// The seq of the `resolution` entry that carries the outcome.
+        var seq: Int64
+        var actor: String
+    }
+
+    init(nextSeq: Int64, nextConflictID: Int64) {
+        self.nextSeq = nextSeq
+        self.nextConflictID = nextConflictID
+    }
+
+    /// Takes `seq` for a log row, which must be ``nextSeq``: seqs are handed out one at a time, in batch order,
+    /// none skipped and none twice (gap-free). A different `seq` is a bug in the sequencer or the resolver that
+    /// built the entry, never bad input, hence a precondition.
+    @discardableResult
+    mutating func takeSeq(_ seq: Int64) -> Int64 {
+        precondition(seq == nextSeq, "log entry built at seq \(seq), but the next seq is \(nextSeq)")
+        nextSeq += 1
+        return seq
+    }
 
     mutating func setHead(_ head: Head, rowText: String?, for tableKey: TableKey) {
         heads[tableKey] = head
@@ -401,7 +442,7 @@ extension SequencerWriter {
             let tableKey = TableKey(table: change.table, key: keyText)
             if let stored = state.decisions[change.id] {
                 verdicts.append(Self.verdict(id: change.id, stored: stored, head: state.heads[stored.tableKey]))
-                outcome.ingested[Pair(a: region, b: "duplicate"), default: 0] += 1
+                outcome.ingested[IngestedLabels(region: region, outcome: "duplicate"), default: 0] += 1
                 continue
             }
             let policy = settings.tablesByName[change.table]?.policy ?? .lww
@@ -410,8 +451,8 @@ extension SequencerWriter {
             var seq: Int64?
             var conflictID: Int64?
             if let entry = decision.logEntry(seq: state.nextSeq), let head = decision.newHead(seq: state.nextSeq) {
-                seq = state.nextSeq
-                state.nextSeq += 1
+                precondition(head.seq == entry.seq, "head at seq \(head.seq) for an entry at \(entry.seq)")
+                seq = state.takeSeq(entry.seq)
                 // An accepted change stores its own image, serialized by the push's task; a merge its merged row.
                 let rowText: String?
                 if case .accept = decision.outcome {
@@ -429,9 +470,10 @@ extension SequencerWriter {
                 state.nextConflictID += 1
                 state.conflictRows.append(Self.conflictRow(record, keyText: keyText))
                 state.records[record.id ?? 0] = record
-                outcome.conflicts[
-                    Triple(a: change.table, b: policy.name, c: record.status.rawValue + "_" + record.winner.rawValue),
-                    default: 0] += 1
+                let labels = ConflictLabels(
+                    table: change.table, policy: policy.name,
+                    outcome: record.status.rawValue + "_" + record.winner.rawValue)
+                outcome.conflicts[labels, default: 0] += 1
             }
             let verdict = decision.verdict(seq: seq, conflictID: conflictID)
             var mergedRow: JSONObject?
@@ -441,10 +483,35 @@ extension SequencerWriter {
             if let conflictID, seq == nil {
                 state.decisionRows.append([.text(change.id), .text(change.table), .text(keyText), .int64(conflictID)])
             }
-            outcome.ingested[Pair(a: region, b: verdict.status), default: 0] += 1
+            outcome.ingested[IngestedLabels(region: region, outcome: verdict.status), default: 0] += 1
             verdicts.append(verdict)
         }
         return verdicts
+    }
+
+    /// Asserts that `results` answer `batch` item by item, in request order: one result per item of the
+    /// matching kind (or a failure), one verdict per pushed change carrying that change's id, one conflict id
+    /// per dead letter and one seq per repaired key. The callers are resumed by position, so a mismatch would
+    /// hand one request another's answer: a programmer error, checked with preconditions.
+    static func checkAnswers(_ results: [ItemResult], to batch: [Sequencer.Item]) {
+        precondition(results.count == batch.count, "\(results.count) results for \(batch.count) batch items")
+        for (item, result) in zip(batch, results) {
+            switch (item, result) {
+            case (_, .failed): continue
+            case (.push(_, let changes, _, _), .verdicts(let verdicts)):
+                precondition(verdicts.count == changes.count, "\(verdicts.count) verdicts for \(changes.count) changes")
+                for (change, verdict) in zip(changes, verdicts) {
+                    precondition(verdict.id == change.id, "verdict for \(verdict.id) answers change \(change.id)")
+                }
+            case (.resolve, .resolved): continue
+            case (.deadLetters(_, let letters, _), .recorded(let ids)):
+                precondition(ids.count == letters.count, "\(ids.count) conflict ids for \(letters.count) dead letters")
+            case (.repair(let request, _), .recorded(let seqs)):
+                precondition(seqs.count == request.keys.count, "\(seqs.count) seqs for \(request.keys.count) keys")
+            default:
+                preconditionFailure("a sequencer result of the wrong kind for its batch item")
+            }
+        }
     }
 
     /// A manual resolution: a `resolution` entry from the hub, the new head, the record marked resolved.
@@ -466,14 +533,17 @@ extension SequencerWriter {
         } catch {
             return .failed(HubError(code: .invalidRequest, message: error.message, key: error.field))
         }
-        state.nextSeq += 1
+        precondition(resolution.head.seq == resolution.entry.seq, "a resolution's head and entry disagree on seq")
+        state.takeSeq(resolution.entry.seq)
         let rowText = resolution.entry.row.map(HubJSON.text)
         state.logRows.append(Self.logRow(resolution.entry, keyText: keyText, rowText: rowText))
         state.logged.append(LogCache.Logged(entry: resolution.entry, keyText: keyText, rowText: rowText))
         state.setHead(resolution.head, rowText: rowText, for: tableKey)
         state.records[conflictID] = resolution.record
         state.resolutions.append(
-            (conflictID, resolution.record.winner.rawValue, HubJSON.text(pick.json), resolution.entry.seq, actor))
+            BatchState.Resolution(
+                conflictID: conflictID, winner: resolution.record.winner.rawValue, pickText: HubJSON.text(pick.json),
+                seq: resolution.entry.seq, actor: actor))
         return .resolved(Sequencer.ResolveOutcome(record: resolution.record, entry: resolution.entry))
     }
 
@@ -512,15 +582,19 @@ extension SequencerWriter {
                 name: "sequencer.originMarks")
         }
         try storeHeads(state, connection: connection)
-        for (id, winner, resolution, seq, actor) in state.resolutions {
+        for resolution in state.resolutions {
             try connection.execute(
                 "UPDATE starling_hub.conflicts SET status = 'resolved', winner = $2, resolved_at = now(), "
                     + "resolution = $3, resolution_seq = $4 WHERE id = $1",
-                [.int64(id), .text(winner), .text(resolution), .int64(seq)], name: "sequencer.resolveConflict")
+                [
+                    .int64(resolution.conflictID), .text(resolution.winner), .text(resolution.pickText),
+                    .int64(resolution.seq),
+                ], name: "sequencer.resolveConflict")
             try connection.execute(
                 "INSERT INTO starling_hub.audit (actor, action, target, detail) "
                     + "VALUES ($1, 'resolve_conflict', $2, $3)",
-                [.text(actor), .text(String(id)), .text(resolution)], name: "sequencer.audit")
+                [.text(resolution.actor), .text(String(resolution.conflictID)), .text(resolution.pickText)],
+                name: "sequencer.audit")
         }
     }
 

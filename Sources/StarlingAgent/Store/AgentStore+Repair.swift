@@ -1,7 +1,7 @@
 import StarlingCore
 import StarlingPostgres
 
-/// Applying `repair` entries (issue 7) with the ordinary apply functions.
+/// Applying `repair` entries (a reconciliation's fixes for this region) with the ordinary apply functions.
 ///
 /// A repair re-asserts the hub's head of a key for this region only: it must be written even though the
 /// region's version of the key may already equal the head's seq (that is the corrupted case: the version

@@ -55,7 +55,7 @@ enum HubStore {
             let origin = try row.string(1)
             let rewritten = try row.bool(10)
             if origin == region && !rewritten { continue }
-            // A repair (issue 7) is for its target region only; `base` is the head seq it re-asserts.
+            // A repair is for its target region only; `base` is the head seq it re-asserts.
             if let target = try row.optionalString(11), target != region { continue }
             if count > 0 { output.append(UInt8(ascii: ",")) }
             count += 1
@@ -153,7 +153,7 @@ enum HubStore {
     }
 }
 
-/// A registered table shape (issue 4 registers them; the hub checks pushed keys against it).
+/// A registered table shape (agents register them at start; the hub checks pushed keys against it).
 struct TableShape: Sendable, Hashable {
     var keyColumns: [String]
     /// The registered columns as stored JSON text.

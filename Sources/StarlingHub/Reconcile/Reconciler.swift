@@ -5,7 +5,7 @@ import StarlingIO
 import StarlingPostgres
 import Synchronization
 
-/// Runs reconciliations (DESIGN.md "Beyond the log", issue 7): compares every region's synced tables with the
+/// Runs reconciliations (DESIGN.md "Beyond the log"): compares every region's synced tables with the
 /// hub's heads and repairs the differences with `repair` entries meant for that region only.
 ///
 /// The hub never connects to agents, so a run is a conversation the agents drive: each agent polls

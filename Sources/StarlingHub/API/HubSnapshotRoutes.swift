@@ -2,7 +2,7 @@ import StarlingCore
 import StarlingHTTP2
 import StarlingPostgres
 
-/// Bootstrap routes (issue 7, "Bootstrap"): a region loads a table's heads page by page, then tails the log.
+/// Bootstrap routes: a new or pruned-past region loads a table's heads page by page, then tails the log.
 ///
 /// `GET /v1/snapshot?table=T&after=KEY&limit=N` (region token) → `{"table":T,"seq":S,"heads":H,
 /// "adopted_by":R|null,"adopted_rows":N|null,"rows":[{"key":{…},"row":{…}|null,"seq":N,"origin":"…"}],

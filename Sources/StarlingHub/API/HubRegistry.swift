@@ -2,7 +2,7 @@ import StarlingCore
 import StarlingHTTP2
 import StarlingPostgres
 
-/// The agent endpoints beyond DESIGN.md's table (issue 4): table shape registration and dead-letter reports.
+/// The agent endpoints beyond DESIGN.md's table: table shape registration and dead-letter reports.
 /// Parsing and SQL live here so the handlers in ``HubAPI`` stay thin.
 ///
 /// * `POST /v1/tables/register` `{"tables":[{"name":…,"columns":[{"name":…,"type":…}],"key":[…]}]}`: the

@@ -1,7 +1,7 @@
 import StarlingCore
 import StarlingPostgres
 
-/// Repair entries for one region, found by a reconciliation (issue 7).
+/// Repair entries for one region, found by a reconciliation.
 struct RepairRequest: Sendable {
     var run: Int64
     var region: String
@@ -54,8 +54,7 @@ extension SequencerWriter {
                 head = stored[key]?.head
                 rowText = stored[key]?.rowText
             }
-            let seq = state.nextSeq
-            state.nextSeq += 1
+            let seq = state.takeSeq(state.nextSeq)
             seqs.append(seq)
             let live = rowText != nil && head?.isTombstone == false
             rows.append([
@@ -66,6 +65,7 @@ extension SequencerWriter {
                 .text("repair"), .bool(true), .text(request.region), .int64(head?.seq ?? 0),
             ])
         }
+        state.repairRowCount += rows.count
         try connection.copyIn(
             table: "starling_hub.log", columns: Self.logColumns + ["target", "base"], rows: rows,
             name: "sequencer.copyRepairs")

@@ -1,7 +1,7 @@
 import StarlingCore
 import StarlingHTTP2
 
-/// The reconciliation routes (issue 7, ``Reconciler``):
+/// The reconciliation routes (the work is ``Reconciler``'s):
 /// * `POST /v1/reconcile` (admin) → 200 at once `{"id":N,"status":"running","started":true|false}` (false: a run was
 ///   already active and this is its id);
 /// * `GET /v1/reconcile/{id}` (admin; `latest` for the newest) → the run with per-region/table results;

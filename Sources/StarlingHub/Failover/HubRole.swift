@@ -5,7 +5,7 @@ import StarlingIO
 import Synchronization
 
 /// The part this hub process plays against its database: the one **active** sequencer, or a **standby** that
-/// waits for the sequencer lock (issue 7, "Hub failover").
+/// waits for the sequencer lock, so a second hub over the same database can take over when the first dies.
 ///
 /// ```
 ///              start: lock free                       lock poll succeeds + state reloaded

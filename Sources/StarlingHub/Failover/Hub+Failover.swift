@@ -2,7 +2,7 @@ import Logging
 import StarlingIO
 
 /// The failover loop: a standby polls for the sequencer lock and takes over; the active hub checks its lock
-/// session and steps down when it is lost (issue 7, "Hub failover"; roles in ``HubRole``).
+/// session and steps down when it is lost (roles in ``HubRole``).
 ///
 /// Why step down rather than exit: a hub whose lock session died (Postgres restart, network cut,
 /// `pg_terminate_backend`) may have stale counters and heads in memory, and another hub may already sequence.

@@ -2,7 +2,7 @@ public import Logging
 public import StarlingCore
 public import StarlingPostgres
 
-/// The agent's side of reconciliation (issue 7): polls the hub for a ``ReconcileTask`` and answers it from
+/// The agent's side of reconciliation: polls the hub for a ``ReconcileTask`` and answers it from
 /// the region's database, task after task, until the hub has no more.
 ///
 /// Each answer is computed in one `REPEATABLE READ READ ONLY` transaction, so the rows, the pull cursor and

@@ -54,7 +54,7 @@ public final class Agent: Sendable {
     private let wake = WakeUp()
     private let schema: AgentSchema
     private let store: AgentStore
-    /// Answers the hub's reconciliation steps on its own connection (issue 7).
+    /// Answers the hub's reconciliation steps on its own connection, so a long scan never holds up apply.
     private let reconcile: ReconcileHasher
     private let logger: Logger
     private let shared = Mutex<
@@ -145,7 +145,7 @@ public final class Agent: Sendable {
 
     /// Config, install, register; retried until they succeed or fail for good.
     private func start() async throws(AgentError) {
-        var backoff = Backoff(initialMs: configuration.tuning.backoff.initialMs, maxMs: configuration.tuning.backoff.maxMs)
+        var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do throws(AgentError) {
                 let config = try await hub.config()
@@ -181,7 +181,7 @@ public final class Agent: Sendable {
     /// stopped; reconnects with backoff when the connection breaks (a missed notification only delays a push
     /// to the next loop round).
     private func listen() async {
-        var backoff = Backoff(initialMs: configuration.tuning.backoff.initialMs, maxMs: configuration.tuning.backoff.maxMs)
+        var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do {
                 try await listener.withConnection { [self] connection in
@@ -210,8 +210,7 @@ public final class Agent: Sendable {
     /// Pushes the outbox as it fills, until stopped: woken by the capture trigger's NOTIFY (and at least once a
     /// second by the listener, a safety net for a lost notification). Never waits for a pull or an apply.
     private func pushUntilStopped() async {
-        let tuning = configuration.tuning
-        var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
+        var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do throws(AgentError) {
                 wake.clear()
@@ -232,8 +231,7 @@ public final class Agent: Sendable {
     /// "Engine v2", Apply). Pushes run beside it on their own task; an entry that meets a local change still
     /// waiting for its verdict is deferred, not dropped (``AgentStore``), so the two never wait for each other.
     private func pullUntilStopped() async {
-        let tuning = configuration.tuning
-        var backoff = Backoff(initialMs: tuning.backoff.initialMs, maxMs: tuning.backoff.maxMs)
+        var backoff = RetryBackoff(configuration.tuning.backoff)
         // Held entries of a table that is fine again are applied at the first round (left from an earlier run).
         heldResumeDue.withLock { $0 = true }
         while !isStopped {
@@ -368,7 +366,7 @@ public final class Agent: Sendable {
 
     /// Pushes the same changes until the hub answers with verdicts; nil when stopped first.
     private func pushUntilVerdicts(_ changes: [Change]) async -> [Verdict]? {
-        var backoff = Backoff(initialMs: configuration.tuning.backoff.initialMs, maxMs: configuration.tuning.backoff.maxMs)
+        var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do {
                 return try await hub.push(changes)
