@@ -17,6 +17,7 @@ import StarlingCore
 ///     previous_tokens: [{token: "old…", until: "2026-12-01T00:00:00Z"}]   # rotation window
 /// tables:
 ///   - {name: public.items, policy: lww}  # lww | priority | merge | manual (manual_provisional: keep | lww) | reject
+///   - {name: public.stock, policy: lww, delta: [qty, balance]}   # counter columns, see ``Table/delta``
 /// limits: {max_body_bytes: 16777216, …}  # optional, see ``Limits``
 /// retention: {window: 7d, partition_entries: 1000000, inactive_after: 30d}   # optional, see ``Retention``
 /// insecure: false                        # h2c on a non-loopback address
@@ -107,11 +108,19 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         public var name: String
         public var policy: String
         public var manualProvisional: String?
+        /// Counter columns (default none): on a conflict of two updates each becomes `head + (after − before)`
+        /// instead of either side's value, so concurrent increments in every region count; the rest of the row
+        /// goes by `policy`, and the combined row is sent to every region including the origin. Each must be a
+        /// smallint, integer, bigint or numeric column that is not part of the primary key; names are checked
+        /// here (non-empty, unique, at most ``HubSettings/maxDeltaColumns``), types when an agent registers
+        /// the table (the hub learns them only then), which is refused with 409 `invalid_delta_column`.
+        public var delta: [String]
 
-        public init(name: String, policy: String = "lww", manualProvisional: String? = nil) {
+        public init(name: String, policy: String = "lww", manualProvisional: String? = nil, delta: [String] = []) {
             self.name = name
             self.policy = policy
             self.manualProvisional = manualProvisional
+            self.delta = delta
         }
     }
 
@@ -216,10 +225,10 @@ extension HubConfiguration.PreviousToken {
 extension HubConfiguration.Table {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["name", "policy", "manual_provisional"])
+        try c.rejectUnknownKeys(["name", "policy", "manual_provisional", "delta"])
         self.init(
             name: try c.required("name"), policy: try c.value("policy", default: "lww"),
-            manualProvisional: try c.optional("manual_provisional"))
+            manualProvisional: try c.optional("manual_provisional"), delta: try c.value("delta", default: []))
     }
 }
 

@@ -29,6 +29,8 @@ public struct HubSettings: Sendable {
         /// `schema.table`.
         public var name: String
         public var policy: ConflictPolicy
+        /// Counter columns (`delta:`), combined as `head + (after − before)` on a conflict.
+        public var deltaColumns: [String] = []
     }
 
     public var listen: SocketAddress
@@ -144,7 +146,8 @@ extension HubConfiguration {
             } catch {
                 throw invalid(error.message, key + ".policy")
             }
-            result.append(HubSettings.Table(name: table.name, policy: policy))
+            let delta = try Self.validateDeltaColumns(table.delta, key: key + ".delta")
+            result.append(HubSettings.Table(name: table.name, policy: policy, deltaColumns: delta))
         }
         return result
     }
