@@ -11,7 +11,7 @@ import StarlingCore
 /// admin_previous_tokens:                 # optional: old admin tokens still accepted until a time
 ///   - {token_sha256: "…", until: "2026-12-01T00:00:00Z"}
 /// regions:
-///   - {name: us-east, token: "…", priority: 100}    # or token_sha256: hex
+///   - {name: us-east, token: "…", priority: 100, id: 1}    # or token_sha256: hex; id: see ``Region/id``
 ///   - name: eu-west
 ///     token: "new…"
 ///     previous_tokens: [{token: "old…", until: "2026-12-01T00:00:00Z"}]   # rotation window
@@ -75,16 +75,21 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         public var tokenSHA256: String?
         public var priority: Int
         public var previousTokens: [PreviousToken]
+        /// The region's number for `starling.next_id()` (optional, 0-1023, unique): the region bits of every id
+        /// its database hands out. Sent to the agent in `/v1/config`. Never reuse a number while ids made with
+        /// it are still around under another region; without one, `starling.next_id()` raises an error there.
+        public var id: Int?
 
         public init(
             name: String, token: String? = nil, tokenSHA256: String? = nil, priority: Int = 0,
-            previousTokens: [PreviousToken] = []
+            previousTokens: [PreviousToken] = [], id: Int? = nil
         ) {
             self.name = name
             self.token = token
             self.tokenSHA256 = tokenSHA256
             self.priority = priority
             self.previousTokens = previousTokens
+            self.id = id
         }
     }
 
@@ -207,10 +212,11 @@ extension HubConfiguration.TLS {
 extension HubConfiguration.Region {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["name", "token", "token_sha256", "priority", "previous_tokens"])
+        try c.rejectUnknownKeys(["name", "token", "token_sha256", "priority", "previous_tokens", "id"])
         self.init(
             name: try c.required("name"), token: try c.optional("token"), tokenSHA256: try c.optional("token_sha256"),
-            priority: try c.value("priority", default: 0), previousTokens: try c.value("previous_tokens", default: []))
+            priority: try c.value("priority", default: 0), previousTokens: try c.value("previous_tokens", default: []),
+            id: try c.optional("id"))
     }
 }
 
