@@ -6,12 +6,14 @@
 /// every delta column present in the head, `before` and `after` becomes `head + (after − before)`, computed
 /// exactly (``ExactDecimal``) and written back in the head value's JSON form (number or string):
 ///
-/// | case | outcome |
-/// |---|---|
-/// | no delta column present in all three images | the policy's decision, unchanged |
-/// | a delta column is null in the head, `before` or `after` | that column keeps the policy's row value |
-/// | the policy accepts, merges or rejects | `merge` with the combined row: kind `merge`, rewritten, so the origin applies it too; the record keeps the policy's winner and status (`manual` stays `open`) |
-/// | a value is not an exact number of its kind, or the sum leaves the kind's range (smallint, integer, bigint) | the head stays and the conflict is `open` for an operator, winner `current`: no increment is silently lost and no region is sent a row it cannot store |
+/// * No delta column present in all three images: the policy's decision, unchanged.
+/// * A delta column null in the head, `before` or `after`: that column keeps the policy's row value.
+/// * Otherwise, whether the policy accepted, merged or rejected: `merge` with the combined row (kind `merge`,
+///   rewritten, so the origin applies it too); the record keeps the policy's winner and status (`manual`
+///   stays `open`).
+/// * A value that is not an exact number of its kind, or a sum outside the kind's range (smallint, integer,
+///   bigint): the head stays and the conflict is `open` for an operator, winner `current`. No increment is
+///   silently lost and no region is sent a row it cannot store.
 ///
 /// With no conflict the change is accepted as pushed: its `after` already holds its own increment on top of
 /// the head it had seen.

@@ -76,9 +76,10 @@ struct DeltaPgbenchTests {
             try await deployment.startAgent("r1")
             let rows = Int64(Self.accounts + 10 + 1)
             let deadline = ContinuousClock.now + .seconds(30)
-            while try await deployment.sql("hub", { try $0.query("SELECT count(*) FROM starling_hub.heads")[0].int64(0) })
-                < rows
-            {
+            func heads() async throws -> Int64 {
+                try await deployment.sql("hub") { try $0.query("SELECT count(*) FROM starling_hub.heads")[0].int64(0) }
+            }
+            while try await heads() < rows {
                 guard ContinuousClock.now < deadline else { throw E2EError("r1's adoption did not reach the hub") }
                 try await Task.sleep(for: .milliseconds(50))
             }
@@ -106,7 +107,8 @@ struct DeltaPgbenchTests {
             for region in deployment.regions {
                 let sums = try await deployment.sql(region) { connection in
                     let row = try connection.query(
-                        "SELECT (SELECT sum(abalance) FROM pgbench_accounts), (SELECT sum(tbalance) FROM pgbench_tellers), "
+                        "SELECT (SELECT sum(abalance) FROM pgbench_accounts), "
+                            + "(SELECT sum(tbalance) FROM pgbench_tellers), "
                             + "(SELECT sum(bbalance) FROM pgbench_branches), "
                             + "(SELECT coalesce(sum(delta), 0) FROM pgbench_history)")[0]
                     return [try row.int64(0), try row.int64(1), try row.int64(2), try row.int64(3)]

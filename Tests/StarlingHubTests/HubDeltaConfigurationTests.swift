@@ -17,14 +17,13 @@ struct HubDeltaConfigurationTests {
     private static let base =
         #""database":"postgresql://x/y","admin_token":"admin-secret","regions":[{"name":"us","token":"secret-us"}]"#
 
+    private static let tooMany = (0...64).map { "\"c\($0)\"" }.joined(separator: ",")
+
     static let invalid: [(String, String)] = [
         (#"{\#(base),"tables":[{"name":"public.s","delta":["qty",""]}]}"#, "tables[0].delta[1]"),
         (#"{\#(base),"tables":[{"name":"public.s","delta":["qty","qty"]}]}"#, "tables[0].delta[1]"),
         (#"{\#(base),"tables":[{"name":"public.s","delta":"qty"}]}"#, "tables[0].delta"),
-        (
-            #"{\#(base),"tables":[{"name":"public.s","delta":[\#((0...64).map { "\"c\($0)\"" }.joined(separator: ","))]}]}"#,
-            "tables[0].delta"
-        ),
+        (#"{\#(base),"tables":[{"name":"public.s","delta":[\#(tooMany)]}]}"#, "tables[0].delta"),
     ]
 
     // Proves each broken delta list is refused with an error naming the offending key.

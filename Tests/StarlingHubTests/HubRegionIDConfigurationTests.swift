@@ -20,7 +20,8 @@ struct HubRegionIDConfigurationTests {
         (#"{\#(base),"regions":[{"name":"us","token":"secret-us","id":1024}]}"#, "regions[0].id"),
         (#"{\#(base),"regions":[{"name":"us","token":"secret-us","id":-1}]}"#, "regions[0].id"),
         (
-            #"{\#(base),"regions":[{"name":"us","token":"secret-us","id":3},{"name":"eu","token":"secret-eu","id":3}]}"#,
+            #"{\#(base),"regions":[{"name":"us","token":"secret-us","id":3},"#
+                + #"{"name":"eu","token":"secret-eu","id":3}]}"#,
             "regions[1].id"
         ),
     ]
