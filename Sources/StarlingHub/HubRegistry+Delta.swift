@@ -8,26 +8,25 @@ extension HubRegistry {
     /// registration, so an agent stops at start with the message instead of syncing a counter wrongly.
     static func checkDeltaColumns(_ tables: [Registration], settings: HubSettings) throws(HTTPError) {
         for table in tables {
-            let delta = settings.tablesByName[table.table]?.deltaColumns ?? []
             let types = Dictionary(table.columns.map { ($0.name, $0.type) }, uniquingKeysWith: { first, _ in first })
-            for column in delta {
-                let prefix = "table \(table.table): delta column \(column)"
-                guard let type = types[column] else {
-                    throw HTTPError(
-                        409, code: "invalid_delta_column",
-                        "\(prefix) is not a column of the table; fix hub.yaml's tables[].delta")
-                }
-                guard !table.key.contains(column) else {
-                    throw HTTPError(
-                        409, code: "invalid_delta_column",
-                        "\(prefix) is part of the primary key; a key is not a counter")
-                }
-                guard DeltaColumn.Kind(formatType: type) != nil else {
-                    throw HTTPError(
-                        409, code: "invalid_delta_column",
-                        "\(prefix) is \(type); a delta column must be \(DeltaColumn.allowedTypes) (exact arithmetic)")
+            for column in settings.tablesByName[table.table]?.deltaColumns ?? [] {
+                if let problem = deltaProblem(table: table.table, column: column, types: types, key: table.key) {
+                    throw HTTPError(409, code: "invalid_delta_column", problem)
                 }
             }
         }
+    }
+
+    /// Why `column` cannot be a delta column of `table` with these column types and key; nil when it can.
+    static func deltaProblem(table: String, column: String, types: [String: String], key: [String]) -> String? {
+        let prefix = "table \(table): delta column \(column)"
+        guard let type = types[column] else {
+            return "\(prefix) is not a column of the table; fix hub.yaml's tables[].delta"
+        }
+        if key.contains(column) { return "\(prefix) is part of the primary key; a key is not a counter" }
+        if DeltaColumn.Kind(formatType: type) == nil {
+            return "\(prefix) is \(type); a delta column must be \(DeltaColumn.allowedTypes) (exact arithmetic)"
+        }
+        return nil
     }
 }

@@ -1,5 +1,7 @@
+import Logging
 import StarlingCore
 import StarlingHub
+import StarlingTestSupport
 import Testing
 
 /// Delta columns at a real hub: registration refuses a column that cannot be a counter, and concurrent
@@ -43,6 +45,34 @@ struct HubDeltaTests {
             #expect(response.json["error"]?["code"]?.stringValue == "invalid_delta_column")
             let text = response.json["error"]?["message"]?.stringValue ?? ""
             #expect(text.contains("table public.stock") && text.contains(message), "\(text)")
+        }
+    }
+
+    // Proves a hub restarted with a delta column whose registered type is not exact refuses to start, naming
+    // the key, while the same database with a valid delta list starts.
+    @Test func restartWithAnInexactDeltaColumnIsRefused() async throws {
+        try await TestDatabase.with { database in
+            let plain = HubHarness.configuration(database: database.url, tables: [.init(name: "public.stock")])
+            try await HubHarness.run(plain, on: database) { hub in
+                let registered = try await hub.send(
+                    "POST", "/v1/tables/register", token: HubHarness.token("r1"),
+                    body: Self.registration(qtyType: "real").serialized())
+                #expect(registered.status == 200)
+            }
+            let refused = HubHarness.configuration(
+                database: database.url, tables: [.init(name: "public.stock", delta: ["amount", "qty"])])
+            let hub = try Hub(configuration: refused, logger: Logger(label: "test.hub"))
+            await #expect {
+                try await hub.start()
+            } throws: { error in
+                let error = error as? HubError
+                return error?.key == "tables[0].delta[1]" && error?.message.contains("qty is real") == true
+            }
+            // The CLI stops a hub whose start failed: that must return (the server never started).
+            await hub.shutdown(gracePeriod: .seconds(1))
+            let valid = HubHarness.configuration(
+                database: database.url, tables: [.init(name: "public.stock", delta: ["amount"])])
+            try await HubHarness.run(valid, on: database) { _ in }
         }
     }
 
