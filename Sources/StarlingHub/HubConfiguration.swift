@@ -117,8 +117,9 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         /// instead of either side's value, so concurrent increments in every region count; the rest of the row
         /// goes by `policy`, and the combined row is sent to every region including the origin. Each must be a
         /// smallint, integer, bigint or numeric column that is not part of the primary key; names are checked
-        /// here (non-empty, unique, at most ``HubSettings/maxDeltaColumns``), types when an agent registers
-        /// the table (the hub learns them only then), which is refused with 409 `invalid_delta_column`.
+        /// here (non-empty, unique, at most ``HubSettings/maxDeltaColumns``); types at hub start for a table
+        /// already registered, else when an agent registers it (409 `invalid_delta_column`): the hub learns
+        /// column types only from registrations.
         public var delta: [String]
 
         public init(name: String, policy: String = "lww", manualProvisional: String? = nil, delta: [String] = []) {
