@@ -18,15 +18,28 @@
 ///   Outcome `merge` (kind `merge`, rewritten), record winner `incoming`, even when the merged row equals the
 ///   head's image, so the origin still applies it. A degenerate merge (the change is an insert or a delete,
 ///   or the head is a tombstone) has no columns to combine and falls back to `lww` for the whole row.
+///
+/// Delta columns (counters) are then combined into the policy's row: see `ConflictResolver+Delta.swift`.
 public enum ConflictResolver {
-    /// Decides what happens to `change` given the key's `head` (`nil` if the key was never seen).
+    /// Decides what happens to `change` given the key's `head` (`nil` if the key was never seen);
+    /// `deltaColumns` are the table's counter columns with their kinds.
     public static func decide(
-        change: Change, head: Head?, policy: ConflictPolicy, priorities: RegionPriorities
+        change: Change, head: Head?, policy: ConflictPolicy, priorities: RegionPriorities,
+        deltaColumns: [String: DeltaColumn.Kind] = [:]
     ) -> Decision {
         guard let head, isConflict(change: change, head: head) else {
             return Decision(
                 change: change, previousHead: head, isConflict: false, outcome: accept(change), conflict: nil)
         }
+        let decision = decideByPolicy(change: change, head: head, policy: policy, priorities: priorities)
+        if deltaColumns.isEmpty { return decision }
+        return applyingDeltas(to: decision, head: head, policy: policy, deltaColumns: deltaColumns)
+    }
+
+    /// Step 3 for a conflict, by the table's policy alone.
+    private static func decideByPolicy(
+        change: Change, head: Head, policy: ConflictPolicy, priorities: RegionPriorities
+    ) -> Decision {
         let incomingWins: Bool
         var status = ConflictRecord.Status.auto
         switch policy {
@@ -95,7 +108,7 @@ public enum ConflictResolver {
         .accept(row: change.image, isTombstone: change.image == nil, kind: .change, rewritten: false)
     }
 
-    private static func conflictDecision(
+    static func conflictDecision(
         change: Change, head: Head, policy: ConflictPolicy, status: ConflictRecord.Status,
         winner: ConflictRecord.Winner, outcome: Decision.Outcome
     ) -> Decision {

@@ -22,6 +22,8 @@ public final class HTTP2Server: Sendable {
         var contexts: [LoopBound<ServerLoopContext>] = []
         var localAddress: SocketAddress?
         var isStopped = false
+        /// Set by a successful ``start()``: a server never started has nothing to stop or wait for.
+        var hasStarted = false
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
@@ -83,6 +85,7 @@ public final class HTTP2Server: Sendable {
         let boxes = contexts
         state.withLock { state in
             state.group = group
+            state.hasStarted = true
             state.contexts = boxes
             state.localAddress = listeners.address
         }
@@ -99,6 +102,17 @@ public final class HTTP2Server: Sendable {
             return taken
         }
         guard let group else {
+            // Never started (its owner's start failed before): stopped at once, or this would wait forever.
+            let waiters = state.withLock { state -> [CheckedContinuation<Void, Never>]? in
+                guard !state.hasStarted else { return nil }
+                state.isStopped = true
+                defer { state.stopWaiters = [] }
+                return state.stopWaiters
+            }
+            if let waiters {
+                for waiter in waiters { waiter.resume() }
+                return
+            }
             await waitUntilStopped()
             return
         }

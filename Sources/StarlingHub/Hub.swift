@@ -70,6 +70,7 @@ public final class Hub: Sendable {
         let migrator = try PostgresMigrator(schema: HubMigrations.schema, migrations: HubMigrations.all, logger: logger)
         let applied = try await pool.withConnection { connection in try migrator.migrate(connection) }
         if !applied.isEmpty { logger.info("hub schema migrated", metadata: ["db.versions": "\(applied)"]) }
+        try await checkDeltaColumnsAgainstShapes()
         let isActive = try await takeOver()
         if !isActive {
             try await refreshShapes()

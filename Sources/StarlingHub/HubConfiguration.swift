@@ -11,12 +11,13 @@ import StarlingCore
 /// admin_previous_tokens:                 # optional: old admin tokens still accepted until a time
 ///   - {token_sha256: "…", until: "2026-12-01T00:00:00Z"}
 /// regions:
-///   - {name: us-east, token: "…", priority: 100}    # or token_sha256: hex
+///   - {name: us-east, token: "…", priority: 100, id: 1}    # or token_sha256: hex; id: see ``Region/id``
 ///   - name: eu-west
 ///     token: "new…"
 ///     previous_tokens: [{token: "old…", until: "2026-12-01T00:00:00Z"}]   # rotation window
 /// tables:
 ///   - {name: public.items, policy: lww}  # lww | priority | merge | manual (manual_provisional: keep | lww) | reject
+///   - {name: public.stock, policy: lww, delta: [qty, balance]}   # counter columns, see ``Table/delta``
 /// limits: {max_body_bytes: 16777216, …}  # optional, see ``Limits``
 /// retention: {window: 7d, partition_entries: 1000000, inactive_after: 30d}   # optional, see ``Retention``
 /// insecure: false                        # h2c on a non-loopback address
@@ -74,16 +75,21 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         public var tokenSHA256: String?
         public var priority: Int
         public var previousTokens: [PreviousToken]
+        /// The region's number for `starling.next_id()` (optional, 0-1023, unique): the region bits of every id
+        /// its database hands out. Sent to the agent in `/v1/config`. Never reuse a number while ids made with
+        /// it are still around under another region; without one, `starling.next_id()` raises an error there.
+        public var id: Int?
 
         public init(
             name: String, token: String? = nil, tokenSHA256: String? = nil, priority: Int = 0,
-            previousTokens: [PreviousToken] = []
+            previousTokens: [PreviousToken] = [], id: Int? = nil
         ) {
             self.name = name
             self.token = token
             self.tokenSHA256 = tokenSHA256
             self.priority = priority
             self.previousTokens = previousTokens
+            self.id = id
         }
     }
 
@@ -107,11 +113,20 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         public var name: String
         public var policy: String
         public var manualProvisional: String?
+        /// Counter columns (default none): on a conflict of two updates each becomes `head + (after − before)`
+        /// instead of either side's value, so concurrent increments in every region count; the rest of the row
+        /// goes by `policy`, and the combined row is sent to every region including the origin. Each must be a
+        /// smallint, integer, bigint or numeric column that is not part of the primary key; names are checked
+        /// here (non-empty, unique, at most ``HubSettings/maxDeltaColumns``); types at hub start for a table
+        /// already registered, else when an agent registers it (409 `invalid_delta_column`): the hub learns
+        /// column types only from registrations.
+        public var delta: [String]
 
-        public init(name: String, policy: String = "lww", manualProvisional: String? = nil) {
+        public init(name: String, policy: String = "lww", manualProvisional: String? = nil, delta: [String] = []) {
             self.name = name
             self.policy = policy
             self.manualProvisional = manualProvisional
+            self.delta = delta
         }
     }
 
@@ -198,10 +213,11 @@ extension HubConfiguration.TLS {
 extension HubConfiguration.Region {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["name", "token", "token_sha256", "priority", "previous_tokens"])
+        try c.rejectUnknownKeys(["name", "token", "token_sha256", "priority", "previous_tokens", "id"])
         self.init(
             name: try c.required("name"), token: try c.optional("token"), tokenSHA256: try c.optional("token_sha256"),
-            priority: try c.value("priority", default: 0), previousTokens: try c.value("previous_tokens", default: []))
+            priority: try c.value("priority", default: 0), previousTokens: try c.value("previous_tokens", default: []),
+            id: try c.optional("id"))
     }
 }
 
@@ -216,10 +232,10 @@ extension HubConfiguration.PreviousToken {
 extension HubConfiguration.Table {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["name", "policy", "manual_provisional"])
+        try c.rejectUnknownKeys(["name", "policy", "manual_provisional", "delta"])
         self.init(
             name: try c.required("name"), policy: try c.value("policy", default: "lww"),
-            manualProvisional: try c.optional("manual_provisional"))
+            manualProvisional: try c.optional("manual_provisional"), delta: try c.value("delta", default: []))
     }
 }
 

@@ -13,6 +13,8 @@ public struct HubSettings: Sendable {
         public var priority: Int
         /// Replaced tokens still accepted until their time (rotation).
         public var previousTokens: [PreviousToken] = []
+        /// The region bits of `starling.next_id()` (hub.yaml `regions[].id`); nil when not configured.
+        public var id: Int? = nil
     }
 
     /// A replaced token's hash and the end of its validity (exclusive), microseconds since the Unix epoch.
@@ -29,6 +31,8 @@ public struct HubSettings: Sendable {
         /// `schema.table`.
         public var name: String
         public var policy: ConflictPolicy
+        /// Counter columns (`delta:`), combined as `head + (after − before)` on a conflict.
+        public var deltaColumns: [String] = []
     }
 
     public var listen: SocketAddress
@@ -94,6 +98,7 @@ extension HubConfiguration {
     private func validateRegions() throws(HubError) -> [HubSettings.Region] {
         guard !regions.isEmpty else { throw invalid("at least one region is required", "regions") }
         var seen = Set<String>()
+        var ids = Set<Int>()
         var result: [HubSettings.Region] = []
         for (index, region) in regions.enumerated() {
             let key = "regions[\(index)]"
@@ -111,7 +116,8 @@ extension HubConfiguration {
             let previous = try Self.previousTokens(region.previousTokens, key: key + ".previous_tokens")
             result.append(
                 HubSettings.Region(
-                    name: region.name, tokenHash: hash, priority: region.priority, previousTokens: previous))
+                    name: region.name, tokenHash: hash, priority: region.priority, previousTokens: previous,
+                    id: try Self.validateRegionID(region.id, key: key + ".id", seen: &ids)))
         }
         return result
     }
@@ -144,7 +150,8 @@ extension HubConfiguration {
             } catch {
                 throw invalid(error.message, key + ".policy")
             }
-            result.append(HubSettings.Table(name: table.name, policy: policy))
+            let delta = try Self.validateDeltaColumns(table.delta, key: key + ".delta")
+            result.append(HubSettings.Table(name: table.name, policy: policy, deltaColumns: delta))
         }
         return result
     }

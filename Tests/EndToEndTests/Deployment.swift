@@ -98,7 +98,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         var yaml = "listen: 127.0.0.1:\(hubPort)\ndatabase: \(hubDatabase.url)\nadmin_token: \(Self.adminToken)\n"
         yaml += "regions:\n"
         for (index, region) in regions.enumerated() {
-            yaml += "  - {name: \(region), token: \(Self.token(region)), priority: \(100 - index)}\n"
+            yaml += "  - {name: \(region), token: \(Self.token(region)), priority: \(100 - index), id: \(index + 1)}\n"
         }
         yaml += "tables:\n"
         for table in tables { yaml += "  - {name: \(table.name), policy: \(table.policy)}\n" }

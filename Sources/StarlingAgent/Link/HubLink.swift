@@ -38,6 +38,8 @@ extension HubLink {
 public struct HubConfig: Sendable, Hashable {
     public var region: String
     public var tables: [Table]
+    /// The region bits of `starling.next_id()` (`region_id`, hub.yaml `regions[].id`); nil when not configured.
+    public var regionID: Int? = nil
 
     public struct Table: Sendable, Hashable {
         public var name: String
@@ -67,6 +69,7 @@ public struct HubConfig: Sendable, Hashable {
             parsed.append(Table(name: name, policy: table["policy"]?.stringValue ?? "lww"))
         }
         self.init(region: region, tables: parsed)
+        regionID = json["region_id"]?.int64Value.flatMap { (0...1023).contains($0) ? Int($0) : nil }
     }
 }
 

@@ -160,6 +160,8 @@ public final class Agent: Sendable {
                     let shapes = try config.tables.map { try TableShape.load(table: $0.name, connection: connection) }
                     return (shapes, try schema.install(tables: shapes, connection: connection))
                 }
+                let regionID = config.regionID
+                try await db { try NextID.store(regionID: regionID, connection: $0) }
                 // A table altered while the agent was down keeps its old functions and registration; its stream
                 // stays stopped until the shape is back (ShapeGuard).
                 try await hub.register(shapes.filter { drift[$0.name] == nil })

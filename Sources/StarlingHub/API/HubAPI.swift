@@ -87,8 +87,9 @@ final class HubAPI: Sendable {
             }
             tables.append(.object(object))
         }
-        let body: JSONValue = ["region": .string(region), "tables": .array(tables)]
-        return .json(200, body.serialized())
+        var body: JSONObject = ["region": .string(region), "tables": .array(tables)]
+        if let id = settings.regions.first(where: { $0.name == region })?.id { body["region_id"] = .integer(id) }
+        return .json(200, JSONValue.object(body).serialized())
     }
 
     private func push(_ request: HTTPRequest) async throws -> HTTPResponse {

@@ -63,6 +63,7 @@ enum HubRegistry {
             }
             result.append(Registration(table: name, columns: pairs, key: keyNames))
         }
+        try checkDeltaColumns(result, settings: settings)
         return result
     }
 

@@ -65,7 +65,7 @@ final class SequencerWriter: @unchecked Sendable {
     static let lockClass: Int32 = 0x5354
     static let lockID: Int32 = 1
 
-    private let settings: HubSettings
+    let settings: HubSettings
     private var nextSeq: Int64 = 1
     private var nextConflictID: Int64 = 1
     /// The session that holds the advisory lock; kept alive here so its identity is never reused.
@@ -76,6 +76,8 @@ final class SequencerWriter: @unchecked Sendable {
     private var originMarks: [String: Int64] = [:]
     /// Creates log partitions ahead of ``nextSeq``, so an insert never finds no partition (LogRetention.swift).
     private var partitioner: LogPartitioner
+    /// Table → delta column → kind, read from the registered shapes (SequencerWriter+Delta.swift).
+    var deltaKinds: [String: [String: DeltaColumn.Kind]] = [:]
 
     init(settings: HubSettings) {
         self.settings = settings
@@ -165,6 +167,7 @@ final class SequencerWriter: @unchecked Sendable {
         try partitioner.ensure(through: nextSeq + Int64(batch.reduce(0) { $0 + $1.changeCount }), connection: connection)
         let outcome = try connection.transaction(name: "sequencer.batch") { connection in
             try load(batch, into: &state, connection: connection)
+            try loadDeltaKinds(batch, connection: connection)
             var outcome = BatchOutcome()
             for item in batch {
                 switch item {
@@ -447,7 +450,8 @@ extension SequencerWriter {
             }
             let policy = settings.tablesByName[change.table]?.policy ?? .lww
             let decision = ConflictResolver.decide(
-                change: change, head: state.heads[tableKey], policy: policy, priorities: settings.priorities)
+                change: change, head: state.heads[tableKey], policy: policy, priorities: settings.priorities,
+                deltaColumns: deltaKinds[change.table] ?? [:])
             var seq: Int64?
             var conflictID: Int64?
             if let entry = decision.logEntry(seq: state.nextSeq), let head = decision.newHead(seq: state.nextSeq) {

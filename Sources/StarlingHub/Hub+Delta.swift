@@ -1,0 +1,27 @@
+import StarlingCore
+
+extension Hub {
+    /// Refuses to start when hub.yaml names a delta column that a table's already registered shape cannot
+    /// have (missing, a key column, or a type without exact arithmetic), with an error naming the key
+    /// (`tables[2].delta[0]`). A table not registered yet is checked when its first agent registers it
+    /// (``HubRegistry/checkDeltaColumns(_:settings:)``): before that the hub does not know its types.
+    func checkDeltaColumnsAgainstShapes() async throws {
+        guard settings.tables.contains(where: { !$0.deltaColumns.isEmpty }) else { return }
+        let shapes = try await pool.withConnection { try HubStore.loadShapes($0) }
+        for (tableIndex, table) in settings.tables.enumerated() {
+            guard let shape = shapes[table.name] else { continue }
+            var types: [String: String] = [:]
+            for column in try JSONValue(parsing: shape.columnsJSON).arrayValue ?? [] {
+                if let name = column["name"]?.stringValue, let type = column["type"]?.stringValue { types[name] = type }
+            }
+            for (index, column) in table.deltaColumns.enumerated() {
+                if let problem = HubRegistry.deltaProblem(
+                    table: table.name, column: column, types: types, key: shape.keyColumns)
+                {
+                    throw HubError(
+                        code: .invalidConfiguration, message: problem, key: "tables[\(tableIndex)].delta[\(index)]")
+                }
+            }
+        }
+    }
+}
