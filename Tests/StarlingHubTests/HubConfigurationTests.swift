@@ -6,15 +6,7 @@ import Testing
 
 struct HubConfigurationTests {
     /// Decodes JSON text (YAML's subset) with the strict decoder, then validates.
-    private func load(_ json: String) throws -> HubSettings {
-        let configuration: HubConfiguration
-        do {
-            configuration = try JSONDecoder().decode(HubConfiguration.self, from: Data(json.utf8))
-        } catch {
-            throw HubConfiguration.describe(decodingError: error)
-        }
-        return try configuration.validate()
-    }
+    private func load(_ json: String) throws -> HubSettings { try ConfigurationLoading.settings(json) }
 
     private static let base = #""database":"postgresql://x/y","admin_token":"admin-secret""#
     private static let region = #"{"name":"us-east","token":"secret-token"}"#
@@ -48,11 +40,7 @@ struct HubConfigurationTests {
     @Test(arguments: invalid)
     func invalidConfigurationNamesTheKey(_ json: String, _ key: String) throws {
         // Proves each broken configuration is refused with an error naming the offending key.
-        #expect {
-            try load(json)
-        } throws: { error in
-            (error as? HubError)?.key == key
-        }
+        ConfigurationLoading.expectRefused(json, naming: key)
     }
 
     @Test func validConfigurationKeepsOnlyHashes() throws {

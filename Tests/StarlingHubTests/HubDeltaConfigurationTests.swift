@@ -4,15 +4,7 @@ import Testing
 
 /// `tables[].delta` in hub.yaml: accepted names land in the settings; broken lists are refused naming the key.
 struct HubDeltaConfigurationTests {
-    private func load(_ json: String) throws -> HubSettings {
-        let configuration: HubConfiguration
-        do {
-            configuration = try JSONDecoder().decode(HubConfiguration.self, from: Data(json.utf8))
-        } catch {
-            throw HubConfiguration.describe(decodingError: error)
-        }
-        return try configuration.validate()
-    }
+    private func load(_ json: String) throws -> HubSettings { try ConfigurationLoading.settings(json) }
 
     private static let base =
         #""database":"postgresql://x/y","admin_token":"admin-secret","regions":[{"name":"us","token":"secret-us"}]"#
@@ -29,11 +21,7 @@ struct HubDeltaConfigurationTests {
     // Proves each broken delta list is refused with an error naming the offending key.
     @Test(arguments: invalid)
     func invalidDeltaNamesTheKey(_ json: String, _ key: String) throws {
-        #expect {
-            try load(json)
-        } throws: { error in
-            (error as? HubError)?.key == key
-        }
+        ConfigurationLoading.expectRefused(json, naming: key)
     }
 
     // Proves delta columns reach the settings with any policy, and default to none.

@@ -4,15 +4,7 @@ import Testing
 
 /// `regions[].id` in hub.yaml (the region bits of `starling.next_id()`): optional, 0-1023, unique.
 struct HubRegionIDConfigurationTests {
-    private func load(_ json: String) throws -> HubSettings {
-        let configuration: HubConfiguration
-        do {
-            configuration = try JSONDecoder().decode(HubConfiguration.self, from: Data(json.utf8))
-        } catch {
-            throw HubConfiguration.describe(decodingError: error)
-        }
-        return try configuration.validate()
-    }
+    private func load(_ json: String) throws -> HubSettings { try ConfigurationLoading.settings(json) }
 
     private static let base = #""database":"postgresql://x/y","admin_token":"admin-secret","tables":[]"#
 
@@ -29,11 +21,7 @@ struct HubRegionIDConfigurationTests {
     // Proves each bad region id is refused with an error naming the key.
     @Test(arguments: invalid)
     func invalidIDNamesTheKey(_ json: String, _ key: String) throws {
-        #expect {
-            try load(json)
-        } throws: { error in
-            (error as? HubError)?.key == key
-        }
+        ConfigurationLoading.expectRefused(json, naming: key)
     }
 
     // Proves ids are optional and land in the settings.
