@@ -191,7 +191,7 @@ final class SequencerWriter: @unchecked Sendable {
         }
         // Invariants (programmer errors, never input): every seq taken was written once, so the log stays
         // gap-free across batches, and every item got its own answer, in request order.
-        let written = state.logRows.count + state.repairRowCount
+        let written = state.logged.count + state.repairRowCount
         precondition(
             state.nextSeq - nextSeq == Int64(written),
             "the batch took \(state.nextSeq - nextSeq) seqs but wrote \(written) log rows")
@@ -211,7 +211,7 @@ struct BatchState {
     /// The seq the next log row of this batch gets; only ``takeSeq(_:)`` advances it.
     private(set) var nextSeq: Int64
     var nextConflictID: Int64
-    /// Repair rows written by their own COPY (not in ``logRows``), counted for the seq check at commit.
+    /// Repair rows written by their own COPY (not in ``logged``), counted for the seq check at commit.
     var repairRowCount = 0
     /// The canonical key text of every change, per batch item (empty for a resolution): serialized once.
     var keyTexts: [[String]] = []
@@ -226,8 +226,7 @@ struct BatchState {
     var records: [Int64: ConflictRecord] = [:]
     /// Keys whose head changed, in first-change order (``headRowTexts`` doubles as the membership test).
     var dirtyHeads: [TableKey] = []
-    var logRows: [[PostgresValue]] = []
-    /// The same entries with their texts, for the log cache once the batch commits.
+    /// The batch's log entries with their key and row texts: written by COPY, then kept by the log cache.
     var logged: [LogCache.Logged] = []
     /// Rejected changes only: accepted and merged ones are recorded by their log row.
     var decisionRows: [[PostgresValue]] = []
@@ -273,7 +272,7 @@ struct BatchState {
         headRowTexts.reserveCapacity(changes)
         decisions.reserveCapacity(changes)
         dirtyHeads.reserveCapacity(changes)
-        logRows.reserveCapacity(changes)
+        logged.reserveCapacity(changes)
     }
 }
 
@@ -464,7 +463,6 @@ extension SequencerWriter {
                 } else {
                     rowText = entry.row.map(HubJSON.text)
                 }
-                state.logRows.append(Self.logRow(entry, keyText: keyText, rowText: rowText))
                 state.logged.append(LogCache.Logged(entry: entry, keyText: keyText, rowText: rowText))
                 state.setHead(head, rowText: rowText, for: tableKey)
             }
@@ -540,7 +538,6 @@ extension SequencerWriter {
         precondition(resolution.head.seq == resolution.entry.seq, "a resolution's head and entry disagree on seq")
         state.takeSeq(resolution.entry.seq)
         let rowText = resolution.entry.row.map(HubJSON.text)
-        state.logRows.append(Self.logRow(resolution.entry, keyText: keyText, rowText: rowText))
         state.logged.append(LogCache.Logged(entry: resolution.entry, keyText: keyText, rowText: rowText))
         state.setHead(resolution.head, rowText: rowText, for: tableKey)
         state.records[conflictID] = resolution.record
@@ -562,9 +559,11 @@ extension SequencerWriter {
 
     /// Writes the batch: log, rejections, conflicts and new heads by COPY, changed heads by one UPDATE.
     private func store(_ state: BatchState, connection: PostgresConnection) throws {
-        if !state.logRows.isEmpty {
+        if !state.logged.isEmpty {
             try connection.copyIn(
-                table: "starling_hub.log", columns: Self.logColumns, rows: state.logRows, name: "sequencer.copyLog")
+                table: "starling_hub.log", columns: Self.logColumns,
+                rows: state.logged.map { Self.logRow($0.entry, keyText: $0.keyText, rowText: $0.rowText) },
+                name: "sequencer.copyLog")
         }
         if !state.decisionRows.isEmpty {
             try connection.copyIn(
