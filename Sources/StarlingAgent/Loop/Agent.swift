@@ -4,15 +4,18 @@ public import StarlingCore
 public import StarlingPostgres
 import Synchronization
 
-/// One region's agent: installs capture, registers table shapes, then loops push → pull (DESIGN.md
-/// "Agent rules") until ``stop()``.
+/// One region's agent: installs capture, registers table shapes, then pushes and pulls (DESIGN.md "Agent
+/// rules", "Engine v2") until ``stop()``.
 ///
-/// Threads: `run()` is one task; all database work runs on the agent's `PostgresWorker` thread (one
-/// connection, jobs in order), the hub is reached through ``HubLink``. Only `isStopped` and the status
-/// fields are shared (a `Mutex`). Hub and database failures are retried with backoff and jitter and reported
-/// as `last_error`; while the hub is unreachable the application keeps writing and the outbox grows. A push
-/// is retried with the same changes until verdicts arrive: the agent never pulls while a push's outcome is
-/// unknown.
+/// Threads: `run()` runs a push task, a pull task (one page fetched while the previous applies), a status
+/// task, the LISTEN task and the reconciliation task. The loop's database work runs on the agent's
+/// `PostgresWorker` thread (one connection, jobs in order, so verdict handling and applies never interleave);
+/// the status reports and the LISTEN have connections of their own; the hub is reached through ``HubLink``.
+/// Only `isStopped`, the status fields and the operations in flight are shared (a `Mutex`). Hub and database
+/// failures are retried with backoff and jitter and reported as `last_error`; while the hub is unreachable the
+/// application keeps writing and the outbox grows. A push is retried with the same changes until verdicts
+/// arrive; pulls go on meanwhile, and an entry meeting a key whose local change still waits for its verdict is
+/// deferred until that verdict is handled.
 public final class Agent: Sendable {
     /// Loop state readable from other threads (tests, status).
     public struct Progress: Sendable, Hashable {
@@ -50,7 +53,8 @@ public final class Agent: Sendable {
     private let listener: PostgresWorker
     /// A third one for the status reports, so a report never waits behind a long apply on `database`.
     private let statusDatabase: PostgresWorker
-    /// Wakes the loop on a local write, when a pull finishes, and on stop.
+    /// Wakes the push task on a local write (and once a second from the listener), when a table resumes, and
+    /// on stop.
     private let wake = WakeUp()
     private let schema: AgentSchema
     private let store: AgentStore
@@ -60,9 +64,9 @@ public final class Agent: Sendable {
     private let shared = Mutex<
         (stopped: Bool, progress: Progress, operations: [String: Operation], errors: [String: String])
     >((false, Progress(), [:], [:]))
-    /// Touched by the loop task only (`pushPending`); a mutex keeps the class `Sendable`.
+    /// Touched by the push task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
-    /// Set when a stopped table resumed (and at start): the loop then applies its held entries.
+    /// Set when a stopped table resumed (and at start): the pull task then applies its held entries.
     private let heldResumeDue = Mutex(false)
 
     /// The database worker is owned by the agent and shut down when `run()` returns.
@@ -309,19 +313,19 @@ public final class Agent: Sendable {
             let started = ContinuousClock.now
             let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
             let (changes, drift) = try await track("push", "reading the outbox") { () async throws(AgentError) in
-              try await db { connection in
-                // Read, then check the shapes: a write made after an ALTER TABLE is only visible when the ALTER
-                // is (ShapeGuard), so a batch that holds one is read again without its table.
-                var rows = try store.nextBatch(
-                    connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes, holding: holding)
-                let drift = try ShapeGuard().check(connection: connection)
-                if rows.contains(where: { drift[$0.table] != nil }) {
-                    rows = try store.nextBatch(
-                        connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes,
-                        holding: Set(drift.keys))
+                try await db { connection in
+                    // Read, then check the shapes: a write made after an ALTER TABLE is only visible when the
+                    // ALTER is (ShapeGuard), so a batch that holds one is read again without its table.
+                    var rows = try store.nextBatch(
+                        connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes, holding: holding)
+                    let drift = try ShapeGuard().check(connection: connection)
+                    if rows.contains(where: { drift[$0.table] != nil }) {
+                        rows = try store.nextBatch(
+                            connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes,
+                            holding: Set(drift.keys))
+                    }
+                    return (rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift)
                 }
-                return (rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift)
-              }
             }
             noteShapes(drift)
             if changes.isEmpty { return true }

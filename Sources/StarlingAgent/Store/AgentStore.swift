@@ -193,7 +193,8 @@ public struct AgentStore: Sendable {
                 let installed = try tables ?? installedTables(connection: connection)
                 var applied = ApplySummary()
                 applied.stoppedTables = try lockAndCheckShapes(
-                    of: Set(released.map(\.table)), tables: installed, connection: connection)
+                    of: Set(released.map(\.table)), tables: installed, connection: connection
+                ).drift
                 try applyPulled(
                     released, tables: installed, drift: applied.stoppedTables, summary: &applied,
                     connection: connection)
@@ -264,9 +265,11 @@ public struct AgentStore: Sendable {
             guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
             let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
             var summary = ApplySummary()
-            summary.stoppedTables = try lockAndCheckShapes(
-                of: Set(entries.map(\.table)), tables: tables, connection: connection)
-            try applyHeldEntries(drift: summary.stoppedTables, tables: tables, summary: &summary, connection: connection)
+            let shapes = try lockAndCheckShapes(of: Set(entries.map(\.table)), tables: tables, connection: connection)
+            summary.stoppedTables = shapes.drift
+            if shapes.hasHeldEntries {
+                try applyHeldEntries(drift: shapes.drift, tables: tables, summary: &summary, connection: connection)
+            }
             try applyPulled(
                 entries, tables: tables, drift: summary.stoppedTables, summary: &summary, connection: connection)
             return summary
@@ -303,8 +306,11 @@ public struct AgentStore: Sendable {
             try relaxCommit(connection)
             let tables = try installedTables(connection: connection)
             var summary = ApplySummary()
-            summary.stoppedTables = try lockAndCheckShapes(of: [], tables: tables, connection: connection)
-            try applyHeldEntries(drift: summary.stoppedTables, tables: tables, summary: &summary, connection: connection)
+            let shapes = try lockAndCheckShapes(of: [], tables: tables, connection: connection)
+            summary.stoppedTables = shapes.drift
+            if shapes.hasHeldEntries {
+                try applyHeldEntries(drift: shapes.drift, tables: tables, summary: &summary, connection: connection)
+            }
             return summary
         }
     }
@@ -335,25 +341,29 @@ public struct AgentStore: Sendable {
     static let heldChunk = 5000
 
     /// Takes a row-exclusive lock on `batchTables` and on every table with held entries (those synced and
-    /// present), so no `ALTER TABLE` commits before this transaction does, then returns the drifted tables.
+    /// present), so no `ALTER TABLE` commits before this transaction does, then returns the drifted tables and
+    /// whether any entry is held (so an apply without held entries does not look for them again).
     /// Waits at most ``TableSQL/applyLockTimeout`` behind a DDL statement; the apply is then retried.
     private func lockAndCheckShapes(
         of batchTables: Set<String>, tables: Set<String>, connection: PostgresConnection
-    ) throws -> ShapeGuard.Drift {
-        let locked = try connection.query(
+    ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
+        let found = try connection.query(
             """
-            SELECT s.table_name FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
-            WHERE s.table_name = ANY($1::text[])
-               OR s.table_name IN (SELECT DISTINCT h.table_name FROM starling.held_entries h)
-            ORDER BY s.table_name
-            """, [.textArray(batchTables.intersection(tables).sorted())], name: "agent.shape.lockable")
+            SELECT array_to_json(array(
+                       SELECT s.table_name FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
+                       WHERE s.table_name = ANY($1::text[])
+                          OR s.table_name IN (SELECT DISTINCT h.table_name FROM starling.held_entries h)
+                       ORDER BY s.table_name))::text AS tables,
+                   EXISTS (SELECT 1 FROM starling.held_entries) AS held
+            """, [.textArray(batchTables.intersection(tables).sorted())], name: "agent.shape.lockable")[0]
+        let locked = (try JSONValue(parsing: try found.string("tables")).arrayValue ?? []).compactMap(\.stringValue)
         if !locked.isEmpty {
-            let names = try locked.map { row throws in try PostgresIdentifier.quote(try row.string("table_name")) }
+            let names = try locked.map { table throws in try PostgresIdentifier.quote(table) }
             try connection.execute("SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'")
             try connection.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ROW EXCLUSIVE MODE")
             try connection.execute("SET LOCAL lock_timeout = DEFAULT")
         }
-        return try ShapeGuard().check(connection: connection)
+        return (try ShapeGuard().check(connection: connection), try found.bool("held"))
     }
 
     /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
