@@ -27,7 +27,7 @@ final class HubAPI: Sendable {
     let shapes = Mutex<[String: TableShape]>([:])
     /// The server's counters once it exists (for /metrics).
     let serverCounters = Mutex<HTTP2ServerCounters?>(nil)
-    /// Reconciliation runs (started here or by the schedule, which runs in ``Hub/run()``). runs in ``Hub/run()``.
+    /// Reconciliation runs (started here or by the schedule, which runs in ``Hub/run()``).
     let reconciler: Reconciler
     private let logger: Logger
 

@@ -60,7 +60,8 @@ enum HubStore {
             if count > 0 { output.append(UInt8(ascii: ",")) }
             count += 1
             LogEntry.write(
-                base: try row.optionalInt64(12), hlc: try row.int64(8), id: try row.string(2), keyJSON: try row.string(6),
+                base: try row.optionalInt64(12), hlc: try row.int64(8), id: try row.string(2),
+                keyJSON: try row.string(6),
                 kind: try row.string(9), op: try row.string(5), origin: origin, isRewritten: rewritten,
                 rowJSON: try row.optionalString(7), seq: seq, table: try row.string(4), tx: try row.string(3),
                 to: &output)
@@ -153,7 +154,7 @@ enum HubStore {
     }
 }
 
-/// A registered table shape (agents register them at start; the hub checks pushed keys against it).
+/// A registered table shape (agents register them at start; the hub checks pushed keys and columns against it).
 struct TableShape: Sendable, Hashable {
     var keyColumns: [String]
     /// The registered columns as stored JSON text.
