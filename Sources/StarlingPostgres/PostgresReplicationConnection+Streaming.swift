@@ -13,6 +13,12 @@ extension PostgresReplicationConnection {
     {
         try Self.validateSlotName(slot)
         try requireMode(.commands, name: "replication.start")
+        guard !hasStreamed else {
+            throw PostgresError(
+                code: .wrongReplicationState,
+                message: "this connection already streamed; a walsender streams once per connection: reconnect",
+                queryName: "replication.start")
+        }
         var sql = "START_REPLICATION SLOT \(slot) LOGICAL \(start)"
         if !options.isEmpty {
             var rendered: [String] = []
@@ -29,6 +35,7 @@ extension PostgresReplicationConnection {
         switch PQresultStatus(result) {
         case PGRES_COPY_BOTH:
             mode = .streaming
+            hasStreamed = true
             isFlushPending = false
         case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
             throw connection.serverError(result, name: "replication.start")
@@ -86,7 +93,8 @@ extension PostgresReplicationConnection {
     }
 
     /// Ends the stream from our side (CopyDone), discards what the server still sends until its CopyDone, and
-    /// returns to command mode; the slot is released and can be started again (e.g. from its confirmed LSN).
+    /// returns to command mode; the slot is released (another connection can start it, e.g. from its confirmed
+    /// LSN), and this connection can still run commands but not stream again.
     /// Messages discarded here are sent again by the next START_REPLICATION unless they were confirmed.
     /// - Throws: the server's error if it failed the stream meanwhile; `queryFailed` (connection lost) when no
     ///   CopyDone came within `timeout`.

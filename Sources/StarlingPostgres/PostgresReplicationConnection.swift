@@ -1,17 +1,26 @@
 internal import CLibPQ
 
 /// A libpq connection in logical replication mode (`replication=database`): replication commands, then one
-/// CopyBoth stream of WAL messages at a time.
+/// CopyBoth stream of WAL messages.
 ///
 /// ```
-///              connect                     startLogical (START_REPLICATION … LOGICAL)
-///   ──────────▶ commands ─────────────────────────────────────────▶ streaming
-///               identifySystem                                      next(timeout:) → 'w' XLogData | 'k' keepalive
-///               createLogicalSlot / dropSlot                        sendStatus(…)  → 'r' standby status update
-///                   ▲                                                   │
-///                   └──── stopStreaming() (CopyDone both ways) ─────────┤
-///                   └──── server ended the stream: streamEnded / its error ┘
+///          connect                 startLogical (START_REPLICATION … LOGICAL)
+///   ─────▶ commands ─────────────────────────────────────────────▶ streaming
+///          identifySystem                                          next(timeout:) → 'w' XLogData | 'k' keepalive
+///          createLogicalSlot / dropSlot                            sendStatus(…)  → 'r' standby status update
+///              ▲                                                        │
+///              └── stopStreaming() (CopyDone both ways) ────────────────┤
+///              └── the server ended the stream: streamEnded / its error ┘
 /// ```
+/// One stream per connection: a PostgreSQL 15 walsender does not reset its CopyDone state for a second
+/// START_REPLICATION … LOGICAL (the stream would end at once), so `startLogical` refuses to run twice; restart
+/// by reconnecting. Commands still work after the stream ended. `stopStreaming()` releases the slot before it
+/// returns, so a new connection can use it at once.
+///
+/// Temporary slots: the server drops the temporary slots a session created when that session ends *and* when
+/// any command on it fails with an ERROR (walsender error cleanup), so a temporary slot is only as durable as
+/// the error-free run of its connection.
+///
 /// Ownership: this object owns one `PostgresConnection`, which owns the `PGconn` and frees it (`PQfinish`) in
 /// `close()` or `deinit`. Every CopyData buffer libpq hands out (`PQgetCopyData`) is owned by the call that
 /// received it and freed with `PQfreemem` before that call returns; messages are copied out first.
@@ -32,6 +41,8 @@ public final class PostgresReplicationConnection {
     /// Owns the `PGconn`.
     let connection: PostgresConnection
     var mode = Mode.commands
+    /// True once `startLogical` entered streaming: the walsender cannot stream again on this connection.
+    var hasStreamed = false
     /// True when `PQflush` left bytes of a status update unsent.
     var isFlushPending = false
 

@@ -22,7 +22,9 @@ final class LogicalStream {
         var description: String
     }
 
-    let replication: PostgresReplicationConnection
+    private(set) var replication: PostgresReplicationConnection
+    let url: String
+    let parameters: [(keyword: String, value: String)]
     let slot: String
     let publication: String
     var relations = PgOutputRelationCache()
@@ -37,6 +39,8 @@ final class LogicalStream {
     ) throws {
         replication = try PostgresReplicationConnection.connect(
             url: db.url, applicationName: "starling-tests-wal", parameters: parameters)
+        self.url = db.url
+        self.parameters = parameters
         self.slot = slot
         self.publication = publication
         self.timeout = timeout
@@ -111,6 +115,13 @@ final class LogicalStream {
 
     func close() {
         replication.close()
+    }
+
+    /// Closes the connection and opens a new one (a walsender streams once per connection).
+    func reconnect() throws {
+        replication.close()
+        replication = try PostgresReplicationConnection.connect(
+            url: url, applicationName: "starling-tests-wal", parameters: parameters)
     }
 
     private func check(_ message: PgOutputMessage) throws {

@@ -196,10 +196,10 @@ struct PostgresReplicationTests {
             try stream.start()
             let a = try relationOID("a", sql)
             let b = try relationOID("b", sql)
+            // One simple-protocol string is one transaction.
             try sql.executeScript("INSERT INTO a DEFAULT VALUES; INSERT INTO b VALUES (1)")
             try sql.executeScript("TRUNCATE a, b RESTART IDENTITY CASCADE")
             try sql.executeScript("TRUNCATE b")
-            _ = try stream.transaction()
             _ = try stream.transaction()
             let both = try stream.transaction().compactMap { message -> PgOutputMessage.Truncate? in
                 if case .truncate(let truncate) = message { return truncate }
@@ -208,8 +208,11 @@ struct PostgresReplicationTests {
             try #require(both.count == 1)
             #expect(both[0].isCascade && both[0].isRestartIdentity)
             #expect(Set(both[0].relationOIDs) == [a, b])
+            // TRUNCATE gives the table a new relfilenode, which makes pgoutput announce the relation again.
             let plain = try stream.transaction()
-            #expect(plain[1] == .truncate(.init(isCascade: false, isRestartIdentity: false, relationOIDs: [b])))
+            #expect(plain.count == 4)
+            #expect(plain[1] == .relation(try #require(stream.relations[b])))
+            #expect(plain[2] == .truncate(.init(isCascade: false, isRestartIdentity: false, relationOIDs: [b])))
         }
     }
 
@@ -325,8 +328,8 @@ struct PostgresReplicationTests {
             }
             try #require(inserted.count == rows.count)
             let names = ["id"] + columns.map { String($0.split(separator: " ")[0]) }
-            let expected = try sql.query(
-                "SELECT " + names.map { "\($0)::text" }.joined(separator: ", ") + " FROM types ORDER BY id")
+            // libpq's results are each type's text output too (no ::text casts: bool::text is 'true', not 't').
+            let expected = try sql.query("SELECT " + names.joined(separator: ", ") + " FROM types ORDER BY id")
             for (row, tuple) in inserted.enumerated() {
                 let texts = try (0..<names.count).map { (column) throws(PostgresError) in
                     try expected[row].optionalString(column)
@@ -383,9 +386,12 @@ struct PostgresReplicationTests {
     }
 
     /// Proves a restart from the confirmed LSN re-delivers exactly the transactions committed after it (and
-    /// re-announces relations), on the same connection after stopStreaming.
+    /// re-announces relations): stopStreaming releases the slot at once, a new connection streams from it.
+    /// Recorded fact (PostgreSQL 15): a logical walsender streams once per connection — a second
+    /// START_REPLICATION after CopyDone ends at once — so the connection refuses it and a restart reconnects.
     @Test func restartFromConfirmedLSNRedeliversTheRest() async throws {
-        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY)") { db, sql, stream in
+        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY)", isTemporary: false) {
+            db, sql, stream in
             try stream.start()
             let oid = try relationOID("t", sql)
             for id in 1...3 { try sql.execute("INSERT INTO t VALUES ($1)", [.int(id)]) }
@@ -400,6 +406,12 @@ struct PostgresReplicationTests {
             }
             try stream.replication.stopStreaming()
             #expect(!stream.replication.isStreaming)
+            #expect(try sql.replicationSlot(named: stream.slot)?.isActive == false)
+            let again = #expect(throws: PostgresError.self) { try stream.start(from: commits[1].endLSN) }
+            #expect(again?.code == .wrongReplicationState)
+            #expect(try stream.replication.identifySystem().database == db.name)
+
+            try stream.reconnect()
             try stream.start(from: commits[1].endLSN)
             try sql.execute("INSERT INTO t VALUES (4)")
             let third = try stream.transaction()
@@ -411,9 +423,27 @@ struct PostgresReplicationTests {
 
             // From 0/0 the server starts at the confirmed position too.
             try stream.replication.stopStreaming()
+            try stream.reconnect()
             try stream.start(from: .invalid)
-            let again = try stream.transaction()
-            #expect(again.last == .commit(commits[2]))
+            let fromConfirmed = try stream.transaction()
+            #expect(fromConfirmed.last == .commit(commits[2]))
+        }
+    }
+
+    /// Proves option values travel intact: a publication whose name has quotes, a comma and upper case streams.
+    @Test func oddPublicationNameStreams() async throws {
+        try await TestDatabase.with { db in
+            let sql = try db.connect()
+            defer { sql.close() }
+            let publication = "Pub it's \"odd\", ✓"
+            try sql.executeScript(
+                "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION \(try PostgresIdentifier.quoteName(publication)) "
+                    + "FOR TABLE t")
+            let stream = try LogicalStream(db: db, slot: uniqueName("slot"), publication: publication)
+            defer { stream.close() }
+            try stream.start()
+            try sql.execute("INSERT INTO t VALUES (1)")
+            #expect(try stream.transaction()[2] == .insert(.init(relationOID: try relationOID("t", sql), newTuple: .texts(["1"]))))
         }
     }
 
@@ -436,9 +466,12 @@ struct PostgresReplicationTests {
     }
 
     /// Proves the server's errors arrive typed with its message and SQLSTATE: an unknown slot at START, a
-    /// duplicate slot, a bad slot name (refused before sending), and a walsender terminated mid-stream.
+    /// duplicate slot, a bad option value (quoted, so it stays one value), a bad slot name (refused before
+    /// sending), and a walsender terminated mid-stream. A persistent slot survives the errors. Recorded fact
+    /// (PostgreSQL 15): any ERROR on a replication connection drops the temporary slots that session created.
     @Test func serverErrorsAreTyped() async throws {
-        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY)") { db, sql, stream in
+        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY)", isTemporary: false) {
+            db, sql, stream in
             let unknown = #expect(throws: PostgresError.self) {
                 try stream.replication.startLogical(slot: "starling_no_such_slot", from: .invalid, options: [])
             }
@@ -455,10 +488,19 @@ struct PostgresReplicationTests {
             #expect(badName?.code == .invalidIdentifier)
             let badOption = #expect(throws: PostgresError.self) {
                 try stream.replication.startLogical(
-                    slot: stream.slot, from: .invalid, options: [(name: "proto_version", value: "1' x")])
+                    slot: stream.slot, from: .invalid, options: [(name: "proto_version", value: "1', x '2")])
             }
             #expect(badOption?.code == .queryFailed)
+            // The whole text reached pgoutput as one value (no syntax error, no second option).
+            #expect(badOption?.message == "invalid proto_version")
             #expect(!stream.replication.isStreaming)
+            #expect(try sql.replicationSlot(named: stream.slot) != nil)
+
+            let temporary = uniqueName("slot")
+            _ = try stream.replication.createLogicalSlot(name: temporary, isTemporary: true)
+            #expect(try sql.replicationSlot(named: temporary)?.isTemporary == true)
+            #expect(throws: PostgresError.self) { try stream.replication.dropSlot(name: "starling_no_such_slot") }
+            #expect(try sql.replicationSlot(named: temporary) == nil)
 
             try stream.start()
             try sql.execute("SELECT pg_terminate_backend($1)", [.int32(stream.replication.backendPID)])
