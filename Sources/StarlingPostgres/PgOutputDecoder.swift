@@ -35,7 +35,8 @@ public enum PgOutputDecoder {
 
     /// Decodes one message held in an array.
     public static func decode(_ bytes: [UInt8]) throws(PostgresError) -> PgOutputMessage {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in try decode(UnsafeRawBufferPointer(buffer)) }
+        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in try decode(UnsafeRawBufferPointer(buffer))
+        }
     }
 
     // MARK: - Messages (each starts with `reader` just past the tag)
@@ -104,7 +105,9 @@ public enum PgOutputDecoder {
         reader.what = "pgoutput Insert"
         let oid = try reader.uint32("relation OID")
         let marker = try reader.uint8("tuple marker")
-        guard marker == UInt8(ascii: "N") else { throw reader.malformed("expected new tuple 'N', got 0x\(hex(marker))") }
+        guard marker == UInt8(ascii: "N") else {
+            throw reader.malformed("expected new tuple 'N', got 0x\(hex(marker))")
+        }
         return PgOutputMessage.Insert(relationOID: oid, newTuple: try tuple(&reader))
     }
 

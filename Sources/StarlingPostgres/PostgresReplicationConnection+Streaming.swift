@@ -23,7 +23,8 @@ extension PostgresReplicationConnection {
         if !options.isEmpty {
             var rendered: [String] = []
             for option in options {
-                rendered.append("\(try PostgresIdentifier.quoteName(option.name)) \(try Self.quoteLiteral(option.value))")
+                rendered.append(
+                    "\(try PostgresIdentifier.quoteName(option.name)) \(try Self.quoteLiteral(option.value))")
             }
             sql += " (" + rendered.joined(separator: ", ") + ")"
         }
@@ -154,23 +155,25 @@ extension PostgresReplicationConnection {
     private func streamFinished(_ handle: OpaquePointer) -> PostgresError {
         mode = .commands
         var failure: PostgresError?
-        while let result = PQgetResult(handle) {
+        var isStillCopying = false
+        while !isStillCopying, let result = PQgetResult(handle) {
             defer { PQclear(result) }
             switch PQresultStatus(result) {
             case PGRES_FATAL_ERROR, PGRES_NONFATAL_ERROR:
                 if failure == nil { failure = connection.serverError(result, name: "replication.stream") }
             case PGRES_COPY_OUT, PGRES_COPY_BOTH:
-                // Our CopyDone has not been answered yet; cannot happen after PQgetCopyData returned -1.
-                if failure == nil {
-                    failure = PostgresError(
-                        code: .protocolError, message: "still copying after the end of the stream",
-                        queryName: "replication.stream", isConnectionLost: isConnectionLost)
-                }
-                connection.close()
-                return failure!
+                // Still copying after PQgetCopyData returned -1: PQgetResult would repeat this forever.
+                isStillCopying = true
             default:
                 continue
             }
+        }
+        if isStillCopying {
+            connection.close()
+            return failure
+                ?? PostgresError(
+                    code: .protocolError, message: "libpq still copying after the end of the stream: closed",
+                    queryName: "replication.stream", isConnectionLost: true)
         }
         return failure
             ?? PostgresError(
@@ -235,7 +238,9 @@ public struct PgOutputOptions: Sendable, Hashable {
         }
         var names: [String] = []
         for publication in publications { names.append(try PostgresIdentifier.quoteName(publication)) }
-        var options = [(name: "proto_version", value: "1"), (name: "publication_names", value: names.joined(separator: ","))]
+        var options = [
+            (name: "proto_version", value: "1"), (name: "publication_names", value: names.joined(separator: ",")),
+        ]
         if includesMessages { options.append((name: "messages", value: "true")) }
         if isBinary { options.append((name: "binary", value: "true")) }
         return options

@@ -90,7 +90,8 @@ public final class PostgresReplicationConnection {
         let systemIDText = try row.string("systemid")
         guard let systemID = UInt64(systemIDText) else {
             throw PostgresError(
-                code: .malformedMessage, message: "IDENTIFY_SYSTEM systemid is not a number: \(systemIDText.prefix(40))")
+                code: .malformedMessage, message: "IDENTIFY_SYSTEM systemid is not a number: \(systemIDText.prefix(40))"
+            )
         }
         let timeline = try row.int64("timeline")
         guard let timeline = UInt32(exactly: timeline) else {

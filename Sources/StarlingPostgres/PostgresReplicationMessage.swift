@@ -74,7 +74,8 @@ public enum PostgresReplicationMessage: Sendable, Hashable {
 
     /// Convenience for tests and callers holding an array.
     public static func decode(_ bytes: [UInt8]) throws(PostgresError) -> PostgresReplicationMessage {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in try decode(UnsafeRawBufferPointer(buffer)) }
+        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in try decode(UnsafeRawBufferPointer(buffer))
+        }
     }
 
     /// The client's standby status update (`'r'`): 34 bytes, positions as the next byte the client needs
@@ -85,7 +86,9 @@ public enum PostgresReplicationMessage: Sendable, Hashable {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(34)
         bytes.append(UInt8(ascii: "r"))
-        for value in [written.rawValue, flushed.rawValue, applied.rawValue, UInt64(bitPattern: time.microsecondsSince2000)] {
+        for value in [
+            written.rawValue, flushed.rawValue, applied.rawValue, UInt64(bitPattern: time.microsecondsSince2000),
+        ] {
             withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
         }
         bytes.append(isReplyRequested ? 1 : 0)

@@ -62,14 +62,21 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
     var b = WireBuilder("B")
     b.i64(0x16_B374_D848).i64(786_000_000_123_456).u32(0xFFFF_FFF0)
     cases.append(
-        ("begin", b.bytes,
-         .begin(.init(finalLSN: LSN(0x16_B374_D848), commitTime: .init(microsecondsSince2000: 786_000_000_123_456),
-                      xid: 0xFFFF_FFF0))))
+        (
+            "begin", b.bytes,
+            .begin(
+                .init(
+                    finalLSN: LSN(0x16_B374_D848), commitTime: .init(microsecondsSince2000: 786_000_000_123_456),
+                    xid: 0xFFFF_FFF0))
+        ))
     b = WireBuilder("C")
     b.u8(0).i64(0x10).i64(0x40).i64(-5)
     cases.append(
-        ("commit", b.bytes,
-         .commit(.init(flags: 0, commitLSN: LSN(0x10), endLSN: LSN(0x40), commitTime: .init(microsecondsSince2000: -5)))))
+        (
+            "commit", b.bytes,
+            .commit(
+                .init(flags: 0, commitLSN: LSN(0x10), endLSN: LSN(0x40), commitTime: .init(microsecondsSince2000: -5)))
+        ))
     b = WireBuilder("O")
     b.i64(0x1_0ABC_DEF0).string("région ✓")
     cases.append(("origin", b.bytes, .origin(.init(originLSN: LSN(0x1_0ABC_DEF0), name: "région ✓"))))
@@ -79,17 +86,24 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
     b.u8(1).string("id").u32(20).i32(-1)
     b.u8(0).string("").u32(1043).i32(24)
     cases.append(
-        ("relation", b.bytes,
-         .relation(
-            .init(oid: 16384, namespace: "public", name: "items", replicaIdentity: .default,
-                  columns: [.init(flags: 1, name: "region", typeOID: 25, typeModifier: -1),
-                            .init(flags: 1, name: "id", typeOID: 20, typeModifier: -1),
-                            .init(flags: 0, name: "", typeOID: 1043, typeModifier: 24)]))))
+        (
+            "relation", b.bytes,
+            .relation(
+                .init(
+                    oid: 16384, namespace: "public", name: "items", replicaIdentity: .default,
+                    columns: [
+                        .init(flags: 1, name: "region", typeOID: 25, typeModifier: -1),
+                        .init(flags: 1, name: "id", typeOID: 20, typeModifier: -1),
+                        .init(flags: 0, name: "", typeOID: 1043, typeModifier: 24),
+                    ]))
+        ))
     b = WireBuilder("R")
     b.u32(7).string("").string("empty").tag("n").i16(0)
     cases.append(
-        ("relation without columns", b.bytes,
-         .relation(.init(oid: 7, namespace: "", name: "empty", replicaIdentity: .nothing, columns: []))))
+        (
+            "relation without columns", b.bytes,
+            .relation(.init(oid: 7, namespace: "", name: "empty", replicaIdentity: .nothing, columns: []))
+        ))
     b = WireBuilder("Y")
     b.u32(90001).string("public").string("mood")
     cases.append(("type", b.bytes, .type(.init(oid: 90001, namespace: "public", name: "mood"))))
@@ -107,7 +121,8 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
     cases.append(("update with key", b.bytes, .update(.init(relationOID: 16384, oldTuple: .key(key), newTuple: tuple))))
     b = WireBuilder("U")
     b.u32(16384).tag("O").tuple(tuple.values).tag("N").tuple(key.values)
-    cases.append(("update with old row", b.bytes, .update(.init(relationOID: 16384, oldTuple: .full(tuple), newTuple: key))))
+    cases.append(
+        ("update with old row", b.bytes, .update(.init(relationOID: 16384, oldTuple: .full(tuple), newTuple: key))))
     b = WireBuilder("D")
     b.u32(16384).tag("K").tuple(key.values)
     cases.append(("delete by key", b.bytes, .delete(.init(relationOID: 16384, oldTuple: .key(key)))))
@@ -116,17 +131,29 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
     cases.append(("delete with old row", b.bytes, .delete(.init(relationOID: 16384, oldTuple: .full(tuple)))))
     b = WireBuilder("T")
     b.i32(2).u8(3).u32(16384).u32(16390)
-    cases.append(("truncate", b.bytes, .truncate(.init(isCascade: true, isRestartIdentity: true, relationOIDs: [16384, 16390]))))
+    cases.append(
+        ("truncate", b.bytes, .truncate(.init(isCascade: true, isRestartIdentity: true, relationOIDs: [16384, 16390]))))
     b = WireBuilder("T")
     b.i32(1).u8(2).u32(5)
-    cases.append(("truncate restart identity", b.bytes, .truncate(.init(isCascade: false, isRestartIdentity: true, relationOIDs: [5]))))
+    cases.append(
+        (
+            "truncate restart identity", b.bytes,
+            .truncate(.init(isCascade: false, isRestartIdentity: true, relationOIDs: [5]))
+        ))
     b = WireBuilder("M")
     b.u8(1).i64(0x2A).string("starling").i32(3).raw([0, 0x78, 0xFF])
     cases.append(
-        ("message", b.bytes, .message(.init(isTransactional: true, lsn: LSN(0x2A), prefix: "starling", content: [0, 0x78, 0xFF]))))
+        (
+            "message", b.bytes,
+            .message(.init(isTransactional: true, lsn: LSN(0x2A), prefix: "starling", content: [0, 0x78, 0xFF]))
+        ))
     b = WireBuilder("M")
     b.u8(0).i64(1).string("").i32(0)
-    cases.append(("empty non-transactional message", b.bytes, .message(.init(isTransactional: false, lsn: LSN(1), prefix: "", content: []))))
+    cases.append(
+        (
+            "empty non-transactional message", b.bytes,
+            .message(.init(isTransactional: false, lsn: LSN(1), prefix: "", content: []))
+        ))
     return cases
 }()
 
@@ -251,13 +278,16 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
         let first = PgOutputRelation(
             oid: 9, namespace: "public", name: "t", replicaIdentity: .default,
             columns: [.init(flags: 1, name: "id", typeOID: 23, typeModifier: -1)])
-        let recordedBegin = cache.record(.begin(.init(finalLSN: .invalid, commitTime: .init(microsecondsSince2000: 0), xid: 1)))
+        let recordedBegin = cache.record(
+            .begin(.init(finalLSN: .invalid, commitTime: .init(microsecondsSince2000: 0), xid: 1)))
         #expect(!recordedBegin)
         let recordedRelation = cache.record(.relation(first))
         #expect(recordedRelation)
         #expect(cache[9] == first)
         #expect(try cache.relation(for: 9, matching: .texts(["1"])) == first)
-        let wrongCount = #expect(throws: PostgresError.self) { try cache.relation(for: 9, matching: .texts(["1", "2"])) }
+        let wrongCount = #expect(throws: PostgresError.self) {
+            try cache.relation(for: 9, matching: .texts(["1", "2"]))
+        }
         #expect(wrongCount?.code == .malformedMessage)
         let unknown = #expect(throws: PostgresError.self) { try cache.relation(for: 10, matching: .texts([])) }
         #expect(unknown?.code == .malformedMessage)
@@ -280,18 +310,21 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
         #expect(
             try PostgresReplicationMessage.decode(w.bytes)
                 == .xLogData(
-                    .init(walStart: LSN(0x100), walEnd: LSN(0x200),
-                          serverTime: .init(microsecondsSince2000: 786_000_000_000_000), payload: [1, 2, 3])))
+                    .init(
+                        walStart: LSN(0x100), walEnd: LSN(0x200),
+                        serverTime: .init(microsecondsSince2000: 786_000_000_000_000), payload: [1, 2, 3])))
         let empty = WireBuilder("w")
         empty.i64(1).i64(2).i64(3)
         #expect(
             try PostgresReplicationMessage.decode(empty.bytes)
-                == .xLogData(.init(walStart: LSN(1), walEnd: LSN(2), serverTime: .init(microsecondsSince2000: 3), payload: [])))
+                == .xLogData(
+                    .init(walStart: LSN(1), walEnd: LSN(2), serverTime: .init(microsecondsSince2000: 3), payload: [])))
         let k = WireBuilder("k")
         k.i64(0x300).i64(42).u8(1)
         #expect(
             try PostgresReplicationMessage.decode(k.bytes)
-                == .keepalive(.init(walEnd: LSN(0x300), serverTime: .init(microsecondsSince2000: 42), isReplyRequested: true)))
+                == .keepalive(
+                    .init(walEnd: LSN(0x300), serverTime: .init(microsecondsSince2000: 42), isReplyRequested: true)))
         for bad in [Array(w.bytes[..<24]), Array(k.bytes[..<17]), k.bytes + [0], [UInt8(ascii: "x")], []] {
             let error = #expect(throws: PostgresError.self) { try PostgresReplicationMessage.decode(bad) }
             #expect(error?.code == .malformedMessage)

@@ -54,7 +54,10 @@ struct PostgresReplicationTests {
             guard case .begin(let begin) = first[0], case .relation(let relation) = first[1],
                 case .insert(let insert) = first[2], case .update(let update) = first[3],
                 case .commit(let commit) = first[4]
-            else { Issue.record("unexpected messages \(first)"); return }
+            else {
+                Issue.record("unexpected messages \(first)")
+                return
+            }
             #expect(begin.xid == xid)
             #expect(begin.finalLSN == commit.commitLSN)
             #expect(begin.commitTime == commit.commitTime)
@@ -78,14 +81,18 @@ struct PostgresReplicationTests {
             #expect(insert == .init(relationOID: oid, newTuple: .texts(["eu", "1", "apple", "1.50", nil])))
             // The default identity sends no old tuple when no key column changed.
             #expect(
-                update == .init(relationOID: oid, oldTuple: nil, newTuple: .texts(["eu", "1", "pear", "1.50", "it's ✓"])))
+                update
+                    == .init(relationOID: oid, oldTuple: nil, newTuple: .texts(["eu", "1", "pear", "1.50", "it's ✓"])))
 
             try sql.execute("DELETE FROM items WHERE region = 'eu' AND id = 1")
             let second = try stream.transaction()
             try #require(second.count == 3, "\(second)")
             guard case .begin(let begin2) = second[0], case .delete(let delete) = second[1],
                 case .commit(let commit2) = second[2]
-            else { Issue.record("unexpected messages \(second)"); return }
+            else {
+                Issue.record("unexpected messages \(second)")
+                return
+            }
             // The relation was announced once per session; the delete carries only the key.
             #expect(delete == .init(relationOID: oid, oldTuple: .key(.texts(["eu", "1", nil, nil, nil]))))
             #expect(begin2.xid != begin.xid)
@@ -104,7 +111,10 @@ struct PostgresReplicationTests {
             try sql.execute("UPDATE items SET price = 3 WHERE id = 7")
             try sql.execute("DELETE FROM items WHERE id = 7")
             let insert = try stream.transaction()
-            guard case .relation(let relation) = insert[1] else { Issue.record("\(insert)"); return }
+            guard case .relation(let relation) = insert[1] else {
+                Issue.record("\(insert)")
+                return
+            }
             #expect(relation.replicaIdentity == .full)
             #expect(relation.columns.allSatisfy { $0.isKey })
             let update = try stream.transaction()
@@ -115,7 +125,8 @@ struct PostgresReplicationTests {
                             relationOID: oid, oldTuple: .full(.texts(["us", "7", "fig", "2.00", "n"])),
                             newTuple: .texts(["us", "7", "fig", "3.00", "n"]))))
             let delete = try stream.transaction()
-            #expect(delete[1] == .delete(.init(relationOID: oid, oldTuple: .full(.texts(["us", "7", "fig", "3.00", "n"])))))
+            #expect(
+                delete[1] == .delete(.init(relationOID: oid, oldTuple: .full(.texts(["us", "7", "fig", "3.00", "n"])))))
         }
     }
 
@@ -166,10 +177,15 @@ struct PostgresReplicationTests {
             #expect(
                 untouched[1]
                     == .update(
-                        .init(relationOID: oid, oldTuple: nil, newTuple: PgOutputTuple([.text("1"), .unchangedToast, .text("1")]))))
+                        .init(
+                            relationOID: oid, oldTuple: nil,
+                            newTuple: PgOutputTuple([.text("1"), .unchangedToast, .text("1")]))))
             let full = try stream.transaction()
             // The identity changed: the Relation is sent again before the change.
-            guard case .relation(let relation) = full[1] else { Issue.record("\(full)"); return }
+            guard case .relation(let relation) = full[1] else {
+                Issue.record("\(full)")
+                return
+            }
             #expect(relation.replicaIdentity == .full)
             #expect(
                 full[2]
@@ -252,7 +268,10 @@ struct PostgresReplicationTests {
                 """)
             try sql.execute("INSERT INTO t VALUES (4)")
             let immediate = try stream.next().message
-            guard case .message(let outside) = immediate else { Issue.record("\(immediate)"); return }
+            guard case .message(let outside) = immediate else {
+                Issue.record("\(immediate)")
+                return
+            }
             #expect(!outside.isTransactional)
             #expect(outside.content == Array("now".utf8))
             let sentinel = try stream.transaction()
@@ -320,7 +339,10 @@ struct PostgresReplicationTests {
             let transaction = try stream.transaction()
             let moodOID = UInt32(try sql.query("SELECT 'mood'::regtype::oid AS oid")[0].int64("oid"))
             #expect(transaction[1] == .type(.init(oid: moodOID, namespace: "public", name: "mood")))
-            guard case .relation(let relation) = transaction[2] else { Issue.record("\(transaction)"); return }
+            guard case .relation(let relation) = transaction[2] else {
+                Issue.record("\(transaction)")
+                return
+            }
             #expect(relation.columns.first { $0.name == "m" }?.typeOID == moodOID)
             let inserted = transaction.compactMap { message -> PgOutputTuple? in
                 if case .insert(let insert) = message { return insert.newTuple }
@@ -363,7 +385,10 @@ struct PostgresReplicationTests {
             try await waitUntil("the slot is active") { try sql.replicationSlot(named: stream.slot)?.isActive == true }
             #expect(try sql.replicationSlot(named: stream.slot)?.activePID == stream.replication.backendPID)
             try sql.execute("INSERT INTO t VALUES (1)")
-            guard case .commit(let commit) = try stream.transaction().last else { Issue.record("no commit"); return }
+            guard case .commit(let commit) = try stream.transaction().last else {
+                Issue.record("no commit")
+                return
+            }
             #expect(try sql.replicationSlot(named: stream.slot)?.confirmedFlushLSN ?? .invalid < commit.endLSN)
             try stream.replication.sendStatus(written: commit.endLSN, flushed: commit.endLSN, applied: commit.endLSN)
             try await waitUntil("confirmed_flush_lsn reaches \(commit.endLSN)") {
@@ -397,7 +422,10 @@ struct PostgresReplicationTests {
             for id in 1...3 { try sql.execute("INSERT INTO t VALUES ($1)", [.int(id)]) }
             var commits: [PgOutputMessage.Commit] = []
             for _ in 1...3 {
-                guard case .commit(let commit) = try stream.transaction().last else { Issue.record("no commit"); return }
+                guard case .commit(let commit) = try stream.transaction().last else {
+                    Issue.record("no commit")
+                    return
+                }
                 commits.append(commit)
             }
             try stream.replication.sendStatus(written: commits[1].endLSN, flushed: commits[1].endLSN, applied: .invalid)
@@ -436,14 +464,15 @@ struct PostgresReplicationTests {
             let sql = try db.connect()
             defer { sql.close() }
             let publication = "Pub it's \"odd\", ✓"
-            try sql.executeScript(
-                "CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION \(try PostgresIdentifier.quoteName(publication)) "
-                    + "FOR TABLE t")
+            let quoted = try PostgresIdentifier.quoteName(publication)
+            try sql.executeScript("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION \(quoted) FOR TABLE t")
             let stream = try LogicalStream(db: db, slot: uniqueName("slot"), publication: publication)
             defer { stream.close() }
             try stream.start()
             try sql.execute("INSERT INTO t VALUES (1)")
-            #expect(try stream.transaction()[2] == .insert(.init(relationOID: try relationOID("t", sql), newTuple: .texts(["1"]))))
+            #expect(
+                try stream.transaction()[2]
+                    == .insert(.init(relationOID: try relationOID("t", sql), newTuple: .texts(["1"]))))
         }
     }
 
@@ -550,8 +579,9 @@ struct PostgresReplicationTests {
             let decodeTime = decodeStart.duration(to: clock.now)
             #expect(decoded == rowCount)
             if environment("STARLING_WAL_MEASURE_ROWS") != nil {
-                print("wal measure: \(rowCount) rows; stream+decode \(rate(payloads.count, streamed)) msg/s; "
-                    + "decode only \(rate(payloads.count, decodeTime)) msg/s")
+                print(
+                    "wal measure: \(rowCount) rows; stream+decode \(rate(payloads.count, streamed)) msg/s; "
+                        + "decode only \(rate(payloads.count, decodeTime)) msg/s")
             }
         }
     }
