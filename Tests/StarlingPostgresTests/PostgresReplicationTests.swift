@@ -553,6 +553,8 @@ struct PostgresReplicationTests {
                 "INSERT INTO t SELECT g, 'name-' || g, g % 100 FROM generate_series(1, $1) g", [.int(rowCount)])
             let clock = ContinuousClock()
             let started = clock.now
+            let clientCPUStart = threadCPUMicroseconds()
+            let walsenderCPUStart = processCPUMicroseconds(pid: stream.replication.backendPID)
             var payloads: [[UInt8]] = []
             payloads.reserveCapacity(rowCount + 3)
             var inserts = 0
@@ -568,20 +570,27 @@ struct PostgresReplicationTests {
                 if case .commit = message { break }
             }
             let streamed = started.duration(to: clock.now)
+            let clientCPU = threadCPUMicroseconds() - clientCPUStart
+            let walsenderCPU = processCPUMicroseconds(pid: stream.replication.backendPID) - walsenderCPUStart
             #expect(inserts == rowCount)
             #expect(last?.newTuple == .texts([String(rowCount), "name-\(rowCount)", String(rowCount % 100)]))
 
             let decodeStart = clock.now
+            let decodeCPUStart = threadCPUMicroseconds()
             var decoded = 0
             for payload in payloads {
                 if case .insert = try PgOutputDecoder.decode(payload) { decoded += 1 }
             }
             let decodeTime = decodeStart.duration(to: clock.now)
+            let decodeCPU = threadCPUMicroseconds() - decodeCPUStart
             #expect(decoded == rowCount)
             if environment("STARLING_WAL_MEASURE_ROWS") != nil {
+                let count = Double(payloads.count)
                 print(
-                    "wal measure: \(rowCount) rows; stream+decode \(rate(payloads.count, streamed)) msg/s; "
-                        + "decode only \(rate(payloads.count, decodeTime)) msg/s")
+                    "wal measure: \(rowCount) rows, \(payloads.count) messages; stream+decode "
+                        + "\(rate(payloads.count, streamed)) msg/s, client CPU \(Double(clientCPU) / count) µs/msg, "
+                        + "walsender CPU \(Double(walsenderCPU) / count) µs/msg; decode only "
+                        + "\(rate(payloads.count, decodeTime)) msg/s, \(Double(decodeCPU) * 1000 / count) ns/msg")
             }
         }
     }
@@ -614,4 +623,26 @@ func rate(_ count: Int, _ duration: Duration) -> Int {
 
 func environment(_ name: String) -> String? {
     getenv(name).map { String(cString: $0) }
+}
+
+/// CPU time of the calling thread (user + system), in microseconds.
+func threadCPUMicroseconds() -> Int64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+    return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+}
+
+/// CPU time (utime + stime from /proc/<pid>/stat) of a local process, in microseconds; 0 when unreadable.
+/// Clock-tick resolution (10 ms): for measurements over many messages only.
+func processCPUMicroseconds(pid: Int32) -> Int64 {
+    guard let file = fopen("/proc/\(pid)/stat", "r") else { return 0 }
+    defer { fclose(file) }
+    var buffer = [CChar](repeating: 0, count: 4096)
+    guard fgets(&buffer, Int32(buffer.count), file) != nil else { return 0 }
+    let line = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15 of the whole line.
+    guard let close = line.lastIndex(of: ")") else { return 0 }
+    let fields = line[line.index(after: close)...].split(separator: " ")
+    guard fields.count > 13, let user = Int64(fields[11]), let system = Int64(fields[12]) else { return 0 }
+    return (user + system) * 1_000_000 / Int64(sysconf(Int32(_SC_CLK_TCK)))
 }
