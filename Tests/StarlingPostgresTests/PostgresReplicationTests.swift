@@ -476,8 +476,10 @@ struct PostgresReplicationTests {
         }
     }
 
-    /// Proves an idle stream gets keepalives, including one asking for a reply once half of
-    /// wal_sender_timeout passed without one, and that answering it keeps the stream alive.
+    /// Proves an idle stream gets keepalives, including ones asking for a reply once half of wal_sender_timeout
+    /// passed without one; that answering them keeps the stream alive past the timeout; that a status update
+    /// asking for a reply gets a keepalive back; and that a client that stops answering is disconnected (the
+    /// server logs the reason but does not send it: the client sees a lost connection).
     @Test func idleStreamGetsKeepalives() async throws {
         try await withLogicalStream(
             setupSQL: "CREATE TABLE t (id int PRIMARY KEY)",
@@ -485,12 +487,78 @@ struct PostgresReplicationTests {
         ) { db, sql, stream in
             try stream.start()
             let start = try currentLSN(sql)
-            let requested = try stream.keepalive { $0.isReplyRequested }
-            #expect(requested.walEnd >= start)
-            #expect(requested.serverTime.unixMicroseconds > 0)
-            try stream.replication.sendStatus(written: requested.walEnd, flushed: requested.walEnd, applied: .invalid)
+            let clock = ContinuousClock()
+            let started = clock.now
+            var answered = 0
+            while answered < 3 || started.duration(to: clock.now) < .seconds(3) {
+                let requested = try stream.keepalive { $0.isReplyRequested }
+                #expect(requested.walEnd >= start)
+                #expect(requested.serverTime.unixMicroseconds > 0)
+                try stream.replication.sendStatus(
+                    written: requested.walEnd, flushed: requested.walEnd, applied: .invalid)
+                answered += 1
+            }
             try sql.execute("INSERT INTO t VALUES (1)")
             #expect(try stream.transaction().count == 4)
+
+            let before = stream.keepalives.count
+            try stream.replication.sendStatus(
+                written: .invalid, flushed: .invalid, applied: .invalid, isReplyRequested: true)
+            _ = try stream.keepalive { _ in true }
+            #expect(stream.keepalives.count > before)
+
+            let dropped = #expect(throws: PostgresError.self) {
+                while true { _ = try stream.replication.next(timeout: .seconds(10)) }
+            }
+            #expect(dropped?.isConnectionLost == true)
+            #expect(stream.replication.isConnectionLost)
+        }
+    }
+
+    /// Proves the event-loop contract: `next(timeout: .zero)` never waits, and after the socket polls readable
+    /// it hands out what arrived.
+    @Test func nonBlockingReadsAfterPoll() async throws {
+        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY)") { db, sql, stream in
+            try stream.start()
+            let clock = ContinuousClock()
+            while try stream.replication.next(timeout: .zero) != nil {}
+            let idleStart = clock.now
+            #expect(try stream.replication.next(timeout: .zero) == nil)
+            #expect(idleStart.duration(to: clock.now) < .milliseconds(50))
+            try sql.execute("INSERT INTO t VALUES (1)")
+            var messages: [PgOutputMessage] = []
+            let deadline = clock.now.advanced(by: .seconds(30))
+            while !messages.contains(where: { if case .commit = $0 { true } else { false } }), clock.now < deadline {
+                if let frame = try stream.replication.next(timeout: .zero) {
+                    if case .xLogData(let data) = frame { messages.append(try PgOutputDecoder.decode(data.payload)) }
+                    continue
+                }
+                var descriptor = pollfd(fd: stream.replication.socketDescriptor, events: Int16(POLLIN), revents: 0)
+                _ = poll(&descriptor, 1, 1000)
+            }
+            #expect(messages.count == 4)
+            #expect(messages[2] == .insert(.init(relationOID: try relationOID("t", sql), newTuple: .texts(["1"]))))
+        }
+    }
+
+    /// Proves the `binary` option sends values in each type's binary send format ('b').
+    @Test func binaryValues() async throws {
+        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY, big bigint, word text)") {
+            db, sql, stream in
+            try stream.replication.startLogical(
+                slot: stream.slot, from: .invalid,
+                options: try PgOutputOptions(publications: [stream.publication], isBinary: true).options())
+            try sql.execute("INSERT INTO t VALUES (1, -2, 'hé')")
+            let transaction = try stream.transaction()
+            #expect(
+                transaction[2]
+                    == .insert(
+                        .init(
+                            relationOID: try relationOID("t", sql),
+                            newTuple: PgOutputTuple([
+                                .binary([0, 0, 0, 1]), .binary([0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFE]),
+                                .binary(Array("hé".utf8)),
+                            ]))))
         }
     }
 
