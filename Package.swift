@@ -35,6 +35,7 @@ let package = Package(
         // Fuzz targets (ops/fuzz builds them with -sanitize=fuzzer; a plain build gives a corpus replayer).
         .executable(name: "FuzzChangeDecoder", targets: ["FuzzChangeDecoder"]),
         .executable(name: "FuzzHTTP2Server", targets: ["FuzzHTTP2Server"]),
+        .executable(name: "FuzzPgOutputDecoder", targets: ["FuzzPgOutputDecoder"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -100,6 +101,8 @@ let package = Package(
         .executableTarget(name: "FuzzHTTP2Server",
                           dependencies: ["StarlingHTTP2", "StarlingIO", .product(name: "Logging", package: "swift-log")],
                           path: "Tests/Fuzz/FuzzHTTP2Server", exclude: ["corpus"]),
+        .executableTarget(name: "FuzzPgOutputDecoder", dependencies: ["StarlingPostgres"],
+                          path: "Tests/Fuzz/FuzzPgOutputDecoder", exclude: ["corpus"]),
 
         .testTarget(name: "StarlingIOTests", dependencies: ["StarlingIO"]),
         .testTarget(name: "StarlingTLSTests", dependencies: ["StarlingTLS", "StarlingTestSupport"]),

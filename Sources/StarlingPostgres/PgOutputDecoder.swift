@@ -149,6 +149,8 @@ public enum PgOutputDecoder {
         reader.what = "pgoutput Truncate"
         let count = Int(try reader.int32("relation count"))
         let options = try reader.uint8("options")
+        // 1 = CASCADE, 2 = RESTART IDENTITY; another bit would be a format this decoder does not know.
+        guard options & ~3 == 0 else { throw reader.malformed("unknown options 0x\(hex(options))") }
         guard count >= 0, count <= reader.remaining / 4 else {
             throw reader.malformed("relation count \(count) does not fit in \(reader.remaining) bytes")
         }
@@ -164,6 +166,8 @@ public enum PgOutputDecoder {
     {
         reader.what = "pgoutput Message"
         let flags = try reader.uint8("flags")
+        // 1 = transactional; another bit would be a format this decoder does not know.
+        guard flags & ~1 == 0 else { throw reader.malformed("unknown flags 0x\(hex(flags))") }
         let lsn = try reader.lsn("LSN")
         let prefix = try reader.cString("prefix")
         let length = Int(try reader.int32("content length"))

@@ -21,7 +21,8 @@ struct WireReader {
 
     /// Throws unless at least `count` bytes remain.
     func require(_ count: Int, for field: StaticString) throws(PostgresError) {
-        guard count >= 0, remaining >= count else {
+        guard count >= 0 else { throw malformed("negative length \(count) for \(field) at offset \(offset)") }
+        guard remaining >= count else {
             throw malformed("truncated \(field): needs \(count) bytes at offset \(offset), \(remaining) left")
         }
     }
