@@ -35,40 +35,33 @@ public enum PgOutputDecoder {
 
     /// Decodes one message held in an array.
     public static func decode(_ bytes: [UInt8]) throws(PostgresError) -> PgOutputMessage {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in try decode(UnsafeRawBufferPointer(buffer))
+        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in
+            try decode(UnsafeRawBufferPointer(buffer))
         }
     }
 
     // MARK: - Messages (each starts with `reader` just past the tag)
 
-    private static func begin(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputMessage.Begin
-    {
+    private static func begin(_ reader: inout WireReader) throws(PostgresError) -> PgOutputMessage.Begin {
         reader.what = "pgoutput Begin"
         return PgOutputMessage.Begin(
             finalLSN: try reader.lsn("final LSN"), commitTime: try reader.timestamp("commit time"),
             xid: try reader.uint32("xid"))
     }
 
-    private static func commit(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputMessage.Commit
-    {
+    private static func commit(_ reader: inout WireReader) throws(PostgresError) -> PgOutputMessage.Commit {
         reader.what = "pgoutput Commit"
         return PgOutputMessage.Commit(
             flags: try reader.uint8("flags"), commitLSN: try reader.lsn("commit LSN"),
             endLSN: try reader.lsn("end LSN"), commitTime: try reader.timestamp("commit time"))
     }
 
-    private static func origin(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputMessage.Origin
-    {
+    private static func origin(_ reader: inout WireReader) throws(PostgresError) -> PgOutputMessage.Origin {
         reader.what = "pgoutput Origin"
         return PgOutputMessage.Origin(originLSN: try reader.lsn("origin LSN"), name: try reader.cString("origin name"))
     }
 
-    private static func relation(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputRelation
-    {
+    private static func relation(_ reader: inout WireReader) throws(PostgresError) -> PgOutputRelation {
         reader.what = "pgoutput Relation"
         let oid = try reader.uint32("relation OID")
         let namespace = try reader.cString("namespace")
@@ -99,9 +92,7 @@ public enum PgOutputDecoder {
             name: try reader.cString("type name"))
     }
 
-    private static func insert(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputMessage.Insert
-    {
+    private static func insert(_ reader: inout WireReader) throws(PostgresError) -> PgOutputMessage.Insert {
         reader.what = "pgoutput Insert"
         let oid = try reader.uint32("relation OID")
         let marker = try reader.uint8("tuple marker")
@@ -111,9 +102,7 @@ public enum PgOutputDecoder {
         return PgOutputMessage.Insert(relationOID: oid, newTuple: try tuple(&reader))
     }
 
-    private static func update(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputMessage.Update
-    {
+    private static func update(_ reader: inout WireReader) throws(PostgresError) -> PgOutputMessage.Update {
         reader.what = "pgoutput Update"
         let oid = try reader.uint32("relation OID")
         var marker = try reader.uint8("tuple marker")
@@ -130,9 +119,7 @@ public enum PgOutputDecoder {
         return PgOutputMessage.Update(relationOID: oid, oldTuple: oldTuple, newTuple: try tuple(&reader))
     }
 
-    private static func delete(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputMessage.Delete
-    {
+    private static func delete(_ reader: inout WireReader) throws(PostgresError) -> PgOutputMessage.Delete {
         reader.what = "pgoutput Delete"
         let oid = try reader.uint32("relation OID")
         let marker = try reader.uint8("tuple marker")
@@ -143,9 +130,7 @@ public enum PgOutputDecoder {
         }
     }
 
-    private static func truncate(_ reader: inout WireReader) throws(PostgresError)
-        -> PgOutputMessage.Truncate
-    {
+    private static func truncate(_ reader: inout WireReader) throws(PostgresError) -> PgOutputMessage.Truncate {
         reader.what = "pgoutput Truncate"
         let count = Int(try reader.int32("relation count"))
         let options = try reader.uint8("options")

@@ -74,7 +74,8 @@ public enum PostgresReplicationMessage: Sendable, Hashable {
 
     /// Convenience for tests and callers holding an array.
     public static func decode(_ bytes: [UInt8]) throws(PostgresError) -> PostgresReplicationMessage {
-        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in try decode(UnsafeRawBufferPointer(buffer))
+        try bytes.withUnsafeBufferPointer { (buffer) throws(PostgresError) in
+            try decode(UnsafeRawBufferPointer(buffer))
         }
     }
 

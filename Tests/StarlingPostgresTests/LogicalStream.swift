@@ -156,10 +156,10 @@ func withLogicalStream<T>(
         let sql = try db.connect()
         defer { sql.close() }
         try sql.executeScript(setupSQL)
-        let publication = uniqueName("pub")
+        let publication = uniqueName("starling_wal_pub")
         try sql.executeScript("CREATE PUBLICATION \(publication) FOR \(publicationTables)")
         let stream = try LogicalStream(
-            db: db, slot: uniqueName("slot"), publication: publication, isTemporary: isTemporary,
+            db: db, slot: uniqueName("starling_wal_slot"), publication: publication, isTemporary: isTemporary,
             parameters: parameters)
         do {
             let value = try await body(db, sql, stream)

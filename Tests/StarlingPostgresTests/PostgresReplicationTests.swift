@@ -466,7 +466,7 @@ struct PostgresReplicationTests {
             let publication = "Pub it's \"odd\", ✓"
             let quoted = try PostgresIdentifier.quoteName(publication)
             try sql.executeScript("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION \(quoted) FOR TABLE t")
-            let stream = try LogicalStream(db: db, slot: uniqueName("slot"), publication: publication)
+            let stream = try LogicalStream(db: db, slot: uniqueName("starling_wal_slot"), publication: publication)
             defer { stream.close() }
             try stream.start()
             try sql.execute("INSERT INTO t VALUES (1)")
@@ -593,7 +593,7 @@ struct PostgresReplicationTests {
             #expect(!stream.replication.isStreaming)
             #expect(try sql.replicationSlot(named: stream.slot) != nil)
 
-            let temporary = uniqueName("slot")
+            let temporary = uniqueName("starling_wal_slot")
             _ = try stream.replication.createLogicalSlot(name: temporary, isTemporary: true)
             #expect(try sql.replicationSlot(named: temporary)?.isTemporary == true)
             #expect(throws: PostgresError.self) { try stream.replication.dropSlot(name: "starling_no_such_slot") }
