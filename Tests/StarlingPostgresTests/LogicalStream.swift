@@ -94,6 +94,13 @@ final class LogicalStream {
         }
     }
 
+    /// One transaction without its Relation and Type messages (they are recorded in `relations`). The server may
+    /// announce a relation again before any change — whenever pgoutput's cache entry was invalidated (DDL,
+    /// TRUNCATE, a shared-invalidation reset on a busy cluster) — so tests that count or index changes use this.
+    func changes() throws -> [PgOutputMessage] {
+        try transaction().filter { !$0.isSchema }
+    }
+
     /// Reads keepalives until one satisfies `condition`; any XLogData in between is an error.
     func keepalive(where condition: (PostgresReplicationMessage.Keepalive) -> Bool) throws
         -> PostgresReplicationMessage.Keepalive
@@ -148,7 +155,8 @@ func uniqueName(_ prefix: String) -> String {
 /// Runs `body` with a test database holding `setupSQL` and a publication, and a stream with a temporary slot;
 /// closes the stream (dropping the slot) before the database is dropped.
 func withLogicalStream<T>(
-    setupSQL: String, publicationTables: String = "ALL TABLES", isTemporary: Bool = true,
+    setupSQL: String, publicationTables: String = "ALL TABLES", publicationName: String? = nil,
+    isTemporary: Bool = true,
     parameters: [(keyword: String, value: String)] = [],
     _ body: (TestDatabase, PostgresConnection, LogicalStream) async throws -> T
 ) async throws -> T {
@@ -156,8 +164,9 @@ func withLogicalStream<T>(
         let sql = try db.connect()
         defer { sql.close() }
         try sql.executeScript(setupSQL)
-        let publication = uniqueName("starling_wal_pub")
-        try sql.executeScript("CREATE PUBLICATION \(publication) FOR \(publicationTables)")
+        let publication = publicationName ?? uniqueName("starling_wal_pub")
+        try sql.executeScript(
+            "CREATE PUBLICATION \(try PostgresIdentifier.quoteName(publication)) FOR \(publicationTables)")
         let stream = try LogicalStream(
             db: db, slot: uniqueName("starling_wal_slot"), publication: publication, isTemporary: isTemporary,
             parameters: parameters)
@@ -188,5 +197,15 @@ extension PgOutputTuple {
     /// Shorthand for tests: text values, `nil` for NULL.
     static func texts(_ values: [String?]) -> PgOutputTuple {
         PgOutputTuple(values.map { $0.map(PgOutputValue.text) ?? .null })
+    }
+}
+
+extension PgOutputMessage {
+    /// True for Relation and Type messages.
+    var isSchema: Bool {
+        switch self {
+        case .relation, .type: return true
+        default: return false
+        }
     }
 }
