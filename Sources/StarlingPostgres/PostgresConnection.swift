@@ -34,11 +34,26 @@ public final class PostgresConnection {
     /// - Parameter applicationName: shown in `pg_stat_activity.application_name` when given.
     public static func connect(url: String, applicationName: String? = nil) throws(PostgresError) -> PostgresConnection
     {
+        try connect(url: url, applicationName: applicationName, extraParameters: [])
+    }
+
+    /// Opens a connection with more libpq keywords after the URL (they override the URL's own, e.g.
+    /// `replication=database` for `PostgresReplicationConnection`).
+    static func connect(
+        url: String, applicationName: String?, extraParameters: [(keyword: String, value: String)]
+    ) throws(PostgresError) -> PostgresConnection {
         var keywords = ["dbname", "client_encoding"]
         var values = [url, "UTF8"]
         if let applicationName {
             keywords.append("application_name")
             values.append(applicationName)
+        }
+        for parameter in extraParameters {
+            guard !parameter.keyword.utf8.contains(0), !parameter.value.utf8.contains(0) else {
+                throw PostgresError(code: .invalidParameter, message: "connection parameter contains a NUL byte")
+            }
+            keywords.append(parameter.keyword)
+            values.append(parameter.value)
         }
         let handle = withCStringArray(keywords) { keywordPointers in
             withCStringArray(values) { valuePointers in

@@ -39,6 +39,14 @@ public struct PostgresError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let poolOverloaded = Code("poolOverloaded")
         /// The pool or worker has been shut down.
         public static let poolClosed = Code("poolClosed")
+        /// A replication or pgoutput message that does not parse (truncated, unknown tag, bad length, trailing
+        /// bytes): the stream cannot be trusted past it.
+        public static let malformedMessage = Code("malformedMessage")
+        /// The server ended the replication stream (CopyDone) without an error; the connection is back in
+        /// command mode.
+        public static let streamEnded = Code("streamEnded")
+        /// A replication call in the wrong mode (a command while streaming, streaming calls while not streaming).
+        public static let wrongReplicationState = Code("wrongReplicationState")
     }
 
     /// Well-known SQLSTATE values callers branch on.
