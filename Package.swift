@@ -111,7 +111,7 @@ let package = Package(
                                    .product(name: "Logging", package: "swift-log")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
-        .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore"]),
+        .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingTestSupport"]),
         .testTarget(name: "StarlingHubTests",
                     dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingTLS",
                                    "StarlingTestSupport", .product(name: "Logging", package: "swift-log")]),

@@ -31,6 +31,8 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         public static let invalidResponse = Code("invalid_response")
         /// A statement on the region's database failed.
         public static let database = Code("database")
+        /// WAL capture cannot run or read the stream (a missing setting, grant or slot; a value it cannot read).
+        public static let capture = Code("capture")
     }
 
     public var code: Code

@@ -1,3 +1,5 @@
+import StarlingTestSupport
+
 /// A seeded fault schedule for one fault-injection run: which region runs with its clock minutes ahead,
 /// which region has its own restartable Postgres, and a list of timed faults. Pure: the same seed and
 /// regions always give the same schedule, so a failure replays from its printed seed.

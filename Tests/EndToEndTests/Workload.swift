@@ -1,5 +1,6 @@
 import Foundation
 import StarlingPostgres
+import StarlingTestSupport
 
 /// A seeded random workload with conflicts: every region writes the same few keys of one table per policy
 /// (inserts, updates, deletes, 1–3 per transaction) and logs every write that committed, with a unique token
@@ -115,19 +116,6 @@ struct WorkloadRun: Sendable {
         attempts.merge(other.attempts, uniquingKeysWith: +)
         failures.merge(other.failures, uniquingKeysWith: +)
         failureSamples.merge(other.failureSamples) { Array(($0 + $1).prefix(3)) }
-    }
-}
-
-/// SplitMix64: a tiny seeded generator, so a failing run can be replayed from its printed seed.
-struct SplitMix64: Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

@@ -1,4 +1,5 @@
 import StarlingCore
+import StarlingTestSupport
 import Testing
 
 /// Property tests: concurrent changes from three regions on one key, in random hub orders, decided by the

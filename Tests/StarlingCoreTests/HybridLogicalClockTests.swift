@@ -1,4 +1,5 @@
 import StarlingCore
+import StarlingTestSupport
 import Testing
 
 /// Tests of the hybrid logical clock: monotonic under stalls, steps back, restarts and remote observations.

@@ -1,4 +1,5 @@
 import StarlingCore
+import StarlingTestSupport
 import Testing
 
 /// Tests of canonical serialization and lossless round trips.

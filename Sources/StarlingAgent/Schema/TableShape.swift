@@ -20,12 +20,21 @@ public struct TableShape: Sendable, Hashable {
         public var encoding: ColumnEncoding
         /// A generated column: captured, never written by apply.
         public var isGenerated: Bool
+        /// The domain-resolved type's `typname` (`int4`, `jsonb`), or its element's for an array: how a decoded
+        /// value's text becomes JSON (``DecodedValue``).
+        public var valueType: String
+        public var isArray: Bool
 
-        public init(name: String, type: String, encoding: ColumnEncoding, isGenerated: Bool = false) {
+        public init(
+            name: String, type: String, encoding: ColumnEncoding, isGenerated: Bool = false, valueType: String = "text",
+            isArray: Bool = false
+        ) {
             self.name = name
             self.type = type
             self.encoding = encoding
             self.isGenerated = isGenerated
+            self.valueType = valueType
+            self.isArray = isArray
         }
     }
 
@@ -127,11 +136,11 @@ extension TableShape {
         var keyed: [(position: Int64, name: String)] = []
         for row in rows {
             let name = try row.string("name")
+            let (base, element) = (try row.string("base"), try row.optionalString("element"))
             columns.append(
                 Column(
-                    name: name, type: try row.string("type"),
-                    encoding: .of(base: try row.string("base"), element: try row.optionalString("element")),
-                    isGenerated: try row.bool("generated")))
+                    name: name, type: try row.string("type"), encoding: .of(base: base, element: element),
+                    isGenerated: try row.bool("generated"), valueType: element ?? base, isArray: element != nil))
             let position = try row.int64("key_position")
             if position > 0 { keyed.append((position, name)) }
         }

@@ -49,9 +49,3 @@ struct JSONBatchWriter {
         return String(decoding: bytes, as: UTF8.self)
     }
 }
-
-/// A table and a key: the identity of a synced row.
-struct TableKey: Hashable {
-    var table: String
-    var key: JSONObject
-}

@@ -1,0 +1,221 @@
+public import StarlingCore
+
+/// Where a captured change sits in the decoded stream: its transaction's commit LSN, then its own number
+/// (``WALChangeNumber``). Decoding follows commit order, so positions grow in stream order.
+public struct StreamPosition: Sendable, Hashable, Comparable {
+    public var commitLSN: UInt64
+    public var number: Int64
+
+    public init(commitLSN: UInt64, number: Int64) {
+        self.commitLSN = commitLSN
+        self.number = number
+    }
+
+    public static func < (a: StreamPosition, b: StreamPosition) -> Bool {
+        (a.commitLSN, a.number) < (b.commitLSN, b.number)
+    }
+}
+
+/// The number in a WAL-captured change's id `"<region>:<n>"`: stable when the stream is decoded again after a
+/// restart (the WAL record's LSN, and the change's place among the changes of one multi-insert record), and
+/// apart from the outbox ids of trigger capture (bit 62 set). Needs LSNs below 2^53 (8 PiB of WAL).
+public enum WALChangeNumber {
+    /// Changes one WAL record can carry (a multi-insert writes at most one heap page's tuples, ≤ 291).
+    public static let perRecord: Int64 = 512
+
+    public static func make(recordLSN: UInt64, ordinal: Int) -> Int64? {
+        guard recordLSN < 1 << 53, ordinal >= 0, Int64(ordinal) < perRecord else { return nil }
+        return (1 << 62) | Int64(recordLSN) * perRecord | Int64(ordinal)
+    }
+}
+
+/// A change's `base` in WAL capture, computed from the decoded stream alone (DESIGN.md "Engine v2", base
+/// without version rows). Pure; fed in stream order by the agent's decoder.
+///
+/// Every transaction the agent commits (an apply, the handling of verdicts, a bootstrap) starts with a marker
+/// (``Marker``, a transactional logical message), so at each point of the stream the ledger knows:
+/// * `cursor`: the pull cursor as of that point: every entry up to it was applied or decided about;
+/// * `versions`: keys the region holds at a version above the cursor (the image of a verdict: a rejected
+///   change's winner, a merged image, an accepted change's own seq);
+/// * `pending`: keys with a local change whose verdict is not handled yet at that point (entries of such a
+///   key are deferred, so the key keeps the base of that change).
+/// A local change's base is then the pending change's base when its key is pending, else
+/// `max(cursor, versions[key])`. A transaction of the agent that writes a pending key (an apply that took
+/// the row lock right after the application's commit, before the change was decoded) overwrote that change
+/// locally: ``own(marker:writtenKeys:)`` names it, and an `accepted` verdict for it must write its image again.
+public struct CaptureLedger: Sendable, Hashable {
+    public private(set) var cursor: Int64
+    public private(set) var versions: [TableKey: Int64]
+    public private(set) var pending: [TableKey: Pending]
+    /// Pending keys in the order their newest change was decoded (stale items are skipped when popped).
+    private var pendingOrder: [(position: StreamPosition, key: TableKey)] = []
+    private var pendingOrderHead = 0
+    private var versionsPrunedAt = 0
+
+    /// A key's undecided local change(s): the base they keep, and the newest one.
+    public struct Pending: Sendable, Hashable {
+        public var base: Int64
+        public var newest: StreamPosition
+    }
+
+    /// What an agent transaction announces at its start.
+    public struct Marker: Sendable, Hashable {
+        /// The pull cursor after this transaction (nil: unchanged).
+        public var cursor: Int64?
+        /// Verdicts handled in this transaction, for every change up to this position.
+        public var handledThrough: StreamPosition?
+        /// Versions this transaction gives keys (verdict images).
+        public var versions: [TableKey: Int64]
+
+        public init(cursor: Int64? = nil, handledThrough: StreamPosition? = nil, versions: [TableKey: Int64] = [:]) {
+            self.cursor = cursor
+            self.handledThrough = handledThrough
+            self.versions = versions
+        }
+    }
+
+    public init(cursor: Int64, versions: [TableKey: Int64] = [:], pending: [TableKey: Pending] = [:]) {
+        self.cursor = cursor
+        self.versions = versions
+        self.pending = pending
+        pendingOrder = pending.map { ($0.value.newest, $0.key) }.sorted { $0.position < $1.position }
+    }
+
+    /// The base of a local change of `key` decoded at `position`, which becomes pending.
+    public mutating func capture(_ key: TableKey, at position: StreamPosition) -> Int64 {
+        let base = pending[key]?.base ?? max(cursor, versions[key] ?? 0)
+        pending[key] = Pending(base: base, newest: position)
+        pendingOrder.append((position, key))
+        return base
+    }
+
+    /// Applies an agent transaction: its marker, then its writes. Returns the newest pending change of every
+    /// written key that is still pending after the marker: changes this transaction overwrote locally.
+    public mutating func own(marker: Marker, writtenKeys: some Sequence<TableKey>) -> [StreamPosition] {
+        if let through = marker.handledThrough { settle(through: through) }
+        for (key, version) in marker.versions { versions[key] = max(versions[key] ?? 0, version) }
+        if let next = marker.cursor, next > cursor {
+            cursor = next
+            pruneVersions()
+        }
+        var overwritten: [StreamPosition] = []
+        for key in writtenKeys {
+            if let pending = pending[key] { overwritten.append(pending.newest) }
+        }
+        return overwritten
+    }
+
+    /// Keys whose newest change is at or before `through` are pending no more.
+    private mutating func settle(through: StreamPosition) {
+        while pendingOrderHead < pendingOrder.count, pendingOrder[pendingOrderHead].position <= through {
+            let (position, key) = pendingOrder[pendingOrderHead]
+            if pending[key]?.newest == position { pending[key] = nil }
+            pendingOrderHead += 1
+        }
+        if pendingOrderHead > 4096 && pendingOrderHead * 2 > pendingOrder.count {
+            pendingOrder.removeFirst(pendingOrderHead)
+            pendingOrderHead = 0
+        }
+    }
+
+    /// Drops versions the cursor has reached, once the map doubled since the last time (amortised O(1)).
+    private mutating func pruneVersions() {
+        guard versions.count > 2 * versionsPrunedAt + 1024 else { return }
+        versions = versions.filter { $0.value > cursor }
+        versionsPrunedAt = versions.count
+    }
+
+    public static func == (a: CaptureLedger, b: CaptureLedger) -> Bool {
+        a.cursor == b.cursor && a.versions.filter { $0.value > a.cursor } == b.versions.filter { $0.value > b.cursor }
+            && a.pending == b.pending
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(cursor)
+        hasher.combine(pending.count)
+    }
+}
+
+
+
+// MARK: - Persisted forms
+
+extension CaptureLedger {
+    /// `{"cursor":N,"versions":[[table,key,seq]…],"pending":[[table,key,base,commitLSN,number]…]}`: the state
+    /// at a confirmed stream position, stored with it (``WALState``) so decoding resumes there.
+    public var json: JSONValue {
+        .object([
+            "cursor": .integer(cursor),
+            "versions": .array(
+                versions.filter { $0.value > cursor }.map { .array([.string($0.key.table), .object($0.key.key), .integer($0.value)]) }),
+            "pending": .array(
+                pending.map {
+                    .array([
+                        .string($0.key.table), .object($0.key.key), .integer($0.value.base),
+                        .integer(Int64(bitPattern: $0.value.newest.commitLSN)), .integer($0.value.newest.number),
+                    ])
+                }),
+        ])
+    }
+
+    public init(json: JSONValue) throws(AgentError) {
+        func bad() -> AgentError { AgentError(code: .capture, message: "the stored WAL capture state is malformed") }
+        guard let cursor = json["cursor"]?.int64Value, let versionItems = json["versions"]?.arrayValue,
+            let pendingItems = json["pending"]?.arrayValue
+        else { throw bad() }
+        var versions: [TableKey: Int64] = [:]
+        for item in versionItems {
+            guard let table = item[0]?.stringValue, let key = item[1]?.objectValue, let seq = item[2]?.int64Value
+            else { throw bad() }
+            versions[TableKey(table: table, key: key)] = seq
+        }
+        var pending: [TableKey: Pending] = [:]
+        for item in pendingItems {
+            guard let table = item[0]?.stringValue, let key = item[1]?.objectValue, let base = item[2]?.int64Value,
+                let lsn = item[3]?.int64Value, let number = item[4]?.int64Value
+            else { throw bad() }
+            pending[TableKey(table: table, key: key)] = Pending(
+                base: base, newest: StreamPosition(commitLSN: UInt64(bitPattern: lsn), number: number))
+        }
+        self.init(cursor: cursor, versions: versions, pending: pending)
+    }
+}
+
+extension CaptureLedger.Marker {
+    /// The logical message prefix of markers.
+    public static let prefix = "starling"
+
+    /// `{"c":cursor,"h":[commitLSN,number],"v":[[table,key,seq]…]}` (absent members: nothing to say).
+    public var json: JSONValue {
+        var object: JSONObject = [:]
+        if let cursor { object["c"] = .integer(cursor) }
+        if let handledThrough {
+            object["h"] = .array([
+                .integer(Int64(bitPattern: handledThrough.commitLSN)), .integer(handledThrough.number),
+            ])
+        }
+        if !versions.isEmpty {
+            object["v"] = .array(versions.map { .array([.string($0.key.table), .object($0.key.key), .integer($0.value)]) })
+        }
+        return .object(object)
+    }
+
+    public init(json: JSONValue) throws(AgentError) {
+        func bad() -> AgentError { AgentError(code: .capture, message: "a Starling marker in the WAL is malformed") }
+        guard json.objectValue != nil else { throw bad() }
+        self.init()
+        if let cursor = json["c"] {
+            guard let value = cursor.int64Value else { throw bad() }
+            self.cursor = value
+        }
+        if let through = json["h"] {
+            guard let lsn = through[0]?.int64Value, let number = through[1]?.int64Value else { throw bad() }
+            handledThrough = StreamPosition(commitLSN: UInt64(bitPattern: lsn), number: number)
+        }
+        for item in json["v"]?.arrayValue ?? [] {
+            guard let table = item[0]?.stringValue, let key = item[1]?.objectValue, let seq = item[2]?.int64Value
+            else { throw bad() }
+            versions[TableKey(table: table, key: key)] = seq
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import StarlingAgent
+import StarlingCore
+import StarlingTestSupport
+import Testing
+
+@Suite("Capture ledger (bases from the decoded stream)")
+struct CaptureLedgerTests {
+    static func key(_ n: Int) -> TableKey { TableKey(table: "public.t", key: ["id": .integer(n)]) }
+    static func at(_ lsn: UInt64, _ number: Int64 = 0) -> StreamPosition {
+        StreamPosition(commitLSN: lsn, number: number)
+    }
+
+    @Test("a change's base is the cursor announced before it in the stream")
+    func baseIsTheCursorAtThatPoint() {
+        var ledger = CaptureLedger(cursor: 10)
+        #expect(ledger.capture(Self.key(1), at: Self.at(100)) == 10)
+        _ = ledger.own(marker: .init(cursor: 25), writtenKeys: [Self.key(2)])
+        #expect(ledger.capture(Self.key(3), at: Self.at(200)) == 25)
+    }
+
+    @Test("a pending key keeps its first change's base until the verdicts through it are handled")
+    func pendingKeyKeepsItsBase() {
+        var ledger = CaptureLedger(cursor: 10)
+        #expect(ledger.capture(Self.key(1), at: Self.at(100)) == 10)
+        _ = ledger.own(marker: .init(cursor: 30), writtenKeys: [])
+        #expect(ledger.capture(Self.key(1), at: Self.at(200)) == 10, "still pending: entries on it were deferred")
+        // The verdict of the first change only: the second is still pending.
+        _ = ledger.own(marker: .init(handledThrough: Self.at(100), versions: [Self.key(1): 31]), writtenKeys: [])
+        #expect(ledger.capture(Self.key(1), at: Self.at(300)) == 10)
+        _ = ledger.own(marker: .init(handledThrough: Self.at(300), versions: [Self.key(1): 33]), writtenKeys: [])
+        #expect(ledger.pending.isEmpty)
+        #expect(ledger.capture(Self.key(1), at: Self.at(400)) == 33, "the verdict's version is above the cursor")
+        #expect(ledger.capture(Self.key(2), at: Self.at(400, 1)) == 30)
+    }
+
+    @Test("a version below the cursor gives way to the cursor")
+    func versionBelowCursor() {
+        var ledger = CaptureLedger(cursor: 10)
+        _ = ledger.own(marker: .init(versions: [Self.key(1): 12]), writtenKeys: [])
+        _ = ledger.own(marker: .init(cursor: 50), writtenKeys: [])
+        #expect(ledger.capture(Self.key(1), at: Self.at(100)) == 50)
+    }
+
+    @Test("an agent write on a pending key names the newest pending change as overwritten")
+    func overwrittenPendingChange() {
+        var ledger = CaptureLedger(cursor: 0)
+        _ = ledger.capture(Self.key(1), at: Self.at(100, 1))
+        _ = ledger.capture(Self.key(1), at: Self.at(100, 2))
+        _ = ledger.capture(Self.key(2), at: Self.at(100, 3))
+        let overwritten = ledger.own(marker: .init(cursor: 5), writtenKeys: [Self.key(1), Self.key(3)])
+        #expect(overwritten == [Self.at(100, 2)])
+        // Once handled, a write on the key overwrites nothing pending.
+        _ = ledger.own(marker: .init(handledThrough: Self.at(100, 3)), writtenKeys: [])
+        #expect(ledger.own(marker: .init(cursor: 6), writtenKeys: [Self.key(1)]).isEmpty)
+    }
+
+    @Test("the handling of verdicts is settled before the transaction's own writes")
+    func markerBeforeWrites() {
+        var ledger = CaptureLedger(cursor: 0)
+        _ = ledger.capture(Self.key(1), at: Self.at(100))
+        // A verdict transaction writing the winner's image of the very key it settles overwrote nothing.
+        #expect(ledger.own(marker: .init(handledThrough: Self.at(100), versions: [Self.key(1): 7]), writtenKeys: [Self.key(1)]).isEmpty)
+    }
+
+    @Test("the persisted state decodes to the same ledger and bases")
+    func persistedRoundTrip() throws {
+        var ledger = CaptureLedger(cursor: 10)
+        _ = ledger.capture(Self.key(1), at: Self.at(100, 4))
+        _ = ledger.own(marker: .init(cursor: 20, versions: [Self.key(2): 25, Self.key(3): 15]), writtenKeys: [])
+        var restored = try CaptureLedger(json: try JSONValue(parsing: ledger.json.canonicalText))
+        #expect(restored == ledger)
+        #expect(restored.capture(Self.key(1), at: Self.at(200)) == 10)
+        #expect(restored.capture(Self.key(2), at: Self.at(200, 1)) == 25)
+        #expect(restored.capture(Self.key(3), at: Self.at(200, 2)) == 20)
+        _ = restored.own(marker: .init(handledThrough: Self.at(100, 4)), writtenKeys: [])
+        #expect(restored.pending[Self.key(1)] != nil, "the change at 200 is still pending")
+        #expect(throws: AgentError.self) { try CaptureLedger(json: .object(["cursor": .integer(1)])) }
+    }
+
+    @Test("markers round-trip through their JSON form")
+    func markerRoundTrip() throws {
+        let marker = CaptureLedger.Marker(cursor: 9, handledThrough: Self.at(1 << 40, 77), versions: [Self.key(5): 12])
+        #expect(try CaptureLedger.Marker(json: try JSONValue(parsing: marker.json.canonicalText)) == marker)
+        #expect(try CaptureLedger.Marker(json: .object([:])) == CaptureLedger.Marker())
+        #expect(throws: AgentError.self) { try CaptureLedger.Marker(json: .object(["c": .string("x")])) }
+    }
+
+    @Test("WAL change numbers are stable, ordered and apart from outbox ids")
+    func changeNumbers() {
+        let a = WALChangeNumber.make(recordLSN: 0x1_6B37_4D48, ordinal: 0)
+        let b = WALChangeNumber.make(recordLSN: 0x1_6B37_4D48, ordinal: 1)
+        let c = WALChangeNumber.make(recordLSN: 0x1_6B37_4D50, ordinal: 0)
+        #expect(a != nil && a! < b! && b! < c! && a! >= 1 << 62)
+        #expect(WALChangeNumber.make(recordLSN: 1 << 53, ordinal: 0) == nil)
+        #expect(WALChangeNumber.make(recordLSN: 1, ordinal: 512) == nil)
+    }
+
+    /// A reference that keeps the whole history: the base of a change is, at its point of the stream, the
+    /// base of the oldest change of its key not yet handled, else the highest of the cursor and every version
+    /// given to the key.
+    @Test("random streams: bases equal a reference that keeps the whole history", arguments: 0..<20)
+    func randomStreamsMatchReference(seed: Int) {
+        var random = SplitMix64(seed: UInt64(seed) &+ 0x5eed)
+        var ledger = CaptureLedger(cursor: 0)
+        var captured: [(position: StreamPosition, key: TableKey, base: Int64)] = []
+        var handled = StreamPosition(commitLSN: 0, number: 0)
+        var cursor: Int64 = 0
+        var given: [TableKey: Int64] = [:]
+        var lsn: UInt64 = 1
+        for _ in 0..<400 {
+            lsn += 1 + random.next() % 5
+            let key = Self.key(Int(random.next() % 6))
+            switch random.next() % 3 {
+            case 0:
+                let position = StreamPosition(commitLSN: lsn, number: Int64(random.next() % 3))
+                let oldestOpen = captured.first { $0.key == key && $0.position > handled }
+                let expected = oldestOpen?.base ?? max(cursor, given[key] ?? 0)
+                #expect(ledger.capture(key, at: position) == expected)
+                captured.append((position, key, expected))
+            case 1:
+                cursor += Int64(random.next() % 4)
+                _ = ledger.own(marker: .init(cursor: cursor), writtenKeys: [])
+            default:
+                guard let candidate = captured.filter({ $0.position > handled }).randomElement(using: &random) else { continue }
+                let version = cursor + Int64(random.next() % 5)
+                handled = candidate.position
+                given[candidate.key] = max(given[candidate.key] ?? 0, version)
+                _ = ledger.own(marker: .init(handledThrough: handled, versions: [candidate.key: version]), writtenKeys: [])
+            }
+        }
+    }
+}
