@@ -1,4 +1,5 @@
 import StarlingPostgres
+import StarlingTestSupport
 import Testing
 
 /// Builds wire bytes the way the server does: big-endian integers, NUL-terminated strings (a class, so calls
@@ -385,18 +386,5 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
         #expect(LSN("1/0")! > LSN("0/FFFFFFFF")!)
         #expect(LSN(5).distance(to: LSN(12)) == 7)
         #expect(LSN(12).distance(to: LSN(5)) == 0)
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so failures reproduce.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
