@@ -12,11 +12,15 @@ public enum PostgresReplicationMessage: Sendable, Hashable {
     case keepalive(Keepalive)
 
     /// WAL data: for logical decoding one plugin message.
+    ///
+    /// Positions in a logical stream (PostgreSQL 15, pgoutput; pinned by `framePositionsAreRecordLSNs`): a
+    /// change's `walStart` is the LSN of its WAL record (rows of one multi-insert record, e.g. from COPY, share
+    /// it), a Begin carries its first change's LSN, a Commit its end LSN; `walEnd` is the same value. A
+    /// Relation's or Type's position is not meaningful.
     public struct XLogData: Sendable, Hashable {
-        /// The WAL position this message starts at (for logical decoding: the LSN of the change's record, 0/0
-        /// for some messages such as a transaction's Begin sent out of order).
+        /// The WAL position of the message (see above).
         public var walStart: LSN
-        /// The server's current end of WAL.
+        /// The server's WAL position when sending (for logical streams: equal to `walStart`).
         public var walEnd: LSN
         /// The server's clock when it sent the message.
         public var serverTime: PostgresTimestamp

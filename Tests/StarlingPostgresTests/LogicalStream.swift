@@ -83,14 +83,21 @@ final class LogicalStream {
 
     /// Reads one whole transaction, Begin to Commit; throws when the next message is not a Begin.
     func transaction() throws -> [PgOutputMessage] {
-        let first = try next().message
-        guard case .begin = first else { throw Unexpected(description: "expected Begin, got \(first)") }
-        var messages = [first]
+        try transactionFrames().map(\.message)
+    }
+
+    /// One whole transaction with each message's frame positions.
+    func transactionFrames() throws -> [Received] {
+        let first = try next()
+        guard case .begin = first.message else {
+            throw Unexpected(description: "expected Begin, got \(first.message)")
+        }
+        var frames = [first]
         while true {
-            let message = try next().message
-            messages.append(message)
-            if case .commit = message { return messages }
-            if case .begin = message { throw Unexpected(description: "Begin inside a transaction") }
+            let frame = try next()
+            frames.append(frame)
+            if case .commit = frame.message { return frames }
+            if case .begin = frame.message { throw Unexpected(description: "Begin inside a transaction") }
         }
     }
 

@@ -541,6 +541,39 @@ struct PostgresReplicationTests {
         }
     }
 
+    /// Proves what the XLogData positions of a logical stream are (PostgreSQL 15, pgoutput): each change's
+    /// `walStart` is the LSN of its WAL record — increasing across statements, one value shared by the rows of a
+    /// multi-insert record (COPY), so a change is identified by (record LSN, ordinal within the record); Begin
+    /// carries its first change's LSN, Commit its end LSN; `walEnd` equals `walStart`. (A Relation's position is
+    /// not meaningful: seen as 0/0 and as other values.)
+    @Test func framePositionsAreRecordLSNs() async throws {
+        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY, v text)") { db, sql, stream in
+            try stream.start()
+            try sql.executeScript("BEGIN")
+            try sql.execute("INSERT INTO t VALUES (1, 'a')")
+            try sql.execute("INSERT INTO t VALUES (2, 'b')")
+            try sql.copyIn(
+                table: "t", columns: ["id", "v"], rows: [[.int(3), "c"], [.int(4), "d"], [.int(5), "e"]])
+            try sql.execute("UPDATE t SET v = 'x' WHERE id <= 2")
+            try sql.executeScript("COMMIT")
+            let frames = try stream.transactionFrames()
+            #expect(frames.allSatisfy { $0.walEnd == $0.walStart })
+            let changes = frames.filter { !$0.message.isSchema }
+            try #require(changes.count == 9, "\(frames.map(\.message))")
+            guard case .commit(let commit) = changes[8].message else {
+                Issue.record("no commit")
+                return
+            }
+            #expect(changes[0].walStart == changes[1].walStart)  // Begin: its first change's record
+            let rows = changes[1...7].map(\.walStart)
+            #expect(rows[0] < rows[1] && rows[1] < rows[2])  // two INSERTs, then the COPY
+            #expect(rows[2] == rows[3] && rows[3] == rows[4])  // one multi-insert record for the COPY's rows
+            #expect(rows[4] < rows[5] && rows[5] < rows[6])  // two row updates, two records
+            #expect(rows[6] < commit.commitLSN)
+            #expect(changes[8].walStart == commit.endLSN)
+        }
+    }
+
     /// Proves the `binary` option sends values in each type's binary send format ('b').
     @Test func binaryValues() async throws {
         try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY, big bigint, word text)") {
