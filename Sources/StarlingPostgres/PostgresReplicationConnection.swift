@@ -106,7 +106,9 @@ public final class PostgresReplicationConnection {
     /// `CREATE_REPLICATION_SLOT name [TEMPORARY] LOGICAL plugin NOEXPORT_SNAPSHOT`; returns the slot's
     /// consistent point: changes committed after it will be streamed.
     ///
-    /// A temporary slot exists only for this connection's session and cannot be used by another one.
+    /// Blocks until every transaction running on the cluster when it was called has ended (the slot needs a
+    /// consistent snapshot), so a long transaction anywhere on the cluster delays it. A temporary slot exists
+    /// only for this connection's session (see the type's notes on errors) and cannot be used by another one.
     /// - Throws: `invalidIdentifier` for a name PostgreSQL would refuse (see `validateSlotName`); the server's
     ///   error (SQLSTATE 42710) when the slot exists.
     public func createLogicalSlot(name: String, plugin: String = "pgoutput", isTemporary: Bool = false)
