@@ -236,6 +236,11 @@ final class RunningAgent: Sendable {
 
     var progress: Agent.Progress { agent.progress }
 
+    /// Waits for `run()` to return by itself (an agent refusing to start) and rethrows what it threw.
+    func waitForExit() async throws {
+        if let failure = await task.value { throw failure }
+    }
+
     /// Stops the agent, waits for `run()` to return, closes the link; rethrows what `run()` threw. Idempotent.
     func stop() async throws {
         agent.stop()

@@ -153,4 +153,49 @@ struct WALCaptureTests {
             #expect(try await Self.logged(cluster, from: "r1") == 60)
         }
     }
+
+    @Test("without wal_level = logical, capture: wal is refused naming the setting and auto falls back to triggers")
+    func fallbackWithoutLogicalDecoding() async throws {
+        // Proves the fallback: on a cluster at wal_level = replica an agent asked for WAL capture stops with an
+        // error naming wal_level and the fix, and one on `auto` installs capture triggers and replicates.
+        let replica = try await TestPostgresCluster.start(name: "replica", walLevel: "replica")
+        do {
+            try await AgentCluster.with(regions: ["r2"]) { cluster in
+                let admin = try PostgresConnection.connect(url: replica.url())
+                try admin.execute("CREATE DATABASE region")
+                admin.close()
+                let url = replica.url(database: "region")
+                let region = try PostgresConnection.connect(url: url)
+                defer { region.close() }
+                try region.executeScript(AgentCluster.ddl)
+                var configuration = AgentConfiguration(
+                    region: "r1", hub: cluster.hub.url, token: InProcessHub.token("r1"), database: url)
+                configuration.tuning.backoff = .init(initialMs: 5, maxMs: 100)
+                configuration.capture = .wal
+                let refused = try RunningAgent(configuration: configuration)
+                do {
+                    try await refused.waitForExit()
+                    Issue.record("capture: wal started on a wal_level = replica cluster")
+                } catch let error as AgentError {
+                    #expect(error.code == .capture && error.message.contains("wal_level is replica"), "\(error)")
+                }
+                try? await refused.stop()
+                configuration.capture = .auto
+                let fallback = try RunningAgent(configuration: configuration)
+                try cluster.startAgent("r2", tune: Self.wal)
+                try await waitUntil("r1 installed its capture triggers") {
+                    try region.query("SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture'")[0].int64(0) == 3
+                }
+                try region.execute("INSERT INTO items VALUES (1, 1, 'through the outbox')")
+                try await waitUntil("r2 has r1's row") {
+                    try await cluster["r2"].int("SELECT count(*) FROM items") == 1
+                }
+                try await fallback.stop()
+            }
+        } catch {
+            await replica.destroy()
+            throw error
+        }
+        await replica.destroy()
+    }
 }

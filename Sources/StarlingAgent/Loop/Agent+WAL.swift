@@ -168,6 +168,9 @@ extension Agent {
                             verdicts, for: changes,
                             wal: WALVerdicts(handledThrough: last.position, overwritten: overwritten, stillPending: stillPending),
                             connection: connection)
+                        // On the database thread, before its next job: an apply must not defer an entry on a key
+                        // whose verdict just settled (nothing would release it).
+                        queue.handled()
                         if summary.imagesApplied > 0 {
                             queue.wrote(captured.map(\.key), at: try AgentStore.walInsertPosition(connection: connection))
                         }
@@ -178,7 +181,6 @@ extension Agent {
                 queue.pushFailed()
                 throw error
             }
-            queue.handled()
             shared.withLock {
                 $0.progress.pushedChanges += changes.count
                 $0.progress.deadLetters += summary.deadLettered
