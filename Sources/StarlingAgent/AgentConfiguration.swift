@@ -8,6 +8,7 @@ import StarlingCore
 /// token: "…"
 /// ca: certs/ca.crt
 /// database: postgresql://postgres@127.0.0.1:5544/region_us_east
+/// capture: trigger   # or wal, or auto (WAL when the database allows it)
 /// tuning:            # optional, every member optional
 ///   batch: {max_count: 1000, max_bytes: 4194304}
 ///   pull: {limit: 5000, wait_ms: 250}
@@ -40,6 +41,8 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public var tuning: Tuning
     /// How a fresh region joins (Bootstrapper.swift). Default `{replace_local: false}`.
     public var bootstrap = Bootstrap()
+    /// How changes are captured (``CaptureMode``). Default `trigger`.
+    public var capture = CaptureMode.trigger
 
     /// `bootstrap: {replace_local: true}`: when this region's existing rows of a table differ from the hub's
     /// (adopted from another region), replace them with the hub's snapshot, keeping the replaced rows in
@@ -168,7 +171,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["region", "hub", "token", "ca", "database", "tuning", "bootstrap"])
+        try c.rejectUnknownKeys(["region", "hub", "token", "ca", "database", "tuning", "bootstrap", "capture"])
         region = try c.required("region")
         if let list = try? c.decode([String].self, forKey: ConfigurationKey("hub")) {
             hubs = list
@@ -180,6 +183,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         database = try c.required("database")
         tuning = try c.value("tuning", default: Tuning())
         bootstrap = try c.value("bootstrap", default: Bootstrap())
+        capture = try c.value("capture", default: CaptureMode.trigger)
     }
 }
 

@@ -1,8 +1,9 @@
 /// Conflict detection and resolution at the hub (DESIGN.md steps 2 and 3): pure functions from a change,
 /// the key's head, the table's policy and the region priorities to a ``Decision``.
 ///
-/// Detection: no conflict when there is no head, when `head.seq == base` (the writer saw the head; this
-/// includes re-inserting onto a tombstone it had seen), or when the head is the writer's own and
+/// Detection: no conflict when there is no head, when `base >= head.seq` (the writer saw the head: trigger
+/// capture's base is the key's version, WAL capture's the region's apply cursor at the write, which covers every
+/// entry before it; this includes re-inserting onto a tombstone it had seen), or when the head is the writer's own and
 /// `base >= head.prevForeignSeq` (the region only raced with itself). Anything else is a conflict, whatever
 /// the ops: insert-vs-insert and delete-vs-update included.
 ///
@@ -73,7 +74,7 @@ public enum ConflictResolver {
     /// Step 2: whether `change` was written without seeing a concurrent foreign write of `head`.
     public static func isConflict(change: Change, head: Head?) -> Bool {
         guard let head else { return false }
-        if head.seq == change.base { return false }
+        if change.base >= head.seq { return false }
         if head.origin == change.region && change.base >= head.prevForeignSeq { return false }
         return true
     }

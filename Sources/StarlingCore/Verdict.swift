@@ -40,6 +40,15 @@ public struct Verdict: Sendable, Hashable {
         self.outcome = outcome
     }
 
+    /// The version of the key the change's region holds once it handled this verdict: the change's seq when
+    /// accepted or merged, the winner's when rejected.
+    public var version: Int64 {
+        switch outcome {
+        case .accepted(let seq), .merged(let seq, _): seq
+        case .rejected(_, let winner): winner.seq
+        }
+    }
+
     /// The `status` string of the wire form.
     public var status: String {
         switch outcome {

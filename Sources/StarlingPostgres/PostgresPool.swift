@@ -53,14 +53,16 @@ public final class PostgresWorker: Sendable {
     private let threads: PostgresThreads
 
     /// Starts the thread (the connection opens on first use).
+    /// `sessionSetup` runs on every new connection before its first job (see `PostgresThreadConfiguration`).
     public init(
         url: String, applicationName: String? = nil, maxQueuedJobs: Int = 1024,
-        threadName: String = "starling-pgw", logger: Logger = PostgresLogging.disabled
+        threadName: String = "starling-pgw", logger: Logger = PostgresLogging.disabled,
+        sessionSetup: (@Sendable (PostgresConnection) throws -> Void)? = nil
     ) {
         threads = PostgresThreads(
             configuration: PostgresThreadConfiguration(
                 url: url, applicationName: applicationName, connectionCount: 1,
-                maxQueuedJobs: maxQueuedJobs, threadName: threadName),
+                maxQueuedJobs: maxQueuedJobs, threadName: threadName, sessionSetup: sessionSetup),
             logger: logger)
     }
 

@@ -16,16 +16,20 @@ public struct PostgresThreadConfiguration: Sendable {
     public var maxQueuedJobs: Int
     /// Thread name prefix shown by `top -H` / gdb (default `starling-pg`, cut to 15 bytes with the index).
     public var threadName: String
+    /// Runs on every new connection before its first job (session state such as a replication origin); a
+    /// failure closes the connection and fails the job, and the next job connects again.
+    public var sessionSetup: (@Sendable (PostgresConnection) throws -> Void)?
 
     public init(
         url: String, applicationName: String? = nil, connectionCount: Int = 4, maxQueuedJobs: Int = 1024,
-        threadName: String = "starling-pg"
+        threadName: String = "starling-pg", sessionSetup: (@Sendable (PostgresConnection) throws -> Void)? = nil
     ) {
         self.url = url
         self.applicationName = applicationName
         self.connectionCount = max(1, connectionCount)
         self.maxQueuedJobs = max(1, maxQueuedJobs)
         self.threadName = threadName
+        self.sessionSetup = sessionSetup
     }
 }
 
@@ -173,10 +177,19 @@ final class PostgresThreads: Sendable {
             existing.close()
             connection = nil
         }
-        do {
+        do throws(PostgresError) {
             let opened = try PostgresConnection.connect(
                 url: configuration.url,
                 applicationName: configuration.applicationName)
+            if let setup = configuration.sessionSetup {
+                do {
+                    try setup(opened)
+                } catch {
+                    opened.close()
+                    throw error as? PostgresError
+                        ?? PostgresError(code: .queryFailed, message: "session setup failed: \(error)")
+                }
+            }
             connection = opened
             return .success(opened)
         } catch {

@@ -77,6 +77,11 @@ public struct TestDatabase: Sendable {
         try await Self.admin(url: clusterAdminURL) { connection in
             _ = try connection.executeScript(
                 "DROP DATABASE IF EXISTS \(quoted) WITH (FORCE)", name: "test.dropDatabase")
+            // An agent's replication origin (WAL capture) is the cluster's and outlives the database; each one
+            // takes a replication state slot (max_replication_slots) until dropped.
+            _ = try connection.query(
+                "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname LIKE $1",
+                [.text("starling/\(name)/%")], name: "test.dropOrigins")
         }
     }
 

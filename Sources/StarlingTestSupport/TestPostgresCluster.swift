@@ -32,8 +32,9 @@ public final class TestPostgresCluster: Sendable {
         self.runAs = runAs
     }
 
-    /// initdb, configure and start a new cluster.
-    public static func start(name: String) async throws -> TestPostgresCluster {
+    /// initdb, configure and start a new cluster; `walLevel` `replica` makes one without logical decoding (the
+    /// agents' trigger-capture fallback).
+    public static func start(name: String, walLevel: String = "logical") async throws -> TestPostgresCluster {
         let bin = try binDirectory()
         let directory = "/tmp/starling-pg-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -57,6 +58,9 @@ public final class TestPostgresCluster: Sendable {
             max_connections = 100
             fsync = off
             shared_buffers = 32MB
+            wal_level = \(walLevel)
+            max_replication_slots = 20
+            max_wal_senders = 20
 
             """
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/data/postgresql.conf"))

@@ -125,6 +125,10 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         }
     }
 
+    /// The agents' `capture:` (``STARLING_TEST_CAPTURE``: `wal`, `trigger` or `auto`; default `auto`, which is
+    /// WAL capture on ops/test's cluster): ops/test runs the end-to-end suites once per capture mode.
+    static let capture = ProcessInfo.processInfo.environment["STARLING_TEST_CAPTURE"] ?? "auto"
+
     /// Launches `region`'s agent with `arguments` appended (e.g. `--uninstall`), without waiting.
     func launchAgent(_ region: String, extra: [String] = []) throws -> ChildProcess {
         guard let database = regionDatabases[region] else { throw E2EError( "no region \(region)") }
@@ -140,6 +144,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
               backoff: {initial_ms: 50, max_ms: 500}
               status_interval_ms: 200
               request_timeout_ms: 5000
+            capture: \(Self.capture)
 
             """ + (agentExtraYAML[region] ?? "")
         try yaml.write(to: config, atomically: true, encoding: .utf8)

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import StarlingAgent
 import StarlingCore
@@ -202,6 +203,11 @@ final class TestRegion: Sendable {
 }
 
 /// A real ``Agent`` on an ``HTTPHubLink``, running on a task this object owns until ``stop()``.
+private enum Environment {
+    static let agentLogLevel: Logger.Level =
+        ProcessInfo.processInfo.environment["STARLING_TEST_AGENT_LOG"].flatMap(Logger.Level.init(rawValue:)) ?? .critical
+}
+
 final class RunningAgent: Sendable {
     let agent: Agent
     let link: HTTPHubLink
@@ -211,7 +217,8 @@ final class RunningAgent: Sendable {
 
     init(configuration: AgentConfiguration) throws {
         var logger = Logger(label: "test.agent")
-        logger.logLevel = .critical
+        // STARLING_TEST_AGENT_LOG=debug shows the agents' logs (stderr) when a test needs looking into.
+        logger.logLevel = Environment.agentLogLevel
         let link = try HTTPHubLink(configuration: configuration)
         let agent = Agent(
             configuration: configuration, hub: link, schema: AgentTestSupport.schema(), logger: logger)
@@ -228,6 +235,11 @@ final class RunningAgent: Sendable {
     }
 
     var progress: Agent.Progress { agent.progress }
+
+    /// Waits for `run()` to return by itself (an agent refusing to start) and rethrows what it threw.
+    func waitForExit() async throws {
+        if let failure = await task.value { throw failure }
+    }
 
     /// Stops the agent, waits for `run()` to return, closes the link; rethrows what `run()` threw. Idempotent.
     func stop() async throws {

@@ -208,6 +208,17 @@ struct ConflictResolverTests {
         #expect(decision.newHead(seq: 9)?.prevForeignSeq == 8)
     }
 
+    // Proves the widened rule (WAL capture's base is the writer's apply cursor, which may be above the key's
+    // head): a base at or above the head's seq is no conflict, one below it a conflict.
+    @Test(arguments: [(Int64(8), false), (9, false), (1_000, false), (7, true)])
+    func baseAtOrAboveTheHeadIsNoConflict(base: Int64, conflict: Bool) throws {
+        let head = Head(seq: 8, origin: "us", hlc: 500, image: ["id": 1], prevForeignSeq: 2, op: .update)
+        let change = try Change(
+            id: "eu:1", tx: "eu:1", table: "t", op: .update, key: ["id": 1], before: ["id": 1], after: ["id": 1],
+            base: base, hlc: 1)
+        #expect(ConflictResolver.isConflict(change: change, head: head) == conflict)
+    }
+
     static let nameTies: [(String, String, Bool)] = [
         ("a", "b", true), ("b", "a", false), ("eu", "eu-west", true), ("Z", "a", true), ("é", "z", false),
     ]

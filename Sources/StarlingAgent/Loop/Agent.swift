@@ -46,28 +46,38 @@ public final class Agent: Sendable {
     /// How long an operation runs before the agent's log and `/v1/status` say so.
     public static let stuckAfter = Duration.seconds(5)
 
-    private let configuration: AgentConfiguration
-    private let hub: any HubLink
-    private let database: PostgresWorker
+    let configuration: AgentConfiguration
+    let hub: any HubLink
+    let database: PostgresWorker
     /// A second connection, dedicated to `LISTEN starling_outbox` (the capture trigger notifies it).
     private let listener: PostgresWorker
     /// A third one for the status reports, so a report never waits behind a long apply on `database`.
     private let statusDatabase: PostgresWorker
     /// Wakes the push task on a local write (and once a second from the listener), when a table resumes, and
     /// on stop.
-    private let wake = WakeUp()
+    let wake = WakeUp()
     private let schema: AgentSchema
-    private let store: AgentStore
+    let store: AgentStore
     /// Answers the hub's reconciliation steps on its own connection, so a long scan never holds up apply.
     private let reconcile: ReconcileHasher
-    private let logger: Logger
-    private let shared = Mutex<
+    let logger: Logger
+    let shared = Mutex<
         (stopped: Bool, progress: Progress, operations: [String: Operation], errors: [String: String])
     >((false, Progress(), [:], [:]))
     /// Touched by the push task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
     /// Set when a stopped table resumed (and at start): the pull task then applies its held entries.
     private let heldResumeDue = Mutex(false)
+    /// WAL capture: the decoded changes on their way to the hub, the decoder's thread and connection, and the
+    /// replication origin the database connection's session marks the agent's own transactions with.
+    let captureQueue: CaptureQueue
+    let walWorker: PostgresWorker
+    let walCapture: WALCapture
+    let origin: OriginSetting
+    /// The capture this run chose, why, and the synced tables' shapes (for the decoder).
+    let capture = Mutex(ActiveCapture())
+    /// Set when the WAL decoder failed: the tasks end and ``run()`` starts over from the confirmed position.
+    let restartDue = Mutex(false)
 
     /// The database worker is owned by the agent and shut down when `run()` returns.
     public init(configuration: AgentConfiguration, hub: any HubLink, schema: AgentSchema, logger: Logger) {
@@ -79,9 +89,17 @@ public final class Agent: Sendable {
         logger[metadataKey: AgentLogKey.region] = "\(configuration.region)"
         self.logger = logger
         self.reconcile = ReconcileHasher(configuration: configuration, hub: hub, logger: logger)
+        let origin = OriginSetting()
+        self.origin = origin
         self.database = PostgresWorker(
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)",
-            threadName: "starling-agent", logger: logger)
+            threadName: "starling-agent", logger: logger, sessionSetup: { connection in try origin.setUp(connection) })
+        self.captureQueue = CaptureQueue(arrived: wake)
+        self.walWorker = PostgresWorker(
+            url: configuration.database, applicationName: "starling-agent-\(configuration.region)-slot",
+            threadName: "starling-wal", logger: logger)
+        self.walCapture = WALCapture(
+            url: configuration.database, region: configuration.region, queue: captureQueue, logger: logger)
         self.listener = PostgresWorker(
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)-listen",
             threadName: "starling-listen", logger: logger)
@@ -101,7 +119,10 @@ public final class Agent: Sendable {
 
     public var progress: Progress { shared.withLock { $0.progress } }
 
-    private var isStopped: Bool { shared.withLock { $0.stopped } }
+    /// True when stopped, or while the tasks wind down for a restart (``restartDue``).
+    var isStopped: Bool { shared.withLock { $0.stopped } || restartDue.withLock { $0 } }
+
+    private var isStopRequested: Bool { shared.withLock { $0.stopped } }
 
     /// Runs until stopped. Throws only what an operator must fix: a shape the hub refuses, a synced table
     /// that is missing or has no primary key, a hub config for another region.
@@ -109,15 +130,23 @@ public final class Agent: Sendable {
         defer { shared.withLock { $0.progress.isRunning = false } }
         shared.withLock { $0.progress.isRunning = true }
         do {
-            try await start()
-            logger.info("agent started")
-            // Cancelling the task that runs the agent stops it: a cancelled task's `Task.sleep` returns at once,
-            // so otherwise every wait loop spun until `stop()` (a test whose body threw before calling `stop()`
-            // left its agent burning both cores forever).
-            await withTaskCancellationHandler {
-                await runTasks()
-            } onCancel: {
-                stop()
+            var backoff = RetryBackoff(configuration.tuning.backoff)
+            while true {
+                try await start()
+                logger.info("agent started")
+                // Cancelling the task that runs the agent stops it: a cancelled task's `Task.sleep` returns at
+                // once, so otherwise every wait loop spun until `stop()` (a test whose body threw before calling
+                // `stop()` left its agent burning both cores forever).
+                await withTaskCancellationHandler {
+                    await runTasks()
+                } onCancel: {
+                    stop()
+                }
+                if isStopRequested { break }
+                // The WAL decoder failed: everything starts again from the confirmed position.
+                captureQueue.reset()
+                restartDue.withLock { $0 = false }
+                await sleep(ms: backoff.nextMs())
             }
         } catch {
             await shutdownWorkers()
@@ -128,6 +157,7 @@ public final class Agent: Sendable {
     }
 
     private func shutdownWorkers() async {
+        await walWorker.shutdown()
         await listener.shutdown()
         await statusDatabase.shutdown()
         await database.shutdown()
@@ -141,6 +171,7 @@ public final class Agent: Sendable {
             group.addTask { await self.reportUntilStopped() }
             group.addTask { await self.reconcile.run { self.isStopped } }
             group.addTask { await self.pushUntilStopped() }
+            if capture.withLock({ $0.mode }) == .wal { group.addTask { await self.decodeUntilStopped() } }
             await pullUntilStopped()
             stop()
             await group.waitForAll()
@@ -160,10 +191,14 @@ public final class Agent: Sendable {
                         key: "region")
                 }
                 let schema = self.schema
+                let choice = try await chooseCapture()
                 let (shapes, drift) = try await db { connection in
                     let shapes = try config.tables.map { try TableShape.load(table: $0.name, connection: connection) }
-                    return (shapes, try schema.install(tables: shapes, connection: connection))
+                    let drift = try schema.install(
+                        tables: shapes, captureTriggers: choice.captureTriggers, connection: connection)
+                    return (shapes, drift)
                 }
+                try await prepareCapture(choice, shapes: shapes)
                 let regionID = config.regionID
                 try await db { try NextID.store(regionID: regionID, connection: $0) }
                 // A table altered while the agent was down keeps its old functions and registration; its stream
@@ -328,16 +363,25 @@ public final class Agent: Sendable {
                 }
             }
             noteShapes(drift)
-            if changes.isEmpty { return true }
+            if changes.isEmpty {
+                return capture.withLock({ $0.mode }) == .wal ? try await pushCaptured(maxBatches: maxBatches) : true
+            }
             let prepared = ContinuousClock.now
             let pushing = "push of \(changes.count) changes to the hub"
             guard let verdicts = try await track("push", pushing, { await pushUntilVerdicts(changes) }) else {
                 return false
             }
             let pushed = ContinuousClock.now
+            let outboxMarker = capture.withLock { $0.mode } == .wal
             let summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
                 () async throws(AgentError) in
-                try await db { connection in try store.handleVerdicts(verdicts, for: changes, connection: connection) }
+                try await db { connection in
+                    // Under WAL capture (while switching, or adopted rows) the versions still go into a marker.
+                    try store.handleVerdicts(
+                        verdicts, for: changes,
+                        wal: outboxMarker ? WALVerdicts(handledThrough: nil, overwritten: [], stillPending: []) : nil,
+                        connection: connection)
+                }
             }
             shared.withLock {
                 $0.progress.pushedChanges += changes.count
@@ -371,7 +415,7 @@ public final class Agent: Sendable {
     }
 
     /// Pushes the same changes until the hub answers with verdicts; nil when stopped first.
-    private func pushUntilVerdicts(_ changes: [Change]) async -> [Verdict]? {
+    func pushUntilVerdicts(_ changes: [Change]) async -> [Verdict]? {
         var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do {
@@ -436,9 +480,17 @@ public final class Agent: Sendable {
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
         let started = ContinuousClock.now
+        let queue: CaptureQueue? = capture.withLock { $0.mode } == .wal ? captureQueue : nil
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
             () async throws(AgentError) in
-            try await db { connection in try store.apply(batch, after: after, next: next, connection: connection) }
+            try await db { connection in
+                guard let queue else { return try store.apply(batch, after: after, next: next, connection: connection) }
+                let keys = batch.map { TableKey(table: $0.table, key: $0.key) }
+                let summary = try store.apply(
+                    batch, after: after, next: next, pendingKeys: queue.pending(among: keys), connection: connection)
+                if summary.applied > 0 { queue.wrote(keys, at: try AgentStore.walInsertPosition(connection: connection)) }
+                return summary
+            }
         }
         if summary.isStale { return nil }
         logger.debug(
@@ -482,8 +534,9 @@ public final class Agent: Sendable {
             return (error, state.progress.applyLagSeconds, longestOperation(&state.operations))
         }
         do {
+            let queued = captureQueue.depth
             let (depth, letters) = try await statusDatabase.run(during: "status") { connection in
-                (try store.outboxDepth(connection: connection),
+                (try store.outboxDepth(connection: connection) + queued,
                  try store.unreportedDeadLetters(limit: 100, connection: connection))
             }
             try await hub.reportStatus(
@@ -517,7 +570,7 @@ public final class Agent: Sendable {
     }
 
     /// Runs `body` as the loop's operation in `slot` (``Operation``), for the status report.
-    private func track<T>(_ slot: String, _ what: String, _ body: () async throws(AgentError) -> T)
+    func track<T>(_ slot: String, _ what: String, _ body: () async throws(AgentError) -> T)
         async throws(AgentError) -> T
     {
         shared.withLock { $0.operations[slot] = Operation(what: what, started: .now) }
@@ -575,7 +628,7 @@ public final class Agent: Sendable {
     }
 
     /// Records a retryable failure of one task (`push`, `pull`, `start`) as the last error.
-    private func note(_ error: AgentError, during task: String = "start") {
+    func note(_ error: AgentError, during task: String = "start") {
         shared.withLock { state in
             state.errors[task] = error.description
             state.progress.lastError = error.description
@@ -584,7 +637,7 @@ public final class Agent: Sendable {
     }
 
     /// Forgets `task`'s failure once it succeeded; the last error is then another task's, if any.
-    private func clearError(_ task: String) {
+    func clearError(_ task: String) {
         shared.withLock { state in
             guard state.errors.removeValue(forKey: task) != nil || state.progress.lastError != nil else { return }
             state.progress.lastError = state.errors.sorted { $0.key < $1.key }.first?.value
@@ -592,7 +645,7 @@ public final class Agent: Sendable {
     }
 
     /// Sleeps in slices so `stop()` is noticed quickly.
-    private func sleep(ms: Int) async {
+    func sleep(ms: Int) async {
         var remaining = ms
         while remaining > 0 && !isStopped {
             let slice = min(remaining, 50)
@@ -602,7 +655,7 @@ public final class Agent: Sendable {
     }
 
     /// Runs `body` on the database thread (see `PostgresWorker.run(during:_:)`).
-    private func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws(AgentError)
+    func db<T: Sendable>(_ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws(AgentError)
         -> T
     {
         try await database.run(during: "database", body)

@@ -14,5 +14,6 @@ public enum AgentMigrations {
         PostgresMigration(embeddedFile: "0003_shape_guard.sql", PackageResources._003_shape_guard_sql),
         PostgresMigration(embeddedFile: "0004_deferred_entries.sql", PackageResources._004_deferred_entries_sql),
         PostgresMigration(embeddedFile: "0005_next_id.sql", PackageResources._005_next_id_sql),
+        PostgresMigration(embeddedFile: "0006_wal_capture.sql", PackageResources._006_wal_capture_sql),
     ]
 }

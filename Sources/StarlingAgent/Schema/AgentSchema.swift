@@ -22,8 +22,12 @@ public struct AgentSchema: Sendable {
     /// recording each table's ``TableSignature``. A table whose recorded signature differs from its shape now
     /// (altered while the agent was down) keeps the functions it has — its stream stays stopped, see
     /// ``ShapeGuard`` — and is returned with the reason; the others are (re)installed.
+    ///
+    /// Without `captureTriggers` (WAL capture) the capture triggers are dropped and not created.
     @discardableResult
-    public func install(tables: [TableShape], connection: PostgresConnection) throws -> ShapeGuard.Drift {
+    public func install(tables: [TableShape], captureTriggers: Bool = true, connection: PostgresConnection) throws
+        -> ShapeGuard.Drift
+    {
         try PostgresMigrator(schema: Self.schema, migrations: migrations).migrate(connection)
         return try connection.transaction(name: "agent.install") { connection in
             try connection.query(
@@ -59,8 +63,14 @@ public struct AgentSchema: Sendable {
                 try connection.executeScript(try sql.captureFunctionSQL(), name: "agent.install.captureFunction")
                 try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
                 try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
-                for statement in try sql.triggerSQL() {
-                    try connection.executeScript(statement, name: "agent.install.trigger")
+                if captureTriggers {
+                    for statement in try sql.triggerSQL() {
+                        try connection.executeScript(statement, name: "agent.install.trigger")
+                    }
+                } else {
+                    try connection.executeScript(
+                        "DROP TRIGGER IF EXISTS \(try PostgresIdentifier.quoteName(TableSQL.captureTrigger)) ON \(sql.table)",
+                        name: "agent.install.dropTrigger")
                 }
                 try connection.query(
                     """
@@ -91,6 +101,14 @@ public struct AgentSchema: Sendable {
                 let installed = try connection.query(
                     "SELECT table_name FROM starling.synced_tables", name: "agent.uninstall.list")
                 for row in installed { try removeTable(try row.string("table_name"), connection: connection) }
+            }
+            // WAL capture's slot would keep WAL forever once nobody reads it: it goes with the schema.
+            let wal = try connection.query(
+                "SELECT to_regclass('starling.wal_state') IS NOT NULL AS present", name: "agent.uninstall.walCheck")
+            if try wal[0].bool("present") {
+                for row in try connection.query("SELECT slot FROM starling.wal_state", name: "agent.uninstall.wal") {
+                    try WALSetup.remove(name: try row.string("slot"), connection: connection)
+                }
             }
             try connection.executeScript("DROP SCHEMA IF EXISTS starling CASCADE", name: "agent.uninstall.schema")
         }

@@ -121,9 +121,14 @@ public struct AgentStore: Sendable {
     /// batch's outbox rows, one records the accepted versions (the newest per key), then the images go
     /// through ``applyImages(_:tables:connection:)``. An image whose key has a later change in this same
     /// batch is skipped as pending: one by one, that change would still have been in the outbox.
-    public func handleVerdicts(_ verdicts: [Verdict], for changes: [Change], connection: PostgresConnection)
-        throws -> VerdictSummary
-    {
+    ///
+    /// With WAL capture (`wal`), the changes come from the capture queue, not the outbox: the transaction starts
+    /// with its marker (the last handled position and the version each handled key holds now, see
+    /// ``CaptureLedger``), an image for a key with a later local change still queued is skipped as pending, and
+    /// an accepted change that an agent transaction overwrote locally gets its own image back.
+    public func handleVerdicts(
+        _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts? = nil, connection: PostgresConnection
+    ) throws -> VerdictSummary {
         guard verdicts.count == changes.count, zip(verdicts, changes).allSatisfy({ $0.id == $1.id }) else {
             throw AgentError(
                 code: .invalidResponse,
@@ -136,16 +141,26 @@ public struct AgentStore: Sendable {
         var rejectedWinners: [(String, JSONObject, Int64)] = []
         var images: [Image] = []
         var letters: [JSONValue] = []
-        var laterKeys = Set<TableKey>()
+        var laterKeys = wal?.stillPending ?? []
+        var markerVersions: [TableKey: Int64] = [:]
         outboxIDs.reserveCapacity(changes.count)
         for index in changes.indices.reversed() {
             let (verdict, change) = (verdicts[index], changes[index])
             outboxIDs.append(Int64(change.id.split(separator: ":").last ?? "") ?? -1)
-            let isSuperseded = !laterKeys.insert(TableKey(table: change.table, key: change.key)).inserted
+            let tableKey = TableKey(table: change.table, key: change.key)
+            let isSuperseded = !laterKeys.insert(tableKey).inserted
             if !isSuperseded { decided.append(table: change.table, key: change.key, seq: 0) }
+            if wal != nil, !isSuperseded { markerVersions[tableKey] = verdict.version }
             switch verdict.outcome {
             case .accepted(let seq):
                 summary.accepted += 1
+                if let wal, wal.overwritten.contains(index), !isSuperseded {
+                    // Its version comes with the image, which the version row would otherwise refuse.
+                    images.append(Image(table: change.table, key: change.key, row: change.after, seq: seq, origin: region))
+                    letters.append(verdict.json)
+                    summary.restored += 1
+                    continue
+                }
                 accepted.append(table: change.table, key: change.key, seq: seq)
             case .merged(let seq, let row):
                 summary.merged += 1
@@ -176,8 +191,12 @@ public struct AgentStore: Sendable {
             WHERE starling.versions.seq < EXCLUDED.seq
             """, [.int64Array(outboxIDs), .text(accepted.finish()), .text(region)], name: "agent.verdict.settle")
         let decidedKeys = decided.finish()
+        let marker = wal.map { wal in
+            CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: markerVersions)
+        }
         return try connection.transaction(name: "agent.verdicts") { connection in
             try relaxCommit(connection)
+            if let marker { try Self.emit(marker, connection: connection) }
             try connection.query(settle.sql, settle.params, name: settle.name)
             var tables: Set<String>?
             if !images.isEmpty {
@@ -236,6 +255,13 @@ public struct AgentStore: Sendable {
             ], name: "agent.deferred.insert")
     }
 
+    /// Writes `marker` into the WAL at this point of the caller's transaction (WAL capture).
+    static func emit(_ marker: CaptureLedger.Marker, connection: PostgresConnection) throws {
+        try connection.query(
+            "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn",
+            [.text(CaptureLedger.Marker.prefix), .text(marker.json.canonicalText)], name: "agent.wal.marker")
+    }
+
     // MARK: - Pull side
 
     /// Applies a pulled batch in one transaction (DESIGN.md "Agent rules"): skip own non-rewritten entries,
@@ -249,9 +275,14 @@ public struct AgentStore: Sendable {
     /// Entries of a table whose shape changed (``ShapeGuard``, checked after a row-exclusive lock on the
     /// batch's tables) are not applied but kept in `starling.held_entries`; held entries of a table whose
     /// shape is back are applied first, in seq order. ``ApplySummary/stoppedTables`` says which are stopped.
-    public func apply(_ entries: [LogEntry], after: Int64, next: Int64, connection: PostgresConnection) throws
-        -> ApplySummary
-    {
+    ///
+    /// With WAL capture (`pendingKeys` non-nil), the transaction starts with a marker announcing the new cursor
+    /// (``CaptureLedger``), and entries on `pendingKeys` (keys with a local change in the capture queue) are
+    /// deferred as the outbox check defers them in trigger capture.
+    public func apply(
+        _ entries: [LogEntry], after: Int64, next: Int64, pendingKeys: Set<TableKey>? = nil,
+        connection: PostgresConnection
+    ) throws -> ApplySummary {
         let maxHLC = entries.reduce(Int64(0)) { max($0, $1.hlc) }
         return try connection.transaction(name: "agent.apply") { connection in
             try relaxCommit(connection)
@@ -265,6 +296,16 @@ public struct AgentStore: Sendable {
             guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
             let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
             var summary = ApplySummary()
+            var entries = entries
+            if let pendingKeys {
+                try Self.emit(CaptureLedger.Marker(cursor: next), connection: connection)
+                if !pendingKeys.isEmpty {
+                    let deferred = entries.filter { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+                    entries.removeAll { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+                    try deferEntries(deferred, connection: connection)
+                    summary.skippedPending += deferred.count
+                }
+            }
             let shapes = try lockAndCheckShapes(of: Set(entries.map(\.table)), tables: tables, connection: connection)
             summary.stoppedTables = shapes.drift
             if shapes.hasHeldEntries {
@@ -576,6 +617,22 @@ public struct AgentStore: Sendable {
     }
 }
 
+/// What verdict handling needs to know of WAL-captured changes (``AgentStore/handleVerdicts(_:for:wal:connection:)``).
+public struct WALVerdicts: Sendable {
+    /// The position of the batch's last change (nil: outbox changes, whose verdicts only give versions).
+    public var handledThrough: StreamPosition?
+    /// Indexes of changes an agent transaction overwrote locally.
+    public var overwritten: Set<Int>
+    /// Keys with a later local change still in the capture queue.
+    public var stillPending: Set<TableKey>
+
+    public init(handledThrough: StreamPosition?, overwritten: Set<Int>, stillPending: Set<TableKey>) {
+        self.handledThrough = handledThrough
+        self.overwritten = overwritten
+        self.stillPending = stillPending
+    }
+}
+
 /// What applying one image did.
 public enum ApplyStatus: Sendable, Hashable {
     case applied
@@ -628,6 +685,8 @@ public struct VerdictSummary: Sendable, Hashable {
     public var deadLettered = 0
     /// Deferred entries (skipped as pending earlier) applied once the verdicts of their key were handled.
     public var deferredApplied = 0
+    /// Accepted changes whose image was written again (an agent transaction had overwritten it; WAL capture).
+    public var restored = 0
 
     public init() {}
 

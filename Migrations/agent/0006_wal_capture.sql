@@ -1,0 +1,19 @@
+-- WAL capture (DESIGN.md "Engine v2"): the agent reads the region's changes from a logical replication slot
+-- instead of the capture triggers' outbox. One row: where decoding resumes and the capture ledger there.
+--
+--   slot, publication    the region's replication slot and publication (named after the region)
+--   resume_lsn           decoding resumes with the transactions committed after this position (NULL: from
+--                        the slot's confirmed position); written before the slot is told to confirm it
+--   ledger               the capture ledger at resume_lsn (cursor, versions above it, keys still pending):
+--                        the bases of changes decoded from there
+--   switching            true while switching from trigger capture, until the transaction that dropped the
+--                        capture triggers is decoded: application changes before it went through the outbox
+CREATE TABLE starling.wal_state (
+    id integer PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+    slot text NOT NULL,
+    publication text NOT NULL,
+    resume_lsn pg_lsn,
+    ledger jsonb,
+    switching boolean NOT NULL DEFAULT false,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);

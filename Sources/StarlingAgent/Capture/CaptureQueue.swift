@@ -1,0 +1,256 @@
+import StarlingCore
+import StarlingPostgres
+import Synchronization
+
+/// WAL capture's changes between the decoder and the hub: decoded in commit order, pushed in that order, gone
+/// once their verdicts are handled (the outbox of trigger capture, in memory: the slot keeps the WAL until
+/// the position is confirmed, so nothing here needs to be durable). Also what the apply asks — which keys have
+/// a local change waiting for its verdict — and where the slot may confirm. Shared by the decoder thread, the
+/// push task and the apply (a `Mutex`).
+final class CaptureQueue: Sendable {
+    /// One decoded local change.
+    struct Captured: Sendable {
+        var change: Change
+        var position: StreamPosition
+        var key: TableKey
+        /// The commit's end: the slot may confirm it once this transaction's verdicts are handled.
+        var commitEnd: LSN
+        /// An agent transaction wrote the key after this change and before its verdict (``CaptureLedger``): an
+        /// `accepted` verdict writes this change's image again.
+        var isOverwritten = false
+        var approximateBytes: Int
+    }
+
+    /// A ledger copy taken at a transaction boundary, saved and confirmed once every change before it is handled.
+    struct Checkpoint: Sendable {
+        var resume: LSN
+        var ledger: CaptureLedger
+        var switching: Bool
+        /// The newest change decoded before it (nil: none since the queue started).
+        var through: StreamPosition?
+    }
+
+    private struct State {
+        var changes: [Captured] = []
+        var head = 0
+        /// Changes from `head` that are in a push whose verdicts are not handled yet.
+        var inFlight = 0
+        var indexByPosition: [StreamPosition: Int] = [:]
+        var pendingKeys: [TableKey: Int] = [:]
+        var handledThrough: StreamPosition?
+        var newest: StreamPosition?
+        /// Commit end of the last decoded transaction, and the server's WAL end when idle.
+        var decodedThrough = LSN.invalid
+        var checkpoint: Checkpoint?
+        var isCheckpointWanted = true
+        /// The position the slot may confirm (saved with its ledger), for the decoder to send.
+        var confirmable = LSN.invalid
+        /// Keys the agent's own transactions wrote, with a WAL position at or after their commit, until the
+        /// decoder has passed it (``awaitOwnWrites(of:)``).
+        var ownWrites: [TableKey: LSN] = [:]
+    }
+
+    private let state = Mutex(State())
+    /// Signalled when changes arrive (the push task waits on it).
+    let arrived: WakeUp
+
+    init(arrived: WakeUp) {
+        self.arrived = arrived
+    }
+
+    /// Forgets everything (the decoder starts again from the last confirmed position).
+    func reset() {
+        state.withLock { $0 = State() }
+    }
+
+    // MARK: - Decoder side
+
+    /// Appends one transaction's changes (in order) decoded up to `commitEnd`.
+    func append(_ changes: [Captured], commitEnd: LSN) {
+        state.withLock { state in
+            for change in changes {
+                state.indexByPosition[change.position] = state.changes.count
+                state.changes.append(change)
+                state.pendingKeys[change.key, default: 0] += 1
+                state.newest = change.position
+            }
+            state.decodedThrough = max(state.decodedThrough, commitEnd)
+        }
+        if !changes.isEmpty { arrived.signal() }
+    }
+
+    /// Marks changes an agent transaction overwrote.
+    func markOverwritten(_ positions: [StreamPosition]) {
+        guard !positions.isEmpty else { return }
+        state.withLock { state in
+            for position in positions {
+                if let index = state.indexByPosition[position], index >= state.head {
+                    state.changes[index].isOverwritten = true
+                }
+            }
+        }
+    }
+
+    /// The decoder has seen everything before `lsn` (a commit's end, or the server's WAL end when idle).
+    func decoded(through lsn: LSN) {
+        state.withLock { $0.decodedThrough = max($0.decodedThrough, lsn) }
+    }
+
+    var decodedThrough: LSN { state.withLock { $0.decodedThrough } }
+
+    /// True when the decoder should hand in a checkpoint at the next transaction boundary.
+    var wantsCheckpoint: Bool { state.withLock { $0.isCheckpointWanted && $0.checkpoint == nil } }
+
+    /// The decoder's ledger at a transaction boundary `resume` (a commit's end).
+    func offer(resume: LSN, ledger: CaptureLedger, switching: Bool) {
+        state.withLock { state in
+            state.checkpoint = Checkpoint(resume: resume, ledger: ledger, switching: switching, through: state.newest)
+            state.isCheckpointWanted = false
+        }
+    }
+
+    /// The position the slot may confirm now.
+    var confirmable: LSN { state.withLock { $0.confirmable } }
+
+    /// The agent committed a transaction that wrote `keys`; `lsn` is at or after its commit.
+    func wrote(_ keys: some Sequence<TableKey>, at lsn: LSN) {
+        state.withLock { state in
+            if state.ownWrites.count > 100_000 {
+                let decoded = state.decodedThrough
+                state.ownWrites = state.ownWrites.filter { $0.value > decoded }
+            }
+            for key in keys { state.ownWrites[key] = lsn }
+        }
+    }
+
+    /// The position the decoder must pass before the overwritten flags of changes of `keys` are known: the
+    /// newest own write of one of them not decoded yet; nil when there is none.
+    func undecodedOwnWrite(of keys: some Sequence<TableKey>) -> LSN? {
+        state.withLock { state in
+            var newest: LSN?
+            for key in keys {
+                if let lsn = state.ownWrites[key], lsn > state.decodedThrough { newest = max(newest ?? lsn, lsn) }
+            }
+            return newest
+        }
+    }
+
+    /// Whether each change of `batch` (by position) is marked overwritten now.
+    func overwritten(in batch: [Captured]) -> Set<Int> {
+        state.withLock { state in
+            var indexes = Set<Int>()
+            for (offset, captured) in batch.enumerated() {
+                if let index = state.indexByPosition[captured.position], state.changes[index].isOverwritten {
+                    indexes.insert(offset)
+                }
+            }
+            return indexes
+        }
+    }
+
+    // MARK: - Push side
+
+    /// The next push batch: whole transactions from the oldest change not yet in flight, within the bounds
+    /// (at least one transaction). Empty when nothing waits or a push is in flight.
+    func nextBatch(maxCount: Int, maxBytes: Int) -> [Captured] {
+        state.withLock { state in
+            guard state.inFlight == 0 else { return [] }
+            var end = state.head
+            var bytes = 0
+            while end < state.changes.count {
+                // One transaction: the changes sharing its commit position.
+                let commit = state.changes[end].position.commitLSN
+                var last = end
+                var txBytes = 0
+                while last < state.changes.count, state.changes[last].position.commitLSN == commit {
+                    txBytes += state.changes[last].approximateBytes
+                    last += 1
+                }
+                if end > state.head && (last - state.head > maxCount || bytes + txBytes > maxBytes) { break }
+                bytes += txBytes
+                end = last
+            }
+            state.inFlight = end - state.head
+            return Array(state.changes[state.head..<end])
+        }
+    }
+
+    /// The push of the in-flight batch failed before its verdicts were handled: it is offered again.
+    func pushFailed() {
+        state.withLock { $0.inFlight = 0 }
+    }
+
+    /// Keys with a local change not handled yet, beyond the in-flight batch (for verdict handling: an image for
+    /// such a key would overwrite a newer local change).
+    func pendingBeyondInFlight(_ keys: Set<TableKey>) -> Set<TableKey> {
+        state.withLock { state in
+            var counts: [TableKey: Int] = [:]
+            for index in state.head..<(state.head + state.inFlight) where keys.contains(state.changes[index].key) {
+                counts[state.changes[index].key, default: 0] += 1
+            }
+            return Set(keys.filter { (state.pendingKeys[$0] ?? 0) > (counts[$0] ?? 0) })
+        }
+    }
+
+    /// The in-flight batch's verdicts are handled (committed): its changes leave the queue.
+    func handled() {
+        state.withLock { state in
+            let end = state.head + state.inFlight
+            for index in state.head..<end {
+                let captured = state.changes[index]
+                state.indexByPosition[captured.position] = nil
+                if let count = state.pendingKeys[captured.key], count > 1 {
+                    state.pendingKeys[captured.key] = count - 1
+                } else {
+                    state.pendingKeys[captured.key] = nil
+                }
+                state.handledThrough = captured.position
+            }
+            state.head = end
+            state.inFlight = 0
+            if state.head > 4096 && state.head * 2 > state.changes.count {
+                state.changes.removeFirst(state.head)
+                state.indexByPosition = state.indexByPosition.mapValues { $0 - state.head }
+                state.head = 0
+            }
+        }
+    }
+
+    /// The checkpoint whose changes are all handled, if any: save it, then ``confirmed(_:)``.
+    func completedCheckpoint() -> Checkpoint? {
+        state.withLock { state in
+            guard let checkpoint = state.checkpoint else { return nil }
+            if let through = checkpoint.through {
+                guard let handled = state.handledThrough, handled >= through else { return nil }
+            }
+            return checkpoint
+        }
+    }
+
+    /// The checkpoint at `resume` is saved: the slot may confirm it, and the decoder takes the next one.
+    func confirmed(_ resume: LSN) {
+        state.withLock { state in
+            state.confirmable = max(state.confirmable, resume)
+            state.checkpoint = nil
+            state.isCheckpointWanted = true
+        }
+    }
+
+    // MARK: - Apply side
+
+    /// Whether a local change of `key` waits for its verdict.
+    func isPending(_ key: TableKey) -> Bool {
+        state.withLock { $0.pendingKeys[key] != nil }
+    }
+
+    /// The keys of `keys` with a local change waiting for its verdict.
+    func pending(among keys: some Sequence<TableKey>) -> Set<TableKey> {
+        state.withLock { state in
+            guard !state.pendingKeys.isEmpty else { return [] }
+            return Set(keys.filter { state.pendingKeys[$0] != nil })
+        }
+    }
+
+    /// Changes decoded and not handled yet (the outbox depth of WAL capture).
+    var depth: Int { state.withLock { $0.changes.count - $0.head } }
+}

@@ -1,0 +1,97 @@
+public import Logging
+public import StarlingPostgres
+
+/// Reads the region's replication slot on its own thread and feeds ``CaptureQueue``: opens a replication
+/// connection (the capture settings as session options, so values arrive in the trigger's text forms),
+/// creates the slot when missing, streams from where ``WALState`` says decoding resumes, and sends the slot
+/// the position the queue may confirm. A broken connection is reopened with backoff; decoding then resumes
+/// from the last confirmed position, and changes decoded again keep their ids (the hub answers them from the
+/// verdicts it stored).
+final class WALCapture: Sendable {
+    /// Session settings of the replication connection (TableSQL's capture settings).
+    static let sessionOptions =
+        "-c extra_float_digits=1 -c bytea_output=hex -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c TimeZone=UTC"
+    /// How often the slot hears the confirmable position when nothing else prompts a status update.
+    static let statusInterval = Duration.seconds(1)
+
+    let url: String
+    let region: String
+    let queue: CaptureQueue
+    let logger: Logger
+
+    init(url: String, region: String, queue: CaptureQueue, logger: Logger) {
+        self.url = url
+        self.region = region
+        self.queue = queue
+        self.logger = logger
+    }
+
+    /// Decodes until `isStopped`, on the calling thread (blocking). `start` is the state at the last confirmed
+    /// position. Throws on a failure of the stream; the caller reconnects with backoff (a new queue).
+    func stream(
+        name: String, originName: String, start: WALState, ledger: CaptureLedger, lastHLC: Int64, clockOffsetMicros: Int64, shapes: [TableShape],
+        isStopped: () -> Bool
+    ) throws {
+        let connection = try PostgresReplicationConnection.connect(
+            url: url, applicationName: "starling-agent-\(region)-wal", parameters: [("options", Self.sessionOptions)])
+        defer { connection.close() }
+        var decoder = WALDecoder(
+            region: region, originName: originName, ledger: ledger, switching: start.switching, lastHLC: lastHLC,
+            clockOffsetMicros: clockOffsetMicros, shapes: shapes)
+        let options = try PgOutputOptions(publications: [name], includesMessages: true).options()
+        try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
+        logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
+        var confirmedSent = LSN.invalid
+        var lastStatus = ContinuousClock.now
+        var lastCheckpoint = ContinuousClock.now
+        while !isStopped() {
+            if let message = try connection.next(timeout: .milliseconds(100)) {
+                switch message {
+                case .xLogData(let data):
+                    guard let finished = try decoder.feed(data.payload, recordLSN: data.walStart) else { continue }
+                    queue.markOverwritten(finished.overwritten)
+                    queue.append(finished.changes, commitEnd: finished.commitEnd)
+                    if queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval {
+                        queue.offer(resume: finished.commitEnd, ledger: decoder.ledger, switching: decoder.switching)
+                        lastCheckpoint = .now
+                    }
+                case .keepalive(let keepalive):
+                    if !decoder.isInTransaction {
+                        queue.decoded(through: keepalive.walEnd)
+                        if queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval {
+                            queue.offer(resume: keepalive.walEnd, ledger: decoder.ledger, switching: decoder.switching)
+                            lastCheckpoint = .now
+                        }
+                    }
+                    if keepalive.isReplyRequested {
+                        try sendStatus(connection)
+                        lastStatus = .now
+                    }
+                }
+            }
+            let confirmable = queue.confirmable
+            if confirmable > confirmedSent || ContinuousClock.now - lastStatus >= Self.statusInterval {
+                try sendStatus(connection)
+                confirmedSent = confirmable
+                lastStatus = .now
+            }
+        }
+        try? connection.stopStreaming(timeout: .seconds(5))
+    }
+
+    private func sendStatus(_ connection: PostgresReplicationConnection) throws {
+        let confirmable = queue.confirmable
+        try connection.sendStatus(written: max(confirmable, queue.decodedThrough), flushed: confirmable, applied: confirmable)
+    }
+
+    /// Creates the slot when it does not exist yet (on a replication connection). Returns true when created.
+    func ensureSlot(name: String, connection: PostgresConnection) throws -> Bool {
+        guard try connection.replicationSlot(named: name) == nil else { return false }
+        let replication = try PostgresReplicationConnection.connect(
+            url: url, applicationName: "starling-agent-\(region)-wal", parameters: [("options", Self.sessionOptions)])
+        defer { replication.close() }
+        let point = try replication.createLogicalSlot(name: name)
+        logger.info("replication slot created", metadata: ["agent.slot": "\(name)", "agent.at": "\(point)"])
+        return true
+    }
+}

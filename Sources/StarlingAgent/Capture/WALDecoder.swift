@@ -1,0 +1,270 @@
+import StarlingCore
+import StarlingPostgres
+
+/// Turns pgoutput messages, in stream order, into captured changes (DESIGN.md "Engine v2", capture from the
+/// WAL). Pure apart from the ``CaptureQueue`` it hands transactions to; owned by the decoder thread.
+///
+/// A transaction that carries this agent's replication origin is its own (an apply, verdict images, a
+/// bootstrap): never pushed; its marker moves the ``CaptureLedger`` and its writes may overwrite a pending
+/// local change. Any other transaction is the application's: each row change becomes a ``Change`` with its
+/// base from the ledger and an HLC stamp from its commit time. While `switching` from trigger capture, the
+/// application's changes went through the outbox until the transaction that dropped the triggers (its marker
+/// says `switch`), so they are skipped up to it.
+struct WALDecoder: Sendable {
+    let region: String
+    let originName: String
+    private(set) var ledger: CaptureLedger
+    private(set) var switching: Bool
+    private var clock: HybridLogicalClock
+    private let clockOffsetMicros: Int64
+    private let shapes: [String: TableShape]
+    private var relations = PgOutputRelationCache()
+    private var transaction: Transaction?
+
+    /// The transaction being decoded.
+    private struct Transaction {
+        var begin: PgOutputMessage.Begin
+        var isOwn = false
+        var marker: CaptureLedger.Marker?
+        var isSwitch = false
+        var written: [TableKey] = []
+        var rows: [Row] = []
+    }
+
+    /// One application row change, before its base and stamp.
+    private struct Row {
+        var table: String
+        var op: ChangeOperation
+        var key: JSONObject
+        var before: JSONObject?
+        var after: JSONObject?
+        var recordLSN: LSN
+        var bytes: Int
+    }
+
+    init(
+        region: String, originName: String, ledger: CaptureLedger, switching: Bool, lastHLC: Int64,
+        clockOffsetMicros: Int64, shapes: [TableShape]
+    ) {
+        self.region = region
+        self.originName = originName
+        self.ledger = ledger
+        self.switching = switching
+        self.clock = HybridLogicalClock(seed: lastHLC)
+        self.clockOffsetMicros = clockOffsetMicros
+        self.shapes = Dictionary(shapes.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Whether a transaction is open (between Begin and Commit).
+    var isInTransaction: Bool { transaction != nil }
+
+    /// A new replication session: relations are announced again.
+    mutating func restart() {
+        relations.removeAll()
+        transaction = nil
+    }
+
+    /// Feeds one XLogData payload (`recordLSN`: its WAL start); returns the finished transaction's changes and
+    /// overwritten positions at a Commit, nil otherwise.
+    mutating func feed(_ payload: [UInt8], recordLSN: LSN) throws(AgentError) -> Finished? {
+        let message: PgOutputMessage
+        do {
+            message = try PgOutputDecoder.decode(payload)
+        } catch {
+            throw AgentError(code: .capture, message: "the WAL stream sent a message Starling cannot read: \(error)")
+        }
+        switch message {
+        case .relation:
+            relations.record(message)
+        case .type:
+            break
+        case .begin(let begin):
+            transaction = Transaction(begin: begin)
+        case .origin(let origin):
+            if origin.name == originName { transaction?.isOwn = true }
+        case .message(let logical):
+            guard logical.isTransactional, logical.prefix == CaptureLedger.Marker.prefix else { break }
+            let json: JSONValue
+            do {
+                json = try JSONValue(parsing: logical.content)
+            } catch {
+                throw AgentError(code: .capture, message: "a Starling marker in the WAL is not JSON: \(error)")
+            }
+            if json["switch"]?.boolValue == true {
+                transaction?.isSwitch = true
+            } else {
+                transaction?.marker = try CaptureLedger.Marker(json: json)
+            }
+        case .insert(let insert):
+            try change(relation: insert.relationOID, old: nil, new: insert.newTuple, recordLSN: recordLSN)
+        case .update(let update):
+            try change(relation: update.relationOID, old: update.oldTuple, new: update.newTuple, recordLSN: recordLSN)
+        case .delete(let delete):
+            try change(relation: delete.relationOID, old: delete.oldTuple, new: nil, recordLSN: recordLSN)
+        case .truncate(let truncate):
+            guard let open = transaction, !open.isOwn else { break }
+            let names = truncate.relationOIDs.compactMap { relations[$0].map { "\($0.namespace).\($0.name)" } }
+            throw AgentError(
+                code: .capture,
+                message: "TRUNCATE of synced table(s) \(names.joined(separator: ", ")) cannot be replicated: "
+                    + "delete the rows instead (the capture refuses TRUNCATE on synced tables)")
+        case .commit(let commit):
+            guard let open = transaction else { return nil }
+            transaction = nil
+            return try finish(open, commit: commit)
+        }
+        return nil
+    }
+
+    /// A finished transaction.
+    struct Finished: Sendable {
+        var changes: [CaptureQueue.Captured]
+        var overwritten: [StreamPosition]
+        var commitEnd: LSN
+    }
+
+    private mutating func finish(_ open: Transaction, commit: PgOutputMessage.Commit) throws(AgentError) -> Finished {
+        let commitLSN = open.begin.finalLSN.rawValue
+        if open.isOwn {
+            if open.isSwitch { switching = false }
+            let overwritten = ledger.own(marker: open.marker ?? .init(), writtenKeys: open.written)
+            return Finished(changes: [], overwritten: overwritten, commitEnd: commit.endLSN)
+        }
+        guard !switching, !open.rows.isEmpty else {
+            return Finished(changes: [], overwritten: [], commitEnd: commit.endLSN)
+        }
+        let stamp = clock.tick(nowMicros: open.begin.commitTime.unixMicroseconds &+ clockOffsetMicros)
+        var changes: [CaptureQueue.Captured] = []
+        changes.reserveCapacity(open.rows.count)
+        var previousLSN = LSN.invalid
+        var ordinal = 0
+        for row in open.rows {
+            ordinal = row.recordLSN == previousLSN ? ordinal + 1 : 0
+            previousLSN = row.recordLSN
+            guard let number = WALChangeNumber.make(recordLSN: row.recordLSN.rawValue, ordinal: ordinal) else {
+                throw AgentError(code: .capture, message: "WAL position \(row.recordLSN) is beyond change ids")
+            }
+            let position = StreamPosition(commitLSN: commitLSN, number: number)
+            let key = TableKey(table: row.table, key: row.key)
+            let base = ledger.capture(key, at: position)
+            let change: Change
+            do {
+                change = try Change(
+                    id: "\(region):\(number)", tx: "\(region):w\(commitLSN)", table: row.table, op: row.op, key: row.key,
+                    before: row.before, after: row.after, base: base, hlc: stamp)
+            } catch {
+                throw AgentError(code: .capture, message: "decoded change of \(row.table) is invalid: \(error)")
+            }
+            changes.append(
+                CaptureQueue.Captured(
+                    change: change, position: position, key: key, commitEnd: commit.endLSN, approximateBytes: row.bytes))
+        }
+        return Finished(changes: changes, overwritten: [], commitEnd: commit.endLSN)
+    }
+
+    /// Records one row change of the open transaction.
+    private mutating func change(
+        relation oid: UInt32, old: PgOutputMessage.OldTuple?, new: PgOutputTuple?, recordLSN: LSN
+    ) throws(AgentError) {
+        guard var open = transaction else { return }
+        transaction = nil
+        defer { transaction = open }
+        guard let relation = relations[oid] else {
+            throw AgentError(code: .capture, message: "the WAL stream changed relation \(oid) before announcing it")
+        }
+        let name = "\(relation.namespace).\(relation.name)"
+        guard let shape = shapes[name] else { return }
+        let columns = try Self.columns(of: relation, shape: shape)
+        let before = try old.map { old throws(AgentError) in
+            guard case .full(let tuple) = old else {
+                throw AgentError(
+                    code: .capture,
+                    message: "table \(name) has no REPLICA IDENTITY FULL: the agent sets it at start; "
+                        + "ALTER TABLE \(name) REPLICA IDENTITY FULL", key: name)
+            }
+            return try Self.image(tuple, columns: columns, fallback: nil, table: name)
+        }
+        let after = try new.map { tuple throws(AgentError) in
+            try Self.image(tuple, columns: columns, fallback: before, table: name)
+        }
+        let keyOld = before.map { Self.key($0, shape: shape) }
+        let keyNew = after.map { Self.key($0, shape: shape) }
+        if open.isOwn {
+            if let keyOld { open.written.append(TableKey(table: name, key: keyOld)) }
+            if let keyNew, keyNew != keyOld { open.written.append(TableKey(table: name, key: keyNew)) }
+            return
+        }
+        if switching { return }
+        let bytes = 96 + (before?.count ?? 0) * 24 + (after?.count ?? 0) * 24
+        switch (keyOld, keyNew) {
+        case (let k?, let n?) where k == n:
+            if before == after { return }
+            open.rows.append(Row(table: name, op: .update, key: n, before: before, after: after, recordLSN: recordLSN, bytes: bytes))
+        case (let k?, let n?):
+            // A primary-key change travels as delete + insert, as trigger capture sends it.
+            open.rows.append(Row(table: name, op: .delete, key: k, before: before, after: nil, recordLSN: recordLSN, bytes: bytes))
+            open.rows.append(Row(table: name, op: .insert, key: n, before: nil, after: after, recordLSN: recordLSN, bytes: bytes))
+        case (let k?, nil):
+            open.rows.append(Row(table: name, op: .delete, key: k, before: before, after: nil, recordLSN: recordLSN, bytes: bytes))
+        case (nil, let n?):
+            open.rows.append(Row(table: name, op: .insert, key: n, before: nil, after: after, recordLSN: recordLSN, bytes: bytes))
+        case (nil, nil):
+            return
+        }
+    }
+
+    /// The shape's column for each of the relation's columns; a different set of columns is a changed shape.
+    private static func columns(of relation: PgOutputRelation, shape: TableShape) throws(AgentError) -> [TableShape.Column] {
+        let byName = Dictionary(shape.columns.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var columns: [TableShape.Column] = []
+        columns.reserveCapacity(relation.columns.count)
+        for column in relation.columns {
+            guard let known = byName[column.name] else {
+                throw AgentError(
+                    code: .capture,
+                    message: "table \(shape.name) changed shape since its capture was installed (column \(column.name) "
+                        + "added): its stream is stopped until the shape is back", key: shape.name)
+            }
+            columns.append(known)
+        }
+        guard columns.count == shape.columns.count else {
+            throw AgentError(
+                code: .capture,
+                message: "table \(shape.name) changed shape since its capture was installed (a column was dropped): "
+                    + "its stream is stopped until the shape is back", key: shape.name)
+        }
+        return columns
+    }
+
+    /// A tuple as a JSON image; an unchanged TOASTed value is taken from `fallback` (the full old row).
+    private static func image(
+        _ tuple: PgOutputTuple, columns: [TableShape.Column], fallback: JSONObject?, table: String
+    ) throws(AgentError) -> JSONObject {
+        guard tuple.count == columns.count else {
+            throw AgentError(code: .capture, message: "a decoded row of \(table) has \(tuple.count) values, not \(columns.count)")
+        }
+        var image: JSONObject = [:]
+        image.reserveCapacity(columns.count)
+        for (index, column) in columns.enumerated() {
+            switch tuple[index] {
+            case .null: image[column.name] = .null
+            case .text(let text): image[column.name] = try DecodedValue.json(text, column: column)
+            case .unchangedToast:
+                guard let value = fallback?[column.name] else {
+                    throw AgentError(
+                        code: .capture, message: "an unchanged TOASTed value of \(table).\(column.name) has no old row")
+                }
+                image[column.name] = value
+            case .binary:
+                throw AgentError(code: .capture, message: "the WAL stream sent a binary value (binary mode is off)")
+            }
+        }
+        return image
+    }
+
+    private static func key(_ image: JSONObject, shape: TableShape) -> JSONObject {
+        var key: JSONObject = [:]
+        for column in shape.key { key[column] = image[column] ?? .null }
+        return key
+    }
+}

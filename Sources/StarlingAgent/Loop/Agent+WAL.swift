@@ -1,0 +1,233 @@
+import Logging
+import StarlingCore
+import StarlingPostgres
+import Synchronization
+
+/// The replication origin the agent's database connection marks its transactions with under WAL capture, so
+/// the decoder tells them from the application's. Set once the capture is chosen; the connection's session
+/// setup (``PostgresWorker``) applies it to every new connection, and ``setUp(_:)`` to the open one.
+final class OriginSetting: Sendable {
+    private let name = Mutex<String?>(nil)
+
+    func set(_ value: String?) {
+        name.withLock { $0 = value }
+    }
+
+    /// Marks `connection`'s session with the origin, when one is set and the session has none yet.
+    func setUp(_ connection: PostgresConnection) throws {
+        guard let name = name.withLock({ $0 }) else { return }
+        try connection.query(
+            "SELECT pg_replication_origin_session_setup($1)::text AS done WHERE NOT pg_replication_origin_session_is_setup()",
+            [.text(name)], name: "agent.wal.originSetup")
+    }
+}
+
+/// The capture a run of the agent uses.
+struct ActiveCapture: Sendable {
+    var mode = CaptureMode.trigger
+    /// Why (`capture: wal`, or what WAL capture lacks under `auto`).
+    var reason = ""
+    /// The synced tables' shapes, for the decoder.
+    var shapes: [TableShape] = []
+    /// Slot, publication and origin (WAL mode).
+    var setup: WALSetup?
+    /// Application changes still go through the capture triggers until the outbox drains (WAL mode).
+    var switching = false
+}
+
+/// What ``Agent/chooseCapture()`` decided, before install.
+struct CaptureChoice: Sendable {
+    var mode: CaptureMode
+    var reason: String
+    var setup: WALSetup
+    /// Whether install keeps (or creates) capture triggers: trigger capture, or WAL capture still switching.
+    var captureTriggers: Bool
+}
+
+extension Agent {
+    /// Chooses trigger or WAL capture from `capture:` and what the database allows; throws (for good) when
+    /// `capture: wal` cannot run, naming each missing setting or grant.
+    func chooseCapture() async throws(AgentError) -> CaptureChoice {
+        let requested = configuration.capture
+        let region = configuration.region
+        let (setup, missing, state, hasTriggers) = try await db { connection in
+            let setup = WALSetup(region: region, database: try WALSetup.databaseName(connection: connection))
+            return (setup, try setup.missingPrerequisites(connection: connection),
+                    try WALSetup.load(connection: connection, name: setup.name),
+                    try WALSetup.hasCaptureTriggers(connection: connection))
+        }
+        if requested == .trigger || (requested == .auto && !missing.isEmpty) {
+            if state != nil {
+                throw AgentError(
+                    code: .invalidConfiguration,
+                    message: "this region captures from the WAL (slot \(setup.name)); going back to capture triggers "
+                        + "is not supported: set capture: wal, or uninstall the agent and bootstrap the region again",
+                    key: "capture")
+            }
+            let reason = requested == .trigger
+                ? "capture: trigger" : "WAL capture unavailable: " + missing.joined(separator: "; ")
+            return CaptureChoice(mode: .trigger, reason: reason, setup: setup, captureTriggers: true)
+        }
+        if !missing.isEmpty {
+            throw AgentError(
+                code: .capture, message: "capture: wal cannot run: " + missing.joined(separator: "; "), key: "capture")
+        }
+        // A region that captured with triggers keeps them until its outbox has drained (``pushCaptured``).
+        let switching = state?.switching ?? hasTriggers
+        return CaptureChoice(
+            mode: .wal, reason: requested == .wal ? "capture: wal" : "capture: auto, the database allows WAL capture",
+            setup: setup, captureTriggers: switching)
+    }
+
+    /// Sets up what the chosen capture needs after install (the publication, the slot, the origin) and
+    /// publishes it; logs the mode and why.
+    func prepareCapture(_ choice: CaptureChoice, shapes: [TableShape]) async throws(AgentError) {
+        var active = ActiveCapture(mode: choice.mode, reason: choice.reason, shapes: shapes)
+        if choice.mode == .wal {
+            let setup = choice.setup
+            active.setup = setup
+            let capture = walCapture
+            let state = try await db { connection in
+                let state = try setup.prepare(tables: shapes, switching: choice.captureTriggers, connection: connection)
+                _ = try capture.ensureSlot(name: setup.name, connection: connection)
+                return state
+            }
+            origin.set(setup.originName)
+            let origin = self.origin
+            try await db { connection in try origin.setUp(connection) }
+            active.switching = state.switching
+        } else {
+            origin.set(nil)
+        }
+        capture.withLock { $0 = active }
+        logger.info(
+            "capture chosen",
+            metadata: ["agent.capture": "\(choice.mode)", "agent.reason": "\(choice.reason)", "agent.switching": "\(active.switching)"])
+    }
+
+    /// Runs the WAL decoder on its own thread until stopped; a failure is noted and restarts the agent's
+    /// tasks (the queue starts again from the confirmed position, so nothing is pushed twice out of order).
+    func decodeUntilStopped() async {
+        let store = self.store
+        let capture = walCapture
+        let (shapes, setup) = self.capture.withLock { ($0.shapes, $0.setup) }
+        guard let name = setup?.name, let originName = setup?.originName else { return }
+        do throws(AgentError) {
+            try await walWorker.run(during: "WAL capture") { [self] connection in
+                guard let state = try WALSetup.load(connection: connection, name: name) else {
+                    throw AgentError(code: .capture, message: "starling.wal_state is missing")
+                }
+                let agentState = try store.state(connection: connection)
+                let ledger = state.ledger ?? CaptureLedger(cursor: agentState.cursor)
+                try capture.stream(
+                    name: name, originName: originName, start: state, ledger: ledger, lastHLC: agentState.lastHLC, clockOffsetMicros: store.clockOffsetMicros,
+                    shapes: shapes, isStopped: { self.isStopped })
+            }
+        } catch {
+            if isStopped { return }
+            note(error, during: "capture")
+            restartDue.withLock { $0 = true }
+            wake.signal()
+        }
+    }
+
+    /// Pushes WAL-captured changes, up to `maxBatches` batches; returns true when the queue is empty. While
+    /// switching from trigger capture, first ends it (the outbox is empty when this runs).
+    func pushCaptured(maxBatches: Int) async throws(AgentError) -> Bool {
+        if capture.withLock({ $0.switching }), let setup = capture.withLock({ $0.setup }) {
+            let tables = capture.withLock { $0.shapes.map(\.name) }
+            guard try await db({ connection in try setup.finishSwitch(tables: tables, connection: connection) }) else {
+                return false
+            }
+            capture.withLock { $0.switching = false }
+            logger.info("trigger capture ended: the region's changes are read from the WAL")
+        }
+        let batch = configuration.tuning.batch
+        let store = self.store
+        let queue = captureQueue
+        for _ in 0..<maxBatches {
+            try await saveCheckpoint()
+            if isStopped { return false }
+            let captured = queue.nextBatch(maxCount: batch.maxCount, maxBytes: batch.maxBytes)
+            guard let last = captured.last else { return true }
+            let changes = captured.map(\.change)
+            let pushing = "push of \(changes.count) changes to the hub"
+            guard let verdicts = try await track("push", pushing, { await pushUntilVerdicts(changes) }) else {
+                queue.pushFailed()
+                return false
+            }
+            try await awaitOwnWrites(of: captured, verdicts: verdicts)
+            let overwritten = queue.overwritten(in: captured)
+            let stillPending = queue.pendingBeyondInFlight(Set(captured.map(\.key)))
+            let summary: VerdictSummary
+            do throws(AgentError) {
+                summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
+                    () async throws(AgentError) in
+                    try await db { connection in
+                        let summary = try store.handleVerdicts(
+                            verdicts, for: changes,
+                            wal: WALVerdicts(handledThrough: last.position, overwritten: overwritten, stillPending: stillPending),
+                            connection: connection)
+                        // On the database thread, before its next job: an apply must not defer an entry on a key
+                        // whose verdict just settled (nothing would release it).
+                        queue.handled()
+                        if summary.imagesApplied > 0 {
+                            queue.wrote(captured.map(\.key), at: try AgentStore.walInsertPosition(connection: connection))
+                        }
+                        return summary
+                    }
+                }
+            } catch {
+                queue.pushFailed()
+                throw error
+            }
+            shared.withLock {
+                $0.progress.pushedChanges += changes.count
+                $0.progress.deadLetters += summary.deadLettered
+            }
+            logger.debug(
+                "pushed", metadata: [AgentLogKey.changes: "\(changes.count)", AgentLogKey.rejected: "\(summary.rejected)"])
+        }
+        try await saveCheckpoint()
+        return false
+    }
+
+    /// Waits until the decoder has passed every own transaction that wrote the key of an accepted change in
+    /// `captured`, so its overwritten flag is known (usually at once: such writes are rare).
+    private func awaitOwnWrites(of captured: [CaptureQueue.Captured], verdicts: [Verdict]) async throws(AgentError) {
+        let accepted = zip(captured, verdicts).compactMap { item, verdict -> TableKey? in
+            if case .accepted = verdict.outcome { return item.key }
+            return nil
+        }
+        guard let target = captureQueue.undecodedOwnWrite(of: accepted) else { return }
+        let deadline = ContinuousClock.now + .seconds(30)
+        while captureQueue.decodedThrough < target {
+            if isStopped { return }
+            guard ContinuousClock.now < deadline else {
+                throw AgentError(
+                    code: .capture, message: "the WAL decoder did not reach \(target) within 30 s", isRetryable: true)
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Saves the decoder's checkpoint once every change before it is handled, then lets the slot confirm it.
+    func saveCheckpoint() async throws(AgentError) {
+        guard let checkpoint = captureQueue.completedCheckpoint() else { return }
+        try await db { connection in
+            try WALSetup.save(
+                resume: checkpoint.resume, ledger: checkpoint.ledger, switching: checkpoint.switching,
+                connection: connection)
+        }
+        captureQueue.confirmed(checkpoint.resume)
+    }
+}
+
+extension AgentStore {
+    /// A WAL position at or after every commit so far on this connection (the insert position).
+    static func walInsertPosition(connection: PostgresConnection) throws -> LSN {
+        let text = try connection.query("SELECT pg_current_wal_insert_lsn()::text AS lsn", name: "agent.wal.insertLSN")[0]
+            .string("lsn")
+        return try LSN(parsing: text, what: "pg_current_wal_insert_lsn")
+    }
+}

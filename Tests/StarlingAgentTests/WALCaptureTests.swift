@@ -1,0 +1,201 @@
+import StarlingAgent
+import StarlingCore
+import StarlingHub
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+/// WAL capture end to end: real agents reading their region's replication slot, against the in-process hub.
+@Suite("WAL capture", .serialized, .timeLimit(.minutes(3)))
+struct WALCaptureTests {
+    static func wal(_ configuration: inout AgentConfiguration) { configuration.capture = .wal }
+
+    /// Entries the hub logged from `region`'s changes.
+    static func logged(_ cluster: AgentCluster, from region: String) async throws -> Int64 {
+        try await cluster.hubDatabase.withConnection { connection in
+            try connection.query(
+                "SELECT count(*) FROM starling_hub.log WHERE origin = $1 AND kind = 'change'", [.text(region)])[0].int64(0)
+        }
+    }
+
+    static func conflicts(_ cluster: AgentCluster) async throws -> Int64 {
+        let (count, listed) = try await cluster.hubDatabase.withConnection { connection in
+            (try connection.query("SELECT count(*) FROM starling_hub.conflicts")[0].int64(0),
+             try connection.query(
+                """
+                SELECT string_agg(format('%s %s current %s@%s incoming %s %s base %s', table_name, key, current_origin,
+                                         current_seq, incoming_origin, incoming_op, incoming_base), '; ')
+                FROM starling_hub.conflicts
+                """)[0].optionalString(0))
+        }
+        if count > 0 { Issue.record("conflicts: \(listed ?? "")") }
+        return count
+    }
+
+    @Test("two regions converge from their WAL; no trigger, no outbox row, the agents' own writes never pushed")
+    func twoRegionsConverge() async throws {
+        // Proves: inserts, updates, a primary-key change, deletes and a multi-row transaction travel through the
+        // slot to the other region; the application's tables carry no capture trigger and the outbox stays
+        // empty; the hub logs exactly the application's changes (applies in the other region are not captured).
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let (r1, r2) = (cluster["r1"], cluster["r2"])
+            try cluster.startAgent("r1", tune: Self.wal)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            #expect(try await r1.int("SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture'") == 0)
+            for id in 1...20 { try await r1.execute("INSERT INTO items VALUES ($1, $2, 'from r1')", [.int(id), .int(id)]) }
+            try await r1.sql { _ = try $0.executeScript("BEGIN; UPDATE items SET qty = qty + 100 WHERE id <= 10; COMMIT") }
+            try await r1.execute("UPDATE items SET id = 50 WHERE id = 20")
+            try await r2.execute("INSERT INTO items VALUES (100, 1, 'from r2')")
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            try await r2.execute("DELETE FROM items WHERE id = 19")
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            #expect(try await r1.int("SELECT count(*) FROM items") == 20)
+            #expect(try await r2.int("SELECT count(*) FROM items WHERE id = 50") == 1)
+            #expect(try await r2.int("SELECT sum(qty) FROM items") == 20 * 21 / 2 + 1000 + 1 - 19)
+            #expect(try await r1.outboxDepth() == 0)
+            #expect(try await r2.outboxDepth() == 0)
+            // 20 inserts + 10 updates + the key change (delete + insert) from r1; r2's insert and delete.
+            try await waitUntil("the hub logged every change once") {
+                let fromR1 = try await Self.logged(cluster, from: "r1")
+                let fromR2 = try await Self.logged(cluster, from: "r2")
+                return fromR1 == 32 && fromR2 == 2
+            }
+            #expect(try await Self.conflicts(cluster) == 0)
+        }
+    }
+
+    @Test("writes one after another on one key in two regions are no conflict; concurrent ones converge")
+    func noFalseConflictThenConvergence() async throws {
+        // Proves the base from the decoded stream: a key written in r1, applied in r2, then written in r2, and so
+        // on, never conflicts (a base too low would); writes racing on the same keys still converge.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let (r1, r2) = (cluster["r1"], cluster["r2"])
+            try cluster.startAgent("r1", tune: Self.wal)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            try await r1.execute("INSERT INTO items VALUES (1, 0, 'start')")
+            for round in 1...6 {
+                let (writer, name) = round % 2 == 0 ? (r1, "r1") : (r2, "r2")
+                try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+                try await writer.execute("UPDATE items SET qty = $1, note = $2 WHERE id = 1", [.int(round), .text(name)])
+            }
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            #expect(try await r1.int("SELECT qty FROM items WHERE id = 1") == 6)
+            #expect(try await Self.conflicts(cluster) == 0)
+
+            for round in 0..<20 {
+                try await r1.execute("INSERT INTO items VALUES ($1, 1, 'r1') ON CONFLICT (id) DO UPDATE SET qty = items.qty + 1", [.int(10 + round % 5)])
+                try await r2.execute("INSERT INTO items VALUES ($1, 1, 'r2') ON CONFLICT (id) DO UPDATE SET qty = items.qty + 2", [.int(10 + round % 5)])
+            }
+            do {
+                try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(15))
+            } catch {
+                let rows1 = try await r1.text("SELECT string_agg(t::text, ' ' ORDER BY id) FROM items t")
+                let rows2 = try await r2.text("SELECT string_agg(t::text, ' ' ORDER BY id) FROM items t")
+                let heads = try await cluster.hubDatabase.withConnection { c in
+                    try c.query("SELECT string_agg(key || '=' || coalesce(row, 'null') || '@' || seq::text, ' ' ORDER BY key) FROM starling_hub.heads")[0].optionalString(0)
+                }
+                Issue.record("r1: \(rows1 ?? "")\nr2: \(rows2 ?? "")\nhub: \(heads ?? "")")
+                throw error
+            }
+        }
+    }
+
+    @Test("an agent stopped and started again resumes from its slot: nothing lost, nothing pushed twice")
+    func restartResumesFromTheSlot() async throws {
+        // Proves: changes decoded before a stop and not confirmed are decoded again after the restart and
+        // answered by their stored verdicts (same ids), writes made while the agent is down are read from the
+        // slot, and the slot's confirmed position advances.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let (r1, _) = (cluster["r1"], cluster["r2"])
+            let first = try cluster.startAgent("r1", tune: Self.wal)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            for id in 1...30 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'a')", [.int(id)]) }
+            try await first.stop()
+            for id in 31...60 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'b')", [.int(id)]) }
+            try cluster.startAgent("r1", tune: Self.wal)
+            for id in 61...90 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'c')", [.int(id)]) }
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            #expect(try await Self.logged(cluster, from: "r1") == 90)
+            try await waitUntil("the slot confirmed a position") {
+                try await r1.text("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'starling_r1_%'")
+                    != nil
+            }
+        }
+    }
+
+    @Test("a region that captured with triggers switches to the WAL without losing or repeating a change")
+    func switchFromTriggers() async throws {
+        // Proves the switch: outbox rows left from trigger capture are pushed, the triggers are dropped in a
+        // transaction that sees the outbox empty, and every later write is read from the slot.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let r1 = cluster["r1"]
+            let trigger = try cluster.startAgent("r1")
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            for id in 1...20 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'trigger')", [.int(id)]) }
+            try await trigger.stop()
+            for id in 21...40 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'left in the outbox')", [.int(id)]) }
+            #expect(try await r1.outboxDepth() > 0)
+            try cluster.startAgent("r1", tune: Self.wal)
+            try await waitUntil("trigger capture ended") {
+                try await r1.int("SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture'") == 0
+            }
+            for id in 41...60 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'wal')", [.int(id)]) }
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            #expect(try await r1.outboxDepth() == 0)
+            #expect(try await Self.logged(cluster, from: "r1") == 60)
+        }
+    }
+
+    @Test("without wal_level = logical, capture: wal is refused naming the setting and auto falls back to triggers")
+    func fallbackWithoutLogicalDecoding() async throws {
+        // Proves the fallback: on a cluster at wal_level = replica an agent asked for WAL capture stops with an
+        // error naming wal_level and the fix, and one on `auto` installs capture triggers and replicates.
+        let replica = try await TestPostgresCluster.start(name: "replica", walLevel: "replica")
+        do {
+            try await AgentCluster.with(regions: ["r2"]) { cluster in
+                let admin = try PostgresConnection.connect(url: replica.url())
+                try admin.execute("CREATE DATABASE region")
+                admin.close()
+                let url = replica.url(database: "region")
+                let region = try PostgresConnection.connect(url: url)
+                defer { region.close() }
+                try region.executeScript(AgentCluster.ddl)
+                var configuration = AgentConfiguration(
+                    region: "r1", hub: cluster.hub.url, token: InProcessHub.token("r1"), database: url)
+                configuration.tuning.backoff = .init(initialMs: 5, maxMs: 100)
+                configuration.capture = .wal
+                let refused = try RunningAgent(configuration: configuration)
+                do {
+                    try await refused.waitForExit()
+                    Issue.record("capture: wal started on a wal_level = replica cluster")
+                } catch let error as AgentError {
+                    #expect(error.code == .capture && error.message.contains("wal_level is replica"), "\(error)")
+                }
+                try? await refused.stop()
+                configuration.capture = .auto
+                let fallback = try RunningAgent(configuration: configuration)
+                try cluster.startAgent("r2", tune: Self.wal)
+                try await waitUntil("r1 installed its capture triggers") {
+                    try region.query("SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture'")[0].int64(0) == 3
+                }
+                try region.execute("INSERT INTO items VALUES (1, 1, 'through the outbox')")
+                try await waitUntil("r2 has r1's row") {
+                    try await cluster["r2"].int("SELECT count(*) FROM items") == 1
+                }
+                try await fallback.stop()
+            }
+        } catch {
+            await replica.destroy()
+            throw error
+        }
+        await replica.destroy()
+    }
+}
