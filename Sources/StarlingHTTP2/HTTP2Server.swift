@@ -13,7 +13,8 @@ import Dispatch
 public final class HTTP2Server: Sendable {
     public let configuration: HTTP2ServerConfiguration
     public let router: Router
-    public let counters = HTTP2ServerCounters()
+    /// The server's counters (given by the owner when it reports them before the server exists, as `/metrics`).
+    public let counters: HTTP2ServerCounters
     private let logger: Logger
     private let state = Mutex<State>(State())
 
@@ -27,8 +28,10 @@ public final class HTTP2Server: Sendable {
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    public init(configuration: HTTP2ServerConfiguration, router: Router, logger: Logger) {
+    public init(configuration: HTTP2ServerConfiguration, router: Router, logger: Logger,
+                counters: HTTP2ServerCounters = HTTP2ServerCounters()) {
         self.configuration = configuration
+        self.counters = counters
         self.router = router
         self.logger = logger
     }

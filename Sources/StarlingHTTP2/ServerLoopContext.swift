@@ -42,9 +42,7 @@ final class ServerLoopContext: EventLoopHandler {
         self.sessionOptions = options
         let logger = logger
         self.errorResponder = { error, request in
-            if let error = error as? HTTPError { return error.response }
-            logger.error("handler failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
-            return .error(500, code: "internal", message: "internal error")
+            HTTPServerErrorMapping.response(for: error, path: request.path, logger: logger)
         }
     }
 
