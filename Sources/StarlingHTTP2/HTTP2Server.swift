@@ -138,6 +138,10 @@ public final class HTTP2Server: Sendable {
                 }
             }
         }
+        // The server owns its handler tasks: those still running have nobody to answer, so they are cancelled and
+        // awaited here, while the loops still run (their answers land on the loop and are dropped). Nothing the
+        // server started outlives `shutdown`.
+        for task in await Self.cancelHandlers(contexts) { await task.value }
         // Let force-closed connections finish their callbacks, then stop the threads (off the cooperative pool).
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             do {
@@ -158,6 +162,25 @@ public final class HTTP2Server: Sendable {
         }
         for waiter in waiters { waiter.resume() }
         logger.info("stopped")
+    }
+
+    /// Cancels every loop's running handlers and returns their tasks.
+    private static func cancelHandlers(_ contexts: [LoopBound<ServerLoopContext>]) async -> [Task<Void, Never>] {
+        guard !contexts.isEmpty else { return [] }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[Task<Void, Never>], Never>) in
+            let gathered = Mutex<(remaining: Int, tasks: [Task<Void, Never>])>((contexts.count, []))
+            for context in contexts {
+                context.execute { context in
+                    let tasks = context.cancelHandlers()
+                    let all = gathered.withLock { gathered -> [Task<Void, Never>]? in
+                        gathered.tasks += tasks
+                        gathered.remaining -= 1
+                        return gathered.remaining == 0 ? gathered.tasks : nil
+                    }
+                    if let all { continuation.resume(returning: all) }
+                }
+            }
+        }
     }
 
     /// Returns once the server has shut down.

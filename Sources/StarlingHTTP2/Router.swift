@@ -86,6 +86,31 @@ public struct Router: Sendable {
         return allowed.isEmpty ? .notFound : .methodNotAllowed(allowed: allowed)
     }
 
+    /// What the server does with a complete request.
+    enum Routing {
+        /// Answer at once: 404 without a route for the path, 405 (with `allow`) for another method.
+        case respond(HTTPResponse)
+        /// Run the handler with the request, its path parameters bound.
+        case run(Handler, HTTPRequest)
+    }
+
+    /// Routes a complete request: the one place a request becomes a handler call or a 404/405.
+    func route(_ request: HTTPRequest) -> Routing {
+        switch match(method: request.method, path: request.path) {
+        case .notFound:
+            return .respond(.error(404, code: "not_found", message: "no route for \(request.path)"))
+        case .methodNotAllowed(let allowed):
+            var response = HTTPResponse.error(
+                405, code: "method_not_allowed", message: "\(request.method) is not allowed on \(request.path)")
+            response.headers.set("allow", allowed.joined(separator: ", "))
+            return .respond(response)
+        case .found(let handler, let parameters):
+            var routed = request
+            routed.pathParameters = parameters
+            return .run(handler, routed)
+        }
+    }
+
     private static func split(_ path: String) -> [Substring] {
         path.split(separator: "/", omittingEmptySubsequences: true)
     }
