@@ -6,6 +6,7 @@ import StarlingIO
 /// order) and `GET /v1/changes?after=SEQ&limit=N&wait_ms=MS` (pull: a page of entries after the cursor,
 /// long-polling up to `wait_ms` when nothing is new).
 extension HubAPI {
+    /// `POST /v1/changes`: the whole push is validated, then sequenced; one verdict per change, in order.
     func push(_ request: HubRequest) async throws -> HTTPResponse {
         let region = request.region
         let started = Syscall.monotonicNanos()
@@ -78,6 +79,8 @@ extension HubAPI {
         return changes
     }
 
+    /// `GET /v1/changes`: entries after `after` (from the log cache when it holds them), long-polling up to
+    /// `wait_ms` (capped by `limits.max_wait_ms`) while nothing is new; 410 below the retained log.
     func pull(_ request: HubRequest) async throws -> HTTPResponse {
         let region = request.region
         let query = request.query

@@ -4,6 +4,7 @@ import StarlingHTTP2
 /// Conflicts, for the admin: `GET /v1/conflicts?status=open|all&after=ID&limit=N` (recorded conflicts with both
 /// images, paged by id) and `POST /v1/conflicts/{id}/resolve` (a manual pick, sequenced as a new log entry).
 extension HubAPI {
+    /// `GET /v1/conflicts`: a page of conflicts after `after`, open ones only unless `status=all`.
     func conflicts(_ request: HubRequest) async throws -> HTTPResponse {
         let query = request.query
         let openOnly: Bool
@@ -23,6 +24,7 @@ extension HubAPI {
         return .json(200, body.serialized())
     }
 
+    /// `POST /v1/conflicts/{id}/resolve`: the admin's pick (or row) is sequenced as a new log entry.
     func resolve(_ request: HubRequest) async throws -> HTTPResponse {
         guard let idText = request.pathParameters["id"], let id = Int64(idText), id > 0 else {
             throw HTTPError(404, code: "not_found", "no such conflict")

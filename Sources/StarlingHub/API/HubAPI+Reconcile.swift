@@ -10,12 +10,14 @@ import StarlingHTTP2
 /// Literal routes take precedence over `{id}` (``Router/match(method:path:)``), so `task` and `answer` are never
 /// read as ids: `GET /v1/reconcile/answer` is 405.
 extension HubAPI {
+    /// `POST /v1/reconcile`: starts a run, or names the one already running.
     func startReconcile() async throws -> HTTPResponse {
         let started = try await reconciler.start(trigger: "api")
         let body: JSONValue = ["id": .integer(started.id), "status": "running", "started": .bool(started.isNew)]
         return .json(200, body.serialized())
     }
 
+    /// `GET /v1/reconcile/{id}`: a run's report (`latest`: the newest run).
     func reconcileReport(_ request: HubRequest) async throws -> HTTPResponse {
         let text = request.pathParameters["id"] ?? ""
         let id = text == "latest" ? nil : Int64(text)
@@ -26,12 +28,14 @@ extension HubAPI {
         return .json(200, report.serialized())
     }
 
+    /// `GET /v1/reconcile/task`: the calling region's current step, from memory.
     func reconcileTask(_ request: HubRequest) -> HTTPResponse {
         let task = reconciler.task(region: request.region)
         let body: JSONValue = ["task": task?.json ?? .null]
         return .json(200, body.serialized())
     }
 
+    /// `POST /v1/reconcile/answer`: the region's bucket hashes for its step; answers with the next step.
     func reconcileAnswer(_ request: HubRequest) async throws -> HTTPResponse {
         let answer: ReconcileAnswer
         do {

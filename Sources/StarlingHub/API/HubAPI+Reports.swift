@@ -6,6 +6,7 @@ import StarlingIO
 /// shown by `/v1/status` and the dashboard) and `POST /v1/dead-letters` (entries a region could not apply,
 /// recorded as open conflicts).
 extension HubAPI {
+    /// `POST /v1/agent-status`: the agent's own figures, kept in memory for `/v1/status` (on the loop).
     func agentStatus(_ request: HubRequest) throws -> HTTPResponse {
         let region = request.region
         let value: JSONValue

@@ -25,6 +25,7 @@ extension HubAPI {
     /// Largest snapshot page.
     static let maxSnapshotPage = 10_000
 
+    /// `GET /v1/snapshot`: one page of a table's heads (see above for why pages need no transaction).
     func snapshot(_ request: HubRequest) async throws -> HTTPResponse {
         let query = request.query
         guard let table = query["table"], settings.tablesByName[table] != nil else {
@@ -63,6 +64,7 @@ extension HubAPI {
         var adoptedRows: Int64?
     }
 
+    /// Reads one page of heads after `after`, the head count on the first page, and the adoption record.
     static func readSnapshot(_ connection: PostgresConnection, table: String, after: String?, limit: Int) throws
         -> SnapshotPage
     {
@@ -102,6 +104,7 @@ extension HubAPI {
         return page
     }
 
+    /// `POST /v1/snapshot/adopt`: claims a table with no heads for the calling region (idempotent).
     func adopt(_ request: HubRequest) async throws -> HTTPResponse {
         let region = request.region
         let body: JSONValue

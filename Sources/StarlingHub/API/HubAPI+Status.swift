@@ -5,6 +5,7 @@ import StarlingIO
 /// The hub's figures: `GET /v1/status` (admin: head, per-region cursor and lag, agent reports, conflict counts,
 /// role) and `GET /metrics` (Prometheus text for the admin listener).
 extension HubAPI {
+    /// `GET /v1/status`: head, per-region figures and reports, conflict counts, the role.
     func status() async throws -> HTTPResponse {
         let head = notifier.head
         let figures = try await regionFigures(head: head)
@@ -59,6 +60,7 @@ extension HubAPI {
         }
     }
 
+    /// `GET /metrics`: the hub's and the HTTP server's figures as Prometheus text.
     func metricsText() async throws -> HTTPResponse {
         let head = notifier.head
         let figures = try await regionFigures(head: head)

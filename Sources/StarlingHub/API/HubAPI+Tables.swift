@@ -5,6 +5,7 @@ import StarlingHTTP2
 /// registered shape) and `POST /v1/tables/register` (a region's table shapes, stored or compared;
 /// ``HubRegistry`` holds the parsing and SQL).
 extension HubAPI {
+    /// `GET /v1/config`: the calling region's name and id, and every synced table's policy and shape.
     func config(_ request: HubRequest) throws -> HTTPResponse {
         let region = request.region
         let shapes = self.shapes.current
