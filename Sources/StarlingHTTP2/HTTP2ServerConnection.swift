@@ -90,13 +90,10 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     }
 
     func sessionHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
-        guard let stream = streams[streamID] else { return 0 }
-        stream.headerBytes += name.count + value.count + 32
-        if stream.headerBytes > context.limits.maxHeaderListBytes {
-            stream.rejection = (431, "header_too_large", "request headers exceed \(context.limits.maxHeaderListBytes) bytes")
-            return 0
-        }
-        if stream.rejection != nil { return 0 }
+        guard let stream = streams[streamID],
+              case .store = stream.state.headerReceived(fieldBytes: name.count + value.count,
+                                                        maxHeaderListBytes: context.limits.maxHeaderListBytes)
+        else { return 0 }
         // nghttp2 has validated the field (lower-case names, pseudo-headers first and known).
         if name.first == UInt8(ascii: ":") {
             if name.count == 5 && name[1] == UInt8(ascii: "p") {
@@ -117,12 +114,14 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         case Int(NGHTTP2_HEADERS.rawValue):
             guard let stream = streams[streamID] else { return 0 }
             if endStream {
-                requestComplete(streamID, stream)
+                run(stream.state.requestEnded(), streamID, stream)
             } else {
-                checkDeclaredLength(streamID, stream)
+                let declared = stream.headers["content-length"].flatMap { Int($0) }
+                run(stream.state.headersEnded(declaredLength: declared, maxBodyBytes: context.limits.maxRequestBodyBytes),
+                    streamID, stream)
             }
         case Int(NGHTTP2_DATA.rawValue):
-            if endStream, let stream = streams[streamID] { requestComplete(streamID, stream) }
+            if endStream, let stream = streams[streamID] { run(stream.state.requestEnded(), streamID, stream) }
         case Int(NGHTTP2_RST_STREAM.rawValue):
             run(stateMachine.resetReceived(now: Syscall.monotonicNanos()))
         case Int(NGHTTP2_SETTINGS.rawValue), Int(NGHTTP2_PING.rawValue):
@@ -136,13 +135,12 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     }
 
     func sessionDataChunk(streamID: Int32, _ data: UnsafeBufferPointer<UInt8>) -> Int32 {
-        guard let stream = streams[streamID], !stream.isAnswered else { return 0 }
-        if stream.body.count + data.count > context.limits.maxRequestBodyBytes {
-            respondEarly(streamID, stream, status: 413, code: "body_too_large",
-                         message: "request body exceeds \(context.limits.maxRequestBodyBytes) bytes")
-            return 0
+        guard let stream = streams[streamID] else { return 0 }
+        switch stream.state.dataReceived(count: data.count, bodyBytes: stream.body.count,
+                                         maxBodyBytes: context.limits.maxRequestBodyBytes) {
+        case .store: stream.body.append(contentsOf: data)
+        case let action: run(action, streamID, stream)
         }
-        stream.body.append(contentsOf: data)
         return 0
     }
 
@@ -171,18 +169,13 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
 
     // MARK: - Requests
 
-    private func requestComplete(_ streamID: Int32, _ stream: ServerStream) {
-        stream.isRequestComplete = true
-        guard !stream.isAnswered else { return }
-        if let (status, code, message) = stream.rejection {
-            run(stateMachine.streamRefused())
-            submit(streamID, stream, HTTPResponse.error(status, code: code, message: message))
-            return
-        }
+    /// The request is complete: answer it on the loop or hand it to a handler task.
+    private func route(_ streamID: Int32, _ stream: ServerStream) {
         let request: HTTPRequest
         do {
             request = try stream.makeRequest(peer: channel.peer)
         } catch {
+            stream.state.routedAnswered()
             submit(streamID, stream, error.response)
             return
         }
@@ -190,8 +183,11 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         stream.requestPath = request.path
         stream.acceptEncoding = request.headers["accept-encoding"]
         switch context.router.route(request) {
-        case .respond(let response): submit(streamID, stream, response)
-        case .run(let handler, let routed): dispatch(streamID, stream, handler, routed)
+        case .respond(let response):
+            stream.state.routedAnswered()
+            submit(streamID, stream, response)
+        case .run(let handler, let routed):
+            dispatch(streamID, stream, handler, routed)
         }
     }
 
@@ -200,6 +196,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         if case .immediate(let body) = handler, !isEncoded {
             let response: HTTPResponse
             do { response = try body(request) } catch { response = context.errorResponse(error, request) }
+            stream.state.routedAnswered()
             submit(streamID, stream, response)
             return
         }
@@ -207,8 +204,8 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         // task, never on the loop. The loop context owns the task (cancelled with its stream or this connection,
         // awaited by the server's shutdown); the connection stays open until the response comes back.
         stateMachine.handlerStarted()
+        stream.state.handlerStarted()  // no early 413/408 once a handler owns the stream
         context.counters.handlersRunning.add(1)
-        stream.isAnswered = true  // no early 413/408 once a handler owns the stream
         let bound = LoopBound(self, loop: channel.loop)
         let errorResponse = context.errorResponder
         let maxBodyBytes = context.limits.maxRequestBodyBytes
@@ -237,7 +234,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         case .submitResponse:
             guard let stream else { break }
             stream.handlerID = nil
-            stream.isAnswered = false
+            stream.state.handlerFinished()
             submit(streamID, stream, response)
             produceOutput()
             channel.flush()
@@ -249,8 +246,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
 
     /// Submits the response (gzip when it pays off) and logs the access line.
     private func submit(_ streamID: Int32, _ stream: ServerStream, _ original: HTTPResponse) {
-        guard let session, !stream.isAnswered else { return }
-        stream.isAnswered = true
+        guard let session else { return }
         var response = original
         if response.body.count < BodyCoding.maxLoopDeflateBytes {
             response = BodyCoding.encodeBody(response, acceptEncoding: stream.acceptEncoding,
@@ -270,27 +266,6 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             context.logger.debug("submit response failed", metadata: ["conn.id": "\(id)", "h2.stream": "\(streamID)"])
         }
         context.recordAccess(stream: stream, status: response.status, bytes: response.body.count, peer: channel.peer)
-    }
-
-    /// Answers before the request finished (413, 408). The rest of the body is read and dropped (curl reports
-    /// an RST_STREAM(NO_ERROR) after a complete response as a failure); a client that keeps sending past the
-    /// request timeout is reset by the sweep.
-    private func respondEarly(_ streamID: Int32, _ stream: ServerStream, status: Int, code: String, message: String) {
-        run(stateMachine.streamRefused())
-        stream.body = []
-        submit(streamID, stream, .error(status, code: code, message: message))
-    }
-
-    private func checkDeclaredLength(_ streamID: Int32, _ stream: ServerStream) {
-        if let (status, code, message) = stream.rejection {
-            respondEarly(streamID, stream, status: status, code: code, message: message)
-            return
-        }
-        if let declared = stream.headers["content-length"].flatMap({ Int($0) }),
-           declared > context.limits.maxRequestBodyBytes {
-            respondEarly(streamID, stream, status: 413, code: "body_too_large",
-                         message: "request body of \(declared) bytes exceeds \(context.limits.maxRequestBodyBytes)")
-        }
     }
 
     // MARK: - Output, shutdown, deadlines
@@ -326,18 +301,11 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         case .checkStreamDeadlines: break
         case let action: return run(action)
         }
-        let limits = context.limits
-        for (streamID, stream) in streams where !stream.isRequestComplete {
-            guard now &- stream.startedAt > limits.requestTimeout.nanoseconds else { continue }
+        let timeout = context.limits.requestTimeout.nanoseconds
+        for (streamID, stream) in streams where !stream.state.isRequestComplete {
+            guard now &- stream.startedAt > timeout else { continue }
             context.counters.timeouts.add(1)
-            if stream.isAnswered {
-                // Answered early (413) but the client keeps sending: stop it.
-                session?.submitReset(streamID: streamID, errorCode: NGHTTP2_CANCEL.rawValue)
-                stream.isRequestComplete = true
-            } else {
-                respondEarly(streamID, stream, status: 408, code: "request_timeout",
-                             message: "the request did not arrive within \(limits.requestTimeout)")
-            }
+            run(stream.state.deadlinePassed(), streamID, stream)
         }
         run(stateMachine.sweepFinished(now: now, lastActivity: channel.lastActivity, hasStreams: !streams.isEmpty))
         produceOutput()
@@ -382,6 +350,44 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         }
     }
 
+    /// Runs what a stream's state machine decided.
+    private func run(_ action: ServerStream.StateMachine.Action, _ streamID: Int32, _ stream: ServerStream) {
+        switch action {
+        case .none, .store, .drop:
+            break
+        case .route:
+            route(streamID, stream)
+        case .refuse(let refusal):
+            // Answered before (or instead of) routing. The rest of the body is read and dropped (curl reports an
+            // RST_STREAM(NO_ERROR) after a complete response as a failure); a client that keeps sending past the
+            // request timeout is reset by the sweep.
+            run(stateMachine.streamRefused())
+            stream.body = []
+            submit(streamID, stream, response(for: refusal))
+        case .reset:
+            session?.submitReset(streamID: streamID, errorCode: NGHTTP2_CANCEL.rawValue)
+        }
+    }
+
+    /// The error answer of a refused stream.
+    private func response(for refusal: ServerStream.StateMachine.Refusal) -> HTTPResponse {
+        let limits = context.limits
+        switch refusal {
+        case .headersTooLarge:
+            return .error(431, code: "header_too_large",
+                          message: "request headers exceed \(limits.maxHeaderListBytes) bytes")
+        case .bodyTooLarge:
+            return .error(413, code: "body_too_large",
+                          message: "request body exceeds \(limits.maxRequestBodyBytes) bytes")
+        case .declaredBodyTooLarge(let declared):
+            return .error(413, code: "body_too_large",
+                          message: "request body of \(declared) bytes exceeds \(limits.maxRequestBodyBytes)")
+        case .timedOut:
+            return .error(408, code: "request_timeout",
+                          message: "the request did not arrive within \(limits.requestTimeout)")
+        }
+    }
+
     /// A client speaking HTTP/1.x to an HTTP/2-only port gets a short 505 and the connection is closed.
     private func refuseHTTP1() {
         context.counters.protocolErrors.add(1)
@@ -392,51 +398,5 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         bytes.withUnsafeMutableBytes { channel.write(UnsafeRawBufferPointer($0)) }
         session = nil
         channel.closeAfterFlush()
-    }
-}
-
-/// One request stream's state on a server connection.
-final class ServerStream {
-    let startedAt: UInt64
-    var method: String?
-    var path: String?
-    var headers = HTTPHeaders()
-    var headerBytes = 0
-    var body: [UInt8] = []
-    var rejection: (Int, String, String)?
-    var isRequestComplete = false
-    /// A response was submitted, or a handler owns the stream.
-    var isAnswered = false
-    /// The running handler's id in the loop context, while a task owns the stream.
-    var handlerID: UInt64?
-    /// The request's accept-encoding, looked at only when a response is large enough to compress.
-    var acceptEncoding: String?
-    var requestMethod = ""
-    var requestPath = ""
-    var responseBody: [UInt8] = []
-    var responseOffset = 0
-
-    init(startedAt: UInt64) { self.startedAt = startedAt }
-
-    /// The complete request as a handler sees it (the body still encoded as sent): 400 without `:method` or
-    /// `:path`, 415 for a content-encoding other than gzip.
-    func makeRequest(peer: String) throws(HTTPError) -> HTTPRequest {
-        guard let method, let target = path else {
-            throw HTTPError(400, code: "bad_request", "missing :method or :path")
-        }
-        let path: String
-        let query: String
-        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            path = String(target[..<mark])
-            query = String(target[target.index(after: mark)...])
-        } else {
-            path = target
-            query = ""
-        }
-        if let encoding = headers["content-encoding"]?.lowercased(), encoding != "identity", encoding != "gzip" {
-            throw HTTPError(415, code: "unsupported_encoding", "content-encoding \(encoding) is not supported")
-        }
-        return HTTPRequest(method: method, path: path, rawQuery: query, headers: headers, body: body,
-                           remoteAddress: peer)
     }
 }
