@@ -64,7 +64,8 @@ extension HTTP2ServerConnection {
             case closeAfterFlush
             /// The client did not finish the TLS handshake and the preface in time: close now.
             case closeTimedOut
-            /// Check each stream's request deadline (408 or reset), then report ``sweepFinished(now:lastActivity:hasStreams:)``.
+            /// Check each stream's request deadline (408 or reset), then report
+            /// ``sweepFinished(now:lastActivity:hasStreams:)``.
             case checkStreamDeadlines
             /// A handler answered and its stream is still open: submit the response.
             case submitResponse

@@ -117,8 +117,8 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
                 run(stream.state.requestEnded(), streamID, stream)
             } else {
                 let declared = stream.headers["content-length"].flatMap { Int($0) }
-                run(stream.state.headersEnded(declaredLength: declared, maxBodyBytes: context.limits.maxRequestBodyBytes),
-                    streamID, stream)
+                let maxBodyBytes = context.limits.maxRequestBodyBytes
+                run(stream.state.headersEnded(declaredLength: declared, maxBodyBytes: maxBodyBytes), streamID, stream)
             }
         case Int(NGHTTP2_DATA.rawValue):
             if endStream, let stream = streams[streamID] { run(stream.state.requestEnded(), streamID, stream) }

@@ -75,7 +75,8 @@ struct ServerStreamStateMachineTests {
         // until the request ends.
         var machine = Machine()
         #expect(machine.dataReceived(count: 1000, bodyBytes: 0, maxBodyBytes: Self.maxBodyBytes) == .store)
-        #expect(machine.dataReceived(count: 1, bodyBytes: 1000, maxBodyBytes: Self.maxBodyBytes) == .refuse(.bodyTooLarge))
+        #expect(machine.dataReceived(count: 1, bodyBytes: 1000, maxBodyBytes: Self.maxBodyBytes)
+            == .refuse(.bodyTooLarge))
         #expect(machine.dataReceived(count: 1, bodyBytes: 0, maxBodyBytes: Self.maxBodyBytes) == .drop)
         #expect(machine.requestEnded() == .none)
         #expect(machine.isRequestComplete)

@@ -70,7 +70,9 @@ extension HubAPI {
             }
             changes.append(change)
         }
-        if changes.count > limits.maxPushChanges, let first = changes.first, changes.contains(where: { $0.tx != first.tx }) {
+        if changes.count > limits.maxPushChanges, let first = changes.first,
+            changes.contains(where: { $0.tx != first.tx })
+        {
             throw HTTPError(
                 413, code: "too_many_changes",
                 "\(changes.count) changes of several transactions in one push; the limit is \(limits.maxPushChanges) "

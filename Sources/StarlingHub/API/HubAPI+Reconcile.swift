@@ -21,7 +21,9 @@ extension HubAPI {
     func reconcileReport(_ request: HubRequest) async throws -> HTTPResponse {
         let text = request.pathParameters["id"] ?? ""
         let id = text == "latest" ? nil : Int64(text)
-        guard text == "latest" || (id ?? 0) > 0 else { throw HTTPError(404, code: "not_found", "no such reconciliation") }
+        guard text == "latest" || (id ?? 0) > 0 else {
+            throw HTTPError(404, code: "not_found", "no such reconciliation")
+        }
         guard let report = try await reconciler.report(id: id) else {
             throw HTTPError(404, code: "not_found", "no such reconciliation")
         }

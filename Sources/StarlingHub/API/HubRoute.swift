@@ -115,13 +115,17 @@ enum HubRoute: CaseIterable, Sendable {
             switch handler(route) {
             case .immediate(let body):
                 wrapped = .immediate { request in
-                    let admitted = HubRequest(http: request, caller: try route.admit(request, auth: auth, isActive: isActive()))
-                    do { return try body(admitted) } catch { throw responseError(error) }
+                    let caller = try route.admit(request, auth: auth, isActive: isActive())
+                    do { return try body(HubRequest(http: request, caller: caller)) } catch { throw responseError(error) }
                 }
             case .async(let body):
                 wrapped = .async { request in
-                    let admitted = HubRequest(http: request, caller: try route.admit(request, auth: auth, isActive: isActive()))
-                    do { return try await body(admitted) } catch { throw responseError(error) }
+                    let caller = try route.admit(request, auth: auth, isActive: isActive())
+                    do {
+                        return try await body(HubRequest(http: request, caller: caller))
+                    } catch {
+                        throw responseError(error)
+                    }
                 }
             }
             router.add(declaration.method, declaration.pattern, wrapped)
