@@ -9,12 +9,7 @@ extension HubAPI {
     /// `POST /v1/agent-status`: the agent's own figures, kept in memory for `/v1/status` (on the loop).
     func agentStatus(_ request: HubRequest) throws -> HTTPResponse {
         let region = request.region
-        let value: JSONValue
-        do {
-            value = try JSONValue(parsing: request.body)
-        } catch {
-            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)")
-        }
+        let value = try Self.jsonBody(request.body)
         guard case .object = value else { throw HTTPError(400, code: "invalid_request", "the body must be an object") }
         let now = Syscall.wallClockMicros()
         let busy = value["busy"].flatMap { busy -> RegionActivity.Busy? in

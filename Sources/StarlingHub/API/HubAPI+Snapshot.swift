@@ -107,12 +107,7 @@ extension HubAPI {
     /// `POST /v1/snapshot/adopt`: claims a table with no heads for the calling region (idempotent).
     func adopt(_ request: HubRequest) async throws -> HTTPResponse {
         let region = request.region
-        let body: JSONValue
-        do {
-            body = try JSONValue(parsing: request.body)
-        } catch {
-            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)")
-        }
+        let body = try Self.jsonBody(request.body)
         guard let table = body["table"]?.stringValue, settings.tablesByName[table] != nil else {
             throw HTTPError(400, code: "invalid_request", "table must name a synced table")
         }

@@ -101,6 +101,15 @@ final class HubAPI: Sendable {
         return value
     }
 
+    /// A request body parsed as JSON; 400 `malformed_json` when it is not JSON.
+    static func jsonBody(_ body: [UInt8]) throws(HTTPError) -> JSONValue {
+        do {
+            return try JSONValue(parsing: body)
+        } catch {
+            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)")
+        }
+    }
+
     /// A JSON number with at most three decimals ("0" for what cannot be one).
     static func decimal(_ value: Double) -> String {
         guard value.isFinite else { return "0" }

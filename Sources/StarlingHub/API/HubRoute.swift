@@ -166,6 +166,5 @@ struct HubRequest: Sendable {
 
     var body: [UInt8] { http.body }
     var query: [String: String] { http.query }
-    var path: String { http.path }
     var pathParameters: [String: String] { http.pathParameters }
 }
