@@ -89,10 +89,13 @@ enum HubRoute: CaseIterable, Sendable {
     }
 
     /// The checks before this route's handler, in order: a standby refuses (`OnStandby.refuse`), then the token
-    /// must fit `access`. Returns who called (nil on an `.anyone` route, where no token is read).
-    func admit(_ request: HTTPRequest, auth: HubAuth, isActive: Bool) throws(HTTPError) -> HubAuth.Principal? {
+    /// must fit `access`. Returns who called (nil on an `.anyone` route, where no token is read). The role is
+    /// read only for routes a standby refuses.
+    func admit(_ request: HTTPRequest, auth: HubAuth, isActive: @autoclosure () -> Bool) throws(HTTPError)
+        -> HubAuth.Principal?
+    {
         let declaration = self.declaration
-        if declaration.onStandby == .refuse && !isActive { throw HubRole.standbyError }
+        if declaration.onStandby == .refuse && !isActive() { throw HubRole.standbyError }
         switch declaration.access {
         case .anyone: return nil
         case .region: return .region(try auth.region(request))
@@ -116,7 +119,11 @@ enum HubRoute: CaseIterable, Sendable {
             case .immediate(let body):
                 wrapped = .immediate { request in
                     let caller = try route.admit(request, auth: auth, isActive: isActive())
-                    do { return try body(HubRequest(http: request, caller: caller)) } catch { throw responseError(error) }
+                    do {
+                        return try body(HubRequest(http: request, caller: caller))
+                    } catch {
+                        throw responseError(error)
+                    }
                 }
             case .async(let body):
                 wrapped = .async { request in
