@@ -4,14 +4,16 @@ extension HTTP2ServerConnection {
     /// channel's and nghttp2's events and runs the actions; the tests feed it events line by line.
     ///
     /// ```
-    ///              channelActivated              first bytes: not HTTP/1          GOAWAY: shutdown, idle,
-    ///  accepted ───────────────────▶ awaitingPreface ──────────────────────▶ open ─── abuse, bad input ──▶ goingAway
-    ///      │          .startSession    │       │            .receive                                          │
-    ///      │                           │       └── first bytes: an HTTP/1 request line ──▶ closed              │
-    ///      │                           │                          .refuseHTTP1              ▲                  │
-    ///      └───────────────────────────┴── handshake deadline (sweep) .closeTimedOut ───────┤                  │
-    ///                                                                                       │                  │
-    ///                                      channelClosed (from any state) ──────────────────┴──────────────────┘
+    ///             channelActivated                   first bytes, not HTTP/1
+    ///  accepted ──────────────────▶ awaitingPreface ─────────────────────────▶ open
+    ///     │        .startSession      │    │              .receive               │
+    ///     │                           │    │ GOAWAY: shutdown, abuse             │ GOAWAY: shutdown, idle,
+    ///     │                           │    └──────────────────────▶ goingAway ◀──┘ abuse, bad input
+    ///     │                           │ first bytes: HTTP/1              │
+    ///     │                           │ .refuseHTTP1                     │ channelClosed
+    ///     │                           ▼                                  ▼
+    ///     └── handshake deadline ──▶ closed ◀──────────── (channelClosed from any state)
+    ///         .closeTimedOut (from awaitingPreface too)
     /// ```
     ///
     /// Besides the state it keeps what the abuse limits need (resets and SETTINGS/PING frames in the current

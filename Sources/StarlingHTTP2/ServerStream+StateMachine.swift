@@ -3,13 +3,13 @@ extension ServerStream {
     /// do comes out. Pure (sizes and limits are passed in); the connection runs the actions.
     ///
     /// ```
-    ///               end of request: .route ──▶ answered inline ──────────────────────────────▶ answered
-    ///  receiving ─┤                        └─▶ handling (a task owns the stream) ─ response ─▶ answered
-    ///     │  │    └─ body past the limit, declared length past it, deadline: .refuse ─▶ answeredEarly
-    ///     │  └─ header list past the limit ─▶ headersTooLarge ─ headers end: .refuse ─▶ answeredEarly
-    ///     │                                                  └ end of request: .refuse ─▶ answered
-    ///     └────────────────────────────── answeredEarly ─ end of request ─▶ answered
-    ///                                                   └ deadline again: .reset ─▶ answered
+    ///  receiving ─┬─ end of request (.route) ─┬─ answered on the loop ──────────────────────────▶ answered
+    ///             │                           └─ handlerStarted ─▶ handling ─ handlerFinished ─▶ answered
+    ///             ├─ body, declared length or deadline past its limit (.refuse) ─▶ answeredEarly
+    ///             └─ header list past its limit ─▶ headersTooLarge ─┬─ headers end, deadline (.refuse) ▶ answeredEarly
+    ///                                                              └─ end of request (.refuse) ─▶ answered
+    ///  answeredEarly ─┬─ end of request ─▶ answered
+    ///                 └─ deadline again (.reset) ─▶ answered
     /// ```
     ///
     /// An early answer (413, 408, 431 before the request ended) keeps reading the rest of the body and drops it:
