@@ -13,7 +13,8 @@ import Dispatch
 public final class HTTP2Server: Sendable {
     public let configuration: HTTP2ServerConfiguration
     public let router: Router
-    public let counters = HTTP2ServerCounters()
+    /// The server's counters (given by the owner when it reports them before the server exists, as `/metrics`).
+    public let counters: HTTP2ServerCounters
     private let logger: Logger
     private let state = Mutex<State>(State())
 
@@ -27,8 +28,10 @@ public final class HTTP2Server: Sendable {
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    public init(configuration: HTTP2ServerConfiguration, router: Router, logger: Logger) {
+    public init(configuration: HTTP2ServerConfiguration, router: Router, logger: Logger,
+                counters: HTTP2ServerCounters = HTTP2ServerCounters()) {
         self.configuration = configuration
+        self.counters = counters
         self.router = router
         self.logger = logger
     }
@@ -135,6 +138,10 @@ public final class HTTP2Server: Sendable {
                 }
             }
         }
+        // The server owns its handler tasks: those still running have nobody to answer, so they are cancelled and
+        // awaited here, while the loops still run (their answers land on the loop and are dropped). Nothing the
+        // server started outlives `shutdown`.
+        for task in await Self.cancelHandlers(contexts) { await task.value }
         // Let force-closed connections finish their callbacks, then stop the threads (off the cooperative pool).
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             do {
@@ -155,6 +162,25 @@ public final class HTTP2Server: Sendable {
         }
         for waiter in waiters { waiter.resume() }
         logger.info("stopped")
+    }
+
+    /// Cancels every loop's running handlers and returns their tasks.
+    private static func cancelHandlers(_ contexts: [LoopBound<ServerLoopContext>]) async -> [Task<Void, Never>] {
+        guard !contexts.isEmpty else { return [] }
+        return await withCheckedContinuation { (continuation: CheckedContinuation<[Task<Void, Never>], Never>) in
+            let gathered = Mutex<(remaining: Int, tasks: [Task<Void, Never>])>((contexts.count, []))
+            for context in contexts {
+                context.execute { context in
+                    let tasks = context.cancelHandlers()
+                    let all = gathered.withLock { gathered -> [Task<Void, Never>]? in
+                        gathered.tasks += tasks
+                        gathered.remaining -= 1
+                        return gathered.remaining == 0 ? gathered.tasks : nil
+                    }
+                    if let all { continuation.resume(returning: all) }
+                }
+            }
+        }
     }
 
     /// Returns once the server has shut down.

@@ -4,9 +4,15 @@ import StarlingIO
 
 /// One accepted HTTP/2 connection: an nghttp2 server session over a socket channel, confined to its loop.
 ///
+/// This class is the IO half: it owns the session, the channel and the streams, turns their callbacks into
+/// events for its ``StateMachine`` and runs the actions that come back. The connection-level decisions (the
+/// preface check, abuse limits, GOAWAY, when to close, deadlines) are the state machine's; gzip is
+/// ``BodyCoding``'s; matching routes is the ``Router``'s.
+///
 /// Requests are gathered per stream; when one is complete it is routed. `immediate` handlers run inline,
-/// `async` handlers run as tasks and their response comes back through `loop.execute`. The connection stays
-/// open while any handler is running; the loop never waits for one.
+/// `async` handlers run as tasks owned by the loop context (``ServerLoopContext/handlerStarted(_:)``): a task
+/// is cancelled when its stream or this connection goes, and the server's shutdown awaits it. Its response comes
+/// back through `loop.execute`. The connection stays open while any handler is running; the loop never waits.
 ///
 /// Abuse (rapid reset, SETTINGS/PING floods, refused-stream storms, nghttp2-detected floods) ends in GOAWAY
 /// and close for this connection only.
@@ -15,17 +21,10 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     let channel: SocketChannel
     /// The loop context holds every connection it created until it closes: it outlives this object.
     private unowned(unsafe) let context: ServerLoopContext
+    private var stateMachine: StateMachine
+    /// Exists from `channelActive` until the channel closes (or HTTP/1 is refused).
     private var session: NGHTTP2Session?
     private var streams: [Int32: ServerStream] = [:]
-    /// Handlers running for this connection (their streams are open until they answer).
-    private var runningHandlers = 0
-    private var isGoingAway = false
-    private var sawPreface = false
-    private let acceptedAt = Syscall.monotonicNanos()
-    private var rateWindowStart = Syscall.monotonicNanos()
-    private var resetsInWindow = 0
-    private var controlFramesInWindow = 0
-    private var refusedStreams = 0
     /// Frames gathered from nghttp2 before one write to the channel; capacity kept between calls.
     private var outputScratch: [UInt8] = []
 
@@ -33,38 +32,30 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         self.id = id
         self.channel = channel
         self.context = context
+        self.stateMachine = StateMachine(limits: context.limits, acceptedAt: Syscall.monotonicNanos())
     }
 
-    var isIdle: Bool { streams.isEmpty && runningHandlers == 0 }
+    /// No stream open and no handler running.
+    var isIdle: Bool { streams.isEmpty && stateMachine.runningHandlers == 0 }
 
     // MARK: - Channel events
 
     func channelActive(_ channel: SocketChannel) {
-        do {
-            session = try NGHTTP2Session(role: .server, delegate: self, options: context.sessionOptions)
-        } catch {
-            context.logger.debug("session creation failed", metadata: ["conn.id": "\(id)", "error": "\(error)"])
-            channel.close(error: error)
-        }
+        run(stateMachine.channelActivated())
     }
 
     func channelRead(_ channel: SocketChannel, _ bytes: UnsafeRawBufferPointer) {
-        guard let session else { return }
-        if !sawPreface {
-            if Self.looksLikeHTTP1(bytes) {
-                refuseHTTP1()
-                return
+        switch stateMachine.bytesReceived(bytes) {
+        case .receive:
+            guard let session else { return }
+            let consumed = session.receive(bytes)
+            if consumed < 0 {
+                context.logger.debug("bad HTTP/2 input", metadata: [
+                    "conn.id": "\(id)", "h2.error": "\(NGHTTP2Session.describe(consumed))"])
+                run(stateMachine.receiveFailed())
             }
-            sawPreface = true
-        }
-        let consumed = session.receive(bytes)
-        if consumed < 0 {
-            context.counters.protocolErrors.add(1)
-            context.logger.debug("bad HTTP/2 input", metadata: [
-                "conn.id": "\(id)", "h2.error": "\(NGHTTP2Session.describe(consumed))"])
-            isGoingAway = true
-            produceOutput()  // nghttp2 may have queued a GOAWAY
-            channel.closeAfterFlush()
+        case let action:
+            run(action)
         }
     }
 
@@ -82,6 +73,9 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             if error.code == .tlsFailed { context.counters.tlsFailures.add(1) }
             context.logger.debug("connection closed", metadata: ["conn.id": "\(id)", "error": "\(error)"])
         }
+        stateMachine.channelClosed()
+        // Nobody is left to answer: the handlers still running are cancelled (their answers are dropped).
+        for stream in streams.values { stream.handlerID.map(context.cancelHandler) }
         streams.removeAll()
         session = nil
         context.connectionClosed(self)
@@ -96,13 +90,10 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     }
 
     func sessionHeader(streamID: Int32, name: UnsafeBufferPointer<UInt8>, value: UnsafeBufferPointer<UInt8>) -> Int32 {
-        guard let stream = streams[streamID] else { return 0 }
-        stream.headerBytes += name.count + value.count + 32
-        if stream.headerBytes > context.limits.maxHeaderListBytes {
-            stream.rejection = (431, "header_too_large", "request headers exceed \(context.limits.maxHeaderListBytes) bytes")
-            return 0
-        }
-        if stream.rejection != nil { return 0 }
+        guard let stream = streams[streamID],
+              case .store = stream.state.headerReceived(fieldBytes: name.count + value.count,
+                                                        maxHeaderListBytes: context.limits.maxHeaderListBytes)
+        else { return 0 }
         // nghttp2 has validated the field (lower-case names, pseudo-headers first and known).
         if name.first == UInt8(ascii: ":") {
             if name.count == 5 && name[1] == UInt8(ascii: "p") {
@@ -123,16 +114,20 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         case Int(NGHTTP2_HEADERS.rawValue):
             guard let stream = streams[streamID] else { return 0 }
             if endStream {
-                requestComplete(streamID, stream)
+                run(stream.state.requestEnded(), streamID, stream)
             } else {
-                checkDeclaredLength(streamID, stream)
+                let declared = stream.headers["content-length"].flatMap { Int($0) }
+                let maxBodyBytes = context.limits.maxRequestBodyBytes
+                run(stream.state.headersEnded(declaredLength: declared, maxBodyBytes: maxBodyBytes), streamID, stream)
             }
         case Int(NGHTTP2_DATA.rawValue):
-            if endStream, let stream = streams[streamID] { requestComplete(streamID, stream) }
+            if endStream, let stream = streams[streamID] { run(stream.state.requestEnded(), streamID, stream) }
         case Int(NGHTTP2_RST_STREAM.rawValue):
-            countRateLimited(isReset: true)
+            run(stateMachine.resetReceived(now: Syscall.monotonicNanos()))
         case Int(NGHTTP2_SETTINGS.rawValue), Int(NGHTTP2_PING.rawValue):
-            if flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 { countRateLimited(isReset: false) }
+            if flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) == 0 {
+                run(stateMachine.controlFrameReceived(now: Syscall.monotonicNanos()))
+            }
         default:
             break
         }
@@ -140,18 +135,20 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     }
 
     func sessionDataChunk(streamID: Int32, _ data: UnsafeBufferPointer<UInt8>) -> Int32 {
-        guard let stream = streams[streamID], !stream.isAnswered else { return 0 }
-        if stream.body.count + data.count > context.limits.maxRequestBodyBytes {
-            respondEarly(streamID, stream, status: 413, code: "body_too_large",
-                         message: "request body exceeds \(context.limits.maxRequestBodyBytes) bytes")
-            return 0
+        guard let stream = streams[streamID] else { return 0 }
+        switch stream.state.dataReceived(count: data.count, bodyBytes: stream.body.count,
+                                         maxBodyBytes: context.limits.maxRequestBodyBytes) {
+        case .store: stream.body.append(contentsOf: data)
+        case let action: run(action, streamID, stream)
         }
-        stream.body.append(contentsOf: data)
         return 0
     }
 
     func sessionStreamClosed(streamID: Int32, errorCode: UInt32) -> Int32 {
-        streams[streamID] = nil
+        // A stream reset while its handler runs: the answer has nowhere to go, so the handler is cancelled.
+        if let stream = streams.removeValue(forKey: streamID), let handlerID = stream.handlerID {
+            context.cancelHandler(handlerID)
+        }
         return 0
     }
 
@@ -172,59 +169,26 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
 
     // MARK: - Requests
 
-    private func requestComplete(_ streamID: Int32, _ stream: ServerStream) {
-        stream.isRequestComplete = true
-        guard !stream.isAnswered else { return }
-        if let (status, code, message) = stream.rejection {
-            refusedStream()
-            submit(streamID, stream, HTTPResponse.error(status, code: code, message: message))
-            return
-        }
+    /// The request is complete: answer it on the loop or hand it to a handler task.
+    private func route(_ streamID: Int32, _ stream: ServerStream) {
         let request: HTTPRequest
         do {
-            request = try makeRequest(stream)
+            request = try stream.makeRequest(peer: channel.peer)
         } catch {
+            stream.state.routedAnswered()
             submit(streamID, stream, error.response)
             return
         }
         stream.requestMethod = request.method
         stream.requestPath = request.path
         stream.acceptEncoding = request.headers["accept-encoding"]
-        switch context.router.match(method: request.method, path: request.path) {
-        case .notFound:
-            submit(streamID, stream, .error(404, code: "not_found", message: "no route for \(request.path)"))
-        case .methodNotAllowed(let allowed):
-            var response = HTTPResponse.error(405, code: "method_not_allowed",
-                                              message: "\(request.method) is not allowed on \(request.path)")
-            response.headers.set("allow", allowed.joined(separator: ", "))
+        switch context.router.route(request) {
+        case .respond(let response):
+            stream.state.routedAnswered()
             submit(streamID, stream, response)
-        case .found(let handler, let parameters):
-            var routed = request
-            routed.pathParameters = parameters
+        case .run(let handler, let routed):
             dispatch(streamID, stream, handler, routed)
         }
-    }
-
-    private func makeRequest(_ stream: ServerStream) throws(HTTPError) -> HTTPRequest {
-        guard let method = stream.method, let target = stream.path else {
-            throw HTTPError(400, code: "bad_request", "missing :method or :path")
-        }
-        let path: String
-        let query: String
-        if let mark = target.utf8.firstIndex(of: UInt8(ascii: "?")) {
-            path = String(target[..<mark])
-            query = String(target[target.index(after: mark)...])
-        } else {
-            path = target
-            query = ""
-        }
-        if let encoding = stream.headers["content-encoding"]?.lowercased(), encoding != "identity", encoding != "gzip" {
-            throw HTTPError(415, code: "unsupported_encoding", "content-encoding \(encoding) is not supported")
-        }
-        let headers = stream.headers
-        let body = stream.body
-        return HTTPRequest(method: method, path: path, rawQuery: query, headers: headers, body: body,
-                           remoteAddress: channel.peer)
     }
 
     private func dispatch(_ streamID: Int32, _ stream: ServerStream, _ handler: Router.Handler, _ request: HTTPRequest) {
@@ -232,15 +196,16 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         if case .immediate(let body) = handler, !isEncoded {
             let response: HTTPResponse
             do { response = try body(request) } catch { response = context.errorResponse(error, request) }
+            stream.state.routedAnswered()
             submit(streamID, stream, response)
             return
         }
         // Everything that may take time — the handler, inflating the request, deflating the response — runs in a
-        // task, never on the loop. The task is owned by this stream: the connection stays open (and graceful
-        // shutdown waits) until the response comes back through the loop.
-        runningHandlers += 1
+        // task, never on the loop. The loop context owns the task (cancelled with its stream or this connection,
+        // awaited by the server's shutdown); the connection stays open until the response comes back.
+        stateMachine.handlerStarted()
+        stream.state.handlerStarted()  // no early 413/408 once a handler owns the stream
         context.counters.handlersRunning.add(1)
-        stream.isAnswered = true  // no early 413/408 once a handler owns the stream
         let bound = LoopBound(self, loop: channel.loop)
         let errorResponse = context.errorResponder
         let maxBodyBytes = context.limits.maxRequestBodyBytes
@@ -251,36 +216,41 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         case .immediate(let body): run = { try body($0) }
         case .async(let body): run = body
         }
-        Task {
-            let encoded = await BodyCoding.respond(to: request, with: run, maxBodyBytes: maxBodyBytes,
-                                                   acceptEncoding: acceptEncoding, gzipMinimumBytes: gzipMinimumBytes,
-                                                   errorResponse: errorResponse)
-            bound.execute { connection in connection.handlerFinished(streamID, encoded) }
+        stream.handlerID = context.handlerStarted { handlerID in
+            Task {
+                let encoded = await BodyCoding.respond(
+                    to: request, with: run, maxBodyBytes: maxBodyBytes, acceptEncoding: acceptEncoding,
+                    gzipMinimumBytes: gzipMinimumBytes, errorResponse: errorResponse)
+                bound.execute { connection in connection.handlerFinished(streamID, handlerID, encoded) }
+            }
         }
     }
 
-    private func handlerFinished(_ streamID: Int32, _ response: HTTPResponse) {
-        runningHandlers -= 1
+    private func handlerFinished(_ streamID: Int32, _ handlerID: UInt64, _ response: HTTPResponse) {
+        context.handlerFinished(handlerID)
         context.counters.handlersRunning.add(-1)
-        guard let stream = streams[streamID], session != nil else {
-            context.afterHandler(self)
-            return
+        let stream = streams[streamID]
+        switch stateMachine.handlerFinished(isStreamOpen: stream != nil && session != nil) {
+        case .submitResponse:
+            guard let stream else { break }
+            stream.handlerID = nil
+            stream.state.handlerFinished()
+            submit(streamID, stream, response)
+            produceOutput()
+            channel.flush()
+        default:
+            break
         }
-        stream.isAnswered = false
-        submit(streamID, stream, response)
-        produceOutput()
-        channel.flush()
         context.afterHandler(self)
     }
 
     /// Submits the response (gzip when it pays off) and logs the access line.
     private func submit(_ streamID: Int32, _ stream: ServerStream, _ original: HTTPResponse) {
-        guard let session, !stream.isAnswered else { return }
-        stream.isAnswered = true
+        guard let session else { return }
         var response = original
-        if response.body.count < 64 * 1024 {  // small enough to deflate on the loop; task results come deflated
+        if response.body.count < BodyCoding.maxLoopDeflateBytes {
             response = BodyCoding.encodeBody(response, acceptEncoding: stream.acceptEncoding,
-                                       minimumBytes: context.limits.gzipMinimumBytes)
+                                             minimumBytes: context.limits.gzipMinimumBytes)
         }
         let isHead = stream.requestMethod == "HEAD"
         var fields: [(String, String)] = [(":status", String(response.status))]
@@ -298,28 +268,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         context.recordAccess(stream: stream, status: response.status, bytes: response.body.count, peer: channel.peer)
     }
 
-    /// Answers before the request finished (413, 408). The rest of the body is read and dropped (curl reports
-    /// an RST_STREAM(NO_ERROR) after a complete response as a failure); a client that keeps sending past the
-    /// request timeout is reset by the sweep.
-    private func respondEarly(_ streamID: Int32, _ stream: ServerStream, status: Int, code: String, message: String) {
-        refusedStream()
-        stream.body = []
-        submit(streamID, stream, .error(status, code: code, message: message))
-    }
-
-    private func checkDeclaredLength(_ streamID: Int32, _ stream: ServerStream) {
-        if let (status, code, message) = stream.rejection {
-            respondEarly(streamID, stream, status: status, code: code, message: message)
-            return
-        }
-        if let declared = stream.headers["content-length"].flatMap({ Int($0) }),
-           declared > context.limits.maxRequestBodyBytes {
-            respondEarly(streamID, stream, status: 413, code: "body_too_large",
-                         message: "request body of \(declared) bytes exceeds \(context.limits.maxRequestBodyBytes)")
-        }
-    }
-
-    // MARK: - Output, limits, shutdown
+    // MARK: - Output, shutdown, deadlines
 
     /// Moves nghttp2's queued frames into the channel while it has room; closes when the session is done.
     func produceOutput() {
@@ -337,80 +286,106 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             if outputScratch.isEmpty { break }
             outputScratch.withUnsafeBytes { channel.write($0) }
         }
-        if runningHandlers == 0 && (!session.wantsWrite && (!session.wantsRead || channel.isInputClosed)) {
-            // Done: the session has nothing more to do, or the client half-closed and every answer is queued.
-            channel.closeAfterFlush()
-        }
+        run(stateMachine.outputProduced(sessionWantsWrite: session.wantsWrite, sessionWantsRead: session.wantsRead,
+                                        isInputClosed: channel.isInputClosed))
     }
 
     /// Graceful: GOAWAY with the last processed stream; in-flight streams finish, then the connection closes.
     func beginGracefulShutdown() {
-        guard let session, !isGoingAway else { return }
-        isGoingAway = true
-        session.submitGoAway()
-        produceOutput()
-        channel.flush()
-        if isIdle { channel.closeAfterFlush() }
+        run(stateMachine.shutdownRequested(hasStreams: !streams.isEmpty))
     }
 
     /// Called by the loop's sweep about once a second: handshake, request and idle deadlines.
     func sweep(now: UInt64) {
-        let limits = context.limits
-        if session == nil || !sawPreface {
-            if now &- acceptedAt > limits.handshakeTimeout.nanoseconds {
-                context.counters.timeouts.add(1)
-                channel.close(error: HTTP2Error(.timedOut, "handshake/preface timeout"))
-            }
-            return
+        switch stateMachine.sweepStarted(now: now) {
+        case .checkStreamDeadlines: break
+        case let action: return run(action)
         }
-        for (streamID, stream) in streams where !stream.isRequestComplete {
-            guard now &- stream.startedAt > limits.requestTimeout.nanoseconds else { continue }
+        let timeout = context.limits.requestTimeout.nanoseconds
+        for (streamID, stream) in streams where !stream.state.isRequestComplete {
+            guard now &- stream.startedAt > timeout else { continue }
             context.counters.timeouts.add(1)
-            if stream.isAnswered {
-                // Answered early (413) but the client keeps sending: stop it.
-                session?.submitReset(streamID: streamID, errorCode: NGHTTP2_CANCEL.rawValue)
-                stream.isRequestComplete = true
-            } else {
-                respondEarly(streamID, stream, status: 408, code: "request_timeout",
-                             message: "the request did not arrive within \(limits.requestTimeout)")
-            }
+            run(stream.state.deadlinePassed(), streamID, stream)
         }
-        if isIdle && now &- channel.lastActivity > limits.idleTimeout.nanoseconds {
-            beginGracefulShutdown()
-        }
+        run(stateMachine.sweepFinished(now: now, lastActivity: channel.lastActivity, hasStreams: !streams.isEmpty))
         produceOutput()
         channel.flush()
     }
 
-    private func countRateLimited(isReset: Bool) {
-        let now = Syscall.monotonicNanos()
-        if now &- rateWindowStart > 1_000_000_000 {
-            rateWindowStart = now
-            resetsInWindow = 0
-            controlFramesInWindow = 0
-        }
-        if isReset {
-            resetsInWindow += 1
-            if resetsInWindow > context.limits.maxClientResetsPerSecond { abuse("rapid reset") }
-        } else {
-            controlFramesInWindow += 1
-            if controlFramesInWindow > context.limits.maxControlFramesPerSecond { abuse("SETTINGS/PING flood") }
+    // MARK: - Actions
+
+    /// Runs what the state machine decided. Actions that concern one stream are run where the event came from.
+    private func run(_ action: StateMachine.Action) {
+        switch action {
+        case .none, .receive, .checkStreamDeadlines, .submitResponse, .dropResponse:
+            break
+        case .startSession:
+            do {
+                session = try NGHTTP2Session(role: .server, delegate: self, options: context.sessionOptions)
+            } catch {
+                context.logger.debug("session creation failed", metadata: ["conn.id": "\(id)", "error": "\(error)"])
+                channel.close(error: error)
+            }
+        case .refuseHTTP1:
+            refuseHTTP1()
+        case .closeAfterProtocolError:
+            context.counters.protocolErrors.add(1)
+            produceOutput()  // nghttp2 may have queued a GOAWAY
+            channel.closeAfterFlush()
+        case .terminate(let reason):
+            context.counters.abusiveConnections.add(1)
+            context.logger.info("closing abusive connection",
+                                metadata: ["conn.id": "\(id)", "peer": "\(channel.peer)", "reason": "\(reason)"])
+            session?.terminate(errorCode: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+        case .sendGoAway(let closeWhenFlushed):
+            session?.submitGoAway()
+            produceOutput()
+            channel.flush()
+            if closeWhenFlushed { channel.closeAfterFlush() }
+        case .closeAfterFlush:
+            channel.closeAfterFlush()
+        case .closeTimedOut:
+            context.counters.timeouts.add(1)
+            channel.close(error: HTTP2Error(.timedOut, "handshake/preface timeout"))
         }
     }
 
-    private func refusedStream() {
-        refusedStreams += 1
-        if refusedStreams > context.limits.maxRefusedStreams { abuse("too many refused streams") }
+    /// Runs what a stream's state machine decided.
+    private func run(_ action: ServerStream.StateMachine.Action, _ streamID: Int32, _ stream: ServerStream) {
+        switch action {
+        case .none, .store, .drop:
+            break
+        case .route:
+            route(streamID, stream)
+        case .refuse(let refusal):
+            // Answered before (or instead of) routing. The rest of the body is read and dropped (curl reports an
+            // RST_STREAM(NO_ERROR) after a complete response as a failure); a client that keeps sending past the
+            // request timeout is reset by the sweep.
+            run(stateMachine.streamRefused())
+            stream.body = []
+            submit(streamID, stream, response(for: refusal))
+        case .reset:
+            session?.submitReset(streamID: streamID, errorCode: NGHTTP2_CANCEL.rawValue)
+        }
     }
 
-    /// GOAWAY(ENHANCE_YOUR_CALM) and close; only this connection suffers.
-    private func abuse(_ reason: String) {
-        guard let session, !isGoingAway else { return }
-        isGoingAway = true
-        context.counters.abusiveConnections.add(1)
-        context.logger.info("closing abusive connection",
-                            metadata: ["conn.id": "\(id)", "peer": "\(channel.peer)", "reason": "\(reason)"])
-        session.terminate(errorCode: NGHTTP2_ENHANCE_YOUR_CALM.rawValue)
+    /// The error answer of a refused stream.
+    private func response(for refusal: ServerStream.StateMachine.Refusal) -> HTTPResponse {
+        let limits = context.limits
+        switch refusal {
+        case .headersTooLarge:
+            return .error(431, code: "header_too_large",
+                          message: "request headers exceed \(limits.maxHeaderListBytes) bytes")
+        case .bodyTooLarge:
+            return .error(413, code: "body_too_large",
+                          message: "request body exceeds \(limits.maxRequestBodyBytes) bytes")
+        case .declaredBodyTooLarge(let declared):
+            return .error(413, code: "body_too_large",
+                          message: "request body of \(declared) bytes exceeds \(limits.maxRequestBodyBytes)")
+        case .timedOut:
+            return .error(408, code: "request_timeout",
+                          message: "the request did not arrive within \(limits.requestTimeout)")
+        }
     }
 
     /// A client speaking HTTP/1.x to an HTTP/2-only port gets a short 505 and the connection is closed.
@@ -421,94 +396,7 @@ final class HTTP2ServerConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             + "content-length: \(body.utf8.count)\r\nconnection: close\r\n\r\n" + body
         var bytes = Array(response.utf8)
         bytes.withUnsafeMutableBytes { channel.write(UnsafeRawBufferPointer($0)) }
-        isGoingAway = true
         session = nil
         channel.closeAfterFlush()
     }
-
-    /// True when an accept-encoding value lists gzip (q=0 is treated as listed: good enough for our clients).
-    static func acceptsGzip(_ value: String?) -> Bool {
-        guard let value else { return false }
-        return value.lowercased().split(separator: ",").contains {
-            $0.split(separator: ";").first.map { $0.trimmingSpaces() == "gzip" } ?? false
-        }
-    }
-
-    private static func looksLikeHTTP1(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        // The HTTP/2 preface starts with "PRI "; an HTTP/1 request line starts with an upper-case token and a
-        // space (GET, POST, ...).
-        guard bytes.count >= 4 else { return false }
-        if bytes[0] == UInt8(ascii: "P") && bytes[1] == UInt8(ascii: "R") && bytes[2] == UInt8(ascii: "I") { return false }
-        var index = 0
-        while index < bytes.count && index < 8 && bytes[index] >= UInt8(ascii: "A") && bytes[index] <= UInt8(ascii: "Z") {
-            index += 1
-        }
-        return index >= 3 && index < bytes.count && bytes[index] == UInt8(ascii: " ")
-    }
-}
-
-/// One request stream's state on a server connection.
-final class ServerStream {
-    let startedAt: UInt64
-    var method: String?
-    var path: String?
-    var headers = HTTPHeaders()
-    var headerBytes = 0
-    var body: [UInt8] = []
-    var rejection: (Int, String, String)?
-    var isRequestComplete = false
-    /// A response was submitted, or a handler owns the stream.
-    var isAnswered = false
-    /// The request's accept-encoding, looked at only when a response is large enough to compress.
-    var acceptEncoding: String?
-    var requestMethod = ""
-    var requestPath = ""
-    var responseBody: [UInt8] = []
-    var responseOffset = 0
-
-    init(startedAt: UInt64) { self.startedAt = startedAt }
-}
-
-/// Request inflation, handler invocation and response deflation for handlers that run in tasks, off the loop.
-enum BodyCoding {
-    /// Decodes the request, runs the handler, turns errors into responses and deflates the result.
-    static func respond(to request: HTTPRequest, with run: @Sendable (HTTPRequest) async throws -> HTTPResponse,
-                        maxBodyBytes: Int, acceptEncoding: String?, gzipMinimumBytes: Int,
-                        errorResponse: @Sendable (any Error, HTTPRequest) -> HTTPResponse) async -> HTTPResponse {
-        let response: HTTPResponse
-        do {
-            response = try await run(try decodeBody(request, maxBytes: maxBodyBytes))
-        } catch {
-            response = errorResponse(error, request)
-        }
-        return encodeBody(response, acceptEncoding: acceptEncoding, minimumBytes: gzipMinimumBytes)
-    }
-
-    /// Inflates a gzip request body (bounded: a bomb gets 413). Runs off the loop.
-    static func decodeBody(_ request: HTTPRequest, maxBytes: Int) throws(HTTPError) -> HTTPRequest {
-        guard request.headers["content-encoding"]?.lowercased() == "gzip" else { return request }
-        var decoded = request
-        do {
-            decoded.body = try Gzip.decompress(request.body, maxBytes: maxBytes)
-        } catch {
-            let status = error.code == .bodyTooLarge ? 413 : 400
-            throw HTTPError(status, code: status == 413 ? "body_too_large" : "bad_encoding", error.message)
-        }
-        decoded.headers.remove("content-encoding")
-        return decoded
-    }
-
-    /// Deflates a response body when the client accepts gzip and the body is large enough. Runs off the loop
-    /// for task handlers; inline responses are small.
-    static func encodeBody(_ response: HTTPResponse, acceptEncoding: String?, minimumBytes: Int) -> HTTPResponse {
-        guard response.body.count >= minimumBytes, HTTP2ServerConnection.acceptsGzip(acceptEncoding),
-              response.headers["content-encoding"] == nil,
-              let compressed = try? Gzip.compress(response.body) else { return response }
-        var encoded = response
-        encoded.body = compressed
-        encoded.headers.set("content-encoding", "gzip")
-        encoded.headers.add("vary", "accept-encoding")
-        return encoded
-    }
-
 }

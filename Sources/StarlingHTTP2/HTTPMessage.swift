@@ -119,27 +119,6 @@ public struct HTTPResponse: Sendable {
     }
 }
 
-/// An error a handler throws to answer with a given status and API error body.
-public struct HTTPError: Error, Sendable {
-    public var status: Int
-    public var code: String
-    public var message: String
-    public var headers: HTTPHeaders
-
-    public init(_ status: Int, code: String, _ message: String, headers: HTTPHeaders = HTTPHeaders()) {
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers
-    }
-
-    public var response: HTTPResponse {
-        var response = HTTPResponse.error(status, code: code, message: message)
-        for field in headers { response.headers.add(field.name, field.value) }
-        return response
-    }
-}
-
 /// The minimal JSON string quoting the transport needs for error bodies (the model layer has the full codec).
 enum JSONText {
     static func quote(_ text: String) -> String {

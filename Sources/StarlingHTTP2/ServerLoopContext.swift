@@ -19,6 +19,11 @@ final class ServerLoopContext: EventLoopHandler {
     private var connections: [UInt64: HTTP2ServerConnection] = [:]
     private var nextConnectionID: UInt64
     private var sweepTimer: TimerID?
+    /// Handler tasks of this loop's connections, by handler id, from start until their answer is back on the
+    /// loop. This context owns them: a connection cancels its own when a stream or the connection goes, and
+    /// the server's shutdown cancels and awaits what is left before it stops the loop.
+    private var handlerTasks: [UInt64: Task<Void, Never>] = [:]
+    private var nextHandlerID: UInt64 = 0
     private var shutdownDone: (@Sendable () -> Void)?
 
     init(loop: EventLoop, listenerFD: Int32, router: Router, limits: HTTP2Limits, logger: Logger,
@@ -42,9 +47,7 @@ final class ServerLoopContext: EventLoopHandler {
         self.sessionOptions = options
         let logger = logger
         self.errorResponder = { error, request in
-            if let error = error as? HTTPError { return error.response }
-            logger.error("handler failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
-            return .error(500, code: "internal", message: "internal error")
+            HTTPServerErrorMapping.response(for: error, path: request.path, logger: logger)
         }
     }
 
@@ -115,6 +118,31 @@ final class ServerLoopContext: EventLoopHandler {
     /// A handler's response was submitted (or dropped): a draining connection may be able to close now.
     func afterHandler(_ connection: HTTP2ServerConnection) {
         if shutdownDone != nil && connection.isIdle { connection.channel.closeAfterFlush() }
+    }
+
+    /// Starts a handler task with `start(id)` and keeps it until ``handlerFinished(_:)``; returns its id.
+    func handlerStarted(_ start: (UInt64) -> Task<Void, Never>) -> UInt64 {
+        let id = nextHandlerID
+        nextHandlerID += 1
+        handlerTasks[id] = start(id)
+        return id
+    }
+
+    /// The handler's answer is back on the loop: the task is done with.
+    func handlerFinished(_ id: UInt64) {
+        handlerTasks[id] = nil
+    }
+
+    /// Cancels a running handler whose answer is no longer wanted (it still reports through the loop).
+    func cancelHandler(_ id: UInt64) {
+        handlerTasks[id]?.cancel()
+    }
+
+    /// Cancels every handler still running and hands their tasks over, for the server's shutdown to await.
+    func cancelHandlers() -> [Task<Void, Never>] {
+        let tasks = Array(handlerTasks.values)
+        for task in tasks { task.cancel() }
+        return tasks
     }
 
     func recordAccess(stream: ServerStream, status: Int, bytes: Int, peer: String) {

@@ -21,8 +21,12 @@ public final class Hub: Sendable {
     let activity: RegionActivity
     let sequencer: Sequencer
     let role: HubRole
-    let api: HubAPI
     let retention: LogRetention
+    /// Registered table shapes: loaded at start and takeover, refreshed by ``run()``, read by the API.
+    let shapes = ShapeCache()
+    /// Reconciliation runs: started by the API or by the schedule that ``run()`` drives.
+    let reconciler: Reconciler
+    let api: HubAPI
     private let server: HTTP2Server
     let stopped = Mutex<Bool>(false)
     private let stopSignal = AsyncStream<Void>.makeStream()
@@ -45,17 +49,19 @@ public final class Hub: Sendable {
         sequencer = Sequencer(
             settings: settings, notifier: notifier, logCache: logCache, metrics: metrics, role: role, logger: logger)
         retention = LogRetention(settings: settings.retention, metrics: metrics)
+        reconciler = Reconciler(settings: settings, pool: pool, sequencer: sequencer, metrics: metrics, logger: logger)
+        let serverCounters = HTTP2ServerCounters()
         api = HubAPI(
             settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, logCache: logCache,
-            activity: activity,
-            metrics: metrics, role: role, retention: retention, logger: logger)
+            activity: activity, metrics: metrics, role: role, retention: retention, shapes: shapes,
+            reconciler: reconciler, serverCounters: serverCounters, logger: logger)
         var serverConfiguration = HTTP2ServerConfiguration(address: settings.listen, tls: settings.tls)
         serverConfiguration.allowInsecure = settings.insecure
         serverConfiguration.limits.maxRequestBodyBytes = settings.limits.maxBodyBytes
         // Long-polls hold a stream open for up to max_wait_ms; the idle timeout must outlast them.
         serverConfiguration.limits.idleTimeout = .milliseconds(max(120_000, settings.limits.maxWaitMs * 2))
-        server = HTTP2Server(configuration: serverConfiguration, router: role.gate(api.makeRouter()), logger: logger)
-        api.serverCounters.withLock { $0 = server.counters }
+        server = HTTP2Server(
+            configuration: serverConfiguration, router: api.makeRouter(), logger: logger, counters: serverCounters)
     }
 
     /// The address the server listens on (after ``start()``; the real port when configured with port 0).
@@ -121,7 +127,7 @@ public final class Hub: Sendable {
                 }
             }
             group.addTask { [self, role] in
-                await api.reconciler.run(isStopped: { self.stopped.withLock { $0 } }, isActive: { role.isActive })
+                await reconciler.run(isStopped: { self.stopped.withLock { $0 } }, isActive: { role.isActive })
             }
             await group.next()
             group.cancelAll()
@@ -184,6 +190,6 @@ public final class Hub: Sendable {
 
     func refreshShapes() async throws {
         let shapes = try await pool.withConnection { try HubStore.loadShapes($0) }
-        api.shapes.withLock { $0 = shapes }
+        self.shapes.replace(with: shapes)
     }
 }

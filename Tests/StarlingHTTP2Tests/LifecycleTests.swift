@@ -33,6 +33,28 @@ struct LifecycleTests {
         await server.stop()
     }
 
+    @Test("a request whose body never arrives is answered 408 at the request timeout; the connection stays")
+    func requestTimeout() async throws {
+        var limits = HTTP2Limits()
+        limits.requestTimeout = .milliseconds(200)
+        let server = try TestServer.start(limits: limits, loops: 1)
+        let (fd, _) = try Socket.connect(to: try SocketAddress(parsing: "127.0.0.1:\(server.port)"))
+        defer { Syscall.close(fd) }
+        // Preface, empty SETTINGS, then HEADERS for `POST /echo` with END_HEADERS but not END_STREAM: the body
+        // never comes. HPACK: :method POST (0x83), :scheme http (0x86), :path "/echo", :authority "x".
+        let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + [0, 0, 0, 4, 0, 0, 0, 0, 0]
+        let block: [UInt8] = [0x83, 0x86, 0x04, 0x05] + Array("/echo".utf8) + [0x01, 0x01, UInt8(ascii: "x")]
+        let bytes = preface + [0, 0, UInt8(block.count), 0x01, 0x04, 0, 0, 0, 1] + block
+        try await waitUntil("the request is written") {
+            try bytes.withUnsafeBytes { try Socket.write(fd, $0) } == bytes.count
+        }
+        try await waitUntil("the request timed out") { server.server.counters.snapshot().timeouts >= 1 }
+        let counters = server.server.counters.snapshot()
+        #expect(counters.responsesByClass[4] == 1 && counters.requests == 1)
+        #expect(counters.connectionsOpen == 1)
+        await server.stop()
+    }
+
     @Test("an idle connection gets GOAWAY after the idle timeout; the client transparently reconnects")
     func idleTimeout() async throws {
         var limits = HTTP2Limits()

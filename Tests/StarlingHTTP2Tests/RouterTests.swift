@@ -9,6 +9,8 @@ struct RouterTests {
         router.add("POST", "/v1/changes", .immediate { _ in .text(200, "push") })
         router.add("POST", "/v1/conflicts/{id}/resolve", .immediate { _ in .text(200, "resolve") })
         router.add("GET", "/", .immediate { _ in .text(200, "root") })
+        router.add("GET", "/v1/reconcile/{id}", .immediate { _ in .text(200, "report") })
+        router.add("POST", "/v1/reconcile/answer", .immediate { _ in .text(200, "answer") })
         return router
     }
 
@@ -24,6 +26,10 @@ struct RouterTests {
         ("GET", "/v1/changes/extra", "404", ""),
         ("GET", "/", "found", ""),
         ("GET", "//v1///changes", "found", ""),
+        ("GET", "/v1/reconcile/7", "found", "7"),
+        ("POST", "/v1/reconcile/answer", "found", ""),
+        ("GET", "/v1/reconcile/answer", "405:POST", ""),  // a literal path wins over `{id}`
+        ("PUT", "/v1/reconcile/7", "405:GET", ""),
     ])
     func matching(method: String, path: String, expected: String, parameter: String) {
         switch Self.router().match(method: method, path: path) {

@@ -36,7 +36,7 @@ enum HubRegistry {
 
     /// Parses a registration body; every table must be synced.
     static func parseRegistrations(_ body: [UInt8], settings: HubSettings) throws(HTTPError) -> [Registration] {
-        let value = try parseBody(body)
+        let value = try HubAPI.jsonBody(body)
         guard let tables = value["tables"]?.arrayValue else {
             throw HTTPError(400, code: "invalid_request", #"the body must be {"tables":[…]}"#)
         }
@@ -123,7 +123,7 @@ enum HubRegistry {
 
     /// Parses a dead-letter report.
     static func parseDeadLetters(_ body: [UInt8], settings: HubSettings) throws(HTTPError) -> [DeadLetterReport] {
-        let value = try parseBody(body)
+        let value = try HubAPI.jsonBody(body)
         guard let letters = value["dead_letters"]?.arrayValue else {
             throw HTTPError(400, code: "invalid_request", #"the body must be {"dead_letters":[…]}"#)
         }
@@ -152,14 +152,6 @@ enum HubRegistry {
                     error: error, policy: settings.tablesByName[table]?.policy ?? .lww))
         }
         return result
-    }
-
-    private static func parseBody(_ body: [UInt8]) throws(HTTPError) -> JSONValue {
-        do {
-            return try JSONValue(parsing: body)
-        } catch {
-            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)")
-        }
     }
 }
 

@@ -53,7 +53,7 @@ extension Hub {
 
     /// One takeover attempt: wins the lock (or returns false), then re-reads everything the sequencer and
     /// the API hold in memory (next seq and conflict id in the writer, the head, region cursors and status,
-    /// table shapes) before the role turns active and the gate lets writes in. A failure after the lock was
+    /// table shapes) before the role turns active and the route table lets writes in. A failure after the lock was
     /// won leaves the hub standby holding the lock; the next attempt resumes from the reload.
     func takeOver() async throws -> Bool {
         let started = Syscall.monotonicNanos()

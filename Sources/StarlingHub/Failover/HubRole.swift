@@ -19,8 +19,8 @@ import Synchronization
 /// `/healthz` (200, `"role":"standby"`: the process is alive), `/readyz` (503 `standby`: send no traffic here),
 /// `/metrics`, `/v1/status`, the dashboard and the OpenAPI document; every other route answers 503 with
 /// `{"error":{"code":"standby",…}}` and `retry-after: 1`, which agents take as "try the next hub URL". It writes
-/// nothing: the gate refuses writes before they reach a handler, the sequencer refuses to queue while not
-/// active, and the background region-status flush runs only while active.
+/// nothing: the route table (``HubRoute``) refuses writes before they reach a handler, the sequencer refuses to queue
+/// while not active, and the background region-status flush runs only while active.
 ///
 /// Takeover time is measured from the lock poll that won the lock to the moment the hub serves writes (lock +
 /// reload of next seq, conflict ids, region cursors and table shapes). The time from the old hub's death to the

@@ -22,27 +22,11 @@ import StarlingPostgres
 /// are idempotent); 409 `adoption_refused` when another region adopted the table or the hub already holds
 /// heads of it (the region must compare with the snapshot instead).
 extension HubAPI {
-    /// Registers the snapshot and adopt routes (called from ``makeRouter()``).
-    func addBootstrapRoutes(to router: inout Router) {
-        router.add("GET", "/v1/snapshot", .async { [self] request in try await snapshot(request) })
-        router.add("POST", "/v1/snapshot/adopt", .async { [self] request in try await adopt(request) })
-    }
-
-    /// 410 `cursor_pruned` when entries after `after` were dropped by retention.
-    func checkNotPruned(after: Int64) throws(HTTPError) {
-        let pruned = retention.prunedThrough
-        guard after < pruned else { return }
-        throw HTTPError(
-            410, code: "cursor_pruned",
-            "entries up to seq \(pruned) were pruned; cursor \(after) is behind the retained log: "
-                + "re-bootstrap from GET /v1/snapshot")
-    }
-
     /// Largest snapshot page.
     static let maxSnapshotPage = 10_000
 
-    private func snapshot(_ request: HTTPRequest) async throws -> HTTPResponse {
-        _ = try auth.region(request)
+    /// `GET /v1/snapshot`: one page of a table's heads (see above for why pages need no transaction).
+    func snapshot(_ request: HubRequest) async throws -> HTTPResponse {
         let query = request.query
         guard let table = query["table"], settings.tablesByName[table] != nil else {
             throw HTTPError(400, code: "invalid_request", "table must name a synced table")
@@ -50,13 +34,8 @@ extension HubAPI {
         let after = query["after"]
         let limit = Int(try Self.integer(query["limit"], name: "limit", default: 1000, range: 1...Int64(Self.maxSnapshotPage)))
         let seq = notifier.head
-        let page: SnapshotPage
-        do {
-            page = try await pool.withConnection { connection in
-                try Self.readSnapshot(connection, table: table, after: after, limit: limit)
-            }
-        } catch {
-            throw Self.httpError(error)
+        let page = try await pool.withConnection { connection in
+            try Self.readSnapshot(connection, table: table, after: after, limit: limit)
         }
         var output: [UInt8] = Array(#"{"adopted_by":"#.utf8)
         if let region = page.adoptedBy { JSONSerializer.writeString(region, to: &output) } else { output += "null".utf8 }
@@ -85,6 +64,7 @@ extension HubAPI {
         var adoptedRows: Int64?
     }
 
+    /// Reads one page of heads after `after`, the head count on the first page, and the adoption record.
     static func readSnapshot(_ connection: PostgresConnection, table: String, after: String?, limit: Int) throws
         -> SnapshotPage
     {
@@ -124,35 +104,26 @@ extension HubAPI {
         return page
     }
 
-    private func adopt(_ request: HTTPRequest) async throws -> HTTPResponse {
-        let region = try auth.region(request)
-        let body: JSONValue
-        do {
-            body = try JSONValue(parsing: request.body)
-        } catch {
-            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)")
-        }
+    /// `POST /v1/snapshot/adopt`: claims a table with no heads for the calling region (idempotent).
+    func adopt(_ request: HubRequest) async throws -> HTTPResponse {
+        let region = request.region
+        let body = try Self.jsonBody(request.body)
         guard let table = body["table"]?.stringValue, settings.tablesByName[table] != nil else {
             throw HTTPError(400, code: "invalid_request", "table must name a synced table")
         }
         guard let rows = body["rows"]?.int64Value, rows >= 0 else {
             throw HTTPError(400, code: "invalid_request", "rows must be a non-negative integer")
         }
-        let holder: String?
-        do {
-            holder = try await pool.withConnection { connection in
-                try connection.query(
-                    "INSERT INTO starling_hub.adoptions (table_name, region, row_count) SELECT $1, $2, $3 "
-                        + "WHERE NOT EXISTS (SELECT 1 FROM starling_hub.heads WHERE table_name = $1) "
-                        + "ON CONFLICT (table_name) DO NOTHING", [.text(table), .text(region), .int64(rows)],
-                    name: "hub.adopt.claim")
-                return try connection.query(
-                    "SELECT region FROM starling_hub.adoptions WHERE table_name = $1", [.text(table)],
-                    name: "hub.adopt.holder"
-                ).first?.string(0)
-            }
-        } catch {
-            throw Self.httpError(error)
+        let holder = try await pool.withConnection { connection in
+            try connection.query(
+                "INSERT INTO starling_hub.adoptions (table_name, region, row_count) SELECT $1, $2, $3 "
+                    + "WHERE NOT EXISTS (SELECT 1 FROM starling_hub.heads WHERE table_name = $1) "
+                    + "ON CONFLICT (table_name) DO NOTHING", [.text(table), .text(region), .int64(rows)],
+                name: "hub.adopt.claim")
+            return try connection.query(
+                "SELECT region FROM starling_hub.adoptions WHERE table_name = $1", [.text(table)],
+                name: "hub.adopt.holder"
+            ).first?.string(0)
         }
         guard let holder, holder == region else {
             let reason =

@@ -1,0 +1,139 @@
+import StarlingCore
+import StarlingHTTP2
+import StarlingIO
+
+/// The log's two region endpoints: `POST /v1/changes` (push: validated whole, then sequenced; verdicts in
+/// order) and `GET /v1/changes?after=SEQ&limit=N&wait_ms=MS` (pull: a page of entries after the cursor,
+/// long-polling up to `wait_ms` when nothing is new).
+extension HubAPI {
+    /// `POST /v1/changes`: the whole push is validated, then sequenced; one verdict per change, in order.
+    func push(_ request: HubRequest) async throws -> HTTPResponse {
+        let region = request.region
+        let started = Syscall.monotonicNanos()
+        let changes = try parseChanges(request.body, region: region)
+        activity.pushed(region, at: Syscall.wallClockMicros())
+        let verdicts = try await sequencer.submit(region: region, changes: changes)
+        var output: [UInt8] = []
+        output.reserveCapacity(verdicts.count * 48 + 16)
+        output.append(contentsOf: #"{"results":["#.utf8)
+        for (index, verdict) in verdicts.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            verdict.write(to: &output)
+        }
+        output.append(contentsOf: "]}".utf8)
+        metrics.recordPush(seconds: Double(Syscall.monotonicNanos() - started) / 1e9)
+        return .json(200, output)
+    }
+
+    /// Validates a whole push before anything is queued: 400 naming the change and reason, 403 for a change
+    /// claiming another region. Images are checked against the table's registered shape (no unknown column;
+    /// every image holds the key's columns with the key's values, as every change must). One bad change refuses
+    /// the whole push, not just that change: a push holds whole origin transactions, which must not be split,
+    /// and an image that does not fit the shape means the agent is out of step with the table (its outbox keeps
+    /// everything, its status shows the hub's message); nothing is stored, so nothing is half-applied anywhere.
+    func parseChanges(_ body: [UInt8], region: String) throws(HTTPError) -> [Change] {
+        let value: JSONValue
+        do {
+            value = try JSONParser(limits: .init(maxDepth: 64, maxBytes: settings.limits.maxBodyBytes)).parse(body)
+        } catch {
+            let at = error.offset.map { " at byte \($0)" } ?? ""
+            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)\(at)")
+        }
+        guard case .array(let items)? = value["changes"] else {
+            throw HTTPError(400, code: "invalid_request", #"the body must be {"changes":[…]}"#)
+        }
+        let limits = settings.limits
+        guard items.count <= limits.maxTransactionChanges else {
+            throw HTTPError(
+                413, code: "too_many_changes",
+                "\(items.count) changes in one push; the limit is \(limits.maxPushChanges), and "
+                    + "\(limits.maxTransactionChanges) for a push of one origin transaction "
+                    + "(limits.max_transaction_changes)")
+        }
+        let shapes = self.shapes.current
+        var changes: [Change] = []
+        changes.reserveCapacity(items.count)
+        for (index, item) in items.enumerated() {
+            let shape = item["table"]?.stringValue.flatMap { shapes[$0] }
+            let change: Change
+            do {
+                change = try Change(json: item, requiredRegion: region, keyColumns: shape?.keyColumns)
+                if let shape { try change.check(columns: shape.columns) }
+            } catch {
+                let prefixed = error.prefixed(with: "changes[\(index)]")
+                let status = error.code == .forbiddenRegion ? 403 : 400
+                throw HTTPError(status, code: error.code.rawValue, "\(prefixed.field ?? ""): \(error.message)")
+            }
+            guard settings.tablesByName[change.table] != nil else {
+                throw HTTPError(
+                    400, code: "invalid_change", "changes[\(index)].table: table \"\(change.table)\" is not synced")
+            }
+            changes.append(change)
+        }
+        if changes.count > limits.maxPushChanges, let first = changes.first,
+            changes.contains(where: { $0.tx != first.tx })
+        {
+            throw HTTPError(
+                413, code: "too_many_changes",
+                "\(changes.count) changes of several transactions in one push; the limit is \(limits.maxPushChanges) "
+                    + "(only a push of one origin transaction may hold up to \(limits.maxTransactionChanges))")
+        }
+        return changes
+    }
+
+    /// `GET /v1/changes`: entries after `after` (from the log cache when it holds them), long-polling up to
+    /// `wait_ms` (capped by `limits.max_wait_ms`) while nothing is new; 410 below the retained log.
+    func pull(_ request: HubRequest) async throws -> HTTPResponse {
+        let region = request.region
+        let query = request.query
+        let after = try Self.integer(query["after"], name: "after", default: 0, range: 0...Int64.max)
+        let limits = settings.limits
+        let limit = Int(
+            try Self.integer(
+                query["limit"], name: "limit", default: Int64(limits.defaultPullLimit), range: 1...Int64.max))
+        let waitMs = try Self.integer(query["wait_ms"], name: "wait_ms", default: 0, range: 0...Int64.max)
+        let pageLimit = min(limit, limits.maxPullLimit)
+        let deadline = Syscall.monotonicNanos() + UInt64(min(waitMs, Int64(limits.maxWaitMs))) * 1_000_000
+        try checkNotPruned(after: after)
+        activity.pulled(region, cursor: after, at: Syscall.wallClockMicros())
+        var cursor = after
+        var page = HubStore.PullPage(entriesJSON: [], count: 0, lastScanned: after)
+        while true {
+            var head = notifier.head
+            let now = Syscall.monotonicNanos()
+            if head <= cursor && now < deadline {
+                head = await notifier.wait(after: cursor, timeout: .nanoseconds(Int64(deadline - now)))
+            }
+            guard head > cursor else { break }
+            let from = cursor
+            if let cached = logCache.page(after: from, limit: pageLimit, region: region) {
+                page = cached
+            } else {
+                page = try await pool.withConnection { connection in
+                    try HubStore.pull(connection, region: region, after: from, limit: pageLimit)
+                }
+            }
+            cursor = page.lastScanned
+            if page.count > 0 || Syscall.monotonicNanos() >= deadline { break }
+        }
+        var output: [UInt8] = Array(#"{"entries":["#.utf8)
+        output.append(contentsOf: page.entriesJSON)
+        output.append(contentsOf: #"],"head":"#.utf8)
+        JSONSerializer.writeInt64(max(notifier.head, cursor), to: &output)
+        output.append(contentsOf: #","next":"#.utf8)
+        JSONSerializer.writeInt64(cursor, to: &output)
+        output.append(UInt8(ascii: "}"))
+        return .json(200, output)
+    }
+
+
+    /// 410 `cursor_pruned` when entries after `after` were dropped by retention.
+    func checkNotPruned(after: Int64) throws(HTTPError) {
+        let pruned = retention.prunedThrough
+        guard after < pruned else { return }
+        throw HTTPError(
+            410, code: "cursor_pruned",
+            "entries up to seq \(pruned) were pruned; cursor \(after) is behind the retained log: "
+                + "re-bootstrap from GET /v1/snapshot")
+    }
+}

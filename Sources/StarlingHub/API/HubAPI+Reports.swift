@@ -1,0 +1,42 @@
+import StarlingCore
+import StarlingHTTP2
+import StarlingIO
+
+/// What agents report: `POST /v1/agent-status` (outbox depth, apply lag, last error, what keeps the agent busy;
+/// shown by `/v1/status` and the dashboard) and `POST /v1/dead-letters` (entries a region could not apply,
+/// recorded as open conflicts).
+extension HubAPI {
+    /// `POST /v1/agent-status`: the agent's own figures, kept in memory for `/v1/status` (on the loop).
+    func agentStatus(_ request: HubRequest) throws -> HTTPResponse {
+        let region = request.region
+        let value = try Self.jsonBody(request.body)
+        guard case .object = value else { throw HTTPError(400, code: "invalid_request", "the body must be an object") }
+        let now = Syscall.wallClockMicros()
+        let busy = value["busy"].flatMap { busy -> RegionActivity.Busy? in
+            guard let what = busy["what"]?.stringValue, let seconds = busy["seconds"]?.numberText.flatMap(Double.init),
+                seconds.isFinite, seconds >= 0, seconds < 1e9
+            else { return nil }
+            return RegionActivity.Busy(what: String(what.prefix(500)), sinceMicros: now - Int64(seconds * 1_000_000))
+        }
+        activity.reported(
+            region, outboxDepth: value["outbox_depth"]?.int64Value,
+            applyLag: (value["apply_lag_seconds"] ?? value["apply_lag"])?.numberText.flatMap(Double.init),
+            lastError: value["last_error"]?.stringValue, busy: busy, at: now)
+        return .json(200, Array(#"{"status":"ok"}"#.utf8))
+    }
+
+    /// `POST /v1/dead-letters`: records each letter as an open conflict (idempotent on region and id).
+    func deadLetters(_ request: HubRequest) async throws -> HTTPResponse {
+        let region = request.region
+        let letters = try HubRegistry.parseDeadLetters(request.body, settings: settings)
+        guard !letters.isEmpty else { return .json(200, Array(#"{"conflicts":[]}"#.utf8)) }
+        let ids = try await sequencer.recordDeadLetters(region: region, letters: letters)
+        logger.warning("dead letters reported", metadata: ["region": "\(region)", "count": "\(letters.count)"])
+        // A retried report (the agent did not see our answer) counts again: the counter may run slightly high.
+        for (table, group) in Dictionary(grouping: letters, by: \.table) {
+            metrics.recordDeadLetters(region: region, table: table, count: group.count)
+        }
+        let body: JSONValue = ["conflicts": .array(ids.map(JSONValue.integer))]
+        return .json(200, body.serialized())
+    }
+}

@@ -1,0 +1,45 @@
+import StarlingCore
+import StarlingHTTP2
+
+/// The synced tables, for regions: `GET /v1/config` (the region's name and id, every synced table's policy and
+/// registered shape) and `POST /v1/tables/register` (a region's table shapes, stored or compared;
+/// ``HubRegistry`` holds the parsing and SQL).
+extension HubAPI {
+    /// `GET /v1/config`: the calling region's name and id, and every synced table's policy and shape.
+    func config(_ request: HubRequest) throws -> HTTPResponse {
+        let region = request.region
+        let shapes = self.shapes.current
+        var tables: [JSONValue] = []
+        for table in settings.tables {
+            var object: JSONObject = ["name": .string(table.name), "policy": .string(table.policy.name)]
+            if case .manual(let provisional) = table.policy {
+                object["manual_provisional"] = .string(provisional == .lww ? "lww" : "keep")
+            }
+            if let shape = shapes[table.name] {
+                object["key_columns"] = .array(shape.keyColumns.map(JSONValue.string))
+                object["columns"] = (try? JSONValue(parsing: shape.columnsJSON)) ?? .null
+            }
+            tables.append(.object(object))
+        }
+        var body: JSONObject = ["region": .string(region), "tables": .array(tables)]
+        if let id = settings.regions.first(where: { $0.name == region })?.id { body["region_id"] = .integer(id) }
+        return .json(200, JSONValue.object(body).serialized())
+    }
+
+    /// `POST /v1/tables/register`: 200 when every table matches (or was registered now), 409
+    /// `schema_mismatch` naming the table and column otherwise (``HubRegistry``).
+    func register(_ request: HubRequest) async throws -> HTTPResponse {
+        let region = request.region
+        let tables = try HubRegistry.parseRegistrations(request.body, settings: settings)
+        let (mismatch, shapes) = try await pool.withConnection { connection in
+            let mismatch = try HubRegistry.register(tables, region: region, connection: connection)
+            return (mismatch, try HubStore.loadShapes(connection))
+        }
+        self.shapes.replace(with: shapes)
+        if let mismatch {
+            logger.error("schema mismatch", metadata: ["region": "\(region)", "error": "\(mismatch)"])
+            throw HTTPError(409, code: "schema_mismatch", mismatch)
+        }
+        return .json(200, Array(#"{"status":"ok"}"#.utf8))
+    }
+}
