@@ -17,3 +17,22 @@ CREATE TABLE starling.wal_state (
     switching boolean NOT NULL DEFAULT false,
     updated_at timestamptz NOT NULL DEFAULT now()
 );
+
+-- With `journal: true` in agent.yaml, every WAL-captured change pushed to the hub, as pushed (base, HLC, both
+-- images), written in the transaction that handles its verdict: an audit trail of what this region sent, and
+-- what the end-to-end oracles read. A change decoded again after a restart is journaled once. Operators prune it
+-- (DELETE … WHERE handled_at < …); the agent never reads it.
+CREATE TABLE starling.journal (
+    id          bigint PRIMARY KEY,
+    tx          bigint NOT NULL,
+    table_name  text NOT NULL,
+    op          text NOT NULL,
+    key         jsonb NOT NULL,
+    before      jsonb,
+    after       jsonb,
+    base        bigint NOT NULL,
+    captured_at bigint NOT NULL,
+    hlc         bigint NOT NULL,
+    verdict     text NOT NULL,
+    handled_at  timestamptz NOT NULL DEFAULT now()
+);

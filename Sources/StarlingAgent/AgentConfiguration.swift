@@ -9,6 +9,7 @@ import StarlingCore
 /// ca: certs/ca.crt
 /// database: postgresql://postgres@127.0.0.1:5544/region_us_east
 /// capture: trigger   # or wal, or auto (WAL when the database allows it)
+/// journal: false     # true: keep every WAL-captured change pushed, with its verdict, in starling.journal
 /// tuning:            # optional, every member optional
 ///   batch: {max_count: 1000, max_bytes: 4194304}
 ///   pull: {limit: 5000, wait_ms: 250}
@@ -43,6 +44,8 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public var bootstrap = Bootstrap()
     /// How changes are captured (``CaptureMode``). Default `trigger`.
     public var capture = CaptureMode.trigger
+    /// Keep every WAL-captured change pushed, with its verdict, in `starling.journal` (an audit trail). Default false.
+    public var journal = false
 
     /// `bootstrap: {replace_local: true}`: when this region's existing rows of a table differ from the hub's
     /// (adopted from another region), replace them with the hub's snapshot, keeping the replaced rows in
@@ -171,7 +174,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["region", "hub", "token", "ca", "database", "tuning", "bootstrap", "capture"])
+        try c.rejectUnknownKeys(["region", "hub", "token", "ca", "database", "tuning", "bootstrap", "capture", "journal"])
         region = try c.required("region")
         if let list = try? c.decode([String].self, forKey: ConfigurationKey("hub")) {
             hubs = list
@@ -184,6 +187,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         tuning = try c.value("tuning", default: Tuning())
         bootstrap = try c.value("bootstrap", default: Bootstrap())
         capture = try c.value("capture", default: CaptureMode.trigger)
+        journal = try c.value("journal", default: false)
     }
 }
 

@@ -96,6 +96,8 @@ final class HubMetrics: Sendable {
         var lagSeconds: Double
         var lastPushAt: Int64?
         var lastPullAt: Int64?
+        /// WAL the region's replication slot retains (WAL capture), as its agent last reported.
+        var retainedWALBytes: Int64? = nil
     }
 
     /// Refreshes the gauges that are computed, then renders the registry.
@@ -127,6 +129,14 @@ final class HubMetrics: Sendable {
                     "hub", "region_last_pull", "timestamp_seconds", "Time of the region's last pull."),
                 labels: labels
             ).set(Double(region.lastPullAt ?? 0) / 1e6)
+            if let retained = region.retainedWALBytes {
+                registry.makeGauge(
+                    descriptor: Self.name(
+                        "hub", "region_slot_retained", "bytes",
+                        "WAL the region's replication slot retains (WAL capture), as its agent reported."),
+                    labels: labels
+                ).set(Double(retained))
+            }
         }
         if let http { recordHTTP(http) }
         return registry.emitToBuffer()

@@ -11,7 +11,7 @@ extension Deployment {
             // Installed once: re-creating a trigger would lock tables the running workload is writing.
             let installed = try connection.query(
                 "SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'e2e_oracle%' AND NOT tgisinternal")[0].int64(0)
-            guard installed < 2 + tables.count else { return }
+            guard installed < 3 + tables.count else { return }
             try connection.executeScript(script)
             for table in tables {
                 let trigger = "e2e_oracle_rows"

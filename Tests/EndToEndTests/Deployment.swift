@@ -145,6 +145,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
               status_interval_ms: 200
               request_timeout_ms: 5000
             capture: \(Self.capture)
+            journal: true
 
             """ + (agentExtraYAML[region] ?? "")
         try yaml.write(to: config, atomically: true, encoding: .utf8)

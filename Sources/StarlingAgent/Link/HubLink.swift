@@ -109,6 +109,20 @@ public struct AgentStatus: Sendable, Hashable {
     public var applyLagSeconds: Double
     public var lastError: String?
     public var busy: Busy?
+    /// How the agent captures (`wal` or `trigger`), why, and the WAL its slot retains.
+    public var capture: Capture?
+
+    public struct Capture: Sendable, Hashable {
+        public var mode: String
+        public var reason: String
+        public var retainedWALBytes: Int64?
+
+        public init(mode: String, reason: String, retainedWALBytes: Int64?) {
+            self.mode = mode
+            self.reason = reason
+            self.retainedWALBytes = retainedWALBytes
+        }
+    }
 
     /// An operation that has been running for a while.
     public struct Busy: Sendable, Hashable {
@@ -135,6 +149,12 @@ public struct AgentStatus: Sendable, Hashable {
             "apply_lag_seconds": .number(Self.milli(lag)),
             "last_error": lastError.map(JSONValue.string) ?? .null,
             "busy": busy.map { .object(["what": .string($0.what), "seconds": .number(Self.milli($0.seconds))]) } ?? .null,
+            "capture": capture.map { capture in
+                .object([
+                    "mode": .string(capture.mode), "reason": .string(capture.reason),
+                    "retained_wal_bytes": capture.retainedWALBytes.map(JSONValue.integer) ?? .null,
+                ])
+            } ?? .null,
         ])
     }
 

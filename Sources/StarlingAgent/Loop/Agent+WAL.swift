@@ -145,6 +145,7 @@ extension Agent {
         let batch = configuration.tuning.batch
         let store = self.store
         let queue = captureQueue
+        let journal = configuration.journal
         for _ in 0..<maxBatches {
             try await saveCheckpoint()
             if isStopped { return false }
@@ -166,7 +167,9 @@ extension Agent {
                     try await db { connection in
                         let summary = try store.handleVerdicts(
                             verdicts, for: changes,
-                            wal: WALVerdicts(handledThrough: last.position, overwritten: overwritten, stillPending: stillPending),
+                            wal: WALVerdicts(
+                                handledThrough: last.position, overwritten: overwritten, stillPending: stillPending,
+                                journal: journal),
                             connection: connection)
                         // On the database thread, before its next job: an apply must not defer an entry on a key
                         // whose verdict just settled (nothing would release it).

@@ -535,12 +535,17 @@ public final class Agent: Sendable {
         }
         do {
             let queued = captureQueue.depth
-            let (depth, letters) = try await statusDatabase.run(during: "status") { connection in
+            let active = capture.withLock { $0 }
+            let slot = active.mode == .wal ? active.setup?.name : nil
+            let (depth, letters, retained) = try await statusDatabase.run(during: "status") { connection in
                 (try store.outboxDepth(connection: connection) + queued,
-                 try store.unreportedDeadLetters(limit: 100, connection: connection))
+                 try store.unreportedDeadLetters(limit: 100, connection: connection),
+                 try slot.flatMap { name throws in try connection.replicationSlot(named: name)?.retainedWALBytes })
             }
-            try await hub.reportStatus(
-                AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError, busy: busy))
+            var status = AgentStatus(outboxDepth: depth, applyLagSeconds: lag, lastError: lastError, busy: busy)
+            status.capture = AgentStatus.Capture(
+                mode: active.mode.rawValue, reason: active.reason, retainedWALBytes: retained)
+            try await hub.reportStatus(status)
             if !letters.isEmpty {
                 try await hub.reportDeadLetters(letters)
                 let ids = letters.map(\.id)

@@ -197,6 +197,7 @@ public struct AgentStore: Sendable {
         return try connection.transaction(name: "agent.verdicts") { connection in
             try relaxCommit(connection)
             if let marker { try Self.emit(marker, connection: connection) }
+            if let wal, wal.journal { try journal(changes, verdicts: verdicts, connection: connection) }
             try connection.query(settle.sql, settle.params, name: settle.name)
             var tables: Set<String>?
             if !images.isEmpty {
@@ -221,6 +222,30 @@ public struct AgentStore: Sendable {
             }
             return summary
         }
+    }
+
+    /// Records WAL-captured `changes` with their verdicts in `starling.journal` (once per change id).
+    private func journal(_ changes: [Change], verdicts: [Verdict], connection: PostgresConnection) throws {
+        var rows: [JSONValue] = []
+        rows.reserveCapacity(changes.count)
+        for (change, verdict) in zip(changes, verdicts) {
+            let number = change.id.split(separator: ":").last.flatMap { Int64($0) } ?? -1
+            let tx = change.tx.split(separator: ":").last.map { $0.drop { $0 == "w" } }.flatMap { Int64($0) } ?? -1
+            rows.append(.object([
+                "i": .integer(number), "x": .integer(tx), "t": .string(change.table), "o": .string(change.op.rawValue),
+                "k": .object(change.key), "b": change.before.map(JSONValue.object) ?? .null,
+                "a": change.after.map(JSONValue.object) ?? .null, "s": .integer(change.base), "h": .integer(change.hlc),
+                "v": .string(verdict.json.canonicalText),
+            ]))
+        }
+        try connection.query(
+            """
+            INSERT INTO starling.journal (id, tx, table_name, op, key, before, after, base, captured_at, hlc, verdict)
+            SELECT j.i, j.x, j.t, j.o, j.k, j.b, j.a, j.s, j.h, j.h, j.v
+            FROM jsonb_to_recordset($1::jsonb) AS j(i bigint, x bigint, t text, o text, k jsonb, b jsonb, a jsonb,
+                                                    s bigint, h bigint, v text)
+            ON CONFLICT (id) DO NOTHING
+            """, [.text(JSONValue.array(rows).canonicalText)], name: "agent.journal")
     }
 
     /// Takes the deferred entries (``deferEntries(_:connection:)``) of `keys` (`[{"t":…,"k":…}]`) whose key
@@ -625,11 +650,16 @@ public struct WALVerdicts: Sendable {
     public var overwritten: Set<Int>
     /// Keys with a later local change still in the capture queue.
     public var stillPending: Set<TableKey>
+    /// Record the changes and their verdicts in `starling.journal` (`journal: true`).
+    public var journal: Bool
 
-    public init(handledThrough: StreamPosition?, overwritten: Set<Int>, stillPending: Set<TableKey>) {
+    public init(
+        handledThrough: StreamPosition?, overwritten: Set<Int>, stillPending: Set<TableKey>, journal: Bool = false
+    ) {
         self.handledThrough = handledThrough
         self.overwritten = overwritten
         self.stillPending = stillPending
+        self.journal = journal
     }
 }
 

@@ -18,10 +18,16 @@ extension HubAPI {
             else { return nil }
             return RegionActivity.Busy(what: String(what.prefix(500)), sinceMicros: now - Int64(seconds * 1_000_000))
         }
+        let capture = value["capture"].flatMap { capture -> RegionActivity.Capture? in
+            guard let mode = capture["mode"]?.stringValue else { return nil }
+            return RegionActivity.Capture(
+                mode: String(mode.prefix(16)), reason: String((capture["reason"]?.stringValue ?? "").prefix(500)),
+                retainedWALBytes: capture["retained_wal_bytes"]?.int64Value)
+        }
         activity.reported(
             region, outboxDepth: value["outbox_depth"]?.int64Value,
             applyLag: (value["apply_lag_seconds"] ?? value["apply_lag"])?.numberText.flatMap(Double.init),
-            lastError: value["last_error"]?.stringValue, busy: busy, at: now)
+            lastError: value["last_error"]?.stringValue, busy: busy, capture: capture, at: now)
         return .json(200, Array(#"{"status":"ok"}"#.utf8))
     }
 

@@ -31,6 +31,12 @@ extension HubAPI {
                         "seconds": .number(Self.decimal(Double(now - busy.sinceMicros) / 1_000_000)),
                     ])
                 } ?? .null,
+                "capture": entry.capture.map { capture in
+                    .object([
+                        "mode": .string(capture.mode), "reason": .string(capture.reason),
+                        "retained_wal_bytes": capture.retainedWALBytes.map(JSONValue.integer) ?? .null,
+                    ])
+                } ?? .null,
             ])
         }
         var body: JSONObject = [
@@ -56,7 +62,8 @@ extension HubAPI {
                 entry.cursor < head ? times[entry.cursor + 1].map { max(0, Double(now - $0) / 1e6) } ?? 0 : 0
             return HubMetrics.RegionFigures(
                 name: region.name, cursor: entry.cursor, lagEntries: max(0, head - entry.cursor),
-                lagSeconds: lagSeconds, lastPushAt: entry.lastPushAt, lastPullAt: entry.lastPullAt)
+                lagSeconds: lagSeconds, lastPushAt: entry.lastPushAt, lastPullAt: entry.lastPullAt,
+                retainedWALBytes: entry.capture?.retainedWALBytes)
         }
     }
 

@@ -17,6 +17,15 @@ final class RegionActivity: Sendable {
         /// The agent's longest-running operation past its threshold (kept in memory only, not in
         /// `starling_hub.regions`): what it is and since when.
         var busy: Busy?
+        /// How the agent captures, why, and the WAL its replication slot retains (kept in memory only).
+        var capture: Capture?
+    }
+
+    /// An agent's capture as it reports it.
+    struct Capture: Sendable, Hashable {
+        var mode: String
+        var reason: String
+        var retainedWALBytes: Int64?
     }
 
     /// An agent operation running for a while (an apply, a push).
@@ -55,9 +64,11 @@ final class RegionActivity: Sendable {
     }
 
     func reported(
-        _ region: String, outboxDepth: Int64?, applyLag: Double?, lastError: String?, busy: Busy? = nil, at now: Int64
+        _ region: String, outboxDepth: Int64?, applyLag: Double?, lastError: String?, busy: Busy? = nil,
+        capture: Capture? = nil, at now: Int64
     ) {
         update(region) {
+            $0.capture = capture
             $0.outboxDepth = outboxDepth
             $0.applyLag = applyLag
             $0.lastError = lastError

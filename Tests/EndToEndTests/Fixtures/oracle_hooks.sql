@@ -38,6 +38,21 @@ DROP TRIGGER IF EXISTS e2e_oracle_pushed ON starling.outbox;
 CREATE TRIGGER e2e_oracle_pushed AFTER DELETE ON starling.outbox
     FOR EACH ROW EXECUTE FUNCTION e2e_oracle.record_pushed();
 
+-- Under WAL capture there is no outbox: the agent journals each pushed change (`journal: true`) in the transaction
+-- that handles its verdict, which is what the outbox delete is under trigger capture.
+CREATE OR REPLACE FUNCTION e2e_oracle.record_journaled() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO e2e_oracle.pushed (id, tx, table_name, op, key, before, after, base, captured_at, hlc)
+    VALUES (NEW.id, NEW.tx, NEW.table_name, NEW.op, NEW.key, NEW.before, NEW.after, NEW.base, NEW.captured_at, NEW.hlc)
+    ON CONFLICT (id) DO UPDATE SET removals = e2e_oracle.pushed.removals + 1;
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS e2e_oracle_journal ON starling.journal;
+CREATE TRIGGER e2e_oracle_journal AFTER INSERT ON starling.journal
+    FOR EACH ROW EXECUTE FUNCTION e2e_oracle.record_journaled();
+
 -- Every write of a key's version (the apply and the verdicts record the seq of the version the region now holds).
 CREATE TABLE IF NOT EXISTS e2e_oracle.version_writes (
     id         bigserial PRIMARY KEY,
