@@ -36,3 +36,14 @@ CREATE TABLE starling.journal (
     verdict     text NOT NULL,
     handled_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- TRUNCATE of a synced table is refused (a statement trigger per table, installed by the agent): neither
+-- capture sees it as row changes, so the other regions would keep the rows. Delete the rows instead.
+CREATE FUNCTION starling.refuse_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'TRUNCATE of %.% is refused: the table is synced by Starling and a TRUNCATE would not replicate',
+        TG_TABLE_SCHEMA, TG_TABLE_NAME
+        USING HINT = 'delete the rows instead (DELETE FROM ...), or take the table out of the synced set first',
+              ERRCODE = 'feature_not_supported';
+END
+$$;

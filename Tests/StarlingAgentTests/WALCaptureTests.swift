@@ -63,6 +63,9 @@ struct WALCaptureTests {
                 return fromR1 == 32 && fromR2 == 2
             }
             #expect(try await Self.conflicts(cluster) == 0)
+            // TRUNCATE would not replicate (neither capture sees rows): it is refused with the reason.
+            await #expect(throws: (any Error).self) { try await r1.execute("TRUNCATE items") }
+            #expect(try await r1.int("SELECT count(*) FROM items") == 20)
         }
     }
 
@@ -126,6 +129,34 @@ struct WALCaptureTests {
                 try await r1.text("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'starling_r1_%'")
                     != nil
             }
+        }
+    }
+
+    @Test("a WAL sender that dies restarts the agent's tasks from the confirmed position; the agent keeps running")
+    func decoderConnectionLoss() async throws {
+        // Proves the restart path: the decoder's connection is terminated under load; the agent starts over
+        // from the slot's confirmed position instead of stopping (it once stopped for good), and every write
+        // reaches the other region exactly once.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let r1 = cluster["r1"]
+            let agent = try cluster.startAgent("r1", tune: Self.wal)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            for id in 1...20 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'before')", [.int(id)]) }
+            for _ in 0..<2 {
+                try await waitUntil("r1's WAL sender runs") {
+                    try await r1.int(
+                        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'starling-agent-r1-wal'") == 1
+                }
+                _ = try await r1.int(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication "
+                        + "WHERE application_name = 'starling-agent-r1-wal'")
+            }
+            for id in 21...40 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'after')", [.int(id)]) }
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            #expect(agent.progress.isRunning)
+            #expect(try await Self.logged(cluster, from: "r1") == 40)
         }
     }
 

@@ -23,6 +23,12 @@ public enum WALChangeNumber {
     /// Changes one WAL record can carry (a multi-insert writes at most one heap page's tuples, ≤ 291).
     public static let perRecord: Int64 = 512
 
+    /// The number in a WAL-captured transaction's `tx`: its commit LSN with bit 62 set (apart from the
+    /// `txid_current()` numbers of trigger capture).
+    public static func transaction(commitLSN: UInt64) -> Int64 {
+        (1 << 62) | Int64(commitLSN & ((1 << 62) - 1))
+    }
+
     public static func make(recordLSN: UInt64, ordinal: Int) -> Int64? {
         guard recordLSN < 1 << 53, ordinal >= 0, Int64(ordinal) < perRecord else { return nil }
         return (1 << 62) | Int64(recordLSN) * perRecord | Int64(ordinal)

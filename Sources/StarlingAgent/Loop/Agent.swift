@@ -173,7 +173,8 @@ public final class Agent: Sendable {
             group.addTask { await self.pushUntilStopped() }
             if capture.withLock({ $0.mode }) == .wal { group.addTask { await self.decodeUntilStopped() } }
             await pullUntilStopped()
-            stop()
+            // The pull task ends when the agent stops or restarts (``restartDue``); the others end with it.
+            if restartDue.withLock({ $0 }) { wake.signal() } else { stop() }
             await group.waitForAll()
         }
     }

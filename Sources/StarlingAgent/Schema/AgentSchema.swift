@@ -63,6 +63,7 @@ public struct AgentSchema: Sendable {
                 try connection.executeScript(try sql.captureFunctionSQL(), name: "agent.install.captureFunction")
                 try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
                 try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
+                try connection.executeScript(try sql.truncateGuardSQL(), name: "agent.install.truncateGuard")
                 if captureTriggers {
                     for statement in try sql.triggerSQL() {
                         try connection.executeScript(statement, name: "agent.install.trigger")
@@ -120,7 +121,7 @@ public struct AgentSchema: Sendable {
         let exists = try connection.query(
             "SELECT to_regclass($1) IS NOT NULL AS present", [.text(sql.table)], name: "agent.remove.check")
         if try exists[0].bool("present") {
-            for trigger in [TableSQL.legacyLockTrigger, TableSQL.captureTrigger] {
+            for trigger in [TableSQL.legacyLockTrigger, TableSQL.captureTrigger, TableSQL.truncateGuard] {
                 try connection.executeScript(
                     "DROP TRIGGER IF EXISTS \(try PostgresIdentifier.quoteName(trigger)) ON \(sql.table)",
                     name: "agent.remove.trigger")

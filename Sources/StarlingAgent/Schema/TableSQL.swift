@@ -37,6 +37,8 @@ struct TableSQL: Sendable {
     let legacyLockFunction: String
     /// The capture trigger's name on the user table.
     static let captureTrigger = "starling_capture"
+    /// The TRUNCATE guard's name on the user table.
+    static let truncateGuard = "starling_no_truncate"
     /// The key-lock trigger of earlier versions, dropped on install and uninstall.
     static let legacyLockTrigger = "starling_lock"
     /// How long an apply waits for a lock the application holds before the batch gives up and retries.
@@ -149,6 +151,13 @@ struct TableSQL: Sendable {
             "CREATE OR REPLACE TRIGGER \(capture) AFTER INSERT OR UPDATE OR DELETE ON \(table) "
                 + "FOR EACH ROW EXECUTE FUNCTION \(captureFunction)()"
         ]
+    }
+
+    /// The statement trigger refusing TRUNCATE on the user table (neither capture sees a TRUNCATE as row
+    /// changes, so it would diverge the regions silently): the shared function is in migration 0006.
+    func truncateGuardSQL() throws -> String {
+        "CREATE OR REPLACE TRIGGER \(try PostgresIdentifier.quoteName(Self.truncateGuard)) BEFORE TRUNCATE ON \(table) "
+            + "FOR EACH STATEMENT EXECUTE FUNCTION starling.refuse_truncate()"
     }
 
     /// Drops the key-lock trigger and function of earlier versions, if present.

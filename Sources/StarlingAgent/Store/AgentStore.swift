@@ -230,7 +230,7 @@ public struct AgentStore: Sendable {
         rows.reserveCapacity(changes.count)
         for (change, verdict) in zip(changes, verdicts) {
             let number = change.id.split(separator: ":").last.flatMap { Int64($0) } ?? -1
-            let tx = change.tx.split(separator: ":").last.map { $0.drop { $0 == "w" } }.flatMap { Int64($0) } ?? -1
+            let tx = change.tx.split(separator: ":").last.flatMap { Int64($0) } ?? -1
             rows.append(.object([
                 "i": .integer(number), "x": .integer(tx), "t": .string(change.table), "o": .string(change.op.rawValue),
                 "k": .object(change.key), "b": change.before.map(JSONValue.object) ?? .null,
