@@ -6,6 +6,8 @@
 --                        the slot's confirmed position); written before the slot is told to confirm it
 --   ledger               the capture ledger at resume_lsn (cursor, versions above it, keys still pending):
 --                        the bases of changes decoded from there
+--   hlc                  the decoder's hybrid logical clock at resume_lsn, so changes decoded again get the very
+--                        stamps they had (their HLC is part of what the hub decided on)
 --   switching            true while switching from trigger capture, until the transaction that dropped the
 --                        capture triggers is decoded: application changes before it went through the outbox
 CREATE TABLE starling.wal_state (
@@ -14,6 +16,7 @@ CREATE TABLE starling.wal_state (
     publication text NOT NULL,
     resume_lsn pg_lsn,
     ledger jsonb,
+    hlc bigint,
     switching boolean NOT NULL DEFAULT false,
     updated_at timestamptz NOT NULL DEFAULT now()
 );

@@ -26,6 +26,8 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     var hubExtraYAML = ""
     /// Appended to a region's `agent.yaml` (say `bootstrap: {replace_local: true}`); set before its start.
     var agentExtraYAML: [String: String] = [:]
+    /// The agents' `capture:` (default ``capture``).
+    var agentCapture = Deployment.capture
     /// Further processes (a standby hub) killed at tear-down like the others.
     var extraProcesses: [(name: String, process: ChildProcess)] = []
     /// The port agents are told the hub is on (a `FaultProxy` in front of the hub); nil: the hub's own.
@@ -58,7 +60,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     static func with<T>(
         regions count: Int, tables: [(name: String, policy: String)], ddl: String,
         regionDDL: [String: String] = [:], startAgents: Bool = true, clusters: [String: String] = [:],
-        _ body: (Deployment) async throws -> T
+        capture: String = Deployment.capture, _ body: (Deployment) async throws -> T
     ) async throws -> T {
         let names = (1...count).map { "r\($0)" }
         // `clusters` maps "hub" or a region to another cluster's admin URL (a restartable TestPostgresCluster).
@@ -71,6 +73,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
         for name in names { databases[name] = try await create(name) }
         let deployment = try Deployment(
             regions: names, hubDatabase: hubDatabase, regionDatabases: databases, tables: tables)
+        deployment.agentCapture = capture
         do {
             for name in names {
                 let script = regionDDL[name] ?? ddl
@@ -144,7 +147,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
               backoff: {initial_ms: 50, max_ms: 500}
               status_interval_ms: 200
               request_timeout_ms: 5000
-            capture: \(Self.capture)
+            capture: \(agentCapture)
             journal: true
 
             """ + (agentExtraYAML[region] ?? "")

@@ -31,7 +31,9 @@ struct ShapeGuardEndToEndTests {
         // writes to items wait in r1's held entries, other's writes flow both ways, the hub shows r1's error
         // naming the table and column; after DROP COLUMN both regions converge with every write.
         let tables = [(name: "public.items", policy: "lww"), (name: "public.other", policy: "lww")]
-        try await Deployment.with(regions: 2, tables: tables, ddl: Self.ddl) { deployment in
+        // Trigger capture: the outbox holds the altered table's writes (WAL capture stops the region's whole stream
+        // until the shape is back: README, WAL capture, "Still weak").
+        try await Deployment.with(regions: 2, tables: tables, ddl: Self.ddl, capture: "trigger") { deployment in
             try await deployment.sql("r1") { connection in
                 try connection.execute("ALTER TABLE items ADD COLUMN note text")
                 try connection.execute("INSERT INTO items VALUES (1, 'from r1', 'a note')")

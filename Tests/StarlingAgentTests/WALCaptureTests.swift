@@ -18,6 +18,17 @@ struct WALCaptureTests {
         }
     }
 
+    /// Log entries of `region` whose HLC is not above the region's previous one (each change gets its own stamp).
+    static func nonIncreasingHLCs(_ cluster: AgentCluster, from region: String) async throws -> Int64 {
+        try await cluster.hubDatabase.withConnection { connection in
+            try connection.query(
+                """
+                SELECT count(*) FROM (SELECT hlc, lag(hlc) OVER (ORDER BY seq) AS previous FROM starling_hub.log
+                                      WHERE origin = $1 AND kind = 'change') x WHERE hlc <= previous
+                """, [.text(region)])[0].int64(0)
+        }
+    }
+
     static func conflicts(_ cluster: AgentCluster) async throws -> Int64 {
         let (count, listed) = try await cluster.hubDatabase.withConnection { connection in
             (try connection.query("SELECT count(*) FROM starling_hub.conflicts")[0].int64(0),
@@ -63,6 +74,7 @@ struct WALCaptureTests {
                 return fromR1 == 32 && fromR2 == 2
             }
             #expect(try await Self.conflicts(cluster) == 0)
+            #expect(try await Self.nonIncreasingHLCs(cluster, from: "r1") == 0, "one stamp per change, increasing")
             // TRUNCATE would not replicate (neither capture sees rows): it is refused with the reason.
             await #expect(throws: (any Error).self) { try await r1.execute("TRUNCATE items") }
             #expect(try await r1.int("SELECT count(*) FROM items") == 20)
@@ -125,6 +137,7 @@ struct WALCaptureTests {
             for id in 61...90 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'c')", [.int(id)]) }
             try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
             #expect(try await Self.logged(cluster, from: "r1") == 90)
+            #expect(try await Self.nonIncreasingHLCs(cluster, from: "r1") == 0)
             try await waitUntil("the slot confirmed a position") {
                 try await r1.text("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name LIKE 'starling_r1_%'")
                     != nil

@@ -72,11 +72,18 @@ public struct CaptureLedger: Sendable, Hashable {
         public var handledThrough: StreamPosition?
         /// Versions this transaction gives keys (verdict images).
         public var versions: [TableKey: Int64]
+        /// The newest HLC of the entries this transaction applied: the decoder's clock observes it here, so a
+        /// later local write stamps above what the region had seen, the same way on every decoding.
+        public var observedHLC: Int64?
 
-        public init(cursor: Int64? = nil, handledThrough: StreamPosition? = nil, versions: [TableKey: Int64] = [:]) {
+        public init(
+            cursor: Int64? = nil, handledThrough: StreamPosition? = nil, versions: [TableKey: Int64] = [:],
+            observedHLC: Int64? = nil
+        ) {
             self.cursor = cursor
             self.handledThrough = handledThrough
             self.versions = versions
+            self.observedHLC = observedHLC
         }
     }
 
@@ -191,10 +198,12 @@ extension CaptureLedger.Marker {
     /// The logical message prefix of markers.
     public static let prefix = "starling"
 
-    /// `{"c":cursor,"h":[commitLSN,number],"v":[[table,key,seq]…]}` (absent members: nothing to say).
+    /// `{"c":cursor,"o":observedHLC,"h":[commitLSN,number],"v":[[table,key,seq]…]}` (absent members: nothing to
+    /// say).
     public var json: JSONValue {
         var object: JSONObject = [:]
         if let cursor { object["c"] = .integer(cursor) }
+        if let observedHLC { object["o"] = .integer(observedHLC) }
         if let handledThrough {
             object["h"] = .array([
                 .integer(Int64(bitPattern: handledThrough.commitLSN)), .integer(handledThrough.number),
@@ -213,6 +222,10 @@ extension CaptureLedger.Marker {
         if let cursor = json["c"] {
             guard let value = cursor.int64Value else { throw bad() }
             self.cursor = value
+        }
+        if let observed = json["o"] {
+            guard let value = observed.int64Value else { throw bad() }
+            observedHLC = value
         }
         if let through = json["h"] {
             guard let lsn = through[0]?.int64Value, let number = through[1]?.int64Value else { throw bad() }

@@ -26,6 +26,8 @@ final class CaptureQueue: Sendable {
         var resume: LSN
         var ledger: CaptureLedger
         var switching: Bool
+        /// The decoder's clock there.
+        var hlc: Int64
         /// The newest change decoded before it (nil: none since the queue started).
         var through: StreamPosition?
     }
@@ -102,9 +104,10 @@ final class CaptureQueue: Sendable {
     var wantsCheckpoint: Bool { state.withLock { $0.isCheckpointWanted && $0.checkpoint == nil } }
 
     /// The decoder's ledger at a transaction boundary `resume` (a commit's end).
-    func offer(resume: LSN, ledger: CaptureLedger, switching: Bool) {
+    func offer(resume: LSN, ledger: CaptureLedger, switching: Bool, hlc: Int64) {
         state.withLock { state in
-            state.checkpoint = Checkpoint(resume: resume, ledger: ledger, switching: switching, through: state.newest)
+            state.checkpoint = Checkpoint(
+                resume: resume, ledger: ledger, switching: switching, hlc: hlc, through: state.newest)
             state.isCheckpointWanted = false
         }
     }

@@ -52,14 +52,18 @@ final class WALCapture: Sendable {
                     queue.markOverwritten(finished.overwritten)
                     queue.append(finished.changes, commitEnd: finished.commitEnd)
                     if queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval {
-                        queue.offer(resume: finished.commitEnd, ledger: decoder.ledger, switching: decoder.switching)
+                        queue.offer(
+                            resume: finished.commitEnd, ledger: decoder.ledger, switching: decoder.switching,
+                            hlc: decoder.clock.last)
                         lastCheckpoint = .now
                     }
                 case .keepalive(let keepalive):
                     if !decoder.isInTransaction {
                         queue.decoded(through: keepalive.walEnd)
                         if queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval {
-                            queue.offer(resume: keepalive.walEnd, ledger: decoder.ledger, switching: decoder.switching)
+                            queue.offer(
+                                resume: keepalive.walEnd, ledger: decoder.ledger, switching: decoder.switching,
+                                hlc: decoder.clock.last)
                             lastCheckpoint = .now
                         }
                     }
@@ -84,14 +88,15 @@ final class WALCapture: Sendable {
         try connection.sendStatus(written: max(confirmable, queue.decodedThrough), flushed: confirmable, applied: confirmable)
     }
 
-    /// Creates the slot when it does not exist yet (on a replication connection). Returns true when created.
-    func ensureSlot(name: String, connection: PostgresConnection) throws -> Bool {
-        guard try connection.replicationSlot(named: name) == nil else { return false }
+    /// Creates the slot when it does not exist yet (on a replication connection). Returns its consistent point
+    /// when created now, nil when it existed.
+    func ensureSlot(name: String, connection: PostgresConnection) throws -> LSN? {
+        guard try connection.replicationSlot(named: name) == nil else { return nil }
         let replication = try PostgresReplicationConnection.connect(
             url: url, applicationName: "starling-agent-\(region)-wal", parameters: [("options", Self.sessionOptions)])
         defer { replication.close() }
         let point = try replication.createLogicalSlot(name: name)
         logger.info("replication slot created", metadata: ["agent.slot": "\(name)", "agent.at": "\(point)"])
-        return true
+        return point
     }
 }

@@ -15,7 +15,7 @@ struct WALDecoder: Sendable {
     let originName: String
     private(set) var ledger: CaptureLedger
     private(set) var switching: Bool
-    private var clock: HybridLogicalClock
+    private(set) var clock: HybridLogicalClock
     private let clockOffsetMicros: Int64
     private let shapes: [String: TableShape]
     private var relations = PgOutputRelationCache()
@@ -127,13 +127,14 @@ struct WALDecoder: Sendable {
         let commitLSN = open.begin.finalLSN.rawValue
         if open.isOwn {
             if open.isSwitch { switching = false }
+            if let observed = open.marker?.observedHLC { clock.observe(observed) }
             let overwritten = ledger.own(marker: open.marker ?? .init(), writtenKeys: open.written)
             return Finished(changes: [], overwritten: overwritten, commitEnd: commit.endLSN)
         }
         guard !switching, !open.rows.isEmpty else {
             return Finished(changes: [], overwritten: [], commitEnd: commit.endLSN)
         }
-        let stamp = clock.tick(nowMicros: open.begin.commitTime.unixMicroseconds &+ clockOffsetMicros)
+        let committedAt = open.begin.commitTime.unixMicroseconds &+ clockOffsetMicros
         var changes: [CaptureQueue.Captured] = []
         changes.reserveCapacity(open.rows.count)
         var previousLSN = LSN.invalid
@@ -147,6 +148,9 @@ struct WALDecoder: Sendable {
             let position = StreamPosition(commitLSN: commitLSN, number: number)
             let key = TableKey(table: row.table, key: row.key)
             let base = ledger.capture(key, at: position)
+            // One stamp per change, strictly increasing in the stream: deterministic from the stream and the
+            // clock saved with the checkpoint, so a change decoded again is pushed with the same HLC.
+            let stamp = clock.tick(nowMicros: committedAt)
             let change: Change
             do {
                 change = try Change(

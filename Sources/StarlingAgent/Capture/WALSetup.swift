@@ -110,7 +110,7 @@ public struct WALSetup: Sendable {
                 """
                 INSERT INTO starling.wal_state (slot, publication, switching) VALUES ($1, $1, $2)
                 ON CONFLICT (id) DO UPDATE SET slot = EXCLUDED.slot, publication = EXCLUDED.publication
-                RETURNING resume_lsn::text AS resume_lsn, ledger::text AS ledger, switching
+                RETURNING resume_lsn::text AS resume_lsn, ledger::text AS ledger, hlc, switching
                 """, [.text(name), .bool(switching)], name: "agent.wal.state")
             return try WALState(row: rows[0], name: name)
         }
@@ -122,17 +122,20 @@ public struct WALSetup: Sendable {
             "SELECT to_regclass('starling.wal_state') IS NOT NULL AS present", name: "agent.wal.present")
         guard try present[0].bool("present") else { return nil }
         let rows = try connection.query(
-            "SELECT resume_lsn::text AS resume_lsn, ledger::text AS ledger, switching FROM starling.wal_state",
+            "SELECT resume_lsn::text AS resume_lsn, ledger::text AS ledger, hlc, switching FROM starling.wal_state",
             name: "agent.wal.load")
         return try rows.first.map { row throws in try WALState(row: row, name: name) }
     }
 
     /// Records where decoding resumes and the ledger there (before the slot confirms that position).
-    public static func save(resume: LSN, ledger: CaptureLedger, switching: Bool, connection: PostgresConnection) throws {
+    public static func save(
+        resume: LSN, ledger: CaptureLedger, switching: Bool, hlc: Int64, connection: PostgresConnection
+    ) throws {
         try connection.query(
             """
-            UPDATE starling.wal_state SET resume_lsn = $1::pg_lsn, ledger = $2::jsonb, switching = $3, updated_at = now()
-            """, [.text(resume.description), .text(ledger.json.canonicalText), .bool(switching)],
+            UPDATE starling.wal_state
+            SET resume_lsn = $1::pg_lsn, ledger = $2::jsonb, switching = $3, hlc = $4, updated_at = now()
+            """, [.text(resume.description), .text(ledger.json.canonicalText), .bool(switching), .int64(hlc)],
             name: "agent.wal.save")
     }
 
@@ -185,6 +188,8 @@ public struct WALState: Sendable, Hashable {
     public var name: String
     public var resume: LSN?
     public var ledger: CaptureLedger?
+    /// The decoder's clock at `resume`.
+    public var hlc: Int64?
     /// Application changes are still captured by triggers until the switch marker is decoded.
     public var switching: Bool
 
@@ -192,6 +197,7 @@ public struct WALState: Sendable, Hashable {
         self.name = name
         resume = try row.optionalString("resume_lsn").map { text throws in try LSN(parsing: text, what: "resume_lsn") }
         ledger = try row.optionalString("ledger").map { text throws in try CaptureLedger(json: try JSONValue(parsing: text)) }
+        hlc = try row.optionalInt64("hlc")
         switching = try row.bool("switching")
     }
 }

@@ -87,9 +87,17 @@ extension Agent {
             let setup = choice.setup
             active.setup = setup
             let capture = walCapture
+            let store = self.store
             let state = try await db { connection in
                 let state = try setup.prepare(tables: shapes, switching: choice.captureTriggers, connection: connection)
-                _ = try capture.ensureSlot(name: setup.name, connection: connection)
+                if let point = try capture.ensureSlot(name: setup.name, connection: connection) {
+                    // Decoding starts at the slot's consistent point with the clock as it is now: a restart
+                    // before the first checkpoint decodes the same stamps again.
+                    let agentState = try store.state(connection: connection)
+                    try WALSetup.save(
+                        resume: point, ledger: CaptureLedger(cursor: agentState.cursor), switching: state.switching,
+                        hlc: agentState.lastHLC, connection: connection)
+                }
                 return state
             }
             origin.set(setup.originName)
@@ -120,7 +128,7 @@ extension Agent {
                 let agentState = try store.state(connection: connection)
                 let ledger = state.ledger ?? CaptureLedger(cursor: agentState.cursor)
                 try capture.stream(
-                    name: name, originName: originName, start: state, ledger: ledger, lastHLC: agentState.lastHLC, clockOffsetMicros: store.clockOffsetMicros,
+                    name: name, originName: originName, start: state, ledger: ledger, lastHLC: state.hlc ?? agentState.lastHLC, clockOffsetMicros: store.clockOffsetMicros,
                     shapes: shapes, isStopped: { self.isStopped })
             }
         } catch {
@@ -220,7 +228,7 @@ extension Agent {
         try await db { connection in
             try WALSetup.save(
                 resume: checkpoint.resume, ledger: checkpoint.ledger, switching: checkpoint.switching,
-                connection: connection)
+                hlc: checkpoint.hlc, connection: connection)
         }
         captureQueue.confirmed(checkpoint.resume)
     }

@@ -323,7 +323,8 @@ public struct AgentStore: Sendable {
             var summary = ApplySummary()
             var entries = entries
             if let pendingKeys {
-                try Self.emit(CaptureLedger.Marker(cursor: next), connection: connection)
+                try Self.emit(
+                    CaptureLedger.Marker(cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil), connection: connection)
                 if !pendingKeys.isEmpty {
                     let deferred = entries.filter { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
                     entries.removeAll { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
