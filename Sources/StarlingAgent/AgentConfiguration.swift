@@ -8,7 +8,7 @@ import StarlingCore
 /// token: "…"
 /// ca: certs/ca.crt
 /// database: postgresql://postgres@127.0.0.1:5544/region_us_east
-/// capture: trigger   # or wal, or auto (WAL when the database allows it)
+/// capture: auto      # WAL when the database allows it, else triggers; or wal, or trigger
 /// journal: false     # true: keep every WAL-captured change pushed, with its verdict, in starling.journal
 /// tuning:            # optional, every member optional
 ///   batch: {max_count: 1000, max_bytes: 4194304}
@@ -42,8 +42,8 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public var tuning: Tuning
     /// How a fresh region joins (Bootstrapper.swift). Default `{replace_local: false}`.
     public var bootstrap = Bootstrap()
-    /// How changes are captured (``CaptureMode``). Default `trigger`.
-    public var capture = CaptureMode.trigger
+    /// How changes are captured (``CaptureMode``). Default `auto`.
+    public var capture = CaptureMode.auto
     /// Keep every WAL-captured change pushed, with its verdict, in `starling.journal` (an audit trail). Default false.
     public var journal = false
 
@@ -186,7 +186,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         database = try c.required("database")
         tuning = try c.value("tuning", default: Tuning())
         bootstrap = try c.value("bootstrap", default: Bootstrap())
-        capture = try c.value("capture", default: CaptureMode.trigger)
+        capture = try c.value("capture", default: CaptureMode.auto)
         journal = try c.value("journal", default: false)
     }
 }

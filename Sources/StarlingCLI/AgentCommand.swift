@@ -11,7 +11,8 @@ struct AgentCommand: AsyncParsableCommand {
         commandName: "agent", abstract: "Run one region's agent (capture, push, pull, apply).")
 
     @Option(help: "Path to agent.yaml.") var config: String
-    @Flag(help: "Remove the capture triggers and the starling schema, keep user data, and exit.") var uninstall = false
+    @Flag(help: "Remove the capture triggers or replication slot, publication and origin, and the starling schema; keep user data; exit.")
+    var uninstall = false
     @Option(help: "Log level (trace, debug, info, notice, warning, error, critical).") var logLevel = "info"
     @Flag(help: "Validate the configuration and exit.") var check = false
 

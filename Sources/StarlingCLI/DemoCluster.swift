@@ -48,6 +48,9 @@ final class DemoCluster: Sendable {
                 shared_buffers = 128MB
                 fsync = on
                 synchronous_commit = on
+                wal_level = logical
+                max_replication_slots = 32
+                max_wal_senders = 32
 
                 """
             let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/data/postgresql.conf"))

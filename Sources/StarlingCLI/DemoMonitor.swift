@@ -20,7 +20,8 @@ final class DemoMonitor: Sendable {
 
     func shutdown() async { await hubDatabase.shutdown() }
 
-    /// Waits until every agent installed its capture triggers (writes before that would not be captured).
+    /// Waits until every agent installed its capture (its replication slot, or its capture triggers): writes
+    /// before that would not be captured.
     func waitForInstall(isInterrupted: @Sendable () -> Bool) async throws {
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(60)
@@ -29,8 +30,9 @@ final class DemoMonitor: Sendable {
             for workload in workloads {
                 let count = try? await workload.withConnection { connection in
                     try connection.query("""
-                        SELECT count(*) AS n FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-                        WHERE c.relname = 'products' AND NOT t.tgisinternal
+                        SELECT (SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture')
+                             + (SELECT count(*) FROM pg_replication_slots
+                                WHERE database = current_database() AND slot_name LIKE 'starling%') AS n
                         """)[0].int64("n")
                 }
                 if (count ?? 0) > 0 { ready += 1 }
@@ -40,7 +42,7 @@ final class DemoMonitor: Sendable {
         }
         if !isInterrupted() {
             let errors = agents.compactMap { $0.progress.lastError }.joined(separator: "; ")
-            throw DemoCluster.Failure(message: "agents did not install their triggers within 60 s \(errors)")
+            throw DemoCluster.Failure(message: "agents did not install their capture within 60 s \(errors)")
         }
     }
 

@@ -20,7 +20,10 @@ struct ConvergenceOracleTests {
     private func withConvergedRun(_ body: (Deployment, WorkloadRun) async throws -> Void) async throws {
         let seed = ConvergenceTests.seed()
         print("oracle tests: seed \(seed) (replay with STARLING_E2E_SEED=\(seed))")
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl) { deployment in
+        // Trigger capture: the failures are injected through its back door (`starling.applying` switches the capture
+        // trigger off); these tests prove the oracle, the engine runs under both captures elsewhere.
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, capture: "trigger") {
+            deployment in
             let run = try await deployment.runWorkload(Workload(seed: seed, transactions: 40, keys: 4))
             let problems = try await deployment.convergeAndCheck(
                 run, bounds: ConvergenceOracle.Bounds(minWritesPerRegion: 10, minConflicts: 5), seed: seed)

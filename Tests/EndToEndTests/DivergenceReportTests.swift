@@ -6,7 +6,9 @@ import Testing
 struct DivergenceReportTests {
     /// A row changed behind the agent's back in one region is reported with both sides and the hub's history.
     @Test func reportNamesTheDifferingKeyWithBothSidesAndTheHubHistory() async throws {
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl) { deployment in
+        // Trigger capture: the row is changed through its back door (`starling.applying` switches the trigger off).
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, capture: "trigger") {
+            deployment in
             _ = try await deployment.runWorkload(Workload(seed: 7, transactions: 20, keys: 4))
             try await deployment.waitForConvergence()
             #expect(try await deployment.divergenceReport().isEmpty)

@@ -105,6 +105,9 @@ final class AgentCluster: Sendable {
         configuration.hubs = urls ?? [hub.url]
         configuration.tuning.backoff = .init(initialMs: 5, maxMs: 100)
         configuration.tuning.statusIntervalMs = 100
+        // The agent tests look at trigger capture's outbox and NOTIFY unless they choose WAL capture
+        // (WALCaptureTests); the end-to-end suites run both.
+        configuration.capture = .trigger
         tune(&configuration)
         let running = try RunningAgent(configuration: configuration)
         agents.withLock { $0.append(running) }

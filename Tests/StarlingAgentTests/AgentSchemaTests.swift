@@ -34,9 +34,11 @@ struct AgentSchemaTests {
             try connection.execute("INSERT INTO items VALUES (1, 'a')")
             let rows = try AgentTestSupport.outbox(connection)
             #expect(rows.count == 1)
+            // The capture trigger and the TRUNCATE guard; the old lock trigger is gone.
             let triggers = try connection.query(
-                "SELECT count(*) AS n FROM pg_trigger WHERE tgrelid = 'items'::regclass AND NOT tgisinternal")
-            #expect(try triggers[0].int64("n") == 1)
+                "SELECT string_agg(tgname, ',' ORDER BY tgname) AS names FROM pg_trigger "
+                    + "WHERE tgrelid = 'items'::regclass AND NOT tgisinternal")
+            #expect(try triggers[0].string("names") == "starling_capture,starling_no_truncate")
         }
     }
 
