@@ -18,7 +18,7 @@ struct AdminCommand: AsyncParsableCommand {
             """,
         subcommands: [
             AdminStatusCommand.self, AdminConflictsCommand.self, AdminResolveCommand.self,
-            AdminReconcileCommand.self, AdminOpenAPICommand.self,
+            AdminReconcileCommand.self, AdminHistoryCommand.self, AdminOpenAPICommand.self,
         ])
 }
 

@@ -58,6 +58,9 @@ struct AuthMatrixTests {
             body: #"{"run":999,"table":"public.items","step":1,"cursor":0,"buckets":[]}"#, audience: .region,
             okStatus: 409),
         Route(method: "POST", path: "/v1/reconcile", template: "/v1/reconcile", body: "{}", audience: .admin),
+        Route(
+            method: "GET", path: "/v1/rows/public.items?key=%7B%22id%22%3A1%7D", template: "/v1/rows/{table}", body: "",
+            audience: .admin),
     ]
 
     /// A caller of the matrix: its token (nil: none) and which audiences it belongs to.

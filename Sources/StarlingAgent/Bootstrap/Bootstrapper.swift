@@ -37,25 +37,6 @@ public struct SnapshotPage: Sendable, Hashable {
         adoptedBy = json["adopted_by"]?.stringValue
         adoptedRows = json["adopted_rows"]?.int64Value
     }
-
-    /// Percent-encodes everything but RFC 3986 unreserved characters (for query values).
-    static func percentEncoded(_ text: String) -> String {
-        var output = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                UInt8(ascii: "~"):
-                output.unicodeScalars.append(Unicode.Scalar(byte))
-            default:
-                let digits = Array("0123456789ABCDEF".unicodeScalars)
-                output += "%"
-                output.unicodeScalars.append(digits[Int(byte >> 4)])
-                output.unicodeScalars.append(digits[Int(byte & 15)])
-            }
-        }
-        return output
-    }
 }
 
 extension HubLink {

@@ -63,8 +63,8 @@ public final class HTTPHubLink: HubLink {
     }
 
     public func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage {
-        var path = "/v1/snapshot?table=\(SnapshotPage.percentEncoded(table))&limit=\(limit)"
-        if let after { path += "&after=" + SnapshotPage.percentEncoded(after) }
+        var path = "/v1/snapshot?table=\(PercentEncoding.encode(table))&limit=\(limit)"
+        if let after { path += "&after=" + PercentEncoding.encode(after) }
         return try SnapshotPage(json: try await request("GET", path))
     }
 

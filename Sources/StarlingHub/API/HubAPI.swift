@@ -85,6 +85,7 @@ final class HubAPI: Sendable {
         case .resolve: .async { [self] in try await resolve($0) }
         case .startReconcile: .async { [self] _ in try await startReconcile() }
         case .reconcileReport: .async { [self] in try await reconcileReport($0) }
+        case .rowHistory: .async { [self] in try await rowHistory($0) }
         }
     }
 

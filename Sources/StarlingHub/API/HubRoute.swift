@@ -27,7 +27,7 @@ enum HubRoute: CaseIterable, Sendable {
     case config, push, pull, agentStatus, registerTables, deadLetters, snapshot, adopt, reconcileTask,
         reconcileAnswer
     // Admin endpoints.
-    case status, conflicts, resolve, startReconcile, reconcileReport
+    case status, conflicts, resolve, startReconcile, reconcileReport, rowHistory
 
     /// Who may call a route.
     enum Access: Sendable {
@@ -85,6 +85,7 @@ enum HubRoute: CaseIterable, Sendable {
         case .resolve: Declaration("POST", "/v1/conflicts/{id}/resolve", .admin, standby: .refuse)
         case .startReconcile: Declaration("POST", "/v1/reconcile", .admin, standby: .refuse)
         case .reconcileReport: Declaration("GET", "/v1/reconcile/{id}", .admin, standby: .refuse)
+        case .rowHistory: Declaration("GET", "/v1/rows/{table}", .admin, standby: .serve)
         }
     }
 
