@@ -16,6 +16,7 @@ import StarlingCore
 ///   backoff: {initial_ms: 100, max_ms: 10000}
 ///   status_interval_ms: 1000
 ///   request_timeout_ms: 30000
+///   capture_queue_max_changes: 100000
 /// ```
 /// Decoded by the CLI (YAML via Yams) strictly: an unknown key at any level is an error naming it
 /// (`tuning.pul: unknown key`), as in `hub.yaml`; checked with ``validate()`` before anything starts.
@@ -73,27 +74,34 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         public var statusIntervalMs: Int
         /// Timeout of a push or any request but the long poll (which gets `pull.wait_ms` on top). Default 30 s.
         public var requestTimeoutMs: Int
+        /// WAL capture: decoded changes the agent keeps in memory on their way to the hub, 1 000…10 000 000; past
+        /// it the decoder stops reading until pushes drain them (the slot keeps the WAL meanwhile). Default 100 000.
+        public var captureQueueMaxChanges: Int
 
         public init(
             batch: Batch = Batch(), pull: Pull = Pull(), backoff: Backoff = Backoff(), statusIntervalMs: Int = 1000,
-            requestTimeoutMs: Int = 30_000
+            requestTimeoutMs: Int = 30_000, captureQueueMaxChanges: Int = 100_000
         ) {
             self.batch = batch
             self.pull = pull
             self.backoff = backoff
             self.statusIntervalMs = statusIntervalMs
             self.requestTimeoutMs = requestTimeoutMs
+            self.captureQueueMaxChanges = captureQueueMaxChanges
         }
 
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: ConfigurationKey.self)
-            try c.rejectUnknownKeys(["batch", "pull", "backoff", "status_interval_ms", "request_timeout_ms"])
+            try c.rejectUnknownKeys([
+                "batch", "pull", "backoff", "status_interval_ms", "request_timeout_ms", "capture_queue_max_changes",
+            ])
             let d = Tuning()
             batch = try c.value("batch", default: d.batch)
             pull = try c.value("pull", default: d.pull)
             backoff = try c.value("backoff", default: d.backoff)
             statusIntervalMs = try c.value("status_interval_ms", default: d.statusIntervalMs)
             requestTimeoutMs = try c.value("request_timeout_ms", default: d.requestTimeoutMs)
+            captureQueueMaxChanges = try c.value("capture_queue_max_changes", default: d.captureQueueMaxChanges)
         }
     }
 
@@ -221,6 +229,7 @@ extension AgentConfiguration {
         try Self.range(tuning.backoff.maxMs, tuning.backoff.initialMs...600_000, "tuning.backoff.max_ms")
         try Self.range(tuning.statusIntervalMs, 100...3_600_000, "tuning.status_interval_ms")
         try Self.range(tuning.requestTimeoutMs, 100...600_000, "tuning.request_timeout_ms")
+        try Self.range(tuning.captureQueueMaxChanges, 1000...10_000_000, "tuning.capture_queue_max_changes")
     }
 
     private static func check(_ condition: Bool, _ key: String, _ problem: String) throws(AgentError) {

@@ -173,6 +173,46 @@ struct WALCaptureTests {
         }
     }
 
+    @Test("with the hub unreachable the capture queue stops at its bound; everything replicates once it is back")
+    func boundedCaptureQueue() async throws {
+        // Proves the memory bound of WAL capture: past `capture_queue_max_changes` decoded changes the decoder
+        // stops reading (the slot keeps the WAL), the queue stays at the bound while the hub is unreachable, and
+        // every write replicates once it is back.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let proxy = try FaultProxy(upstreamPort: cluster.hub.port)
+            do {
+                let r1 = cluster["r1"]
+                let agent = try cluster.startAgent("r1", hubs: ["http://127.0.0.1:\(proxy.port)"]) {
+                    $0.capture = .wal
+                    $0.tuning.captureQueueMaxChanges = 1000
+                }
+                try cluster.startAgent("r2", tune: Self.wal)
+                try await cluster.waitUntilStarted("r1")
+                try await cluster.waitUntilStarted("r2")
+                proxy.faults.isRefusing = true
+                proxy.cutAll()
+                for first in stride(from: 1, through: 3001, by: 1000) {
+                    try await r1.execute(
+                        "INSERT INTO items SELECT g, 1, 'bulk' FROM generate_series($1::bigint, $2::bigint) g",
+                        [.int(first), .int(first + 999)])
+                }
+                try await waitUntil("the queue reached its bound") { agent.progress.captureQueued >= 1000 }
+                for _ in 0..<10 {
+                    try await Task.sleep(for: .milliseconds(100))
+                    #expect(agent.progress.captureQueued <= 1000, "one transaction of 1000 fills it; the rest waits")
+                }
+                proxy.heal()
+                try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
+                #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4000)
+                #expect(try await Self.logged(cluster, from: "r1") == 4000)
+            } catch {
+                await proxy.stop()
+                throw error
+            }
+            await proxy.stop()
+        }
+    }
+
     @Test("a region that captured with triggers switches to the WAL without losing or repeating a change")
     func switchFromTriggers() async throws {
         // Proves the switch: outbox rows left from trigger capture are pushed, the triggers are dropped in a

@@ -1,4 +1,5 @@
 public import Logging
+import Glibc
 public import StarlingPostgres
 
 /// Reads the region's replication slot on its own thread and feeds ``CaptureQueue``: opens a replication
@@ -28,9 +29,11 @@ final class WALCapture: Sendable {
 
     /// Decodes until `isStopped`, on the calling thread (blocking). `start` is the state at the last confirmed
     /// position. Throws on a failure of the stream; the caller reconnects with backoff (a new queue).
+    /// While the queue holds `maxQueued` changes or more, the stream is not read (the WAL sender waits on its
+    /// socket and the slot keeps the WAL); status updates go on, so the server does not time the connection out.
     func stream(
-        name: String, originName: String, start: WALState, ledger: CaptureLedger, lastHLC: Int64, clockOffsetMicros: Int64, shapes: [TableShape],
-        isStopped: () -> Bool
+        name: String, originName: String, start: WALState, ledger: CaptureLedger, lastHLC: Int64,
+        clockOffsetMicros: Int64, shapes: [TableShape], maxQueued: Int, isStopped: () -> Bool
     ) throws {
         let connection = try PostgresReplicationConnection.connect(
             url: url, applicationName: "starling-agent-\(region)-wal", parameters: [("options", Self.sessionOptions)])
@@ -42,10 +45,19 @@ final class WALCapture: Sendable {
         try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
         logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
         var confirmedSent = LSN.invalid
+        var isPaused = false
         var lastStatus = ContinuousClock.now
         var lastCheckpoint = ContinuousClock.now
         while !isStopped() {
-            if let message = try connection.next(timeout: .milliseconds(100)) {
+            if queue.depth >= maxQueued {
+                if !isPaused {
+                    isPaused = true
+                    logger.warning(
+                        "capture queue full: decoding paused until pushes drain it (the slot keeps the WAL)",
+                        metadata: ["agent.queued": "\(queue.depth)"])
+                }
+                usleep(50_000)
+            } else if let message = try connection.next(timeout: .milliseconds(100)) {
                 switch message {
                 case .xLogData(let data):
                     guard let finished = try decoder.feed(data.payload, recordLSN: data.walStart) else { continue }
@@ -72,6 +84,10 @@ final class WALCapture: Sendable {
                         lastStatus = .now
                     }
                 }
+            }
+            if isPaused && queue.depth < maxQueued / 2 {
+                isPaused = false
+                logger.info("capture queue drained: decoding resumed")
             }
             let confirmable = queue.confirmable
             if confirmable > confirmedSent || ContinuousClock.now - lastStatus >= Self.statusInterval {

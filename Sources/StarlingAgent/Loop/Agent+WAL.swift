@@ -120,6 +120,7 @@ extension Agent {
         let capture = walCapture
         let (shapes, setup) = self.capture.withLock { ($0.shapes, $0.setup) }
         guard let name = setup?.name, let originName = setup?.originName else { return }
+        let maxQueued = configuration.tuning.captureQueueMaxChanges
         do throws(AgentError) {
             try await walWorker.run(during: "WAL capture") { [self] connection in
                 guard let state = try WALSetup.load(connection: connection, name: name) else {
@@ -129,7 +130,7 @@ extension Agent {
                 let ledger = state.ledger ?? CaptureLedger(cursor: agentState.cursor)
                 try capture.stream(
                     name: name, originName: originName, start: state, ledger: ledger, lastHLC: state.hlc ?? agentState.lastHLC, clockOffsetMicros: store.clockOffsetMicros,
-                    shapes: shapes, isStopped: { self.isStopped })
+                    shapes: shapes, maxQueued: maxQueued, isStopped: { self.isStopped })
             }
         } catch {
             if isStopped { return }

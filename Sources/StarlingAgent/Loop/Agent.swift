@@ -34,6 +34,8 @@ public final class Agent: Sendable {
         public var resumedEntries = 0
         /// Seconds between the newest applied entry's HLC and the apply, while behind the head.
         public var applyLagSeconds = 0.0
+        /// WAL capture: decoded changes waiting for their verdicts (as of the last status round).
+        public var captureQueued = 0
     }
 
     /// An operation of the loop in flight (an apply, a push, a pull): reported once it runs ``stuckAfter``.
@@ -536,6 +538,7 @@ public final class Agent: Sendable {
         }
         do {
             let queued = captureQueue.depth
+            shared.withLock { $0.progress.captureQueued = queued }
             let active = capture.withLock { $0 }
             let slot = active.mode == .wal ? active.setup?.name : nil
             let (depth, letters, retained) = try await statusDatabase.run(during: "status") { connection in
