@@ -109,10 +109,13 @@ public final class HTTPHubLink: HubLink {
         let parsed = response.body.isEmpty ? JSONValue.object([:]) : try? JSONParser().parse(response.body)
         guard (200..<300).contains(response.status) else {
             let message = parsed?["error"]?["message"]?.stringValue ?? "status \(response.status)"
+            // The hub's error code says what happened (its JSON error body); the status only how bad it is.
             let code: AgentError.Code =
-                parsed?["error"]?["code"]?.stringValue == "cursor_pruned" ? .cursorPruned :
-                response.status == 409 && path.hasPrefix("/v1/tables")
-                ? .schemaMismatch : response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected
+                switch parsed?["error"]?["code"]?.stringValue {
+                case "cursor_pruned": .cursorPruned
+                case "schema_mismatch": .schemaMismatch
+                default: response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected
+                }
             throw AgentError(
                 code: code, message: "\(method) \(path): \(message)", httpStatus: response.status,
                 isRetryable: code == .hubUnavailable)
