@@ -40,11 +40,18 @@ struct FailoverTests {
                 (try? await standby.send(HTTPClientRequest(method: "GET", path: "/readyz")))?.status == 200
             }
             let ready = ContinuousClock.now - killed
+            // One more write, so there is a push to sequence even if the workload pushed everything before the
+            // kill (WAL capture pushes a workload this size about as fast as it writes).
+            try await deployment.sql("r1") { connection in
+                try connection.execute("INSERT INTO public.t_lww (k, v, note) VALUES (900001, 'failover:1', 'n')")
+            }
             try await waitUntil("the new active hub sequenced a push", timeout: .seconds(30)) {
                 try await deployment.logHead() > headAtKill
             }
             let served = ContinuousClock.now - killed
-            let (writes, loadEnded) = try await load.value
+            var (writes, loadEnded) = try await load.value
+            writes.writes.append(
+                Workload.Write(region: "r1", table: "public.t_lww", key: 900001, op: "insert", token: "failover:1", column: "v"))
             print(
                 "e2e failover: takeover: kill -9 → standby ready \(ready), → first push sequenced \(served) "
                     + "(head at kill \(headAtKill); workload still writing at the kill: \(loadEnded > killed))")
