@@ -29,7 +29,12 @@ public enum StarlingBinary {
 /// Killed (SIGKILL) when the test forgets to stop it, at deinit.
 public final class ChildProcess: @unchecked Sendable {  // `process` is only touched under `lock` or after exit.
     private let process: Process
-    private let collected = Mutex<String>("")
+    private let collected = OutputBuffer()
+
+    /// The merged output so far, shared with the thread that reads it.
+    private final class OutputBuffer: Sendable {
+        let text = Mutex<String>("")
+    }
 
     private init(process: Process) { self.process = process }
 
@@ -46,15 +51,22 @@ public final class ChildProcess: @unchecked Sendable {  // `process` is only tou
         process.standardError = pipe
         process.standardInput = FileHandle.nullDevice
         let child = ChildProcess(process: process)
-        pipe.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty {
-                handle.readabilityHandler = nil
-                return
-            }
-            child.collected.withLock { $0 += String(decoding: data, as: UTF8.self) }
-        }
         try process.run()
+        // A thread of its own reads the pipe with blocking reads until EOF and owns the read end until then. (A
+        // `readabilityHandler` dispatch source crashed the test process in libdispatch's event loop when the
+        // pipe's descriptor was closed under it: "Bad pointer dereference" in `_dispatch_event_loop_drain`.)
+        let reader = pipe.fileHandleForReading
+        let buffer = child.collected
+        let thread = Thread {
+            while true {
+                let data = reader.availableData
+                if data.isEmpty { break }
+                buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
+            }
+            try? reader.close()
+        }
+        thread.name = "child-output"
+        thread.start()
         return child
     }
 
@@ -63,7 +75,7 @@ public final class ChildProcess: @unchecked Sendable {  // `process` is only tou
     }
 
     public var pid: Int32 { process.processIdentifier }
-    public var output: String { collected.withLock { $0 } }
+    public var output: String { collected.text.withLock { $0 } }
     public var isRunning: Bool { process.isRunning }
 
     public func signal(_ signal: Int32) { kill(process.processIdentifier, signal) }
