@@ -23,7 +23,9 @@ CREATE TABLE starling.wal_state (
 
 -- With `journal: true` in agent.yaml, every WAL-captured change pushed to the hub, as pushed (base, HLC, both
 -- images), written in the transaction that handles its verdict: an audit trail of what this region sent, and
--- what the end-to-end oracles read. A change decoded again after a restart is journaled once. Operators prune it
+-- what the end-to-end oracles read. A change decoded again after a restart is journaled once; `handled` counts
+-- how often its verdict was handled (more than once: decoded again after a restart, and answered by the hub from
+-- the verdict it stored). Operators prune it
 -- (DELETE … WHERE handled_at < …); the agent never reads it.
 CREATE TABLE starling.journal (
     id          bigint PRIMARY KEY,
@@ -37,6 +39,7 @@ CREATE TABLE starling.journal (
     captured_at bigint NOT NULL,
     hlc         bigint NOT NULL,
     verdict     text NOT NULL,
+    handled     integer NOT NULL DEFAULT 1,
     handled_at  timestamptz NOT NULL DEFAULT now()
 );
 

@@ -168,7 +168,9 @@ struct RegionSnapshot: Sendable {
     var versionWrites: [VersionWrite] = []
     var rowWrites: [RowWrite] = []
     /// Transactions that removed outbox rows: the verdicts' (they write winner images and release deferred entries).
-    var verdictTransactions: Set<Int64> { Set(pushed.values.map(\.xid)) }
+    var verdictTransactions: Set<Int64> { Set(pushed.values.map(\.xid)).union(verdictXIDs) }
+    /// Transactions that handled a WAL-captured change's verdict again (after an agent restart; journal hook).
+    var verdictXIDs: Set<Int64> = []
 
     /// Reads `region`'s differences from the hub's `heads` in `tables` (keyed by `keyColumns[table]`), its versions
     /// and, unless `rowsOnly`, its hook records.
@@ -205,6 +207,11 @@ struct RegionSnapshot: Sendable {
                 after: try object(try row.optionalString(6)), base: try row.int64(7), capturedAt: try row.int64(8),
                 hlc: try row.optionalInt64(9), removals: Int(try row.int64(10)), xid: try row.int64(11))
             snapshot.pushed[pushed.id] = pushed
+        }
+        if try connection.query("SELECT to_regclass('e2e_oracle.verdict_xids') IS NOT NULL")[0].bool(0) {
+            for row in try connection.query("SELECT xid FROM e2e_oracle.verdict_xids") {
+                snapshot.verdictXIDs.insert(try row.int64(0))
+            }
         }
         for row in try connection.query(
             "SELECT id, table_name, key::text, seq, old_seq, xid FROM e2e_oracle.version_writes ORDER BY id")

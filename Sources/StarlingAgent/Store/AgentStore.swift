@@ -224,7 +224,8 @@ public struct AgentStore: Sendable {
         }
     }
 
-    /// Records WAL-captured `changes` with their verdicts in `starling.journal` (once per change id).
+    /// Records WAL-captured `changes` with their verdicts in `starling.journal` (once per change id; a verdict
+    /// handled again after a restart counts in `handled`).
     private func journal(_ changes: [Change], verdicts: [Verdict], connection: PostgresConnection) throws {
         var rows: [JSONValue] = []
         rows.reserveCapacity(changes.count)
@@ -244,7 +245,7 @@ public struct AgentStore: Sendable {
             SELECT j.i, j.x, j.t, j.o, j.k, j.b, j.a, j.s, j.h, j.h, j.v
             FROM jsonb_to_recordset($1::jsonb) AS j(i bigint, x bigint, t text, o text, k jsonb, b jsonb, a jsonb,
                                                     s bigint, h bigint, v text)
-            ON CONFLICT (id) DO NOTHING
+            ON CONFLICT (id) DO UPDATE SET handled = starling.journal.handled + 1, handled_at = now()
             """, [.text(JSONValue.array(rows).canonicalText)], name: "agent.journal")
     }
 

@@ -40,17 +40,25 @@ CREATE TRIGGER e2e_oracle_pushed AFTER DELETE ON starling.outbox
 
 -- Under WAL capture there is no outbox: the agent journals each pushed change (`journal: true`) in the transaction
 -- that handles its verdict, which is what the outbox delete is under trigger capture.
+-- A verdict handled again (its change decoded again after an agent restart, the hub answering from the stored
+-- verdict) updates the journal row: its transaction is a verdict's too, recorded in verdict_xids.
+CREATE TABLE IF NOT EXISTS e2e_oracle.verdict_xids (xid bigint PRIMARY KEY);
+
 CREATE OR REPLACE FUNCTION e2e_oracle.record_journaled() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO e2e_oracle.pushed (id, tx, table_name, op, key, before, after, base, captured_at, hlc)
-    VALUES (NEW.id, NEW.tx, NEW.table_name, NEW.op, NEW.key, NEW.before, NEW.after, NEW.base, NEW.captured_at, NEW.hlc)
-    ON CONFLICT (id) DO UPDATE SET removals = e2e_oracle.pushed.removals + 1;
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO e2e_oracle.pushed (id, tx, table_name, op, key, before, after, base, captured_at, hlc)
+        VALUES (NEW.id, NEW.tx, NEW.table_name, NEW.op, NEW.key, NEW.before, NEW.after, NEW.base, NEW.captured_at,
+                NEW.hlc)
+        ON CONFLICT (id) DO UPDATE SET removals = e2e_oracle.pushed.removals + 1;
+    END IF;
+    INSERT INTO e2e_oracle.verdict_xids VALUES (txid_current()) ON CONFLICT DO NOTHING;
     RETURN NULL;
 END
 $$;
 
 DROP TRIGGER IF EXISTS e2e_oracle_journal ON starling.journal;
-CREATE TRIGGER e2e_oracle_journal AFTER INSERT ON starling.journal
+CREATE TRIGGER e2e_oracle_journal AFTER INSERT OR UPDATE ON starling.journal
     FOR EACH ROW EXECUTE FUNCTION e2e_oracle.record_journaled();
 
 -- Every write of a key's version (the apply and the verdicts record the seq of the version the region now holds).
