@@ -241,11 +241,6 @@ final class CaptureQueue: Sendable {
 
     // MARK: - Apply side
 
-    /// Whether a local change of `key` waits for its verdict.
-    func isPending(_ key: TableKey) -> Bool {
-        state.withLock { $0.pendingKeys[key] != nil }
-    }
-
     /// The keys of `keys` with a local change waiting for its verdict.
     func pending(among keys: some Sequence<TableKey>) -> Set<TableKey> {
         state.withLock { state in

@@ -48,46 +48,43 @@ final class WALCapture: Sendable {
         var isPaused = false
         var lastStatus = ContinuousClock.now
         var lastCheckpoint = ContinuousClock.now
+        /// Hands the queue the decoder's state at transaction boundary `resume`, at most once a status interval.
+        func offerCheckpoint(at resume: LSN) {
+            guard queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval else { return }
+            queue.offer(resume: resume, ledger: decoder.ledger, switching: decoder.switching, hlc: decoder.clock.last)
+            lastCheckpoint = .now
+        }
         while !isStopped() {
-            if queue.depth >= maxQueued {
-                if !isPaused {
-                    isPaused = true
-                    logger.warning(
-                        "capture queue full: decoding paused until pushes drain it (the slot keeps the WAL)",
-                        metadata: ["agent.queued": "\(queue.depth)"])
+            if !isPaused && queue.depth >= maxQueued {
+                isPaused = true
+                logger.warning(
+                    "capture queue full: decoding paused until pushes drain it (the slot keeps the WAL)",
+                    metadata: ["agent.queued": "\(queue.depth)"])
+            }
+            if isPaused {
+                if queue.depth < maxQueued / 2 {
+                    isPaused = false
+                    logger.info("capture queue drained: decoding resumed")
+                } else {
+                    usleep(50_000)
                 }
-                usleep(50_000)
             } else if let message = try connection.next(timeout: .milliseconds(100)) {
                 switch message {
                 case .xLogData(let data):
                     guard let finished = try decoder.feed(data.payload, recordLSN: data.walStart) else { continue }
                     queue.markOverwritten(finished.overwritten)
                     queue.append(finished.changes, commitEnd: finished.commitEnd)
-                    if queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval {
-                        queue.offer(
-                            resume: finished.commitEnd, ledger: decoder.ledger, switching: decoder.switching,
-                            hlc: decoder.clock.last)
-                        lastCheckpoint = .now
-                    }
+                    offerCheckpoint(at: finished.commitEnd)
                 case .keepalive(let keepalive):
                     if !decoder.isInTransaction {
                         queue.decoded(through: keepalive.walEnd)
-                        if queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval {
-                            queue.offer(
-                                resume: keepalive.walEnd, ledger: decoder.ledger, switching: decoder.switching,
-                                hlc: decoder.clock.last)
-                            lastCheckpoint = .now
-                        }
+                        offerCheckpoint(at: keepalive.walEnd)
                     }
                     if keepalive.isReplyRequested {
                         try sendStatus(connection)
                         lastStatus = .now
                     }
                 }
-            }
-            if isPaused && queue.depth < maxQueued / 2 {
-                isPaused = false
-                logger.info("capture queue drained: decoding resumed")
             }
             let confirmable = queue.confirmable
             if confirmable > confirmedSent || ContinuousClock.now - lastStatus >= Self.statusInterval {

@@ -58,12 +58,6 @@ struct WALDecoder: Sendable {
     /// Whether a transaction is open (between Begin and Commit).
     var isInTransaction: Bool { transaction != nil }
 
-    /// A new replication session: relations are announced again.
-    mutating func restart() {
-        relations.removeAll()
-        transaction = nil
-    }
-
     /// Feeds one XLogData payload (`recordLSN`: its WAL start); returns the finished transaction's changes and
     /// overwritten positions at a Commit, nil otherwise.
     mutating func feed(_ payload: [UInt8], recordLSN: LSN) throws(AgentError) -> Finished? {
