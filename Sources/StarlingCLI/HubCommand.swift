@@ -4,7 +4,7 @@ import Logging
 import StarlingHub
 
 /// `starling hub --config hub.yaml`: applies the hub's migrations (`Migrations/hub`, embedded in the binary) and
-/// runs the hub until SIGTERM/SIGINT.
+/// runs the hub until SIGTERM/SIGINT. SIGHUP reloads the synced tables from the same file (``Hub/reload()``).
 struct HubCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hub", abstract: "Run the hub: sequencer, change log, conflicts, admin API and metrics.")
@@ -35,8 +35,12 @@ struct HubCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "starling.hub")
-        let hub = try Hub(configuration: configuration, logger: logger)
-        let stopper = try ShutdownOnSignal.install { await hub.shutdown() }
+        let path = config
+        let hub = try Hub(configuration: configuration, logger: logger) { () throws(HubError) in
+            try HubConfigurationLoader.load(path: path)
+        }
+        // A refused reload is logged by the hub with its reason; the running configuration stays.
+        let stopper = try ShutdownOnSignal.install(onHangUp: { _ = try? await hub.reload() }) { await hub.shutdown() }
         defer { stopper.close() }
         do {
             try await hub.start()

@@ -8,15 +8,16 @@ extension Hub {
     func checkDeltaColumnsAgainstShapes() async throws {
         guard settings.tables.contains(where: { !$0.deltaColumns.isEmpty }) else { return }
         let shapes = try await pool.withConnection { try HubStore.loadShapes($0) }
-        for (tableIndex, table) in settings.tables.enumerated() {
+        try Self.checkDeltaColumns(settings.tables, shapes: shapes)
+    }
+
+    /// The check of ``checkDeltaColumnsAgainstShapes()`` for `tables` (also a reload's).
+    static func checkDeltaColumns(_ tables: [HubSettings.Table], shapes: [String: TableShape]) throws(HubError) {
+        for (tableIndex, table) in tables.enumerated() {
             guard let shape = shapes[table.name] else { continue }
-            var types: [String: String] = [:]
-            for column in try JSONValue(parsing: shape.columnsJSON).arrayValue ?? [] {
-                if let name = column["name"]?.stringValue, let type = column["type"]?.stringValue { types[name] = type }
-            }
             for (index, column) in table.deltaColumns.enumerated() {
                 if let problem = HubRegistry.deltaProblem(
-                    table: table.name, column: column, types: types, key: shape.keyColumns)
+                    table: table.name, column: column, types: shape.types, key: shape.keyColumns)
                 {
                     throw HubError(
                         code: .invalidConfiguration, message: problem, key: "tables[\(tableIndex)].delta[\(index)]")

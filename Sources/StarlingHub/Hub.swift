@@ -26,13 +26,19 @@ public final class Hub: Sendable {
     let shapes = ShapeCache()
     /// Reconciliation runs: started by the API or by the schedule that ``run()`` drives.
     let reconciler: Reconciler
+    /// Reloads the table list from the configuration file (``reload()``).
+    let reloader: HubReloader
     let api: HubAPI
     private let server: HTTP2Server
     let stopped = Mutex<Bool>(false)
     private let stopSignal = AsyncStream<Void>.makeStream()
 
-    /// Validates `configuration`; nothing is opened yet.
-    public init(configuration: HubConfiguration, logger: Logger) throws(HubError) {
+    /// Validates `configuration`; nothing is opened yet. `configurationSource` reads the configuration file
+    /// again for ``reload()`` (nil: the hub has no file and refuses reloads).
+    public init(
+        configuration: HubConfiguration, logger: Logger,
+        configurationSource: (@Sendable () throws(HubError) -> HubConfiguration)? = nil
+    ) throws(HubError) {
         let settings = try configuration.validate()
         self.settings = settings
         self.logger = logger
@@ -50,11 +56,14 @@ public final class Hub: Sendable {
             settings: settings, notifier: notifier, logCache: logCache, metrics: metrics, role: role, logger: logger)
         retention = LogRetention(settings: settings.retention, metrics: metrics)
         reconciler = Reconciler(settings: settings, pool: pool, sequencer: sequencer, metrics: metrics, logger: logger)
+        reloader = HubReloader(
+            configuration: configuration, source: configurationSource, tableSet: settings.tableSet, pool: pool,
+            metrics: metrics, regions: settings.regions.map(\.name), logger: logger)
         let serverCounters = HTTP2ServerCounters()
         api = HubAPI(
             settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, logCache: logCache,
             activity: activity, metrics: metrics, role: role, retention: retention, shapes: shapes,
-            reconciler: reconciler, serverCounters: serverCounters, logger: logger)
+            reconciler: reconciler, reloader: reloader, serverCounters: serverCounters, logger: logger)
         var serverConfiguration = HTTP2ServerConfiguration(address: settings.listen, tls: settings.tls)
         serverConfiguration.allowInsecure = settings.insecure
         serverConfiguration.limits.maxRequestBodyBytes = settings.limits.maxBodyBytes
@@ -66,6 +75,13 @@ public final class Hub: Sendable {
 
     /// The address the server listens on (after ``start()``; the real port when configured with port 0).
     public var localAddress: SocketAddress? { server.localAddress }
+
+    /// Reads the configuration file again and replaces the synced tables and their policies, after validating
+    /// the whole file; a bad file keeps the running configuration and the error says why (``HubReloader``).
+    @discardableResult
+    public func reload() async throws(HubError) -> HubReloadOutcome {
+        try await reloader.reload()
+    }
 
     /// The newest committed seq.
     public var head: Int64 { notifier.head }

@@ -42,9 +42,12 @@ public struct HubSettings: Sendable {
     /// Replaced admin tokens still accepted until their time.
     public var adminPreviousTokens: [PreviousToken]
     public var regions: [Region]
-    /// Tables in configuration order.
-    public var tables: [Table]
-    public var tablesByName: [String: Table]
+    /// The synced tables, shared by every copy of these settings and replaced by a reload (``HubTableSet``).
+    public let tableSet: HubTableSet
+    /// Tables in configuration order, as of now (a reload may change them between two reads).
+    public var tables: [Table] { tableSet.current.list }
+    /// Tables by name, as of now.
+    public var tablesByName: [String: Table] { tableSet.current.byName }
     public var priorities: RegionPriorities
     public var limits: HubConfiguration.Limits
     public var insecure: Bool
@@ -86,7 +89,7 @@ extension HubConfiguration {
         var settings = HubSettings(
             listen: address, tls: tlsConfiguration, database: database, adminTokenHash: adminHash,
             adminPreviousTokens: adminPrevious, regions: regions,
-            tables: tables, tablesByName: Dictionary(tables.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }),
+            tableSet: HubTableSet(tables),
             priorities: RegionPriorities(
                 Dictionary(regions.map { ($0.name, $0.priority) }, uniquingKeysWith: { a, _ in a })),
             limits: limits, insecure: insecure)

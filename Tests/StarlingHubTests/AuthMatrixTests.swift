@@ -61,6 +61,10 @@ struct AuthMatrixTests {
         Route(
             method: "GET", path: "/v1/rows/public.items?key=%7B%22id%22%3A1%7D", template: "/v1/rows/{table}", body: "",
             audience: .admin),
+        // The harness's hub has no configuration file: the admin's reload is refused with 400, nobody else's runs.
+        Route(
+            method: "POST", path: "/v1/admin/reload", template: "/v1/admin/reload", body: "", audience: .admin,
+            okStatus: 400),
     ]
 
     /// A caller of the matrix: its token (nil: none) and which audiences it belongs to.

@@ -58,7 +58,10 @@ extension HubAPI {
             let change: Change
             do {
                 change = try Change(json: item, requiredRegion: region, keyColumns: shape?.keyColumns)
-                if let shape { try change.check(columns: shape.columns) }
+                if let shape {
+                    try change.check(columns: shape.columns)
+                    try change.check(types: shape.types)
+                }
             } catch {
                 let prefixed = error.prefixed(with: "changes[\(index)]")
                 let status = error.code == .forbiddenRegion ? 403 : 400

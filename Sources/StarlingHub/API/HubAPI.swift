@@ -32,6 +32,8 @@ final class HubAPI: Sendable {
     let shapes: ShapeCache
     /// Reconciliation runs (started here or by the schedule, which runs in ``Hub/run()``).
     let reconciler: Reconciler
+    /// Reloads the table list (`POST /v1/admin/reload`).
+    let reloader: HubReloader
     /// The HTTP server's counters, for `/metrics`.
     let serverCounters: HTTP2ServerCounters
     let logger: Logger
@@ -39,7 +41,7 @@ final class HubAPI: Sendable {
     init(
         settings: HubSettings, sequencer: Sequencer, pool: PostgresPool, notifier: CommitNotifier,
         logCache: LogCache, activity: RegionActivity, metrics: HubMetrics, role: HubRole, retention: LogRetention,
-        shapes: ShapeCache, reconciler: Reconciler, serverCounters: HTTP2ServerCounters, logger: Logger
+        shapes: ShapeCache, reconciler: Reconciler, reloader: HubReloader, serverCounters: HTTP2ServerCounters, logger: Logger
     ) {
         self.settings = settings
         self.auth = HubAuth(settings: settings)
@@ -53,6 +55,7 @@ final class HubAPI: Sendable {
         self.retention = retention
         self.shapes = shapes
         self.reconciler = reconciler
+        self.reloader = reloader
         self.serverCounters = serverCounters
         self.logger = logger
     }
@@ -86,6 +89,7 @@ final class HubAPI: Sendable {
         case .startReconcile: .async { [self] _ in try await startReconcile() }
         case .reconcileReport: .async { [self] in try await reconcileReport($0) }
         case .rowHistory: .async { [self] in try await rowHistory($0) }
+        case .reload: .async { [self] _ in try await reload() }
         }
     }
 

@@ -27,7 +27,7 @@ enum HubRoute: CaseIterable, Sendable {
     case config, push, pull, agentStatus, registerTables, deadLetters, snapshot, adopt, reconcileTask,
         reconcileAnswer
     // Admin endpoints.
-    case status, conflicts, resolve, startReconcile, reconcileReport, rowHistory
+    case status, conflicts, resolve, startReconcile, reconcileReport, rowHistory, reload
 
     /// Who may call a route.
     enum Access: Sendable {
@@ -86,6 +86,9 @@ enum HubRoute: CaseIterable, Sendable {
         case .startReconcile: Declaration("POST", "/v1/reconcile", .admin, standby: .refuse)
         case .reconcileReport: Declaration("GET", "/v1/reconcile/{id}", .admin, standby: .refuse)
         case .rowHistory: Declaration("GET", "/v1/rows/{table}", .admin, standby: .serve)
+        // A standby reloads too: it reads the file and nothing the sequencer owns, and serves with the new
+        // tables when it takes over.
+        case .reload: Declaration("POST", "/v1/admin/reload", .admin, standby: .serve)
         }
     }
 

@@ -147,8 +147,12 @@ enum HubStore {
         for row in rows {
             let keys = try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? []
             let columnsJSON = try row.string(2)
-            let names = (try JSONValue(parsing: columnsJSON).arrayValue ?? []).compactMap { $0["name"]?.stringValue }
-            shapes[try row.string(0)] = TableShape(keyColumns: keys, columnsJSON: columnsJSON, columns: Set(names))
+            var types: [String: String] = [:]
+            for column in try JSONValue(parsing: columnsJSON).arrayValue ?? [] {
+                if let name = column["name"]?.stringValue { types[name] = column["type"]?.stringValue ?? "" }
+            }
+            shapes[try row.string(0)] = TableShape(
+                keyColumns: keys, columnsJSON: columnsJSON, columns: Set(types.keys), types: types)
         }
         return shapes
     }
@@ -161,4 +165,7 @@ struct TableShape: Sendable, Hashable {
     var columnsJSON: String
     /// The registered column names: every pushed image is checked against them.
     var columns: Set<String>
+    /// Each registered column's type (`format_type`): every pushed value is checked against it
+    /// (``ColumnTypeCheck``).
+    var types: [String: String] = [:]
 }
