@@ -101,8 +101,28 @@ struct Bootstrapper: Sendable {
                 "UPDATE starling.state SET cursor = $1, bootstrapped_at = now(), updated_at = now()",
                 [.int64(final)], name: "agent.boot.cursor")
             try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.boot.clear")
+            try TableLifecycle.markBootstrapped(nil, connection: connection)
         }
         return (final, applied)
+    }
+
+    /// Bootstraps tables that joined the synced set after the region's own bootstrap, one by one, with the
+    /// rules of a new region (adopt, take over equal data, refuse differing data unless `replace_local`); the
+    /// cursor stays where it is: entries of the table between it and the snapshot are older than the heads
+    /// loaded, and the apply's version check skips them. Each table is marked bootstrapped in its own
+    /// transaction after it is done, so a crash repeats only the table in progress (idempotent).
+    func runJoined(tables: [String]) async throws(AgentError) -> Int {
+        var applied = 0
+        for table in tables {
+            let (_, count) = try await bootstrap(table: table, isFresh: true)
+            applied += count
+            try await db { connection in
+                try connection.query(
+                    "DELETE FROM starling.snapshot_rows WHERE table_name = $1", [.text(table)], name: "agent.boot.clear")
+                try TableLifecycle.markBootstrapped([table], connection: connection)
+            }
+        }
+        return applied
     }
 
     private func bootstrap(table: String, isFresh: Bool) async throws(AgentError) -> (seq: Int64, applied: Int) {
@@ -114,7 +134,16 @@ struct Bootstrapper: Sendable {
         // A hub that gives no head count (a test double) has nothing to adopt or compare against.
         if localRows > 0, let heads = first.heads {
             if heads == 0 && (first.adoptedBy == nil || first.adoptedBy == region) {
-                try await hub.adopt(table: table, rows: localRows)
+                do {
+                    try await hub.adopt(table: table, rows: localRows)
+                } catch where error.code == .adoptionRefused {
+                    // Another region adopted the table first (regions started at once): wait for its rows to
+                    // reach the hub, then compare and take them over, as a region started later would.
+                    throw AgentError(
+                        code: .hubUnavailable,
+                        message: "\(table) was adopted by another region first; waiting for its rows, then comparing "
+                            + "(\(error.message))", isRetryable: true)
+                }
                 try await db { connection in try Self.enqueueAll(sql, connection: connection) }
                 return (first.seq, 0)
             }
@@ -228,16 +257,25 @@ struct Bootstrapper: Sendable {
     }
 
     /// Local rows (as captured images) that differ from, or are missing in, the loaded live heads, and heads
-    /// missing locally.
+    /// missing locally — except rows with a pending local change: capture was in place when the application
+    /// wrote them (a change in `starling.outbox` for the key, or a row `xmin` newer than the table's
+    /// `capture_xid`, see ``TableLifecycle``), so they are new writes on their way to the hub, not differing data.
     static func differing(_ sql: TableSQL, connection: PostgresConnection) throws -> Int64 {
         try connection.transaction(name: "agent.boot.compare") { connection in
             try connection.query(imageSettings, name: "agent.boot.settings")
             return try connection.query(
                 """
-                SELECT count(*) FROM (\(try localImages(sql))) l
+                SELECT count(*) FROM (SELECT \(try sql.keyExpression(record: "t")) AS k,
+                                             \(try sql.imageExpression(record: "t")) AS r, age(t.xmin) AS a
+                                      FROM \(sql.table) t) l
                 FULL JOIN (SELECT key AS k, row AS r FROM starling.snapshot_rows
                            WHERE table_name = \(sql.tableLiteral) AND row IS NOT NULL) h ON l.k = h.k
                 WHERE l.r IS DISTINCT FROM h.r
+                  AND NOT EXISTS (SELECT 1 FROM starling.outbox o
+                                  WHERE o.table_name = \(sql.tableLiteral) AND o.key = coalesce(l.k, h.k))
+                  AND NOT coalesce(l.a < (SELECT age((s.capture_xid % 4294967296)::text::xid)
+                                          FROM starling.synced_tables s
+                                          WHERE s.table_name = \(sql.tableLiteral)), false)
                 """, name: "agent.boot.differing")[0].int64(0)
         }
     }

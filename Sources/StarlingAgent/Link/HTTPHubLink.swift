@@ -114,6 +114,7 @@ public final class HTTPHubLink: HubLink {
                 switch parsed?["error"]?["code"]?.stringValue {
                 case "cursor_pruned": .cursorPruned
                 case "schema_mismatch": .schemaMismatch
+                case "adoption_refused": .adoptionRefused
                 default: response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected
                 }
             throw AgentError(

@@ -145,7 +145,8 @@ public final class Agent: Sendable {
                     stop()
                 }
                 if isStopRequested { break }
-                // The WAL decoder failed: everything starts again from the confirmed position.
+                // The WAL decoder failed, or the synced tables changed (Agent+Tables): everything starts again
+                // from the confirmed position.
                 captureQueue.reset()
                 restartDue.withLock { $0 = false }
                 await sleep(ms: backoff.nextMs())
@@ -173,6 +174,7 @@ public final class Agent: Sendable {
             group.addTask { await self.reportUntilStopped() }
             group.addTask { await self.reconcile.run { self.isStopped } }
             group.addTask { await self.pushUntilStopped() }
+            group.addTask { await self.watchTablesUntilStopped() }
             if capture.withLock({ $0.mode }) == .wal { group.addTask { await self.decodeUntilStopped() } }
             await pullUntilStopped()
             // The pull task ends when the agent stops or restarts (``restartDue``); the others end with it.
@@ -202,6 +204,7 @@ public final class Agent: Sendable {
                     return (shapes, drift)
                 }
                 try await prepareCapture(choice, shapes: shapes)
+                try await db { try TableLifecycle.markCaptureStart(connection: $0) }
                 let regionID = config.regionID
                 try await db { try NextID.store(regionID: regionID, connection: $0) }
                 // A table altered while the agent was down keeps its old functions and registration; its stream
@@ -211,6 +214,8 @@ public final class Agent: Sendable {
                 let bootstrapper = makeBootstrapper()
                 if try await bootstrapper.isNeeded() {
                     try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
+                } else {
+                    try await runJoined(bootstrapper, drift: drift)
                 }
                 clearError("start")
                 return
@@ -587,7 +592,7 @@ public final class Agent: Sendable {
         return try await body()
     }
 
-    private func makeBootstrapper() -> Bootstrapper {
+    func makeBootstrapper() -> Bootstrapper {
         Bootstrapper(
             region: configuration.region, hub: hub, database: database, store: store,
             replaceLocal: configuration.bootstrap.replaceLocal, pageLimit: configuration.tuning.pull.limit)

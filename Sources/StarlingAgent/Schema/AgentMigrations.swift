@@ -15,5 +15,6 @@ public enum AgentMigrations {
         PostgresMigration(embeddedFile: "0004_deferred_entries.sql", PackageResources._004_deferred_entries_sql),
         PostgresMigration(embeddedFile: "0005_next_id.sql", PackageResources._005_next_id_sql),
         PostgresMigration(embeddedFile: "0006_wal_capture.sql", PackageResources._006_wal_capture_sql),
+        PostgresMigration(embeddedFile: "0007_table_lifecycle.sql", PackageResources._007_table_lifecycle_sql),
     ]
 }

@@ -5,7 +5,7 @@ public import StarlingPostgres
 /// `PostgresMigrator` (schema `starling`), then per synced table the generated capture/apply functions and the capture
 /// trigger (``TableSQL``). Installing is idempotent (`CREATE OR REPLACE`, recorded in
 /// `starling.synced_tables`) and drops the key-lock trigger and function of earlier versions; tables no
-/// longer synced lose their triggers. Uninstalling drops the triggers
+/// longer synced lose their triggers and their local sync state (``TableLifecycle/forget(table:connection:)``). Uninstalling drops the triggers
 /// and the schema and never touches user rows. Blocking: runs on the caller's connection thread.
 public struct AgentSchema: Sendable {
     /// The schema name (fixed by DESIGN.md).
@@ -39,7 +39,9 @@ public struct AgentSchema: Sendable {
             for row in installed {
                 let table = try row.string("table_name")
                 guard wanted.contains(table) else {
+                    // The table left the synced set: capture off, its sync state forgotten (TableLifecycle).
                     try removeTable(table, connection: connection)
+                    try TableLifecycle.forget(table: table, connection: connection)
                     continue
                 }
                 if let text = try row.optionalString("shape") {

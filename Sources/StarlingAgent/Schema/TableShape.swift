@@ -146,9 +146,16 @@ extension TableShape {
         }
         guard !keyed.isEmpty else {
             throw AgentError(
-                code: .invalidTable, message: "synced table \(table) has no primary key: Starling needs one",
-                key: table)
+                code: .invalidTable, message: Self.noPrimaryKeyMessage(table), key: table)
         }
         return TableShape(name: table, columns: columns, key: keyed.sorted { $0.position < $1.position }.map(\.name))
+    }
+
+    /// Why a table without a primary key cannot be synced, and the fix (the hub says the same at registration).
+    static func noPrimaryKeyMessage(_ table: String) -> String {
+        "synced table \(table) has no primary key: Starling identifies a row by its key in every region. Add one "
+            + "(ALTER TABLE \(table) ADD PRIMARY KEY (…), or promote a unique index on NOT NULL columns with "
+            + "ALTER TABLE \(table) ADD PRIMARY KEY USING INDEX <index>); a unique index as replica identity without "
+            + "a primary key is not supported yet"
     }
 }

@@ -491,7 +491,7 @@ public struct AgentStore: Sendable {
     }
 
     /// Applies `images` (in seq order) as if one by one with the per-entry apply function, inside the
-    /// caller's transaction. Images of tables not synced here are dead-lettered. The rest go per table, in
+    /// caller's transaction. Images of tables not synced here are skipped. The rest go per table, in
     /// order of first appearance, to the table's set-wise apply function (one statement each). When one
     /// raises, its table's work is rolled back inside the function and every image not yet applied set-wise
     /// goes through the per-entry function in seq order (an image applied already is skipped there by its
@@ -505,10 +505,9 @@ public struct AgentStore: Sendable {
         for index in images.indices {
             let table = images[index].table
             guard tables.contains(table) else {
-                try recordDeadLetter(
-                    deadLetter(index), seq: images[index].seq, table: table, sqlState: nil,
-                    error: "table \(table) is not synced in this region", connection: connection)
-                statuses[index] = .failed
+                // A table not installed here has just joined the hub's set (its bootstrap, from a snapshot at
+                // or after this entry, is still to come) or has left it (Agent+Tables): nothing to apply.
+                statuses[index] = .skippedVersion
                 continue
             }
             if groups[table] == nil { order.append(table) }

@@ -58,8 +58,20 @@ enum HubRegistry {
                 pairs.append((columnName, type))
             }
             let keyNames = key.compactMap(\.stringValue)
-            guard !keyNames.isEmpty, keyNames.count == key.count else {
-                throw HTTPError(400, code: "invalid_request", "tables[\(index)].key must be a non-empty list of names")
+            guard keyNames.count == key.count else {
+                throw HTTPError(400, code: "invalid_request", "tables[\(index)].key must be a list of column names")
+            }
+            guard !keyNames.isEmpty else {
+                throw HTTPError(
+                    400, code: "no_primary_key",
+                    "tables[\(index)]: table \(name) has no primary key: Starling identifies a row by its key in "
+                        + "every region. Add one (ALTER TABLE \(name) ADD PRIMARY KEY (…), or promote a unique index "
+                        + "on NOT NULL columns with ADD PRIMARY KEY USING INDEX); a unique index as replica identity "
+                        + "without a primary key is not supported yet")
+            }
+            for keyName in keyNames where !pairs.contains(where: { $0.name == keyName }) {
+                throw HTTPError(
+                    400, code: "invalid_request", "tables[\(index)].key: \(keyName) is not a column of table \(name)")
             }
             result.append(Registration(table: name, columns: pairs, key: keyNames))
         }
