@@ -16,7 +16,8 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     let regionDatabases: [String: TestDatabase]
     let directory: URL
     let binary: String
-    let tables: [(name: String, policy: String)]
+    /// The synced tables (what hub.yaml lists; a test that reloads the hub's tables sets it, Deployment+Tables).
+    var tables: [(name: String, policy: String)]
     private(set) var hubPort: Int = 0
     private(set) var hub: ChildProcess?
     private(set) var agents: [String: ChildProcess] = [:]
@@ -97,16 +98,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
 
     /// Starts the hub (on the port it had before, if any) and waits until it listens.
     func startHub() async throws {
-        let config = directory.appendingPathComponent("hub.yaml")
-        var yaml = "listen: 127.0.0.1:\(hubPort)\ndatabase: \(hubDatabase.url)\nadmin_token: \(Self.adminToken)\n"
-        yaml += "regions:\n"
-        for (index, region) in regions.enumerated() {
-            yaml += "  - {name: \(region), token: \(Self.token(region)), priority: \(100 - index), id: \(index + 1)}\n"
-        }
-        yaml += "tables:\n"
-        for table in tables { yaml += "  - {name: \(table.name), policy: \(table.policy)}\n" }
-        yaml += hubExtraYAML
-        try yaml.write(to: config, atomically: true, encoding: .utf8)
+        let config = try writeHubConfiguration(tables: tables)
         let process = try ChildProcess.launch(binary, ["hub", "--config", config.path, "--log-level", "warning"])
         hub = process
         let line = try await process.waitForOutputLine(containing: "listening", timeout: .seconds(60))
@@ -116,6 +108,21 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
             hubPort = port
             client = try HTTP2Client(configuration: HTTP2ClientConfiguration(baseURL: "http://127.0.0.1:\(port)"))
         }
+    }
+
+    /// Writes `hub.yaml` with `tables` (and ``hubExtraYAML``); returns its path.
+    func writeHubConfiguration(tables: [(name: String, policy: String)], extra: String = "") throws -> URL {
+        let config = directory.appendingPathComponent("hub.yaml")
+        var yaml = "listen: 127.0.0.1:\(hubPort)\ndatabase: \(hubDatabase.url)\nadmin_token: \(Self.adminToken)\n"
+        yaml += "regions:\n"
+        for (index, region) in regions.enumerated() {
+            yaml += "  - {name: \(region), token: \(Self.token(region)), priority: \(100 - index), id: \(index + 1)}\n"
+        }
+        yaml += "tables:\n"
+        for table in tables { yaml += "  - {name: \(table.name), policy: \(table.policy)}\n" }
+        yaml += hubExtraYAML + extra
+        try yaml.write(to: config, atomically: true, encoding: .utf8)
+        return config
     }
 
     /// Starts `region`'s agent and waits for its "agent started" line.

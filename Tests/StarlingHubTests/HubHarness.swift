@@ -52,11 +52,13 @@ struct HubHarness {
     /// client and the hub down whether the body returned or threw.
     static func run<T>(
         _ configuration: HubConfiguration, on database: TestDatabase, clientTLS: TLSConfiguration? = nil,
-        logLevel: Logger.Level = .warning, _ body: (HubHarness) async throws -> T
+        logLevel: Logger.Level = .warning,
+        configurationSource: (@Sendable () throws(HubError) -> HubConfiguration)? = nil,
+        _ body: (HubHarness) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test.hub")
         logger.logLevel = logLevel
-        let hub = try Hub(configuration: configuration, logger: logger)
+        let hub = try Hub(configuration: configuration, logger: logger, configurationSource: configurationSource)
         try await hub.start()
         let scheme = configuration.tls == nil ? "http" : "https"
         let client: HTTP2Client

@@ -2,8 +2,8 @@ import StarlingCore
 import StarlingHTTP2
 import Testing
 
-/// Every pushed image is checked against its table's registered shape: an unknown column, a missing key column
-/// or a key that differs from its image is refused with 400 naming the table, column and change, and nothing
+/// Every pushed image is checked against its table's registered shape: an unknown column, a missing key column,
+/// a value that is not of its column's type or a key that differs from its image is refused with 400 naming the table, column and change, and nothing
 /// of that push is stored.
 @Suite(.timeLimit(.minutes(2)))
 struct PushValidationTests {
@@ -47,7 +47,49 @@ struct PushValidationTests {
                 "after": ["qty": 1], "base": 0, "hlc": 5,
             ], #"after lacks key column "id""#
         ),
+        (
+            "text in an integer column", Changes.insert("r1", 2, id: 2, row: ["qty": "abc"]),
+            #"column "qty" of public.items is integer: the value "abc" is not a 32-bit integer"#
+        ),
+        (
+            "a fraction in an integer column", Changes.insert("r1", 2, id: 2, row: ["qty": .number("1.5")]),
+            #"column "qty" of public.items is integer: the value 1.5 is not a 32-bit integer"#
+        ),
+        (
+            "a number in a text column", Changes.insert("r1", 2, id: 2, row: ["qty": 1, "note": 7]),
+            #"column "note" of public.items is text: the value 7 is not a string"#
+        ),
+        (
+            "an integer beyond its column's range",
+            Changes.insert("r1", 2, id: 2, row: ["qty": .number("2147483648")]),
+            #"column "qty" of public.items is integer: the value 2147483648 is not a 32-bit integer"#
+        ),
+        (
+            "a key value of the wrong type",
+            [
+                "id": "r1:2", "tx": "r1:tx2", "table": "public.items", "op": "delete", "key": ["id": "two"],
+                "before": ["id": "two", "qty": 1], "base": 0, "hlc": 5,
+            ], #"column "id" of public.items is bigint: the value "two" is not a 64-bit integer"#
+        ),
     ]
+
+    @Test("a table without a primary key is refused at registration, naming the table and the fix")
+    func noPrimaryKey() async throws {
+        // Proves: a registration with no key columns is refused with 400 no_primary_key naming the table and how
+        // to add a key; nothing is registered.
+        try await HubHarness.with { hub in
+            let body: JSONValue = [
+                "tables": [["name": "public.items", "columns": [["name": "id", "type": "bigint"]], "key": []]]
+            ]
+            let response = try await hub.send(
+                "POST", "/v1/tables/register", token: HubHarness.token("r1"), body: body.serialized())
+            #expect(response.status == 400)
+            let error = response.json["error"]
+            #expect(error?["code"]?.stringValue == "no_primary_key")
+            let message = error?["message"]?.stringValue ?? ""
+            #expect(message.contains("public.items has no primary key") && message.contains("ADD PRIMARY KEY"), "\(message)")
+        }
+    }
 
     @Test("a push with one image that does not fit the registered shape is refused whole", arguments: refusals)
     func refusedWhole(name: String, bad: JSONValue, message: String) async throws {
