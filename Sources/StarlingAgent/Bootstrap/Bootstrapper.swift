@@ -77,6 +77,10 @@ struct Bootstrapper: Sendable {
     var store: AgentStore
     var replaceLocal: Bool
     var pageLimit = 1000
+    /// WAL capture: each chunk's transaction announces the versions it gives keys (a ``CaptureLedger/Marker``),
+    /// so a local change decoded after it gets the loaded head's seq as its base even where that seq is above
+    /// the pull cursor (a table that joined, or every table but the first of a bootstrap).
+    var emitsMarkers = false
 
     /// Whether this region still needs its first bootstrap.
     func isNeeded() async throws(AgentError) -> Bool {
@@ -212,6 +216,7 @@ struct Bootstrapper: Sendable {
         var applied = 0
         let store = self.store
         let limit = pageLimit
+        let emitsMarkers = self.emitsMarkers
         while true {
             let from = after
             let (count, last, chunkApplied) = try await db { connection in
@@ -230,6 +235,11 @@ struct Bootstrapper: Sendable {
                             AgentStore.Image(
                                 table: table, key: key, row: image, seq: try row.int64("seq"),
                                 origin: try row.string("origin")))
+                    }
+                    if emitsMarkers {
+                        var versions: [TableKey: Int64] = [:]
+                        for image in images { versions[TableKey(table: table, key: image.key)] = image.seq }
+                        try AgentStore.emit(CaptureLedger.Marker(versions: versions), connection: connection)
                     }
                     let statuses = try store.applyImages(images, tables: [table], connection: connection) { index in
                         .object(["table": .string(table), "key": .object(images[index].key), "seq": .integer(images[index].seq)])

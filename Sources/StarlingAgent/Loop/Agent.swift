@@ -595,7 +595,8 @@ public final class Agent: Sendable {
     func makeBootstrapper() -> Bootstrapper {
         Bootstrapper(
             region: configuration.region, hub: hub, database: database, store: store,
-            replaceLocal: configuration.bootstrap.replaceLocal, pageLimit: configuration.tuning.pull.limit)
+            replaceLocal: configuration.bootstrap.replaceLocal, pageLimit: configuration.tuning.pull.limit,
+            emitsMarkers: capture.withLock { $0.mode } == .wal)
     }
 
     /// Runs a bootstrap (Bootstrapper.swift) and publishes the new cursor.
