@@ -115,6 +115,8 @@ public final class HTTPHubLink: HubLink {
                 case "cursor_pruned": .cursorPruned
                 case "schema_mismatch": .schemaMismatch
                 case "adoption_refused": .adoptionRefused
+                // The hub's table list changed since this agent read /v1/config (a reload): read it again.
+                case "table_not_synced": .hubUnavailable
                 default: response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected
                 }
             throw AgentError(

@@ -29,7 +29,8 @@ extension HubAPI {
     func snapshot(_ request: HubRequest) async throws -> HTTPResponse {
         let query = request.query
         guard let table = query["table"], settings.tablesByName[table] != nil else {
-            throw HTTPError(400, code: "invalid_request", "table must name a synced table")
+            // `table_not_synced`: the table list may just have changed under the agent (a reload); it retries.
+            throw HTTPError(400, code: "table_not_synced", "table must name a synced table")
         }
         let after = query["after"]
         let limit = Int(try Self.integer(query["limit"], name: "limit", default: 1000, range: 1...Int64(Self.maxSnapshotPage)))
@@ -109,7 +110,8 @@ extension HubAPI {
         let region = request.region
         let body = try Self.jsonBody(request.body)
         guard let table = body["table"]?.stringValue, settings.tablesByName[table] != nil else {
-            throw HTTPError(400, code: "invalid_request", "table must name a synced table")
+            // `table_not_synced`: the table list may just have changed under the agent (a reload); it retries.
+            throw HTTPError(400, code: "table_not_synced", "table must name a synced table")
         }
         guard let rows = body["rows"]?.int64Value, rows >= 0 else {
             throw HTTPError(400, code: "invalid_request", "rows must be a non-negative integer")

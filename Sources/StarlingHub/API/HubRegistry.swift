@@ -48,7 +48,9 @@ enum HubRegistry {
                 throw HTTPError(400, code: "invalid_request", "tables[\(index)] needs name, columns and key")
             }
             guard settings.tablesByName[name] != nil else {
-                throw HTTPError(400, code: "invalid_request", "tables[\(index)].name: table \"\(name)\" is not synced")
+                // `table_not_synced`: a reload may have removed it since the agent read /v1/config; it retries.
+                throw HTTPError(
+                    400, code: "table_not_synced", "tables[\(index)].name: table \"\(name)\" is not synced")
             }
             var pairs: [(name: String, type: String)] = []
             for column in columns {
