@@ -27,7 +27,8 @@ import StarlingCore
 /// Token rotation without downtime: put the new token in `token`, move the old one to `previous_tokens` with an
 /// `until` (RFC 3339) and restart the hub (agents retry and reconnect within a second); both tokens work until
 /// `until`, so the agents can be given the new token one by one. After `until` the old token gets 401; remove it
-/// at the next restart. The configuration is read at start only (no reload): a restart is the switch.
+/// at the next restart. Tokens and regions are read at start only: a restart is the switch. Only `tables` is
+/// reloaded while the hub runs (SIGHUP, `POST /v1/admin/reload`, ``HubReloader``).
 public struct HubConfiguration: Sendable, Hashable, Decodable {
     /// `host:port` to listen on (numeric IPv4 or `[IPv6]`). Default `127.0.0.1:8443`.
     public var listen: String
