@@ -226,4 +226,51 @@ struct TableLifecycleTests {
             #expect(good == 200)
         }
     }
+
+    @Test func aTableKeyedByAUniqueNotNullIndexSyncsAndOneWithoutAKeyIsRefused() async throws {
+        // Proves: a table without a primary key but with a unique index on NOT NULL columns (its replica identity)
+        // syncs inserts, updates and deletes both ways, keyed by that index; a table with no such index stops the
+        // agent with a message naming the table and the fix.
+        let ddl = """
+            CREATE TABLE coded (code text NOT NULL, label text, n int);
+            CREATE UNIQUE INDEX coded_code ON coded (code);
+            ALTER TABLE coded REPLICA IDENTITY USING INDEX coded_code;
+            CREATE TABLE loose (code text, label text);
+            """
+        try await Deployment.with(
+            regions: 2, tables: [(name: "public.coded", policy: "lww")], ddl: ddl
+        ) { deployment in
+            try await deployment.sql("r1") { connection in
+                try connection.execute("INSERT INTO coded SELECT 'c' || g, 'r1', g FROM generate_series(1, 50) g")
+            }
+            try await deployment.sql("r2") { connection in
+                try connection.execute("INSERT INTO coded VALUES ('z1', 'r2', 1), ('z2', 'r2', 2)")
+            }
+            try await deployment.waitForConvergence()
+            try await deployment.sql("r2") { connection in
+                try connection.execute("UPDATE coded SET label = 'changed in r2' WHERE code = 'c7'")
+                try connection.execute("DELETE FROM coded WHERE code = 'c8'")
+            }
+            try await deployment.sql("r1") { try $0.execute("UPDATE coded SET n = 99 WHERE code = 'z1'") }
+            let prints = try await deployment.waitForConvergence()
+            #expect(prints["public.coded"] != "empty")
+            #expect(try await Self.count(deployment, "r1", "SELECT count(*) FROM coded") == 51)
+            #expect(
+                try await Self.count(deployment, "r1", "SELECT count(*) FROM coded WHERE label = 'changed in r2'") == 1)
+            #expect(try await Self.count(deployment, "r2", "SELECT n FROM coded WHERE code = 'z1'") == 99)
+            let key = try await deployment.sql("hub") {
+                try $0.query("SELECT array_to_string(key_columns, ',') FROM starling_hub.table_shapes")[0].string(0)
+            }
+            #expect(key == "code")
+        }
+        try await Deployment.with(
+            regions: 1, tables: [(name: "public.loose", policy: "lww")], ddl: ddl, startAgents: false
+        ) { deployment in
+            let agent = try deployment.launchAgent("r1")
+            let status = try await agent.waitForExit(timeout: .seconds(60))
+            #expect(status != 0)
+            #expect(agent.output.contains("synced table public.loose has no primary key"), "\(agent.output.suffix(1500))")
+            #expect(agent.output.contains("ADD PRIMARY KEY") && agent.output.contains("REPLICA IDENTITY USING INDEX"))
+        }
+    }
 }

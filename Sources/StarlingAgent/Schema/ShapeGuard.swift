@@ -32,7 +32,7 @@ public struct ShapeGuard: Sendable {
                 (SELECT coalesce(json_agg(a.attname::text ORDER BY k.ordinality), '[]')
                  FROM pg_index i CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ordinality)
                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
-                 WHERE i.indrelid = c.oid AND i.indisprimary)::text AS key
+                 WHERE i.indexrelid = \(TableShape.keyIndexSQL(relation: "c.oid")))::text AS key
             FROM starling.synced_tables s LEFT JOIN pg_class c ON c.oid = s.relation_oid
             WHERE s.shape IS NOT NULL
             """, name: "agent.shape.check")

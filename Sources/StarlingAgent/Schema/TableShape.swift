@@ -108,7 +108,7 @@ public enum ColumnEncoding: String, Sendable, Hashable {
 
 extension TableShape {
     /// Reads `table`'s shape from the catalog. Fails with `invalidTable` when the table does not exist or has
-    /// no primary key.
+    /// no key: a primary key, or a unique index on NOT NULL columns (``keyIndexSQL(relation:)``).
     public static func load(table: String, connection: PostgresConnection) throws -> TableShape {
         let quoted = try PostgresIdentifier.quote(table)
         let found = try connection.query(
@@ -128,7 +128,7 @@ extension TableShape {
             JOIN pg_type t ON t.oid = a.atttypid
             JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
             LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
-            LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary
+            LEFT JOIN pg_index i ON i.indexrelid = \(keyIndexSQL(relation: "a.attrelid"))
             WHERE a.attrelid = $1::bigint::oid AND a.attnum > 0 AND NOT a.attisdropped
             ORDER BY a.attnum
             """, [.int64(oid)], name: "agent.shape.columns")
@@ -151,11 +151,31 @@ extension TableShape {
         return TableShape(name: table, columns: columns, key: keyed.sorted { $0.position < $1.position }.map(\.name))
     }
 
-    /// Why a table without a primary key cannot be synced, and the fix (the hub says the same at registration).
+    /// Why a table without a key cannot be synced, and the fix (the hub says the same at registration).
     static func noPrimaryKeyMessage(_ table: String) -> String {
         "synced table \(table) has no primary key: Starling identifies a row by its key in every region. Add one "
-            + "(ALTER TABLE \(table) ADD PRIMARY KEY (…), or promote a unique index on NOT NULL columns with "
-            + "ALTER TABLE \(table) ADD PRIMARY KEY USING INDEX <index>); a unique index as replica identity without "
-            + "a primary key is not supported yet"
+            + "(ALTER TABLE \(table) ADD PRIMARY KEY (…)), or a unique index on NOT NULL columns (CREATE UNIQUE "
+            + "INDEX … ON \(table) (…) with those columns NOT NULL) and make it the replica identity (ALTER TABLE "
+            + "\(table) REPLICA IDENTITY USING INDEX <index>)"
+    }
+
+    /// The SQL expression for the oid of the index whose columns are the key of relation `relation` (an oid
+    /// expression), NULL when there is none: its primary key; else a unique index PostgreSQL would accept as
+    /// replica identity (valid, immediate, not partial, no expressions or included columns, every column NOT
+    /// NULL), the replica identity index first, then the one with the fewest columns, then by name. The
+    /// order survives WAL capture setting `REPLICA IDENTITY FULL` (the index stays the one with the fewest
+    /// columns when it is the only one; with several, give the table a primary key). ``ShapeGuard`` finds the
+    /// key with the same expression.
+    static func keyIndexSQL(relation: String) -> String {
+        """
+        (SELECT ki.indexrelid FROM pg_index ki JOIN pg_class kc ON kc.oid = ki.indexrelid
+         WHERE ki.indrelid = \(relation)
+           AND (ki.indisprimary OR (ki.indisunique AND ki.indisvalid AND ki.indimmediate AND ki.indpred IS NULL
+                AND ki.indexprs IS NULL AND ki.indnatts = ki.indnkeyatts
+                AND NOT EXISTS (SELECT 1 FROM unnest(ki.indkey::int2[]) AS kk(attnum)
+                                JOIN pg_attribute ka ON ka.attrelid = ki.indrelid AND ka.attnum = kk.attnum
+                                WHERE NOT ka.attnotnull)))
+         ORDER BY ki.indisprimary DESC, ki.indisreplident DESC, ki.indnatts, kc.relname LIMIT 1)
+        """
     }
 }

@@ -67,9 +67,8 @@ enum HubRegistry {
                 throw HTTPError(
                     400, code: "no_primary_key",
                     "tables[\(index)]: table \(name) has no primary key: Starling identifies a row by its key in "
-                        + "every region. Add one (ALTER TABLE \(name) ADD PRIMARY KEY (…), or promote a unique index "
-                        + "on NOT NULL columns with ADD PRIMARY KEY USING INDEX); a unique index as replica identity "
-                        + "without a primary key is not supported yet")
+                        + "every region. Add one (ALTER TABLE \(name) ADD PRIMARY KEY (…)), or a unique index on NOT "
+                        + "NULL columns made the replica identity (ALTER TABLE \(name) REPLICA IDENTITY USING INDEX …)")
             }
             for keyName in keyNames where !pairs.contains(where: { $0.name == keyName }) {
                 throw HTTPError(
