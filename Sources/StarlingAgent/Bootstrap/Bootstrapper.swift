@@ -87,7 +87,14 @@ struct Bootstrapper: Sendable {
     }
 
     /// Bootstraps every table in `tables`; `isFresh` allows adoption of existing rows.
-    func run(tables: [String], isFresh: Bool) async throws(AgentError) -> (cursor: Int64, applied: Int) {
+    ///
+    /// With `marksVersions` (WAL capture), the last transaction also announces the new cursor and the versions
+    /// above it in a marker (``CaptureLedger``), and returns those versions: a table whose snapshot is newer
+    /// than the cursor holds heads above it, and under WAL capture applies skip entries by the versions above
+    /// the cursor held in memory, not by version rows.
+    func run(tables: [String], isFresh: Bool, marksVersions: Bool = false) async throws(AgentError)
+        -> (cursor: Int64, applied: Int, versions: [TableKey: Int64])
+    {
         var cursor = Int64.max
         var applied = 0
         for table in tables {
@@ -96,13 +103,19 @@ struct Bootstrapper: Sendable {
             applied += count
         }
         let final = cursor == .max ? 0 : cursor
-        try await db { connection in
-            try connection.query(
-                "UPDATE starling.state SET cursor = $1, bootstrapped_at = now(), updated_at = now()",
-                [.int64(final)], name: "agent.boot.cursor")
-            try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.boot.clear")
+        let versions = try await db { connection in
+            try connection.transaction(name: "agent.boot.finish") { connection -> [TableKey: Int64] in
+                try connection.query(
+                    "UPDATE starling.state SET cursor = $1, bootstrapped_at = now(), updated_at = now()",
+                    [.int64(final)], name: "agent.boot.cursor")
+                try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.boot.clear")
+                guard marksVersions else { return [:] }
+                let versions = try AgentStore.versions(above: final, connection: connection)
+                try AgentStore.emit(CaptureLedger.Marker(cursor: final, versions: versions), connection: connection)
+                return versions
+            }
         }
-        return (final, applied)
+        return (final, applied, versions)
     }
 
     private func bootstrap(table: String, isFresh: Bool) async throws(AgentError) -> (seq: Int64, applied: Int) {
