@@ -1,4 +1,5 @@
 import StarlingAgent
+import StarlingCore
 import StarlingPostgres
 import StarlingTestSupport
 import Testing
@@ -54,6 +55,47 @@ struct WALVersionsTests {
             #expect(try await r1.text("SELECT note FROM items WHERE id = 1") == "r1")
             #expect(try await r1.text("SELECT note FROM items WHERE id = 2") == "r2")
             #expect(try await r1.int("SELECT count(*) FROM starling.versions WHERE seq > 2") == 0, "no version rows")
+        }
+    }
+
+    static func repair(_ seq: Int64, key: Int64, base: Int64, row: JSONObject?) -> LogEntry {
+        LogEntry(
+            seq: seq, origin: "hub", id: "repair:1:\(seq)", tx: "repair:1:eu", table: "public.items",
+            op: row == nil ? .delete : .update, key: ["id": .integer(key)], row: row, hlc: 1000 + seq, kind: .repair,
+            rewritten: true, base: base)
+    }
+
+    @Test("the WAL apply writes the rows only, skips by the versions it is given, defers pending keys")
+    func applyInMemory() async throws {
+        // Proves the in-memory rules at store level: an entry at or below a key's version is skipped, a repair
+        // only below (it re-asserts the head seq, its base), a pending key's entry is deferred and the newest
+        // entry of a key is the one written; no version row is written; a unique clash dead-letters that entry
+        // alone (per-entry fallback) and the rest of the batch is applied.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: ApplyTests.items, tables: ["public.items"])
+            let store = AgentStore(region: "eu")
+            try connection.execute("INSERT INTO items VALUES (5, 0, 'taken')")
+            func key(_ id: Int64) -> TableKey { TableKey(table: "public.items", key: ["id": .integer(id)]) }
+            let entries = [
+                ApplyTests.entry(21, key: 1, row: ["id": 1, "qty": 21, "name": "a21"]),  // version 25: skipped
+                ApplyTests.entry(22, key: 2, row: ["id": 2, "qty": 22, "name": "b"]),  // pending: deferred
+                Self.repair(23, key: 3, base: 20, row: ["id": 3, "qty": 23, "name": "c"]),  // version 22 > base: skipped
+                Self.repair(24, key: 4, base: 20, row: ["id": 4, "qty": 24, "name": "d"]),  // version 20 = base: written
+                ApplyTests.entry(26, key: 1, row: ["id": 1, "qty": 26, "name": "a26"]),  // above 25: written
+                ApplyTests.entry(27, key: 6, row: ["id": 6, "qty": 27, "name": "taken"]),  // unique clash: dead letter
+                ApplyTests.entry(28, key: 7, row: ["id": 7, "qty": 1, "name": "g1"]),
+                ApplyTests.entry(29, key: 7, row: ["id": 7, "qty": 2, "name": "g2"]),  // the newest of key 7 wins
+            ]
+            let wal = WALApply(pendingKeys: [key(2)], versions: [key(1): 25, key(3): 22, key(4): 20])
+            let summary = try store.apply(entries, after: 0, next: 29, wal: wal, connection: connection)
+            #expect(summary.skippedVersion == 2 && summary.skippedPending == 1 && summary.deadLettered == 1)
+            #expect(summary.applied == 4 && summary.batchFallbacks == 1)
+            let rows = try connection.query("SELECT string_agg(t::text, ' ' ORDER BY id) AS x FROM items t")[0]
+            #expect(try rows.string("x") == "(1,26,a26) (4,24,d) (5,0,taken) (7,2,g2)")
+            #expect(try connection.query("SELECT count(*) AS n FROM starling.versions")[0].int64("n") == 0)
+            #expect(try connection.query("SELECT seq FROM starling.deferred_entries")[0].int64("seq") == 22)
+            #expect(try connection.query("SELECT seq FROM starling.dead_letters")[0].int64("seq") == 27)
+            #expect(try store.state(connection: connection).cursor == 29)
         }
     }
 }
