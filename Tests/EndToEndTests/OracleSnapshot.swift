@@ -189,7 +189,11 @@ struct RegionSnapshot: Sendable {
             snapshot.rowCount += count
             snapshot.mismatches += mismatches
         }
-        for row in try connection.query("SELECT table_name, key::text, seq FROM starling.versions") {
+        // Under WAL capture (trigger capture switched off) the applies write no version rows: the ones there are a
+        // bootstrap's or trigger capture's, and say nothing about the keys' versions now.
+        let versionRows = try connection.query(
+            "SELECT NOT EXISTS (SELECT 1 FROM starling.wal_state WHERE NOT switching) AS kept")[0].bool(0)
+        for row in try connection.query("SELECT table_name, key::text, seq FROM starling.versions") where versionRows {
             snapshot.versions[TableKey(table: try row.string(0), key: try object(try row.string(1)) ?? [:])] =
                 try row.int64(2)
         }

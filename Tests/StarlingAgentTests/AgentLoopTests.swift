@@ -78,7 +78,9 @@ struct AgentLoopTests {
                         + "WHERE n.nspname = 'starling' AND p.proname LIKE 'apply\\_%'"
                 ).map { try $0.string("c") }
             }
-            #expect(settings.count == 2 * AgentCluster.tables.count, "two apply functions per synced table")
+            #expect(
+                settings.count == 4 * AgentCluster.tables.count,
+                "four apply functions per synced table (with version rows and WAL capture's, each per entry and batch)")
             for config in settings {
                 #expect(config.contains("enable_hashjoin=off") && config.contains("enable_seqscan=off"), "\(config)")
             }

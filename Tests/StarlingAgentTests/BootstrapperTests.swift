@@ -85,7 +85,7 @@ struct BootstrapperTests {
         let bootstrapper = Bootstrapper(
             region: "r3", hub: recording, database: worker, store: AgentStore(region: "r3"), replaceLocal: false,
             pageLimit: 500)
-        let (cursor, applied) = try await bootstrapper.run(tables: ["public.items"], isFresh: true)
+        let (cursor, applied, _) = try await bootstrapper.run(tables: ["public.items"], isFresh: true)
         #expect(recording.afters.count == 2)
         #expect(cursor == 550)
         #expect(applied == 550)

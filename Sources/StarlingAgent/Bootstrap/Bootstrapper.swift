@@ -77,10 +77,6 @@ struct Bootstrapper: Sendable {
     var store: AgentStore
     var replaceLocal: Bool
     var pageLimit = 1000
-    /// WAL capture: each chunk's transaction announces the versions it gives keys (a ``CaptureLedger/Marker``),
-    /// so a local change decoded after it gets the loaded head's seq as its base even where that seq is above
-    /// the pull cursor (a table that joined, or every table but the first of a bootstrap).
-    var emitsMarkers = false
 
     /// Whether this region still needs its first bootstrap.
     func isNeeded() async throws(AgentError) -> Bool {
@@ -91,7 +87,14 @@ struct Bootstrapper: Sendable {
     }
 
     /// Bootstraps every table in `tables`; `isFresh` allows adoption of existing rows.
-    func run(tables: [String], isFresh: Bool) async throws(AgentError) -> (cursor: Int64, applied: Int) {
+    ///
+    /// With `marksVersions` (WAL capture), the last transaction also announces the new cursor and the versions
+    /// above it in a marker (``CaptureLedger``), and returns those versions: a table whose snapshot is newer
+    /// than the cursor holds heads above it, and under WAL capture applies skip entries by the versions above
+    /// the cursor held in memory, not by version rows.
+    func run(tables: [String], isFresh: Bool, marksVersions: Bool = false) async throws(AgentError)
+        -> (cursor: Int64, applied: Int, versions: [TableKey: Int64])
+    {
         var cursor = Int64.max
         var applied = 0
         for table in tables {
@@ -100,33 +103,56 @@ struct Bootstrapper: Sendable {
             applied += count
         }
         let final = cursor == .max ? 0 : cursor
-        try await db { connection in
-            try connection.query(
-                "UPDATE starling.state SET cursor = $1, bootstrapped_at = now(), updated_at = now()",
-                [.int64(final)], name: "agent.boot.cursor")
-            try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.boot.clear")
-            try TableLifecycle.markBootstrapped(nil, connection: connection)
+        let versions = try await db { connection in
+            try connection.transaction(name: "agent.boot.finish") { connection -> [TableKey: Int64] in
+                try connection.query(
+                    "UPDATE starling.state SET cursor = $1, bootstrapped_at = now(), updated_at = now()",
+                    [.int64(final)], name: "agent.boot.cursor")
+                try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.boot.clear")
+                try TableLifecycle.markBootstrapped(nil, connection: connection)
+                guard marksVersions else { return [:] }
+                let versions = try AgentStore.versions(above: final, connection: connection)
+                try AgentStore.emit(CaptureLedger.Marker(cursor: final, versions: versions), connection: connection)
+                return versions
+            }
         }
-        return (final, applied)
+        return (final, applied, versions)
     }
 
     /// Bootstraps tables that joined the synced set after the region's own bootstrap, one by one, with the
     /// rules of a new region (adopt, take over equal data, refuse differing data unless `replace_local`); the
     /// cursor stays where it is: entries of the table between it and the snapshot are older than the heads
     /// loaded, and the apply's version check skips them. Each table is marked bootstrapped in its own
-    /// transaction after it is done, so a crash repeats only the table in progress (idempotent).
-    func runJoined(tables: [String]) async throws(AgentError) -> Int {
+    /// transaction after it is done, so a crash repeats only the table in progress (idempotent). With
+    /// `marksVersions` (WAL capture), as ``run(tables:isFresh:marksVersions:)``: the loaded heads are above the
+    /// cursor, so their versions go into a marker (a local change's base) and are returned (the applies' skip).
+    func runJoined(tables: [String], marksVersions: Bool = false) async throws(AgentError)
+        -> (applied: Int, versions: [TableKey: Int64])
+    {
         var applied = 0
         for table in tables {
             let (_, count) = try await bootstrap(table: table, isFresh: true)
             applied += count
             try await db { connection in
-                try connection.query(
-                    "DELETE FROM starling.snapshot_rows WHERE table_name = $1", [.text(table)], name: "agent.boot.clear")
-                try TableLifecycle.markBootstrapped([table], connection: connection)
+                try connection.transaction(name: "agent.boot.joined") { connection in
+                    try connection.query(
+                        "DELETE FROM starling.snapshot_rows WHERE table_name = $1", [.text(table)],
+                        name: "agent.boot.clear")
+                    try TableLifecycle.markBootstrapped([table], connection: connection)
+                }
             }
         }
-        return applied
+        guard marksVersions else { return (applied, [:]) }
+        let versions = try await db { connection in
+            try connection.transaction(name: "agent.boot.joinedVersions") { connection -> [TableKey: Int64] in
+                let cursor = try connection.query("SELECT cursor FROM starling.state", name: "agent.boot.cursorNow")[0]
+                    .int64("cursor")
+                let versions = try AgentStore.versions(above: cursor, connection: connection)
+                try AgentStore.emit(CaptureLedger.Marker(versions: versions), connection: connection)
+                return versions
+            }
+        }
+        return (applied, versions)
     }
 
     private func bootstrap(table: String, isFresh: Bool) async throws(AgentError) -> (seq: Int64, applied: Int) {
@@ -216,7 +242,6 @@ struct Bootstrapper: Sendable {
         var applied = 0
         let store = self.store
         let limit = pageLimit
-        let emitsMarkers = self.emitsMarkers
         while true {
             let from = after
             let (count, last, chunkApplied) = try await db { connection in
@@ -235,11 +260,6 @@ struct Bootstrapper: Sendable {
                             AgentStore.Image(
                                 table: table, key: key, row: image, seq: try row.int64("seq"),
                                 origin: try row.string("origin")))
-                    }
-                    if emitsMarkers {
-                        var versions: [TableKey: Int64] = [:]
-                        for image in images { versions[TableKey(table: table, key: image.key)] = image.seq }
-                        try AgentStore.emit(CaptureLedger.Marker(versions: versions), connection: connection)
                     }
                     let statuses = try store.applyImages(images, tables: [table], connection: connection) { index in
                         .object(["table": .string(table), "key": .object(images[index].key), "seq": .integer(images[index].seq)])

@@ -50,6 +50,11 @@ final class CaptureQueue: Sendable {
         /// Keys the agent's own transactions wrote, with a WAL position at or after their commit, until the
         /// decoder has passed it (``awaitOwnWrites(of:)``).
         var ownWrites: [TableKey: LSN] = [:]
+        /// Versions verdicts gave keys (``recordVersions(_:)``), kept while above the pull cursor.
+        var versions: [TableKey: Int64] = [:]
+        var versionsPrunedAt = 0
+        /// The apply waits until the decoder has passed this position (``isCaughtUp``); nil: not set yet.
+        var catchUp: LSN?
     }
 
     private let state = Mutex(State())
@@ -248,6 +253,49 @@ final class CaptureQueue: Sendable {
             return Set(keys.filter { state.pendingKeys[$0] != nil })
         }
     }
+
+    // MARK: - Versions above the cursor
+
+    /// Records versions verdicts gave keys: from the agent's verdict transactions as they commit, and from their
+    /// markers as the decoder reads them (after a restart, the ones since the last checkpoint; the checkpoint's
+    /// ledger brings the older ones). The larger version of a key wins. These are the only versions an apply
+    /// needs under WAL capture: every other version a key holds is at most the cursor, and every pulled entry
+    /// is above it.
+    func recordVersions(_ versions: [TableKey: Int64]) {
+        guard !versions.isEmpty else { return }
+        state.withLock { state in
+            for (key, version) in versions { state.versions[key] = max(state.versions[key] ?? 0, version) }
+        }
+    }
+
+    /// The recorded versions of `keys` above `cursor`; forgets the ones at or below it once the map doubled since
+    /// the last time (amortised O(1)).
+    func versions(of keys: some Sequence<TableKey>, above cursor: Int64) -> [TableKey: Int64] {
+        state.withLock { state in
+            if state.versions.count > 2 * state.versionsPrunedAt + 1024 {
+                state.versions = state.versions.filter { $0.value > cursor }
+                state.versionsPrunedAt = state.versions.count
+            }
+            guard !state.versions.isEmpty else { return [:] }
+            var found: [TableKey: Int64] = [:]
+            for key in keys {
+                if let version = state.versions[key], version > cursor { found[key] = version }
+            }
+            return found
+        }
+    }
+
+    /// Sets the position the decoder must pass before applies may rely on the recorded versions: the end of the
+    /// WAL when the agent's tasks start, so every marker committed before is read again.
+    func awaitCatchUp(to lsn: LSN) {
+        state.withLock { $0.catchUp = lsn }
+    }
+
+    /// The ``awaitCatchUp(to:)`` position (nil until set in this run).
+    var catchUpTarget: LSN? { state.withLock { $0.catchUp } }
+
+    /// Whether the decoder has passed the ``awaitCatchUp(to:)`` position.
+    var isCaughtUp: Bool { state.withLock { state in state.catchUp.map { state.decodedThrough >= $0 } ?? false } }
 
     /// Changes decoded and not handled yet (the outbox depth of WAL capture).
     var depth: Int { state.withLock { $0.changes.count - $0.head } }

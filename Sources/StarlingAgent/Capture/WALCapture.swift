@@ -44,6 +44,7 @@ final class WALCapture: Sendable {
         let options = try PgOutputOptions(publications: [name], includesMessages: true).options()
         try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
         logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
+        queue.recordVersions(ledger.versions.filter { $0.value > ledger.cursor })
         var confirmedSent = LSN.invalid
         var isPaused = false
         var lastStatus = ContinuousClock.now
@@ -73,6 +74,7 @@ final class WALCapture: Sendable {
                 case .xLogData(let data):
                     guard let finished = try decoder.feed(data.payload, recordLSN: data.walStart) else { continue }
                     queue.markOverwritten(finished.overwritten)
+                    queue.recordVersions(finished.versions)
                     queue.append(finished.changes, commitEnd: finished.commitEnd)
                     offerCheckpoint(at: finished.commitEnd)
                 case .keepalive(let keepalive):

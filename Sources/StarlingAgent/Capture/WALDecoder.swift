@@ -115,6 +115,8 @@ struct WALDecoder: Sendable {
         var changes: [CaptureQueue.Captured]
         var overwritten: [StreamPosition]
         var commitEnd: LSN
+        /// The versions an agent transaction's marker gave keys (``CaptureQueue/recordVersions(_:)``).
+        var versions: [TableKey: Int64] = [:]
     }
 
     private mutating func finish(_ open: Transaction, commit: PgOutputMessage.Commit) throws(AgentError) -> Finished {
@@ -123,7 +125,8 @@ struct WALDecoder: Sendable {
             if open.isSwitch { switching = false }
             if let observed = open.marker?.observedHLC { clock.observe(observed) }
             let overwritten = ledger.own(marker: open.marker ?? .init(), writtenKeys: open.written)
-            return Finished(changes: [], overwritten: overwritten, commitEnd: commit.endLSN)
+            return Finished(
+                changes: [], overwritten: overwritten, commitEnd: commit.endLSN, versions: open.marker?.versions ?? [:])
         }
         guard !switching, !open.rows.isEmpty else {
             return Finished(changes: [], overwritten: [], commitEnd: commit.endLSN)
@@ -165,6 +168,9 @@ struct WALDecoder: Sendable {
         relation oid: UInt32, old: PgOutputMessage.OldTuple?, new: PgOutputTuple?, recordLSN: LSN
     ) throws(AgentError) {
         guard var open = transaction else { return }
+        // The agent's own rows matter only for the keys they write, and only while some local change waits for
+        // its verdict (``CaptureLedger/own(marker:writtenKeys:)``): most of the stream, not decoded at all.
+        if open.isOwn && ledger.pending.isEmpty { return }
         transaction = nil
         defer { transaction = open }
         guard let relation = relations[oid] else {
@@ -172,6 +178,15 @@ struct WALDecoder: Sendable {
         }
         let name = "\(relation.namespace).\(relation.name)"
         guard let shape = shapes[name] else { return }
+        if open.isOwn {
+            let keyOld = try old.flatMap { old throws(AgentError) in
+                try Self.key(of: old.tuple, relation: relation, shape: shape)
+            }
+            let keyNew = try new.flatMap { new throws(AgentError) in try Self.key(of: new, relation: relation, shape: shape) }
+            if let keyOld { open.written.append(TableKey(table: name, key: keyOld)) }
+            if let keyNew, keyNew != keyOld { open.written.append(TableKey(table: name, key: keyNew)) }
+            return
+        }
         let columns = try Self.columns(of: relation, shape: shape)
         let before = try old.map { old throws(AgentError) in
             guard case .full(let tuple) = old else {
@@ -187,11 +202,6 @@ struct WALDecoder: Sendable {
         }
         let keyOld = before.map { Self.key($0, shape: shape) }
         let keyNew = after.map { Self.key($0, shape: shape) }
-        if open.isOwn {
-            if let keyOld { open.written.append(TableKey(table: name, key: keyOld)) }
-            if let keyNew, keyNew != keyOld { open.written.append(TableKey(table: name, key: keyNew)) }
-            return
-        }
         if switching { return }
         let bytes = 96 + (before?.count ?? 0) * 24 + (after?.count ?? 0) * 24
         switch (keyOld, keyNew) {
@@ -258,6 +268,29 @@ struct WALDecoder: Sendable {
             }
         }
         return image
+    }
+
+    /// The key of a row the agent wrote, from the key columns alone (a key value is never an unchanged TOAST:
+    /// it is in the index). Nil for a tuple without them (an old tuple of a key-only replica identity whose
+    /// key did not change: the new tuple has it).
+    private static func key(of tuple: PgOutputTuple, relation: PgOutputRelation, shape: TableShape) throws(AgentError)
+        -> JSONObject?
+    {
+        var key: JSONObject = [:]
+        for name in shape.key {
+            guard let index = relation.columns.firstIndex(where: { $0.name == name }), index < tuple.count,
+                let column = shape.columns.first(where: { $0.name == name })
+            else {
+                throw AgentError(code: .capture, message: "a decoded row of \(shape.name) lacks key column \(name)")
+            }
+            switch tuple[index] {
+            case .text(let text): key[name] = try DecodedValue.json(text, column: column)
+            case .null, .unchangedToast: return nil
+            case .binary:
+                throw AgentError(code: .capture, message: "the WAL stream sent a binary value (binary mode is off)")
+            }
+        }
+        return key
     }
 
     private static func key(_ image: JSONObject, shape: TableShape) -> JSONObject {

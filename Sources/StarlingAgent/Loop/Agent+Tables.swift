@@ -57,7 +57,9 @@ extension Agent {
         let joined = try await db { try TableLifecycle.unbootstrapped(connection: $0) }.filter { drift[$0] == nil }
         guard !joined.isEmpty else { return }
         logger.info("bootstrapping tables that joined", metadata: [AgentLogKey.table: "\(joined)"])
-        let applied = try await bootstrapper.runJoined(tables: joined)
+        let isWAL = capture.withLock { $0.mode } == .wal
+        let (applied, versions) = try await bootstrapper.runJoined(tables: joined, marksVersions: isWAL)
+        captureQueue.recordVersions(versions)
         logger.info("tables joined", metadata: [AgentLogKey.table: "\(joined)", AgentLogKey.count: "\(applied)"])
     }
 }

@@ -93,10 +93,13 @@ extension Agent {
                 if let point = try capture.ensureSlot(name: setup.name, connection: connection) {
                     // Decoding starts at the slot's consistent point with the clock as it is now: a restart
                     // before the first checkpoint decodes the same stamps again.
+                    // Versions trigger capture's verdicts gave keys above the cursor are in version rows only; from
+                    // here on the ledger (bases) and the applies (skips) know them from the stream.
                     let agentState = try store.state(connection: connection)
+                    let versions = try AgentStore.versions(above: agentState.cursor, connection: connection)
                     try WALSetup.save(
-                        resume: point, ledger: CaptureLedger(cursor: agentState.cursor), switching: state.switching,
-                        hlc: agentState.lastHLC, connection: connection)
+                        resume: point, ledger: CaptureLedger(cursor: agentState.cursor, versions: versions),
+                        switching: state.switching, hlc: agentState.lastHLC, connection: connection)
                 }
                 return state
             }
@@ -181,7 +184,9 @@ extension Agent {
                                 journal: journal),
                             connection: connection)
                         // On the database thread, before its next job: an apply must not defer an entry on a key
-                        // whose verdict just settled (nothing would release it).
+                        // whose verdict just settled (nothing would release it), and must know the versions the
+                        // verdicts gave.
+                        queue.recordVersions(summary.versions)
                         queue.handled()
                         if summary.imagesApplied > 0 {
                             queue.wrote(captured.map(\.key), at: try AgentStore.walInsertPosition(connection: connection))
@@ -220,6 +225,23 @@ extension Agent {
                     code: .capture, message: "the WAL decoder did not reach \(target) within 30 s", isRetryable: true)
             }
             try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    /// Waits until the WAL decoder has read every marker committed before the first apply of this run (the end
+    /// of the WAL then), so the versions above the cursor that earlier runs' verdicts gave keys are in the
+    /// capture queue's memory again (``CaptureQueue/recordVersions(_:)``): applies skip by them. Pushes and
+    /// verdicts go on meanwhile (a decoder paused on a full queue resumes as they drain it).
+    func awaitDecoderCatchUp() async throws(AgentError) {
+        let queue = captureQueue
+        if queue.catchUpTarget == nil {
+            let end = try await db { connection in try AgentStore.walInsertPosition(connection: connection) }
+            queue.awaitCatchUp(to: end)
+        }
+        guard !queue.isCaughtUp else { return }
+        try await track("apply", "waiting for the WAL decoder to read the agent's markers again") {
+            () async throws(AgentError) in
+            while !queue.isCaughtUp, !isStopped { try? await Task.sleep(for: .milliseconds(5)) }
         }
     }
 

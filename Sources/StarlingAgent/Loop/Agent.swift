@@ -381,14 +381,19 @@ public final class Agent: Sendable {
             }
             let pushed = ContinuousClock.now
             let outboxMarker = capture.withLock { $0.mode } == .wal
+            let queue = captureQueue
             let summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
                 () async throws(AgentError) in
                 try await db { connection in
-                    // Under WAL capture (while switching, or adopted rows) the versions still go into a marker.
-                    try store.handleVerdicts(
+                    // Under WAL capture (while switching, or adopted rows) the versions go into a marker too, and
+                    // into the capture queue's memory for the applies once the version rows are no more.
+                    let summary = try store.handleVerdicts(
                         verdicts, for: changes,
-                        wal: outboxMarker ? WALVerdicts(handledThrough: nil, overwritten: [], stillPending: []) : nil,
+                        wal: outboxMarker
+                            ? WALVerdicts(handledThrough: nil, overwritten: [], stillPending: [], versionRows: true) : nil,
                         connection: connection)
+                    queue.recordVersions(summary.versions)
+                    return summary
                 }
             }
             shared.withLock {
@@ -488,14 +493,18 @@ public final class Agent: Sendable {
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
         let started = ContinuousClock.now
-        let queue: CaptureQueue? = capture.withLock { $0.mode } == .wal ? captureQueue : nil
+        let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
+        let queue: CaptureQueue? = isWAL ? captureQueue : nil
+        if isWAL { try await awaitDecoderCatchUp() }
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
             () async throws(AgentError) in
             try await db { connection in
                 guard let queue else { return try store.apply(batch, after: after, next: next, connection: connection) }
                 let keys = batch.map { TableKey(table: $0.table, key: $0.key) }
-                let summary = try store.apply(
-                    batch, after: after, next: next, pendingKeys: queue.pending(among: keys), connection: connection)
+                let wal = WALApply(
+                    pendingKeys: queue.pending(among: keys),
+                    versions: switching ? nil : queue.versions(of: keys, above: after))
+                let summary = try store.apply(batch, after: after, next: next, wal: wal, connection: connection)
                 if summary.applied > 0 { queue.wrote(keys, at: try AgentStore.walInsertPosition(connection: connection)) }
                 return summary
             }
@@ -595,14 +604,16 @@ public final class Agent: Sendable {
     func makeBootstrapper() -> Bootstrapper {
         Bootstrapper(
             region: configuration.region, hub: hub, database: database, store: store,
-            replaceLocal: configuration.bootstrap.replaceLocal, pageLimit: configuration.tuning.pull.limit,
-            emitsMarkers: capture.withLock { $0.mode } == .wal)
+            replaceLocal: configuration.bootstrap.replaceLocal, pageLimit: configuration.tuning.pull.limit)
     }
 
     /// Runs a bootstrap (Bootstrapper.swift) and publishes the new cursor.
     private func bootstrap(_ bootstrapper: Bootstrapper, tables: [String], isFresh: Bool) async throws(AgentError) {
         logger.info("bootstrapping from the hub's snapshot", metadata: ["agent.fresh": "\(isFresh)"])
-        let (cursor, applied) = try await bootstrapper.run(tables: tables, isFresh: isFresh)
+        let isWAL = capture.withLock { $0.mode } == .wal
+        let (cursor, applied, versions) = try await bootstrapper.run(
+            tables: tables, isFresh: isFresh, marksVersions: isWAL)
+        captureQueue.recordVersions(versions)
         shared.withLock { $0.progress.cursor = cursor }
         logger.info("bootstrapped", metadata: ["seq": "\(cursor)", AgentLogKey.count: "\(applied)"])
     }
@@ -610,7 +621,10 @@ public final class Agent: Sendable {
     /// Applies the held entries of tables whose shape is back (``AgentStore/applyHeldEntries(connection:)``).
     private func applyHeldEntries() async throws(AgentError) {
         let store = self.store
-        let summary = try await db { connection in try store.applyHeldEntries(connection: connection) }
+        let inMemory = capture.withLock { $0.mode == .wal && !$0.switching }
+        let summary = try await db { connection in
+            try store.applyHeldEntries(inMemory: inMemory, connection: connection)
+        }
         heldResumeDue.withLock { $0 = false }
         shared.withLock {
             $0.progress.appliedEntries += summary.applied

@@ -32,6 +32,9 @@ struct TableSQL: Sendable {
     let captureFunction: String
     let applyFunction: String
     let applyBatchFunction: String
+    /// Quoted `starling."apply_wal_<hash>"`, `"apply_wal_batch_<hash>"`: WAL capture's (TableSQL+WAL.swift).
+    let applyWALFunction: String
+    let applyWALBatchFunction: String
     /// Quoted `starling."lock_<hash>"`: the BEFORE ROW key-lock function of earlier versions, dropped on
     /// install and uninstall.
     let legacyLockFunction: String
@@ -60,6 +63,8 @@ struct TableSQL: Sendable {
         legacyLockFunction = "starling." + (try PostgresIdentifier.quoteName("lock_" + suffix))
         applyFunction = "starling." + (try PostgresIdentifier.quoteName("apply_" + suffix))
         applyBatchFunction = "starling." + (try PostgresIdentifier.quoteName("apply_batch_" + suffix))
+        applyWALFunction = "starling." + (try PostgresIdentifier.quoteName("apply_wal_" + suffix))
+        applyWALBatchFunction = "starling." + (try PostgresIdentifier.quoteName("apply_wal_batch_" + suffix))
     }
 
     /// Settings every generated function runs under (see the type's documentation).

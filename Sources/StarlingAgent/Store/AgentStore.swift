@@ -125,7 +125,10 @@ public struct AgentStore: Sendable {
     /// With WAL capture (`wal`), the changes come from the capture queue, not the outbox: the transaction starts
     /// with its marker (the last handled position and the version each handled key holds now, see
     /// ``CaptureLedger``), an image for a key with a later local change still queued is skipped as pending, and
-    /// an accepted change that an agent transaction overwrote locally gets its own image back.
+    /// an accepted change that an agent transaction overwrote locally gets its own image back. Once trigger
+    /// capture is switched off (`wal.versionRows` false) no version row is written: the marker carries each
+    /// handled key's version, returned in ``VerdictSummary/versions`` for the agent's memory, and images are
+    /// written as they are (AgentStore+WALApply.swift).
     public func handleVerdicts(
         _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts? = nil, connection: PostgresConnection
     ) throws -> VerdictSummary {
@@ -149,7 +152,7 @@ public struct AgentStore: Sendable {
             outboxIDs.append(Int64(change.id.split(separator: ":").last ?? "") ?? -1)
             let tableKey = TableKey(table: change.table, key: change.key)
             let isSuperseded = !laterKeys.insert(tableKey).inserted
-            if !isSuperseded { decided.append(table: change.table, key: change.key, seq: 0) }
+            if !isSuperseded { decided.append(table: change.table, key: change.key, seq: verdict.version) }
             if wal != nil, !isSuperseded { markerVersions[tableKey] = verdict.version }
             switch verdict.outcome {
             case .accepted(let seq):
@@ -178,6 +181,8 @@ public struct AgentStore: Sendable {
         }
         images.reverse()
         letters.reverse()
+        let inMemory = wal.map { !$0.versionRows } ?? false
+        summary.versions = markerVersions
         // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
         let settle = PostgresStatement(
             """
@@ -198,9 +203,14 @@ public struct AgentStore: Sendable {
             try relaxCommit(connection)
             if let marker { try Self.emit(marker, connection: connection) }
             if let wal, wal.journal { try journal(changes, verdicts: verdicts, connection: connection) }
-            try connection.query(settle.sql, settle.params, name: settle.name)
+            if !inMemory { try connection.query(settle.sql, settle.params, name: settle.name) }
             var tables: Set<String>?
-            if !images.isEmpty {
+            if inMemory, !images.isEmpty {
+                let installed = try installedTables(connection: connection)
+                tables = installed
+                let statuses = try applyImagesInMemory(images, tables: installed, connection: connection) { letters[$0] }
+                for status in statuses { summary.count(status) }
+            } else if !images.isEmpty {
                 let installed = try installedTables(connection: connection)
                 tables = installed
                 let displaced = try displaceVersions(rejectedWinners, connection: connection)
@@ -216,8 +226,8 @@ public struct AgentStore: Sendable {
                     of: Set(released.map(\.table)), tables: installed, connection: connection
                 ).drift
                 try applyPulled(
-                    released, tables: installed, drift: applied.stoppedTables, summary: &applied,
-                    connection: connection)
+                    released, tables: installed, drift: applied.stoppedTables, versions: inMemory ? markerVersions : nil,
+                    summary: &applied, connection: connection)
                 summary.deferredApplied += applied.applied
             }
             return summary
@@ -249,11 +259,18 @@ public struct AgentStore: Sendable {
             """, [.text(JSONValue.array(rows).canonicalText)], name: "agent.journal")
     }
 
-    /// Takes the deferred entries (``deferEntries(_:connection:)``) of `keys` (`[{"t":…,"k":…}]`) whose key
-    /// has no outbox row left, oldest first.
+    /// Takes the deferred entries (``deferEntries(_:connection:)``) of `keys` (`[{"t":…,"k":…,"s":version}]`,
+    /// the keys whose last pending verdict was handled, with the version it gave them) whose key has no outbox
+    /// row left, oldest first. Also drops the held entries (``ShapeGuard``) of those keys that the version
+    /// supersedes: under WAL capture the version is in memory only while above the cursor, and a held entry is
+    /// applied when its table's shape is back, however far the cursor has moved by then.
     private func releaseDeferredEntries(keys: String, connection: PostgresConnection) throws -> [LogEntry] {
         let rows = try connection.query(
             """
+            WITH superseded AS (
+                DELETE FROM starling.held_entries h USING jsonb_to_recordset($1::jsonb) AS v(t text, k jsonb, s bigint)
+                WHERE EXISTS (SELECT 1 FROM starling.held_entries LIMIT 1)
+                  AND h.table_name = v.t AND (h.entry::jsonb -> 'key') = v.k AND h.seq <= v.s)
             DELETE FROM starling.deferred_entries d
             USING (SELECT DISTINCT b.t, b.k FROM jsonb_to_recordset($1::jsonb) AS b(t text, k jsonb)) b
             WHERE EXISTS (SELECT 1 FROM starling.deferred_entries LIMIT 1)
@@ -302,12 +319,13 @@ public struct AgentStore: Sendable {
     /// batch's tables) are not applied but kept in `starling.held_entries`; held entries of a table whose
     /// shape is back are applied first, in seq order. ``ApplySummary/stoppedTables`` says which are stopped.
     ///
-    /// With WAL capture (`pendingKeys` non-nil), the transaction starts with a marker announcing the new cursor
-    /// (``CaptureLedger``), and entries on `pendingKeys` (keys with a local change in the capture queue) are
-    /// deferred as the outbox check defers them in trigger capture.
+    /// With WAL capture (`wal` non-nil), the transaction starts with a marker announcing the new cursor
+    /// (``CaptureLedger``), entries on its pending keys (keys with a local change in the capture queue) are
+    /// deferred as the outbox check defers them in trigger capture, and — once trigger capture is switched off —
+    /// entries are skipped by the versions it holds in memory and written with no version row
+    /// (AgentStore+WALApply.swift).
     public func apply(
-        _ entries: [LogEntry], after: Int64, next: Int64, pendingKeys: Set<TableKey>? = nil,
-        connection: PostgresConnection
+        _ entries: [LogEntry], after: Int64, next: Int64, wal: WALApply? = nil, connection: PostgresConnection
     ) throws -> ApplySummary {
         let maxHLC = entries.reduce(Int64(0)) { max($0, $1.hlc) }
         return try connection.transaction(name: "agent.apply") { connection in
@@ -323,7 +341,7 @@ public struct AgentStore: Sendable {
             let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
             var summary = ApplySummary()
             var entries = entries
-            if let pendingKeys {
+            if let pendingKeys = wal?.pendingKeys {
                 try Self.emit(
                     CaptureLedger.Marker(cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil), connection: connection)
                 if !pendingKeys.isEmpty {
@@ -335,20 +353,26 @@ public struct AgentStore: Sendable {
             }
             let shapes = try lockAndCheckShapes(of: Set(entries.map(\.table)), tables: tables, connection: connection)
             summary.stoppedTables = shapes.drift
+            let versions = wal?.versions
             if shapes.hasHeldEntries {
-                try applyHeldEntries(drift: shapes.drift, tables: tables, summary: &summary, connection: connection)
+                try applyHeldEntries(
+                    drift: shapes.drift, tables: tables, inMemory: versions != nil, summary: &summary,
+                    connection: connection)
             }
             try applyPulled(
-                entries, tables: tables, drift: summary.stoppedTables, summary: &summary, connection: connection)
+                entries, tables: tables, drift: summary.stoppedTables, versions: versions, summary: &summary,
+                connection: connection)
             return summary
         }
     }
 
     /// Applies pulled entries inside the caller's transaction: own non-rewritten ones are skipped, those of a
-    /// stopped table held, the rest applied; the ones skipped as pending are deferred.
+    /// stopped table held, the rest applied; the ones skipped as pending are deferred. With `versions` (WAL
+    /// capture: the versions above the cursor, in memory) superseded entries are skipped here and the rest
+    /// written with no version row; without, the version rows decide.
     private func applyPulled(
-        _ entries: [LogEntry], tables: Set<String>, drift: ShapeGuard.Drift, summary: inout ApplySummary,
-        connection: PostgresConnection
+        _ entries: [LogEntry], tables: Set<String>, drift: ShapeGuard.Drift, versions: [TableKey: Int64]?,
+        summary: inout ApplySummary, connection: PostgresConnection
     ) throws {
         var applicable: [LogEntry] = []
         var held: [LogEntry] = []
@@ -356,6 +380,8 @@ public struct AgentStore: Sendable {
         for entry in entries {
             if entry.origin == region && !entry.rewritten {
                 summary.skippedOwn += 1
+            } else if let versions, Self.isSuperseded(entry, versions: versions) {
+                summary.skippedVersion += 1
             } else if drift[entry.table] != nil {
                 held.append(entry)
             } else {
@@ -364,12 +390,14 @@ public struct AgentStore: Sendable {
         }
         try hold(held, connection: connection)
         summary.held += held.count
-        try applyEntries(applicable, tables: tables, summary: &summary, connection: connection)
+        try applyEntries(applicable, tables: tables, inMemory: versions != nil, summary: &summary, connection: connection)
     }
 
     /// Applies the held entries of tables whose shape is back (when no new batch is pulled), in one
     /// transaction; returns what it did, with the tables still stopped.
-    public func applyHeldEntries(connection: PostgresConnection) throws -> ApplySummary {
+    /// `inMemory`: WAL capture with trigger capture switched off (no version rows; superseded held entries were
+    /// dropped when their verdicts were handled).
+    public func applyHeldEntries(inMemory: Bool = false, connection: PostgresConnection) throws -> ApplySummary {
         try connection.transaction(name: "agent.held") { connection in
             try relaxCommit(connection)
             let tables = try installedTables(connection: connection)
@@ -377,15 +405,18 @@ public struct AgentStore: Sendable {
             let shapes = try lockAndCheckShapes(of: [], tables: tables, connection: connection)
             summary.stoppedTables = shapes.drift
             if shapes.hasHeldEntries {
-                try applyHeldEntries(drift: shapes.drift, tables: tables, summary: &summary, connection: connection)
+                try applyHeldEntries(
+                    drift: shapes.drift, tables: tables, inMemory: inMemory, summary: &summary, connection: connection)
             }
             return summary
         }
     }
 
-    /// Applies entries (own non-rewritten ones already taken out) inside the caller's transaction.
+    /// Applies entries (own non-rewritten ones already taken out) inside the caller's transaction; `inMemory`:
+    /// superseded ones are taken out too, and no version row is read or written.
     private func applyEntries(
-        _ entries: [LogEntry], tables: Set<String>, summary: inout ApplySummary, connection: PostgresConnection
+        _ entries: [LogEntry], tables: Set<String>, inMemory: Bool, summary: inout ApplySummary,
+        connection: PostgresConnection
     ) throws {
         guard !entries.isEmpty else { return }
         // A repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift).
@@ -393,6 +424,12 @@ public struct AgentStore: Sendable {
             Image(
                 table: entry.table, key: entry.key, row: entry.row,
                 seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin)
+        }
+        if inMemory {
+            let statuses = try applyImagesInMemory(images, tables: tables, connection: connection) { entries[$0].json }
+            for status in statuses { summary.count(status) }
+            summary.batchFallbacks += statuses.batchFallbacks
+            return
         }
         let displaced = try displaceRepairedVersions(entries, connection: connection)
         let statuses = try applyImages(images, tables: tables, connection: connection) { entries[$0].json }
@@ -451,7 +488,8 @@ public struct AgentStore: Sendable {
     /// Applies, in seq order and chunk by chunk, the held entries of every table not in `drift`, and deletes
     /// them; inside the caller's transaction.
     private func applyHeldEntries(
-        drift: ShapeGuard.Drift, tables: Set<String>, summary: inout ApplySummary, connection: PostgresConnection
+        drift: ShapeGuard.Drift, tables: Set<String>, inMemory: Bool, summary: inout ApplySummary,
+        connection: PostgresConnection
     ) throws {
         var after: Int64 = 0
         while true {
@@ -469,7 +507,8 @@ public struct AgentStore: Sendable {
             entries.sort { $0.0 < $1.0 }
             after = entries.last?.0 ?? after
             summary.resumed += entries.count
-            try applyEntries(entries.map(\.1), tables: tables, summary: &summary, connection: connection)
+            try applyEntries(
+                entries.map(\.1), tables: tables, inMemory: inMemory, summary: &summary, connection: connection)
         }
     }
 
@@ -572,7 +611,7 @@ public struct AgentStore: Sendable {
         }
     }
 
-    private func recordDeadLetter(
+    func recordDeadLetter(
         _ entry: JSONValue, seq: Int64, table: String, sqlState: String?, error: String,
         connection: PostgresConnection
     ) throws {
@@ -653,14 +692,19 @@ public struct WALVerdicts: Sendable {
     public var stillPending: Set<TableKey>
     /// Record the changes and their verdicts in `starling.journal` (`journal: true`).
     public var journal: Bool
+    /// Whether version rows are still written: outbox changes while trigger capture is being switched off (the
+    /// capture triggers take their bases from them).
+    public var versionRows: Bool
 
     public init(
-        handledThrough: StreamPosition?, overwritten: Set<Int>, stillPending: Set<TableKey>, journal: Bool = false
+        handledThrough: StreamPosition?, overwritten: Set<Int>, stillPending: Set<TableKey>, journal: Bool = false,
+        versionRows: Bool = false
     ) {
         self.handledThrough = handledThrough
         self.overwritten = overwritten
         self.stillPending = stillPending
         self.journal = journal
+        self.versionRows = versionRows
     }
 }
 
@@ -718,6 +762,8 @@ public struct VerdictSummary: Sendable, Hashable {
     public var deferredApplied = 0
     /// Accepted changes whose image was written again (an agent transaction had overwritten it; WAL capture).
     public var restored = 0
+    /// The version each handled key holds now (WAL capture: what the marker carried).
+    public var versions: [TableKey: Int64] = [:]
 
     public init() {}
 

@@ -1,8 +1,8 @@
 import StarlingCore
 
 /// Builds the JSON array documents the set-wise statements read with `jsonb_to_recordset`, straight into
-/// bytes (no intermediate ``JSONValue``): apply entries `{"g","k","o","r","s"}` and accepted versions
-/// `{"k","s","t"}`. Members are written in canonical (sorted) order.
+/// bytes (no intermediate ``JSONValue``): apply entries `{"g","k","o","r","s"}` (WAL capture's `{"k","r","s"}`)
+/// and accepted versions `{"k","s","t"}`. Members are written in canonical (sorted) order.
 struct JSONBatchWriter {
     private var bytes: [UInt8] = [UInt8(ascii: "[")]
     private(set) var count = 0
@@ -23,6 +23,18 @@ struct JSONBatchWriter {
         JSONSerializer.writeObject(key, to: &bytes)
         bytes.append(contentsOf: #","o":"#.utf8)
         JSONSerializer.writeInt64(Int64(ordinal), to: &bytes)
+        bytes.append(contentsOf: #","r":"#.utf8)
+        if let row { JSONSerializer.writeObject(row, to: &bytes) } else { JSONSerializer.writeNull(to: &bytes) }
+        bytes.append(contentsOf: #","s":"#.utf8)
+        JSONSerializer.writeInt64(seq, to: &bytes)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// One image for a table's WAL-capture apply function (``TableSQL/applyWALBatchFunctionSQL()``).
+    mutating func append(key: JSONObject, row: JSONObject?, seq: Int64) {
+        open()
+        bytes.append(contentsOf: #"{"k":"#.utf8)
+        JSONSerializer.writeObject(key, to: &bytes)
         bytes.append(contentsOf: #","r":"#.utf8)
         if let row { JSONSerializer.writeObject(row, to: &bytes) } else { JSONSerializer.writeNull(to: &bytes) }
         bytes.append(contentsOf: #","s":"#.utf8)

@@ -1,0 +1,101 @@
+public import StarlingCore
+import StarlingPostgres
+
+/// What an apply under WAL capture knows from memory (``CaptureQueue``) instead of reading bookkeeping rows.
+public struct WALApply: Sendable {
+    /// Keys with a local change waiting for its verdict: their entries are deferred.
+    public var pendingKeys: Set<TableKey>
+    /// The versions above the cursor that the batch's keys hold (verdict images, ``CaptureQueue/recordVersions(_:)``);
+    /// nil while trigger capture is still being switched off: the version rows are read and written then, since
+    /// the capture triggers take their bases from them.
+    public var versions: [TableKey: Int64]?
+
+    public init(pendingKeys: Set<TableKey>, versions: [TableKey: Int64]?) {
+        self.pendingKeys = pendingKeys
+        self.versions = versions
+    }
+}
+
+/// Applying under WAL capture with no bookkeeping write (DESIGN.md "Engine v2"): the skip decisions are made
+/// here from versions held in memory, and the table's WAL apply functions (``TableSQL/applyWALBatchFunctionSQL()``)
+/// write the user rows only.
+extension AgentStore {
+    /// Whether `entry` is older than what the key holds: a version at or above its seq (for a repair, above the
+    /// head seq it re-asserts, see AgentStore+Repair.swift). `versions` holds the versions above the cursor
+    /// (verdict images): every other version is at most the cursor, below every pulled entry.
+    static func isSuperseded(_ entry: LogEntry, versions: [TableKey: Int64]) -> Bool {
+        guard !versions.isEmpty, let version = versions[TableKey(table: entry.table, key: entry.key)] else {
+            return false
+        }
+        return entry.kind == .repair ? version > (entry.base ?? 0) : version >= entry.seq
+    }
+
+    /// Writes `images` (in seq order) inside the caller's transaction, with no version check: the caller skipped
+    /// what is superseded. Images of tables not synced here are dead-lettered. Per table (in order of first
+    /// appearance) only the newest image of each key is written, by one call of the table's WAL batch function;
+    /// when it raises, nothing of it remains and that table's images are written one by one, where only the
+    /// failing ones become dead letters holding `deadLetter(index)`.
+    func applyImagesInMemory(
+        _ images: [Image], tables: Set<String>, connection: PostgresConnection, deadLetter: (Int) -> JSONValue
+    ) throws -> ImageStatuses {
+        var statuses = [ApplyStatus](repeating: .applied, count: images.count)
+        var groups: [String: [Int]] = [:]
+        var order: [String] = []
+        for index in images.indices {
+            let table = images[index].table
+            guard tables.contains(table) else {
+                try recordDeadLetter(
+                    deadLetter(index), seq: images[index].seq, table: table, sqlState: nil,
+                    error: "table \(table) is not synced in this region", connection: connection)
+                statuses[index] = .failed
+                continue
+            }
+            if groups[table] == nil { order.append(table) }
+            groups[table, default: []].append(index)
+        }
+        var fallbacks = 0
+        for table in order {
+            let indices = groups[table] ?? []
+            var newest: [JSONObject: Int] = [:]
+            newest.reserveCapacity(indices.count)
+            for index in indices { newest[images[index].key] = index }
+            var document = JSONBatchWriter()
+            for index in indices where newest[images[index].key] == index {
+                document.append(key: images[index].key, row: images[index].row, seq: images[index].seq)
+            }
+            let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))
+            let result = try connection.query(
+                "SELECT error_state FROM \(sql.applyWALBatchFunction)($1::jsonb)", [.text(document.finish())],
+                name: "agent.apply.walBatch")[0]
+            guard try result.optionalString("error_state") != nil else { continue }
+            fallbacks += 1
+            for index in indices where newest[images[index].key] == index {
+                let image = images[index]
+                let single = try connection.query(
+                    "SELECT error_state, error_message FROM \(sql.applyWALFunction)($1::jsonb, $2::jsonb)",
+                    [.text(Self.text(image.key)), image.row.map { .text(Self.text($0)) } ?? .null],
+                    name: "agent.apply.walEntry")[0]
+                guard let state = try single.optionalString("error_state") else { continue }
+                try recordDeadLetter(
+                    deadLetter(index), seq: image.seq, table: table, sqlState: state,
+                    error: try single.optionalString("error_message") ?? "apply failed", connection: connection)
+                statuses[index] = .failed
+            }
+        }
+        return ImageStatuses(statuses: statuses, batchFallbacks: fallbacks)
+    }
+
+    /// The version rows above `cursor` (written by trigger capture's verdicts, or by a bootstrap's heads): what
+    /// WAL capture must know in memory when it takes over from them.
+    static func versions(above cursor: Int64, connection: PostgresConnection) throws -> [TableKey: Int64] {
+        var versions: [TableKey: Int64] = [:]
+        for row in try connection.query(
+            "SELECT table_name, key::text AS key, seq FROM starling.versions WHERE seq > $1", [.int64(cursor)],
+            name: "agent.versions.above")
+        {
+            let key = try JSONValue(parsing: try row.string("key")).objectValue ?? [:]
+            versions[TableKey(table: try row.string("table_name"), key: key)] = try row.int64("seq")
+        }
+        return versions
+    }
+}

@@ -1,0 +1,101 @@
+import StarlingAgent
+import StarlingCore
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+/// WAL capture keeps no version rows: the versions above the cursor that verdicts gave keys live in the agent's
+/// memory (``CaptureQueue``), fed by the verdicts as they commit and, after a restart, by the decoder reading
+/// their markers again. These tests prove the applies skip by them across a restart.
+@Suite("WAL capture: versions in memory", .serialized, .timeLimit(.minutes(3)))
+struct WALVersionsTests {
+    @Test("a verdict's version above the cursor outlives a restart: an older entry pulled afterwards is skipped")
+    func verdictVersionSurvivesRestart() async throws {
+        // r2 updates rows 1 and 2 in one transaction; in r1 a session holds row 2, so r1's apply of that
+        // transaction keeps timing out on its lock and r1's cursor stays before it. Meanwhile r1 updates row 1
+        // itself: its change wins over r2's older one (lww) at a seq above r2's entry. r1's agent is stopped
+        // with that verdict handled and the entry not applied, the lock goes, and the agent starts again: the
+        // entry on row 1 must be skipped (r1's own image is the head), which it knows only from the verdict's
+        // marker in the WAL. Without the version, r1 keeps r2's image of row 1 and never converges.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let (r1, r2) = (cluster["r1"], cluster["r2"])
+            let first = try cluster.startAgent("r1", tune: WALCaptureTests.wal)
+            try cluster.startAgent("r2", tune: WALCaptureTests.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            try await r1.execute("INSERT INTO items VALUES (1, 0, 'start'), (2, 0, 'start')")
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            let blocker = try PostgresConnection.connect(url: r1.database.url)
+            defer { blocker.close() }
+            try blocker.execute("BEGIN")
+            try blocker.query("SELECT id FROM items WHERE id = 2 FOR UPDATE")
+
+            try await r2.execute("UPDATE items SET note = 'r2' WHERE id IN (1, 2)")
+            try await waitUntil("the hub logged r2's transaction") {
+                try await WALCaptureTests.logged(cluster, from: "r2") == 2
+            }
+            try await r1.execute("UPDATE items SET note = 'r1' WHERE id = 1")
+            try await waitUntil("r1's change of row 1 won at the hub") {
+                try await cluster.hubDatabase.withConnection { connection in
+                    try connection.query(
+                        "SELECT count(*) FROM starling_hub.heads WHERE table_name = 'public.items' AND origin = 'r1' "
+                            + "AND row::jsonb ->> 'note' = 'r1'")[0].int64(0) == 1
+                }
+            }
+            try await waitUntil("r1 handled its verdict") { first.progress.pushedChanges >= 3 && first.progress.captureQueued == 0 }
+            let r2Seq = try await cluster.hubDatabase.withConnection { connection in
+                try connection.query("SELECT min(seq) FROM starling_hub.log WHERE origin = 'r2'")[0].int64(0)
+            }
+            #expect(first.progress.cursor < r2Seq, "r1's apply of r2's transaction must still wait on the lock")
+            try await first.stop()
+            try blocker.execute("ROLLBACK")
+
+            try cluster.startAgent("r1", tune: WALCaptureTests.wal)
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(30))
+            #expect(try await r1.text("SELECT note FROM items WHERE id = 1") == "r1")
+            #expect(try await r1.text("SELECT note FROM items WHERE id = 2") == "r2")
+            #expect(try await r1.int("SELECT count(*) FROM starling.versions WHERE seq > 2") == 0, "no version rows")
+        }
+    }
+
+    static func repair(_ seq: Int64, key: Int64, base: Int64, row: JSONObject?) -> LogEntry {
+        LogEntry(
+            seq: seq, origin: "hub", id: "repair:1:\(seq)", tx: "repair:1:eu", table: "public.items",
+            op: row == nil ? .delete : .update, key: ["id": .integer(key)], row: row, hlc: 1000 + seq, kind: .repair,
+            rewritten: true, base: base)
+    }
+
+    @Test("the WAL apply writes the rows only, skips by the versions it is given, defers pending keys")
+    func applyInMemory() async throws {
+        // Proves the in-memory rules at store level: an entry at or below a key's version is skipped, a repair
+        // only below (it re-asserts the head seq, its base), a pending key's entry is deferred and the newest
+        // entry of a key is the one written; no version row is written; a unique clash dead-letters that entry
+        // alone (per-entry fallback) and the rest of the batch is applied.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: ApplyTests.items, tables: ["public.items"])
+            let store = AgentStore(region: "eu")
+            try connection.execute("INSERT INTO items VALUES (5, 0, 'taken')")
+            func key(_ id: Int64) -> TableKey { TableKey(table: "public.items", key: ["id": .integer(id)]) }
+            let entries = [
+                ApplyTests.entry(21, key: 1, row: ["id": 1, "qty": 21, "name": "a21"]),  // version 25: skipped
+                ApplyTests.entry(22, key: 2, row: ["id": 2, "qty": 22, "name": "b"]),  // pending: deferred
+                Self.repair(23, key: 3, base: 20, row: ["id": 3, "qty": 23, "name": "c"]),  // version 22 > base: skipped
+                Self.repair(24, key: 4, base: 20, row: ["id": 4, "qty": 24, "name": "d"]),  // version 20 = base: written
+                ApplyTests.entry(26, key: 1, row: ["id": 1, "qty": 26, "name": "a26"]),  // above 25: written
+                ApplyTests.entry(27, key: 6, row: ["id": 6, "qty": 27, "name": "taken"]),  // unique clash: dead letter
+                ApplyTests.entry(28, key: 7, row: ["id": 7, "qty": 1, "name": "g1"]),
+                ApplyTests.entry(29, key: 7, row: ["id": 7, "qty": 2, "name": "g2"]),  // the newest of key 7 wins
+            ]
+            let wal = WALApply(pendingKeys: [key(2)], versions: [key(1): 25, key(3): 22, key(4): 20])
+            let summary = try store.apply(entries, after: 0, next: 29, wal: wal, connection: connection)
+            #expect(summary.skippedVersion == 2 && summary.skippedPending == 1 && summary.deadLettered == 1)
+            #expect(summary.applied == 4 && summary.batchFallbacks == 1)
+            let rows = try connection.query("SELECT string_agg(t::text, ' ' ORDER BY id) AS x FROM items t")[0]
+            #expect(try rows.string("x") == "(1,26,a26) (4,24,d) (5,0,taken) (7,2,g2)")
+            #expect(try connection.query("SELECT count(*) AS n FROM starling.versions")[0].int64("n") == 0)
+            #expect(try connection.query("SELECT seq FROM starling.deferred_entries")[0].int64("seq") == 22)
+            #expect(try connection.query("SELECT seq FROM starling.dead_letters")[0].int64("seq") == 27)
+            #expect(try store.state(connection: connection).cursor == 29)
+        }
+    }
+}
