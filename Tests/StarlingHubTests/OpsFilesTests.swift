@@ -55,6 +55,8 @@ struct OpsFilesTests {
         }
         let agent = try repositoryFile("ops/systemd/starling-agent@.service")
         #expect(agent.contains("/etc/starling/agent-%i.yaml"))
+        let hub = try repositoryFile("ops/systemd/starling-hub.service")
+        #expect(hub.contains("ExecReload=/bin/kill -HUP $MAINPID"), "systemctl reload must send SIGHUP (the table reload)")
     }
 
     @Test func everySampleConfigurationPasses() async throws {
