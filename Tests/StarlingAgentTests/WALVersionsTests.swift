@@ -1,5 +1,6 @@
-import StarlingAgent
+@testable import StarlingAgent
 import StarlingCore
+import StarlingHub
 import StarlingPostgres
 import StarlingTestSupport
 import Testing
@@ -11,7 +12,7 @@ import Testing
 struct WALVersionsTests {
     @Test("a verdict's version above the cursor outlives a restart: an older entry pulled afterwards is skipped")
     func verdictVersionSurvivesRestart() async throws {
-        // r2 updates rows 1 and 2 in one transaction; in r1 a session holds row 2, so r1's apply of that
+        // r2 updates rows 2 and 1 in one transaction; in r1 a session holds row 2, so r1's apply of that
         // transaction keeps timing out on its lock and r1's cursor stays before it. Meanwhile r1 updates row 1
         // itself: its change wins over r2's older one (lww) at a seq above r2's entry. r1's agent is stopped
         // with that verdict handled and the entry not applied, the lock goes, and the agent starts again: the
@@ -30,7 +31,12 @@ struct WALVersionsTests {
             try blocker.execute("BEGIN")
             try blocker.query("SELECT id FROM items WHERE id = 2 FOR UPDATE")
 
-            try await r2.execute("UPDATE items SET note = 'r2' WHERE id IN (1, 2)")
+            // Row 2 first: r1's apply then waits on the blocker before it writes row 1, so r1's own update of row 1
+            // below never queues behind the apply's retries.
+            try await r2.sql { connection in
+                try connection.executeScript(
+                    "BEGIN; UPDATE items SET note = 'r2' WHERE id = 2; UPDATE items SET note = 'r2' WHERE id = 1; COMMIT")
+            }
             try await waitUntil("the hub logged r2's transaction") {
                 try await WALCaptureTests.logged(cluster, from: "r2") == 2
             }
@@ -96,6 +102,79 @@ struct WALVersionsTests {
             #expect(try connection.query("SELECT seq FROM starling.deferred_entries")[0].int64("seq") == 22)
             #expect(try connection.query("SELECT seq FROM starling.dead_letters")[0].int64("seq") == 27)
             #expect(try store.state(connection: connection).cursor == 29)
+        }
+    }
+
+    @Test("the versions in memory: the larger wins, only those above the cursor count, a caught-up queue keeps them")
+    func queueVersions() {
+        // Proves the catch-up rule: before the decoder has passed the position set at the first apply the applies
+        // wait, and a reset (a restart of the agent's tasks) then forgets the versions; once caught up in this
+        // process, a reset keeps them and needs no new catch-up (every verdict since recorded its versions).
+        let queue = CaptureQueue(arrived: WakeUp())
+        let one = TableKey(table: "public.items", key: ["id": 1])
+        let two = TableKey(table: "public.items", key: ["id": 2])
+        queue.recordVersions([one: 30, two: 10])
+        queue.recordVersions([one: 20])
+        #expect(queue.versions(of: [one, two], above: 15) == [one: 30])
+        #expect(queue.needsCatchUpTarget && !queue.isCaughtUp)
+        queue.reset()
+        #expect(queue.versions(of: [one], above: 0).isEmpty, "not caught up: a reset forgets")
+        queue.recordVersions([one: 30])
+        queue.awaitCatchUp(to: LSN(rawValue: 100))
+        #expect(!queue.needsCatchUpTarget && !queue.isCaughtUp)
+        queue.decoded(through: LSN(rawValue: 99))
+        #expect(!queue.isCaughtUp)
+        queue.decoded(through: LSN(rawValue: 100))
+        #expect(queue.isCaughtUp)
+        queue.reset()
+        #expect(queue.isCaughtUp && !queue.needsCatchUpTarget)
+        #expect(queue.versions(of: [one], above: 0) == [one: 30], "caught up: a reset keeps them")
+    }
+
+    /// Open conflicts the hub holds for `table`.
+    static func openConflicts(_ cluster: AgentCluster, table: String) async throws -> Int64 {
+        try await cluster.hubDatabase.withConnection { connection in
+            try connection.query(
+                "SELECT count(*) FROM starling_hub.conflicts WHERE table_name = $1 AND status = 'open'", [.text(table)]
+            )[0].int64(0)
+        }
+    }
+
+    @Test("manual policy under WAL capture: writes after an apply open no conflict, a concurrent write opens one")
+    func manualPolicyNoFalseNoMissedConflict() async throws {
+        // Proves the base from the stream on a table where every conflict stays open for an operator: a key
+        // written in turn by three regions, each after it applied the previous write (also verdicts' versions
+        // above the cursor, from r1's repeated writes), opens none — a base too low would open one per turn; and
+        // a write made in r3 while its agent was stopped, on a key r1 changed meanwhile, opens exactly one — a
+        // base too high would let it through silently.
+        let tables: [HubConfiguration.Table] = [.init(name: "public.items", policy: "manual")]
+        try await AgentCluster.with(regions: ["r1", "r2", "r3"], tables: tables) { cluster in
+            var agents: [String: RunningAgent] = [:]
+            for name in ["r1", "r2", "r3"] { agents[name] = try cluster.startAgent(name, tune: WALCaptureTests.wal) }
+            for name in ["r1", "r2", "r3"] { try await cluster.waitUntilStarted(name) }
+            let all = ["r1", "r2", "r3"]
+            try await cluster["r1"].execute("INSERT INTO items VALUES (1, 0, 'start'), (2, 0, 'start')")
+            try await cluster.waitUntilConverged(all, table: "items")
+            for turn in 1...9 {
+                let writer = all[turn % 3]
+                try await cluster[writer].execute("UPDATE items SET qty = $1, note = $2 WHERE id = 1", [.int(turn), .text(writer)])
+                if writer == "r1" {
+                    try await cluster["r1"].execute("UPDATE items SET qty = qty + 100 WHERE id = 1")
+                }
+                try await cluster.waitUntilConverged(all, table: "items")
+            }
+            #expect(try await Self.openConflicts(cluster, table: "public.items") == 0, "a false conflict")
+
+            try await agents["r3"]?.stop()
+            try await cluster["r1"].execute("UPDATE items SET note = 'r1 while r3 is away' WHERE id = 2")
+            try await cluster["r3"].execute("UPDATE items SET note = 'r3 offline' WHERE id = 2")
+            try cluster.startAgent("r3", tune: WALCaptureTests.wal)
+            try await waitUntil("r3's concurrent write reached the hub as an open conflict", timeout: .seconds(30)) {
+                try await Self.openConflicts(cluster, table: "public.items") == 1
+            }
+            try await cluster.waitUntilConverged(all, table: "items")
+            #expect(try await Self.openConflicts(cluster, table: "public.items") == 1)
+            #expect(try await cluster["r3"].text("SELECT note FROM items WHERE id = 2") == "r1 while r3 is away")
         }
     }
 }

@@ -55,6 +55,8 @@ final class CaptureQueue: Sendable {
         var versionsPrunedAt = 0
         /// The apply waits until the decoder has passed this position (``isCaughtUp``); nil: not set yet.
         var catchUp: LSN?
+        /// The decoder passed `catchUp` once in this process (kept by ``reset()``).
+        var hasCaughtUp = false
     }
 
     private let state = Mutex(State())
@@ -65,9 +67,18 @@ final class CaptureQueue: Sendable {
         self.arrived = arrived
     }
 
-    /// Forgets everything (the decoder starts again from the last confirmed position).
+    /// Forgets everything (the decoder starts again from the last confirmed position) but the versions above the
+    /// cursor once the decoder has caught up in this process: from then on every verdict transaction recorded its
+    /// versions here as it committed, so a restart of the agent's tasks (a decoder failure) needs no new catch-up.
     func reset() {
-        state.withLock { $0 = State() }
+        state.withLock { state in
+            let (versions, caughtUp) = (state.versions, state.hasCaughtUp)
+            state = State()
+            if caughtUp {
+                state.versions = versions
+                state.hasCaughtUp = true
+            }
+        }
     }
 
     // MARK: - Decoder side
@@ -291,11 +302,16 @@ final class CaptureQueue: Sendable {
         state.withLock { $0.catchUp = lsn }
     }
 
-    /// The ``awaitCatchUp(to:)`` position (nil until set in this run).
-    var catchUpTarget: LSN? { state.withLock { $0.catchUp } }
+    /// Whether a catch-up position must still be set (``awaitCatchUp(to:)``): not yet in this process.
+    var needsCatchUpTarget: Bool { state.withLock { !$0.hasCaughtUp && $0.catchUp == nil } }
 
-    /// Whether the decoder has passed the ``awaitCatchUp(to:)`` position.
-    var isCaughtUp: Bool { state.withLock { state in state.catchUp.map { state.decodedThrough >= $0 } ?? false } }
+    /// Whether the decoder has passed the ``awaitCatchUp(to:)`` position (once in this process is enough).
+    var isCaughtUp: Bool {
+        state.withLock { state in
+            if !state.hasCaughtUp, let target = state.catchUp, state.decodedThrough >= target { state.hasCaughtUp = true }
+            return state.hasCaughtUp
+        }
+    }
 
     /// Changes decoded and not handled yet (the outbox depth of WAL capture).
     var depth: Int { state.withLock { $0.changes.count - $0.head } }

@@ -228,13 +228,14 @@ extension Agent {
         }
     }
 
-    /// Waits until the WAL decoder has read every marker committed before the first apply of this run (the end
-    /// of the WAL then), so the versions above the cursor that earlier runs' verdicts gave keys are in the
-    /// capture queue's memory again (``CaptureQueue/recordVersions(_:)``): applies skip by them. Pushes and
-    /// verdicts go on meanwhile (a decoder paused on a full queue resumes as they drain it).
+    /// Waits until the WAL decoder has read every marker committed before the agent process's first apply (the
+    /// end of the WAL then), so the versions above the cursor that verdicts before it gave keys are in the capture
+    /// queue's memory (``CaptureQueue/recordVersions(_:)``): applies skip by them. Pushes and verdicts go on
+    /// meanwhile (a decoder paused on a full queue resumes as they drain it). Once per process: afterwards every
+    /// verdict records its versions as it commits, also across a restart of the tasks.
     func awaitDecoderCatchUp() async throws(AgentError) {
         let queue = captureQueue
-        if queue.catchUpTarget == nil {
+        if queue.needsCatchUpTarget {
             let end = try await db { connection in try AgentStore.walInsertPosition(connection: connection) }
             queue.awaitCatchUp(to: end)
         }
