@@ -130,27 +130,30 @@ struct Bootstrapper: Sendable {
         -> (applied: Int, versions: [TableKey: Int64])
     {
         var applied = 0
+        var versions: [TableKey: Int64] = [:]
         for table in tables {
             let (_, count) = try await bootstrap(table: table, isFresh: true)
             applied += count
-            try await db { connection in
-                try connection.transaction(name: "agent.boot.joined") { connection in
+            // The marker commits with the mark: a write the application makes once the table shows bootstrapped
+            // is decoded after the versions it builds on.
+            let marked = try await db { connection in
+                try connection.transaction(name: "agent.boot.joined") { connection -> [TableKey: Int64] in
                     try connection.query(
                         "DELETE FROM starling.snapshot_rows WHERE table_name = $1", [.text(table)],
                         name: "agent.boot.clear")
+                    var versions: [TableKey: Int64] = [:]
+                    if marksVersions {
+                        let cursor = try connection.query(
+                            "SELECT cursor FROM starling.state", name: "agent.boot.cursorNow")[0].int64("cursor")
+                        versions = try AgentStore.versions(above: cursor, connection: connection)
+                            .filter { $0.key.table == table }
+                        try AgentStore.emit(CaptureLedger.Marker(versions: versions), connection: connection)
+                    }
                     try TableLifecycle.markBootstrapped([table], connection: connection)
+                    return versions
                 }
             }
-        }
-        guard marksVersions else { return (applied, [:]) }
-        let versions = try await db { connection in
-            try connection.transaction(name: "agent.boot.joinedVersions") { connection -> [TableKey: Int64] in
-                let cursor = try connection.query("SELECT cursor FROM starling.state", name: "agent.boot.cursorNow")[0]
-                    .int64("cursor")
-                let versions = try AgentStore.versions(above: cursor, connection: connection)
-                try AgentStore.emit(CaptureLedger.Marker(versions: versions), connection: connection)
-                return versions
-            }
+            versions.merge(marked) { max($0, $1) }
         }
         return (applied, versions)
     }
