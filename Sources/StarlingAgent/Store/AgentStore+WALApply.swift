@@ -31,7 +31,7 @@ extension AgentStore {
     }
 
     /// Writes `images` (in seq order) inside the caller's transaction, with no version check: the caller skipped
-    /// what is superseded. Images of tables not synced here are dead-lettered. Per table (in order of first
+    /// what is superseded. Images of tables not synced here are skipped. Per table (in order of first
     /// appearance) only the newest image of each key is written, by one call of the table's WAL batch function;
     /// when it raises, nothing of it remains and that table's images are written one by one, where only the
     /// failing ones become dead letters holding `deadLetter(index)`.
@@ -44,10 +44,9 @@ extension AgentStore {
         for index in images.indices {
             let table = images[index].table
             guard tables.contains(table) else {
-                try recordDeadLetter(
-                    deadLetter(index), seq: images[index].seq, table: table, sqlState: nil,
-                    error: "table \(table) is not synced in this region", connection: connection)
-                statuses[index] = .failed
+                // A table not installed here has just joined the hub's set (its bootstrap, from a snapshot at
+                // or after this entry, is still to come) or has left it (Agent+Tables): nothing to apply.
+                statuses[index] = .skippedVersion
                 continue
             }
             if groups[table] == nil { order.append(table) }
