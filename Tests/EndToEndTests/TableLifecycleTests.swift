@@ -278,4 +278,43 @@ struct TableLifecycleTests {
             #expect(agent.output.contains("ADD PRIMARY KEY") && agent.output.contains("REPLICA IDENTITY USING INDEX"))
         }
     }
+
+    @Test func aRegionLackingAJoiningTableKeepsSyncingTheOthersAndJoinsOnceItExists() async throws {
+        // Proves: after a reload adds a table one region does not have yet, that region's agent keeps syncing the
+        // other tables and reports the missing table as its last_error; once the operator creates the table (empty),
+        // the agent installs it, loads it from the hub's snapshot and converges, without a restart.
+        let withoutExtra = "CREATE TABLE items (id integer PRIMARY KEY, label text, n int NOT NULL DEFAULT 0);"
+        try await Deployment.with(
+            regions: 2, tables: [Self.items], ddl: Self.ddl, regionDDL: ["r2": withoutExtra]
+        ) { deployment in
+            let pid = deployment.agents["r2"]?.pid
+            _ = try deployment.writeHubConfiguration(tables: [Self.items, Self.extra])
+            let (status, _) = try await deployment.admin("POST", "/v1/admin/reload")
+            #expect(status == 200)
+            try await waitUntil("r2 reports the missing table") {
+                let (_, json) = try await deployment.admin("GET", "/v1/status")
+                let regions = (json as? [String: Any])?["regions"] as? [[String: Any]] ?? []
+                let error = regions.first { $0["name"] as? String == "r2" }?["last_error"] as? String ?? ""
+                return error.contains("public.extra does not exist")
+            }
+            try await deployment.sql("r1") { connection in
+                try connection.execute("INSERT INTO items (id, label) VALUES (1, 'r1')")
+                try connection.execute("INSERT INTO extra VALUES (1000, 'new in r1')")
+            }
+            try await waitUntil("items still replicates to r2") {
+                try await Self.count(deployment, "r2", "SELECT count(*) FROM items WHERE id = 1") == 1
+            }
+            try await deployment.sql("r2") { try $0.execute("CREATE TABLE extra (id integer PRIMARY KEY, v text)") }
+            deployment.tables = [Self.items, Self.extra]
+            try await waitUntil("r2 installed and bootstrapped extra", timeout: .seconds(90)) {
+                try await Self.count(
+                    deployment, "r2",
+                    "SELECT count(*) FROM starling.synced_tables WHERE table_name = 'public.extra' "
+                        + "AND bootstrapped_at IS NOT NULL") == 1
+            }
+            try await deployment.waitForConvergence()
+            #expect(try await Self.count(deployment, "r2", "SELECT count(*) FROM extra") == 201)
+            #expect(deployment.agents["r2"]?.isRunning == true && deployment.agents["r2"]?.pid == pid)
+        }
+    }
 }
