@@ -50,6 +50,17 @@ struct PullLanesTests {
         #expect(lanes.inFlight == 1)
     }
 
+    /// Caught up on a busy stream (each page a 1,000-change push) over a slow link, one pull runs: a second
+    /// would bring every page twice.
+    @Test func busyStreamKeepsOnePull() {
+        var lanes = PullLanes(cursor: 0)
+        _ = lanes.start()
+        let (fresh, fetches) = lanes.arrived(page(after: 0, 1...1000, head: 1000), elapsed: .milliseconds(120))
+        #expect(fresh?.batch.count == 1000)
+        #expect(fetches == [.zero])
+        #expect(lanes.inFlight == 1)
+    }
+
     /// A page overlapping what the other pull brought is cut to the unseen entries, starting at the cursor;
     /// a page with nothing new is dropped and, both pulls having come back together, the second is staggered
     /// again. Never more than two in flight; every entry handed on once, in order.

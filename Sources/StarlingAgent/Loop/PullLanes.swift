@@ -8,17 +8,19 @@ import Synchronization
 /// waits there until the next request arrives. Over a link of round trip `rtt` that gap is a whole `rtt` (the
 /// answer travels back, the next request travels out), and an entry committed in it waits for the next request:
 /// at 100 ms that is up to 100 ms of replication latency. So, when the agent is caught up (the page reached the
-/// hub's head) and the link is slow (round trips of ``minRoundTrip`` or more), a second pull is started half a
-/// round trip after the first: a request then arrives at the hub about every `rtt / 2`. Both pull from the
-/// newest cursor known when they start, so their pages overlap; the part already applied is dropped here.
-/// Catching up (full pages), or on a fast link, one pull runs ahead of the apply as before.
+/// hub's head), the stream is light (pages of at most ``maxEntriesForSecondPull``) and the link is slow (round
+/// trips of ``minRoundTrip`` or more), a second pull is started half a round trip after the first: a request then
+/// arrives at the hub about every `rtt / 2`. Both pull from the newest cursor known when they start, so their
+/// pages overlap; the part already applied is dropped here. Catching up, under a heavy stream (where the overlap
+/// would double the pulled bytes and their decoding: seen at 100 ms as every 1,000-entry page pulled twice, W1
+/// 0.28x of loopback on a loaded machine) or on a fast link, one pull runs ahead of the apply as before.
 ///
 /// ```
 ///  page back ──▶ next ≤ cursor? ── yes ─▶ drop it (the other pull brought it); keep a pull going
 ///                     │ no
 ///                     ▼
 ///        keep the entries above the cursor, cursor = next
-///        fetch now; caught up and slow link and < 2 in flight: fetch again in rtt/2
+///        fetch now; caught up, light stream, slow link and < 2 in flight: fetch again in rtt/2
 /// ```
 /// Invariants: at most ``maxInFlight`` fetches in flight; pages go to the apply in cursor order, each starting
 /// at the cursor the previous one ended on (whole origin transactions: every `next` is a transaction boundary,
@@ -30,6 +32,9 @@ struct PullLanes {
     static let minRoundTrip = Duration.milliseconds(20)
     /// Round trips remembered for the estimate (their minimum: long polls that waited are not round trips).
     static let roundTripWindow = 16
+    /// Above this many entries in a page the stream is busy: the pulls come back full of entries anyway, and
+    /// overlapping pages would cost more than the gap.
+    static let maxEntriesForSecondPull = 100
 
     /// Where the next page to apply starts: the `next` of the last page handed to the apply.
     private(set) var cursor: Int64
@@ -61,7 +66,7 @@ struct PullLanes {
             // pulls came back together: they were waiting for the same entry).
             if inFlight == 0 {
                 fetches.append(.zero)
-            } else if let delay = staggerDelay, page.next >= page.head {
+            } else if let delay = staggerDelay, Self.isLight(page) {
                 fetches.append(delay)
             }
             inFlight += fetches.count
@@ -75,11 +80,16 @@ struct PullLanes {
         }
         cursor = page.next
         fetches.append(.zero)
-        if inFlight + 1 < Self.maxInFlight, page.next >= page.head, let delay = staggerDelay {
+        if inFlight + 1 < Self.maxInFlight, Self.isLight(page), let delay = staggerDelay {
             fetches.append(delay)
         }
         inFlight += fetches.count
         return (fresh, fetches)
+    }
+
+    /// Whether `page` says the agent is caught up on a light stream: it reached the hub's head with few entries.
+    private static func isLight(_ page: Agent.Fetched) -> Bool {
+        page.next >= page.head && page.batch.count <= maxEntriesForSecondPull
     }
 
     /// Half the link's round trip when it is slow enough for a second pull; nil otherwise.
