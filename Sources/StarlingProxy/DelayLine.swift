@@ -34,7 +34,7 @@ struct DelayLine {
     mutating func arrived(_ bytes: [UInt8], at now: ContinuousClock.Instant, delay: Duration) {
         guard !bytes.isEmpty else { return }
         var due = now + delay
-        if let last = chunks.last, head < chunks.count, last.due > due { due = last.due }
+        if !isEmpty, let last = chunks.last, last.due > due { due = last.due }
         chunks.append(Chunk(due: due, bytes: bytes))
         queuedBytes += bytes.count
     }

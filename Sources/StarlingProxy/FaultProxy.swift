@@ -200,25 +200,11 @@ public final class FaultProxy: Sendable {
                 return
             }
             var now = clock.now
-            var polls: [pollfd] = []
-            var roles: [(line: Int, isWrite: Bool)] = []
-            var wait = Duration.milliseconds(20)
-            for index in 0..<2 {
-                if isSourceOpen[index] && lines[index].acceptsMore {
-                    polls.append(pollfd(fd: ends[index].from, events: Int16(POLLIN), revents: 0))
-                    roles.append((index, false))
-                }
-                guard let due = lines[index].nextDue else { continue }
-                if due <= now {
-                    polls.append(pollfd(fd: ends[index].to, events: Int16(POLLOUT), revents: 0))
-                    roles.append((index, true))
-                } else {
-                    wait = min(wait, due - now)
-                }
-            }
-            _ = poll(&polls, nfds_t(polls.count), Self.milliseconds(roundingUp: wait))
+            let set = Self.pollSet(ends: ends, lines: lines, isSourceOpen: isSourceOpen, now: now)
+            var polls = set.polls
+            _ = poll(&polls, nfds_t(polls.count), Self.milliseconds(roundingUp: set.wait))
             now = clock.now
-            for (poll, role) in zip(polls, roles) where poll.revents != 0 {
+            for (poll, role) in zip(polls, set.roles) where poll.revents != 0 {
                 let (from, to) = ends[role.line]
                 if role.isWrite {
                     guard let result = writeDue(&lines[role.line], to: to, now: now, forwarded: &forwarded, limit: limit)
@@ -238,6 +224,30 @@ public final class FaultProxy: Sendable {
                 lines[role.line].arrived(Array(buffer[0..<count]), at: now, delay: delay)
             }
         }
+    }
+
+    /// What one `poll` waits for: each open source with room in its line (readable), each destination whose
+    /// line has a due chunk (writable), and at most until the next chunk falls due (20 ms at most).
+    private static func pollSet(
+        ends: [(from: Int32, to: Int32)], lines: [DelayLine], isSourceOpen: [Bool], now: ContinuousClock.Instant
+    ) -> (polls: [pollfd], roles: [(line: Int, isWrite: Bool)], wait: Duration) {
+        var polls: [pollfd] = []
+        var roles: [(line: Int, isWrite: Bool)] = []
+        var wait = Duration.milliseconds(20)
+        for index in ends.indices {
+            if isSourceOpen[index] && lines[index].acceptsMore {
+                polls.append(pollfd(fd: ends[index].from, events: Int16(POLLIN), revents: 0))
+                roles.append((index, false))
+            }
+            guard let due = lines[index].nextDue else { continue }
+            if due <= now {
+                polls.append(pollfd(fd: ends[index].to, events: Int16(POLLOUT), revents: 0))
+                roles.append((index, true))
+            } else {
+                wait = min(wait, due - now)
+            }
+        }
+        return (polls, roles, wait)
     }
 
     private enum WriteResult { case written, truncated }
