@@ -7,8 +7,9 @@ import Synchronization
 /// One region's agent: installs capture, registers table shapes, then pushes and pulls (DESIGN.md "Agent
 /// rules", "Engine v2") until ``stop()``.
 ///
-/// Threads: `run()` runs a push task, a pull task (one page fetched while the previous applies), a status
-/// task, the LISTEN task and the reconciliation task. The loop's database work runs on the agent's
+/// Threads: `run()` runs a push task, a pull task (one page fetched while the previous applies; two staggered
+/// long polls when caught up over a slow link, ``PullLanes``), a status task, the LISTEN task and the
+/// reconciliation task. The loop's database work runs on the agent's
 /// `PostgresWorker` thread (one connection, jobs in order, so verdict handling and applies never interleave);
 /// the status reports and the LISTEN have connections of their own; the hub is reached through ``HubLink``.
 /// Only `isStopped`, the status fields and the operations in flight are shared (a `Mutex`). Hub and database
