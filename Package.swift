@@ -33,6 +33,8 @@ let package = Package(
     products: [
         .executable(name: "starling", targets: ["StarlingCLI"]),
         // Fuzz targets (ops/fuzz builds them with -sanitize=fuzzer; a plain build gives a corpus replayer).
+        // Benchmarks' WAN emulation: a delaying TCP proxy (StarlingProxy), a tool beside `starling`, not in it.
+        .executable(name: "starling-netdelay", targets: ["StarlingNetDelay"]),
         .executable(name: "FuzzChangeDecoder", targets: ["FuzzChangeDecoder"]),
         .executable(name: "FuzzHTTP2Server", targets: ["FuzzHTTP2Server"]),
         .executable(name: "FuzzPgOutputDecoder", targets: ["FuzzPgOutputDecoder"]),
@@ -90,9 +92,14 @@ let package = Package(
                                          .product(name: "Yams", package: "Yams")],
                           swiftSettings: strict),
 
+        // A loopback TCP proxy that cuts, delays, truncates, refuses: for the fault tests (through TestSupport)
+        // and the benchmarks' `starling-netdelay`. Imports none of our modules; never linked into `starling`.
+        .target(name: "StarlingProxy", swiftSettings: strict),
+        .executableTarget(name: "StarlingNetDelay", dependencies: ["StarlingProxy"], swiftSettings: strict),
+
         // Not a product: throwaway databases, certificates, process runners for tests.
         .target(name: "StarlingTestSupport",
-                dependencies: ["StarlingPostgres"],
+                dependencies: ["StarlingPostgres", "StarlingProxy"],
                 swiftSettings: strict),
 
         // libFuzzer targets; sources and committed corpora live under Tests/Fuzz/<target>.
@@ -110,6 +117,7 @@ let package = Package(
                     dependencies: ["StarlingHTTP2", "StarlingTLS", "StarlingIO", "StarlingTestSupport",
                                    .product(name: "Logging", package: "swift-log")],
                     exclude: ["Fixtures"]),
+        .testTarget(name: "StarlingProxyTests", dependencies: ["StarlingProxy"]),
         .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingTestSupport"]),
         .testTarget(name: "StarlingHubTests",

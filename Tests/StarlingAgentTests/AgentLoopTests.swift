@@ -56,6 +56,43 @@ struct AgentLoopTests {
         #expect(proxy.counters.refused + proxy.counters.cut > 0)
     }
 
+    @Test("over a 100 ms link a steady trickle is applied once and in order, with two pulls in flight")
+    func slowLinkTrickleAppliesOnceInOrder() async throws {
+        // Proves the pull pipeline's second, staggered pull (PullLanes) loses, repeats and reorders nothing: r2
+        // reaches the hub through a proxy adding 50 ms each way and is caught up, so it keeps two overlapping
+        // pulls in flight while r1 writes a row and bumps one counter row every 10 ms. A repeated or reordered
+        // page would leave the counter's full image behind (the stored cursor refuses a page that does not start
+        // where the last one ended); r2 ends with every row, the counter at its last value and its cursor at
+        // the hub's head.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let proxy = try FaultProxy(upstreamPort: cluster.hub.port, faults: .init(delay: .milliseconds(50)))
+            do {
+                let (r1, r2) = (cluster["r1"], cluster["r2"])
+                try cluster.startAgent("r1")
+                let agent2 = try cluster.startAgent("r2", hubs: ["http://127.0.0.1:\(proxy.port)"])
+                try await cluster.waitUntilStarted("r1")
+                try await cluster.waitUntilStarted("r2")
+                try await r1.execute("INSERT INTO items VALUES (0, 0, 'counter')")
+                for id in 1...60 {
+                    try await r1.execute("INSERT INTO items VALUES ($1, $1, 'trickle')", [.int(id)])
+                    try await r1.execute("UPDATE items SET qty = qty + 1 WHERE id = 0")
+                    try await Task.sleep(for: .milliseconds(10))  // the trickle's pace is the test's input
+                }
+                try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+                #expect(try await r2.int("SELECT count(*) FROM items") == 61)
+                #expect(try await r2.int("SELECT qty FROM items WHERE id = 0") == 60)
+                try await waitUntil("r2's cursor reached the hub's head") {
+                    agent2.progress.cursor == cluster.hub.hub.head
+                }
+                #expect(proxy.counters.bytesForwarded > 0)
+            } catch {
+                await proxy.stop()
+                throw error
+            }
+            await proxy.stop()
+        }
+    }
+
     @Test("after a bulk push the agent vacuums its outbox; apply functions probe indexes")
     func outboxIsVacuumedAfterBulkPush() async throws {
         // Proves the agent vacuums starling.outbox itself once it removed OutboxVacuum's threshold of rows

@@ -7,8 +7,9 @@ import Synchronization
 /// One region's agent: installs capture, registers table shapes, then pushes and pulls (DESIGN.md "Agent
 /// rules", "Engine v2") until ``stop()``.
 ///
-/// Threads: `run()` runs a push task, a pull task (one page fetched while the previous applies), a status
-/// task, the LISTEN task and the reconciliation task. The loop's database work runs on the agent's
+/// Threads: `run()` runs a push task, a pull task (one page fetched while the previous applies; two staggered
+/// long polls when caught up over a slow link, ``PullLanes``), a status task, the LISTEN task and the
+/// reconciliation task. The loop's database work runs on the agent's
 /// `PostgresWorker` thread (one connection, jobs in order, so verdict handling and applies never interleave);
 /// the status reports and the LISTEN have connections of their own; the hub is reached through ``HubLink``.
 /// Only `isStopped`, the status fields and the operations in flight are shared (a `Mutex`). Hub and database
@@ -308,17 +309,21 @@ public final class Agent: Sendable {
         }
     }
 
-    /// The pipeline from `cursor`: one fetch in flight while the page before it applies; returns when stopped
-    /// or when a held table resumes (its held entries go first), throws the first failure (the in-flight fetch
-    /// is cancelled with it). `succeeded` runs after every applied page.
+    /// The pipeline from `cursor`: a fetch in flight while the page before it applies (two, staggered, when
+    /// caught up over a slow link: ``PullLanes``); returns when stopped or when a held table resumes (its held
+    /// entries go first), throws the first failure (the fetches in flight are cancelled with it). `succeeded`
+    /// runs after every applied page.
     private func pullAndApply(from cursor: Int64, succeeded: () -> Void) async throws(AgentError) {
         let waitMs = configuration.tuning.pull.waitMs
-        let outcome: Result<Void, AgentError> = await withTaskGroup(of: Result<Fetched, AgentError>.self) { group in
-            group.addTask { await self.fetch(after: cursor, waitMs: waitMs) }
+        var lanes = PullLanes(cursor: cursor)
+        let latest = PullCursor(cursor)
+        let outcome: Result<Void, AgentError> = await withTaskGroup(of: Result<Lane, AgentError>.self) { group in
+            let first = lanes.start()
+            group.addTask { await self.fetch(from: latest, waitMs: waitMs, delay: first) }
             while let result = await group.next() {
-                let fetched: Fetched
+                let lane: Lane
                 switch result {
-                case .success(let value): fetched = value
+                case .success(let value): lane = value
                 case .failure(let error):
                     group.cancelAll()
                     return .failure(error)
@@ -327,7 +332,13 @@ public final class Agent: Sendable {
                     group.cancelAll()
                     return .success(())
                 }
-                group.addTask { await self.fetch(after: fetched.next, waitMs: waitMs) }
+                let (page, fetches) = lanes.arrived(lane.fetched, elapsed: lane.elapsed)
+                latest.cursor = lanes.cursor
+                for delay in fetches {
+                    group.addTask { await self.fetch(from: latest, waitMs: waitMs, delay: delay) }
+                }
+                // Nil: the other pull brought this page already.
+                guard let fetched = page else { continue }
                 do throws(AgentError) {
                     guard let lag = try await applyFetched(fetched) else {
                         // The stored cursor is not where this page starts: restart from it.
@@ -345,6 +356,20 @@ public final class Agent: Sendable {
             return .success(())
         }
         try outcome.get()
+    }
+
+    /// A fetched page and how long its fetch took (a round trip, or a long poll that waited).
+    struct Lane: Sendable {
+        var fetched: Fetched
+        var elapsed: Duration
+    }
+
+    /// One fetch of the pipeline: after `delay` (a staggered second pull), from the newest cursor then.
+    private func fetch(from latest: PullCursor, waitMs: Int, delay: Duration) async -> Result<Lane, AgentError> {
+        // Cancelled while waiting: the fetch below ends at once with the cancellation, and nobody reads it.
+        if delay > .zero { try? await Task.sleep(for: delay) }
+        let started = ContinuousClock.now
+        return await fetch(after: latest.cursor, waitMs: waitMs).map { Lane(fetched: $0, elapsed: .now - started) }
     }
 
     /// Pushes up to `maxBatches` batches; returns true when the outbox is empty.

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-import StarlingTestSupport
+import StarlingProxy
 import Testing
 
 /// The fault proxy forwards faithfully when healthy and really injects each fault it offers.
@@ -25,7 +25,7 @@ struct FaultProxyTests {
             let received = client.receive(count: 100)
             #expect(received.count <= 10)
             #expect(client.isClosed)
-            try await waitUntil("the proxy counted the truncation") { proxy.counters.truncated == 1 }
+            try await waitUntil { proxy.counters.truncated == 1 }
         }
     }
 
@@ -70,6 +70,64 @@ struct FaultProxyTests {
         }
     }
 
+    /// The delay is a latency, not a bandwidth limit: chunks sent while earlier ones are still delayed are not
+    /// queued behind their delays (a sleep per chunk would make 6 chunks 20 ms apart take 6 × 200 ms).
+    @Test func pipelinesChunksUnderDelay() async throws {
+        try await withEcho { proxy in
+            proxy.faults.delay = .milliseconds(100)
+            let client = try TestSocket(port: proxy.port)
+            let start = ContinuousClock.now
+            var firstArrived: ContinuousClock.Instant?
+            for byte in UInt8(1)...6 {
+                client.send([byte])
+                try await Task.sleep(for: .milliseconds(20))  // the gap between chunks is the test's input
+            }
+            var received: [UInt8] = []
+            while received.count < 6 {
+                let chunk = client.receive(count: 1)
+                if chunk.isEmpty { break }
+                if firstArrived == nil { firstArrived = .now }
+                received += chunk
+            }
+            let elapsed = ContinuousClock.now - start
+            #expect(received == [1, 2, 3, 4, 5, 6])
+            #expect(try #require(firstArrived) - start >= .milliseconds(200))
+            // Last chunk sent at ~100 ms, back at ~300 ms; serialised delays would need 1.2 s.
+            #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(700), "took \(elapsed)")
+        }
+    }
+
+    /// Concurrent connections through a delaying proxy progress independently: a round trip on each of several
+    /// connections started together costs one round-trip time, not one per connection.
+    @Test func concurrentConnectionsProgressTogether() async throws {
+        try await withEcho { proxy in
+            proxy.faults.delay = .milliseconds(150)
+            let clients = try (0..<4).map { _ in try TestSocket(port: proxy.port) }
+            let payload = [UInt8](repeating: 0x5A, count: 256 * 1024)
+            let start = ContinuousClock.now
+            for client in clients { client.send(payload) }
+            var results: [Bool] = []
+            for client in clients { results.append(client.receive(count: payload.count) == payload) }
+            let elapsed = ContinuousClock.now - start
+            #expect(results == [true, true, true, true])
+            #expect(proxy.counters.accepted == 4)
+            // One round trip is 300 ms; four connections one after another would be at least 1.2 s.
+            #expect(elapsed >= .milliseconds(300) && elapsed < .milliseconds(900), "took \(elapsed)")
+        }
+    }
+
+    /// Truncation under a delay still closes after exactly the allowed bytes.
+    @Test func truncatesUnderDelay() async throws {
+        try await withEcho { proxy in
+            proxy.faults = FaultProxy.Faults(delay: .milliseconds(20), truncateAfterBytes: 10)
+            let client = try TestSocket(port: proxy.port)
+            client.send(Array(repeating: 0x61, count: 100))
+            #expect(client.receive(count: 100).count <= 10)
+            #expect(client.isClosed)
+            try await waitUntil { proxy.counters.truncated == 1 }
+        }
+    }
+
     /// A proxy in front of an echo server (a thread per connection), both stopped afterwards.
     private func withEcho(_ body: (FaultProxy) async throws -> Void) async throws {
         let echo = try EchoServer()
@@ -83,6 +141,22 @@ struct FaultProxyTests {
         }
         await proxy.stop()
         echo.stop()
+    }
+}
+
+/// A test socket or echo server could not be set up.
+private struct SocketSetupFailed: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Polls `condition` every 10 ms for up to 10 s (this target has no StarlingTestSupport: it tests what that
+/// module re-exports).
+private func waitUntil(_ condition: () -> Bool) async throws {
+    let deadline = ContinuousClock.now + .seconds(10)
+    while !condition() {
+        guard ContinuousClock.now < deadline else { throw SocketSetupFailed("condition did not hold within 10 s") }
+        try await Task.sleep(for: .milliseconds(10))
     }
 }
 
@@ -104,7 +178,7 @@ private final class TestSocket {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        guard result == 0 else { throw E2EError("connect to \(port) failed: errno \(errno)") }
+        guard result == 0 else { throw SocketSetupFailed("connect to \(port) failed: errno \(errno)") }
     }
 
     deinit { close(fd) }
@@ -146,7 +220,7 @@ private final class EchoServer: @unchecked Sendable {  // `listener` is set once
                 bind(fd, $0, length) == 0 && listen(fd, 16) == 0 && getsockname(fd, $0, &length) == 0
             }
         }
-        guard ok else { throw E2EError("echo server setup failed: errno \(errno)") }
+        guard ok else { throw SocketSetupFailed("echo server setup failed: errno \(errno)") }
         port = Int(UInt16(bigEndian: address.sin_port))
         Thread {
             while true {
