@@ -151,7 +151,9 @@ struct WALDecoder: Sendable {
             let change: Change
             do {
                 change = try Change(
-                    id: "\(region):\(number)", tx: "\(region):\(WALChangeNumber.transaction(commitLSN: commitLSN))", table: row.table, op: row.op, key: row.key,
+                    id: ChangeID(origin: region, number: number).description,
+                    tx: ChangeID(origin: region, number: WALChangeNumber.transaction(commitLSN: commitLSN)).description,
+                    table: row.table, op: row.op, key: row.key,
                     before: row.before, after: row.after, base: base, hlc: stamp)
             } catch {
                 throw AgentError(code: .capture, message: "decoded change of \(row.table) is invalid: \(error)")

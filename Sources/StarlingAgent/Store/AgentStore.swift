@@ -149,7 +149,7 @@ public struct AgentStore: Sendable {
         outboxIDs.reserveCapacity(changes.count)
         for index in changes.indices.reversed() {
             let (verdict, change) = (verdicts[index], changes[index])
-            outboxIDs.append(Int64(change.id.split(separator: ":").last ?? "") ?? -1)
+            outboxIDs.append(ChangeID(change.id)?.number ?? -1)
             let tableKey = TableKey(table: change.table, key: change.key)
             let isSuperseded = !laterKeys.insert(tableKey).inserted
             if !isSuperseded { decided.append(table: change.table, key: change.key, seq: verdict.version) }
@@ -240,8 +240,8 @@ public struct AgentStore: Sendable {
         var rows: [JSONValue] = []
         rows.reserveCapacity(changes.count)
         for (change, verdict) in zip(changes, verdicts) {
-            let number = change.id.split(separator: ":").last.flatMap { Int64($0) } ?? -1
-            let tx = change.tx.split(separator: ":").last.flatMap { Int64($0) } ?? -1
+            let number = ChangeID(change.id)?.number ?? -1
+            let tx = ChangeID(change.tx)?.number ?? -1
             rows.append(.object([
                 "i": .integer(number), "x": .integer(tx), "t": .string(change.table), "o": .string(change.op.rawValue),
                 "k": .object(change.key), "b": change.before.map(JSONValue.object) ?? .null,

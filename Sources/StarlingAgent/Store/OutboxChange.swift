@@ -40,7 +40,8 @@ public struct OutboxChange: Sendable, Hashable {
     /// The wire change (`hlc` must be assigned).
     func change(region: String) throws(CoreError) -> Change {
         try Change(
-            id: "\(region):\(id)", tx: "\(region):\(tx)", table: table, op: op, key: key, before: before,
+            id: ChangeID(origin: region, number: id).description,
+            tx: ChangeID(origin: region, number: tx).description, table: table, op: op, key: key, before: before,
             after: after, base: base, hlc: hlc ?? capturedAt)
     }
 }

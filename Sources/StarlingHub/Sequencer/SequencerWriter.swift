@@ -366,11 +366,11 @@ extension SequencerWriter {
         for item in batch {
             guard case .push(_, let changes, _, _) = item else { continue }
             for change in changes {
-                guard let (origin, localID) = PrunedChanges.split(change.id) else {
+                guard let parsed = ChangeID(change.id) else {
                     ids.append(change.id)
                     continue
                 }
-                let name = String(origin)
+                let (name, localID) = (parsed.origin, parsed.number)
                 let mark = originMarks[name]
                 if let mark, localID <= mark { ids.append(change.id) }
                 if localID > max(mark ?? .min, state.raisedMarks[name] ?? .min) { state.raisedMarks[name] = localID }
@@ -422,8 +422,8 @@ extension SequencerWriter {
         for (index, item) in batch.enumerated() {
             guard case .push(_, let changes, _, _) = item else { continue }
             for (change, keyText) in zip(changes, state.keyTexts[index]) where state.decisions[change.id] == nil {
-                guard let (origin, localID) = PrunedChanges.split(change.id),
-                    let mark = watermarks[String(origin)], localID <= mark.localID
+                guard let parsed = ChangeID(change.id), let mark = watermarks[parsed.origin],
+                    parsed.number <= mark.localID
                 else { continue }
                 state.decisions[change.id] = StoredDecision(
                     status: "accepted", seq: mark.seq, conflictID: nil, row: nil,

@@ -213,12 +213,6 @@ enum PrunedChanges {
         }
         return result
     }
-
-    /// The origin and local outbox id of a change id `region:N`; nil for any other form.
-    static func split(_ id: String) -> (origin: Substring, localID: Int64)? {
-        guard let colon = id.lastIndex(of: ":"), let local = Int64(id[id.index(after: colon)...]) else { return nil }
-        return (id[..<colon], local)
-    }
 }
 
 /// What one pruning round did (``Hub/pruneLog()``).

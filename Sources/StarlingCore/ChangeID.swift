@@ -1,0 +1,23 @@
+/// A change's (or an origin transaction's) id on the wire: `"<origin>:<number>"`, the region that captured it and
+/// a number unique within that region — an outbox id or `txid_current()` under trigger capture, a WAL position with
+/// bit 62 set under WAL capture. The one encoder (``description``) and decoder (``init(_:)``) of that form.
+public struct ChangeID: Hashable, Sendable, CustomStringConvertible {
+    public var origin: String
+    public var number: Int64
+
+    public init(origin: String, number: Int64) {
+        self.origin = origin
+        self.number = number
+    }
+
+    /// Parses `"<origin>:<number>"` (split at the last colon); nil for any other form (ids of the hub's own
+    /// entries, such as repairs, and of clients that number their changes otherwise).
+    public init?(_ text: some StringProtocol) {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex,
+            let number = Int64(text[text.index(after: colon)...])
+        else { return nil }
+        self.init(origin: String(text[..<colon]), number: number)
+    }
+
+    public var description: String { "\(origin):\(number)" }
+}
