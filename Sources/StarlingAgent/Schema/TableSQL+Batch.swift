@@ -32,12 +32,7 @@ extension TableSQL {
         return """
             CREATE OR REPLACE FUNCTION \(applyBatchFunction)(p_entries jsonb,
                 OUT statuses text, OUT error_state text, OUT error_message text)
-            LANGUAGE plpgsql
-            \(Self.settings)
-            SET starling.applying = 'on'
-            SET lock_timeout = '\(Self.applyLockTimeout)'
-            \(Self.applyPlanSettings)
-            AS \(Self.dollar)
+            \(Self.applyFunctionClauses)
             DECLARE
                 w_k jsonb[];
                 w_r jsonb[];
@@ -80,10 +75,7 @@ extension TableSQL {
                         WHERE p_set IS NULL OR NOT p_set ? (w.k::text)
                         ON CONFLICT (table_name, key) DO UPDATE
                         SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time;
-                EXCEPTION
-                    WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN RAISE;
-                    WHEN OTHERS THEN
-                        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+                \(Self.applyErrorHandler)
                         statuses := NULL;
                         RETURN;
                 END;

@@ -24,22 +24,14 @@ extension TableSQL {
         return """
             CREATE OR REPLACE FUNCTION \(applyWALBatchFunction)(p_entries jsonb,
                 OUT error_state text, OUT error_message text)
-            LANGUAGE plpgsql
-            \(Self.settings)
-            SET starling.applying = 'on'
-            SET lock_timeout = '\(Self.applyLockTimeout)'
-            \(Self.applyPlanSettings)
-            AS \(Self.dollar)
+            \(Self.applyFunctionClauses)
             BEGIN
                 BEGIN
                     DELETE FROM \(table) t
                         USING \(entries), jsonb_populate_record(NULL::\(table), w.k) kr
                         WHERE w.r IS NULL AND (\(list("t"))) = (\(list("kr")));
                     \(try upsertSQL(image: "w.r", from: entries, tail: " WHERE w.r IS NOT NULL ORDER BY w.s"));
-                EXCEPTION
-                    WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN RAISE;
-                    WHEN OTHERS THEN
-                        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+                \(Self.applyErrorHandler)
                 END;
             END
             \(Self.dollar)
@@ -56,12 +48,7 @@ extension TableSQL {
         return """
             CREATE OR REPLACE FUNCTION \(applyWALFunction)(p_key jsonb, p_row jsonb,
                 OUT error_state text, OUT error_message text)
-            LANGUAGE plpgsql
-            \(Self.settings)
-            SET starling.applying = 'on'
-            SET lock_timeout = '\(Self.applyLockTimeout)'
-            \(Self.applyPlanSettings)
-            AS \(Self.dollar)
+            \(Self.applyFunctionClauses)
             BEGIN
                 BEGIN
                     IF p_row IS NULL THEN
@@ -69,10 +56,7 @@ extension TableSQL {
                     ELSE
                         \(try upsertSQL(image: "p_row"));
                     END IF;
-                EXCEPTION
-                    WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN RAISE;
-                    WHEN OTHERS THEN
-                        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+                \(Self.applyErrorHandler)
                 END;
             END
             \(Self.dollar)

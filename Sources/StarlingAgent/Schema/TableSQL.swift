@@ -94,6 +94,27 @@ struct TableSQL: Sendable {
         SET jit = off
         """
 
+    /// What every apply function declares between its signature and its body: PL/pgSQL, the image settings,
+    /// `starling.applying` (the capture trigger skips its writes), the lock timeout and the planner settings.
+    static let applyFunctionClauses = """
+        LANGUAGE plpgsql
+        \(settings)
+        SET starling.applying = 'on'
+        SET lock_timeout = '\(applyLockTimeout)'
+        \(applyPlanSettings)
+        AS \(dollar)
+        """
+
+    /// The start of an apply function's handler for its protected block: a deadlock, serialization failure or
+    /// lock timeout is raised again (the whole pulled batch retries); any other error is kept in `error_state`
+    /// and `error_message` (the statements after it in the handler say what the function then returns).
+    static let applyErrorHandler = """
+        EXCEPTION
+                    WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN RAISE;
+                    WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+        """
+
     /// The name as an SQL string literal.
     var tableLiteral: String { Self.literal(shape.name) }
 
@@ -218,12 +239,7 @@ struct TableSQL: Sendable {
         return """
             CREATE OR REPLACE FUNCTION \(applyFunction)(p_key jsonb, p_row jsonb, p_seq bigint, p_origin text,
                 OUT status text, OUT error_state text, OUT error_message text)
-            LANGUAGE plpgsql
-            \(Self.settings)
-            SET starling.applying = 'on'
-            SET lock_timeout = '\(Self.applyLockTimeout)'
-            \(Self.applyPlanSettings)
-            AS \(Self.dollar)
+            \(Self.applyFunctionClauses)
             DECLARE
                 v_seq bigint;
                 v_op text;
@@ -254,10 +270,7 @@ struct TableSQL: Sendable {
                         status := 'pending';
                         RETURN;
                     END IF;
-                EXCEPTION
-                    WHEN deadlock_detected OR serialization_failure OR lock_not_available THEN RAISE;
-                    WHEN OTHERS THEN
-                        GET STACKED DIAGNOSTICS error_state = RETURNED_SQLSTATE, error_message = MESSAGE_TEXT;
+                \(Self.applyErrorHandler)
                         status := 'failed';
                         RETURN;
                 END;

@@ -39,22 +39,10 @@ extension AgentStore {
         _ images: [Image], tables: Set<String>, connection: PostgresConnection, deadLetter: (Int) -> JSONValue
     ) throws -> ImageStatuses {
         var statuses = [ApplyStatus](repeating: .applied, count: images.count)
-        var groups: [String: [Int]] = [:]
-        var order: [String] = []
-        for index in images.indices {
-            let table = images[index].table
-            guard tables.contains(table) else {
-                // A table not installed here has just joined the hub's set (its bootstrap, from a snapshot at
-                // or after this entry, is still to come) or has left it (Agent+Tables): nothing to apply.
-                statuses[index] = .skippedVersion
-                continue
-            }
-            if groups[table] == nil { order.append(table) }
-            groups[table, default: []].append(index)
-        }
+        let groups = Self.groupByTable(images, tables: tables)
+        for index in groups.notInstalled { statuses[index] = .skippedVersion }
         var fallbacks = 0
-        for table in order {
-            let indices = groups[table] ?? []
+        for (table, indices) in groups.tables {
             var newest: [JSONObject: Int] = [:]
             newest.reserveCapacity(indices.count)
             for index in indices { newest[images[index].key] = index }

@@ -539,22 +539,10 @@ public struct AgentStore: Sendable {
         _ images: [Image], tables: Set<String>, connection: PostgresConnection, deadLetter: (Int) -> JSONValue
     ) throws -> ImageStatuses {
         var statuses = [ApplyStatus?](repeating: nil, count: images.count)
-        var groups: [String: [Int]] = [:]
-        var order: [String] = []
-        for index in images.indices {
-            let table = images[index].table
-            guard tables.contains(table) else {
-                // A table not installed here has just joined the hub's set (its bootstrap, from a snapshot at
-                // or after this entry, is still to come) or has left it (Agent+Tables): nothing to apply.
-                statuses[index] = .skippedVersion
-                continue
-            }
-            if groups[table] == nil { order.append(table) }
-            groups[table, default: []].append(index)
-        }
+        let groups = Self.groupByTable(images, tables: tables)
+        for index in groups.notInstalled { statuses[index] = .skippedVersion }
         var fallbacks = 0
-        for table in order {
-            let indices = groups[table] ?? []
+        for (table, indices) in groups.tables {
             guard let letters = try applyBatch(indices.map { images[$0] }, table: table, connection: connection) else {
                 fallbacks += 1
                 break
@@ -567,6 +555,29 @@ public struct AgentStore: Sendable {
             }
         }
         return ImageStatuses(statuses: statuses.map { $0 ?? .failed }, batchFallbacks: fallbacks)
+    }
+
+    /// `images`' indexes per synced table, the tables in order of first appearance, and the indexes of images of
+    /// tables not installed here: a table that has just joined the hub's set (its bootstrap, from a snapshot at
+    /// or after these entries, is still to come) or has left it (Agent+Tables), with nothing to apply.
+    static func groupByTable(_ images: [Image], tables: Set<String>) -> (tables: [(String, [Int])], notInstalled: [Int]) {
+        var groups: [String: Int] = [:]
+        var ordered: [(String, [Int])] = []
+        var notInstalled: [Int] = []
+        for index in images.indices {
+            let table = images[index].table
+            guard tables.contains(table) else {
+                notInstalled.append(index)
+                continue
+            }
+            if let position = groups[table] {
+                ordered[position].1.append(index)
+            } else {
+                groups[table] = ordered.count
+                ordered.append((table, [index]))
+            }
+        }
+        return (ordered, notInstalled)
     }
 
     /// Runs the table's set-wise apply function; nil when it raised (nothing of it remains).
