@@ -159,10 +159,12 @@ extension Agent {
         let queue = captureQueue
         let journal = configuration.journal
         for _ in 0..<maxBatches {
-            try await saveCheckpoint()
             if isStopped { return false }
             let captured = queue.nextBatch(maxCount: batch.maxCount, maxBytes: batch.maxBytes)
-            guard let last = captured.last else { return true }
+            guard let last = captured.last else {
+                try await saveCheckpoint()
+                return true
+            }
             let changes = captured.map(\.change)
             let pushing = "push of \(changes.count) changes to the hub"
             guard let verdicts = try await track("push", pushing, { await pushUntilVerdicts(changes) }) else {
@@ -204,8 +206,10 @@ extension Agent {
             }
             logger.debug(
                 "pushed", metadata: [AgentLogKey.changes: "\(changes.count)", AgentLogKey.rejected: "\(summary.rejected)"])
+            // After the verdicts, not before the push: the save waits for its WAL flush (the slot may confirm the
+            // position only once it is durable), and a change decoded meanwhile should not wait behind it.
+            try await saveCheckpoint()
         }
-        try await saveCheckpoint()
         return false
     }
 
@@ -258,11 +262,3 @@ extension Agent {
     }
 }
 
-extension AgentStore {
-    /// A WAL position at or after every commit so far on this connection (the insert position).
-    static func walInsertPosition(connection: PostgresConnection) throws -> LSN {
-        let text = try connection.query("SELECT pg_current_wal_insert_lsn()::text AS lsn", name: "agent.wal.insertLSN")[0]
-            .string("lsn")
-        return try LSN(parsing: text, what: "pg_current_wal_insert_lsn")
-    }
-}
