@@ -26,8 +26,7 @@ extension TableSQL {
     /// cannot lose the others. Deadlocks, serialization failures and lock timeouts are re-raised: the whole
     /// pulled batch retries.
     func applyBatchFunctionSQL() throws -> String {
-        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
-        func list(_ alias: String) -> String { keyColumns.map { "\(alias).\($0)" }.joined(separator: ", ") }
+        let list = try keyList
         let entries = "jsonb_to_recordset(p_entries) AS e(o integer, k jsonb, r jsonb, s bigint, g text)"
         return """
             CREATE OR REPLACE FUNCTION \(applyBatchFunction)(p_entries jsonb,
@@ -91,8 +90,7 @@ extension TableSQL {
     /// scanned every pending row of the table and tested it against the whole array (W1 at R=8: 35,700
     /// outbox rows × 5,000 keys, 62 s for one batch; ApplyBacklogTests).
     private func restoreSQL() throws -> String {
-        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
-        func list(_ alias: String) -> String { keyColumns.map { "\(alias).\($0)" }.joined(separator: ", ") }
+        let list = try keyList
         let entries = "jsonb_to_recordset(p_entries) AS e(o integer, k jsonb)"
         return """
             SELECT array_agg(n.key), array_agg(n.op), array_agg(n.after) INTO p_k, p_op, p_after

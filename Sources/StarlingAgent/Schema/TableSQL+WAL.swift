@@ -18,8 +18,7 @@ extension TableSQL {
     /// bad row cannot lose the others. Deadlocks, serialization failures and lock timeouts are re-raised: the
     /// whole pulled batch retries.
     func applyWALBatchFunctionSQL() throws -> String {
-        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
-        func list(_ alias: String) -> String { keyColumns.map { "\(alias).\($0)" }.joined(separator: ", ") }
+        let list = try keyList
         let entries = "jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint)"
         return """
             CREATE OR REPLACE FUNCTION \(applyWALBatchFunction)(p_entries jsonb,
@@ -41,10 +40,7 @@ extension TableSQL {
     /// `CREATE OR REPLACE FUNCTION apply_wal(p_key, p_row) → (error_state, error_message)`: writes one image
     /// (deletes the key when `p_row` is NULL); both NULL when it was written, else nothing of it remains.
     func applyWALFunctionSQL() throws -> String {
-        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
-        let keyMatch = "(" + keyColumns.map { "t.\($0)" }.joined(separator: ", ") + ") = (SELECT "
-            + keyColumns.map { "r.\($0)" }.joined(separator: ", ")
-            + " FROM jsonb_populate_record(NULL::\(table), p_key) r)"
+        let keyMatch = try keyMatch(key: "p_key")
         return """
             CREATE OR REPLACE FUNCTION \(applyWALFunction)(p_key jsonb, p_row jsonb,
                 OUT error_state text, OUT error_message text)

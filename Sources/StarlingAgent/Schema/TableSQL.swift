@@ -228,10 +228,7 @@ struct TableSQL: Sendable {
     /// documentation), `failed` (the write raised; nothing of it remains, the caller records a dead letter).
     /// Deadlocks, serialization failures and lock timeouts are re-raised so the whole batch retries.
     func applyFunctionSQL() throws -> String {
-        let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
-        let keyMatch = "(" + keyColumns.map { "t.\($0)" }.joined(separator: ", ") + ") = (SELECT "
-            + keyColumns.map { "r.\($0)" }.joined(separator: ", ")
-            + " FROM jsonb_populate_record(NULL::\(table), p_key) r)"
+        let keyMatch = try keyMatch(key: "p_key")
         let pendingNewest = """
             SELECT o.op, o.after INTO v_op, v_after FROM starling.outbox o
                         WHERE o.table_name = \(tableLiteral) AND o.key = p_key ORDER BY o.id DESC LIMIT 1
@@ -285,6 +282,21 @@ struct TableSQL: Sendable {
     }
 
     // MARK: - Expressions
+
+    /// The quoted key columns qualified by a table alias, comma-separated: `list("t")` is `t."id", t."region"`.
+    var keyList: (String) -> String {
+        get throws {
+            let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
+            return { alias in keyColumns.map { "\(alias).\($0)" }.joined(separator: ", ") }
+        }
+    }
+
+    /// `(t.k1, …) = (SELECT r.k1, … FROM jsonb_populate_record(NULL::table, <key>) r)`: the row of alias `t` whose
+    /// key is the jsonb key object in expression `key`.
+    func keyMatch(key: String) throws -> String {
+        let list = try keyList
+        return "(\(list("t"))) = (SELECT \(list("r")) FROM jsonb_populate_record(NULL::\(table), \(key)) r)"
+    }
 
     /// `jsonb_build_object('k1', <k1>, …)` over the key columns of `record` (`NEW`/`OLD`).
     func keyExpression(record: String) throws -> String {

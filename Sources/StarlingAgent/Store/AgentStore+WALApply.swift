@@ -43,11 +43,13 @@ extension AgentStore {
         for index in groups.notInstalled { statuses[index] = .skippedVersion }
         var fallbacks = 0
         for (table, indices) in groups.tables {
-            var newest: [JSONObject: Int] = [:]
-            newest.reserveCapacity(indices.count)
-            for index in indices { newest[images[index].key] = index }
+            // The newest image of each key, in seq order; the older ones would be overwritten in this transaction.
+            var seen = Set<TableKey>()
+            seen.reserveCapacity(indices.count)
+            let newest = indices.reversed().filter { seen.insert(TableKey(table: table, key: images[$0].key)).inserted }
+                .reversed()
             var document = JSONBatchWriter()
-            for index in indices where newest[images[index].key] == index {
+            for index in newest {
                 document.append(key: images[index].key, row: images[index].row, seq: images[index].seq)
             }
             let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))
@@ -56,7 +58,7 @@ extension AgentStore {
                 name: "agent.apply.walBatch")[0]
             guard try result.optionalString("error_state") != nil else { continue }
             fallbacks += 1
-            for index in indices where newest[images[index].key] == index {
+            for index in newest {
                 let image = images[index]
                 let single = try connection.query(
                     "SELECT error_state, error_message FROM \(sql.applyWALFunction)($1::jsonb, $2::jsonb)",

@@ -146,10 +146,12 @@ public struct AgentStore: Sendable {
         var letters: [JSONValue] = []
         var laterKeys = wal?.stillPending ?? []
         var markerVersions: [TableKey: Int64] = [:]
-        outboxIDs.reserveCapacity(changes.count)
+        // No outbox row to delete and no version row to write: the marker carries the versions.
+        let inMemory = wal.map { !$0.versionRows } ?? false
+        if !inMemory { outboxIDs.reserveCapacity(changes.count) }
         for index in changes.indices.reversed() {
             let (verdict, change) = (verdicts[index], changes[index])
-            outboxIDs.append(ChangeID(change.id)?.number ?? -1)
+            if !inMemory { outboxIDs.append(ChangeID(change.id)?.number ?? -1) }
             let tableKey = TableKey(table: change.table, key: change.key)
             let isSuperseded = !laterKeys.insert(tableKey).inserted
             if !isSuperseded { decided.append(table: change.table, key: change.key, seq: verdict.version) }
@@ -164,7 +166,7 @@ public struct AgentStore: Sendable {
                     summary.restored += 1
                     continue
                 }
-                accepted.append(table: change.table, key: change.key, seq: seq)
+                if !inMemory { accepted.append(table: change.table, key: change.key, seq: seq) }
             case .merged(let seq, let row):
                 summary.merged += 1
                 if isSuperseded { summary.imagesSkipped += 1; continue }
@@ -181,7 +183,6 @@ public struct AgentStore: Sendable {
         }
         images.reverse()
         letters.reverse()
-        let inMemory = wal.map { !$0.versionRows } ?? false
         summary.versions = markerVersions
         // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
         let settle = PostgresStatement(
@@ -205,17 +206,17 @@ public struct AgentStore: Sendable {
             if let wal, wal.journal { try journal(changes, verdicts: verdicts, connection: connection) }
             if !inMemory { try connection.query(settle.sql, settle.params, name: settle.name) }
             var tables: Set<String>?
-            if inMemory, !images.isEmpty {
+            if !images.isEmpty {
                 let installed = try installedTables(connection: connection)
                 tables = installed
-                let statuses = try applyImagesInMemory(images, tables: installed, connection: connection) { letters[$0] }
-                for status in statuses { summary.count(status) }
-            } else if !images.isEmpty {
-                let installed = try installedTables(connection: connection)
-                tables = installed
-                let displaced = try displaceVersions(rejectedWinners, connection: connection)
-                let statuses = try applyImages(images, tables: installed, connection: connection) { letters[$0] }
-                try restoreVersions(displaced, connection: connection)
+                let statuses: ImageStatuses
+                if inMemory {
+                    statuses = try applyImagesInMemory(images, tables: installed, connection: connection) { letters[$0] }
+                } else {
+                    let displaced = try displaceVersions(rejectedWinners, connection: connection)
+                    statuses = try applyImages(images, tables: installed, connection: connection) { letters[$0] }
+                    try restoreVersions(displaced, connection: connection)
+                }
                 for status in statuses { summary.count(status) }
             }
             let released = try releaseDeferredEntries(keys: decidedKeys, connection: connection)
