@@ -70,6 +70,15 @@ extension HubAPI {
         -> SnapshotPage
     {
         var page = SnapshotPage()
+        // The count before the rows (a later statement, so a later snapshot): a region that sees at least the
+        // adopted row count here finds every adopted row in the pages. Counted after, rows committing between the
+        // two statements were counted but missing from this page and, sorting before its last key, from the next
+        // ones too (a region waiting for an adopter's rows then saw half of them "differ").
+        if after == nil {
+            page.heads = try connection.query(
+                "SELECT count(*) FROM starling_hub.heads WHERE table_name = $1", [.text(table)],
+                name: "hub.snapshot.count")[0].int64(0)
+        }
         let rows = try connection.query(
             "SELECT key, row, seq, origin FROM starling_hub.heads WHERE table_name = $1 AND ($2::text IS NULL OR key > $2) "
                 + "ORDER BY key LIMIT $3", [.text(table), after.map(PostgresValue.text) ?? .null, .int(limit)],
@@ -90,11 +99,6 @@ extension HubAPI {
             page.rowsJSON.append(UInt8(ascii: "}"))
         }
         page.next = rows.rowCount == limit ? last : nil
-        if after == nil {
-            page.heads = try connection.query(
-                "SELECT count(*) FROM starling_hub.heads WHERE table_name = $1", [.text(table)],
-                name: "hub.snapshot.count")[0].int64(0)
-        }
         let adoption = try connection.query(
             "SELECT region, row_count FROM starling_hub.adoptions WHERE table_name = $1", [.text(table)],
             name: "hub.snapshot.adoption")
