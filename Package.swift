@@ -99,7 +99,7 @@ let package = Package(
 
         // Not a product: throwaway databases, certificates, process runners for tests.
         .target(name: "StarlingTestSupport",
-                dependencies: ["StarlingPostgres", "StarlingProxy"],
+                dependencies: ["StarlingPostgres", "StarlingProxy", "CShims"],
                 swiftSettings: strict),
 
         // libFuzzer targets; sources and committed corpora live under Tests/Fuzz/<target>.
@@ -118,6 +118,7 @@ let package = Package(
                                    .product(name: "Logging", package: "swift-log")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "StarlingProxyTests", dependencies: ["StarlingProxy"]),
+        .testTarget(name: "StarlingTestSupportTests", dependencies: ["StarlingTestSupport"]),
         .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingTestSupport"]),
         .testTarget(name: "StarlingHubTests",

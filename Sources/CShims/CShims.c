@@ -34,3 +34,9 @@ int starling_route_signal_to_fd(int signo, int fd) {
     action.sa_flags = SA_RESTART;
     return sigaction(signo, &action, NULL);
 }
+
+int starling_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
+
+int starling_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}

@@ -1,4 +1,6 @@
+import CShims
 import Foundation
+import Glibc
 
 /// Runs an external program (curl, h2load, python3, openssl) for a test and captures its output.
 public enum ProcessRunner {
@@ -59,58 +61,151 @@ public enum ProcessRunner {
         }
     }
 
+    /// Spawns with posix_spawn in a process group of its own and reaps with waitpid. (Foundation's Process
+    /// sees a child as running until every descendant that inherited its hidden descriptor has exited: `bash -c
+    /// "server &"` or a `pg_ctl start` looked alive until the server ended, and a run waiting for it never returned.)
     private static func runBlocking(_ executable: String, _ arguments: [String], stdin: [UInt8]?,
                                     environment: [String: String]?, workingDirectory: String?,
                                     timeout: Duration) throws -> Result {
-        let process = Process()
-        if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        if let environment {
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        // Pipes: [read, write]; the parent's ends are closed here (stdin's write end by its writer thread).
+        let input = try makePipe(), output = try makePipe(), error = try makePipe()
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }  // ours to free on every path
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, output[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, error[1], 2)
+        if let workingDirectory { starling_spawn_file_actions_addchdir(&actions, workingDirectory) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        let merged = ProcessInfo.processInfo.environment.merging(environment ?? [:]) { $1 }
+        // strdup'd C strings, freed below on every path.
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for pointer in argv + envp { free(pointer) } }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        for fd in [input[0], output[1], error[1]] { close(fd) }
+        guard spawned == 0 else {
+            for fd in [input[1], output[0], error[0]] { close(fd) }
+            throw SpawnFailed(executable: executable, reason: String(cString: strerror(spawned)))
         }
-        let outPipe = Pipe()
-        let errPipe = Pipe()
-        let inPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        process.standardInput = inPipe
-        try process.run()
-        let collector = OutputCollector(out: outPipe.fileHandleForReading, err: errPipe.fileHandleForReading)
-        if let stdin { inPipe.fileHandleForWriting.write(Data(stdin)) }
-        try? inPipe.fileHandleForWriting.close()
-        let deadline = Date().addingTimeInterval(Double(timeout.components.seconds))
+        let collector = OutputCollector(out: output[0], err: error[0])
+        let stdinWriter = input[1]
+        Thread {  // owns the stdin write end; a child that never reads gets EPIPE or is reaped, never blocks us
+            if let stdin, !stdin.isEmpty {
+                var offset = 0
+                while offset < stdin.count {
+                    let written = stdin[offset...].withUnsafeBytes { write(stdinWriter, $0.baseAddress, $0.count) }
+                    if written <= 0 { if errno == EINTR { continue } else { break } }
+                    offset += written
+                }
+            }
+            close(stdinWriter)
+        }.start()
+
+        let deadline = ContinuousClock.now + timeout
         var timedOut = false
-        while process.isRunning {
-            if Date() > deadline {
+        var terminatedAt: ContinuousClock.Instant?
+        var status: Int32 = 0
+        while true {
+            let reaped = waitpid(pid, &status, WNOHANG)
+            if reaped == pid || (reaped < 0 && errno != EINTR) { break }
+            let now = ContinuousClock.now
+            if let terminatedAt {
+                // A child that ignores SIGTERM (or hangs in its handler) is killed with its process group.
+                if now - terminatedAt > .seconds(5) { kill(-pid, SIGKILL) }
+            } else if now > deadline {
                 timedOut = true
-                process.terminate()
-                break
+                terminatedAt = now
+                kill(-pid, SIGTERM)
             }
             usleep(5_000)  // polling a child's exit with a deadline; not synchronisation between our threads
         }
-        process.waitUntilExit()
-        let (out, err) = collector.finish()
-        return Result(exitCode: process.terminationStatus, stdout: String(decoding: out, as: UTF8.self),
-                      stderr: String(decoding: err, as: UTF8.self), stdoutBytes: Array(out), timedOut: timedOut)
+        // A descendant that outlives the child (a server it started) may hold the pipes open: EOF then never
+        // comes. Output is read for at most 10 s after the exit, then the run returns what it has.
+        let (out, err, complete) = collector.finish(within: .seconds(10))
+        var stderr = String(decoding: err, as: UTF8.self)
+        if !complete { stderr += "\n[ProcessRunner: output still open 10 s after the exit; a descendant holds it]" }
+        // WIFEXITED / WEXITSTATUS by hand (macros): low 7 bits zero means a normal exit; a signal reads 128 + N.
+        let exitCode = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return Result(exitCode: exitCode, stdout: String(decoding: out, as: UTF8.self),
+                      stderr: stderr, stdoutBytes: Array(out), timedOut: timedOut)
+    }
+
+    /// A pipe whose both ends close on exec (posix_spawn's dup2 gives the child its own copies).
+    private static func makePipe() throws -> [Int32] {
+        var fds: [Int32] = [-1, -1]
+        guard starling_pipe_cloexec(&fds) == 0 else {
+            throw SpawnFailed(executable: "pipe2", reason: String(cString: strerror(errno)))
+        }
+        return fds
+    }
+
+    public struct SpawnFailed: Error, CustomStringConvertible {
+        public let executable: String
+        public let reason: String
+        public var description: String { "cannot start \(executable): \(reason)" }
     }
 }
 
-/// Reads a child's stdout and stderr concurrently so neither pipe fills and blocks the child.
-private final class OutputCollector: @unchecked Sendable {  // Each buffer is written by one thread, read after join.
-    private var out = Data()
-    private var err = Data()
-    private let group = DispatchGroup()
+/// Reads a child's stdout and stderr on one thread with poll(2), so neither pipe fills and blocks the child, and
+/// stops at EOF on both or when `finish(within:)` gives up. The thread owns both read ends and closes them.
+private final class OutputCollector: @unchecked Sendable {  // `state` is guarded by `lock`.
+    private struct State {
+        var out = Data()
+        var err = Data()
+        var done = false
+        var stop = false
+    }
+    private let lock = NSCondition()
+    private var state = State()
 
-    init(out outHandle: FileHandle, err errHandle: FileHandle) {
-        group.enter()
-        Thread { self.out = outHandle.readDataToEndOfFile(); self.group.leave() }.start()
-        group.enter()
-        Thread { self.err = errHandle.readDataToEndOfFile(); self.group.leave() }.start()
+    init(out: Int32, err: Int32) {
+        Thread { [self] in read(out: out, err: err) }.start()
     }
 
-    func finish() -> (Data, Data) {
-        group.wait()
-        return (out, err)
+    private func read(out: Int32, err: Int32) {
+        var open: [Int32] = [out, err]
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while !open.isEmpty {
+            if lock.withLock({ state.stop }) { break }
+            var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            let ready = poll(&fds, nfds_t(fds.count), 100)
+            if ready < 0 && errno != EINTR { break }
+            guard ready > 0 else { continue }
+            for entry in fds where entry.revents != 0 {
+                let count = buffer.withUnsafeMutableBytes { Glibc.read(entry.fd, $0.baseAddress, $0.count) }
+                if count > 0 {
+                    let data = Data(buffer[0..<count])
+                    lock.withLock { if entry.fd == out { state.out.append(data) } else { state.err.append(data) } }
+                } else if count == 0 || errno != EINTR {
+                    open.removeAll { $0 == entry.fd }
+                }
+            }
+        }
+        close(out)  // the reader owned both read ends
+        close(err)
+        lock.withLock {
+            state.done = true
+            lock.broadcast()
+        }
+    }
+
+    /// Both outputs and whether they were read to EOF; waits at most `limit` for the EOFs.
+    func finish(within limit: Duration) -> (Data, Data, Bool) {
+        let deadline = Date().addingTimeInterval(Double(limit.components.seconds))
+        lock.lock()
+        defer { lock.unlock() }
+        while !state.done && lock.wait(until: deadline) {}
+        let complete = state.done
+        if !complete {
+            state.stop = true
+            while !state.done { lock.wait() }  // the reader notices `stop` within its 100 ms poll
+        }
+        return (state.out, state.err, complete)
     }
 }

@@ -16,13 +16,20 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
+#include <spawn.h>
 
 int starling_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
 int starling_errno(void);
 /* Sets the calling thread's name (at most 15 characters) for ps/top. */
 void starling_set_thread_name(const char *name);
-#endif
 
 /* Routes `signo` to a pipe: an async-signal-safe handler writes the signal number (one byte) to `fd`.
    Works whichever thread the kernel picks to deliver the signal on. Returns 0 or -1 (errno set). */
 int starling_route_signal_to_fd(int signo, int fd);
+
+/* pipe2(fds, O_CLOEXEC): both ends close on exec, atomically (no other thread's spawn inherits them). */
+int starling_pipe_cloexec(int fds[2]);
+
+/* posix_spawn_file_actions_addchdir_np: the child starts in `path`. */
+int starling_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+#endif

@@ -1,0 +1,37 @@
+import Foundation
+import StarlingTestSupport
+import Testing
+
+/// The test support's process runner never waits forever: every suite that runs a tool goes through it, and a run
+/// that never returns hangs the whole test process (its time limit records an issue but cannot end the wait).
+@Suite(.timeLimit(.minutes(1)))
+struct ProcessRunnerTests {
+    /// A child that leaves a descendant holding its output open (a server it started) returns shortly after its
+    /// exit with what it wrote. Before: the reader waited for EOF, which came only when the descendant ended.
+    @Test func aDescendantHoldingTheOutputDoesNotHoldTheRun() async throws {
+        let started = ContinuousClock.now
+        let result = try await ProcessRunner.run("/bin/bash", ["-c", "sleep 40 & echo started"])
+        #expect(ContinuousClock.now - started < .seconds(30), "the run waited for the descendant")
+        #expect(result.exitCode == 0)
+        #expect(result.stdout == "started\n")
+        #expect(result.stderr.contains("output still open"), "\(result.transcript)")
+    }
+
+    /// A child that ignores SIGTERM at its timeout is killed.
+    @Test func aChildIgnoringTerminationIsKilled() async throws {
+        let started = ContinuousClock.now
+        let result = try await ProcessRunner.run("/bin/bash", ["-c", "trap '' TERM; echo ready; sleep 60"],
+                                                 timeout: .seconds(1))
+        #expect(ContinuousClock.now - started < .seconds(40), "the run waited for the child's own end")
+        #expect(result.timedOut)
+        #expect(result.stdout == "ready\n")
+    }
+
+    /// Plain runs keep both streams apart and complete.
+    @Test func bothStreamsAreRead() async throws {
+        let result = try await ProcessRunner.run("/bin/bash", ["-c", "head -c 200000 /dev/zero | tr '\\0' a; echo err >&2"])
+        #expect(result.stdout.count == 200_000)
+        #expect(result.stderr == "err\n")
+        #expect(!result.timedOut)
+    }
+}
