@@ -32,6 +32,26 @@ static inline uint64_t starling_openssl_op_no_compression(void) { return SSL_OP_
 static inline int starling_openssl_ctx_set_max_proto(SSL_CTX *ctx, int version) {
     return (int)SSL_CTX_set_max_proto_version(ctx, version);
 }
+static inline uint64_t starling_openssl_op_cipher_server_preference(void) {
+    return SSL_OP_CIPHER_SERVER_PREFERENCE;
+}
+/* The TLS 1.2 suites a context would negotiate that HTTP/2 forbids (RFC 9113 §9.2.2 and its appendix A):
+   anything but an ephemeral key exchange (ECDHE, DHE) with an AEAD cipher. Returns how many, and the first's
+   name in *first (a static string of OpenSSL's, not to be freed). TLS 1.3 suites are all allowed. */
+static inline int starling_openssl_ctx_forbidden_h2_ciphers(SSL_CTX *ctx, const char **first) {
+    STACK_OF(SSL_CIPHER) *list = SSL_CTX_get_ciphers(ctx);
+    int forbidden = 0;
+    *first = NULL;
+    for (int i = 0; i < sk_SSL_CIPHER_num(list); i++) {
+        const SSL_CIPHER *cipher = sk_SSL_CIPHER_value(list, i);
+        int kx = SSL_CIPHER_get_kx_nid(cipher);
+        if (kx == NID_kx_any) continue; /* a TLS 1.3 suite: its key exchange is always ephemeral */
+        if ((kx == NID_kx_ecdhe || kx == NID_kx_dhe) && SSL_CIPHER_is_aead(cipher)) continue;
+        if (forbidden == 0) *first = SSL_CIPHER_get_name(cipher);
+        forbidden++;
+    }
+    return forbidden;
+}
 /* Server-side session cache (mode and size are macros over SSL_CTX_ctrl). */
 static inline long starling_openssl_ctx_set_session_cache_server(SSL_CTX *ctx, long size) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);

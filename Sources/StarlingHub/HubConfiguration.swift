@@ -56,15 +56,28 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     public var reconcile: Reconcile = Reconcile()
 
     /// TLS certificate, key and optional client CA (mTLS: clients must present a certificate it signed).
+    ///
+    /// The policy: `min_version` `"1.2"` (default) or `"1.3"`; `ciphers`, the TLS 1.2 suites in OpenSSL's list
+    /// syntax (default ECDHE with AES-GCM or ChaCha20-Poly1305; a list allowing a suite HTTP/2 forbids is refused);
+    /// `ciphersuites`, the TLS 1.3 suites (default OpenSSL's three).
     public struct TLS: Sendable, Hashable, Decodable {
         public var cert: String
         public var key: String
         public var clientCA: String?
+        public var minVersion: String?
+        public var ciphers: String?
+        public var ciphersuites: String?
 
-        public init(cert: String, key: String, clientCA: String? = nil) {
+        public init(
+            cert: String, key: String, clientCA: String? = nil, minVersion: String? = nil, ciphers: String? = nil,
+            ciphersuites: String? = nil
+        ) {
             self.cert = cert
             self.key = key
             self.clientCA = clientCA
+            self.minVersion = minVersion
+            self.ciphers = ciphers
+            self.ciphersuites = ciphersuites
         }
     }
 
@@ -206,8 +219,11 @@ extension HubConfiguration {
 extension HubConfiguration.TLS {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["cert", "key", "client_ca"])
-        self.init(cert: try c.required("cert"), key: try c.required("key"), clientCA: try c.optional("client_ca"))
+        try c.rejectUnknownKeys(["cert", "key", "client_ca", "min_version", "ciphers", "ciphersuites"])
+        self.init(
+            cert: try c.required("cert"), key: try c.required("key"), clientCA: try c.optional("client_ca"),
+            minVersion: try c.optional("min_version"), ciphers: try c.optional("ciphers"),
+            ciphersuites: try c.optional("ciphersuites"))
     }
 }
 

@@ -79,9 +79,7 @@ extension HubConfiguration {
         if let tls {
             guard !tls.cert.isEmpty else { throw invalid("must not be empty", "tls.cert") }
             guard !tls.key.isEmpty else { throw invalid("must not be empty", "tls.key") }
-            tlsConfiguration = .server(
-                certificateChainPath: tls.cert, privateKeyPath: tls.key, trustRootsPath: tls.clientCA,
-                clientCertificateMode: tls.clientCA == nil ? .none : .required)
+            tlsConfiguration = try tls.validated()
         } else if !insecure && !address.isLoopback {
             throw invalid("h2c (no tls) is allowed on a loopback address only; add tls or insecure: true", "listen")
         }
@@ -290,5 +288,36 @@ extension HubConfiguration {
 
     private static func isIdentifierByte(_ byte: UInt8) -> Bool {
         (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 90) || (byte >= 97 && byte <= 122) || byte == 95
+    }
+}
+
+extension HubConfiguration.TLS {
+    /// The server's TLS configuration; the versions and cipher lists are checked here (no file is read yet).
+    func validated() throws(HubError) -> TLSConfiguration {
+        var configuration = TLSConfiguration.server(
+            certificateChainPath: cert, privateKeyPath: key, trustRootsPath: clientCA,
+            clientCertificateMode: clientCA == nil ? .none : .required)
+        switch minVersion {
+        case nil, "1.2": configuration.minimumVersion = .tls12
+        case "1.3": configuration.minimumVersion = .tls13
+        case let other?:
+            throw HubError(
+                code: .invalidConfiguration, message: "\"\(other)\" is not a TLS version: \"1.2\" or \"1.3\"",
+                key: "tls.min_version")
+        }
+        // Checked one list at a time, so the error names the key at fault.
+        if let ciphers { configuration.tls12Ciphers = ciphers }
+        try Self.check(configuration, key: "tls.ciphers")
+        configuration.tls13CipherSuites = ciphersuites
+        try Self.check(configuration, key: "tls.ciphersuites")
+        return configuration
+    }
+
+    private static func check(_ configuration: TLSConfiguration, key: String) throws(HubError) {
+        do {
+            try TLSContext.checkPolicy(configuration)
+        } catch {
+            throw HubError(code: .invalidConfiguration, message: error.message, key: key)
+        }
     }
 }

@@ -41,6 +41,12 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// The newest version offered; nil means the newest OpenSSL supports (1.3). Default: nil.
     /// Exists for tests and for pinning a peer to 1.2 while debugging with Wireshark.
     public var maximumVersion: Version?
+    /// TLS 1.2 cipher suites, in OpenSSL's list syntax, in preference order (the server's order wins). Default
+    /// ``modernTLS12Ciphers``: ECDHE with AES-GCM or ChaCha20-Poly1305 only. HTTP/2 forbids every other kind (RFC
+    /// 9113 §9.2.2); a list that would allow one is refused when the context is made.
+    public var tls12Ciphers: String
+    /// TLS 1.3 cipher suites (OpenSSL's `-ciphersuites` syntax); nil keeps OpenSSL's (all three AEAD suites).
+    public var tls13CipherSuites: String?
     /// Clients only: verify the server's certificate chain and name. Default: true. Turning it off
     /// makes the connection open to interception; only for loopback tests.
     public var verifyServer: Bool
@@ -48,6 +54,13 @@ public struct TLSConfiguration: Sendable, Hashable {
     /// as SNI when it is a DNS name. `TLSEngine.init(context:serverName:)` can override it per
     /// connection. Default: nil (then each engine must be given a name when `verifyServer` is true).
     public var serverName: String?
+
+    /// ECDHE key exchange (forward secrecy) with an AEAD cipher, ECDSA before RSA certificates, AES-128 first:
+    /// Mozilla's "intermediate" TLS 1.2 list without the DHE suites.
+    public static let modernTLS12Ciphers = [
+        "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384", "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+    ].joined(separator: ":")
 
     public init(
         certificateChainPath: String? = nil,
@@ -58,8 +71,12 @@ public struct TLSConfiguration: Sendable, Hashable {
         minimumVersion: Version = .tls12,
         maximumVersion: Version? = nil,
         verifyServer: Bool = true,
-        serverName: String? = nil
+        serverName: String? = nil,
+        tls12Ciphers: String = TLSConfiguration.modernTLS12Ciphers,
+        tls13CipherSuites: String? = nil
     ) {
+        self.tls12Ciphers = tls12Ciphers
+        self.tls13CipherSuites = tls13CipherSuites
         self.certificateChainPath = certificateChainPath
         self.privateKeyPath = privateKeyPath
         self.trustRootsPath = trustRootsPath

@@ -18,6 +18,7 @@ extension TLSContext {
                 throw OpenSSLErrorQueue.error(.invalidConfiguration, "cannot set maximum TLS version")
             }
         }
+        try applyCipherPolicy()
         // Renegotiation is a DoS and attack surface HTTP/2 forbids anyway (RFC 9113 §9.2.1);
         // compression leaks secrets (CRIME).
         _ = starling_openssl_ctx_set_options(
@@ -90,6 +91,30 @@ extension TLSContext {
         }
         SSL_CTX_set_verify(pointer, SSL_VERIFY_PEER, nil)
         SSL_CTX_set_verify_depth(pointer, Self.maxCertificateChainDepth)
+    }
+
+    /// The configured suites; a TLS 1.2 list allowing a suite HTTP/2 forbids is refused, naming the suite.
+    private func applyCipherPolicy() throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        guard SSL_CTX_set_cipher_list(pointer, configuration.tls12Ciphers) == 1 else {
+            throw OpenSSLErrorQueue.error(
+                .invalidConfiguration, "no usable TLS 1.2 cipher in \"\(configuration.tls12Ciphers)\"")
+        }
+        var first: UnsafePointer<CChar>?
+        let forbidden = starling_openssl_ctx_forbidden_h2_ciphers(pointer, &first)
+        guard forbidden == 0 else {
+            let name = first.map { String(cString: $0) } ?? "?"
+            throw TLSError(
+                code: .invalidConfiguration,
+                message: "the TLS 1.2 cipher list allows \(forbidden) suite(s) HTTP/2 forbids, first \(name) "
+                    + "(RFC 9113 §9.2.2: ECDHE or DHE key exchange with an AEAD cipher only)")
+        }
+        if let suites = configuration.tls13CipherSuites {
+            guard SSL_CTX_set_ciphersuites(pointer, suites) == 1 else {
+                throw OpenSSLErrorQueue.error(.invalidConfiguration, "no usable TLS 1.3 cipher suite in \"\(suites)\"")
+            }
+        }
+        _ = starling_openssl_ctx_set_options(pointer, starling_openssl_op_cipher_server_preference())
     }
 
     /// Server: an explicit session cache size and the session ID context resumption needs.

@@ -74,6 +74,19 @@ public final class TLSContext: @unchecked Sendable {
         return context
     }
 
+    /// Checks the configuration's versions and cipher lists without any file: what `hub --check` can tell before
+    /// the certificates are there. Throws what ``server(_:)`` would throw for them.
+    public static func checkPolicy(_ configuration: TLSConfiguration) throws(TLSError) {
+        OpenSSLErrorQueue.clear()
+        _ = starling_openssl_init_no_atexit()
+        guard let pointer = SSL_CTX_new(TLS_server_method()) else {
+            throw OpenSSLErrorQueue.error(.resourceExhausted, "SSL_CTX_new failed")
+        }
+        // Owned by the throwaway context, freed in its deinit.
+        let context = TLSContext(pointer: pointer, configuration: configuration, role: .server, protocols: [])
+        try context.applyCommonSettings()
+    }
+
     /// A client context: offers `applicationProtocols`, verifies the server against `trustRootsPath`
     /// (or the system roots) unless `verifyServer` is false, and presents a certificate when
     /// `certificateChainPath` and `privateKeyPath` are both given.
