@@ -52,6 +52,15 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     public var retention: Retention = Retention()
     /// Permits h2c on a non-loopback address (tests and trusted networks only). Default false.
     public var insecure: Bool
+    /// The scrape token for `/metrics` in clear text (or ``metricsTokenSHA256``): Prometheus sends it as a bearer
+    /// token. `/metrics` takes it or the admin token; without either it answers 401, as region names, lags and
+    /// conflict counts are nobody else's business. Default none (then only the admin token).
+    public var metricsToken: String?
+    /// The scrape token's SHA-256, lowercase hex.
+    public var metricsTokenSHA256: String?
+    /// Serves `/metrics` to anyone who reaches the port, no token read (a scraper on a private network that cannot
+    /// send one). Default false.
+    public var metricsPublic: Bool = false
     /// Reconciliation schedule and limits (issue 7), see ``Reconcile``.
     public var reconcile: Reconcile = Reconcile()
 
@@ -201,7 +210,8 @@ extension HubConfiguration {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
             "listen", "tls", "database", "admin_token", "admin_token_sha256", "admin_previous_tokens", "regions",
-            "tables", "limits", "insecure", "retention", "reconcile",
+            "tables", "limits", "insecure", "retention", "reconcile", "metrics_token", "metrics_token_sha256",
+            "metrics_public",
         ])
         self.init(
             listen: try c.value("listen", default: "127.0.0.1:8443"), tls: try c.optional("tls"),
@@ -213,6 +223,9 @@ extension HubConfiguration {
             insecure: try c.value("insecure", default: false))
         retention = try c.value("retention", default: Retention())
         reconcile = try c.value("reconcile", default: Reconcile())
+        metricsToken = try c.optional("metrics_token")
+        metricsTokenSHA256 = try c.optional("metrics_token_sha256")
+        metricsPublic = try c.value("metrics_public", default: false)
     }
 }
 

@@ -51,6 +51,10 @@ public struct HubSettings: Sendable {
     public var priorities: RegionPriorities
     public var limits: HubConfiguration.Limits
     public var insecure: Bool
+    /// The `/metrics` scrape token's hash (``HubConfiguration/metricsToken``); nil: only the admin token.
+    public var metricsTokenHash: [UInt8]?
+    /// `/metrics` without a token (``HubConfiguration/metricsPublic``).
+    public var metricsPublic = false
     /// Log retention (issue 7).
     public var retention = Retention()
     /// Reconciliation schedule and limits (issue 7).
@@ -73,6 +77,17 @@ extension HubConfiguration {
         let adminPrevious = try Self.previousTokens(adminPreviousTokens, key: "admin_previous_tokens")
         let regions = try validateRegions()
         try Self.checkTokensDistinct(admin: adminHash, adminPrevious: adminPrevious, regions: regions)
+        var metricsHash: [UInt8]?
+        if metricsToken != nil || metricsTokenSHA256 != nil {
+            let hash = try Self.tokenHash(plain: metricsToken, hex: metricsTokenSHA256, key: "metrics_token")
+            let others = [adminHash] + adminPrevious.map(\.tokenHash) + regions.flatMap {
+                [$0.tokenHash] + $0.previousTokens.map(\.tokenHash)
+            }
+            guard !others.contains(hash) else {
+                throw invalid("the scrape token must differ from every admin and region token", "metrics_token")
+            }
+            metricsHash = hash
+        }
         let tables = try validateTables()
         try validateLimits()
         var tlsConfiguration: TLSConfiguration?
@@ -91,6 +106,8 @@ extension HubConfiguration {
             priorities: RegionPriorities(
                 Dictionary(regions.map { ($0.name, $0.priority) }, uniquingKeysWith: { a, _ in a })),
             limits: limits, insecure: insecure)
+        settings.metricsTokenHash = metricsHash
+        settings.metricsPublic = metricsPublic
         settings.retention = retentionSettings
         settings.reconcile = try reconcile.validated()
         return settings

@@ -27,7 +27,8 @@ struct AuthMatrixTests {
         Route(method: "GET", path: "/openapi.json", template: "/openapi.json", body: "", audience: .anyone),
         Route(method: "GET", path: "/healthz", template: "/healthz", body: "", audience: .anyone),
         Route(method: "GET", path: "/readyz", template: "/readyz", body: "", audience: .anyone),
-        Route(method: "GET", path: "/metrics", template: "/metrics", body: "", audience: .anyone),
+        // Without a scrape token configured, /metrics takes the admin token (MetricsAccessTests: the scrape token).
+        Route(method: "GET", path: "/metrics", template: "/metrics", body: "", audience: .admin),
         Route(method: "GET", path: "/v1/config", template: "/v1/config", body: "", audience: .region),
         Route(method: "POST", path: "/v1/changes", template: "/v1/changes", body: #"{"changes":[]}"#, audience: .region),
         Route(method: "GET", path: "/v1/changes?after=0", template: "/v1/changes", body: "", audience: .region),

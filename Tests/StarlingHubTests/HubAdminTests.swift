@@ -29,7 +29,7 @@ struct HubAdminTests {
             let r1 = try #require(regions.first { $0["name"] == "r1" })
             #expect(r1["last_push_at"]?.stringValue != nil)
 
-            let metrics = try await hub.client.send(HTTPClientRequest(method: "GET", path: "/metrics"))
+            let metrics = try await hub.metrics()
             let text = String(decoding: metrics.body, as: UTF8.self)
             #expect(metrics.status == 200)
             #expect(text.contains("starling_hub_head_seq 2"))

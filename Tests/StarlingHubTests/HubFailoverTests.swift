@@ -98,7 +98,7 @@ struct HubFailoverTests {
             let status = try await standby.admin("GET", "/v1/status")
             #expect(status.status == 200 && status.json["role"] == "standby")
             #expect(try await active.admin("GET", "/v1/status").json["role"] == "active")
-            let metrics = try await standby.client.send(HTTPClientRequest(method: "GET", path: "/metrics"))
+            let metrics = try await standby.metrics()
             let text = String(decoding: metrics.body, as: UTF8.self)
             #expect(text.contains(#"starling_hub_role{role="standby"} 1"#))
 

@@ -84,6 +84,13 @@ struct HubHarness {
     }
 
     /// Sends a request with `token` and returns the status and parsed JSON body (null when not JSON).
+    /// `GET /metrics` with the admin token (it takes the scrape token or the admin token).
+    func metrics(client: HTTP2Client? = nil) async throws -> HTTPResponse {
+        try await (client ?? self.client).send(
+            HTTPClientRequest(
+                method: "GET", path: "/metrics", headers: ["authorization": "Bearer \(Self.adminToken)"]))
+    }
+
     func send(
         _ method: String, _ path: String, token: String?, body: [UInt8] = [], client: HTTP2Client? = nil
     ) async throws -> (status: Int, json: JSONValue) {

@@ -84,7 +84,7 @@ struct HubPushPullTests {
     }
 
     private func waitingPulls(_ hub: HubHarness) async throws -> Int {
-        let response = try await hub.client.send(HTTPClientRequest(method: "GET", path: "/metrics"))
+        let response = try await hub.metrics()
         let text = String(decoding: response.body, as: UTF8.self)
         for line in text.split(separator: "\n") where line.hasPrefix("starling_hub_waiting_pulls ") {
             return Int(Double(line.split(separator: " ").last ?? "0") ?? 0)

@@ -10,7 +10,7 @@ import Testing
 @Suite struct HubRouteTests {
     /// A caller: its bearer token (nil: none).
     enum Caller: String, CaseIterable, Sendable {
-        case none, unknown, region, admin
+        case none, unknown, region, admin, scraper
 
         var token: String? {
             switch self {
@@ -18,13 +18,18 @@ import Testing
             case .unknown: "token-r9-not-configured"
             case .region: HubHarness.token("r1")
             case .admin: HubHarness.adminToken
+            case .scraper: HubRouteTests.scrapeToken
             }
         }
     }
 
+    static let scrapeToken = "scrape-token-0123456789"
+
     static func settings() throws -> HubSettings {
-        try HubHarness.configuration(database: "postgresql://nobody@127.0.0.1:1/none", tables: HubHarness.defaultTables)
-            .validate()
+        var configuration = HubHarness.configuration(
+            database: "postgresql://nobody@127.0.0.1:1/none", tables: HubHarness.defaultTables)
+        configuration.metricsToken = scrapeToken
+        return try configuration.validate()
     }
 
     /// A concrete path of a pattern (`{id}` → 7).
@@ -42,6 +47,7 @@ import Testing
                 switch request.caller {
                 case nil: caller = "anyone"
                 case .admin: caller = "admin"
+                case .scraper: caller = "scraper"
                 case .region: caller = "region " + request.region
                 }
                 return .text(200, caller)
@@ -80,8 +86,10 @@ import Testing
         case (.anyone, _): return (200, "anyone")
         case (_, .none), (_, .unknown): return (401, "unauthorized")
         case (.region, .region): return (200, "region r1")
-        case (.admin, .admin): return (200, "admin")
-        case (.region, .admin), (.admin, .region): return (403, "forbidden")
+        case (.admin, .admin), (.metrics, .admin): return (200, "admin")
+        case (.metrics, .scraper): return (200, "scraper")
+        case (.region, .admin), (.admin, .region), (.metrics, .region), (.region, .scraper), (.admin, .scraper):
+            return (403, "forbidden")
         }
     }
 
@@ -163,6 +171,7 @@ import Testing
             case .anyone: declared[key] = "none"
             case .region: declared[key] = "regionToken"
             case .admin: declared[key] = "adminToken"
+            case .metrics: declared[key] = "metricsToken"
             }
         }
         #expect(declared == documented)

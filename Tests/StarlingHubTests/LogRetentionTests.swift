@@ -52,7 +52,7 @@ struct LogRetentionTests {
 
     /// The value of one unlabelled metric line in `/metrics`.
     static func metric(_ hub: HubHarness, _ name: String) async throws -> Double? {
-        let response = try await hub.client.send(HTTPClientRequest(method: "GET", path: "/metrics"))
+        let response = try await hub.metrics()
         let text = String(decoding: response.body, as: UTF8.self)
         for line in text.split(separator: "\n") where line.hasPrefix(name + " ") {
             return Double(line.dropFirst(name.count + 1))

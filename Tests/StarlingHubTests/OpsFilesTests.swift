@@ -33,8 +33,8 @@ struct OpsFilesTests {
         #expect(used.count > 10)
         try await OperatorHub.with { hub in
             try await hub.seed()
-            _ = try await hub.harness.client.send(HTTPClientRequest(method: "GET", path: "/metrics"))
-            let metrics = try await hub.harness.client.send(HTTPClientRequest(method: "GET", path: "/metrics"))
+            _ = try await hub.harness.metrics()
+            let metrics = try await hub.harness.metrics()
             let exported = Self.metricNames(in: String(decoding: metrics.body, as: UTF8.self))
             let missing = used.subtracting(exported).subtracting(Self.pendingMetrics)
             #expect(missing.isEmpty, "not exported by the hub: \(missing.sorted())")

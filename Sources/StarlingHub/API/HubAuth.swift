@@ -14,6 +14,8 @@ struct HubAuth: Sendable {
     enum Principal: Sendable, Hashable {
         case region(String)
         case admin
+        /// The `/metrics` scrape token.
+        case scraper
     }
 
     /// One accepted hash and until when (`Int64.max`: a current token).
@@ -24,6 +26,8 @@ struct HubAuth: Sendable {
     }
 
     private let credentials: [Credential]
+    /// `/metrics` reads no token (``HubSettings/metricsPublic``).
+    private let metricsPublic: Bool
     /// Wall-clock microseconds since the Unix epoch (injected by tests).
     private let clock: @Sendable () -> Int64
 
@@ -43,7 +47,11 @@ struct HubAuth: Sendable {
             credentials.append(
                 Credential(principal: .admin, hash: previous.tokenHash, validUntilMicros: previous.validUntilMicros))
         }
+        if let hash = settings.metricsTokenHash {
+            credentials.append(Credential(principal: .scraper, hash: hash, validUntilMicros: .max))
+        }
         self.credentials = credentials
+        self.metricsPublic = settings.metricsPublic
         self.clock = clock
     }
 
@@ -72,9 +80,19 @@ struct HubAuth: Sendable {
     /// The region a region endpoint is called by.
     func region(_ request: HTTPRequest) throws(HTTPError) -> String {
         guard case .region(let name) = try identify(request) else {
-            throw HTTPError(403, code: "forbidden", "this endpoint takes a region token, not the admin token")
+            throw HTTPError(403, code: "forbidden", "this endpoint takes a region token")
         }
         return name
+    }
+
+    /// Checks `/metrics`: the scrape token or the admin token, or nothing when it is public. Returns who called.
+    func metrics(_ request: HTTPRequest) throws(HTTPError) -> Principal? {
+        if metricsPublic { return nil }
+        let principal = try identify(request)
+        guard principal == .admin || principal == .scraper else {
+            throw HTTPError(403, code: "forbidden", "/metrics takes the scrape token (metrics_token) or the admin token")
+        }
+        return principal
     }
 
     /// Checks an admin endpoint's token.

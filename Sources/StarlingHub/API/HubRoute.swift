@@ -31,8 +31,10 @@ enum HubRoute: CaseIterable, Sendable {
 
     /// Who may call a route.
     enum Access: Sendable {
-        /// No token is read (documents, probes, `/metrics` on the admin listener).
+        /// No token is read (documents, probes).
         case anyone
+        /// The scrape token or the admin token (`/metrics`); none when `metrics_public` is set.
+        case metrics
         /// A region's bearer token; the handler learns which region (``HubRequest/region``).
         case region
         /// The admin token.
@@ -69,7 +71,7 @@ enum HubRoute: CaseIterable, Sendable {
         case .openAPI: Declaration("GET", "/openapi.json", .anyone, standby: .serve)
         case .health: Declaration("GET", "/healthz", .anyone, standby: .serve)
         case .ready: Declaration("GET", "/readyz", .anyone, standby: .serve)  // answers 503 `standby` itself
-        case .metrics: Declaration("GET", "/metrics", .anyone, standby: .serve)
+        case .metrics: Declaration("GET", "/metrics", .metrics, standby: .serve)
         case .config: Declaration("GET", "/v1/config", .region, standby: .refuse)
         case .push: Declaration("POST", "/v1/changes", .region, standby: .refuse)
         case .pull: Declaration("GET", "/v1/changes", .region, standby: .refuse)
@@ -102,6 +104,7 @@ enum HubRoute: CaseIterable, Sendable {
         if declaration.onStandby == .refuse && !isActive() { throw HubRole.standbyError }
         switch declaration.access {
         case .anyone: return nil
+        case .metrics: return try auth.metrics(request)
         case .region: return .region(try auth.region(request))
         case .admin:
             try auth.admin(request)
