@@ -60,12 +60,14 @@ struct OpsFilesTests {
     }
 
     @Test func everySampleConfigurationPasses() async throws {
-        // Proves ops/examples/hub.yaml passes `starling hub --check` and each of the eight agent samples passes
+        // Proves ops/examples/hub.yaml and ops/examples/ha/hub.yaml pass `starling hub --check` and each of the eight agent samples passes
         // `starling agent --check`, one per region named in hub.yaml, with that region's example token.
         let binary = try StarlingBinary.path()
         let examples = repositoryRoot + "/ops/examples"
         let hub = try await ProcessRunner.run(binary, ["hub", "--config", examples + "/hub.yaml", "--check"])
         #expect(hub.exitCode == 0 && hub.stdout.contains("configuration ok"), "\(hub.transcript)")
+        let haHub = try await ProcessRunner.run(binary, ["hub", "--config", examples + "/ha/hub.yaml", "--check"])
+        #expect(haHub.exitCode == 0 && haHub.stdout.contains("configuration ok"), "\(haHub.transcript)")
         let hubText = try repositoryFile("ops/examples/hub.yaml")
         let files = try FileManager.default.contentsOfDirectory(atPath: examples).filter { $0.hasPrefix("agent-") }
         #expect(files.count == 8)

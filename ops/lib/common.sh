@@ -55,7 +55,8 @@ starling_need_demo_deps() {
 starling_need_test_deps() {
     starling_need_demo_deps
     starling_need_debs postgresql-contrib curl nghttp2-client nghttp2-server \
-        python3 python3-httpx python3-h2 iproute2 procps chromium prometheus gdb
+        python3 python3-httpx python3-h2 iproute2 procps chromium prometheus gdb \
+        patroni etcd-server etcd-client
 }
 
 # The newest installed PostgreSQL's bin directory.
