@@ -787,32 +787,3 @@ public struct VerdictSummary: Sendable, Hashable {
         }
     }
 }
-
-/// An entry (or verdict image) that could not be applied, as stored in `starling.dead_letters`.
-public struct DeadLetter: Sendable, Hashable {
-    /// Local id (`dead_letters.id`): with the region, the hub's idempotency key.
-    public var id: Int64
-    public var seq: Int64
-    public var table: String
-    /// The log entry (or verdict) as received.
-    public var entry: JSONValue
-    public var sqlState: String?
-    public var error: String
-
-    public init(id: Int64, seq: Int64, table: String, entry: JSONValue, sqlState: String?, error: String) {
-        self.id = id
-        self.seq = seq
-        self.table = table
-        self.entry = entry
-        self.sqlState = sqlState
-        self.error = error
-    }
-
-    /// `{"id":N,"seq":N,"table":…,"entry":{…},"sqlstate":…|null,"error":…}`.
-    public var json: JSONValue {
-        .object([
-            "id": .integer(id), "seq": .integer(seq), "table": .string(table), "entry": entry,
-            "sqlstate": sqlState.map(JSONValue.string) ?? .null, "error": .string(error),
-        ])
-    }
-}

@@ -57,10 +57,10 @@ extension HubAPI {
             let shape = item["table"]?.stringValue.flatMap { shapes[$0] }
             let change: Change
             do {
-                change = try Change(json: item, requiredRegion: region, keyColumns: shape?.keyColumns)
+                change = try Change(json: item, requiredRegion: region, keyColumns: shape?.key)
                 if let shape {
-                    try change.check(columns: shape.columns)
-                    try change.check(types: shape.types)
+                    try change.check(columns: shape.columnNames)
+                    try change.check(types: shape.columnTypes)
                 }
             } catch {
                 let prefixed = error.prefixed(with: "changes[\(index)]")
@@ -119,13 +119,8 @@ extension HubAPI {
             cursor = page.lastScanned
             if page.count > 0 || Syscall.monotonicNanos() >= deadline { break }
         }
-        var output: [UInt8] = Array(#"{"entries":["#.utf8)
-        output.append(contentsOf: page.entriesJSON)
-        output.append(contentsOf: #"],"head":"#.utf8)
-        JSONSerializer.writeInt64(max(notifier.head, cursor), to: &output)
-        output.append(contentsOf: #","next":"#.utf8)
-        JSONSerializer.writeInt64(cursor, to: &output)
-        output.append(UInt8(ascii: "}"))
+        var output: [UInt8] = []
+        PullPage.write(entriesJSON: page.entriesJSON, head: max(notifier.head, cursor), next: cursor, to: &output)
         return .json(200, output)
     }
 
