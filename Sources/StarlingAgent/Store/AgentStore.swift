@@ -10,7 +10,8 @@ public struct AgentStore: Sendable {
     /// This region's name: the prefix of change ids and the origin of versions it records for itself.
     public let region: String
     /// Added to every `captured_at` before it feeds the HLC: a region whose clock runs ahead, for fault
-    /// tests only (see ``AgentStore/testClockOffsetMicros()``); 0 in production.
+    /// tests only (``Agent``'s `clockOffset`, which the CLI reads from `STARLING_CLOCK_OFFSET_MS`); 0 in
+    /// production.
     public let clockOffsetMicros: Int64
 
     /// Whether the agent's own transactions (HLC stamps, verdicts, applies) wait for their WAL flush. Off by

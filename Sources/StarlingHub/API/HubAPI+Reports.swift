@@ -12,7 +12,7 @@ extension HubAPI {
         let value = try Self.jsonBody(request.body)
         guard case .object = value else { throw HTTPError(400, code: "invalid_request", "the body must be an object") }
         let status = AgentStatus(json: value)
-        let now = Syscall.wallClockMicros()
+        let now = clock.wallClockMicros()
         // Texts are cut to bound what a region keeps in the hub's memory and its regions table.
         let busy = status.busy.map {
             RegionActivity.Busy(what: String($0.what.prefix(500)), sinceMicros: now - Int64($0.seconds * 1_000_000))
