@@ -175,4 +175,42 @@ struct WireDocumentTests {
             #expect(error?.field == field)
         }
     }
+
+    // Proves the hub's byte writer of a snapshot page (rows from stored key and row texts, then the page)
+    // gives exactly its canonical JSON with and without the optional members, and the agent's decoder inverts it.
+    @Test(arguments: [false, true])
+    func snapshotPageWriterAgrees(isFirstPage: Bool) throws {
+        var rows: [SnapshotPage.Row] = []
+        for index in 0..<5 {
+            let id = JSONValue.integer(Int64(index))
+            let key: JSONObject = ["id": id, "k": .string("é\"\(index)")]
+            let image: JSONObject? = index == 3 ? nil : ["id": id, "v": .number("1.50")]
+            let origin = index % 2 == 0 ? "eu-west" : "hub"
+            rows.append(SnapshotPage.Row(key: key, row: image, seq: Int64(index * 3), origin: origin))
+        }
+        let page = SnapshotPage(
+            table: "public.items", seq: 99, rows: rows, next: isFirstPage ? "{\"id\":4}" : nil,
+            heads: isFirstPage ? 12 : nil, adoptedBy: isFirstPage ? "us-east" : nil, adoptedRows: isFirstPage ? 7 : nil)
+        var rowsJSON: [UInt8] = []
+        for (index, row) in rows.enumerated() {
+            if index > 0 { rowsJSON.append(UInt8(ascii: ",")) }
+            SnapshotPage.Row.write(
+                keyJSON: JSONValue.object(row.key).canonicalText, origin: row.origin,
+                rowJSON: row.row.map { JSONValue.object($0).canonicalText }, seq: row.seq, to: &rowsJSON)
+        }
+        var bytes: [UInt8] = []
+        SnapshotPage.write(
+            table: page.table, seq: page.seq, rowsJSON: rowsJSON, next: page.next, heads: page.heads,
+            adoptedBy: page.adoptedBy, adoptedRows: page.adoptedRows, to: &bytes)
+        #expect(bytes == page.json.serialized())
+        #expect(try SnapshotPage(json: JSONValue(parsing: bytes)) == page)
+    }
+
+    // Proves a snapshot page with a row lacking its origin is refused naming the row.
+    @Test func snapshotPageNamesTheBadRow() throws {
+        let error = #expect(throws: CoreError.self) {
+            try SnapshotPage(json: JSONValue(parsing: #"{"rows":[{"key":{},"seq":1}],"seq":1}"#))
+        }
+        #expect(error?.field == "rows[0]")
+    }
 }

@@ -74,7 +74,12 @@ public final class HTTPHubLink: HubLink {
     public func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage {
         var path = "/v1/snapshot?table=\(PercentEncoding.encode(table))&limit=\(limit)"
         if let after { path += "&after=" + PercentEncoding.encode(after) }
-        return try SnapshotPage(json: try await request("GET", path))
+        let response = try await request("GET", path)
+        do {
+            return try SnapshotPage(json: response)
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "invalid snapshot page: \(error)")
+        }
     }
 
     public func adopt(table: String, rows: Int64) async throws(AgentError) {
