@@ -125,8 +125,9 @@ let package = Package(
         .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingTestSupport"]),
         .testTarget(name: "StarlingHubTests",
-                    dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingTLS",
-                                   "StarlingTestSupport", .product(name: "Logging", package: "swift-log")]),
+                    dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingIO", "StarlingPostgres",
+                                   "StarlingTLS", "StarlingTestSupport",
+                                   .product(name: "Logging", package: "swift-log")]),
         // The agent's loop tests run real agents against the real hub in-process (not a double): a test target
         // may depend on both; the sources never import each other.
         .testTarget(name: "StarlingAgentTests",
