@@ -62,41 +62,38 @@ enum HubRegistry {
                     "SELECT columns, array_to_json(key_columns)::text, registered_by FROM starling_hub.table_shapes "
                         + "WHERE table_name = $1", [.text(table.name)], name: "hub.register.read")
                 guard let row = rows.first else { continue }
-                let storedColumns = try TableShape.columns(json: try JSONValue(parsing: try row.string(0)))
-                    .map { ($0.name, $0.type) }
-                let storedKey = try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? []
-                if let mismatch = compare(
-                    table, storedColumns: storedColumns, storedKey: storedKey, registeredBy: try row.string(2))
-                {
-                    return mismatch
-                }
+                let stored = TableShape(
+                    name: table.name, columns: try TableShape.columns(json: try JSONValue(parsing: try row.string(0))),
+                    key: try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? [])
+                if let mismatch = compare(table, stored: stored, registeredBy: try row.string(2)) { return mismatch }
             }
             return nil
         }
     }
 
-    /// The first difference between `table` and the stored shape, as a sentence; nil when equal.
-    static func compare(
-        _ table: TableShape, storedColumns: [(String, String)], storedKey: [String], registeredBy: String
-    ) -> String? {
+    /// The first difference between `table` and the `stored` shape (columns by name and type, in any order; key
+    /// columns in order), as a sentence; nil when equal.
+    static func compare(_ table: TableShape, stored: TableShape, registeredBy: String) -> String? {
         let prefix = "table \(table.name): column"
-        let stored = Dictionary(storedColumns, uniquingKeysWith: { first, _ in first })
-        let local = table.columnTypes
-        for (name, type) in table.columns.map({ ($0.name, $0.type) }) {
-            guard let storedType = stored[name] else {
-                return "\(prefix) \(name) (\(type)) is not in the shape registered by \(registeredBy)"
+        let storedTypes = stored.columnTypes
+        let localTypes = table.columnTypes
+        for column in table.columns {
+            guard let storedType = storedTypes[column.name] else {
+                return "\(prefix) \(column.name) (\(column.type)) is not in the shape registered by \(registeredBy)"
             }
-            if storedType != type {
-                return "\(prefix) \(name) is \(type) here but \(storedType) in the shape registered by \(registeredBy)"
+            if storedType != column.type {
+                return "\(prefix) \(column.name) is \(column.type) here but \(storedType) in the shape registered by "
+                    + registeredBy
             }
         }
-        for (name, type) in storedColumns where local[name] == nil {
-            return "\(prefix) \(name) (\(type)) is missing here; the shape registered by \(registeredBy) has it"
+        for column in stored.columns where localTypes[column.name] == nil {
+            return "\(prefix) \(column.name) (\(column.type)) is missing here; the shape registered by "
+                + "\(registeredBy) has it"
         }
-        if storedKey != table.key {
-            let column = zip(storedKey, table.key).first { $0 != $1 }?.0 ?? storedKey.last ?? table.key.last ?? "?"
+        if stored.key != table.key {
+            let column = zip(stored.key, table.key).first { $0 != $1 }?.0 ?? stored.key.last ?? table.key.last ?? "?"
             return "table \(table.name): primary key column \(column) differs: (\(table.key.joined(separator: ", "))) "
-                + "here, (\(storedKey.joined(separator: ", "))) registered by \(registeredBy)"
+                + "here, (\(stored.key.joined(separator: ", "))) registered by \(registeredBy)"
         }
         return nil
     }
