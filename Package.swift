@@ -102,13 +102,16 @@ let package = Package(
                 dependencies: ["StarlingPostgres", "StarlingProxy", "CShims"],
                 swiftSettings: strict),
 
-        // libFuzzer targets; sources and committed corpora live under Tests/Fuzz/<target>.
-        .executableTarget(name: "FuzzChangeDecoder", dependencies: ["StarlingCore"],
+        // libFuzzer targets; sources and committed corpora live under Tests/Fuzz/<target>. FuzzReplay is their
+        // shared entry point in a plain build (replaying inputs without libFuzzer).
+        .target(name: "FuzzReplay", path: "Tests/Fuzz/FuzzReplay"),
+        .executableTarget(name: "FuzzChangeDecoder", dependencies: ["StarlingCore", "FuzzReplay"],
                           path: "Tests/Fuzz/FuzzChangeDecoder", exclude: ["corpus"]),
         .executableTarget(name: "FuzzHTTP2Server",
-                          dependencies: ["StarlingHTTP2", "StarlingIO", .product(name: "Logging", package: "swift-log")],
+                          dependencies: ["StarlingHTTP2", "StarlingIO", "FuzzReplay",
+                                         .product(name: "Logging", package: "swift-log")],
                           path: "Tests/Fuzz/FuzzHTTP2Server", exclude: ["corpus"]),
-        .executableTarget(name: "FuzzPgOutputDecoder", dependencies: ["StarlingPostgres"],
+        .executableTarget(name: "FuzzPgOutputDecoder", dependencies: ["StarlingPostgres", "FuzzReplay"],
                           path: "Tests/Fuzz/FuzzPgOutputDecoder", exclude: ["corpus"]),
 
         .testTarget(name: "StarlingIOTests", dependencies: ["StarlingIO"]),
@@ -122,8 +125,9 @@ let package = Package(
         .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingTestSupport"]),
         .testTarget(name: "StarlingHubTests",
-                    dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingTLS",
-                                   "StarlingTestSupport", .product(name: "Logging", package: "swift-log")]),
+                    dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingIO", "StarlingPostgres",
+                                   "StarlingTLS", "StarlingTestSupport",
+                                   .product(name: "Logging", package: "swift-log")]),
         // The agent's loop tests run real agents against the real hub in-process (not a double): a test target
         // may depend on both; the sources never import each other.
         .testTarget(name: "StarlingAgentTests",

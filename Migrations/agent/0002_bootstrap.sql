@@ -1,4 +1,4 @@
--- Bootstrap (issue 7): a fresh region loads a snapshot of the hub's heads before it tails the log.
+-- Bootstrap: a fresh region loads a snapshot of the hub's heads before it tails the log.
 -- bootstrapped_at is NULL until the first bootstrap finished (regions that already pulled count as done).
 ALTER TABLE starling.state ADD COLUMN bootstrapped_at timestamptz;
 UPDATE starling.state SET bootstrapped_at = now() WHERE cursor > 0;

@@ -1,4 +1,4 @@
--- The shape guard (issue 16's first step): a synced table whose columns or key change in this region must not
+-- The shape guard (until schema changes travel through the log): a synced table whose columns or key change in this region must not
 -- diverge silently. `shape` is the table's signature (columns with their types, key) as it was when its
 -- capture and apply functions were generated; NULL for tables installed before this migration, until the
 -- agent's next start reinstalls them.

@@ -1,4 +1,4 @@
--- Globally unique ids for inserts (issue 16 item 5): starling.next_id(), a snowflake-style bigint
+-- Globally unique ids for inserts: starling.next_id(), a snowflake-style bigint
 --
 --   bit 63: 0 (positive) | bits 62-22: milliseconds since 2026-01-01 UTC (41 bits, until 2095)
 --   | bits 21-12: the region's id (10 bits, 0-1023) | bits 11-0: a local sequence, modulo 4096

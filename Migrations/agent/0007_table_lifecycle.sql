@@ -1,4 +1,4 @@
--- Tables join and leave the synced set while the agent runs (issue 16 item 2).
+-- Tables join and leave the synced set while the agent runs (README "Table lifecycle").
 --
 -- bootstrapped_at: when the table's initial state was settled here (loaded from the hub's snapshot, adopted,
 -- or found equal). NULL for a table whose capture was installed but not yet bootstrapped: the agent

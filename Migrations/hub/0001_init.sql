@@ -94,7 +94,7 @@ CREATE TABLE starling_hub.regions (
     reported_at   timestamptz
 );
 
--- Registered shapes of synced tables (agents register columns and key columns; issue 4).
+-- Registered shapes of synced tables (agents register columns and key columns).
 CREATE TABLE starling_hub.table_shapes (
     table_name    text PRIMARY KEY,
     columns       text NOT NULL,

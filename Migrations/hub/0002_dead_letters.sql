@@ -1,4 +1,4 @@
--- Starling hub schema, version 2: dead letters reported by agents (issue 4).
+-- Starling hub schema, version 2: dead letters reported by agents.
 -- An entry a region could not apply is reported once per (region, local id); the hub records it as an open
 -- conflict (conflict_id) so an operator sees it, and keeps the region's error here.
 

@@ -1,5 +1,5 @@
 -- Starling hub schema, version 3: the log partitioned by seq range, so retention drops whole partitions
--- (issue 7, "Retention"; StarlingHub/LogRetention.swift creates partitions ahead and drops old ones).
+-- (README "Retention"; StarlingHub/LogRetention.swift creates partitions ahead and drops old ones).
 -- A unique index of a partitioned table must contain the partition key, so change_id can no longer be unique
 -- by index: the sequencer (the single writer, behind its advisory lock) looks every pushed id up before it
 -- writes, through a plain partial index per partition; what pruning removes is summarised per origin in
@@ -51,7 +51,7 @@ CREATE TABLE starling_hub.pruned_changes (
     max_seq      bigint NOT NULL
 );
 
--- Adoption (issue 7, "Bootstrap"): the region whose existing rows became a table's initial state. The first
+-- Adoption (README "Bootstrap"): the region whose existing rows became a table's initial state. The first
 -- claim wins, and only while the hub holds no head of the table; `row_count` is what the region declared, so
 -- later regions can wait until its rows have arrived before they compare.
 CREATE TABLE starling_hub.adoptions (

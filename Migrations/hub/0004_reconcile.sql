@@ -1,4 +1,4 @@
--- Starling hub schema, version 4: reconciliation (issue 7). (Version 3 belongs to retention and bootstrap.)
+-- Starling hub schema, version 4: reconciliation. (Version 3 belongs to retention and bootstrap.)
 -- Repairs are log entries (kind repair) meant for one region only: `target` names it (NULL: every region) and
 -- the pull path filters on it; `base` is the seq of the head a repair re-asserts (NULL on other entries), which
 -- the region records as the key's version.

@@ -38,7 +38,8 @@ struct AgentCommand: AsyncParsableCommand {
         let holder = AgentHolder()
         let stopper = try ShutdownOnSignal.install { holder.stop() }
         let hub = try HTTPHubLink(configuration: configuration)
-        let agent = Agent(configuration: configuration, hub: hub, schema: schema, logger: logger)
+        let agent = Agent(
+            configuration: configuration, hub: hub, schema: schema, logger: logger, clockOffset: Self.testClockOffset())
         holder.set(agent)
         defer {
             stopper.close()

@@ -191,7 +191,9 @@ final class DemoRun: Sendable {
                                                    database: cluster.url(database: Self.database(name)), tuning: tuning)
             let link = try HTTPHubLink(configuration: configuration)
             running.withLock { $0.links.append(link) }
-            return Agent(configuration: configuration, hub: link, schema: schema, logger: logger)
+            return Agent(
+                configuration: configuration, hub: link, schema: schema, logger: logger,
+                clockOffset: AgentCommand.testClockOffset())
         }
     }
 

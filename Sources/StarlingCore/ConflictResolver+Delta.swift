@@ -1,4 +1,4 @@
-/// Delta columns (issue 16 item 4): counters that add up across regions instead of one side winning.
+/// Delta columns: counters that add up across regions instead of one side winning.
 ///
 /// Applies to a conflict of an `update` onto a live head (both sides have the row; an insert has no `before`
 /// to take a difference from, a delete has no counter left, so those go by the policy alone). The policy first

@@ -2,7 +2,8 @@ import CNGHTTP2
 import StarlingIO
 
 /// One client connection: an nghttp2 client session over a socket channel, confined to the client's loop.
-/// Completed, failed and reset streams are reported to the owning `ClientLoopState`.
+/// Completed, failed and reset streams are reported to the owning `ClientLoopState`. What happens next is
+/// decided by its ``StateMachine`` (HTTP2ClientConnection+StateMachine.swift); this class runs the actions.
 final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate {
     let channel: SocketChannel
     /// Strong: a closing connection must still reach its owner even if the client was dropped meanwhile. The
@@ -10,7 +11,7 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     private let owner: ClientLoopState
     private var session: NGHTTP2Session?
     private var streams: [Int32: ClientStream] = [:]
-    private(set) var isActive = false
+    private var machine = StateMachine()
     /// Frames gathered from nghttp2 before one write to the channel.
     private var outputScratch: [UInt8] = []
 
@@ -19,32 +20,37 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
         self.owner = owner
     }
 
+    /// The session is up and the channel not closed (a connection draining after GOAWAY is still active).
+    var isActive: Bool { machine.isActive }
+
     /// New requests may be sent on this connection.
     var canTakeRequests: Bool {
-        guard isActive, let session, channel.state == .active else { return false }
+        guard machine.isActive, let session, channel.state == .active else { return false }
         return session.isRequestAllowed
     }
 
     // MARK: - Channel events
 
     func channelActive(_ channel: SocketChannel) {
+        guard machine.channelActivated() == .startSession else { return }
         do {
             var options = NGHTTP2Session.Options()
             options.maxConcurrentStreams = 100
             session = try NGHTTP2Session(role: .client, delegate: self, options: options)
         } catch {
-            channel.close(error: error)
+            if machine.sessionFailed() == .close { channel.close(error: error) }
             return
         }
-        isActive = true
-        produceOutput()  // the preface and SETTINGS go out at once, whatever requests come later
-        owner.connectionActive(self)
+        if machine.sessionStarted() == .announce {
+            produceOutput()  // the preface and SETTINGS go out at once, whatever requests come later
+            owner.connectionActive(self)
+        }
     }
 
     func channelRead(_ channel: SocketChannel, _ bytes: UnsafeRawBufferPointer) {
-        guard let session else { return }
+        guard machine.bytesReceived() == .receive, let session else { return }
         let consumed = session.receive(bytes)
-        if consumed < 0 {
+        if consumed < 0, machine.receiveFailed() == .closeAfterProtocolError {
             produceOutput()
             channel.close(error: HTTP2Error(.protocolError, "bad HTTP/2 input from server: \(NGHTTP2Session.describe(consumed))",
                                             nghttp2Code: Int32(consumed)))
@@ -57,11 +63,11 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
 
     /// The server closed its side: nothing more will arrive for open streams.
     func channelInputClosed(_ channel: SocketChannel) {
-        channel.close(error: nil)
+        if machine.inputClosed() == .close { channel.close(error: nil) }
     }
 
     func channelClosed(_ channel: SocketChannel, error: HTTP2Error?) {
-        isActive = false
+        guard machine.channelClosed() == .failStreams else { return }
         let failure = error ?? HTTP2Error(.connectionClosed, "the server closed the connection")
         let failed = streams
         streams.removeAll()
@@ -113,9 +119,9 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
             if outputScratch.isEmpty { break }
             outputScratch.withUnsafeBytes { channel.write($0) }
         }
-        if !session.wantsRead && !session.wantsWrite && streams.isEmpty {
-            channel.closeAfterFlush()
-        }
+        let next = machine.outputProduced(
+            sessionWantsRead: session.wantsRead, sessionWantsWrite: session.wantsWrite, hasStreams: !streams.isEmpty)
+        if next == .closeAfterFlush { channel.closeAfterFlush() }
     }
 
     // MARK: - Session events
@@ -138,27 +144,32 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
 
     func sessionDataChunk(streamID: Int32, _ data: UnsafeBufferPointer<UInt8>) -> Int32 {
         guard let stream = streams[streamID] else { return 0 }
-        if stream.body.count + data.count > stream.maxResponseBytes {
+        switch StateMachine.dataReceived(
+            bodyBytes: stream.body.count, chunkBytes: data.count, maxResponseBytes: stream.maxResponseBytes)
+        {
+        case .resetTooLarge:
             stream.tooLarge = true
             return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue  // resets the stream
+        case .append:
+            stream.body.append(contentsOf: data)
+            return 0
         }
-        stream.body.append(contentsOf: data)
-        return 0
     }
 
     func sessionStreamClosed(streamID: Int32, errorCode: UInt32) -> Int32 {
         guard let stream = streams.removeValue(forKey: streamID) else { return 0 }
-        if stream.tooLarge {
+        switch StateMachine.streamClosed(isTooLarge: stream.tooLarge, errorCode: errorCode, hasStatus: stream.status != nil) {
+        case .bodyTooLarge:
             owner.finish(stream.requestID, .failure(HTTP2Error(.bodyTooLarge,
                 "response body exceeds \(stream.maxResponseBytes) bytes")), retryable: false)
-        } else if errorCode == NGHTTP2_REFUSED_STREAM.rawValue {
+        case .refused:
             // The server did not process it (GOAWAY or stream limit): safe to send again elsewhere.
             owner.finish(stream.requestID, .failure(HTTP2Error(.streamReset, "stream refused by the server",
                                                                nghttp2Code: Int32(errorCode))), retryable: true)
-        } else if errorCode != NGHTTP2_NO_ERROR.rawValue || stream.status == nil {
+        case .reset:
             owner.finish(stream.requestID, .failure(HTTP2Error(.streamReset, "stream reset by the server",
                                                                nghttp2Code: Int32(errorCode))), retryable: false)
-        } else {
+        case .complete:
             owner.finish(stream.requestID, completeResponse(stream), retryable: false)
         }
         return 0

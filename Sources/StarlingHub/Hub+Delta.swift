@@ -17,7 +17,7 @@ extension Hub {
             guard let shape = shapes[table.name] else { continue }
             for (index, column) in table.deltaColumns.enumerated() {
                 if let problem = HubRegistry.deltaProblem(
-                    table: table.name, column: column, types: shape.types, key: shape.keyColumns)
+                    table: table.name, column: column, types: shape.columnTypes, key: shape.key)
                 {
                     throw HubError(
                         code: .invalidConfiguration, message: problem, key: "tables[\(tableIndex)].delta[\(index)]")

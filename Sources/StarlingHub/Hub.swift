@@ -29,6 +29,8 @@ public final class Hub: Sendable {
     /// Reloads the table list from the configuration file (``reload()``).
     let reloader: HubReloader
     let api: HubAPI
+    /// Where every part of the hub reads the time (``TimeSource/system`` unless a test passes another).
+    let clock: TimeSource
     private let server: HTTP2Server
     let stopped = Mutex<Bool>(false)
     private let stopSignal = AsyncStream<Void>.makeStream()
@@ -37,10 +39,11 @@ public final class Hub: Sendable {
     /// again for ``reload()`` (nil: the hub has no file and refuses reloads).
     public init(
         configuration: HubConfiguration, logger: Logger,
-        configurationSource: (@Sendable () throws(HubError) -> HubConfiguration)? = nil
+        configurationSource: (@Sendable () throws(HubError) -> HubConfiguration)? = nil, clock: TimeSource = .system
     ) throws(HubError) {
         let settings = try configuration.validate()
         self.settings = settings
+        self.clock = clock
         self.logger = logger
         pool = PostgresPool(
             configuration: PostgresThreadConfiguration(
@@ -50,12 +53,14 @@ public final class Hub: Sendable {
             logger: logger)
         activity = RegionActivity(regions: settings.regions.map(\.name))
         metrics.prepareDeadLetterCounters(regions: settings.regions.map(\.name), tables: settings.tables.map(\.name))
-        role = HubRole(registry: metrics.registry)
+        role = HubRole(registry: metrics.registry, clock: clock)
         let logCache = LogCache(maxBytes: settings.limits.logCacheBytes)
         sequencer = Sequencer(
-            settings: settings, notifier: notifier, logCache: logCache, metrics: metrics, role: role, logger: logger)
+            settings: settings, notifier: notifier, logCache: logCache, metrics: metrics, role: role, clock: clock,
+            logger: logger)
         retention = LogRetention(settings: settings.retention, metrics: metrics)
-        reconciler = Reconciler(settings: settings, pool: pool, sequencer: sequencer, metrics: metrics, logger: logger)
+        reconciler = Reconciler(
+            settings: settings, pool: pool, sequencer: sequencer, metrics: metrics, clock: clock, logger: logger)
         reloader = HubReloader(
             configuration: configuration, source: configurationSource, tableSet: settings.tableSet, pool: pool,
             metrics: metrics, regions: settings.regions.map(\.name), logger: logger)
@@ -63,7 +68,7 @@ public final class Hub: Sendable {
         api = HubAPI(
             settings: settings, sequencer: sequencer, pool: pool, notifier: notifier, logCache: logCache,
             activity: activity, metrics: metrics, role: role, retention: retention, shapes: shapes,
-            reconciler: reconciler, reloader: reloader, serverCounters: serverCounters, logger: logger)
+            reconciler: reconciler, reloader: reloader, serverCounters: serverCounters, clock: clock, logger: logger)
         var serverConfiguration = HTTP2ServerConfiguration(address: settings.listen, tls: settings.tls)
         serverConfiguration.allowInsecure = settings.insecure
         serverConfiguration.limits.maxRequestBodyBytes = settings.limits.maxBodyBytes
@@ -176,7 +181,7 @@ public final class Hub: Sendable {
         let head = notifier.head
         let minCursor = retention.minCursor(
             regions: settings.regions.map(\.name), activity: activity.snapshot(), head: head,
-            nowMicros: Syscall.wallClockMicros())
+            nowMicros: clock.wallClockMicros())
         let outcome = try await pool.withConnection { [retention] connection in
             let outcome = try retention.prune(connection: connection, minCursor: minCursor)
             try retention.refreshFigures(connection: connection, head: head)

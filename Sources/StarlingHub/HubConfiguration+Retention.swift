@@ -1,7 +1,7 @@
 import StarlingCore
 
 /// `retention` in `hub.yaml`: how long the log keeps entries every active region has pulled, and how it is cut
-/// into partitions (issue 7, "Retention"; ``LogRetention`` does the work).
+/// into partitions (README "Retention"; ``LogRetention`` does the work).
 ///
 /// ```yaml
 /// retention: {window: 7d, partition_entries: 1000000, inactive_after: 30d, check_interval: 1m}

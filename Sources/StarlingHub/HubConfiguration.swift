@@ -61,7 +61,7 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
     /// Serves `/metrics` to anyone who reaches the port, no token read (a scraper on a private network that cannot
     /// send one). Default false.
     public var metricsPublic: Bool = false
-    /// Reconciliation schedule and limits (issue 7), see ``Reconcile``.
+    /// Reconciliation schedule and limits, see ``Reconcile``.
     public var reconcile: Reconcile = Reconcile()
 
     /// TLS certificate, key and optional client CA (mTLS: clients must present a certificate it signed).

@@ -6,11 +6,11 @@ extension HubRegistry {
     /// the primary key, or whose type has no exact arithmetic (``DeltaColumn/Kind``): 409
     /// `invalid_delta_column` naming the table, the column, its type and the fix. Checked at every region's
     /// registration, so an agent stops at start with the message instead of syncing a counter wrongly.
-    static func checkDeltaColumns(_ tables: [Registration], settings: HubSettings) throws(HTTPError) {
+    static func checkDeltaColumns(_ tables: [TableShape], settings: HubSettings) throws(HTTPError) {
         for table in tables {
-            let types = Dictionary(table.columns.map { ($0.name, $0.type) }, uniquingKeysWith: { first, _ in first })
-            for column in settings.tablesByName[table.table]?.deltaColumns ?? [] {
-                if let problem = deltaProblem(table: table.table, column: column, types: types, key: table.key) {
+            let types = table.columnTypes
+            for column in settings.tablesByName[table.name]?.deltaColumns ?? [] {
+                if let problem = deltaProblem(table: table.name, column: column, types: types, key: table.key) {
                     throw HTTPError(409, code: "invalid_delta_column", problem)
                 }
             }

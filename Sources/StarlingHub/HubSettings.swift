@@ -55,9 +55,9 @@ public struct HubSettings: Sendable {
     public var metricsTokenHash: [UInt8]?
     /// `/metrics` without a token (``HubConfiguration/metricsPublic``).
     public var metricsPublic = false
-    /// Log retention (issue 7).
+    /// Log retention: how long pulled entries stay, and the partitions that hold them.
     public var retention = Retention()
-    /// Reconciliation schedule and limits (issue 7).
+    /// Reconciliation schedule and limits.
     public var reconcile = ReconcileSettings()
 }
 

@@ -18,21 +18,12 @@ extension SequencerWriter {
         let shapes = try HubStore.loadShapes(connection)
         for table in missing {
             guard let shape = shapes[table], let delta = settings.tablesByName[table]?.deltaColumns else { continue }
-            let types = try Self.columnTypes(shape.columnsJSON)
+            let types = shape.columnTypes
             var kinds: [String: DeltaColumn.Kind] = [:]
             for column in delta {
                 if let kind = types[column].flatMap(DeltaColumn.Kind.init(formatType:)) { kinds[column] = kind }
             }
             deltaKinds[table] = kinds
         }
-    }
-
-    /// Column name → `format_type` from a stored shape's `columns` text.
-    private static func columnTypes(_ columnsJSON: String) throws -> [String: String] {
-        var types: [String: String] = [:]
-        for column in try JSONValue(parsing: columnsJSON).arrayValue ?? [] {
-            if let name = column["name"]?.stringValue, let type = column["type"]?.stringValue { types[name] = type }
-        }
-        return types
     }
 }

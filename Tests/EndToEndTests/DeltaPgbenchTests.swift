@@ -3,7 +3,7 @@ import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
-/// Delta columns (issue 16 item 4) under pgbench's TPC-B transactions, run concurrently in three regions
+/// Delta columns under pgbench's TPC-B transactions, run concurrently in three regions
 /// against the same branch, tellers and accounts: every increment counts everywhere.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct DeltaPgbenchTests {
@@ -72,7 +72,7 @@ struct DeltaPgbenchTests {
             }
             // r1 adopts first; the others start once its rows are all at the hub. Started earlier, a region
             // may compare its rows with a partly pushed adoption and be refused (adoption_refused: "1000 rows
-            // here differ"): an adoption race of issue 16 item 2, not what this test is about.
+            // here differ"): an adoption race of the table lifecycle, not what this test is about.
             try await deployment.startAgent("r1")
             let rows = Int64(Self.accounts + 10 + 1)
             let deadline = ContinuousClock.now + .seconds(30)

@@ -3,7 +3,7 @@ import StarlingPostgres
 import StarlingTestSupport
 import Testing
 
-/// `starling.next_id()` (issue 16 item 5): ids taken concurrently in eight regions never collide, and each
+/// `starling.next_id()`: ids taken concurrently in eight regions never collide, and each
 /// carries its region's id (hub.yaml `regions[].id`, which Deployment sets to the region's 1-based position).
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct NextIDTests {

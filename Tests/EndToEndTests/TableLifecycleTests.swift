@@ -5,7 +5,7 @@ import StarlingTestSupport
 import Synchronization
 import Testing
 
-/// Tables joining and leaving the synced set while hub and agents run as real processes (issue 16 item 2): the
+/// Tables joining and leaving the synced set while hub and agents run as real processes: the
 /// hub reloads its table list (`POST /v1/admin/reload`, SIGHUP), agents notice through `/v1/config` without a
 /// restart, and adoption survives regions started at once and writes made while an agent bootstraps.
 @Suite(.serialized, .timeLimit(.minutes(5)))

@@ -1,10 +1,23 @@
 import StarlingCore
 import StarlingHTTP2
 import StarlingHub
+import StarlingIO
 import Testing
 
 @Suite(.timeLimit(.minutes(2)))
 struct HubAdminTests {
+    @Test func theHubReadsTheTimeFromTheClockItIsGiven() async throws {
+        // Proves the TimeSource passed to Hub is where it reads the time: a region's last pull shows the
+        // clock's (fixed) wall time, not the machine's.
+        let clock = TimeSource(wallClockMicros: { 1_900_000_000_000_000 }, monotonicNanos: TimeSource.system.monotonicNanos)
+        try await HubHarness.with(clock: clock) { hub in
+            _ = try await hub.pull("r2", after: 0)
+            let status = try await hub.admin("GET", "/v1/status")
+            let r2 = try #require(status.json["regions"]?.arrayValue?.first { $0["name"] == "r2" })
+            #expect(r2["last_pull_at"] == "2030-03-17T17:46:40.000000Z")
+        }
+    }
+
     @Test func configStatusAgentStatusAndMetricsReportActivity() async throws {
         // Proves /v1/config names the region's tables, agent reports and pulls show in /v1/status, and /metrics
         // exposes head, per-region cursor and ingest counters in Prometheus text.

@@ -3,6 +3,7 @@ import Logging
 import StarlingCore
 import StarlingHTTP2
 import StarlingHub
+import StarlingIO
 import StarlingPostgres
 import StarlingTLS
 import StarlingTestSupport
@@ -40,10 +41,11 @@ struct HubHarness {
 
     static func with<T>(
         tables: [HubConfiguration.Table] = defaultTables, limits: HubConfiguration.Limits = .init(),
-        _ body: (HubHarness) async throws -> T
+        clock: TimeSource = .system, _ body: (HubHarness) async throws -> T
     ) async throws -> T {
         try await TestDatabase.with { database in
-            try await run(configuration(database: database.url, tables: tables, limits: limits), on: database, body)
+            try await run(
+                configuration(database: database.url, tables: tables, limits: limits), on: database, clock: clock, body)
         }
     }
 
@@ -53,12 +55,13 @@ struct HubHarness {
     static func run<T>(
         _ configuration: HubConfiguration, on database: TestDatabase, clientTLS: TLSConfiguration? = nil,
         logLevel: Logger.Level = .warning,
-        configurationSource: (@Sendable () throws(HubError) -> HubConfiguration)? = nil,
+        configurationSource: (@Sendable () throws(HubError) -> HubConfiguration)? = nil, clock: TimeSource = .system,
         _ body: (HubHarness) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "test.hub")
         logger.logLevel = logLevel
-        let hub = try Hub(configuration: configuration, logger: logger, configurationSource: configurationSource)
+        let hub = try Hub(
+            configuration: configuration, logger: logger, configurationSource: configurationSource, clock: clock)
         try await hub.start()
         let scheme = configuration.tls == nil ? "http" : "https"
         let client: HTTP2Client

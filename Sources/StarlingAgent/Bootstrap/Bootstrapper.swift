@@ -1,49 +1,11 @@
 public import StarlingCore
 import StarlingPostgres
 
-/// One page of `GET /v1/snapshot` (see the hub's HubSnapshotRoutes.swift for the consistency argument).
-public struct SnapshotPage: Sendable, Hashable {
-    /// One head: key, image (nil: tombstone), the head's seq and origin.
-    public struct Row: Sendable, Hashable {
-        public var key: JSONObject
-        public var row: JSONObject?
-        public var seq: Int64
-        public var origin: String
-    }
-
-    public var seq: Int64
-    public var rows: [Row]
-    public var next: String?
-    public var heads: Int64?
-    public var adoptedBy: String?
-    public var adoptedRows: Int64?
-
-    public init(json: JSONValue) throws(AgentError) {
-        guard let seq = json["seq"]?.int64Value, let list = json["rows"]?.arrayValue else {
-            throw AgentError(code: .invalidResponse, message: "snapshot response lacks seq or rows")
-        }
-        var rows: [Row] = []
-        rows.reserveCapacity(list.count)
-        for item in list {
-            guard let key = item["key"]?.objectValue, let version = item["seq"]?.int64Value,
-                let origin = item["origin"]?.stringValue
-            else { throw AgentError(code: .invalidResponse, message: "snapshot row lacks key, seq or origin") }
-            rows.append(Row(key: key, row: item["row"]?.objectValue, seq: version, origin: origin))
-        }
-        self.seq = seq
-        self.rows = rows
-        next = json["next"]?.stringValue
-        heads = json["heads"]?.int64Value
-        adoptedBy = json["adopted_by"]?.stringValue
-        adoptedRows = json["adopted_rows"]?.int64Value
-    }
-}
-
 extension HubLink {
     /// `GET /v1/snapshot?table=&after=&limit=`. Default for test doubles without snapshots: an empty page
     /// at seq 0 without a head count (so nothing is adopted or loaded).
     public func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage {
-        try SnapshotPage(json: ["seq": .integer(0), "rows": .array([])])
+        SnapshotPage(table: table, seq: 0, rows: [])
     }
 
     /// `POST /v1/snapshot/adopt`. Default: unsupported.

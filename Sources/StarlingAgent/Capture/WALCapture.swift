@@ -1,5 +1,6 @@
 public import Logging
 import Glibc
+public import StarlingCore
 public import StarlingPostgres
 
 /// Reads the region's replication slot on its own thread and feeds ``CaptureQueue``: opens a replication

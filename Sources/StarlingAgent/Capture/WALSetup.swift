@@ -1,4 +1,4 @@
-import StarlingCore
+public import StarlingCore
 public import StarlingPostgres
 
 /// What WAL capture needs in the region's database, and its one-time setup: the replication origin that marks

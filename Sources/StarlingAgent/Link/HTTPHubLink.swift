@@ -36,7 +36,12 @@ public final class HTTPHubLink: HubLink {
     }
 
     public func config() async throws(AgentError) -> HubConfig {
-        try HubConfig(json: try await request("GET", "/v1/config"))
+        let response = try await request("GET", "/v1/config")
+        do {
+            return try HubConfig(json: response)
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "invalid /v1/config: \(error)")
+        }
     }
 
     public func register(_ tables: [TableShape]) async throws(AgentError) {
@@ -56,16 +61,25 @@ public final class HTTPHubLink: HubLink {
     }
 
     public func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage {
-        try PullPage(
-            json: try await request(
-                "GET", "/v1/changes?after=\(after)&limit=\(limit)&wait_ms=\(waitMs)",
-                timeout: requestTimeout + .milliseconds(waitMs)))
+        let response = try await request(
+            "GET", "/v1/changes?after=\(after)&limit=\(limit)&wait_ms=\(waitMs)",
+            timeout: requestTimeout + .milliseconds(waitMs))
+        do {
+            return try PullPage(json: response)
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "invalid pull response: \(error)")
+        }
     }
 
     public func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage {
         var path = "/v1/snapshot?table=\(PercentEncoding.encode(table))&limit=\(limit)"
         if let after { path += "&after=" + PercentEncoding.encode(after) }
-        return try SnapshotPage(json: try await request("GET", path))
+        let response = try await request("GET", path)
+        do {
+            return try SnapshotPage(json: response)
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "invalid snapshot page: \(error)")
+        }
     }
 
     public func adopt(table: String, rows: Int64) async throws(AgentError) {

@@ -1,7 +1,7 @@
 import StarlingCore
 import StarlingPostgres
 
-/// Tables joining and leaving the synced set while the agent runs (issue 16 item 2; README "Table lifecycle").
+/// Tables joining and leaving the synced set while the agent runs (README "Table lifecycle").
 ///
 /// The hub's table list can change under a running agent (`POST /v1/admin/reload`, SIGHUP). The agent reads
 /// `GET /v1/config` every `status_interval_ms`; when the set of table names differs from the one its tasks

@@ -82,12 +82,20 @@ public final class Agent: Sendable {
     /// Set when the WAL decoder failed: the tasks end and ``run()`` starts over from the confirmed position.
     let restartDue = Mutex(false)
 
-    /// The database worker is owned by the agent and shut down when `run()` returns.
-    public init(configuration: AgentConfiguration, hub: any HubLink, schema: AgentSchema, logger: Logger) {
+    /// The database worker is owned by the agent and shut down when `run()` returns. `clockOffset` is added to
+    /// every capture time before it feeds the HLC: a region whose clock runs ahead, for fault tests (the CLI
+    /// reads it from the test-only `STARLING_CLOCK_OFFSET_MS`); zero otherwise.
+    public init(
+        configuration: AgentConfiguration, hub: any HubLink, schema: AgentSchema, logger: Logger,
+        clockOffset: Duration = .zero
+    ) {
         self.configuration = configuration
         self.hub = hub
         self.schema = schema
-        self.store = AgentStore(region: configuration.region, clockOffsetMicros: AgentStore.testClockOffsetMicros())
+        let offset = clockOffset.components
+        self.store = AgentStore(
+            region: configuration.region,
+            clockOffsetMicros: offset.seconds &* 1_000_000 &+ offset.attoseconds / 1_000_000_000_000)
         var logger = logger
         logger[metadataKey: AgentLogKey.region] = "\(configuration.region)"
         self.logger = logger

@@ -1,4 +1,4 @@
-import StarlingCore
+public import StarlingCore
 public import StarlingPostgres
 
 /// Installs and removes the regional `starling` schema: `Migrations/agent` (embedded, ``AgentMigrations``) through

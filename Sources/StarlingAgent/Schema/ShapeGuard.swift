@@ -2,7 +2,7 @@ public import StarlingCore
 public import StarlingPostgres
 
 /// Finds the synced tables whose shape changed since their capture and apply functions were installed
-/// (``TableSignature``), in one catalog query. Until schema changes travel as log entries (issue 16), such a
+/// (``TableSignature``), in one catalog query. Until schema changes travel as log entries (they do not yet), such a
 /// table's stream stops: its local changes stay in `starling.outbox` (not pushed), pulled entries for it wait
 /// in `starling.held_entries` (not applied), and the agent reports why; when the table has its installed
 /// shape again (the change reverted), the stream resumes where it stopped. Nothing is lost either way.

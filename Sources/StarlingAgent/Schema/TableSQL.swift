@@ -1,3 +1,4 @@
+import StarlingCore
 import StarlingPostgres
 
 /// The SQL generated for one synced table: the capture trigger function (AFTER ROW: outbox row) and the

@@ -10,7 +10,8 @@ public struct AgentStore: Sendable {
     /// This region's name: the prefix of change ids and the origin of versions it records for itself.
     public let region: String
     /// Added to every `captured_at` before it feeds the HLC: a region whose clock runs ahead, for fault
-    /// tests only (see ``AgentStore/testClockOffsetMicros()``); 0 in production.
+    /// tests only (``Agent``'s `clockOffset`, which the CLI reads from `STARLING_CLOCK_OFFSET_MS`); 0 in
+    /// production.
     public let clockOffsetMicros: Int64
 
     /// Whether the agent's own transactions (HLC stamps, verdicts, applies) wait for their WAL flush. Off by
@@ -785,34 +786,5 @@ public struct VerdictSummary: Sendable, Hashable {
         case .skippedVersion, .skippedPending: imagesSkipped += 1
         case .failed: deadLettered += 1
         }
-    }
-}
-
-/// An entry (or verdict image) that could not be applied, as stored in `starling.dead_letters`.
-public struct DeadLetter: Sendable, Hashable {
-    /// Local id (`dead_letters.id`): with the region, the hub's idempotency key.
-    public var id: Int64
-    public var seq: Int64
-    public var table: String
-    /// The log entry (or verdict) as received.
-    public var entry: JSONValue
-    public var sqlState: String?
-    public var error: String
-
-    public init(id: Int64, seq: Int64, table: String, entry: JSONValue, sqlState: String?, error: String) {
-        self.id = id
-        self.seq = seq
-        self.table = table
-        self.entry = entry
-        self.sqlState = sqlState
-        self.error = error
-    }
-
-    /// `{"id":N,"seq":N,"table":…,"entry":{…},"sqlstate":…|null,"error":…}`.
-    public var json: JSONValue {
-        .object([
-            "id": .integer(id), "seq": .integer(seq), "table": .string(table), "entry": entry,
-            "sqlstate": sqlState.map(JSONValue.string) ?? .null, "error": .string(error),
-        ])
     }
 }

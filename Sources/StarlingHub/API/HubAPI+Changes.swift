@@ -9,9 +9,9 @@ extension HubAPI {
     /// `POST /v1/changes`: the whole push is validated, then sequenced; one verdict per change, in order.
     func push(_ request: HubRequest) async throws -> HTTPResponse {
         let region = request.region
-        let started = Syscall.monotonicNanos()
+        let started = clock.monotonicNanos()
         let changes = try parseChanges(request.body, region: region)
-        activity.pushed(region, at: Syscall.wallClockMicros())
+        activity.pushed(region, at: clock.wallClockMicros())
         let verdicts = try await sequencer.submit(region: region, changes: changes)
         var output: [UInt8] = []
         output.reserveCapacity(verdicts.count * 48 + 16)
@@ -21,7 +21,7 @@ extension HubAPI {
             verdict.write(to: &output)
         }
         output.append(contentsOf: "]}".utf8)
-        metrics.recordPush(seconds: Double(Syscall.monotonicNanos() - started) / 1e9)
+        metrics.recordPush(seconds: Double(clock.monotonicNanos() - started) / 1e9)
         return .json(200, output)
     }
 
@@ -57,10 +57,10 @@ extension HubAPI {
             let shape = item["table"]?.stringValue.flatMap { shapes[$0] }
             let change: Change
             do {
-                change = try Change(json: item, requiredRegion: region, keyColumns: shape?.keyColumns)
+                change = try Change(json: item, requiredRegion: region, keyColumns: shape?.key)
                 if let shape {
-                    try change.check(columns: shape.columns)
-                    try change.check(types: shape.types)
+                    try change.check(columns: shape.columnNames)
+                    try change.check(types: shape.columnTypes)
                 }
             } catch {
                 let prefixed = error.prefixed(with: "changes[\(index)]")
@@ -96,14 +96,14 @@ extension HubAPI {
                 query["limit"], name: "limit", default: Int64(limits.defaultPullLimit), range: 1...Int64.max))
         let waitMs = try Self.integer(query["wait_ms"], name: "wait_ms", default: 0, range: 0...Int64.max)
         let pageLimit = min(limit, limits.maxPullLimit)
-        let deadline = Syscall.monotonicNanos() + UInt64(min(waitMs, Int64(limits.maxWaitMs))) * 1_000_000
+        let deadline = clock.monotonicNanos() + UInt64(min(waitMs, Int64(limits.maxWaitMs))) * 1_000_000
         try checkNotPruned(after: after)
-        activity.pulled(region, cursor: after, at: Syscall.wallClockMicros())
+        activity.pulled(region, cursor: after, at: clock.wallClockMicros())
         var cursor = after
         var page = HubStore.PullPage(entriesJSON: [], count: 0, lastScanned: after)
         while true {
             var head = notifier.head
-            let now = Syscall.monotonicNanos()
+            let now = clock.monotonicNanos()
             if head <= cursor && now < deadline {
                 head = await notifier.wait(after: cursor, timeout: .nanoseconds(Int64(deadline - now)))
             }
@@ -117,15 +117,10 @@ extension HubAPI {
                 }
             }
             cursor = page.lastScanned
-            if page.count > 0 || Syscall.monotonicNanos() >= deadline { break }
+            if page.count > 0 || clock.monotonicNanos() >= deadline { break }
         }
-        var output: [UInt8] = Array(#"{"entries":["#.utf8)
-        output.append(contentsOf: page.entriesJSON)
-        output.append(contentsOf: #"],"head":"#.utf8)
-        JSONSerializer.writeInt64(max(notifier.head, cursor), to: &output)
-        output.append(contentsOf: #","next":"#.utf8)
-        JSONSerializer.writeInt64(cursor, to: &output)
-        output.append(UInt8(ascii: "}"))
+        var output: [UInt8] = []
+        PullPage.write(entriesJSON: page.entriesJSON, head: max(notifier.head, cursor), next: cursor, to: &output)
         return .json(200, output)
     }
 

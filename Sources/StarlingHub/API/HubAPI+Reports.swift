@@ -11,23 +11,20 @@ extension HubAPI {
         let region = request.region
         let value = try Self.jsonBody(request.body)
         guard case .object = value else { throw HTTPError(400, code: "invalid_request", "the body must be an object") }
-        let now = Syscall.wallClockMicros()
-        let busy = value["busy"].flatMap { busy -> RegionActivity.Busy? in
-            guard let what = busy["what"]?.stringValue, let seconds = busy["seconds"]?.numberText.flatMap(Double.init),
-                seconds.isFinite, seconds >= 0, seconds < 1e9
-            else { return nil }
-            return RegionActivity.Busy(what: String(what.prefix(500)), sinceMicros: now - Int64(seconds * 1_000_000))
+        let status = AgentStatus(json: value)
+        let now = clock.wallClockMicros()
+        // Texts are cut to bound what a region keeps in the hub's memory and its regions table.
+        let busy = status.busy.map {
+            RegionActivity.Busy(what: String($0.what.prefix(500)), sinceMicros: now - Int64($0.seconds * 1_000_000))
         }
-        let capture = value["capture"].flatMap { capture -> RegionActivity.Capture? in
-            guard let mode = capture["mode"]?.stringValue else { return nil }
-            return RegionActivity.Capture(
-                mode: String(mode.prefix(16)), reason: String((capture["reason"]?.stringValue ?? "").prefix(500)),
-                retainedWALBytes: capture["retained_wal_bytes"]?.int64Value)
+        let capture = status.capture.map {
+            RegionActivity.Capture(
+                mode: String($0.mode.prefix(16)), reason: String($0.reason.prefix(500)),
+                retainedWALBytes: $0.retainedWALBytes)
         }
         activity.reported(
-            region, outboxDepth: value["outbox_depth"]?.int64Value,
-            applyLag: (value["apply_lag_seconds"] ?? value["apply_lag"])?.numberText.flatMap(Double.init),
-            lastError: value["last_error"]?.stringValue, busy: busy, capture: capture, at: now)
+            region, outboxDepth: status.outboxDepth, applyLag: status.applyLagSeconds, lastError: status.lastError,
+            busy: busy, capture: capture, at: now)
         return .json(200, Array(#"{"status":"ok"}"#.utf8))
     }
 

@@ -38,26 +38,16 @@ extension HubAPI {
         let page = try await pool.withConnection { connection in
             try Self.readSnapshot(connection, table: table, after: after, limit: limit)
         }
-        var output: [UInt8] = Array(#"{"adopted_by":"#.utf8)
-        if let region = page.adoptedBy { JSONSerializer.writeString(region, to: &output) } else { output += "null".utf8 }
-        output += #","adopted_rows":"#.utf8
-        if let rows = page.adoptedRows { JSONSerializer.writeInt64(rows, to: &output) } else { output += "null".utf8 }
-        output += #","heads":"#.utf8
-        if let heads = page.heads { JSONSerializer.writeInt64(heads, to: &output) } else { output += "null".utf8 }
-        output += #","next":"#.utf8
-        if let next = page.next { JSONSerializer.writeString(next, to: &output) } else { output += "null".utf8 }
-        output += #","rows":["#.utf8
-        output += page.rowsJSON
-        output += #"],"seq":"#.utf8
-        JSONSerializer.writeInt64(seq, to: &output)
-        output += #","table":"#.utf8
-        JSONSerializer.writeString(table, to: &output)
-        output.append(UInt8(ascii: "}"))
+        var output: [UInt8] = []
+        SnapshotPage.write(
+            table: table, seq: seq, rowsJSON: page.rowsJSON, next: page.next, heads: page.heads,
+            adoptedBy: page.adoptedBy, adoptedRows: page.adoptedRows, to: &output)
         return .json(200, output)
     }
 
-    /// One page of heads as JSON (stored texts copied, unparsed) plus the adoption record.
-    struct SnapshotPage: Sendable {
+    /// One page of heads as JSON (stored texts copied, unparsed) plus the adoption record: the parts of a
+    /// ``SnapshotPage`` as the database holds them.
+    struct StoredSnapshotPage: Sendable {
         var rowsJSON: [UInt8] = []
         var next: String?
         var heads: Int64?
@@ -67,9 +57,9 @@ extension HubAPI {
 
     /// Reads one page of heads after `after`, the head count on the first page, and the adoption record.
     static func readSnapshot(_ connection: PostgresConnection, table: String, after: String?, limit: Int) throws
-        -> SnapshotPage
+        -> StoredSnapshotPage
     {
-        var page = SnapshotPage()
+        var page = StoredSnapshotPage()
         // The count before the rows (a later statement, so a later snapshot): a region that sees at least the
         // adopted row count here finds every adopted row in the pages. Counted after, rows committing between the
         // two statements were counted but missing from this page and, sorting before its last key, from the next
@@ -88,15 +78,9 @@ extension HubAPI {
             if index > 0 { page.rowsJSON.append(UInt8(ascii: ",")) }
             let key = try row.string(0)
             last = key
-            page.rowsJSON += #"{"key":"#.utf8
-            page.rowsJSON += key.utf8
-            page.rowsJSON += #","origin":"#.utf8
-            JSONSerializer.writeString(try row.string(3), to: &page.rowsJSON)
-            page.rowsJSON += #","row":"#.utf8
-            page.rowsJSON += (try row.optionalString(1) ?? "null").utf8
-            page.rowsJSON += #","seq":"#.utf8
-            JSONSerializer.writeInt64(try row.int64(2), to: &page.rowsJSON)
-            page.rowsJSON.append(UInt8(ascii: "}"))
+            SnapshotPage.Row.write(
+                keyJSON: key, origin: try row.string(3), rowJSON: try row.optionalString(1), seq: try row.int64(2),
+                to: &page.rowsJSON)
         }
         page.next = rows.rowCount == limit ? last : nil
         let adoption = try connection.query(

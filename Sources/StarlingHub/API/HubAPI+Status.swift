@@ -10,7 +10,7 @@ extension HubAPI {
         let head = notifier.head
         let figures = try await regionFigures(head: head)
         let snapshot = activity.snapshot()
-        let now = Syscall.wallClockMicros()
+        let now = clock.wallClockMicros()
         let counts = try await pool.withConnection { try HubStore.conflictCounts($0) }
         var regions: [JSONValue] = []
         for figure in figures {
@@ -55,7 +55,7 @@ extension HubAPI {
             return cursor < head ? cursor + 1 : nil
         }
         let times = try await pool.withConnection { try HubStore.commitTimes($0, seqs: behind) }
-        let now = Syscall.wallClockMicros()
+        let now = clock.wallClockMicros()
         return settings.regions.map { region in
             let entry = snapshot[region.name] ?? RegionActivity.Entry()
             let lagSeconds =

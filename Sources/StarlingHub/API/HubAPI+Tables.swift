@@ -9,21 +9,16 @@ extension HubAPI {
     func config(_ request: HubRequest) throws -> HTTPResponse {
         let region = request.region
         let shapes = self.shapes.current
-        var tables: [JSONValue] = []
-        for table in settings.tables {
-            var object: JSONObject = ["name": .string(table.name), "policy": .string(table.policy.name)]
-            if case .manual(let provisional) = table.policy {
-                object["manual_provisional"] = .string(provisional == .lww ? "lww" : "keep")
-            }
-            if let shape = shapes[table.name] {
-                object["key_columns"] = .array(shape.keyColumns.map(JSONValue.string))
-                object["columns"] = (try? JSONValue(parsing: shape.columnsJSON)) ?? .null
-            }
-            tables.append(.object(object))
+        let tables = settings.tables.map { table in
+            var provisional: String?
+            if case .manual(let outcome) = table.policy { provisional = outcome == .lww ? "lww" : "keep" }
+            return HubConfig.Table(
+                name: table.name, policy: table.policy.name, manualProvisional: provisional,
+                shape: shapes[table.name]?.shape)
         }
-        var body: JSONObject = ["region": .string(region), "tables": .array(tables)]
-        if let id = settings.regions.first(where: { $0.name == region })?.id { body["region_id"] = .integer(id) }
-        return .json(200, JSONValue.object(body).serialized())
+        let config = HubConfig(
+            region: region, tables: tables, regionID: settings.regions.first(where: { $0.name == region })?.id)
+        return .json(200, config.json.serialized())
     }
 
     /// `POST /v1/tables/register`: 200 when every table matches (or was registered now), 409

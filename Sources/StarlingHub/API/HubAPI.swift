@@ -1,6 +1,7 @@
 import Logging
 import StarlingCore
 import StarlingHTTP2
+import StarlingIO
 import StarlingPostgres
 
 /// The hub's HTTP API (DESIGN.md "Interfaces"): the handlers of the routes ``HubRoute`` declares, one file per
@@ -37,14 +38,18 @@ final class HubAPI: Sendable {
     /// The HTTP server's counters, for `/metrics`.
     let serverCounters: HTTP2ServerCounters
     let logger: Logger
+    /// Where handlers read the time (the hub's ``TimeSource``).
+    let clock: TimeSource
 
     init(
         settings: HubSettings, sequencer: Sequencer, pool: PostgresPool, notifier: CommitNotifier,
         logCache: LogCache, activity: RegionActivity, metrics: HubMetrics, role: HubRole, retention: LogRetention,
-        shapes: ShapeCache, reconciler: Reconciler, reloader: HubReloader, serverCounters: HTTP2ServerCounters, logger: Logger
+        shapes: ShapeCache, reconciler: Reconciler, reloader: HubReloader, serverCounters: HTTP2ServerCounters, clock: TimeSource,
+        logger: Logger
     ) {
         self.settings = settings
-        self.auth = HubAuth(settings: settings)
+        self.clock = clock
+        self.auth = HubAuth(settings: settings, clock: clock.wallClockMicros)
         self.sequencer = sequencer
         self.pool = pool
         self.notifier = notifier

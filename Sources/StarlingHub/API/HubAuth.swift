@@ -31,7 +31,7 @@ struct HubAuth: Sendable {
     /// Wall-clock microseconds since the Unix epoch (injected by tests).
     private let clock: @Sendable () -> Int64
 
-    init(settings: HubSettings, clock: @escaping @Sendable () -> Int64 = { Syscall.wallClockMicros() }) {
+    init(settings: HubSettings, clock: @escaping @Sendable () -> Int64 = TimeSource.system.wallClockMicros) {
         var credentials: [Credential] = []
         for region in settings.regions {
             credentials.append(Credential(principal: .region(region.name), hash: region.tokenHash, validUntilMicros: .max))

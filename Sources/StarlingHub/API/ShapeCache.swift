@@ -1,3 +1,4 @@
+import StarlingCore
 import Synchronization
 
 /// The registered table shapes (``TableShape``) the API checks every push against and reports in `/v1/config`.
@@ -6,13 +7,31 @@ import Synchronization
 /// registration route replaces it after a registration, so a new table's shape applies at once.
 /// Thread-safe (a mutex around the dictionary; readers take a copy).
 final class ShapeCache: Sendable {
-    private let shapes = Mutex<[String: TableShape]>([:])
+    /// A shape with the lookups a push checks each change against, built once per refresh, not per change.
+    struct Entry: Sendable, Hashable {
+        var shape: TableShape
+        /// The key column names in key order.
+        var key: [String] { shape.key }
+        /// The registered column names: every pushed image is checked against them.
+        var columnNames: Set<String>
+        /// Each registered column's `format_type`: every pushed value is checked against it (``ColumnTypeCheck``).
+        var columnTypes: [String: String]
+
+        init(_ shape: TableShape) {
+            self.shape = shape
+            columnNames = Set(shape.columns.map(\.name))
+            columnTypes = shape.columnTypes
+        }
+    }
+
+    private let shapes = Mutex<[String: Entry]>([:])
 
     /// The shapes now, by table name.
-    var current: [String: TableShape] { shapes.withLock { $0 } }
+    var current: [String: Entry] { shapes.withLock { $0 } }
 
     /// Replaces every shape (the database's table is the truth; a refresh reads all of it).
     func replace(with shapes: [String: TableShape]) {
-        self.shapes.withLock { $0 = shapes }
+        let entries = shapes.mapValues(Entry.init)
+        self.shapes.withLock { $0 = entries }
     }
 }

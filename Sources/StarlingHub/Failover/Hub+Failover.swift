@@ -56,14 +56,14 @@ extension Hub {
     /// table shapes) before the role turns active and the route table lets writes in. A failure after the lock was
     /// won leaves the hub standby holding the lock; the next attempt resumes from the reload.
     func takeOver() async throws -> Bool {
-        let started = Syscall.monotonicNanos()
+        let started = clock.monotonicNanos()
         guard let head = try await sequencer.tryAcquire() else { return false }
         notifier.publish(head: head)
         let regions = try await pool.withConnection { try HubStore.loadRegions($0) }
         for (name, entry) in regions { activity.load(name, entry) }
         try await refreshShapes()
         try await pool.withConnection { [retention] in try retention.load(connection: $0) }
-        role.becameActive(takeoverSeconds: Double(Syscall.monotonicNanos() - started) / 1e9)
+        role.becameActive(takeoverSeconds: Double(clock.monotonicNanos() - started) / 1e9)
         return true
     }
 }

@@ -53,9 +53,12 @@ final class HubRole: Sendable {
     private let takeoverCounter: Counter
     private let fencedCounter: Counter
     private let takeoverGauge: Gauge
+    /// Where the times of role changes are read.
+    private let clock: TimeSource
 
     /// Creates the role metrics in `registry` (standby until ``becameActive(takeoverSeconds:)``).
-    init(registry: PrometheusCollectorRegistry) {
+    init(registry: PrometheusCollectorRegistry, clock: TimeSource) {
+        self.clock = clock
         let roleName = HubMetrics.name("hub", "role", "", "1 for the role this hub plays (active or standby).")
         activeGauge = registry.makeGauge(descriptor: roleName, labels: [("role", Role.active.rawValue)])
         standbyGauge = registry.makeGauge(descriptor: roleName, labels: [("role", Role.standby.rawValue)])
@@ -69,7 +72,7 @@ final class HubRole: Sendable {
                 "hub", "takeover", "seconds", "Last takeover: from winning the sequencer lock to serving writes."))
         standbyGauge.set(1.0)
         activeGauge.set(0.0)
-        state.withLock { $0.since = Syscall.wallClockMicros() }
+        state.withLock { $0.since = clock.wallClockMicros() }
     }
 
     /// The current role and failover figures.
@@ -82,7 +85,7 @@ final class HubRole: Sendable {
     func becameActive(takeoverSeconds: Double) {
         state.withLock { state in
             state.role = .active
-            state.since = Syscall.wallClockMicros()
+            state.since = clock.wallClockMicros()
             state.lastTakeoverSeconds = takeoverSeconds
             state.takeovers += 1
         }
@@ -98,7 +101,7 @@ final class HubRole: Sendable {
         let changed = state.withLock { state -> Bool in
             guard state.role == .active else { return false }
             state.role = .standby
-            state.since = Syscall.wallClockMicros()
+            state.since = clock.wallClockMicros()
             state.fencings += 1
             return true
         }

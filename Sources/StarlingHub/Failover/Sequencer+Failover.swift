@@ -47,7 +47,7 @@ extension Sequencer {
     /// must stop accepting writes long before that, so agents move to a hub that can. `timeout` must exceed
     /// the longest legitimate group commit, which the check queues behind.
     func pollLock(timeout: Duration) -> Bool {
-        let now = Syscall.monotonicNanos()
+        let now = clock.monotonicNanos()
         let limit = UInt64(timeout.components.seconds) * 1_000_000_000
             + UInt64(timeout.components.attoseconds / 1_000_000_000)
         let (start, failed, stuck) = lockCheck.withLock { check -> (Bool, Bool, Bool) in

@@ -9,7 +9,7 @@ extension Reconciler {
 
     /// Records one region's table result, counts it in metrics and moves the region to its next table.
     func finishTable(region: String, progress: TableProgress, status: String) async throws {
-        let seconds = Double(Syscall.monotonicNanos() &- progress.startedNanos) / 1e9
+        let seconds = Double(clock.monotonicNanos() &- progress.startedNanos) / 1e9
         let keys: [JSONValue] = progress.differing.prefix(Self.maxReportedKeys).map { differing in
             let key = (try? JSONValue(parsing: Array(differing.key.utf8))) ?? .string(differing.key)
             return ["key": key, "difference": .string(differing.difference.rawValue)]
@@ -72,7 +72,7 @@ extension Reconciler {
     func expireIfOverdue() async {
         let overdue: [(String, TableProgress)] = state.withLock { run in
             guard let current = run,
-                Syscall.monotonicNanos() &- current.startedNanos > UInt64(settings.reconcile.timeout.components.seconds)
+                clock.monotonicNanos() &- current.startedNanos > UInt64(settings.reconcile.timeout.components.seconds)
                     * 1_000_000_000
             else { return [] }
             var result: [(String, TableProgress)] = []
@@ -187,15 +187,15 @@ extension Reconciler {
     /// The schedule: starts a run every `interval` (none when off) and expires overdue runs, until
     /// `isStopped` says so (checked once a second).
     func run(isStopped: @Sendable () -> Bool, isActive: @Sendable () -> Bool) async {
-        var last = Syscall.monotonicNanos()
+        var last = clock.monotonicNanos()
         while !isStopped() {
             try? await Task.sleep(for: .seconds(1))
             await expireIfOverdue()
             // Only the active hub starts scheduled runs (a standby writes nothing).
             guard isActive(), let interval = settings.reconcile.interval else { continue }
             let every = UInt64(interval.components.seconds) * 1_000_000_000
-            if Syscall.monotonicNanos() &- last >= every {
-                last = Syscall.monotonicNanos()
+            if clock.monotonicNanos() &- last >= every {
+                last = clock.monotonicNanos()
                 do {
                     _ = try await start(trigger: "schedule")
                 } catch {

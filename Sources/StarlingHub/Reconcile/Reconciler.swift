@@ -65,8 +65,15 @@ final class Reconciler: Sendable {
     /// Serializes starting runs (the insert of the run row happens outside the state lock).
     private let starting = Mutex(false)
 
-    init(settings: HubSettings, pool: PostgresPool, sequencer: Sequencer, metrics: HubMetrics, logger: Logger) {
+    /// Where run and task durations and timeouts are read.
+    let clock: TimeSource
+
+    init(
+        settings: HubSettings, pool: PostgresPool, sequencer: Sequencer, metrics: HubMetrics, clock: TimeSource,
+        logger: Logger
+    ) {
         self.settings = settings
+        self.clock = clock
         self.pool = pool
         self.sequencer = sequencer
         self.metrics = metrics
@@ -92,7 +99,7 @@ final class Reconciler: Sendable {
         let tables = settings.tables.map(\.name)
         var regions: [String: RegionProgress] = [:]
         for region in settings.regions { regions[region.name] = RegionProgress(tables: tables) }
-        state.withLock { $0 = Run(id: id, startedNanos: Syscall.monotonicNanos(), regions: regions) }
+        state.withLock { $0 = Run(id: id, startedNanos: clock.monotonicNanos(), regions: regions) }
         logger.info("reconciliation started", metadata: ["reconcile.run": "\(id)", "reconcile.trigger": "\(trigger)"])
         try await finishIfComplete()
         return (id, true)
@@ -107,7 +114,7 @@ final class Reconciler: Sendable {
                     run: current.id, table: progress.tables[progress.index], step: current.nextStep,
                     bits: ReconcileBuckets.firstBits, withinBits: 0, within: [], listsKeys: false)
                 current.nextStep += 1
-                progress.table = TableProgress(task: task, startedNanos: Syscall.monotonicNanos())
+                progress.table = TableProgress(task: task, startedNanos: clock.monotonicNanos())
                 current.regions[region] = progress
                 run = current
             }

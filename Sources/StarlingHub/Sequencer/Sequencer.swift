@@ -82,11 +82,14 @@ final class Sequencer: Sendable {
     let logger: Logger
     /// The hub's role: work is queued only while it is active; a lost lock session steps it down.
     let role: HubRole
+    /// Where the writer reads the time (HLC input of the batch, durations).
+    let clock: TimeSource
 
     init(
         settings: HubSettings, notifier: CommitNotifier, logCache: LogCache, metrics: HubMetrics, role: HubRole,
-        logger: Logger
+        clock: TimeSource, logger: Logger
     ) {
+        self.clock = clock
         self.logCache = logCache
         self.role = role
         self.settings = settings
@@ -213,11 +216,11 @@ final class Sequencer: Sendable {
 
     /// One group commit: decide and store the batch, then answer every item.
     private func commit(_ batch: [Item], _ connection: PostgresConnection) {
-        let started = Syscall.monotonicNanos()
+        let started = clock.monotonicNanos()
         let outcome: SequencerWriter.BatchOutcome
         do {
             try writer.verifyHeld(connection)
-            outcome = try writer.apply(batch, connection: connection, nowMicros: Syscall.wallClockMicros())
+            outcome = try writer.apply(batch, connection: connection, nowMicros: clock.wallClockMicros())
         } catch let error as HubError where error.code == .standby {
             for item in batch { Self.fail(item, error) }
             lockLost()
@@ -234,7 +237,7 @@ final class Sequencer: Sendable {
         notifier.publish(head: outcome.head)
         metrics.recordBatch(
             outcome, changes: batch.reduce(0) { $0 + $1.changeCount },
-            seconds: Double(Syscall.monotonicNanos() - started) / 1e9)
+            seconds: Double(clock.monotonicNanos() - started) / 1e9)
         for (item, result) in zip(batch, outcome.results) {
             switch (item, result) {
             case (.push(_, _, _, let continuation), .verdicts(let verdicts)): continuation.resume(returning: verdicts)

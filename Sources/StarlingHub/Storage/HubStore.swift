@@ -138,34 +138,18 @@ enum HubStore {
             ], name: "hub.saveRegions")
     }
 
-    /// Registered table shapes: table → (key columns, columns JSON text).
+    /// Registered table shapes by table name (the registration's columns, as stored, and key).
     static func loadShapes(_ connection: PostgresConnection) throws -> [String: TableShape] {
         let rows = try connection.query(
             "SELECT table_name, array_to_json(key_columns)::text, columns FROM starling_hub.table_shapes",
             name: "hub.loadShapes")
         var shapes: [String: TableShape] = [:]
         for row in rows {
-            let keys = try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? []
-            let columnsJSON = try row.string(2)
-            var types: [String: String] = [:]
-            for column in try JSONValue(parsing: columnsJSON).arrayValue ?? [] {
-                if let name = column["name"]?.stringValue { types[name] = column["type"]?.stringValue ?? "" }
-            }
-            shapes[try row.string(0)] = TableShape(
-                keyColumns: keys, columnsJSON: columnsJSON, columns: Set(types.keys), types: types)
+            let name = try row.string(0)
+            let key = try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? []
+            let columns = try TableShape.columns(json: try JSONValue(parsing: try row.string(2)))
+            shapes[name] = TableShape(name: name, columns: columns, key: key)
         }
         return shapes
     }
-}
-
-/// A registered table shape (agents register them at start; the hub checks pushed keys and columns against it).
-struct TableShape: Sendable, Hashable {
-    var keyColumns: [String]
-    /// The registered columns as stored JSON text.
-    var columnsJSON: String
-    /// The registered column names: every pushed image is checked against them.
-    var columns: Set<String>
-    /// Each registered column's type (`format_type`): every pushed value is checked against it
-    /// (``ColumnTypeCheck``).
-    var types: [String: String] = [:]
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FuzzReplay
 import StarlingCore
 
 /// libFuzzer target for the hub's change decoder and validator: bytes → ``JSONParser`` (the push limits) →
@@ -94,27 +95,9 @@ struct FuzzMain {
     }
 }
 #else
-/// Without libFuzzer: replays the files named on the command line (or every file of the directories named),
-/// so a crash input can be re-run under the debugger or a plain build.
+/// Without libFuzzer: replays the inputs named on the command line (``FuzzReplay``).
 @main
 struct ReplayChangeDecoder {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            for file in try FuzzReplay.files(at: path) {
-                ChangeDecoderFuzz.run(Array(try Data(contentsOf: URL(fileURLWithPath: file))))
-            }
-        }
-    }
-}
-
-/// Lists the input files under a path (the path itself when it is a file).
-enum FuzzReplay {
-    static func files(at path: String) throws -> [String] {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
-            return [path]
-        }
-        return try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { path + "/" + $0 }
-    }
+    static func main() throws { try FuzzReplay.main(ChangeDecoderFuzz.run) }
 }
 #endif

@@ -1,4 +1,5 @@
 import Foundation
+import FuzzReplay
 import Logging
 import StarlingHTTP2
 import StarlingIO
@@ -160,19 +161,9 @@ struct FuzzMain {
     }
 }
 #else
-/// Without libFuzzer: replays the files named on the command line (or every file of the directories named).
+/// Without libFuzzer: replays the inputs named on the command line (``FuzzReplay``).
 @main
 struct ReplayHTTP2Server {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            var isDirectory: ObjCBool = false
-            let isFolder = FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-            let files = isFolder
-                ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { path + "/" + $0 } : [path]
-            for file in files {
-                HTTP2ServerFuzz.run(Array(try Data(contentsOf: URL(fileURLWithPath: file))))
-            }
-        }
-    }
+    static func main() throws { try FuzzReplay.main(HTTP2ServerFuzz.run) }
 }
 #endif

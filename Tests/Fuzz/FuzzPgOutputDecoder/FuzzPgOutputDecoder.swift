@@ -1,4 +1,5 @@
 import Foundation
+import FuzzReplay
 import StarlingPostgres
 
 /// libFuzzer target for the WAL capture decoders: bytes → ``PostgresReplicationMessage/decode(_:)`` (CopyData
@@ -134,19 +135,9 @@ struct FuzzMain {
     }
 }
 #else
-/// Without libFuzzer: replays the files named on the command line (or every file of the directories named).
+/// Without libFuzzer: replays the inputs named on the command line (``FuzzReplay``).
 @main
 struct ReplayPgOutputDecoder {
-    static func main() throws {
-        for path in CommandLine.arguments.dropFirst() {
-            var isDirectory: ObjCBool = false
-            let files =
-                FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) && isDirectory.boolValue
-                ? try FileManager.default.contentsOfDirectory(atPath: path).sorted().map { path + "/" + $0 } : [path]
-            for file in files {
-                PgOutputDecoderFuzz.run(Array(try Data(contentsOf: URL(fileURLWithPath: file))))
-            }
-        }
-    }
+    static func main() throws { try FuzzReplay.main(PgOutputDecoderFuzz.run) }
 }
 #endif

@@ -1,0 +1,51 @@
+/// `GET /v1/changes`, one pull: entries in seq order, the `after` for the next pull, and the hub's head seq.
+///
+/// `{"entries":[…],"head":N,"next":N}`. The hub writes it with ``write(entriesJSON:head:next:to:)`` from entry
+/// JSON it already holds (``LogEntry/write(to:)`` output); ``json`` is the same bytes from values, and the agent
+/// decodes it with ``init(json:)``.
+public struct PullPage: Sendable, Hashable {
+    public var entries: [LogEntry]
+    public var next: Int64
+    public var head: Int64
+
+    public init(entries: [LogEntry], next: Int64, head: Int64) {
+        self.entries = entries
+        self.next = next
+        self.head = head
+    }
+
+    /// The wire form (canonical member order, as ``write(entriesJSON:head:next:to:)`` writes it).
+    public var json: JSONValue {
+        .object(["entries": .array(entries.map(\.json)), "head": .integer(head), "next": .integer(next)])
+    }
+
+    public init(json: JSONValue) throws(CoreError) {
+        guard let list = json["entries"]?.arrayValue, let next = json["next"]?.int64Value,
+            let head = json["head"]?.int64Value
+        else {
+            throw CoreError(code: .invalidValue, message: "pull response lacks entries, next or head")
+        }
+        var entries: [LogEntry] = []
+        entries.reserveCapacity(list.count)
+        for (index, value) in list.enumerated() {
+            do {
+                entries.append(try LogEntry(json: value))
+            } catch {
+                throw error.prefixed(with: "entries[\(index)]")
+            }
+        }
+        self.init(entries: entries, next: next, head: head)
+    }
+
+    /// Appends the page's JSON with `entriesJSON` the entries' objects already written, comma-separated,
+    /// without brackets: exactly `json.serialized()` for those entries.
+    public static func write(entriesJSON: [UInt8], head: Int64, next: Int64, to output: inout [UInt8]) {
+        output.append(contentsOf: #"{"entries":["#.utf8)
+        output.append(contentsOf: entriesJSON)
+        output.append(contentsOf: #"],"head":"#.utf8)
+        JSONSerializer.writeInt64(head, to: &output)
+        output.append(contentsOf: #","next":"#.utf8)
+        JSONSerializer.writeInt64(next, to: &output)
+        output.append(UInt8(ascii: "}"))
+    }
+}

@@ -1,0 +1,216 @@
+import StarlingCore
+import Testing
+
+/// The documents hub and agent exchange besides changes and verdicts (table registration, `/v1/config`, the
+/// pull page, the status report, dead letters): one codec each in Core, golden JSON and round trips.
+struct WireDocumentTests {
+    static let shape = TableShape(
+        name: "public.items",
+        columns: [.init(name: "id", type: "bigint"), .init(name: "note", type: "text"), .init(name: "n", type: "numeric(30,10)")],
+        key: ["id"])
+
+    // Proves a table registration's exact JSON and that decoding gives back names, types and key.
+    @Test func tableShapeGoldenAndRoundTrip() throws {
+        #expect(
+            Self.shape.json.canonicalText
+                == #"{"columns":[{"name":"id","type":"bigint"},{"name":"note","type":"text"},{"name":"n","type":"numeric(30,10)"}],"key":["id"],"name":"public.items"}"#)
+        #expect(try TableShape(json: JSONValue(parsing: Self.shape.json.serialized())) == Self.shape)
+    }
+
+    // Proves the agent-only column facts do not travel: a decoded shape has their defaults.
+    @Test func tableShapeDropsCatalogFacts() throws {
+        var local = Self.shape
+        local.columns[0].encoding = .native
+        local.columns[0].valueType = "int8"
+        local.columns[1].isGenerated = true
+        #expect(local.json == Self.shape.json)
+        #expect(try TableShape(json: local.json) == Self.shape)
+    }
+
+    static let badShapes: [(String, String)] = [
+        (#"{"columns":[],"key":[]}"#, "name"),
+        (#"{"name":"t","columns":[{"name":"a"}],"key":[]}"#, "columns[0]"),
+        (#"{"name":"t","columns":{},"key":[]}"#, "columns"),
+        (#"{"name":"t","columns":[{"name":"a","type":"int"}],"key":[1]}"#, "key[0]"),
+        (#"{"name":"t","columns":[{"name":"a","type":"int"}],"key":["b"]}"#, "key[0]"),
+        (#"{"name":"t","columns":[{"name":"a","type":"int"}],"key":"a"}"#, "key"),
+    ]
+
+    // Proves a malformed registration is refused naming the member.
+    @Test(arguments: badShapes)
+    func tableShapeRefusals(text: String, field: String) throws {
+        let error = #expect(throws: CoreError.self) { try TableShape(json: JSONValue(parsing: text)) }
+        #expect(error?.field == field)
+    }
+
+    // Proves /v1/config's exact JSON (optional members absent when unset) and its round trip.
+    @Test func hubConfigGoldenAndRoundTrip() throws {
+        let config = HubConfig(
+            region: "us-east",
+            tables: [
+                .init(name: "public.items", policy: "lww", shape: Self.shape),
+                .init(name: "public.notes", policy: "manual", manualProvisional: "keep"),
+            ], regionID: 3)
+        #expect(
+            config.json.canonicalText
+                == #"{"region":"us-east","region_id":3,"tables":[{"columns":[{"name":"id","type":"bigint"},{"name":"note","type":"text"},{"name":"n","type":"numeric(30,10)"}],"key_columns":["id"],"name":"public.items","policy":"lww"},{"manual_provisional":"keep","name":"public.notes","policy":"manual"}]}"#)
+        #expect(try HubConfig(json: JSONValue(parsing: config.json.serialized())) == config)
+        let bare = HubConfig(region: "eu", tables: [])
+        #expect(bare.json.canonicalText == #"{"region":"eu","tables":[]}"#)
+        #expect(try HubConfig(json: bare.json) == bare)
+    }
+
+    // Proves a config from an older hub (tables as bare names, a region id out of range) still decodes.
+    @Test func hubConfigLenientForms() throws {
+        let config = try HubConfig(json: JSONValue(parsing: #"{"region":"r","region_id":5000,"tables":["public.a"]}"#))
+        #expect(config == HubConfig(region: "r", tables: [.init(name: "public.a", policy: "lww")]))
+        #expect(throws: CoreError.self) { try HubConfig(json: JSONValue(parsing: #"{"tables":[]}"#)) }
+    }
+
+    /// Log entries of every shape the writer distinguishes: with and without `base`, `row` and `rewritten`,
+    /// strings that need escaping, and integers at the limits.
+    static let generatedEntries: [LogEntry] = {
+        var entries: [LogEntry] = []
+        let kinds: [LogEntryKind] = Array(LogEntryKind.allCases)
+        for index in 0..<48 {
+            let op: ChangeOperation = [.insert, .update, .delete][index % 3]
+            let row: JSONObject? =
+                op == .delete
+                ? nil : ["id": .integer(Int64(index)), "t": .string("q\"\\\u{1}é\(index)"), "n": .number("-0.5e3")]
+            entries.append(
+                LogEntry(
+                    seq: index == 47 ? Int64.max : Int64(index), origin: index % 2 == 0 ? "eu-west" : "hub",
+                    id: "r:\(index)", tx: "r:\u{7f}\(index)", table: "public.t\(index % 4)", op: op,
+                    key: ["id": .integer(Int64(index)), "k": "a/b"], row: row,
+                    hlc: index == 46 ? Int64.min : Int64(index) * 1_000_003, kind: kinds[index % kinds.count],
+                    rewritten: index % 5 == 0, base: index % 4 == 0 ? Int64(index * 7) : nil))
+        }
+        return entries
+    }()
+
+    // Proves the hub's byte writer of a pull page (entries written one by one, then the page) gives exactly
+    // the canonical JSON of the page, and that the agent's decoder inverts it, for pages of 0 to 48 entries.
+    @Test(arguments: [0, 1, 2, 7, 48])
+    func pullPageWriterAgrees(count: Int) throws {
+        let entries = Array(Self.generatedEntries.prefix(count))
+        let page = PullPage(entries: entries, next: Int64(count) + 5, head: Int64(count) + 9)
+        var entriesJSON: [UInt8] = []
+        for (index, entry) in entries.enumerated() {
+            if index > 0 { entriesJSON.append(UInt8(ascii: ",")) }
+            entry.write(to: &entriesJSON)
+        }
+        var bytes: [UInt8] = []
+        PullPage.write(entriesJSON: entriesJSON, head: page.head, next: page.next, to: &bytes)
+        #expect(bytes == page.json.serialized())
+        #expect(try PullPage(json: JSONValue(parsing: bytes)) == page)
+    }
+
+    // Proves every generated log entry's byte writer agrees with its canonical JSON.
+    @Test func logEntryWriterAgreesOnGeneratedEntries() throws {
+        for entry in Self.generatedEntries {
+            var bytes: [UInt8] = []
+            entry.write(to: &bytes)
+            #expect(bytes == entry.json.serialized())
+            #expect(try LogEntry(json: JSONValue(parsing: bytes)) == entry)
+        }
+    }
+
+    // Proves a pull page with an invalid entry is refused naming the entry.
+    @Test func pullPageNamesTheBadEntry() throws {
+        let error = #expect(throws: CoreError.self) {
+            try PullPage(json: JSONValue(parsing: #"{"entries":[{"seq":1}],"head":1,"next":1}"#))
+        }
+        #expect(error?.field?.hasPrefix("entries[0]") == true)
+    }
+
+    // Proves the status report's exact JSON (times to the millisecond, a negative lag sent as 0) and that the
+    // hub's lenient decoder reads it back.
+    @Test func agentStatusGoldenAndRoundTrip() throws {
+        var status = AgentStatus(
+            outboxDepth: 12, applyLagSeconds: 0.12345, lastError: "boom", busy: .init(what: "apply", seconds: 61.0004))
+        status.capture = .init(mode: "wal", reason: "configured", retainedWALBytes: 4096)
+        #expect(
+            status.json.canonicalText
+                == #"{"apply_lag_seconds":0.123,"busy":{"seconds":61.0,"what":"apply"},"capture":{"mode":"wal","reason":"configured","retained_wal_bytes":4096},"last_error":"boom","outbox_depth":12}"#)
+        var expected = status
+        expected.applyLagSeconds = 0.123
+        expected.busy?.seconds = 61.0
+        #expect(AgentStatus(json: try JSONValue(parsing: status.json.serialized())) == expected)
+        let negative = AgentStatus(outboxDepth: 0, applyLagSeconds: -3, lastError: nil)
+        #expect(negative.json["apply_lag_seconds"] == .number("0.0"))
+    }
+
+    // Proves a partial or malformed report reads as unknown figures instead of failing.
+    @Test func agentStatusLenientDecoding() throws {
+        let status = AgentStatus(
+            json: try JSONValue(
+                parsing: #"{"apply_lag":2.5,"busy":{"what":"x","seconds":-1},"capture":{"reason":"r"},"outbox_depth":"7"}"#))
+        #expect(status.outboxDepth == 7)
+        #expect(status.applyLagSeconds == 2.5)
+        #expect(status.busy == nil)
+        #expect(status.capture == nil)
+        #expect(status.lastError == nil)
+        #expect(AgentStatus(json: .object([:])).outboxDepth == nil)
+    }
+
+    // Proves a dead letter's exact JSON, its round trip, and each refusal naming the member.
+    @Test func deadLetterGoldenRoundTripAndRefusals() throws {
+        let letter = DeadLetter(
+            id: 4, seq: 17, table: "public.items", entry: ["id": "r:1"], sqlState: "23505", error: "duplicate key")
+        #expect(
+            letter.json.canonicalText
+                == #"{"entry":{"id":"r:1"},"error":"duplicate key","id":4,"seq":17,"sqlstate":"23505","table":"public.items"}"#)
+        #expect(try DeadLetter(json: JSONValue(parsing: letter.json.serialized())) == letter)
+        var noState = letter
+        noState.sqlState = nil
+        #expect(try DeadLetter(json: noState.json) == noState)
+        let refusals: [(String, String?)] = [
+            (#"{"id":1,"seq":1,"table":"t","entry":{}}"#, nil),
+            (#"{"id":1,"seq":-1,"table":"t","entry":{},"error":"e"}"#, "seq"),
+            (#"{"id":1,"seq":1,"table":"t","entry":[],"error":"e"}"#, "entry"),
+            (#"{"id":1,"seq":1,"table":"t","entry":{},"error":"e","sqlstate":5}"#, "sqlstate"),
+        ]
+        for (text, field) in refusals {
+            let error = #expect(throws: CoreError.self) { try DeadLetter(json: JSONValue(parsing: text)) }
+            #expect(error?.field == field)
+        }
+    }
+
+    // Proves the hub's byte writer of a snapshot page (rows from stored key and row texts, then the page)
+    // gives exactly its canonical JSON with and without the optional members, and the agent's decoder inverts it.
+    @Test(arguments: [false, true])
+    func snapshotPageWriterAgrees(isFirstPage: Bool) throws {
+        var rows: [SnapshotPage.Row] = []
+        for index in 0..<5 {
+            let id = JSONValue.integer(Int64(index))
+            let key: JSONObject = ["id": id, "k": .string("é\"\(index)")]
+            let image: JSONObject? = index == 3 ? nil : ["id": id, "v": .number("1.50")]
+            let origin = index % 2 == 0 ? "eu-west" : "hub"
+            rows.append(SnapshotPage.Row(key: key, row: image, seq: Int64(index * 3), origin: origin))
+        }
+        let page = SnapshotPage(
+            table: "public.items", seq: 99, rows: rows, next: isFirstPage ? "{\"id\":4}" : nil,
+            heads: isFirstPage ? 12 : nil, adoptedBy: isFirstPage ? "us-east" : nil, adoptedRows: isFirstPage ? 7 : nil)
+        var rowsJSON: [UInt8] = []
+        for (index, row) in rows.enumerated() {
+            if index > 0 { rowsJSON.append(UInt8(ascii: ",")) }
+            SnapshotPage.Row.write(
+                keyJSON: JSONValue.object(row.key).canonicalText, origin: row.origin,
+                rowJSON: row.row.map { JSONValue.object($0).canonicalText }, seq: row.seq, to: &rowsJSON)
+        }
+        var bytes: [UInt8] = []
+        SnapshotPage.write(
+            table: page.table, seq: page.seq, rowsJSON: rowsJSON, next: page.next, heads: page.heads,
+            adoptedBy: page.adoptedBy, adoptedRows: page.adoptedRows, to: &bytes)
+        #expect(bytes == page.json.serialized())
+        #expect(try SnapshotPage(json: JSONValue(parsing: bytes)) == page)
+    }
+
+    // Proves a snapshot page with a row lacking its origin is refused naming the row.
+    @Test func snapshotPageNamesTheBadRow() throws {
+        let error = #expect(throws: CoreError.self) {
+            try SnapshotPage(json: JSONValue(parsing: #"{"rows":[{"key":{},"seq":1}],"seq":1}"#))
+        }
+        #expect(error?.field == "rows[0]")
+    }
+}
