@@ -4,8 +4,9 @@ import Testing
 
 /// The production topology of ops/ha: the hub's store on a Patroni cluster (three members, synchronous
 /// replication, etcd), two hubs on its multi-host URL, three regions under a write load. The drill kills the
-/// leader's PostgreSQL (Patroni restarts it in place), then the whole leader member (another is promoted): each
-/// time the hubs reconnect to the read-write member, take the sequencer lock again and go on, and nothing a
+/// leader's PostgreSQL (Patroni restarts it in place), then the whole leader member (another is promoted), then
+/// two of the three etcd members (the DCS loses its quorum: nobody may write until it is back): each time the
+/// hubs reconnect to the read-write member, take the sequencer lock again and go on, and nothing a
 /// region committed is lost, no seq is missing or doubled (ops/ha --check prints the figures and fails if not).
 @Suite(.serialized, .timeLimit(.minutes(12)))
 struct PatroniFailoverTests {
@@ -25,7 +26,7 @@ struct PatroniFailoverTests {
         do {
             #expect(started.exitCode == 0, "\(started.transcript)")
             guard started.exitCode == 0 else { throw E2EError("ops/ha did not start") }
-            for kill in ["postgres", "patroni"] {
+            for kill in ["postgres", "patroni", "etcd"] {
                 let drill = try await Self.ha(common + ["--check", "--kill", kill, "--seconds", "12"],
                                               timeout: .seconds(300))
                 print("patroni drill (\(kill)):\n\(drill.stdout)")
