@@ -55,6 +55,27 @@ public final class HTTPHubLink: HubLink {
         }
     }
 
+    public func pushChunk(_ changes: ArraySlice<Change>, tx: String, first: Int, isLast: Bool)
+        async throws(AgentError) -> ChunkAnswer
+    {
+        let body: JSONValue = .object([
+            "chunk": .object(["tx": .string(tx), "first": .integer(Int64(first)), "last": .bool(isLast)]),
+            "changes": .array(changes.map(\.json)),
+        ])
+        let response = try await request("POST", "/v1/changes", body: body)
+        if let staged = response["staged"] {
+            return .staged(through: staged["through"]?.int64Value.map { Int($0) })
+        }
+        guard let transaction = response["transaction"] else {
+            throw AgentError(code: .invalidResponse, message: "chunk response lacks \"staged\" or \"transaction\"")
+        }
+        do {
+            return .completed(try TransactionVerdicts(json: transaction))
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "chunk response has invalid verdicts: \(error)")
+        }
+    }
+
     public func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage {
         try PullPage(
             json: try await request(
@@ -115,6 +136,7 @@ public final class HTTPHubLink: HubLink {
                 case "cursor_pruned": .cursorPruned
                 case "schema_mismatch": .schemaMismatch
                 case "adoption_refused": .adoptionRefused
+                case "chunks_missing": .chunksMissing
                 // The hub's table list changed since this agent read /v1/config (a reload): read it again.
                 case "table_not_synced": .hubUnavailable
                 default: response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected
