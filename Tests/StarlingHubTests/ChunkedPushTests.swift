@@ -148,4 +148,52 @@ struct ChunkedPushTests {
             #expect(try await Self.logged(hub, tx: "r1:y").staged == 0)
         }
     }
+
+    @Test func theLockWatchWaitsLongerBehindTheBatchOfALargeStagedTransaction() async throws {
+        // Proves the lock watch allows a running batch time by its size: with a 20 000-change staged transaction
+        // held inside its commit, a lock check queued behind it is not "stuck" after the timeout, only after the
+        // timeout plus the batch's allowance (4 s). Without the allowance the hub stepped down mid-batch, the last
+        // chunk got 503 and every retry did the same (found by the 150 000-row end-to-end test).
+        var limits = HubConfiguration.Limits()
+        limits.maxPushChanges = 2000
+        try await HubHarness.with(limits: limits) { hub in
+            let count = 20_000
+            let changes = Self.transaction("r1", tx: "r1:long", count: count)
+            for first in stride(from: 0, to: count - 2000, by: 2000) {
+                let body: JSONValue = [
+                    "chunk": ["tx": "r1:long", "first": .integer(first), "last": false],
+                    "changes": .array(Array(changes[first..<first + 2000])),
+                ]
+                let status = try await hub.send(
+                    "POST", "/v1/changes", token: HubHarness.token("r1"), body: body.serialized()).status
+                #expect(status == 200)
+            }
+            let sequencer = hub.hub.sequencer
+            let timeout = Duration.milliseconds(500)
+            let allowance = Sequencer.lockCheckAllowance(runningChanges: count)
+            #expect(allowance == .seconds(4))
+            let status = try await SequencerGate.holding(hub.database.url) {
+                let last = Task {
+                    let body: JSONValue = [
+                        "chunk": ["tx": "r1:long", "first": .integer(count - 2000), "last": true],
+                        "changes": .array(Array(changes[(count - 2000)...])),
+                    ]
+                    return try await hub.send(
+                        "POST", "/v1/changes", token: HubHarness.token("r1"), body: body.serialized()
+                    ).status
+                }
+                try await SequencerGate.waitUntilBlocked(hub)
+                let started = ContinuousClock.now
+                #expect(!sequencer.pollLock(timeout: timeout), "the first poll only queues a check")
+                // The watch is about elapsed time: let the timeout pass, then a good part of the allowance.
+                try await Task.sleep(until: started + timeout + .seconds(1))
+                #expect(!sequencer.pollLock(timeout: timeout), "stuck after the timeout, within the batch's allowance")
+                try await Task.sleep(until: started + timeout + allowance + .milliseconds(200))
+                #expect(sequencer.pollLock(timeout: timeout), "past timeout and allowance the check counts as stuck")
+                return last
+            }
+            #expect(try await status.value == 200)
+            #expect(try await Self.logged(hub, tx: "r1:long") == (Int64(count), 1, Int64(count), 0))
+        }
+    }
 }

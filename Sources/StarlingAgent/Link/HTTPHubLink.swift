@@ -62,7 +62,9 @@ public final class HTTPHubLink: HubLink {
             "chunk": .object(["tx": .string(tx), "first": .integer(Int64(first)), "last": .bool(isLast)]),
             "changes": .array(changes.map(\.json)),
         ])
-        let response = try await request("POST", "/v1/changes", body: body)
+        // The last chunk is answered once the whole transaction is sequenced: 1 ms per change of it on top.
+        let timeout = requestTimeout + (isLast ? .milliseconds(first + changes.count) : .zero)
+        let response = try await request("POST", "/v1/changes", body: body, timeout: timeout)
         if let staged = response["staged"] {
             return .staged(through: staged["through"]?.int64Value.map { Int($0) })
         }

@@ -11,7 +11,8 @@ import StarlingIO
 /// staged changes from ordinal 0, is computed for a chunk at `first` 0 only: an agent resuming after a restart
 /// skips what is staged). The last chunk assembles the staged chunks (409 `chunks_missing` when a part is
 /// missing: the agent re-sends the transaction from its start), and the sequencer logs the whole transaction in
-/// one batch, contiguous seqs, deleting its chunks in the same database transaction. The answer is
+/// one batch, contiguous seqs, deleting its chunks in the same database transaction (a re-sent last chunk
+/// arriving meanwhile joins that completion, ``ChunkCompletions``). The answer is
 /// `{"transaction":<TransactionVerdicts>}`: only the verdicts that are not "accepted at the next seq".
 extension HubAPI {
     /// The `chunk` member of a chunked push.
@@ -77,9 +78,12 @@ extension HubAPI {
             output.append(contentsOf: "}}".utf8)
             return .json(200, output)
         }
-        let whole = try await assemble(region: region, tx: header.tx, total: extent.first + extent.count)
-        let verdicts = try await sequencer.submit(
-            region: region, changes: whole, staged: Sequencer.StagedKey(origin: region, tx: header.tx))
+        let key = Sequencer.StagedKey(origin: region, tx: header.tx)
+        let total = extent.first + extent.count
+        let verdicts = try await completions.complete(key) { [self] in
+            let whole = try await assemble(region: region, tx: tx, total: total)
+            return try await sequencer.submit(region: region, changes: whole, staged: key)
+        }
         var output: [UInt8] = Array(#"{"transaction":"#.utf8)
         TransactionVerdicts(tx: header.tx, verdicts: verdicts).write(to: &output)
         output.append(UInt8(ascii: "}"))

@@ -37,6 +37,8 @@ final class HubAPI: Sendable {
     /// The HTTP server's counters, for `/metrics`.
     let serverCounters: HTTP2ServerCounters
     let logger: Logger
+    /// Staged transactions being completed now (`HubAPI+Chunks`): a re-sent last chunk joins the running one.
+    let completions = ChunkCompletions()
 
     init(
         settings: HubSettings, sequencer: Sequencer, pool: PostgresPool, notifier: CommitNotifier,

@@ -75,6 +75,9 @@ final class Sequencer: Sendable {
         var queuedChanges = 0
         var isDraining = false
         var isClosed = false
+        /// Changes of the batch the worker is deciding and committing now (0 between batches): the lock watch
+        /// allows a long batch (a staged transaction) more time (``lockCheckAllowance(runningChanges:)``).
+        var runningChanges = 0
     }
 
     let worker: PostgresWorker
@@ -209,15 +212,18 @@ final class Sequencer: Sendable {
                 let batch = Array(state.items[..<taken])
                 state.items.removeFirst(taken)
                 state.queuedChanges -= count
+                state.runningChanges = count
                 return batch
             }
             guard let batch else { return }
+            batchStarted(changes: state.withLock { $0.runningChanges })
             switch connection {
             case .success(let connection): commit(batch, connection)
             case .failure(let error):
                 logger.error("sequencer has no database connection", metadata: ["error": "\(error)"])
                 for item in batch { Self.fail(item, HubError(code: .storageFailed, message: "\(error.message)")) }
             }
+            state.withLock { $0.runningChanges = 0 }
         }
     }
 
