@@ -65,7 +65,8 @@ public struct TransactionVerdicts: Sendable, Hashable {
                 pending.removeFirst()
                 guard exception.verdict.id == id else {
                     throw CoreError(
-                        code: .invalidValue, message: "the verdict at \(index) is for \(exception.verdict.id), not \(id)",
+                        code: .invalidValue,
+                        message: "the verdict at \(index) is for \(exception.verdict.id), not \(id)",
                         field: "exceptions")
                 }
                 verdicts.append(exception.verdict)

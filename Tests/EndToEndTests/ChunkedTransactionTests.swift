@@ -55,7 +55,8 @@ struct ChunkedTransactionTests {
     }
 
     static func insert(_ rows: Int) -> String {
-        "INSERT INTO public.t_lww (k, v, note) SELECT \(base) + g, 'big:' || g, 'n-big' FROM generate_series(1, \(rows)) g"
+        "INSERT INTO public.t_lww (k, v, note) SELECT \(base) + g, 'big:' || g, 'n-big' "
+            + "FROM generate_series(1, \(rows)) g"
     }
 
     @Test(arguments: ["wal", "trigger"])
@@ -87,7 +88,8 @@ struct ChunkedTransactionTests {
             #expect(try await Self.logged(deployment) == (Int64(rows), Int64(rows), 0))
             try await deployment.waitForConvergence()
             print(
-                "chunked \(capture): \(rows) rows commit→visible \(elapsed); peak RSS MiB hub \(Self.peakMiB(deployment.hub)) "
+                "chunked \(capture): \(rows) rows commit→visible \(elapsed); peak RSS MiB "
+                    + "hub \(Self.peakMiB(deployment.hub)) "
                     + "r1 \(Self.peakMiB(deployment.agents["r1"])) r2 \(Self.peakMiB(deployment.agents["r2"]))")
         }
     }

@@ -30,7 +30,9 @@ struct TransactionVerdictsTests {
         #expect(decoded == compact)
         #expect(try decoded.expand(ids: verdicts.map(\.id)) == verdicts)
         let predictable = zip(verdicts, verdicts.dropFirst()).filter { previous, next in
-            if case .accepted(let seq) = next.outcome { return seq == previous.version + 1 && previous.status != "rejected" }
+            if case .accepted(let seq) = next.outcome {
+                return seq == previous.version + 1 && previous.status != "rejected"
+            }
             return false
         }.count
         #expect(compact.exceptions.count <= verdicts.count - predictable)

@@ -42,7 +42,9 @@ struct ChunkedPushTests {
     }
 
     /// (rows, min seq, max seq) of the log entries of `tx`, and the staged chunks left.
-    static func logged(_ hub: HubHarness, tx: String) async throws -> (rows: Int64, min: Int64, max: Int64, staged: Int64) {
+    static func logged(_ hub: HubHarness, tx: String) async throws
+        -> (rows: Int64, min: Int64, max: Int64, staged: Int64)
+    {
         try await query(hub) { connection in
             let row = try connection.query(
                 "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0), "
@@ -127,7 +129,9 @@ struct ChunkedPushTests {
             let expanded = try verdicts.expand(ids: (1...6).map { "r1:\($0)" })
             #expect(expanded.map(\.version) == [2, 3, 1, 4, 5, 6], "accepted at 2…6 around the loser of key 3")
             #expect(try await Self.logged(hub, tx: "r1:x") == (5, 2, 6, 0))
-            let conflicts = try await Self.query(hub) { try $0.query("SELECT count(*) FROM starling_hub.conflicts")[0].int64(0) }
+            let conflicts = try await Self.query(hub) {
+                try $0.query("SELECT count(*) FROM starling_hub.conflicts")[0].int64(0)
+            }
             #expect(conflicts == 1)
         }
     }

@@ -41,7 +41,8 @@ extension Agent {
                         return try verdicts.expand(ids: changes.map(\.id))
                     } catch {
                         throw AgentError(
-                            code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)", isRetryable: true)
+                            code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)",
+                            isRetryable: true)
                     }
                 }
                 backoff.reset()

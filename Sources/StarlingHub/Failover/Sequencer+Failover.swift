@@ -60,7 +60,8 @@ extension Sequencer {
         let now = Syscall.monotonicNanos()
         let running = Self.lockCheckAllowance(runningChanges: state.withLock { $0.runningChanges })
         func nanos(_ duration: Duration) -> UInt64 {
-            UInt64(duration.components.seconds) * 1_000_000_000 + UInt64(duration.components.attoseconds / 1_000_000_000)
+            UInt64(duration.components.seconds) * 1_000_000_000
+                + UInt64(duration.components.attoseconds / 1_000_000_000)
         }
         let (start, failed, stuck) = lockCheck.withLock { check -> (Bool, Bool, Bool) in
             if check.failed {
