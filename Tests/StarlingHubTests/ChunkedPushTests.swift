@@ -200,4 +200,27 @@ struct ChunkedPushTests {
             #expect(try await Self.logged(hub, tx: "r1:long") == (Int64(count), 1, Int64(count), 0))
         }
     }
+
+    @Test func chunksStagedLongerAgoThanTheRetentionWindowAreDeletedAndTheTransactionIsResent() async throws {
+        // Proves the retention round deletes chunks staged before the window (a region gone mid-push), keeps newer
+        // ones, and a last chunk arriving afterwards gets 409 chunks_missing, so the agent re-sends from the start.
+        try await HubHarness.with { hub in
+            let changes = Self.transaction("r1", tx: "r1:old", count: 6)
+            let fresh = Self.transaction("r2", tx: "r2:new", count: 6, firstKey: 100)
+            _ = try await Self.chunk(hub, "r1", tx: "r1:old", changes, first: 0, last: false)
+            _ = try await Self.chunk(hub, "r2", tx: "r2:new", fresh, first: 0, last: false)
+            try await Self.query(hub) { connection in
+                try connection.execute(
+                    "UPDATE starling_hub.staged_chunks SET staged_at = now() - interval '8 days' WHERE tx = 'r1:old'")
+            }
+            try await hub.hub.pruneLog()
+            let left = try await Self.query(hub) { connection in
+                try connection.query("SELECT tx FROM starling_hub.staged_chunks").map { try $0.string(0) }
+            }
+            #expect(left == ["r2:new"])
+            let last = try await Self.chunk(hub, "r1", tx: "r1:old", changes, first: 4, last: true)
+            #expect(last.status == 409 && last.json["error"]?["code"] == "chunks_missing")
+        }
+    }
 }
+

@@ -58,6 +58,18 @@ enum ChunkStaging {
             name: "staging.delete")
     }
 
+    /// Deletes chunks staged more than `windowSeconds` ago (the retention window): those of a transaction whose
+    /// region went away mid-push. Always safe: a region that comes back sends the transaction's last chunk, gets
+    /// 409 `chunks_missing` and re-sends it from its start. Returns the chunks deleted.
+    @discardableResult
+    static func deleteStale(_ connection: PostgresConnection, windowSeconds: Int64) throws -> Int {
+        let deleted = try connection.query(
+            "WITH gone AS (DELETE FROM starling_hub.staged_chunks WHERE staged_at < now() - $1 * interval '1 second' "
+                + "RETURNING 1) SELECT count(*) FROM gone",
+            [.int64(windowSeconds)], name: "staging.deleteStale")[0].int64(0)
+        return Int(deleted)
+    }
+
     /// The part of each extent (sorted by first index) that continues the contiguous run from ordinal 0:
     /// `(extent index, drop)`, to take the chunk's changes after its first `drop` (read by an earlier chunk),
     /// and `through`, the end of that run. Extents wholly inside the run are skipped; the walk stops at a gap.
