@@ -5,7 +5,8 @@ import Synchronization
 import Testing
 
 /// Origin transactions larger than a push (README "Large transactions"): chunked by the origin's agent, staged at
-/// the hub, logged whole, applied whole at every receiver; in both capture modes.
+/// the hub, logged whole, applied whole at every receiver; in the capture mode of the run (``Deployment/capture``:
+/// ops/test runs the end-to-end suites once with WAL capture and once with triggers).
 @Suite(.serialized, .timeLimit(.minutes(6)))
 struct ChunkedTransactionTests {
     /// Rows of the big transactions go above this key (the workload's keys stay far below).
@@ -59,15 +60,15 @@ struct ChunkedTransactionTests {
             + "FROM generate_series(1, \(rows)) g"
     }
 
-    @Test(arguments: ["wal", "trigger"])
-    func aTransactionOverTheOldLimitReachesTheOtherRegionWhole(capture: String) async throws {
+    @Test func aTransactionOverTheOldLimitReachesTheOtherRegionWhole() async throws {
         // Proves a 150 000-row transaction under WAL capture (over the old max_transaction_changes of 100 000;
         // max_push_changes 1000 and the agents' batch of 500 make it 300 chunks), 40 000 rows under trigger capture
         // (80 chunks: its apply of version rows takes minutes for 150 000 in a debug build), is logged at contiguous
         // seqs and appears in the other region all at once: a reader polling the receiver sees only 0 or all of it.
-        let rows = capture == "wal" ? 150_000 : 40_000
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false,
-                                  capture: capture) { deployment in
+        let capture = Deployment.capture
+        let rows = capture == "trigger" ? 40_000 : 150_000
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
+            deployment in
             deployment.hubExtraYAML = "limits: {max_push_changes: 1000}\n"
             try await deployment.startHub()
             try await deployment.startAgent("r1")
@@ -94,14 +95,13 @@ struct ChunkedTransactionTests {
         }
     }
 
-    @Test(arguments: ["wal", "trigger"])
-    func killingTheOriginAgentMidPushLosesAndRepeatsNothing(capture: String) async throws {
+    @Test func killingTheOriginAgentMidPushLosesAndRepeatsNothing() async throws {
         // Proves kill -9 of the origin's agent while its chunks are being staged leaves nothing in the log (a
         // half-staged transaction is invisible), and the restarted agent completes it: every row logged once, at
         // contiguous seqs, no chunk left staged, both regions equal.
         let rows = 30_000
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false,
-                                  capture: capture) { deployment in
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
+            deployment in
             deployment.hubExtraYAML = "limits: {max_push_changes: 1000}\n"
             try await deployment.startHub()
             try await deployment.startAgent("r1")
