@@ -19,7 +19,7 @@ func migrations(_ folder: String, _ files: [String]) -> [Resource] {
 
 let hubMigrations = migrations("hub", [
     "0001_init.sql", "0002_dead_letters.sql", "0003_partitioned_log.sql", "0004_reconcile.sql",
-    "0005_c_collation.sql", "0006_origin_marks.sql",
+    "0005_c_collation.sql", "0006_origin_marks.sql", "0007_staged_chunks.sql",
 ])
 
 let agentMigrations = migrations("agent", [

@@ -33,6 +33,9 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         public static let database = Code("database")
         /// WAL capture cannot run or read the stream (a missing setting, grant or slot; a value it cannot read).
         public static let capture = Code("capture")
+        /// `409 chunks_missing`: the hub lacks staged chunks of a chunked transaction (deleted when an earlier
+        /// last chunk completed it, and that answer was lost): the agent re-sends the transaction from its start.
+        public static let chunksMissing = Code("chunks_missing")
     }
 
     public var code: Code

@@ -173,8 +173,9 @@ public final class Hub: Sendable {
     }
 
     /// One retention round now (the background loop runs one every `retention.check_interval`): drops the
-    /// partitions below every active region's cursor and older than the window, then refreshes the log
-    /// metrics. See ``LogRetention``.
+    /// partitions below every active region's cursor and older than the window and the chunks staged longer
+    /// ago than the window (``ChunkStaging/deleteStale(_:windowSeconds:)``), then refreshes the log metrics.
+    /// See ``LogRetention``.
     @discardableResult
     public func pruneLog() async throws -> LogPruneOutcome {
         await flushActivity()
@@ -184,6 +185,7 @@ public final class Hub: Sendable {
             nowMicros: clock.wallClockMicros())
         let outcome = try await pool.withConnection { [retention] connection in
             let outcome = try retention.prune(connection: connection, minCursor: minCursor)
+            try ChunkStaging.deleteStale(connection, windowSeconds: retention.settings.windowSeconds)
             try retention.refreshFigures(connection: connection, head: head)
             return outcome
         }

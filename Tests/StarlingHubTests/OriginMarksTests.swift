@@ -105,8 +105,9 @@ struct OriginMarksTests {
                         + "VALUES ('r2:20', 'public.items', '{\"id\":2}', 1), ('r3:2', 'public.items', '{\"id\":2}', 2)")
                 try connection.execute(
                     "INSERT INTO starling_hub.pruned_changes (origin, max_local_id, max_seq) VALUES ('r3', 40, 1), ('r1', 3, 1)")
-                let all = try PostgresMigrator(schema: HubMigrations.schema, migrations: HubMigrations.all)
-                #expect(try all.migrate(connection) == [6])
+                let six = try PostgresMigrator(
+                    schema: HubMigrations.schema, migrations: Array(HubMigrations.all.prefix(6)))
+                #expect(try six.migrate(connection) == [6])
             }.value
             #expect(
                 try await Self.query(

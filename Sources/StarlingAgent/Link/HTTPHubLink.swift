@@ -60,6 +60,29 @@ public final class HTTPHubLink: HubLink {
         }
     }
 
+    public func pushChunk(_ changes: ArraySlice<Change>, tx: String, first: Int, isLast: Bool)
+        async throws(AgentError) -> ChunkAnswer
+    {
+        let body: JSONValue = .object([
+            "chunk": .object(["tx": .string(tx), "first": .integer(Int64(first)), "last": .bool(isLast)]),
+            "changes": .array(changes.map(\.json)),
+        ])
+        // The last chunk is answered once the whole transaction is sequenced: 1 ms per change of it on top.
+        let timeout = requestTimeout + (isLast ? .milliseconds(first + changes.count) : .zero)
+        let response = try await request("POST", "/v1/changes", body: body, timeout: timeout)
+        if let staged = response["staged"] {
+            return .staged(through: staged["through"]?.int64Value.map { Int($0) })
+        }
+        guard let transaction = response["transaction"] else {
+            throw AgentError(code: .invalidResponse, message: "chunk response lacks \"staged\" or \"transaction\"")
+        }
+        do {
+            return .completed(try TransactionVerdicts(json: transaction))
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "chunk response has invalid verdicts: \(error)")
+        }
+    }
+
     public func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage {
         let response = try await request(
             "GET", "/v1/changes?after=\(after)&limit=\(limit)&wait_ms=\(waitMs)",
@@ -129,6 +152,7 @@ public final class HTTPHubLink: HubLink {
                 case "cursor_pruned": .cursorPruned
                 case "schema_mismatch": .schemaMismatch
                 case "adoption_refused": .adoptionRefused
+                case "chunks_missing": .chunksMissing
                 // The hub's table list changed since this agent read /v1/config (a reload): read it again.
                 case "table_not_synced": .hubUnavailable
                 default: response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected

@@ -12,6 +12,11 @@ public protocol HubLink: Sendable {
     func register(_ tables: [TableShape]) async throws(AgentError)
     /// `POST /v1/changes`: one verdict per change, in order. Idempotent on the change ids.
     func push(_ changes: [Change]) async throws(AgentError) -> [Verdict]
+    /// `POST /v1/changes` with a `chunk` member: one chunk of an origin transaction too large for one push
+    /// (changes at ordinals `first…` of transaction `tx`). Idempotent; the last chunk answers the verdicts of the
+    /// whole transaction. Throws `chunksMissing` when the hub lacks earlier chunks.
+    func pushChunk(_ changes: ArraySlice<Change>, tx: String, first: Int, isLast: Bool) async throws(AgentError)
+        -> ChunkAnswer
     /// `GET /v1/changes?after=&limit=&wait_ms=`.
     func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage
     /// `POST /v1/agent-status`.
@@ -28,7 +33,22 @@ public protocol HubLink: Sendable {
     func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask?
 }
 
+/// The hub's answer to one chunk of a chunked push.
+public enum ChunkAnswer: Sendable, Hashable {
+    /// Staged; `through`: the changes the hub holds from ordinal 0 on (answered for a chunk at 0 only).
+    case staged(through: Int?)
+    /// The last chunk completed the transaction: its verdicts (compacted).
+    case completed(TransactionVerdicts)
+}
+
 extension HubLink {
+    /// Links without chunked pushes (test doubles) refuse them.
+    public func pushChunk(_ changes: ArraySlice<Change>, tx: String, first: Int, isLast: Bool)
+        async throws(AgentError) -> ChunkAnswer
+    {
+        throw AgentError(code: .hubRejected, message: "this hub link does not push chunks")
+    }
+
     /// Links without reconciliation (test doubles) never have a task.
     public func reconcileTask() async throws(AgentError) -> ReconcileTask? { nil }
     public func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask? { nil }

@@ -462,6 +462,7 @@ public final class Agent: Sendable {
 
     /// Pushes the same changes until the hub answers with verdicts; nil when stopped first.
     func pushUntilVerdicts(_ changes: [Change]) async -> [Verdict]? {
+        if let tx = chunkedTransaction(changes) { return await pushChunked(changes, tx: tx) }
         var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do {

@@ -10,7 +10,9 @@ extension HubAPI {
     func push(_ request: HubRequest) async throws -> HTTPResponse {
         let region = request.region
         let started = clock.monotonicNanos()
-        let changes = try parseChanges(request.body, region: region)
+        let body = try parseBody(request.body)
+        if let chunk = body["chunk"] { return try await pushChunk(chunk, body: body, region: region) }
+        let changes = try parseChanges(body, region: region)
         activity.pushed(region, at: clock.wallClockMicros())
         let verdicts = try await sequencer.submit(region: region, changes: changes)
         var output: [UInt8] = []
@@ -31,17 +33,8 @@ extension HubAPI {
     /// the whole push, not just that change: a push holds whole origin transactions, which must not be split,
     /// and an image that does not fit the shape means the agent is out of step with the table (its outbox keeps
     /// everything, its status shows the hub's message); nothing is stored, so nothing is half-applied anywhere.
-    func parseChanges(_ body: [UInt8], region: String) throws(HTTPError) -> [Change] {
-        let value: JSONValue
-        do {
-            value = try JSONParser(limits: .init(maxDepth: 64, maxBytes: settings.limits.maxBodyBytes)).parse(body)
-        } catch {
-            let at = error.offset.map { " at byte \($0)" } ?? ""
-            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)\(at)")
-        }
-        guard case .array(let items)? = value["changes"] else {
-            throw HTTPError(400, code: "invalid_request", #"the body must be {"changes":[…]}"#)
-        }
+    func parseChanges(_ value: JSONValue, region: String) throws(HTTPError) -> [Change] {
+        let items = try changeItems(value)
         let limits = settings.limits
         guard items.count <= limits.maxTransactionChanges else {
             throw HTTPError(
@@ -50,10 +43,44 @@ extension HubAPI {
                     + "\(limits.maxTransactionChanges) for a push of one origin transaction "
                     + "(limits.max_transaction_changes)")
         }
+        let changes = try validate(items, region: region)
+        if changes.count > limits.maxPushChanges, let first = changes.first,
+            changes.contains(where: { $0.tx != first.tx })
+        {
+            throw HTTPError(
+                413, code: "too_many_changes",
+                "\(changes.count) changes of several transactions in one push; the limit is \(limits.maxPushChanges) "
+                    + "(only a push of one origin transaction may hold up to \(limits.maxTransactionChanges))")
+        }
+        return changes
+    }
+
+    /// The body as JSON (400 `malformed_json` otherwise), within `max_body_bytes`.
+    func parseBody(_ body: [UInt8]) throws(HTTPError) -> JSONValue {
+        do {
+            return try JSONParser(limits: .init(maxDepth: 64, maxBytes: settings.limits.maxBodyBytes)).parse(body)
+        } catch {
+            let at = error.offset.map { " at byte \($0)" } ?? ""
+            throw HTTPError(400, code: "malformed_json", "the body is not valid JSON: \(error.message)\(at)")
+        }
+    }
+
+    /// The body's `changes` array (400 when it has none).
+    func changeItems(_ value: JSONValue) throws(HTTPError) -> [JSONValue] {
+        guard case .array(let items)? = value["changes"] else {
+            throw HTTPError(400, code: "invalid_request", #"the body must be {"changes":[…]}"#)
+        }
+        return items
+    }
+
+    /// Decodes and checks each change against its table's registered shape; `firstIndex` numbers the changes
+    /// in errors (a chunk's changes by their ordinal in the transaction).
+    func validate(_ items: [JSONValue], region: String, firstIndex: Int = 0) throws(HTTPError) -> [Change] {
         let shapes = self.shapes.current
         var changes: [Change] = []
         changes.reserveCapacity(items.count)
-        for (index, item) in items.enumerated() {
+        for (offset, item) in items.enumerated() {
+            let index = firstIndex + offset
             let shape = item["table"]?.stringValue.flatMap { shapes[$0] }
             let change: Change
             do {
@@ -72,14 +99,6 @@ extension HubAPI {
                     400, code: "invalid_change", "changes[\(index)].table: table \"\(change.table)\" is not synced")
             }
             changes.append(change)
-        }
-        if changes.count > limits.maxPushChanges, let first = changes.first,
-            changes.contains(where: { $0.tx != first.tx })
-        {
-            throw HTTPError(
-                413, code: "too_many_changes",
-                "\(changes.count) changes of several transactions in one push; the limit is \(limits.maxPushChanges) "
-                    + "(only a push of one origin transaction may hold up to \(limits.maxTransactionChanges))")
         }
         return changes
     }

@@ -40,6 +40,8 @@ final class HubAPI: Sendable {
     let logger: Logger
     /// Where handlers read the time (the hub's ``TimeSource``).
     let clock: TimeSource
+    /// Staged transactions being completed now (`HubAPI+Chunks`): a re-sent last chunk joins the running one.
+    let completions = ChunkCompletions()
 
     init(
         settings: HubSettings, sequencer: Sequencer, pool: PostgresPool, notifier: CommitNotifier,

@@ -36,6 +36,16 @@ extension Sequencer {
         var startedNanos: UInt64?
         /// The last finished check found the lock not held (or failed); consumed by the next poll.
         var failed = false
+        /// The allowance of every batch the running check waits behind (``lockCheckAllowance(runningChanges:)``):
+        /// the one running when it was queued, and each the drain loop started since.
+        var allowance = Duration.zero
+    }
+
+    /// A batch of `changes` changes starts: a check under way waits for it too.
+    func batchStarted(changes: Int) {
+        lockCheck.withLock { check in
+            if check.startedNanos != nil { check.allowance += Self.lockCheckAllowance(runningChanges: changes) }
+        }
     }
 
     /// One tick of the active hub's watch on its lock session; true when the hub must step down.
@@ -45,18 +55,24 @@ extension Sequencer {
     /// way has not come back within `timeout`. The wait is not awaited because a network cut leaves a libpq
     /// query hanging until TCP gives up (minutes without keepalives): a hub that cannot reach its lock session
     /// must stop accepting writes long before that, so agents move to a hub that can. `timeout` must exceed
-    /// the longest legitimate group commit, which the check queues behind.
+    /// the longest legitimate group commit, which the check queues behind, plus the running batch's allowance.
     func pollLock(timeout: Duration) -> Bool {
         let now = clock.monotonicNanos()
-        let limit = UInt64(timeout.components.seconds) * 1_000_000_000
-            + UInt64(timeout.components.attoseconds / 1_000_000_000)
+        let running = Self.lockCheckAllowance(runningChanges: state.withLock { $0.runningChanges })
+        func nanos(_ duration: Duration) -> UInt64 {
+            UInt64(duration.components.seconds) * 1_000_000_000
+                + UInt64(duration.components.attoseconds / 1_000_000_000)
+        }
         let (start, failed, stuck) = lockCheck.withLock { check -> (Bool, Bool, Bool) in
             if check.failed {
                 check.failed = false
                 return (false, true, false)
             }
-            if let started = check.startedNanos { return (false, false, now - started > limit) }
+            if let started = check.startedNanos {
+                return (false, false, now - started > nanos(timeout + check.allowance))
+            }
             check.startedNanos = now
+            check.allowance = running
             return (true, false, false)
         }
         if start { submitLockCheck() }
@@ -64,6 +80,16 @@ extension Sequencer {
             logger.error("sequencer lock check did not answer in time", metadata: ["timeout": "\(timeout)"])
         }
         return failed || stuck
+    }
+
+    /// The time a lock check may additionally wait behind a running batch of `runningChanges` changes: 200 µs
+    /// per change (a group commit of `max_batch_changes` adds 4 s; a staged transaction of a million changes,
+    /// sequenced in one batch, 200 s). Without it, a staged transaction whose batch outlasted the check's
+    /// timeout stepped the hub down in the middle, and every retry did the same (a 150 000-change transaction
+    /// never committed in the end-to-end test). Only the step-down after a lost session waits longer; a batch on
+    /// a lost session still cannot commit (``SequencerWriter/verifyHeld(_:)``, the session lock).
+    static func lockCheckAllowance(runningChanges: Int) -> Duration {
+        .microseconds(200 * Int64(runningChanges))
     }
 
     private func submitLockCheck() {

@@ -48,11 +48,20 @@ final class Sequencer: Sendable {
         var keys: [String]
         /// Each change's image (nil for a delete): the stored row of an accepted change.
         var images: [String?]
+        /// The staged transaction this push completes: its chunks are deleted in the batch that logs it.
+        var staged: StagedKey?
 
-        init(_ changes: [Change]) {
+        init(_ changes: [Change], staged: StagedKey? = nil) {
             keys = changes.map { HubJSON.text($0.key) }
             images = changes.map { $0.image.map(HubJSON.text) }
+            self.staged = staged
         }
+    }
+
+    /// A staged (chunked) origin transaction (``ChunkStaging``).
+    struct StagedKey: Sendable, Hashable {
+        var origin: String
+        var tx: String
     }
 
     /// What a manual resolution produced.
@@ -66,6 +75,9 @@ final class Sequencer: Sendable {
         var queuedChanges = 0
         var isDraining = false
         var isClosed = false
+        /// Changes of the batch the worker is deciding and committing now (0 between batches): the lock watch
+        /// allows a long batch (a staged transaction) more time (``lockCheckAllowance(runningChanges:)``).
+        var runningChanges = 0
     }
 
     let worker: PostgresWorker
@@ -104,8 +116,9 @@ final class Sequencer: Sendable {
 
     /// Queues a validated push and returns its verdicts once they are committed. The texts the batch stores
     /// are serialized here, on the caller's task, so concurrent pushes share that work out.
-    func submit(region: String, changes: [Change]) async throws -> [Verdict] {
-        let texts = PushTexts(changes)
+    /// `staged`: the push is a staged transaction's changes, whose chunks the batch deletes as it logs them.
+    func submit(region: String, changes: [Change], staged: StagedKey? = nil) async throws -> [Verdict] {
+        let texts = PushTexts(changes, staged: staged)
         return try await withCheckedThrowingContinuation { continuation in
             enqueue(.push(region: region, changes: changes, texts: texts, continuation: continuation))
         }
@@ -202,15 +215,18 @@ final class Sequencer: Sendable {
                 let batch = Array(state.items[..<taken])
                 state.items.removeFirst(taken)
                 state.queuedChanges -= count
+                state.runningChanges = count
                 return batch
             }
             guard let batch else { return }
+            batchStarted(changes: state.withLock { $0.runningChanges })
             switch connection {
             case .success(let connection): commit(batch, connection)
             case .failure(let error):
                 logger.error("sequencer has no database connection", metadata: ["error": "\(error)"])
                 for item in batch { Self.fail(item, HubError(code: .storageFailed, message: "\(error.message)")) }
             }
+            state.withLock { $0.runningChanges = 0 }
         }
     }
 

@@ -186,6 +186,7 @@ final class SequencerWriter: @unchecked Sendable {
                 }
             }
             try store(state, connection: connection)
+            try deleteStaged(batch, connection: connection)
             outcome.logged = state.logged
             return outcome
         }

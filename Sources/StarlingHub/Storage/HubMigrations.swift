@@ -18,5 +18,6 @@ public enum HubMigrations {
         PostgresMigration(embeddedFile: "0004_reconcile.sql", PackageResources._004_reconcile_sql),
         PostgresMigration(embeddedFile: "0005_c_collation.sql", PackageResources._005_c_collation_sql),
         PostgresMigration(embeddedFile: "0006_origin_marks.sql", PackageResources._006_origin_marks_sql),
+        PostgresMigration(embeddedFile: "0007_staged_chunks.sql", PackageResources._007_staged_chunks_sql),
     ]
 }

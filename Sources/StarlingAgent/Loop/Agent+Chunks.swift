@@ -1,0 +1,59 @@
+import Logging
+import StarlingCore
+
+extension Agent {
+    /// Whether `changes` is one origin transaction too large for one push (more changes than
+    /// `tuning.batch.max_count`): it goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a
+    /// transaction, so a batch over the count holds exactly one.
+    func chunkedTransaction(_ changes: [Change]) -> String? {
+        guard changes.count > configuration.tuning.batch.maxCount, let tx = changes.first?.tx,
+            changes.allSatisfy({ $0.tx == tx })
+        else { return nil }
+        return tx
+    }
+
+    /// Pushes one origin transaction in chunks until the last chunk's answer gives the verdicts of all of it;
+    /// nil when stopped first. Each chunk is retried (with backoff) until staged; re-sends are harmless. A chunk
+    /// at 0 learns what the hub holds already (after a restart) and skips it; `chunks_missing` (the hub deleted
+    /// the chunks when a previous last chunk completed the transaction and its answer was lost) starts over at
+    /// 0, and the completed changes are then answered from their stored verdicts.
+    ///
+    /// Memory: the transaction's changes stay in memory until their verdicts are handled (the caller holds
+    /// them); each chunk's body is built and sent one at a time.
+    func pushChunked(_ changes: [Change], tx: String) async -> [Verdict]? {
+        let batch = configuration.tuning.batch
+        let plan = ChunkPlan(
+            sizes: changes.map { $0.json.serialized().count }, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
+        var backoff = RetryBackoff(configuration.tuning.backoff)
+        var position = 0
+        logger.info(
+            "pushing a large transaction in chunks",
+            metadata: [AgentLogKey.changes: "\(changes.count)", "agent.chunks": "\(plan.ranges.count)"])
+        while !isStopped {
+            let range = plan.ranges[position]
+            let isLast = position == plan.ranges.count - 1
+            do throws(AgentError) {
+                switch try await hub.pushChunk(changes[range], tx: tx, first: range.lowerBound, isLast: isLast) {
+                case .staged(let through):
+                    position = plan.next(after: position, through: through)
+                case .completed(let verdicts):
+                    do {
+                        return try verdicts.expand(ids: changes.map(\.id))
+                    } catch {
+                        throw AgentError(
+                            code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)",
+                            isRetryable: true)
+                    }
+                }
+                backoff.reset()
+            } catch where error.code == .chunksMissing {
+                logger.info("the hub lacks chunks of the transaction: re-sending it", metadata: ["agent.tx": "\(tx)"])
+                position = 0
+            } catch {
+                note(error, during: "push")
+                await sleep(ms: backoff.nextMs())
+            }
+        }
+        return nil
+    }
+}

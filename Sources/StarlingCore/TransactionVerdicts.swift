@@ -1,0 +1,136 @@
+/// The verdicts of a whole chunked origin transaction, in a form whose size grows with its conflicts, not with
+/// the transaction: the answer to the push of its last chunk.
+///
+/// The sequencer decides a staged transaction in one batch and hands out seqs one at a time in change order,
+/// so almost every verdict is "accepted at the seq after the previous one". Those are left out; every other
+/// verdict (a rejection, a merge, an accepted change at another seq: a re-pushed change answered from its
+/// stored verdict) is listed with its ordinal in the transaction. Expanding walks the transaction's change ids
+/// with the same rule, so `expand(ids:)` of `init(verdicts:)` gives the verdicts back exactly (tested).
+///
+/// Wire form: `{"tx":"…","changes":N,"first_seq":S,"exceptions":[{"index":I,<verdict>},…]}`; `first_seq` is
+/// the seq the walk starts from (the first seq-bearing verdict's, 0 when none has one).
+public struct TransactionVerdicts: Sendable, Hashable {
+    /// The origin transaction.
+    public var tx: String
+    /// How many changes (and verdicts) the transaction has.
+    public var count: Int
+    /// The seq an accepted change at the start of the walk has.
+    public var firstSeq: Int64
+    /// Every verdict the walk does not predict, by ordinal, ascending.
+    public var exceptions: [(index: Int, verdict: Verdict)]
+
+    public static func == (lhs: Self, rhs: Self) -> Bool {
+        lhs.tx == rhs.tx && lhs.count == rhs.count && lhs.firstSeq == rhs.firstSeq
+            && lhs.exceptions.map(\.index) == rhs.exceptions.map(\.index)
+            && lhs.exceptions.map(\.verdict) == rhs.exceptions.map(\.verdict)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(tx)
+        hasher.combine(count)
+        hasher.combine(firstSeq)
+    }
+
+    /// Compacts the transaction's verdicts, given in change order.
+    public init(tx: String, verdicts: [Verdict]) {
+        self.tx = tx
+        count = verdicts.count
+        firstSeq = verdicts.lazy.compactMap(Self.seq(of:)).first ?? 0
+        exceptions = []
+        var next = firstSeq
+        for (index, verdict) in verdicts.enumerated() {
+            if case .accepted(let seq) = verdict.outcome, seq == next {
+                next += 1
+                continue
+            }
+            exceptions.append((index, verdict))
+            if let seq = Self.seq(of: verdict) { next = seq + 1 }
+        }
+    }
+
+    /// The verdicts of the changes `ids` (the transaction's, in the order pushed). Throws when the ids do not
+    /// fit (another count, an exception for another id or out of order): the hub answered another transaction.
+    public func expand(ids: [String]) throws(CoreError) -> [Verdict] {
+        guard ids.count == count else {
+            throw CoreError(
+                code: .invalidValue, message: "\(count) verdicts for a transaction of \(ids.count) changes",
+                field: "changes")
+        }
+        var verdicts: [Verdict] = []
+        verdicts.reserveCapacity(ids.count)
+        var next = firstSeq
+        var pending = exceptions[...]
+        for (index, id) in ids.enumerated() {
+            if let exception = pending.first, exception.index == index {
+                pending.removeFirst()
+                guard exception.verdict.id == id else {
+                    throw CoreError(
+                        code: .invalidValue,
+                        message: "the verdict at \(index) is for \(exception.verdict.id), not \(id)",
+                        field: "exceptions")
+                }
+                verdicts.append(exception.verdict)
+                if let seq = Self.seq(of: exception.verdict) { next = seq + 1 }
+            } else {
+                verdicts.append(Verdict(id: id, outcome: .accepted(seq: next)))
+                next += 1
+            }
+        }
+        guard pending.isEmpty else {
+            throw CoreError(
+                code: .invalidValue, message: "exceptions out of order or beyond the transaction's \(count) changes",
+                field: "exceptions")
+        }
+        return verdicts
+    }
+
+    /// The seq a verdict puts in the log (accepted and merged), nil for a rejection.
+    private static func seq(of verdict: Verdict) -> Int64? {
+        switch verdict.outcome {
+        case .accepted(let seq), .merged(let seq, _): seq
+        case .rejected: nil
+        }
+    }
+
+    public init(json: JSONValue) throws(CoreError) {
+        let reader = try JSONObjectReader(json, what: "transaction verdicts", code: .invalidValue)
+        tx = try reader.string("tx")
+        count = Int(try reader.nonNegativeInt64("changes"))
+        firstSeq = try reader.nonNegativeInt64("first_seq")
+        guard case .array(let items) = try reader.value("exceptions") else {
+            throw reader.failure("exceptions", "\"exceptions\" must be an array")
+        }
+        var exceptions: [(index: Int, verdict: Verdict)] = []
+        exceptions.reserveCapacity(items.count)
+        for (position, item) in items.enumerated() {
+            do {
+                let itemReader = try JSONObjectReader(item, what: "an exception", code: .invalidValue)
+                exceptions.append((Int(try itemReader.nonNegativeInt64("index")), try Verdict(json: item)))
+            } catch {
+                throw error.prefixed(with: "exceptions[\(position)]")
+            }
+        }
+        self.exceptions = exceptions
+    }
+
+    /// Appends the wire form (exceptions written by ``Verdict/write(to:)`` with `index` in front).
+    public func write(to output: inout [UInt8]) {
+        output.append(contentsOf: #"{"changes":"#.utf8)
+        JSONSerializer.writeInt64(Int64(count), to: &output)
+        output.append(contentsOf: #","exceptions":["#.utf8)
+        for (position, exception) in exceptions.enumerated() {
+            if position > 0 { output.append(UInt8(ascii: ",")) }
+            output.append(contentsOf: #"{"index":"#.utf8)
+            JSONSerializer.writeInt64(Int64(exception.index), to: &output)
+            output.append(UInt8(ascii: ","))
+            var verdict: [UInt8] = []
+            exception.verdict.write(to: &verdict)
+            output.append(contentsOf: verdict.dropFirst())  // its opening brace
+        }
+        output.append(contentsOf: #"],"first_seq":"#.utf8)
+        JSONSerializer.writeInt64(firstSeq, to: &output)
+        output.append(contentsOf: #","tx":"#.utf8)
+        JSONSerializer.writeString(tx, to: &output)
+        output.append(UInt8(ascii: "}"))
+    }
+}

@@ -1,0 +1,57 @@
+import StarlingCore
+import Testing
+
+/// The compact verdicts of a chunked transaction: lossless, and as small as its exceptions.
+struct TransactionVerdictsTests {
+    static let winner = Verdict.Winner(seq: 3, origin: "r2", row: ["id": 1])
+
+    /// Verdict lists in change order, as the sequencer produces them (and a re-push's stored ones).
+    static let cases: [[Verdict.Outcome]] = [
+        [],
+        [.accepted(seq: 7)],
+        [.accepted(seq: 7), .accepted(seq: 8), .accepted(seq: 9)],
+        [.rejected(conflict: 1, winner: winner)],
+        [.rejected(conflict: 1, winner: winner), .accepted(seq: 4), .accepted(seq: 5)],
+        [.accepted(seq: 4), .merged(seq: 5, row: ["id": 2]), .accepted(seq: 6), .rejected(conflict: 2, winner: winner),
+         .accepted(seq: 7)],
+        // Stored verdicts of a re-push need not be contiguous: each jump is listed.
+        [.accepted(seq: 4), .accepted(seq: 9), .accepted(seq: 10), .accepted(seq: 2)],
+    ]
+
+    @Test(arguments: cases)
+    func compactsAndExpandsBackExactly(_ outcomes: [Verdict.Outcome]) throws {
+        // Proves expand(compact(v)) == v, through the wire form too, and only unpredicted verdicts are listed.
+        let verdicts = outcomes.enumerated().map { Verdict(id: "r1:\($0.offset)", outcome: $0.element) }
+        let compact = TransactionVerdicts(tx: "r1:9", verdicts: verdicts)
+        #expect(try compact.expand(ids: verdicts.map(\.id)) == verdicts)
+        var wire: [UInt8] = []
+        compact.write(to: &wire)
+        let decoded = try TransactionVerdicts(json: try JSONValue(parsing: wire))
+        #expect(decoded == compact)
+        #expect(try decoded.expand(ids: verdicts.map(\.id)) == verdicts)
+        let predictable = zip(verdicts, verdicts.dropFirst()).filter { previous, next in
+            if case .accepted(let seq) = next.outcome {
+                return seq == previous.version + 1 && previous.status != "rejected"
+            }
+            return false
+        }.count
+        #expect(compact.exceptions.count <= verdicts.count - predictable)
+    }
+
+    @Test func aMillionAcceptedVerdictsCompactToNoException() {
+        // Proves the answer of a large, conflict-free transaction does not grow with it.
+        let verdicts = (0..<1_000_000).map { Verdict(id: "r1:\($0)", outcome: .accepted(seq: Int64(100 + $0))) }
+        let compact = TransactionVerdicts(tx: "r1:big", verdicts: verdicts)
+        var wire: [UInt8] = []
+        compact.write(to: &wire)
+        #expect(compact.exceptions.isEmpty && wire.count < 100, "\(String(decoding: wire, as: UTF8.self))")
+    }
+
+    @Test func verdictsForAnotherTransactionAreRefused() {
+        // Proves an answer that does not fit the pushed ids (count or id) is an error, never misattributed.
+        let verdicts = [Verdict(id: "r1:1", outcome: .rejected(conflict: 1, winner: Self.winner))]
+        let compact = TransactionVerdicts(tx: "r1:9", verdicts: verdicts)
+        #expect(throws: CoreError.self) { try compact.expand(ids: ["r1:1", "r1:2"]) }
+        #expect(throws: CoreError.self) { try compact.expand(ids: ["r1:2"]) }
+    }
+}
