@@ -10,6 +10,20 @@ public struct HubConfig: Sendable, Hashable {
     public var tables: [Table]
     /// The region bits of `starling.next_id()` (`region_id`, hub.yaml `regions[].id`); nil when not configured.
     public var regionID: Int? = nil
+    /// What one push may carry at this hub (`limits`; nil from a hub that does not say): the agent cuts its
+    /// batches and chunks within it, whatever its own `tuning.batch` says.
+    public var pushLimits: PushLimits? = nil
+
+    /// The hub's `limits.max_push_changes` and `limits.max_body_bytes`.
+    public struct PushLimits: Sendable, Hashable {
+        public var maxChanges: Int
+        public var maxBodyBytes: Int
+
+        public init(maxChanges: Int, maxBodyBytes: Int) {
+            self.maxChanges = maxChanges
+            self.maxBodyBytes = maxBodyBytes
+        }
+    }
 
     /// One synced table.
     public struct Table: Sendable, Hashable {
@@ -51,6 +65,12 @@ public struct HubConfig: Sendable, Hashable {
                 }),
         ]
         if let regionID { body["region_id"] = .integer(regionID) }
+        if let pushLimits {
+            body["limits"] = .object([
+                "max_push_changes": .integer(Int64(pushLimits.maxChanges)),
+                "max_body_bytes": .integer(Int64(pushLimits.maxBodyBytes)),
+            ])
+        }
         return .object(body)
     }
 
@@ -79,5 +99,10 @@ public struct HubConfig: Sendable, Hashable {
         self.init(
             region: region, tables: parsed,
             regionID: json["region_id"]?.int64Value.flatMap { (0...1023).contains($0) ? Int($0) : nil })
+        if let changes = json["limits"]?["max_push_changes"]?.int64Value, changes > 0,
+            let body = json["limits"]?["max_body_bytes"]?.int64Value, body > 0
+        {
+            pushLimits = PushLimits(maxChanges: Int(clamping: changes), maxBodyBytes: Int(clamping: body))
+        }
     }
 }

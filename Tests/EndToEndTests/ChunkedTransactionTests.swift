@@ -99,34 +99,62 @@ struct ChunkedTransactionTests {
         // Proves kill -9 of the origin's agent while its chunks are being staged leaves nothing in the log (a
         // half-staged transaction is invisible), and the restarted agent completes it: every row logged once, at
         // contiguous seqs, no chunk left staged, both regions equal.
-        let rows = 30_000
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
-            deployment in
-            deployment.hubExtraYAML = "limits: {max_push_changes: 1000}\n"
-            try await deployment.startHub()
-            try await deployment.startAgent("r1")
-            try await deployment.startAgent("r2")
-            try await deployment.sql("r1") { try $0.execute(Self.insert(rows)) }
-            try await waitUntil("r1 has staged chunks", timeout: .seconds(60), every: .milliseconds(5)) {
-                try await Self.logged(deployment).staged >= 5
-            }
-            try await deployment.killAgent("r1")
-            let halfway = try await Self.logged(deployment)
-            #expect(halfway.entries == 0 && halfway.staged >= 5, "staged, not logged, at the kill: \(halfway)")
-            try await deployment.startAgent("r1")
-            try await deployment.waitForConvergence(timeout: .seconds(120))
-            #expect(try await Self.logged(deployment) == (Int64(rows), Int64(rows), 0))
-            let copied = try await deployment.sql("r2") {
-                try $0.query("SELECT count(*) FROM public.t_lww WHERE k > \(Self.base)")[0].int64(0)
-            }
-            #expect(copied == Int64(rows))
-        }
+        try await Self.crashMidPush(crash: { try await $0.killAgent("r1") }, recover: { try await $0.startAgent("r1") })
     }
 
     @Test func killingTheHubMidPushLosesNothing() async throws {
         // Proves kill -9 of the hub while a transaction's chunks are being staged loses nothing: the chunks are in
         // the hub's database, the restarted hub finishes the transaction from them and the agent's re-sends, and
         // it is logged once, at contiguous seqs, with nothing left staged and both regions equal.
+        try await Self.crashMidPush(crash: { try await $0.killHub() }, recover: { try await $0.startHub() })
+    }
+
+    @Test func batchesAndChunksFitTheHubsLimitsAndKeepOrder() async throws {
+        // Proves the agents cut their pushes by the hub's limits (from /v1/config), not only by their own
+        // tuning.batch (1,000 changes by default): with max_push_changes 100, a 2,500-row transaction and a
+        // stream of small ones from two regions replicate (before: every 1,000-change batch got 413 on every
+        // retry and both streams stopped), and order holds: the small transaction that updates a row of the big
+        // one after it committed wins everywhere.
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
+            deployment in
+            deployment.hubExtraYAML = "limits: {max_push_changes: 100}\n"
+            try await deployment.startHub()
+            try await deployment.startAgent("r1")
+            try await deployment.startAgent("r2")
+            try await deployment.sql("r1") { connection in
+                try connection.execute(Self.insert(2_500))
+                try connection.execute("UPDATE public.t_lww SET v = 'after' WHERE k = \(Self.base + 1)")
+                for i in 1...150 {
+                    try connection.execute(
+                        "INSERT INTO public.t_lww (k, v, note) VALUES (\(Self.base + 10_000 + i), 'small', 'r1')")
+                }
+            }
+            try await deployment.sql("r2") { connection in
+                for i in 1...150 {
+                    try connection.execute(
+                        "INSERT INTO public.t_lww (k, v, note) VALUES (\(Self.base + 20_000 + i), 'small', 'r2')")
+                }
+            }
+            try await deployment.waitForConvergence(timeout: .seconds(120))
+            for region in ["r1", "r2"] {
+                let (count, value) = try await deployment.sql(region) { connection in
+                    let row = try connection.query(
+                        "SELECT count(*), (SELECT v FROM public.t_lww WHERE k = \(Self.base + 1)) "
+                            + "FROM public.t_lww WHERE k > \(Self.base)")[0]
+                    return (try row.int64(0), try row.string(1))
+                }
+                #expect(count == 2_800, "\(region)")
+                #expect(value == "after", "\(region): the update after the big transaction must win")
+            }
+        }
+    }
+
+    /// Two regions whose hub takes pushes of 1,000 changes; a 30,000-row transaction committed in r1; `crash` once
+    /// at least five of its chunks are staged (none logged yet), then `recover`. Afterwards the transaction is
+    /// logged once at contiguous seqs, nothing is left staged, and r2 holds every row.
+    static func crashMidPush(
+        crash: @escaping (Deployment) async throws -> Void, recover: @escaping (Deployment) async throws -> Void
+    ) async throws {
         let rows = 30_000
         try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
             deployment in
@@ -138,12 +166,16 @@ struct ChunkedTransactionTests {
             try await waitUntil("r1 has staged chunks", timeout: .seconds(60), every: .milliseconds(5)) {
                 try await Self.logged(deployment).staged >= 5
             }
-            try await deployment.killHub()
+            try await crash(deployment)
             let halfway = try await Self.logged(deployment)
-            #expect(halfway.entries == 0 && halfway.staged >= 5, "staged, not logged, at the kill: \(halfway)")
-            try await deployment.startHub()
+            #expect(halfway.entries == 0 && halfway.staged >= 5, "staged, not logged, at the crash: \(halfway)")
+            try await recover(deployment)
             try await deployment.waitForConvergence(timeout: .seconds(120))
             #expect(try await Self.logged(deployment) == (Int64(rows), Int64(rows), 0))
+            let copied = try await deployment.sql("r2") {
+                try $0.query("SELECT count(*) FROM public.t_lww WHERE k > \(Self.base)")[0].int64(0)
+            }
+            #expect(copied == Int64(rows))
         }
     }
 }

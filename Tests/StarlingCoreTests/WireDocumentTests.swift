@@ -58,6 +58,12 @@ struct WireDocumentTests {
         let bare = HubConfig(region: "eu", tables: [])
         #expect(bare.json.canonicalText == #"{"region":"eu","tables":[]}"#)
         #expect(try HubConfig(json: bare.json) == bare)
+        var limited = bare
+        limited.pushLimits = .init(maxChanges: 100, maxBodyBytes: 1 << 20)
+        #expect(
+            limited.json.canonicalText
+                == #"{"limits":{"max_body_bytes":1048576,"max_push_changes":100},"region":"eu","tables":[]}"#)
+        #expect(try HubConfig(json: limited.json) == limited)
     }
 
     // Proves a config from an older hub (tables as bare names, a region id out of range) still decodes.

@@ -3,10 +3,10 @@ import StarlingCore
 
 extension Agent {
     /// Whether `changes` is one origin transaction too large for one push (more changes than
-    /// `tuning.batch.max_count`): it goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a
+    /// ``pushBatch``'s count: `tuning.batch.max_count` within the hub's `max_push_changes`): it goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a
     /// transaction, so a batch over the count holds exactly one.
     func chunkedTransaction(_ changes: [Change]) -> String? {
-        guard changes.count > configuration.tuning.batch.maxCount, let tx = changes.first?.tx,
+        guard changes.count > pushBatch.maxCount, let tx = changes.first?.tx,
             changes.allSatisfy({ $0.tx == tx })
         else { return nil }
         return tx
@@ -21,7 +21,7 @@ extension Agent {
     /// Memory: the transaction's changes stay in memory until their verdicts are handled (the caller holds
     /// them); each chunk's body is built and sent one at a time.
     func pushChunked(_ changes: [Change], tx: String) async -> [Verdict]? {
-        let batch = configuration.tuning.batch
+        let batch = pushBatch
         let plan = ChunkPlan(
             sizes: changes.map { $0.json.serialized().count }, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
         var backoff = RetryBackoff(configuration.tuning.backoff)

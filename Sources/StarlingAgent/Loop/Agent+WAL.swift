@@ -154,7 +154,7 @@ extension Agent {
             capture.withLock { $0.switching = false }
             logger.info("trigger capture ended: the region's changes are read from the WAL")
         }
-        let batch = configuration.tuning.batch
+        let batch = pushBatch
         let store = self.store
         let queue = captureQueue
         let journal = configuration.journal

@@ -67,6 +67,8 @@ public final class Agent: Sendable {
     let shared = Mutex<
         (stopped: Bool, progress: Progress, operations: [String: Operation], errors: [String: String])
     >((false, Progress(), [:], [:]))
+    /// What one push may carry at the hub (its `/v1/config` limits), read at start.
+    let hubPushLimits = Mutex<HubConfig.PushLimits?>(nil)
     /// Touched by the push task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
     /// Set when a stopped table resumed (and at start): the pull task then applies its held entries.
@@ -198,6 +200,7 @@ public final class Agent: Sendable {
         while !isStopped {
             do throws(AgentError) {
                 let config = try await hub.config()
+                hubPushLimits.withLock { $0 = config.pushLimits }
                 guard config.region == configuration.region else {
                     throw AgentError(
                         code: .invalidConfiguration,
@@ -381,8 +384,20 @@ public final class Agent: Sendable {
     }
 
     /// Pushes up to `maxBatches` batches; returns true when the outbox is empty.
+    /// `tuning.batch` within what the hub takes in one push: a batch or chunk over the hub's `max_push_changes` or
+    /// `max_body_bytes` would be refused (413) on every retry and stop the region's stream. Bytes: half the hub's
+    /// body limit, as the body carries each change's envelope (ids, HLC, base) beside the image the batch counts.
+    var pushBatch: AgentConfiguration.Batch {
+        var batch = configuration.tuning.batch
+        if let limits = hubPushLimits.withLock({ $0 }) {
+            batch.maxCount = max(1, min(batch.maxCount, limits.maxChanges))
+            batch.maxBytes = max(1024, min(batch.maxBytes, limits.maxBodyBytes / 2))
+        }
+        return batch
+    }
+
     private func pushPending(maxBatches: Int = 16) async throws(AgentError) -> Bool {
-        let batch = configuration.tuning.batch
+        let batch = pushBatch
         let store = self.store
         for _ in 0..<maxBatches {
             if isStopped { return false }

@@ -16,8 +16,10 @@ extension HubAPI {
                 name: table.name, policy: table.policy.name, manualProvisional: provisional,
                 shape: shapes[table.name]?.shape)
         }
-        let config = HubConfig(
+        var config = HubConfig(
             region: region, tables: tables, regionID: settings.regions.first(where: { $0.name == region })?.id)
+        config.pushLimits = HubConfig.PushLimits(
+            maxChanges: settings.limits.maxPushChanges, maxBodyBytes: settings.limits.maxBodyBytes)
         return .json(200, config.json.serialized())
     }
 
