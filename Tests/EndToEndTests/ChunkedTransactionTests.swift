@@ -149,6 +149,30 @@ struct ChunkedTransactionTests {
         }
     }
 
+    @Test func aTransactionOfFewWideRowsIsChunkedByBytes() async throws {
+        // Proves a transaction within the count limit but over the hub's body limit (40 rows of 6 KB against
+        // max_body_bytes 64 KiB) is chunked by bytes and replicates whole (before: it went as one push, 413 on
+        // every retry, and the region's stream stopped there).
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
+            deployment in
+            deployment.hubExtraYAML = "limits: {max_body_bytes: 65536}\n"
+            try await deployment.startHub()
+            try await deployment.startAgent("r1")
+            try await deployment.startAgent("r2")
+            try await deployment.sql("r1") { connection in
+                try connection.execute(
+                    "INSERT INTO public.t_lww (k, v, note) SELECT \(Self.base) + g, repeat('w', 6000), 'wide' "
+                        + "FROM generate_series(1, 40) g")
+            }
+            try await deployment.waitForConvergence(timeout: .seconds(60))
+            let copied = try await deployment.sql("r2") {
+                try $0.query("SELECT count(*) FROM public.t_lww WHERE k > \(Self.base) AND length(v) = 6000")[0]
+                    .int64(0)
+            }
+            #expect(copied == 40)
+        }
+    }
+
     /// Two regions whose hub takes pushes of 1,000 changes; a 30,000-row transaction committed in r1; `crash` once
     /// at least five of its chunks are staged (none logged yet), then `recover`. Afterwards the transaction is
     /// logged once at contiguous seqs, nothing is left staged, and r2 holds every row.

@@ -2,14 +2,20 @@ import Logging
 import StarlingCore
 
 extension Agent {
-    /// Whether `changes` is one origin transaction too large for one push (more changes than
-    /// ``pushBatch``'s count: `tuning.batch.max_count` within the hub's `max_push_changes`): it goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a
-    /// transaction, so a batch over the count holds exactly one.
+    /// Whether `changes` is one origin transaction too large for one push: more changes than ``pushBatch``'s count
+    /// (`tuning.batch.max_count` within the hub's `max_push_changes`), or more JSON bytes than its byte limit (a few
+    /// wide rows). It goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a transaction, so a
+    /// batch over either limit holds exactly one. Bytes are counted only for a batch of one transaction.
     func chunkedTransaction(_ changes: [Change]) -> String? {
-        guard changes.count > pushBatch.maxCount, let tx = changes.first?.tx,
-            changes.allSatisfy({ $0.tx == tx })
-        else { return nil }
-        return tx
+        guard changes.count > 1, let tx = changes.first?.tx, changes.allSatisfy({ $0.tx == tx }) else { return nil }
+        let batch = pushBatch
+        if changes.count > batch.maxCount { return tx }
+        var bytes = 0
+        for change in changes {
+            bytes += change.json.serialized().count
+            if bytes > batch.maxBytes { return tx }
+        }
+        return nil
     }
 
     /// Pushes one origin transaction in chunks until the last chunk's answer gives the verdicts of all of it;
