@@ -11,7 +11,9 @@ import Testing
 struct AgentRefusalTests {
     /// The two hub limits a single origin transaction can exceed (README, `limits`): both answer 413.
     enum Oversize: String, CaseIterable, CustomTestStringConvertible {
-        /// `max_body_bytes` 8 KiB: the HTTP/2 server refuses the ~30 KB body (`body_too_large`).
+        /// `max_body_bytes` 8 KiB and one change of ~10 KB: no chunk can carry it (the agent chunks a transaction
+        /// by bytes within the hub's limit, so only a change larger than the body limit is refused), and the HTTP/2
+        /// server refuses its body (`body_too_large`).
         case bodyBytes
         /// `max_push_changes` = `max_transaction_changes` = 50: the push handler refuses 100 changes
         /// (`too_many_changes`) although the body fits.
@@ -48,9 +50,12 @@ struct AgentRefusalTests {
             try await cluster.waitUntilStarted("r1")
             try await cluster.waitUntilStarted("r2")
             try await r1.execute("INSERT INTO items VALUES (1, 1, 'before')")
-            // 100 rows of ~300 bytes of JSON each: 100 changes and ~30 KB in one origin transaction.
+            // 100 rows of ~300 bytes of JSON each (one of ~10 KB when the body limit is at stake): 100 changes and
+            // ~30 KB in one origin transaction.
+            let wide = oversize == .bodyBytes ? 320 : 8
             try await r1.execute(
-                "INSERT INTO items SELECT g, g, repeat(md5(g::text), 8) FROM generate_series(100, 199) g")
+                "INSERT INTO items SELECT g, g, repeat(md5(g::text), CASE WHEN g = 150 THEN \(wide) ELSE 8 END) "
+                    + "FROM generate_series(100, 199) g")
             try await r1.execute("INSERT INTO items VALUES (2, 2, 'after')")
 
             try await waitUntil("r1's agent shows the refusal") { agent.progress.lastError?.contains("413") == true }
