@@ -159,11 +159,12 @@ public final class TestPostgresCluster: Sendable {
         return "\(root)/\(newest)/bin"
     }
 
-    /// A loopback port in 20000–31999 nothing listens on (below Linux's ephemeral range, so no outgoing
-    /// connection can take it between this check and the server's bind).
+    /// A loopback port in 20000–29999 nothing listens on (below Linux's ephemeral range, so no outgoing
+    /// connection can take it between this check and the server's bind). 30000 and up stay free for the fixed
+    /// ports of `PatroniFailoverTests`' ops/ha (30001–30052), which a cluster started first would take.
     static func freePort() throws -> Int {
         for _ in 0..<200 {
-            let port = Int.random(in: 20000...31999)
+            let port = Int.random(in: 20000...29999)
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             guard fd >= 0 else { continue }
             defer { close(fd) }
@@ -178,6 +179,6 @@ public final class TestPostgresCluster: Sendable {
             }
             if bound == 0 { return port }
         }
-        throw ClusterError(description: "no free loopback port in 20000-31999")
+        throw ClusterError(description: "no free loopback port in 20000-29999")
     }
 }
