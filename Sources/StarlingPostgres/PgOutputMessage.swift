@@ -240,6 +240,18 @@ public struct PgOutputTuple: Sendable, Hashable {
 
     public var count: Int { values.count }
     public subscript(index: Int) -> PgOutputValue { values[index] }
+
+    /// About the bytes this image takes as JSON: each value's length plus 24 for its column name and quotes. What
+    /// a consumer's batch limits count (a wide value counts as wide).
+    public var approximateBytes: Int {
+        values.reduce(0) { sum, value in
+            switch value {
+            case .text(let text): sum + 24 + text.utf8.count
+            case .binary(let bytes): sum + 24 + 2 * bytes.count
+            case .null, .unchangedToast: sum + 24
+            }
+        }
+    }
 }
 
 /// One column's value in a tuple.

@@ -67,12 +67,7 @@ struct ChunkedTransactionTests {
         // seqs and appears in the other region all at once: a reader polling the receiver sees only 0 or all of it.
         let capture = Deployment.capture
         let rows = capture == "trigger" ? 40_000 : 150_000
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
-            deployment in
-            deployment.hubExtraYAML = "limits: {max_push_changes: 1000}\n"
-            try await deployment.startHub()
-            try await deployment.startAgent("r1")
-            try await deployment.startAgent("r2")
+        try await Self.withTwoRegions(hubLimits: "max_push_changes: 1000") { deployment in
             let reader = Reader()
             let reading = reader.run(url: deployment.regionDatabases["r2"]?.url ?? "")
             let started = ContinuousClock.now
@@ -115,12 +110,7 @@ struct ChunkedTransactionTests {
         // stream of small ones from two regions replicate (before: every 1,000-change batch got 413 on every
         // retry and both streams stopped), and order holds: the small transaction that updates a row of the big
         // one after it committed wins everywhere.
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
-            deployment in
-            deployment.hubExtraYAML = "limits: {max_push_changes: 100}\n"
-            try await deployment.startHub()
-            try await deployment.startAgent("r1")
-            try await deployment.startAgent("r2")
+        try await Self.withTwoRegions(hubLimits: "max_push_changes: 100") { deployment in
             try await deployment.sql("r1") { connection in
                 try connection.execute(Self.insert(2_500))
                 try connection.execute("UPDATE public.t_lww SET v = 'after' WHERE k = \(Self.base + 1)")
@@ -153,23 +143,37 @@ struct ChunkedTransactionTests {
         // Proves a transaction within the count limit but over the hub's body limit (40 rows of 6 KB against
         // max_body_bytes 64 KiB) is chunked by bytes and replicates whole (before: it went as one push, 413 on
         // every retry, and the region's stream stopped there).
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
-            deployment in
-            deployment.hubExtraYAML = "limits: {max_body_bytes: 65536}\n"
-            try await deployment.startHub()
-            try await deployment.startAgent("r1")
-            try await deployment.startAgent("r2")
+        try await Self.withTwoRegions(hubLimits: "max_body_bytes: 65536") { deployment in
             try await deployment.sql("r1") { connection in
                 try connection.execute(
                     "INSERT INTO public.t_lww (k, v, note) SELECT \(Self.base) + g, repeat('w', 6000), 'wide' "
                         + "FROM generate_series(1, 40) g")
+                // And as many wide rows in transactions of their own: a batch of several transactions must stay
+                // within the limit too (WAL capture once counted 24 bytes per column whatever the value's width,
+                // so such a batch went out far over it).
+                for i in 41...80 {
+                    try connection.execute(
+                        "INSERT INTO public.t_lww (k, v, note) VALUES (\(Self.base + i), repeat('w', 6000), 'wide')")
+                }
             }
             try await deployment.waitForConvergence(timeout: .seconds(60))
             let copied = try await deployment.sql("r2") {
                 try $0.query("SELECT count(*) FROM public.t_lww WHERE k > \(Self.base) AND length(v) = 6000")[0]
                     .int64(0)
             }
-            #expect(copied == 40)
+            #expect(copied == 80)
+        }
+    }
+
+    /// Two regions running with the workload's tables, their hub started with `limits: {hubLimits}`.
+    static func withTwoRegions(hubLimits: String, _ body: (Deployment) async throws -> Void) async throws {
+        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
+            deployment in
+            deployment.hubExtraYAML = "limits: {\(hubLimits)}\n"
+            try await deployment.startHub()
+            try await deployment.startAgent("r1")
+            try await deployment.startAgent("r2")
+            try await body(deployment)
         }
     }
 
@@ -180,12 +184,7 @@ struct ChunkedTransactionTests {
         crash: @escaping (Deployment) async throws -> Void, recover: @escaping (Deployment) async throws -> Void
     ) async throws {
         let rows = 30_000
-        try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
-            deployment in
-            deployment.hubExtraYAML = "limits: {max_push_changes: 1000}\n"
-            try await deployment.startHub()
-            try await deployment.startAgent("r1")
-            try await deployment.startAgent("r2")
+        try await withTwoRegions(hubLimits: "max_push_changes: 1000") { deployment in
             try await deployment.sql("r1") { try $0.execute(Self.insert(rows)) }
             try await waitUntil("r1 has staged chunks", timeout: .seconds(60), every: .milliseconds(5)) {
                 try await Self.logged(deployment).staged >= 5

@@ -205,7 +205,8 @@ struct WALDecoder: Sendable {
         let keyOld = before.map { Self.key($0, shape: shape) }
         let keyNew = after.map { Self.key($0, shape: shape) }
         if switching { return }
-        let bytes = 96 + (before?.count ?? 0) * 24 + (after?.count ?? 0) * 24
+        // The images' size as the batch limits count it (the outbox reader counts its images' text the same way).
+        let bytes = 96 + (old?.tuple.approximateBytes ?? 0) + (new?.approximateBytes ?? 0)
         switch (keyOld, keyNew) {
         case (let k?, let n?) where k == n:
             if before == after { return }

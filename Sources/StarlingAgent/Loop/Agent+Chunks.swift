@@ -3,19 +3,16 @@ import StarlingCore
 
 extension Agent {
     /// Whether `changes` is one origin transaction too large for one push: more changes than ``pushBatch``'s count
-    /// (`tuning.batch.max_count` within the hub's `max_push_changes`), or more JSON bytes than its byte limit (a few
-    /// wide rows). It goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a transaction, so a
-    /// batch over either limit holds exactly one. Bytes are counted only for a batch of one transaction.
-    func chunkedTransaction(_ changes: [Change]) -> String? {
-        guard changes.count > 1, let tx = changes.first?.tx, changes.allSatisfy({ $0.tx == tx }) else { return nil }
+    /// (`tuning.batch.max_count` within the hub's `max_push_changes`), or more bytes than its byte limit (a few
+    /// wide rows). It goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a transaction and
+    /// measure what they read (`approximateBytes`, the same measure they cap batches by), so a batch over either
+    /// limit holds exactly one, and nothing is serialized to decide.
+    func chunkedTransaction(_ changes: [Change], approximateBytes: Int) -> String? {
         let batch = pushBatch
-        if changes.count > batch.maxCount { return tx }
-        var bytes = 0
-        for change in changes {
-            bytes += change.json.serialized().count
-            if bytes > batch.maxBytes { return tx }
-        }
-        return nil
+        guard changes.count > batch.maxCount || (changes.count > 1 && approximateBytes > batch.maxBytes),
+            let tx = changes.first?.tx, changes.allSatisfy({ $0.tx == tx })
+        else { return nil }
+        return tx
     }
 
     /// Pushes one origin transaction in chunks until the last chunk's answer gives the verdicts of all of it;

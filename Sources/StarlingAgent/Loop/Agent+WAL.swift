@@ -166,8 +166,12 @@ extension Agent {
                 return true
             }
             let changes = captured.map(\.change)
+            let bytes = captured.reduce(0) { $0 + $1.approximateBytes }
             let pushing = "push of \(changes.count) changes to the hub"
-            guard let verdicts = try await track("push", pushing, { await pushUntilVerdicts(changes) }) else {
+            guard
+                let verdicts = try await track(
+                    "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes) })
+            else {
                 queue.pushFailed()
                 return false
             }

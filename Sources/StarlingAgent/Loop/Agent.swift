@@ -403,7 +403,8 @@ public final class Agent: Sendable {
             if isStopped { return false }
             let started = ContinuousClock.now
             let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
-            let (changes, drift) = try await track("push", "reading the outbox") { () async throws(AgentError) in
+            let (changes, drift, bytes) = try await track("push", "reading the outbox") {
+                () async throws(AgentError) in
                 try await db { connection in
                     // Read, then check the shapes: a write made after an ALTER TABLE is only visible when the
                     // ALTER is (ShapeGuard), so a batch that holds one is read again without its table.
@@ -415,7 +416,10 @@ public final class Agent: Sendable {
                             connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes,
                             holding: Set(drift.keys))
                     }
-                    return (rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift)
+                    return (
+                        rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift,
+                        rows.reduce(0) { $0 + $1.approximateBytes }
+                    )
                 }
             }
             noteShapes(drift)
@@ -424,7 +428,10 @@ public final class Agent: Sendable {
             }
             let prepared = ContinuousClock.now
             let pushing = "push of \(changes.count) changes to the hub"
-            guard let verdicts = try await track("push", pushing, { await pushUntilVerdicts(changes) }) else {
+            guard
+                let verdicts = try await track(
+                    "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes) })
+            else {
                 return false
             }
             let pushed = ContinuousClock.now
@@ -475,9 +482,12 @@ public final class Agent: Sendable {
         outboxVacuum.withLock { $0.vacuumed(at: .now) }
     }
 
-    /// Pushes the same changes until the hub answers with verdicts; nil when stopped first.
-    func pushUntilVerdicts(_ changes: [Change]) async -> [Verdict]? {
-        if let tx = chunkedTransaction(changes) { return await pushChunked(changes, tx: tx) }
+    /// Pushes the same changes until the hub answers with verdicts; nil when stopped first. `approximateBytes`:
+    /// the batch's size as its reader measured it.
+    func pushUntilVerdicts(_ changes: [Change], approximateBytes: Int) async -> [Verdict]? {
+        if let tx = chunkedTransaction(changes, approximateBytes: approximateBytes) {
+            return await pushChunked(changes, tx: tx)
+        }
         var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do {
