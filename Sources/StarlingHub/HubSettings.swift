@@ -76,18 +76,11 @@ extension HubConfiguration {
         let adminHash = try Self.tokenHash(plain: adminToken, hex: adminTokenSHA256, key: "admin_token")
         let adminPrevious = try Self.previousTokens(adminPreviousTokens, key: "admin_previous_tokens")
         let regions = try validateRegions()
-        try Self.checkTokensDistinct(admin: adminHash, adminPrevious: adminPrevious, regions: regions)
-        var metricsHash: [UInt8]?
-        if metricsToken != nil || metricsTokenSHA256 != nil {
-            let hash = try Self.tokenHash(plain: metricsToken, hex: metricsTokenSHA256, key: "metrics_token")
-            let others = [adminHash] + adminPrevious.map(\.tokenHash) + regions.flatMap {
-                [$0.tokenHash] + $0.previousTokens.map(\.tokenHash)
-            }
-            guard !others.contains(hash) else {
-                throw invalid("the scrape token must differ from every admin and region token", "metrics_token")
-            }
-            metricsHash = hash
-        }
+        let metricsHash =
+            metricsToken == nil && metricsTokenSHA256 == nil
+            ? nil : try Self.tokenHash(plain: metricsToken, hex: metricsTokenSHA256, key: "metrics_token")
+        try Self.checkTokensDistinct(
+            admin: adminHash, adminPrevious: adminPrevious, regions: regions, metrics: metricsHash)
         let tables = try validateTables()
         try validateLimits()
         var tlsConfiguration: TLSConfiguration?
@@ -241,10 +234,11 @@ extension HubConfiguration {
         return result
     }
 
-    /// Every token (current and previous, admin and regions) must be different: a shared token would let one
+    /// Every token (current and previous, admin and regions, the `/metrics` scrape token) must be different: a shared token would let one
     /// principal act as another (the first match wins), so it is a configuration error naming the second one.
     static func checkTokensDistinct(
-        admin: [UInt8], adminPrevious: [HubSettings.PreviousToken], regions: [HubSettings.Region]
+        admin: [UInt8], adminPrevious: [HubSettings.PreviousToken], regions: [HubSettings.Region],
+        metrics: [UInt8]?
     ) throws(HubError) {
         var owners: [[UInt8]: String] = [admin: "admin_token"]
         var tokens: [(hash: [UInt8], key: String)] = adminPrevious.enumerated().map {
@@ -256,6 +250,7 @@ extension HubConfiguration {
                 tokens.append((previous.tokenHash, "regions[\(index)].previous_tokens[\(p)].token"))
             }
         }
+        if let metrics { tokens.append((metrics, "metrics_token")) }
         for (hash, key) in tokens {
             if let owner = owners[hash] {
                 throw HubError(code: .invalidConfiguration, message: "the same token as \(owner)", key: key)
