@@ -130,10 +130,14 @@ public enum ProcessRunner {
         let (out, err, complete) = collector.finish(within: .seconds(10))
         var stderr = String(decoding: err, as: UTF8.self)
         if !complete { stderr += "\n[ProcessRunner: output still open 10 s after the exit; a descendant holds it]" }
-        // WIFEXITED / WEXITSTATUS by hand (macros): low 7 bits zero means a normal exit; a signal reads 128 + N.
-        let exitCode = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return Result(exitCode: exitCode, stdout: String(decoding: out, as: UTF8.self),
+        return Result(exitCode: exitCode(waitStatus: status), stdout: String(decoding: out, as: UTF8.self),
                       stderr: stderr, stdoutBytes: Array(out), timedOut: timedOut)
+    }
+
+    /// A `waitpid` status as an exit code; a signal reads 128 + N. (WIFEXITED / WEXITSTATUS are macros Swift does
+    /// not import: low 7 bits zero means a normal exit.)
+    static func exitCode(waitStatus status: Int32) -> Int32 {
+        status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
     }
 
     /// A pipe whose both ends close on exec (posix_spawn's dup2 gives the child its own copies).

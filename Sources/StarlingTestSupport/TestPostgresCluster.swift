@@ -144,8 +144,7 @@ public final class TestPostgresCluster: Sendable {
         }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // WIFEXITED / WEXITSTATUS by hand (macros): low 7 bits zero means a normal exit.
-        return status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return ProcessRunner.exitCode(waitStatus: status)
     }
 
     /// STARLING_PG_BIN or the newest /usr/lib/postgresql/N/bin.
