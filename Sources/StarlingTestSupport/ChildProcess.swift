@@ -31,9 +31,10 @@ public final class ChildProcess: @unchecked Sendable {  // `process` is only tou
     private let process: Process
     private let collected = OutputBuffer()
 
-    /// The merged output so far, shared with the thread that reads it.
+    /// The merged output so far, shared with the thread that reads it, and whether it reached EOF.
     private final class OutputBuffer: Sendable {
         let text = Mutex<String>("")
+        let closed = Atomic<Bool>(false)
     }
 
     private init(process: Process) { self.process = process }
@@ -64,6 +65,7 @@ public final class ChildProcess: @unchecked Sendable {  // `process` is only tou
                 buffer.text.withLock { $0 += String(decoding: data, as: UTF8.self) }
             }
             try? reader.close()
+            buffer.closed.store(true, ordering: .releasing)
         }
         thread.name = "child-output"
         thread.start()
@@ -99,6 +101,13 @@ public final class ChildProcess: @unchecked Sendable {  // `process` is only tou
         while process.isRunning {
             if clock.now > deadline { throw ChildProcessError(message: "still running after \(timeout):\n\(output)") }
             try await Task.sleep(for: .milliseconds(10))
+        }
+        // The last lines may still be in the pipe when the exit is seen: `output` is complete once the reader
+        // reached EOF (at most 2 s more, for a descendant that holds the pipe). A test once read the output of an
+        // agent that had exited and missed its final error line.
+        let drained = clock.now + .seconds(2)
+        while !collected.closed.load(ordering: .acquiring) && clock.now < drained {
+            try await Task.sleep(for: .milliseconds(5))
         }
         return process.terminationReason == .uncaughtSignal ? 128 + process.terminationStatus : process.terminationStatus
     }
