@@ -121,7 +121,7 @@ let package = Package(
                                    .product(name: "Logging", package: "swift-log")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "StarlingProxyTests", dependencies: ["StarlingProxy"]),
-        .testTarget(name: "StarlingTestSupportTests", dependencies: ["StarlingTestSupport"]),
+        .testTarget(name: "StarlingTestSupportTests", dependencies: ["StarlingTestSupport", "StarlingPostgres"]),
         .testTarget(name: "StarlingPostgresTests", dependencies: ["StarlingPostgres", "StarlingTestSupport"]),
         .testTarget(name: "StarlingCoreTests", dependencies: ["StarlingCore", "StarlingTestSupport"]),
         .testTarget(name: "StarlingHubTests",

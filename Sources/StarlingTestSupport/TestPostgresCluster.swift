@@ -17,15 +17,17 @@ public final class TestPostgresCluster: Sendable {
     /// The cluster's directory (data under `data/`, the server log in `postgres.log`).
     public let directory: String
     public let port: Int
-    private let bin: String
-    private let runAs: [String]
+    /// The PostgreSQL bin directory (``binDirectory()``) and the prefix that runs a tool as the postgres user
+    /// (empty unless root); internal for the point-in-time-restore extension.
+    let bin: String
+    let runAs: [String]
 
     /// `postgresql://postgres@127.0.0.1:PORT/<database>`.
     public func url(database: String = "postgres") -> String {
         "postgresql://postgres@127.0.0.1:\(port)/\(database)"
     }
 
-    private init(directory: String, port: Int, bin: String, runAs: [String]) {
+    init(directory: String, port: Int, bin: String, runAs: [String]) {
         self.directory = directory
         self.port = port
         self.bin = bin
@@ -35,21 +37,23 @@ public final class TestPostgresCluster: Sendable {
     /// initdb, configure and start a new cluster; `walLevel` `replica` makes one without logical decoding (the
     /// agents' trigger-capture fallback).
     public static func start(name: String, walLevel: String = "logical") async throws -> TestPostgresCluster {
+        try await start(name: name, walLevel: walLevel) { _, _ in "" }
+    }
+
+    /// `start(name:walLevel:)` with the postgresql.conf lines `configure` returns appended after the defaults.
+    /// It runs after initdb, before the server starts, with the cluster's directory (owned by the server's
+    /// user) and the run-as prefix: it may create directories its lines name.
+    static func start(name: String, walLevel: String,
+                      configure: (_ directory: String, _ runAs: [String]) throws -> String)
+        async throws -> TestPostgresCluster
+    {
         let bin = try binDirectory()
-        let directory = "/tmp/starling-pg-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let isRoot = getuid() == 0
-        let runAs = isRoot ? [try ProcessRunner.locate("runuser"), "-u", "postgres", "--"] : []
-        if isRoot {
-            guard let user = getpwnam("postgres") else { throw ClusterError(description: "no postgres user") }
-            guard chown(directory, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
-                throw ClusterError(description: "chown \(directory) failed: errno \(errno)")
-            }
-        }
+        let (directory, runAs) = try makeClusterDirectory(name: name)
         try await Self.run(runAs, bin + "/initdb", ["-D", directory + "/data", "-U", "postgres", "-A", "trust",
                                                    "-E", "UTF8", "--no-sync"], log: directory + "/ctl.log",
                            what: "initdb")
         let port = try freePort()
+        let configuration = try configure(directory, runAs)
         let conf = """
 
             listen_addresses = '127.0.0.1'
@@ -61,7 +65,7 @@ public final class TestPostgresCluster: Sendable {
             wal_level = \(walLevel)
             max_replication_slots = 20
             max_wal_senders = 20
-
+            \(configuration)
             """
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: directory + "/data/postgresql.conf"))
         try handle.seekToEnd()
@@ -70,6 +74,26 @@ public final class TestPostgresCluster: Sendable {
         let cluster = TestPostgresCluster(directory: directory, port: port, bin: bin, runAs: runAs)
         try await cluster.startServer()
         return cluster
+    }
+
+    /// Creates `/tmp/starling-pg-<name>-<pid>-<random>` owned by the server's user, and returns it with the
+    /// prefix that runs a tool as that user (runuser as root: initdb and postgres refuse to run as root).
+    static func makeClusterDirectory(name: String) throws -> (directory: String, runAs: [String]) {
+        let directory = "/tmp/starling-pg-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let runAs = getuid() == 0 ? [try ProcessRunner.locate("runuser"), "-u", "postgres", "--"] : []
+        try makeOwnedDirectory(directory, runAs: runAs)
+        return (directory, runAs)
+    }
+
+    /// Creates `path` (and missing parents) and, when tools run as the postgres user, hands it to that user: the
+    /// server and its tools write there.
+    static func makeOwnedDirectory(_ path: String, runAs: [String]) throws {
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        guard !runAs.isEmpty else { return }
+        guard let user = getpwnam("postgres") else { throw ClusterError(description: "no postgres user") }
+        guard chown(path, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+            throw ClusterError(description: "chown \(path) failed: errno \(errno)")
+        }
     }
 
     /// Starts the (stopped) server and waits until it accepts connections.
@@ -108,11 +132,11 @@ public final class TestPostgresCluster: Sendable {
     /// Runs `tool` (as the postgres user when root) with output appended to `<directory>/ctl.log`, and waits
     /// on a dedicated thread. posix_spawn + waitpid, not Foundation's Process: a server that pg_ctl leaves
     /// running must not hold a pipe of ours open, nor depend on Foundation noticing the child's exit.
-    private func run(_ tool: String, _ arguments: [String], what: String) async throws {
+    func run(_ tool: String, _ arguments: [String], what: String) async throws {
         try await Self.run(runAs, tool, arguments, log: directory + "/ctl.log", what: what)
     }
 
-    private static func run(_ runAs: [String], _ tool: String, _ arguments: [String], log: String, what: String)
+    static func run(_ runAs: [String], _ tool: String, _ arguments: [String], log: String, what: String)
         async throws
     {
         let argv = runAs + [tool] + arguments
