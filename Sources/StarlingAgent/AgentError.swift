@@ -36,6 +36,9 @@ public struct AgentError: Error, Sendable, CustomStringConvertible {
         /// `409 chunks_missing`: the hub lacks staged chunks of a chunked transaction (deleted when an earlier
         /// last chunk completed it, and that answer was lost): the agent re-sends the transaction from its start.
         public static let chunksMissing = Code("chunks_missing")
+        /// `409 log_diverged`: the hub's log no longer holds what this region knows of it (its store was restored
+        /// to an earlier point): the agent rewinds and re-asserts what the hub lost (Agent+Rewind.swift).
+        public static let logDiverged = Code("log_diverged")
     }
 
     public var code: Code

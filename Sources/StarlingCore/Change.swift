@@ -34,11 +34,15 @@ public struct Change: Sendable, Hashable {
     public let hlc: Int64
     /// The origin region, the part of `id` before its last `:`.
     public let region: String
+    /// Set when the change re-asserts a row image from log history the hub lost (its store was restored to an
+    /// earlier point): how far into that history the image is, the seq the region knew it at. The hub keeps the
+    /// furthest of several regions' re-assertions (``ConflictResolver/decideReassert(change:head:headPriority:policy:priorities:)``).
+    public let reassert: Int64?
 
     /// Builds and validates a change.
     public init(
         id: String, tx: String, table: String, op: ChangeOperation, key: JSONObject,
-        before: JSONObject?, after: JSONObject?, base: Int64, hlc: Int64
+        before: JSONObject?, after: JSONObject?, base: Int64, hlc: Int64, reassert: Int64? = nil
     ) throws(CoreError) {
         self.region = try Change.region(ofID: id)
         self.id = id
@@ -50,6 +54,7 @@ public struct Change: Sendable, Hashable {
         self.after = after
         self.base = base
         self.hlc = hlc
+        self.reassert = reassert
         try validate()
     }
 
@@ -66,9 +71,23 @@ public struct Change: Sendable, Hashable {
             before: try reader.optionalObject("before"),
             after: try reader.optionalObject("after"),
             base: try reader.int64("base"),
-            hlc: try reader.int64("hlc"))
+            hlc: try reader.int64("hlc"),
+            reassert: try reader.optionalInt64("reassert"))
         if let requiredRegion { try check(region: requiredRegion) }
         if let keyColumns { try check(keyColumns: keyColumns) }
+    }
+
+    /// The same change with its base lowered to `point` when above it (a region rewound to `point` after the
+    /// hub's store was restored: bases above it named log history the hub lost). Still valid: `point ≥ 0`.
+    public func rebased(atMost point: Int64) -> Change {
+        guard base > point, point >= 0 else { return self }
+        return Change(copying: self, base: point)
+    }
+
+    private init(copying change: Change, base: Int64) {
+        (id, tx, table, op, key) = (change.id, change.tx, change.table, change.op, change.key)
+        (before, after, hlc, region, reassert) = (change.before, change.after, change.hlc, change.region, change.reassert)
+        self.base = base
     }
 
     /// The row image this change leaves: `after`, `nil` for a delete.
@@ -118,6 +137,7 @@ public struct Change: Sendable, Hashable {
         ]
         if let before { object["before"] = .object(before) }
         if let after { object["after"] = .object(after) }
+        if let reassert { object["reassert"] = .integer(reassert) }
         return .object(object)
     }
 }
@@ -141,6 +161,7 @@ extension Change {
         try Change.checkIdentifier(table, field: "table")
         guard base >= 0 else { throw Change.invalid("base must not be negative", field: "base") }
         guard hlc >= 0 else { throw Change.invalid("hlc must not be negative", field: "hlc") }
+        if let reassert, reassert < 0 { throw Change.invalid("reassert must not be negative", field: "reassert") }
         switch op {
         case .insert:
             guard before == nil else { throw Change.invalid("an insert has no before image", field: "before") }

@@ -105,7 +105,7 @@ public enum ConflictResolver {
         return merged
     }
 
-    private static func accept(_ change: Change) -> Decision.Outcome {
+    static func accept(_ change: Change) -> Decision.Outcome {
         .accept(row: change.image, isTombstone: change.image == nil, kind: .change, rewritten: false)
     }
 

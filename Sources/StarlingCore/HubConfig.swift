@@ -13,6 +13,9 @@ public struct HubConfig: Sendable, Hashable {
     /// What one push may carry at this hub (`limits`; nil from a hub that does not say): the agent cuts its
     /// batches and chunks within it, whatever its own `tuning.batch` says.
     public var pushLimits: PushLimits? = nil
+    /// The hub's log terms, oldest first (`log_terms`; empty from a hub that does not say): where a region whose
+    /// pull or push was refused with `log_diverged` finds the point its history and the hub's part (``LogTerms``).
+    public var logTerms = LogTerms()
 
     /// The hub's `limits.max_push_changes` and `limits.max_body_bytes`.
     public struct PushLimits: Sendable, Hashable {
@@ -71,6 +74,7 @@ public struct HubConfig: Sendable, Hashable {
                 "max_body_bytes": .integer(Int64(pushLimits.maxBodyBytes)),
             ])
         }
+        if !logTerms.isEmpty { body["log_terms"] = logTerms.json }
         return .object(body)
     }
 
@@ -104,5 +108,6 @@ public struct HubConfig: Sendable, Hashable {
         {
             pushLimits = PushLimits(maxChanges: Int(clamping: changes), maxBodyBytes: Int(clamping: body))
         }
+        if let terms = json["log_terms"] { logTerms = try LogTerms(json: terms) }
     }
 }

@@ -1,22 +1,27 @@
 /// `GET /v1/changes`, one pull: entries in seq order, the `after` for the next pull, and the hub's head seq.
 ///
-/// `{"entries":[…],"head":N,"next":N}`. The hub writes it with ``write(entriesJSON:head:next:to:)`` from entry
+/// `{"entries":[…],"head":N,"next":N,"term":{"id":"…","first":N}}`: `term` is the log term holding `next`
+/// (``LogTerms``; absent from hubs before terms). The hub writes it with ``write(entriesJSON:head:next:to:)`` from entry
 /// JSON it already holds (``LogEntry/write(to:)`` output); ``json`` is the same bytes from values, and the agent
 /// decodes it with ``init(json:)``.
 public struct PullPage: Sendable, Hashable {
     public var entries: [LogEntry]
     public var next: Int64
     public var head: Int64
+    public var term: LogTerm?
 
-    public init(entries: [LogEntry], next: Int64, head: Int64) {
+    public init(entries: [LogEntry], next: Int64, head: Int64, term: LogTerm? = nil) {
         self.entries = entries
         self.next = next
         self.head = head
+        self.term = term
     }
 
     /// The wire form (canonical member order, as ``write(entriesJSON:head:next:to:)`` writes it).
     public var json: JSONValue {
-        .object(["entries": .array(entries.map(\.json)), "head": .integer(head), "next": .integer(next)])
+        var object: JSONObject = ["entries": .array(entries.map(\.json)), "head": .integer(head), "next": .integer(next)]
+        if let term { object["term"] = term.json }
+        return .object(object)
     }
 
     public init(json: JSONValue) throws(CoreError) {
@@ -34,18 +39,27 @@ public struct PullPage: Sendable, Hashable {
                 throw error.prefixed(with: "entries[\(index)]")
             }
         }
-        self.init(entries: entries, next: next, head: head)
+        self.init(entries: entries, next: next, head: head, term: try json["term"].map { v throws(CoreError) in try LogTerm(json: v) })
     }
 
     /// Appends the page's JSON with `entriesJSON` the entries' objects already written, comma-separated,
     /// without brackets: exactly `json.serialized()` for those entries.
-    public static func write(entriesJSON: [UInt8], head: Int64, next: Int64, to output: inout [UInt8]) {
+    public static func write(
+        entriesJSON: [UInt8], head: Int64, next: Int64, term: LogTerm? = nil, to output: inout [UInt8]
+    ) {
         output.append(contentsOf: #"{"entries":["#.utf8)
         output.append(contentsOf: entriesJSON)
         output.append(contentsOf: #"],"head":"#.utf8)
         JSONSerializer.writeInt64(head, to: &output)
         output.append(contentsOf: #","next":"#.utf8)
         JSONSerializer.writeInt64(next, to: &output)
+        if let term {
+            output.append(contentsOf: #","term":{"first":"#.utf8)
+            JSONSerializer.writeInt64(term.first, to: &output)
+            output.append(contentsOf: #","id":"#.utf8)
+            JSONSerializer.writeString(term.id, to: &output)
+            output.append(UInt8(ascii: "}"))
+        }
         output.append(UInt8(ascii: "}"))
     }
 }

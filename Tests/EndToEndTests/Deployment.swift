@@ -35,6 +35,8 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     var agentHubPort: Int?
     /// Extra environment per agent (e.g. the test-only clock offset).
     var agentEnvironment: [String: [String: String]] = [:]
+    /// The hub's database URL when it moved (a restore drill brings the store back on another cluster).
+    private var movedHubStore: String?
     private var client: HTTP2Client?
     /// One worker per region (and the hub) for the test's own SQL, so blocking libpq stays off the pool.
     private var workers: [String: PostgresWorker] = [:]
@@ -113,7 +115,8 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     /// Writes `hub.yaml` with `tables` (and ``hubExtraYAML``); returns its path.
     func writeHubConfiguration(tables: [(name: String, policy: String)], extra: String = "") throws -> URL {
         let config = directory.appendingPathComponent("hub.yaml")
-        var yaml = "listen: 127.0.0.1:\(hubPort)\ndatabase: \(hubDatabase.url)\nadmin_token: \(Self.adminToken)\n"
+        let database = movedHubStore ?? hubDatabase.url
+        var yaml = "listen: 127.0.0.1:\(hubPort)\ndatabase: \(database)\nadmin_token: \(Self.adminToken)\n"
         yaml += "regions:\n"
         for (index, region) in regions.enumerated() {
             yaml += "  - {name: \(region), token: \(Self.token(region)), priority: \(100 - index), id: \(index + 1)}\n"
@@ -174,6 +177,14 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     func killAgent(_ region: String) async throws {
         agents[region]?.signal(SIGKILL)
         _ = try await agents[region]?.waitForExit()
+    }
+
+    /// Moves the hub's store to `url` (the same database restored on another cluster): the next ``startHub()``
+    /// and the test's own SQL on "hub" use it.
+    func moveHubStore(to url: String) async {
+        movedHubStore = url
+        await workers["hub"]?.shutdown()
+        workers["hub"] = PostgresWorker(url: url, applicationName: "e2e-hub", threadName: "e2e-hub")
     }
 
     /// Points the test's admin client at the hub listening on `port` (after a failover).

@@ -167,7 +167,7 @@ struct Bootstrapper: Sendable {
     }
 
     /// Loads every page into `starling.snapshot_rows`; returns the first page (its seq and adoption record).
-    private func load(table: String) async throws(AgentError) -> SnapshotPage {
+    func load(table: String) async throws(AgentError) -> SnapshotPage {
         try await db { connection in
             try connection.query(
                 "DELETE FROM starling.snapshot_rows WHERE table_name = $1", [.text(table)], name: "agent.boot.reset")

@@ -75,15 +75,19 @@ public struct CaptureLedger: Sendable, Hashable {
         /// The newest HLC of the entries this transaction applied: the decoder's clock observes it here, so a
         /// later local write stamps above what the region had seen, the same way on every decoding.
         public var observedHLC: Int64?
+        /// The region rewound to this seq (the hub's store was restored to an earlier point, AgentStore+Rewind):
+        /// the cursor moves back to it, and versions and pending bases above it come down to it.
+        public var rewind: Int64?
 
         public init(
             cursor: Int64? = nil, handledThrough: StreamPosition? = nil, versions: [TableKey: Int64] = [:],
-            observedHLC: Int64? = nil
+            observedHLC: Int64? = nil, rewind: Int64? = nil
         ) {
             self.cursor = cursor
             self.handledThrough = handledThrough
             self.versions = versions
             self.observedHLC = observedHLC
+            self.rewind = rewind
         }
     }
 
@@ -105,6 +109,7 @@ public struct CaptureLedger: Sendable, Hashable {
     /// Applies an agent transaction: its marker, then its writes. Returns the newest pending change of every
     /// written key that is still pending after the marker: changes this transaction overwrote locally.
     public mutating func own(marker: Marker, writtenKeys: some Sequence<TableKey>) -> [StreamPosition] {
+        if let point = marker.rewind { rewind(to: point) }
         if let through = marker.handledThrough { settle(through: through) }
         for (key, version) in marker.versions { versions[key] = max(versions[key] ?? 0, version) }
         if let next = marker.cursor, next > cursor {
@@ -116,6 +121,14 @@ public struct CaptureLedger: Sendable, Hashable {
             if let pending = pending[key] { overwritten.append(pending.newest) }
         }
         return overwritten
+    }
+
+    /// Everything above `point` referred to log history the hub lost: the cursor goes back to it (when beyond),
+    /// versions above it are dropped (the cursor covers them) and pending bases above it come down to it.
+    mutating func rewind(to point: Int64) {
+        cursor = min(cursor, point)
+        versions = versions.filter { $0.value <= point }
+        for (key, value) in pending where value.base > point { pending[key]?.base = point }
     }
 
     /// Keys whose newest change is at or before `through` are pending no more.
@@ -198,8 +211,8 @@ extension CaptureLedger.Marker {
     /// The logical message prefix of markers.
     public static let prefix = "starling"
 
-    /// `{"c":cursor,"o":observedHLC,"h":[commitLSN,number],"v":[[table,key,seq]…]}` (absent members: nothing to
-    /// say).
+    /// `{"c":cursor,"o":observedHLC,"h":[commitLSN,number],"r":rewind,"v":[[table,key,seq]…]}` (absent members:
+    /// nothing to say).
     public var json: JSONValue {
         var object: JSONObject = [:]
         if let cursor { object["c"] = .integer(cursor) }
@@ -209,6 +222,7 @@ extension CaptureLedger.Marker {
                 .integer(Int64(bitPattern: handledThrough.commitLSN)), .integer(handledThrough.number),
             ])
         }
+        if let rewind { object["r"] = .integer(rewind) }
         if !versions.isEmpty {
             object["v"] = .array(versions.map { .array([.string($0.key.table), .object($0.key.key), .integer($0.value)]) })
         }
@@ -230,6 +244,10 @@ extension CaptureLedger.Marker {
         if let through = json["h"] {
             guard let lsn = through[0]?.int64Value, let number = through[1]?.int64Value else { throw bad() }
             handledThrough = StreamPosition(commitLSN: UInt64(bitPattern: lsn), number: number)
+        }
+        if let point = json["r"] {
+            guard let value = point.int64Value else { throw bad() }
+            rewind = value
         }
         for item in json["v"]?.arrayValue ?? [] {
             guard let table = item[0]?.stringValue, let key = item[1]?.objectValue, let seq = item[2]?.int64Value

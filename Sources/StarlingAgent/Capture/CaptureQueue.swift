@@ -97,6 +97,25 @@ final class CaptureQueue: Sendable {
         if !changes.isEmpty { arrived.signal() }
     }
 
+    /// The region rewound to `point` (``CaptureLedger/Marker/rewind``): changes not yet handled lower their
+    /// bases to it, and versions above it are forgotten (they named log history the hub lost).
+    func rewind(to point: Int64) {
+        state.withLock { state in
+            for index in state.head..<state.changes.count {
+                state.changes[index].change = state.changes[index].change.rebased(atMost: point)
+            }
+            state.versions = state.versions.filter { $0.value <= point }
+        }
+    }
+
+    /// What a rewind must know (AgentStore+Rewind.swift): the keys with a local change waiting for its verdict,
+    /// and the versions above the cursor.
+    func rewindState() -> AgentStore.RewindWAL {
+        state.withLock { state in
+            AgentStore.RewindWAL(pendingKeys: Set(state.pendingKeys.keys), versions: state.versions)
+        }
+    }
+
     /// Marks changes an agent transaction overwrote.
     func markOverwritten(_ positions: [StreamPosition]) {
         guard !positions.isEmpty else { return }

@@ -74,6 +74,7 @@ final class WALCapture: Sendable {
                 switch message {
                 case .xLogData(let data):
                     guard let finished = try decoder.feed(data.payload, recordLSN: data.walStart) else { continue }
+                    if let point = finished.rewind { queue.rewind(to: point) }
                     queue.markOverwritten(finished.overwritten)
                     queue.recordVersions(finished.versions)
                     queue.append(finished.changes, commitEnd: finished.commitEnd)

@@ -117,6 +117,8 @@ struct WALDecoder: Sendable {
         var commitEnd: LSN
         /// The versions an agent transaction's marker gave keys (``CaptureQueue/recordVersions(_:)``).
         var versions: [TableKey: Int64] = [:]
+        /// The seq an agent transaction rewound the region to (``CaptureQueue/rewind(to:)``).
+        var rewind: Int64? = nil
     }
 
     private mutating func finish(_ open: Transaction, commit: PgOutputMessage.Commit) throws(AgentError) -> Finished {
@@ -126,7 +128,8 @@ struct WALDecoder: Sendable {
             if let observed = open.marker?.observedHLC { clock.observe(observed) }
             let overwritten = ledger.own(marker: open.marker ?? .init(), writtenKeys: open.written)
             return Finished(
-                changes: [], overwritten: overwritten, commitEnd: commit.endLSN, versions: open.marker?.versions ?? [:])
+                changes: [], overwritten: overwritten, commitEnd: commit.endLSN, versions: open.marker?.versions ?? [:],
+                rewind: open.marker?.rewind)
         }
         guard !switching, !open.rows.isEmpty else {
             return Finished(changes: [], overwritten: [], commitEnd: commit.endLSN)

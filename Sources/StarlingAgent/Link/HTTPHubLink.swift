@@ -1,5 +1,6 @@
 public import StarlingCore
 import StarlingHTTP2
+import Synchronization
 
 /// ``HubLink`` over our HTTP/2 client (TLS with the configured CA, or h2c for loopback tests), with the
 /// region's bearer token on every request. Bodies are canonical JSON (gzip above the client's threshold).
@@ -16,6 +17,9 @@ import StarlingHTTP2
 public final class HTTPHubLink: HubLink {
     private let endpoints: HubEndpoints
     private let requestTimeout: Duration
+    /// The region's log history (``attach(_:)``): pulls and pushes name what it knows, and record what the
+    /// answers say (a pull page's `next` and term, the seqs and term of a push's verdicts).
+    private let history = Mutex<LogHistory?>(nil)
 
     /// Connects lazily. `ca` is required for https (verified against it, server name from the URL).
     public init(configuration: AgentConfiguration) throws(AgentError) {
@@ -48,16 +52,37 @@ public final class HTTPHubLink: HubLink {
         _ = try await request("POST", "/v1/tables/register", body: .object(["tables": .array(tables.map(\.json))]))
     }
 
+    public func attach(_ history: LogHistory) {
+        self.history.withLock { $0 = history }
+    }
+
+    /// `path` with the history's `known` and `term` added to its query.
+    private func stamped(_ path: String) -> String {
+        guard let items = history.withLock({ $0 })?.queryItems else { return path }
+        return path + (path.contains("?") ? "&" : "?") + items
+    }
+
+    /// Records the newest seq of `verdicts` with the term an answer names (`"term"`).
+    private func learned(_ verdicts: [Verdict], response: JSONValue) {
+        guard let history = history.withLock({ $0 }) else { return }
+        let term = response["term"].flatMap { try? LogTerm(json: $0) }
+        history.learned(seq: verdicts.reduce(0) { max($0, $1.version) }, term: term)
+    }
+
     public func push(_ changes: [Change]) async throws(AgentError) -> [Verdict] {
-        let response = try await request("POST", "/v1/changes", body: .object(["changes": .array(changes.map(\.json))]))
+        let response = try await request(
+            "POST", stamped("/v1/changes"), body: .object(["changes": .array(changes.map(\.json))]))
         guard let results = response["results"]?.arrayValue else {
             throw AgentError(code: .invalidResponse, message: "push response lacks \"results\"")
         }
+        let verdicts: [Verdict]
         do {
-            return try results.map { value throws(CoreError) in try Verdict(json: value) }
+            verdicts = try results.map { value throws(CoreError) in try Verdict(json: value) }
         } catch {
             throw AgentError(code: .invalidResponse, message: "push response has an invalid verdict: \(error)")
         }
+        learned(verdicts, response: response)
+        return verdicts
     }
 
     public func pushChunk(_ changes: ArraySlice<Change>, tx: String, first: Int, isLast: Bool)
@@ -69,7 +94,7 @@ public final class HTTPHubLink: HubLink {
         ])
         // The last chunk is answered once the whole transaction is sequenced: 1 ms per change of it on top.
         let timeout = requestTimeout + (isLast ? .milliseconds(first + changes.count) : .zero)
-        let response = try await request("POST", "/v1/changes", body: body, timeout: timeout)
+        let response = try await request("POST", stamped("/v1/changes"), body: body, timeout: timeout)
         if let staged = response["staged"] {
             return .staged(through: staged["through"]?.int64Value.map { Int($0) })
         }
@@ -77,7 +102,9 @@ public final class HTTPHubLink: HubLink {
             throw AgentError(code: .invalidResponse, message: "chunk response lacks \"staged\" or \"transaction\"")
         }
         do {
-            return .completed(try TransactionVerdicts(json: transaction))
+            let verdicts = try TransactionVerdicts(json: transaction)
+            if let expanded = try? verdicts.expand(ids: changes.map(\.id)) { learned(expanded, response: response) }
+            return .completed(verdicts)
         } catch {
             throw AgentError(code: .invalidResponse, message: "chunk response has invalid verdicts: \(error)")
         }
@@ -85,10 +112,12 @@ public final class HTTPHubLink: HubLink {
 
     public func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage {
         let response = try await request(
-            "GET", "/v1/changes?after=\(after)&limit=\(limit)&wait_ms=\(waitMs)",
+            "GET", stamped("/v1/changes?after=\(after)&limit=\(limit)&wait_ms=\(waitMs)"),
             timeout: requestTimeout + .milliseconds(waitMs))
         do {
-            return try PullPage(json: response)
+            let page = try PullPage(json: response)
+            history.withLock({ $0 })?.learned(seq: page.next, term: page.term)
+            return page
         } catch {
             throw AgentError(code: .invalidResponse, message: "invalid pull response: \(error)")
         }
@@ -153,6 +182,7 @@ public final class HTTPHubLink: HubLink {
                 case "schema_mismatch": .schemaMismatch
                 case "adoption_refused": .adoptionRefused
                 case "chunks_missing": .chunksMissing
+                case "log_diverged": .logDiverged
                 // The hub's table list changed since this agent read /v1/config (a reload): read it again.
                 case "table_not_synced": .hubUnavailable
                 default: response.status >= 500 || response.status == 429 ? .hubUnavailable : .hubRejected

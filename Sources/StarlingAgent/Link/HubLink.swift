@@ -19,6 +19,8 @@ public protocol HubLink: Sendable {
         -> ChunkAnswer
     /// `GET /v1/changes?after=&limit=&wait_ms=`.
     func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage
+    /// Stamps pulls and pushes with the region's log history and records what their answers say of it.
+    func attach(_ history: LogHistory)
     /// `POST /v1/agent-status`.
     func reportStatus(_ status: AgentStatus) async throws(AgentError)
     /// `POST /v1/dead-letters`: entries this region could not apply, recorded by the hub as conflicts.
@@ -42,6 +44,9 @@ public enum ChunkAnswer: Sendable, Hashable {
 }
 
 extension HubLink {
+    /// Links that do not check the log's history (test doubles) ignore it.
+    public func attach(_ history: LogHistory) {}
+
     /// Links without chunked pushes (test doubles) refuse them.
     public func pushChunk(_ changes: ArraySlice<Change>, tx: String, first: Int, isLast: Bool)
         async throws(AgentError) -> ChunkAnswer

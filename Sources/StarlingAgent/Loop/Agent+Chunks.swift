@@ -49,6 +49,11 @@ extension Agent {
                     }
                 }
                 backoff.reset()
+            } catch where error.code == .logDiverged {
+                // The pull task rewinds, which lowers the changes' bases: the transaction is read again afterwards.
+                note(error, during: "push")
+                await sleep(ms: backoff.nextMs())
+                return nil
             } catch where error.code == .chunksMissing {
                 logger.info("the hub lacks chunks of the transaction: re-sending it", metadata: ["agent.tx": "\(tx)"])
                 position = 0

@@ -37,6 +37,8 @@ public final class Agent: Sendable {
         public var applyLagSeconds = 0.0
         /// WAL capture: decoded changes waiting for their verdicts (as of the last status round).
         public var captureQueued = 0
+        /// Rows re-asserted after rewinds (the hub's store was restored to an earlier point).
+        public var reasserted = 0
     }
 
     /// An operation of the loop in flight (an apply, a push, a pull): reported once it runs ``stuckAfter``.
@@ -61,6 +63,11 @@ public final class Agent: Sendable {
     let wake = WakeUp()
     private let schema: AgentSchema
     let store: AgentStore
+    /// What this region knows of the hub's log history (``LogHistory``), loaded at start.
+    let history: LogHistory
+    /// Keys with a re-assertion in the outbox after a rewind (Agent+Rewind.swift): under WAL capture, pulled
+    /// entries of them are deferred until its verdict, as the outbox check defers them under trigger capture.
+    let reassertPending = Mutex(Set<TableKey>())
     /// Answers the hub's reconciliation steps on its own connection, so a long scan never holds up apply.
     private let reconcile: ReconcileHasher
     let logger: Logger
@@ -95,9 +102,11 @@ public final class Agent: Sendable {
         self.hub = hub
         self.schema = schema
         let offset = clockOffset.components
+        let history = LogHistory()
+        self.history = history
         self.store = AgentStore(
             region: configuration.region,
-            clockOffsetMicros: offset.seconds &* 1_000_000 &+ offset.attoseconds / 1_000_000_000_000)
+            clockOffsetMicros: offset.seconds &* 1_000_000 &+ offset.attoseconds / 1_000_000_000_000, history: history)
         var logger = logger
         logger[metadataKey: AgentLogKey.region] = "\(configuration.region)"
         self.logger = logger
@@ -223,6 +232,7 @@ public final class Agent: Sendable {
                 // stays stopped until the shape is back (ShapeGuard).
                 try await hub.register(shapes.filter { drift[$0.name] == nil })
                 noteShapes(drift)
+                try await loadLogHistory()
                 let bootstrapper = makeBootstrapper()
                 if try await bootstrapper.isNeeded() {
                     try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
@@ -302,6 +312,15 @@ public final class Agent: Sendable {
                 let cursor = try await db { connection in try store.state(connection: connection).cursor }
                 shared.withLock { $0.progress.cursor = cursor }
                 try await pullAndApply(from: cursor) { backoff.reset() }
+            } catch where error.code == .logDiverged {
+                // The hub's store was restored to an earlier point: rewind and re-assert (Agent+Rewind.swift).
+                do throws(AgentError) {
+                    try await rewind(after: error)
+                    backoff.reset()
+                } catch {
+                    note(error, during: "pull")
+                    await sleep(ms: backoff.nextMs())
+                }
             } catch where error.code == .cursorPruned {
                 // The hub pruned entries this region never pulled: reload the heads (keys with a pending local
                 // change are skipped, so local writes survive and get their verdicts), then tail from there.
@@ -451,6 +470,10 @@ public final class Agent: Sendable {
                     return summary
                 }
             }
+            if changes.contains(where: { $0.reassert != nil }) {
+                let keys = changes.map { TableKey(table: $0.table, key: $0.key) }
+                reassertPending.withLock { $0.subtract(keys) }
+            }
             shared.withLock {
                 $0.progress.pushedChanges += changes.count
                 $0.progress.deadLetters += summary.deadLettered
@@ -490,8 +513,13 @@ public final class Agent: Sendable {
         }
         var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
-            do {
+            do throws(AgentError) {
                 return try await hub.push(changes)
+            } catch where error.code == .logDiverged {
+                // The pull task rewinds, which lowers these changes' bases: read them again afterwards.
+                note(error, during: "push")
+                await sleep(ms: backoff.nextMs())
+                return nil
             } catch {
                 note(error, during: "push")
                 await sleep(ms: backoff.nextMs())
@@ -555,13 +583,17 @@ public final class Agent: Sendable {
         let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
         let queue: CaptureQueue? = isWAL ? captureQueue : nil
         if isWAL { try await awaitDecoderCatchUp() }
+        // Keys re-asserted after a rewind wait for their verdicts as pending local changes do.
+        let reasserting = reassertPending.withLock { pending in
+            pending.isEmpty ? [] : Set(batch.map { TableKey(table: $0.table, key: $0.key) }.filter { pending.contains($0) })
+        }
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
             () async throws(AgentError) in
             try await db { connection in
                 guard let queue else { return try store.apply(batch, after: after, next: next, connection: connection) }
                 let keys = batch.map { TableKey(table: $0.table, key: $0.key) }
                 let wal = WALApply(
-                    pendingKeys: queue.pending(among: keys),
+                    pendingKeys: queue.pending(among: keys).union(reasserting),
                     versions: switching ? nil : queue.versions(of: keys, above: after))
                 let summary = try store.apply(batch, after: after, next: next, wal: wal, connection: connection)
                 if summary.applied > 0 { queue.wrote(keys, at: try AgentStore.walInsertPosition(connection: connection)) }
@@ -674,6 +706,8 @@ public final class Agent: Sendable {
             tables: tables, isFresh: isFresh, marksVersions: isWAL)
         captureQueue.recordVersions(versions)
         shared.withLock { $0.progress.cursor = cursor }
+        // The cursor jumped to the snapshot's seq: the terms crossed before say nothing of it.
+        try await resetLogHistory(LogHistory.Position(known: cursor))
         logger.info("bootstrapped", metadata: ["seq": "\(cursor)", AgentLogKey.count: "\(applied)"])
     }
 

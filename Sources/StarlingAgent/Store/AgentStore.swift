@@ -23,11 +23,17 @@ public struct AgentStore: Sendable {
     /// commit to another's is latency (about three per change at this machine's fsync cost). The application's
     /// own transactions keep whatever the application set.
     public let isSynchronousCommit: Bool
+    /// The region's log history, stored with every applied page and every verdict batch (nil in tests that
+    /// drive the store without an agent).
+    public let history: LogHistory?
 
-    public init(region: String, clockOffsetMicros: Int64 = 0, isSynchronousCommit: Bool = false) {
+    public init(
+        region: String, clockOffsetMicros: Int64 = 0, isSynchronousCommit: Bool = false, history: LogHistory? = nil
+    ) {
         self.region = region
         self.clockOffsetMicros = clockOffsetMicros
         self.isSynchronousCommit = isSynchronousCommit
+        self.history = history
     }
 
     /// Turns off the WAL flush wait for the current transaction unless ``isSynchronousCommit``.
@@ -50,7 +56,7 @@ public struct AgentStore: Sendable {
 
     private static let outboxColumns = """
         id, tx, table_name, op, key::text AS key, before::text AS before, after::text AS after, base,
-        captured_at, hlc
+        captured_at, hlc, reassert
         """
 
     /// The next push batch: whole origin transactions in `id` order within the bounds (see
@@ -204,6 +210,7 @@ public struct AgentStore: Sendable {
         return try connection.transaction(name: "agent.verdicts") { connection in
             try relaxCommit(connection)
             if let marker { try Self.emit(marker, connection: connection) }
+            try history?.save(connection: connection)
             if let wal, wal.journal { try journal(changes, verdicts: verdicts, connection: connection) }
             if !inMemory { try connection.query(settle.sql, settle.params, name: settle.name) }
             var tables: Set<String>?
@@ -340,6 +347,7 @@ public struct AgentStore: Sendable {
                 RETURNING (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables
                 """, [.int64(next), .int64(maxHLC), .int64(after)], name: "agent.apply.cursor")
             guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
+            try history?.save(connection: connection)
             let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
             var summary = ApplySummary()
             var entries = entries
@@ -637,7 +645,7 @@ public struct AgentStore: Sendable {
             name: "agent.deadLetter.insert")
     }
 
-    private func installedTables(connection: PostgresConnection) throws -> Set<String> {
+    func installedTables(connection: PostgresConnection) throws -> Set<String> {
         let rows = try connection.query("SELECT table_name FROM starling.synced_tables", name: "agent.tables")
         return Set(try rows.map { row throws in try row.string("table_name") })
     }
@@ -687,11 +695,13 @@ public struct AgentStore: Sendable {
         guard let op = ChangeOperation(rawValue: try row.string("op")) else {
             throw AgentError(code: .database, message: "outbox op is not insert, update or delete")
         }
-        return OutboxChange(
+        var change = OutboxChange(
             id: try row.int64("id"), tx: try row.int64("tx"), table: try row.string("table_name"), op: op,
             key: try object(key, "key") ?? [:], before: try object(before, "before"), after: try object(after, "after"),
             base: try row.int64("base"), capturedAt: try row.int64("captured_at"), hlc: try row.optionalInt64("hlc"),
             approximateBytes: 96 + key.utf8.count + (before?.utf8.count ?? 0) + (after?.utf8.count ?? 0))
+        change.reassert = try row.optionalInt64("reassert")
+        return change
     }
 }
 

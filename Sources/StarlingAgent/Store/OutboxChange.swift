@@ -19,6 +19,8 @@ public struct OutboxChange: Sendable, Hashable {
     public var hlc: Int64?
     /// Approximate size on the wire (the JSON texts as read plus a fixed overhead), for batch limits.
     public var approximateBytes: Int
+    /// Set on a row re-asserting an image after a rewind (``Change/reassert``).
+    public var reassert: Int64? = nil
 
     public init(
         id: Int64, tx: Int64, table: String, op: ChangeOperation, key: JSONObject, before: JSONObject?,
@@ -42,7 +44,7 @@ public struct OutboxChange: Sendable, Hashable {
         try Change(
             id: ChangeID(origin: region, number: id).description,
             tx: ChangeID(origin: region, number: tx).description, table: table, op: op, key: key, before: before,
-            after: after, base: base, hlc: hlc ?? capturedAt)
+            after: after, base: base, hlc: hlc ?? capturedAt, reassert: reassert)
     }
 }
 

@@ -11,6 +11,7 @@ extension HubAPI {
         let region = request.region
         let started = clock.monotonicNanos()
         let body = try parseBody(request.body)
+        try checkLogHistory(request.query)
         if let chunk = body["chunk"] { return try await pushChunk(chunk, body: body, region: region) }
         let changes = try parseChanges(body, region: region)
         activity.pushed(region, at: clock.wallClockMicros())
@@ -22,7 +23,9 @@ extension HubAPI {
             if index > 0 { output.append(UInt8(ascii: ",")) }
             verdict.write(to: &output)
         }
-        output.append(contentsOf: "]}".utf8)
+        output.append(UInt8(ascii: "]"))
+        appendCurrentTerm(to: &output)
+        output.append(UInt8(ascii: "}"))
         metrics.recordPush(seconds: Double(clock.monotonicNanos() - started) / 1e9)
         return .json(200, output)
     }
@@ -117,6 +120,7 @@ extension HubAPI {
         let pageLimit = min(limit, limits.maxPullLimit)
         let deadline = clock.monotonicNanos() + UInt64(min(waitMs, Int64(limits.maxWaitMs))) * 1_000_000
         try checkNotPruned(after: after)
+        try checkLogHistory(query)
         activity.pulled(region, cursor: after, at: clock.wallClockMicros())
         var cursor = after
         var page = HubStore.PullPage(entriesJSON: [], count: 0, lastScanned: after)
@@ -139,7 +143,9 @@ extension HubAPI {
             if page.count > 0 || clock.monotonicNanos() >= deadline { break }
         }
         var output: [UInt8] = []
-        PullPage.write(entriesJSON: page.entriesJSON, head: max(notifier.head, cursor), next: cursor, to: &output)
+        PullPage.write(
+            entriesJSON: page.entriesJSON, head: max(notifier.head, cursor), next: cursor, term: term(holding: cursor),
+            to: &output)
         return .json(200, output)
     }
 

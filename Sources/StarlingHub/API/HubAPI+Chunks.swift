@@ -86,6 +86,7 @@ extension HubAPI {
         }
         var output: [UInt8] = Array(#"{"transaction":"#.utf8)
         TransactionVerdicts(tx: header.tx, verdicts: verdicts).write(to: &output)
+        appendCurrentTerm(to: &output)
         output.append(UInt8(ascii: "}"))
         metrics.recordPush(seconds: Double(clock.monotonicNanos() - started) / 1e9)
         return .json(200, output)

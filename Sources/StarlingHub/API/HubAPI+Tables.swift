@@ -20,6 +20,7 @@ extension HubAPI {
             region: region, tables: tables, regionID: settings.regions.first(where: { $0.name == region })?.id)
         config.pushLimits = HubConfig.PushLimits(
             maxChanges: settings.limits.maxPushChanges, maxBodyBytes: settings.limits.maxBodyBytes)
+        config.logTerms = sequencer.terms.withLock { $0 }
         return .json(200, config.json.serialized())
     }
 

@@ -26,6 +26,8 @@ extension Sequencer {
         try await worker.withConnection { [self] connection -> Int64? in
             guard try writer.tryLock(connection) else { return nil }
             lockCheck.withLock { $0 = LockCheck() }
+            let opened = writer.terms
+            terms.withLock { $0 = opened }
             return writer.head
         }
     }

@@ -96,6 +96,9 @@ final class Sequencer: Sendable {
     let role: HubRole
     /// Where the writer reads the time (HLC input of the batch, durations).
     let clock: TimeSource
+    /// The log's terms as of this hub's last takeover (the newest is its own): what pulls and pushes are
+    /// checked against (``LogTerms``). Only the active hub answers regions, and only a takeover opens a term.
+    let terms = Mutex(LogTerms())
 
     init(
         settings: HubSettings, notifier: CommitNotifier, logCache: LogCache, metrics: HubMetrics, role: HubRole,

@@ -101,9 +101,24 @@ final class SequencerWriter: @unchecked Sendable {
             guard try result[0].bool(0) else { return false }
             try connection.execute(Self.sessionSettings, name: "sequencer.settings")
             lockedConnection = connection
+            try loadCountersIfNeeded(connection)
+            terms = try Self.openTerm(connection, first: nextSeq)
         }
         try loadCountersIfNeeded(connection)
         return true
+    }
+
+    /// The log's terms, oldest first, the newest opened by this hub when it took the lock (``LogTerms``).
+    private(set) var terms = LogTerms()
+
+    /// Opens a term at `first` (a random id, committed before any seq of it is handed out) and reads them all.
+    static func openTerm(_ connection: PostgresConnection, first: Int64) throws -> LogTerms {
+        try connection.execute(
+            "INSERT INTO starling_hub.log_terms (id, first_seq) VALUES (gen_random_uuid()::text, $1)",
+            [.int64(first)], name: "sequencer.openTerm")
+        let rows = try connection.query(
+            "SELECT id, first_seq FROM starling_hub.log_terms ORDER BY number", name: "sequencer.terms")
+        return LogTerms(try rows.map { row throws in LogTerm(id: try row.string(0), first: try row.int64(1)) })
     }
 
     /// Throws `standby` unless `connection` is the very session that took the lock; reloads the counters after
@@ -168,6 +183,7 @@ final class SequencerWriter: @unchecked Sendable {
         let outcome = try connection.transaction(name: "sequencer.batch") { connection in
             try load(batch, into: &state, connection: connection)
             try loadDeltaKinds(batch, connection: connection)
+            try loadReasserted(batch, into: &state, connection: connection)
             var outcome = BatchOutcome()
             for item in batch {
                 switch item {
@@ -186,6 +202,7 @@ final class SequencerWriter: @unchecked Sendable {
                 }
             }
             try store(state, connection: connection)
+            try storeReasserted(state, connection: connection)
             try deleteStaged(batch, connection: connection)
             outcome.logged = state.logged
             return outcome
@@ -233,6 +250,9 @@ struct BatchState {
     var decisionRows: [[PostgresValue]] = []
     var conflictRows: [[PostgresValue]] = []
     var resolutions: [Resolution] = []
+    /// Keys whose head is a re-assertion (SequencerWriter+Reassert.swift): loaded for the batch's re-asserted
+    /// keys, and set by the re-assertions it accepts.
+    var reasserted: [TableKey: Reasserted] = [:]
 
     /// A manual resolution decided in this batch: the conflict record's update and its audit row.
     struct Resolution {
@@ -449,9 +469,16 @@ extension SequencerWriter {
                 continue
             }
             let policy = settings.tablesByName[change.table]?.policy ?? .lww
-            let decision = ConflictResolver.decide(
-                change: change, head: state.heads[tableKey], policy: policy, priorities: settings.priorities,
-                deltaColumns: deltaKinds[change.table] ?? [:])
+            let decision: Decision
+            var reassertPriority: Int64?
+            if change.reassert != nil {
+                let reassert = decideReassert(change, tableKey: tableKey, policy: policy, state: state)
+                (decision, reassertPriority) = (reassert.decision, reassert.priority)
+            } else {
+                decision = ConflictResolver.decide(
+                    change: change, head: state.heads[tableKey], policy: policy, priorities: settings.priorities,
+                    deltaColumns: deltaKinds[change.table] ?? [:])
+            }
             var seq: Int64?
             var conflictID: Int64?
             if let entry = decision.logEntry(seq: state.nextSeq), let head = decision.newHead(seq: state.nextSeq) {
@@ -466,6 +493,10 @@ extension SequencerWriter {
                 }
                 state.logged.append(LogCache.Logged(entry: entry, keyText: keyText, rowText: rowText))
                 state.setHead(head, rowText: rowText, for: tableKey)
+                if let reassertPriority {
+                    state.reasserted[tableKey] = BatchState.Reasserted(
+                        seq: entry.seq, priority: reassertPriority, isNew: true)
+                }
             }
             if var record = decision.conflict {
                 conflictID = state.nextConflictID

@@ -1,0 +1,70 @@
+public import StarlingCore
+public import StarlingPostgres
+import Synchronization
+
+/// What this region knows of the hub's log history (README "Restoring the hub's store"): the newest seq it
+/// learned of (`known`: its pull cursor, or a verdict's seq on its own change) and the terms it crossed
+/// (``LogTerms``). Pulls and pushes name `known` and the term holding it; a hub whose store was restored to an
+/// earlier point refuses them with `log_diverged`, and the agent rewinds (Agent+Rewind.swift).
+///
+/// Shared by the pull and push tasks and the hub link (which stamps requests with it and records the terms
+/// answers carry); stored in `starling.state` inside the transactions that apply pages and handle verdicts
+/// (``save(connection:)`` writes the value as of then, so the later of two such transactions never stores less).
+public final class LogHistory: Sendable {
+    public struct Position: Sendable, Hashable {
+        public var known: Int64
+        public var terms: LogTerms
+
+        public init(known: Int64 = 0, terms: LogTerms = LogTerms()) {
+            self.known = known
+            self.terms = terms
+        }
+
+        /// The term holding `known` as this region saw it; nil before the first term.
+        public var knownTerm: LogTerm? { known > 0 ? terms.term(holding: known) : nil }
+    }
+
+    private let position: Mutex<Position>
+
+    public init(_ position: Position = Position()) {
+        self.position = Mutex(position)
+    }
+
+    public var current: Position { position.withLock { $0 } }
+
+    /// Records a seq the hub told this region of, and the term holding it (when the answer says).
+    public func learned(seq: Int64, term: LogTerm?) {
+        position.withLock { position in
+            position.known = max(position.known, seq)
+            if let term { position.terms.crossed(term) }
+        }
+    }
+
+    /// Replaces the position (after a rewind, or when loaded at start).
+    public func reset(to new: Position) {
+        position.withLock { $0 = new }
+    }
+
+    /// `known=N&term=ID` for a pull's or push's query, nil before the first term.
+    public var queryItems: String? {
+        let position = current
+        guard let term = position.knownTerm else { return nil }
+        return "known=\(position.known)&term=\(PercentEncoding.encode(term.id))"
+    }
+
+    /// Stores the current position in `starling.state` (inside the caller's transaction).
+    public func save(connection: PostgresConnection) throws {
+        let position = current
+        try connection.execute(
+            "UPDATE starling.state SET known_seq = greatest(known_seq, $1), log_terms = $2::jsonb",
+            [.int64(position.known), .text(position.terms.json.canonicalText)], name: "agent.logHistory.save")
+    }
+
+    /// The stored position: `known` is at least the cursor.
+    public static func load(connection: PostgresConnection) throws -> Position {
+        let row = try connection.query(
+            "SELECT greatest(known_seq, cursor) AS known, log_terms::text AS terms FROM starling.state",
+            name: "agent.logHistory.load")[0]
+        return Position(known: try row.int64("known"), terms: try LogTerms(json: JSONValue(parsing: try row.string("terms"))))
+    }
+}
