@@ -85,6 +85,24 @@ struct CaptureLedgerTests {
         #expect(throws: AgentError.self) { try CaptureLedger.Marker(json: .object(["c": .string("x")])) }
     }
 
+    @Test("a rewind brings the cursor, versions and pending bases above its point down to it")
+    func rewindLowersWhatReferredToLostHistory() throws {
+        var ledger = CaptureLedger(cursor: 10)
+        #expect(ledger.capture(Self.key(1), at: Self.at(100)) == 10)
+        _ = ledger.own(marker: .init(cursor: 60, versions: [Self.key(2): 70, Self.key(3): 40]), writtenKeys: [])
+        #expect(ledger.capture(Self.key(4), at: Self.at(200)) == 60, "a change after the lost entries")
+        _ = ledger.own(marker: .init(rewind: 30), writtenKeys: [])
+        #expect(ledger.cursor == 30)
+        #expect(ledger.pending[Self.key(1)]?.base == 10, "a base below the point stays")
+        #expect(ledger.pending[Self.key(4)]?.base == 30, "a base above the point comes down to it")
+        #expect(ledger.capture(Self.key(2), at: Self.at(300)) == 30, "a version above the point is forgotten")
+        // A marker's cursor moves only forward, a rewind only back: the next pull's marker moves on from 30.
+        _ = ledger.own(marker: .init(cursor: 35), writtenKeys: [])
+        #expect(ledger.capture(Self.key(5), at: Self.at(400)) == 35)
+        let marker = CaptureLedger.Marker(rewind: 30)
+        #expect(try CaptureLedger.Marker(json: try JSONValue(parsing: marker.json.canonicalText)) == marker)
+    }
+
     @Test("WAL change numbers are stable, ordered and apart from outbox ids")
     func changeNumbers() {
         let a = WALChangeNumber.make(recordLSN: 0x1_6B37_4D48, ordinal: 0)

@@ -44,7 +44,9 @@ struct OriginMarksTests {
             #expect(try await Self.query(database, "SELECT origin || '=' || max_local_id FROM starling_hub.origin_marks ORDER BY 1") == ["r1=11", "r2=3"])
             try await Self.withHub(database) { (hub) async throws -> Void in
                 for ((region, change), answer) in zip(changes, first.0) {
-                    #expect(try await hub.push(region, [change]).json == answer)
+                    let again = try await hub.push(region, [change]).json
+                    #expect(again["results"] == answer["results"])
+                    #expect(again["term"] != nil && again["term"] != answer["term"], "the restart opened a new term")
                 }
                 #expect(try await hub.counts() == first.1)
                 #expect(hub.hub.head == 2)
