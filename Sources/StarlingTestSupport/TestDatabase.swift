@@ -111,7 +111,14 @@ public struct TestDatabase: Sendable {
     public func withConnection<T: Sendable>(
         _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
-        let worker = PostgresWorker(url: url, applicationName: "starling-tests", threadName: "test-pg")
+        try await Self.withConnection(url: url, threadName: "test-pg", body)
+    }
+
+    /// Runs `body` on a connection to `url` on a worker thread of its own, closed after (also on failure).
+    static func withConnection<T: Sendable>(
+        url: String, threadName: String, _ body: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        let worker = PostgresWorker(url: url, applicationName: "starling-tests", threadName: threadName)
         do {
             let value = try await worker.withConnection(body)
             await worker.shutdown()

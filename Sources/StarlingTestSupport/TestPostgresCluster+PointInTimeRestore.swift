@@ -121,16 +121,7 @@ extension TestPostgresCluster {
     public func withConnection<T: Sendable>(
         database: String = "postgres", _ body: @escaping @Sendable (PostgresConnection) throws -> T
     ) async throws -> T {
-        let worker = PostgresWorker(url: url(database: database), applicationName: "starling-tests",
-                                    threadName: "test-pg-cluster")
-        do {
-            let value = try await worker.withConnection(body)
-            await worker.shutdown()
-            return value
-        } catch {
-            await worker.shutdown()
-            throw error
-        }
+        try await TestDatabase.withConnection(url: url(database: database), threadName: "test-pg-cluster", body)
     }
 
     // MARK: - Helpers
