@@ -33,19 +33,47 @@ public struct TransactionVerdicts: Sendable, Hashable {
 
     /// Compacts the transaction's verdicts, given in change order.
     public init(tx: String, verdicts: [Verdict]) {
-        self.tx = tx
-        count = verdicts.count
-        firstSeq = verdicts.lazy.compactMap(Self.seq(of:)).first ?? 0
-        exceptions = []
-        var next = firstSeq
-        for (index, verdict) in verdicts.enumerated() {
-            if case .accepted(let seq) = verdict.outcome, seq == next {
-                next += 1
-                continue
-            }
-            exceptions.append((index, verdict))
-            if let seq = Self.seq(of: verdict) { next = seq + 1 }
+        var builder = Builder(tx: tx)
+        builder.append(verdicts)
+        self = builder.verdicts
+    }
+
+    /// Compacts verdicts as they are decided, slice by slice, keeping only the exceptions: a transaction of a
+    /// million changes is answered without holding a million verdicts.
+    public struct Builder: Sendable {
+        public private(set) var verdicts: TransactionVerdicts
+        /// The seq the walk predicts for the next accepted change; nil before the first seq.
+        private var next: Int64?
+
+        public init(tx: String) {
+            verdicts = TransactionVerdicts(tx: tx, count: 0, firstSeq: 0, exceptions: [])
         }
+
+        /// Appends the next verdicts in change order.
+        public mutating func append(_ more: some Sequence<Verdict>) {
+            for verdict in more {
+                let index = verdicts.count
+                verdicts.count += 1
+                let seq = TransactionVerdicts.seq(of: verdict)
+                if next == nil, let seq {
+                    verdicts.firstSeq = seq
+                    next = seq
+                }
+                if case .accepted(let accepted) = verdict.outcome, accepted == next {
+                    next = accepted + 1
+                    continue
+                }
+                verdicts.exceptions.append((index, verdict))
+                if let seq { next = seq + 1 }
+            }
+        }
+    }
+
+    private init(tx: String, count: Int, firstSeq: Int64, exceptions: [(index: Int, verdict: Verdict)]) {
+        self.tx = tx
+        self.count = count
+        self.firstSeq = firstSeq
+        self.exceptions = exceptions
     }
 
     /// The verdicts of the changes `ids` (the transaction's, in the order pushed). Throws when the ids do not
@@ -85,7 +113,7 @@ public struct TransactionVerdicts: Sendable, Hashable {
     }
 
     /// The seq a verdict puts in the log (accepted and merged), nil for a rejection.
-    private static func seq(of verdict: Verdict) -> Int64? {
+    static func seq(of verdict: Verdict) -> Int64? {
         switch verdict.outcome {
         case .accepted(let seq), .merged(let seq, _): seq
         case .rejected: nil

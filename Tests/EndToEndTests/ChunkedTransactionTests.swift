@@ -104,6 +104,19 @@ struct ChunkedTransactionTests {
         try await Self.crashMidPush(crash: { try await $0.killHub() }, recover: { try await $0.startHub() })
     }
 
+    @Test func killingTheActiveHubMidPushTheStandbyFinishesIt() async throws {
+        // Proves a hub failover in the middle of a chunked push loses nothing: the active hub is killed -9 while
+        // the chunks are staged, the standby takes the sequencer lock, the agents move to it, and it logs the
+        // transaction once, at contiguous seqs, from the chunks in the shared store and the agent's re-sends.
+        try await Self.crashMidPush(
+            withStandby: true,
+            crash: { deployment in
+                try await deployment.killHub()
+                if let standby = deployment.standbyPort { try deployment.useHub(port: standby) }
+            },
+            recover: { _ in })
+    }
+
     @Test func batchesAndChunksFitTheHubsLimitsAndKeepOrder() async throws {
         // Proves the agents cut their pushes by the hub's limits (from /v1/config), not only by their own
         // tuning.batch (1,000 changes by default): with max_push_changes 100, a 2,500-row transaction and a
@@ -165,12 +178,22 @@ struct ChunkedTransactionTests {
         }
     }
 
-    /// Two regions running with the workload's tables, their hub started with `limits: {hubLimits}`.
-    static func withTwoRegions(hubLimits: String, _ body: (Deployment) async throws -> Void) async throws {
+    /// Two regions running with the workload's tables, their hub started with `limits: {hubLimits}`; `withStandby`:
+    /// a second hub on the same store, and agents configured with both (the active one first).
+    static func withTwoRegions(
+        hubLimits: String, withStandby: Bool = false, _ body: (Deployment) async throws -> Void
+    ) async throws {
         try await Deployment.with(regions: 2, tables: Workload.tables, ddl: Workload.ddl, startAgents: false) {
             deployment in
+            // The hub `with` started has the default limits: replaced by one with these on the same port.
+            try await deployment.killHub()
             deployment.hubExtraYAML = "limits: {\(hubLimits)}\n"
             try await deployment.startHub()
+            if withStandby {
+                let standby = try await deployment.startStandbyHub()
+                deployment.standbyPort = standby
+                deployment.agentHubURLs = ["http://127.0.0.1:\(deployment.hubPort)", "http://127.0.0.1:\(standby)"]
+            }
             try await deployment.startAgent("r1")
             try await deployment.startAgent("r2")
             try await body(deployment)
@@ -181,10 +204,11 @@ struct ChunkedTransactionTests {
     /// at least five of its chunks are staged (none logged yet), then `recover`. Afterwards the transaction is
     /// logged once at contiguous seqs, nothing is left staged, and r2 holds every row.
     static func crashMidPush(
-        crash: @escaping (Deployment) async throws -> Void, recover: @escaping (Deployment) async throws -> Void
+        withStandby: Bool = false, crash: @escaping (Deployment) async throws -> Void,
+        recover: @escaping (Deployment) async throws -> Void
     ) async throws {
         let rows = 30_000
-        try await withTwoRegions(hubLimits: "max_push_changes: 1000") { deployment in
+        try await withTwoRegions(hubLimits: "max_push_changes: 1000", withStandby: withStandby) { deployment in
             try await deployment.sql("r1") { try $0.execute(Self.insert(rows)) }
             try await waitUntil("r1 has staged chunks", timeout: .seconds(60), every: .milliseconds(5)) {
                 try await Self.logged(deployment).staged >= 5

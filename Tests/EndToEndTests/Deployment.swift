@@ -31,6 +31,8 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
     var agentCapture = Deployment.capture
     /// Further processes (a standby hub) killed at tear-down like the others.
     var extraProcesses: [(name: String, process: ChildProcess)] = []
+    /// The port of a standby hub a test started (``startStandbyHub()``), if any.
+    var standbyPort: Int?
     /// The port agents are told the hub is on (a `FaultProxy` in front of the hub); nil: the hub's own.
     var agentHubPort: Int?
     /// Extra environment per agent (e.g. the test-only clock offset).

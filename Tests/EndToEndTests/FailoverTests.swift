@@ -84,7 +84,11 @@ extension Deployment {
     /// Starts a second hub process on the same hub database (port 0) and returns its port; it starts as a
     /// standby while the first hub holds the sequencer lock.
     func startStandbyHub() async throws -> Int {
-        let config = directory.appendingPathComponent("hub.yaml")
+        // The active hub's configuration on a port of its own (hub.yaml names the active hub's once it ran).
+        let config = directory.appendingPathComponent("hub-standby.yaml")
+        let active = try String(contentsOf: directory.appendingPathComponent("hub.yaml"), encoding: .utf8)
+        try active.replacingOccurrences(of: "listen: 127.0.0.1:\(hubPort)\n", with: "listen: 127.0.0.1:0\n")
+            .write(to: config, atomically: true, encoding: .utf8)
         let process = try ChildProcess.launch(binary, ["hub", "--config", config.path, "--log-level", "warning"])
         extraProcesses.append((name: "standby hub", process: process))
         let line = try await process.waitForOutputLine(containing: "listening", timeout: .seconds(60))

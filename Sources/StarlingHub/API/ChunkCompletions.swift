@@ -8,11 +8,11 @@ import Synchronization
 /// Each completion runs in a task owned by this table until it ends, awaited by every request that asked for it;
 /// the first to finish waiting removes it. Shared by the API's handlers (a mutex).
 final class ChunkCompletions: Sendable {
-    private let running = Mutex<[Sequencer.StagedKey: Task<[Verdict], any Error>]>([:])
+    private let running = Mutex<[Sequencer.StagedKey: Task<TransactionVerdicts, any Error>]>([:])
 
     /// The verdicts of completing `key`: a completion already running for it, or `body` run now.
-    func complete(_ key: Sequencer.StagedKey, _ body: @escaping @Sendable () async throws -> [Verdict])
-        async throws -> [Verdict]
+    func complete(_ key: Sequencer.StagedKey, _ body: @escaping @Sendable () async throws -> TransactionVerdicts)
+        async throws -> TransactionVerdicts
     {
         let task = running.withLock { table in
             if let task = table[key] { return task }

@@ -9,9 +9,10 @@ import StarlingIO
 /// the chunk's `tx`) and staged (``ChunkStaging``), idempotently: a re-sent chunk changes nothing. A chunk that
 /// is not the last is answered `{"staged":{"tx":"…","through":N|null}}` (`through`, the contiguous run of
 /// staged changes from ordinal 0, is computed for a chunk at `first` 0 only: an agent resuming after a restart
-/// skips what is staged). The last chunk assembles the staged chunks (409 `chunks_missing` when a part is
-/// missing: the agent re-sends the transaction from its start), and the sequencer logs the whole transaction in
-/// one batch, contiguous seqs, deleting its chunks in the same database transaction (a re-sent last chunk
+/// skips what is staged). The last chunk checks that the staged chunks cover the transaction (409
+/// `chunks_missing` when a part is missing: the agent re-sends the transaction from its start), and the sequencer
+/// logs the whole transaction in one batch, reading it from its chunks slice by slice (SequencerWriter+Staging),
+/// contiguous seqs, deleting its chunks in the same database transaction (a re-sent last chunk
 /// arriving meanwhile joins that completion, ``ChunkCompletions``). The answer is
 /// `{"transaction":<TransactionVerdicts>}`: only the verdicts that are not "accepted at the next seq".
 extension HubAPI {
@@ -81,46 +82,31 @@ extension HubAPI {
         let key = Sequencer.StagedKey(origin: region, tx: header.tx)
         let total = extent.first + extent.count
         let verdicts = try await completions.complete(key) { [self] in
-            let whole = try await assemble(region: region, tx: tx, total: total)
-            return try await sequencer.submit(region: region, changes: whole, staged: key)
+            try await checkStaged(region: region, tx: tx, total: total)
+            return try await sequencer.submitStaged(region: region, key: key, total: total)
         }
         var output: [UInt8] = Array(#"{"transaction":"#.utf8)
-        TransactionVerdicts(tx: header.tx, verdicts: verdicts).write(to: &output)
+        verdicts.write(to: &output)
         appendCurrentTerm(to: &output)
         output.append(UInt8(ascii: "}"))
         metrics.recordPush(seconds: Double(clock.monotonicNanos() - started) / 1e9)
         return .json(200, output)
     }
 
-    /// The staged transaction's changes in order, ordinals 0..<total; 409 `chunks_missing` when the stored
-    /// chunks leave a gap (chunks lost with a hub's database failover, or deleted when a previous last chunk
-    /// completed the transaction and its answer was lost: the agent re-sends from the first chunk).
-    private func assemble(region: String, tx: String, total: Int) async throws -> [Change] {
-        let chunks = try await pool.withConnection { connection in
-            try ChunkStaging.load(connection, origin: region, tx: tx)
+    /// 409 `chunks_missing` unless the stored chunks hold the transaction's changes 0..<total (chunks lost with a
+    /// hub's database failover, or deleted when a previous last chunk completed the transaction and its answer was
+    /// lost: the agent re-sends from the first chunk). The sequencer reads them itself, slice by slice; each chunk
+    /// was validated whole when it was staged.
+    private func checkStaged(region: String, tx: String, total: Int) async throws {
+        let extents = try await pool.withConnection { connection in
+            try ChunkStaging.extents(connection, origin: region, tx: tx)
         }
-        let (parts, through) = ChunkStaging.coverage(chunks.map(\.extent))
+        let through = ChunkStaging.coverage(extents).through
         guard through >= total else {
             throw HTTPError(
                 409, code: "chunks_missing",
                 "transaction \(tx): the staged chunks hold its changes 0..<\(through) of \(total); "
                     + "re-send it from its first chunk")
         }
-        var changes: [Change] = []
-        changes.reserveCapacity(total)
-        for part in parts {
-            let chunk = chunks[part.index]
-            let value = try parseBody(Array(chunk.body.utf8))
-            guard case .array(let items) = value else {
-                throw HTTPError(500, code: "internal", "staged chunk \(chunk.extent.first) of \(tx) is not an array")
-            }
-            let kept = Array(items.dropFirst(part.drop))
-            changes.append(contentsOf: try validate(kept, region: region, firstIndex: chunk.extent.first + part.drop))
-        }
-        guard changes.count == through else {
-            throw HTTPError(500, code: "internal", "staged chunks of \(tx) hold other counts than recorded")
-        }
-        // A last chunk that ends before chunks staged beyond it (a transaction cut differently) is the end.
-        return Array(changes.prefix(total))
     }
 }

@@ -22,7 +22,7 @@ final class Sequencer: Sendable {
     enum Item: Sendable {
         case push(
             region: String, changes: [Change], texts: PushTexts,
-            continuation: CheckedContinuation<[Verdict], any Error>)
+            continuation: CheckedContinuation<[Verdict], any Error>?)
         case resolve(
             conflictID: Int64, pick: ManualPick, actor: String,
             continuation: CheckedContinuation<ResolveOutcome, any Error>)
@@ -31,6 +31,10 @@ final class Sequencer: Sendable {
             region: String, letters: [DeadLetterReport], continuation: CheckedContinuation<[Int64], any Error>)
         /// Repair entries for one region (``SequencerWriter/repair(_:state:connection:nowMicros:)``).
         case repair(RepairRequest, continuation: CheckedContinuation<[Int64], any Error>)
+        /// A staged (chunked) transaction of `total` changes, sequenced alone in its batch from its chunks slice
+        /// by slice (SequencerWriter+Staging.swift).
+        case staged(
+            region: String, key: StagedKey, total: Int, continuation: CheckedContinuation<TransactionVerdicts, any Error>)
 
         var changeCount: Int {
             switch self {
@@ -38,7 +42,13 @@ final class Sequencer: Sendable {
             case .resolve: 1
             case .deadLetters(_, let letters, _): letters.count
             case .repair(let request, _): request.keys.count
+            case .staged(_, _, let total, _): total
             }
+        }
+
+        var isStaged: Bool {
+            if case .staged = self { return true }
+            return false
         }
     }
 
@@ -48,13 +58,10 @@ final class Sequencer: Sendable {
         var keys: [String]
         /// Each change's image (nil for a delete): the stored row of an accepted change.
         var images: [String?]
-        /// The staged transaction this push completes: its chunks are deleted in the batch that logs it.
-        var staged: StagedKey?
 
-        init(_ changes: [Change], staged: StagedKey? = nil) {
+        init(_ changes: [Change]) {
             keys = changes.map { HubJSON.text($0.key) }
             images = changes.map { $0.image.map(HubJSON.text) }
-            self.staged = staged
         }
     }
 
@@ -119,11 +126,18 @@ final class Sequencer: Sendable {
 
     /// Queues a validated push and returns its verdicts once they are committed. The texts the batch stores
     /// are serialized here, on the caller's task, so concurrent pushes share that work out.
-    /// `staged`: the push is a staged transaction's changes, whose chunks the batch deletes as it logs them.
-    func submit(region: String, changes: [Change], staged: StagedKey? = nil) async throws -> [Verdict] {
-        let texts = PushTexts(changes, staged: staged)
+    func submit(region: String, changes: [Change]) async throws -> [Verdict] {
+        let texts = PushTexts(changes)
         return try await withCheckedThrowingContinuation { continuation in
             enqueue(.push(region: region, changes: changes, texts: texts, continuation: continuation))
+        }
+    }
+
+    /// Queues the staged transaction `key` of `total` changes (every chunk stored, checked by the caller);
+    /// returns its verdicts, compacted, once it is logged and its chunks deleted.
+    func submitStaged(region: String, key: StagedKey, total: Int) async throws -> TransactionVerdicts {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.staged(region: region, key: key, total: total, continuation: continuation))
         }
     }
 
@@ -211,7 +225,12 @@ final class Sequencer: Sendable {
                 }
                 var count = 0
                 var taken = 0
-                while taken < state.items.count && (taken == 0 || count + state.items[taken].changeCount <= maxBatch) {
+                // A staged transaction goes alone: it is written slice by slice (SequencerWriter+Staging.swift).
+                while taken < state.items.count
+                    && (taken == 0
+                        || (count + state.items[taken].changeCount <= maxBatch && !state.items[taken].isStaged
+                            && !state.items[0].isStaged))
+                {
                     count += state.items[taken].changeCount
                     taken += 1
                 }
@@ -259,11 +278,13 @@ final class Sequencer: Sendable {
             seconds: Double(clock.monotonicNanos() - started) / 1e9)
         for (item, result) in zip(batch, outcome.results) {
             switch (item, result) {
-            case (.push(_, _, _, let continuation), .verdicts(let verdicts)): continuation.resume(returning: verdicts)
+            case (.push(_, _, _, let continuation), .verdicts(let verdicts)): continuation?.resume(returning: verdicts)
             case (.resolve(_, _, _, let continuation), .resolved(let resolved)):
                 continuation.resume(returning: resolved)
             case (.deadLetters(_, _, let continuation), .recorded(let ids)): continuation.resume(returning: ids)
             case (.repair(_, let continuation), .recorded(let seqs)): continuation.resume(returning: seqs)
+            case (.staged(_, _, _, let continuation), .transaction(let verdicts)):
+                continuation.resume(returning: verdicts)
             case (_, .failed(let error)): Self.fail(item, error)
             // ``SequencerWriter/checkAnswers(_:to:)`` asserted each result's kind before the batch was answered.
             default: preconditionFailure("a sequencer result of the wrong kind for its batch item")
@@ -273,10 +294,11 @@ final class Sequencer: Sendable {
 
     static func fail(_ item: Item, _ error: HubError) {
         switch item {
-        case .push(_, _, _, let continuation): continuation.resume(throwing: error)
+        case .push(_, _, _, let continuation): continuation?.resume(throwing: error)
         case .resolve(_, _, _, let continuation): continuation.resume(throwing: error)
         case .deadLetters(_, _, let continuation): continuation.resume(throwing: error)
         case .repair(_, let continuation): continuation.resume(throwing: error)
+        case .staged(_, _, _, let continuation): continuation.resume(throwing: error)
         }
     }
 }

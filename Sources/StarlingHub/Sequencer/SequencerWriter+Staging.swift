@@ -1,14 +1,95 @@
+import StarlingCore
 import StarlingPostgres
 
 extension SequencerWriter {
-    /// Deletes the staged chunks of every chunked transaction in `batch`, inside the batch's transaction: the
-    /// chunks go exactly when their changes are logged, so a transaction is never both staged and logged (a
-    /// re-sent last chunk then finds its chunks gone and the agent re-sends from the start; its changes are
-    /// answered from their stored verdicts).
-    func deleteStaged(_ batch: [Sequencer.Item], connection: PostgresConnection) throws {
-        for item in batch {
-            guard case .push(_, _, let texts, _) = item, let staged = texts.staged else { continue }
-            try ChunkStaging.delete(connection, origin: staged.origin, tx: staged.tx)
+    /// The changes a staged transaction is decided and written in at a time: what the hub holds of it in memory
+    /// (with their heads, texts and log rows), whatever the transaction's size.
+    static let stagedSliceChanges = 5_000
+
+    /// Sequences a staged transaction of `total` changes, alone in its batch and in one database transaction, slice
+    /// by slice: each slice's changes are read from its chunks, decided against the heads as the slices before it
+    /// left them, written (log rows, heads, conflicts), and dropped before the next is read. The seqs stay
+    /// contiguous and the transaction commits whole, with its chunks deleted; its verdicts are compacted as they
+    /// are decided (``TransactionVerdicts/Builder``). The entries do not go to the log cache (pulls read them
+    /// from the table). Before, the whole transaction was assembled and decided in memory: 2.4 GB of hub memory per
+    /// million rows (README "Large transactions").
+    func applyStaged(region: String, key: Sequencer.StagedKey, total: Int, connection: PostgresConnection) throws
+        -> BatchOutcome
+    {
+        try partitioner.ensure(through: nextSeq + Int64(total), connection: connection)
+        var verdicts = TransactionVerdicts.Builder(tx: key.tx)
+        var outcome = BatchOutcome()
+        var (seq, conflictID) = (nextSeq, nextConflictID)
+        var marks: [String: Int64] = [:]
+        var written = 0
+        try connection.transaction(name: "sequencer.staged") { connection in
+            var reader = StagedReader(origin: key.origin, tx: key.tx, total: total)
+            while let changes = try reader.next(Self.stagedSliceChanges, connection: connection, region: region) {
+                let texts = Sequencer.PushTexts(changes)
+                let slice: [Sequencer.Item] = [.push(region: region, changes: changes, texts: texts, continuation: nil)]
+                var state = BatchState(nextSeq: seq, nextConflictID: conflictID)
+                try load(slice, into: &state, connection: connection)
+                try loadDeltaKinds(slice, connection: connection)
+                try loadReasserted(slice, into: &state, connection: connection)
+                verdicts.append(decide(changes, texts: texts, region: region, state: &state, outcome: &outcome))
+                try store(state, connection: connection)
+                try storeReasserted(state, connection: connection)
+                written += state.logged.count
+                (seq, conflictID) = (state.nextSeq, state.nextConflictID)
+                marks.merge(state.raisedMarks) { max($0, $1) }
+            }
+            try ChunkStaging.delete(connection, origin: key.origin, tx: key.tx)
         }
+        precondition(seq - nextSeq == Int64(written), "the staged batch took \(seq - nextSeq) seqs, wrote \(written)")
+        precondition(verdicts.verdicts.count == total, "\(verdicts.verdicts.count) verdicts for \(total) changes")
+        (nextSeq, nextConflictID) = (seq, conflictID)
+        originMarks.merge(marks) { max($0, $1) }
+        outcome.results = [.transaction(verdicts.verdicts)]
+        outcome.head = head
+        return outcome
+    }
+}
+
+/// Reads a staged transaction's changes in order, one stored chunk at a time (overlapping chunks of a
+/// transaction cut differently after an agent restart are read once), on the sequencer's connection.
+struct StagedReader {
+    let origin: String
+    let tx: String
+    let total: Int
+    private var parts: [(first: Int, drop: Int)]?
+    private var read = 0
+
+    init(origin: String, tx: String, total: Int) {
+        self.origin = origin
+        self.tx = tx
+        self.total = total
+    }
+
+    /// The next up to `limit` changes (whole chunks: a slice may exceed it by a chunk), nil at the end.
+    mutating func next(_ limit: Int, connection: PostgresConnection, region: String) throws -> [Change]? {
+        if parts == nil {
+            let extents = try ChunkStaging.extents(connection, origin: origin, tx: tx)
+            let (coverage, through) = ChunkStaging.coverage(extents)
+            guard through >= total else {
+                throw HubError(
+                    code: .storageFailed,
+                    message: "transaction \(tx): the staged chunks hold 0..<\(through) of its \(total) changes")
+            }
+            parts = coverage.map { (extents[$0.index].first, $0.drop) }
+        }
+        var slice: [Change] = []
+        while slice.count < limit, read < total, var remaining = parts, !remaining.isEmpty {
+            let part = remaining.removeFirst()
+            parts = remaining
+            let body = try ChunkStaging.body(connection, origin: origin, tx: tx, first: part.first)
+            guard case .array(let items) = try JSONValue(parsing: body) else {
+                throw HubError(code: .storageFailed, message: "staged chunk \(part.first) of \(tx) is not an array")
+            }
+            for item in items.dropFirst(part.drop) where read < total {
+                slice.append(try Change(json: item, requiredRegion: region))
+                read += 1
+            }
+        }
+        return slice.isEmpty ? nil : slice
     }
 }

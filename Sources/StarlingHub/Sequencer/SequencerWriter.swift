@@ -21,6 +21,8 @@ final class SequencerWriter: @unchecked Sendable {
         case resolved(Sequencer.ResolveOutcome)
         /// Conflict ids of recorded dead letters.
         case recorded([Int64])
+        /// The compacted verdicts of a staged transaction.
+        case transaction(TransactionVerdicts)
         case failed(HubError)
     }
 
@@ -66,16 +68,16 @@ final class SequencerWriter: @unchecked Sendable {
     static let lockID: Int32 = 1
 
     let settings: HubSettings
-    private var nextSeq: Int64 = 1
-    private var nextConflictID: Int64 = 1
+    var nextSeq: Int64 = 1
+    var nextConflictID: Int64 = 1
     /// The session that holds the advisory lock; kept alive here so its identity is never reused.
     private var lockedConnection: PostgresConnection?
     private var isLoaded = false
     /// Origin → the largest local id of any change decided so far (`starling_hub.origin_marks`, migration 6):
     /// a pushed id above its origin's mark has no stored verdict, so its idempotency probes are skipped.
-    private var originMarks: [String: Int64] = [:]
+    var originMarks: [String: Int64] = [:]
     /// Creates log partitions ahead of ``nextSeq``, so an insert never finds no partition (LogRetention.swift).
-    private var partitioner: LogPartitioner
+    var partitioner: LogPartitioner
     /// Table → delta column → kind, read from the registered shapes (SequencerWriter+Delta.swift).
     var deltaKinds: [String: [String: DeltaColumn.Kind]] = [:]
 
@@ -178,6 +180,9 @@ final class SequencerWriter: @unchecked Sendable {
 
     /// Decides and stores one batch in one transaction; the counters advance only if it commits.
     func apply(_ batch: [Sequencer.Item], connection: PostgresConnection, nowMicros: Int64) throws -> BatchOutcome {
+        if batch.count == 1, case .staged(let region, let key, let total, _) = batch[0] {
+            return try applyStaged(region: region, key: key, total: total, connection: connection)
+        }
         var state = BatchState(nextSeq: nextSeq, nextConflictID: nextConflictID)
         try partitioner.ensure(through: nextSeq + Int64(batch.reduce(0) { $0 + $1.changeCount }), connection: connection)
         let outcome = try connection.transaction(name: "sequencer.batch") { connection in
@@ -199,11 +204,14 @@ final class SequencerWriter: @unchecked Sendable {
                 case .repair(let request, _):
                     outcome.results.append(
                         try repair(request, state: &state, connection: connection, nowMicros: nowMicros))
+                case .staged:
+                    // The drain loop batches a staged transaction alone (``applyStaged``).
+                    outcome.results.append(
+                        .failed(HubError(code: .storageFailed, message: "a staged transaction batched with others")))
                 }
             }
             try store(state, connection: connection)
             try storeReasserted(state, connection: connection)
-            try deleteStaged(batch, connection: connection)
             outcome.logged = state.logged
             return outcome
         }
@@ -313,7 +321,7 @@ extension SequencerWriter {
         + "set_config('jit', 'off', false)"
 
     /// Loads, in bulk, the heads of every key the batch touches and the prior decisions of its change ids.
-    private func load(_ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection) throws {
+    func load(_ batch: [Sequencer.Item], into state: inout BatchState, connection: PostgresConnection) throws {
         let changeCount = batch.reduce(0) { $0 + $1.changeCount }
         state.reserve(changes: changeCount)
         var keySet = Set<TableKey>(minimumCapacity: changeCount)
@@ -329,7 +337,7 @@ extension SequencerWriter {
             case .resolve(let conflictID, _, _, _):
                 state.keyTexts.append([])
                 conflictIDs.append(conflictID)
-            case .deadLetters, .repair:
+            case .deadLetters, .repair, .staged:
                 // Keeps keyTexts indexed by batch position for the pushes after this item.
                 state.keyTexts.append([])
             }
@@ -454,7 +462,7 @@ extension SequencerWriter {
     }
 
     /// Decides every change of one push in order.
-    private func decide(
+    func decide(
         _ changes: [Change], texts: Sequencer.PushTexts, region: String, state: inout BatchState,
         outcome: inout BatchOutcome
     ) -> [Verdict] {
@@ -542,6 +550,8 @@ extension SequencerWriter {
                 precondition(ids.count == letters.count, "\(ids.count) conflict ids for \(letters.count) dead letters")
             case (.repair(let request, _), .recorded(let seqs)):
                 precondition(seqs.count == request.keys.count, "\(seqs.count) seqs for \(request.keys.count) keys")
+            case (.staged(_, _, let total, _), .transaction(let verdicts)):
+                precondition(verdicts.count == total, "\(verdicts.count) verdicts for \(total) staged changes")
             default:
                 preconditionFailure("a sequencer result of the wrong kind for its batch item")
             }
@@ -590,7 +600,7 @@ extension SequencerWriter {
     ]
 
     /// Writes the batch: log, rejections, conflicts and new heads by COPY, changed heads by one UPDATE.
-    private func store(_ state: BatchState, connection: PostgresConnection) throws {
+    func store(_ state: BatchState, connection: PostgresConnection) throws {
         if !state.logged.isEmpty {
             try connection.copyIn(
                 table: "starling_hub.log", columns: Self.logColumns,

@@ -14,12 +14,6 @@ enum ChunkStaging {
         var count: Int
     }
 
-    /// A stored chunk: its extent and its changes as the JSON array text it was pushed with.
-    struct Chunk: Sendable {
-        var extent: Extent
-        var body: String
-    }
-
     /// Stores a chunk unless one with the same identity is stored already (a re-send changes nothing).
     static func stage(
         _ connection: PostgresConnection, origin: String, tx: String, extent: Extent, body: String
@@ -40,15 +34,15 @@ enum ChunkStaging {
         ).map { row in Extent(first: Int(try row.int64(0)), count: Int(try row.int64(1))) }
     }
 
-    /// A transaction's stored chunks, by first index.
-    static func load(_ connection: PostgresConnection, origin: String, tx: String) throws -> [Chunk] {
-        try connection.query(
-            "SELECT first_index, changes, body FROM starling_hub.staged_chunks WHERE origin = $1 AND tx = $2 "
-                + "ORDER BY first_index",
-            [.text(origin), .text(tx)], name: "staging.load"
-        ).map { row in
-            Chunk(extent: Extent(first: Int(try row.int64(0)), count: Int(try row.int64(1))), body: try row.string(2))
+    /// The body of one stored chunk (the sequencer reads a transaction a chunk at a time).
+    static func body(_ connection: PostgresConnection, origin: String, tx: String, first: Int) throws -> String {
+        let rows = try connection.query(
+            "SELECT body FROM starling_hub.staged_chunks WHERE origin = $1 AND tx = $2 AND first_index = $3",
+            [.text(origin), .text(tx), .int32(Int32(first))], name: "staging.body")
+        guard let row = rows.first else {
+            throw HubError(code: .storageFailed, message: "staged chunk \(first) of \(tx) is gone")
         }
+        return try row.string(0)
     }
 
     /// Deletes a transaction's chunks (the sequencer's batch, as it logs them).
