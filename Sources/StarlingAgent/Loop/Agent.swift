@@ -233,6 +233,8 @@ public final class Agent: Sendable {
                 try await hub.register(shapes.filter { drift[$0.name] == nil })
                 noteShapes(drift)
                 try await loadLogHistory()
+                // Entries a pull spilled before a restart are pulled again (AgentStore+Spill.swift).
+                try await db { connection in try AgentStore.dropSpilled(through: nil, connection: connection) }
                 let bootstrapper = makeBootstrapper()
                 if try await bootstrapper.isNeeded() {
                     try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
@@ -528,12 +530,14 @@ public final class Agent: Sendable {
         return nil
     }
 
-    /// One pulled, whole-transaction batch and where the cursor goes after it.
+    /// One pulled, whole-transaction batch and where the cursor goes after it; `spill`: its first entries wait in
+    /// `starling.spilled_entries` (AgentStore+Spill.swift).
     struct Fetched: Sendable {
         var batch: [LogEntry]
         var after: Int64
         var next: Int64
         var head: Int64
+        var spill: AgentStore.Spill? = nil
     }
 
     /// Reads pages from `after` until they end on an origin-transaction boundary (long-polling `waitMs` for
@@ -549,25 +553,35 @@ public final class Agent: Sendable {
             defer { _ = shared.withLock { $0.operations.removeValue(forKey: "pull") } }
             var entries = page.entries
             var from = after
+            var spill: AgentStore.Spill?
+            let store = self.store
             func isComplete(_ page: PullPage, from: Int64) -> Bool { page.next - from < limit || page.next >= page.head }
             var count = PullAssembler.completePrefix(entries, isComplete: isComplete(page, from: from))
-            while count == nil, entries.count < 1_000_000, !isStopped {
-                // One origin transaction larger than a page: keep reading until it ends.
+            while count == nil, !isStopped {
+                // One origin transaction larger than a page: keep reading until it ends, past what memory should
+                // hold through the spill table.
+                if entries.count >= AgentStore.spillEntries {
+                    let spilled = entries
+                    try await db { connection in try store.spill(spilled, connection: connection) }
+                    spill = spill ?? AgentStore.Spill()
+                    spill?.spilled(spilled)
+                    entries.removeAll(keepingCapacity: true)
+                }
                 from = page.next
                 page = try await hub.pull(after: from, limit: limit, waitMs: 0)
                 entries += page.entries
                 count = PullAssembler.completePrefix(entries, isComplete: isComplete(page, from: from))
             }
-            guard let count else {
-                if isStopped { return .success(Fetched(batch: [], after: after, next: after, head: page.head)) }
-                throw AgentError(code: .invalidResponse, message: "an origin transaction exceeds 1 000 000 entries")
-            }
+            guard let count else { return .success(Fetched(batch: [], after: after, next: after, head: page.head)) }
             let batch = Array(entries.prefix(count))
-            let next = count == entries.count ? page.next : batch.last?.seq ?? after
+            let next = count == entries.count ? page.next : batch.last?.seq ?? spill?.through ?? after
             logger.debug(
                 "pulled",
-                metadata: [AgentLogKey.count: "\(batch.count)", AgentLogKey.hubMs: "\(Self.ms(ContinuousClock.now - started))"])
-            return .success(Fetched(batch: batch, after: after, next: next, head: page.head))
+                metadata: [
+                    AgentLogKey.count: "\(batch.count)", "agent.spilled_through": "\(spill?.through ?? 0)",
+                    AgentLogKey.hubMs: "\(Self.ms(ContinuousClock.now - started))",
+                ])
+            return .success(Fetched(batch: batch, after: after, next: next, head: page.head, spill: spill))
         } catch {
             return .failure(error)
         }
@@ -579,6 +593,7 @@ public final class Agent: Sendable {
         let store = self.store
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
         guard next != after || !batch.isEmpty else { return 0 }
+        var spill = fetched.spill
         let started = ContinuousClock.now
         let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
         let queue: CaptureQueue? = isWAL ? captureQueue : nil
@@ -587,16 +602,31 @@ public final class Agent: Sendable {
         let reasserting = reassertPending.withLock { pending in
             pending.isEmpty ? [] : Set(batch.map { TableKey(table: $0.table, key: $0.key) }.filter { pending.contains($0) })
         }
+        if let queue, spill != nil {
+            let reassertingAll = reassertPending.withLock { $0 }
+            spill?.wal = { slice in
+                let keys = slice.map { TableKey(table: $0.table, key: $0.key) }
+                return WALApply(
+                    pendingKeys: queue.pending(among: keys).union(keys.filter { reassertingAll.contains($0) }),
+                    versions: switching ? nil : queue.versions(of: keys, above: after))
+            }
+        }
+        let spilled = spill
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
             () async throws(AgentError) in
             try await db { connection in
-                guard let queue else { return try store.apply(batch, after: after, next: next, connection: connection) }
+                guard let queue else {
+                    return try store.apply(batch, after: after, next: next, spill: spilled, connection: connection)
+                }
                 let keys = batch.map { TableKey(table: $0.table, key: $0.key) }
                 let wal = WALApply(
                     pendingKeys: queue.pending(among: keys).union(reasserting),
                     versions: switching ? nil : queue.versions(of: keys, above: after))
-                let summary = try store.apply(batch, after: after, next: next, wal: wal, connection: connection)
-                if summary.applied > 0 { queue.wrote(keys, at: try AgentStore.walInsertPosition(connection: connection)) }
+                let summary = try store.apply(
+                    batch, after: after, next: next, wal: wal, spill: spilled, connection: connection)
+                if summary.applied > 0 {
+                    queue.wrote(keys + summary.spilledKeys, at: try AgentStore.walInsertPosition(connection: connection))
+                }
                 return summary
             }
         }

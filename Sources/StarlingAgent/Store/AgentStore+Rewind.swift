@@ -36,7 +36,7 @@ extension AgentStore {
     ///    a local change of the key is pending (it is newer and on its way). The priority is the furthest seq the
     ///    image is known at: its version, or the cursor before the rewind when that is further.
     /// 2. clamps what referred to the lost history: versions and pending changes' bases above `point` become
-    ///    `point`; deferred and held entries above it are dropped (their seqs now name other changes);
+    ///    `point`; deferred, held and spilled entries above it are dropped (their seqs now name other changes);
     /// 3. moves the cursor back to `point` (when beyond it) and stores `position`;
     /// 4. under WAL capture, a marker announces the rewind to the decoder (``CaptureLedger/Marker/rewind``).
     public func rewind(
@@ -96,6 +96,7 @@ extension AgentStore {
             try connection.query(
                 "DELETE FROM starling.held_entries WHERE seq > $1", [.int64(point)], name: "agent.rewind.held")
             try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.rewind.snapshot")
+            try Self.dropSpilled(through: nil, connection: connection)
             try connection.query(
                 """
                 UPDATE starling.state SET cursor = least(cursor, $1), known_seq = $2, log_terms = $3::jsonb,

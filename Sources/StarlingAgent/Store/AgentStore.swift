@@ -294,7 +294,7 @@ public struct AgentStore: Sendable {
 
     /// Keeps pulled entries skipped because a local change of their key waits for its verdict: the
     /// transaction that handles the key's last pending verdict applies them again.
-    private func deferEntries(_ entries: [LogEntry], connection: PostgresConnection) throws {
+    func deferEntries(_ entries: [LogEntry], connection: PostgresConnection) throws {
         guard !entries.isEmpty else { return }
         try connection.query(
             """
@@ -333,10 +333,15 @@ public struct AgentStore: Sendable {
     /// deferred as the outbox check defers them in trigger capture, and — once trigger capture is switched off —
     /// entries are skipped by the versions it holds in memory and written with no version row
     /// (AgentStore+WALApply.swift).
+    ///
+    /// With `spill`, the batch's first entries wait in `starling.spilled_entries` (an origin transaction too large to
+    /// hold while its pages arrived): they are read back and applied a slice at a time, in this transaction, before
+    /// `entries`, then deleted (AgentStore+Spill.swift).
     public func apply(
-        _ entries: [LogEntry], after: Int64, next: Int64, wal: WALApply? = nil, connection: PostgresConnection
+        _ entries: [LogEntry], after: Int64, next: Int64, wal: WALApply? = nil, spill: Spill? = nil,
+        connection: PostgresConnection
     ) throws -> ApplySummary {
-        let maxHLC = entries.reduce(Int64(0)) { max($0, $1.hlc) }
+        let maxHLC = max(entries.reduce(Int64(0)) { max($0, $1.hlc) }, spill?.maxHLC ?? 0)
         return try connection.transaction(name: "agent.apply") { connection in
             try relaxCommit(connection)
             // Moving the cursor first takes the state row's lock; no row means the batch is stale.
@@ -361,7 +366,8 @@ public struct AgentStore: Sendable {
                     summary.skippedPending += deferred.count
                 }
             }
-            let shapes = try lockAndCheckShapes(of: Set(entries.map(\.table)), tables: tables, connection: connection)
+            let shapes = try lockAndCheckShapes(
+                of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, connection: connection)
             summary.stoppedTables = shapes.drift
             let versions = wal?.versions
             if shapes.hasHeldEntries {
@@ -369,9 +375,15 @@ public struct AgentStore: Sendable {
                     drift: shapes.drift, tables: tables, inMemory: versions != nil, summary: &summary,
                     connection: connection)
             }
+            if let spill {
+                try applySpilled(
+                    spill, after: after, inMemory: wal != nil && versions != nil, tables: tables, summary: &summary,
+                    connection: connection)
+            }
             try applyPulled(
                 entries, tables: tables, drift: summary.stoppedTables, versions: versions, summary: &summary,
                 connection: connection)
+            if spill != nil { try Self.dropSpilled(through: next, connection: connection) }
             return summary
         }
     }
@@ -380,7 +392,7 @@ public struct AgentStore: Sendable {
     /// stopped table held, the rest applied; the ones skipped as pending are deferred. With `versions` (WAL
     /// capture: the versions above the cursor, in memory) superseded entries are skipped here and the rest
     /// written with no version row; without, the version rows decide.
-    private func applyPulled(
+    func applyPulled(
         _ entries: [LogEntry], tables: Set<String>, drift: ShapeGuard.Drift, versions: [TableKey: Int64]?,
         summary: inout ApplySummary, connection: PostgresConnection
     ) throws {
@@ -756,6 +768,8 @@ public struct ApplySummary: Sendable, Hashable {
     public var resumed = 0
     /// The tables whose stream is stopped, with the reason (``ShapeGuard``).
     public var stoppedTables: ShapeGuard.Drift = [:]
+    /// The keys of the spilled entries applied (the caller's in-memory entries it knows itself).
+    public var spilledKeys: [TableKey] = []
 
     public init(isStale: Bool = false) {
         self.isStale = isStale
