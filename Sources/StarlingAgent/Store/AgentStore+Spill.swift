@@ -87,7 +87,10 @@ extension AgentStore {
                 }
                 versions = inMemory ? wal.versions : nil
             }
-            summary.spilledKeys.append(contentsOf: slice.map { TableKey(table: $0.table, key: $0.key) })
+            // Under WAL capture the caller tells the capture queue which keys this transaction wrote.
+            if spill.wal != nil {
+                summary.spilledKeys.append(contentsOf: slice.map { TableKey(table: $0.table, key: $0.key) })
+            }
             try applyPulled(
                 slice, tables: tables, drift: summary.stoppedTables, versions: versions, summary: &summary,
                 connection: connection)

@@ -768,7 +768,8 @@ public struct ApplySummary: Sendable, Hashable {
     public var resumed = 0
     /// The tables whose stream is stopped, with the reason (``ShapeGuard``).
     public var stoppedTables: ShapeGuard.Drift = [:]
-    /// The keys of the spilled entries applied (the caller's in-memory entries it knows itself).
+    /// Under WAL capture, the keys of the spilled entries applied (the caller knows its in-memory entries' keys):
+    /// the capture queue's overwrite check needs them (``CaptureQueue/wrote(_:at:)``).
     public var spilledKeys: [TableKey] = []
 
     public init(isStale: Bool = false) {
