@@ -76,6 +76,25 @@ public struct TransactionVerdicts: Sendable, Hashable {
         self.exceptions = exceptions
     }
 
+    /// The newest seq the verdicts give (0 when none logs an entry), without expanding them.
+    public var newestSeq: Int64 {
+        var (next, newest) = (firstSeq, Int64(0))
+        var pending = exceptions[...]
+        for index in 0..<count {
+            if let exception = pending.first, exception.index == index {
+                pending.removeFirst()
+                if let seq = Self.seq(of: exception.verdict) {
+                    newest = max(newest, seq)
+                    next = seq + 1
+                }
+            } else {
+                newest = max(newest, next)
+                next += 1
+            }
+        }
+        return newest
+    }
+
     /// The verdicts of the changes `ids` (the transaction's, in the order pushed). Throws when the ids do not
     /// fit (another count, an exception for another id or out of order): the hub answered another transaction.
     public func expand(ids: [String]) throws(CoreError) -> [Verdict] {

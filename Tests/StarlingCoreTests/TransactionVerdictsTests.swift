@@ -36,6 +36,19 @@ struct TransactionVerdictsTests {
             return false
         }.count
         #expect(compact.exceptions.count <= verdicts.count - predictable)
+        // The newest logged seq, read from the compact form, is what the expanded verdicts say (a rejection's
+        // winner logs nothing new).
+        let logged = verdicts.compactMap { verdict -> Int64? in
+            if case .rejected = verdict.outcome { return nil }
+            return verdict.version
+        }
+        #expect(compact.newestSeq == logged.max() ?? 0)
+        // Built slice by slice, the same as at once.
+        var builder = TransactionVerdicts.Builder(tx: "r1:9")
+        for slice in stride(from: 0, to: verdicts.count, by: 2) {
+            builder.append(verdicts[slice..<min(slice + 2, verdicts.count)])
+        }
+        #expect(builder.verdicts == compact)
     }
 
     @Test func aMillionAcceptedVerdictsCompactToNoException() {

@@ -62,11 +62,11 @@ public final class HTTPHubLink: HubLink {
         return path + (path.contains("?") ? "&" : "?") + items
     }
 
-    /// Records the newest seq of `verdicts` with the term an answer names (`"term"`).
-    private func learned(_ verdicts: [Verdict], response: JSONValue) {
+    /// Records `newest`, a seq the hub's verdicts gave, with the term the answer names (`"term"`).
+    private func learned(newest: Int64, response: JSONValue) {
         guard let history = history.withLock({ $0 }) else { return }
         let term = response["term"].flatMap { try? LogTerm(json: $0) }
-        history.learned(seq: verdicts.reduce(0) { max($0, $1.version) }, term: term)
+        history.learned(seq: newest, term: term)
     }
 
     public func push(_ changes: [Change]) async throws(AgentError) -> [Verdict] {
@@ -81,7 +81,7 @@ public final class HTTPHubLink: HubLink {
         } catch {
             throw AgentError(code: .invalidResponse, message: "push response has an invalid verdict: \(error)")
         }
-        learned(verdicts, response: response)
+        learned(newest: verdicts.reduce(0) { max($0, $1.version) }, response: response)
         return verdicts
     }
 
@@ -103,7 +103,7 @@ public final class HTTPHubLink: HubLink {
         }
         do {
             let verdicts = try TransactionVerdicts(json: transaction)
-            if let expanded = try? verdicts.expand(ids: changes.map(\.id)) { learned(expanded, response: response) }
+            learned(newest: verdicts.newestSeq, response: response)
             return .completed(verdicts)
         } catch {
             throw AgentError(code: .invalidResponse, message: "chunk response has invalid verdicts: \(error)")

@@ -4,7 +4,7 @@ import StarlingCore
 extension Agent {
     /// Whether `changes` is one origin transaction too large for one push: more changes than ``pushBatch``'s count
     /// (`tuning.batch.max_count` within the hub's `max_push_changes`), or more bytes than its byte limit (a few
-    /// wide rows). It goes in chunks (``pushChunked(_:tx:)``). The batch readers never split a transaction and
+    /// wide rows). It goes in chunks (``pushChunked(_:tx:readAt:)``). The batch readers never split a transaction and
     /// measure what they read (`approximateBytes`, the same measure they cap batches by), so a batch over either
     /// limit holds exactly one, and nothing is serialized to decide.
     func chunkedTransaction(_ changes: [Change], approximateBytes: Int) -> String? {
@@ -23,7 +23,8 @@ extension Agent {
     ///
     /// Memory: the transaction's changes stay in memory until their verdicts are handled (the caller holds
     /// them); each chunk's body is built and sent one at a time.
-    func pushChunked(_ changes: [Change], tx: String) async -> [Verdict]? {
+    /// `readAt`: as ``pushUntilVerdicts(_:approximateBytes:readAt:)``: a rewind since the read ends it with nil.
+    func pushChunked(_ changes: [Change], tx: String, readAt: Int) async -> [Verdict]? {
         let batch = pushBatch
         let plan = ChunkPlan(
             sizes: changes.map { $0.json.serialized().count }, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
@@ -32,7 +33,7 @@ extension Agent {
         logger.info(
             "pushing a large transaction in chunks",
             metadata: [AgentLogKey.changes: "\(changes.count)", "agent.chunks": "\(plan.ranges.count)"])
-        while !isStopped {
+        while !isStopped, rewinds.load(ordering: .acquiring) == readAt {
             let range = plan.ranges[position]
             let isLast = position == plan.ranges.count - 1
             do throws(AgentError) {

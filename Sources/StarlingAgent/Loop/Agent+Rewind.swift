@@ -26,11 +26,25 @@ extension Agent {
         }
     }
 
+    /// Keys among `keys` with a re-assertion waiting for its verdict. Read on the database thread only (in an
+    /// apply's job), where verdict jobs remove keys and the rewind sets them.
+    func reasserting(among keys: [TableKey]) -> Set<TableKey> {
+        reassertPending.withLock { pending in pending.isEmpty ? [] : Set(keys.filter { pending.contains($0) }) }
+    }
+
     /// Rewinds after `log_diverged`: finds the common point from the hub's terms (`/v1/config`), loads the hub's
     /// heads of every synced table, and rewinds in one local transaction; under WAL capture waits until the
-    /// decoder has read the rewind's marker (so no change captured before it is pushed with its old base).
+    /// decoder has read the rewind's marker (so no change captured before it is pushed with its old base), then
+    /// counts the rewind (``rewinds``: push batches read before it are read again) and takes the new position.
     func rewind(after error: AgentError) async throws(AgentError) {
         let config = try await hub.config()
+        guard !config.logTerms.isEmpty else {
+            // A hub that lists no terms cannot say where the histories part: rewinding to 0 would re-assert
+            // everything. Wait for one that does.
+            throw AgentError(
+                code: .hubUnavailable, message: "the hub refused this region's log position but lists no log terms",
+                isRetryable: true)
+        }
         let before = history.current
         let point = before.terms.commonPoint(known: before.known, hub: config.logTerms)
         let position = LogHistory.Position(known: point, terms: before.terms.through(point))
@@ -54,19 +68,29 @@ extension Agent {
         let isWAL = capture.withLock { $0.mode } == .wal
         let wal = isWAL ? captureQueue.rewindState() : nil
         let (summary, end) = try await track("pull", "rewinding to seq \(point)") { () async throws(AgentError) in
-            try await db { connection in
+            try await db { [self] connection in
                 let shapes = try tables.map { try TableShape.load(table: $0, connection: connection) }
                 let summary = try store.rewind(
                     to: point, tables: shapes, position: position, wal: wal, connection: connection)
+                // In the same job as the commit: no verdict job runs between them and misses a key.
+                let keys = try AgentStore.reassertedKeys(connection: connection)
+                reassertPending.withLock { $0 = keys }
                 return (summary, isWAL ? try AgentStore.walInsertPosition(connection: connection) : nil)
             }
         }
         if let end {
-            while captureQueue.decodedThrough < end, !isStopped { try? await Task.sleep(for: .milliseconds(5)) }
+            let deadline = ContinuousClock.now + .seconds(60)
+            while captureQueue.decodedThrough < end, !isStopped {
+                guard ContinuousClock.now < deadline, !Task.isCancelled else {
+                    throw AgentError(
+                        code: .capture, message: "the WAL decoder did not reach the rewind's marker (\(end)) within 60 s",
+                        isRetryable: true)
+                }
+                try? await Task.sleep(for: .milliseconds(5))
+            }
         }
+        rewinds.add(1, ordering: .releasing)
         history.reset(to: position)
-        let keys = try await db { connection in try AgentStore.reassertedKeys(connection: connection) }
-        reassertPending.withLock { $0 = keys }
         shared.withLock { $0.progress.cursor = min($0.progress.cursor, point) }
         let reasserted = summary.reasserted.values.reduce(0, +)
         logger.warning(

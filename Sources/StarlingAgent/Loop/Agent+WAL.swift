@@ -160,6 +160,7 @@ extension Agent {
         let journal = configuration.journal
         for _ in 0..<maxBatches {
             if isStopped { return false }
+            let readAt = rewinds.load(ordering: .acquiring)
             let captured = queue.nextBatch(maxCount: batch.maxCount, maxBytes: batch.maxBytes)
             guard let last = captured.last else {
                 try await saveCheckpoint()
@@ -170,7 +171,7 @@ extension Agent {
             let pushing = "push of \(changes.count) changes to the hub"
             guard
                 let verdicts = try await track(
-                    "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes) })
+                    "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes, readAt: readAt) })
             else {
                 queue.pushFailed()
                 return false

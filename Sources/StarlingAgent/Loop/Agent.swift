@@ -68,6 +68,9 @@ public final class Agent: Sendable {
     /// Keys with a re-assertion in the outbox after a rewind (Agent+Rewind.swift): under WAL capture, pulled
     /// entries of them are deferred until its verdict, as the outbox check defers them under trigger capture.
     let reassertPending = Mutex(Set<TableKey>())
+    /// Rewinds done by this process: a push batch read before one carries bases from the lost history and is read
+    /// again instead of being sent (``pushUntilVerdicts(_:approximateBytes:readAt:)``).
+    let rewinds = Atomic<Int>(0)
     /// Answers the hub's reconciliation steps on its own connection, so a long scan never holds up apply.
     private let reconcile: ReconcileHasher
     let logger: Logger
@@ -424,6 +427,7 @@ public final class Agent: Sendable {
             if isStopped { return false }
             let started = ContinuousClock.now
             let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
+            let readAt = rewinds.load(ordering: .acquiring)
             let (changes, drift, bytes) = try await track("push", "reading the outbox") {
                 () async throws(AgentError) in
                 try await db { connection in
@@ -451,7 +455,7 @@ public final class Agent: Sendable {
             let pushing = "push of \(changes.count) changes to the hub"
             guard
                 let verdicts = try await track(
-                    "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes) })
+                    "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes, readAt: readAt) })
             else {
                 return false
             }
@@ -460,7 +464,7 @@ public final class Agent: Sendable {
             let queue = captureQueue
             let summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
                 () async throws(AgentError) in
-                try await db { connection in
+                try await db { [self] connection in
                     // Under WAL capture (while switching, or adopted rows) the versions go into a marker too, and
                     // into the capture queue's memory for the applies once the version rows are no more.
                     let summary = try store.handleVerdicts(
@@ -469,12 +473,13 @@ public final class Agent: Sendable {
                             ? WALVerdicts(handledThrough: nil, overwritten: [], stillPending: [], versionRows: true) : nil,
                         connection: connection)
                     queue.recordVersions(summary.versions)
+                    // On the database thread, with the verdicts: the next apply sees the keys settled.
+                    if changes.contains(where: { $0.reassert != nil }) {
+                        let keys = changes.map { TableKey(table: $0.table, key: $0.key) }
+                        reassertPending.withLock { $0.subtract(keys) }
+                    }
                     return summary
                 }
-            }
-            if changes.contains(where: { $0.reassert != nil }) {
-                let keys = changes.map { TableKey(table: $0.table, key: $0.key) }
-                reassertPending.withLock { $0.subtract(keys) }
             }
             shared.withLock {
                 $0.progress.pushedChanges += changes.count
@@ -507,14 +512,15 @@ public final class Agent: Sendable {
         outboxVacuum.withLock { $0.vacuumed(at: .now) }
     }
 
-    /// Pushes the same changes until the hub answers with verdicts; nil when stopped first. `approximateBytes`:
-    /// the batch's size as its reader measured it.
-    func pushUntilVerdicts(_ changes: [Change], approximateBytes: Int) async -> [Verdict]? {
+    /// Pushes the same changes until the hub answers with verdicts; nil when stopped first, or when a rewind
+    /// happened since the batch was read (`readAt`, the ``rewinds`` count then: its bases may name lost history,
+    /// and the caller reads it again). `approximateBytes`: the batch's size as its reader measured it.
+    func pushUntilVerdicts(_ changes: [Change], approximateBytes: Int, readAt: Int) async -> [Verdict]? {
         if let tx = chunkedTransaction(changes, approximateBytes: approximateBytes) {
-            return await pushChunked(changes, tx: tx)
+            return await pushChunked(changes, tx: tx, readAt: readAt)
         }
         var backoff = RetryBackoff(configuration.tuning.backoff)
-        while !isStopped {
+        while !isStopped, rewinds.load(ordering: .acquiring) == readAt {
             do throws(AgentError) {
                 return try await hub.push(changes)
             } catch where error.code == .logDiverged {
@@ -598,29 +604,26 @@ public final class Agent: Sendable {
         let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
         let queue: CaptureQueue? = isWAL ? captureQueue : nil
         if isWAL { try await awaitDecoderCatchUp() }
-        // Keys re-asserted after a rewind wait for their verdicts as pending local changes do.
-        let reasserting = reassertPending.withLock { pending in
-            pending.isEmpty ? [] : Set(batch.map { TableKey(table: $0.table, key: $0.key) }.filter { pending.contains($0) })
-        }
+        // Keys re-asserted after a rewind wait for their verdicts as pending local changes do; read on the database
+        // thread, where verdict jobs remove them (an apply never defers an entry a verdict job just released).
         if let queue, spill != nil {
-            let reassertingAll = reassertPending.withLock { $0 }
-            spill?.wal = { slice in
+            spill?.wal = { [self] slice in
                 let keys = slice.map { TableKey(table: $0.table, key: $0.key) }
                 return WALApply(
-                    pendingKeys: queue.pending(among: keys).union(keys.filter { reassertingAll.contains($0) }),
+                    pendingKeys: queue.pending(among: keys).union(reasserting(among: keys)),
                     versions: switching ? nil : queue.versions(of: keys, above: after))
             }
         }
         let spilled = spill
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
             () async throws(AgentError) in
-            try await db { connection in
+            try await db { [self] connection in
                 guard let queue else {
                     return try store.apply(batch, after: after, next: next, spill: spilled, connection: connection)
                 }
                 let keys = batch.map { TableKey(table: $0.table, key: $0.key) }
                 let wal = WALApply(
-                    pendingKeys: queue.pending(among: keys).union(reasserting),
+                    pendingKeys: queue.pending(among: keys).union(reasserting(among: keys)),
                     versions: switching ? nil : queue.versions(of: keys, above: after))
                 let summary = try store.apply(
                     batch, after: after, next: next, wal: wal, spill: spilled, connection: connection)

@@ -33,7 +33,8 @@ extension AgentStore {
     /// 1. re-asserts each row that differs from the hub's head and that the lost history changed here — its
     ///    version is above `point` (a version row, or `wal.versions`), or, under WAL capture, which keeps no
     ///    version per applied entry, the cursor was above `point` and the hub's head is not newer than it — unless
-    ///    a local change of the key is pending (it is newer and on its way). The priority is the furthest seq the
+    ///    a local change of the key is pending (it is newer and on its way) or the key has entries held at or below
+    ///    `point` (its table's stream is stopped: the row is behind the hub, not ahead of it). The priority is the furthest seq the
     ///    image is known at: its version, or the cursor before the rewind when that is further.
     /// 2. clamps what referred to the lost history: versions and pending changes' bases above `point` become
     ///    `point`; deferred, held and spilled entries above it are dropped (their seqs now name other changes);
@@ -82,6 +83,9 @@ extension AgentStore {
                       AND NOT EXISTS (SELECT 1 FROM starling.outbox o
                                       WHERE o.table_name = \(sql.tableLiteral) AND o.key = d.k)
                       AND NOT EXISTS (SELECT 1 FROM p WHERE p.k = d.k)
+                      AND NOT EXISTS (SELECT 1 FROM starling.held_entries he
+                                      WHERE he.table_name = \(sql.tableLiteral) AND he.seq <= $1
+                                        AND (he.entry::jsonb -> 'key') = d.k)
                     RETURNING 1
                     """,
                     [.int64(point), .bool(lostByCursor), .int64(summary.cursorBefore), .text(versionsText), .text(pendingText)], name: "agent.rewind.reassert")

@@ -135,8 +135,9 @@ extension HubAPI {
             if let cached = logCache.page(after: from, limit: pageLimit, region: region) {
                 page = cached
             } else {
+                let through = head
                 page = try await pool.withConnection { connection in
-                    try HubStore.pull(connection, region: region, after: from, limit: pageLimit)
+                    try HubStore.pull(connection, region: region, after: from, through: through, limit: pageLimit)
                 }
             }
             cursor = page.lastScanned

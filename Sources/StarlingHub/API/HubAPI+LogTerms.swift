@@ -13,8 +13,9 @@ extension HubAPI {
     func checkLogHistory(_ query: [String: String]) throws(HTTPError) {
         guard let term = query["term"] else { return }
         let known = try Self.integer(query["known"], name: "known", default: 0, range: 0...Int64.max)
-        guard known > 0 else { return }
-        let holding = sequencer.terms.withLock { $0.term(holding: known) }
+        let terms = sequencer.terms.withLock { $0 }
+        guard known > 0, !terms.isEmpty else { return }
+        let holding = terms.term(holding: known)
         guard holding?.id != term else { return }
         throw HTTPError(
             409, code: "log_diverged",

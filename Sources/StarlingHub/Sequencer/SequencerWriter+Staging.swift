@@ -38,10 +38,15 @@ extension SequencerWriter {
                 (seq, conflictID) = (state.nextSeq, state.nextConflictID)
                 marks.merge(state.raisedMarks) { max($0, $1) }
             }
+            // Stored data, not code, decides this count: a chunk shorter than recorded fails the batch, not the hub.
+            guard verdicts.verdicts.count == total else {
+                throw HubError(
+                    code: .storageFailed,
+                    message: "transaction \(key.tx): its staged chunks hold \(verdicts.verdicts.count) changes, not \(total)")
+            }
             try ChunkStaging.delete(connection, origin: key.origin, tx: key.tx)
         }
         precondition(seq - nextSeq == Int64(written), "the staged batch took \(seq - nextSeq) seqs, wrote \(written)")
-        precondition(verdicts.verdicts.count == total, "\(verdicts.verdicts.count) verdicts for \(total) changes")
         (nextSeq, nextConflictID) = (seq, conflictID)
         originMarks.merge(marks) { max($0, $1) }
         outcome.results = [.transaction(verdicts.verdicts)]

@@ -102,9 +102,11 @@ final class SequencerWriter: @unchecked Sendable {
                 name: "sequencer.tryLock")
             guard try result[0].bool(0) else { return false }
             try connection.execute(Self.sessionSettings, name: "sequencer.settings")
-            lockedConnection = connection
             try loadCountersIfNeeded(connection)
+            // Only a hub whose term is committed holds the lock for this code (a read-only member grants the
+            // advisory lock but refuses the insert: the next attempt tries again).
             terms = try Self.openTerm(connection, first: nextSeq)
+            lockedConnection = connection
         }
         try loadCountersIfNeeded(connection)
         return true

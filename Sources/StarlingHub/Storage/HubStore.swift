@@ -40,11 +40,15 @@ enum HubStore {
 
     /// Reads up to `limit` entries after `after` and writes those not filtered out (the requester's own,
     /// non-rewritten entries) as a JSON array body (without brackets), straight from the stored text.
-    static func pull(_ connection: PostgresConnection, region: String, after: Int64, limit: Int) throws -> PullPage {
+    /// Entries after `after` up to `through` (the head this hub published: a hub that lost its lock without
+    /// knowing it yet never serves what another hub logged since, under its own stale terms).
+    static func pull(
+        _ connection: PostgresConnection, region: String, after: Int64, through: Int64 = .max, limit: Int
+    ) throws -> PullPage {
         let rows = try connection.query(
             "SELECT seq, origin, change_id, tx, table_name, op, key, row, hlc, kind, rewritten, target, base "
-                + "FROM starling_hub.log WHERE seq > $1 ORDER BY seq LIMIT $2",
-            [.int64(after), .int(limit)], name: "hub.pull")
+                + "FROM starling_hub.log WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2",
+            [.int64(after), .int(limit), .int64(through)], name: "hub.pull")
         var output: [UInt8] = []
         output.reserveCapacity(rows.count * 200)
         var count = 0
