@@ -76,7 +76,7 @@ extension ConflictResolver {
         switch decision.outcome {
         case .accept(let image, _, _, _): row = image
         case .merge(let image): row = image
-        case .reject: row = head.image
+        case .reject, .unchanged: row = head.image
         }
         switch combineDeltas(change: change, headImage: head.image, row: row, deltaColumns: deltaColumns) {
         case .notApplicable:

@@ -5,7 +5,8 @@ extension ConflictResolver {
     /// order they arrive in, and none of that is a conflict between writers. `headPriority` is the priority of the
     /// re-assertion that wrote `head`, nil when a plain change did.
     ///
-    /// * No head, or the head is the same image: accepted (the entry carries the image to every region).
+    /// * No head: accepted (the entry carries the image to every region).
+    /// * The head is the same image: nothing is logged (``Decision/Outcome/unchanged``: accepted at the head's seq).
     /// * The head is a re-assertion: the higher priority wins; a lower or equal one loses to it and the loss is
     ///   recorded (status `auto`, the current side wins) — two regions held different images of lost history.
     /// * The head is older than the change's base (nothing was written on the key since the point the region
@@ -13,8 +14,8 @@ extension ConflictResolver {
     /// * Otherwise a change written after the restore met an image from before it that its writer never saw: a
     ///   conflict like any other, decided by the table's policy (``decide(change:head:policy:priorities:deltaColumns:)``).
     ///
-    /// The resulting head is a re-assertion (its priority to be stored) exactly when the change is accepted by
-    /// one of the first three rules: ``ReassertDecision/priority``.
+    /// The head is a re-assertion (its priority to be stored, raised by an unchanged one) exactly after one of the
+    /// first four rules: ``ReassertDecision/priority``.
     public static func decideReassert(
         change: Change, head: Head?, headPriority: Int64?, policy: ConflictPolicy, priorities: RegionPriorities
     ) -> ReassertDecision {
@@ -26,7 +27,13 @@ extension ConflictResolver {
                 priority: kept)
         }
         guard let head else { return accepted(priority) }
-        if head.image == change.image { return accepted(max(priority, headPriority ?? 0)) }
+        if head.image == change.image {
+            // Nothing to log: every region gets this image from the entry that wrote the head.
+            return ReassertDecision(
+                decision: Decision(
+                    change: change, previousHead: head, isConflict: false, outcome: .unchanged, conflict: nil),
+                priority: max(priority, headPriority ?? 0))
+        }
         if let headPriority {
             if priority > headPriority { return accepted(priority) }
             return ReassertDecision(

@@ -12,6 +12,10 @@ public struct Decision: Sendable, Hashable {
         case merge(row: JSONObject)
         /// Not appended; the head stays.
         case reject
+        /// Not appended: the head already holds the change's image (a re-assertion the hub has from another
+        /// region, ``ConflictResolver/decideReassert(change:head:headPriority:policy:priorities:)``); answered as
+        /// accepted at the head's seq, so the region records that version and skips the entry that carries it.
+        case unchanged
     }
 
     /// The change decided on.
@@ -35,8 +39,10 @@ public struct Decision: Sendable, Hashable {
 
     /// Whether the outcome appends a log entry (accept or merge).
     public var appendsEntry: Bool {
-        if case .reject = outcome { return false }
-        return true
+        switch outcome {
+        case .reject, .unchanged: false
+        case .accept, .merge: true
+        }
     }
 
     /// HLC of the new version: the change's for an accept, the larger of both sides for a merge.
@@ -52,7 +58,7 @@ public struct Decision: Sendable, Hashable {
         let rewritten: Bool
         let op: ChangeOperation
         switch outcome {
-        case .reject: return nil
+        case .reject, .unchanged: return nil
         case .accept(let image, _, let acceptKind, let acceptRewritten):
             (row, kind, rewritten, op) = (image, acceptKind, acceptRewritten, change.op)
         case .merge(let image):
@@ -68,7 +74,7 @@ public struct Decision: Sendable, Hashable {
         let image: JSONObject?
         let op: ChangeOperation
         switch outcome {
-        case .reject: return nil
+        case .reject, .unchanged: return nil
         case .accept(let row, _, _, _): (image, op) = (row, change.op)
         case .merge(let row): (image, op) = (row, .update)
         }
@@ -87,6 +93,9 @@ public struct Decision: Sendable, Hashable {
         case .merge(let row):
             guard let seq else { preconditionFailure("a merged change needs its seq") }
             return Verdict(id: change.id, outcome: .merged(seq: seq, row: row))
+        case .unchanged:
+            guard let previousHead else { preconditionFailure("an unchanged head needs the head") }
+            return Verdict(id: change.id, outcome: .accepted(seq: previousHead.seq))
         case .reject:
             guard let conflictID, let previousHead else {
                 preconditionFailure("a rejected change needs its conflict id and the head that beat it")

@@ -11,18 +11,33 @@ public struct LogTerm: Sendable, Hashable {
     public var id: String
     /// The first seq of the term (the head when the term opened, plus one).
     public var first: Int64
+    /// The order the hub opened it in (`log_terms.number`): tells apart two terms opened at the same seq (a
+    /// takeover that sequenced nothing). Nil from a hub that does not say.
+    public var number: Int64?
 
-    public init(id: String, first: Int64) {
+    public init(id: String, first: Int64, number: Int64? = nil) {
         self.id = id
         self.first = first
+        self.number = number
     }
 
-    /// `{"id":"…","first":N}`.
-    public var json: JSONValue { .object(["id": .string(id), "first": .integer(first)]) }
+    /// `{"first":N,"id":"…","number":N}`.
+    public var json: JSONValue {
+        var object: JSONObject = ["id": .string(id), "first": .integer(first)]
+        if let number { object["number"] = .integer(number) }
+        return .object(object)
+    }
 
     public init(json: JSONValue) throws(CoreError) {
         let reader = try JSONObjectReader(json, what: "a log term", code: .invalidValue)
-        self.init(id: try reader.string("id", maxBytes: 64), first: try reader.nonNegativeInt64("first"))
+        self.init(
+            id: try reader.string("id", maxBytes: 64), first: try reader.nonNegativeInt64("first"),
+            number: try reader.optionalInt64("number"))
+    }
+
+    /// Whether this term was opened before `other`: by first seq, then by the hub's number.
+    func opened(before other: LogTerm) -> Bool {
+        (first, number ?? 0) < (other.first, other.number ?? 0)
     }
 }
 
@@ -31,7 +46,8 @@ public struct LogTerms: Sendable, Hashable {
     public private(set) var terms: [LogTerm]
 
     /// The most terms a region keeps (older ones are forgotten: a divergence further back than that many hub
-    /// activations is found as one at the oldest kept term, so it costs a deeper rewind, never a miss).
+    /// activations finds no common term, and the region re-asserts against all of the hub's heads: it costs a
+    /// deeper rewind, never a miss).
     public static let kept = 32
 
     public init(_ terms: [LogTerm] = []) {
@@ -47,12 +63,11 @@ public struct LogTerms: Sendable, Hashable {
         terms.last { $0.first <= seq }
     }
 
-    /// Records a term the region saw (a pull page's or a push answer's): inserted in `first` order when new,
-    /// after terms with the same `first` (answers of two hubs can arrive in either order); the oldest beyond
-    /// ``kept`` are dropped.
+    /// Records a term the region saw (a pull page's or a push answer's): inserted in the order the hub opened
+    /// them when new (answers of two hubs can arrive in either order); the oldest beyond ``kept`` are dropped.
     public mutating func crossed(_ term: LogTerm) {
         guard !terms.contains(where: { $0.id == term.id }) else { return }
-        let index = terms.lastIndex { $0.first <= term.first }.map { $0 + 1 } ?? 0
+        let index = terms.lastIndex { !term.opened(before: $0) }.map { $0 + 1 } ?? 0
         terms.insert(term, at: index)
         if terms.count > Self.kept { terms.removeFirst(terms.count - Self.kept) }
     }

@@ -58,6 +58,10 @@ public struct PullPage: Sendable, Hashable {
             JSONSerializer.writeInt64(term.first, to: &output)
             output.append(contentsOf: #","id":"#.utf8)
             JSONSerializer.writeString(term.id, to: &output)
+            if let number = term.number {
+                output.append(contentsOf: #","number":"#.utf8)
+                JSONSerializer.writeInt64(number, to: &output)
+            }
             output.append(UInt8(ascii: "}"))
         }
         output.append(UInt8(ascii: "}"))

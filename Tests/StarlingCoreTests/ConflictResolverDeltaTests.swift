@@ -53,7 +53,7 @@ struct ConflictResolverDeltaTests {
             switch plain.outcome {
             case .accept(let row, _, _, _): try #require(row)
             case .merge(let row): row
-            case .reject: Self.headImage
+            case .reject, .unchanged: Self.headImage
             }
         var expected = policyRow
         expected["qty"] = 103  // 100 + (13 − 10)

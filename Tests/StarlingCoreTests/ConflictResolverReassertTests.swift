@@ -64,8 +64,12 @@ struct ConflictResolverReassertTests {
 
         // The rules, independently.
         let sameImage = head != nil && head?.image == change.image
-        if head == nil || sameImage {
-            #expect(!result.decision.isConflict && result.decision.appendsEntry)
+        if head == nil {
+            #expect(!result.decision.isConflict && result.decision.appendsEntry && result.priority == Self.priority)
+        } else if let head, sameImage {
+            // Nothing logged: accepted at the head's seq, the head's priority raised.
+            #expect(!result.decision.isConflict && !result.decision.appendsEntry)
+            #expect(result.decision.verdict(seq: nil, conflictID: nil).outcome == .accepted(seq: head.seq))
             #expect(result.priority == max(Self.priority, headPriority ?? 0))
         } else if let headPriority {
             if Self.priority > headPriority {

@@ -30,6 +30,16 @@ struct LogTermsTests {
         #expect(terms.newest?.id == "t\(LogTerms.kept + 4)", "the oldest are dropped")
     }
 
+    @Test func termsOpenedAtOneSeqKeepTheHubsOrderWhateverOrderTheyAreSeenIn() {
+        let quiet = LogTerm(id: "quiet", first: 101, number: 2)  // a takeover that sequenced nothing
+        let next = LogTerm(id: "next", first: 101, number: 3)
+        var terms = LogTerms([LogTerm(id: "a", first: 1, number: 1)])
+        terms.crossed(next)
+        terms.crossed(quiet)  // a late answer from the quiet hub
+        #expect(terms.terms.map(\.id) == ["a", "quiet", "next"])
+        #expect(terms.term(holding: 150)?.id == "next", "the seq the hub holds under its later term")
+    }
+
     @Test func aHubWithTheSameHistoryAgreesToTheEnd() {
         let region = LogTerms([Self.a, Self.b])
         let hub = LogTerms([Self.a, Self.b, Self.c])  // the hub moved on: a takeover after the region's last pull
@@ -74,10 +84,15 @@ struct LogTermsTests {
     }
 
     @Test func aPullPageCarriesTheTermHoldingItsNext() throws {
+        let numbered = LogTerm(id: "b", first: 101, number: 4)
+        for term in [Self.b, numbered] {
+            let page = PullPage(entries: [], next: 150, head: 150, term: term)
+            var written: [UInt8] = []
+            PullPage.write(entriesJSON: [], head: 150, next: 150, term: term, to: &written)
+            #expect(written == page.json.serialized(), "the hub's writer and the value agree byte for byte")
+            #expect(try PullPage(json: page.json).term == term)
+        }
         let page = PullPage(entries: [], next: 150, head: 150, term: Self.b)
-        var written: [UInt8] = []
-        PullPage.write(entriesJSON: [], head: 150, next: 150, term: Self.b, to: &written)
-        #expect(written == page.json.serialized(), "the hub's writer and the value agree byte for byte")
         #expect(try PullPage(json: page.json) == page)
         #expect(try PullPage(json: PullPage(entries: [], next: 1, head: 1).json).term == nil)
     }

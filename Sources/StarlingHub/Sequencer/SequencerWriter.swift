@@ -121,8 +121,11 @@ final class SequencerWriter: @unchecked Sendable {
             "INSERT INTO starling_hub.log_terms (id, first_seq) VALUES (gen_random_uuid()::text, $1)",
             [.int64(first)], name: "sequencer.openTerm")
         let rows = try connection.query(
-            "SELECT id, first_seq FROM starling_hub.log_terms ORDER BY number", name: "sequencer.terms")
-        return LogTerms(try rows.map { row throws in LogTerm(id: try row.string(0), first: try row.int64(1)) })
+            "SELECT id, first_seq, number FROM starling_hub.log_terms ORDER BY number", name: "sequencer.terms")
+        return LogTerms(
+            try rows.map { row throws in
+                LogTerm(id: try row.string(0), first: try row.int64(1), number: try row.int64(2))
+            })
     }
 
     /// Throws `standby` unless `connection` is the very session that took the lock; reloads the counters after
@@ -519,11 +522,16 @@ extension SequencerWriter {
                     outcome: record.status.rawValue + "_" + record.winner.rawValue)
                 outcome.conflicts[labels, default: 0] += 1
             }
+            if case .unchanged = decision.outcome, let reassertPriority, let head = state.heads[tableKey] {
+                // The head stands; a re-assertion that confirms it raises its priority.
+                state.reasserted[tableKey] = BatchState.Reasserted(seq: head.seq, priority: reassertPriority, isNew: true)
+            }
             let verdict = decision.verdict(seq: seq, conflictID: conflictID)
             var mergedRow: JSONObject?
             if case .merged(_, let row) = verdict.outcome { mergedRow = row }
             state.decisions[change.id] = StoredDecision(
-                status: verdict.status, seq: seq, conflictID: conflictID, row: mergedRow, tableKey: tableKey)
+                status: verdict.status, seq: seq ?? (decision.appendsEntry || conflictID != nil ? nil : verdict.version),
+                conflictID: conflictID, row: mergedRow, tableKey: tableKey)
             if let conflictID, seq == nil {
                 state.decisionRows.append([.text(change.id), .text(change.table), .text(keyText), .int64(conflictID)])
             }
