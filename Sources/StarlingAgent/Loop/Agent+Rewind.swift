@@ -1,5 +1,6 @@
 import Logging
 import StarlingCore
+import StarlingPostgres
 
 /// The agent's side of a restore of the hub's store (README "Restoring the hub's store"): pulls and pushes
 /// carry what the region knows of the log (``LogHistory``); when the hub answers `log_diverged`, the pull task
@@ -66,6 +67,18 @@ extension Agent {
             }
         }
         let isWAL = capture.withLock { $0.mode } == .wal
+        if isWAL {
+            // Local writes committed by now are decoded first: pending, they are not re-asserted (their own change,
+            // newer, is on its way). One committed in the next moments can still be: a conflict recorded for nothing.
+            // An empty marker of the agent's own ends the wait even when nothing else is written meanwhile.
+            let now = try await db { connection in
+                try connection.transaction(name: "agent.rewind.probe") { connection in
+                    try AgentStore.emit(CaptureLedger.Marker(), connection: connection)
+                }
+                return try AgentStore.walInsertPosition(connection: connection)
+            }
+            try await awaitDecoder(through: now, what: "the region's committed writes")
+        }
         let wal = isWAL ? captureQueue.rewindState() : nil
         let (summary, end) = try await track("pull", "rewinding to seq \(point)") { () async throws(AgentError) in
             try await db { [self] connection in
@@ -78,17 +91,7 @@ extension Agent {
                 return (summary, isWAL ? try AgentStore.walInsertPosition(connection: connection) : nil)
             }
         }
-        if let end {
-            let deadline = ContinuousClock.now + .seconds(60)
-            while captureQueue.decodedThrough < end, !isStopped {
-                guard ContinuousClock.now < deadline, !Task.isCancelled else {
-                    throw AgentError(
-                        code: .capture, message: "the WAL decoder did not reach the rewind's marker (\(end)) within 60 s",
-                        isRetryable: true)
-                }
-                try? await Task.sleep(for: .milliseconds(5))
-            }
-        }
+        if let end { try await awaitDecoder(through: end, what: "the rewind's marker") }
         rewinds.add(1, ordering: .releasing)
         history.reset(to: position)
         shared.withLock { $0.progress.cursor = min($0.progress.cursor, point) }
@@ -100,5 +103,18 @@ extension Agent {
             ])
         shared.withLock { $0.progress.reasserted += reasserted }
         wake.signal()
+    }
+
+    /// Waits until the WAL decoder has read the stream up to `lsn` (`what` it holds, for the error), at most 60 s.
+    private func awaitDecoder(through lsn: LSN, what: String) async throws(AgentError) {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while captureQueue.decodedThrough < lsn, !isStopped {
+            guard ContinuousClock.now < deadline, !Task.isCancelled else {
+                throw AgentError(
+                    code: .capture, message: "the WAL decoder did not reach \(what) (\(lsn)) within 60 s",
+                    isRetryable: true)
+            }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
     }
 }
