@@ -11,6 +11,9 @@ public enum ProcessRunner {
         public var stderr: String
         public var stdoutBytes: [UInt8]
         public var timedOut: Bool
+        /// From the spawn to the return, on the runner's own thread (a caller's clock also counts the time its task
+        /// waits for a thread of the cooperative pool, which other suites' blocking work can take for many seconds).
+        public var elapsed: Duration = .zero
 
         /// Both streams, for failure messages.
         public var transcript: String { "exit \(exitCode)\(timedOut ? " (timed out)" : "")\nstdout:\n\(stdout)\nstderr:\n\(stderr)" }
@@ -87,6 +90,7 @@ public enum ProcessRunner {
         let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var pid: pid_t = 0
+        let spawnedAt = ContinuousClock.now
         let spawned = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         for fd in [input[0], output[1], error[1]] { close(fd) }
         guard spawned == 0 else {
@@ -131,7 +135,8 @@ public enum ProcessRunner {
         var stderr = String(decoding: err, as: UTF8.self)
         if !complete { stderr += "\n[ProcessRunner: output still open 10 s after the exit; a descendant holds it]" }
         return Result(exitCode: exitCode(waitStatus: status), stdout: String(decoding: out, as: UTF8.self),
-                      stderr: stderr, stdoutBytes: Array(out), timedOut: timedOut)
+                      stderr: stderr, stdoutBytes: Array(out), timedOut: timedOut,
+                      elapsed: ContinuousClock.now - spawnedAt)
     }
 
     /// A `waitpid` status as an exit code; a signal reads 128 + N. (WIFEXITED / WEXITSTATUS are macros Swift does
@@ -199,12 +204,16 @@ private final class OutputCollector: @unchecked Sendable {  // `state` is guarde
         }
     }
 
-    /// Both outputs and whether they were read to EOF; waits at most `limit` for the EOFs.
+    /// Both outputs and whether they were read to EOF; waits at most `limit` for the EOFs, kept on the monotonic
+    /// clock in waits of at most 100 ms (a wall-clock deadline, `NSCondition.wait(until:)`, moves with the system
+    /// clock).
     func finish(within limit: Duration) -> (Data, Data, Bool) {
-        let deadline = Date().addingTimeInterval(Double(limit.components.seconds))
+        let deadline = ContinuousClock.now + limit
         lock.lock()
         defer { lock.unlock() }
-        while !state.done && lock.wait(until: deadline) {}
+        while !state.done && ContinuousClock.now < deadline {
+            _ = lock.wait(until: Date(timeIntervalSinceNow: 0.1))
+        }
         let complete = state.done
         if !complete {
             state.stop = true
