@@ -28,6 +28,19 @@ public struct LogTerm: Sendable, Hashable {
         return .object(object)
     }
 
+    /// Appends exactly `json.serialized()`, without building the value (pull pages and push answers carry one).
+    public func write(to output: inout [UInt8]) {
+        output.append(contentsOf: #"{"first":"#.utf8)
+        JSONSerializer.writeInt64(first, to: &output)
+        output.append(contentsOf: #","id":"#.utf8)
+        JSONSerializer.writeString(id, to: &output)
+        if let number {
+            output.append(contentsOf: #","number":"#.utf8)
+            JSONSerializer.writeInt64(number, to: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+    }
+
     public init(json: JSONValue) throws(CoreError) {
         let reader = try JSONObjectReader(json, what: "a log term", code: .invalidValue)
         self.init(

@@ -54,15 +54,8 @@ public struct PullPage: Sendable, Hashable {
         output.append(contentsOf: #","next":"#.utf8)
         JSONSerializer.writeInt64(next, to: &output)
         if let term {
-            output.append(contentsOf: #","term":{"first":"#.utf8)
-            JSONSerializer.writeInt64(term.first, to: &output)
-            output.append(contentsOf: #","id":"#.utf8)
-            JSONSerializer.writeString(term.id, to: &output)
-            if let number = term.number {
-                output.append(contentsOf: #","number":"#.utf8)
-                JSONSerializer.writeInt64(number, to: &output)
-            }
-            output.append(UInt8(ascii: "}"))
+            output.append(contentsOf: #","term":"#.utf8)
+            term.write(to: &output)
         }
         output.append(UInt8(ascii: "}"))
     }

@@ -311,7 +311,8 @@ struct Bootstrapper: Sendable {
         }
     }
 
-    private static func localImages(_ sql: TableSQL) throws -> String {
+    /// Every local row as `(k, r)`: its key and its image, as captured (with ``imageSettings`` in force).
+    static func localImages(_ sql: TableSQL) throws -> String {
         "SELECT \(try sql.keyExpression(record: "t")) AS k, \(try sql.imageExpression(record: "t")) AS r FROM \(sql.table) t"
     }
 

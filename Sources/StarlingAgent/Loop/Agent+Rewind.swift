@@ -20,11 +20,7 @@ extension Agent {
     /// Replaces the log history (after a bootstrap moved the cursor: the terms crossed before say nothing of it).
     func resetLogHistory(_ position: LogHistory.Position) async throws(AgentError) {
         history.reset(to: position)
-        try await db { connection in
-            try connection.execute(
-                "UPDATE starling.state SET known_seq = $1, log_terms = $2::jsonb",
-                [.int64(position.known), .text(position.terms.json.canonicalText)], name: "agent.logHistory.reset")
-        }
+        try await db { connection in try LogHistory.replace(with: position, connection: connection) }
     }
 
     /// Keys among `keys` with a re-assertion waiting for its verdict. Read on the database thread only (in an
@@ -77,7 +73,7 @@ extension Agent {
                 }
                 return try AgentStore.walInsertPosition(connection: connection)
             }
-            try await awaitDecoder(through: now, what: "the region's committed writes")
+            try await awaitDecoder(through: now, what: "the region's committed writes", within: .seconds(60))
         }
         let wal = isWAL ? captureQueue.rewindState() : nil
         let (summary, end) = try await track("pull", "rewinding to seq \(point)") { () async throws(AgentError) in
@@ -91,7 +87,7 @@ extension Agent {
                 return (summary, isWAL ? try AgentStore.walInsertPosition(connection: connection) : nil)
             }
         }
-        if let end { try await awaitDecoder(through: end, what: "the rewind's marker") }
+        if let end { try await awaitDecoder(through: end, what: "the rewind's marker", within: .seconds(60)) }
         rewinds.add(1, ordering: .releasing)
         history.reset(to: position)
         shared.withLock { $0.progress.cursor = min($0.progress.cursor, point) }
@@ -103,18 +99,5 @@ extension Agent {
             ])
         shared.withLock { $0.progress.reasserted += reasserted }
         wake.signal()
-    }
-
-    /// Waits until the WAL decoder has read the stream up to `lsn` (`what` it holds, for the error), at most 60 s.
-    private func awaitDecoder(through lsn: LSN, what: String) async throws(AgentError) {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while captureQueue.decodedThrough < lsn, !isStopped {
-            guard ContinuousClock.now < deadline, !Task.isCancelled else {
-                throw AgentError(
-                    code: .capture, message: "the WAL decoder did not reach \(what) (\(lsn)) within 60 s",
-                    isRetryable: true)
-            }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
     }
 }

@@ -226,12 +226,18 @@ extension Agent {
             return nil
         }
         guard let target = captureQueue.undecodedOwnWrite(of: accepted) else { return }
-        let deadline = ContinuousClock.now + .seconds(30)
-        while captureQueue.decodedThrough < target {
-            if isStopped { return }
-            guard ContinuousClock.now < deadline else {
+        try await awaitDecoder(through: target, what: "the agent's own write of a pushed key", within: .seconds(30))
+    }
+
+    /// Waits until the WAL decoder has read the stream up to `lsn` (`what` it holds, for the error) or the agent
+    /// stops; a retryable `capture` error after `limit`.
+    func awaitDecoder(through lsn: LSN, what: String, within limit: Duration) async throws(AgentError) {
+        let deadline = ContinuousClock.now + limit
+        while captureQueue.decodedThrough < lsn, !isStopped {
+            guard ContinuousClock.now < deadline, !Task.isCancelled else {
                 throw AgentError(
-                    code: .capture, message: "the WAL decoder did not reach \(target) within 30 s", isRetryable: true)
+                    code: .capture, message: "the WAL decoder did not reach \(what) (\(lsn)) within \(limit)",
+                    isRetryable: true)
             }
             try? await Task.sleep(for: .milliseconds(5))
         }

@@ -59,8 +59,7 @@ extension AgentStore {
                 let sql = try TableSQL(shape: shape)
                 let rows = try connection.query(
                     """
-                    WITH l AS (SELECT \(try sql.keyExpression(record: "t")) AS k, \(try sql.imageExpression(record: "t")) AS r
-                               FROM \(sql.table) t),
+                    WITH l AS (\(try Bootstrapper.localImages(sql))),
                          h AS (SELECT key AS k, row AS r, seq FROM starling.snapshot_rows
                                WHERE table_name = \(sql.tableLiteral)),
                          m AS (SELECT v.k, v.s FROM jsonb_to_recordset($4::jsonb) AS v(t text, k jsonb, s bigint)

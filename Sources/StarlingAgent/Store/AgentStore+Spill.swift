@@ -79,12 +79,7 @@ extension AgentStore {
             var slice = try rows.map { row throws in try LogEntry(json: try JSONValue(parsing: try row.string(1))) }
             var versions: [TableKey: Int64]?
             if let wal = spill.wal?(slice) {
-                let deferred = slice.filter { wal.pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
-                if !deferred.isEmpty {
-                    slice.removeAll { wal.pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
-                    try deferEntries(deferred, connection: connection)
-                    summary.skippedPending += deferred.count
-                }
+                try deferPending(&slice, pendingKeys: wal.pendingKeys, summary: &summary, connection: connection)
                 versions = inMemory ? wal.versions : nil
             }
             // Under WAL capture the caller tells the capture queue which keys this transaction wrote.

@@ -292,6 +292,20 @@ public struct AgentStore: Sendable {
             .map { try LogEntry(json: try JSONValue(parsing: $0.1)) }
     }
 
+    /// Takes the entries of `pendingKeys` (keys with a local change waiting for its verdict, WAL capture) out of
+    /// `entries` and defers them (``deferEntries(_:connection:)``), counting them as skipped pending.
+    func deferPending(
+        _ entries: inout [LogEntry], pendingKeys: Set<TableKey>, summary: inout ApplySummary,
+        connection: PostgresConnection
+    ) throws {
+        guard !pendingKeys.isEmpty else { return }
+        let deferred = entries.filter { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+        guard !deferred.isEmpty else { return }
+        entries.removeAll { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+        try deferEntries(deferred, connection: connection)
+        summary.skippedPending += deferred.count
+    }
+
     /// Keeps pulled entries skipped because a local change of their key waits for its verdict: the
     /// transaction that handles the key's last pending verdict applies them again.
     func deferEntries(_ entries: [LogEntry], connection: PostgresConnection) throws {
@@ -359,12 +373,7 @@ public struct AgentStore: Sendable {
             if let pendingKeys = wal?.pendingKeys {
                 try Self.emit(
                     CaptureLedger.Marker(cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil), connection: connection)
-                if !pendingKeys.isEmpty {
-                    let deferred = entries.filter { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
-                    entries.removeAll { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
-                    try deferEntries(deferred, connection: connection)
-                    summary.skippedPending += deferred.count
-                }
+                try deferPending(&entries, pendingKeys: pendingKeys, summary: &summary, connection: connection)
             }
             let shapes = try lockAndCheckShapes(
                 of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, connection: connection)

@@ -60,6 +60,13 @@ public final class LogHistory: Sendable {
             [.int64(position.known), .text(position.terms.json.canonicalText)], name: "agent.logHistory.save")
     }
 
+    /// Stores `position` as it is (a bootstrap's: `known` may go down, the terms are dropped).
+    public static func replace(with position: Position, connection: PostgresConnection) throws {
+        try connection.execute(
+            "UPDATE starling.state SET known_seq = $1, log_terms = $2::jsonb",
+            [.int64(position.known), .text(position.terms.json.canonicalText)], name: "agent.logHistory.reset")
+    }
+
     /// The stored position: `known` is at least the cursor.
     public static func load(connection: PostgresConnection) throws -> Position {
         let row = try connection.query(

@@ -39,6 +39,6 @@ extension HubAPI {
     func appendCurrentTerm(to output: inout [UInt8]) {
         guard let term = currentTerm else { return }
         output.append(contentsOf: #","term":"#.utf8)
-        output.append(contentsOf: term.json.serialized())
+        term.write(to: &output)
     }
 }
