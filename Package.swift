@@ -79,7 +79,7 @@ let package = Package(
                     + hubMigrations,
                 swiftSettings: strict),
         .target(name: "StarlingAgent",
-                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingPostgres", "StarlingTLS",
+                dependencies: ["StarlingCore", "StarlingHTTP2", "StarlingIO", "StarlingPostgres", "StarlingTLS",
                                .product(name: "Logging", package: "swift-log")],
                 resources: agentMigrations,
                 swiftSettings: strict),

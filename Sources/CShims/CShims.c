@@ -1,5 +1,7 @@
 #include "CShims.h"
 #include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int starling_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags) {
@@ -39,4 +41,18 @@ int starling_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 
 int starling_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path) {
     return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+
+int starling_open_anonymous_file(const char *dir) {
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)) return fd;
+    char path[4096];
+    int length = snprintf(path, sizeof path, "%s/starling-spill-XXXXXX", dir);
+    if (length < 0 || (size_t)length >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0) unlink(path);
+    return fd;
 }

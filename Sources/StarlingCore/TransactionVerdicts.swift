@@ -103,32 +103,71 @@ public struct TransactionVerdicts: Sendable, Hashable {
                 code: .invalidValue, message: "\(count) verdicts for a transaction of \(ids.count) changes",
                 field: "changes")
         }
-        var verdicts: [Verdict] = []
-        verdicts.reserveCapacity(ids.count)
-        var next = firstSeq
-        var pending = exceptions[...]
-        for (index, id) in ids.enumerated() {
-            if let exception = pending.first, exception.index == index {
-                pending.removeFirst()
-                guard exception.verdict.id == id else {
-                    throw CoreError(
-                        code: .invalidValue,
-                        message: "the verdict at \(index) is for \(exception.verdict.id), not \(id)",
-                        field: "exceptions")
+        var expander = Expander(self)
+        let verdicts = try expander.next(ids: ids)
+        try expander.finish()
+        return verdicts
+    }
+
+    /// Expands the verdicts slice by slice in change order (a transaction read back from a spill is handled a
+    /// slice at a time, never holding a verdict per change): ``next(ids:)`` for each slice's ids, then
+    /// ``finish()``. The same checks as ``expand(ids:)``.
+    public struct Expander: Sendable {
+        private let verdicts: TransactionVerdicts
+        private var index = 0
+        private var next: Int64
+        private var pending: ArraySlice<(index: Int, verdict: Verdict)>
+
+        public init(_ verdicts: TransactionVerdicts) {
+            self.verdicts = verdicts
+            next = verdicts.firstSeq
+            pending = verdicts.exceptions[...]
+        }
+
+        /// The verdicts of the next changes, `ids` in the order pushed.
+        public mutating func next(ids: some Collection<String>) throws(CoreError) -> [Verdict] {
+            guard index + ids.count <= verdicts.count else {
+                throw CoreError(
+                    code: .invalidValue,
+                    message: "\(verdicts.count) verdicts for a transaction of more than \(index + ids.count) changes",
+                    field: "changes")
+            }
+            var expanded: [Verdict] = []
+            expanded.reserveCapacity(ids.count)
+            for id in ids {
+                if let exception = pending.first, exception.index == index {
+                    pending.removeFirst()
+                    guard exception.verdict.id == id else {
+                        throw CoreError(
+                            code: .invalidValue,
+                            message: "the verdict at \(index) is for \(exception.verdict.id), not \(id)",
+                            field: "exceptions")
+                    }
+                    expanded.append(exception.verdict)
+                    if let seq = TransactionVerdicts.seq(of: exception.verdict) { next = seq + 1 }
+                } else {
+                    expanded.append(Verdict(id: id, outcome: .accepted(seq: next)))
+                    next += 1
                 }
-                verdicts.append(exception.verdict)
-                if let seq = Self.seq(of: exception.verdict) { next = seq + 1 }
-            } else {
-                verdicts.append(Verdict(id: id, outcome: .accepted(seq: next)))
-                next += 1
+                index += 1
+            }
+            return expanded
+        }
+
+        /// Checks that every change had its verdict and every exception was used.
+        public func finish() throws(CoreError) {
+            guard index == verdicts.count else {
+                throw CoreError(
+                    code: .invalidValue,
+                    message: "\(verdicts.count) verdicts for a transaction of \(index) changes", field: "changes")
+            }
+            guard pending.isEmpty else {
+                throw CoreError(
+                    code: .invalidValue,
+                    message: "exceptions out of order or beyond the transaction's \(verdicts.count) changes",
+                    field: "exceptions")
             }
         }
-        guard pending.isEmpty else {
-            throw CoreError(
-                code: .invalidValue, message: "exceptions out of order or beyond the transaction's \(count) changes",
-                field: "exceptions")
-        }
-        return verdicts
     }
 
     /// The seq a verdict puts in the log (accepted and merged), nil for a rejection.

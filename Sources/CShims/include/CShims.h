@@ -32,4 +32,8 @@ int starling_pipe_cloexec(int fds[2]);
 
 /* posix_spawn_file_actions_addchdir_np: the child starts in `path`. */
 int starling_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+/* An unnamed file in directory `dir`, open for reading and writing (O_CLOEXEC): O_TMPFILE, or where the file
+   system lacks it mkostemp then unlink. Its space is freed when its last descriptor closes, also when the process
+   dies. Returns the descriptor (the caller owns it and closes it) or -1 with errno set. */
+int starling_open_anonymous_file(const char *dir);
 #endif

@@ -32,12 +32,49 @@ final class CaptureQueue: Sendable {
         var through: StreamPosition?
     }
 
+    /// A queued item: one change, or a whole transaction too large for memory (``SpilledTransaction``).
+    enum Entry: Sendable {
+        case change(Captured)
+        case spilled(Spilled)
+        /// Handled, before `head` (dropped when the array is compacted; a spilled file is freed at once).
+        case handled
+
+        var count: Int {
+            switch self {
+            case .change: 1
+            case .spilled(let spilled): spilled.transaction.count
+            case .handled: 0
+            }
+        }
+    }
+
+    /// A spilled transaction in the queue, with what happened to it since it was decoded.
+    struct Spilled: Sendable {
+        let transaction: SpilledTransaction
+        /// Positions of its changes an agent transaction overwrote (``markOverwritten(_:)``).
+        var overwritten: Set<StreamPosition> = []
+        /// A rewind lowered the bases to at most this (``rewind(to:)``); applied as its changes are read back.
+        var baseCeiling: Int64?
+    }
+
+    /// What ``nextBatch(maxCount:maxBytes:)`` hands the push.
+    enum Batch: Sendable {
+        /// Whole transactions, in order.
+        case changes([Captured])
+        /// One spilled transaction, alone.
+        case spilled(Spilled)
+    }
+
     private struct State {
-        var changes: [Captured] = []
+        var entries: [Entry] = []
         var head = 0
-        /// Changes from `head` that are in a push whose verdicts are not handled yet.
+        /// Entries from `head` that are in a push whose verdicts are not handled yet.
         var inFlight = 0
+        /// Changes in entries from `head` (``depth``).
+        var queued = 0
         var indexByPosition: [StreamPosition: Int] = [:]
+        /// The entry of each spilled transaction, by its commit LSN.
+        var spilledByCommit: [UInt64: Int] = [:]
         var pendingKeys: [TableKey: Int] = [:]
         var handledThrough: StreamPosition?
         var newest: StreamPosition?
@@ -87,22 +124,45 @@ final class CaptureQueue: Sendable {
     func append(_ changes: [Captured], commitEnd: LSN) {
         state.withLock { state in
             for change in changes {
-                state.indexByPosition[change.position] = state.changes.count
-                state.changes.append(change)
+                state.indexByPosition[change.position] = state.entries.count
+                state.entries.append(.change(change))
                 state.pendingKeys[change.key, default: 0] += 1
                 state.newest = change.position
             }
+            state.queued += changes.count
             state.decodedThrough = max(state.decodedThrough, commitEnd)
         }
         if !changes.isEmpty { arrived.signal() }
+    }
+
+    /// Appends one spilled transaction: each of its keys counts once as pending.
+    func append(spilled transaction: SpilledTransaction) {
+        state.withLock { state in
+            state.spilledByCommit[transaction.commitLSN] = state.entries.count
+            state.entries.append(.spilled(Spilled(transaction: transaction)))
+            for key in transaction.lastOrdinal.keys { state.pendingKeys[key, default: 0] += 1 }
+            state.newest = transaction.last
+            state.queued += transaction.count
+            state.decodedThrough = max(state.decodedThrough, transaction.commitEnd)
+        }
+        arrived.signal()
     }
 
     /// The region rewound to `point` (``CaptureLedger/Marker/rewind``): changes not yet handled lower their
     /// bases to it, and versions above it are forgotten (they named log history the hub lost).
     func rewind(to point: Int64) {
         state.withLock { state in
-            for index in state.head..<state.changes.count {
-                state.changes[index].change = state.changes[index].change.rebased(atMost: point)
+            for index in state.head..<state.entries.count {
+                switch state.entries[index] {
+                case .change(var captured):
+                    captured.change = captured.change.rebased(atMost: point)
+                    state.entries[index] = .change(captured)
+                case .spilled(var spilled):
+                    spilled.baseCeiling = min(spilled.baseCeiling ?? point, point)
+                    state.entries[index] = .spilled(spilled)
+                case .handled:
+                    break
+                }
             }
             state.versions = state.versions.filter { $0.value <= point }
         }
@@ -121,8 +181,16 @@ final class CaptureQueue: Sendable {
         guard !positions.isEmpty else { return }
         state.withLock { state in
             for position in positions {
-                if let index = state.indexByPosition[position], index >= state.head {
-                    state.changes[index].isOverwritten = true
+                if let index = state.indexByPosition[position], index >= state.head,
+                    case .change(var captured) = state.entries[index]
+                {
+                    captured.isOverwritten = true
+                    state.entries[index] = .change(captured)
+                } else if let index = state.spilledByCommit[position.commitLSN], index >= state.head,
+                    case .spilled(var spilled) = state.entries[index]
+                {
+                    spilled.overwritten.insert(position)
+                    state.entries[index] = .spilled(spilled)
                 }
             }
         }
@@ -178,7 +246,9 @@ final class CaptureQueue: Sendable {
         state.withLock { state in
             var indexes = Set<Int>()
             for (offset, captured) in batch.enumerated() {
-                if let index = state.indexByPosition[captured.position], state.changes[index].isOverwritten {
+                if let index = state.indexByPosition[captured.position], case .change(let queued) = state.entries[index],
+                    queued.isOverwritten
+                {
                     indexes.insert(offset)
                 }
             }
@@ -186,30 +256,49 @@ final class CaptureQueue: Sendable {
         }
     }
 
+    /// The positions of a spilled transaction's changes that are marked overwritten now.
+    func overwritten(in transaction: SpilledTransaction) -> Set<StreamPosition> {
+        state.withLock { state in
+            guard let index = state.spilledByCommit[transaction.commitLSN], case .spilled(let spilled) = state.entries[index]
+            else { return [] }
+            return spilled.overwritten
+        }
+    }
+
     // MARK: - Push side
 
     /// The next push batch: whole transactions from the oldest change not yet in flight, within the bounds
-    /// (at least one transaction). Empty when nothing waits or a push is in flight.
-    func nextBatch(maxCount: Int, maxBytes: Int) -> [Captured] {
+    /// (at least one transaction), or a spilled transaction alone. Nil when nothing waits or a push is in flight.
+    func nextBatch(maxCount: Int, maxBytes: Int) -> Batch? {
         state.withLock { state in
-            guard state.inFlight == 0 else { return [] }
+            guard state.inFlight == 0, state.head < state.entries.count else { return nil }
+            if case .spilled(let spilled) = state.entries[state.head] {
+                state.inFlight = 1
+                return .spilled(spilled)
+            }
+            var batch: [Captured] = []
             var end = state.head
             var bytes = 0
-            while end < state.changes.count {
+            while end < state.entries.count, case .change(let first) = state.entries[end] {
                 // One transaction: the changes sharing its commit position.
-                let commit = state.changes[end].position.commitLSN
+                let commit = first.position.commitLSN
                 var last = end
                 var txBytes = 0
-                while last < state.changes.count, state.changes[last].position.commitLSN == commit {
-                    txBytes += state.changes[last].approximateBytes
+                while last < state.entries.count, case .change(let captured) = state.entries[last],
+                    captured.position.commitLSN == commit
+                {
+                    txBytes += captured.approximateBytes
                     last += 1
                 }
                 if end > state.head && (last - state.head > maxCount || bytes + txBytes > maxBytes) { break }
                 bytes += txBytes
+                for index in end..<last {
+                    if case .change(let captured) = state.entries[index] { batch.append(captured) }
+                }
                 end = last
             }
             state.inFlight = end - state.head
-            return Array(state.changes[state.head..<end])
+            return .changes(batch)
         }
     }
 
@@ -218,13 +307,27 @@ final class CaptureQueue: Sendable {
         state.withLock { $0.inFlight = 0 }
     }
 
+    /// The keys of the in-flight spilled `transaction` that have a local change after it (queued behind it).
+    func pendingBeyond(_ transaction: SpilledTransaction) -> Set<TableKey> {
+        state.withLock { state in
+            Set(transaction.lastOrdinal.keys.filter { (state.pendingKeys[$0] ?? 0) > 1 })
+        }
+    }
+
     /// Keys with a local change not handled yet, beyond the in-flight batch (for verdict handling: an image for
     /// such a key would overwrite a newer local change).
     func pendingBeyondInFlight(_ keys: Set<TableKey>) -> Set<TableKey> {
         state.withLock { state in
             var counts: [TableKey: Int] = [:]
-            for index in state.head..<(state.head + state.inFlight) where keys.contains(state.changes[index].key) {
-                counts[state.changes[index].key, default: 0] += 1
+            for index in state.head..<(state.head + state.inFlight) {
+                switch state.entries[index] {
+                case .change(let captured):
+                    if keys.contains(captured.key) { counts[captured.key, default: 0] += 1 }
+                case .spilled(let spilled):
+                    for key in keys where spilled.transaction.lastOrdinal[key] != nil { counts[key, default: 0] += 1 }
+                case .handled:
+                    break
+                }
             }
             return Set(keys.filter { (state.pendingKeys[$0] ?? 0) > (counts[$0] ?? 0) })
         }
@@ -234,21 +337,36 @@ final class CaptureQueue: Sendable {
     func handled() {
         state.withLock { state in
             let end = state.head + state.inFlight
-            for index in state.head..<end {
-                let captured = state.changes[index]
-                state.indexByPosition[captured.position] = nil
-                if let count = state.pendingKeys[captured.key], count > 1 {
-                    state.pendingKeys[captured.key] = count - 1
+            func settle(_ key: TableKey) {
+                if let count = state.pendingKeys[key], count > 1 {
+                    state.pendingKeys[key] = count - 1
                 } else {
-                    state.pendingKeys[captured.key] = nil
+                    state.pendingKeys[key] = nil
                 }
-                state.handledThrough = captured.position
+            }
+            for index in state.head..<end {
+                switch state.entries[index] {
+                case .change(let captured):
+                    state.indexByPosition[captured.position] = nil
+                    settle(captured.key)
+                    state.handledThrough = captured.position
+                case .spilled(let spilled):
+                    state.spilledByCommit[spilled.transaction.commitLSN] = nil
+                    for key in spilled.transaction.lastOrdinal.keys { settle(key) }
+                    state.handledThrough = spilled.transaction.last
+                case .handled:
+                    break
+                }
+                state.queued -= state.entries[index].count
+                // A handled spilled transaction's file is freed with its last reference.
+                state.entries[index] = .handled
             }
             state.head = end
             state.inFlight = 0
-            if state.head > 4096 && state.head * 2 > state.changes.count {
-                state.changes.removeFirst(state.head)
+            if state.head > 4096 && state.head * 2 > state.entries.count {
+                state.entries.removeFirst(state.head)
                 state.indexByPosition = state.indexByPosition.mapValues { $0 - state.head }
+                state.spilledByCommit = state.spilledByCommit.mapValues { $0 - state.head }
                 state.head = 0
             }
         }
@@ -333,5 +451,5 @@ final class CaptureQueue: Sendable {
     }
 
     /// Changes decoded and not handled yet (the outbox depth of WAL capture).
-    var depth: Int { state.withLock { $0.changes.count - $0.head } }
+    var depth: Int { state.withLock { $0.queued } }
 }

@@ -34,14 +34,15 @@ final class WALCapture: Sendable {
     /// socket and the slot keeps the WAL); status updates go on, so the server does not time the connection out.
     func stream(
         name: String, originName: String, start: WALState, ledger: CaptureLedger, lastHLC: Int64,
-        clockOffsetMicros: Int64, shapes: [TableShape], maxQueued: Int, isStopped: () -> Bool
+        clockOffsetMicros: Int64, shapes: [TableShape], spill: WALDecoder.Spill, maxQueued: Int,
+        isStopped: () -> Bool
     ) throws {
         let connection = try PostgresReplicationConnection.connect(
             url: url, applicationName: "starling-agent-\(region)-wal", parameters: [("options", Self.sessionOptions)])
         defer { connection.close() }
         var decoder = WALDecoder(
             region: region, originName: originName, ledger: ledger, switching: start.switching, lastHLC: lastHLC,
-            clockOffsetMicros: clockOffsetMicros, shapes: shapes)
+            clockOffsetMicros: clockOffsetMicros, shapes: shapes, spill: spill)
         let options = try PgOutputOptions(publications: [name], includesMessages: true).options()
         try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
         logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
@@ -77,7 +78,14 @@ final class WALCapture: Sendable {
                     if let point = finished.rewind { queue.rewind(to: point) }
                     queue.markOverwritten(finished.overwritten)
                     queue.recordVersions(finished.versions)
-                    queue.append(finished.changes, commitEnd: finished.commitEnd)
+                    if let spilled = finished.spilled {
+                        logger.info(
+                            "large transaction decoded to a scratch file",
+                            metadata: ["agent.changes": "\(spilled.count)", "agent.tx": "\(spilled.tx)"])
+                        queue.append(spilled: spilled)
+                    } else {
+                        queue.append(finished.changes, commitEnd: finished.commitEnd)
+                    }
                     offerCheckpoint(at: finished.commitEnd)
                 case .keepalive(let keepalive):
                     if !decoder.isInTransaction {

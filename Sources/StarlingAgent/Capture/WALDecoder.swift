@@ -21,6 +21,14 @@ struct WALDecoder: Sendable {
     private var relations = PgOutputRelationCache()
     private var transaction: Transaction?
 
+    /// Where and past what size a transaction's decoded changes go to a scratch file (``SpilledTransaction``).
+    struct Spill: Sendable {
+        var directory: String
+        var threshold: Int
+    }
+
+    private let spill: Spill
+
     /// The transaction being decoded.
     private struct Transaction {
         var begin: PgOutputMessage.Begin
@@ -28,24 +36,19 @@ struct WALDecoder: Sendable {
         var marker: CaptureLedger.Marker?
         var isSwitch = false
         var written: [TableKey] = []
-        var rows: [Row] = []
-    }
-
-    /// One application row change, before its base and stamp.
-    private struct Row {
-        var table: String
-        var op: ChangeOperation
-        var key: JSONObject
-        var before: JSONObject?
-        var after: JSONObject?
-        var recordLSN: LSN
-        var bytes: Int
+        /// The application's changes so far, in order; moved to `spill` past the threshold.
+        var captured: [CaptureQueue.Captured] = []
+        var spill: SpilledTransaction.Writer?
+        /// The WAL record of the previous change, and that change's place among the record's changes.
+        var previousLSN = LSN.invalid
+        var ordinal = 0
     }
 
     init(
         region: String, originName: String, ledger: CaptureLedger, switching: Bool, lastHLC: Int64,
-        clockOffsetMicros: Int64, shapes: [TableShape]
+        clockOffsetMicros: Int64, shapes: [TableShape], spill: Spill
     ) {
+        self.spill = spill
         self.region = region
         self.originName = originName
         self.ledger = ledger
@@ -119,10 +122,11 @@ struct WALDecoder: Sendable {
         var versions: [TableKey: Int64] = [:]
         /// The seq an agent transaction rewound the region to (``CaptureQueue/rewind(to:)``).
         var rewind: Int64? = nil
+        /// An application transaction too large for memory: its changes are here, not in `changes`.
+        var spilled: SpilledTransaction? = nil
     }
 
     private mutating func finish(_ open: Transaction, commit: PgOutputMessage.Commit) throws(AgentError) -> Finished {
-        let commitLSN = open.begin.finalLSN.rawValue
         if open.isOwn {
             if open.isSwitch { switching = false }
             if let observed = open.marker?.observedHLC { clock.observe(observed) }
@@ -131,41 +135,55 @@ struct WALDecoder: Sendable {
                 changes: [], overwritten: overwritten, commitEnd: commit.endLSN, versions: open.marker?.versions ?? [:],
                 rewind: open.marker?.rewind)
         }
-        guard !switching, !open.rows.isEmpty else {
-            return Finished(changes: [], overwritten: [], commitEnd: commit.endLSN)
+        if var writer = open.spill {
+            return Finished(
+                changes: [], overwritten: [], commitEnd: commit.endLSN, spilled: try writer.finish(commitEnd: commit.endLSN))
         }
-        let committedAt = open.begin.commitTime.unixMicroseconds &+ clockOffsetMicros
-        var changes: [CaptureQueue.Captured] = []
-        changes.reserveCapacity(open.rows.count)
-        var previousLSN = LSN.invalid
-        var ordinal = 0
-        for row in open.rows {
-            ordinal = row.recordLSN == previousLSN ? ordinal + 1 : 0
-            previousLSN = row.recordLSN
-            guard let number = WALChangeNumber.make(recordLSN: row.recordLSN.rawValue, ordinal: ordinal) else {
-                throw AgentError(code: .capture, message: "WAL position \(row.recordLSN) is beyond change ids")
-            }
-            let position = StreamPosition(commitLSN: commitLSN, number: number)
-            let key = TableKey(table: row.table, key: row.key)
-            let base = ledger.capture(key, at: position)
-            // One stamp per change, strictly increasing in the stream: deterministic from the stream and the
-            // clock saved with the checkpoint, so a change decoded again is pushed with the same HLC.
-            let stamp = clock.tick(nowMicros: committedAt)
-            let change: Change
-            do {
-                change = try Change(
-                    id: ChangeID(origin: region, number: number).description,
-                    tx: ChangeID(origin: region, number: WALChangeNumber.transaction(commitLSN: commitLSN)).description,
-                    table: row.table, op: row.op, key: row.key,
-                    before: row.before, after: row.after, base: base, hlc: stamp)
-            } catch {
-                throw AgentError(code: .capture, message: "decoded change of \(row.table) is invalid: \(error)")
-            }
-            changes.append(
-                CaptureQueue.Captured(
-                    change: change, position: position, key: key, commitEnd: commit.endLSN, approximateBytes: row.bytes))
-        }
+        var changes = open.captured
+        for index in changes.indices { changes[index].commitEnd = commit.endLSN }
         return Finished(changes: changes, overwritten: [], commitEnd: commit.endLSN)
+    }
+
+    /// Turns one application row change into the transaction's next captured change: its id from its WAL record,
+    /// its base from the ledger, its stamp from the commit time. Done as the change arrives (the ledger sees no
+    /// other transaction between a Begin and its Commit), so a transaction past the spill threshold is written
+    /// out as it is decoded.
+    private mutating func capture(
+        _ open: inout Transaction, table: String, op: ChangeOperation, key: JSONObject, before: JSONObject?,
+        after: JSONObject?, recordLSN: LSN, bytes: Int
+    ) throws(AgentError) {
+        let commitLSN = open.begin.finalLSN.rawValue
+        open.ordinal = recordLSN == open.previousLSN ? open.ordinal + 1 : 0
+        open.previousLSN = recordLSN
+        guard let number = WALChangeNumber.make(recordLSN: recordLSN.rawValue, ordinal: open.ordinal) else {
+            throw AgentError(code: .capture, message: "WAL position \(recordLSN) is beyond change ids")
+        }
+        let position = StreamPosition(commitLSN: commitLSN, number: number)
+        let tableKey = TableKey(table: table, key: key)
+        let base = ledger.capture(tableKey, at: position)
+        // One stamp per change, strictly increasing in the stream: deterministic from the stream and the clock
+        // saved with the checkpoint, so a change decoded again is pushed with the same HLC.
+        let stamp = clock.tick(nowMicros: open.begin.commitTime.unixMicroseconds &+ clockOffsetMicros)
+        let change: Change
+        do {
+            change = try Change(
+                id: ChangeID(origin: region, number: number).description,
+                tx: ChangeID(origin: region, number: WALChangeNumber.transaction(commitLSN: commitLSN)).description,
+                table: table, op: op, key: key, before: before, after: after, base: base, hlc: stamp)
+        } catch {
+            throw AgentError(code: .capture, message: "decoded change of \(table) is invalid: \(error)")
+        }
+        let captured = CaptureQueue.Captured(
+            change: change, position: position, key: tableKey, commitEnd: .invalid, approximateBytes: bytes)
+        if open.spill != nil {
+            try open.spill?.append(captured)
+            return
+        }
+        open.captured.append(captured)
+        if open.captured.count > spill.threshold {
+            open.spill = try SpilledTransaction.Writer(directory: spill.directory, captured: open.captured)
+            open.captured = []
+        }
     }
 
     /// Records one row change of the open transaction.
@@ -213,15 +231,15 @@ struct WALDecoder: Sendable {
         switch (keyOld, keyNew) {
         case (let k?, let n?) where k == n:
             if before == after { return }
-            open.rows.append(Row(table: name, op: .update, key: n, before: before, after: after, recordLSN: recordLSN, bytes: bytes))
+            try capture(&open, table: name, op: .update, key: n, before: before, after: after, recordLSN: recordLSN, bytes: bytes)
         case (let k?, let n?):
             // A primary-key change travels as delete + insert, as trigger capture sends it.
-            open.rows.append(Row(table: name, op: .delete, key: k, before: before, after: nil, recordLSN: recordLSN, bytes: bytes))
-            open.rows.append(Row(table: name, op: .insert, key: n, before: nil, after: after, recordLSN: recordLSN, bytes: bytes))
+            try capture(&open, table: name, op: .delete, key: k, before: before, after: nil, recordLSN: recordLSN, bytes: bytes)
+            try capture(&open, table: name, op: .insert, key: n, before: nil, after: after, recordLSN: recordLSN, bytes: bytes)
         case (let k?, nil):
-            open.rows.append(Row(table: name, op: .delete, key: k, before: before, after: nil, recordLSN: recordLSN, bytes: bytes))
+            try capture(&open, table: name, op: .delete, key: k, before: before, after: nil, recordLSN: recordLSN, bytes: bytes)
         case (nil, let n?):
-            open.rows.append(Row(table: name, op: .insert, key: n, before: nil, after: after, recordLSN: recordLSN, bytes: bytes))
+            try capture(&open, table: name, op: .insert, key: n, before: nil, after: after, recordLSN: recordLSN, bytes: bytes)
         case (nil, nil):
             return
         }

@@ -15,39 +15,39 @@ extension Agent {
         return tx
     }
 
-    /// Pushes one origin transaction in chunks until the last chunk's answer gives the verdicts of all of it;
-    /// nil when stopped first. Each chunk is retried (with backoff) until staged; re-sends are harmless. A chunk
-    /// at 0 learns what the hub holds already (after a restart) and skips it; `chunks_missing` (the hub deleted
-    /// the chunks when a previous last chunk completed the transaction and its answer was lost) starts over at
-    /// 0, and the completed changes are then answered from their stored verdicts.
+    /// Pushes one origin transaction in chunks until the last chunk's answer gives the verdicts of all of it
+    /// (compacted); nil when stopped first. Each chunk is retried (with backoff) until staged; re-sends are
+    /// harmless. A chunk at 0 learns what the hub holds already (after a restart) and skips it; `chunks_missing`
+    /// (the hub deleted the chunks when a previous last chunk completed the transaction and its answer was lost)
+    /// starts over at 0, and the completed changes are then answered from their stored verdicts.
     ///
-    /// Memory: the transaction's changes stay in memory until their verdicts are handled (the caller holds
-    /// them); each chunk's body is built and sent one at a time.
+    /// Memory: each chunk's changes are taken from `source` (in memory, or read back from a spill) and its body
+    /// built and sent one at a time.
     /// `readAt`: as ``pushUntilVerdicts(_:approximateBytes:readAt:)``: a rewind since the read ends it with nil.
-    func pushChunked(_ changes: [Change], tx: String, readAt: Int) async -> [Verdict]? {
+    func pushChunked(_ source: some ChunkSource, tx: String, readAt: Int) async -> TransactionVerdicts? {
         let batch = pushBatch
-        let plan = ChunkPlan(
-            sizes: changes.map { $0.json.serialized().count }, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
+        let plan = ChunkPlan(sizes: source.sizes, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
         var backoff = RetryBackoff(configuration.tuning.backoff)
         var position = 0
         logger.info(
             "pushing a large transaction in chunks",
-            metadata: [AgentLogKey.changes: "\(changes.count)", "agent.chunks": "\(plan.ranges.count)"])
+            metadata: [AgentLogKey.changes: "\(source.count)", "agent.chunks": "\(plan.ranges.count)"])
         while !isStopped, rewinds.load(ordering: .acquiring) == readAt {
             let range = plan.ranges[position]
             let isLast = position == plan.ranges.count - 1
             do throws(AgentError) {
-                switch try await hub.pushChunk(changes[range], tx: tx, first: range.lowerBound, isLast: isLast) {
+                let changes = try source.changes(range)
+                switch try await hub.pushChunk(changes[...], tx: tx, first: range.lowerBound, isLast: isLast) {
                 case .staged(let through):
                     position = plan.next(after: position, through: through)
                 case .completed(let verdicts):
-                    do {
-                        return try verdicts.expand(ids: changes.map(\.id))
-                    } catch {
+                    guard verdicts.count == source.count else {
                         throw AgentError(
-                            code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)",
+                            code: .invalidResponse,
+                            message: "the hub answered \(verdicts.count) verdicts for transaction \(tx) of \(source.count) changes",
                             isRetryable: true)
                     }
+                    return verdicts
                 }
                 backoff.reset()
             } catch where error.code == .logDiverged {
@@ -64,5 +64,38 @@ extension Agent {
             }
         }
         return nil
+    }
+}
+
+/// The changes of one origin transaction that goes in chunks (``Agent/pushChunked(_:tx:readAt:)``).
+protocol ChunkSource: Sendable {
+    var count: Int { get }
+    /// Each change's serialized size, in order (what ``ChunkPlan`` cuts by).
+    var sizes: [Int] { get }
+    /// The changes at ordinals `range`.
+    func changes(_ range: Range<Int>) throws(AgentError) -> [Change]
+}
+
+/// A transaction held in memory (read from the outbox, or decoded and not spilled).
+struct ChangesInMemory: ChunkSource {
+    let all: [Change]
+
+    var count: Int { all.count }
+    var sizes: [Int] { all.map { $0.json.serialized().count } }
+    func changes(_ range: Range<Int>) throws(AgentError) -> [Change] { Array(all[range]) }
+}
+
+/// A spilled transaction (``SpilledTransaction``), read back a chunk at a time; bases lowered to `baseCeiling`
+/// when a rewind happened after it was decoded.
+struct SpilledChanges: ChunkSource {
+    let transaction: SpilledTransaction
+    let baseCeiling: Int64?
+
+    var count: Int { transaction.count }
+    var sizes: [Int] { transaction.sizes }
+    func changes(_ range: Range<Int>) throws(AgentError) -> [Change] {
+        let changes = try transaction.changes(range)
+        guard let baseCeiling else { return changes }
+        return changes.map { $0.rebased(atMost: baseCeiling) }
     }
 }

@@ -124,6 +124,8 @@ extension Agent {
         let (shapes, setup) = self.capture.withLock { ($0.shapes, $0.setup) }
         guard let name = setup?.name, let originName = setup?.originName else { return }
         let maxQueued = configuration.tuning.captureQueueMaxChanges
+        let spill = WALDecoder.Spill(
+            directory: configuration.tuning.spillDirectory, threshold: configuration.tuning.captureSpillChanges)
         do throws(AgentError) {
             try await walWorker.run(during: "WAL capture") { [self] connection in
                 guard let state = try WALSetup.load(connection: connection, name: name) else {
@@ -133,7 +135,7 @@ extension Agent {
                 let ledger = state.ledger ?? CaptureLedger(cursor: agentState.cursor)
                 try capture.stream(
                     name: name, originName: originName, start: state, ledger: ledger, lastHLC: state.hlc ?? agentState.lastHLC, clockOffsetMicros: store.clockOffsetMicros,
-                    shapes: shapes, maxQueued: maxQueued, isStopped: { self.isStopped })
+                    shapes: shapes, spill: spill, maxQueued: maxQueued, isStopped: { self.isStopped })
             }
         } catch {
             if isStopped { return }
@@ -154,63 +156,18 @@ extension Agent {
             capture.withLock { $0.switching = false }
             logger.info("trigger capture ended: the region's changes are read from the WAL")
         }
-        let batch = pushBatch
-        let store = self.store
-        let queue = captureQueue
-        let journal = configuration.journal
         for _ in 0..<maxBatches {
             if isStopped { return false }
             let readAt = rewinds.load(ordering: .acquiring)
-            let captured = queue.nextBatch(maxCount: batch.maxCount, maxBytes: batch.maxBytes)
-            guard let last = captured.last else {
+            switch captureQueue.nextBatch(maxCount: pushBatch.maxCount, maxBytes: pushBatch.maxBytes) {
+            case nil:
                 try await saveCheckpoint()
                 return true
+            case .changes(let captured):
+                guard try await pushCaptured(captured, readAt: readAt) else { return false }
+            case .spilled(let spilled):
+                guard try await pushSpilled(spilled, readAt: readAt) else { return false }
             }
-            let changes = captured.map(\.change)
-            let bytes = captured.reduce(0) { $0 + $1.approximateBytes }
-            let pushing = "push of \(changes.count) changes to the hub"
-            guard
-                let verdicts = try await track(
-                    "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes, readAt: readAt) })
-            else {
-                queue.pushFailed()
-                return false
-            }
-            try await awaitOwnWrites(of: captured, verdicts: verdicts)
-            let overwritten = queue.overwritten(in: captured)
-            let stillPending = queue.pendingBeyondInFlight(Set(captured.map(\.key)))
-            let summary: VerdictSummary
-            do throws(AgentError) {
-                summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
-                    () async throws(AgentError) in
-                    try await db { connection in
-                        let summary = try store.handleVerdicts(
-                            verdicts, for: changes,
-                            wal: WALVerdicts(
-                                handledThrough: last.position, overwritten: overwritten, stillPending: stillPending,
-                                journal: journal),
-                            connection: connection)
-                        // On the database thread, before its next job: an apply must not defer an entry on a key
-                        // whose verdict just settled (nothing would release it), and must know the versions the
-                        // verdicts gave.
-                        queue.recordVersions(summary.versions)
-                        queue.handled()
-                        if summary.imagesApplied > 0 {
-                            queue.wrote(captured.map(\.key), at: try AgentStore.walInsertPosition(connection: connection))
-                        }
-                        return summary
-                    }
-                }
-            } catch {
-                queue.pushFailed()
-                throw error
-            }
-            shared.withLock {
-                $0.progress.pushedChanges += changes.count
-                $0.progress.deadLetters += summary.deadLettered
-            }
-            logger.debug(
-                "pushed", metadata: [AgentLogKey.changes: "\(changes.count)", AgentLogKey.rejected: "\(summary.rejected)"])
             // After the verdicts, not before the push: the save waits for its WAL flush (the slot may confirm the
             // position only once it is durable), and a change decoded meanwhile should not wait behind it.
             try await saveCheckpoint()
@@ -218,11 +175,119 @@ extension Agent {
         return false
     }
 
+    /// Pushes one batch of captured changes and handles their verdicts; false when the push did not complete (the
+    /// batch is offered again).
+    private func pushCaptured(_ captured: [CaptureQueue.Captured], readAt: Int) async throws(AgentError) -> Bool {
+        let store = self.store
+        let queue = captureQueue
+        let journal = configuration.journal
+        guard let last = captured.last else { return true }
+        let changes = captured.map(\.change)
+        let bytes = captured.reduce(0) { $0 + $1.approximateBytes }
+        let pushing = "push of \(changes.count) changes to the hub"
+        guard
+            let verdicts = try await track(
+                "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes, readAt: readAt) })
+        else {
+            queue.pushFailed()
+            return false
+        }
+        try await awaitOwnWrites(of: captured.map(\.key), verdicts: verdicts)
+        let overwritten = queue.overwritten(in: captured)
+        let stillPending = queue.pendingBeyondInFlight(Set(captured.map(\.key)))
+        let summary: VerdictSummary
+        do throws(AgentError) {
+            summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
+                () async throws(AgentError) in
+                try await db { connection in
+                    let summary = try store.handleVerdicts(
+                        verdicts, for: changes,
+                        wal: WALVerdicts(
+                            handledThrough: last.position, overwritten: overwritten, stillPending: stillPending,
+                            journal: journal),
+                        connection: connection)
+                    // On the database thread, before its next job: an apply must not defer an entry on a key
+                    // whose verdict just settled (nothing would release it), and must know the versions the
+                    // verdicts gave.
+                    queue.recordVersions(summary.versions)
+                    queue.handled()
+                    if summary.imagesApplied > 0 {
+                        queue.wrote(captured.map(\.key), at: try AgentStore.walInsertPosition(connection: connection))
+                    }
+                    return summary
+                }
+            }
+        } catch {
+            queue.pushFailed()
+            throw error
+        }
+        counted(pushed: changes.count, summary)
+        return true
+    }
+
+    /// Pushes one spilled transaction in chunks read back from its scratch file and handles its verdicts a slice
+    /// at a time (``AgentStore/handleSpilledVerdicts(_:for:overwritten:stillPending:journal:connection:)``); false
+    /// when the push did not complete.
+    private func pushSpilled(_ spilled: CaptureQueue.Spilled, readAt: Int) async throws(AgentError) -> Bool {
+        let store = self.store
+        let queue = captureQueue
+        let journal = configuration.journal
+        let transaction = spilled.transaction
+        let source = SpilledChanges(transaction: transaction, baseCeiling: spilled.baseCeiling)
+        let pushing = "push of a large transaction (\(transaction.count) changes, from a scratch file) to the hub"
+        guard let verdicts = try await track("push", pushing, { await pushChunked(source, tx: transaction.tx, readAt: readAt) })
+        else {
+            queue.pushFailed()
+            return false
+        }
+        if verdicts.count != verdicts.exceptions.count,
+            let target = queue.undecodedOwnWrite(of: transaction.lastOrdinal.keys)
+        {
+            try await awaitDecoder(through: target, what: "the agent's own write of a pushed key", within: .seconds(30))
+        }
+        let overwritten = queue.overwritten(in: transaction)
+        let stillPending = queue.pendingBeyond(transaction)
+        let summary: VerdictSummary
+        do throws(AgentError) {
+            summary = try await track("push", "applying the verdicts of \(transaction.count) changes") {
+                () async throws(AgentError) in
+                try await db { connection in
+                    let summary = try store.handleSpilledVerdicts(
+                        verdicts, for: source, overwritten: overwritten, stillPending: stillPending, journal: journal,
+                        connection: connection)
+                    queue.recordVersions(summary.versions)
+                    queue.handled()
+                    if summary.imagesApplied > 0 {
+                        queue.wrote(
+                            transaction.lastOrdinal.keys, at: try AgentStore.walInsertPosition(connection: connection))
+                    }
+                    return summary
+                }
+            }
+        } catch {
+            queue.pushFailed()
+            throw error
+        }
+        counted(pushed: transaction.count, summary)
+        shared.withLock { $0.progress.spilledTransactions += 1 }
+        return true
+    }
+
+    /// Counts a handled push in the agent's progress and logs it.
+    private func counted(pushed: Int, _ summary: VerdictSummary) {
+        shared.withLock {
+            $0.progress.pushedChanges += pushed
+            $0.progress.deadLetters += summary.deadLettered
+        }
+        logger.debug("pushed", metadata: [AgentLogKey.changes: "\(pushed)", AgentLogKey.rejected: "\(summary.rejected)"])
+    }
+
     /// Waits until the decoder has passed every own transaction that wrote the key of an accepted change in
-    /// `captured`, so its overwritten flag is known (usually at once: such writes are rare).
-    private func awaitOwnWrites(of captured: [CaptureQueue.Captured], verdicts: [Verdict]) async throws(AgentError) {
-        let accepted = zip(captured, verdicts).compactMap { item, verdict -> TableKey? in
-            if case .accepted = verdict.outcome { return item.key }
+    /// `keys` (the batch's, in order, beside their verdicts), so its overwritten flag is known (usually at once:
+    /// such writes are rare).
+    private func awaitOwnWrites(of keys: [TableKey], verdicts: [Verdict]) async throws(AgentError) {
+        let accepted = zip(keys, verdicts).compactMap { key, verdict -> TableKey? in
+            if case .accepted = verdict.outcome { return key }
             return nil
         }
         guard let target = captureQueue.undecodedOwnWrite(of: accepted) else { return }

@@ -39,6 +39,8 @@ public final class Agent: Sendable {
         public var captureQueued = 0
         /// Rows re-asserted after rewinds (the hub's store was restored to an earlier point).
         public var reasserted = 0
+        /// WAL capture: transactions pushed from a scratch file (past `tuning.capture_spill_changes`).
+        public var spilledTransactions = 0
     }
 
     /// An operation of the loop in flight (an apply, a push, a pull): reported once it runs ``stuckAfter``.
@@ -517,7 +519,18 @@ public final class Agent: Sendable {
     /// and the caller reads it again). `approximateBytes`: the batch's size as its reader measured it.
     func pushUntilVerdicts(_ changes: [Change], approximateBytes: Int, readAt: Int) async -> [Verdict]? {
         if let tx = chunkedTransaction(changes, approximateBytes: approximateBytes) {
-            return await pushChunked(changes, tx: tx, readAt: readAt)
+            guard let verdicts = await pushChunked(ChangesInMemory(all: changes), tx: tx, readAt: readAt) else {
+                return nil
+            }
+            do {
+                return try verdicts.expand(ids: changes.map(\.id))
+            } catch {
+                // The hub answered another transaction: its answer is not used; the push is read and tried again.
+                note(
+                    AgentError(code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)", isRetryable: true),
+                    during: "push")
+                return nil
+            }
         }
         var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped, rewinds.load(ordering: .acquiring) == readAt {

@@ -37,7 +37,7 @@ public struct AgentStore: Sendable {
     }
 
     /// Turns off the WAL flush wait for the current transaction unless ``isSynchronousCommit``.
-    private func relaxCommit(_ connection: PostgresConnection) throws {
+    func relaxCommit(_ connection: PostgresConnection) throws {
         if !isSynchronousCommit { try connection.execute("SET LOCAL synchronous_commit = off") }
     }
 
@@ -144,52 +144,24 @@ public struct AgentStore: Sendable {
                 code: .invalidResponse,
                 message: "the hub answered \(verdicts.count) verdicts for \(changes.count) changes, or out of order")
         }
-        var summary = VerdictSummary()
+        var work = VerdictWork(region: region, isWAL: wal != nil, versionRows: wal.map { $0.versionRows } ?? true)
         var outboxIDs: [Int64?] = []
-        var accepted = JSONBatchWriter()
-        var decided = JSONBatchWriter()
-        var rejectedWinners: [(String, JSONObject, Int64)] = []
-        var images: [Image] = []
-        var letters: [JSONValue] = []
         var laterKeys = wal?.stillPending ?? []
-        var markerVersions: [TableKey: Int64] = [:]
         // No outbox row to delete and no version row to write: the marker carries the versions.
-        let inMemory = wal.map { !$0.versionRows } ?? false
+        let inMemory = !work.versionRows
         if !inMemory { outboxIDs.reserveCapacity(changes.count) }
         for index in changes.indices.reversed() {
             let (verdict, change) = (verdicts[index], changes[index])
             if !inMemory { outboxIDs.append(ChangeID(change.id)?.number ?? -1) }
             let tableKey = TableKey(table: change.table, key: change.key)
-            let isSuperseded = !laterKeys.insert(tableKey).inserted
-            if !isSuperseded { decided.append(table: change.table, key: change.key, seq: verdict.version) }
-            if wal != nil, !isSuperseded { markerVersions[tableKey] = verdict.version }
-            switch verdict.outcome {
-            case .accepted(let seq):
-                summary.accepted += 1
-                if let wal, wal.overwritten.contains(index), !isSuperseded {
-                    // Its version comes with the image, which the version row would otherwise refuse.
-                    images.append(Image(table: change.table, key: change.key, row: change.after, seq: seq, origin: region))
-                    letters.append(verdict.json)
-                    summary.restored += 1
-                    continue
-                }
-                if !inMemory { accepted.append(table: change.table, key: change.key, seq: seq) }
-            case .merged(let seq, let row):
-                summary.merged += 1
-                if isSuperseded { summary.imagesSkipped += 1; continue }
-                images.append(Image(table: change.table, key: change.key, row: row, seq: seq, origin: region))
-                letters.append(verdict.json)
-            case .rejected(_, let winner):
-                summary.rejected += 1
-                if isSuperseded { summary.imagesSkipped += 1; continue }
-                images.append(
-                    Image(table: change.table, key: change.key, row: winner.row, seq: winner.seq, origin: winner.origin))
-                rejectedWinners.append((change.table, change.key, winner.seq))
-                letters.append(verdict.json)
-            }
+            work.add(
+                verdict, for: change, key: tableKey, isSuperseded: !laterKeys.insert(tableKey).inserted,
+                isOverwritten: wal?.overwritten.contains(index) ?? false)
         }
-        images.reverse()
-        letters.reverse()
+        work.images.reverse()
+        work.letters.reverse()
+        var summary = work.summary
+        let (images, letters, markerVersions, rejectedWinners) = (work.images, work.letters, work.markerVersions, work.rejectedWinners)
         summary.versions = markerVersions
         // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
         let settle = PostgresStatement(
@@ -202,8 +174,8 @@ public struct AgentStore: Sendable {
             ON CONFLICT (table_name, key) DO UPDATE
             SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
             WHERE starling.versions.seq < EXCLUDED.seq
-            """, [.int64Array(outboxIDs), .text(accepted.finish()), .text(region)], name: "agent.verdict.settle")
-        let decidedKeys = decided.finish()
+            """, [.int64Array(outboxIDs), .text(work.accepted.finish()), .text(region)], name: "agent.verdict.settle")
+        let decidedKeys = work.decided.finish()
         let marker = wal.map { wal in
             CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: markerVersions)
         }
@@ -227,25 +199,33 @@ public struct AgentStore: Sendable {
                 }
                 for status in statuses { summary.count(status) }
             }
-            let released = try releaseDeferredEntries(keys: decidedKeys, connection: connection)
-            if !released.isEmpty {
-                let installed = try tables ?? installedTables(connection: connection)
-                var applied = ApplySummary()
-                applied.stoppedTables = try lockAndCheckShapes(
-                    of: Set(released.map(\.table)), tables: installed, connection: connection
-                ).drift
-                try applyPulled(
-                    released, tables: installed, drift: applied.stoppedTables, versions: inMemory ? markerVersions : nil,
-                    summary: &applied, connection: connection)
-                summary.deferredApplied += applied.applied
-            }
+            summary.deferredApplied += try applyReleased(
+                keys: decidedKeys, tables: tables, versions: inMemory ? markerVersions : nil, connection: connection)
             return summary
         }
     }
 
+    /// Applies the deferred entries the handled keys release (``releaseDeferredEntries(keys:connection:)``, `keys`
+    /// as the decided document), with `versions` (WAL capture: the marker's) to skip by; returns how many applied.
+    func applyReleased(
+        keys: String, tables: Set<String>?, versions: [TableKey: Int64]?, connection: PostgresConnection
+    ) throws -> Int {
+        let released = try releaseDeferredEntries(keys: keys, connection: connection)
+        guard !released.isEmpty else { return 0 }
+        let installed = try tables ?? installedTables(connection: connection)
+        var applied = ApplySummary()
+        applied.stoppedTables = try lockAndCheckShapes(
+            of: Set(released.map(\.table)), tables: installed, connection: connection
+        ).drift
+        try applyPulled(
+            released, tables: installed, drift: applied.stoppedTables, versions: versions, summary: &applied,
+            connection: connection)
+        return applied.applied
+    }
+
     /// Records WAL-captured `changes` with their verdicts in `starling.journal` (once per change id; a verdict
     /// handled again after a restart counts in `handled`).
-    private func journal(_ changes: [Change], verdicts: [Verdict], connection: PostgresConnection) throws {
+    func journal(_ changes: [Change], verdicts: [Verdict], connection: PostgresConnection) throws {
         var rows: [JSONValue] = []
         rows.reserveCapacity(changes.count)
         for (change, verdict) in zip(changes, verdicts) {

@@ -54,6 +54,14 @@ struct JSONBatchWriter {
         bytes.append(UInt8(ascii: "}"))
     }
 
+    /// Appends another writer's entries after this one's.
+    mutating func append(contentsOf other: JSONBatchWriter) {
+        guard !other.isEmpty else { return }
+        open()
+        bytes.append(contentsOf: other.bytes.dropFirst())
+        count += other.count - 1
+    }
+
     /// The finished array text.
     mutating func finish() -> String {
         bytes.append(UInt8(ascii: "]"))

@@ -1,0 +1,85 @@
+import StarlingCore
+import StarlingPostgres
+
+extension AgentStore {
+    /// Changes of a spilled transaction read back and decided at a time.
+    static let spilledVerdictSlice = 5_000
+
+    /// Acts on the verdicts of a spilled transaction (WAL capture, README "Large transactions"): what
+    /// ``handleVerdicts(_:for:wal:connection:)`` does for a batch, in one local transaction, with the changes read
+    /// back from the scratch file a slice at a time and the verdicts expanded a slice at a time, so nothing per
+    /// change stays in memory. A change is superseded when a later change of its key is in the transaction
+    /// (``SpilledTransaction/lastOrdinal``) or still queued (`stillPending`); `overwritten`: positions of its
+    /// changes an agent transaction wrote over. The marker (every handled key's version) goes in at the end,
+    /// which the decoder reads the same as at the start: it applies a marker at its transaction's commit.
+    func handleSpilledVerdicts(
+        _ verdicts: TransactionVerdicts, for source: SpilledChanges, overwritten: Set<StreamPosition>,
+        stillPending: Set<TableKey>, journal: Bool, connection: PostgresConnection
+    ) throws -> VerdictSummary {
+        let transaction = source.transaction
+        guard verdicts.count == transaction.count else {
+            throw AgentError(
+                code: .invalidResponse,
+                message: "the hub answered \(verdicts.count) verdicts for transaction \(transaction.tx) of \(transaction.count) changes",
+                isRetryable: true)
+        }
+        return try connection.transaction(name: "agent.verdicts.spilled") { connection in
+            try relaxCommit(connection)
+            var expander = TransactionVerdicts.Expander(verdicts)
+            var summary = VerdictSummary()
+            var decided = JSONBatchWriter()
+            var markerVersions: [TableKey: Int64] = [:]
+            var tables: Set<String>?
+            for start in stride(from: 0, to: transaction.count, by: Self.spilledVerdictSlice) {
+                let range = start..<min(start + Self.spilledVerdictSlice, transaction.count)
+                let changes = try source.changes(range)
+                let slice: [Verdict]
+                do {
+                    slice = try expander.next(ids: changes.map(\.id))
+                } catch {
+                    throw AgentError(
+                        code: .invalidResponse, message: "verdicts of transaction \(transaction.tx): \(error)",
+                        isRetryable: true)
+                }
+                var work = VerdictWork(region: region, isWAL: true, versionRows: false)
+                for (offset, (change, verdict)) in zip(changes, slice).enumerated() {
+                    let key = TableKey(table: change.table, key: change.key)
+                    let number = ChangeID(change.id)?.number ?? -1
+                    work.add(
+                        verdict, for: change, key: key,
+                        isSuperseded: transaction.lastOrdinal[key] != range.lowerBound + offset || stillPending.contains(key),
+                        isOverwritten: overwritten.contains(StreamPosition(commitLSN: transaction.commitLSN, number: number)))
+                }
+                if journal { try self.journal(changes, verdicts: slice, connection: connection) }
+                if !work.images.isEmpty {
+                    let installed = try tables ?? installedTables(connection: connection)
+                    tables = installed
+                    let letters = work.letters
+                    for status in try applyImagesInMemory(work.images, tables: installed, connection: connection, deadLetter: { letters[$0] }) {
+                        summary.count(status)
+                    }
+                }
+                summary.accepted += work.summary.accepted
+                summary.merged += work.summary.merged
+                summary.rejected += work.summary.rejected
+                summary.restored += work.summary.restored
+                summary.imagesSkipped += work.summary.imagesSkipped
+                decided.append(contentsOf: work.decided)
+                markerVersions.merge(work.markerVersions) { _, later in later }
+            }
+            do {
+                try expander.finish()
+            } catch {
+                throw AgentError(
+                    code: .invalidResponse, message: "verdicts of transaction \(transaction.tx): \(error)", isRetryable: true)
+            }
+            try Self.emit(
+                CaptureLedger.Marker(handledThrough: transaction.last, versions: markerVersions), connection: connection)
+            try history?.save(connection: connection)
+            summary.versions = markerVersions
+            summary.deferredApplied += try applyReleased(
+                keys: decided.finish(), tables: tables, versions: markerVersions, connection: connection)
+            return summary
+        }
+    }
+}
