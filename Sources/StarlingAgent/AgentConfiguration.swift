@@ -78,9 +78,11 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         /// WAL capture: decoded changes the agent keeps in memory on their way to the hub, 1 000…10 000 000; past
         /// it the decoder stops reading until pushes drain them (the slot keeps the WAL meanwhile). Default 100 000.
         public var captureQueueMaxChanges: Int
-        /// WAL capture: a decoded origin transaction with more changes than this, 100…10 000 000, goes to a scratch
-        /// file in `spill_directory` as it is decoded; only its keys stay in memory. Default 20 000.
-        public var captureSpillChanges: Int
+        /// An origin transaction with more changes than this, 100…10 000 000, is never held whole in memory (README
+        /// "Large transactions"): WAL capture writes it to a scratch file in `spill_directory` as it is decoded,
+        /// trigger capture reads it from the outbox a chunk at a time; both handle its verdicts a slice at a time.
+        /// Default 20 000.
+        public var largeTransactionChanges: Int
         /// Where spilled transactions go: an unnamed file there (O_TMPFILE), freed when handled or when the
         /// process dies. Default `$TMPDIR`, else `/var/tmp` (not `/tmp`, which may be memory).
         public var spillDirectory: String
@@ -92,7 +94,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
 
         public init(
             batch: Batch = Batch(), pull: Pull = Pull(), backoff: Backoff = Backoff(), statusIntervalMs: Int = 1000,
-            requestTimeoutMs: Int = 30_000, captureQueueMaxChanges: Int = 100_000, captureSpillChanges: Int = 20_000,
+            requestTimeoutMs: Int = 30_000, captureQueueMaxChanges: Int = 100_000, largeTransactionChanges: Int = 20_000,
             spillDirectory: String = Tuning.defaultSpillDirectory
         ) {
             self.batch = batch
@@ -101,7 +103,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             self.statusIntervalMs = statusIntervalMs
             self.requestTimeoutMs = requestTimeoutMs
             self.captureQueueMaxChanges = captureQueueMaxChanges
-            self.captureSpillChanges = captureSpillChanges
+            self.largeTransactionChanges = largeTransactionChanges
             self.spillDirectory = spillDirectory
         }
 
@@ -109,7 +111,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             let c = try decoder.container(keyedBy: ConfigurationKey.self)
             try c.rejectUnknownKeys([
                 "batch", "pull", "backoff", "status_interval_ms", "request_timeout_ms", "capture_queue_max_changes",
-                "capture_spill_changes", "spill_directory",
+                "large_transaction_changes", "spill_directory",
             ])
             let d = Tuning()
             batch = try c.value("batch", default: d.batch)
@@ -118,7 +120,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             statusIntervalMs = try c.value("status_interval_ms", default: d.statusIntervalMs)
             requestTimeoutMs = try c.value("request_timeout_ms", default: d.requestTimeoutMs)
             captureQueueMaxChanges = try c.value("capture_queue_max_changes", default: d.captureQueueMaxChanges)
-            captureSpillChanges = try c.value("capture_spill_changes", default: d.captureSpillChanges)
+            largeTransactionChanges = try c.value("large_transaction_changes", default: d.largeTransactionChanges)
             spillDirectory = try c.value("spill_directory", default: d.spillDirectory)
         }
     }
@@ -248,7 +250,7 @@ extension AgentConfiguration {
         try Self.range(tuning.statusIntervalMs, 100...3_600_000, "tuning.status_interval_ms")
         try Self.range(tuning.requestTimeoutMs, 100...600_000, "tuning.request_timeout_ms")
         try Self.range(tuning.captureQueueMaxChanges, 1000...10_000_000, "tuning.capture_queue_max_changes")
-        try Self.range(tuning.captureSpillChanges, 100...10_000_000, "tuning.capture_spill_changes")
+        try Self.range(tuning.largeTransactionChanges, 100...10_000_000, "tuning.large_transaction_changes")
         try Self.check(
             tuning.spillDirectory.hasPrefix("/"), "tuning.spill_directory", "must be an absolute path")
     }

@@ -95,6 +95,26 @@ public struct TransactionVerdicts: Sendable, Hashable {
         return newest
     }
 
+    /// The version each change has after its verdict, in change order (``Verdict/version``: an accepted or merged
+    /// change's seq, a rejected one's winner's), without the ids: 8 bytes a change.
+    public func versions() -> [Int64] {
+        var versions: [Int64] = []
+        versions.reserveCapacity(count)
+        var next = firstSeq
+        var pending = exceptions[...]
+        for index in 0..<count {
+            if let exception = pending.first, exception.index == index {
+                pending.removeFirst()
+                versions.append(exception.verdict.version)
+                if let seq = Self.seq(of: exception.verdict) { next = seq + 1 }
+            } else {
+                versions.append(next)
+                next += 1
+            }
+        }
+        return versions
+    }
+
     /// The verdicts of the changes `ids` (the transaction's, in the order pushed). Throws when the ids do not
     /// fit (another count, an exception for another id or out of order): the hub answered another transaction.
     public func expand(ids: [String]) throws(CoreError) -> [Verdict] {

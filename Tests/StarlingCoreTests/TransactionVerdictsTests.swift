@@ -29,6 +29,15 @@ struct TransactionVerdictsTests {
         let decoded = try TransactionVerdicts(json: try JSONValue(parsing: wire))
         #expect(decoded == compact)
         #expect(try decoded.expand(ids: verdicts.map(\.id)) == verdicts)
+        // The versions alone, and the expansion slice by slice, say the same.
+        #expect(compact.versions() == verdicts.map(\.version))
+        var expander = TransactionVerdicts.Expander(compact)
+        var sliced: [Verdict] = []
+        for start in stride(from: 0, to: verdicts.count, by: 2) {
+            sliced += try expander.next(ids: verdicts[start..<min(start + 2, verdicts.count)].map(\.id))
+        }
+        try expander.finish()
+        #expect(sliced == verdicts)
         let predictable = zip(verdicts, verdicts.dropFirst()).filter { previous, next in
             if case .accepted(let seq) = next.outcome {
                 return seq == previous.version + 1 && previous.status != "rejected"

@@ -2,7 +2,7 @@ import StarlingCore
 import StarlingIO
 import StarlingPostgres
 
-/// A decoded origin transaction too large to keep in memory (more than `tuning.capture_spill_changes` changes,
+/// A decoded origin transaction too large to keep in memory (more than `tuning.large_transaction_changes` changes,
 /// README "Large transactions"): its changes sit in an unnamed scratch file (``AnonymousFile``) in their push
 /// form, one JSON object after another; memory keeps per change its offset, and per key the ordinal of its last
 /// change (the queue's pending keys, the verdicts' "superseded in this transaction"). Written by ``Writer`` on

@@ -36,7 +36,7 @@ extension Agent {
             let range = plan.ranges[position]
             let isLast = position == plan.ranges.count - 1
             do throws(AgentError) {
-                let changes = try source.changes(range)
+                let changes = try await source.changes(range)
                 switch try await hub.pushChunk(changes[...], tx: tx, first: range.lowerBound, isLast: isLast) {
                 case .staged(let through):
                     position = plan.next(after: position, through: through)
@@ -73,7 +73,7 @@ protocol ChunkSource: Sendable {
     /// Each change's serialized size, in order (what ``ChunkPlan`` cuts by).
     var sizes: [Int] { get }
     /// The changes at ordinals `range`.
-    func changes(_ range: Range<Int>) throws(AgentError) -> [Change]
+    func changes(_ range: Range<Int>) async throws(AgentError) -> [Change]
 }
 
 /// A transaction held in memory (read from the outbox, or decoded and not spilled).

@@ -125,7 +125,7 @@ extension Agent {
         guard let name = setup?.name, let originName = setup?.originName else { return }
         let maxQueued = configuration.tuning.captureQueueMaxChanges
         let spill = WALDecoder.Spill(
-            directory: configuration.tuning.spillDirectory, threshold: configuration.tuning.captureSpillChanges)
+            directory: configuration.tuning.spillDirectory, threshold: configuration.tuning.largeTransactionChanges)
         do throws(AgentError) {
             try await walWorker.run(during: "WAL capture") { [self] connection in
                 guard let state = try WALSetup.load(connection: connection, name: name) else {
@@ -269,7 +269,7 @@ extension Agent {
             throw error
         }
         counted(pushed: transaction.count, summary)
-        shared.withLock { $0.progress.spilledTransactions += 1 }
+        shared.withLock { $0.progress.largeTransactions += 1 }
         return true
     }
 

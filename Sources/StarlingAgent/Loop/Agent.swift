@@ -39,8 +39,9 @@ public final class Agent: Sendable {
         public var captureQueued = 0
         /// Rows re-asserted after rewinds (the hub's store was restored to an earlier point).
         public var reasserted = 0
-        /// WAL capture: transactions pushed from a scratch file (past `tuning.capture_spill_changes`).
-        public var spilledTransactions = 0
+        /// Transactions pushed a chunk at a time from a scratch file or the outbox (past
+        /// `tuning.large_transaction_changes`).
+        public var largeTransactions = 0
     }
 
     /// An operation of the loop in flight (an apply, a push, a pull): reported once it runs ``stuckAfter``.
@@ -430,26 +431,43 @@ public final class Agent: Sendable {
             let started = ContinuousClock.now
             let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
             let readAt = rewinds.load(ordering: .acquiring)
-            let (changes, drift, bytes) = try await track("push", "reading the outbox") {
+            let largeAt = configuration.tuning.largeTransactionChanges
+            let (read, drift) = try await track("push", "reading the outbox") {
                 () async throws(AgentError) in
                 try await db { connection in
                     // Read, then check the shapes: a write made after an ALTER TABLE is only visible when the
                     // ALTER is (ShapeGuard), so a batch that holds one is read again without its table.
-                    var rows = try store.nextBatch(
-                        connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes, holding: holding)
+                    var page = try store.nextPage(
+                        connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes, holding: holding,
+                        largeAt: largeAt)
                     let drift = try ShapeGuard().check(connection: connection)
-                    if rows.contains(where: { drift[$0.table] != nil }) {
-                        rows = try store.nextBatch(
+                    if page.tables.contains(where: { drift[$0] != nil }) {
+                        page = try store.nextPage(
                             connection: connection, maxCount: batch.maxCount, maxBytes: batch.maxBytes,
-                            holding: Set(drift.keys))
+                            holding: Set(drift.keys), largeAt: largeAt)
                     }
-                    return (
-                        rows.isEmpty ? [] : try store.prepare(rows, connection: connection), drift,
-                        rows.reduce(0) { $0 + $1.approximateBytes }
-                    )
+                    switch page {
+                    case .large(let transaction):
+                        return (OutboxRead.large(transaction), drift)
+                    case .batch(let rows):
+                        return (
+                            OutboxRead.changes(
+                                rows.isEmpty ? [] : try store.prepare(rows, connection: connection),
+                                bytes: rows.reduce(0) { $0 + $1.approximateBytes }),
+                            drift
+                        )
+                    }
                 }
             }
             noteShapes(drift)
+            let (changes, bytes): ([Change], Int)
+            switch read {
+            case .large(let transaction):
+                guard try await pushOutboxTransaction(transaction, readAt: readAt) else { return false }
+                continue
+            case .changes(let read, let readBytes):
+                (changes, bytes) = (read, readBytes)
+            }
             if changes.isEmpty {
                 return capture.withLock({ $0.mode }) == .wal ? try await pushCaptured(maxBatches: maxBatches) : true
             }
@@ -501,7 +519,7 @@ public final class Agent: Sendable {
 
     /// Vacuums `starling.outbox` when ``OutboxVacuum`` says it is due. A failure is logged and not retried
     /// before the next interval: replication does not depend on it.
-    private func vacuumOutboxIfDue(removed: Int) async {
+    func vacuumOutboxIfDue(removed: Int) async {
         guard outboxVacuum.withLock({ $0.removed(removed, now: .now) }) else { return }
         let started = ContinuousClock.now
         do throws(AgentError) {

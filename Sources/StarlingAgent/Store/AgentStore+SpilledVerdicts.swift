@@ -23,6 +23,10 @@ extension AgentStore {
                 message: "the hub answered \(verdicts.count) verdicts for transaction \(transaction.tx) of \(transaction.count) changes",
                 isRetryable: true)
         }
+        if !journal && overwritten.isEmpty {
+            return try handleSpilledExceptions(
+                verdicts, for: source, stillPending: stillPending, connection: connection)
+        }
         return try connection.transaction(name: "agent.verdicts.spilled") { connection in
             try relaxCommit(connection)
             var expander = TransactionVerdicts.Expander(verdicts)
@@ -59,11 +63,7 @@ extension AgentStore {
                         summary.count(status)
                     }
                 }
-                summary.accepted += work.summary.accepted
-                summary.merged += work.summary.merged
-                summary.rejected += work.summary.rejected
-                summary.restored += work.summary.restored
-                summary.imagesSkipped += work.summary.imagesSkipped
+                summary.add(work.summary)
                 decided.append(contentsOf: work.decided)
                 markerVersions.merge(work.markerVersions) { _, later in later }
             }
@@ -72,6 +72,72 @@ extension AgentStore {
             } catch {
                 throw AgentError(
                     code: .invalidResponse, message: "verdicts of transaction \(transaction.tx): \(error)", isRetryable: true)
+            }
+            try Self.emit(
+                CaptureLedger.Marker(handledThrough: transaction.last, versions: markerVersions), connection: connection)
+            try history?.save(connection: connection)
+            summary.versions = markerVersions
+            summary.deferredApplied += try applyReleased(
+                keys: decided.finish(), tables: tables, versions: markerVersions, connection: connection)
+            return summary
+        }
+    }
+
+    /// ``handleSpilledVerdicts(_:for:overwritten:stillPending:journal:connection:)`` when only the verdicts the
+    /// walk does not predict need their changes (no journal, nothing overwritten): every other change was accepted
+    /// at its seq, which is all its key's version needs, so the scratch file is read only where exceptions are.
+    private func handleSpilledExceptions(
+        _ verdicts: TransactionVerdicts, for source: SpilledChanges, stillPending: Set<TableKey>,
+        connection: PostgresConnection
+    ) throws -> VerdictSummary {
+        let transaction = source.transaction
+        let versions = verdicts.versions()
+        var summary = VerdictSummary()
+        var decided = JSONBatchWriter()
+        var markerVersions: [TableKey: Int64] = [:]
+        markerVersions.reserveCapacity(transaction.lastOrdinal.count)
+        for (key, ordinal) in transaction.lastOrdinal where !stillPending.contains(key) {
+            markerVersions[key] = versions[ordinal]
+            decided.append(table: key.table, key: key.key, seq: versions[ordinal])
+        }
+        summary.accepted = verdicts.count - verdicts.exceptions.count
+        return try connection.transaction(name: "agent.verdicts.spilled") { connection in
+            try relaxCommit(connection)
+            var tables: Set<String>?
+            var exceptions = verdicts.exceptions[...]
+            while let first = exceptions.first {
+                // The exceptions within one slice of the file, read together.
+                let range = first.index..<min(first.index + Self.spilledVerdictSlice, transaction.count)
+                let inSlice = exceptions.prefix { range.contains($0.index) }
+                exceptions = exceptions.dropFirst(inSlice.count)
+                let changes = try source.changes(range)
+                var work = VerdictWork(region: region, isWAL: true, versionRows: false)
+                for (index, verdict) in inSlice {
+                    let change = changes[index - range.lowerBound]
+                    guard change.id == verdict.id else {
+                        throw AgentError(
+                            code: .invalidResponse,
+                            message: "verdicts of transaction \(transaction.tx): the verdict at \(index) is for \(verdict.id), not \(change.id)",
+                            isRetryable: true)
+                    }
+                    let key = TableKey(table: change.table, key: change.key)
+                    work.add(
+                        verdict, for: change, key: key,
+                        isSuperseded: transaction.lastOrdinal[key] != index || stillPending.contains(key),
+                        isOverwritten: false)
+                }
+                if !work.images.isEmpty {
+                    let installed = try tables ?? installedTables(connection: connection)
+                    tables = installed
+                    let letters = work.letters
+                    for status in try applyImagesInMemory(work.images, tables: installed, connection: connection, deadLetter: { letters[$0] }) {
+                        summary.count(status)
+                    }
+                }
+                summary.accepted += work.summary.accepted
+                summary.merged += work.summary.merged
+                summary.rejected += work.summary.rejected
+                summary.imagesSkipped += work.summary.imagesSkipped
             }
             try Self.emit(
                 CaptureLedger.Marker(handledThrough: transaction.last, versions: markerVersions), connection: connection)

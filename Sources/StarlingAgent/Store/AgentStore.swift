@@ -54,38 +54,64 @@ public struct AgentStore: Sendable {
 
     // MARK: - Push side
 
-    private static let outboxColumns = """
+    static let outboxColumns = """
         id, tx, table_name, op, key::text AS key, before::text AS before, after::text AS after, base,
         captured_at, hlc, reassert
         """
 
     /// The next push batch: whole origin transactions in `id` order within the bounds (see
-    /// ``OutboxBatcher``). Empty when the outbox is. One statement: every row of the transactions that
-    /// have a row among the first `maxCount` (a committed transaction's rows are all visible at once, so a
-    /// transaction cut by the limit or interleaved with others comes whole).
-    ///
-    /// Transactions that touch a table in `holding` (a stopped stream, ``ShapeGuard``) stay in the outbox,
-    /// whole: the batch is read from the rows of the other tables, minus every transaction with a held row.
+    /// ``OutboxBatcher``). Empty when the outbox is. Tests' reader; the agent reads ``nextPage``.
     public func nextBatch(
         connection: PostgresConnection, maxCount: Int, maxBytes: Int, holding: Set<String> = []
     ) throws -> [OutboxChange] {
+        switch try nextPage(
+            connection: connection, maxCount: maxCount, maxBytes: maxBytes, holding: holding, largeAt: Int(Int32.max))
+        {
+        case .batch(let rows): rows
+        case .large: []
+        }
+    }
+
+    /// The next push batch: whole origin transactions in `id` order within the bounds (see ``OutboxBatcher``),
+    /// or, when the oldest transaction has more than `largeAt` rows, that transaction as an
+    /// ``OutboxTransaction`` (its rows are then read a chunk at a time). One statement in the common case: every
+    /// row of the transactions that have a row among the first `maxCount` (a committed transaction's rows are all
+    /// visible at once, so a transaction cut by the limit or interleaved with others comes whole), at most
+    /// `largeAt + 1` of them; past that, the oldest transaction is counted and read alone.
+    ///
+    /// Transactions that touch a table in `holding` (a stopped stream, ``ShapeGuard``) stay in the outbox,
+    /// whole: the batch is read from the rows of the other tables, minus every transaction with a held row.
+    public func nextPage(
+        connection: PostgresConnection, maxCount: Int, maxBytes: Int, holding: Set<String> = [], largeAt: Int
+    ) throws -> OutboxPage {
         let rows =
             holding.isEmpty
             ? try connection.query(
                 """
                 SELECT \(Self.outboxColumns) FROM starling.outbox
                 WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox ORDER BY id LIMIT $1) p) ORDER BY id
-                """, [.int(maxCount)], name: "agent.outbox.page")
+                LIMIT $2
+                """, [.int(maxCount), .int(largeAt + 1)], name: "agent.outbox.page")
             : try connection.query(
                 """
                 SELECT \(Self.outboxColumns) FROM starling.outbox
                 WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox WHERE table_name <> ALL($2::text[])
                                                ORDER BY id LIMIT $1) p)
                   AND tx NOT IN (SELECT h.tx FROM starling.outbox h WHERE h.table_name = ANY($2::text[]))
-                ORDER BY id
-                """, [.int(maxCount), .textArray(holding.sorted())], name: "agent.outbox.pageHolding")
-        guard !rows.isEmpty else { return [] }
-        return OutboxBatcher.select(try rows.map(Self.outboxChange), maxCount: maxCount, maxBytes: maxBytes)
+                ORDER BY id LIMIT $3
+                """, [.int(maxCount), .textArray(holding.sorted()), .int(largeAt + 1)], name: "agent.outbox.pageHolding")
+        guard !rows.isEmpty else { return .batch([]) }
+        let changes = try rows.map(Self.outboxChange)
+        guard changes.count > largeAt, let oldest = changes.first?.tx else {
+            return .batch(OutboxBatcher.select(changes, maxCount: maxCount, maxBytes: maxBytes))
+        }
+        // Cut by the limit: the oldest transaction alone, read whole or, when it is large, a chunk at a time.
+        if let large = try outboxTransaction(oldest, largerThan: largeAt, connection: connection) { return .large(large) }
+        return .batch(
+            try connection.query(
+                "SELECT \(Self.outboxColumns) FROM starling.outbox WHERE tx = $1 ORDER BY id", [.int64(oldest)],
+                name: "agent.outbox.transaction"
+            ).map(Self.outboxChange))
     }
 
     /// Stamps rows that have no HLC yet with `max(captured_at, last + 1)` (in `id` order) and persists both
@@ -139,6 +165,18 @@ public struct AgentStore: Sendable {
     public func handleVerdicts(
         _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts? = nil, connection: PostgresConnection
     ) throws -> VerdictSummary {
+        try connection.transaction(name: "agent.verdicts") { connection in
+            try relaxCommit(connection)
+            return try settleVerdicts(verdicts, for: changes, wal: wal, emitsMarker: true, connection: connection)
+        }
+    }
+
+    /// ``handleVerdicts(_:for:wal:connection:)`` inside the caller's transaction. `emitsMarker` false: the caller
+    /// writes one marker with every version for the whole transaction (the decoder keeps one marker per
+    /// transaction, the last it reads).
+    func settleVerdicts(
+        _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts?, emitsMarker: Bool, connection: PostgresConnection
+    ) throws -> VerdictSummary {
         guard verdicts.count == changes.count, zip(verdicts, changes).allSatisfy({ $0.id == $1.id }) else {
             throw AgentError(
                 code: .invalidResponse,
@@ -161,48 +199,44 @@ public struct AgentStore: Sendable {
         work.images.reverse()
         work.letters.reverse()
         var summary = work.summary
-        let (images, letters, markerVersions, rejectedWinners) = (work.images, work.letters, work.markerVersions, work.rejectedWinners)
+        let (images, letters, markerVersions) = (work.images, work.letters, work.markerVersions)
         summary.versions = markerVersions
-        // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
-        let settle = PostgresStatement(
-            """
-            WITH done AS (DELETE FROM starling.outbox WHERE id = ANY($1::bigint[]))
-            INSERT INTO starling.versions (table_name, key, seq, origin, last_sync_time)
-            SELECT DISTINCT ON (a.t, a.k) a.t, a.k, a.s, $3, now()
-            FROM jsonb_to_recordset($2::jsonb) AS a(t text, k jsonb, s bigint)
-            ORDER BY a.t, a.k, a.s DESC
-            ON CONFLICT (table_name, key) DO UPDATE
-            SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
-            WHERE starling.versions.seq < EXCLUDED.seq
-            """, [.int64Array(outboxIDs), .text(work.accepted.finish()), .text(region)], name: "agent.verdict.settle")
-        let decidedKeys = work.decided.finish()
-        let marker = wal.map { wal in
-            CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: markerVersions)
+        if let wal, emitsMarker {
+            try Self.emit(CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: markerVersions), connection: connection)
         }
-        return try connection.transaction(name: "agent.verdicts") { connection in
-            try relaxCommit(connection)
-            if let marker { try Self.emit(marker, connection: connection) }
-            try history?.save(connection: connection)
-            if let wal, wal.journal { try journal(changes, verdicts: verdicts, connection: connection) }
-            if !inMemory { try connection.query(settle.sql, settle.params, name: settle.name) }
-            var tables: Set<String>?
-            if !images.isEmpty {
-                let installed = try installedTables(connection: connection)
-                tables = installed
-                let statuses: ImageStatuses
-                if inMemory {
-                    statuses = try applyImagesInMemory(images, tables: installed, connection: connection) { letters[$0] }
-                } else {
-                    let displaced = try displaceVersions(rejectedWinners, connection: connection)
-                    statuses = try applyImages(images, tables: installed, connection: connection) { letters[$0] }
-                    try restoreVersions(displaced, connection: connection)
-                }
-                for status in statuses { summary.count(status) }
+        try history?.save(connection: connection)
+        if let wal, wal.journal { try journal(changes, verdicts: verdicts, connection: connection) }
+        if !inMemory {
+            // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
+            try connection.query(
+                """
+                WITH done AS (DELETE FROM starling.outbox WHERE id = ANY($1::bigint[]))
+                INSERT INTO starling.versions (table_name, key, seq, origin, last_sync_time)
+                SELECT DISTINCT ON (a.t, a.k) a.t, a.k, a.s, $3, now()
+                FROM jsonb_to_recordset($2::jsonb) AS a(t text, k jsonb, s bigint)
+                ORDER BY a.t, a.k, a.s DESC
+                ON CONFLICT (table_name, key) DO UPDATE
+                SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
+                WHERE starling.versions.seq < EXCLUDED.seq
+                """, [.int64Array(outboxIDs), .text(work.accepted.finish()), .text(region)], name: "agent.verdict.settle")
+        }
+        var tables: Set<String>?
+        if !images.isEmpty {
+            let installed = try installedTables(connection: connection)
+            tables = installed
+            let statuses: ImageStatuses
+            if inMemory {
+                statuses = try applyImagesInMemory(images, tables: installed, connection: connection) { letters[$0] }
+            } else {
+                let displaced = try displaceVersions(work.rejectedWinners, connection: connection)
+                statuses = try applyImages(images, tables: installed, connection: connection) { letters[$0] }
+                try restoreVersions(displaced, connection: connection)
             }
-            summary.deferredApplied += try applyReleased(
-                keys: decidedKeys, tables: tables, versions: inMemory ? markerVersions : nil, connection: connection)
-            return summary
+            for status in statuses { summary.count(status) }
         }
+        summary.deferredApplied += try applyReleased(
+            keys: work.decided.finish(), tables: tables, versions: inMemory ? markerVersions : nil, connection: connection)
+        return summary
     }
 
     /// Applies the deferred entries the handled keys release (``releaseDeferredEntries(keys:connection:)``, `keys`
@@ -793,6 +827,19 @@ public struct VerdictSummary: Sendable, Hashable {
     public var versions: [TableKey: Int64] = [:]
 
     public init() {}
+
+    /// Adds the counts and versions of a later slice of the same transaction (a later version of a key wins).
+    mutating func add(_ slice: VerdictSummary) {
+        accepted += slice.accepted
+        merged += slice.merged
+        rejected += slice.rejected
+        imagesApplied += slice.imagesApplied
+        imagesSkipped += slice.imagesSkipped
+        deadLettered += slice.deadLettered
+        deferredApplied += slice.deferredApplied
+        restored += slice.restored
+        versions.merge(slice.versions) { _, later in later }
+    }
 
     mutating func count(_ status: ApplyStatus) {
         switch status {
