@@ -81,6 +81,16 @@ struct CaptureLedgerTests {
     func markerRoundTrip() throws {
         let marker = CaptureLedger.Marker(cursor: 9, handledThrough: Self.at(1 << 40, 77), versions: [Self.key(5): 12])
         #expect(try CaptureLedger.Marker(json: try JSONValue(parsing: marker.json.canonicalText)) == marker)
+        // The text written without a JSONValue is the canonical text, member for member.
+        let full = CaptureLedger.Marker(
+            cursor: 9, handledThrough: Self.at(1 << 40, 77), versions: [Self.key(5): 12, Self.key(6): 13],
+            observedHLC: 1234, rewind: 3)
+        #expect(full.text == full.json.canonicalText)
+        #expect(CaptureLedger.Marker().text == "{}")
+        var ledger = CaptureLedger(cursor: 10, versions: [Self.key(1): 11, Self.key(2): 5])
+        _ = ledger.capture(Self.key(3), at: Self.at(1 << 41, 2))
+        #expect(ledger.text == ledger.json.canonicalText)
+        #expect(try CaptureLedger(json: try JSONValue(parsing: ledger.text)) == ledger)
         #expect(try CaptureLedger.Marker(json: .object([:])) == CaptureLedger.Marker())
         #expect(throws: AgentError.self) { try CaptureLedger.Marker(json: .object(["c": .string("x")])) }
     }

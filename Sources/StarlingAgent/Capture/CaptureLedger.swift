@@ -184,6 +184,44 @@ extension CaptureLedger {
         ])
     }
 
+    /// The canonical text of ``json``, written straight into bytes (a ledger after a large transaction holds a
+    /// pending base or a version for each of its keys).
+    public var text: String {
+        var out: [UInt8] = []
+        out.append(contentsOf: #"{"cursor":"#.utf8)
+        JSONSerializer.writeInt64(cursor, to: &out)
+        out.append(contentsOf: #","pending":["#.utf8)
+        var first = true
+        for (key, value) in pending {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "["))
+            JSONSerializer.writeString(key.table, to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONSerializer.writeObject(key.key, to: &out)
+            for number in [value.base, Int64(bitPattern: value.newest.commitLSN), value.newest.number] {
+                out.append(UInt8(ascii: ","))
+                JSONSerializer.writeInt64(number, to: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(contentsOf: #"],"versions":["#.utf8)
+        first = true
+        for (key, seq) in versions where seq > cursor {
+            if !first { out.append(UInt8(ascii: ",")) }
+            first = false
+            out.append(UInt8(ascii: "["))
+            JSONSerializer.writeString(key.table, to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONSerializer.writeObject(key.key, to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONSerializer.writeInt64(seq, to: &out)
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(contentsOf: "]}".utf8)
+        return String(decoding: out, as: UTF8.self)
+    }
+
     public init(json: JSONValue) throws(AgentError) {
         func bad() -> AgentError { AgentError(code: .capture, message: "the stored WAL capture state is malformed") }
         guard let cursor = json["cursor"]?.int64Value, let versionItems = json["versions"]?.arrayValue,
@@ -227,6 +265,54 @@ extension CaptureLedger.Marker {
             object["v"] = .array(versions.map { .array([.string($0.key.table), .object($0.key.key), .integer($0.value)]) })
         }
         return .object(object)
+    }
+
+    /// The canonical text of ``json``, written straight into bytes: a marker handling a large transaction's
+    /// verdicts carries a version for each of its keys, and a ``JSONValue`` of a million items costs far more.
+    public var text: String {
+        var out: [UInt8] = [UInt8(ascii: "{")]
+        func member(_ name: String) {
+            if out.count > 1 { out.append(UInt8(ascii: ",")) }
+            JSONSerializer.writeString(name, to: &out)
+            out.append(UInt8(ascii: ":"))
+        }
+        if let cursor {
+            member("c")
+            JSONSerializer.writeInt64(cursor, to: &out)
+        }
+        if let handledThrough {
+            member("h")
+            out.append(UInt8(ascii: "["))
+            JSONSerializer.writeInt64(Int64(bitPattern: handledThrough.commitLSN), to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONSerializer.writeInt64(handledThrough.number, to: &out)
+            out.append(UInt8(ascii: "]"))
+        }
+        if let observedHLC {
+            member("o")
+            JSONSerializer.writeInt64(observedHLC, to: &out)
+        }
+        if let rewind {
+            member("r")
+            JSONSerializer.writeInt64(rewind, to: &out)
+        }
+        if !versions.isEmpty {
+            member("v")
+            out.append(UInt8(ascii: "["))
+            for (position, (key, seq)) in versions.enumerated() {
+                if position > 0 { out.append(UInt8(ascii: ",")) }
+                out.append(UInt8(ascii: "["))
+                JSONSerializer.writeString(key.table, to: &out)
+                out.append(UInt8(ascii: ","))
+                JSONSerializer.writeObject(key.key, to: &out)
+                out.append(UInt8(ascii: ","))
+                JSONSerializer.writeInt64(seq, to: &out)
+                out.append(UInt8(ascii: "]"))
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        out.append(UInt8(ascii: "}"))
+        return String(decoding: out, as: UTF8.self)
     }
 
     public init(json: JSONValue) throws(AgentError) {

@@ -135,7 +135,7 @@ public struct WALSetup: Sendable {
             """
             UPDATE starling.wal_state
             SET resume_lsn = $1::pg_lsn, ledger = $2::jsonb, switching = $3, hlc = $4, updated_at = now()
-            """, [.text(resume.description), .text(ledger.json.canonicalText), .bool(switching), .int64(hlc)],
+            """, [.text(resume.description), .text(ledger.text), .bool(switching), .int64(hlc)],
             name: "agent.wal.save")
     }
 

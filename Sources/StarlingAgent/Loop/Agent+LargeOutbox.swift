@@ -39,8 +39,10 @@ extension Agent {
         }
         let tx = ChangeID(origin: configuration.region, number: transaction.tx).description
         let pushing = "push of a large transaction (\(transaction.ids.count) changes, read from the outbox) to the hub"
+        let started = ContinuousClock.now
         guard let verdicts = try await track("push", pushing, { await pushChunked(source, tx: tx, readAt: readAt) })
         else { return false }
+        let pushed = ContinuousClock.now
         let outboxMarker = capture.withLock { $0.mode } == .wal
         let queue = captureQueue
         let summary = try await track("push", "applying the verdicts of \(transaction.ids.count) changes") {
@@ -64,7 +66,10 @@ extension Agent {
         await vacuumOutboxIfDue(removed: transaction.ids.count)
         logger.info(
             "large transaction pushed from the outbox",
-            metadata: [AgentLogKey.changes: "\(transaction.ids.count)", AgentLogKey.rejected: "\(summary.rejected)"])
+            metadata: [
+                AgentLogKey.changes: "\(transaction.ids.count)", AgentLogKey.rejected: "\(summary.rejected)",
+                AgentLogKey.hubMs: "\(Self.ms(pushed - started))", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - pushed))",
+            ])
         return true
     }
 }

@@ -235,11 +235,13 @@ extension Agent {
         let transaction = spilled.transaction
         let source = SpilledChanges(transaction: transaction, baseCeiling: spilled.baseCeiling)
         let pushing = "push of a large transaction (\(transaction.count) changes, from a scratch file) to the hub"
+        let started = ContinuousClock.now
         guard let verdicts = try await track("push", pushing, { await pushChunked(source, tx: transaction.tx, readAt: readAt) })
         else {
             queue.pushFailed()
             return false
         }
+        let pushed = ContinuousClock.now
         if verdicts.count != verdicts.exceptions.count,
             let target = queue.undecodedOwnWrite(of: transaction.lastOrdinal.keys)
         {
@@ -270,6 +272,12 @@ extension Agent {
         }
         counted(pushed: transaction.count, summary)
         shared.withLock { $0.progress.largeTransactions += 1 }
+        logger.info(
+            "large transaction pushed from a scratch file",
+            metadata: [
+                AgentLogKey.changes: "\(transaction.count)", AgentLogKey.rejected: "\(summary.rejected)",
+                AgentLogKey.hubMs: "\(Self.ms(pushed - started))", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - pushed))",
+            ])
         return true
     }
 

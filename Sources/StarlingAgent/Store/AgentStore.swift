@@ -339,7 +339,7 @@ public struct AgentStore: Sendable {
     static func emit(_ marker: CaptureLedger.Marker, connection: PostgresConnection) throws {
         try connection.query(
             "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn",
-            [.text(CaptureLedger.Marker.prefix), .text(marker.json.canonicalText)], name: "agent.wal.marker")
+            [.text(CaptureLedger.Marker.prefix), .text(marker.text)], name: "agent.wal.marker")
     }
 
     // MARK: - Pull side
