@@ -40,7 +40,8 @@ struct AgentConfigurationTests {
             {"region":"eu-west","hub":["http://a:1","http://b:2"],"token":"t","ca":"ca.crt","database":"x",
              "tuning":{"batch":{"max_count":500,"max_bytes":2048},"pull":{"limit":2000,"wait_ms":500},
                        "backoff":{"initial_ms":200,"max_ms":20000},"status_interval_ms":2000,
-                       "request_timeout_ms":10000},
+                       "request_timeout_ms":10000,"capture_queue_max_changes":5000,
+                       "large_transaction_changes":300,"spill_directory":"/srv/spill"},
              "bootstrap":{"replace_local":true}}
             """#
         let configuration = try JSONDecoder().decode(AgentConfiguration.self, from: Data(json.utf8))
@@ -50,6 +51,15 @@ struct AgentConfigurationTests {
         #expect(tuning.pull.limit == 2000 && tuning.pull.waitMs == 500)
         #expect(tuning.backoff.initialMs == 200 && tuning.backoff.maxMs == 20000)
         #expect(tuning.statusIntervalMs == 2000 && tuning.requestTimeoutMs == 10000)
+        #expect(tuning.captureQueueMaxChanges == 5000 && tuning.largeTransactionChanges == 300)
+        #expect(tuning.spillDirectory == "/srv/spill")
+        #expect(throws: Never.self) { try configuration.validate() }
+        var relative = configuration
+        relative.tuning.spillDirectory = "spill"
+        #expect(throws: AgentError.self) { try relative.validate() }
+        var tiny = configuration
+        tiny.tuning.largeTransactionChanges = 10
+        #expect(throws: AgentError.self) { try tiny.validate() }
         #expect(configuration.bootstrap.replaceLocal)
         let minimal = try JSONDecoder().decode(AgentConfiguration.self, from: Data("{\(Self.base)}".utf8))
         #expect(minimal.tuning == AgentConfiguration.Tuning() && minimal.bootstrap == AgentConfiguration.Bootstrap())

@@ -81,4 +81,24 @@ struct LargeTransactionChunkTests {
             await proxy.stop()
         }
     }
+
+    @Test("WAL capture with a spill directory it cannot write to stops at start, naming the setting")
+    func unusableSpillDirectoryIsRefusedAtStart() async throws {
+        // Proves the check at start: the agent does not wait for its first large transaction to find out.
+        try await AgentCluster.with(regions: ["r1"]) { cluster in
+            var configuration = AgentConfiguration(
+                region: "r1", hub: cluster.hub.url, token: InProcessHub.token("r1"), database: cluster["r1"].database.url)
+            configuration.capture = .wal
+            configuration.tuning.spillDirectory = "/nonexistent/starling-spill"
+            let refused = try RunningAgent(configuration: configuration)
+            do {
+                try await refused.waitForExit()
+                Issue.record("the agent started with an unusable spill directory")
+            } catch let error as AgentError {
+                #expect(error.code == .invalidConfiguration && error.key == "tuning.spill_directory", "\(error)")
+                #expect(error.message.contains("/nonexistent/starling-spill"), "\(error)")
+            }
+            try? await refused.stop()
+        }
+    }
 }

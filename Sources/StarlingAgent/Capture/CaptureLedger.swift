@@ -195,31 +195,30 @@ extension CaptureLedger {
         for (key, value) in pending {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            out.append(UInt8(ascii: "["))
-            JSONSerializer.writeString(key.table, to: &out)
-            out.append(UInt8(ascii: ","))
-            JSONSerializer.writeObject(key.key, to: &out)
-            for number in [value.base, Int64(bitPattern: value.newest.commitLSN), value.newest.number] {
-                out.append(UInt8(ascii: ","))
-                JSONSerializer.writeInt64(number, to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
+            Self.writeItem(key, [value.base, Int64(bitPattern: value.newest.commitLSN), value.newest.number], to: &out)
         }
         out.append(contentsOf: #"],"versions":["#.utf8)
         first = true
         for (key, seq) in versions where seq > cursor {
             if !first { out.append(UInt8(ascii: ",")) }
             first = false
-            out.append(UInt8(ascii: "["))
-            JSONSerializer.writeString(key.table, to: &out)
-            out.append(UInt8(ascii: ","))
-            JSONSerializer.writeObject(key.key, to: &out)
-            out.append(UInt8(ascii: ","))
-            JSONSerializer.writeInt64(seq, to: &out)
-            out.append(UInt8(ascii: "]"))
+            Self.writeItem(key, [seq], to: &out)
         }
         out.append(contentsOf: "]}".utf8)
         return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Appends `[table, key, numbers…]`, the item form of the ledger's and the markers' lists.
+    static func writeItem(_ key: TableKey, _ numbers: [Int64], to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "["))
+        JSONSerializer.writeString(key.table, to: &out)
+        out.append(UInt8(ascii: ","))
+        JSONSerializer.writeObject(key.key, to: &out)
+        for number in numbers {
+            out.append(UInt8(ascii: ","))
+            JSONSerializer.writeInt64(number, to: &out)
+        }
+        out.append(UInt8(ascii: "]"))
     }
 
     public init(json: JSONValue) throws(AgentError) {
@@ -301,13 +300,7 @@ extension CaptureLedger.Marker {
             out.append(UInt8(ascii: "["))
             for (position, (key, seq)) in versions.enumerated() {
                 if position > 0 { out.append(UInt8(ascii: ",")) }
-                out.append(UInt8(ascii: "["))
-                JSONSerializer.writeString(key.table, to: &out)
-                out.append(UInt8(ascii: ","))
-                JSONSerializer.writeObject(key.key, to: &out)
-                out.append(UInt8(ascii: ","))
-                JSONSerializer.writeInt64(seq, to: &out)
-                out.append(UInt8(ascii: "]"))
+                CaptureLedger.writeItem(key, [seq], to: &out)
             }
             out.append(UInt8(ascii: "]"))
         }

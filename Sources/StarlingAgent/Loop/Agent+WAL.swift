@@ -1,5 +1,6 @@
 import Logging
 import StarlingCore
+import StarlingIO
 import StarlingPostgres
 import Synchronization
 
@@ -84,6 +85,17 @@ extension Agent {
     func prepareCapture(_ choice: CaptureChoice, shapes: [TableShape]) async throws(AgentError) {
         var active = ActiveCapture(mode: choice.mode, reason: choice.reason, shapes: shapes)
         if choice.mode == .wal {
+            // Refused now rather than at the first large transaction, hours later.
+            let directory = configuration.tuning.spillDirectory
+            do {
+                _ = try AnonymousFile(directory: directory)
+            } catch {
+                throw AgentError(
+                    code: .invalidConfiguration,
+                    message: "tuning.spill_directory \(directory) cannot hold WAL capture's scratch files: \(error); "
+                        + "name an existing directory the agent may write to",
+                    key: "tuning.spill_directory")
+            }
             let setup = choice.setup
             active.setup = setup
             let capture = walCapture

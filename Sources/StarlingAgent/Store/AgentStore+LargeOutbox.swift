@@ -99,23 +99,11 @@ extension AgentStore {
                         isRetryable: true)
                 }
                 let changes = try rows.map { row throws in try row.change(region: region) }
-                let slice: [Verdict]
-                do {
-                    slice = try expander.next(ids: changes.map(\.id))
-                } catch {
-                    throw AgentError(
-                        code: .invalidResponse, message: "verdicts of transaction \(transaction.tx): \(error)",
-                        isRetryable: true)
-                }
+                let slice = try Self.expand(&expander, ids: changes.map(\.id), tx: "\(transaction.tx)")
                 summary.add(try settleVerdicts(slice, for: changes, wal: wal, emitsMarker: false, connection: connection))
                 reasserted += changes.filter { $0.reassert != nil }.map { TableKey(table: $0.table, key: $0.key) }
             }
-            do {
-                try expander.finish()
-            } catch {
-                throw AgentError(
-                    code: .invalidResponse, message: "verdicts of transaction \(transaction.tx): \(error)", isRetryable: true)
-            }
+            try Self.finishExpanding(expander, tx: "\(transaction.tx)")
             if let wal {
                 try Self.emit(
                     CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: summary.versions),

@@ -37,14 +37,7 @@ extension AgentStore {
             for start in stride(from: 0, to: transaction.count, by: Self.spilledVerdictSlice) {
                 let range = start..<min(start + Self.spilledVerdictSlice, transaction.count)
                 let changes = try source.changes(range)
-                let slice: [Verdict]
-                do {
-                    slice = try expander.next(ids: changes.map(\.id))
-                } catch {
-                    throw AgentError(
-                        code: .invalidResponse, message: "verdicts of transaction \(transaction.tx): \(error)",
-                        isRetryable: true)
-                }
+                let slice = try Self.expand(&expander, ids: changes.map(\.id), tx: transaction.tx)
                 var work = VerdictWork(region: region, isWAL: true, versionRows: false)
                 for (offset, (change, verdict)) in zip(changes, slice).enumerated() {
                     let key = TableKey(table: change.table, key: change.key)
@@ -55,31 +48,15 @@ extension AgentStore {
                         isOverwritten: overwritten.contains(StreamPosition(commitLSN: transaction.commitLSN, number: number)))
                 }
                 if journal { try self.journal(changes, verdicts: slice, connection: connection) }
-                if !work.images.isEmpty {
-                    let installed = try tables ?? installedTables(connection: connection)
-                    tables = installed
-                    let letters = work.letters
-                    for status in try applyImagesInMemory(work.images, tables: installed, connection: connection, deadLetter: { letters[$0] }) {
-                        summary.count(status)
-                    }
-                }
+                try writeImages(of: work, tables: &tables, summary: &summary, connection: connection)
                 summary.add(work.summary)
                 decided.append(contentsOf: work.decided)
                 markerVersions.merge(work.markerVersions) { _, later in later }
             }
-            do {
-                try expander.finish()
-            } catch {
-                throw AgentError(
-                    code: .invalidResponse, message: "verdicts of transaction \(transaction.tx): \(error)", isRetryable: true)
-            }
-            try Self.emit(
-                CaptureLedger.Marker(handledThrough: transaction.last, versions: markerVersions), connection: connection)
-            try history?.save(connection: connection)
-            summary.versions = markerVersions
-            summary.deferredApplied += try applyReleased(
-                keys: decided.finish(), tables: tables, versions: markerVersions, connection: connection)
-            return summary
+            try Self.finishExpanding(expander, tx: transaction.tx)
+            return try settleSpilled(
+                transaction, versions: markerVersions, decided: &decided, tables: tables, summary: summary,
+                connection: connection)
         }
     }
 
@@ -126,26 +103,60 @@ extension AgentStore {
                         isSuperseded: transaction.lastOrdinal[key] != index || stillPending.contains(key),
                         isOverwritten: false)
                 }
-                if !work.images.isEmpty {
-                    let installed = try tables ?? installedTables(connection: connection)
-                    tables = installed
-                    let letters = work.letters
-                    for status in try applyImagesInMemory(work.images, tables: installed, connection: connection, deadLetter: { letters[$0] }) {
-                        summary.count(status)
-                    }
-                }
-                summary.accepted += work.summary.accepted
-                summary.merged += work.summary.merged
-                summary.rejected += work.summary.rejected
-                summary.imagesSkipped += work.summary.imagesSkipped
+                try writeImages(of: work, tables: &tables, summary: &summary, connection: connection)
+                summary.add(work.summary)
             }
-            try Self.emit(
-                CaptureLedger.Marker(handledThrough: transaction.last, versions: markerVersions), connection: connection)
-            try history?.save(connection: connection)
-            summary.versions = markerVersions
-            summary.deferredApplied += try applyReleased(
-                keys: decided.finish(), tables: tables, versions: markerVersions, connection: connection)
-            return summary
+            return try settleSpilled(
+                transaction, versions: markerVersions, decided: &decided, tables: tables, summary: summary,
+                connection: connection)
+        }
+    }
+
+    /// Writes the images a slice's verdicts return (WAL capture: as they are), counting what became of them.
+    private func writeImages(
+        of work: VerdictWork, tables: inout Set<String>?, summary: inout VerdictSummary, connection: PostgresConnection
+    ) throws {
+        guard !work.images.isEmpty else { return }
+        let installed = try tables ?? installedTables(connection: connection)
+        tables = installed
+        let letters = work.letters
+        for status in try applyImagesInMemory(work.images, tables: installed, connection: connection, deadLetter: { letters[$0] }) {
+            summary.count(status)
+        }
+    }
+
+    /// The end of a spilled transaction's verdicts: its marker (the handled position and every handled key's
+    /// version), the log history, and the deferred entries the keys release.
+    private func settleSpilled(
+        _ transaction: SpilledTransaction, versions: [TableKey: Int64], decided: inout JSONBatchWriter,
+        tables: Set<String>?, summary: VerdictSummary, connection: PostgresConnection
+    ) throws -> VerdictSummary {
+        var summary = summary
+        try Self.emit(CaptureLedger.Marker(handledThrough: transaction.last, versions: versions), connection: connection)
+        try history?.save(connection: connection)
+        summary.versions = versions
+        summary.deferredApplied += try applyReleased(
+            keys: decided.finish(), tables: tables, versions: versions, connection: connection)
+        return summary
+    }
+
+    /// The verdicts of the next changes of transaction `tx`, an answer that does not fit them an error.
+    static func expand(_ expander: inout TransactionVerdicts.Expander, ids: [String], tx: String) throws(AgentError)
+        -> [Verdict]
+    {
+        do {
+            return try expander.next(ids: ids)
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)", isRetryable: true)
+        }
+    }
+
+    /// Checks that the verdicts of transaction `tx` were used up.
+    static func finishExpanding(_ expander: TransactionVerdicts.Expander, tx: String) throws(AgentError) {
+        do {
+            try expander.finish()
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)", isRetryable: true)
         }
     }
 }
