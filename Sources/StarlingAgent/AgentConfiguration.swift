@@ -81,7 +81,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         /// An origin transaction with more changes than this, 100…10 000 000, is never held whole in memory (README
         /// "Large transactions"): WAL capture writes it to a scratch file in `spill_directory` as it is decoded,
         /// trigger capture reads it from the outbox a chunk at a time; both handle its verdicts a slice at a time.
-        /// Default 20 000.
+        /// At least `capture_queue_max_changes / 100`. Default 20 000.
         public var largeTransactionChanges: Int
         /// Where spilled transactions go: an unnamed file there (O_TMPFILE), freed when handled or when the
         /// process dies. Default `$TMPDIR`, else `/var/tmp` (not `/tmp`, which may be memory).
@@ -251,6 +251,11 @@ extension AgentConfiguration {
         try Self.range(tuning.requestTimeoutMs, 100...600_000, "tuning.request_timeout_ms")
         try Self.range(tuning.captureQueueMaxChanges, 1000...10_000_000, "tuning.capture_queue_max_changes")
         try Self.range(tuning.largeTransactionChanges, 100...10_000_000, "tuning.large_transaction_changes")
+        // Each spilled transaction in the capture queue keeps a scratch file open: at most about 100 of them.
+        try Self.check(
+            tuning.largeTransactionChanges * 100 >= tuning.captureQueueMaxChanges, "tuning.large_transaction_changes",
+            "must be at least tuning.capture_queue_max_changes / 100 (\(tuning.captureQueueMaxChanges / 100)): each "
+                + "spilled transaction the capture queue holds keeps a scratch file open")
         try Self.check(
             tuning.spillDirectory.hasPrefix("/"), "tuning.spill_directory", "must be an absolute path")
     }

@@ -209,11 +209,20 @@ public struct TransactionVerdicts: Sendable, Hashable {
         var exceptions: [(index: Int, verdict: Verdict)] = []
         exceptions.reserveCapacity(items.count)
         for (position, item) in items.enumerated() {
+            let index: Int
             do {
                 let itemReader = try JSONObjectReader(item, what: "an exception", code: .invalidValue)
-                exceptions.append((Int(try itemReader.nonNegativeInt64("index")), try Verdict(json: item)))
+                index = Int(try itemReader.nonNegativeInt64("index"))
+                exceptions.append((index, try Verdict(json: item)))
             } catch {
                 throw error.prefixed(with: "exceptions[\(position)]")
+            }
+            // Readers index changes by these: ascending and within the transaction, or the answer is refused.
+            guard index < count, position == 0 || index > exceptions[position - 1].index else {
+                throw CoreError(
+                    code: .invalidValue,
+                    message: "exception index \(index) is out of order or beyond the transaction's \(count) changes",
+                    field: "exceptions[\(position)].index")
             }
         }
         self.exceptions = exceptions

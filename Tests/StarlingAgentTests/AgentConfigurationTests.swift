@@ -60,6 +60,10 @@ struct AgentConfigurationTests {
         var tiny = configuration
         tiny.tuning.largeTransactionChanges = 10
         #expect(throws: AgentError.self) { try tiny.validate() }
+        var manyFiles = configuration
+        manyFiles.tuning.captureQueueMaxChanges = 100_000
+        manyFiles.tuning.largeTransactionChanges = 999
+        #expect(throws: AgentError.self, "each queued spilled transaction keeps a file open") { try manyFiles.validate() }
         #expect(configuration.bootstrap.replaceLocal)
         let minimal = try JSONDecoder().decode(AgentConfiguration.self, from: Data("{\(Self.base)}".utf8))
         #expect(minimal.tuning == AgentConfiguration.Tuning() && minimal.bootstrap == AgentConfiguration.Bootstrap())

@@ -77,6 +77,22 @@ struct CaptureLedgerTests {
         #expect(throws: AgentError.self) { try CaptureLedger(json: .object(["cursor": .integer(1)])) }
     }
 
+    @Test("a key written several times in one transaction settles with it; one written again later waits for that")
+    func keysSettleWithTheirLastTransaction() {
+        // Proves the settle order with one item per key and transaction: a key changed twice in transaction A is
+        // settled when A's verdicts are; one changed again in B stays pending (with its first base) until B's are.
+        var ledger = CaptureLedger(cursor: 5)
+        #expect(ledger.capture(Self.key(1), at: Self.at(100, 1)) == 5)
+        #expect(ledger.capture(Self.key(2), at: Self.at(100, 2)) == 5)
+        _ = ledger.capture(Self.key(1), at: Self.at(100, 3))
+        _ = ledger.capture(Self.key(2), at: Self.at(200, 1))
+        _ = ledger.own(marker: .init(handledThrough: Self.at(100, 3)), writtenKeys: [])
+        #expect(ledger.pending[Self.key(1)] == nil, "settled with A")
+        #expect(ledger.pending[Self.key(2)]?.base == 5, "changed again in B: pending, with its first base")
+        _ = ledger.own(marker: .init(handledThrough: Self.at(200, 1)), writtenKeys: [])
+        #expect(ledger.pending.isEmpty)
+    }
+
     @Test("markers round-trip through their JSON form")
     func markerRoundTrip() throws {
         let marker = CaptureLedger.Marker(cursor: 9, handledThrough: Self.at(1 << 40, 77), versions: [Self.key(5): 12])

@@ -76,4 +76,17 @@ struct TransactionVerdictsTests {
         #expect(throws: CoreError.self) { try compact.expand(ids: ["r1:1", "r1:2"]) }
         #expect(throws: CoreError.self) { try compact.expand(ids: ["r1:2"]) }
     }
+
+    @Test func exceptionsOutOfOrderOrBeyondTheTransactionAreRefusedWhenRead() throws {
+        // Proves a malformed answer is refused as it is read: readers index the transaction's changes by the
+        // exceptions' indexes (the spilled path reads the file there), so one beyond the count would trap.
+        func answer(_ indexes: [Int], changes: Int) -> String {
+            let items = indexes.map { #"{"index":\#($0),"id":"r1:\#($0)","status":"accepted","seq":\#(50 + $0)}"# }
+            return #"{"tx":"r1:9","changes":\#(changes),"first_seq":1,"exceptions":[\#(items.joined(separator: ","))]}"#
+        }
+        #expect(try TransactionVerdicts(json: try JSONValue(parsing: answer([1, 3], changes: 4))).exceptions.count == 2)
+        #expect(throws: CoreError.self) { try TransactionVerdicts(json: try JSONValue(parsing: answer([4], changes: 4))) }
+        #expect(throws: CoreError.self) { try TransactionVerdicts(json: try JSONValue(parsing: answer([2, 2], changes: 4))) }
+        #expect(throws: CoreError.self) { try TransactionVerdicts(json: try JSONValue(parsing: answer([3, 1], changes: 4))) }
+    }
 }

@@ -53,7 +53,8 @@ public struct CaptureLedger: Sendable, Hashable {
     public private(set) var cursor: Int64
     public private(set) var versions: [TableKey: Int64]
     public private(set) var pending: [TableKey: Pending]
-    /// Pending keys in the order their newest change was decoded (stale items are skipped when popped).
+    /// Pending keys in the order they were captured, one item per key and transaction (an item whose key was
+    /// captured again in a later transaction is skipped when popped).
     private var pendingOrder: [(position: StreamPosition, key: TableKey)] = []
     private var pendingOrderHead = 0
     private var versionsPrunedAt = 0
@@ -100,9 +101,13 @@ public struct CaptureLedger: Sendable, Hashable {
 
     /// The base of a local change of `key` decoded at `position`, which becomes pending.
     public mutating func capture(_ key: TableKey, at position: StreamPosition) -> Int64 {
-        let base = pending[key]?.base ?? max(cursor, versions[key] ?? 0)
+        let previous = pending[key]
+        let base = previous?.base ?? max(cursor, versions[key] ?? 0)
         pending[key] = Pending(base: base, newest: position)
-        pendingOrder.append((position, key))
+        // One item per key and transaction (a large transaction writing a key several times adds one): verdicts
+        // are handled for whole transactions, so a `through` at or past one change of a transaction is past all
+        // of them (``settle(through:)``).
+        if previous?.newest.commitLSN != position.commitLSN { pendingOrder.append((position, key)) }
         return base
     }
 
@@ -134,8 +139,9 @@ public struct CaptureLedger: Sendable, Hashable {
     /// Keys whose newest change is at or before `through` are pending no more.
     private mutating func settle(through: StreamPosition) {
         while pendingOrderHead < pendingOrder.count, pendingOrder[pendingOrderHead].position <= through {
-            let (position, key) = pendingOrder[pendingOrderHead]
-            if pending[key]?.newest == position { pending[key] = nil }
+            let key = pendingOrder[pendingOrderHead].key
+            // A key changed again in a later transaction keeps pending: that transaction has an item of its own.
+            if let newest = pending[key]?.newest, newest <= through { pending[key] = nil }
             pendingOrderHead += 1
         }
         if pendingOrderHead > 4096 && pendingOrderHead * 2 > pendingOrder.count {

@@ -94,6 +94,8 @@ final class CaptureQueue: Sendable {
         var catchUp: LSN?
         /// The decoder passed `catchUp` once in this process (kept by ``reset()``).
         var hasCaughtUp = false
+        /// Tasks waiting for the decoder to move on (``wantDecoder(_:)``).
+        var decoderWaiters = 0
     }
 
     private let state = Mutex(State())
@@ -109,8 +111,9 @@ final class CaptureQueue: Sendable {
     /// versions here as it committed, so a restart of the agent's tasks (a decoder failure) needs no new catch-up.
     func reset() {
         state.withLock { state in
-            let (versions, caughtUp) = (state.versions, state.hasCaughtUp)
+            let (versions, caughtUp, waiters) = (state.versions, state.hasCaughtUp, state.decoderWaiters)
             state = State()
+            state.decoderWaiters = waiters
             if caughtUp {
                 state.versions = versions
                 state.hasCaughtUp = true
@@ -450,6 +453,16 @@ final class CaptureQueue: Sendable {
         }
     }
 
-    /// Changes decoded and not handled yet (the outbox depth of WAL capture).
+    /// Changes decoded and not handled yet (the outbox depth of WAL capture), a spilled transaction's included:
+    /// its keys are in memory, so it counts against `tuning.capture_queue_max_changes` like the others.
     var depth: Int { state.withLock { $0.queued } }
+
+    /// A task starts (true) or stops (false) waiting for the decoder to read further: a paused decoder reads on
+    /// meanwhile, past the queue's bound, so a push waiting for it cannot wait on a queue only that push drains.
+    func wantDecoder(_ waiting: Bool) {
+        state.withLock { $0.decoderWaiters += waiting ? 1 : -1 }
+    }
+
+    /// Whether some task waits for the decoder (``wantDecoder(_:)``).
+    var isDecoderWanted: Bool { state.withLock { $0.decoderWaiters > 0 } }
 }

@@ -58,16 +58,19 @@ final class WALCapture: Sendable {
             lastCheckpoint = .now
         }
         while !isStopped() {
-            if !isPaused && queue.depth >= maxQueued {
+            if !isPaused && queue.depth >= maxQueued && !queue.isDecoderWanted {
                 isPaused = true
                 logger.warning(
                     "capture queue full: decoding paused until pushes drain it (the slot keeps the WAL)",
                     metadata: ["agent.queued": "\(queue.depth)"])
             }
             if isPaused {
-                if queue.depth < maxQueued / 2 {
+                if queue.depth < maxQueued / 2 || queue.isDecoderWanted {
                     isPaused = false
-                    logger.info("capture queue drained: decoding resumed")
+                    logger.info(
+                        queue.isDecoderWanted
+                            ? "decoding resumed past the capture queue's bound: a push waits for the decoder"
+                            : "capture queue drained: decoding resumed")
                 } else {
                     usleep(50_000)
                 }

@@ -41,10 +41,10 @@ extension Agent {
                 case .staged(let through):
                     position = plan.next(after: position, through: through)
                 case .completed(let verdicts):
-                    guard verdicts.count == source.count else {
+                    guard verdicts.count == source.count, verdicts.tx == tx else {
                         throw AgentError(
                             code: .invalidResponse,
-                            message: "the hub answered \(verdicts.count) verdicts for transaction \(tx) of \(source.count) changes",
+                            message: "the hub answered \(verdicts.count) verdicts of transaction \(verdicts.tx) for \(tx) of \(source.count) changes",
                             isRetryable: true)
                     }
                     return verdicts

@@ -204,11 +204,12 @@ extension Agent {
             queue.pushFailed()
             return false
         }
-        try await awaitOwnWrites(of: captured.map(\.key), verdicts: verdicts)
-        let overwritten = queue.overwritten(in: captured)
-        let stillPending = queue.pendingBeyondInFlight(Set(captured.map(\.key)))
         let summary: VerdictSummary
         do throws(AgentError) {
+            // Inside: whatever fails from here offers the batch again (the queue would otherwise keep it in flight).
+            try await awaitOwnWrites(of: captured.map(\.key), verdicts: verdicts)
+            let overwritten = queue.overwritten(in: captured)
+            let stillPending = queue.pendingBeyondInFlight(Set(captured.map(\.key)))
             summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
                 () async throws(AgentError) in
                 try await db { connection in
@@ -254,15 +255,14 @@ extension Agent {
             return false
         }
         let pushed = ContinuousClock.now
-        if verdicts.count != verdicts.exceptions.count,
-            let target = queue.undecodedOwnWrite(of: transaction.lastOrdinal.keys)
-        {
-            try await awaitDecoder(through: target, what: "the agent's own write of a pushed key", within: .seconds(30))
-        }
-        let overwritten = queue.overwritten(in: transaction)
-        let stillPending = queue.pendingBeyond(transaction)
         let summary: VerdictSummary
         do throws(AgentError) {
+            // Inside: whatever fails from here offers the transaction again.
+            if let target = queue.undecodedOwnWrite(of: transaction.lastOrdinal.keys) {
+                try await awaitDecoder(through: target, what: "the agent's own write of a pushed key", within: .seconds(30))
+            }
+            let overwritten = queue.overwritten(in: transaction)
+            let stillPending = queue.pendingBeyond(transaction)
             summary = try await track("push", "applying the verdicts of \(transaction.count) changes") {
                 () async throws(AgentError) in
                 try await db { connection in
@@ -318,6 +318,10 @@ extension Agent {
     /// stops; a retryable `capture` error after `limit`.
     func awaitDecoder(through lsn: LSN, what: String, within limit: Duration) async throws(AgentError) {
         let deadline = ContinuousClock.now + limit
+        // A decoder paused on a full queue reads on while someone waits for it: the queue may be full of the very
+        // changes whose handling waits here.
+        captureQueue.wantDecoder(true)
+        defer { captureQueue.wantDecoder(false) }
         while captureQueue.decodedThrough < lsn, !isStopped {
             guard ContinuousClock.now < deadline, !Task.isCancelled else {
                 throw AgentError(
@@ -331,7 +335,7 @@ extension Agent {
     /// Waits until the WAL decoder has read every marker committed before the agent process's first apply (the
     /// end of the WAL then), so the versions above the cursor that verdicts before it gave keys are in the capture
     /// queue's memory (``CaptureQueue/recordVersions(_:)``): applies skip by them. Pushes and verdicts go on
-    /// meanwhile (a decoder paused on a full queue resumes as they drain it). Once per process: afterwards every
+    /// meanwhile (a decoder paused on a full queue reads on while this waits). Once per process: afterwards every
     /// verdict records its versions as it commits, also across a restart of the tasks.
     func awaitDecoderCatchUp() async throws(AgentError) {
         let queue = captureQueue
@@ -342,6 +346,8 @@ extension Agent {
         guard !queue.isCaughtUp else { return }
         try await track("apply", "waiting for the WAL decoder to read the agent's markers again") {
             () async throws(AgentError) in
+            queue.wantDecoder(true)
+            defer { queue.wantDecoder(false) }
             while !queue.isCaughtUp, !isStopped { try? await Task.sleep(for: .milliseconds(5)) }
         }
     }

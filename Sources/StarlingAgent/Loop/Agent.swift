@@ -543,10 +543,12 @@ public final class Agent: Sendable {
             do {
                 return try verdicts.expand(ids: changes.map(\.id))
             } catch {
-                // The hub answered another transaction: its answer is not used; the push is read and tried again.
+                // The hub answered another transaction: its answer is not used; the push is read and tried again,
+                // after a pause (a hub answering this way would otherwise get the transaction in a tight loop).
                 note(
                     AgentError(code: .invalidResponse, message: "verdicts of transaction \(tx): \(error)", isRetryable: true),
                     during: "push")
+                await sleep(ms: configuration.tuning.backoff.maxMs)
                 return nil
             }
         }

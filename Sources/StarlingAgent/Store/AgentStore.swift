@@ -105,7 +105,23 @@ public struct AgentStore: Sendable {
         guard changes.count > largeAt, let oldest = changes.first?.tx else {
             return .batch(OutboxBatcher.select(changes, maxCount: maxCount, maxBytes: maxBytes))
         }
-        // Cut by the limit: the oldest transaction alone, read whole or, when it is large, a chunk at a time.
+        // Cut by the limit: the transactions read whole, in order, up to the first one cut; when that is the
+        // oldest, it alone, read whole or, when it is large, a chunk at a time.
+        var order: [Int64] = []
+        var read: [Int64: Int] = [:]
+        for change in changes {
+            if read[change.tx] == nil { order.append(change.tx) }
+            read[change.tx, default: 0] += 1
+        }
+        let counted = try connection.query(
+            "SELECT tx, count(*) AS n FROM starling.outbox WHERE tx = ANY($1::bigint[]) GROUP BY tx",
+            [.int64Array(order)], name: "agent.outbox.txCounts")
+        var counts: [Int64: Int] = [:]
+        for row in counted { counts[try row.int64("tx")] = Int(try row.int64("n")) }
+        let whole = Set(order.prefix { read[$0] == counts[$0] })
+        if whole.contains(oldest) {
+            return .batch(OutboxBatcher.select(changes.filter { whole.contains($0.tx) }, maxCount: maxCount, maxBytes: maxBytes))
+        }
         if let large = try outboxTransaction(oldest, largerThan: largeAt, connection: connection) { return .large(large) }
         return .batch(
             try connection.query(
