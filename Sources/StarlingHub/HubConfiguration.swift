@@ -159,13 +159,10 @@ public struct HubConfiguration: Sendable, Hashable, Decodable {
         public var maxBodyBytes: Int = 16 << 20
         /// Most changes in one push. Default 5000.
         public var maxPushChanges: Int = 5000
-        /// Most changes of one origin transaction: the most the hub stages from chunked pushes and then sequences
-        /// in one database transaction (a chunk past it gets 413 `transaction_too_large`). It bounds the hub's
-        /// memory at that final step, which holds the whole transaction (measured: 2.4 GB for a million-row
-        /// insert, README "Large transactions").
-        /// Requests stay bounded by `maxPushChanges` and `maxBodyBytes`: agents push a transaction larger than
-        /// their batch in chunks. A plain push of one transaction (older agents) may still hold up to this many
-        /// changes within `maxBodyBytes`. Default 4 000 000 (a million-row insert, update and delete of a third).
+        /// Most changes in a plain push of one origin transaction (older agents, which do not chunk), within
+        /// `maxBodyBytes`: a request, held in memory as one. It does not bound transactions: a chunked one (every
+        /// current agent's way past its batch) is staged and sequenced a slice at a time, whatever its size
+        /// (README "Large transactions"). Default 4 000 000.
         public var maxTransactionChanges: Int = 4_000_000
         /// Changes waiting for the sequencer before pushes get 503. Default 100 000.
         public var maxQueuedChanges: Int = 100_000

@@ -9,24 +9,20 @@ import Testing
 /// `cursor_pruned` (the log moved on without them), 503 `standby` (the URL they try first is not the active hub).
 @Suite("Agent against a refusing hub", .timeLimit(.minutes(3)))
 struct AgentRefusalTests {
-    /// The two hub limits a single origin transaction can exceed (README, `limits`): both answer 413.
+    /// The hub limit a single origin transaction can exceed (README, `limits`), answered 413. (The others bound
+    /// requests, and the agent cuts its pushes and chunks within them: `max_push_changes` and
+    /// `max_transaction_changes` never refuse an agent's transaction, whatever its size.)
     enum Oversize: String, CaseIterable, CustomTestStringConvertible {
         /// `max_body_bytes` 8 KiB and one change of ~10 KB: no chunk can carry it (the agent chunks a transaction
         /// by bytes within the hub's limit, so only a change larger than the body limit is refused), and the HTTP/2
         /// server refuses its body (`body_too_large`).
         case bodyBytes
-        /// `max_push_changes` = `max_transaction_changes` = 50: the push handler refuses 100 changes
-        /// (`too_many_changes`) although the body fits.
-        case transactionChanges
 
         var limits: HubConfiguration.Limits {
             var limits = HubConfiguration.Limits()
             switch self {
             case .bodyBytes:
                 limits.maxBodyBytes = 8192
-            case .transactionChanges:
-                limits.maxPushChanges = 50
-                limits.maxTransactionChanges = 50
             }
             return limits
         }

@@ -46,12 +46,6 @@ extension HubAPI {
                 items.isEmpty ? 400 : 413, code: items.isEmpty ? "invalid_request" : "too_many_changes",
                 "a chunk holds 1 to \(limits.maxPushChanges) changes (limits.max_push_changes), not \(items.count)")
         }
-        guard header.first + items.count <= limits.maxTransactionChanges else {
-            throw HTTPError(
-                413, code: "transaction_too_large",
-                "transaction \(header.tx) has more than \(limits.maxTransactionChanges) changes, the most the hub "
-                    + "stages and sequences as one transaction (limits.max_transaction_changes)")
-        }
         let changes = try validate(items, region: region, firstIndex: header.first)
         if let index = changes.firstIndex(where: { $0.tx != header.tx }) {
             throw HTTPError(
