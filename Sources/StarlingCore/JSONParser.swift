@@ -63,6 +63,39 @@ public struct JSONParser: Sendable {
         }
         return value
     }
+
+    /// Parses `bytes` as one JSON value, leaving the values of members named `member` in objects at nesting
+    /// `depth` (the top-level container is depth 1) unbuilt: each is `.null` in the result, and its byte range
+    /// in `bytes` is returned, in document order. The skipped values get the same checks, except for duplicate
+    /// member names inside them. For a large document whose bulk a caller only copies (a pull page's row images).
+    public func parse(_ bytes: [UInt8], keepingRaw member: String, atDepth depth: Int) throws(CoreError)
+        -> (value: JSONValue, raw: [Range<Int>])
+    {
+        guard bytes.count <= limits.maxBytes else {
+            throw CoreError(
+                code: .limitExceeded,
+                message: "JSON text of \(bytes.count) bytes exceeds the limit of \(limits.maxBytes) bytes",
+                offset: limits.maxBytes)
+        }
+        let maxDepth = limits.maxDepth
+        let result: Result<(JSONValue, [Range<Int>]), CoreError> = bytes.withUnsafeBufferPointer { buffer in
+            var reader = JSONReader(bytes: buffer, maxDepth: maxDepth)
+            reader.rawMember = (member, depth)
+            do throws(CoreError) {
+                reader.skipWhitespace()
+                let value = try reader.readValue(depth: 0)
+                reader.skipWhitespace()
+                guard reader.index == buffer.count else {
+                    throw reader.error("expected end of input after the value")
+                }
+                return .success((value, reader.rawRanges))
+            } catch {
+                return .failure(error)
+            }
+        }
+        let (value, raw) = try result.get()
+        return (value, raw)
+    }
 }
 
 extension JSONValue {

@@ -22,6 +22,27 @@ extension JSONReader {
         throw error("expected '\"' to end the string (started at byte \(start - 1))")
     }
 
+    /// Steps over the rest of a string whose opening quote was consumed, with the checks of
+    /// ``readStringBody()``, building nothing but an escape's few bytes.
+    mutating func skipStringBody() throws(CoreError) {
+        let start = index
+        var scratch: [UInt8] = []
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "\"") {
+                index += 1
+                return
+            }
+            if byte == UInt8(ascii: "\\") {
+                try readEscape(into: &scratch)
+                scratch.removeAll(keepingCapacity: true)
+                continue
+            }
+            try advanceOverCharacter(byte)
+        }
+        throw error("expected '\"' to end the string (started at byte \(start - 1))")
+    }
+
     /// Continues a string that contains escapes, decoding into `scratch`.
     private mutating func readEscapedRest(into scratch: inout [UInt8]) throws(CoreError) -> String {
         let start = index

@@ -5,6 +5,10 @@ struct JSONReader {
     let bytes: UnsafeBufferPointer<UInt8>
     let maxDepth: Int
     var index = 0
+    /// Members whose values are skipped, not built: by name, at one object depth (``JSONParser/parse(_:keepingRaw:atDepth:)``).
+    /// Each such value is `.null` in the result and its byte range is in `rawRanges`, in document order.
+    var rawMember: (name: String, depth: Int)?
+    var rawRanges: [Range<Int>] = []
     /// The most members seen in one object per nesting depth: the capacity a new object at that depth starts
     /// with (arrays of alike objects, such as a push's changes, then build their dictionaries without regrowing).
     private var objectSizeHints: [Int] = Array(repeating: 0, count: 8)
@@ -133,7 +137,15 @@ struct JSONReader {
             }
             index += 1
             skipWhitespace()
-            let value = try readValue(depth: depth)
+            let value: JSONValue
+            if let raw = rawMember, raw.depth == depth, raw.name == key {
+                let start = index
+                try skipValue(depth: depth)
+                rawRanges.append(start..<index)
+                value = .null
+            } else {
+                value = try readValue(depth: depth)
+            }
             guard members.updateValue(value, forKey: key) == nil else {
                 throw CoreError(
                     code: .malformedJSON, message: "duplicate member name \"\(key)\" at byte \(keyOffset)",
@@ -154,11 +166,70 @@ struct JSONReader {
         }
     }
 
+    /// Steps over one value starting at `index` with the same checks as ``readValue(depth:)`` but builds
+    /// nothing (member names of skipped objects are not checked for duplicates).
+    mutating func skipValue(depth: Int) throws(CoreError) {
+        guard index < bytes.count else { throw error("expected a value") }
+        switch bytes[index] {
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            let isObject = bytes[index] == UInt8(ascii: "{")
+            let close = isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            try enter(depth + 1)
+            index += 1
+            skipWhitespace()
+            if index < bytes.count && bytes[index] == close {
+                index += 1
+                return
+            }
+            while true {
+                skipWhitespace()
+                if isObject {
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
+                        throw error("expected '\"' to start a member name")
+                    }
+                    index += 1
+                    try skipStringBody()
+                    skipWhitespace()
+                    guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
+                        throw error("expected ':' after member name")
+                    }
+                    index += 1
+                    skipWhitespace()
+                }
+                try skipValue(depth: depth + 1)
+                skipWhitespace()
+                guard index < bytes.count else { throw error("expected ',' or a closing bracket") }
+                if bytes[index] == UInt8(ascii: ",") {
+                    index += 1
+                } else if bytes[index] == close {
+                    index += 1
+                    return
+                } else {
+                    throw error("expected ',' or a closing bracket")
+                }
+            }
+        case UInt8(ascii: "\""):
+            index += 1
+            try skipStringBody()
+        case UInt8(ascii: "t"): try expectLiteral("true")
+        case UInt8(ascii: "f"): try expectLiteral("false")
+        case UInt8(ascii: "n"): try expectLiteral("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try scanNumber()
+        default: throw error("expected a value")
+        }
+    }
+
     // MARK: Numbers
 
     /// Reads `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` and returns its exact text.
     private mutating func readNumber() throws(CoreError) -> String {
         let start = index
+        try scanNumber()
+        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
+    }
+
+    /// Steps over a number (the grammar of ``readNumber()``).
+    private mutating func scanNumber() throws(CoreError) {
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in number") }
         if bytes[index] == UInt8(ascii: "0") {
@@ -182,7 +253,6 @@ struct JSONReader {
             guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in exponent") }
             skipDigits()
         }
-        return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
     }
 
     @inline(__always)

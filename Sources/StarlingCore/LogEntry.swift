@@ -14,7 +14,9 @@ public struct LogEntry: Sendable, Hashable {
     public var table: String
     public var op: ChangeOperation
     public var key: JSONObject
-    public var row: JSONObject?
+    /// The image: parsed, or the JSON text a pull page carried (``PullPage/init(bytes:)``), kept as it came so
+    /// that the apply copies it into its statement without building and serializing a tree.
+    private var image: Image
     public var hlc: Int64
     public var kind: LogEntryKind
     public var rewritten: Bool
@@ -34,11 +36,52 @@ public struct LogEntry: Sendable, Hashable {
         self.table = table
         self.op = op
         self.key = key
-        self.row = row
+        self.image = .object(row)
         self.hlc = hlc
         self.kind = kind
         self.rewritten = rewritten
         self.base = base
+    }
+
+    private enum Image: Sendable {
+        case object(JSONObject?)
+        /// A JSON object's text (never `null`: a delete is `.object(nil)`).
+        case json([UInt8])
+    }
+
+    /// The image after the entry, nil for a delete. An entry read from a pull page's bytes parses its kept text
+    /// on each access: the apply copies ``rowJSON`` instead.
+    public var row: JSONObject? {
+        get {
+            switch image {
+            case .object(let row): row
+            case .json(let text): (try? JSONValue(parsing: text))?.objectValue
+            }
+        }
+        set { image = .object(newValue) }
+    }
+
+    /// The image's JSON text as the pull page carried it; nil when the entry holds a parsed image or none.
+    public var rowJSON: [UInt8]? {
+        if case .json(let text) = image { return text }
+        return nil
+    }
+
+    /// Keeps `text`, a JSON object's text (`null`: a delete), as the image.
+    mutating func setRowJSON(_ text: [UInt8]) {
+        image = text == Array("null".utf8) ? .object(nil) : .json(text)
+    }
+
+    public static func == (a: LogEntry, b: LogEntry) -> Bool {
+        a.seq == b.seq && a.origin == b.origin && a.id == b.id && a.tx == b.tx && a.table == b.table && a.op == b.op
+            && a.key == b.key && a.hlc == b.hlc && a.kind == b.kind && a.rewritten == b.rewritten && a.base == b.base
+            && a.row == b.row
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(seq)
+        hasher.combine(id)
+        hasher.combine(row)
     }
 
     /// Decodes an entry; `row` may be absent or null (delete).
@@ -75,12 +118,19 @@ public struct LogEntry: Sendable, Hashable {
     public func write(to output: inout [UInt8]) {
         var keyJSON: [UInt8] = []
         JSONSerializer.writeObject(key, to: &keyJSON)
-        var rowJSON: [UInt8] = []
-        if let row { JSONSerializer.writeObject(row, to: &rowJSON) }
+        var rowText: [UInt8]?
+        switch image {
+        case .object(let row?):
+            var text: [UInt8] = []
+            JSONSerializer.writeObject(row, to: &text)
+            rowText = text
+        case .object(nil): rowText = nil
+        case .json(let text): rowText = text
+        }
         Self.write(
             base: base, hlc: hlc, id: id, keyJSON: String(decoding: keyJSON, as: UTF8.self), kind: kind.rawValue,
             op: op.rawValue, origin: origin, isRewritten: rewritten,
-            rowJSON: row == nil ? nil : String(decoding: rowJSON, as: UTF8.self), seq: seq, table: table, tx: tx,
+            rowJSON: rowText.map { String(decoding: $0, as: UTF8.self) }, seq: seq, table: table, tx: tx,
             to: &output)
     }
 

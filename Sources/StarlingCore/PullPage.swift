@@ -42,6 +42,30 @@ public struct PullPage: Sendable, Hashable {
         self.init(entries: entries, next: next, head: head, term: try json["term"].map { v throws(CoreError) in try LogTerm(json: v) })
     }
 
+    /// Decodes a page from its bytes as ``init(json:)`` does, keeping each entry's row image as the JSON text it
+    /// came as (``LogEntry/rowJSON``): a receiver copies images into its apply statement, so building every row
+    /// as a tree only to serialize it again was most of an agent's work per entry.
+    public init(bytes: [UInt8]) throws(CoreError) {
+        let (value, raw) = try JSONParser().parse(bytes, keepingRaw: "row", atDepth: 3)
+        var page = try PullPage(json: value)
+        guard let list = value["entries"]?.arrayValue, list.count == page.entries.count else {
+            throw CoreError(code: .invalidValue, message: "pull response lacks entries")
+        }
+        var ranges = raw[...]
+        for (index, item) in list.enumerated() where item["row"] != nil {
+            guard let range = ranges.popFirst() else {
+                throw CoreError(code: .invalidValue, message: "entries[\(index)].row could not be read")
+            }
+            let text = Array(bytes[range])
+            if text != Array("null".utf8) && text.first != UInt8(ascii: "{") {
+                throw CoreError(
+                    code: .invalidValue, message: "\"row\" must be an object or null", field: "entries[\(index)].row")
+            }
+            page.entries[index].setRowJSON(text)
+        }
+        self = page
+    }
+
     /// Appends the page's JSON with `entriesJSON` the entries' objects already written, comma-separated,
     /// without brackets: exactly `json.serialized()` for those entries.
     public static func write(

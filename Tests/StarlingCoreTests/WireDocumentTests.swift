@@ -109,6 +109,39 @@ struct WireDocumentTests {
         PullPage.write(entriesJSON: entriesJSON, head: page.head, next: page.next, to: &bytes)
         #expect(bytes == page.json.serialized())
         #expect(try PullPage(json: JSONValue(parsing: bytes)) == page)
+        // From the bytes, the rows kept as the text they came as: the same entries, and that text is the row's.
+        let fromBytes = try PullPage(bytes: bytes)
+        #expect(fromBytes == page)
+        for (kept, entry) in zip(fromBytes.entries, entries) {
+            #expect(try kept.rowJSON.map { try JSONValue(parsing: $0) } == entry.row.map(JSONValue.object))
+            var rewritten: [UInt8] = []
+            kept.write(to: &rewritten)
+            #expect(rewritten == entry.json.serialized(), "an entry with a kept row writes the same bytes")
+        }
+    }
+
+    // Proves the raw-member parse skips with the parser's checks: malformed text inside a kept row is refused,
+    // nesting and escapes are stepped over, an absent row stays absent and a null row is a delete.
+    @Test func keptRowsAreCheckedAndPlaced() throws {
+        let (value, raw) = try JSONParser().parse(
+            Array(#"{"a":[{"row":{"x":[1,{"y":"\u00e9\""}],"z":-1.5e2},"k":1},{"k":2},{"row":null}]}"#.utf8),
+            keepingRaw: "row", atDepth: 3)
+        #expect(raw.count == 2)
+        #expect(value["a"]?[0]?["row"] == .null && value["a"]?[0]?["k"] == .integer(1))
+        #expect(value["a"]?[1]?["row"] == nil)
+        for bad in [#"{"a":[{"row":{"x":01}}]}"#, #"{"a":[{"row":{"x":"\q"}}]}"#, #"{"a":[{"row":{"x":tru}}]}"#,
+                    #"{"a":[{"row":{"x" 1}}]}"#, #"{"a":[{"row":[1,]}]}"#] {
+            #expect(throws: CoreError.self, "\(bad)") {
+                try JSONParser().parse(Array(bad.utf8), keepingRaw: "row", atDepth: 3)
+            }
+        }
+        let page = try PullPage(
+            bytes: Array(#"{"entries":[{"hlc":1,"id":"r:1","key":{"id":1},"kind":"change","op":"delete","origin":"r","rewritten":false,"row":null,"seq":1,"table":"public.t","tx":"r:1"}],"head":1,"next":1}"#.utf8))
+        #expect(page.entries[0].row == nil && page.entries[0].rowJSON == nil)
+        #expect(throws: CoreError.self) {
+            try PullPage(
+                bytes: Array(#"{"entries":[{"hlc":1,"id":"r:1","key":{"id":1},"kind":"change","op":"update","origin":"r","rewritten":false,"row":[1],"seq":1,"table":"public.t","tx":"r:1"}],"head":1,"next":1}"#.utf8))
+        }
     }
 
     // Proves every generated log entry's byte writer agrees with its canonical JSON.

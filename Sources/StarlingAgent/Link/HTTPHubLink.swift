@@ -111,11 +111,12 @@ public final class HTTPHubLink: HubLink {
     }
 
     public func pull(after: Int64, limit: Int, waitMs: Int) async throws(AgentError) -> PullPage {
-        let response = try await request(
+        let body = try await requestBody(
             "GET", stamped("/v1/changes?after=\(after)&limit=\(limit)&wait_ms=\(waitMs)"),
             timeout: requestTimeout + .milliseconds(waitMs))
         do {
-            let page = try PullPage(json: response)
+            // From the bytes: the row images stay JSON text all the way into the apply statement.
+            let page = try PullPage(bytes: body)
             history.withLock({ $0 })?.learned(seq: page.next, term: page.term)
             return page
         } catch {
@@ -169,11 +170,25 @@ public final class HTTPHubLink: HubLink {
     private func request(_ method: String, _ path: String, body: JSONValue? = nil, timeout: Duration? = nil)
         async throws(AgentError) -> JSONValue
     {
+        let bytes = try await requestBody(method, path, body: body, timeout: timeout)
+        if bytes.isEmpty { return .object([:]) }
+        do {
+            return try JSONParser().parse(bytes)
+        } catch {
+            throw AgentError(code: .invalidResponse, message: "\(method) \(path): the body is not JSON")
+        }
+    }
+
+    /// Sends one request; a 2xx answer's body as it came, other statuses become errors carrying the API error
+    /// message.
+    private func requestBody(_ method: String, _ path: String, body: JSONValue? = nil, timeout: Duration? = nil)
+        async throws(AgentError) -> [UInt8]
+    {
         let request = HTTPClientRequest(
             method: method, path: path, body: body?.serialized() ?? [], timeout: timeout)
         let response = try await endpoints.send(request)
-        let parsed = response.body.isEmpty ? JSONValue.object([:]) : try? JSONParser().parse(response.body)
         guard (200..<300).contains(response.status) else {
+            let parsed = response.body.isEmpty ? JSONValue.object([:]) : try? JSONParser().parse(response.body)
             let message = parsed?["error"]?["message"]?.stringValue ?? "status \(response.status)"
             // The hub's error code says what happened (its JSON error body); the status only how bad it is.
             let code: AgentError.Code =
@@ -191,9 +206,6 @@ public final class HTTPHubLink: HubLink {
                 code: code, message: "\(method) \(path): \(message)", httpStatus: response.status,
                 isRetryable: code == .hubUnavailable)
         }
-        guard let parsed else {
-            throw AgentError(code: .invalidResponse, message: "\(method) \(path): the body is not JSON")
-        }
-        return parsed
+        return response.body
     }
 }

@@ -50,7 +50,8 @@ extension AgentStore {
                 .reversed()
             var document = JSONBatchWriter()
             for index in newest {
-                document.append(key: images[index].key, row: images[index].row, seq: images[index].seq)
+                document.append(
+                    key: images[index].key, row: images[index].row, rowJSON: images[index].rowJSON, seq: images[index].seq)
             }
             let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))
             let result = try connection.query(
@@ -62,7 +63,7 @@ extension AgentStore {
                 let image = images[index]
                 let single = try connection.query(
                     "SELECT error_state, error_message FROM \(sql.applyWALFunction)($1::jsonb, $2::jsonb)",
-                    [.text(Self.text(image.key)), image.row.map { .text(Self.text($0)) } ?? .null],
+                    [.text(Self.text(image.key)), image.rowText.map { .text($0) } ?? .null],
                     name: "agent.apply.walEntry")[0]
                 guard let state = try single.optionalString("error_state") else { continue }
                 try recordDeadLetter(

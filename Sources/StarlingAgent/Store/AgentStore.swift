@@ -482,9 +482,10 @@ public struct AgentStore: Sendable {
         guard !entries.isEmpty else { return }
         // A repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift).
         let images = entries.map { entry in
+            // A pulled image stays the text the page carried (parsed only if a statement falls back to it).
             Image(
-                table: entry.table, key: entry.key, row: entry.row,
-                seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin)
+                table: entry.table, key: entry.key, row: entry.rowJSON == nil ? entry.row : nil,
+                seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin, rowJSON: entry.rowJSON)
         }
         if inMemory {
             let statuses = try applyImagesInMemory(images, tables: tables, connection: connection) { entries[$0].json }
@@ -580,6 +581,14 @@ public struct AgentStore: Sendable {
         var row: JSONObject?
         var seq: Int64
         var origin: String
+        /// A pulled entry's image as the page carried it (``LogEntry/rowJSON``): written as is, `row` unused.
+        var rowJSON: [UInt8]? = nil
+
+        /// The image's JSON text for a statement's parameter (nil for a delete).
+        var rowText: String? {
+            if let rowJSON { return String(decoding: rowJSON, as: UTF8.self) }
+            return row.map(AgentStore.text)
+        }
     }
 
     /// What ``applyImages(_:tables:connection:deadLetter:)`` did, per image in order.
@@ -645,7 +654,9 @@ public struct AgentStore: Sendable {
     private func applyBatch(_ images: [Image], table: String, connection: PostgresConnection) throws -> [ApplyStatus]? {
         var document = JSONBatchWriter()
         for (ordinal, image) in images.enumerated() {
-            document.append(ordinal: ordinal, key: image.key, row: image.row, seq: image.seq, origin: image.origin)
+            document.append(
+                ordinal: ordinal, key: image.key, row: image.row, rowJSON: image.rowJSON, seq: image.seq,
+                origin: image.origin)
         }
         let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyBatchFunction
         let result = try connection.query(
@@ -668,7 +679,7 @@ public struct AgentStore: Sendable {
         let result = try connection.query(
             "SELECT status, error_state, error_message FROM \(function)($1::jsonb, $2::jsonb, $3, $4)",
             [
-                .text(Self.text(image.key)), image.row.map { .text(Self.text($0)) } ?? .null, .int64(image.seq),
+                .text(Self.text(image.key)), image.rowText.map { .text($0) } ?? .null, .int64(image.seq),
                 .text(image.origin),
             ], name: "agent.apply.entry")[0]
         switch try result.string("status") {

@@ -15,7 +15,9 @@ struct JSONBatchWriter {
     }
 
     /// One entry for a table's set-wise apply function.
-    mutating func append(ordinal: Int, key: JSONObject, row: JSONObject?, seq: Int64, origin: String) {
+    mutating func append(
+        ordinal: Int, key: JSONObject, row: JSONObject?, rowJSON: [UInt8]? = nil, seq: Int64, origin: String
+    ) {
         open()
         bytes.append(contentsOf: #"{"g":"#.utf8)
         JSONSerializer.writeString(origin, to: &bytes)
@@ -24,19 +26,19 @@ struct JSONBatchWriter {
         bytes.append(contentsOf: #","o":"#.utf8)
         JSONSerializer.writeInt64(Int64(ordinal), to: &bytes)
         bytes.append(contentsOf: #","r":"#.utf8)
-        if let row { JSONSerializer.writeObject(row, to: &bytes) } else { JSONSerializer.writeNull(to: &bytes) }
+        writeRow(row, rowJSON)
         bytes.append(contentsOf: #","s":"#.utf8)
         JSONSerializer.writeInt64(seq, to: &bytes)
         bytes.append(UInt8(ascii: "}"))
     }
 
     /// One image for a table's WAL-capture apply function (``TableSQL/applyWALBatchFunctionSQL()``).
-    mutating func append(key: JSONObject, row: JSONObject?, seq: Int64) {
+    mutating func append(key: JSONObject, row: JSONObject?, rowJSON: [UInt8]? = nil, seq: Int64) {
         open()
         bytes.append(contentsOf: #"{"k":"#.utf8)
         JSONSerializer.writeObject(key, to: &bytes)
         bytes.append(contentsOf: #","r":"#.utf8)
-        if let row { JSONSerializer.writeObject(row, to: &bytes) } else { JSONSerializer.writeNull(to: &bytes) }
+        writeRow(row, rowJSON)
         bytes.append(contentsOf: #","s":"#.utf8)
         JSONSerializer.writeInt64(seq, to: &bytes)
         bytes.append(UInt8(ascii: "}"))
@@ -52,6 +54,17 @@ struct JSONBatchWriter {
         bytes.append(contentsOf: #","t":"#.utf8)
         JSONSerializer.writeString(table, to: &bytes)
         bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// An image: its JSON text when kept (a pulled entry's, copied as is), else the object, else `null`.
+    private mutating func writeRow(_ row: JSONObject?, _ rowJSON: [UInt8]?) {
+        if let rowJSON {
+            bytes.append(contentsOf: rowJSON)
+        } else if let row {
+            JSONSerializer.writeObject(row, to: &bytes)
+        } else {
+            JSONSerializer.writeNull(to: &bytes)
+        }
     }
 
     /// Appends another writer's entries after this one's.
