@@ -15,6 +15,26 @@ extension Agent {
         return tx
     }
 
+    /// Counts a large transaction's handled push (`from`: where its chunks were read) in the agent's progress and
+    /// logs it with the time until the hub's answer (`started` → `answered`) and the verdicts' time since.
+    func countedLarge(
+        _ changes: Int, _ summary: VerdictSummary, from: String, started: ContinuousClock.Instant,
+        answered: ContinuousClock.Instant
+    ) {
+        shared.withLock {
+            $0.progress.pushedChanges += changes
+            $0.progress.deadLetters += summary.deadLettered
+            $0.progress.largeTransactions += 1
+        }
+        logger.info(
+            "large transaction pushed from \(from)",
+            metadata: [
+                AgentLogKey.changes: "\(changes)", AgentLogKey.rejected: "\(summary.rejected)",
+                AgentLogKey.hubMs: "\(Self.ms(answered - started))",
+                AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - answered))",
+            ])
+    }
+
     /// Pushes one origin transaction in chunks until the last chunk's answer gives the verdicts of all of it
     /// (compacted); nil when stopped first. Each chunk is retried (with backoff) until staged; re-sends are
     /// harmless. A chunk at 0 learns what the hub holds already (after a restart) and skips it; `chunks_missing`

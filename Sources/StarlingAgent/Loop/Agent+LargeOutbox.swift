@@ -58,18 +58,8 @@ extension Agent {
                 return summary
             }
         }
-        shared.withLock {
-            $0.progress.pushedChanges += transaction.ids.count
-            $0.progress.deadLetters += summary.deadLettered
-            $0.progress.largeTransactions += 1
-        }
+        countedLarge(transaction.ids.count, summary, from: "the outbox", started: started, answered: pushed)
         await vacuumOutboxIfDue(removed: transaction.ids.count)
-        logger.info(
-            "large transaction pushed from the outbox",
-            metadata: [
-                AgentLogKey.changes: "\(transaction.ids.count)", AgentLogKey.rejected: "\(summary.rejected)",
-                AgentLogKey.hubMs: "\(Self.ms(pushed - started))", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - pushed))",
-            ])
         return true
     }
 }

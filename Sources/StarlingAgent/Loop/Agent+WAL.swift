@@ -282,14 +282,7 @@ extension Agent {
             queue.pushFailed()
             throw error
         }
-        counted(pushed: transaction.count, summary)
-        shared.withLock { $0.progress.largeTransactions += 1 }
-        logger.info(
-            "large transaction pushed from a scratch file",
-            metadata: [
-                AgentLogKey.changes: "\(transaction.count)", AgentLogKey.rejected: "\(summary.rejected)",
-                AgentLogKey.hubMs: "\(Self.ms(pushed - started))", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - pushed))",
-            ])
+        countedLarge(transaction.count, summary, from: "a scratch file", started: started, answered: pushed)
         return true
     }
 

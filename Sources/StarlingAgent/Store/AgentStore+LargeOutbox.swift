@@ -34,13 +34,8 @@ extension OutboxPage {
 }
 
 extension AgentStore {
-    /// The outbox rows of transaction `tx` when there are more than `threshold`, nil otherwise.
-    func outboxTransaction(_ tx: Int64, largerThan threshold: Int, connection: PostgresConnection) throws
-        -> OutboxTransaction?
-    {
-        let count = try connection.query(
-            "SELECT count(*) FROM starling.outbox WHERE tx = $1", [.int64(tx)], name: "agent.outbox.txCount")[0].int64(0)
-        guard count > threshold else { return nil }
+    /// The outbox rows of transaction `tx`, by id and size (the caller counted them: too many to read at once).
+    func outboxTransaction(_ tx: Int64, connection: PostgresConnection) throws -> OutboxTransaction {
         let rows = try connection.query(
             """
             SELECT id, 96 + octet_length(key::text) + coalesce(octet_length(before::text), 0)

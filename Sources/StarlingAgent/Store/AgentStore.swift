@@ -122,7 +122,9 @@ public struct AgentStore: Sendable {
         if whole.contains(oldest) {
             return .batch(OutboxBatcher.select(changes.filter { whole.contains($0.tx) }, maxCount: maxCount, maxBytes: maxBytes))
         }
-        if let large = try outboxTransaction(oldest, largerThan: largeAt, connection: connection) { return .large(large) }
+        if let count = counts[oldest], count > largeAt {
+            return .large(try outboxTransaction(oldest, connection: connection))
+        }
         return .batch(
             try connection.query(
                 "SELECT \(Self.outboxColumns) FROM starling.outbox WHERE tx = $1 ORDER BY id", [.int64(oldest)],
