@@ -20,12 +20,13 @@ func migrations(_ folder: String, _ files: [String]) -> [Resource] {
 let hubMigrations = migrations("hub", [
     "0001_init.sql", "0002_dead_letters.sql", "0003_partitioned_log.sql", "0004_reconcile.sql",
     "0005_c_collation.sql", "0006_origin_marks.sql", "0007_staged_chunks.sql", "0008_log_terms.sql",
+    "0009_schema_changes.sql",
 ])
 
 let agentMigrations = migrations("agent", [
     "0001_starling_schema.sql", "0002_bootstrap.sql", "0003_shape_guard.sql", "0004_deferred_entries.sql",
     "0005_next_id.sql", "0006_wal_capture.sql", "0007_table_lifecycle.sql", "0008_log_terms.sql",
-    "0009_spilled_entries.sql",
+    "0009_spilled_entries.sql", "0010_schema_changes.sql",
 ])
 
 let package = Package(

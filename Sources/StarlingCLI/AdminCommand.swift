@@ -2,11 +2,11 @@ import ArgumentParser
 import StarlingCore
 import StarlingHub
 
-/// `starling admin status|conflicts|resolve|reconcile|openapi`: operator commands against a running hub over
+/// `starling admin status|conflicts|resolve|reconcile|history|ddl|openapi`: operator commands against a running hub over
 /// its admin API (HTTP/2, the admin bearer token). Readable tables by default, `--json` for scripts.
 struct AdminCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "admin", abstract: "Operate a running hub: status, conflicts, resolve, reconcile.",
+        commandName: "admin", abstract: "Operate a running hub: status, conflicts, resolve, reconcile, history, ddl.",
         discussion: """
             Every command takes --hub URL (or $STARLING_HUB), --token T (or $STARLING_ADMIN_TOKEN), \
             --ca FILE for a hub certificate signed by a private CA, and --json to print the hub's JSON.
@@ -18,7 +18,7 @@ struct AdminCommand: AsyncParsableCommand {
             """,
         subcommands: [
             AdminStatusCommand.self, AdminConflictsCommand.self, AdminResolveCommand.self,
-            AdminReconcileCommand.self, AdminHistoryCommand.self, AdminOpenAPICommand.self,
+            AdminReconcileCommand.self, AdminHistoryCommand.self, AdminDDLCommand.self, AdminOpenAPICommand.self,
         ])
 }
 

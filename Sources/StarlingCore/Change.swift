@@ -84,10 +84,13 @@ public struct Change: Sendable, Hashable {
         return Change(copying: self, base: point)
     }
 
-    private init(copying change: Change, base: Int64) {
+    /// A copy with another base or other images (callers keep it valid: images keep the key's columns).
+    init(copying change: Change, base: Int64? = nil, before: JSONObject?? = nil, after: JSONObject?? = nil) {
         (id, tx, table, op, key) = (change.id, change.tx, change.table, change.op, change.key)
-        (before, after, hlc, region, reassert) = (change.before, change.after, change.hlc, change.region, change.reassert)
-        self.base = base
+        (hlc, region, reassert) = (change.hlc, change.region, change.reassert)
+        self.base = base ?? change.base
+        self.before = before ?? change.before
+        self.after = after ?? change.after
     }
 
     /// The row image this change leaves: `after`, `nil` for a delete.
@@ -144,7 +147,7 @@ public struct Change: Sendable, Hashable {
 
 extension Change {
     /// The region part of an id `"<region>:<n>"`.
-    static func region(ofID id: String) throws(CoreError) -> String {
+    public static func region(ofID id: String) throws(CoreError) -> String {
         guard id.utf8.count <= maxIdentifierBytes,
             let colon = id.utf8.lastIndex(of: UInt8(ascii: ":")),
             colon != id.utf8.startIndex,

@@ -52,9 +52,9 @@ public enum ColumnTypeCheck {
                 name.append(character)
             }
         }
-        name = name.trimmingSpaces()
+        name = name.trimmingSpaces
         for suffix in [" without time zone", " with time zone"] where name.hasSuffix(suffix) {
-            name = String(name.dropLast(suffix.count)).trimmingSpaces()
+            name = name.dropLast(suffix.count).trimmingSpaces
         }
         return name
     }
@@ -125,14 +125,5 @@ public enum ColumnTypeCheck {
 
     private static func isHexDigit(_ byte: UInt8) -> Bool {
         (byte >= 48 && byte <= 57) || (byte >= 65 && byte <= 70) || (byte >= 97 && byte <= 102)
-    }
-}
-
-extension String {
-    fileprivate func trimmingSpaces() -> String {
-        var slice = Substring(self)
-        while slice.first == " " { slice = slice.dropFirst() }
-        while slice.last == " " { slice = slice.dropLast() }
-        return String(slice)
     }
 }

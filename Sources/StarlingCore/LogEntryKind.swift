@@ -10,4 +10,7 @@ public enum LogEntryKind: String, Sendable, Hashable, CaseIterable {
     case correction
     /// A reconciliation repair of a region that diverged from the heads.
     case repair
+    /// A schema change of a table (``SchemaEntry``): key `{}`, the change as its row; every region applies it
+    /// at its place in the order.
+    case schema
 }

@@ -28,11 +28,18 @@ public struct TableShape: Sendable, Hashable {
         public var valueType: String
         /// An array column (agent only).
         public var isArray: Bool
+        /// `attnum`, which a rename or a type change keeps and an added column gets anew (agent only; 0 unknown).
+        public var number: Int64
+        /// The default's expression (`pg_get_expr`), nil without one (agent only): what an apply writes for a column
+        /// an image lacks (written before its region applied the schema change that added it).
+        public var defaultSQL: String?
 
         public init(
             name: String, type: String, encoding: ColumnEncoding = .text, isGenerated: Bool = false,
-            valueType: String = "text", isArray: Bool = false
+            valueType: String = "text", isArray: Bool = false, number: Int64 = 0, defaultSQL: String? = nil
         ) {
+            self.number = number
+            self.defaultSQL = defaultSQL
             self.name = name
             self.type = type
             self.encoding = encoding

@@ -56,8 +56,8 @@ public final class Hub: Sendable {
         role = HubRole(registry: metrics.registry, clock: clock)
         let logCache = LogCache(maxBytes: settings.limits.logCacheBytes)
         sequencer = Sequencer(
-            settings: settings, notifier: notifier, logCache: logCache, metrics: metrics, role: role, clock: clock,
-            logger: logger)
+            settings: settings, notifier: notifier, logCache: logCache, shapes: shapes, metrics: metrics, role: role,
+            clock: clock, logger: logger)
         retention = LogRetention(settings: settings.retention, metrics: metrics)
         reconciler = Reconciler(
             settings: settings, pool: pool, sequencer: sequencer, metrics: metrics, clock: clock, logger: logger)
@@ -212,7 +212,7 @@ public final class Hub: Sendable {
     }
 
     func refreshShapes() async throws {
-        let shapes = try await pool.withConnection { try HubStore.loadShapes($0) }
-        self.shapes.replace(with: shapes)
+        let entries = try await pool.withConnection { try HubStore.loadShapeEntries($0) }
+        self.shapes.replace(with: entries)
     }
 }

@@ -51,11 +51,30 @@ extension ConvergenceOracle {
         }
         var heads: [TableKey: Head] = [:]
         var unverified = 0
+        // Each table's image rules since its first shape and its columns, as the schema entries replayed so far
+        // give them: the hub reads a pushed image under the shape in force and rewrites its heads at each change.
+        var shapes: [String: (rules: ImageRules, columns: Set<String>)] = [:]
         for entry in hub.entries {
             let previous = heads[entry.tableKey]
             switch entry.kind {
+            case "schema":
+                guard let row = entry.row, let schema = try? SchemaEntry(row: row, table: entry.tableKey.table) else {
+                    problems.append("(b) hub seq \(entry.seq): a schema entry that does not decode")
+                    continue
+                }
+                let columns = Set(schema.shape.columns.map(\.name))
+                shapes[entry.tableKey.table] = (
+                    (shapes[entry.tableKey.table]?.rules ?? ImageRules()).then(schema.rules), columns
+                )
+                for (tableKey, head) in heads where tableKey.table == entry.tableKey.table {
+                    guard let image = head.image else { continue }
+                    var migrated = head
+                    migrated.image = schema.rules.apply(to: image, columns: columns)
+                    heads[tableKey] = migrated
+                }
+                continue
             case "change", "merge":
-                guard let change = pushed[entry.changeID] else {
+                guard var change = pushed[entry.changeID] else {
                     if instrumented.contains(entry.origin) {
                         problems.append(
                             "(b) hub \(entry.tableKey) seq \(entry.seq): \(entry.changeID) is in the log, "
@@ -65,6 +84,9 @@ extension ConvergenceOracle {
                     unverified += 1
                     heads[entry.tableKey] = Self.head(of: entry, after: previous)
                     break
+                }
+                if let shape = shapes[entry.tableKey.table] {
+                    change = change.conformed(to: shape.rules, columns: shape.columns)
                 }
                 let decision = ConflictResolver.decide(
                     change: change, head: previous, policy: Self.policy(policies[entry.tableKey.table] ?? "lww"),

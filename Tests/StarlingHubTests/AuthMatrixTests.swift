@@ -62,6 +62,13 @@ struct AuthMatrixTests {
         Route(
             method: "GET", path: "/v1/rows/public.items?key=%7B%22id%22%3A1%7D", template: "/v1/rows/{table}", body: "",
             audience: .admin),
+        // Schema changes of a table that is not synced: refused with 400 after authentication.
+        Route(
+            method: "POST", path: "/v1/schema", template: "/v1/schema",
+            body: #"{"table":"nope.nope","statement":"ADD COLUMN x integer"}"#, audience: .admin, okStatus: 400),
+        Route(
+            method: "POST", path: "/v1/tables/schema", template: "/v1/tables/schema", body: #"{"table":"nope.nope"}"#,
+            audience: .region, okStatus: 400),
         // The harness's hub has no configuration file: the admin's reload is refused with 400, nobody else's runs.
         Route(
             method: "POST", path: "/v1/admin/reload", template: "/v1/admin/reload", body: "", audience: .admin,

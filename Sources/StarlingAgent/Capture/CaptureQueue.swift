@@ -21,6 +21,25 @@ final class CaptureQueue: Sendable {
         var approximateBytes: Int
     }
 
+    /// A schema change made in this region (an `ALTER TABLE` the event trigger announced in the WAL): pushed alone,
+    /// before the row changes of its transaction (README "Schema changes").
+    struct CapturedSchema: Sendable {
+        /// A change id from its WAL position, stable when decoded again.
+        var id: String
+        var table: String
+        var statement: String
+        /// The table's columns as the hub had them before (the recorded signature, or the previous change's).
+        var previous: [SchemaChange.CatalogColumn]
+        var columns: [SchemaChange.CatalogColumn]
+        var position: StreamPosition
+        var commitEnd: LSN
+
+        /// The change as the hub takes it.
+        var change: SchemaChange {
+            SchemaChange(table: table, actions: SchemaChange.actions(from: previous, to: columns), statement: statement)
+        }
+    }
+
     /// A ledger copy taken at a transaction boundary, saved and confirmed once every change before it is handled.
     struct Checkpoint: Sendable {
         var resume: LSN
@@ -36,6 +55,7 @@ final class CaptureQueue: Sendable {
     enum Entry: Sendable {
         case change(Captured)
         case spilled(Spilled)
+        case schema(CapturedSchema)
         /// Handled, before `head` (dropped when the array is compacted; a spilled file is freed at once).
         case handled
 
@@ -43,6 +63,7 @@ final class CaptureQueue: Sendable {
             switch self {
             case .change: 1
             case .spilled(let spilled): spilled.transaction.count
+            case .schema: 1
             case .handled: 0
             }
         }
@@ -63,6 +84,8 @@ final class CaptureQueue: Sendable {
         case changes([Captured])
         /// One spilled transaction, alone.
         case spilled(Spilled)
+        /// One schema change, alone.
+        case schema(CapturedSchema)
     }
 
     private struct State {
@@ -138,6 +161,19 @@ final class CaptureQueue: Sendable {
         if !changes.isEmpty { arrived.signal() }
     }
 
+    /// Appends a transaction's schema changes (before its row changes).
+    func append(schemaChanges: [CapturedSchema]) {
+        guard !schemaChanges.isEmpty else { return }
+        state.withLock { state in
+            for schema in schemaChanges {
+                state.entries.append(.schema(schema))
+                state.newest = schema.position
+            }
+            state.queued += schemaChanges.count
+        }
+        arrived.signal()
+    }
+
     /// Appends one spilled transaction: each of its keys counts once as pending.
     func append(spilled transaction: SpilledTransaction) {
         state.withLock { state in
@@ -163,7 +199,7 @@ final class CaptureQueue: Sendable {
                 case .spilled(var spilled):
                     spilled.baseCeiling = min(spilled.baseCeiling ?? point, point)
                     state.entries[index] = .spilled(spilled)
-                case .handled:
+                case .schema, .handled:
                     break
                 }
             }
@@ -279,6 +315,10 @@ final class CaptureQueue: Sendable {
                 state.inFlight = 1
                 return .spilled(spilled)
             }
+            if case .schema(let schema) = state.entries[state.head] {
+                state.inFlight = 1
+                return .schema(schema)
+            }
             var batch: [Captured] = []
             var end = state.head
             var bytes = 0
@@ -328,7 +368,7 @@ final class CaptureQueue: Sendable {
                     if keys.contains(captured.key) { counts[captured.key, default: 0] += 1 }
                 case .spilled(let spilled):
                     for key in keys where spilled.transaction.lastOrdinal[key] != nil { counts[key, default: 0] += 1 }
-                case .handled:
+                case .schema, .handled:
                     break
                 }
             }
@@ -357,6 +397,8 @@ final class CaptureQueue: Sendable {
                     state.spilledByCommit[spilled.transaction.commitLSN] = nil
                     for key in spilled.transaction.lastOrdinal.keys { settle(key) }
                     state.handledThrough = spilled.transaction.last
+                case .schema(let schema):
+                    state.handledThrough = schema.position
                 case .handled:
                     break
                 }

@@ -34,7 +34,7 @@ final class WALCapture: Sendable {
     /// socket and the slot keeps the WAL); status updates go on, so the server does not time the connection out.
     func stream(
         name: String, originName: String, start: WALState, ledger: CaptureLedger, lastHLC: Int64,
-        clockOffsetMicros: Int64, shapes: [TableShape], spill: WALDecoder.Spill, maxQueued: Int,
+        clockOffsetMicros: Int64, shapes: [TableShape], schemas: WALSchemas, spill: WALDecoder.Spill, maxQueued: Int,
         isStopped: () -> Bool
     ) throws {
         let connection = try PostgresReplicationConnection.connect(
@@ -42,7 +42,7 @@ final class WALCapture: Sendable {
         defer { connection.close() }
         var decoder = WALDecoder(
             region: region, originName: originName, ledger: ledger, switching: start.switching, lastHLC: lastHLC,
-            clockOffsetMicros: clockOffsetMicros, shapes: shapes, spill: spill)
+            clockOffsetMicros: clockOffsetMicros, shapes: shapes, schemas: schemas, spill: spill)
         let options = try PgOutputOptions(publications: [name], includesMessages: true).options()
         try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
         logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
@@ -81,6 +81,7 @@ final class WALCapture: Sendable {
                     if let point = finished.rewind { queue.rewind(to: point) }
                     queue.markOverwritten(finished.overwritten)
                     queue.recordVersions(finished.versions)
+                    queue.append(schemaChanges: finished.schemaChanges)
                     if let spilled = finished.spilled {
                         logger.info(
                             "large transaction decoded to a scratch file",

@@ -19,6 +19,10 @@ struct WALDecoder: Sendable {
     private let clockOffsetMicros: Int64
     private let shapes: [String: TableShape]
     private var relations = PgOutputRelationCache()
+    /// Types, column histories and the tables' columns as the hub has them (``WALSchemas``).
+    private var schemas: WALSchemas
+    /// Each relation's columns as decoded, computed once per Relation message.
+    private var resolved: [UInt32: [TableShape.Column]] = [:]
     private var transaction: Transaction?
 
     /// Where and past what size a transaction's decoded changes go to a scratch file (``SpilledTransaction``).
@@ -36,6 +40,8 @@ struct WALDecoder: Sendable {
         var marker: CaptureLedger.Marker?
         var isSwitch = false
         var written: [TableKey] = []
+        /// Schema changes made here in this transaction (``WALSchemas``), pushed before its row changes.
+        var schemaChanges: [CaptureQueue.CapturedSchema] = []
         /// The application's changes so far, in order; moved to `spill` past the threshold.
         var captured: [CaptureQueue.Captured] = []
         var spill: SpilledTransaction.Writer?
@@ -46,8 +52,9 @@ struct WALDecoder: Sendable {
 
     init(
         region: String, originName: String, ledger: CaptureLedger, switching: Bool, lastHLC: Int64,
-        clockOffsetMicros: Int64, shapes: [TableShape], spill: Spill
+        clockOffsetMicros: Int64, shapes: [TableShape], schemas: WALSchemas = WALSchemas(), spill: Spill
     ) {
+        self.schemas = schemas
         self.spill = spill
         self.region = region
         self.originName = originName
@@ -71,14 +78,17 @@ struct WALDecoder: Sendable {
             throw AgentError(code: .capture, message: "the WAL stream sent a message Starling cannot read: \(error)")
         }
         switch message {
-        case .relation:
+        case .relation(let relation):
             relations.record(message)
+            resolved[relation.oid] = nil
         case .type:
             break
         case .begin(let begin):
             transaction = Transaction(begin: begin)
         case .origin(let origin):
             if origin.name == originName { transaction?.isOwn = true }
+        case .message(let logical) where logical.isTransactional && logical.prefix == AgentStore.schemaMessagePrefix:
+            try schemaMessage(logical.content, recordLSN: recordLSN)
         case .message(let logical):
             guard logical.isTransactional, logical.prefix == CaptureLedger.Marker.prefix else { break }
             let json: JSONValue
@@ -124,6 +134,8 @@ struct WALDecoder: Sendable {
         var rewind: Int64? = nil
         /// An application transaction too large for memory: its changes are here, not in `changes`.
         var spilled: SpilledTransaction? = nil
+        /// Schema changes the transaction made, queued before its changes.
+        var schemaChanges: [CaptureQueue.CapturedSchema] = []
     }
 
     private mutating func finish(_ open: Transaction, commit: PgOutputMessage.Commit) throws(AgentError) -> Finished {
@@ -135,13 +147,16 @@ struct WALDecoder: Sendable {
                 changes: [], overwritten: overwritten, commitEnd: commit.endLSN, versions: open.marker?.versions ?? [:],
                 rewind: open.marker?.rewind)
         }
+        var schemaChanges = open.schemaChanges
+        for index in schemaChanges.indices { schemaChanges[index].commitEnd = commit.endLSN }
         if var writer = open.spill {
             return Finished(
-                changes: [], overwritten: [], commitEnd: commit.endLSN, spilled: try writer.finish(commitEnd: commit.endLSN))
+                changes: [], overwritten: [], commitEnd: commit.endLSN, spilled: try writer.finish(commitEnd: commit.endLSN),
+                schemaChanges: schemaChanges)
         }
         var changes = open.captured
         for index in changes.indices { changes[index].commitEnd = commit.endLSN }
-        return Finished(changes: changes, overwritten: [], commitEnd: commit.endLSN)
+        return Finished(changes: changes, overwritten: [], commitEnd: commit.endLSN, schemaChanges: schemaChanges)
     }
 
     /// Turns one application row change into the transaction's next captured change: its id from its WAL record,
@@ -153,11 +168,7 @@ struct WALDecoder: Sendable {
         after: JSONObject?, recordLSN: LSN, bytes: Int
     ) throws(AgentError) {
         let commitLSN = open.begin.finalLSN.rawValue
-        open.ordinal = recordLSN == open.previousLSN ? open.ordinal + 1 : 0
-        open.previousLSN = recordLSN
-        guard let number = WALChangeNumber.make(recordLSN: recordLSN.rawValue, ordinal: open.ordinal) else {
-            throw AgentError(code: .capture, message: "WAL position \(recordLSN) is beyond change ids")
-        }
+        let number = try Self.number(&open, recordLSN: recordLSN)
         let position = StreamPosition(commitLSN: commitLSN, number: number)
         let tableKey = TableKey(table: table, key: key)
         let base = ledger.capture(tableKey, at: position)
@@ -210,7 +221,7 @@ struct WALDecoder: Sendable {
             if let keyNew, keyNew != keyOld { open.written.append(TableKey(table: name, key: keyNew)) }
             return
         }
-        let columns = try Self.columns(of: relation, shape: shape)
+        let columns = try columns(of: relation, shape: shape)
         let before = try old.map { old throws(AgentError) in
             guard case .full(let tuple) = old else {
                 throw AgentError(
@@ -245,26 +256,75 @@ struct WALDecoder: Sendable {
         }
     }
 
-    /// The shape's column for each of the relation's columns; a different set of columns is a changed shape.
-    private static func columns(of relation: PgOutputRelation, shape: TableShape) throws(AgentError) -> [TableShape.Column] {
+    /// The change number of the transaction's next change or schema change: its WAL record, and its place among
+    /// the record's changes.
+    private static func number(_ open: inout Transaction, recordLSN: LSN) throws(AgentError) -> Int64 {
+        open.ordinal = recordLSN == open.previousLSN ? open.ordinal + 1 : 0
+        open.previousLSN = recordLSN
+        guard let number = WALChangeNumber.make(recordLSN: recordLSN.rawValue, ordinal: open.ordinal) else {
+            throw AgentError(code: .capture, message: "WAL position \(recordLSN) is beyond change ids")
+        }
+        return number
+    }
+
+    /// A `starling.schema` message: the table's columns after a schema change. The agent's own (a change from the
+    /// log it applied) only moves the columns the next change made here is computed from; the application's (the
+    /// event trigger's, for an `ALTER TABLE` run here) becomes a schema change to push, before the transaction's
+    /// row changes.
+    private mutating func schemaMessage(_ content: [UInt8], recordLSN: LSN) throws(AgentError) {
+        guard var open = transaction else { return }
+        let (table, statement, columns) = try WALSchemas.message(content)
+        guard shapes[table] != nil else { return }
+        schemas.history[table, default: []].insert(columns.map { $0.name })
+        let previous = schemas.columns[table] ?? []
+        schemas.columns[table] = columns
+        guard !open.isOwn, !switching else { return }
+        // A statement that changed no column (an `ADD COLUMN IF NOT EXISTS` of one that exists) is nothing to push.
+        guard previous.map({ [$0.name, $0.type] }) != columns.map({ [$0.name, $0.type] }) else { return }
+        let number = try Self.number(&open, recordLSN: recordLSN)
+        open.schemaChanges.append(
+            CaptureQueue.CapturedSchema(
+                id: ChangeID(origin: region, number: number).description, table: table, statement: statement,
+                previous: previous, columns: columns,
+                position: StreamPosition(commitLSN: open.begin.finalLSN.rawValue, number: number), commitEnd: .invalid))
+        transaction = open
+    }
+
+    /// The columns of the relation's rows, each with the JSON encoding of its type (decoded as written, before a
+    /// schema change as after it). Names the table never had are a schema change made here that nothing
+    /// announced: the table's stream stops (``ShapeGuard``).
+    private mutating func columns(of relation: PgOutputRelation, shape: TableShape) throws(AgentError)
+        -> [TableShape.Column]
+    {
+        if let known = resolved[relation.oid] { return known }
+        let names = relation.columns.map(\.name)
+        guard names == shape.decodedColumnNames || schemas.history[shape.name]?.contains(names) == true else {
+            throw AgentError(
+                code: .capture,
+                message: "table \(shape.name) changed shape here (columns now \(names.joined(separator: ", "))) without "
+                    + "the schema change being captured (the event trigger starling_schema_change is missing: it "
+                    + "needs a superuser): its stream is stopped. Revert the change here and give it to the hub "
+                    + "(starling admin ddl), which replicates it to every region", key: shape.name)
+        }
         let byName = Dictionary(shape.columns.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var columns: [TableShape.Column] = []
         columns.reserveCapacity(relation.columns.count)
         for column in relation.columns {
-            guard let known = byName[column.name] else {
+            if let type = schemas.types[column.typeOID] {
+                columns.append(
+                    TableShape.Column(
+                        name: column.name, type: "", encoding: .of(base: type.base, element: type.element),
+                        valueType: type.element ?? type.base, isArray: type.element != nil))
+            } else if let known = byName[column.name] {
+                columns.append(known)
+            } else {
                 throw AgentError(
                     code: .capture,
-                    message: "table \(shape.name) changed shape since its capture was installed (column \(column.name) "
-                        + "added): its stream is stopped until the shape is back", key: shape.name)
+                    message: "column \(column.name) of \(shape.name) has a type created after the capture started "
+                        + "(oid \(column.typeOID)): capture restarts to learn it", key: shape.name)
             }
-            columns.append(known)
         }
-        guard columns.count == shape.columns.count else {
-            throw AgentError(
-                code: .capture,
-                message: "table \(shape.name) changed shape since its capture was installed (a column was dropped): "
-                    + "its stream is stopped until the shape is back", key: shape.name)
-        }
+        resolved[relation.oid] = columns
         return columns
     }
 

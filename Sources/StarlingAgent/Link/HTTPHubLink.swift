@@ -52,6 +52,19 @@ public final class HTTPHubLink: HubLink {
         _ = try await request("POST", "/v1/tables/register", body: .object(["tables": .array(tables.map(\.json))]))
     }
 
+    public func pushSchema(id: String, change: SchemaChange, columns: [TableShape.Column]) async throws(AgentError)
+        -> Int64
+    {
+        var body = change.json.objectValue ?? [:]
+        body["id"] = .string(id)
+        body["columns"] = TableShape(name: change.table, columns: columns, key: []).columnsJSON
+        let response = try await request("POST", "/v1/tables/schema", body: .object(body))
+        guard let seq = response["seq"]?.int64Value else {
+            throw AgentError(code: .invalidResponse, message: "schema change response lacks \"seq\"")
+        }
+        return seq
+    }
+
     public func attach(_ history: LogHistory) {
         self.history.withLock { $0 = history }
     }

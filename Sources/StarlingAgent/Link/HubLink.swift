@@ -29,6 +29,10 @@ public protocol HubLink: Sendable {
     func snapshot(table: String, after: String?, limit: Int) async throws(AgentError) -> SnapshotPage
     /// `POST /v1/snapshot/adopt`: claims a table whose existing rows become the initial state.
     func adopt(table: String, rows: Int64) async throws(AgentError)
+    /// `POST /v1/tables/schema`: a schema change made in this region (id from its WAL position, the table's
+    /// columns after it); returns the seq of the version it made or found in force. A change that does not
+    /// follow from the hub's shape throws `hubRejected` (409 `schema_conflict`).
+    func pushSchema(id: String, change: SchemaChange, columns: [TableShape.Column]) async throws(AgentError) -> Int64
     /// `GET /v1/reconcile/task`: this region's current reconciliation step, nil when none.
     func reconcileTask() async throws(AgentError) -> ReconcileTask?
     /// `POST /v1/reconcile/answer`: answers a step; returns the next one, nil when done.
@@ -52,6 +56,13 @@ extension HubLink {
         async throws(AgentError) -> ChunkAnswer
     {
         throw AgentError(code: .hubRejected, message: "this hub link does not push chunks")
+    }
+
+    /// Links without schema changes (test doubles) refuse them.
+    public func pushSchema(id: String, change: SchemaChange, columns: [TableShape.Column]) async throws(AgentError)
+        -> Int64
+    {
+        throw AgentError(code: .hubRejected, message: "this hub link does not take schema changes")
     }
 
     /// Links without reconciliation (test doubles) never have a task.

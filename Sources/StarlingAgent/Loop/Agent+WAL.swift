@@ -145,9 +145,10 @@ extension Agent {
                 }
                 let agentState = try store.state(connection: connection)
                 let ledger = state.ledger ?? CaptureLedger(cursor: agentState.cursor)
+                let schemas = try WALSchemas.load(connection: connection)
                 try capture.stream(
                     name: name, originName: originName, start: state, ledger: ledger, lastHLC: state.hlc ?? agentState.lastHLC, clockOffsetMicros: store.clockOffsetMicros,
-                    shapes: shapes, spill: spill, maxQueued: maxQueued, isStopped: { self.isStopped })
+                    shapes: shapes, schemas: schemas, spill: spill, maxQueued: maxQueued, isStopped: { self.isStopped })
             }
         } catch {
             if isStopped { return }
@@ -179,12 +180,51 @@ extension Agent {
                 guard try await pushCaptured(captured, readAt: readAt) else { return false }
             case .spilled(let spilled):
                 guard try await pushSpilled(spilled, readAt: readAt) else { return false }
+            case .schema(let schema):
+                try await pushSchema(schema)
             }
             // After the verdicts, not before the push: the save waits for its WAL flush (the slot may confirm the
             // position only once it is durable), and a change decoded meanwhile should not wait behind it.
             try await saveCheckpoint()
         }
         return false
+    }
+
+    /// Pushes a schema change made in this region (README "Schema changes") and, once the hub has it (a new
+    /// version, or the same change in force already), generates the table's functions for its new shape. A change
+    /// of no column (`ADD COLUMN IF NOT EXISTS` of one that exists) is only marked handled. A refusal (another
+    /// region changed the table differently first: 409 `schema_conflict`) is thrown: the push retries and reports
+    /// it until the table here matches the hub's shape.
+    private func pushSchema(_ schema: CaptureQueue.CapturedSchema) async throws(AgentError) {
+        let queue = captureQueue
+        let store = self.store
+        let change = schema.change
+        guard !change.actions.isEmpty else {
+            queue.handled()
+            return
+        }
+        do throws(AgentError) {
+            let columns = schema.columns.map { TableShape.Column(name: $0.name, type: $0.type) }
+            let seq = try await track("push", "push of a schema change of \(schema.table)") { () async throws(AgentError) in
+                try await hub.pushSchema(id: schema.id, change: change, columns: columns)
+            }
+            let shape = try await db { connection in
+                let shape = try store.acceptedSchema(change, connection: connection)
+                queue.handled()
+                return shape
+            }
+            if let shape {
+                capture.withLock { active in
+                    if let at = active.shapes.firstIndex(where: { $0.name == shape.name }) { active.shapes[at] = shape }
+                }
+            }
+            logger.info(
+                "schema change made here is in the log",
+                metadata: [AgentLogKey.table: "\(schema.table)", "seq": "\(seq)", "agent.statement": "\(schema.statement)"])
+        } catch {
+            queue.pushFailed()
+            throw error
+        }
     }
 
     /// Pushes one batch of captured changes and handles their verdicts; false when the push did not complete (the

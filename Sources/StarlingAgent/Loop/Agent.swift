@@ -231,6 +231,13 @@ public final class Agent: Sendable {
                     return (shapes, drift)
                 }
                 try await prepareCapture(choice, shapes: shapes)
+                if !(try await db { try schema.installSchemaCapture(connection: $0) }) {
+                    let message =
+                        "schema changes made in this region are not captured: creating the event trigger "
+                        + "\(AgentSchema.schemaEventTrigger) needs a superuser. An ALTER TABLE of a synced table "
+                        + "run here stops that table's stream; give schema changes to the hub (starling admin ddl)"
+                    logger.warning("\(message)")
+                }
                 try await db { try TableLifecycle.markCaptureStart(connection: $0) }
                 let regionID = config.regionID
                 try await db { try NextID.store(regionID: regionID, connection: $0) }
@@ -631,6 +638,18 @@ public final class Agent: Sendable {
     private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double? {
         let store = self.store
         let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
+        if let index = batch.firstIndex(where: { $0.kind == .schema }) {
+            // A schema change is applied alone, between the entries before it and those after it.
+            let entry = batch[index]
+            let before = Fetched(
+                batch: Array(batch[..<index]), after: after, next: entry.seq - 1, head: fetched.head,
+                spill: fetched.spill)
+            guard try await applyFetched(before) != nil, try await applySchema(entry, after: entry.seq - 1) else {
+                return nil
+            }
+            return try await applyFetched(
+                Fetched(batch: Array(batch[(index + 1)...]), after: entry.seq, next: next, head: fetched.head))
+        }
         guard next != after || !batch.isEmpty else { return 0 }
         var spill = fetched.spill
         let started = ContinuousClock.now
@@ -686,6 +705,40 @@ public final class Agent: Sendable {
         }
         guard next < fetched.head, let last = batch.last else { return 0 }
         return Double(Self.nowMicros() - last.hlc) / 1_000_000
+    }
+
+    /// Applies a schema change from the log in its own transaction (AgentStore+Schema.swift); false when the
+    /// stored cursor was not `after` (the pipeline restarts from the cursor).
+    private func applySchema(_ entry: LogEntry, after: Int64) async throws(AgentError) -> Bool {
+        let store = self.store
+        let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
+        if isWAL { try await awaitDecoderCatchUp() }
+        let how = AgentStore.SchemaApply(captureTriggers: !isWAL || switching, announce: isWAL)
+        let outcome = try await track("apply", "schema change of \(entry.table) at seq \(entry.seq)") {
+            () async throws(AgentError) in
+            try await db { connection in try store.applySchema(entry, after: after, how: how, connection: connection) }
+        }
+        switch outcome {
+        case .stale: return false
+        case .notSynced: break
+        case .applied(let shape, let executed):
+            capture.withLock { active in
+                if let at = active.shapes.firstIndex(where: { $0.name == shape.name }) { active.shapes[at] = shape }
+            }
+            logger.info(
+                "schema change applied",
+                metadata: [
+                    AgentLogKey.table: "\(entry.table)", "seq": "\(entry.seq)",
+                    "agent.executed": "\(executed)", "agent.columns": "\(shape.columns.map(\.name))",
+                ])
+        case .stopped(let reason):
+            logger.error(
+                "schema change not applied: table stream stopped",
+                metadata: [AgentLogKey.table: "\(entry.table)", "seq": "\(entry.seq)", AgentLogKey.error: "\(reason)"])
+            shared.withLock { $0.progress.deadLetters += 1 }
+        }
+        shared.withLock { $0.progress.cursor = entry.seq }
+        return true
     }
 
     /// Sends a status report every `status_interval_ms` until stopped, on its own task and connection: a

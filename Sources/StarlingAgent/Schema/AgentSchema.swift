@@ -57,45 +57,80 @@ public struct AgentSchema: Sendable {
                         continue
                     }
                 }
-                let sql = try TableSQL(shape: shape)
-                // The old trigger goes first: it calls the old function, which the new triggers do not need.
-                for statement in try sql.legacyLockSQL() {
-                    try connection.executeScript(statement, name: "agent.install.dropLegacyLock")
-                }
-                try connection.executeScript(try sql.captureFunctionSQL(), name: "agent.install.captureFunction")
-                try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
-                try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
-                try connection.executeScript(try sql.applyWALFunctionSQL(), name: "agent.install.applyWALFunction")
-                try connection.executeScript(
-                    try sql.applyWALBatchFunctionSQL(), name: "agent.install.applyWALBatchFunction")
-                try connection.executeScript(try sql.truncateGuardSQL(), name: "agent.install.truncateGuard")
-                if captureTriggers {
-                    for statement in try sql.triggerSQL() {
-                        try connection.executeScript(statement, name: "agent.install.trigger")
-                    }
-                } else {
-                    try connection.executeScript(
-                        "DROP TRIGGER IF EXISTS \(try PostgresIdentifier.quoteName(TableSQL.captureTrigger)) ON \(sql.table)",
-                        name: "agent.install.dropTrigger")
-                }
-                try connection.query(
-                    """
-                    -- lock_function is kept empty: no key-lock function is installed any more.
-                    INSERT INTO starling.synced_tables
-                        (table_name, relation_oid, capture_function, lock_function, apply_function, shape)
-                    VALUES ($1, to_regclass($2)::oid, $3, $4, $5, $6)
-                    ON CONFLICT (table_name) DO UPDATE SET relation_oid = EXCLUDED.relation_oid,
-                        capture_function = EXCLUDED.capture_function, lock_function = EXCLUDED.lock_function,
-                        apply_function = EXCLUDED.apply_function, shape = EXCLUDED.shape, installed_at = now()
-                    """,
-                    [
-                        .text(shape.name), .text(sql.table), .text(sql.captureFunction), .text(""),
-                        .text(sql.applyFunction), .text(TableSignature(shape).json.canonicalText),
-                    ], name: "agent.install.record")
+                try installTable(shape, captureTriggers: captureTriggers, connection: connection)
             }
             return drift
         }
     }
+
+    /// Generates and installs `shape`'s capture and apply functions (and its capture trigger unless
+    /// `captureTriggers` is false), and records the table with its signature and the column names in its history;
+    /// inside the caller's transaction. Used by install and by a schema change (AgentStore+Schema.swift).
+    func installTable(_ shape: TableShape, captureTriggers: Bool, connection: PostgresConnection) throws {
+        let sql = try TableSQL(shape: shape)
+        // The old trigger goes first: it calls the old function, which the new triggers do not need.
+        for statement in try sql.legacyLockSQL() {
+            try connection.executeScript(statement, name: "agent.install.dropLegacyLock")
+        }
+        try connection.executeScript(try sql.captureFunctionSQL(), name: "agent.install.captureFunction")
+        try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
+        try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
+        try connection.executeScript(try sql.applyWALFunctionSQL(), name: "agent.install.applyWALFunction")
+        try connection.executeScript(
+            try sql.applyWALBatchFunctionSQL(), name: "agent.install.applyWALBatchFunction")
+        try connection.executeScript(try sql.truncateGuardSQL(), name: "agent.install.truncateGuard")
+        if captureTriggers {
+            for statement in try sql.triggerSQL() {
+                try connection.executeScript(statement, name: "agent.install.trigger")
+            }
+        } else {
+            try connection.executeScript(
+                "DROP TRIGGER IF EXISTS \(try PostgresIdentifier.quoteName(TableSQL.captureTrigger)) ON \(sql.table)",
+                name: "agent.install.dropTrigger")
+        }
+        try connection.query(
+            """
+            -- lock_function is kept empty: no key-lock function is installed any more.
+            INSERT INTO starling.synced_tables
+                (table_name, relation_oid, capture_function, lock_function, apply_function, shape, column_history)
+            VALUES ($1, to_regclass($2)::oid, $3, $4, $5, $6, jsonb_build_array($7::jsonb))
+            ON CONFLICT (table_name) DO UPDATE SET relation_oid = EXCLUDED.relation_oid,
+                capture_function = EXCLUDED.capture_function, lock_function = EXCLUDED.lock_function,
+                apply_function = EXCLUDED.apply_function, shape = EXCLUDED.shape, installed_at = now(),
+                column_history = CASE WHEN starling.synced_tables.column_history @> jsonb_build_array($7::jsonb)
+                                      THEN starling.synced_tables.column_history
+                                      ELSE starling.synced_tables.column_history || jsonb_build_array($7::jsonb) END
+            """,
+            [
+                .text(shape.name), .text(sql.table), .text(sql.captureFunction), .text(""),
+                .text(sql.applyFunction), .text(TableSignature(shape).json.canonicalText),
+                .text(JSONValue.array(shape.decodedColumnNames.map(JSONValue.string)).canonicalText),
+            ], name: "agent.install.record")
+    }
+
+    /// The event trigger that announces (WAL capture) or refuses (trigger capture) an `ALTER TABLE` of a synced table
+    /// run in this region (`starling.capture_schema_change`, Migrations/agent/0010). Returns false, creating
+    /// nothing, when the role may not create event triggers (a superuser's privilege): schema changes made in
+    /// the region then stop the changed table's stream (``ShapeGuard``) and must be given to the hub instead.
+    public func installSchemaCapture(connection: PostgresConnection) throws -> Bool {
+        try connection.transaction(name: "agent.install.schemaCapture") { connection in
+            let rows = try connection.query(
+                """
+                SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1) AS present,
+                       (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS allowed
+                """, [.text(Self.schemaEventTrigger)], name: "agent.install.schemaCapture.check")
+            if try rows[0].bool("present") { return true }
+            guard try rows[0].bool("allowed") else { return false }
+            try connection.executeScript(
+                "CREATE EVENT TRIGGER \(try PostgresIdentifier.quoteName(Self.schemaEventTrigger)) ON ddl_command_end "
+                    + "WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION starling.capture_schema_change()",
+                name: "agent.install.schemaCapture.create")
+            return true
+        }
+    }
+
+    /// The event trigger's name (``installSchemaCapture(connection:)``).
+    public static let schemaEventTrigger = "starling_schema_change"
 
     /// Drops every installed trigger and the `starling` schema (outbox, versions, cursor, dead letters,
     /// functions). User tables and their rows stay. A database without the schema is left as it is.

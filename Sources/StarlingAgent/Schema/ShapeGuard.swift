@@ -2,8 +2,10 @@ public import StarlingCore
 public import StarlingPostgres
 
 /// Finds the synced tables whose shape changed since their capture and apply functions were installed
-/// (``TableSignature``), in one catalog query. Until schema changes travel as log entries (they do not yet), such a
-/// table's stream stops: its local changes stay in `starling.outbox` (not pushed), pulled entries for it wait
+/// (``TableSignature``), in one catalog query, or whose stream a schema change from the log stopped
+/// (`synced_tables.stopped`, AgentStore+Schema.swift). A shape changed here without being replicated (a schema
+/// change is replicated when given to the hub, or made here under WAL capture with the event trigger) stops the
+/// table's stream: its local changes stay in `starling.outbox` (not pushed), pulled entries for it wait
 /// in `starling.held_entries` (not applied), and the agent reports why; when the table has its installed
 /// shape again (the change reverted), the stream resumes where it stopped. Nothing is lost either way.
 ///
@@ -37,6 +39,12 @@ public struct ShapeGuard: Sendable {
             WHERE s.shape IS NOT NULL
             """, name: "agent.shape.check")
         var drift: Drift = [:]
+        for row in try connection.query(
+            "SELECT table_name, stopped FROM starling.synced_tables WHERE stopped IS NOT NULL",
+            name: "agent.shape.stopped")
+        {
+            drift[try row.string("table_name")] = try row.string("stopped")
+        }
         for row in rows {
             let table = try row.string("table_name")
             let installed = try TableSignature(json: try JSONValue(parsing: try row.string("shape")), what: table)
@@ -62,6 +70,8 @@ public struct ShapeGuard: Sendable {
     static func message(table: String, changes: [String]) -> String {
         "table \(table) changed shape since its capture was installed (\(changes.joined(separator: "; "))): its "
             + "stream is stopped — local changes wait in starling.outbox and pulled entries in starling.held_entries. "
-            + "Schema changes are not replicated yet: revert the change and the stream resumes where it stopped"
+            + "A schema change made here is replicated only under WAL capture with the event trigger "
+            + "\(AgentSchema.schemaEventTrigger); revert it (the stream resumes where it stopped) and give it to the "
+            + "hub instead (starling admin ddl), which replicates it to every region"
     }
 }

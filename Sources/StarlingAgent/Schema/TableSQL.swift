@@ -204,7 +204,12 @@ struct TableSQL: Sendable {
         let writableColumns = shape.columns.filter { !$0.isGenerated }
         let writable = try writableColumns.map { try PostgresIdentifier.quoteName($0.name) }
         let selected = zip(writableColumns, writable).map { column, quoted in
-            column.encoding == .jsonText ? "(\(image) ->> \(Self.literal(column.name)))::json" : "r.\(quoted)"
+            let value =
+                column.encoding == .jsonText ? "(\(image) ->> \(Self.literal(column.name)))::json" : "r.\(quoted)"
+            // An image written before its region added the column (a schema change it had not applied yet) lacks
+            // it: the column's default, as the ALTER TABLE gave every row that existed then.
+            guard let defaultSQL = column.defaultSQL else { return value }
+            return "CASE WHEN \(image) ? \(Self.literal(column.name)) THEN \(value) ELSE \(defaultSQL) END"
         }
         return """
             INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE
@@ -325,29 +330,9 @@ struct TableSQL: Sendable {
         return parts.isEmpty ? "'{}'::jsonb" : parts.joined(separator: " || ")
     }
 
-    /// The jsonb value of column expression `x` (NULL stays SQL NULL, which jsonb_build_object writes as null).
+    /// The jsonb value of column expression `x` (``ColumnEncoding/jsonSQL(of:)``).
     static func valueExpression(_ x: String, _ encoding: ColumnEncoding) -> String {
-        switch encoding {
-        case .native: return "to_jsonb(\(x))"
-        case .text, .jsonText: return "to_jsonb(\(x)::text)"
-        case .bytea: return "to_jsonb(E'\\\\x' || encode(\(x), 'hex'))"
-        case .timestamp: return "to_jsonb(\(timestampText(x)))"
-        case .timestamptz: return "to_jsonb(\(timestamptzText(x)))"
-        case .textArray: return "to_jsonb(\(x)::text[])"
-        case .timestampArray, .timestamptzArray:
-            let element = encoding == .timestampArray ? timestampText("u.e") : timestamptzText("u.e")
-            return "CASE WHEN \(x) IS NULL THEN NULL ELSE (SELECT coalesce(jsonb_agg(to_jsonb(\(element)) "
-                + "ORDER BY u.o), '[]'::jsonb) FROM unnest(\(x)) WITH ORDINALITY AS u(e, o)) END"
-        }
-    }
-
-    private static func timestampText(_ x: String) -> String {
-        "CASE WHEN isfinite(\(x)) THEN to_char(\(x), 'YYYY-MM-DD\"T\"HH24:MI:SS.US') ELSE \(x)::text END"
-    }
-
-    private static func timestamptzText(_ x: String) -> String {
-        "CASE WHEN isfinite(\(x)) THEN to_char(\(x) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') "
-            + "ELSE \(x)::text END"
+        encoding.jsonSQL(of: x)
     }
 
     /// A standard-conforming SQL string literal (`'` doubled).

@@ -20,8 +20,10 @@ extension TableShape {
             SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type,
                    (a.attgenerated <> '') AS generated, bt.typname::text AS base, et.typname::text AS element,
                    coalesce(array_position(string_to_array(i.indkey::text, ' ')::int2[], a.attnum), 0)::bigint
-                       AS key_position
+                       AS key_position,
+                   a.attnum::bigint AS number, pg_get_expr(d.adbin, d.adrelid) AS default_sql
             FROM pg_attribute a
+            LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
             JOIN pg_type t ON t.oid = a.atttypid
             JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
             LEFT JOIN pg_type et ON et.oid = bt.typelem AND bt.typcategory = 'A'
@@ -37,7 +39,8 @@ extension TableShape {
             columns.append(
                 Column(
                     name: name, type: try row.string("type"), encoding: .of(base: base, element: element),
-                    isGenerated: try row.bool("generated"), valueType: element ?? base, isArray: element != nil))
+                    isGenerated: try row.bool("generated"), valueType: element ?? base, isArray: element != nil,
+                    number: try row.int64("number"), defaultSQL: try row.optionalString("default_sql")))
             let position = try row.int64("key_position")
             if position > 0 { keyed.append((position, name)) }
         }
@@ -75,4 +78,9 @@ extension TableShape {
          ORDER BY ki.indisprimary DESC, ki.indisreplident DESC, ki.indnatts, kc.relname LIMIT 1)
         """
     }
+}
+
+extension TableShape {
+    /// The names of the columns a decoded row carries, in order (pgoutput sends no generated column).
+    var decodedColumnNames: [String] { columns.filter { !$0.isGenerated }.map(\.name) }
 }

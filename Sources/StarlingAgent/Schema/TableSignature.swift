@@ -13,11 +13,25 @@ public struct TableSignature: Sendable, Hashable {
         /// `format_type(atttypid, atttypmod)`.
         public var type: String
         public var isGenerated: Bool
+        /// `attnum` (0 in signatures stored before schema changes were replicated): not compared, only what a
+        /// schema change captured here is computed from (``SchemaChange/actions(from:to:)``).
+        public var number: Int64
 
-        public init(name: String, type: String, isGenerated: Bool) {
+        public init(name: String, type: String, isGenerated: Bool, number: Int64 = 0) {
             self.name = name
             self.type = type
             self.isGenerated = isGenerated
+            self.number = number
+        }
+
+        public static func == (a: Column, b: Column) -> Bool {
+            a.name == b.name && a.type == b.type && a.isGenerated == b.isGenerated
+        }
+
+        public func hash(into hasher: inout Hasher) {
+            hasher.combine(name)
+            hasher.combine(type)
+            hasher.combine(isGenerated)
         }
     }
 
@@ -30,7 +44,9 @@ public struct TableSignature: Sendable, Hashable {
     }
 
     public init(_ shape: TableShape) {
-        columns = shape.columns.map { Column(name: $0.name, type: $0.type, isGenerated: $0.isGenerated) }
+        columns = shape.columns.map {
+            Column(name: $0.name, type: $0.type, isGenerated: $0.isGenerated, number: $0.number)
+        }
         key = shape.key
     }
 
@@ -39,7 +55,10 @@ public struct TableSignature: Sendable, Hashable {
         .object([
             "columns": .array(
                 columns.map {
-                    .object(["name": .string($0.name), "type": .string($0.type), "generated": .bool($0.isGenerated)])
+                    .object([
+                        "name": .string($0.name), "type": .string($0.type), "generated": .bool($0.isGenerated),
+                        "number": .integer($0.number),
+                    ])
                 }),
             "key": .array(key.map(JSONValue.string)),
         ])
@@ -55,7 +74,10 @@ public struct TableSignature: Sendable, Hashable {
             guard let name = value["name"]?.stringValue, let type = value["type"]?.stringValue else {
                 throw AgentError(code: .database, message: "\(what) has a column without name or type", key: what)
             }
-            columns.append(Column(name: name, type: type, isGenerated: value["generated"]?.boolValue ?? false))
+            columns.append(
+                Column(
+                    name: name, type: type, isGenerated: value["generated"]?.boolValue ?? false,
+                    number: value["number"]?.int64Value ?? 0))
         }
         self.init(columns: columns, key: keyValues.compactMap(\.stringValue))
     }

@@ -267,11 +267,11 @@ public struct AgentStore: Sendable {
         let installed = try tables ?? installedTables(connection: connection)
         var applied = ApplySummary()
         applied.stoppedTables = try lockAndCheckShapes(
-            of: Set(released.map(\.table)), tables: installed, connection: connection
+            of: Set(released.map(\.table)), tables: installed, how: nil, connection: connection
         ).drift
         try applyPulled(
-            released, tables: installed, drift: applied.stoppedTables, versions: versions, summary: &applied,
-            connection: connection)
+            released, tables: installed, drift: applied.stoppedTables, versions: versions,
+            renames: try loadRenames(connection: connection), summary: &applied, connection: connection)
         return applied.applied
     }
 
@@ -395,9 +395,12 @@ public struct AgentStore: Sendable {
                 """
                 UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now()
                 WHERE cursor = $3
-                RETURNING (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables
+                RETURNING (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables,
+                          (SELECT coalesce(json_object_agg(t.table_name, t.renamed), '{}') FROM starling.synced_tables t
+                           WHERE t.renamed <> '{}')::text AS renamed
                 """, [.int64(next), .int64(maxHLC), .int64(after)], name: "agent.apply.cursor")
             guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
+            let renames = try Self.renames(try state[0].string("renamed"))
             try history?.save(connection: connection)
             let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
             var summary = ApplySummary()
@@ -407,14 +410,16 @@ public struct AgentStore: Sendable {
                     CaptureLedger.Marker(cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil), connection: connection)
                 try deferPending(&entries, pendingKeys: pendingKeys, summary: &summary, connection: connection)
             }
+            let how = SchemaApply(captureTriggers: wal == nil || wal?.versions == nil, announce: wal != nil)
             let shapes = try lockAndCheckShapes(
-                of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, connection: connection)
+                of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, how: how,
+                connection: connection)
             summary.stoppedTables = shapes.drift
             let versions = wal?.versions
             if shapes.hasHeldEntries {
                 try applyHeldEntries(
-                    drift: shapes.drift, tables: tables, inMemory: versions != nil, summary: &summary,
-                    connection: connection)
+                    drift: shapes.drift, tables: tables, inMemory: versions != nil, how: how, renames: renames,
+                    summary: &summary, connection: connection)
             }
             if let spill {
                 try applySpilled(
@@ -422,8 +427,8 @@ public struct AgentStore: Sendable {
                     connection: connection)
             }
             try applyPulled(
-                entries, tables: tables, drift: summary.stoppedTables, versions: versions, summary: &summary,
-                connection: connection)
+                entries, tables: tables, drift: summary.stoppedTables, versions: versions, renames: renames,
+                summary: &summary, connection: connection)
             if spill != nil { try Self.dropSpilled(through: next, connection: connection) }
             return summary
         }
@@ -435,7 +440,7 @@ public struct AgentStore: Sendable {
     /// written with no version row; without, the version rows decide.
     func applyPulled(
         _ entries: [LogEntry], tables: Set<String>, drift: ShapeGuard.Drift, versions: [TableKey: Int64]?,
-        summary: inout ApplySummary, connection: PostgresConnection
+        renames: [String: [String: String]] = [:], summary: inout ApplySummary, connection: PostgresConnection
     ) throws {
         var applicable: [LogEntry] = []
         var held: [LogEntry] = []
@@ -447,6 +452,8 @@ public struct AgentStore: Sendable {
                 summary.skippedVersion += 1
             } else if drift[entry.table] != nil {
                 held.append(entry)
+            } else if let renamed = renames[entry.table] {
+                applicable.append(Self.renaming(entry, renamed))
             } else {
                 applicable.append(entry)
             }
@@ -460,16 +467,20 @@ public struct AgentStore: Sendable {
     /// transaction; returns what it did, with the tables still stopped.
     /// `inMemory`: WAL capture with trigger capture switched off (no version rows; superseded held entries were
     /// dropped when their verdicts were handled).
-    public func applyHeldEntries(inMemory: Bool = false, connection: PostgresConnection) throws -> ApplySummary {
+    public func applyHeldEntries(
+        inMemory: Bool = false, how: SchemaApply? = nil, connection: PostgresConnection
+    ) throws -> ApplySummary {
         try connection.transaction(name: "agent.held") { connection in
             try relaxCommit(connection)
             let tables = try installedTables(connection: connection)
             var summary = ApplySummary()
-            let shapes = try lockAndCheckShapes(of: [], tables: tables, connection: connection)
+            let how = how ?? SchemaApply(captureTriggers: !inMemory, announce: inMemory)
+            let shapes = try lockAndCheckShapes(of: [], tables: tables, how: how, connection: connection)
             summary.stoppedTables = shapes.drift
             if shapes.hasHeldEntries {
                 try applyHeldEntries(
-                    drift: shapes.drift, tables: tables, inMemory: inMemory, summary: &summary, connection: connection)
+                    drift: shapes.drift, tables: tables, inMemory: inMemory, how: how,
+                    renames: try loadRenames(connection: connection), summary: &summary, connection: connection)
             }
             return summary
         }
@@ -514,7 +525,7 @@ public struct AgentStore: Sendable {
     /// whether any entry is held (so an apply without held entries does not look for them again).
     /// Waits at most ``TableSQL/applyLockTimeout`` behind a DDL statement; the apply is then retried.
     private func lockAndCheckShapes(
-        of batchTables: Set<String>, tables: Set<String>, connection: PostgresConnection
+        of batchTables: Set<String>, tables: Set<String>, how: SchemaApply?, connection: PostgresConnection
     ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
         let found = try connection.query(
             """
@@ -532,11 +543,13 @@ public struct AgentStore: Sendable {
             try connection.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ROW EXCLUSIVE MODE")
             try connection.execute("SET LOCAL lock_timeout = DEFAULT")
         }
+        // A schema change a stopped table waits on is tried again (not while handling verdicts: `how` nil).
+        if let how, try found.bool("held") { try retryStoppedSchemas(how: how, connection: connection) }
         return (try ShapeGuard().check(connection: connection), try found.bool("held"))
     }
 
     /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
-    private func hold(_ entries: [LogEntry], connection: PostgresConnection) throws {
+    func hold(_ entries: [LogEntry], connection: PostgresConnection) throws {
         guard !entries.isEmpty else { return }
         try connection.query(
             """
@@ -552,9 +565,10 @@ public struct AgentStore: Sendable {
     /// Applies, in seq order and chunk by chunk, the held entries of every table not in `drift`, and deletes
     /// them; inside the caller's transaction.
     private func applyHeldEntries(
-        drift: ShapeGuard.Drift, tables: Set<String>, inMemory: Bool, summary: inout ApplySummary,
-        connection: PostgresConnection
+        drift: ShapeGuard.Drift, tables: Set<String>, inMemory: Bool, how: SchemaApply,
+        renames: [String: [String: String]], summary: inout ApplySummary, connection: PostgresConnection
     ) throws {
+        var stopped: [String: String] = [:]
         var after: Int64 = 0
         while true {
             let rows = try connection.query(
@@ -571,9 +585,60 @@ public struct AgentStore: Sendable {
             entries.sort { $0.0 < $1.0 }
             after = entries.last?.0 ?? after
             summary.resumed += entries.count
-            try applyEntries(
-                entries.map(\.1), tables: tables, inMemory: inMemory, summary: &summary, connection: connection)
+            // A schema change among them is applied alone, at its place; a table it stops holds its later ones.
+            var run: [LogEntry] = []
+            for (_, entry) in entries {
+                if entry.kind == .schema {
+                    try applyEntries(run, tables: tables, inMemory: inMemory, summary: &summary, connection: connection)
+                    run.removeAll()
+                    if stopped[entry.table] != nil {
+                        try hold([entry], connection: connection)
+                    } else if case .stopped(let reason) = try applySchemaEntry(
+                        entry, how: how, isRetry: false, connection: connection)
+                    {
+                        stopped[entry.table] = reason
+                        summary.stoppedTables[entry.table] = reason
+                    }
+                } else if stopped[entry.table] != nil {
+                    try hold([entry], connection: connection)
+                } else {
+                    run.append(renames[entry.table].map { Self.renaming(entry, $0) } ?? entry)
+                }
+            }
+            try applyEntries(run, tables: tables, inMemory: inMemory, summary: &summary, connection: connection)
         }
+    }
+
+    /// Each table's renamed columns (old name → new name), for the tables that have any.
+    func loadRenames(connection: PostgresConnection) throws -> [String: [String: String]] {
+        let rows = try connection.query(
+            "SELECT coalesce(json_object_agg(table_name, renamed), '{}')::text AS renamed FROM starling.synced_tables "
+                + "WHERE renamed <> '{}'", name: "agent.renames")
+        return try Self.renames(try rows[0].string("renamed"))
+    }
+
+    /// Parses `{"table":{"old":"new"}}`.
+    static func renames(_ text: String) throws -> [String: [String: String]] {
+        guard text != "{}" else { return [:] }
+        var result: [String: [String: String]] = [:]
+        for (table, value) in try JSONValue(parsing: text).objectValue ?? [:] {
+            result[table] = (value.objectValue ?? [:]).compactMapValues(\.stringValue)
+        }
+        return result
+    }
+
+    /// `entry` with its image's members under renamed columns' old names moved to the new names (an image
+    /// written before its region applied the rename).
+    static func renaming(_ entry: LogEntry, _ renamed: [String: String]) -> LogEntry {
+        guard let row = entry.row, row.keys.contains(where: { renamed[$0] != nil }) else { return entry }
+        var image: JSONObject = [:]
+        for (name, value) in row {
+            let target = renamed[name] ?? name
+            if renamed[name] == nil || row[target] == nil { image[target] = value }
+        }
+        var result = entry
+        result.row = image
+        return result
     }
 
     /// One image to write: a pulled entry, or the image a verdict returned.

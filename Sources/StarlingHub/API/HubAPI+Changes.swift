@@ -85,10 +85,12 @@ extension HubAPI {
         for (offset, item) in items.enumerated() {
             let index = firstIndex + offset
             let shape = item["table"]?.stringValue.flatMap { shapes[$0] }
-            let change: Change
+            var change: Change
             do {
                 change = try Change(json: item, requiredRegion: region, keyColumns: shape?.key)
                 if let shape {
+                    // Captured before its region applied a schema change: read with the names in force.
+                    change = change.conformed(to: shape.rules, columns: shape.columnNames)
                     try change.check(columns: shape.columnNames)
                     try change.check(types: shape.columnTypes)
                 }

@@ -29,11 +29,11 @@ extension HubAPI {
     func register(_ request: HubRequest) async throws -> HTTPResponse {
         let region = request.region
         let tables = try HubRegistry.parseRegistrations(request.body, settings: settings)
-        let (mismatch, shapes) = try await pool.withConnection { connection in
+        let (mismatch, entries) = try await pool.withConnection { connection in
             let mismatch = try HubRegistry.register(tables, region: region, connection: connection)
-            return (mismatch, try HubStore.loadShapes(connection))
+            return (mismatch, try HubStore.loadShapeEntries(connection))
         }
-        self.shapes.replace(with: shapes)
+        self.shapes.replace(with: entries)
         if let mismatch {
             logger.error("schema mismatch", metadata: ["region": "\(region)", "error": "\(mismatch)"])
             throw HTTPError(409, code: "schema_mismatch", mismatch)

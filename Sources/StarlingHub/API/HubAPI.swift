@@ -90,6 +90,7 @@ final class HubAPI: Sendable {
         case .adopt: .async { [self] in try await adopt($0) }
         case .reconcileTask: .immediate { [self] in reconcileTask($0) }
         case .reconcileAnswer: .async { [self] in try await reconcileAnswer($0) }
+        case .capturedSchema: .async { [self] in try await capturedSchema($0) }
         case .status: .async { [self] _ in try await status() }
         case .conflicts: .async { [self] in try await conflicts($0) }
         case .resolve: .async { [self] in try await resolve($0) }
@@ -97,6 +98,7 @@ final class HubAPI: Sendable {
         case .reconcileReport: .async { [self] in try await reconcileReport($0) }
         case .rowHistory: .async { [self] in try await rowHistory($0) }
         case .reload: .async { [self] _ in try await reload() }
+        case .schemaChange: .async { [self] in try await schemaChange($0) }
         }
     }
 

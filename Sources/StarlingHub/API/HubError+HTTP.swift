@@ -9,7 +9,7 @@ extension HubError: HTTPResponseError {
         case .overloaded, .shuttingDown, .storageFailed, .standby:
             HTTPError(503, code: code.rawValue, message, headers: ["retry-after": "1"])
         case .notFound: HTTPError(404, code: code.rawValue, message)
-        case .alreadyResolved: HTTPError(409, code: code.rawValue, message)
+        case .alreadyResolved, .schemaConflict: HTTPError(409, code: code.rawValue, message)
         default: HTTPError(400, code: code.rawValue, description)
         }
     }

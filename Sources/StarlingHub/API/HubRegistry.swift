@@ -65,7 +65,18 @@ enum HubRegistry {
                 let stored = TableShape(
                     name: table.name, columns: try TableShape.columns(json: try JSONValue(parsing: try row.string(0))),
                     key: try JSONValue(parsing: try row.string(1)).arrayValue?.compactMap(\.stringValue) ?? [])
-                if let mismatch = compare(table, stored: stored, registeredBy: try row.string(2)) { return mismatch }
+                guard let mismatch = compare(table, stored: stored, registeredBy: try row.string(2)) else { continue }
+                // A region that has not applied every schema change yet registers an earlier version; it applies
+                // the rest from the log (images it pushes meanwhile are read with the names in force).
+                let earlier = try connection.query(
+                    "SELECT previous_columns FROM starling_hub.schema_changes WHERE table_name = $1",
+                    [.text(table.name)], name: "hub.register.earlier")
+                let matchesEarlier = try earlier.contains { version in
+                    let columns = try TableShape.columns(json: try JSONValue(parsing: try version.string(0)))
+                    return compare(table, stored: TableShape(name: table.name, columns: columns, key: stored.key),
+                        registeredBy: "") == nil
+                }
+                if !matchesEarlier { return mismatch }
             }
             return nil
         }

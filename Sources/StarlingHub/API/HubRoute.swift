@@ -25,9 +25,9 @@ enum HubRoute: CaseIterable, Sendable {
     case dashboard, openAPI, health, ready, metrics
     // Region endpoints (the agent's).
     case config, push, pull, agentStatus, registerTables, deadLetters, snapshot, adopt, reconcileTask,
-        reconcileAnswer
+        reconcileAnswer, capturedSchema
     // Admin endpoints.
-    case status, conflicts, resolve, startReconcile, reconcileReport, rowHistory, reload
+    case status, conflicts, resolve, startReconcile, reconcileReport, rowHistory, reload, schemaChange
 
     /// Who may call a route.
     enum Access: Sendable {
@@ -82,6 +82,7 @@ enum HubRoute: CaseIterable, Sendable {
         case .adopt: Declaration("POST", "/v1/snapshot/adopt", .region, standby: .refuse)
         case .reconcileTask: Declaration("GET", "/v1/reconcile/task", .region, standby: .refuse)
         case .reconcileAnswer: Declaration("POST", "/v1/reconcile/answer", .region, standby: .refuse)
+        case .capturedSchema: Declaration("POST", "/v1/tables/schema", .region, standby: .refuse)
         case .status: Declaration("GET", "/v1/status", .admin, standby: .serve)
         case .conflicts: Declaration("GET", "/v1/conflicts", .admin, standby: .refuse)
         case .resolve: Declaration("POST", "/v1/conflicts/{id}/resolve", .admin, standby: .refuse)
@@ -91,6 +92,7 @@ enum HubRoute: CaseIterable, Sendable {
         // A standby reloads too: it reads the file and nothing the sequencer owns, and serves with the new
         // tables when it takes over.
         case .reload: Declaration("POST", "/v1/admin/reload", .admin, standby: .serve)
+        case .schemaChange: Declaration("POST", "/v1/schema", .admin, standby: .refuse)
         }
     }
 

@@ -16,9 +16,16 @@ final class ShapeCache: Sendable {
         var columnNames: Set<String>
         /// Each registered column's `format_type`: every pushed value is checked against it (``ColumnTypeCheck``).
         var columnTypes: [String: String]
+        /// How images written under earlier versions read under this one (a region pushes what it captured
+        /// before it applied a schema change).
+        var rules: ImageRules
+        /// The shape's version (1: as first registered; each schema change adds one).
+        var version: Int64
 
-        init(_ shape: TableShape) {
+        init(_ shape: TableShape, rules: ImageRules = ImageRules(), version: Int64 = 1) {
             self.shape = shape
+            self.rules = rules
+            self.version = version
             columnNames = Set(shape.columns.map(\.name))
             columnTypes = shape.columnTypes
         }
@@ -29,9 +36,18 @@ final class ShapeCache: Sendable {
     /// The shapes now, by table name.
     var current: [String: Entry] { shapes.withLock { $0 } }
 
-    /// Replaces every shape (the database's table is the truth; a refresh reads all of it).
-    func replace(with shapes: [String: TableShape]) {
-        let entries = shapes.mapValues(Entry.init)
-        self.shapes.withLock { $0 = entries }
+    /// Replaces every shape (the database's table is the truth; a refresh reads all of it). A read that raced a
+    /// schema change's commit does not bring its table's older version back.
+    func replace(with entries: [String: Entry]) {
+        shapes.withLock { current in
+            current = entries.merging(current.filter { entries[$0.key] != nil }) { loaded, cached in
+                cached.version > loaded.version ? cached : loaded
+            }
+        }
+    }
+
+    /// A committed schema change's table: its new shape, rules and version.
+    func set(_ entry: Entry) {
+        shapes.withLock { $0[entry.shape.name] = entry }
     }
 }

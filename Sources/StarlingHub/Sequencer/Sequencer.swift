@@ -31,6 +31,8 @@ final class Sequencer: Sendable {
             region: String, letters: [DeadLetterReport], continuation: CheckedContinuation<[Int64], any Error>)
         /// Repair entries for one region (``SequencerWriter/repair(_:state:connection:nowMicros:)``).
         case repair(RepairRequest, continuation: CheckedContinuation<[Int64], any Error>)
+        /// A schema change (SequencerWriter+Schema.swift).
+        case schema(SchemaRequest, continuation: CheckedContinuation<SchemaOutcome, any Error>)
         /// A staged (chunked) transaction of `total` changes, sequenced alone in its batch from its chunks slice
         /// by slice (SequencerWriter+Staging.swift).
         case staged(
@@ -42,13 +44,18 @@ final class Sequencer: Sendable {
             case .resolve: 1
             case .deadLetters(_, let letters, _): letters.count
             case .repair(let request, _): request.keys.count
+            case .schema: 1
             case .staged(_, _, let total, _): total
             }
         }
 
-        var isStaged: Bool {
-            if case .staged = self { return true }
-            return false
+        /// Sequenced alone in its batch: a staged transaction (written slice by slice) or a schema change (it
+        /// rewrites its table's heads, so no change of the table may be decided beside it).
+        var isAlone: Bool {
+            switch self {
+            case .staged, .schema: true
+            default: false
+            }
         }
     }
 
@@ -97,6 +104,8 @@ final class Sequencer: Sendable {
     let notifier: CommitNotifier
     /// Filled after every committed batch, emptied when the lock is lost.
     let logCache: LogCache
+    /// The shapes pushes are checked against: a committed schema change replaces its table's here.
+    let shapes: ShapeCache
     private let metrics: HubMetrics
     let logger: Logger
     /// The hub's role: work is queued only while it is active; a lost lock session steps it down.
@@ -108,9 +117,10 @@ final class Sequencer: Sendable {
     let terms = Mutex(LogTerms())
 
     init(
-        settings: HubSettings, notifier: CommitNotifier, logCache: LogCache, metrics: HubMetrics, role: HubRole,
-        clock: TimeSource, logger: Logger
+        settings: HubSettings, notifier: CommitNotifier, logCache: LogCache, shapes: ShapeCache, metrics: HubMetrics,
+        role: HubRole, clock: TimeSource, logger: Logger
     ) {
+        self.shapes = shapes
         self.clock = clock
         self.logCache = logCache
         self.role = role
@@ -161,6 +171,14 @@ final class Sequencer: Sendable {
     func repair(_ request: RepairRequest) async throws -> [Int64] {
         try await withCheckedThrowingContinuation { continuation in
             enqueue(.repair(request, continuation: continuation))
+        }
+    }
+
+    /// Queues a schema change; returns the version it made (or found in force) once committed. The shape cache
+    /// holds the new shape before the entry is published, so no image after it is checked against the old one.
+    func schema(_ request: SchemaRequest) async throws -> SchemaOutcome {
+        try await withCheckedThrowingContinuation { continuation in
+            enqueue(.schema(request, continuation: continuation))
         }
     }
 
@@ -228,8 +246,8 @@ final class Sequencer: Sendable {
                 // A staged transaction goes alone: it is written slice by slice (SequencerWriter+Staging.swift).
                 while taken < state.items.count
                     && (taken == 0
-                        || (count + state.items[taken].changeCount <= maxBatch && !state.items[taken].isStaged
-                            && !state.items[0].isStaged))
+                        || (count + state.items[taken].changeCount <= maxBatch && !state.items[taken].isAlone
+                            && !state.items[0].isAlone))
                 {
                     count += state.items[taken].changeCount
                     taken += 1
@@ -270,6 +288,7 @@ final class Sequencer: Sendable {
             for item in batch { Self.fail(item, failure) }
             return
         }
+        for case .schema(let schema) in outcome.results where schema.isNew { shapes.set(schema.entry) }
         // Cached before the head is published, so the pulls it wakes find their entries in memory.
         logCache.append(outcome.logged, through: outcome.head)
         notifier.publish(head: outcome.head)
@@ -283,6 +302,7 @@ final class Sequencer: Sendable {
                 continuation.resume(returning: resolved)
             case (.deadLetters(_, _, let continuation), .recorded(let ids)): continuation.resume(returning: ids)
             case (.repair(_, let continuation), .recorded(let seqs)): continuation.resume(returning: seqs)
+            case (.schema(_, let continuation), .schema(let schema)): continuation.resume(returning: schema)
             case (.staged(_, _, _, let continuation), .transaction(let verdicts)):
                 continuation.resume(returning: verdicts)
             case (_, .failed(let error)): Self.fail(item, error)
@@ -298,6 +318,7 @@ final class Sequencer: Sendable {
         case .resolve(_, _, _, let continuation): continuation.resume(throwing: error)
         case .deadLetters(_, _, let continuation): continuation.resume(throwing: error)
         case .repair(_, let continuation): continuation.resume(throwing: error)
+        case .schema(_, let continuation): continuation.resume(throwing: error)
         case .staged(_, _, _, let continuation): continuation.resume(throwing: error)
         }
     }

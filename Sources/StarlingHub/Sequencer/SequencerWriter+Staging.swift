@@ -24,8 +24,8 @@ extension SequencerWriter {
         var written = 0
         try connection.transaction(name: "sequencer.staged") { connection in
             var reader = StagedReader(origin: key.origin, tx: key.tx, total: total)
-            while let changes = try reader.next(Self.stagedSliceChanges, connection: connection, region: region) {
-                let texts = Sequencer.PushTexts(changes)
+            while let read = try reader.next(Self.stagedSliceChanges, connection: connection, region: region) {
+                let (changes, texts) = conformed(read, texts: Sequencer.PushTexts(read))
                 let slice: [Sequencer.Item] = [.push(region: region, changes: changes, texts: texts, continuation: nil)]
                 var state = BatchState(nextSeq: seq, nextConflictID: conflictID)
                 try load(slice, into: &state, connection: connection)

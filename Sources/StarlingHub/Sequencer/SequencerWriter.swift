@@ -23,6 +23,7 @@ final class SequencerWriter: @unchecked Sendable {
         case recorded([Int64])
         /// The compacted verdicts of a staged transaction.
         case transaction(TransactionVerdicts)
+        case schema(SchemaOutcome)
         case failed(HubError)
     }
 
@@ -76,6 +77,9 @@ final class SequencerWriter: @unchecked Sendable {
     /// Origin → the largest local id of any change decided so far (`starling_hub.origin_marks`, migration 6):
     /// a pushed id above its origin's mark has no stored verdict, so its idempotency probes are skipped.
     var originMarks: [String: Int64] = [:]
+    /// Each table's shape, version and image rules as the log is now (SequencerWriter+Schema.swift): every pushed
+    /// image is read under the shape in force before it is decided on.
+    var shapeRules: [String: ShapeCache.Entry] = [:]
     /// Creates log partitions ahead of ``nextSeq``, so an insert never finds no partition (LogRetention.swift).
     var partitioner: LogPartitioner
     /// Table → delta column → kind, read from the registered shapes (SequencerWriter+Delta.swift).
@@ -174,6 +178,7 @@ final class SequencerWriter: @unchecked Sendable {
             marks[try row.string(0)] = try row.int64(1)
         }
         originMarks = marks
+        shapeRules = try HubStore.loadShapeEntries(connection)
         try partitioner.load(connection: connection)
         isLoaded = true
     }
@@ -198,6 +203,7 @@ final class SequencerWriter: @unchecked Sendable {
             for item in batch {
                 switch item {
                 case .push(let region, let changes, let texts, _):
+                    let (changes, texts) = conformed(changes, texts: texts)
                     outcome.results.append(
                         .verdicts(decide(changes, texts: texts, region: region, state: &state, outcome: &outcome)))
                 case .resolve(let conflictID, let pick, let actor, _):
@@ -209,6 +215,9 @@ final class SequencerWriter: @unchecked Sendable {
                 case .repair(let request, _):
                     outcome.results.append(
                         try repair(request, state: &state, connection: connection, nowMicros: nowMicros))
+                case .schema(let request, _):
+                    outcome.results.append(
+                        try schema(request, state: &state, connection: connection, nowMicros: nowMicros))
                 case .staged:
                     // The drain loop batches a staged transaction alone (``applyStaged``).
                     outcome.results.append(
@@ -230,6 +239,7 @@ final class SequencerWriter: @unchecked Sendable {
         nextSeq = state.nextSeq
         nextConflictID = state.nextConflictID
         originMarks.merge(state.raisedMarks) { max($0, $1) }
+        for case .schema(let schema) in outcome.results where schema.isNew { shapeRules[schema.entry.shape.name] = schema.entry }
         var result = outcome
         result.head = head
         return result
@@ -342,7 +352,7 @@ extension SequencerWriter {
             case .resolve(let conflictID, _, _, _):
                 state.keyTexts.append([])
                 conflictIDs.append(conflictID)
-            case .deadLetters, .repair, .staged:
+            case .deadLetters, .repair, .staged, .schema:
                 // Keeps keyTexts indexed by batch position for the pushes after this item.
                 state.keyTexts.append([])
             }
@@ -555,7 +565,7 @@ extension SequencerWriter {
                 for (change, verdict) in zip(changes, verdicts) {
                     precondition(verdict.id == change.id, "verdict for \(verdict.id) answers change \(change.id)")
                 }
-            case (.resolve, .resolved): continue
+            case (.resolve, .resolved), (.schema, .schema): continue
             case (.deadLetters(_, let letters, _), .recorded(let ids)):
                 precondition(ids.count == letters.count, "\(ids.count) conflict ids for \(letters.count) dead letters")
             case (.repair(let request, _), .recorded(let seqs)):

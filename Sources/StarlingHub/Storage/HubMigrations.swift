@@ -20,5 +20,6 @@ public enum HubMigrations {
         PostgresMigration(embeddedFile: "0006_origin_marks.sql", PackageResources._006_origin_marks_sql),
         PostgresMigration(embeddedFile: "0007_staged_chunks.sql", PackageResources._007_staged_chunks_sql),
         PostgresMigration(embeddedFile: "0008_log_terms.sql", PackageResources._008_log_terms_sql),
+        PostgresMigration(embeddedFile: "0009_schema_changes.sql", PackageResources._009_schema_changes_sql),
     ]
 }

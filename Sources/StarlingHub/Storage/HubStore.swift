@@ -142,6 +142,21 @@ enum HubStore {
             ], name: "hub.saveRegions")
     }
 
+    /// Every registered shape with its version and image rules (what ``ShapeCache`` holds).
+    static func loadShapeEntries(_ connection: PostgresConnection) throws -> [String: ShapeCache.Entry] {
+        let rows = try connection.query(
+            "SELECT table_name, rules, version FROM starling_hub.table_shapes", name: "hub.loadShapeRules")
+        let shapes = try loadShapes(connection)
+        var entries: [String: ShapeCache.Entry] = [:]
+        for row in rows {
+            let name = try row.string(0)
+            guard let shape = shapes[name] else { continue }
+            entries[name] = ShapeCache.Entry(
+                shape, rules: try ImageRules(json: try JSONValue(parsing: try row.string(1))), version: try row.int64(2))
+        }
+        return entries
+    }
+
     /// Registered table shapes by table name (the registration's columns, as stored, and key).
     static func loadShapes(_ connection: PostgresConnection) throws -> [String: TableShape] {
         let rows = try connection.query(

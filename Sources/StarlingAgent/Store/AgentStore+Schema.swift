@@ -1,0 +1,233 @@
+public import StarlingCore
+public import StarlingPostgres
+
+/// Schema changes from the log (README "Schema changes"): an entry of kind `schema` is applied alone, in its own
+/// local transaction at its place in the order (the pull splits a page around it), so every image before it is
+/// applied to the old shape and every image after it to the new one.
+///
+/// In that transaction: the cursor moves past the entry; the table is locked (the `ALTER TABLE` takes an
+/// access-exclusive lock); the canonical statements of the change (``TableSQL/schemaStatements(table:actions:)``)
+/// run unless the table has the new shape already (the operator ran the same statement here first: a rolling
+/// migration); the table's capture and apply functions are generated again for its new shape, its signature and
+/// its renamed columns recorded. Under WAL capture the transaction announces the new columns to the decoder
+/// (a `starling.schema` message of the agent's own origin). When the statements fail here (or the table has a
+/// third shape), nothing of them stays: the entry becomes a dead letter (an open conflict at the hub, with the
+/// statement and the error), it waits first among the table's held entries, and the table's stream stops with
+/// the reason (`synced_tables.stopped`, ``ShapeGuard``); every later apply tries it again, so once the operator
+/// has made it possible the stream resumes where it stopped. The other tables' streams go on.
+extension AgentStore {
+    /// What applying a schema entry did.
+    public enum SchemaOutcome: Sendable, Hashable {
+        /// The stored cursor was not the entry's `after`: nothing done.
+        case stale
+        /// The table is not synced here: only the cursor moved.
+        case notSynced
+        /// Applied; the table's shape now (`executed` false: it had the shape already).
+        case applied(TableShape, executed: Bool)
+        /// Not applicable here: dead-lettered, held, the table's stream stopped with this reason.
+        case stopped(String)
+    }
+
+    /// How a region runs a schema change.
+    public struct SchemaApply: Sendable {
+        /// Install capture triggers with the new functions (trigger capture, or WAL capture still switching).
+        public var captureTriggers: Bool
+        /// Announce the new columns to the WAL decoder (WAL capture).
+        public var announce: Bool
+
+        public init(captureTriggers: Bool, announce: Bool) {
+            self.captureTriggers = captureTriggers
+            self.announce = announce
+        }
+    }
+
+    /// The prefix of the logical messages announcing a synced table's columns after a schema change (the event
+    /// trigger's for a change made here, the agent's own for one applied from the log).
+    public static let schemaMessagePrefix = "starling.schema"
+
+    /// Applies the schema entry `entry` (the page's entries before it are applied) in its own transaction and moves
+    /// the cursor from `after` to `entry.seq`.
+    public func applySchema(
+        _ entry: LogEntry, after: Int64, how: SchemaApply, connection: PostgresConnection
+    ) throws -> SchemaOutcome {
+        try connection.transaction(name: "agent.schema") { connection in
+            let moved = try connection.query(
+                """
+                UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now()
+                WHERE cursor = $3 RETURNING cursor
+                """, [.int64(entry.seq), .int64(entry.hlc), .int64(after)], name: "agent.schema.cursor")
+            guard !moved.isEmpty else { return .stale }
+            try history?.save(connection: connection)
+            if how.announce { try Self.emit(CaptureLedger.Marker(cursor: entry.seq), connection: connection) }
+            let stopped = try connection.query(
+                "SELECT stopped FROM starling.synced_tables WHERE table_name = $1 FOR UPDATE", [.text(entry.table)],
+                name: "agent.schema.table")
+            guard let row = stopped.first else { return .notSynced }
+            if let reason = try row.optionalString("stopped") {
+                // An earlier schema change of the table waits: this one waits behind it.
+                try hold([entry], connection: connection)
+                return .stopped(reason)
+            }
+            return try applySchemaEntry(entry, how: how, isRetry: false, connection: connection)
+        }
+    }
+
+    /// Applies a schema entry inside the caller's transaction (the table row of `starling.synced_tables` locked):
+    /// see the type. A failure is rolled back to a savepoint, held and (unless `isRetry`) recorded as a dead letter.
+    func applySchemaEntry(_ entry: LogEntry, how: SchemaApply, isRetry: Bool, connection: PostgresConnection) throws
+        -> SchemaOutcome
+    {
+        let schema: SchemaEntry
+        do {
+            schema = try SchemaEntry(entry: entry)
+        } catch {
+            return try stop(entry, reason: "schema change at seq \(entry.seq) is malformed: \(error.message)", connection: connection)
+        }
+        let table = entry.table
+        if entry.origin == region && !entry.rewritten {
+            // Captured here: the table has the shape; its functions were installed with the verdict.
+            return .applied(try TableShape.load(table: table, connection: connection), executed: false)
+        }
+        try connection.execute("SET LOCAL starling.schema_apply = 'on'", name: "agent.schema.flag")
+        try connection.execute("SAVEPOINT starling_schema", name: "agent.schema.savepoint")
+        let executed: Bool
+        do {
+            let installed = try connection.query(
+                "SELECT shape FROM starling.synced_tables WHERE table_name = $1", [.text(table)],
+                name: "agent.schema.installed")
+            let signature = try installed.first.flatMap { try $0.optionalString("shape") }.map { text throws in
+                try TableSignature(json: try JSONValue(parsing: text), what: table)
+            }
+            let local = try TableShape.load(table: table, connection: connection)
+            if Self.sameColumns(local.columns, schema.shape.columns) {
+                executed = false
+            } else if signature == nil || signature.map({ $0.differences(to: TableSignature(local)).isEmpty }) == true {
+                for statement in try TableSQL.schemaStatements(table: table, actions: schema.change.actions) {
+                    try connection.execute(statement, name: "agent.schema.statement")
+                }
+                executed = true
+            } else {
+                let now = local.columns.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
+                throw AgentError(
+                    code: .invalidTable,
+                    message: "table \(table) here has columns (\(now)), neither the shape before the change nor after it",
+                    key: table)
+            }
+            let shape = try TableShape.load(table: table, connection: connection)
+            guard Self.sameColumns(shape.columns, schema.shape.columns) else {
+                throw AgentError(
+                    code: .invalidTable,
+                    message: "after the change, table \(table) here has columns ("
+                        + shape.columns.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
+                        + "), not version \(schema.version)'s", key: table)
+            }
+            try AgentSchema().installTable(shape, captureTriggers: how.captureTriggers, connection: connection)
+            try recordRenames(schema.change, table: table, connection: connection)
+            if how.announce { try announce(table: table, connection: connection) }
+            try connection.execute("RELEASE SAVEPOINT starling_schema", name: "agent.schema.release")
+            return .applied(shape, executed: executed)
+        } catch {
+            try connection.execute("ROLLBACK TO SAVEPOINT starling_schema", name: "agent.schema.rollback")
+            let sqlState = (error as? PostgresError)?.sqlState
+            let message = (error as? PostgresError)?.message ?? "\(error)"
+            if !isRetry {
+                try recordDeadLetter(
+                    entry.json, seq: entry.seq, table: table, sqlState: sqlState,
+                    error: "schema change \(schema.change.statement.isEmpty ? "" : "(\(schema.change.statement)) ")"
+                        + "could not be applied: \(message)", connection: connection)
+            }
+            return try stop(
+                entry,
+                reason: "table \(table): the schema change at seq \(entry.seq) (version \(schema.version)) could not be "
+                    + "applied here: \(message). Its stream is stopped (pulled entries wait in starling.held_entries, "
+                    + "the change is an open conflict at the hub); make the change possible, or apply it by hand, and "
+                    + "the stream resumes at the next apply", connection: connection)
+        }
+    }
+
+    /// Holds `entry` and stops its table's stream with `reason`.
+    private func stop(_ entry: LogEntry, reason: String, connection: PostgresConnection) throws -> SchemaOutcome {
+        try hold([entry], connection: connection)
+        try connection.execute(
+            "UPDATE starling.synced_tables SET stopped = $2 WHERE table_name = $1", [.text(entry.table), .text(reason)],
+            name: "agent.schema.stop")
+        return .stopped(reason)
+    }
+
+    /// Tries again, inside the caller's transaction, the schema entry each stopped table waits on (the first of its
+    /// held entries): applied, it leaves the held entries and the table's stream resumes; failing again, it stays
+    /// (no second dead letter).
+    func retryStoppedSchemas(how: SchemaApply, connection: PostgresConnection) throws {
+        let waiting = try connection.query(
+            """
+            SELECT h.seq, h.entry FROM starling.synced_tables s
+            CROSS JOIN LATERAL (SELECT seq, entry FROM starling.held_entries WHERE table_name = s.table_name
+                                ORDER BY seq LIMIT 1) h
+            WHERE s.stopped IS NOT NULL
+            ORDER BY h.seq
+            """, name: "agent.schema.waiting")
+        for row in waiting {
+            let entry = try LogEntry(json: try JSONValue(parsing: try row.string("entry")))
+            guard entry.kind == .schema else { continue }
+            try connection.execute(
+                "DELETE FROM starling.held_entries WHERE seq = $1", [.int64(try row.int64("seq"))],
+                name: "agent.schema.unhold")
+            try connection.execute(
+                "UPDATE starling.synced_tables SET stopped = NULL WHERE table_name = $1", [.text(entry.table)],
+                name: "agent.schema.resume")
+            _ = try applySchemaEntry(entry, how: how, isRetry: true, connection: connection)
+        }
+    }
+
+    /// A schema change made here was accepted by the hub (a new version, or the one in force): the table's
+    /// functions are generated again for its columns now (WAL capture: no capture trigger), its signature and
+    /// renames recorded, so the pulled entries held meanwhile (``ShapeGuard``) apply to the new shape. One
+    /// transaction. Returns the table's shape.
+    public func acceptedSchema(_ change: SchemaChange, connection: PostgresConnection) throws -> TableShape? {
+        try connection.transaction(name: "agent.schema.accepted") { connection in
+            let found = try connection.query(
+                "SELECT 1 FROM starling.synced_tables WHERE table_name = $1 FOR UPDATE", [.text(change.table)],
+                name: "agent.schema.acceptedTable")
+            guard !found.isEmpty else { return nil }
+            let shape = try TableShape.load(table: change.table, connection: connection)
+            try AgentSchema().installTable(shape, captureTriggers: false, connection: connection)
+            try recordRenames(change, table: change.table, connection: connection)
+            return shape
+        }
+    }
+
+    /// Adds the change's renames to the table's map (an image written before the rename is read with the new
+    /// name), following chains (`a → b` then `b → c` makes `a → c`).
+    private func recordRenames(_ change: SchemaChange, table: String, connection: PostgresConnection) throws {
+        var renames: [(String, String)] = []
+        for case .renameColumn(let from, let to) in change.actions { renames.append((from, to)) }
+        guard !renames.isEmpty else { return }
+        for (from, to) in renames {
+            try connection.execute(
+                """
+                UPDATE starling.synced_tables
+                SET renamed = (SELECT coalesce(jsonb_object_agg(k, CASE WHEN v = to_jsonb($2::text) THEN to_jsonb($3::text)
+                                                                          ELSE v END), '{}')
+                               FROM jsonb_each(renamed) AS e(k, v)) || jsonb_build_object($2::text, $3::text)
+                WHERE table_name = $1
+                """, [.text(table), .text(from), .text(to)], name: "agent.schema.renamed")
+        }
+    }
+
+    /// Tells the WAL decoder the table's columns from here on (a message of the agent's own origin).
+    private func announce(table: String, connection: PostgresConnection) throws {
+        try connection.query(
+            """
+            SELECT pg_logical_emit_message(true, $2, json_build_object('table', s.table_name,
+                       'columns', starling.table_columns(s.relation_oid))::text)::text AS lsn
+            FROM starling.synced_tables s WHERE s.table_name = $1
+            """, [.text(table), .text(Self.schemaMessagePrefix)], name: "agent.schema.announce")
+    }
+
+    /// Equal names and types, in any order (as the hub compares a registration).
+    static func sameColumns(_ a: [TableShape.Column], _ b: [TableShape.Column]) -> Bool {
+        a.count == b.count
+            && Dictionary(a.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
+                == Dictionary(b.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
+    }
+}

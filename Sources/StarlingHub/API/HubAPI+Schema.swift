@@ -1,0 +1,108 @@
+import StarlingCore
+import StarlingHTTP2
+
+/// `POST /v1/schema` (admin): a schema change of a synced table, `{"table":…,"statement":"ALTER TABLE … "}` (or
+/// the clauses alone) and an optional `id` that makes a retry safe. The hub finds the column actions by running
+/// the statement on an empty copy of the table's shape (``SchemaProbe``), checks them
+/// (``SchemaChange/applied(to:)``: 400 naming the reason) and sequences the change (SequencerWriter+Schema.swift);
+/// every region applies it at its place in the log. 200 `{"table","seq","version","columns","actions"}`.
+///
+/// `POST /v1/tables/schema` (region): a schema change an agent captured in its region (an `ALTER TABLE` run there),
+/// `{"id","table","statement","actions":[…],"columns":[…]}` with the columns the table has after it. When the shape
+/// in force has those columns already (the same statement ran in another region first: a rolling migration) the
+/// answer is that version, and nothing new is logged; otherwise the actions must follow from the shape in force
+/// (409 `schema_conflict` naming both shapes otherwise).
+extension HubAPI {
+    func capturedSchema(_ request: HubRequest) async throws -> HTTPResponse {
+        let region = request.region
+        let body = try parseBody(request.body)
+        let change: SchemaChange
+        let columns: [TableShape.Column]
+        do {
+            change = try SchemaChange(json: body)
+            columns = try TableShape.columns(json: body["columns"] ?? .null)
+        } catch {
+            throw HTTPError(400, code: "invalid_request", "\(error.field.map { $0 + ": " } ?? "")\(error.message)")
+        }
+        guard let id = body["id"]?.stringValue, (try? Change.region(ofID: id)) == region else {
+            throw HTTPError(400, code: "invalid_request", "\"id\" must be a change id of region \(region)")
+        }
+        guard settings.tablesByName[change.table] != nil else {
+            throw HTTPError(400, code: "table_not_synced", "table \"\(change.table)\" is not synced")
+        }
+        let shape = shapes.current[change.table]?.shape ?? TableShape(name: change.table, columns: [], key: [])
+        let (fill, toText) = try await imageRules(of: change.actions, on: shape)
+        let outcome = try await sequencer.schema(
+            SchemaRequest(change: change, origin: region, id: id, resulting: columns, fill: fill, toText: toText))
+        logger.info(
+            outcome.isNew ? "schema change sequenced" : "schema change already in force",
+            metadata: [
+                "table": "\(change.table)", "region": "\(region)", "seq": "\(outcome.seq)",
+                "version": "\(outcome.entry.version)",
+            ])
+        return .json(200, Self.schemaAnswer(outcome).serialized())
+    }
+
+    static func schemaAnswer(_ outcome: SchemaOutcome) -> JSONValue {
+        [
+            "table": .string(outcome.entry.shape.name), "seq": .integer(outcome.seq),
+            "version": .integer(outcome.entry.version), "columns": outcome.entry.shape.columnsJSON,
+            "actions": outcome.change.json["actions"] ?? .array([]),
+        ]
+    }
+
+    /// The image rules of `actions` (``SchemaProbe/imageRules(of:on:connection:)``); 400 when a default cannot be
+    /// evaluated here.
+    private func imageRules(of actions: [SchemaChange.Action], on shape: TableShape) async throws
+        -> (fill: JSONObject, toText: Set<String>)
+    {
+        do {
+            return try await pool.withConnection { connection in
+                try SchemaProbe.imageRules(of: actions, on: shape, connection: connection)
+            }
+        } catch {
+            throw HTTPError(
+                400, code: "invalid_statement",
+                "\(shape.name): a new column's default cannot be evaluated by the hub (\(error)); add the column "
+                    + "without a default, then fill it with an UPDATE")
+        }
+    }
+
+    func schemaChange(_ request: HubRequest) async throws -> HTTPResponse {
+        let body = try parseBody(request.body)
+        guard let table = body["table"]?.stringValue, let statement = body["statement"]?.stringValue else {
+            throw HTTPError(400, code: "invalid_request", #"the body must be {"table":…,"statement":…}"#)
+        }
+        guard settings.tablesByName[table] != nil else {
+            throw HTTPError(400, code: "table_not_synced", "table \"\(table)\" is not synced")
+        }
+        guard let shape = shapes.current[table]?.shape else {
+            throw HTTPError(
+                400, code: "invalid_request", "table \(table) has no registered shape yet: start a region's agent first")
+        }
+        let clauses: String
+        do {
+            clauses = try SchemaStatement.clauses(of: statement, table: table)
+        } catch {
+            throw HTTPError(400, code: "invalid_statement", error.message)
+        }
+        let actions: [SchemaChange.Action]
+        do {
+            actions = try await pool.withConnection { connection in
+                try SchemaProbe.actions(of: clauses, on: shape, connection: connection)
+            }
+        } catch {
+            throw HTTPError(400, code: "invalid_statement", "ALTER TABLE \(table) \(clauses): \(error)")
+        }
+        let (fill, toText) = try await imageRules(of: actions, on: shape)
+        let id = body["id"]?.stringValue.map { "hub-schema:" + $0 } ?? "hub-schema:\(UInt64.random(in: 1...UInt64.max))"
+        let outcome = try await sequencer.schema(
+            SchemaRequest(
+                change: SchemaChange(table: table, actions: actions, statement: statement), origin: LogEntry.hubOrigin,
+                id: id, resulting: nil, fill: fill, toText: toText))
+        logger.info(
+            "schema change sequenced",
+            metadata: ["table": "\(table)", "seq": "\(outcome.seq)", "version": "\(outcome.entry.version)"])
+        return .json(200, Self.schemaAnswer(outcome).serialized())
+    }
+}

@@ -1,0 +1,254 @@
+import Foundation
+import StarlingPostgres
+import StarlingTestSupport
+import Synchronization
+import Testing
+
+/// Schema changes as log entries (README "Schema changes"), with hub and agents as real processes and writes going
+/// on in every region throughout: statements given to the hub, and the same statement run by hand in each region
+/// (a rolling migration). No process restarts; afterwards every region holds exactly the rows written, in the
+/// shape the statements gave, equal to the hub's heads, with no conflict and no dead letter.
+@Suite(.serialized, .timeLimit(.minutes(4)))
+struct SchemaChangeEndToEndTests {
+    static let ddl = "CREATE TABLE items (id integer PRIMARY KEY, label text);"
+    static let tables = [(name: "public.items", policy: "lww")]
+
+    /// The last value each region's writer wrote per column of each of its keys (writers own disjoint keys, so
+    /// the last write wins everywhere without a conflict).
+    final class Written: Sendable {
+        let rows = Mutex<[Int: [String: String]]>([:])
+        /// Set when the writers stop.
+        let stop = Atomic(false)
+    }
+
+    /// Writes rows of `region` (keys `base + 0..<40`) until `stop`: each write sets the name column (`label`, or
+    /// `title` once renamed), and `note` / `qty` while the region's table has them; a write that meets a schema
+    /// change mid-way fails and is not counted.
+    private func write(
+        _ deployment: Deployment, _ region: String, base: Int, into written: Written
+    ) async {
+        var count = 0
+        while !written.stop.load(ordering: .relaxed) {
+            count += 1
+            let n = count
+            let id = base + n % 40
+            do {
+                let values: [String: String] = try await deployment.sql(region) { connection in
+                    let columns = Set(
+                        try connection.query(
+                            "SELECT attname::text FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0 "
+                                + "AND NOT attisdropped"
+                        ).map { try $0.string(0) })
+                    var values = [columns.contains("title") ? "title" : "label": "\(region)-\(n)"]
+                    if columns.contains("note") { values["note"] = "note-\(n)" }
+                    if columns.contains("qty") { values["qty"] = "\(n)" }
+                    let names = values.keys.sorted()
+                    let quoted = names.map { "\"\($0)\"" }
+                    let placeholders = names.indices.map { "$\($0 + 2)" + (names[$0] == "qty" ? "::integer" : "") }
+                    try connection.execute(
+                        "INSERT INTO items (id, \(quoted.joined(separator: ", "))) VALUES ($1, "
+                            + placeholders.joined(separator: ", ") + ") ON CONFLICT (id) DO UPDATE SET "
+                            + quoted.map { "\($0) = EXCLUDED.\($0)" }.joined(separator: ", "),
+                        [.int(id)] + names.map { .text(values[$0] ?? "") })
+                    return values
+                }
+                written.rows.withLock { rows in rows[id, default: [:]].merge(values) { _, new in new } }
+            } catch {
+                // A write racing a schema change of its region (a column gone, a lock timeout): not counted.
+            }
+            try? await Task.sleep(for: .milliseconds(4))
+        }
+    }
+
+    /// Every region's rows as `[id: [column: text]]`.
+    private func rows(_ deployment: Deployment, _ region: String) async throws -> [Int: [String: String?]] {
+        try await deployment.sql(region) { connection in
+            var result: [Int: [String: String?]] = [:]
+            for row in try connection.query("SELECT id, to_jsonb(items)::text FROM items") {
+                let object = try JSONSerialization.jsonObject(with: Data(try row.string(1).utf8)) as? [String: Any] ?? [:]
+                var values: [String: String?] = [:]
+                for (name, value) in object where name != "id" {
+                    values[name] = value is NSNull ? String?.none : "\(value)"
+                }
+                result[Int(try row.int64(0))] = values
+            }
+            return result
+        }
+    }
+
+    private func columns(_ deployment: Deployment, _ region: String) async throws -> [String] {
+        try await deployment.sql(region) { connection in
+            try connection.query(
+                "SELECT attname::text FROM pg_attribute WHERE attrelid = 'items'::regclass AND attnum > 0 "
+                    + "AND NOT attisdropped ORDER BY attnum"
+            ).map { try $0.string(0) }
+        }
+    }
+
+    private func schemaChange(_ deployment: Deployment, _ statement: String) async throws -> [String: Any] {
+        let body = try JSONSerialization.data(withJSONObject: ["table": "public.items", "statement": statement])
+        let (status, json) = try await deployment.admin("POST", "/v1/schema", body: Array(body))
+        guard status == 200, let answer = json as? [String: Any] else {
+            throw E2EError("POST /v1/schema \(statement) answered \(status): \(String(describing: json))")
+        }
+        return answer
+    }
+
+    /// Runs the writers while `body` runs, then checks convergence and that every region holds what was written.
+    private func underLoad(
+        _ deployment: Deployment, finalColumns: [String], _ body: () async throws -> Void
+    ) async throws {
+        let written = Written()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, region) in deployment.regions.enumerated() {
+                group.addTask { await write(deployment, region, base: 100 * (index + 1), into: written) }
+            }
+            do {
+                try await body()
+                try await Task.sleep(for: .milliseconds(500))
+            } catch {
+                written.stop.store(true, ordering: .relaxed)
+                throw error
+            }
+            written.stop.store(true, ordering: .relaxed)
+            try await group.waitForAll()
+        }
+        try await deployment.waitForConvergence()
+        let expected = written.rows.withLock { $0 }
+        #expect(expected.count == 120, "every writer wrote its 40 keys")
+        for region in deployment.regions {
+            #expect(try await columns(deployment, region) == finalColumns, "\(region)")
+            let found = try await rows(deployment, region)
+            #expect(found.count == expected.count, "\(region)")
+            for (id, values) in expected {
+                for column in finalColumns where column != "id" {
+                    // A key last written before the rename holds its value under the old name.
+                    let value = column == "title" ? values["title"] ?? values["label"] : values[column]
+                    let want: String? = value ?? (column == "qty" ? "0" : nil)
+                    #expect(found[id]?[column] == .some(want), "\(region) id \(id) \(column)")
+                }
+            }
+        }
+        #expect(try await deployment.conflicts().isEmpty)
+        for region in deployment.regions {
+            let letters = try await deployment.sql(region) {
+                try $0.query("SELECT count(*) FROM starling.dead_letters")[0].int64(0)
+            }
+            #expect(letters == 0, "\(region) dead letters")
+        }
+    }
+
+    // Proves statements given to the hub (ADD COLUMN nullable, ADD COLUMN NOT NULL DEFAULT, RENAME, DROP) reach
+    // every region at their place in the log while all regions write, in both capture modes: no write is lost,
+    // rows written before a column existed get its default, values written under the old name survive the rename,
+    // and the log holds the four versions in order.
+    @Test func statementsGivenToTheHubReplicateUnderLoad() async throws {
+        try await Deployment.with(regions: 3, tables: Self.tables, ddl: Self.ddl) { deployment in
+            try await underLoad(deployment, finalColumns: ["id", "title", "qty"]) {
+                let steps: [(String, [String])] = [
+                    ("ALTER TABLE public.items ADD COLUMN note text", ["id", "label", "note"]),
+                    ("ALTER TABLE items ADD COLUMN qty integer NOT NULL DEFAULT 0", ["id", "label", "note", "qty"]),
+                    ("RENAME COLUMN label TO title", ["id", "title", "note", "qty"]),
+                    ("ALTER TABLE public.items DROP COLUMN note", ["id", "title", "qty"]),
+                ]
+                for (version, (statement, columns)) in steps.enumerated() {
+                    try await Task.sleep(for: .milliseconds(400))
+                    let answer = try await schemaChange(deployment, statement)
+                    #expect(answer["version"] as? Int == version + 2, "\(statement)")
+                    try await waitUntil("every region has \(columns) after \(statement)") {
+                        for region in deployment.regions where try await self.columns(deployment, region) != columns {
+                            return false
+                        }
+                        return true
+                    }
+                }
+            }
+            let logged = try await deployment.sql("hub") { connection in
+                try connection.query(
+                    "SELECT (row::jsonb ->> 'version')::int FROM starling_hub.log WHERE kind = 'schema' ORDER BY seq"
+                ).map { try $0.int64(0) }
+            }
+            #expect(logged == [2, 3, 4, 5])
+        }
+    }
+
+    // Proves refusals name the reason and change nothing: a statement for another table, a key column, a
+    // narrowing type change, a volatile default, a statement PostgreSQL rejects.
+    @Test func refusedStatementsSayWhy() async throws {
+        try await Deployment.with(regions: 1, tables: Self.tables, ddl: Self.ddl) { deployment in
+            let cases: [(String, Int, String)] = [
+                ("ALTER TABLE public.other ADD COLUMN x int", 400, "not table public.items"),
+                ("ALTER TABLE items DROP COLUMN id", 400, "key column id"),
+                ("ALTER TABLE items ALTER COLUMN label TYPE integer USING 1", 400, "from text to integer"),
+                ("ALTER TABLE items ADD COLUMN at timestamptz DEFAULT now()", 400, "not a constant"),
+                ("ALTER TABLE items ADD COLUMN bad nosuchtype", 400, "nosuchtype"),
+                ("ALTER TABLE items ADD COLUMN x int; DROP TABLE items", 400, "invalid_statement"),
+            ]
+            for (statement, status, phrase) in cases {
+                let body = try JSONSerialization.data(withJSONObject: ["table": "public.items", "statement": statement])
+                let (answered, json) = try await deployment.admin("POST", "/v1/schema", body: Array(body))
+                let error = (json as? [String: Any])?["error"] as? [String: Any]
+                let text = "\(error?["code"] ?? "") \(error?["message"] ?? "")"
+                #expect(answered == status, "\(statement): \(text)")
+                #expect(text.contains(phrase), "\(statement): \(text)")
+            }
+            #expect(try await columns(deployment, "r1") == ["id", "label"])
+            let logged = try await deployment.sql("hub") {
+                try $0.query("SELECT count(*) FROM starling_hub.log WHERE kind = 'schema'")[0].int64(0)
+            }
+            #expect(logged == 0)
+        }
+    }
+
+    // Proves a rolling migration run by hand, region after region, while every region writes: under WAL capture
+    // each statement is captured where it ran and recognised as one change (one version per statement, not one per
+    // region), replication stays up and nothing is lost; under trigger capture the statement is refused in the
+    // region with the way to give it to the hub.
+    @Test func rollingMigrationRunInEveryRegion() async throws {
+        try await Deployment.with(regions: 3, tables: Self.tables, ddl: Self.ddl) { deployment in
+            let isWAL = try await deployment.sql("r1") {
+                try $0.query("SELECT current_setting('wal_level') = 'logical'")[0].bool(0)
+            } && deployment.agentCapture != "trigger"
+            guard isWAL else {
+                let refusal = try await deployment.sql("r1") { connection -> String in
+                    do {
+                        try connection.execute("ALTER TABLE items ADD COLUMN note text")
+                        return "accepted"
+                    } catch {
+                        return "\(error)"
+                    }
+                }
+                #expect(refusal.contains("refused") && refusal.contains("starling admin ddl"), "\(refusal)")
+                #expect(try await columns(deployment, "r1") == ["id", "label"])
+                return
+            }
+            try await underLoad(deployment, finalColumns: ["id", "label", "qty"]) {
+                for statement in [
+                    "ALTER TABLE items ADD COLUMN IF NOT EXISTS note text",
+                    "ALTER TABLE items ADD COLUMN IF NOT EXISTS qty integer NOT NULL DEFAULT 0",
+                    "ALTER TABLE items DROP COLUMN IF EXISTS note",
+                ] {
+                    try await Task.sleep(for: .milliseconds(400))
+                    for region in deployment.regions {
+                        try await deployment.sql(region) { try $0.execute(statement) }
+                        try await Task.sleep(for: .milliseconds(150))
+                    }
+                }
+                try await waitUntil("every region has id, label, qty") {
+                    for region in deployment.regions
+                    where try await self.columns(deployment, region) != ["id", "label", "qty"] {
+                        return false
+                    }
+                    return true
+                }
+            }
+            let logged = try await deployment.sql("hub") { connection in
+                try connection.query(
+                    "SELECT (row::jsonb ->> 'version')::int, origin FROM starling_hub.log WHERE kind = 'schema' ORDER BY seq"
+                ).map { (try $0.int64(0), try $0.string(1)) }
+            }
+            #expect(logged.map(\.0) == [2, 3, 4], "one version per statement")
+            #expect(logged.allSatisfy { deployment.regions.contains($0.1) }, "captured where they ran: \(logged)")
+        }
+    }
+}
