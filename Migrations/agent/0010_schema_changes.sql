@@ -40,7 +40,8 @@ BEGIN
     FOR t IN
         SELECT s.table_name, s.relation_oid, s.shape
         FROM starling.synced_tables s
-        WHERE s.relation_oid IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c
+        -- A table not bootstrapped yet is not synced yet: the agent installs its capture for the shape it has then.
+        WHERE s.bootstrapped_at IS NOT NULL AND s.relation_oid IN (SELECT c.objid FROM pg_event_trigger_ddl_commands() c
                                  WHERE c.classid = 'pg_class'::regclass AND c.command_tag = 'ALTER TABLE')
         ORDER BY s.table_name
     LOOP

@@ -251,4 +251,86 @@ struct SchemaChangeEndToEndTests {
             #expect(logged.allSatisfy { deployment.regions.contains($0.1) }, "captured where they ran: \(logged)")
         }
     }
+
+    // Proves a schema change one region cannot apply (a view there depends on the dropped column) becomes that
+    // region's dead letter and an open conflict with the statement and PostgreSQL's error, stops only that table
+    // there (its entries wait, the other table keeps replicating, the region reports why), and is applied once the
+    // operator removed the cause, after which the regions converge.
+    @Test func aChangeARegionCannotApplyStopsOnlyThatTable() async throws {
+        let ddl = """
+            CREATE TABLE items (id integer PRIMARY KEY, label text, note text);
+            CREATE TABLE other (id integer PRIMARY KEY, v text);
+            """
+        let tables = [(name: "public.items", policy: "lww"), (name: "public.other", policy: "lww")]
+        try await Deployment.with(regions: 2, tables: tables, ddl: ddl) { deployment in
+            try await deployment.sql("r2") { try $0.execute("CREATE VIEW item_notes AS SELECT id, note FROM items") }
+            try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (1, 'one', 'n1')") }
+            try await deployment.waitForConvergence()
+            _ = try await schemaChange(deployment, "ALTER TABLE items DROP COLUMN note")
+            try await waitUntil("r1 applied the change, r2 dead-lettered it") {
+                let letters = try await deployment.sql("r2") { connection in
+                    try connection.query("SELECT error FROM starling.dead_letters").map { try $0.string(0) }
+                }
+                return try await self.columns(deployment, "r1") == ["id", "label"] && letters.count == 1
+                    && letters[0].contains("DROP COLUMN note") && letters[0].contains("depend")
+            }
+            #expect(try await columns(deployment, "r2") == ["id", "label", "note"])
+            try await deployment.sql("r1") { connection in
+                try connection.execute("INSERT INTO items VALUES (2, 'two')")
+                try connection.execute("INSERT INTO other VALUES (1, 'flows')")
+            }
+            try await waitUntil("the other table replicates to r2 while items waits there") {
+                try await deployment.sql("r2") { try $0.query("SELECT count(*) FROM other")[0].int64(0) } == 1
+            }
+            #expect(try await deployment.sql("r2") { try $0.query("SELECT count(*) FROM items")[0].int64(0) } == 1)
+            try await waitUntil("the hub shows the open conflict with the statement and the error") {
+                try await deployment.conflicts().contains { conflict in
+                    conflict["status"] as? String == "open" && conflict["table"] as? String == "public.items"
+                }
+            }
+            let (_, status) = try await deployment.admin("GET", "/v1/status")
+            let r2 = ((status as? [String: Any])?["regions"] as? [[String: Any]])?.first { $0["name"] as? String == "r2" }
+            #expect((r2?["last_error"] as? String ?? "").contains("could not be applied"), "\(String(describing: r2))")
+
+            try await deployment.sql("r2") { try $0.execute("DROP VIEW item_notes") }
+            try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (3, 'three')") }
+            try await deployment.waitForConvergence()
+            #expect(try await columns(deployment, "r2") == ["id", "label"])
+            #expect(try await deployment.sql("r2") { try $0.query("SELECT count(*) FROM items")[0].int64(0) } == 3)
+        }
+    }
+
+    // Proves a region that joins after a schema change must have the shape in force (it bootstraps from the rows
+    // as they are now and would never see the change): with the old columns its agent stops naming both lists;
+    // with the columns in force it bootstraps and converges. An agent of a region that has not applied the change
+    // yet restarts fine (its shape is an earlier version) and applies it from the log.
+    @Test func regionsJoiningOrRestartingAfterAChange() async throws {
+        try await Deployment.with(regions: 3, tables: Self.tables, ddl: Self.ddl, startAgents: false) { deployment in
+            try await deployment.startAgent("r1")
+            try await deployment.startAgent("r2")
+            try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (1, 'one')") }
+            try await deployment.killAgent("r2")
+            _ = try await schemaChange(deployment, "ALTER TABLE items ADD COLUMN note text DEFAULT 'n'")
+            try await waitUntil("r1 applied the change") {
+                try await self.columns(deployment, "r1") == ["id", "label", "note"]
+            }
+            try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (2, 'two', 'two')") }
+
+            let refused = try deployment.launchAgent("r3")
+            let status = try await refused.waitForExit(timeout: .seconds(60))
+            #expect(status != 0)
+            #expect(refused.output.contains("schema_mismatch") && refused.output.contains("columns in force"), "\(refused.output)")
+            try await deployment.sql("r3") { try $0.execute("ALTER TABLE items ADD COLUMN note text DEFAULT 'n'") }
+            try await deployment.startAgent("r3")
+            try await deployment.startAgent("r2")
+            try await deployment.waitForConvergence()
+            for region in deployment.regions {
+                #expect(try await columns(deployment, region) == ["id", "label", "note"], "\(region)")
+                let notes = try await deployment.sql(region) { connection in
+                    try connection.query("SELECT note FROM items ORDER BY id").map { try $0.string(0) }
+                }
+                #expect(notes == ["n", "two"], "\(region)")
+            }
+        }
+    }
 }

@@ -56,6 +56,8 @@ extension Agent {
     func runJoined(_ bootstrapper: Bootstrapper, drift: ShapeGuard.Drift) async throws(AgentError) {
         let joined = try await db { try TableLifecycle.unbootstrapped(connection: $0) }.filter { drift[$0] == nil }
         guard !joined.isEmpty else { return }
+        let shapes = try await db { connection in try joined.map { try TableShape.load(table: $0, connection: connection) } }
+        try Self.requireShapesInForce(shapes, hub: try await hub.config())
         logger.info("bootstrapping tables that joined", metadata: [AgentLogKey.table: "\(joined)"])
         let isWAL = capture.withLock { $0.mode } == .wal
         let (applied, versions) = try await bootstrapper.runJoined(tables: joined, marksVersions: isWAL)

@@ -250,6 +250,7 @@ public final class Agent: Sendable {
                 try await db { connection in try AgentStore.dropSpilled(through: nil, connection: connection) }
                 let bootstrapper = makeBootstrapper()
                 if try await bootstrapper.isNeeded() {
+                    try Self.requireShapesInForce(shapes, hub: try await hub.config())
                     try await bootstrap(bootstrapper, tables: config.tables.map(\.name), isFresh: true)
                 } else {
                     try await runJoined(bootstrapper, drift: drift)
@@ -260,6 +261,27 @@ public final class Agent: Sendable {
                 note(error, during: "start")
                 await sleep(ms: backoff.nextMs())
             }
+        }
+    }
+
+    /// A region that bootstraps takes the hub's rows as they are now, and tails the log from there: a schema change
+    /// sequenced before would never reach it. So each table must have the shape in force (the hub's `/v1/config`)
+    /// before its bootstrap; otherwise the agent stops, naming both column lists.
+    static func requireShapesInForce(_ shapes: [TableShape], hub config: HubConfig) throws(AgentError) {
+        for shape in shapes {
+            guard let inForce = config.tables.first(where: { $0.name == shape.name })?.shape else { continue }
+            let here = Dictionary(shape.columns.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
+            let there = Dictionary(inForce.columns.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
+            guard here != there else { continue }
+            func list(_ columns: [TableShape.Column]) -> String {
+                columns.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
+            }
+            throw AgentError(
+                code: .schemaMismatch,
+                message: "table \(shape.name) here has columns (\(list(shape.columns))), but the hub's shape in force "
+                    + "is (\(list(inForce.columns))) after schema changes this region would not see (it bootstraps "
+                    + "from the rows as they are now): create the table with the columns in force",
+                key: shape.name)
         }
     }
 

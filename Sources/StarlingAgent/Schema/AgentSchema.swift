@@ -19,8 +19,8 @@ public struct AgentSchema: Sendable {
     }
 
     /// Applies the migrations, then installs functions and triggers for exactly `tables`, in one transaction,
-    /// recording each table's ``TableSignature``. A table whose recorded signature differs from its shape now
-    /// (altered while the agent was down) keeps the functions it has — its stream stays stopped, see
+    /// recording each table's ``TableSignature``. A bootstrapped table whose recorded signature differs from its
+    /// shape now (altered while the agent was down) keeps the functions it has — its stream stays stopped, see
     /// ``ShapeGuard`` — and is returned with the reason; the others are (re)installed.
     ///
     /// Without `captureTriggers` (WAL capture) the capture triggers are dropped and not created.
@@ -33,7 +33,8 @@ public struct AgentSchema: Sendable {
             try connection.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended('starling.install', 0))", name: "agent.install.lock")
             let installed = try connection.query(
-                "SELECT table_name, shape FROM starling.synced_tables", name: "agent.install.list")
+                "SELECT table_name, shape, bootstrapped_at IS NOT NULL AS bootstrapped FROM starling.synced_tables",
+                name: "agent.install.list")
             let wanted = Set(tables.map(\.name))
             var recorded: [String: TableSignature] = [:]
             for row in installed {
@@ -44,7 +45,8 @@ public struct AgentSchema: Sendable {
                     try TableLifecycle.forget(table: table, connection: connection)
                     continue
                 }
-                if let text = try row.optionalString("shape") {
+                // A table not bootstrapped yet syncs nothing yet: it is installed for the shape it has now.
+                if try row.bool("bootstrapped"), let text = try row.optionalString("shape") {
                     recorded[table] = try TableSignature(json: try JSONValue(parsing: text), what: table)
                 }
             }
