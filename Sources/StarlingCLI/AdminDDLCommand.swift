@@ -10,8 +10,9 @@ struct AdminDDLCommand: AsyncParsableCommand {
             STATEMENT is `ALTER TABLE <table> <clauses>` or the clauses alone. Replicated: ADD COLUMN (nullable, \
             or with a constant DEFAULT), DROP COLUMN, RENAME COLUMN, ALTER COLUMN … TYPE when it widens \
             (smallint → integer → bigint → numeric, real → double precision, a longer varchar or text, a wider \
-            numeric). Refused, with the reason: key columns, narrowing type changes, volatile defaults \
-            (now(), nextval(…)), NOT NULL without a default. Give --id to make a retry safe.
+            numeric); CREATE [UNIQUE] INDEX name ON table (…) and DROP INDEX name. Refused, with the reason: key \
+            columns, narrowing type changes, volatile defaults (now(), nextval(…)), NOT NULL without a default, \
+            unnamed indexes, DROP INDEX … CASCADE. Give --id to make a retry safe.
             """)
 
     @OptionGroup var options: AdminConnectionOptions

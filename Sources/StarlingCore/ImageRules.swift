@@ -29,7 +29,7 @@ public struct ImageRules: Sendable, Hashable {
             switch action {
             case .dropColumn(let name): rules.retired[name] = .some(nil)
             case .renameColumn(let from, let to): rules.retired[from] = .some(to)
-            case .addColumn, .alterType: continue
+            case .addColumn, .alterType, .index: continue
             }
         }
         return rules

@@ -5,7 +5,7 @@
 ///
 /// Only changes every region can apply with the same result, and that keep every image of the log readable,
 /// are replicated: adding a column (nullable, or with a constant default), dropping, renaming or widening a
-/// non-key column. ``applied(to:)`` refuses the others naming why. Pure: no IO.
+/// non-key column, creating or dropping an index. ``applied(to:)`` refuses the others naming why. Pure: no IO.
 public struct SchemaChange: Sendable, Hashable {
     /// One column action, in the order the statement gave them.
     public enum Action: Sendable, Hashable {
@@ -16,6 +16,9 @@ public struct SchemaChange: Sendable, Hashable {
         case renameColumn(from: String, to: String)
         /// `ALTER COLUMN name TYPE type`, a widening (``isWidening(from:to:)``).
         case alterType(name: String, type: String)
+        /// `CREATE [UNIQUE] INDEX IF NOT EXISTS name ON table …` or `DROP INDEX IF EXISTS name`, as the hub
+        /// canonicalised it (``SchemaStatement``): run as it is by every region; no column changes.
+        case index(statement: String)
     }
 
     public var table: String
@@ -79,6 +82,8 @@ public struct SchemaChange: Sendable, Hashable {
                             + "real → double precision, a longer varchar or text, a wider numeric)")
                 }
                 columns[at].type = type
+            case .index:
+                continue
             }
         }
         guard !columns.isEmpty else { throw refusal("the table would have no column left") }
@@ -136,11 +141,15 @@ public struct SchemaChange: Sendable, Hashable {
     /// Whether a default expression is a constant every region evaluates alike: a number, a quoted literal,
     /// `true`/`false`/`NULL`, each possibly with casts (`'x'::text`, `0::numeric(10,2)`), as `pg_get_expr` writes
     /// them. Function calls (`now()`, `nextval(…)`, `gen_random_uuid()`) are not.
-    public static func isConstant(_ expression: String) -> Bool {
+    public static func isConstant(_ expression: String) -> Bool { constantLiteral(expression) != nil }
+
+    /// The literal of a constant default without its casts (`'x'`, `-1`, `true`, `NULL`), nil when the expression
+    /// is not a constant (``isConstant(_:)``). Written where the column's type decides the literal's (a `CASE`
+    /// whose other branch is the column), it needs no type name, so no search path.
+    public static func constantLiteral(_ expression: String) -> String? {
         var text = Substring(expression.trimmingSpaces)
         while text.hasPrefix("("), text.hasSuffix(")") { text = text.dropFirst().dropLast() }
         // Strip trailing casts: `::type`, where a type may hold spaces and parentheses but no quote.
-        let literal: Substring
         if text.hasPrefix("'") {
             var index = text.index(after: text.startIndex)
             var closed: String.Index?
@@ -156,20 +165,21 @@ public struct SchemaChange: Sendable, Hashable {
                 }
                 index = text.index(after: index)
             }
-            guard let closed else { return false }
-            literal = text[...closed]
-            return Self.isCastTail(text[text.index(after: closed)...]) && !literal.isEmpty
+            guard let closed, Self.isCastTail(text[text.index(after: closed)...]) else { return nil }
+            return String(text[...closed])
         }
         let end = text.firstIndex(of: ":") ?? text.endIndex
         let head = text[..<end].trimmingSpaces
-        guard Self.isCastTail(text[end...]) else { return false }
-        if ["true", "false", "null"].contains(head.lowercased()) { return true }
+        guard Self.isCastTail(text[end...]) else { return nil }
+        if ["true", "false", "null"].contains(head.lowercased()) { return head }
         var digits = Substring(head)
         if digits.hasPrefix("-") || digits.hasPrefix("+") { digits = digits.dropFirst() }
         while digits.hasPrefix("("), digits.hasSuffix(")") { digits = digits.dropFirst().dropLast() }
         if digits.hasPrefix("-") { digits = digits.dropFirst() }
-        return !digits.isEmpty && digits.allSatisfy { $0.isNumber || $0 == "." || $0 == "e" || $0 == "E" }
-            && digits.first?.isNumber == true
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isNumber || $0 == "." || $0 == "e" || $0 == "E" }),
+            digits.first?.isNumber == true
+        else { return nil }
+        return head
     }
 
     /// `(::type)*` with no quote, no function call syntax beyond a type's modifiers.
@@ -181,7 +191,7 @@ public struct SchemaChange: Sendable, Hashable {
             && text.split(separator: "::").allSatisfy { part in
                 let name = part.trimmingSpaces
                 return !name.isEmpty && name.first?.isLetter == true
-                    && name.allSatisfy { $0.isLetter || $0.isNumber || " _(),[]\"".contains($0) }
+                    && name.allSatisfy { $0.isLetter || $0.isNumber || " _(),[].\"".contains($0) }
             }
     }
 
@@ -252,6 +262,7 @@ public struct SchemaChange: Sendable, Hashable {
             .object(["action": .string("rename_column"), "from": .string(from), "to": .string(to)])
         case .alterType(let name, let type):
             .object(["action": .string("alter_type"), "name": .string(name), "type": .string(type)])
+        case .index(let statement): .object(["action": .string("index"), "statement": .string(statement)])
         }
     }
 
@@ -272,9 +283,10 @@ public struct SchemaChange: Sendable, Hashable {
             case "drop_column": actions.append(.dropColumn(name: try item.string("name")))
             case "rename_column": actions.append(.renameColumn(from: try item.string("from"), to: try item.string("to")))
             case "alter_type": actions.append(.alterType(name: try item.string("name"), type: try item.string("type")))
+            case "index": actions.append(.index(statement: try item.string("statement", maxBytes: 65_536)))
             case let other:
                 throw item.failure(
-                    "action", "unknown action \(other) (add_column, drop_column, rename_column or alter_type)")
+                    "action", "unknown action \(other) (add_column, drop_column, rename_column, alter_type or index)")
             }
         }
         self.init(

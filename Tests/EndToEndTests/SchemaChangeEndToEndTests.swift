@@ -333,4 +333,42 @@ struct SchemaChangeEndToEndTests {
             }
         }
     }
+
+    // Proves index changes given to the hub reach every region (a unique index created, then dropped), the same in
+    // both capture modes, with the table's stream going on.
+    @Test func indexChangesReplicate() async throws {
+        try await Deployment.with(regions: 2, tables: Self.tables, ddl: Self.ddl) { deployment in
+            func indexes(_ region: String) async throws -> [String] {
+                try await deployment.sql(region) { connection in
+                    try connection.query(
+                        "SELECT indexname::text FROM pg_indexes WHERE tablename = 'items' AND indexname <> 'items_pkey' "
+                            + "ORDER BY 1"
+                    ).map { try $0.string(0) }
+                }
+            }
+            _ = try await schemaChange(deployment, "CREATE UNIQUE INDEX CONCURRENTLY items_label ON items (label)")
+            try await waitUntil("every region has the index") {
+                for region in deployment.regions where try await indexes(region) != ["items_label"] { return false }
+                return true
+            }
+            try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (1, 'one')") }
+            try await deployment.waitForConvergence()
+            let duplicate = try await deployment.sql("r2") { connection -> String in
+                do {
+                    try connection.execute("INSERT INTO items VALUES (2, 'one')")
+                    return "accepted"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(duplicate.contains("items_label"), "the replicated unique index holds in r2: \(duplicate)")
+            _ = try await schemaChange(deployment, "DROP INDEX items_label")
+            try await waitUntil("no region has it") {
+                for region in deployment.regions where try await !indexes(region).isEmpty { return false }
+                return true
+            }
+            try await deployment.sql("r2") { try $0.execute("INSERT INTO items VALUES (2, 'one')") }
+            try await deployment.waitForConvergence()
+        }
+    }
 }

@@ -94,6 +94,12 @@ struct SchemaChangeTests {
         {
             #expect(SchemaChange.isConstant(constant), "\(constant)")
         }
+        #expect(SchemaChange.constantLiteral("'it''s'::text") == "'it''s'")
+        #expect(SchemaChange.constantLiteral("(-1)") == "-1")
+        #expect(SchemaChange.constantLiteral("0::numeric(10,2)") == "0")
+        #expect(SchemaChange.constantLiteral("'open'::public.status") == "'open'")
+        #expect(SchemaChange.constantLiteral("NULL::text") == "NULL")
+        #expect(SchemaChange.constantLiteral("now()") == nil)
         for expression in ["now()", "nextval('items_id_seq'::regclass)", "gen_random_uuid()", "random()",
             "CURRENT_TIMESTAMP", "'x'::text || now()", "('a'::text || 'b'::text)", "(1 + 1)", "'open", "x"]
         {
@@ -164,6 +170,40 @@ struct SchemaChangeTests {
         #expect(throws: CoreError.self) { try SchemaStatement.clauses(of: "ALTER TABLE \"Items\" ADD COLUMN x int", table: table) }
         #expect(throws: CoreError.self) { try SchemaStatement.clauses(of: "ALTER TABLE public.items", table: table) }
         #expect(throws: CoreError.self) { try SchemaStatement.clauses(of: " ; ", table: table) }
+    }
+
+    // Proves index statements are recognised and made idempotent and transaction-safe (IF [NOT] EXISTS, no
+    // CONCURRENTLY, an unqualified dropped name qualified with the table's schema), and the unsafe ones refused.
+    @Test func indexStatements() throws {
+        let table = "public.items"
+        #expect(
+            try SchemaStatement.parse("CREATE UNIQUE INDEX CONCURRENTLY items_label ON public.items (lower(label));", table: table)
+                == .index(
+                    statement: "CREATE UNIQUE INDEX IF NOT EXISTS items_label ON public.items (lower(label))",
+                    probe: "CREATE UNIQUE INDEX items_label ON TABLE_PROBE (lower(label))"))
+        #expect(
+            try SchemaStatement.parse("create index if not exists \"Items Qty\" on only items using btree (qty) where qty > 0", table: table)
+                == .index(
+                    statement: "CREATE INDEX IF NOT EXISTS \"Items Qty\" ON items using btree (qty) where qty > 0",
+                    probe: "CREATE INDEX \"Items Qty\" ON TABLE_PROBE using btree (qty) where qty > 0"))
+        #expect(
+            try SchemaStatement.parse("DROP INDEX CONCURRENTLY IF EXISTS items_label", table: table)
+                == .index(statement: "DROP INDEX IF EXISTS \"public\".items_label", probe: nil))
+        #expect(
+            try SchemaStatement.parse("DROP INDEX app.items_label RESTRICT", table: table)
+                == .index(statement: "DROP INDEX IF EXISTS app.items_label", probe: nil))
+        #expect(try SchemaStatement.parse("ADD COLUMN note text", table: table) == .alter(clauses: "ADD COLUMN note text"))
+        #expect(try SchemaStatement.parse("DROP COLUMN note", table: table) == .alter(clauses: "DROP COLUMN note"))
+        for refused in [
+            "CREATE INDEX ON items (qty)", "CREATE INDEX i ON other (qty)", "CREATE INDEX i ON items",
+            "DROP INDEX i CASCADE", "DROP INDEX a, b", "CREATE TABLE x (id int)",
+        ] {
+            #expect(throws: CoreError.self, "\(refused)") { try SchemaStatement.parse(refused, table: table) }
+        }
+        let change = SchemaChange(table: table, actions: [.index(statement: "DROP INDEX IF EXISTS i")], statement: "")
+        #expect(try change.applied(to: Self.items) == Self.items)
+        #expect(try SchemaChange(json: change.json) == change)
+        #expect(ImageRules.of(change, fill: [:], toText: []).isEmpty)
     }
 
     // Proves an image captured before a rename or a drop is read with the names in force: renamed members move,

@@ -5,7 +5,8 @@ extension TableSQL {
     /// The statements a region runs for a schema change from the log, built from its actions (never from the
     /// statement text an operator wrote, which may name the table differently or hold more than one command):
     /// `ALTER TABLE t ADD COLUMN "c" type [NOT NULL] [DEFAULT expression]`, `DROP COLUMN "c"`,
-    /// `RENAME COLUMN "a" TO "b"`, `ALTER COLUMN "c" TYPE type USING "c"::type`. Types and defaults are
+    /// `RENAME COLUMN "a" TO "b"`, `ALTER COLUMN "c" TYPE type USING "c"::type`, and an index statement as the hub
+    /// canonicalised it. Types and defaults are
     /// PostgreSQL's own spelling (`format_type`, `pg_get_expr`) from the region or the hub that computed the
     /// change; a type or a default is refused when it could end the statement.
     static func schemaStatements(table: String, actions: [SchemaChange.Action]) throws -> [String] {
@@ -31,6 +32,9 @@ extension TableSQL {
                 let column = try PostgresIdentifier.quoteName(name)
                 let checkedType = try checked(type, "type")
                 return "ALTER TABLE \(quoted) ALTER COLUMN \(column) TYPE \(checkedType) USING \(column)::\(checkedType)"
+            case .index(let statement):
+                // Canonicalised by the hub: IF [NOT] EXISTS, so a region that has (or lacks) it already is fine.
+                return try checked(statement, "index statement")
             }
         }
     }

@@ -207,9 +207,13 @@ struct TableSQL: Sendable {
             let value =
                 column.encoding == .jsonText ? "(\(image) ->> \(Self.literal(column.name)))::json" : "r.\(quoted)"
             // An image written before its region added the column (a schema change it had not applied yet) lacks
-            // it: the column's default, as the ALTER TABLE gave every row that existed then.
-            guard let defaultSQL = column.defaultSQL else { return value }
-            return "CASE WHEN \(image) ? \(Self.literal(column.name)) THEN \(value) ELSE \(defaultSQL) END"
+            // it: the column's default, as the ALTER TABLE gave every row that existed then. Only a constant
+            // default (a replicated ADD COLUMN has no other), written without its casts: the functions run with
+            // search_path pg_catalog, where a cast to the application's own type would not resolve.
+            guard !shape.key.contains(column.name), let defaultSQL = column.defaultSQL,
+                let literal = SchemaChange.constantLiteral(defaultSQL)
+            else { return value }
+            return "CASE WHEN \(image) ? \(Self.literal(column.name)) THEN \(value) ELSE \(literal) END"
         }
         return """
             INSERT INTO \(table) AS t (\(writable.joined(separator: ", "))) OVERRIDING SYSTEM VALUE

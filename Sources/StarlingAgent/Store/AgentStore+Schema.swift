@@ -99,10 +99,12 @@ extension AgentStore {
                 try TableSignature(json: try JSONValue(parsing: text), what: table)
             }
             let local = try TableShape.load(table: table, connection: connection)
+            let indexes = schema.change.actions.filter { if case .index = $0 { true } else { false } }
+            let columnActions = schema.change.actions.filter { if case .index = $0 { false } else { true } }
             if Self.sameColumns(local.columns, schema.shape.columns) {
                 executed = false
             } else if signature == nil || signature.map({ $0.differences(to: TableSignature(local)).isEmpty }) == true {
-                for statement in try TableSQL.schemaStatements(table: table, actions: schema.change.actions) {
+                for statement in try TableSQL.schemaStatements(table: table, actions: columnActions) {
                     try connection.execute(statement, name: "agent.schema.statement")
                 }
                 executed = true
@@ -112,6 +114,9 @@ extension AgentStore {
                     code: .invalidTable,
                     message: "table \(table) here has columns (\(now)), neither the shape before the change nor after it",
                     key: table)
+            }
+            for statement in try TableSQL.schemaStatements(table: table, actions: indexes) {
+                try connection.execute(statement, name: "agent.schema.index")
             }
             let shape = try TableShape.load(table: table, connection: connection)
             guard Self.sameColumns(shape.columns, schema.shape.columns) else {

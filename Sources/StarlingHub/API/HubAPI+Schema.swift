@@ -80,19 +80,25 @@ extension HubAPI {
             throw HTTPError(
                 400, code: "invalid_request", "table \(table) has no registered shape yet: start a region's agent first")
         }
-        let clauses: String
+        let kind: SchemaStatement.Kind
         do {
-            clauses = try SchemaStatement.clauses(of: statement, table: table)
+            kind = try SchemaStatement.parse(statement, table: table)
         } catch {
             throw HTTPError(400, code: "invalid_statement", error.message)
         }
         let actions: [SchemaChange.Action]
         do {
             actions = try await pool.withConnection { connection in
-                try SchemaProbe.actions(of: clauses, on: shape, connection: connection)
+                switch kind {
+                case .alter(let clauses):
+                    return try SchemaProbe.actions(of: clauses, on: shape, connection: connection)
+                case .index(let canonical, let probe):
+                    if let probe { try SchemaProbe.checkIndex(probe, on: shape, connection: connection) }
+                    return [.index(statement: canonical)]
+                }
             }
         } catch {
-            throw HTTPError(400, code: "invalid_statement", "ALTER TABLE \(table) \(clauses): \(error)")
+            throw HTTPError(400, code: "invalid_statement", "\(statement): \(error)")
         }
         let (fill, toText) = try await imageRules(of: actions, on: shape)
         let id = body["id"]?.stringValue.map { "hub-schema:" + $0 } ?? "hub-schema:\(UInt64.random(in: 1...UInt64.max))"

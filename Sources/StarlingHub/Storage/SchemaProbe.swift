@@ -23,6 +23,21 @@ enum SchemaProbe {
         return []
     }
 
+    /// Runs a `CREATE INDEX` (``SchemaStatement/Kind/index(statement:probe:)``'s probe) on the empty copy of the
+    /// table: PostgreSQL checks its columns and expressions. Throws PostgreSQL's error.
+    static func checkIndex(_ probe: String, on shape: TableShape, connection: PostgresConnection) throws {
+        do {
+            try connection.transaction(name: "hub.schemaProbe.index") { connection in
+                try createCopy(of: shape, connection: connection)
+                let statement = probe.replacing(SchemaStatement.probeTable, with: "pg_temp.starling_schema_probe")
+                try connection.execute(statement, name: "hub.schemaProbe.createIndex")
+                throw Probed(actions: [])
+            }
+        } catch is Probed {
+            return
+        }
+    }
+
     /// How images written before `actions` read after them (``ImageRules``): the image of each added column's
     /// default (evaluated here, in the encoding capture gives its type; `null` without a default) and the widened
     /// columns whose image becomes text. A default that is not a constant is left out (the sequencer refuses the
@@ -51,7 +66,7 @@ enum SchemaProbe {
                     try encoding(of: type, connection: connection) == .text
                 else { continue }
                 toText.insert(name)
-            case .dropColumn, .renameColumn:
+            case .dropColumn, .renameColumn, .index:
                 continue
             }
         }
@@ -73,6 +88,14 @@ enum SchemaProbe {
     private static func probe(_ clauses: String, on shape: TableShape, connection: PostgresConnection) throws
         -> [SchemaChange.Action]
     {
+        try createCopy(of: shape, connection: connection)
+        let before = try columns(connection)
+        try connection.execute("ALTER TABLE pg_temp.starling_schema_probe \(clauses)", name: "hub.schemaProbe.alter")
+        return SchemaChange.actions(from: before, to: try columns(connection))
+    }
+
+    /// The empty temporary copy of `shape` (dropped at the end of the caller's transaction).
+    private static func createCopy(of shape: TableShape, connection: PostgresConnection) throws {
         let known = try connection.query(
             "SELECT coalesce(array_to_json(array_agg(to_regtype(t) IS NOT NULL ORDER BY o)), '[]')::text "
                 + "FROM unnest($1::text[]) WITH ORDINALITY AS u(t, o)",
@@ -89,9 +112,6 @@ enum SchemaProbe {
         try connection.execute(
             "CREATE TEMPORARY TABLE starling_schema_probe (\(definitions.joined(separator: ", "))) ON COMMIT DROP",
             name: "hub.schemaProbe.create")
-        let before = try columns(connection)
-        try connection.execute("ALTER TABLE pg_temp.starling_schema_probe \(clauses)", name: "hub.schemaProbe.alter")
-        return SchemaChange.actions(from: before, to: try columns(connection))
     }
 
     private static func columns(_ connection: PostgresConnection) throws -> [SchemaChange.CatalogColumn] {
