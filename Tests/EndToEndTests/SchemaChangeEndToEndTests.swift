@@ -288,6 +288,11 @@ struct SchemaChangeEndToEndTests {
                     conflict["status"] as? String == "open" && conflict["table"] as? String == "public.items"
                 }
             }
+            let open = try await deployment.conflicts().first { $0["table"] as? String == "public.items" }
+            let resolve = try await deployment.admin(
+                "POST", "/v1/conflicts/\(open?["id"] as? Int ?? 0)/resolve", body: Array(#"{"pick":"incoming"}"#.utf8))
+            let refusal = ((resolve.json as? [String: Any])?["error"] as? [String: Any])?["message"] as? String ?? ""
+            #expect(resolve.status == 400 && refusal.contains("no row to pick"), "\(refusal)")
             let (_, status) = try await deployment.admin("GET", "/v1/status")
             let r2 = ((status as? [String: Any])?["regions"] as? [[String: Any]])?.first { $0["name"] as? String == "r2" }
             #expect((r2?["last_error"] as? String ?? "").contains("could not be applied"), "\(String(describing: r2))")

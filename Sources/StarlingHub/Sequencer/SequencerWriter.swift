@@ -588,6 +588,15 @@ extension SequencerWriter {
         guard record.status != .resolved else {
             return .failed(HubError(code: .alreadyResolved, message: "conflict \(conflictID) is already resolved"))
         }
+        // Only a schema change a region could not apply has no key (every row has one): there is no row to pick.
+        guard !record.key.isEmpty else {
+            return .failed(
+                HubError(
+                    code: .invalidRequest,
+                    message: "conflict \(conflictID) is a schema change of \(record.table) that region "
+                        + "\(record.incoming.origin) could not apply: there is no row to pick. Make the change possible "
+                        + "in that region (its agent tries it again at every apply) or apply it there by hand"))
+        }
         let keyText = HubJSON.text(record.key)
         let tableKey = TableKey(table: record.table, key: keyText)
         let resolution: ManualResolution
