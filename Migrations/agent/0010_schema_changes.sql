@@ -30,7 +30,9 @@ $$;
 -- * under trigger capture: refused (the capture trigger builds its images from the columns it was generated
 --   for and would drop the new ones): give the statement to the hub (`starling admin ddl`), which replicates it.
 -- The agent's own application of a schema change from the log sets starling.schema_apply and is not announced.
-CREATE FUNCTION starling.capture_schema_change() RETURNS event_trigger LANGUAGE plpgsql AS $$
+-- SECURITY DEFINER: an application role that may alter its tables but not read the starling schema still can.
+CREATE FUNCTION starling.capture_schema_change() RETURNS event_trigger LANGUAGE plpgsql
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     t record;
 BEGIN

@@ -66,7 +66,7 @@ public struct ImageRules: Sendable, Hashable {
 
     /// `image` under the shape in force (`columns`: its column names).
     public func apply(to image: JSONObject, columns: Set<String>) -> JSONObject {
-        guard !isEmpty else { return image }
+        guard !isEmpty, needsWork(image, columns: columns) else { return image }
         var result: JSONObject = [:]
         result.reserveCapacity(image.count + fill.count)
         for (name, value) in image {
@@ -84,6 +84,14 @@ public struct ImageRules: Sendable, Hashable {
             if case .number(let text)? = result[name] { result[name] = .string(text) }
         }
         return result
+    }
+
+    /// Whether `image` reads differently under the rules (most images, written under the shape in force, do not:
+    /// checked without building a new one).
+    private func needsWork(_ image: JSONObject, columns: Set<String>) -> Bool {
+        if !retired.isEmpty, image.keys.contains(where: { retired[$0] != nil && !columns.contains($0) }) { return true }
+        if fill.keys.contains(where: { image[$0] == nil && columns.contains($0) }) { return true }
+        return toText.contains { if case .number? = image[$0] { true } else { false } }
     }
 
     /// `{"retired":{…},"fill":{…},"to_text":[…]}`.

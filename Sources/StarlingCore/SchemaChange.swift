@@ -36,7 +36,7 @@ public struct SchemaChange: Sendable, Hashable {
     /// The shape after the actions, or a refusal naming the table, the column and the reason
     /// (`code` `invalidValue`). A change without actions is refused too: it would change nothing.
     public func applied(to shape: TableShape) throws(CoreError) -> TableShape {
-        guard !actions.isEmpty else { throw refusal("the statement changes no column (nothing to replicate)") }
+        try validate()
         var columns = shape.columns
         func index(of name: String) throws(CoreError) -> Int {
             guard let index = columns.firstIndex(where: { $0.name == name }) else {
@@ -53,17 +53,8 @@ public struct SchemaChange: Sendable, Hashable {
         }
         for action in actions {
             switch action {
-            case .addColumn(let name, let type, let isNotNull, let defaultSQL):
+            case .addColumn(let name, let type, _, _):
                 guard !columns.contains(where: { $0.name == name }) else { throw refusal("column \(name) exists already") }
-                if let defaultSQL, !Self.isConstant(defaultSQL) {
-                    throw refusal(
-                        "the default of new column \(name) (\(defaultSQL)) is not a constant: each region would fill its "
-                            + "rows with different values. Add the column without a default or with a constant one, "
-                            + "then fill it with an UPDATE, which replicates")
-                }
-                if isNotNull && defaultSQL == nil {
-                    throw refusal("new column \(name) is NOT NULL without a DEFAULT: existing rows would have no value")
-                }
                 columns.append(TableShape.Column(name: name, type: type))
             case .dropColumn(let name):
                 try requireNonKey(name, "dropping")
@@ -88,6 +79,39 @@ public struct SchemaChange: Sendable, Hashable {
         }
         guard !columns.isEmpty else { throw refusal("the table would have no column left") }
         return TableShape(name: shape.name, columns: columns, key: shape.key)
+    }
+
+    /// The rules of a change whatever the shape it applies to: some action, type names only, constant defaults,
+    /// a NOT NULL column with a default. (``applied(to:)`` checks them first.)
+    public func validate() throws(CoreError) {
+        guard !actions.isEmpty else { throw refusal("the statement changes no column (nothing to replicate)") }
+        for action in actions {
+            switch action {
+            case .addColumn(let name, let type, let isNotNull, let defaultSQL):
+                guard Self.isTypeName(type) else { throw refusal("\(type) is not a type name") }
+                if let defaultSQL, !Self.isConstant(defaultSQL) {
+                    throw refusal(
+                        "the default of new column \(name) (\(defaultSQL)) is not a constant: each region would fill its "
+                            + "rows with different values. Add the column without a default or with a constant one, "
+                            + "then fill it with an UPDATE, which replicates")
+                }
+                if isNotNull && defaultSQL == nil {
+                    throw refusal("new column \(name) is NOT NULL without a DEFAULT: existing rows would have no value")
+                }
+            case .alterType(_, let type):
+                guard Self.isTypeName(type) else { throw refusal("\(type) is not a type name") }
+            case .dropColumn, .renameColumn, .index:
+                continue
+            }
+        }
+    }
+
+    /// What a region may push as a schema change it captured: column actions only (an index change is given to the
+    /// hub by an operator; the statement text of one would run as it is in every region).
+    public func checkCapturedInRegion() throws(CoreError) {
+        for case .index in actions {
+            throw refusal("an index change is not taken from a region: give it to the hub (starling admin ddl)")
+        }
     }
 
     private func refusal(_ reason: String) -> CoreError {
@@ -187,17 +211,77 @@ public struct SchemaChange: Sendable, Hashable {
         let text = tail.trimmingSpaces
         if text.isEmpty { return true }
         guard text.hasPrefix("::") else { return false }
-        return !text.contains("'") && !text.contains(";")
-            && text.split(separator: "::").allSatisfy { part in
-                let name = part.trimmingSpaces
-                return !name.isEmpty && name.first?.isLetter == true
-                    && name.allSatisfy { $0.isLetter || $0.isNumber || " _(),[].\"".contains($0) }
+        return text.dropFirst(2).split(separator: "::", omittingEmptySubsequences: false).allSatisfy {
+            isTypeName(String($0))
+        }
+    }
+
+    /// Whether `text` is a type name as `format_type` writes one, and nothing else: words (letters, digits, `_`,
+    /// `$`) or quoted identifiers, dot-qualified, separated by spaces (`double precision`, `timestamp with time
+    /// zone`), a modifier list of numbers after a word (`numeric(12,2)`, `timestamp(3) with time zone`) and
+    /// array brackets (`text[]`, `integer[3]`). What a region or an admin sends as a type is checked against it
+    /// before any statement is built from it: nothing else can ride along.
+    public static func isTypeName(_ text: String) -> Bool {
+        let characters = Array(text.trimmingSpaces)
+        guard let first = characters.first, first.isLetter || first == "_" || first == "\"" else { return false }
+        var index = 0
+        var isAfterWord = false
+        while index < characters.count {
+            let character = characters[index]
+            if character == "\"" {
+                index += 1
+                var closed = false
+                while index < characters.count {
+                    if characters[index] == "\"" {
+                        if index + 1 < characters.count, characters[index + 1] == "\"" {
+                            index += 2
+                            continue
+                        }
+                        closed = true
+                        index += 1
+                        break
+                    }
+                    index += 1
+                }
+                guard closed else { return false }
+                isAfterWord = true
+            } else if character.isLetter || character.isNumber || character == "_" || character == "$" {
+                index += 1
+                isAfterWord = true
+            } else if character == " " || character == "." {
+                index += 1
+                isAfterWord = false
+            } else if character == "(" {
+                guard isAfterWord || characters[..<index].last == " " else { return false }
+                index += 1
+                var sawDigit = false
+                while index < characters.count, characters[index] != ")" {
+                    guard characters[index].isNumber || characters[index] == "," || characters[index] == " " else {
+                        return false
+                    }
+                    sawDigit = sawDigit || characters[index].isNumber
+                    index += 1
+                }
+                guard index < characters.count, sawDigit else { return false }
+                index += 1
+                isAfterWord = false
+            } else if character == "[" {
+                index += 1
+                while index < characters.count, characters[index].isNumber { index += 1 }
+                guard index < characters.count, characters[index] == "]" else { return false }
+                index += 1
+                isAfterWord = false
+            } else {
+                return false
             }
+        }
+        return true
     }
 
     /// Whether a column of type `old` can become `new` keeping every value and its JSON image readable as the
-    /// same value: integer widening, `real` to `double precision`, integers to `numeric`, a longer `varchar`,
-    /// `varchar` to `text`, a `numeric` with at least as many digits before and after the point.
+    /// same value: integer widening, integers to `numeric`, a longer `varchar`, `varchar` to `text`, a `numeric`
+    /// with at least as many digits before and after the point. (`real` to `double precision` is not: 0.1 becomes
+    /// 0.100000001490116, a different image.)
     public static func isWidening(from old: String, to new: String) -> Bool {
         if old == new { return true }
         let integers = ["smallint", "integer", "bigint"]
@@ -205,7 +289,6 @@ public struct SchemaChange: Sendable, Hashable {
             if let to = integers.firstIndex(of: new) { return to > from }
             return new == "numeric" || (Self.numeric(new).map { $0.precision - $0.scale >= [5, 10, 19][from] } ?? false)
         }
-        if old == "real" { return new == "double precision" }
         if let from = Self.varchar(old) {
             if new == "text" || new == "character varying" { return true }
             if let to = Self.varchar(new), let length = from { return to.map { $0 >= length } ?? true }

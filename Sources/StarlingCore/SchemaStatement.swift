@@ -62,7 +62,6 @@ public enum SchemaStatement {
         _ = takeWord("only", from: &rest)
         rest = Substring(rest.trimmingSpaces)
         guard let (parts, afterTable) = qualifiedName(rest) else { throw failure("CREATE INDEX names no table") }
-        let tableText = rest[..<afterTable.startIndex].trimmingSpaces
         let qualified = parts.count == 1 ? ["public"] + parts : parts
         guard qualified.joined(separator: ".") == table else {
             throw failure("the index is on \(parts.joined(separator: ".")), not on table \(table)")
@@ -70,8 +69,10 @@ public enum SchemaStatement {
         let tail = afterTable.trimmingSpaces
         guard !tail.isEmpty else { throw failure("CREATE INDEX needs its columns") }
         let unique = isUnique ? "UNIQUE " : ""
+        // The table as the hub names it, quoted: a region's search_path does not decide which table it is.
+        let quotedTable = qualified.map { quoted($0) }.joined(separator: ".")
         return .index(
-            statement: "CREATE \(unique)INDEX IF NOT EXISTS \(name) ON \(tableText) \(tail)",
+            statement: "CREATE \(unique)INDEX IF NOT EXISTS \(name) ON \(quotedTable) \(tail)",
             probe: "CREATE \(unique)INDEX \(name) ON \(probeTable) \(tail)")
     }
 
@@ -91,7 +92,7 @@ public enum SchemaStatement {
         guard tail.trimmingSpaces.isEmpty else { throw failure("drop one index per statement") }
         // An unqualified name is the table's schema's (a region's search_path may not hold it).
         let schema = table.split(separator: ".").first.map(String.init) ?? "public"
-        let qualified = parts.count == 1 ? "\"\(schema.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\""))\".\(name)" : name
+        let qualified = parts.count == 1 ? "\(quoted(schema)).\(name)" : name
         return .index(statement: "DROP INDEX IF EXISTS \(qualified)", probe: nil)
     }
 
@@ -113,6 +114,11 @@ public enum SchemaStatement {
         let clauses = remainder.trimmingSpaces
         guard !clauses.isEmpty else { throw failure("the statement has no clause after the table name") }
         return clauses
+    }
+
+    /// `name` as a quoted identifier.
+    private static func quoted(_ name: String) -> String {
+        "\"" + name.split(separator: "\"", omittingEmptySubsequences: false).joined(separator: "\"\"") + "\""
     }
 
     private static func failure(_ message: String) -> CoreError {

@@ -179,7 +179,8 @@ struct SchemaChangeEndToEndTests {
             let cases: [(String, Int, String)] = [
                 ("ALTER TABLE public.other ADD COLUMN x int", 400, "not table public.items"),
                 ("ALTER TABLE items DROP COLUMN id", 400, "key column id"),
-                ("ALTER TABLE items ALTER COLUMN label TYPE integer USING 1", 400, "from text to integer"),
+                ("ALTER TABLE items ALTER COLUMN label TYPE varchar(5)", 400, "could change or lose values"),
+                ("ALTER TABLE items ALTER COLUMN id TYPE bigint USING id + 1", 400, "USING expression"),
                 ("ALTER TABLE items ADD COLUMN at timestamptz DEFAULT now()", 400, "not a constant"),
                 ("ALTER TABLE items ADD COLUMN bad nosuchtype", 400, "nosuchtype"),
                 ("ALTER TABLE items ADD COLUMN x int; DROP TABLE items", 400, "invalid_statement"),

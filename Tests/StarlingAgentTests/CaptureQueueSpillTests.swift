@@ -100,3 +100,37 @@ struct CaptureQueueSpillTests {
         #expect(queue.overwritten(in: big) == [changes[1].position])
     }
 }
+
+/// A schema change made in a transaction goes out before the transaction's row changes, and the slot may not
+/// confirm the transaction until those are handled too (a kill -9 in between must decode them again).
+@Suite("Capture queue with schema changes")
+struct CaptureQueueSchemaTests {
+    @Test("a handled schema change does not complete its transaction's checkpoint before its rows")
+    func schemaChangeDoesNotConfirmItsRows() throws {
+        let commit: UInt64 = 10_000
+        let queue = CaptureQueue(arrived: WakeUp())
+        let schema = CaptureQueue.CapturedSchema(
+            id: "r1:1", table: "public.items", statement: "ALTER TABLE items ADD COLUMN note text", previous: [],
+            columns: [], position: WALDecoder.schemaPosition(commitLSN: commit, index: 0),
+            commitEnd: LSN(rawValue: commit + 8))
+        let rows = try [1, 2].map { try CaptureQueueSpillTests.captured($0, commit: commit) }
+        #expect(rows.allSatisfy { schema.position < $0.position })
+        queue.append(schemaChanges: [schema])
+        queue.append(rows, commitEnd: LSN(rawValue: commit + 8))
+        queue.offer(resume: LSN(rawValue: commit + 8), ledger: CaptureLedger(cursor: 0), switching: false, hlc: 0)
+        guard case .schema(let first)? = queue.nextBatch(maxCount: 100, maxBytes: 1 << 20) else {
+            Issue.record("the schema change is not first")
+            return
+        }
+        #expect(first.id == "r1:1")
+        queue.handled()
+        #expect(queue.completedCheckpoint() == nil, "the rows after it are not handled yet")
+        guard case .changes(let batch)? = queue.nextBatch(maxCount: 100, maxBytes: 1 << 20) else {
+            Issue.record("the rows do not follow")
+            return
+        }
+        #expect(batch.count == 2)
+        queue.handled()
+        #expect(queue.completedCheckpoint() != nil)
+    }
+}

@@ -155,6 +155,9 @@ struct ShapeGuardTests {
         // so the generated functions) as they were, while an unchanged table is reinstalled.
         try await TestDatabase.with { database in
             let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+            // Bootstrapped, as a region that syncs (a table not bootstrapped yet is installed for the shape it has:
+            // the next test).
+            try connection.execute("UPDATE starling.synced_tables SET bootstrapped_at = now()")
             let recorded = try connection.query(
                 "SELECT shape FROM starling.synced_tables WHERE table_name = 'public.items'")[0].string("shape")
             try connection.execute("ALTER TABLE items DROP COLUMN name")
@@ -169,6 +172,22 @@ struct ShapeGuardTests {
             #expect(try AgentTestSupport.schema().install(tables: shapes, connection: connection).isEmpty == false)
             let reloaded = try Self.tables.map { try TableShape.load(table: $0, connection: connection) }
             #expect(try AgentTestSupport.schema().install(tables: reloaded, connection: connection).isEmpty)
+        }
+    }
+
+    @Test("a table not bootstrapped yet is installed for the shape it has, however it changed")
+    func installFollowsAnUnbootstrappedTable() async throws {
+        // Proves: before its bootstrap a table syncs nothing, so an ALTER of it (an operator creating it with the
+        // columns in force after a first refused start) is no drift: install records the new shape.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+            try connection.execute("UPDATE starling.synced_tables SET bootstrapped_at = NULL")
+            try connection.execute("ALTER TABLE items ADD COLUMN note text")
+            let shapes = try Self.tables.map { try TableShape.load(table: $0, connection: connection) }
+            #expect(try AgentTestSupport.schema().install(tables: shapes, connection: connection).isEmpty)
+            let recorded = try connection.query(
+                "SELECT shape FROM starling.synced_tables WHERE table_name = 'public.items'")[0].string("shape")
+            #expect(recorded.contains("\"note\""))
         }
     }
 }

@@ -70,7 +70,7 @@ struct SchemaChangeTests {
     @Test func wideningTypes() {
         let widening: [(String, String)] = [
             ("smallint", "integer"), ("smallint", "bigint"), ("integer", "bigint"), ("integer", "numeric"),
-            ("bigint", "numeric"), ("bigint", "numeric(19,0)"), ("integer", "numeric(12,2)"), ("real", "double precision"),
+            ("bigint", "numeric"), ("bigint", "numeric(19,0)"), ("integer", "numeric(12,2)"),
             ("character varying(10)", "character varying(20)"), ("character varying(10)", "text"),
             ("character varying(10)", "character varying"), ("character varying", "text"),
             ("numeric(10,2)", "numeric(12,2)"), ("numeric(10,2)", "numeric(12,4)"), ("numeric(10,2)", "numeric"),
@@ -79,12 +79,35 @@ struct SchemaChangeTests {
         for (from, to) in widening { #expect(SchemaChange.isWidening(from: from, to: to), "\(from) → \(to)") }
         let narrowing: [(String, String)] = [
             ("bigint", "integer"), ("integer", "smallint"), ("double precision", "real"), ("integer", "real"),
+            ("real", "double precision"),
             ("character varying(20)", "character varying(10)"), ("text", "character varying(10)"),
             ("numeric(12,2)", "numeric(10,2)"), ("numeric(10,2)", "numeric(10,4)"), ("bigint", "numeric(10,0)"),
             ("numeric", "numeric(30,10)"), ("text", "integer"), ("timestamp without time zone", "timestamp with time zone"),
             ("integer", "text"),
         ]
         for (from, to) in narrowing { #expect(!SchemaChange.isWidening(from: from, to: to), "\(from) → \(to)") }
+    }
+
+    // Proves type names are what format_type writes and nothing else can pass as one (a region's pushed types and
+    // defaults' casts are built into statements).
+    @Test func typeNames() {
+        for name in ["integer", "character varying(20)", "numeric(12,2)", "timestamp(3) with time zone", "text[]",
+            "integer[3]", "\"My Type\"", "public.status", "\"odd\"\"name\"[]", "double precision", "bit varying(5)"]
+        {
+            #expect(SchemaChange.isTypeName(name), "\(name)")
+        }
+        for text in ["", "text, (select 1)", "int; drop table x", "numeric(select)", "text)", "text(", "\"open",
+            "int -- x", "x'y", "text::int", "(1)"]
+        {
+            #expect(!SchemaChange.isTypeName(text), "\(text)")
+        }
+        #expect(!SchemaChange.isConstant("''::text, (select string_agg(token, ',') from starling_hub.regions)"))
+        let injected = SchemaChange(
+            table: "public.items",
+            actions: [.addColumn(name: "x", type: "text DEFAULT now()", isNotNull: false, defaultSQL: nil)], statement: "")
+        #expect(throws: CoreError.self) { _ = try injected.applied(to: Self.items) }
+        let index = SchemaChange(table: "public.items", actions: [.index(statement: "DROP TABLE x")], statement: "")
+        #expect(throws: CoreError.self) { try index.checkCapturedInRegion() }
     }
 
     // Proves which defaults count as constants (as pg_get_expr writes them) and which do not.
@@ -179,12 +202,12 @@ struct SchemaChangeTests {
         #expect(
             try SchemaStatement.parse("CREATE UNIQUE INDEX CONCURRENTLY items_label ON public.items (lower(label));", table: table)
                 == .index(
-                    statement: "CREATE UNIQUE INDEX IF NOT EXISTS items_label ON public.items (lower(label))",
+                    statement: "CREATE UNIQUE INDEX IF NOT EXISTS items_label ON \"public\".\"items\" (lower(label))",
                     probe: "CREATE UNIQUE INDEX items_label ON TABLE_PROBE (lower(label))"))
         #expect(
             try SchemaStatement.parse("create index if not exists \"Items Qty\" on only items using btree (qty) where qty > 0", table: table)
                 == .index(
-                    statement: "CREATE INDEX IF NOT EXISTS \"Items Qty\" ON items using btree (qty) where qty > 0",
+                    statement: "CREATE INDEX IF NOT EXISTS \"Items Qty\" ON \"public\".\"items\" using btree (qty) where qty > 0",
                     probe: "CREATE INDEX \"Items Qty\" ON TABLE_PROBE using btree (qty) where qty > 0"))
         #expect(
             try SchemaStatement.parse("DROP INDEX CONCURRENTLY IF EXISTS items_label", table: table)

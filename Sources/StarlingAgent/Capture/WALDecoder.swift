@@ -282,12 +282,21 @@ struct WALDecoder: Sendable {
         // A statement that changed no column (an `ADD COLUMN IF NOT EXISTS` of one that exists) is nothing to push.
         guard previous.map({ [$0.name, $0.type] }) != columns.map({ [$0.name, $0.type] }) else { return }
         let number = try Self.number(&open, recordLSN: recordLSN)
+        // Queued (and handled) before the transaction's row changes, so its place in the stream must sort before
+        // theirs: the slot may confirm past a transaction only once its rows are handled too. Row changes are
+        // numbered from their WAL positions; a transaction's schema changes by their order among themselves.
+        let position = Self.schemaPosition(commitLSN: open.begin.finalLSN.rawValue, index: open.schemaChanges.count)
         open.schemaChanges.append(
             CaptureQueue.CapturedSchema(
                 id: ChangeID(origin: region, number: number).description, table: table, statement: statement,
-                previous: previous, columns: columns,
-                position: StreamPosition(commitLSN: open.begin.finalLSN.rawValue, number: number), commitEnd: .invalid))
+                previous: previous, columns: columns, position: position, commitEnd: .invalid))
         transaction = open
+    }
+
+    /// The stream position of a transaction's `index`th schema change: before every row change of the transaction
+    /// (row changes are numbered from their WAL positions, far above), after every change of earlier ones.
+    static func schemaPosition(commitLSN: UInt64, index: Int) -> StreamPosition {
+        StreamPosition(commitLSN: commitLSN, number: Int64(index))
     }
 
     /// The columns of the relation's rows, each with the JSON encoding of its type (decoded as written, before a

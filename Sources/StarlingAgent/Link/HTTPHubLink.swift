@@ -53,7 +53,7 @@ public final class HTTPHubLink: HubLink {
     }
 
     public func pushSchema(id: String, change: SchemaChange, columns: [TableShape.Column]) async throws(AgentError)
-        -> Int64
+        -> SchemaAnswer
     {
         var body = change.json.objectValue ?? [:]
         body["id"] = .string(id)
@@ -62,7 +62,7 @@ public final class HTTPHubLink: HubLink {
         guard let seq = response["seq"]?.int64Value else {
             throw AgentError(code: .invalidResponse, message: "schema change response lacks \"seq\"")
         }
-        return seq
+        return SchemaAnswer(seq: seq, isNew: response["new"]?.boolValue ?? false)
     }
 
     public func attach(_ history: LogHistory) {

@@ -32,11 +32,25 @@ public protocol HubLink: Sendable {
     /// `POST /v1/tables/schema`: a schema change made in this region (id from its WAL position, the table's
     /// columns after it); returns the seq of the version it made or found in force. A change that does not
     /// follow from the hub's shape throws `hubRejected` (409 `schema_conflict`).
-    func pushSchema(id: String, change: SchemaChange, columns: [TableShape.Column]) async throws(AgentError) -> Int64
+    func pushSchema(id: String, change: SchemaChange, columns: [TableShape.Column]) async throws(AgentError)
+        -> SchemaAnswer
     /// `GET /v1/reconcile/task`: this region's current reconciliation step, nil when none.
     func reconcileTask() async throws(AgentError) -> ReconcileTask?
     /// `POST /v1/reconcile/answer`: answers a step; returns the next one, nil when done.
     func reconcileAnswer(_ answer: ReconcileAnswer) async throws(AgentError) -> ReconcileTask?
+}
+
+/// The hub's answer to a schema change a region pushed.
+public struct SchemaAnswer: Sendable, Hashable {
+    /// The seq of the version's log entry.
+    public var seq: Int64
+    /// False when the change (its id) or its shape was in the log already: this push made nothing new.
+    public var isNew: Bool
+
+    public init(seq: Int64, isNew: Bool) {
+        self.seq = seq
+        self.isNew = isNew
+    }
 }
 
 /// The hub's answer to one chunk of a chunked push.
@@ -60,7 +74,7 @@ extension HubLink {
 
     /// Links without schema changes (test doubles) refuse them.
     public func pushSchema(id: String, change: SchemaChange, columns: [TableShape.Column]) async throws(AgentError)
-        -> Int64
+        -> SchemaAnswer
     {
         throw AgentError(code: .hubRejected, message: "this hub link does not take schema changes")
     }

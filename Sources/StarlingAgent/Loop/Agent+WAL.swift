@@ -205,11 +205,15 @@ extension Agent {
         }
         do throws(AgentError) {
             let columns = schema.columns.map { TableShape.Column(name: $0.name, type: $0.type) }
-            let seq = try await track("push", "push of a schema change of \(schema.table)") { () async throws(AgentError) in
+            let answer = try await track("push", "push of a schema change of \(schema.table)") {
+                () async throws(AgentError) in
                 try await hub.pushSchema(id: schema.id, change: change, columns: columns)
             }
             let shape = try await db { connection in
-                let shape = try store.acceptedSchema(change, connection: connection)
+                // A change the log had already (pushed before a restart, or made in another region first) records
+                // no renames from here: decoded again, its actions may be computed from a later shape; the renames
+                // come with the log's own entry.
+                let shape = try store.acceptedSchema(change, recordsRenames: answer.isNew, connection: connection)
                 queue.handled()
                 return shape
             }
@@ -220,7 +224,27 @@ extension Agent {
             }
             logger.info(
                 "schema change made here is in the log",
-                metadata: [AgentLogKey.table: "\(schema.table)", "seq": "\(seq)", "agent.statement": "\(schema.statement)"])
+                metadata: [
+                    AgentLogKey.table: "\(schema.table)", "seq": "\(answer.seq)", "agent.new": "\(answer.isNew)",
+                    "agent.statement": "\(schema.statement)",
+                ])
+        } catch where error.httpStatus == 409 {
+            // The hub has another shape (another region changed the table differently first). Once the table here
+            // has the hub's shape (the operator made it so), this capture is obsolete: the table follows the log.
+            let inForce = try? await hub.config().tables.first { $0.name == schema.table }?.shape
+            let here = try? await db { try TableShape.load(table: schema.table, connection: $0) }
+            if let inForce, let here, AgentStore.sameColumns(here.columns, inForce.columns) {
+                try await db { connection in
+                    _ = try store.acceptedSchema(change, recordsRenames: false, connection: connection)
+                    queue.handled()
+                }
+                logger.warning(
+                    "schema change made here was refused, and the table has the hub's shape now: dropped",
+                    metadata: [AgentLogKey.table: "\(schema.table)", AgentLogKey.error: "\(error)"])
+                return
+            }
+            queue.pushFailed()
+            throw error
         } catch {
             queue.pushFailed()
             throw error
@@ -234,7 +258,14 @@ extension Agent {
         let queue = captureQueue
         let journal = configuration.journal
         guard let last = captured.last else { return true }
-        let changes = captured.map(\.change)
+        var decoded = captured.map(\.change)
+        if !shared.withLock({ $0.progress.stoppedTables.isEmpty }) {
+            // A stopped table's pulled entries wait unapplied while the cursor moves on: a local change of it knew
+            // only what came before the first of them, and says so (the hub finds the conflicts it then meets).
+            let floors = try await db { try AgentStore.heldFloors(connection: $0) }
+            decoded = decoded.map { change in floors[change.table].map { change.rebased(atMost: $0 - 1) } ?? change }
+        }
+        let changes = decoded
         let bytes = captured.reduce(0) { $0 + $1.approximateBytes }
         let pushing = "push of \(changes.count) changes to the hub"
         guard

@@ -769,6 +769,11 @@ public final class Agent: Sendable {
         while !isStopped {
             await report()
             await sleep(ms: configuration.tuning.statusIntervalMs)
+            // A table stopped by a schema change it could not apply tries it again each interval (held-entries round).
+            if !shared.withLock({ $0.progress.stoppedTables.isEmpty }) {
+                heldResumeDue.withLock { $0 = true }
+                wake.signal()
+            }
         }
     }
 
@@ -855,9 +860,10 @@ public final class Agent: Sendable {
     /// Applies the held entries of tables whose shape is back (``AgentStore/applyHeldEntries(connection:)``).
     private func applyHeldEntries() async throws(AgentError) {
         let store = self.store
-        let inMemory = capture.withLock { $0.mode == .wal && !$0.switching }
+        let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
+        let how = AgentStore.SchemaApply(captureTriggers: !isWAL || switching, announce: isWAL)
         let summary = try await db { connection in
-            try store.applyHeldEntries(inMemory: inMemory, connection: connection)
+            try store.applyHeldEntries(inMemory: isWAL && !switching, how: how, connection: connection)
         }
         heldResumeDue.withLock { $0 = false }
         shared.withLock {

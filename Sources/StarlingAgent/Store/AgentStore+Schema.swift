@@ -92,6 +92,11 @@ extension AgentStore {
         try connection.execute("SAVEPOINT starling_schema", name: "agent.schema.savepoint")
         let executed: Bool
         do {
+            // Locked before the table's shape is read: an operator's ALTER of it (the same statement run here by
+            // hand) commits before or after this change, never between the read and the statements.
+            try connection.execute("SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'")
+            try connection.execute("LOCK TABLE \(try PostgresIdentifier.quote(table)) IN ACCESS EXCLUSIVE MODE")
+            try connection.execute("SET LOCAL lock_timeout = DEFAULT")
             let installed = try connection.query(
                 "SELECT shape FROM starling.synced_tables WHERE table_name = $1", [.text(table)],
                 name: "agent.schema.installed")
@@ -116,6 +121,7 @@ extension AgentStore {
                     key: table)
             }
             for statement in try TableSQL.schemaStatements(table: table, actions: indexes) {
+                try Self.checkDroppedIndex(statement, table: table, connection: connection)
                 try connection.execute(statement, name: "agent.schema.index")
             }
             let shape = try TableShape.load(table: table, connection: connection)
@@ -127,7 +133,7 @@ extension AgentStore {
                         + "), not version \(schema.version)'s", key: table)
             }
             try AgentSchema().installTable(shape, captureTriggers: how.captureTriggers, connection: connection)
-            try recordRenames(schema.change, table: table, connection: connection)
+            try recordRenames(schema.change, shape: shape, connection: connection)
             if how.announce { try announce(table: table, connection: connection) }
             try connection.execute("RELEASE SAVEPOINT starling_schema", name: "agent.schema.release")
             return .applied(shape, executed: executed)
@@ -167,10 +173,15 @@ extension AgentStore {
             """
             SELECT h.seq, h.entry FROM starling.synced_tables s
             CROSS JOIN LATERAL (SELECT seq, entry FROM starling.held_entries WHERE table_name = s.table_name
-                                ORDER BY seq LIMIT 1) h
+                                AND entry::jsonb ->> 'kind' = 'schema' ORDER BY seq LIMIT 1) h
             WHERE s.stopped IS NOT NULL
             ORDER BY h.seq
             """, name: "agent.schema.waiting")
+        guard !waiting.isEmpty else { return }
+        // Behind a long application transaction the ALTER gives up (and stays stopped) instead of holding every
+        // table's apply behind its lock request.
+        try connection.execute("SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'")
+        defer { try? connection.execute("SET LOCAL lock_timeout = DEFAULT") }
         for row in waiting {
             let entry = try LogEntry(json: try JSONValue(parsing: try row.string("entry")))
             guard entry.kind == .schema else { continue }
@@ -188,7 +199,9 @@ extension AgentStore {
     /// functions are generated again for its columns now (WAL capture: no capture trigger), its signature and
     /// renames recorded, so the pulled entries held meanwhile (``ShapeGuard``) apply to the new shape. One
     /// transaction. Returns the table's shape.
-    public func acceptedSchema(_ change: SchemaChange, connection: PostgresConnection) throws -> TableShape? {
+    public func acceptedSchema(_ change: SchemaChange, recordsRenames: Bool, connection: PostgresConnection) throws
+        -> TableShape?
+    {
         try connection.transaction(name: "agent.schema.accepted") { connection in
             let found = try connection.query(
                 "SELECT 1 FROM starling.synced_tables WHERE table_name = $1 FOR UPDATE", [.text(change.table)],
@@ -196,18 +209,19 @@ extension AgentStore {
             guard !found.isEmpty else { return nil }
             let shape = try TableShape.load(table: change.table, connection: connection)
             try AgentSchema().installTable(shape, captureTriggers: false, connection: connection)
-            try recordRenames(change, table: change.table, connection: connection)
+            try recordRenames(
+                recordsRenames ? change : SchemaChange(table: change.table, actions: [], statement: ""), shape: shape,
+                connection: connection)
             return shape
         }
     }
 
     /// Adds the change's renames to the table's map (an image written before the rename is read with the new
-    /// name), following chains (`a → b` then `b → c` makes `a → c`).
-    private func recordRenames(_ change: SchemaChange, table: String, connection: PostgresConnection) throws {
-        var renames: [(String, String)] = []
-        for case .renameColumn(let from, let to) in change.actions { renames.append((from, to)) }
-        guard !renames.isEmpty else { return }
-        for (from, to) in renames {
+    /// name), following chains (`a → b` then `b → c` makes `a → c`), then drops what no image may be read with:
+    /// a name the table has now (renamed back, or added again: its members are the live column's) and a name
+    /// mapped to itself.
+    private func recordRenames(_ change: SchemaChange, shape: TableShape, connection: PostgresConnection) throws {
+        for case .renameColumn(let from, let to) in change.actions {
             try connection.execute(
                 """
                 UPDATE starling.synced_tables
@@ -215,8 +229,46 @@ extension AgentStore {
                                                                           ELSE v END), '{}')
                                FROM jsonb_each(renamed) AS e(k, v)) || jsonb_build_object($2::text, $3::text)
                 WHERE table_name = $1
-                """, [.text(table), .text(from), .text(to)], name: "agent.schema.renamed")
+                """, [.text(change.table), .text(from), .text(to)], name: "agent.schema.renamed")
         }
+        try connection.execute(
+            """
+            UPDATE starling.synced_tables
+            SET renamed = (SELECT coalesce(jsonb_object_agg(k, v), '{}') FROM jsonb_each(renamed) AS e(k, v)
+                           WHERE k <> ALL($2::text[]) AND v <> to_jsonb(k))
+            WHERE table_name = $1 AND renamed <> '{}'
+            """, [.text(change.table), .textArray(shape.columns.map(\.name))], name: "agent.schema.renamedLive")
+    }
+
+    /// A `DROP INDEX` must drop an index of `table` (or none), never its key's.
+    private static func checkDroppedIndex(_ statement: String, table: String, connection: PostgresConnection) throws {
+        let prefix = "DROP INDEX IF EXISTS "
+        guard statement.hasPrefix(prefix) else { return }
+        let name = String(statement.dropFirst(prefix.count))
+        let rows = try connection.query(
+            """
+            SELECT i.indrelid = to_regclass($2) AS own,
+                   i.indexrelid = \(TableShape.keyIndexSQL(relation: "to_regclass($2)")) AS key
+            FROM pg_index i WHERE i.indexrelid = to_regclass($1)
+            """, [.text(name), .text(try PostgresIdentifier.quote(table))], name: "agent.schema.droppedIndex")
+        guard let row = rows.first else { return }
+        guard try row.bool("own") else {
+            throw AgentError(code: .invalidTable, message: "index \(name) is not an index of \(table)", key: table)
+        }
+        guard try !(row.optionalBool("key") ?? false) else {
+            throw AgentError(code: .invalidTable, message: "index \(name) is the key of \(table)", key: table)
+        }
+    }
+
+    /// The seq of each table's first held entry (tables whose stream is stopped).
+    public static func heldFloors(connection: PostgresConnection) throws -> [String: Int64] {
+        var floors: [String: Int64] = [:]
+        for row in try connection.query(
+            "SELECT table_name, min(seq) AS seq FROM starling.held_entries GROUP BY table_name", name: "agent.held.floors")
+        {
+            floors[try row.string("table_name")] = try row.int64("seq")
+        }
+        return floors
     }
 
     /// Tells the WAL decoder the table's columns from here on (a message of the agent's own origin).

@@ -411,8 +411,9 @@ public struct AgentStore: Sendable {
                 try deferPending(&entries, pendingKeys: pendingKeys, summary: &summary, connection: connection)
             }
             let how = SchemaApply(captureTriggers: wal == nil || wal?.versions == nil, announce: wal != nil)
+            // A stopped table's schema change is tried again by the held-entries round, not by every apply.
             let shapes = try lockAndCheckShapes(
-                of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, how: how,
+                of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, how: nil,
                 connection: connection)
             summary.stoppedTables = shapes.drift
             let versions = wal?.versions

@@ -18,9 +18,14 @@ extension HubAPI {
         let body = try parseBody(request.body)
         let change: SchemaChange
         let columns: [TableShape.Column]
-        do {
+        do throws(CoreError) {
             change = try SchemaChange(json: body)
+            try change.checkCapturedInRegion()
+            try change.validate()
             columns = try TableShape.columns(json: body["columns"] ?? .null)
+            for column in columns where !SchemaChange.isTypeName(column.type) {
+                throw CoreError(code: .invalidValue, message: "\(column.type) is not a type name", field: "columns")
+            }
         } catch {
             throw HTTPError(400, code: "invalid_request", "\(error.field.map { $0 + ": " } ?? "")\(error.message)")
         }
@@ -30,6 +35,7 @@ extension HubAPI {
         guard settings.tablesByName[change.table] != nil else {
             throw HTTPError(400, code: "table_not_synced", "table \"\(change.table)\" is not synced")
         }
+        try refuseDeltaChanges(change.actions, table: change.table)
         let shape = shapes.current[change.table]?.shape ?? TableShape(name: change.table, columns: [], key: [])
         let (fill, toText) = try await imageRules(of: change.actions, on: shape)
         let outcome = try await sequencer.schema(
@@ -43,11 +49,31 @@ extension HubAPI {
         return .json(200, Self.schemaAnswer(outcome).serialized())
     }
 
+    /// A delta column (hub.yaml `tables[].delta`) keeps its name and type while it is one: the sequencer reads its
+    /// kind once. 400 naming the column and the way.
+    private func refuseDeltaChanges(_ actions: [SchemaChange.Action], table: String) throws(HTTPError) {
+        let delta = Set(settings.tablesByName[table]?.deltaColumns ?? [])
+        for action in actions {
+            let name: String? =
+                switch action {
+                case .dropColumn(let name), .alterType(let name, _): name
+                case .renameColumn(let from, _): from
+                case .addColumn, .index: nil
+                }
+            if let name, delta.contains(name) {
+                throw HTTPError(
+                    400, code: "invalid_statement",
+                    "column \(name) of \(table) is a delta column (hub.yaml tables[].delta): take it out of the delta "
+                        + "list and reload the hub before changing it")
+            }
+        }
+    }
+
     static func schemaAnswer(_ outcome: SchemaOutcome) -> JSONValue {
         [
             "table": .string(outcome.entry.shape.name), "seq": .integer(outcome.seq),
             "version": .integer(outcome.entry.version), "columns": outcome.entry.shape.columnsJSON,
-            "actions": outcome.change.json["actions"] ?? .array([]),
+            "actions": outcome.change.json["actions"] ?? .array([]), "new": .bool(outcome.isNew),
         ]
     }
 
@@ -80,6 +106,21 @@ extension HubAPI {
             throw HTTPError(
                 400, code: "invalid_request", "table \(table) has no registered shape yet: start a region's agent first")
         }
+        let id = body["id"]?.stringValue.map { "hub-schema:" + $0 } ?? "hub-schema:\(UInt64.random(in: 1...UInt64.max))"
+        // A retry of a change the log has: its first answer (the statement would not apply to the shape now).
+        let prior = try await pool.withConnection { connection in
+            try connection.query(
+                "SELECT seq, version, columns, actions FROM starling_hub.schema_changes WHERE change_id = $1",
+                [.text(id)], name: "hub.schema.prior")
+        }
+        if let row = prior.first {
+            let answer: JSONValue = [
+                "table": .string(table), "seq": .integer(try row.int64(0)), "version": .integer(try row.int64(1)),
+                "columns": try JSONValue(parsing: try row.string(2)), "actions": try JSONValue(parsing: try row.string(3)),
+                "new": false,
+            ]
+            return .json(200, answer.serialized())
+        }
         let kind: SchemaStatement.Kind
         do {
             kind = try SchemaStatement.parse(statement, table: table)
@@ -91,17 +132,26 @@ extension HubAPI {
             actions = try await pool.withConnection { connection in
                 switch kind {
                 case .alter(let clauses):
+                    let words = clauses.lowercased().split(whereSeparator: { $0 == " " || $0 == "\n" || $0 == "\t" })
+                    if words.contains("type") && words.contains("using") {
+                        throw HTTPError(
+                            400, code: "invalid_statement",
+                            "a USING expression is not replicated: each region casts the column to its new type "
+                                + "(only widening type changes are replicated)")
+                    }
                     return try SchemaProbe.actions(of: clauses, on: shape, connection: connection)
                 case .index(let canonical, let probe):
                     if let probe { try SchemaProbe.checkIndex(probe, on: shape, connection: connection) }
                     return [.index(statement: canonical)]
                 }
             }
+        } catch let error as HTTPError {
+            throw error
         } catch {
             throw HTTPError(400, code: "invalid_statement", "\(statement): \(error)")
         }
+        try refuseDeltaChanges(actions, table: table)
         let (fill, toText) = try await imageRules(of: actions, on: shape)
-        let id = body["id"]?.stringValue.map { "hub-schema:" + $0 } ?? "hub-schema:\(UInt64.random(in: 1...UInt64.max))"
         let outcome = try await sequencer.schema(
             SchemaRequest(
                 change: SchemaChange(table: table, actions: actions, statement: statement), origin: LogEntry.hubOrigin,

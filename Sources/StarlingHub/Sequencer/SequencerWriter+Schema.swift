@@ -62,6 +62,16 @@ extension SequencerWriter {
                 [.text(table)], name: "sequencer.schemaInForce")
             return .schema(SchemaOutcome(seq: try seq[0].int64(0), entry: current, change: request.change, isNew: false))
         }
+        // The shape of an earlier version: a region running a migration's statements after the hub has more of
+        // them (it applies the rest from the log).
+        if let resulting = request.resulting {
+            for row in try connection.query(
+                "SELECT seq, columns FROM starling_hub.schema_changes WHERE table_name = $1 ORDER BY version DESC",
+                [.text(table)], name: "sequencer.schemaEarlier")
+            where Self.sameColumns(resulting, try TableShape.columns(json: try JSONValue(parsing: try row.string(1)))) {
+                return .schema(SchemaOutcome(seq: try row.int64(0), entry: current, change: request.change, isNew: false))
+            }
+        }
         let shape: TableShape
         do {
             shape = try request.change.applied(to: current.shape)

@@ -45,6 +45,18 @@ enum SchemaProbe {
     static func imageRules(of actions: [SchemaChange.Action], on shape: TableShape, connection: PostgresConnection)
         throws -> (fill: JSONObject, toText: Set<String>)
     {
+        // Read only: a default is a literal with casts (``SchemaChange/isConstant(_:)``), a type a type name
+        // (``SchemaChange/isTypeName(_:)``), checked before either is written into a statement.
+        try connection.transaction(name: "hub.schemaProbe.rules") { connection in
+            try connection.execute("SET TRANSACTION READ ONLY", name: "hub.schemaProbe.readOnly")
+            try connection.execute("SET LOCAL statement_timeout = '5s'", name: "hub.schemaProbe.timeout")
+            return try rules(of: actions, on: shape, connection: connection)
+        }
+    }
+
+    private static func rules(of actions: [SchemaChange.Action], on shape: TableShape, connection: PostgresConnection)
+        throws -> (fill: JSONObject, toText: Set<String>)
+    {
         var fill: JSONObject = [:]
         var toText: Set<String> = []
         for action in actions {
@@ -54,7 +66,8 @@ enum SchemaProbe {
                     fill[name] = .null
                     continue
                 }
-                guard SchemaChange.isConstant(defaultSQL), let encoding = try encoding(of: type, connection: connection)
+                guard SchemaChange.isConstant(defaultSQL), SchemaChange.isTypeName(type),
+                    let encoding = try encoding(of: type, connection: connection)
                 else { continue }
                 let value = try connection.query(
                     "SELECT (\(encoding.jsonSQL(of: "((\(defaultSQL))::\(type))")))::text",
