@@ -8,19 +8,11 @@ import Testing
 /// pushed images read under the shape in force with the heads rewritten.
 @Suite(.timeLimit(.minutes(2)))
 struct SchemaRouteTests {
-    static let registration: JSONValue = [
-        "tables": [
-            [
-                "name": "public.items",
-                "columns": [["name": "id", "type": "bigint"], ["name": "qty", "type": "integer"], ["name": "note", "type": "text"]],
-                "key": ["id"],
-            ]
-        ]
-    ]
-
+    /// Registers public.items (id bigint key, qty integer, note text), the shape PushValidationTests uses.
     private func register(_ hub: HubHarness) async throws {
         let response = try await hub.send(
-            "POST", "/v1/tables/register", token: HubHarness.token("r1"), body: Self.registration.serialized())
+            "POST", "/v1/tables/register", token: HubHarness.token("r1"),
+            body: PushValidationTests.registration.serialized())
         #expect(response.status == 200)
     }
 
