@@ -268,6 +268,7 @@ extension Agent {
         let changes = decoded
         let bytes = captured.reduce(0) { $0 + $1.approximateBytes }
         let pushing = "push of \(changes.count) changes to the hub"
+        let started = ContinuousClock.now
         guard
             let verdicts = try await track(
                 "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes, readAt: readAt) })
@@ -275,6 +276,7 @@ extension Agent {
             queue.pushFailed()
             return false
         }
+        let answered = ContinuousClock.now
         let summary: VerdictSummary
         do throws(AgentError) {
             // Inside: whatever fails from here offers the batch again (the queue would otherwise keep it in flight).
@@ -305,7 +307,7 @@ extension Agent {
             queue.pushFailed()
             throw error
         }
-        counted(pushed: changes.count, summary)
+        counted(pushed: changes.count, summary, hub: answered - started, db: ContinuousClock.now - answered)
         return true
     }
 
@@ -358,12 +360,17 @@ extension Agent {
     }
 
     /// Counts a handled push in the agent's progress and logs it.
-    private func counted(pushed: Int, _ summary: VerdictSummary) {
+    private func counted(pushed: Int, _ summary: VerdictSummary, hub: Duration? = nil, db: Duration? = nil) {
         shared.withLock {
             $0.progress.pushedChanges += pushed
             $0.progress.deadLetters += summary.deadLettered
         }
-        logger.debug("pushed", metadata: [AgentLogKey.changes: "\(pushed)", AgentLogKey.rejected: "\(summary.rejected)"])
+        var metadata: Logger.Metadata = [AgentLogKey.changes: "\(pushed)", AgentLogKey.rejected: "\(summary.rejected)"]
+        // Where a push's time went: the hub's answer, then the verdicts' transaction (behind the applies on the
+        // agent's one database connection).
+        if let hub { metadata[AgentLogKey.hubMs] = "\(Self.ms(hub))" }
+        if let db { metadata[AgentLogKey.dbMs] = "\(Self.ms(db))" }
+        logger.debug("pushed", metadata: metadata)
     }
 
     /// Waits until the decoder has passed every own transaction that wrote the key of an accepted change in
