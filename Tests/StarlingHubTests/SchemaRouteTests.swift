@@ -121,4 +121,38 @@ struct SchemaRouteTests {
             #expect(using.status == 400 && using.json["error"]?["message"]?.stringValue?.contains("USING") == true)
         }
     }
+
+    // Proves reconciliation skips, not repairs, the keys of a region that has not applied a table's last schema
+    // change yet (the hub's heads have the new shape, the region's rows the old one): region r2 answers as a region
+    // whose cursor is before the change and which holds none of the rows.
+    @Test func reconciliationSkipsARegionBehindASchemaChange() async throws {
+        try await HubHarness.with(tables: [.init(name: "public.items", policy: "lww")]) { hub in
+            try await register(hub)
+            for id in 1...3 {
+                #expect(try await hub.push("r1", [Changes.insert("r1", id, id: Int64(id), row: ["qty": 1])]).status == 200)
+            }
+            let change = try await hub.admin("POST", "/v1/schema", body: ["table": "public.items", "statement": "ADD COLUMN x text"])
+            #expect(change.json["seq"] == 4)
+            let run = try await hub.admin("POST", "/v1/reconcile", body: [:])
+            #expect(run.status == 200)
+            var answered = 0
+            while answered < 20 {
+                let task = try await hub.send("GET", "/v1/reconcile/task", token: HubHarness.token("r2"))
+                guard let current = task.json["task"], current != .null else { break }
+                let decoded = try ReconcileTask(json: current)
+                let answer = ReconcileAnswer(
+                    run: decoded.run, table: decoded.table, step: decoded.step, cursor: 3, listsKeys: decoded.listsKeys)
+                let sent = try await hub.send(
+                    "POST", "/v1/reconcile/answer", token: HubHarness.token("r2"), body: answer.json.serialized())
+                #expect(sent.status == 200, "\(sent.json)")
+                answered += 1
+            }
+            let report = try await hub.admin("GET", "/v1/reconcile/latest")
+            let r2 = (report.json["results"]?.arrayValue ?? []).first {
+                $0["region"] == "r2" && $0["table"] == "public.items"
+            }
+            #expect(r2?["rows_repaired"] == 0, "\(report.json)")
+            #expect(r2?["rows_skipped"] == 3, "\(report.json)")
+        }
+    }
 }

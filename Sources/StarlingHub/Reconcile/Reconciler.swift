@@ -229,9 +229,14 @@ extension Reconciler {
     }
 
     /// The hub's heads (tombstones too) in the task's buckets, and the stored key text of each.
+    /// Each head counts as no older than the table's last schema change (its image was rewritten to that shape
+    /// then): a region that has not applied the change yet still has the old shape, and its keys are skipped, not
+    /// repaired.
     func headHashes(_ task: ReconcileTask) async throws -> (hashes: [ReconcileBuckets.HeadHash], canonical: [String: String]) {
         let sql = """
-            SELECT s.k, s.key, CASE WHEN s.row IS NULL THEN NULL ELSE md5(s.k || s.row::jsonb::text) END, s.seq
+            SELECT s.k, s.key, CASE WHEN s.row IS NULL THEN NULL ELSE md5(s.k || s.row::jsonb::text) END,
+                   greatest(s.seq, (SELECT coalesce(max(c.seq), 0) FROM starling_hub.schema_changes c
+                                    WHERE c.table_name = $1))
             FROM (SELECT key::jsonb::text AS k, key, row, seq FROM starling_hub.heads WHERE table_name = $1) s
             \(ReconcileSQL.bucketFilter(task, parameter: "$2::bigint[]"))
             """
