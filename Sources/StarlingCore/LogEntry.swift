@@ -102,6 +102,94 @@ public struct LogEntry: Sendable, Hashable {
             base: json["base"]?.int64Value)
     }
 
+    /// Reads an entry object at the reader (``PullPage/init(bytes:)``) with the checks of ``init(json:)``, its row
+    /// kept as the text it came as.
+    static func read(_ reader: inout JSONReader, depth: Int) throws(CoreError) -> LogEntry {
+        var seq: Int64?, hlc: Int64?, base: Int64?
+        var origin: String?, id: String?, tx: String?, table: String?, op: String?, kind: String?
+        var key: JSONObject?
+        var rewritten: Bool?
+        var row: [UInt8]?
+        func string(_ name: String, _ value: JSONValue) throws(CoreError) -> String {
+            guard case .string(let text) = value else {
+                throw CoreError(code: .invalidValue, message: "\"\(name)\" must be a string", field: name)
+            }
+            guard !text.isEmpty else {
+                throw CoreError(code: .invalidValue, message: "\"\(name)\" must not be empty", field: name)
+            }
+            guard text.utf8.count <= 1024 else {
+                throw CoreError(code: .invalidValue, message: "\"\(name)\" is longer than 1024 bytes", field: name)
+            }
+            return text
+        }
+        func integer(_ name: String, _ value: JSONValue) throws(CoreError) -> Int64 {
+            guard let number = value.int64Value else {
+                throw CoreError(
+                    code: .invalidValue,
+                    message: "\"\(name)\" must be an integer (a number or a decimal string) within 64 bits", field: name)
+            }
+            return number
+        }
+        try reader.readObject(depth: depth - 1) { name, reader throws(CoreError) in
+            if name == "row" {
+                let start = reader.index
+                try reader.skipValue(depth: depth)
+                row = Array(UnsafeBufferPointer(rebasing: reader.bytes[start..<reader.index]))
+                return
+            }
+            let value = try reader.readValue(depth: depth)
+            switch name {
+            case "seq": seq = try integer(name, value)
+            case "hlc": hlc = try integer(name, value)
+            case "base": base = value.int64Value
+            case "origin": origin = try string(name, value)
+            case "id": id = try string(name, value)
+            case "tx": tx = try string(name, value)
+            case "table": table = try string(name, value)
+            case "op": op = try string(name, value)
+            case "kind": kind = try string(name, value)
+            case "key":
+                guard case .object(let object) = value else {
+                    throw CoreError(code: .invalidValue, message: "\"key\" must be an object", field: "key")
+                }
+                key = object
+            case "rewritten":
+                guard case .bool(let flag) = value else {
+                    throw CoreError(code: .invalidValue, message: "\"rewritten\" must be true or false", field: name)
+                }
+                rewritten = flag
+            default: break
+            }
+        }
+        func required<T>(_ value: T?, _ name: String) throws(CoreError) -> T {
+            guard let value else {
+                throw CoreError(code: .invalidValue, message: "missing required field \"\(name)\"", field: name)
+            }
+            return value
+        }
+        let seqValue = try required(seq, "seq")
+        guard seqValue >= 0 else {
+            throw CoreError(code: .invalidValue, message: "\"seq\" must not be negative", field: "seq")
+        }
+        guard let operation = ChangeOperation(rawValue: try required(op, "op")) else {
+            throw CoreError(code: .invalidValue, message: "\"op\" is not a known value", field: "op")
+        }
+        guard let entryKind = LogEntryKind(rawValue: try required(kind, "kind")) else {
+            throw CoreError(code: .invalidValue, message: "\"kind\" is not a known value", field: "kind")
+        }
+        var entry = LogEntry(
+            seq: seqValue, origin: try required(origin, "origin"), id: try required(id, "id"), tx: try required(tx, "tx"),
+            table: try required(table, "table"), op: operation, key: try required(key, "key"), row: nil,
+            hlc: try required(hlc, "hlc"), kind: entryKind, rewritten: try required(rewritten, "rewritten"), base: base)
+        if let row {
+            guard row == Array("null".utf8) || row.first == UInt8(ascii: "{") else {
+                throw CoreError(code: .invalidValue, message: "\"row\" must be an object or null", field: "row")
+            }
+            entry.setRowJSON(row)
+        }
+        return entry
+    }
+
     /// The wire form; `row` is always present (`null` for a delete).
     public var json: JSONValue {
         var object: JSONObject = [

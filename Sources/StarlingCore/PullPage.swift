@@ -42,28 +42,57 @@ public struct PullPage: Sendable, Hashable {
         self.init(entries: entries, next: next, head: head, term: try json["term"].map { v throws(CoreError) in try LogTerm(json: v) })
     }
 
-    /// Decodes a page from its bytes as ``init(json:)`` does, keeping each entry's row image as the JSON text it
-    /// came as (``LogEntry/rowJSON``): a receiver copies images into its apply statement, so building every row
-    /// as a tree only to serialize it again was most of an agent's work per entry.
+    /// Decodes a page from its bytes as ``init(json:)`` does, straight into the entries' fields (no tree of the
+    /// page, no dictionary per entry), keeping each entry's row image as the JSON text it came as
+    /// (``LogEntry/rowJSON``): a receiver copies images into its apply statement. The same checks as the parser
+    /// and ``LogEntry/init(json:)``; errors name the entry (`entries[3].op`).
     public init(bytes: [UInt8]) throws(CoreError) {
-        let (value, raw) = try JSONParser().parse(bytes, keepingRaw: "row", atDepth: 3)
-        var page = try PullPage(json: value)
-        guard let list = value["entries"]?.arrayValue, list.count == page.entries.count else {
-            throw CoreError(code: .invalidValue, message: "pull response lacks entries")
+        let limits = JSONParser.Limits()
+        guard bytes.count <= limits.maxBytes else {
+            throw CoreError(
+                code: .limitExceeded,
+                message: "JSON text of \(bytes.count) bytes exceeds the limit of \(limits.maxBytes) bytes",
+                offset: limits.maxBytes)
         }
-        var ranges = raw[...]
-        for (index, item) in list.enumerated() where item["row"] != nil {
-            guard let range = ranges.popFirst() else {
-                throw CoreError(code: .invalidValue, message: "entries[\(index)].row could not be read")
+        let result: Result<PullPage, CoreError> = bytes.withUnsafeBufferPointer { buffer in
+            do throws(CoreError) {
+                return .success(try Self.read(buffer, maxDepth: limits.maxDepth))
+            } catch {
+                return .failure(error)
             }
-            let text = Array(bytes[range])
-            if text != Array("null".utf8) && text.first != UInt8(ascii: "{") {
-                throw CoreError(
-                    code: .invalidValue, message: "\"row\" must be an object or null", field: "entries[\(index)].row")
-            }
-            page.entries[index].setRowJSON(text)
         }
-        self = page
+        self = try result.get()
+    }
+
+    private static func read(_ buffer: UnsafeBufferPointer<UInt8>, maxDepth: Int) throws(CoreError) -> PullPage {
+        var reader = JSONReader(bytes: buffer, maxDepth: maxDepth)
+        reader.skipWhitespace()
+        var entries: [LogEntry] = []
+        var next: Int64?
+        var head: Int64?
+        var term: LogTerm?
+        try reader.readObject(depth: 0) { name, reader throws(CoreError) in
+            switch name {
+            case "entries":
+                try reader.readArray(depth: 1) { index, reader throws(CoreError) in
+                    do throws(CoreError) {
+                        entries.append(try LogEntry.read(&reader, depth: 2))
+                    } catch {
+                        throw error.prefixed(with: "entries[\(index)]")
+                    }
+                }
+            case "next": next = try reader.readValue(depth: 1).int64Value
+            case "head": head = try reader.readValue(depth: 1).int64Value
+            case "term": term = try LogTerm(json: try reader.readValue(depth: 1))
+            default: try reader.skipValue(depth: 1)
+            }
+        }
+        reader.skipWhitespace()
+        guard reader.index == buffer.count else { throw reader.error("expected end of input after the value") }
+        guard let next, let head else {
+            throw CoreError(code: .invalidValue, message: "pull response lacks entries, next or head")
+        }
+        return PullPage(entries: entries, next: next, head: head, term: term)
     }
 
     /// Appends the page's JSON with `entriesJSON` the entries' objects already written, comma-separated,

@@ -1,3 +1,4 @@
+import Foundation
 import StarlingCore
 import Testing
 
@@ -144,6 +145,35 @@ struct WireDocumentTests {
         }
     }
 
+    // Proves a page read straight from its bytes refuses what the tree decoder refuses, naming the entry and the
+    // field: a missing or mistyped field, an unknown op or kind, a negative seq, a duplicate member, trailing text.
+    @Test func pagesFromBytesRefuseWhatTheTreeRefuses() throws {
+        let good = #"{"hlc":1,"id":"r:1","key":{"id":1},"kind":"change","op":"delete","origin":"r","rewritten":false,"row":null,"seq":1,"table":"public.t","tx":"r:1"}"#
+        func page(_ entry: String, tail: String = "") -> [UInt8] {
+            Array(#"{"entries":[\#(good),\#(entry)],"head":2,"next":2}\#(tail)"#.utf8)
+        }
+        #expect(try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":2"))).entries.count == 2)
+        let refusals: [(String, String)] = [
+            (good.replacingFirst("\"hlc\":1,", with: ""), "entries[1].hlc"),
+            (good.replacingFirst("\"op\":\"delete\"", with: "\"op\":\"upsert\""), "entries[1].op"),
+            (good.replacingFirst("\"kind\":\"change\"", with: "\"kind\":7"), "entries[1].kind"),
+            (good.replacingFirst("\"seq\":1", with: "\"seq\":-1"), "entries[1].seq"),
+            (good.replacingFirst("\"key\":{\"id\":1}", with: "\"key\":[1]"), "entries[1].key"),
+            (good.replacingFirst("\"rewritten\":false", with: "\"rewritten\":\"no\""), "entries[1].rewritten"),
+        ]
+        for (entry, field) in refusals {
+            do {
+                _ = try PullPage(bytes: page(entry))
+                Issue.record("accepted: \(entry)")
+            } catch {
+                #expect(error.field == field, "\(entry): \(error)")
+            }
+        }
+        #expect(throws: CoreError.self) { try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":1,\"seq\":2"))) }
+        #expect(throws: CoreError.self) { try PullPage(bytes: page(good, tail: " x")) }
+        #expect(throws: CoreError.self) { try PullPage(bytes: Array(#"{"entries":[],"head":1}"#.utf8)) }
+    }
+
     // Proves every generated log entry's byte writer agrees with its canonical JSON.
     @Test func logEntryWriterAgreesOnGeneratedEntries() throws {
         for entry in Self.generatedEntries {
@@ -251,5 +281,13 @@ struct WireDocumentTests {
             try SnapshotPage(json: JSONValue(parsing: #"{"rows":[{"key":{},"seq":1}],"seq":1}"#))
         }
         #expect(error?.field == "rows[0]")
+    }
+}
+
+extension String {
+    /// The text with the first occurrence of `target` replaced.
+    fileprivate func replacingFirst(_ target: String, with replacement: String) -> String {
+        guard let range = range(of: target) else { return self }
+        return replacingCharacters(in: range, with: replacement)
     }
 }
