@@ -1,20 +1,20 @@
-/// Reading a container element by element without building it (a pull page's entries straight into their fields).
+/// Containers read element by element: the tree builder's objects and arrays, and readers that fill their own
+/// fields straight from the bytes (a pull page's entries).
 extension JSONReader {
-    /// Reads the object at `index` (no leading whitespace; `depth` counts its enclosing containers), calling `member`
-    /// with each name and the reader at the value, which `member` must read or skip. Duplicate names are refused as
-    /// the parser refuses them.
-    mutating func readObject(
-        depth: Int, _ member: (String, inout JSONReader) throws(CoreError) -> Void
+    /// Reads the object at `index` (its own nesting `depth`), calling `member` with each name, the name's offset
+    /// and the reader at the value, which `member` must read or skip. Duplicate names are the caller's to refuse
+    /// (``duplicate(_:at:)``): the tree builder finds them as it inserts.
+    mutating func readMembers(
+        depth: Int, _ member: (String, Int, inout JSONReader) throws(CoreError) -> Void
     ) throws(CoreError) {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw error("expected an object") }
-        try checkDepth(depth + 1)
+        try enter(depth)
         index += 1
         skipWhitespace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
             index += 1
             return
         }
-        var seen: Set<String> = []
         while true {
             skipWhitespace()
             let keyOffset = index
@@ -23,18 +23,13 @@ extension JSONReader {
             }
             index += 1
             let key = try readStringBody()
-            guard seen.insert(key).inserted else {
-                throw CoreError(
-                    code: .malformedJSON, message: "duplicate member name \"\(key)\" at byte \(keyOffset)",
-                    offset: keyOffset)
-            }
             skipWhitespace()
             guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
                 throw error("expected ':' after member name")
             }
             index += 1
             skipWhitespace()
-            try member(key, &self)
+            try member(key, keyOffset, &self)
             skipWhitespace()
             guard index < bytes.count else { throw error("expected ',' or '}' in object") }
             switch bytes[index] {
@@ -47,10 +42,12 @@ extension JSONReader {
         }
     }
 
-    /// Reads the array at `index` element by element, as ``readObject(depth:_:)`` does members.
-    mutating func readArray(depth: Int, _ element: (Int, inout JSONReader) throws(CoreError) -> Void) throws(CoreError) {
+    /// Reads the array at `index` (its own nesting `depth`) element by element, as ``readMembers(depth:_:)`` does.
+    mutating func readElements(depth: Int, _ element: (Int, inout JSONReader) throws(CoreError) -> Void)
+        throws(CoreError)
+    {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "[") else { throw error("expected an array") }
-        try checkDepth(depth + 1)
+        try enter(depth)
         index += 1
         skipWhitespace()
         if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
@@ -74,11 +71,8 @@ extension JSONReader {
         }
     }
 
-    private func checkDepth(_ depth: Int) throws(CoreError) {
-        guard depth <= maxDepth else {
-            throw CoreError(
-                code: .limitExceeded, message: "JSON nesting deeper than the limit of \(maxDepth) at byte \(index)",
-                offset: index)
-        }
+    /// The error for a member name seen twice in one object.
+    func duplicate(_ key: String, at offset: Int) -> CoreError {
+        CoreError(code: .malformedJSON, message: "duplicate member name \"\(key)\" at byte \(offset)", offset: offset)
     }
 }

@@ -82,7 +82,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func enter(_ depth: Int) throws(CoreError) {
+    mutating func enter(_ depth: Int) throws(CoreError) {
         guard depth <= maxDepth else {
             throw CoreError(
                 code: .limitExceeded, message: "JSON nesting deeper than the limit of \(maxDepth) at byte \(index)",
@@ -91,79 +91,29 @@ struct JSONReader {
     }
 
     private mutating func readArray(depth: Int) throws(CoreError) -> JSONValue {
-        try enter(depth)
-        index += 1  // [
         var elements: [JSONValue] = []
-        skipWhitespace()
-        if index < bytes.count && bytes[index] == UInt8(ascii: "]") {
-            index += 1
-            return .array(elements)
-        }
-        while true {
-            skipWhitespace()
-            elements.append(try readValue(depth: depth))
-            skipWhitespace()
-            guard index < bytes.count else { throw error("expected ',' or ']' in array") }
-            switch bytes[index] {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "]"):
-                index += 1
-                return .array(elements)
-            default: throw error("expected ',' or ']' in array")
-            }
-        }
+        try readElements(depth: depth) { _, reader throws(CoreError) in elements.append(try reader.readValue(depth: depth)) }
+        return .array(elements)
     }
 
     private mutating func readObject(depth: Int) throws(CoreError) -> JSONValue {
-        try enter(depth)
-        index += 1  // {
         var members = JSONObject(minimumCapacity: depth < objectSizeHints.count ? objectSizeHints[depth] : 0)
-        skipWhitespace()
-        if index < bytes.count && bytes[index] == UInt8(ascii: "}") {
-            index += 1
-            return .object(members)
-        }
-        while true {
-            skipWhitespace()
-            let keyOffset = index
-            guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else {
-                throw error("expected '\"' to start a member name")
-            }
-            index += 1
-            let key = try readStringBody()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
-                throw error("expected ':' after member name")
-            }
-            index += 1
-            skipWhitespace()
+        try readMembers(depth: depth) { key, keyOffset, reader throws(CoreError) in
             let value: JSONValue
-            if let raw = rawMember, raw.depth == depth, raw.name == key {
-                let start = index
-                try skipValue(depth: depth)
-                rawRanges.append(start..<index)
+            if let raw = reader.rawMember, raw.depth == depth, raw.name == key {
+                let start = reader.index
+                try reader.skipValue(depth: depth)
+                reader.rawRanges.append(start..<reader.index)
                 value = .null
             } else {
-                value = try readValue(depth: depth)
+                value = try reader.readValue(depth: depth)
             }
-            guard members.updateValue(value, forKey: key) == nil else {
-                throw CoreError(
-                    code: .malformedJSON, message: "duplicate member name \"\(key)\" at byte \(keyOffset)",
-                    offset: keyOffset)
-            }
-            skipWhitespace()
-            guard index < bytes.count else { throw error("expected ',' or '}' in object") }
-            switch bytes[index] {
-            case UInt8(ascii: ","): index += 1
-            case UInt8(ascii: "}"):
-                index += 1
-                if depth < objectSizeHints.count && members.count > objectSizeHints[depth] {
-                    objectSizeHints[depth] = members.count
-                }
-                return .object(members)
-            default: throw error("expected ',' or '}' in object")
-            }
+            guard members.updateValue(value, forKey: key) == nil else { throw reader.duplicate(key, at: keyOffset) }
         }
+        if depth < objectSizeHints.count && members.count > objectSizeHints[depth] {
+            objectSizeHints[depth] = members.count
+        }
+        return .object(members)
     }
 
     /// Steps over one value starting at `index` with the same checks as ``readValue(depth:)`` but builds

@@ -102,8 +102,8 @@ public struct LogEntry: Sendable, Hashable {
             base: json["base"]?.int64Value)
     }
 
-    /// Reads an entry object at the reader (``PullPage/init(bytes:)``) with the checks of ``init(json:)``, its row
-    /// kept as the text it came as.
+    /// Reads an entry object (at nesting `depth`) at the reader (``PullPage/init(bytes:)``) with the checks of
+    /// ``init(json:)``, its row kept as the text it came as.
     static func read(_ reader: inout JSONReader, depth: Int) throws(CoreError) -> LogEntry {
         var seq: Int64?, hlc: Int64?, base: Int64?
         var origin: String?, id: String?, tx: String?, table: String?, op: String?, kind: String?
@@ -130,7 +130,9 @@ public struct LogEntry: Sendable, Hashable {
             }
             return number
         }
-        try reader.readObject(depth: depth - 1) { name, reader throws(CoreError) in
+        var seen: Set<String> = []
+        try reader.readMembers(depth: depth) { name, offset, reader throws(CoreError) in
+            guard seen.insert(name).inserted else { throw reader.duplicate(name, at: offset) }
             if name == "row" {
                 let start = reader.index
                 try reader.skipValue(depth: depth)

@@ -71,12 +71,14 @@ public struct PullPage: Sendable, Hashable {
         var next: Int64?
         var head: Int64?
         var term: LogTerm?
-        try reader.readObject(depth: 0) { name, reader throws(CoreError) in
+        var seen: Set<String> = []
+        try reader.readMembers(depth: 1) { name, offset, reader throws(CoreError) in
+            guard seen.insert(name).inserted else { throw reader.duplicate(name, at: offset) }
             switch name {
             case "entries":
-                try reader.readArray(depth: 1) { index, reader throws(CoreError) in
+                try reader.readElements(depth: 2) { index, reader throws(CoreError) in
                     do throws(CoreError) {
-                        entries.append(try LogEntry.read(&reader, depth: 2))
+                        entries.append(try LogEntry.read(&reader, depth: 3))
                     } catch {
                         throw error.prefixed(with: "entries[\(index)]")
                     }
