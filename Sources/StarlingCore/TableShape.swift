@@ -66,6 +66,14 @@ public struct TableShape: Sendable, Hashable {
         .array(columns.map { .object(["name": .string($0.name), "type": .string($0.type)]) })
     }
 
+    /// Whether `a` and `b` are the same columns: equal names and types, in any order (how registration, schema
+    /// changes and their checks compare shapes).
+    public static func sameColumns(_ a: [Column], _ b: [Column]) -> Bool {
+        a.count == b.count
+            && Dictionary(a.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
+                == Dictionary(b.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
+    }
+
     /// Each column's SQL type by name.
     public var columnTypes: [String: String] {
         Dictionary(columns.map { ($0.name, $0.type) }, uniquingKeysWith: { first, _ in first })

@@ -233,7 +233,7 @@ extension Agent {
             // has the hub's shape (the operator made it so), this capture is obsolete: the table follows the log.
             let inForce = try? await hub.config().tables.first { $0.name == schema.table }?.shape
             let here = try? await db { try TableShape.load(table: schema.table, connection: $0) }
-            if let inForce, let here, AgentStore.sameColumns(here.columns, inForce.columns) {
+            if let inForce, let here, TableShape.sameColumns(here.columns, inForce.columns) {
                 try await db { connection in
                     _ = try store.acceptedSchema(change, recordsRenames: false, connection: connection)
                     queue.handled()

@@ -270,9 +270,7 @@ public final class Agent: Sendable {
     static func requireShapesInForce(_ shapes: [TableShape], hub config: HubConfig) throws(AgentError) {
         for shape in shapes {
             guard let inForce = config.tables.first(where: { $0.name == shape.name })?.shape else { continue }
-            let here = Dictionary(shape.columns.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
-            let there = Dictionary(inForce.columns.map { ($0.name, $0.type) }, uniquingKeysWith: { a, _ in a })
-            guard here != there else { continue }
+            guard !TableShape.sameColumns(shape.columns, inForce.columns) else { continue }
             func list(_ columns: [TableShape.Column]) -> String {
                 columns.map { "\($0.name) \($0.type)" }.joined(separator: ", ")
             }

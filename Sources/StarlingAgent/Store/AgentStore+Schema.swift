@@ -106,7 +106,7 @@ extension AgentStore {
             let local = try TableShape.load(table: table, connection: connection)
             let indexes = schema.change.actions.filter { if case .index = $0 { true } else { false } }
             let columnActions = schema.change.actions.filter { if case .index = $0 { false } else { true } }
-            if Self.sameColumns(local.columns, schema.shape.columns) {
+            if TableShape.sameColumns(local.columns, schema.shape.columns) {
                 executed = false
             } else if signature == nil || signature.map({ $0.differences(to: TableSignature(local)).isEmpty }) == true {
                 for statement in try TableSQL.schemaStatements(table: table, actions: columnActions) {
@@ -125,7 +125,7 @@ extension AgentStore {
                 try connection.execute(statement, name: "agent.schema.index")
             }
             let shape = try TableShape.load(table: table, connection: connection)
-            guard Self.sameColumns(shape.columns, schema.shape.columns) else {
+            guard TableShape.sameColumns(shape.columns, schema.shape.columns) else {
                 throw AgentError(
                     code: .invalidTable,
                     message: "after the change, table \(table) here has columns ("
@@ -281,10 +281,4 @@ extension AgentStore {
             """, [.text(table), .text(Self.schemaMessagePrefix)], name: "agent.schema.announce")
     }
 
-    /// Equal names and types, in any order (as the hub compares a registration).
-    static func sameColumns(_ a: [TableShape.Column], _ b: [TableShape.Column]) -> Bool {
-        a.count == b.count
-            && Dictionary(a.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
-                == Dictionary(b.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
-    }
 }

@@ -56,7 +56,7 @@ extension SequencerWriter {
         if let row = prior.first {
             return .schema(SchemaOutcome(seq: try row.int64(0), entry: current, change: request.change, isNew: false))
         }
-        if let resulting = request.resulting, Self.sameColumns(resulting, current.shape.columns) {
+        if let resulting = request.resulting, TableShape.sameColumns(resulting, current.shape.columns) {
             let seq = try connection.query(
                 "SELECT coalesce(max(seq), 0) FROM starling_hub.schema_changes WHERE table_name = $1",
                 [.text(table)], name: "sequencer.schemaInForce")
@@ -68,7 +68,7 @@ extension SequencerWriter {
             for row in try connection.query(
                 "SELECT seq, columns FROM starling_hub.schema_changes WHERE table_name = $1 ORDER BY version DESC",
                 [.text(table)], name: "sequencer.schemaEarlier")
-            where Self.sameColumns(resulting, try TableShape.columns(json: try JSONValue(parsing: try row.string(1)))) {
+            where TableShape.sameColumns(resulting, try TableShape.columns(json: try JSONValue(parsing: try row.string(1)))) {
                 return .schema(SchemaOutcome(seq: try row.int64(0), entry: current, change: request.change, isNew: false))
             }
         }
@@ -79,7 +79,7 @@ extension SequencerWriter {
             let code: HubError.Code = request.resulting == nil ? .invalidRequest : .schemaConflict
             return .failed(HubError(code: code, message: error.message))
         }
-        if let resulting = request.resulting, !Self.sameColumns(resulting, shape.columns) {
+        if let resulting = request.resulting, !TableShape.sameColumns(resulting, shape.columns) {
             return .failed(
                 HubError(
                     code: .schemaConflict,
@@ -173,12 +173,6 @@ extension SequencerWriter {
         return isChanged ? (result, Sequencer.PushTexts(result)) : (changes, texts)
     }
 
-    /// Equal names and types, in any order (registration compares the same way).
-    static func sameColumns(_ a: [TableShape.Column], _ b: [TableShape.Column]) -> Bool {
-        a.count == b.count
-            && Dictionary(a.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
-                == Dictionary(b.map { ($0.name, $0.type) }, uniquingKeysWith: { x, _ in x })
-    }
 
     private static func describe(_ columns: [TableShape.Column]) -> String {
         "(" + columns.map { "\($0.name) \($0.type)" }.joined(separator: ", ") + ")"
