@@ -28,14 +28,23 @@ public enum JSONSerializer {
     /// Appends `members` as an object, sorted by name.
     public static func writeObject(_ members: JSONObject, to output: inout [UInt8]) {
         output.append(UInt8(ascii: "{"))
-        for (position, name) in sortedNames(members).enumerated() {
-            if position > 0 { output.append(UInt8(ascii: ",")) }
-            writeString(name, to: &output)
-            output.append(UInt8(ascii: ":"))
-            // The name came from `members`, so the lookup always succeeds.
-            write(members[name] ?? .null, to: &output)
+        // A one-member object (most keys) needs no sort; the others sort their pairs, not names to look up again.
+        if members.count == 1, let (name, value) = members.first {
+            writeMember(name, value, to: &output)
+        } else {
+            let pairs = members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+            for (position, pair) in pairs.enumerated() {
+                if position > 0 { output.append(UInt8(ascii: ",")) }
+                writeMember(pair.key, pair.value, to: &output)
+            }
         }
         output.append(UInt8(ascii: "}"))
+    }
+
+    private static func writeMember(_ name: String, _ value: JSONValue, to output: inout [UInt8]) {
+        writeString(name, to: &output)
+        output.append(UInt8(ascii: ":"))
+        write(value, to: &output)
     }
 
     /// `members`' names in canonical order: by their UTF-8 bytes.

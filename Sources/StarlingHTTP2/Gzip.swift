@@ -5,26 +5,32 @@ public enum Gzip {
     /// gzip framing in zlib: 15 window bits + 16.
     private static let gzipWindowBits: Int32 = 15 + 16
 
+    /// zlib's fastest level. Bodies are JSON compressed once per request (a pull page for each region that reads
+    /// it): on a 1.47 MB page of 5,000 log entries level 1 took 4.7 ms against 12.4 ms at zlib's default 6, for
+    /// 264 KB against 213 KB; at 6 the hub spent more CPU compressing pull pages than sequencing (W1 R=8).
+    public static let defaultLevel: Int32 = 1
+
     /// Compresses `input` into a gzip member.
-    public static func compress(_ input: [UInt8], level: Int32 = 6) throws(HTTP2Error) -> [UInt8] {
+    public static func compress(_ input: [UInt8], level: Int32 = defaultLevel) throws(HTTP2Error) -> [UInt8] {
         var stream = z_stream()
         guard starling_zlib_deflate_init2(&stream, level, gzipWindowBits) == Z_OK else {
             throw HTTP2Error(.compression, "deflateInit2 failed")
         }
         defer { deflateEnd(&stream) }  // zlib state is freed here on every path.
-        var output = [UInt8](repeating: 0, count: Int(deflateBound(&stream, uLong(input.count))) + 32)
-        let produced: Int = input.withUnsafeBufferPointer { inBuffer in
-            output.withUnsafeMutableBufferPointer { outBuffer in
+        // Not zero-filled: deflate writes the first `initializedCount` bytes, the only ones kept.
+        var finished = false
+        let output = [UInt8](unsafeUninitializedCapacity: Int(deflateBound(&stream, uLong(input.count))) + 32) {
+            outBuffer, initializedCount in
+            input.withUnsafeBufferPointer { inBuffer in
                 stream.next_in = UnsafeMutablePointer(mutating: inBuffer.baseAddress)
                 stream.avail_in = uInt(inBuffer.count)
                 stream.next_out = outBuffer.baseAddress
                 stream.avail_out = uInt(outBuffer.count)
-                let rc = deflate(&stream, Z_FINISH)
-                return rc == Z_STREAM_END ? Int(stream.total_out) : -1
+                finished = deflate(&stream, Z_FINISH) == Z_STREAM_END
+                initializedCount = finished ? Int(stream.total_out) : 0
             }
         }
-        guard produced >= 0 else { throw HTTP2Error(.compression, "deflate did not finish") }
-        output.removeSubrange(produced...)
+        guard finished else { throw HTTP2Error(.compression, "deflate did not finish") }
         return output
     }
 
