@@ -78,6 +78,7 @@ public struct AgentSchema: Sendable {
         try connection.executeScript(try sql.applyFunctionSQL(), name: "agent.install.applyFunction")
         try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
         try connection.executeScript(try sql.applyWALFunctionSQL(), name: "agent.install.applyWALFunction")
+        try connection.executeScript(sql.legacyWALBatchFunctionSQL(), name: "agent.install.dropLegacyWALBatch")
         try connection.executeScript(
             try sql.applyWALBatchFunctionSQL(), name: "agent.install.applyWALBatchFunction")
         try connection.executeScript(try sql.truncateGuardSQL(), name: "agent.install.truncateGuard")
@@ -172,7 +173,8 @@ public struct AgentSchema: Sendable {
         try connection.executeScript(
             "DROP FUNCTION IF EXISTS \(sql.captureFunction)(), \(sql.legacyLockFunction)(), "
                 + "\(sql.applyFunction)(jsonb, jsonb, bigint, text), \(sql.applyBatchFunction)(jsonb), "
-                + "\(sql.applyWALFunction)(jsonb, jsonb), \(sql.applyWALBatchFunction)(jsonb)",
+                + "\(sql.applyWALFunction)(jsonb, jsonb), \(sql.applyWALBatchFunction)(jsonb), "
+                + "\(sql.applyWALBatchFunction)(jsonb, jsonb)",
             name: "agent.remove.functions")
         try connection.query(
             "DELETE FROM starling.synced_tables WHERE table_name = $1", [.text(table)], name: "agent.remove.record")

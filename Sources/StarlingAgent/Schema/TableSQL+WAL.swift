@@ -9,32 +9,44 @@ import StarlingPostgres
 ///   afterwards (the agent's transaction follows it there), and its accepted verdict writes its image back.
 /// So the agent hands them only entries to write, one per key (the newest), in seq order.
 extension TableSQL {
-    /// `CREATE OR REPLACE FUNCTION apply_wal_batch(p_entries jsonb) → (error_state, error_message)`.
+    /// `CREATE OR REPLACE FUNCTION apply_wal_batch(p_upserts jsonb, p_deletes jsonb) → (error_state,
+    /// error_message)`.
     ///
-    /// `p_entries` is a JSON array of `{"k": key, "r": row|null, "s": seq}` in seq order, at most one per key.
-    /// Deletes, then upserts in seq order (a row giving up a unique value before another takes it, as in the
-    /// origin). When a statement raises (say a unique clash on another column), nothing of the batch remains
-    /// and the error is returned: the caller applies entry by entry with ``applyWALFunctionSQL()``, so one
-    /// bad row cannot lose the others. Deadlocks, serialization failures and lock timeouts are re-raised: the
-    /// whole pulled batch retries.
+    /// `p_upserts` is a JSON array of `{"r": row, "s": seq}` in seq order, `p_deletes` one of `{"k": key}`, each
+    /// NULL when there is none; at most one entry per key in both. Deletes, then upserts in seq order (a row
+    /// giving up a unique value before another takes it, as in the origin). Two documents, so a batch without
+    /// deletes (most) reads its entries once: with one document, the DELETE's pass over it took 10–25% of the
+    /// function's time for 5,000 upserts. When a statement raises (say a unique clash on another column),
+    /// nothing of the batch remains and the error is returned: the caller applies entry by entry with
+    /// ``applyWALFunctionSQL()``, so one bad row cannot lose the others. Deadlocks, serialization failures and
+    /// lock timeouts are re-raised: the whole pulled batch retries.
     func applyWALBatchFunctionSQL() throws -> String {
         let list = try keyList
-        let entries = "jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint)"
+        let upserts = "jsonb_to_recordset(p_upserts) AS w(r jsonb, s bigint)"
         return """
-            CREATE OR REPLACE FUNCTION \(applyWALBatchFunction)(p_entries jsonb,
+            CREATE OR REPLACE FUNCTION \(applyWALBatchFunction)(p_upserts jsonb, p_deletes jsonb,
                 OUT error_state text, OUT error_message text)
             \(Self.applyFunctionClauses)
             BEGIN
                 BEGIN
-                    DELETE FROM \(table) t
-                        USING \(entries), jsonb_populate_record(NULL::\(table), w.k) kr
-                        WHERE w.r IS NULL AND (\(list("t"))) = (\(list("kr")));
-                    \(try upsertSQL(image: "w.r", from: entries, tail: " WHERE w.r IS NOT NULL ORDER BY w.s"));
+                    IF p_deletes IS NOT NULL THEN
+                        DELETE FROM \(table) t
+                            USING jsonb_to_recordset(p_deletes) AS w(k jsonb), jsonb_populate_record(NULL::\(table), w.k) kr
+                            WHERE (\(list("t"))) = (\(list("kr")));
+                    END IF;
+                    IF p_upserts IS NOT NULL THEN
+                        \(try upsertSQL(image: "w.r", from: upserts, tail: " ORDER BY w.s"));
+                    END IF;
                 \(Self.applyErrorHandler)
                 END;
             END
             \(Self.dollar)
             """
+    }
+
+    /// The signature of the batch function of earlier versions (one document): dropped at install.
+    func legacyWALBatchFunctionSQL() -> String {
+        "DROP FUNCTION IF EXISTS \(applyWALBatchFunction)(jsonb)"
     }
 
     /// `CREATE OR REPLACE FUNCTION apply_wal(p_key, p_row) → (error_state, error_message)`: writes one image

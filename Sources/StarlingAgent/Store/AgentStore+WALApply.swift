@@ -48,14 +48,20 @@ extension AgentStore {
             seen.reserveCapacity(indices.count)
             let newest = indices.reversed().filter { seen.insert(TableKey(table: table, key: images[$0].key)).inserted }
                 .reversed()
-            var document = JSONBatchWriter()
+            var upserts = JSONBatchWriter()
+            var deletes = JSONBatchWriter()
             for index in newest {
-                document.append(
-                    key: images[index].key, row: images[index].row, rowJSON: images[index].rowJSON, seq: images[index].seq)
+                let image = images[index]
+                if image.row == nil && image.rowJSON == nil {
+                    deletes.append(deleting: image.key)
+                } else {
+                    upserts.append(row: image.row, rowJSON: image.rowJSON, seq: image.seq)
+                }
             }
             let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))
             let result = try connection.query(
-                "SELECT error_state FROM \(sql.applyWALBatchFunction)($1::jsonb)", [.text(document.finish())],
+                "SELECT error_state FROM \(sql.applyWALBatchFunction)($1::jsonb, $2::jsonb)",
+                [upserts.isEmpty ? .null : .text(upserts.finish()), deletes.isEmpty ? .null : .text(deletes.finish())],
                 name: "agent.apply.walBatch")[0]
             guard try result.optionalString("error_state") != nil else { continue }
             fallbacks += 1
