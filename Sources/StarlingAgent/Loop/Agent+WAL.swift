@@ -346,7 +346,7 @@ extension Agent {
                     queue.handled()
                     if summary.imagesApplied > 0 {
                         queue.wrote(
-                            transaction.lastOrdinal.keys, at: try AgentStore.walInsertPosition(connection: connection))
+                            Array(transaction.lastOrdinal.keys), at: try AgentStore.walInsertPosition(connection: connection))
                     }
                     return summary
                 }
