@@ -79,16 +79,21 @@ public struct CaptureLedger: Sendable, Hashable {
         /// The region rewound to this seq (the hub's store was restored to an earlier point, AgentStore+Rewind):
         /// the cursor moves back to it, and versions and pending bases above it come down to it.
         public var rewind: Int64?
+        /// An apply's promise: it writes no key whose local change, decoded at or before this position, is still
+        /// pending (it deferred them). Then its rows can overwrite only changes decoded after this position, and
+        /// the decoder skips them without decoding when there is none (``CaptureLedger/hasPending(after:)``).
+        public var deferredThrough: StreamPosition?
 
         public init(
             cursor: Int64? = nil, handledThrough: StreamPosition? = nil, versions: [TableKey: Int64] = [:],
-            observedHLC: Int64? = nil, rewind: Int64? = nil
+            observedHLC: Int64? = nil, rewind: Int64? = nil, deferredThrough: StreamPosition? = nil
         ) {
             self.cursor = cursor
             self.handledThrough = handledThrough
             self.versions = versions
             self.observedHLC = observedHLC
             self.rewind = rewind
+            self.deferredThrough = deferredThrough
         }
     }
 
@@ -126,6 +131,15 @@ public struct CaptureLedger: Sendable, Hashable {
             if let pending = pending[key] { overwritten.append(pending.newest) }
         }
         return overwritten
+    }
+
+    /// Whether a key may be pending with a local change decoded after `position` (conservative: the newest
+    /// capture still tracked, settled or not).
+    public func hasPending(after position: StreamPosition) -> Bool {
+        guard !pending.isEmpty, pendingOrderHead < pendingOrder.count, let newest = pendingOrder.last?.position else {
+            return false
+        }
+        return newest > position
     }
 
     /// Everything above `point` referred to log history the hub lost: the cursor goes back to it (when beyond),
@@ -254,18 +268,15 @@ extension CaptureLedger.Marker {
     /// The logical message prefix of markers.
     public static let prefix = "starling"
 
-    /// `{"c":cursor,"o":observedHLC,"h":[commitLSN,number],"r":rewind,"v":[[table,key,seq]…]}` (absent members:
-    /// nothing to say).
+    /// `{"c":cursor,"d":[commitLSN,number],"o":observedHLC,"h":[commitLSN,number],"r":rewind,"v":[[table,key,seq]…]}`
+    /// (absent members: nothing to say).
     public var json: JSONValue {
         var object: JSONObject = [:]
         if let cursor { object["c"] = .integer(cursor) }
         if let observedHLC { object["o"] = .integer(observedHLC) }
-        if let handledThrough {
-            object["h"] = .array([
-                .integer(Int64(bitPattern: handledThrough.commitLSN)), .integer(handledThrough.number),
-            ])
-        }
+        if let handledThrough { object["h"] = positionJSON(handledThrough) }
         if let rewind { object["r"] = .integer(rewind) }
+        if let deferredThrough { object["d"] = positionJSON(deferredThrough) }
         if !versions.isEmpty {
             object["v"] = .array(versions.map { .array([.string($0.key.table), .object($0.key.key), .integer($0.value)]) })
         }
@@ -285,13 +296,20 @@ extension CaptureLedger.Marker {
             member("c")
             JSONSerializer.writeInt64(cursor, to: &out)
         }
+        func position(_ position: StreamPosition) {
+            out.append(UInt8(ascii: "["))
+            JSONSerializer.writeInt64(Int64(bitPattern: position.commitLSN), to: &out)
+            out.append(UInt8(ascii: ","))
+            JSONSerializer.writeInt64(position.number, to: &out)
+            out.append(UInt8(ascii: "]"))
+        }
+        if let deferredThrough {
+            member("d")
+            position(deferredThrough)
+        }
         if let handledThrough {
             member("h")
-            out.append(UInt8(ascii: "["))
-            JSONSerializer.writeInt64(Int64(bitPattern: handledThrough.commitLSN), to: &out)
-            out.append(UInt8(ascii: ","))
-            JSONSerializer.writeInt64(handledThrough.number, to: &out)
-            out.append(UInt8(ascii: "]"))
+            position(handledThrough)
         }
         if let observedHLC {
             member("o")
@@ -327,8 +345,12 @@ extension CaptureLedger.Marker {
             observedHLC = value
         }
         if let through = json["h"] {
-            guard let lsn = through[0]?.int64Value, let number = through[1]?.int64Value else { throw bad() }
-            handledThrough = StreamPosition(commitLSN: UInt64(bitPattern: lsn), number: number)
+            guard let position = streamPosition(through) else { throw bad() }
+            handledThrough = position
+        }
+        if let through = json["d"] {
+            guard let position = streamPosition(through) else { throw bad() }
+            deferredThrough = position
         }
         if let point = json["r"] {
             guard let value = point.int64Value else { throw bad() }
@@ -340,4 +362,16 @@ extension CaptureLedger.Marker {
             versions[TableKey(table: table, key: key)] = seq
         }
     }
+}
+
+/// A stream position in a marker: `[commitLSN, number]`.
+private func positionJSON(_ position: StreamPosition) -> JSONValue {
+    .array([.integer(Int64(bitPattern: position.commitLSN)), .integer(position.number)])
+}
+
+private func streamPosition(_ json: JSONValue) -> StreamPosition? {
+    guard json.arrayValue?.count == 2, let lsn = json[0]?.int64Value, let number = json[1]?.int64Value else {
+        return nil
+    }
+    return StreamPosition(commitLSN: UInt64(bitPattern: lsn), number: number)
 }

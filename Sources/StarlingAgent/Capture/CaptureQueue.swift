@@ -461,9 +461,15 @@ final class CaptureQueue: Sendable {
 
     /// The keys of `keys` with a local change waiting for its verdict.
     func pending(among keys: some Sequence<TableKey>) -> Set<TableKey> {
+        pendingSnapshot(among: keys).keys
+    }
+
+    /// ``pending(among:)`` with the newest decoded position at that moment: every change decoded up to it that is
+    /// still pending has its key in the set (``CaptureLedger/Marker/deferredThrough``); nil when none was decoded.
+    func pendingSnapshot(among keys: some Sequence<TableKey>) -> (keys: Set<TableKey>, through: StreamPosition?) {
         state.withLock { state in
-            guard !state.pendingKeys.isEmpty else { return [] }
-            return Set(keys.filter { state.pendingKeys[$0] != nil })
+            guard !state.pendingKeys.isEmpty else { return ([], state.newest) }
+            return (Set(keys.filter { state.pendingKeys[$0] != nil }), state.newest)
         }
     }
 

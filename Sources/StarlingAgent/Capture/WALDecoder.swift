@@ -204,7 +204,14 @@ struct WALDecoder: Sendable {
         guard var open = transaction else { return }
         // The agent's own rows matter only for the keys they write, and only while some local change waits for
         // its verdict (``CaptureLedger/own(marker:writtenKeys:)``): most of the stream, not decoded at all.
-        if open.isOwn && ledger.pending.isEmpty { return }
+        // An apply that deferred every key pending up to its marker's position can have overwritten only changes
+        // decoded after it: with none, its rows are not decoded either (most of an apply-heavy stream).
+        if open.isOwn
+            && (ledger.pending.isEmpty
+                || open.marker?.deferredThrough.map { !ledger.hasPending(after: $0) } == true)
+        {
+            return
+        }
         transaction = nil
         defer { transaction = open }
         guard let relation = relations[oid] else {

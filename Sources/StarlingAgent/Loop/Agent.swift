@@ -694,9 +694,10 @@ public final class Agent: Sendable {
                     return try store.apply(batch, after: after, next: next, spill: spilled, connection: connection)
                 }
                 let keys = batch.map { TableKey(table: $0.table, key: $0.key) }
+                let pending = queue.pendingSnapshot(among: keys)
                 let wal = WALApply(
-                    pendingKeys: queue.pending(among: keys).union(reasserting(among: keys)),
-                    versions: switching ? nil : queue.versions(of: keys, above: after))
+                    pendingKeys: pending.keys.union(reasserting(among: keys)),
+                    versions: switching ? nil : queue.versions(of: keys, above: after), deferredThrough: pending.through)
                 let summary = try store.apply(
                     batch, after: after, next: next, wal: wal, spill: spilled, connection: connection)
                 if summary.applied > 0 {

@@ -9,10 +9,15 @@ public struct WALApply: Sendable {
     /// nil while trigger capture is still being switched off: the version rows are read and written then, since
     /// the capture triggers take their bases from them.
     public var versions: [TableKey: Int64]?
+    /// The newest decoded position when `pendingKeys` was taken (``CaptureQueue/pendingSnapshot(among:)``): every
+    /// change decoded up to it that is still pending and in the batch has its key there. Announced in the apply's
+    /// marker (``CaptureLedger/Marker/deferredThrough``) when the apply writes nothing else.
+    public var deferredThrough: StreamPosition?
 
-    public init(pendingKeys: Set<TableKey>, versions: [TableKey: Int64]?) {
+    public init(pendingKeys: Set<TableKey>, versions: [TableKey: Int64]?, deferredThrough: StreamPosition? = nil) {
         self.pendingKeys = pendingKeys
         self.versions = versions
+        self.deferredThrough = deferredThrough
     }
 }
 

@@ -406,8 +406,6 @@ public struct AgentStore: Sendable {
             var summary = ApplySummary()
             var entries = entries
             if let pendingKeys = wal?.pendingKeys {
-                try Self.emit(
-                    CaptureLedger.Marker(cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil), connection: connection)
                 try deferPending(&entries, pendingKeys: pendingKeys, summary: &summary, connection: connection)
             }
             let how = SchemaApply(captureTriggers: wal == nil || wal?.versions == nil, announce: wal != nil)
@@ -416,6 +414,15 @@ public struct AgentStore: Sendable {
                 of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, how: nil,
                 connection: connection)
             summary.stoppedTables = shapes.drift
+            if let wal {
+                // Before any row of a synced table (the rows above are Starling's own bookkeeping). Held and spilled
+                // entries are not deferred by `pendingKeys`: with them, the apply promises nothing.
+                let promise = spill == nil && !shapes.hasHeldEntries ? wal.deferredThrough : nil
+                try Self.emit(
+                    CaptureLedger.Marker(
+                        cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil, deferredThrough: promise),
+                    connection: connection)
+            }
             let versions = wal?.versions
             if shapes.hasHeldEntries {
                 try applyHeldEntries(

@@ -1,0 +1,99 @@
+@testable import StarlingAgent
+import StarlingCore
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+/// The decoder reads the agent's own transactions' rows only to find local changes they overwrote
+/// (``CaptureLedger/own(marker:writtenKeys:)``). An apply's marker may promise that it deferred every key pending
+/// up to a position (``CaptureLedger/Marker/deferredThrough``): then only changes decoded after that position can
+/// have been overwritten, and with none the rows are skipped. These feed hand-built pgoutput messages.
+@Suite("WAL decoder: the agent's own writes")
+struct WALDecoderOwnWritesTests {
+    static let origin = "starling_r1"
+    static let relation: UInt32 = 16384
+    static let shape = TableShape(
+        name: "public.items", columns: [.init(name: "id", type: "bigint"), .init(name: "note", type: "text")],
+        key: ["id"])
+
+    static func decoder() throws -> WALDecoder {
+        var decoder = WALDecoder(
+            region: "r1", originName: origin, ledger: CaptureLedger(cursor: 0), switching: false, lastHLC: 0,
+            clockOffsetMicros: 0, shapes: [shape], spill: .init(directory: "/nonexistent", threshold: 1_000_000))
+        let relation = WireBuilder("R").u32(Self.relation).string("public").string("items").tag("f").i16(2)
+            .u8(1).string("id").u32(20).i32(-1).u8(0).string("note").u32(25).i32(-1)
+        #expect(try decoder.feed(relation.bytes, recordLSN: LSN(0x10)) == nil)
+        return decoder
+    }
+
+    /// One transaction updating row `id`: the application's, or the agent's own with `marker`.
+    static func transaction(
+        _ decoder: inout WALDecoder, commit: UInt64, id: Int, own marker: CaptureLedger.Marker? = nil
+    ) throws -> WALDecoder.Finished? {
+        _ = try decoder.feed(WireBuilder("B").i64(Int64(commit)).i64(0).u32(700).bytes, recordLSN: LSN(commit - 8))
+        if let marker {
+            _ = try decoder.feed(WireBuilder("O").i64(0).string(origin).bytes, recordLSN: LSN(commit - 7))
+            let text = Array(marker.text.utf8)
+            _ = try decoder.feed(
+                WireBuilder("M").u8(1).i64(Int64(commit - 6)).string(CaptureLedger.Marker.prefix).i32(Int32(text.count))
+                    .raw(text).bytes, recordLSN: LSN(commit - 6))
+        }
+        let old: [PgOutputValue] = [.text("\(id)"), .text("before")]
+        let new: [PgOutputValue] = [.text("\(id)"), .text(marker == nil ? "local" : "applied")]
+        _ = try decoder.feed(
+            WireBuilder("U").u32(relation).tag("O").tuple(old).tag("N").tuple(new).bytes, recordLSN: LSN(commit - 4))
+        return try decoder.feed(
+            WireBuilder("C").u8(0).i64(Int64(commit)).i64(Int64(commit + 8)).i64(0).bytes, recordLSN: LSN(commit))
+    }
+
+    @Test("an apply that promises nothing has its rows read: a local change it overwrote is found")
+    func withoutPromiseRowsAreRead() throws {
+        var decoder = try Self.decoder()
+        let local = try #require(try Self.transaction(&decoder, commit: 0x100, id: 1))
+        let position = try #require(local.changes.first?.position)
+        let apply = try #require(try Self.transaction(&decoder, commit: 0x200, id: 1, own: .init(cursor: 5)))
+        #expect(apply.overwritten == [position])
+    }
+
+    @Test("an apply that deferred keys up to a position before the local change still finds the overwrite")
+    func promiseBeforeTheChangeRowsAreRead() throws {
+        // The apply took its pending keys before the decoder had seen the local change (it committed while the
+        // apply waited on its row lock): that change is after the promise, so the rows are read.
+        var decoder = try Self.decoder()
+        let local = try #require(try Self.transaction(&decoder, commit: 0x100, id: 1))
+        let position = try #require(local.changes.first?.position)
+        let earlier = StreamPosition(commitLSN: 0x50, number: 0)
+        let apply = try #require(
+            try Self.transaction(&decoder, commit: 0x200, id: 1, own: .init(cursor: 5, deferredThrough: earlier)))
+        #expect(apply.overwritten == [position])
+    }
+
+    @Test("an apply that deferred every key pending up to the newest change has its rows skipped")
+    func promiseCoveringPendingSkipsRows() throws {
+        // Row 1 is pending; the apply promises it deferred every key pending through that change. Its rows are not
+        // decoded at all: even its (here, promise-breaking) write of row 1 is not seen.
+        var decoder = try Self.decoder()
+        let local = try #require(try Self.transaction(&decoder, commit: 0x100, id: 1))
+        let position = try #require(local.changes.first?.position)
+        let apply = try #require(
+            try Self.transaction(&decoder, commit: 0x200, id: 1, own: .init(cursor: 5, deferredThrough: position)))
+        #expect(apply.overwritten.isEmpty)
+        #expect(decoder.ledger.cursor == 5, "the marker itself is still read")
+        // A local change after the promise makes the next apply's rows count again.
+        let later = try #require(try Self.transaction(&decoder, commit: 0x300, id: 1))
+        let laterPosition = try #require(later.changes.first?.position)
+        let next = try #require(
+            try Self.transaction(&decoder, commit: 0x400, id: 1, own: .init(cursor: 6, deferredThrough: position)))
+        #expect(next.overwritten == [laterPosition])
+    }
+
+    @Test("markers carry the promise through their text")
+    func markerRoundTrip() throws {
+        let marker = CaptureLedger.Marker(
+            cursor: 9, observedHLC: 12, deferredThrough: StreamPosition(commitLSN: 0xFFFF_FFFF_0000_0001, number: 3))
+        let parsed = try CaptureLedger.Marker(json: try JSONValue(parsing: marker.text))
+        #expect(parsed == marker)
+        #expect(try CaptureLedger.Marker(json: marker.json) == marker)
+        #expect(throws: AgentError.self) { try CaptureLedger.Marker(json: try JSONValue(parsing: #"{"d":[1]}"#)) }
+    }
+}
