@@ -34,6 +34,18 @@ public enum Gzip {
         return output
     }
 
+    /// The room to reserve for `input`'s output: its trailer's size (ISIZE, the length modulo 2^32) when
+    /// plausible — deflate expands at most 1032:1 —, so a 1.5 MB page inflates without growing its buffer
+    /// again and again; at most `maxBytes`. Only a hint: the output is still bounded by `maxBytes` as it grows.
+    static func expectedSize(of input: [UInt8], maxBytes: Int) -> Int {
+        let fallback = min(maxBytes, max(input.count &* 4, 1024))
+        guard input.count >= 18 else { return fallback }
+        let tail = input.count - 4
+        let size = Int(input[tail]) | Int(input[tail + 1]) << 8 | Int(input[tail + 2]) << 16 | Int(input[tail + 3]) << 24
+        guard size > 0, size <= input.count &* 1032 else { return fallback }
+        return min(maxBytes, size)
+    }
+
     /// Decompresses a gzip body; refuses output beyond `maxBytes` and malformed or truncated input.
     public static func decompress(_ input: [UInt8], maxBytes: Int) throws(HTTP2Error) -> [UInt8] {
         var stream = z_stream()
@@ -42,7 +54,7 @@ public enum Gzip {
         }
         defer { inflateEnd(&stream) }  // zlib state is freed here on every path.
         var output: [UInt8] = []
-        output.reserveCapacity(min(maxBytes, max(input.count * 4, 1024)))
+        output.reserveCapacity(expectedSize(of: input, maxBytes: maxBytes))
         var chunk = [UInt8](repeating: 0, count: 64 * 1024)
         var finished = false
         let failure: HTTP2Error? = input.withUnsafeBufferPointer { inBuffer in

@@ -170,6 +170,9 @@ struct WireDocumentTests {
             }
         }
         #expect(throws: CoreError.self) { try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":1,\"seq\":2"))) }
+        #expect(throws: CoreError.self) { try PullPage(bytes: page(good.replacingFirst("\"row\":null", with: "\"row\":null,\"row\":{}"))) }
+        #expect(throws: CoreError.self) { try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":1,\"x\":1,\"x\":2"))) }
+        #expect(try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":2,\"x\":1,\"y\":2"))).entries.count == 2)
         #expect(throws: CoreError.self) { try PullPage(bytes: page(good, tail: " x")) }
         #expect(throws: CoreError.self) { try PullPage(bytes: Array(#"{"entries":[],"head":1}"#.utf8)) }
     }

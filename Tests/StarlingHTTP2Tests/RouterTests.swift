@@ -103,6 +103,19 @@ struct GzipTests {
         }
     }
 
+    @Test("the room reserved for the output is the trailer's size when plausible, never above the limit")
+    func expectedSize() throws {
+        let input = (0..<500_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
+        let compressed = try Gzip.compress(input)
+        #expect(Gzip.expectedSize(of: compressed, maxBytes: 1 << 20) == input.count)
+        #expect(Gzip.expectedSize(of: compressed, maxBytes: 100_000) == 100_000)
+        // A trailer claiming more than deflate can expand to is ignored.
+        var forged = try Gzip.compress(Array("tiny".utf8))
+        forged.replaceSubrange(forged.count - 4..<forged.count, with: [0xFF, 0xFF, 0xFF, 0x7F])
+        #expect(Gzip.expectedSize(of: forged, maxBytes: 1 << 30) == 1024)
+        #expect(throws: HTTP2Error.self) { try Gzip.decompress(forged, maxBytes: 1 << 30) }
+    }
+
     @Test("the output limit stops a bomb; truncated, trailing and garbage input are refused")
     func refusals() throws {
         let bomb = try Gzip.compress([UInt8](repeating: 0, count: 2_000_000))
