@@ -20,12 +20,16 @@ extension PostgresConnection {
     /// roll back: that case is rolled back and reported as `queryFailed` instead of looking like success.
     /// A failing `COMMIT` (serialization failure, deferred constraint) throws its `PostgresError`.
     /// Transactions do not nest (a programmer error).
+    ///
+    /// `settings` (say `SET LOCAL synchronous_commit = off`) are sent with the `BEGIN`, in the same round trip.
     @discardableResult
     public func transaction<T>(
-        isolation: PostgresIsolation? = nil, name: String? = nil, _ body: (PostgresConnection) throws -> T
+        isolation: PostgresIsolation? = nil, name: String? = nil, settings: String? = nil,
+        _ body: (PostgresConnection) throws -> T
     ) throws -> T {
         precondition(!isInTransaction, "transaction() called inside an open transaction")
-        try executeScript(isolation?.sql ?? "BEGIN", name: name)
+        let begin = isolation?.sql ?? "BEGIN"
+        try executeScript(settings.map { "\(begin); \($0)" } ?? begin, name: name)
         let value: T
         do {
             value = try body(self)

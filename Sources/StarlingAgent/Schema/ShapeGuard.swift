@@ -25,7 +25,7 @@ public struct ShapeGuard: Sendable {
     public func check(connection: PostgresConnection) throws -> Drift {
         let rows = try connection.query(
             """
-            SELECT s.table_name, s.shape, c.oid IS NOT NULL AS present,
+            SELECT s.table_name, s.shape, s.stopped, c.oid IS NOT NULL AS present,
                 (SELECT coalesce(json_agg(json_build_object('name', a.attname::text,
                         'type', format_type(a.atttypid, a.atttypmod), 'generated', a.attgenerated <> '')
                         ORDER BY a.attnum), '[]')
@@ -36,16 +36,13 @@ public struct ShapeGuard: Sendable {
                  JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
                  WHERE i.indexrelid = \(TableShape.keyIndexSQL(relation: "c.oid")))::text AS key
             FROM starling.synced_tables s LEFT JOIN pg_class c ON c.oid = s.relation_oid
-            WHERE s.shape IS NOT NULL
+            WHERE s.shape IS NOT NULL OR s.stopped IS NOT NULL
             """, name: "agent.shape.check")
         var drift: Drift = [:]
-        for row in try connection.query(
-            "SELECT table_name, stopped FROM starling.synced_tables WHERE stopped IS NOT NULL",
-            name: "agent.shape.stopped")
-        {
-            drift[try row.string("table_name")] = try row.string("stopped")
-        }
         for row in rows {
+            if let stopped = try row.optionalString("stopped") { drift[try row.string("table_name")] = stopped }
+        }
+        for row in rows where try row.optionalString("shape") != nil {
             let table = try row.string("table_name")
             let installed = try TableSignature(json: try JSONValue(parsing: try row.string("shape")), what: table)
             guard try row.bool("present") else {

@@ -79,8 +79,7 @@ extension AgentStore {
                 message: "the hub answered \(verdicts.count) verdicts for transaction \(transaction.tx) of \(transaction.ids.count) changes",
                 isRetryable: true)
         }
-        return try connection.transaction(name: "agent.verdicts.large") { connection in
-            try relaxCommit(connection)
+        return try relaxedTransaction(connection, name: "agent.verdicts.large") { connection in
             var expander = TransactionVerdicts.Expander(verdicts)
             var summary = VerdictSummary()
             var reasserted: [TableKey] = []

@@ -27,8 +27,7 @@ extension AgentStore {
             return try handleSpilledExceptions(
                 verdicts, for: source, stillPending: stillPending, connection: connection)
         }
-        return try connection.transaction(name: "agent.verdicts.spilled") { connection in
-            try relaxCommit(connection)
+        return try relaxedTransaction(connection, name: "agent.verdicts.spilled") { connection in
             var expander = TransactionVerdicts.Expander(verdicts)
             var summary = VerdictSummary()
             var decided = JSONBatchWriter()
@@ -78,8 +77,7 @@ extension AgentStore {
             decided.append(table: key.table, key: key.key, seq: versions[ordinal])
         }
         summary.accepted = verdicts.count - verdicts.exceptions.count
-        return try connection.transaction(name: "agent.verdicts.spilled") { connection in
-            try relaxCommit(connection)
+        return try relaxedTransaction(connection, name: "agent.verdicts.spilled") { connection in
             var tables: Set<String>?
             var exceptions = verdicts.exceptions[...]
             while let first = exceptions.first {

@@ -36,9 +36,13 @@ public struct AgentStore: Sendable {
         self.history = history
     }
 
-    /// Turns off the WAL flush wait for the current transaction unless ``isSynchronousCommit``.
-    func relaxCommit(_ connection: PostgresConnection) throws {
-        if !isSynchronousCommit { try connection.execute("SET LOCAL synchronous_commit = off") }
+    /// A transaction without the WAL flush wait unless ``isSynchronousCommit`` (set with its `BEGIN`, one round
+    /// trip): one lost in a crash is done again (its cursor move or its verdicts' handling is lost with it).
+    func relaxedTransaction<T>(
+        _ connection: PostgresConnection, name: String, _ body: (PostgresConnection) throws -> T
+    ) throws -> T {
+        try connection.transaction(
+            name: name, settings: isSynchronousCommit ? nil : "SET LOCAL synchronous_commit = off", body)
     }
 
     /// The pull cursor and the last HLC.
@@ -151,8 +155,7 @@ public struct AgentStore: Sendable {
             ids.append(stamped[index].id)
             stamps.append(stamp)
         }
-        try connection.transaction(name: "agent.hlc") { connection in
-            try relaxCommit(connection)
+        try relaxedTransaction(connection, name: "agent.hlc") { connection in
             try connection.query(
                 """
                 WITH stamped AS (
@@ -183,8 +186,7 @@ public struct AgentStore: Sendable {
     public func handleVerdicts(
         _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts? = nil, connection: PostgresConnection
     ) throws -> VerdictSummary {
-        try connection.transaction(name: "agent.verdicts") { connection in
-            try relaxCommit(connection)
+        try relaxedTransaction(connection, name: "agent.verdicts") { connection in
             return try settleVerdicts(verdicts, for: changes, wal: wal, emitsMarker: true, connection: connection)
         }
     }
@@ -388,21 +390,42 @@ public struct AgentStore: Sendable {
         connection: PostgresConnection
     ) throws -> ApplySummary {
         let maxHLC = max(entries.reduce(Int64(0)) { max($0, $1.hlc) }, spill?.maxHLC ?? 0)
-        return try connection.transaction(name: "agent.apply") { connection in
-            try relaxCommit(connection)
-            // Moving the cursor first takes the state row's lock; no row means the batch is stale.
+        // The marker, with the apply's promise (``CaptureLedger/Marker/deferredThrough``) for when it applies no held
+        // entry: held and spilled entries are not deferred by `pendingKeys`, so with them it promises nothing.
+        let marker = wal.map { wal in
+            CaptureLedger.Marker(cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil)
+        }
+        var promised = marker
+        promised?.deferredThrough = spill == nil ? wal?.deferredThrough : nil
+        let position = history?.current
+        let batchTables = Set(entries.map(\.table)).union(spill?.tables ?? []).sorted()
+        return try relaxedTransaction(connection, name: "agent.apply") { connection in
+            // One statement moves the cursor (taking the state row's lock; no row means the batch is stale), saves
+            // the log history, finds the tables to lock and whether entries are held, and writes the marker into the
+            // WAL before any row of a synced table (what it writes earlier is Starling's own bookkeeping).
             let state = try connection.query(
                 """
-                UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now()
+                UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now(),
+                    known_seq = CASE WHEN $5::bigint IS NULL THEN known_seq ELSE greatest(known_seq, $5) END,
+                    log_terms = coalesce($6::jsonb, log_terms)
                 WHERE cursor = $3
                 RETURNING (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables,
                           (SELECT coalesce(json_object_agg(t.table_name, t.renamed), '{}') FROM starling.synced_tables t
-                           WHERE t.renamed <> '{}')::text AS renamed
-                """, [.int64(next), .int64(maxHLC), .int64(after)], name: "agent.apply.cursor")
-            guard let tablesText = try state.first?.string("tables") else { return ApplySummary(isStale: true) }
-            let renames = try Self.renames(try state[0].string("renamed"))
-            try history?.save(connection: connection)
-            let tables = Set((try JSONValue(parsing: tablesText).arrayValue ?? []).compactMap(\.stringValue))
+                           WHERE t.renamed <> '{}')::text AS renamed,
+                          \(Self.lockableSQL(batchTables: "$4")),
+                          CASE WHEN $7::text IS NOT NULL THEN pg_logical_emit_message(true, $7,
+                              CASE WHEN $9::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM starling.held_entries)
+                                   THEN $9 ELSE $8 END)::text END AS marker
+                """,
+                [
+                    .int64(next), .int64(maxHLC), .int64(after), .textArray(batchTables),
+                    position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
+                    marker == nil ? .null : .text(CaptureLedger.Marker.prefix), marker.map { .text($0.text) } ?? .null,
+                    promised?.deferredThrough == nil ? .null : promised.map { .text($0.text) } ?? .null,
+                ], name: "agent.apply.cursor")
+            guard let row = state.first else { return ApplySummary(isStale: true) }
+            let renames = try Self.renames(try row.string("renamed"))
+            let tables = Set((try JSONValue(parsing: try row.string("tables")).arrayValue ?? []).compactMap(\.stringValue))
             var summary = ApplySummary()
             var entries = entries
             if let pendingKeys = wal?.pendingKeys {
@@ -411,18 +434,8 @@ public struct AgentStore: Sendable {
             let how = SchemaApply(captureTriggers: wal == nil || wal?.versions == nil, announce: wal != nil)
             // A stopped table's schema change is tried again by the held-entries round, not by every apply.
             let shapes = try lockAndCheckShapes(
-                of: Set(entries.map(\.table)).union(spill?.tables ?? []), tables: tables, how: nil,
-                connection: connection)
+                Self.lockable(row), held: try row.bool("held"), how: nil, connection: connection)
             summary.stoppedTables = shapes.drift
-            if let wal {
-                // Before any row of a synced table (the rows above are Starling's own bookkeeping). Held and spilled
-                // entries are not deferred by `pendingKeys`: with them, the apply promises nothing.
-                let promise = spill == nil && !shapes.hasHeldEntries ? wal.deferredThrough : nil
-                try Self.emit(
-                    CaptureLedger.Marker(
-                        cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil, deferredThrough: promise),
-                    connection: connection)
-            }
             let versions = wal?.versions
             if shapes.hasHeldEntries {
                 try applyHeldEntries(
@@ -478,8 +491,7 @@ public struct AgentStore: Sendable {
     public func applyHeldEntries(
         inMemory: Bool = false, how: SchemaApply? = nil, connection: PostgresConnection
     ) throws -> ApplySummary {
-        try connection.transaction(name: "agent.held") { connection in
-            try relaxCommit(connection)
+        try relaxedTransaction(connection, name: "agent.held") { connection in
             let tables = try installedTables(connection: connection)
             var summary = ApplySummary()
             let how = how ?? SchemaApply(captureTriggers: !inMemory, announce: inMemory)
@@ -536,24 +548,43 @@ public struct AgentStore: Sendable {
         of batchTables: Set<String>, tables: Set<String>, how: SchemaApply?, connection: PostgresConnection
     ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
         let found = try connection.query(
-            """
-            SELECT array_to_json(array(
-                       SELECT s.table_name FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
-                       WHERE s.table_name = ANY($1::text[])
-                          OR s.table_name IN (SELECT DISTINCT h.table_name FROM starling.held_entries h)
-                       ORDER BY s.table_name))::text AS tables,
-                   EXISTS (SELECT 1 FROM starling.held_entries) AS held
-            """, [.textArray(batchTables.intersection(tables).sorted())], name: "agent.shape.lockable")[0]
-        let locked = (try JSONValue(parsing: try found.string("tables")).arrayValue ?? []).compactMap(\.stringValue)
-        if !locked.isEmpty {
-            let names = try locked.map { table throws in try PostgresIdentifier.quote(table) }
-            try connection.execute("SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'")
-            try connection.execute("LOCK TABLE \(names.joined(separator: ", ")) IN ROW EXCLUSIVE MODE")
-            try connection.execute("SET LOCAL lock_timeout = DEFAULT")
+            "SELECT \(Self.lockableSQL(batchTables: "$1::text[]"))",
+            [.textArray(batchTables.intersection(tables).sorted())], name: "agent.shape.lockable")[0]
+        return try lockAndCheckShapes(Self.lockable(found), held: try found.bool("held"), how: how, connection: connection)
+    }
+
+    /// The columns `lockable` (the synced tables present among `batchTables`, a `text[]` expression, and those with
+    /// held entries, as a JSON array) and `held` (whether any entry is held).
+    private static func lockableSQL(batchTables: String) -> String {
+        """
+        (SELECT array_to_json(array(
+             SELECT s.table_name FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
+             WHERE s.table_name = ANY(\(batchTables))
+                OR s.table_name IN (SELECT DISTINCT h.table_name FROM starling.held_entries h)
+             ORDER BY s.table_name)))::text AS lockable,
+        EXISTS (SELECT 1 FROM starling.held_entries) AS held
+        """
+    }
+
+    private static func lockable(_ row: PostgresRow) throws -> [String] {
+        (try JSONValue(parsing: try row.string("lockable")).arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    /// Locks `lockable` and checks the shapes (see above); `held`: whether entries are held.
+    private func lockAndCheckShapes(
+        _ lockable: [String], held: Bool, how: SchemaApply?, connection: PostgresConnection
+    ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
+        if !lockable.isEmpty {
+            let names = try lockable.map { table throws in try PostgresIdentifier.quote(table) }
+            // One round trip; a timeout aborts the transaction (the apply is retried).
+            try connection.executeScript(
+                "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'; "
+                    + "LOCK TABLE \(names.joined(separator: ", ")) IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT",
+                name: "agent.shape.lock")
         }
         // A schema change a stopped table waits on is tried again (not while handling verdicts: `how` nil).
-        if let how, try found.bool("held") { try retryStoppedSchemas(how: how, connection: connection) }
-        return (try ShapeGuard().check(connection: connection), try found.bool("held"))
+        if let how, held { try retryStoppedSchemas(how: how, connection: connection) }
+        return (try ShapeGuard().check(connection: connection), held)
     }
 
     /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
