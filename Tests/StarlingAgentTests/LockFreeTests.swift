@@ -150,6 +150,37 @@ struct LockFreeTests {
         }
     }
 
+    @Test("the WAL apply locks rows in key order: an application locking sorted keys never deadlocks with it")
+    func walApplyKeyOrder() async throws {
+        // Proves: a batch whose seq order is key 3 then key 2, applied while the application holds key 2, waits on
+        // key 2 without having locked key 3, so the application's next update of key 3 goes through. In seq order
+        // the apply held key 3: the application (checking for deadlocks first, after 10 ms) was the victim.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.items, tables: ["public.items"])
+            try connection.execute("INSERT INTO items VALUES (2, 0, 'two'), (3, 0, 'three')")
+            let app = try database.connect()
+            try app.execute("BEGIN")
+            try app.execute("SET LOCAL deadlock_timeout = '10ms'")
+            try app.execute("UPDATE items SET qty = 1 WHERE id = 2")
+            let batch = [
+                ApplyTests.entry(100, key: 3, row: ["id": 3, "qty": 5, "name": "three"]),
+                ApplyTests.entry(101, key: 2, row: ["id": 2, "qty": 5, "name": "two"]),
+            ]
+            let apply = try await Self.startBlockedApply(connection) {
+                Self.background(database) { connection in
+                    try AgentStore(region: "eu").apply(
+                        batch, after: 0, next: 101, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+                }
+            }
+            try app.execute("UPDATE items SET qty = 1 WHERE id = 3")
+            try app.execute("COMMIT")
+            let summary = try await apply.wait()
+            #expect(summary.applied == 2)
+            let rows = try connection.query("SELECT string_agg(t::text, ' ' ORDER BY id) AS x FROM items t")[0]
+            #expect(try rows.string("x") == "(2,5,two) (3,5,three)")
+        }
+    }
+
     @Test("an apply blocked by a long application transaction times out and the batch is not applied")
     func lockTimeout() async throws {
         // Proves: the apply gives up after its lock_timeout (the application keeps its lock and commits),
