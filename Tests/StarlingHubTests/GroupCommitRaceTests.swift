@@ -465,7 +465,7 @@ struct StoredState: Sendable {
                 op: ChangeOperation(rawValue: try row.string("op")))
         }
         conflicts = try connection.query(
-            "SELECT \(SequencerWriter.conflictColumns.joined(separator: ", ")) FROM starling_hub.conflicts ORDER BY id"
+            "SELECT \(SequencerWriter.conflictColumns.map(\.name).joined(separator: ", ")) FROM starling_hub.conflicts ORDER BY id"
         ).map { try Conflict($0) }
         for row in try connection.query("SELECT change_id, conflict_id FROM starling_hub.decisions") {
             rejections[try row.string(0)] = try row.int64(1)

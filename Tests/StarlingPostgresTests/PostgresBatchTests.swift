@@ -66,6 +66,44 @@ struct PostgresBatchTests {
         }
     }
 
+    /// Proves an unnest insert stores exactly the rows COPY would (nasty strings, NULLs, integers, flags) inside a
+    /// transaction's pipeline, and refuses a value of the wrong type instead of sending it as NULL.
+    @Test func unnestInsertStoresExactly() async throws {
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            try connection.executeScript("CREATE TABLE flags (id bigint PRIMARY KEY, t text, f boolean)")
+            let rows = batchRows(count: 500)
+            let values: [[PostgresValue]] = rows.map {
+                [.int64($0.id), $0.text.map { .text($0) } ?? .null, $0.id % 3 == 0 ? .null : .bool($0.id % 2 == 0)]
+            }
+            let columns: [(name: String, type: PostgresArrayType)] = [("id", .int64), ("t", .text), ("f", .bool)]
+            try connection.transaction { connection in
+                _ = try connection.pipeline([
+                    try .unnestInsert(into: "flags", columns: columns, rows: values),
+                    PostgresStatement("UPDATE flags SET t = t || '!' WHERE id = 1"),
+                ])
+            }
+            let back = try connection.query("SELECT id, t, f FROM flags ORDER BY id").map { row in
+                (try row.int64("id"), try row.optionalString("t"), try row.optionalString("f"))
+            }
+            #expect(back.count == rows.count)
+            for (row, want) in zip(back, rows) {
+                let text = want.id == 1 ? want.text.map { $0 + "!" } : want.text
+                let flag: String? = want.id % 3 == 0 ? nil : (want.id % 2 == 0 ? "t" : "f")
+                guard row.0 == want.id, row.1 == text, row.2 == flag else {
+                    Issue.record("row \(want.id) differs: got \(row)")
+                    break
+                }
+            }
+            #expect(throws: PostgresError.self) {
+                try PostgresStatement.unnestInsert(into: "flags", columns: columns, rows: [[.int64(1), .int64(2), .null]])
+            }
+            #expect(throws: PostgresError.self) {
+                try PostgresStatement.unnestInsert(into: "flags", columns: columns, rows: [[.int64(1)]])
+            }
+        }
+    }
+
     /// Proves COPY FROM STDIN stores exactly the given rows (tabs, newlines, backslashes, \N text, NULL, bytes)
     /// and that an aborted COPY inserts nothing and leaves the connection usable.
     @Test func copyInsertsExactly() async throws {

@@ -67,7 +67,7 @@ extension SequencerWriter {
         }
         state.repairRowCount += rows.count
         try connection.copyIn(
-            table: "starling_hub.log", columns: Self.logColumns + ["target", "base"], rows: rows,
+            table: "starling_hub.log", columns: Self.logColumns.map(\.name) + ["target", "base"], rows: rows,
             name: "sequencer.copyRepairs")
         try connection.execute(
             "INSERT INTO starling_hub.audit (actor, action, target, detail) VALUES ('reconcile', 'repair', $1, $2)",
