@@ -102,8 +102,6 @@ public struct LogEntry: Sendable, Hashable {
             base: json["base"]?.int64Value)
     }
 
-    /// Reads an entry object (at nesting `depth`) at the reader (``PullPage/init(bytes:)``) with the checks of
-    /// ``init(json:)``, its row kept as the text it came as.
     /// The duplicate-check bit of an entry's known member `name`; nil for any other name.
     private static func memberBit(_ name: String) -> UInt16? {
         switch name {
@@ -123,6 +121,8 @@ public struct LogEntry: Sendable, Hashable {
         }
     }
 
+    /// Reads an entry object (at nesting `depth`) at the reader (``PullPage/init(bytes:)``) with the checks of
+    /// ``init(json:)``, its row kept as the text it came as.
     static func read(_ reader: inout JSONReader, depth: Int) throws(CoreError) -> LogEntry {
         var seq: Int64?, hlc: Int64?, base: Int64?
         var origin: String?, id: String?, tx: String?, table: String?, op: String?, kind: String?

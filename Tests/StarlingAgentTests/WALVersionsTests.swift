@@ -105,6 +105,83 @@ struct WALVersionsTests {
         }
     }
 
+    @Test("a table drifted when an upgraded agent starts keeps its old batch function behind a shim: held entries apply")
+    func driftedTableGetsBatchShim() async throws {
+        // Proves: install skips a drifted table, so an earlier version's one-document batch function stays; the
+        // shim gives it the current signature, and once the shape is back the apply writes through it (without
+        // the shim the call fails: function does not exist).
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: ApplyTests.items, tables: ["public.items"])
+            try connection.execute("UPDATE starling.synced_tables SET bootstrapped_at = now()")
+            let function = try TableSQL(shape: try TableShape.load(table: "public.items", connection: connection))
+                .applyWALBatchFunction
+            try connection.executeScript(
+                """
+                DROP FUNCTION \(function)(jsonb, jsonb);
+                CREATE FUNCTION \(function)(p_entries jsonb, OUT error_state text, OUT error_message text)
+                LANGUAGE plpgsql AS $f$
+                BEGIN
+                    DELETE FROM public.items t USING jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint)
+                        WHERE w.r IS NULL AND t.id = (w.k ->> 'id')::integer;
+                    INSERT INTO public.items SELECT r.* FROM jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint),
+                        jsonb_populate_record(NULL::public.items, w.r) r WHERE w.r IS NOT NULL ORDER BY w.s
+                        ON CONFLICT (id) DO UPDATE SET qty = EXCLUDED.qty, name = EXCLUDED.name;
+                END $f$;
+                INSERT INTO items VALUES (2, 0, 'two');
+                ALTER TABLE items ADD COLUMN extra integer;
+                """)
+            try AgentTestSupport.install(tables: ["public.items"], connection: connection)
+            let shim = try connection.query("SELECT to_regprocedure($1) IS NOT NULL AS ok", [.text("\(function)(jsonb, jsonb)")])
+            #expect(try shim[0].bool("ok"))
+            try connection.execute("ALTER TABLE items DROP COLUMN extra")
+            let entries = [
+                ApplyTests.entry(10, key: 1, row: ["id": 1, "qty": 10, "name": "one"]),
+                ApplyTests.entry(11, key: 2, row: nil),
+            ]
+            let summary = try AgentStore(region: "eu").apply(
+                entries, after: 0, next: 11, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+            #expect(summary.applied == 2 && summary.batchFallbacks == 0)
+            let rows = try connection.query("SELECT string_agg(t::text, ' ' ORDER BY id) AS x FROM items t")[0]
+            #expect(try rows.string("x") == "(1,10,one)")
+        }
+    }
+
+    @Test("an apply promises its deferral only when it can write nothing but its batch's keys", arguments: [
+        ("", true),
+        ("CREATE TABLE child (id integer PRIMARY KEY, item integer REFERENCES items ON DELETE CASCADE)", false),
+        ("CREATE TABLE child (id integer PRIMARY KEY, item integer REFERENCES items)", true),
+        ("""
+         CREATE FUNCTION audit() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NEW; END $f$;
+         CREATE TRIGGER audit AFTER UPDATE ON items FOR EACH ROW EXECUTE FUNCTION audit()
+         """, false),
+    ])
+    func promiseOnlyWithoutSideWrites(ddl: String, promises: Bool) async throws {
+        // Proves: the marker carries `deferredThrough` (the decoder then skips the apply's rows) for a plain table,
+        // and not when a foreign key cascades from it or an application trigger may write elsewhere: those rows
+        // could overwrite a pending local change the decoder must see. Read back with test_decoding.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: ApplyTests.items, tables: ["public.items"])
+            if !ddl.isEmpty { try connection.executeScript(ddl) }
+            let slot = "promise_\(UInt32.random(in: 0...UInt32.max))"
+            try connection.query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", [.text(slot)])
+            defer { _ = try? connection.query("SELECT pg_drop_replication_slot($1)", [.text(slot)]) }
+            let through = StreamPosition(commitLSN: 0x100, number: 1)
+            let summary = try AgentStore(region: "eu").apply(
+                [ApplyTests.entry(10, key: 1, row: ["id": 1, "qty": 10, "name": "one"])], after: 0, next: 10,
+                wal: WALApply(pendingKeys: [], versions: [:], deferredThrough: through), connection: connection)
+            #expect(summary.applied == 1)
+            // The apply commits without waiting for its WAL flush; a synchronous commit after it flushes it for the
+            // slot to read.
+            try connection.execute("CREATE TABLE flush_wal ()")
+            let messages = try connection.query(
+                "SELECT data FROM pg_logical_slot_peek_changes($1, NULL, NULL) WHERE data LIKE 'message:%starling%'",
+                [.text(slot)]
+            ).map { try $0.string("data") }
+            #expect(messages.count == 1, "\(messages)")
+            #expect(messages.first?.contains(#""d":[256,1]"#) == promises, "\(messages)")
+        }
+    }
+
     @Test("the versions in memory: the larger wins, only those above the cursor count, a caught-up queue keeps them")
     func queueVersions() {
         // Proves the catch-up rule: before the decoder has passed the position set at the first apply the applies

@@ -113,13 +113,15 @@ CONF
     starling_log "postgres $("$bin/postgres" --version | awk '{print $3}') on 127.0.0.1:$STARLING_PG_PORT ($dir)"
 }
 
-# starling_tmpdir NAME: a private temp dir, removed on exit unless STARLING_KEEP=1.
+# starling_tmpdir NAME VAR: a private temp dir in variable VAR, removed on exit unless STARLING_KEEP=1. Not
+# `VAR=$(starling_tmpdir NAME)`: in a command substitution the removal registered here was lost with the
+# subshell, and every ops/test run left its 4 GB behind in /tmp.
 starling_tmpdir() {
     local d
     d=$(mktemp -d "/tmp/starling-$1.XXXXXX")
     chmod 755 "$d"
     if [ "${STARLING_KEEP:-0}" != 1 ]; then STARLING_CLEANUP=("rm -rf $d" "${STARLING_CLEANUP[@]}"); fi
-    echo "$d"
+    printf -v "$2" '%s' "$d"
 }
 
 # The Python tools the tests run (schemathesis for the contract test, httpx with HTTP/2 for its proxy), in a

@@ -56,6 +56,11 @@ public struct AgentSchema: Sendable {
                     let changes = signature.differences(to: TableSignature(shape))
                     if !changes.isEmpty {
                         drift[shape.name] = ShapeGuard.message(table: shape.name, changes: changes)
+                        // Its functions stay those of its recorded shape; one installed by an earlier version
+                        // gets the batch apply's current signature as a shim, so its held entries apply once the
+                        // shape is back.
+                        try connection.executeScript(
+                            try TableSQL(shape: shape).legacyWALBatchShimSQL(), name: "agent.install.walBatchShim")
                         continue
                     }
                 }

@@ -53,6 +53,27 @@ extension TableSQL {
         "DROP FUNCTION IF EXISTS \(applyWALBatchFunction)(jsonb)"
     }
 
+    /// For a table whose install is skipped (its shape drifted) and that has only the one-document batch function
+    /// of earlier versions: the current signature as a shim calling it (deletes `{"k"}` and upserts `{"r","s"}`
+    /// are entries of its `{"k","r","s"}` document). Nothing when the current function exists or the old one does
+    /// not. The next install of the table replaces the shim with the real function and drops the old one.
+    func legacyWALBatchShimSQL() -> String {
+        let current = "\(applyWALBatchFunction)(jsonb, jsonb)"
+        let legacy = "\(applyWALBatchFunction)(jsonb)"
+        return """
+            DO \(Self.dollar)
+            BEGIN
+                IF to_regprocedure('\(current)') IS NULL AND to_regprocedure('\(legacy)') IS NOT NULL THEN
+                    CREATE FUNCTION \(applyWALBatchFunction)(p_upserts jsonb, p_deletes jsonb,
+                        OUT error_state text, OUT error_message text)
+                    LANGUAGE sql SET search_path = pg_catalog
+                    AS 'SELECT * FROM \(applyWALBatchFunction)(coalesce($2, ''[]''::jsonb) || coalesce($1, ''[]''::jsonb))';
+                END IF;
+            END
+            \(Self.dollar)
+            """
+    }
+
     /// `CREATE OR REPLACE FUNCTION apply_wal(p_key, p_row) → (error_state, error_message)`: writes one image
     /// (deletes the key when `p_row` is NULL); both NULL when it was written, else nothing of it remains.
     func applyWALFunctionSQL() throws -> String {

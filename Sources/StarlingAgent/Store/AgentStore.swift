@@ -390,8 +390,9 @@ public struct AgentStore: Sendable {
         connection: PostgresConnection
     ) throws -> ApplySummary {
         let maxHLC = max(entries.reduce(Int64(0)) { max($0, $1.hlc) }, spill?.maxHLC ?? 0)
-        // The marker, with the apply's promise (``CaptureLedger/Marker/deferredThrough``) for when it applies no held
-        // entry: held and spilled entries are not deferred by `pendingKeys`, so with them it promises nothing.
+        // The marker, with the apply's promise (``CaptureLedger/Marker/deferredThrough``) for when it writes nothing
+        // but the batch's keys: held and spilled entries are not deferred by `pendingKeys`, and a table's triggers or
+        // cascading foreign keys may write other keys, so with any of them it promises nothing.
         let marker = wal.map { wal in
             CaptureLedger.Marker(cursor: next, observedHLC: maxHLC > 0 ? maxHLC : nil)
         }
@@ -415,6 +416,7 @@ public struct AgentStore: Sendable {
                           \(Self.lockableSQL(batchTables: "$4")),
                           CASE WHEN $7::text IS NOT NULL THEN pg_logical_emit_message(true, $7,
                               CASE WHEN $9::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM starling.held_entries)
+                                        AND NOT \(Self.sideWritesSQL(batchTables: "$4"))
                                    THEN $9 ELSE $8 END)::text END AS marker
                 """,
                 [
@@ -551,6 +553,22 @@ public struct AgentStore: Sendable {
             "SELECT \(Self.lockableSQL(batchTables: "$1::text[]"))",
             [.textArray(batchTables.intersection(tables).sorted())], name: "agent.shape.lockable")[0]
         return try lockAndCheckShapes(Self.lockable(found), held: try found.bool("held"), how: how, connection: connection)
+    }
+
+    /// True when writing a synced table among `batchTables` (a `text[]` expression) may write other rows: it has
+    /// a trigger of the application's (enabled, not Starling's own), a rule, or a foreign key that references it
+    /// with an action (cascade, set null, set default).
+    private static func sideWritesSQL(batchTables: String) -> String {
+        """
+        EXISTS (SELECT 1 FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
+                WHERE s.table_name = ANY(\(batchTables))
+                  AND (c.relhasrules
+                       OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal
+                                  AND t.tgenabled <> 'D' AND t.tgname NOT IN ('\(TableSQL.captureTrigger)',
+                                  '\(TableSQL.truncateGuard)', '\(TableSQL.legacyLockTrigger)'))
+                       OR EXISTS (SELECT 1 FROM pg_constraint f WHERE f.confrelid = c.oid AND f.contype = 'f'
+                                  AND (f.confdeltype NOT IN ('a', 'r') OR f.confupdtype NOT IN ('a', 'r')))))
+        """
     }
 
     /// The columns `lockable` (the synced tables present among `batchTables`, a `text[]` expression, and those with
