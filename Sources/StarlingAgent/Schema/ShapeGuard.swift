@@ -23,8 +23,16 @@ public struct ShapeGuard: Sendable {
     /// The drifted tables among those installed (empty when all agree). A table whose stored signature is
     /// missing (installed by an older agent) is compared with nothing and never drifts.
     public func check(connection: PostgresConnection) throws -> Drift {
-        let rows = try connection.query(
-            """
+        try drift(try connection.query(Self.checkSQL, name: "agent.shape.check"))
+    }
+
+    /// ``check(connection:)`` after `script` (trusted constant SQL, say a lock), in the same round trip.
+    func check(after script: String, connection: PostgresConnection) throws -> Drift {
+        try drift(try connection.executeScript(script + ";\n" + Self.checkSQL, name: "agent.shape.check"))
+    }
+
+    /// Every installed table's recorded shape, stop reason, presence and catalog columns and key.
+    static let checkSQL = """
             SELECT s.table_name, s.shape, s.stopped, c.oid IS NOT NULL AS present,
                 (SELECT coalesce(json_agg(json_build_object('name', a.attname::text,
                         'type', format_type(a.atttypid, a.atttypmod), 'generated', a.attgenerated <> '')
@@ -37,7 +45,9 @@ public struct ShapeGuard: Sendable {
                  WHERE i.indexrelid = \(TableShape.keyIndexSQL(relation: "c.oid")))::text AS key
             FROM starling.synced_tables s LEFT JOIN pg_class c ON c.oid = s.relation_oid
             WHERE s.shape IS NOT NULL OR s.stopped IS NOT NULL
-            """, name: "agent.shape.check")
+            """
+
+    private func drift(_ rows: PostgresResult) throws -> Drift {
         var drift: Drift = [:]
         for row in rows {
             if let stopped = try row.optionalString("stopped") { drift[try row.string("table_name")] = stopped }

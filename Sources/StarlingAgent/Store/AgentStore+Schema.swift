@@ -57,8 +57,8 @@ extension AgentStore {
                 WHERE cursor = $3 RETURNING cursor
                 """, [.int64(entry.seq), .int64(entry.hlc), .int64(after)], name: "agent.schema.cursor")
             guard !moved.isEmpty else { return .stale }
-            try history?.save(connection: connection)
-            if how.announce { try Self.emit(CaptureLedger.Marker(cursor: entry.seq), connection: connection) }
+            try saveHistory(
+                emitting: how.announce ? CaptureLedger.Marker(cursor: entry.seq) : nil, connection: connection)
             let stopped = try connection.query(
                 "SELECT stopped FROM starling.synced_tables WHERE table_name = $1 FOR UPDATE", [.text(entry.table)],
                 name: "agent.schema.table")

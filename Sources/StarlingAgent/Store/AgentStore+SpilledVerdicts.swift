@@ -130,8 +130,8 @@ extension AgentStore {
         tables: Set<String>?, summary: VerdictSummary, connection: PostgresConnection
     ) throws -> VerdictSummary {
         var summary = summary
-        try Self.emit(CaptureLedger.Marker(handledThrough: transaction.last, versions: versions), connection: connection)
-        try history?.save(connection: connection)
+        try saveHistory(
+            emitting: CaptureLedger.Marker(handledThrough: transaction.last, versions: versions), connection: connection)
         summary.versions = versions
         summary.deferredApplied += try applyReleased(
             keys: decided.finish(), tables: tables, versions: versions, connection: connection)

@@ -221,10 +221,10 @@ public struct AgentStore: Sendable {
         var summary = work.summary
         let (images, letters, markerVersions) = (work.images, work.letters, work.markerVersions)
         summary.versions = markerVersions
-        if let wal, emitsMarker {
-            try Self.emit(CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: markerVersions), connection: connection)
-        }
-        try history?.save(connection: connection)
+        try saveHistory(
+            emitting: wal.flatMap { wal in
+                emitsMarker ? CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: markerVersions) : nil
+            }, connection: connection)
         if let wal, wal.journal { try journal(changes, verdicts: verdicts, connection: connection) }
         if !inMemory {
             // Deleting the outbox rows and recording the accepted versions is one statement (atomic on its own).
@@ -353,6 +353,25 @@ public struct AgentStore: Sendable {
                 .int64Array(entries.map(\.seq)), .textArray(entries.map(\.table)),
                 .textArray(entries.map { Self.text($0.key) }), .textArray(entries.map(\.json.canonicalText)),
             ], name: "agent.deferred.insert")
+    }
+
+    /// Saves the log history (``LogHistory/save(connection:)``) and writes `marker` (if any) into the WAL, in one
+    /// statement when there are both.
+    func saveHistory(emitting marker: CaptureLedger.Marker?, connection: PostgresConnection) throws {
+        guard let history, let marker else {
+            if let marker { try Self.emit(marker, connection: connection) }
+            try history?.save(connection: connection)
+            return
+        }
+        let position = history.current
+        let rows = try connection.query(
+            "UPDATE starling.state SET known_seq = greatest(known_seq, $1), log_terms = $2::jsonb "
+                + "RETURNING pg_logical_emit_message(true, $3, $4)::text AS lsn",
+            [
+                .int64(position.known), .text(position.terms.json.canonicalText), .text(CaptureLedger.Marker.prefix),
+                .text(marker.text),
+            ], name: "agent.verdicts.history")
+        if rows.rowCount == 0 { try Self.emit(marker, connection: connection) }
     }
 
     /// Writes `marker` into the WAL at this point of the caller's transaction (WAL capture).
@@ -592,17 +611,19 @@ public struct AgentStore: Sendable {
     private func lockAndCheckShapes(
         _ lockable: [String], held: Bool, how: SchemaApply?, connection: PostgresConnection
     ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
-        if !lockable.isEmpty {
-            let names = try lockable.map { table throws in try PostgresIdentifier.quote(table) }
-            // One round trip; a timeout aborts the transaction (the apply is retried).
-            try connection.executeScript(
-                "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'; "
-                    + "LOCK TABLE \(names.joined(separator: ", ")) IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT",
-                name: "agent.shape.lock")
+        // A timeout aborts the transaction (the apply is retried).
+        let lock = try lockable.isEmpty ? nil : "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'; "
+            + "LOCK TABLE \(lockable.map { table throws in try PostgresIdentifier.quote(table) }.joined(separator: ", ")) "
+            + "IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT"
+        // A schema change a stopped table waits on is tried again (not while handling verdicts: `how` nil), between
+        // the lock and the check; otherwise the lock and the check are one round trip.
+        if let how, held {
+            if let lock { try connection.executeScript(lock, name: "agent.shape.lock") }
+            try retryStoppedSchemas(how: how, connection: connection)
+            return (try ShapeGuard().check(connection: connection), held)
         }
-        // A schema change a stopped table waits on is tried again (not while handling verdicts: `how` nil).
-        if let how, held { try retryStoppedSchemas(how: how, connection: connection) }
-        return (try ShapeGuard().check(connection: connection), held)
+        guard let lock else { return (try ShapeGuard().check(connection: connection), held) }
+        return (try ShapeGuard().check(after: lock, connection: connection), held)
     }
 
     /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
