@@ -22,32 +22,31 @@ extension PostgresStatement {
         into table: String, columns: [(name: String, type: PostgresArrayType)], rows: [[PostgresValue]],
         name: String? = nil
     ) throws(PostgresError) -> PostgresStatement {
+        guard rows.allSatisfy({ $0.count == columns.count }) else {
+            throw PostgresError(
+                code: .invalidParameter, message: "unnest insert into \(table): a row without \(columns.count) values")
+        }
         var names: [String] = []
         var casts: [String] = []
         var params: [PostgresValue] = []
         for (index, column) in columns.enumerated() {
             names.append(try PostgresIdentifier.quoteName(column.name))
             casts.append("$\(index + 1)::\(column.type.sql)")
-            let values = rows.map { $0.count == columns.count ? $0[index] : .null }
-            func mismatch() -> PostgresError {
-                PostgresError(
-                    code: .invalidParameter,
-                    message: "unnest insert into \(table): column \(column.name) needs \(column.type.sql) values")
+            let values = rows.map { $0[index] }
+            // The column's values through `typed`; a value it does not take (and that is not NULL) is refused.
+            func array<T>(_ typed: (PostgresValue) -> T?) throws(PostgresError) -> [T?] {
+                let array = values.map(typed)
+                guard zip(values, array).allSatisfy({ $1 != nil || $0 == .null }) else {
+                    throw PostgresError(
+                        code: .invalidParameter,
+                        message: "unnest insert into \(table): column \(column.name) needs \(column.type.sql) values")
+                }
+                return array
             }
-            guard rows.allSatisfy({ $0.count == columns.count }) else { throw mismatch() }
             switch column.type {
-            case .text:
-                let texts = values.map(\.textValue)
-                guard zip(values, texts).allSatisfy({ $1 != nil || $0 == .null }) else { throw mismatch() }
-                params.append(.textArray(texts))
-            case .int64:
-                let numbers = values.map(\.int64Value)
-                guard zip(values, numbers).allSatisfy({ $1 != nil || $0 == .null }) else { throw mismatch() }
-                params.append(.int64Array(numbers))
-            case .bool:
-                let flags = values.map(\.boolValue)
-                guard zip(values, flags).allSatisfy({ $1 != nil || $0 == .null }) else { throw mismatch() }
-                params.append(.boolArray(flags))
+            case .text: params.append(.textArray(try array(\.textValue)))
+            case .int64: params.append(.int64Array(try array(\.int64Value)))
+            case .bool: params.append(.boolArray(try array(\.boolValue)))
             }
         }
         return PostgresStatement(

@@ -534,4 +534,3 @@ final class CaptureQueue: Sendable {
     /// Whether some task waits for the decoder (``wantDecoder(_:)``).
     var isDecoderWanted: Bool { state.withLock { $0.decoderWaiters > 0 } }
 }
-

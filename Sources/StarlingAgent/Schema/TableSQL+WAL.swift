@@ -7,26 +7,26 @@ import StarlingPostgres
 /// * an entry on a key with a local change waiting for its verdict is deferred;
 /// * an application change committed while the apply waited for its row lock is found in the decoded stream
 ///   afterwards (the agent's transaction follows it there), and its accepted verdict writes its image back.
-/// So the agent hands them only entries to write, one per key (the newest), in seq order.
+/// So the agent hands them only entries to write, one per key (the newest).
 extension TableSQL {
     /// `CREATE OR REPLACE FUNCTION apply_wal_batch(p_upserts jsonb, p_deletes jsonb) → (error_state,
     /// error_message)`.
     ///
-    /// `p_upserts` is a JSON array of `{"r": row, "s": seq}` in seq order, `p_deletes` one of `{"k": key}`, each
+    /// `p_upserts` is a JSON array of `{"r": row}`, `p_deletes` one of `{"k": key}`, each
     /// NULL when there is none; at most one entry per key in both. Deletes, then upserts in primary-key order: the
     /// order applications that lock several rows are told to use, so the apply never deadlocks with one of them
     /// (in seq order it locked rows in whatever order the origins wrote them, and W3 of the peers' benchmark,
     /// whose transactions update sorted keys, lost a transaction to a deadlock now and then). A row giving up a
     /// unique value that another takes in the same batch may then clash: the batch raises and is applied entry
-    /// by entry, in seq order, as the origin did. Two documents, so a batch without
-    /// deletes (most) reads its entries once: with one document, the DELETE's pass over it took 10–25% of the
-    /// function's time for 5,000 upserts. When a statement raises (say a unique clash on another column),
+    /// by entry, in seq order, as the origin did. Two documents, so a batch without deletes (most) reads its
+    /// entries once: with one document, the DELETE's pass over it took 10–25% of the function's time for 5,000
+    /// upserts. When a statement raises (say a unique clash on another column),
     /// nothing of the batch remains and the error is returned: the caller applies entry by entry with
     /// ``applyWALFunctionSQL()``, so one bad row cannot lose the others. Deadlocks, serialization failures and
     /// lock timeouts are re-raised: the whole pulled batch retries.
     func applyWALBatchFunctionSQL() throws -> String {
         let list = try keyList
-        let upserts = "jsonb_to_recordset(p_upserts) AS w(r jsonb, s bigint)"
+        let upserts = "jsonb_to_recordset(p_upserts) AS w(r jsonb)"
         return """
             CREATE OR REPLACE FUNCTION \(applyWALBatchFunction)(p_upserts jsonb, p_deletes jsonb,
                 OUT error_state text, OUT error_message text)
@@ -54,9 +54,10 @@ extension TableSQL {
     }
 
     /// For a table whose install is skipped (its shape drifted) and that has only the one-document batch function
-    /// of earlier versions: the current signature as a shim calling it (deletes `{"k"}` and upserts `{"r","s"}`
-    /// are entries of its `{"k","r","s"}` document). Nothing when the current function exists or the old one does
-    /// not. The next install of the table replaces the shim with the real function and drops the old one.
+    /// of earlier versions: the current signature as a shim calling it (deletes `{"k"}` and upserts `{"r"}` are
+    /// entries of its `{"k","r","s"}` document, the missing members NULL). Nothing when the current function
+    /// exists or the old one does not. The next install of the table replaces the shim with the real function
+    /// and drops the old one.
     func legacyWALBatchShimSQL() -> String {
         let current = "\(applyWALBatchFunction)(jsonb, jsonb)"
         let legacy = "\(applyWALBatchFunction)(jsonb)"

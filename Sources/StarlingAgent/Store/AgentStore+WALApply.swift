@@ -60,7 +60,7 @@ extension AgentStore {
                 if image.row == nil && image.rowJSON == nil {
                     deletes.append(deleting: image.key)
                 } else {
-                    upserts.append(row: image.row, rowJSON: image.rowJSON, seq: image.seq)
+                    upserts.append(row: image.row, rowJSON: image.rowJSON)
                 }
             }
             let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))

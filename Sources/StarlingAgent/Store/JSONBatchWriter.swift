@@ -1,7 +1,7 @@
 import StarlingCore
 
 /// Builds the JSON array documents the set-wise statements read with `jsonb_to_recordset`, straight into
-/// bytes (no intermediate ``JSONValue``): apply entries `{"g","k","o","r","s"}` (WAL capture's `{"r","s"}` and `{"k"}`)
+/// bytes (no intermediate ``JSONValue``): apply entries `{"g","k","o","r","s"}` (WAL capture's `{"r"}` and `{"k"}`)
 /// and accepted versions `{"k","s","t"}`. Members are written in canonical (sorted) order.
 struct JSONBatchWriter {
     private var bytes: [UInt8] = [UInt8(ascii: "[")]
@@ -33,12 +33,10 @@ struct JSONBatchWriter {
     }
 
     /// One image for a table's WAL-capture apply function (``TableSQL/applyWALBatchFunctionSQL()``): an upsert.
-    mutating func append(row: JSONObject?, rowJSON: [UInt8]? = nil, seq: Int64) {
+    mutating func append(row: JSONObject?, rowJSON: [UInt8]? = nil) {
         open()
         bytes.append(contentsOf: #"{"r":"#.utf8)
         writeRow(row, rowJSON)
-        bytes.append(contentsOf: #","s":"#.utf8)
-        JSONSerializer.writeInt64(seq, to: &bytes)
         bytes.append(UInt8(ascii: "}"))
     }
 

@@ -715,7 +715,6 @@ extension SequencerWriter {
     /// and updates it by ctid; nil when none changed.
     private static func updateHeads(_ updated: [[PostgresValue]]) -> PostgresStatement? {
         guard !updated.isEmpty else { return nil }
-        func column(_ index: Int) -> [PostgresValue] { updated.map { $0[index] } }
         return PostgresStatement(
             "UPDATE starling_hub.heads AS h SET seq = v.seq, origin = v.origin, hlc = v.hlc, row = v.row, op = v.op, "
                 + "prev_foreign_seq = v.pfs FROM (SELECT u.*, x.c FROM unnest($1::text[], $2::text[], $3::bigint[], "
