@@ -11,7 +11,8 @@ running. When the command prints nothing for --stall seconds, or runs longer tha
      that name our code, thread by thread,
   3. kills the command and every process below it and exits 124.
 Otherwise it exits with the command's status. A CI run that only shows the tail of the output then shows where
-it stopped. Stdlib only: it runs before any venv exists.
+it stopped. Every failure line (a test or suite that failed, and the issues it recorded) is also appended to
+DIR/failures.txt, which ops/test prints again at its very end: a CI log keeps only its tail. Stdlib only: it runs before any venv exists.
 """
 import argparse
 import os
@@ -115,6 +116,14 @@ def dump_stacks(root_pid, dump_dir, name):
     return lines
 
 
+def record_failures(dump_dir, name, lines):
+    """Appends a phase's failure lines to DIR/failures.txt (nothing when it had none)."""
+    if not lines:
+        return
+    with open(os.path.join(dump_dir, "failures.txt"), "a") as f:
+        f.write(f"--- {name}\n" + "\n".join(lines) + "\n")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--name", default="tests")
@@ -130,6 +139,7 @@ def main():
     running = {}
     start = last_output = time.monotonic()
     pending = b""
+    failures = []
     reason = None
     out = sys.stdout.buffer
     while True:
@@ -154,7 +164,10 @@ def main():
         pending += chunk
         *complete, pending = pending.split(b"\n")
         for raw in complete:
-            match = EVENT.match(raw.decode(errors="replace"))
+            line = raw.decode(errors="replace")
+            if line.startswith("✘") and len(failures) < 200:
+                failures.append(line)
+            match = EVENT.match(line)
             if not match or match.group(3).startswith("case "):
                 continue
             key = f"{match.group(2)} {match.group(3)}"
@@ -164,7 +177,9 @@ def main():
                 running.pop(key, None)
 
     if reason is None:
-        return process.wait()
+        status = process.wait()
+        record_failures(args.dump_dir, args.name, failures)
+        return status
 
     report = dump_stacks(process.pid, args.dump_dir, args.name)
     oldest = sorted(running.items(), key=lambda item: item[1])
@@ -181,6 +196,7 @@ def main():
             pass
     process.wait()
     report.append(f"watchdog ({args.name}): killed the test run: {reason}")
+    record_failures(args.dump_dir, args.name, failures + report[-22:])
     out.write(("\n".join(report) + "\n").encode())
     out.flush()
     return 124
