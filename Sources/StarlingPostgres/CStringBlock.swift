@@ -66,7 +66,8 @@ struct CStringBlock {
 /// Statement parameters encoded once in text format, ready for `PQexecParams` / `PQsendQueryParams`.
 struct EncodedParameters {
     private var block = CStringBlock()
-    private var types: [UInt32] = []
+    /// Each parameter's type OID (0: the server infers it).
+    private(set) var types: [UInt32] = []
 
     init(_ params: [PostgresValue]) throws(PostgresError) {
         types.reserveCapacity(params.count)

@@ -1,16 +1,19 @@
 internal import CLibPQ
 internal import Glibc
 
-/// One statement of a pipeline: SQL text with placeholders, its parameters and a name for errors.
+/// One statement of a pipeline: SQL text with placeholders, its parameters, a name for errors, and whether it
+/// runs as a prepared statement of the session (``PostgresConnection/query(_:_:name:prepared:)``).
 public struct PostgresStatement: Sendable {
     public var sql: String
     public var params: [PostgresValue]
     public var name: String?
+    public var prepared: Bool
 
-    public init(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil) {
+    public init(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil, prepared: Bool = false) {
         self.sql = sql
         self.params = params
         self.name = name
+        self.prepared = prepared
     }
 }
 
@@ -26,6 +29,17 @@ extension PostgresConnection {
     /// read while statements are still being written, so a large batch cannot deadlock on full buffers.
     public func pipeline(_ statements: some Collection<PostgresStatement>) throws(PostgresError) -> [PostgresResult] {
         let handle = try liveHandle(name: "pipeline")
+        // Statements to run prepared are prepared first (libpq cannot prepare synchronously in pipeline mode).
+        var preparedNames: [String?] = []
+        if statements.contains(where: \.prepared) {
+            for statement in statements {
+                preparedNames.append(
+                    statement.prepared
+                        ? try preparedStatement(
+                            statement.sql, types: statement.params.map(\.typeOID), handle: handle, name: statement.name)
+                        : nil)
+            }
+        }
         guard PQenterPipelineMode(handle) == 1 else { throw connectionError(name: "pipeline") }
         guard PQsetnonblocking(handle, 1) == 0 else {
             PQexitPipelineMode(handle)
@@ -34,6 +48,7 @@ extension PostgresConnection {
         defer { PQsetnonblocking(handle, 0) }
         var collector = PipelineCollector(expected: statements.count)
         var iterator = statements.makeIterator()
+        var index = 0
         var isSynced = false
         var isFlushPending = false
         while !collector.isDone {
@@ -44,7 +59,8 @@ extension PostgresConnection {
                         isSynced = true
                         break
                     }
-                    try send(statement, on: handle)
+                    try send(statement, prepared: index < preparedNames.count ? preparedNames[index] : nil, on: handle)
+                    index += 1
                 }
                 isFlushPending = try flush(handle)
             }
@@ -60,10 +76,13 @@ extension PostgresConnection {
         return collector.results
     }
 
-    private func send(_ statement: PostgresStatement, on handle: OpaquePointer) throws(PostgresError) {
+    /// Queues one statement: by its prepared name when it has one, as text otherwise.
+    private func send(_ statement: PostgresStatement, prepared: String?, on handle: OpaquePointer) throws(PostgresError) {
         let encoded = try EncodedParameters(statement.params)
+        let count = Int32(statement.params.count)
         let sent = encoded.withPointers { types, values, lengths, formats in
-            PQsendQueryParams(handle, statement.sql, Int32(statement.params.count), types, values, lengths, formats, 0)
+            if let prepared { return PQsendQueryPrepared(handle, prepared, count, values, lengths, formats, 0) }
+            return PQsendQueryParams(handle, statement.sql, count, types, values, lengths, formats, 0)
         }
         guard sent == 1 else { throw connectionError(name: statement.name ?? "pipeline") }
     }

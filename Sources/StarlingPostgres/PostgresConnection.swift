@@ -14,6 +14,19 @@ public final class PostgresConnection {
     /// Set to 1 by the C notice receiver when the server sent FATAL/PANIC while idle. Allocated here, freed in
     /// `deinit` after `PQfinish`, so it outlives the `PGconn` that writes to it.
     let fatalNoticeSeen: UnsafeMutablePointer<Int32>
+    /// Statements prepared on this session (`query(_:_:name:prepared:)`), by text and parameter types, and the
+    /// name each got. Server-side prepared statements live as long as the session, so the cache does too.
+    private var preparedNames: [PreparedKey: String] = [:]
+
+    /// What identifies a prepared statement: its text and the parameters' type OIDs (a NULL is sent untyped, so
+    /// one text can need two statements).
+    private struct PreparedKey: Hashable {
+        var sql: String
+        var types: [UInt32]
+    }
+
+    /// How many statements one session prepares at most; past it, statements run unprepared (`PQexecParams`).
+    public static let maxPreparedStatements = 256
 
     private init(handle: OpaquePointer) {
         self.handle = handle
@@ -115,12 +128,21 @@ public final class PostgresConnection {
     ///   - sql: the statement, with `$1`, `$2`… placeholders; constant text or quoted identifiers only.
     ///   - params: the values, sent in text format (NULL as a real NULL), never spliced into `sql`.
     ///   - name: a short name for errors and logs (the SQL text and values are never logged).
+    ///   - prepared: prepare the statement once per session and execute it by name from then on, so the server
+    ///     parses and analyses it once and can keep its plan: for statements run again and again (an apply's,
+    ///     a push's), where parsing and planning cost more than running. Not for text built per call.
     @discardableResult
-    public func query(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil) throws(PostgresError)
-        -> PostgresResult
+    public func query(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil, prepared: Bool = false)
+        throws(PostgresError) -> PostgresResult
     {
         let handle = try liveHandle(name: name)
         let encoded = try EncodedParameters(params)
+        if prepared, let statement = try preparedStatement(sql, types: encoded.types, handle: handle, name: name) {
+            let result = encoded.withPointers { _, values, lengths, formats in
+                PQexecPrepared(handle, statement, Int32(params.count), values, lengths, formats, 0)
+            }
+            return try consume(result, name: name)
+        }
         let result = encoded.withPointers { types, values, lengths, formats in
             PQexecParams(handle, sql, Int32(params.count), types, values, lengths, formats, 0)
         }
@@ -129,10 +151,29 @@ public final class PostgresConnection {
 
     /// Runs one parameterized statement that returns no rows and gives the affected row count.
     @discardableResult
-    public func execute(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil) throws(PostgresError)
-        -> Int
+    public func execute(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil, prepared: Bool = false)
+        throws(PostgresError) -> Int
     {
-        try query(sql, params, name: name).affectedRows
+        try query(sql, params, name: name, prepared: prepared).affectedRows
+    }
+
+    /// The name `sql` is prepared under on this session with these parameter types, preparing it on first use
+    /// (`PQprepare`); nil once the session holds ``maxPreparedStatements``. A failed prepare (a syntax error, an
+    /// aborted transaction) throws and caches nothing. A prepared statement is not transactional: a rollback
+    /// leaves it in place.
+    func preparedStatement(
+        _ sql: String, types: [UInt32], handle: OpaquePointer, name: String?
+    ) throws(PostgresError) -> String? {
+        let key = PreparedKey(sql: sql, types: types)
+        if let statement = preparedNames[key] { return statement }
+        guard preparedNames.count < Self.maxPreparedStatements else { return nil }
+        let statement = "starling_\(preparedNames.count + 1)"
+        let result = types.withUnsafeBufferPointer { types in
+            PQprepare(handle, statement, sql, Int32(types.count), types.baseAddress)
+        }
+        _ = try consume(result, name: name)
+        preparedNames[key] = statement
+        return statement
     }
 
     /// Runs SQL text with the simple query protocol, which allows several `;`-separated statements but no

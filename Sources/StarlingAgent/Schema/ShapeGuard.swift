@@ -22,13 +22,20 @@ public struct ShapeGuard: Sendable {
 
     /// The drifted tables among those installed (empty when all agree). A table whose stored signature is
     /// missing (installed by an older agent) is compared with nothing and never drifts.
+    /// The query runs as a prepared statement: an apply checks before every batch, and planning this catalog
+    /// query cost several times more than running it.
     public func check(connection: PostgresConnection) throws -> Drift {
-        try drift(try connection.query(Self.checkSQL, name: "agent.shape.check"))
+        try drift(try connection.query(Self.checkSQL, name: "agent.shape.check", prepared: true))
     }
 
-    /// ``check(connection:)`` after `script` (trusted constant SQL, say a lock), in the same round trip.
-    func check(after script: String, connection: PostgresConnection) throws -> Drift {
-        try drift(try connection.executeScript(script + ";\n" + Self.checkSQL, name: "agent.shape.check"))
+    /// ``check(connection:)`` after `statements` (trusted constant SQL without parameters, say a lock), in the
+    /// same round trip (one pipeline).
+    func check(after statements: [String], connection: PostgresConnection) throws -> Drift {
+        let results = try connection.pipeline(
+            statements.map { PostgresStatement($0, name: "agent.shape.lock") }
+                + [PostgresStatement(Self.checkSQL, name: "agent.shape.check", prepared: true)])
+        guard let rows = results.last else { return [:] }
+        return try drift(rows)
     }
 
     /// Every installed table's recorded shape, stop reason, presence and catalog columns and key.

@@ -67,7 +67,7 @@ extension AgentStore {
             let result = try connection.query(
                 "SELECT error_state FROM \(sql.applyWALBatchFunction)($1::jsonb, $2::jsonb)",
                 [upserts.isEmpty ? .null : .text(upserts.finish()), deletes.isEmpty ? .null : .text(deletes.finish())],
-                name: "agent.apply.walBatch")[0]
+                name: "agent.apply.walBatch", prepared: true)[0]
             guard try result.optionalString("error_state") != nil else { continue }
             fallbacks += 1
             for index in newest {
@@ -75,7 +75,7 @@ extension AgentStore {
                 let single = try connection.query(
                     "SELECT error_state, error_message FROM \(sql.applyWALFunction)($1::jsonb, $2::jsonb)",
                     [.text(Self.text(image.key)), image.rowText.map { .text($0) } ?? .null],
-                    name: "agent.apply.walEntry")[0]
+                    name: "agent.apply.walEntry", prepared: true)[0]
                 guard let state = try single.optionalString("error_state") else { continue }
                 try recordDeadLetter(
                     deadLetter(index), seq: image.seq, table: table, sqlState: state,
@@ -92,7 +92,7 @@ extension AgentStore {
         var versions: [TableKey: Int64] = [:]
         for row in try connection.query(
             "SELECT table_name, key::text AS key, seq FROM starling.versions WHERE seq > $1", [.int64(cursor)],
-            name: "agent.versions.above")
+            name: "agent.versions.above", prepared: true)
         {
             let key = try JSONValue(parsing: try row.string("key")).objectValue ?? [:]
             versions[TableKey(table: try row.string("table_name"), key: key)] = try row.int64("seq")
@@ -102,7 +102,7 @@ extension AgentStore {
 
     /// A WAL position at or after every commit so far on this connection (the insert position).
     static func walInsertPosition(connection: PostgresConnection) throws -> LSN {
-        let text = try connection.query("SELECT pg_current_wal_insert_lsn()::text AS lsn", name: "agent.wal.insertLSN")[0]
+        let text = try connection.query("SELECT pg_current_wal_insert_lsn()::text AS lsn", name: "agent.wal.insertLSN", prepared: true)[0]
             .string("lsn")
         return try LSN(parsing: text, what: "pg_current_wal_insert_lsn")
     }

@@ -47,7 +47,7 @@ public struct AgentStore: Sendable {
 
     /// The pull cursor and the last HLC.
     public func state(connection: PostgresConnection) throws -> (cursor: Int64, lastHLC: Int64) {
-        let row = try connection.query("SELECT cursor, last_hlc FROM starling.state", name: "agent.state")[0]
+        let row = try connection.query("SELECT cursor, last_hlc FROM starling.state", name: "agent.state", prepared: true)[0]
         return (try row.int64("cursor"), try row.int64("last_hlc"))
     }
 
@@ -95,7 +95,7 @@ public struct AgentStore: Sendable {
                 SELECT \(Self.outboxColumns) FROM starling.outbox
                 WHERE tx IN (SELECT p.tx FROM (SELECT tx FROM starling.outbox ORDER BY id LIMIT $1) p) ORDER BY id
                 LIMIT $2
-                """, [.int(maxCount), .int(largeAt + 1)], name: "agent.outbox.page")
+                """, [.int(maxCount), .int(largeAt + 1)], name: "agent.outbox.page", prepared: true)
             : try connection.query(
                 """
                 SELECT \(Self.outboxColumns) FROM starling.outbox
@@ -103,7 +103,7 @@ public struct AgentStore: Sendable {
                                                ORDER BY id LIMIT $1) p)
                   AND tx NOT IN (SELECT h.tx FROM starling.outbox h WHERE h.table_name = ANY($2::text[]))
                 ORDER BY id LIMIT $3
-                """, [.int(maxCount), .textArray(holding.sorted()), .int(largeAt + 1)], name: "agent.outbox.pageHolding")
+                """, [.int(maxCount), .textArray(holding.sorted()), .int(largeAt + 1)], name: "agent.outbox.pageHolding", prepared: true)
         guard !rows.isEmpty else { return .batch([]) }
         let changes = try rows.map(Self.outboxChange)
         guard changes.count > largeAt, let oldest = changes.first?.tx else {
@@ -119,7 +119,7 @@ public struct AgentStore: Sendable {
         }
         let counted = try connection.query(
             "SELECT tx, count(*) AS n FROM starling.outbox WHERE tx = ANY($1::bigint[]) GROUP BY tx",
-            [.int64Array(order)], name: "agent.outbox.txCounts")
+            [.int64Array(order)], name: "agent.outbox.txCounts", prepared: true)
         var counts: [Int64: Int] = [:]
         for row in counted { counts[try row.int64("tx")] = Int(try row.int64("n")) }
         let whole = Set(order.prefix { read[$0] == counts[$0] })
@@ -162,7 +162,7 @@ public struct AgentStore: Sendable {
                     UPDATE starling.outbox o SET hlc = u.hlc
                     FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id)
                 UPDATE starling.state SET last_hlc = greatest(last_hlc, $3), updated_at = now()
-                """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp")
+                """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp", prepared: true)
         }
         return try stamped.map { row throws in try row.change(region: region) }
     }
@@ -238,7 +238,7 @@ public struct AgentStore: Sendable {
                 ON CONFLICT (table_name, key) DO UPDATE
                 SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
                 WHERE starling.versions.seq < EXCLUDED.seq
-                """, [.int64Array(outboxIDs), .text(work.accepted.finish()), .text(region)], name: "agent.verdict.settle")
+                """, [.int64Array(outboxIDs), .text(work.accepted.finish()), .text(region)], name: "agent.verdict.settle", prepared: true)
         }
         var tables: Set<String>?
         if !images.isEmpty {
@@ -299,7 +299,7 @@ public struct AgentStore: Sendable {
             FROM jsonb_to_recordset($1::jsonb) AS j(i bigint, x bigint, t text, o text, k jsonb, b jsonb, a jsonb,
                                                     s bigint, h bigint, v text)
             ON CONFLICT (id) DO UPDATE SET handled = starling.journal.handled + 1, handled_at = now()
-            """, [.text(JSONValue.array(rows).canonicalText)], name: "agent.journal")
+            """, [.text(JSONValue.array(rows).canonicalText)], name: "agent.journal", prepared: true)
     }
 
     /// Takes the deferred entries (``deferEntries(_:connection:)``) of `keys` (`[{"t":…,"k":…,"s":version}]`,
@@ -320,7 +320,7 @@ public struct AgentStore: Sendable {
               AND d.table_name = b.t AND d.key = b.k
               AND NOT EXISTS (SELECT 1 FROM starling.outbox o WHERE o.table_name = d.table_name AND o.key = d.key)
             RETURNING d.seq, d.entry
-            """, [.text(keys)], name: "agent.deferred.release")
+            """, [.text(keys)], name: "agent.deferred.release", prepared: true)
         return try rows.map { row throws in (try row.int64("seq"), try row.string("entry")) }
             .sorted { $0.0 < $1.0 }
             .map { try LogEntry(json: try JSONValue(parsing: $0.1)) }
@@ -352,7 +352,7 @@ public struct AgentStore: Sendable {
             [
                 .int64Array(entries.map(\.seq)), .textArray(entries.map(\.table)),
                 .textArray(entries.map { Self.text($0.key) }), .textArray(entries.map(\.json.canonicalText)),
-            ], name: "agent.deferred.insert")
+            ], name: "agent.deferred.insert", prepared: true)
     }
 
     /// Saves the log history (``LogHistory/save(connection:)``) and writes `marker` (if any) into the WAL, in one
@@ -370,7 +370,7 @@ public struct AgentStore: Sendable {
             [
                 .int64(position.known), .text(position.terms.json.canonicalText), .text(CaptureLedger.Marker.prefix),
                 .text(marker.text),
-            ], name: "agent.verdicts.history")
+            ], name: "agent.verdicts.history", prepared: true)
         if rows.rowCount == 0 { try Self.emit(marker, connection: connection) }
     }
 
@@ -378,7 +378,7 @@ public struct AgentStore: Sendable {
     static func emit(_ marker: CaptureLedger.Marker, connection: PostgresConnection) throws {
         try connection.query(
             "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn",
-            [.text(CaptureLedger.Marker.prefix), .text(marker.text)], name: "agent.wal.marker")
+            [.text(CaptureLedger.Marker.prefix), .text(marker.text)], name: "agent.wal.marker", prepared: true)
     }
 
     // MARK: - Pull side
@@ -443,7 +443,7 @@ public struct AgentStore: Sendable {
                     position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
                     marker == nil ? .null : .text(CaptureLedger.Marker.prefix), marker.map { .text($0.text) } ?? .null,
                     promised?.deferredThrough == nil ? .null : promised.map { .text($0.text) } ?? .null,
-                ], name: "agent.apply.cursor")
+                ], name: "agent.apply.cursor", prepared: true)
             guard let row = state.first else { return ApplySummary(isStale: true) }
             let renames = try Self.renames(try row.string("renamed"))
             let tables = Set((try JSONValue(parsing: try row.string("tables")).arrayValue ?? []).compactMap(\.stringValue))
@@ -612,13 +612,16 @@ public struct AgentStore: Sendable {
         _ lockable: [String], held: Bool, how: SchemaApply?, connection: PostgresConnection
     ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
         // A timeout aborts the transaction (the apply is retried).
-        let lock = try lockable.isEmpty ? nil : "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'; "
-            + "LOCK TABLE \(lockable.map { table throws in try PostgresIdentifier.quote(table) }.joined(separator: ", ")) "
-            + "IN ROW EXCLUSIVE MODE; SET LOCAL lock_timeout = DEFAULT"
+        let lock = try lockable.isEmpty ? nil : [
+            "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'",
+            "LOCK TABLE \(lockable.map { table throws in try PostgresIdentifier.quote(table) }.joined(separator: ", ")) "
+                + "IN ROW EXCLUSIVE MODE",
+            "SET LOCAL lock_timeout = DEFAULT",
+        ]
         // A schema change a stopped table waits on is tried again (not while handling verdicts: `how` nil), between
         // the lock and the check; otherwise the lock and the check are one round trip.
         if let how, held {
-            if let lock { try connection.executeScript(lock, name: "agent.shape.lock") }
+            if let lock { try connection.executeScript(lock.joined(separator: "; "), name: "agent.shape.lock") }
             try retryStoppedSchemas(how: how, connection: connection)
             return (try ShapeGuard().check(connection: connection), held)
         }
@@ -805,7 +808,7 @@ public struct AgentStore: Sendable {
         }
         let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyBatchFunction
         let result = try connection.query(
-            "SELECT statuses FROM \(function)($1::jsonb)", [.text(document.finish())], name: "agent.apply.batch")[0]
+            "SELECT statuses FROM \(function)($1::jsonb)", [.text(document.finish())], name: "agent.apply.batch", prepared: true)[0]
         guard let text = try result.optionalString("statuses"), text.utf8.count == images.count else { return nil }
         return text.utf8.map { code in
             switch code {
@@ -826,7 +829,7 @@ public struct AgentStore: Sendable {
             [
                 .text(Self.text(image.key)), image.rowText.map { .text($0) } ?? .null, .int64(image.seq),
                 .text(image.origin),
-            ], name: "agent.apply.entry")[0]
+            ], name: "agent.apply.entry", prepared: true)[0]
         switch try result.string("status") {
         case "applied": return .applied
         case "version": return .skippedVersion
