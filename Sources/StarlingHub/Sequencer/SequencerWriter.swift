@@ -173,7 +173,7 @@ final class SequencerWriter: @unchecked Sendable {
         nextConflictID = try result[0].int64("conflict") + 1
         var marks: [String: Int64] = [:]
         for row in try connection.query(
-            "SELECT origin, max_local_id FROM starling_hub.origin_marks", name: "sequencer.originMarks")
+            "SELECT origin, max_local_id FROM starling_hub.origin_marks", name: "sequencer.originMarks", prepared: true)
         {
             marks[try row.string(0)] = try row.int64(1)
         }
@@ -360,7 +360,7 @@ extension SequencerWriter {
         if !conflictIDs.isEmpty {
             let rows = try connection.query(
                 "SELECT \(HubStore.conflictColumns) FROM starling_hub.conflicts WHERE id = ANY($1::bigint[])",
-                [.int64Array(conflictIDs)], name: "sequencer.loadConflicts")
+                [.int64Array(conflictIDs)], name: "sequencer.loadConflicts", prepared: true)
             for row in rows {
                 let record = try HubStore.conflictRecord(row)
                 guard let id = record.id else { continue }
@@ -385,7 +385,7 @@ extension SequencerWriter {
                 "SELECT h.key, h.seq, h.origin, h.hlc, h.row, h.op, h.prev_foreign_seq FROM unnest($2::text[]) AS u(k) "
                     + "CROSS JOIN LATERAL (SELECT * FROM starling_hub.heads WHERE table_name = $1 AND key = u.k "
                     + "OFFSET 0) AS h",
-                [.text(table), .textArray(keys)], name: "sequencer.loadHeads")
+                [.text(table), .textArray(keys)], name: "sequencer.loadHeads", prepared: true)
             for row in rows {
                 let head = Head(
                     seq: try row.int64(1), origin: try row.string(2), hlc: try row.int64(3),
@@ -425,7 +425,7 @@ extension SequencerWriter {
         let logged = try connection.query(
             "SELECT l.change_id, l.seq, l.kind, l.row FROM unnest($1::text[]) AS u(id) CROSS JOIN LATERAL "
                 + "(SELECT * FROM starling_hub.log WHERE change_id = u.id AND kind IN ('change', 'merge') OFFSET 0) AS l",
-            [.textArray(ids)], name: "sequencer.loadLogged")
+            [.textArray(ids)], name: "sequencer.loadLogged", prepared: true)
         // Re-pushes are rare: the id → key map is built only when the log knows some of the ids.
         var tableKeys: [String: TableKey] = [:]
         if logged.rowCount > 0 {
@@ -447,7 +447,7 @@ extension SequencerWriter {
         let rejected = try connection.query(
             "SELECT d.change_id, d.table_name, d.key, d.conflict_id FROM unnest($1::text[]) AS u(id) CROSS JOIN "
                 + "LATERAL (SELECT * FROM starling_hub.decisions WHERE change_id = u.id OFFSET 0) AS d", [.textArray(ids)],
-            name: "sequencer.loadRejected")
+            name: "sequencer.loadRejected", prepared: true)
         for row in rejected {
             state.decisions[try row.string(0)] = StoredDecision(
                 status: "rejected", seq: nil, conflictID: try row.int64(3), row: nil,
@@ -652,7 +652,9 @@ extension SequencerWriter {
                    name: String) throws {
             guard !rows.isEmpty else { return }
             if isSmall {
-                statements.append(try .unnestInsert(into: table, columns: columns, rows: rows, name: name))
+                var insert = try PostgresStatement.unnestInsert(into: table, columns: columns, rows: rows, name: name)
+                insert.prepared = true
+                statements.append(insert)
             } else {
                 try connection.copyIn(table: table, columns: columns.map(\.name), rows: rows, name: name)
             }
@@ -670,7 +672,7 @@ extension SequencerWriter {
                         + "$2::bigint[]) ON CONFLICT (origin) DO UPDATE SET max_local_id = "
                         + "greatest(starling_hub.origin_marks.max_local_id, EXCLUDED.max_local_id)",
                     [.textArray(Array(state.raisedMarks.keys)), .int64Array(Array(state.raisedMarks.values))],
-                    name: "sequencer.originMarks"))
+                    name: "sequencer.originMarks", prepared: true))
         }
         let (inserted, updated) = Self.headRows(state)
         try write("starling_hub.heads", Self.headColumns, inserted, name: "sequencer.copyHeads")
@@ -726,7 +728,7 @@ extension SequencerWriter {
                 .int64Array(updated.map { $0[2].int64Value }), .textArray(updated.map { $0[3].textValue }),
                 .int64Array(updated.map { $0[4].int64Value }), .textArray(updated.map { $0[5].textValue }),
                 .textArray(updated.map { $0[6].textValue }), .int64Array(updated.map { $0[7].int64Value }),
-            ], name: "sequencer.updateHeads")
+            ], name: "sequencer.updateHeads", prepared: true)
     }
 
     static func logRow(_ entry: LogEntry, keyText: String, rowText: String?) -> [PostgresValue] {

@@ -48,7 +48,7 @@ enum HubStore {
         let rows = try connection.query(
             "SELECT seq, origin, change_id, tx, table_name, op, key, row, hlc, kind, rewritten, target, base "
                 + "FROM starling_hub.log WHERE seq > $1 AND seq <= $3 ORDER BY seq LIMIT $2",
-            [.int64(after), .int(limit), .int64(through)], name: "hub.pull")
+            [.int64(after), .int(limit), .int64(through)], name: "hub.pull", prepared: true)
         var output: [UInt8] = []
         output.reserveCapacity(rows.count * 200)
         var count = 0
