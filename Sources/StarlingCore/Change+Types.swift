@@ -3,18 +3,28 @@ extension Change {
     /// `types` maps column names to their `format_type` text. Columns missing from `types` are
     /// ``check(columns:)``'s to refuse.
     public func check(types: [String: String]) throws(CoreError) {
+        try check(kinds: types.mapValues(ColumnTypeCheck.Kind.init(type:)), types: types)
+    }
+
+    /// ``check(types:)`` with each column's ``ColumnTypeCheck/Kind`` worked out beforehand (a shape's, once per
+    /// refresh). Members are visited as stored; of several misfits the error names the first by column name, as a
+    /// sorted walk would.
+    public func check(kinds: [String: ColumnTypeCheck.Kind], types: [String: String]) throws(CoreError) {
         for (name, image) in [("key", key), ("before", before), ("after", after)] {
             guard let image else { continue }
-            for column in JSONSerializer.sortedNames(image) {
-                guard let type = types[column], let value = image[column],
-                    let expected = ColumnTypeCheck.problem(type: type, value: value)
+            var misfit: (column: String, expected: String)?
+            for (column, value) in image {
+                guard let kind = kinds[column], let expected = ColumnTypeCheck.problem(kind: kind, value: value),
+                    misfit.map({ column < $0.column }) ?? true
                 else { continue }
-                throw CoreError(
-                    code: .invalidChange,
-                    message: "change \(id): column \"\(column)\" of \(table) is \(type): the value \(Self.shortText(value)) "
-                        + "is not \(expected)",
-                    field: "\(name).\(column)")
+                misfit = (column, expected)
             }
+            guard let misfit, let value = image[misfit.column] else { continue }
+            throw CoreError(
+                code: .invalidChange,
+                message: "change \(id): column \"\(misfit.column)\" of \(table) is \(types[misfit.column] ?? "?"): the value "
+                    + "\(Self.shortText(value)) is not \(misfit.expected)",
+                field: "\(name).\(misfit.column)")
         }
     }
 

@@ -9,36 +9,66 @@
 /// other user types) accepts any value: the hub sees only the name, and a domain over `integer` is encoded as
 /// an integer while an enum is a string, so refusing there could refuse a correct image. Pure.
 public enum ColumnTypeCheck {
+    /// What a column's type asks of a value, worked out once per registered shape (``init(type:)``), not per
+    /// value: a push checks every value of every image.
+    public enum Kind: Sendable, Hashable {
+        case array, smallint, integer, bigint, numeric, float, boolean, bytea, uuid, string
+        /// jsonb, and the types this check does not know: any value.
+        case any
+
+        /// The kind of a `format_type` text.
+        public init(type: String) {
+            if type.hasSuffix("[]") {
+                self = .array
+                return
+            }
+            switch ColumnTypeCheck.baseName(type) {
+            case "smallint": self = .smallint
+            case "integer": self = .integer
+            case "bigint", "oid": self = .bigint
+            case "numeric": self = .numeric
+            case "real", "double precision": self = .float
+            case "boolean": self = .boolean
+            case "bytea": self = .bytea
+            case "uuid": self = .uuid
+            case "json", "text", "character varying", "character", "\"char\"", "name", "bpchar", "date", "time",
+                "timestamp", "interval", "inet", "cidr", "macaddr", "xml", "money", "bit", "bit varying", "tsvector":
+                self = .string
+            default: self = .any
+            }
+        }
+    }
+
     /// What a value of `type` must look like, when `value` is not one; nil when it fits.
     public static func problem(type: String, value: JSONValue) -> String? {
+        problem(kind: Kind(type: type), value: value)
+    }
+
+    /// What a value of a column of `kind` must look like, when `value` is not one; nil when it fits.
+    public static func problem(kind: Kind, value: JSONValue) -> String? {
         if case .null = value { return nil }
-        if type.hasSuffix("[]") {
+        switch kind {
+        case .array:
             if case .array = value { return nil }
             return "a JSON array"
-        }
-        let base = baseName(type)
-        switch base {
-        case "smallint": return integer(value, range: -32768...32767) ? nil : "an integer in -32768...32767"
-        case "integer": return integer(value, range: -2_147_483_648...2_147_483_647) ? nil : "a 32-bit integer"
-        case "bigint", "oid": return integer(value, range: Int64.min...Int64.max) ? nil : "a 64-bit integer"
-        case "numeric": return decimal(value, special: ["NaN", "Infinity", "-Infinity"]) ? nil : "a decimal number"
-        case "real", "double precision":
-            return decimal(value, special: ["NaN", "Infinity", "-Infinity"]) ? nil : "a number"
-        case "boolean":
+        case .smallint: return integer(value, range: -32768...32767) ? nil : "an integer in -32768...32767"
+        case .integer: return integer(value, range: -2_147_483_648...2_147_483_647) ? nil : "a 32-bit integer"
+        case .bigint: return integer(value, range: Int64.min...Int64.max) ? nil : "a 64-bit integer"
+        case .numeric: return decimal(value) ? nil : "a decimal number"
+        case .float: return decimal(value) ? nil : "a number"
+        case .boolean:
             if case .bool = value { return nil }
             return "true or false"
-        case "bytea":
+        case .bytea:
             guard case .string(let text) = value, isHexBytes(text) else { return "a \\x hex string" }
             return nil
-        case "uuid":
+        case .uuid:
             guard case .string(let text) = value, isUUID(text) else { return "a uuid string" }
             return nil
-        case "jsonb": return nil
-        case "json", "text", "character varying", "character", "\"char\"", "name", "bpchar", "date", "time",
-            "timestamp", "interval", "inet", "cidr", "macaddr", "xml", "money", "bit", "bit varying", "tsvector":
+        case .string:
             if case .string = value { return nil }
             return "a string"
-        default: return nil
+        case .any: return nil
         }
     }
 
@@ -70,10 +100,10 @@ public enum ColumnTypeCheck {
         return range.contains(parsed)
     }
 
-    private static func decimal(_ value: JSONValue, special: Set<String>) -> Bool {
+    private static func decimal(_ value: JSONValue) -> Bool {
         switch value {
         case .number: return true
-        case .string(let text): return special.contains(text) || isDecimalText(text)
+        case .string(let text): return text == "NaN" || text == "Infinity" || text == "-Infinity" || isDecimalText(text)
         default: return false
         }
     }

@@ -33,4 +33,21 @@ struct ColumnTypeCheckTests {
     func isRefused(type: String, value: JSONValue) {
         #expect(ColumnTypeCheck.problem(type: type, value: value) != nil, "\(type) \(value)")
     }
+
+    // Proves a change's check names the first misfit and unknown column by name, whatever order the image holds.
+    @Test func aChangeNamesItsFirstMisfitByColumnName() throws {
+        let change = try Change(
+            json: JSONValue(
+                parsing: #"""
+                    {"id":"r1:1","tx":"r1:1","table":"items","op":"insert","key":{"id":1},
+                     "after":{"id":1,"zeta":"x","alpha":"y","qty":3,"extra2":1,"extra1":2},"base":0,"hlc":1}
+                    """#))
+        let types = ["id": "bigint", "zeta": "integer", "alpha": "integer", "qty": "integer"]
+        let error = #expect(throws: CoreError.self) { try change.check(types: types) }
+        #expect(error?.field == "after.alpha")
+        #expect(error?.message.contains("is integer: the value \"y\" is not a 32-bit integer") == true)
+        let unknown = #expect(throws: CoreError.self) { try change.check(columns: Set(types.keys)) }
+        #expect(unknown?.field == "after.extra1")
+        try change.check(types: ["id": "bigint", "zeta": "text", "alpha": "text", "qty": "numeric(3,0)"])
+    }
 }

@@ -92,7 +92,7 @@ extension HubAPI {
                     // Captured before its region applied a schema change: read with the names in force.
                     change = change.conformed(to: shape.rules, columns: shape.columnNames)
                     try change.check(columns: shape.columnNames)
-                    try change.check(types: shape.columnTypes)
+                    try change.check(kinds: shape.columnKinds, types: shape.columnTypes)
                 }
             } catch {
                 let prefixed = error.prefixed(with: "changes[\(index)]")

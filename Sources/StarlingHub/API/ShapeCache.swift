@@ -16,6 +16,8 @@ final class ShapeCache: Sendable {
         var columnNames: Set<String>
         /// Each registered column's `format_type`: every pushed value is checked against it (``ColumnTypeCheck``).
         var columnTypes: [String: String]
+        /// The same as what each type asks of a value, worked out here once.
+        var columnKinds: [String: ColumnTypeCheck.Kind]
         /// How images written under earlier versions read under this one (a region pushes what it captured
         /// before it applied a schema change).
         var rules: ImageRules
@@ -28,6 +30,7 @@ final class ShapeCache: Sendable {
             self.version = version
             columnNames = Set(shape.columns.map(\.name))
             columnTypes = shape.columnTypes
+            columnKinds = columnTypes.mapValues(ColumnTypeCheck.Kind.init(type:))
         }
     }
 
