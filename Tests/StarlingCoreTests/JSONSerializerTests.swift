@@ -34,6 +34,21 @@ struct JSONSerializerTests {
     }
 
     // Proves key order in the input never changes the output bytes.
+    // Proves the in-place name order is the UTF-8 byte order: prefixes, non-ASCII, small and heap strings.
+    @Test func namesSortByTheirUTF8Bytes() {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = ["a", "b", "z", "A", "_", "é", "ü", "日", "😀", "\u{7f}", "0"]
+        var names = ["", "a", "ab", "abc", "b", "é", "e\u{301}", "a_long_column_name_past_fifteen_bytes", "a_long_column"]
+        for _ in 0..<300 {
+            names.append((0..<Int.random(in: 0...20, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }.joined())
+        }
+        for a in names {
+            for b in names.prefix(60) {
+                #expect(JSONSerializer.namePrecedes(a, b) == a.utf8.lexicographicallyPrecedes(b.utf8), "\(a) \(b)")
+            }
+        }
+    }
+
     @Test func keyOrderIsIrrelevant() throws {
         let one = try JSONValue(parsing: #"{"z":1,"a":{"y":2,"b":3},"m":[{"q":1,"p":2}]}"#)
         let two = try JSONValue(parsing: #"{"m":[{"p":2,"q":1}],"a":{"b":3,"y":2},"z":1}"#)
