@@ -52,6 +52,19 @@ struct DecodedValueTests {
         }
     }
 
+    @Test("timestamps take the trigger's ISO form; other texts stay as they are", arguments: [
+        ("2026-12-05 22:03:50.123456+00", true, "2026-12-05T22:03:50.123456+00:00"),
+        ("2026-12-05 22:03:50.1+00", true, "2026-12-05T22:03:50.100000+00:00"),
+        ("2026-12-05 22:03:50+00", true, "2026-12-05T22:03:50.000000+00:00"),
+        ("2026-12-05 22:03:50.5", false, "2026-12-05T22:03:50.500000"),
+        ("0044-03-15 12:00:00 BC", false, "0044-03-15 12:00:00 BC"),
+        ("2026-12-05 22:03:50+02", true, "2026-12-05 22:03:50+02"),
+        ("infinity", true, "infinity"), ("-infinity", false, "-infinity"), ("", false, ""),
+    ])
+    func timestamps(text: String, zoned: Bool, expected: String) {
+        #expect(DecodedValue.timestamp(text, zoned: zoned) == expected)
+    }
+
     @Test("floats in scientific notation become numeric_in's plain decimal", arguments: [
         ("1e+20", "100000000000000000000"), ("1.5e-07", "0.00000015"), ("-2.5e-05", "-0.000025"), ("1.5", "1.5"),
         ("1.25e+02", "125"), ("1.2345e+02", "123.45"), ("-0", "-0"), ("5e-324", "0." + String(repeating: "0", count: 323) + "5"),

@@ -95,23 +95,35 @@ public enum DecodedValue {
     /// `YYYY-MM-DD HH:MM:SS[.f…][+00]` (ISO output, UTC) as the trigger writes it: `T` between date and time,
     /// always six fraction digits, `+00:00` when zoned; `infinity`, `-infinity` and other forms unchanged.
     static func timestamp(_ text: String, zoned: Bool) -> String {
-        var body = Substring(text)
-        if zoned {
-            guard body.hasSuffix("+00") else { return text }
-            body = body.dropLast(3)
+        // On the UTF-8 bytes: every timestamp a capture decodes goes through here (Character-wise it was a
+        // visible share of the decoder's time). PostgreSQL's output is ASCII.
+        var contiguous = text
+        return contiguous.withUTF8 { bytes in
+            var end = bytes.count
+            if zoned {
+                guard end >= 3, bytes[end - 3] == UInt8(ascii: "+"), bytes[end - 2] == UInt8(ascii: "0"),
+                    bytes[end - 1] == UInt8(ascii: "0")
+                else { return text }
+                end -= 3
+            }
+            let space = UInt8(ascii: " ")
+            guard let split = bytes[..<end].firstIndex(of: space) else { return text }
+            let time = bytes[(split + 1)..<end]
+            guard time.count >= 8, !time.contains(space) else { return text }
+            var out: [UInt8] = []
+            out.reserveCapacity(end + 10)
+            out.append(contentsOf: bytes[..<split])
+            out.append(UInt8(ascii: "T"))
+            out.append(contentsOf: time)
+            if let dot = time.firstIndex(of: UInt8(ascii: ".")) {
+                let digits = end - dot - 1
+                if digits < 6 { out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: 6 - digits)) }
+            } else {
+                out.append(contentsOf: ".000000".utf8)
+            }
+            if zoned { out.append(contentsOf: "+00:00".utf8) }
+            return String(decoding: out, as: UTF8.self)
         }
-        guard let space = body.firstIndex(of: " ") else { return text }
-        let date = body[..<space]
-        let time = body[body.index(after: space)...]
-        guard time.count >= 8, !time.contains(" ") else { return text }
-        var clock = String(time)
-        if let dot = time.firstIndex(of: ".") {
-            let fraction = time[time.index(after: dot)...]
-            clock = String(time[..<dot]) + "." + fraction + String(repeating: "0", count: max(0, 6 - fraction.count))
-        } else {
-            clock += ".000000"
-        }
-        return date + "T" + clock + (zoned ? "+00:00" : "")
     }
 }
 
