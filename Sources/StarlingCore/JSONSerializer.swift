@@ -7,6 +7,17 @@
 public enum JSONSerializer {
     /// Appends `value` to `output`.
     public static func write(_ value: JSONValue, to output: inout [UInt8]) {
+        write(value, to: &output, sorted: true)
+    }
+
+    /// Appends `value` with every object's members in the dictionary's own order: the same JSON value, not the
+    /// canonical bytes. For request bodies, which the receiver parses and nobody compares byte for byte (sorting
+    /// every image's names was a visible share of an agent's push).
+    public static func writeUnordered(_ value: JSONValue, to output: inout [UInt8]) {
+        write(value, to: &output, sorted: false)
+    }
+
+    private static func write(_ value: JSONValue, to output: inout [UInt8], sorted: Bool) {
         switch value {
         case .null: writeNull(to: &output)
         case .bool(let flag): output.append(contentsOf: flag ? trueBytes : falseBytes)
@@ -18,10 +29,22 @@ public enum JSONSerializer {
             output.append(UInt8(ascii: "["))
             for (position, element) in elements.enumerated() {
                 if position > 0 { output.append(UInt8(ascii: ",")) }
-                write(element, to: &output)
+                write(element, to: &output, sorted: sorted)
             }
             output.append(UInt8(ascii: "]"))
-        case .object(let members): writeObject(members, to: &output)
+        case .object(let members):
+            guard !sorted else {
+                writeObject(members, to: &output)
+                return
+            }
+            output.append(UInt8(ascii: "{"))
+            for (position, member) in members.enumerated() {
+                if position > 0 { output.append(UInt8(ascii: ",")) }
+                writeString(member.key, to: &output)
+                output.append(UInt8(ascii: ":"))
+                write(member.value, to: &output, sorted: false)
+            }
+            output.append(UInt8(ascii: "}"))
         }
     }
 
@@ -146,6 +169,14 @@ extension JSONValue {
         var output: [UInt8] = []
         output.reserveCapacity(64)
         JSONSerializer.write(self, to: &output)
+        return output
+    }
+
+    /// This value as JSON with members unordered (``JSONSerializer/writeUnordered(_:to:)``): for request bodies.
+    public func unorderedBytes() -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
+        JSONSerializer.writeUnordered(self, to: &output)
         return output
     }
 

@@ -49,6 +49,14 @@ struct JSONSerializerTests {
         }
     }
 
+    // Proves the unordered bytes parse back to the same value as the canonical ones.
+    @Test(arguments: canonical)
+    func unorderedBytesHoldTheSameValue(value: JSONValue, text: String) throws {
+        let nested: JSONValue = .object(["z": value, "a": .array([value, .object(["y": 1, "b": value])])])
+        #expect(try JSONParser().parse(nested.unorderedBytes()) == nested)
+        #expect(try JSONParser().parse(value.unorderedBytes()).serialized() == Array(text.utf8))
+    }
+
     @Test func keyOrderIsIrrelevant() throws {
         let one = try JSONValue(parsing: #"{"z":1,"a":{"y":2,"b":3},"m":[{"q":1,"p":2}]}"#)
         let two = try JSONValue(parsing: #"{"m":[{"p":2,"q":1}],"a":{"b":3,"y":2},"z":1}"#)

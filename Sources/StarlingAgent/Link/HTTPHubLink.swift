@@ -198,7 +198,7 @@ public final class HTTPHubLink: HubLink {
         async throws(AgentError) -> [UInt8]
     {
         let request = HTTPClientRequest(
-            method: method, path: path, body: body?.serialized() ?? [], timeout: timeout)
+            method: method, path: path, body: body?.unorderedBytes() ?? [], timeout: timeout)
         let response = try await endpoints.send(request)
         guard (200..<300).contains(response.status) else {
             let parsed = response.body.isEmpty ? JSONValue.object([:]) : try? JSONParser().parse(response.body)
