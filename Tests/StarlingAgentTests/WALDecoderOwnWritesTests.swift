@@ -87,6 +87,22 @@ struct WALDecoderOwnWritesTests {
         #expect(next.overwritten == [laterPosition])
     }
 
+    @Test("skipped rows of the agent's own transactions are not even parsed; other rows are")
+    func skippedRowsAreNotParsed() throws {
+        // With nothing pending, an own transaction's rows are skipped before decoding: a row message the decoder
+        // could not read passes unnoticed there, and is refused in an application transaction.
+        var decoder = try Self.decoder()
+        let garbage = WireBuilder("I").u32(Self.relation).tag("N").i16(9).bytes
+        _ = try decoder.feed(WireBuilder("B").i64(0x100).i64(0).u32(700).bytes, recordLSN: LSN(0xF0))
+        _ = try decoder.feed(WireBuilder("O").i64(0).string(Self.origin).bytes, recordLSN: LSN(0xF1))
+        #expect(try decoder.feed(garbage, recordLSN: LSN(0xF2)) == nil)
+        let own = try #require(
+            try decoder.feed(WireBuilder("C").u8(0).i64(0x100).i64(0x108).i64(0).bytes, recordLSN: LSN(0x100)))
+        #expect(own.changes.isEmpty)
+        _ = try decoder.feed(WireBuilder("B").i64(0x200).i64(0).u32(701).bytes, recordLSN: LSN(0x1F0))
+        #expect(throws: AgentError.self) { try decoder.feed(garbage, recordLSN: LSN(0x1F2)) }
+    }
+
     @Test("markers carry the promise through their text")
     func markerRoundTrip() throws {
         let marker = CaptureLedger.Marker(

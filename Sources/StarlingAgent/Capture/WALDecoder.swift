@@ -71,6 +71,13 @@ struct WALDecoder: Sendable {
     /// Feeds one XLogData payload (`recordLSN`: its WAL start); returns the finished transaction's changes and
     /// overwritten positions at a Commit, nil otherwise.
     mutating func feed(_ payload: [UInt8], recordLSN: LSN) throws(AgentError) -> Finished? {
+        // A row of the agent's own transaction that `change` would not look at is not even decoded: at R regions
+        // most of the stream is the agent's applies of the other regions' changes.
+        if let kind = payload.first, kind == UInt8(ascii: "I") || kind == UInt8(ascii: "U") || kind == UInt8(ascii: "D"),
+            let open = transaction, skipsRows(of: open)
+        {
+            return nil
+        }
         let message: PgOutputMessage
         do {
             message = try PgOutputDecoder.decode(payload)
@@ -198,20 +205,20 @@ struct WALDecoder: Sendable {
     }
 
     /// Records one row change of the open transaction.
+    /// The agent's own rows matter only for the keys they write, and only while some local change waits for its
+    /// verdict (``CaptureLedger/own(marker:writtenKeys:)``): most of the stream, not decoded at all. An apply that
+    /// deferred every key pending up to its marker's position (the marker comes before its rows) can have
+    /// overwritten only changes decoded after it: with none, its rows are not decoded either (most of an
+    /// apply-heavy stream).
+    private func skipsRows(of open: Transaction) -> Bool {
+        open.isOwn
+            && (ledger.pending.isEmpty || open.marker?.deferredThrough.map { !ledger.hasPending(after: $0) } == true)
+    }
+
     private mutating func change(
         relation oid: UInt32, old: PgOutputMessage.OldTuple?, new: PgOutputTuple?, recordLSN: LSN
     ) throws(AgentError) {
-        guard var open = transaction else { return }
-        // The agent's own rows matter only for the keys they write, and only while some local change waits for
-        // its verdict (``CaptureLedger/own(marker:writtenKeys:)``): most of the stream, not decoded at all.
-        // An apply that deferred every key pending up to its marker's position can have overwritten only changes
-        // decoded after it: with none, its rows are not decoded either (most of an apply-heavy stream).
-        if open.isOwn
-            && (ledger.pending.isEmpty
-                || open.marker?.deferredThrough.map { !ledger.hasPending(after: $0) } == true)
-        {
-            return
-        }
+        guard var open = transaction, !skipsRows(of: open) else { return }
         transaction = nil
         defer { transaction = open }
         guard let relation = relations[oid] else {
