@@ -142,6 +142,45 @@ public struct Change: Sendable, Hashable {
         if let reassert { object["reassert"] = .integer(reassert) }
         return .object(object)
     }
+
+    /// Appends ``json`` as a request body carries it: the same members, images unordered
+    /// (``JSONSerializer/writeUnordered(_:to:)``), written without building a JSON value first.
+    public func writeJSON(to output: inout [UInt8]) {
+        func member(_ name: StaticString, first: Bool = false) {
+            if !first { output.append(UInt8(ascii: ",")) }
+            output.append(UInt8(ascii: "\""))
+            name.withUTF8Buffer { output.append(contentsOf: $0) }
+            output.append(contentsOf: "\":".utf8)
+        }
+        output.append(UInt8(ascii: "{"))
+        member("id", first: true)
+        JSONSerializer.writeString(id, to: &output)
+        member("tx")
+        JSONSerializer.writeString(tx, to: &output)
+        member("table")
+        JSONSerializer.writeString(table, to: &output)
+        member("op")
+        JSONSerializer.writeString(op.rawValue, to: &output)
+        member("key")
+        JSONSerializer.writeUnordered(.object(key), to: &output)
+        member("base")
+        JSONSerializer.writeInt64(base, to: &output)
+        member("hlc")
+        JSONSerializer.writeInt64(hlc, to: &output)
+        if let before {
+            member("before")
+            JSONSerializer.writeUnordered(.object(before), to: &output)
+        }
+        if let after {
+            member("after")
+            JSONSerializer.writeUnordered(.object(after), to: &output)
+        }
+        if let reassert {
+            member("reassert")
+            JSONSerializer.writeInt64(reassert, to: &output)
+        }
+        output.append(UInt8(ascii: "}"))
+    }
 }
 
 extension Change {

@@ -16,8 +16,9 @@ public struct ChangeID: Hashable, Sendable, CustomStringConvertible {
         let text = Substring(text)
         // The colon is found among the UTF-8 bytes (Character-wise, parsing ids was a visible share of a
         // sequencer commit, which reads every pushed change's).
-        guard let colon = text.utf8.lastIndex(of: UInt8(ascii: ":")), colon != text.startIndex,
-            let number = Int64(text[text.index(after: colon)...])
+        let utf8 = text.utf8
+        guard let colon = utf8.lastIndex(of: UInt8(ascii: ":")), colon != utf8.startIndex,
+            let number = Int64(Substring(utf8[utf8.index(after: colon)...]))
         else { return nil }
         self.init(origin: String(text[..<colon]), number: number)
     }

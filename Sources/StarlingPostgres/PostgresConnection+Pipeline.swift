@@ -28,6 +28,8 @@ extension PostgresConnection {
     /// server and its error is thrown. The socket is non-blocking while the pipeline runs, and replies are
     /// read while statements are still being written, so a large batch cannot deadlock on full buffers.
     public func pipeline(_ statements: some Collection<PostgresStatement>) throws(PostgresError) -> [PostgresResult] {
+        // Read once: the statements to prepare are matched to the ones sent by position.
+        let statements = Array(statements)
         let handle = try liveHandle(name: "pipeline")
         // Statements to run prepared are prepared first (libpq cannot prepare synchronously in pipeline mode).
         var preparedNames: [String?] = []
@@ -72,7 +74,7 @@ extension PostgresConnection {
             if ready.isWritable { isFlushPending = try flush(handle) }
         }
         try finishPipeline(handle)
-        if let error = collector.firstError { throw error }
+        if let error = collector.firstError { throw dropSessionIfPreparedLost(error) }
         return collector.results
     }
 

@@ -17,6 +17,9 @@ public final class PostgresConnection {
     /// Statements prepared on this session (`query(_:_:name:prepared:)`), by text and parameter types, and the
     /// name each got. Server-side prepared statements live as long as the session, so the cache does too.
     private var preparedNames: [PreparedKey: String] = [:]
+    /// Names given so far: advanced before each prepare, so a name the server already holds (a failed prepare
+    /// that reached it) is never asked for again.
+    private var preparedCount = 0
 
     /// What identifies a prepared statement: its text and the parameters' type OIDs (a NULL is sent untyped, so
     /// one text can need two statements).
@@ -141,7 +144,11 @@ public final class PostgresConnection {
             let result = encoded.withPointers { _, values, lengths, formats in
                 PQexecPrepared(handle, statement, Int32(params.count), values, lengths, formats, 0)
             }
-            return try consume(result, name: name)
+            do {
+                return try consume(result, name: name)
+            } catch {
+                throw dropSessionIfPreparedLost(error)
+            }
         }
         let result = encoded.withPointers { types, values, lengths, formats in
             PQexecParams(handle, sql, Int32(params.count), types, values, lengths, formats, 0)
@@ -167,13 +174,31 @@ public final class PostgresConnection {
         let key = PreparedKey(sql: sql, types: types)
         if let statement = preparedNames[key] { return statement }
         guard preparedNames.count < Self.maxPreparedStatements else { return nil }
-        let statement = "starling_\(preparedNames.count + 1)"
+        preparedCount += 1
+        let statement = "starling_\(preparedCount)"
         let result = types.withUnsafeBufferPointer { types in
             PQprepare(handle, statement, sql, Int32(types.count), types.baseAddress)
         }
-        _ = try consume(result, name: name)
+        do {
+            _ = try consume(result, name: name)
+        } catch {
+            throw dropSessionIfPreparedLost(error)
+        }
         preparedNames[key] = statement
         return statement
+    }
+
+    /// A session whose prepared statements are not what this object believes (a `DISCARD ALL` or `DEALLOCATE`
+    /// ran on it: 26000; a pooler handed over a backend holding our names: 42P05) would fail every later
+    /// statement: it is closed, so its owner connects again with an empty cache. Returns `error` (now marked as
+    /// a lost connection when the session was dropped).
+    func dropSessionIfPreparedLost(_ error: PostgresError) -> PostgresError {
+        guard error.sqlState == "26000" || error.sqlState == "42P05" else { return error }
+        preparedNames.removeAll()
+        close()
+        var lost = error
+        lost.isConnectionLost = true
+        return lost
     }
 
     /// Runs SQL text with the simple query protocol, which allows several `;`-separated statements but no

@@ -12,7 +12,7 @@ struct ChangeIDTests {
         #expect(ChangeID("eu:42")?.origin == "eu" && ChangeID("eu:42")?.number == 42)
     }
 
-    @Test("other forms are no change id", arguments: ["", "eu", "eu:", ":42", "eu:4x", "eu:42 ", "repair:1:r1x", "eu:99999999999999999999"])
+    @Test("other forms are no change id", arguments: ["", "eu", "eu:", ":42", "eu:4x", "eu:42 ", "repair:1:r1x", "eu:99999999999999999999", "r1:\u{301}5"])
     func refusals(_ text: String) {
         #expect(ChangeID(text) == nil)
     }

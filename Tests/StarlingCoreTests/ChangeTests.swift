@@ -26,6 +26,20 @@ struct ChangeTests {
         #expect(change.image == change.after)
     }
 
+    // Proves the request-body writer gives the same JSON value as `json`, with and without the optional members.
+    @Test func writtenBodyIsTheJSONValue() throws {
+        let update = try Change(json: JSONValue(parsing: Self.update))
+        let delete = try Change(
+            json: JSONValue(
+                parsing: #"{"id":"r1:7","tx":"r1:7","table":"t","op":"delete","key":{"a":"x\"y","b":2},"#
+                    + #""before":{"a":"x\"y","b":2,"c":null},"base":0,"hlc":5,"reassert":3}"#))
+        for change in [update, delete] {
+            var bytes: [UInt8] = []
+            change.writeJSON(to: &bytes)
+            #expect(try JSONParser().parse(bytes) == change.json)
+        }
+    }
+
     // Proves json → Change → json is the identity on the canonical bytes.
     @Test func roundTrips() throws {
         let value = try JSONValue(parsing: Self.update)

@@ -79,6 +79,27 @@ struct PostgresPreparedTests {
         }
     }
 
+    @Test func aSessionThatLostItsStatementsIsDropped() async throws {
+        // Someone ran DEALLOCATE ALL on the session: the next prepared statement fails, and the connection reports
+        // itself lost (its owner connects again, with an empty cache) instead of failing every statement after.
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            #expect(try connection.query("SELECT 1::bigint AS v", prepared: true)[0].int64("v") == 1)
+            try connection.executeScript("DEALLOCATE ALL")
+            let error = #expect(throws: PostgresError.self) { try connection.query("SELECT 1::bigint AS v", prepared: true) }
+            #expect(error?.sqlState == "26000")
+            #expect(error?.isConnectionLost == true)
+            #expect(connection.isConnectionLost)
+            let fresh = try db.connect()
+            #expect(try fresh.query("SELECT 1::bigint AS v", prepared: true)[0].int64("v") == 1)
+            // A name the server holds already (as a pooled backend might): the same.
+            try fresh.executeScript("PREPARE starling_2 AS SELECT 2")
+            let taken = #expect(throws: PostgresError.self) { try fresh.query("SELECT 3::bigint AS v", prepared: true) }
+            #expect(taken?.sqlState == "42P05")
+            #expect(fresh.isConnectionLost)
+        }
+    }
+
     @Test func pastTheCapStatementsRunUnprepared() async throws {
         try await TestDatabase.with { db in
             let connection = try db.connect()

@@ -83,8 +83,7 @@ public final class HTTPHubLink: HubLink {
     }
 
     public func push(_ changes: [Change]) async throws(AgentError) -> [Verdict] {
-        let response = try await request(
-            "POST", stamped("/v1/changes"), body: .object(["changes": .array(changes.map(\.json))]))
+        let response = try await request("POST", stamped("/v1/changes"), bytes: Self.pushBody(changes, chunk: nil))
         guard let results = response["results"]?.arrayValue else {
             throw AgentError(code: .invalidResponse, message: "push response lacks \"results\"")
         }
@@ -101,13 +100,11 @@ public final class HTTPHubLink: HubLink {
     public func pushChunk(_ changes: ArraySlice<Change>, tx: String, first: Int, isLast: Bool)
         async throws(AgentError) -> ChunkAnswer
     {
-        let body: JSONValue = .object([
-            "chunk": .object(["tx": .string(tx), "first": .integer(Int64(first)), "last": .bool(isLast)]),
-            "changes": .array(changes.map(\.json)),
-        ])
+        let chunk: JSONValue = .object(["tx": .string(tx), "first": .integer(Int64(first)), "last": .bool(isLast)])
         // The last chunk is answered once the whole transaction is sequenced: 1 ms per change of it on top.
         let timeout = requestTimeout + (isLast ? .milliseconds(first + changes.count) : .zero)
-        let response = try await request("POST", stamped("/v1/changes"), body: body, timeout: timeout)
+        let response = try await request(
+            "POST", stamped("/v1/changes"), bytes: Self.pushBody(changes, chunk: chunk), timeout: timeout)
         if let staged = response["staged"] {
             return .staged(through: staged["through"]?.int64Value.map { Int($0) })
         }
@@ -183,6 +180,32 @@ public final class HTTPHubLink: HubLink {
     private func request(_ method: String, _ path: String, body: JSONValue? = nil, timeout: Duration? = nil)
         async throws(AgentError) -> JSONValue
     {
+        try await request(method, path, bytes: body?.unorderedBytes() ?? [], timeout: timeout)
+    }
+
+    /// A push's body, `{"chunk":…,"changes":[…]}`, written straight from the changes (``Change/writeJSON(to:)``)
+    /// rather than through a JSON value per change.
+    static func pushBody(_ changes: some Collection<Change>, chunk: JSONValue?) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(256 * changes.count + 64)
+        output.append(contentsOf: "{".utf8)
+        if let chunk {
+            output.append(contentsOf: "\"chunk\":".utf8)
+            JSONSerializer.writeUnordered(chunk, to: &output)
+            output.append(UInt8(ascii: ","))
+        }
+        output.append(contentsOf: "\"changes\":[".utf8)
+        for (index, change) in changes.enumerated() {
+            if index > 0 { output.append(UInt8(ascii: ",")) }
+            change.writeJSON(to: &output)
+        }
+        output.append(contentsOf: "]}".utf8)
+        return output
+    }
+
+    private func request(_ method: String, _ path: String, bytes body: [UInt8], timeout: Duration? = nil)
+        async throws(AgentError) -> JSONValue
+    {
         let bytes = try await requestBody(method, path, body: body, timeout: timeout)
         if bytes.isEmpty { return .object([:]) }
         do {
@@ -194,11 +217,10 @@ public final class HTTPHubLink: HubLink {
 
     /// Sends one request; a 2xx answer's body as it came, other statuses become errors carrying the API error
     /// message.
-    private func requestBody(_ method: String, _ path: String, body: JSONValue? = nil, timeout: Duration? = nil)
+    private func requestBody(_ method: String, _ path: String, body: [UInt8] = [], timeout: Duration? = nil)
         async throws(AgentError) -> [UInt8]
     {
-        let request = HTTPClientRequest(
-            method: method, path: path, body: body?.unorderedBytes() ?? [], timeout: timeout)
+        let request = HTTPClientRequest(method: method, path: path, body: body, timeout: timeout)
         let response = try await endpoints.send(request)
         guard (200..<300).contains(response.status) else {
             let parsed = response.body.isEmpty ? JSONValue.object([:]) : try? JSONParser().parse(response.body)
