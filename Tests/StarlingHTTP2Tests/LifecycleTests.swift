@@ -48,7 +48,12 @@ struct LifecycleTests {
         try await waitUntil("the request is written") {
             try bytes.withUnsafeBytes { try Socket.write(fd, $0) } == bytes.count
         }
-        try await waitUntil("the request timed out") { server.server.counters.snapshot().timeouts >= 1 }
+        // The sweep counts the timeout before it answers 408 on the loop thread: wait for both (reading the
+        // counters right after the timeout alone raced the answer under ThreadSanitizer in CI).
+        try await waitUntil("the request timed out and was answered") {
+            let counters = server.server.counters.snapshot()
+            return counters.timeouts >= 1 && counters.responsesByClass[4] >= 1
+        }
         let counters = server.server.counters.snapshot()
         #expect(counters.responsesByClass[4] == 1 && counters.requests == 1)
         #expect(counters.connectionsOpen == 1)
