@@ -22,8 +22,8 @@ extension Change {
             guard let misfit, let value = image[misfit.column] else { continue }
             throw CoreError(
                 code: .invalidChange,
-                message: "change \(id): column \"\(misfit.column)\" of \(table) is \(types[misfit.column] ?? "?"): the value "
-                    + "\(Self.shortText(value)) is not \(misfit.expected)",
+                message: "change \(id): column \"\(misfit.column)\" of \(table) is \(types[misfit.column] ?? "?"): "
+                    + "the value \(Self.shortText(value)) is not \(misfit.expected)",
                 field: "\(name).\(misfit.column)")
         }
     }

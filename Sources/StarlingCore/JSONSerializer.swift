@@ -40,9 +40,7 @@ public enum JSONSerializer {
             output.append(UInt8(ascii: "{"))
             for (position, member) in members.enumerated() {
                 if position > 0 { output.append(UInt8(ascii: ",")) }
-                writeString(member.key, to: &output)
-                output.append(UInt8(ascii: ":"))
-                write(member.value, to: &output, sorted: false)
+                writeMember(member.key, member.value, to: &output, sorted: false)
             }
             output.append(UInt8(ascii: "}"))
         }
@@ -64,10 +62,10 @@ public enum JSONSerializer {
         output.append(UInt8(ascii: "}"))
     }
 
-    private static func writeMember(_ name: String, _ value: JSONValue, to output: inout [UInt8]) {
+    private static func writeMember(_ name: String, _ value: JSONValue, to output: inout [UInt8], sorted: Bool = true) {
         writeString(name, to: &output)
         output.append(UInt8(ascii: ":"))
-        write(value, to: &output)
+        write(value, to: &output, sorted: sorted)
     }
 
     /// `members`' names in canonical order: by their UTF-8 bytes.

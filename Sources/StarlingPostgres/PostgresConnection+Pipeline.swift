@@ -79,7 +79,9 @@ extension PostgresConnection {
     }
 
     /// Queues one statement: by its prepared name when it has one, as text otherwise.
-    private func send(_ statement: PostgresStatement, prepared: String?, on handle: OpaquePointer) throws(PostgresError) {
+    private func send(_ statement: PostgresStatement, prepared: String?, on handle: OpaquePointer)
+        throws(PostgresError)
+    {
         let encoded = try EncodedParameters(statement.params)
         let count = Int32(statement.params.count)
         let sent = encoded.withPointers { types, values, lengths, formats in

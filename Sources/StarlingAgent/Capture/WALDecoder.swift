@@ -73,7 +73,8 @@ struct WALDecoder: Sendable {
     mutating func feed(_ payload: [UInt8], recordLSN: LSN) throws(AgentError) -> Finished? {
         // A row of the agent's own transaction that `change` would not look at is not even decoded: at R regions
         // most of the stream is the agent's applies of the other regions' changes.
-        if let kind = payload.first, kind == UInt8(ascii: "I") || kind == UInt8(ascii: "U") || kind == UInt8(ascii: "D"),
+        if let kind = payload.first,
+            kind == UInt8(ascii: "I") || kind == UInt8(ascii: "U") || kind == UInt8(ascii: "D"),
             let open = transaction, skipsRows(of: open)
         {
             return nil

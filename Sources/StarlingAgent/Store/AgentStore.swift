@@ -47,7 +47,8 @@ public struct AgentStore: Sendable {
 
     /// The pull cursor and the last HLC.
     public func state(connection: PostgresConnection) throws -> (cursor: Int64, lastHLC: Int64) {
-        let row = try connection.query("SELECT cursor, last_hlc FROM starling.state", name: "agent.state", prepared: true)[0]
+        let row = try connection.query(
+            "SELECT cursor, last_hlc FROM starling.state", name: "agent.state", prepared: true)[0]
         return (try row.int64("cursor"), try row.int64("last_hlc"))
     }
 
@@ -103,7 +104,8 @@ public struct AgentStore: Sendable {
                                                ORDER BY id LIMIT $1) p)
                   AND tx NOT IN (SELECT h.tx FROM starling.outbox h WHERE h.table_name = ANY($2::text[]))
                 ORDER BY id LIMIT $3
-                """, [.int(maxCount), .textArray(holding.sorted()), .int(largeAt + 1)], name: "agent.outbox.pageHolding", prepared: true)
+                """, [.int(maxCount), .textArray(holding.sorted()), .int(largeAt + 1)], name: "agent.outbox.pageHolding",
+                prepared: true)
         guard !rows.isEmpty else { return .batch([]) }
         let changes = try rows.map(Self.outboxChange)
         guard changes.count > largeAt, let oldest = changes.first?.tx else {
@@ -162,7 +164,8 @@ public struct AgentStore: Sendable {
                     UPDATE starling.outbox o SET hlc = u.hlc
                     FROM unnest($1::bigint[], $2::bigint[]) AS u(id, hlc) WHERE o.id = u.id)
                 UPDATE starling.state SET last_hlc = greatest(last_hlc, $3), updated_at = now()
-                """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp", prepared: true)
+                """, [.int64Array(ids), .int64Array(stamps), .int64(clock.last)], name: "agent.hlc.stamp",
+                prepared: true)
         }
         return try stamped.map { row throws in try row.change(region: region) }
     }
@@ -238,7 +241,8 @@ public struct AgentStore: Sendable {
                 ON CONFLICT (table_name, key) DO UPDATE
                 SET seq = EXCLUDED.seq, origin = EXCLUDED.origin, last_sync_time = EXCLUDED.last_sync_time
                 WHERE starling.versions.seq < EXCLUDED.seq
-                """, [.int64Array(outboxIDs), .text(work.accepted.finish()), .text(region)], name: "agent.verdict.settle", prepared: true)
+                """, [.int64Array(outboxIDs), .text(work.accepted.finish()), .text(region)], name: "agent.verdict.settle",
+                prepared: true)
         }
         var tables: Set<String>?
         if !images.isEmpty {
@@ -808,7 +812,8 @@ public struct AgentStore: Sendable {
         }
         let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyBatchFunction
         let result = try connection.query(
-            "SELECT statuses FROM \(function)($1::jsonb)", [.text(document.finish())], name: "agent.apply.batch", prepared: true)[0]
+            "SELECT statuses FROM \(function)($1::jsonb)", [.text(document.finish())], name: "agent.apply.batch",
+            prepared: true)[0]
         guard let text = try result.optionalString("statuses"), text.utf8.count == images.count else { return nil }
         return text.utf8.map { code in
             switch code {

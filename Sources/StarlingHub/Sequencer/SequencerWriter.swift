@@ -173,7 +173,7 @@ final class SequencerWriter: @unchecked Sendable {
         nextConflictID = try result[0].int64("conflict") + 1
         var marks: [String: Int64] = [:]
         for row in try connection.query(
-            "SELECT origin, max_local_id FROM starling_hub.origin_marks", name: "sequencer.originMarks", prepared: true)
+            "SELECT origin, max_local_id FROM starling_hub.origin_marks", name: "sequencer.originMarks")
         {
             marks[try row.string(0)] = try row.int64(1)
         }
