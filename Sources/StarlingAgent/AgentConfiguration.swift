@@ -14,6 +14,7 @@ import StarlingCore
 /// tuning:            # optional, every member optional
 ///   batch: {max_count: 1000, max_bytes: 4194304}
 ///   pull: {limit: 5000, wait_ms: 250}
+///   apply: {workers: 4, min_parallel_entries: 200}   # workers: default the machine's cores, at most 8
 ///   backoff: {initial_ms: 100, max_ms: 10000}
 ///   status_interval_ms: 1000
 ///   request_timeout_ms: 30000
@@ -70,6 +71,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public struct Tuning: Sendable, Decodable, Hashable {
         public var batch: Batch
         public var pull: Pull
+        public var apply: Apply
         public var backoff: Backoff
         /// How often outbox depth, apply lag and the last error are reported to the hub. Default 1000 ms.
         public var statusIntervalMs: Int
@@ -93,12 +95,14 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         }
 
         public init(
-            batch: Batch = Batch(), pull: Pull = Pull(), backoff: Backoff = Backoff(), statusIntervalMs: Int = 1000,
+            batch: Batch = Batch(), pull: Pull = Pull(), apply: Apply = Apply(), backoff: Backoff = Backoff(),
+            statusIntervalMs: Int = 1000,
             requestTimeoutMs: Int = 30_000, captureQueueMaxChanges: Int = 100_000, largeTransactionChanges: Int = 20_000,
             spillDirectory: String = Tuning.defaultSpillDirectory
         ) {
             self.batch = batch
             self.pull = pull
+            self.apply = apply
             self.backoff = backoff
             self.statusIntervalMs = statusIntervalMs
             self.requestTimeoutMs = requestTimeoutMs
@@ -110,12 +114,13 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: ConfigurationKey.self)
             try c.rejectUnknownKeys([
-                "batch", "pull", "backoff", "status_interval_ms", "request_timeout_ms", "capture_queue_max_changes",
+                "batch", "pull", "apply", "backoff", "status_interval_ms", "request_timeout_ms", "capture_queue_max_changes",
                 "large_transaction_changes", "spill_directory",
             ])
             let d = Tuning()
             batch = try c.value("batch", default: d.batch)
             pull = try c.value("pull", default: d.pull)
+            apply = try c.value("apply", default: d.apply)
             backoff = try c.value("backoff", default: d.backoff)
             statusIntervalMs = try c.value("status_interval_ms", default: d.statusIntervalMs)
             requestTimeoutMs = try c.value("request_timeout_ms", default: d.requestTimeoutMs)
@@ -165,6 +170,31 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
             let d = Pull()
             limit = try c.value("limit", default: d.limit)
             waitMs = try c.value("wait_ms", default: d.waitMs)
+        }
+    }
+
+    /// Parallel apply (README "Apply"): a pulled page's key-disjoint parts apply at once on their own connections.
+    public struct Apply: Sendable, Decodable, Hashable {
+        /// Connections applying at once, 1…32 (1: every page in one transaction). Default the machine's cores, at
+        /// most 8 (the agent usually runs beside the region's database).
+        public var workers: Int
+        /// A page with fewer entries applies in one transaction: below it, the parts' extra commits cost more than
+        /// they save. 2…1 000 000. Default 200.
+        public var minParallelEntries: Int
+
+        public static var defaultWorkers: Int { max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+
+        public init(workers: Int = Apply.defaultWorkers, minParallelEntries: Int = 200) {
+            self.workers = workers
+            self.minParallelEntries = minParallelEntries
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: ConfigurationKey.self)
+            try c.rejectUnknownKeys(["workers", "min_parallel_entries"])
+            let d = Apply()
+            workers = try c.value("workers", default: d.workers)
+            minParallelEntries = try c.value("min_parallel_entries", default: d.minParallelEntries)
         }
     }
 
@@ -245,6 +275,8 @@ extension AgentConfiguration {
         try Self.range(tuning.batch.maxBytes, 1024...(64 << 20), "tuning.batch.max_bytes")
         try Self.range(tuning.pull.limit, 1...100_000, "tuning.pull.limit")
         try Self.range(tuning.pull.waitMs, 0...60_000, "tuning.pull.wait_ms")
+        try Self.range(tuning.apply.workers, 1...32, "tuning.apply.workers")
+        try Self.range(tuning.apply.minParallelEntries, 2...1_000_000, "tuning.apply.min_parallel_entries")
         try Self.range(tuning.backoff.initialMs, 1...60_000, "tuning.backoff.initial_ms")
         try Self.range(tuning.backoff.maxMs, tuning.backoff.initialMs...600_000, "tuning.backoff.max_ms")
         try Self.range(tuning.statusIntervalMs, 100...3_600_000, "tuning.status_interval_ms")

@@ -108,6 +108,9 @@ final class AgentCluster: Sendable {
         // The agent tests look at trigger capture's outbox and NOTIFY unless they choose WAL capture
         // (WALCaptureTests); the end-to-end suites run both.
         configuration.capture = .trigger
+        // Parallel apply on every page of two entries or more under WAL capture (a page needs two key-disjoint
+        // transactions to be cut): the WAL suites run it wherever they can.
+        configuration.tuning.apply = .init(workers: 3, minParallelEntries: 2)
         tune(&configuration)
         let running = try RunningAgent(configuration: configuration)
         agents.withLock { $0.append(running) }

@@ -71,6 +71,7 @@ struct Bootstrapper: Sendable {
                     "UPDATE starling.state SET cursor = $1, bootstrapped_at = now(), updated_at = now()",
                     [.int64(final)], name: "agent.boot.cursor")
                 try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.boot.clear")
+                try connection.query("DELETE FROM starling.apply_parts", name: "agent.boot.parts")
                 try TableLifecycle.markBootstrapped(nil, connection: connection)
                 guard marksVersions else { return [:] }
                 let versions = try AgentStore.versions(above: final, connection: connection)

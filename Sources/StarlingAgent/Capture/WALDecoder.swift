@@ -94,7 +94,7 @@ struct WALDecoder: Sendable {
         case .begin(let begin):
             transaction = Transaction(begin: begin)
         case .origin(let origin):
-            if origin.name == originName { transaction?.isOwn = true }
+            if WALSetup.isOwn(origin: origin.name, agentOrigin: originName) { transaction?.isOwn = true }
         case .message(let logical) where logical.isTransactional && logical.prefix == AgentStore.schemaMessagePrefix:
             try schemaMessage(logical.content, recordLSN: recordLSN)
         case .message(let logical):

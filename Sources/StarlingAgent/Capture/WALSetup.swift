@@ -21,6 +21,15 @@ public struct WALSetup: Sendable {
     /// the cluster's and outlive a dropped database, so the name says whose it is).
     public var originName: String { "starling/\(database)/\(region)" }
 
+    /// The origin of the agent's database connection (`index` 0) or of parallel apply worker `index`:
+    /// `<originName>/apply-<index>` (a replication origin marks one session at a time).
+    public func originName(worker index: Int) -> String { index == 0 ? originName : "\(originName)/apply-\(index)" }
+
+    /// Whether a transaction's origin `name` is one of the agent's whose own origin is `agentOrigin`.
+    public static func isOwn(origin name: String, agentOrigin: String) -> Bool {
+        name == agentOrigin || (name.hasPrefix(agentOrigin) && name.dropFirst(agentOrigin.count).hasPrefix("/apply-"))
+    }
+
     /// The current database's name (for ``init(region:database:)``).
     public static func databaseName(connection: PostgresConnection) throws -> String {
         try connection.query("SELECT current_database()::text AS name", name: "agent.wal.database")[0].string("name")
@@ -78,15 +87,18 @@ public struct WALSetup: Sendable {
     /// Creates what is missing (origin, publication, identity, state row), in one transaction, and sets the
     /// publication's tables to exactly `tables`. `switching`: the region captured with triggers until now (its
     /// state row starts in the switching phase). Returns the state as stored.
-    public func prepare(tables: [TableShape], switching: Bool, connection: PostgresConnection) throws -> WALState {
+    /// `workers`: the apply connections, each with an origin of its own (``originName(worker:)``).
+    public func prepare(
+        tables: [TableShape], switching: Bool, workers: Int = 1, connection: PostgresConnection
+    ) throws -> WALState {
         try connection.transaction(name: "agent.wal.prepare") { connection in
             try connection.query(
                 "SELECT pg_advisory_xact_lock(hashtextextended('starling.install', 0))", name: "agent.install.lock")
             try connection.query(
                 """
-                SELECT pg_replication_origin_create($1)
-                WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = $1)
-                """, [.text(originName)], name: "agent.wal.origin")
+                SELECT pg_replication_origin_create(name) FROM unnest($1::text[]) AS name
+                WHERE NOT EXISTS (SELECT 1 FROM pg_replication_origin WHERE roname = name)
+                """, [.textArray((0..<max(1, workers)).map { originName(worker: $0) })], name: "agent.wal.origin")
             let quotedTables = try tables.map { try PostgresIdentifier.quote($0.name) }
             for table in quotedTables {
                 let identity = try connection.query(

@@ -98,10 +98,12 @@ extension Agent {
             }
             let setup = choice.setup
             active.setup = setup
+            let workers = applyOrigins.count + 1
             let capture = walCapture
             let store = self.store
             let state = try await db { connection in
-                let state = try setup.prepare(tables: shapes, switching: choice.captureTriggers, connection: connection)
+                let state = try setup.prepare(
+                    tables: shapes, switching: choice.captureTriggers, workers: workers, connection: connection)
                 if let point = try capture.ensureSlot(name: setup.name, connection: connection) {
                     // Decoding starts at the slot's consistent point with the clock as it is now: a restart
                     // before the first checkpoint decodes the same stamps again.
@@ -116,11 +118,13 @@ extension Agent {
                 return state
             }
             origin.set(setup.originName)
+            for (index, worker) in applyOrigins.enumerated() { worker.set(setup.originName(worker: index + 1)) }
             let origin = self.origin
             try await db { connection in try origin.setUp(connection) }
             active.switching = state.switching
         } else {
             origin.set(nil)
+            for worker in applyOrigins { worker.set(nil) }
         }
         capture.withLock { $0 = active }
         logger.info(

@@ -42,6 +42,8 @@ public final class Agent: Sendable {
         /// Transactions pushed a chunk at a time from a scratch file or the outbox (past
         /// `tuning.large_transaction_changes`).
         public var largeTransactions = 0
+        /// Parts of pages applied in parallel (Agent+ParallelApply.swift).
+        public var parallelParts = 0
     }
 
     /// An operation of the loop in flight (an apply, a push, a pull): reported once it runs ``stuckAfter``.
@@ -92,6 +94,13 @@ public final class Agent: Sendable {
     let walWorker: PostgresWorker
     let walCapture: WALCapture
     let origin: OriginSetting
+    /// Parallel apply (Agent+ParallelApply.swift): the workers beside `database` (`tuning.apply.workers` − 1,
+    /// connections opened on first use), each with its own replication origin, the serial tables last read, and
+    /// what parts applied before a cursor move that did not happen.
+    let applyWorkers: [PostgresWorker]
+    let applyOrigins: [OriginSetting]
+    let serialTables = Mutex(SerialTables())
+    let partsDone = Mutex<PartsDone?>(nil)
     /// The capture this run chose, why, and the synced tables' shapes (for the decoder).
     let capture = Mutex(ActiveCapture())
     /// Set when the WAL decoder failed: the tasks end and ``run()`` starts over from the confirmed position.
@@ -123,6 +132,13 @@ public final class Agent: Sendable {
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)",
             threadName: "starling-agent", logger: logger, sessionSetup: { connection in try origin.setUp(connection) })
         self.captureQueue = CaptureQueue(arrived: wake)
+        let applyOrigins = (1..<max(1, configuration.tuning.apply.workers)).map { _ in OriginSetting() }
+        self.applyOrigins = applyOrigins
+        self.applyWorkers = applyOrigins.enumerated().map { index, origin in
+            PostgresWorker(
+                url: configuration.database, applicationName: "starling-agent-\(configuration.region)-apply-\(index + 1)",
+                threadName: "starling-apply", logger: logger, sessionSetup: { connection in try origin.setUp(connection) })
+        }
         self.walWorker = PostgresWorker(
             url: configuration.database, applicationName: "starling-agent-\(configuration.region)-slot",
             threadName: "starling-wal", logger: logger)
@@ -190,6 +206,7 @@ public final class Agent: Sendable {
         await listener.shutdown()
         await statusDatabase.shutdown()
         await database.shutdown()
+        for worker in applyWorkers { await worker.shutdown() }
         await reconcile.shutdown()
     }
 
@@ -344,7 +361,11 @@ public final class Agent: Sendable {
             do throws(AgentError) {
                 if heldResumeDue.withLock({ $0 }) { try await applyHeldEntries() }
                 let store = self.store
-                let cursor = try await db { connection in try store.state(connection: connection).cursor }
+                let (cursor, done) = try await db { connection in
+                    let cursor = try store.state(connection: connection).cursor
+                    return (cursor, try store.appliedParts(after: cursor, connection: connection))
+                }
+                partsDone.withLock { $0 = done.isEmpty ? nil : PartsDone(after: cursor, seqs: done) }
                 shared.withLock { $0.progress.cursor = cursor }
                 try await pullAndApply(from: cursor) { backoff.reset() }
             } catch where error.code == .logDiverged {
@@ -657,7 +678,11 @@ public final class Agent: Sendable {
     /// the stored cursor was not the page's start (nothing applied: the pipeline restarts from the cursor).
     private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double? {
         let store = self.store
-        let (batch, after, next) = (fetched.batch, fetched.after, fetched.next)
+        var batch = fetched.batch
+        let (after, next) = (fetched.after, fetched.next)
+        // Parts of this page applied before a cursor move that did not happen (a crash, a failed part): skipped.
+        let done = partsDone.withLock { done in done?.after == after ? done?.seqs : nil }
+        if let done { batch.removeAll { done.contains($0.seq) } }
         if let index = batch.firstIndex(where: { $0.kind == .schema }) {
             // A schema change is applied alone, between the entries before it and those after it.
             let entry = batch[index]
@@ -687,31 +712,49 @@ public final class Agent: Sendable {
             }
         }
         let spilled = spill
+        let whole = batch
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
-            () async throws(AgentError) in
-            try await db { [self] connection in
+            () async throws(AgentError) -> ApplySummary in
+            var parts: ApplySummary?
+            var clearsParts = done != nil
+            if let queue, !switching, spilled == nil, let (partSummary, rest) = try await applyInParts(
+                whole, after: after, queue: queue)
+            {
+                guard !partSummary.isStale else { return partSummary }
+                parts = partSummary
+                clearsParts = true
+                batch = rest.map { whole[$0] }
+            }
+            let (serial, clears) = (batch, clearsParts)
+            var summary = try await db { [self] connection in
                 guard let queue else {
-                    return try store.apply(batch, after: after, next: next, spill: spilled, connection: connection)
+                    return try store.apply(
+                        serial, after: after, next: next, spill: spilled, clearsParts: clears,
+                        connection: connection)
                 }
-                let keys = batch.map { TableKey(table: $0.table, key: $0.key) }
+                let keys = serial.map { TableKey(table: $0.table, key: $0.key) }
                 let pending = queue.pendingSnapshot(among: keys)
                 let wal = WALApply(
                     pendingKeys: pending.keys.union(reasserting(among: keys)),
                     versions: switching ? nil : queue.versions(of: keys, above: after), deferredThrough: pending.through)
                 let summary = try store.apply(
-                    batch, after: after, next: next, wal: wal, spill: spilled, connection: connection)
+                    serial, after: after, next: next, wal: wal, spill: spilled, clearsParts: clears,
+                    connection: connection)
                 if summary.applied > 0 {
                     queue.wrote(keys + summary.spilledKeys, at: try AgentStore.walInsertPosition(connection: connection))
                 }
                 return summary
             }
+            if let parts, !summary.isStale { summary.add(parts) }
+            return summary
         }
         if summary.isStale { return nil }
+        if done != nil { partsDone.withLock { $0 = nil } }
         logger.debug(
             "applied",
             metadata: [
                 AgentLogKey.count: "\(batch.count)", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))",
-                AgentLogKey.fallbacks: "\(summary.batchFallbacks)",
+                AgentLogKey.fallbacks: "\(summary.batchFallbacks)", "agent.parts": "\(summary.parts)",
             ])
         shared.withLock {
             $0.progress.appliedEntries += summary.applied
@@ -724,7 +767,7 @@ public final class Agent: Sendable {
         if summary.deadLettered > 0 {
             logger.warning("entries dead-lettered", metadata: [AgentLogKey.count: "\(summary.deadLettered)"])
         }
-        guard next < fetched.head, let last = batch.last else { return 0 }
+        guard next < fetched.head, let last = fetched.batch.last else { return 0 }
         return Double(Self.nowMicros() - last.hlc) / 1_000_000
     }
 

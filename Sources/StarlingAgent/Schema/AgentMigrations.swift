@@ -19,5 +19,6 @@ public enum AgentMigrations {
         PostgresMigration(embeddedFile: "0008_log_terms.sql", PackageResources._008_log_terms_sql),
         PostgresMigration(embeddedFile: "0009_spilled_entries.sql", PackageResources._009_spilled_entries_sql),
         PostgresMigration(embeddedFile: "0010_schema_changes.sql", PackageResources._010_schema_changes_sql),
+        PostgresMigration(embeddedFile: "0011_apply_parts.sql", PackageResources._011_apply_parts_sql),
     ]
 }

@@ -99,6 +99,8 @@ extension AgentStore {
             try connection.query(
                 "DELETE FROM starling.held_entries WHERE seq > $1", [.int64(point)], name: "agent.rewind.held")
             try connection.query("DELETE FROM starling.snapshot_rows", name: "agent.rewind.snapshot")
+            // Seqs parts applied above the cursor named entries of the history the hub lost.
+            try connection.query("DELETE FROM starling.apply_parts", name: "agent.rewind.parts")
             try Self.dropSpilled(through: nil, connection: connection)
             try connection.query(
                 """

@@ -408,9 +408,12 @@ public struct AgentStore: Sendable {
     /// With `spill`, the batch's first entries wait in `starling.spilled_entries` (an origin transaction too large to
     /// hold while its pages arrived): they are read back and applied a slice at a time, in this transaction, before
     /// `entries`, then deleted (AgentStore+Spill.swift).
+    ///
+    /// `clearsParts`: parts of this page were applied in parallel before (AgentStore+Parallel.swift); this
+    /// transaction deletes their records with the cursor move.
     public func apply(
         _ entries: [LogEntry], after: Int64, next: Int64, wal: WALApply? = nil, spill: Spill? = nil,
-        connection: PostgresConnection
+        clearsParts: Bool = false, connection: PostgresConnection
     ) throws -> ApplySummary {
         let maxHLC = max(entries.reduce(Int64(0)) { max($0, $1.hlc) }, spill?.maxHLC ?? 0)
         // The marker, with the apply's promise (``CaptureLedger/Marker/deferredThrough``) for when it writes nothing
@@ -449,6 +452,7 @@ public struct AgentStore: Sendable {
                     promised?.deferredThrough == nil ? .null : promised.map { .text($0.text) } ?? .null,
                 ], name: "agent.apply.cursor", prepared: true)
             guard let row = state.first else { return ApplySummary(isStale: true) }
+            if clearsParts { try Self.clearParts(after: after, next: next, connection: connection) }
             let renames = try Self.renames(try row.string("renamed"))
             let tables = Set((try JSONValue(parsing: try row.string("tables")).arrayValue ?? []).compactMap(\.stringValue))
             var summary = ApplySummary()
@@ -596,7 +600,7 @@ public struct AgentStore: Sendable {
 
     /// The columns `lockable` (the synced tables present among `batchTables`, a `text[]` expression, and those with
     /// held entries, as a JSON array) and `held` (whether any entry is held).
-    private static func lockableSQL(batchTables: String) -> String {
+    static func lockableSQL(batchTables: String) -> String {
         """
         (SELECT array_to_json(array(
              SELECT s.table_name FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
@@ -607,12 +611,12 @@ public struct AgentStore: Sendable {
         """
     }
 
-    private static func lockable(_ row: PostgresRow) throws -> [String] {
+    static func lockable(_ row: PostgresRow) throws -> [String] {
         (try JSONValue(parsing: try row.string("lockable")).arrayValue ?? []).compactMap(\.stringValue)
     }
 
     /// Locks `lockable` and checks the shapes (see above); `held`: whether entries are held.
-    private func lockAndCheckShapes(
+    func lockAndCheckShapes(
         _ lockable: [String], held: Bool, how: SchemaApply?, connection: PostgresConnection
     ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
         // A timeout aborts the transaction (the apply is retried).
@@ -969,6 +973,8 @@ public struct ApplySummary: Sendable, Hashable {
     public var held = 0
     /// Held entries applied because their table's shape is back.
     public var resumed = 0
+    /// Parts of the page applied in parallel before the cursor's transaction (Agent+ParallelApply.swift).
+    public var parts = 0
     /// The tables whose stream is stopped, with the reason (``ShapeGuard``).
     public var stoppedTables: ShapeGuard.Drift = [:]
     /// Under WAL capture, the keys of the spilled entries applied (the caller knows its in-memory entries' keys):

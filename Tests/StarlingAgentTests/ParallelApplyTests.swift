@@ -1,0 +1,176 @@
+@testable import StarlingAgent
+import StarlingCore
+import StarlingHub
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+/// Parallel apply at store level (AgentStore+Parallel.swift): parts commit on their own before the cursor's
+/// transaction, record what they applied, and a crash between them neither loses nor repeats an entry.
+@Suite("Parallel apply: parts and the cursor", .serialized, .timeLimit(.minutes(3)))
+struct ParallelApplyTests {
+    static let ddl = "CREATE TABLE items (id integer PRIMARY KEY, qty integer, name text)"
+
+    static func entry(_ seq: Int64, key: Int64, qty: Int64) -> LogEntry {
+        ApplyTests.entry(seq, key: key, row: ["id": .integer(key), "qty": .integer(qty), "name": .string("n\(key)")])
+    }
+
+    static func rows(_ connection: PostgresConnection) throws -> String {
+        try connection.query("SELECT coalesce(string_agg(t::text, ' ' ORDER BY id), '') AS x FROM items t")[0].string("x")
+    }
+
+    static let noPending = WALApply(pendingKeys: [], versions: [:])
+
+    @Test("a part commits before the cursor moves; after a crash the page applies without repeating it")
+    func partThenCrashThenCursor() async throws {
+        // Proves exactly-once across a crash between a part and the cursor's transaction: the part's rows are
+        // committed and its seqs recorded; the page pulled again from the same cursor skips exactly those
+        // seqs (`applied` counts only the rest), the cursor's transaction deletes the record, and the rows end
+        // as the page says.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: ["public.items"])
+            let store = AgentStore(region: "eu")
+            let page = [
+                Self.entry(11, key: 1, qty: 1), Self.entry(12, key: 2, qty: 1), Self.entry(13, key: 1, qty: 2),
+                Self.entry(14, key: 3, qty: 1), Self.entry(15, key: 2, qty: 2),
+            ]
+            try connection.execute("UPDATE starling.state SET cursor = 10")
+            let plan = ApplyPlan.make(page, workers: 2, minEntries: 2, serialTables: [])
+            #expect(plan.parts == [[0, 2, 3], [1, 4]])
+            let first = plan.parts[0].map { page[$0] }
+            guard case .applied(let summary) = try store.applyPart(
+                first, after: 10, wal: Self.noPending, connection: connection)
+            else {
+                Issue.record("the part did not apply")
+                return
+            }
+            #expect(summary.applied == 3, "key 1 (its newest image written) and key 3")
+            #expect(try store.state(connection: connection).cursor == 10, "a part leaves the cursor")
+            #expect(try Self.rows(connection) == "(1,2,n1) (3,1,n3)")
+            #expect(try store.appliedParts(after: 10, connection: connection) == [11, 13, 14])
+            #expect(try store.appliedParts(after: 9, connection: connection).isEmpty)
+
+            // The crash: part 1 never ran. The page comes again from cursor 10.
+            let done = try store.appliedParts(after: 10, connection: connection)
+            let rest = page.filter { !done.contains($0.seq) }
+            let final = try store.apply(
+                rest, after: 10, next: 15, wal: Self.noPending, clearsParts: true, connection: connection)
+            #expect(final.applied == 2 && final.skippedVersion == 0, "key 2's two entries only")
+            #expect(try Self.rows(connection) == "(1,2,n1) (2,2,n2) (3,1,n3)")
+            #expect(try store.state(connection: connection).cursor == 15)
+            #expect(try connection.query("SELECT count(*) AS n FROM starling.apply_parts")[0].int64("n") == 0)
+        }
+    }
+
+    @Test("the cursor's move keeps a record holding seqs beyond it, moved to the new cursor")
+    func shorterPageKeepsRecord() async throws {
+        // Proves the rule for a page pulled again shorter than the one the parts came from: a record with seqs
+        // above the new cursor is kept (moved to it), so the next page skips them; a record at or below it goes.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: ["public.items"])
+            let store = AgentStore(region: "eu")
+            try connection.execute(
+                """
+                INSERT INTO starling.apply_parts VALUES (0, 3, '{2,3}'), (0, 9, '{5,9}'), (7, 8, '{8}');
+                """)
+            _ = try store.apply([Self.entry(1, key: 1, qty: 1)], after: 0, next: 4, clearsParts: true, connection: connection)
+            #expect(try store.appliedParts(after: 4, connection: connection) == [5, 9])
+            #expect(try connection.query("SELECT count(*) AS n FROM starling.apply_parts")[0].int64("n") == 1)
+        }
+    }
+
+    @Test("a part whose table must apply in commit order, or that finds the cursor moved, writes nothing")
+    func partRefusals() async throws {
+        // Proves the checks under the part's locks: a unique index added after the plan sends the part to the
+        // cursor's transaction (rolled back: no row, no record); a part of a page whose cursor moved is stale.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: ["public.items"])
+            let store = AgentStore(region: "eu")
+            let part = [Self.entry(1, key: 1, qty: 1), Self.entry(2, key: 2, qty: 1)]
+            #expect(try AgentStore.serialTables(among: ["public.items"], connection: connection).isEmpty)
+            try connection.execute("CREATE UNIQUE INDEX items_name ON items (name)")
+            #expect(try AgentStore.serialTables(among: ["public.items"], connection: connection) == ["public.items"])
+            let outcome = try store.applyPart(part, after: 0, wal: Self.noPending, connection: connection)
+            guard case .serial(let reason) = outcome else {
+                Issue.record("expected the part to go serial, got \(outcome)")
+                return
+            }
+            #expect(reason.contains("public.items"))
+            try connection.execute("DROP INDEX items_name")
+            try connection.execute("CREATE TABLE parents (id integer PRIMARY KEY)")
+            try connection.execute("ALTER TABLE items ADD CONSTRAINT items_parent FOREIGN KEY (qty) REFERENCES parents (id)")
+            #expect(try AgentStore.serialTables(among: ["public.items"], connection: connection) == ["public.items"])
+            try connection.execute("ALTER TABLE items DROP CONSTRAINT items_parent")
+            try connection.execute("UPDATE starling.state SET cursor = 5")
+            #expect(try store.applyPart(part, after: 0, wal: Self.noPending, connection: connection) == .stale)
+            #expect(try Self.rows(connection) == "")
+            #expect(try connection.query("SELECT count(*) AS n FROM starling.apply_parts")[0].int64("n") == 0)
+        }
+    }
+
+    @Test("a part's marker gives each key it writes its newest seq; own, pending and superseded entries none")
+    func partMarker() {
+        let store = AgentStore(region: "eu")
+        func key(_ id: Int64) -> TableKey { TableKey(table: "public.items", key: ["id": .integer(id)]) }
+        let entries = [
+            Self.entry(11, key: 1, qty: 1), Self.entry(12, key: 1, qty: 2),
+            Self.entry(13, key: 2, qty: 1),  // pending locally: deferred
+            Self.entry(14, key: 3, qty: 1),  // superseded by version 20
+            ApplyTests.entry(15, origin: "eu", key: 4, row: ["id": 4]),  // this region's own
+            ApplyTests.entry(16, origin: "eu", key: 5, row: ["id": 5], rewritten: true),  // rewritten by the hub
+        ]
+        let marker = store.partMarker(
+            entries, wal: WALApply(pendingKeys: [key(2)], versions: [key(3): 20], deferredThrough: nil))
+        #expect(marker.versions == [key(1): 12, key(5): 16])
+        #expect(marker.cursor == nil && marker.observedHLC == 1016)
+    }
+}
+
+/// Parallel apply in running agents (Agent+ParallelApply.swift).
+@Suite("Parallel apply: agents", .serialized, .timeLimit(.minutes(3)))
+struct ParallelApplyAgentTests {
+    @Test("a local write between a part's commit and the cursor's move has the part's base: no false conflict")
+    func writeBetweenPartAndCursor() async throws {
+        // Proves the parts' markers: r2 applies r1's 30 inserts in parts while the page's serial rest (an update
+        // of `firsts`, which a unique index in r2 keeps in commit order) waits on a row another session holds,
+        // so r2's cursor stays before the page. r2 then updates a row a part wrote. Under the manual policy a
+        // base too low (the cursor's) opens a conflict an operator would have to close; the part's version gives
+        // the right one. Released, the page completes and the regions converge.
+        let tables: [HubConfiguration.Table] = [.init(name: "public.items", policy: "manual"), .init(name: "public.firsts")]
+        try await AgentCluster.with(regions: ["r1", "r2"], tables: tables) { cluster in
+            let (r1, r2) = (cluster["r1"], cluster["r2"])
+            try await r2.execute("CREATE UNIQUE INDEX firsts_note ON firsts (note)")
+            try cluster.startAgent("r1", tune: WALCaptureTests.wal)
+            var second = try cluster.startAgent("r2", tune: WALCaptureTests.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            try await r1.execute("INSERT INTO firsts VALUES (1, 0, 'start')")
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "firsts")
+            try await second.stop()
+
+            for id in 1...30 { try await r1.execute("INSERT INTO items VALUES ($1, 0, 'r1')", [.int(id)]) }
+            try await r1.execute("UPDATE firsts SET qty = 1 WHERE id = 1")
+            try await waitUntil("the hub logged r1's 32 changes") { try await WALCaptureTests.logged(cluster, from: "r1") == 32 }
+            let blocker = try PostgresConnection.connect(url: r2.database.url)
+            defer { blocker.close() }
+            try blocker.execute("BEGIN")
+            try blocker.query("SELECT id FROM firsts WHERE id = 1 FOR UPDATE")
+
+            second = try cluster.startAgent("r2", tune: WALCaptureTests.wal)
+            try await waitUntil("r2's parts wrote r1's rows") { try await r2.int("SELECT count(*) FROM items") == 30 }
+            #expect(try await r2.int("SELECT qty FROM firsts WHERE id = 1") == 0, "the serial rest waits")
+            try await r2.execute("UPDATE items SET note = 'r2' WHERE id = 7")
+            try await waitUntil("the hub decided r2's change") {
+                let logged = try await WALCaptureTests.logged(cluster, from: "r2")
+                let conflicts = try await WALVersionsTests.openConflicts(cluster, table: "public.items")
+                return logged == 1 || conflicts > 0
+            }
+            #expect(try await WALVersionsTests.openConflicts(cluster, table: "public.items") == 0, "a false conflict")
+            try blocker.execute("ROLLBACK")
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "firsts")
+            #expect(try await r1.text("SELECT note FROM items WHERE id = 7") == "r2")
+            #expect(second.progress.parallelParts >= 2)
+        }
+    }
+}
