@@ -14,7 +14,7 @@ import StarlingCore
 /// tuning:            # optional, every member optional
 ///   batch: {max_count: 1000, max_bytes: 4194304}
 ///   pull: {limit: 5000, wait_ms: 250}
-///   apply: {workers: 4, min_parallel_entries: 200}   # workers: default the machine's cores, at most 8
+///   apply: {workers: 4, min_parallel_entries: 200}   # workers: default half the machine's cores, 1…8
 ///   backoff: {initial_ms: 100, max_ms: 10000}
 ///   status_interval_ms: 1000
 ///   request_timeout_ms: 30000
@@ -175,14 +175,15 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
 
     /// Parallel apply (README "Apply"): a pulled page's key-disjoint parts apply at once on their own connections.
     public struct Apply: Sendable, Decodable, Hashable {
-        /// Connections applying at once, 1…32 (1: every page in one transaction). Default the machine's cores, at
-        /// most 8 (the agent usually runs beside the region's database).
+        /// Connections applying at once, 1…32 (1: every page in one transaction). Default half the machine's cores,
+        /// 1…8: the parts' work runs in the region's database, which also serves the application, and the agent's
+        /// own decoding and pulls take a core (on 2 cores a second worker measured no gain: README "Apply").
         public var workers: Int
         /// A page with fewer entries applies in one transaction: below it, the parts' extra commits cost more than
         /// they save. 2…1 000 000. Default 200.
         public var minParallelEntries: Int
 
-        public static var defaultWorkers: Int { max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) }
+        public static var defaultWorkers: Int { max(1, min(8, sysconf(Int32(_SC_NPROCESSORS_ONLN)) / 2)) }
 
         public init(workers: Int = Apply.defaultWorkers, minParallelEntries: Int = 200) {
             self.workers = workers

@@ -753,7 +753,7 @@ public final class Agent: Sendable {
         logger.debug(
             "applied",
             metadata: [
-                AgentLogKey.count: "\(batch.count)", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))",
+                AgentLogKey.count: "\(fetched.batch.count)", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))",
                 AgentLogKey.fallbacks: "\(summary.batchFallbacks)", "agent.parts": "\(summary.parts)",
             ])
         shared.withLock {
