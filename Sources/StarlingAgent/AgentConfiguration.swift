@@ -114,8 +114,8 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         public init(from decoder: any Decoder) throws {
             let c = try decoder.container(keyedBy: ConfigurationKey.self)
             try c.rejectUnknownKeys([
-                "batch", "pull", "apply", "backoff", "status_interval_ms", "request_timeout_ms", "capture_queue_max_changes",
-                "large_transaction_changes", "spill_directory",
+                "batch", "pull", "apply", "backoff", "status_interval_ms", "request_timeout_ms",
+                "capture_queue_max_changes", "large_transaction_changes", "spill_directory",
             ])
             let d = Tuning()
             batch = try c.value("batch", default: d.batch)

@@ -17,6 +17,7 @@ struct AgentConfigurationTests {
         (#"{\#(base),"tuning":{"batch":{"max_count":10,"maxBytes":1}}}"#, "tuning.batch.maxBytes"),
         (#"{\#(base),"tuning":{"pull":{"wait":500}}}"#, "tuning.pull.wait"),
         (#"{\#(base),"tuning":{"backoff":{"initial":1}}}"#, "tuning.backoff.initial"),
+        (#"{\#(base),"tuning":{"apply":{"worker":2}}}"#, "tuning.apply.worker"),
         (#"{\#(base),"bootstrap":{"replace":true}}"#, "bootstrap.replace"),
     ]
 
@@ -39,6 +40,7 @@ struct AgentConfigurationTests {
         let json = #"""
             {"region":"eu-west","hub":["http://a:1","http://b:2"],"token":"t","ca":"ca.crt","database":"x",
              "tuning":{"batch":{"max_count":500,"max_bytes":2048},"pull":{"limit":2000,"wait_ms":500},
+                       "apply":{"workers":3,"min_parallel_entries":50},
                        "backoff":{"initial_ms":200,"max_ms":20000},"status_interval_ms":2000,
                        "request_timeout_ms":10000,"capture_queue_max_changes":5000,
                        "large_transaction_changes":300,"spill_directory":"/srv/spill"},
@@ -49,6 +51,7 @@ struct AgentConfigurationTests {
         let tuning = configuration.tuning
         #expect(tuning.batch.maxCount == 500 && tuning.batch.maxBytes == 2048)
         #expect(tuning.pull.limit == 2000 && tuning.pull.waitMs == 500)
+        #expect(tuning.apply.workers == 3 && tuning.apply.minParallelEntries == 50)
         #expect(tuning.backoff.initialMs == 200 && tuning.backoff.maxMs == 20000)
         #expect(tuning.statusIntervalMs == 2000 && tuning.requestTimeoutMs == 10000)
         #expect(tuning.captureQueueMaxChanges == 5000 && tuning.largeTransactionChanges == 300)
@@ -64,6 +67,9 @@ struct AgentConfigurationTests {
         manyFiles.tuning.captureQueueMaxChanges = 100_000
         manyFiles.tuning.largeTransactionChanges = 999
         #expect(throws: AgentError.self, "each queued spilled transaction keeps a file open") { try manyFiles.validate() }
+        var noWorkers = configuration
+        noWorkers.tuning.apply.workers = 0
+        #expect(throws: AgentError.self, "tuning.apply.workers 0") { try noWorkers.validate() }
         #expect(configuration.bootstrap.replaceLocal)
         let minimal = try JSONDecoder().decode(AgentConfiguration.self, from: Data("{\(Self.base)}".utf8))
         #expect(minimal.tuning == AgentConfiguration.Tuning() && minimal.bootstrap == AgentConfiguration.Bootstrap())

@@ -63,6 +63,20 @@ struct ApplyPlanTests {
         #expect(plan.parts == [[2], [4]])
     }
 
+    @Test("keys with a pending local change go to the serial rest, with every transaction and key tied to them")
+    func pendingKeysStaySerial() {
+        // Their entries are deferred by the cursor's transaction, in order with the verdicts (a part on another
+        // connection could defer one just after the verdict job released the key, and nothing would release it).
+        let page = [
+            Self.entry(1, key: 1, tx: "a"), Self.entry(2, key: 2, tx: "a"),
+            Self.entry(3, key: 3), Self.entry(4, key: 2), Self.entry(5, key: 4),
+        ]
+        let pending: Set<TableKey> = [TableKey(table: "public.items", key: ["id": .integer(1)])]
+        let plan = ApplyPlan.make(page, workers: 4, minEntries: 2, serialTables: [], serialKeys: pending)
+        #expect(plan.serial == [0, 1, 3])
+        #expect(plan.parts == [[2], [4]])
+    }
+
     @Test("random pages: each entry once, parts share no key and split no transaction", arguments: 0..<20)
     func invariants(seed: Int) {
         var generator = SplitMix(seed: UInt64(seed) &+ 1)

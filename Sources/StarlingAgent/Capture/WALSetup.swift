@@ -45,6 +45,33 @@ public struct WALSetup: Sendable {
         return "starling_\(cleaned)_\(TableSQL.fnv1a(region + "/" + database).prefix(12))"
     }
 
+    /// How many of `wanted` apply connections (the agent's own among them) can each hold a replication origin: an
+    /// origin a session used keeps one of the cluster's origin slots (`max_replication_slots`;
+    /// `max_active_replication_origins` from PostgreSQL 18) until dropped. Counts the slots the cluster's other
+    /// origins hold; at least 1. `wanted` when the role may not read `pg_replication_origin_status`.
+    public func usableWorkers(_ wanted: Int, connection: PostgresConnection) -> Int {
+        let free = try? connection.query(
+            """
+            SELECT coalesce(current_setting('max_active_replication_origins', true),
+                            current_setting('max_replication_slots'))::int
+                   - (SELECT count(*) FROM pg_replication_origin_status s
+                      WHERE s.external_id <> $1 AND left(s.external_id, length($1) + 7) <> $1 || '/apply-') AS free
+            """, [.text(originName)], name: "agent.wal.originSlots"
+        ).first?.int64("free")
+        guard let free else { return wanted }
+        return max(1, min(wanted, Int(free)))
+    }
+
+    /// Drops this agent's worker origins from `workers` on (left by a run with more apply workers: each holds an
+    /// origin slot). One in use by a session stays.
+    public func dropWorkerOrigins(from workers: Int, connection: PostgresConnection) {
+        for index in workers..<(workers + 32) {
+            _ = try? connection.query(
+                "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1",
+                [.text(originName(worker: index))], name: "agent.wal.dropWorkerOrigin")
+        }
+    }
+
     /// Why WAL capture cannot run here, each reason naming the setting or grant and the fix; empty when it can.
     public func missingPrerequisites(connection: PostgresConnection) throws -> [String] {
         let row = try connection.query(

@@ -34,6 +34,8 @@ struct ActiveCapture: Sendable {
     var setup: WALSetup?
     /// Application changes still go through the capture triggers until the outbox drains (WAL mode).
     var switching = false
+    /// Connections parallel apply may use, the agent's own among them: each holds a replication origin slot.
+    var applyWorkers = 1
 }
 
 /// What ``Agent/chooseCapture()`` decided, before install.
@@ -98,10 +100,12 @@ extension Agent {
             }
             let setup = choice.setup
             active.setup = setup
-            let workers = applyOrigins.count + 1
+            let wanted = applyOrigins.count + 1
             let capture = walCapture
             let store = self.store
-            let state = try await db { connection in
+            let (state, workers) = try await db { connection in
+                let workers = setup.usableWorkers(wanted, connection: connection)
+                setup.dropWorkerOrigins(from: workers, connection: connection)
                 let state = try setup.prepare(
                     tables: shapes, switching: choice.captureTriggers, workers: workers, connection: connection)
                 if let point = try capture.ensureSlot(name: setup.name, connection: connection) {
@@ -115,8 +119,17 @@ extension Agent {
                         resume: point, ledger: CaptureLedger(cursor: agentState.cursor, versions: versions),
                         switching: state.switching, hlc: agentState.lastHLC, connection: connection)
                 }
-                return state
+                return (state, workers)
             }
+            if workers < wanted {
+                logger.warning(
+                    """
+                    fewer apply workers than tuning.apply.workers: the cluster's replication origin slots \
+                    (max_replication_slots) are taken
+                    """,
+                    metadata: ["agent.workers": "\(workers)", "agent.wanted": "\(wanted)"])
+            }
+            active.applyWorkers = workers
             origin.set(setup.originName)
             for (index, worker) in applyOrigins.enumerated() { worker.set(setup.originName(worker: index + 1)) }
             let origin = self.origin

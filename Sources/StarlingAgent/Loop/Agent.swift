@@ -99,7 +99,7 @@ public final class Agent: Sendable {
     /// what parts applied before a cursor move that did not happen.
     let applyWorkers: [PostgresWorker]
     let applyOrigins: [OriginSetting]
-    let serialTables = Mutex(SerialTables())
+    let serialTablesCache = Mutex(SerialTablesCache())
     let partsDone = Mutex<PartsDone?>(nil)
     /// The capture this run chose, why, and the synced tables' shapes (for the decoder).
     let capture = Mutex(ActiveCapture())
@@ -136,7 +136,8 @@ public final class Agent: Sendable {
         self.applyOrigins = applyOrigins
         self.applyWorkers = applyOrigins.enumerated().map { index, origin in
             PostgresWorker(
-                url: configuration.database, applicationName: "starling-agent-\(configuration.region)-apply-\(index + 1)",
+                url: configuration.database,
+                applicationName: "starling-agent-\(configuration.region)-apply-\(index + 1)",
                 threadName: "starling-apply", logger: logger, sessionSetup: { connection in try origin.setUp(connection) })
         }
         self.walWorker = PostgresWorker(
@@ -711,50 +712,24 @@ public final class Agent: Sendable {
                     versions: switching ? nil : queue.versions(of: keys, above: after))
             }
         }
-        let spilled = spill
-        let whole = batch
+        let (spilled, page) = (spill, batch)
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
             () async throws(AgentError) -> ApplySummary in
-            var parts: ApplySummary?
-            var clearsParts = done != nil
-            if let queue, !switching, spilled == nil, let (partSummary, rest) = try await applyInParts(
-                whole, after: after, queue: queue)
-            {
-                guard !partSummary.isStale else { return partSummary }
-                parts = partSummary
-                clearsParts = true
-                batch = rest.map { whole[$0] }
-            }
-            let (serial, clears) = (batch, clearsParts)
-            var summary = try await db { [self] connection in
-                guard let queue else {
-                    return try store.apply(
-                        serial, after: after, next: next, spill: spilled, clearsParts: clears,
-                        connection: connection)
-                }
-                let keys = serial.map { TableKey(table: $0.table, key: $0.key) }
-                let pending = queue.pendingSnapshot(among: keys)
-                let wal = WALApply(
-                    pendingKeys: pending.keys.union(reasserting(among: keys)),
-                    versions: switching ? nil : queue.versions(of: keys, above: after), deferredThrough: pending.through)
-                let summary = try store.apply(
-                    serial, after: after, next: next, wal: wal, spill: spilled, clearsParts: clears,
-                    connection: connection)
-                if summary.applied > 0 {
-                    queue.wrote(keys + summary.spilledKeys, at: try AgentStore.walInsertPosition(connection: connection))
-                }
-                return summary
-            }
-            if let parts, !summary.isStale { summary.add(parts) }
-            return summary
+            try await applyPage(
+                page, after: after, next: next, spill: spilled, queue: queue, switching: switching,
+                clearsParts: done != nil)
         }
         if summary.isStale { return nil }
-        if done != nil { partsDone.withLock { $0 = nil } }
+        if done != nil {
+            // Records the cursor's move kept: seqs beyond `next` (the page came back shorter than the parts').
+            let beyond = done?.filter { $0 > next } ?? Set<Int64>()
+            partsDone.withLock { $0 = beyond.isEmpty ? nil : PartsDone(after: next, seqs: beyond) }
+        }
         logger.debug(
             "applied",
             metadata: [
                 AgentLogKey.count: "\(fetched.batch.count)", AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))",
-                AgentLogKey.fallbacks: "\(summary.batchFallbacks)", "agent.parts": "\(summary.parts)",
+                AgentLogKey.fallbacks: "\(summary.batchFallbacks)", AgentLogKey.parts: "\(summary.parts)",
             ])
         shared.withLock {
             $0.progress.appliedEntries += summary.applied
@@ -991,6 +966,8 @@ enum AgentLogKey {
     static let rejected = "agent.rejected"
     static let count = "agent.count"
     static let fallbacks = "agent.fallbacks"
+    static let parts = "agent.parts"
+    static let reason = "agent.reason"
     static let readMs = "agent.read_ms"
     static let hubMs = "agent.hub_ms"
     static let dbMs = "agent.db_ms"

@@ -22,8 +22,13 @@ struct ApplyPlan: Equatable {
 
     /// `serialTables`: tables whose rows may depend on other rows (foreign keys either way, a unique or exclusion
     /// constraint besides the key, the application's triggers or rules): applying them out of commit order could
-    /// fail where the origin succeeded, so they stay in the serial group.
-    static func make(_ entries: [LogEntry], workers: Int, minEntries: Int, serialTables: Set<String>) -> ApplyPlan {
+    /// fail where the origin succeeded, so they stay in the serial group. `serialKeys`: keys with a local change
+    /// waiting for its verdict; their entries are deferred by the serial group's transaction, in order with the
+    /// verdicts (Agent+ParallelApply.swift).
+    static func make(
+        _ entries: [LogEntry], workers: Int, minEntries: Int, serialTables: Set<String>,
+        serialKeys: Set<TableKey> = []
+    ) -> ApplyPlan {
         let everything = ApplyPlan(parts: [], serial: Array(entries.indices))
         guard workers > 1, entries.count >= max(minEntries, 2) else { return everything }
         // Units: the hub returns an origin transaction's entries contiguously.
@@ -40,9 +45,10 @@ struct ApplyPlan: Equatable {
         var owner: [TableKey: Int] = [:]
         owner.reserveCapacity(entries.count)
         for (index, entry) in entries.enumerated() {
-            if entry.kind == .schema || serialTables.contains(entry.table) {
+            let key = TableKey(table: entry.table, key: entry.key)
+            if entry.kind == .schema || serialTables.contains(entry.table) || serialKeys.contains(key) {
                 groups.join(unitOf[index], serialNode)
-            } else if let other = owner.updateValue(unitOf[index], forKey: TableKey(table: entry.table, key: entry.key)) {
+            } else if let other = owner.updateValue(unitOf[index], forKey: key) {
                 groups.join(unitOf[index], other)
             }
         }

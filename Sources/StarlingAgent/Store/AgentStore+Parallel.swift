@@ -2,8 +2,11 @@ public import StarlingCore
 public import StarlingPostgres
 
 /// Parallel apply under WAL capture (``ApplyPlan``; README "Apply"): a page's key-disjoint parts commit on their
-/// own connections, then the cursor's transaction (``AgentStore/apply(_:after:next:wal:spill:clearsParts:connection:)``)
-/// applies the serial rest and moves the cursor past the page.
+/// own connections, then the cursor's transaction
+/// (``AgentStore/apply(_:after:next:wal:spill:clearsParts:connection:)``) applies the serial rest and moves the cursor past the page.
+///
+/// The records also count as known log history (``LogHistory/load(connection:)``, the rewind's `cursorBefore`):
+/// seqs a part applied are seqs this region knows, whether the cursor moved past them or not.
 ///
 /// Exactly once: each part records the seqs it decided (`starling.apply_parts`) in its own transaction, and a pull
 /// from the same cursor after a crash skips them (``appliedParts(after:connection:)``); the cursor's transaction
@@ -17,14 +20,15 @@ extension AgentStore {
         /// The stored cursor is not the page's start: nothing applied (the pipeline restarts from the cursor).
         case stale
         /// Found under the part's locks: a table stream is stopped, entries are held, or one of its tables must
-        /// apply in commit order (a foreign key, a unique index, a trigger added since the plan). Nothing applied:
-        /// the cursor's transaction applies these entries.
-        case serial(reason: String)
+        /// apply in commit order (`dueToTables`: a foreign key, a unique index, a trigger added since the plan).
+        /// Nothing applied: the cursor's transaction applies these entries.
+        case serial(reason: String, dueToTables: Bool)
     }
 
     /// Thrown inside a part's transaction to roll it back (``PartOutcome/serial(reason:)``).
     private struct SerialNeeded: Error {
         var reason: String
+        var dueToTables = false
     }
 
     /// Applies `entries` (one part, in seq order) in their own transaction on `connection`, whose session carries
@@ -42,25 +46,30 @@ extension AgentStore {
                 let row = try connection.query(
                     """
                     SELECT EXISTS (SELECT 1 FROM starling.state WHERE cursor = $1) AS current,
-                           (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables,
-                           (SELECT coalesce(json_object_agg(t.table_name, t.renamed), '{}') FROM starling.synced_tables t
-                            WHERE t.renamed <> '{}')::text AS renamed,
+                           (SELECT coalesce(json_agg(t.table_name), '[]')
+                            FROM starling.synced_tables t)::text AS tables,
+                           (SELECT coalesce(json_object_agg(t.table_name, t.renamed), '{}')
+                            FROM starling.synced_tables t WHERE t.renamed <> '{}')::text AS renamed,
                            \(Self.lockableSQL(batchTables: "$2::text[]")),
                            (\(Self.serialTablesSQL(batchTables: "$2::text[]")))::text AS serial
                     """, [.int64(after), .textArray(batchTables)], name: "agent.apply.partState", prepared: true)[0]
                 guard try row.bool("current") else { return .stale }
                 if try row.bool("held") { throw SerialNeeded(reason: "entries are held for a stopped table") }
-                let shapes = try lockAndCheckShapes(Self.lockable(row), held: false, how: nil, connection: connection)
+                let shapes = try lockAndCheckShapes(
+                    Self.lockable(row), held: false, how: nil, connection: connection)
                 if let (table, reason) = shapes.drift.first {
                     throw SerialNeeded(reason: "the stream of \(table) is stopped: \(reason)")
                 }
                 // Read again under the locks: a constraint or trigger added since the plan (or the query above) shows.
                 let serial = try Self.serialTables(among: batchTables, connection: connection)
                 if !serial.isEmpty {
-                    throw SerialNeeded(reason: "\(serial.sorted().joined(separator: ", ")) must apply in commit order")
+                    throw SerialNeeded(
+                        reason: "\(serial.sorted().joined(separator: ", ")) must apply in commit order",
+                        dueToTables: true)
                 }
                 try Self.emit(marker, connection: connection)
-                let tables = Set((try JSONValue(parsing: try row.string("tables")).arrayValue ?? []).compactMap(\.stringValue))
+                let tables = Set(
+                    (try JSONValue(parsing: try row.string("tables")).arrayValue ?? []).compactMap(\.stringValue))
                 var summary = ApplySummary()
                 var applicable = entries
                 try deferPending(&applicable, pendingKeys: wal.pendingKeys, summary: &summary, connection: connection)
@@ -75,7 +84,7 @@ extension AgentStore {
                 return .applied(summary)
             }
         } catch let needed as SerialNeeded {
-            return .serial(reason: needed.reason)
+            return .serial(reason: needed.reason, dueToTables: needed.dueToTables)
         }
     }
 
@@ -101,19 +110,10 @@ extension AgentStore {
     /// The seqs above `after` that parts applied (or decided) before the cursor moved: skipped when the page from
     /// `after` is pulled again.
     public func appliedParts(after: Int64, connection: PostgresConnection) throws -> Set<Int64> {
-        var seqs = Set<Int64>()
-        for row in try connection.query(
-            "SELECT seqs::text AS seqs FROM starling.apply_parts WHERE after = $1", [.int64(after)],
-            name: "agent.apply.partsDone", prepared: true)
-        {
-            for item in try row.string("seqs").dropFirst().dropLast().split(separator: ",") {
-                guard let seq = Int64(item) else {
-                    throw AgentError(code: .database, message: "starling.apply_parts holds a malformed seq list")
-                }
-                seqs.insert(seq)
-            }
-        }
-        return seqs
+        Set(try connection.query(
+            "SELECT unnest(seqs) AS seq FROM starling.apply_parts WHERE after = $1", [.int64(after)],
+            name: "agent.apply.partsDone", prepared: true
+        ).map { row throws in try row.int64("seq") })
     }
 
     /// In the cursor's transaction, moving the cursor from `after` to `next`: deletes the part rows it covers, and
@@ -127,7 +127,9 @@ extension AgentStore {
     }
 
     /// The tables among `batchTables` (names) that must apply in commit order (``ApplyPlan``).
-    public static func serialTables(among batchTables: [String], connection: PostgresConnection) throws -> Set<String> {
+    public static func serialTables(among batchTables: [String], connection: PostgresConnection) throws
+        -> Set<String>
+    {
         let text = try connection.query(
             "SELECT (\(serialTablesSQL(batchTables: "$1::text[]")))::text AS serial", [.textArray(batchTables)],
             name: "agent.apply.serialTables", prepared: true)[0].string("serial")
@@ -135,15 +137,17 @@ extension AgentStore {
     }
 
     /// A JSON array of the synced tables among `batchTables` (a `text[]` expression) whose rows may depend on other
-    /// rows or write other rows: a foreign key from or to it, a unique or exclusion index besides the primary key,
-    /// a trigger of the application's (enabled, not Starling's own) or a rule.
+    /// rows or write other rows: a foreign key from or to it, a unique or exclusion index besides the primary key
+    /// (so a table keyed by a unique index without a primary key applies serially), a trigger of the application's
+    /// (enabled, not Starling's own) or a rule.
     static func serialTablesSQL(batchTables: String) -> String {
         """
         SELECT coalesce(json_agg(s.table_name), '[]')
         FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
         WHERE s.table_name = ANY(\(batchTables))
           AND (c.relhasrules
-               OR EXISTS (SELECT 1 FROM pg_constraint f WHERE f.contype = 'f' AND (f.conrelid = c.oid OR f.confrelid = c.oid))
+               OR EXISTS (SELECT 1 FROM pg_constraint f
+                          WHERE f.contype = 'f' AND (f.conrelid = c.oid OR f.confrelid = c.oid))
                OR EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid
                           AND ((i.indisunique AND NOT i.indisprimary) OR i.indisexclusion))
                OR EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal

@@ -46,8 +46,13 @@ extension AgentStore {
     ) throws -> RewindSummary {
         try connection.transaction(name: "agent.rewind") { connection in
             var summary = RewindSummary()
+            // Seqs parallel parts applied above the cursor count as passed (AgentStore+Parallel.swift).
             summary.cursorBefore = try connection.query(
-                "SELECT cursor FROM starling.state FOR UPDATE", name: "agent.rewind.cursor")[0].int64("cursor")
+                """
+                SELECT greatest(cursor, (SELECT max(p.max_seq) FROM starling.apply_parts p WHERE p.after = s.cursor))
+                       AS cursor
+                FROM starling.state s FOR UPDATE
+                """, name: "agent.rewind.cursor")[0].int64("cursor")
             let lostByCursor = wal != nil && summary.cursorBefore > point
             var pending = JSONBatchWriter()
             for key in wal?.pendingKeys ?? [] { pending.append(table: key.table, key: key.key, seq: 0) }

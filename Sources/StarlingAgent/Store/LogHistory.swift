@@ -67,11 +67,16 @@ public final class LogHistory: Sendable {
             [.int64(position.known), .text(position.terms.json.canonicalText)], name: "agent.logHistory.reset")
     }
 
-    /// The stored position: `known` is at least the cursor.
+    /// The stored position: `known` is at least the cursor and every seq parallel parts applied above it
+    /// (AgentStore+Parallel.swift).
     public static func load(connection: PostgresConnection) throws -> Position {
         let row = try connection.query(
-            "SELECT greatest(known_seq, cursor) AS known, log_terms::text AS terms FROM starling.state",
-            name: "agent.logHistory.load")[0]
+            """
+            SELECT greatest(known_seq, cursor,
+                            (SELECT max(p.max_seq) FROM starling.apply_parts p WHERE p.after = s.cursor)) AS known,
+                   log_terms::text AS terms
+            FROM starling.state s
+            """, name: "agent.logHistory.load")[0]
         return Position(known: try row.int64("known"), terms: try LogTerms(json: JSONValue(parsing: try row.string("terms"))))
     }
 }
