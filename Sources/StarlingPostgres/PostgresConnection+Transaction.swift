@@ -21,7 +21,8 @@ extension PostgresConnection {
     /// A failing `COMMIT` (serialization failure, deferred constraint) throws its `PostgresError`.
     /// Transactions do not nest (a programmer error).
     ///
-    /// `settings` (say `SET LOCAL synchronous_commit = off`) are sent with the `BEGIN`, in the same round trip.
+    /// `settings` (say `SET LOCAL synchronous_commit = off`) are sent with the `BEGIN`, in the same round trip, and
+    /// so is the session's ``transactionPrologue``.
     @discardableResult
     public func transaction<T>(
         isolation: PostgresIsolation? = nil, name: String? = nil, settings: String? = nil,
@@ -29,7 +30,7 @@ extension PostgresConnection {
     ) throws -> T {
         precondition(!isInTransaction, "transaction() called inside an open transaction")
         let begin = isolation?.sql ?? "BEGIN"
-        try executeScript(settings.map { "\(begin); \($0)" } ?? begin, name: name)
+        try executeScript([begin, settings, transactionPrologue].compactMap { $0 }.joined(separator: "; "), name: name)
         let value: T
         do {
             value = try body(self)

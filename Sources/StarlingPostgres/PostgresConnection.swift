@@ -28,6 +28,10 @@ public final class PostgresConnection {
         var types: [UInt32]
     }
 
+    /// Statements sent with every `BEGIN` of ``transaction(isolation:name:settings:_:)`` on this session, in the same
+    /// round trip: session state a transaction must reset (a replication origin session's commit timestamp).
+    public var transactionPrologue: String?
+
     /// How many statements one session prepares at most; past it, statements run unprepared (`PQexecParams`).
     public static let maxPreparedStatements = 256
 

@@ -156,7 +156,7 @@ final class Deployment: @unchecked Sendable {  // Mutable process handles are to
             tuning:
               batch: {max_count: 500}
               pull: {limit: 500, wait_ms: 250}
-              apply: {workers: 3, min_parallel_entries: 2}
+              apply: {workers: 2, min_parallel_entries: 2}
               backoff: {initial_ms: 50, max_ms: 500}
               status_interval_ms: 200
               request_timeout_ms: 5000

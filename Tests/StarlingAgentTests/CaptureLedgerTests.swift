@@ -33,6 +33,21 @@ struct CaptureLedgerTests {
         #expect(ledger.capture(Self.key(2), at: Self.at(400, 1)) == 30)
     }
 
+    @Test("a parallel part's versions give its keys their base until the cursor moves past the page")
+    func partVersionsBeforeTheCursor() {
+        // A part (AgentStore+Parallel.swift) commits keys 1 and 2 of the page (10, 20] before the cursor moves: a
+        // local change of key 1 then is based on what the part wrote there (15), one of key 3 (not in the part)
+        // on the cursor (10); once the cursor's transaction moved to 20, every key is based on 20.
+        var ledger = CaptureLedger(cursor: 10)
+        _ = ledger.own(marker: .init(versions: [Self.key(1): 15, Self.key(2): 18]), writtenKeys: [])
+        #expect(ledger.capture(Self.key(1), at: Self.at(100)) == 15)
+        #expect(ledger.capture(Self.key(3), at: Self.at(100, 1)) == 10)
+        _ = ledger.own(marker: .init(handledThrough: Self.at(100, 1)), writtenKeys: [])
+        _ = ledger.own(marker: .init(cursor: 20), writtenKeys: [])
+        #expect(ledger.capture(Self.key(2), at: Self.at(200)) == 20)
+        #expect(ledger.capture(Self.key(1), at: Self.at(200, 1)) == 20)
+    }
+
     @Test("a version below the cursor gives way to the cursor")
     func versionBelowCursor() {
         var ledger = CaptureLedger(cursor: 10)

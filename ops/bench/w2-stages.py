@@ -3,8 +3,8 @@
 
 The shared workload (../shared/peers/workload.py) reports W2 over every (probe, receiving region) pair, measured
 by pollers. This reads what the databases recorded instead, after the run: with track_commit_timestamp on in
-every cluster, each W2 probe row (ids 2e9 .. 3e9) has a commit time in its origin region (the earliest), in the
-hub's log (the sequencer's commit) and in each receiving region (the apply's commit). From them, per probe:
+every cluster, each W2 probe row (ids 2e9 .. 3e9) has a commit time in its origin region (the earliest) and in each
+receiving region (the apply's commit), and the hub's log row the time its sequencer transaction started. From them, per probe:
 
   origin -> hub        the capture (WAL decoding), the push and the hub's group commit
   hub -> region        the long poll's wake-up, the pull and the apply, per receiving region
@@ -29,12 +29,12 @@ def pct(values, p):
     return values[int(rank) - 1]
 
 
-def commit_times(dsn, sql):
+def commit_times(dsn, sql, needs_commit_timestamps=True):
     conn = psycopg2.connect(dsn, application_name="w2-stages")
     try:
         with conn.cursor() as cur:
             cur.execute("SHOW track_commit_timestamp")
-            if cur.fetchone()[0] != "on":
+            if needs_commit_timestamps and cur.fetchone()[0] != "on":
                 sys.exit(f"w2-stages: track_commit_timestamp is off in {dsn}")
             cur.execute(sql, PROBES)
             return {int(key): float(at) for key, at in cur.fetchall() if at is not None}
@@ -52,10 +52,13 @@ def main():
     region_sql = ("SELECT id, extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000 FROM items "
                   "WHERE id >= %s AND id < %s")
     regions = [commit_times(dsn, region_sql) for dsn in args.regions]
+    # The log row's `committed_at` (the sequencer transaction's start, just before its COPY and commit); the
+    # commit timestamp of its xmin read seconds after the receivers' commits in a trial run, so it is not used.
     hub = commit_times(args.hub, "SELECT (key::jsonb ->> 'id')::bigint, "
-                       "extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1000 FROM starling_hub.log "
+                       "extract(epoch FROM committed_at) * 1000 FROM starling_hub.log "
                        "WHERE table_name = 'public.items' AND kind = 'change' "
-                       "AND (key::jsonb ->> 'id')::bigint >= %s AND (key::jsonb ->> 'id')::bigint < %s")
+                       "AND (key::jsonb ->> 'id')::bigint >= %s AND (key::jsonb ->> 'id')::bigint < %s",
+                       needs_commit_timestamps=False)
     stages = {"origin_to_hub": [], "hub_to_region": [], "hub_to_last_region": [], "pair": [], "to_last_region": []}
     incomplete = 0
     for probe, logged in hub.items():

@@ -103,7 +103,7 @@ wal_level = logical
 track_commit_timestamp = on
 max_worker_processes = 32
 max_wal_senders = 64
-max_replication_slots = 64
+max_replication_slots = 128
 CONF
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
         || { cat "$dir/postgres.log" >&2; starling_die "postgres did not start"; }

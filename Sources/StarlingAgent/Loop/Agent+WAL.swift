@@ -14,12 +14,23 @@ final class OriginSetting: Sendable {
         name.withLock { $0 = value }
     }
 
-    /// Marks `connection`'s session with the origin, when one is set and the session has none yet.
+    /// Marks `connection`'s session with the origin, when one is set and the session has none yet, and makes each
+    /// of its transactions reset the origin's commit timestamp: PostgreSQL keeps a session's first commit time as
+    /// the origin timestamp and records it as the commit time of every later transaction of the session
+    /// (`track_commit_timestamp` then dates every applied row at the session's first apply). Without the right
+    /// to call `pg_replication_origin_xact_reset()` they stay so (README "WAL capture" lists the grant).
     func setUp(_ connection: PostgresConnection) throws {
-        guard let name = name.withLock({ $0 }) else { return }
+        guard let name = name.withLock({ $0 }) else {
+            connection.transactionPrologue = nil
+            return
+        }
         try connection.query(
             "SELECT pg_replication_origin_session_setup($1)::text AS done WHERE NOT pg_replication_origin_session_is_setup()",
             [.text(name)], name: "agent.wal.originSetup")
+        let resets = try connection.query(
+            "SELECT has_function_privilege('pg_replication_origin_xact_reset()', 'EXECUTE') AS ok",
+            name: "agent.wal.originReset")[0].bool("ok")
+        connection.transactionPrologue = resets ? "SELECT pg_replication_origin_xact_reset()" : nil
     }
 }
 
@@ -297,27 +308,30 @@ extension Agent {
         let summary: VerdictSummary
         do throws(AgentError) {
             // Inside: whatever fails from here offers the batch again (the queue would otherwise keep it in flight).
-            try await awaitOwnWrites(of: captured.map(\.key), verdicts: verdicts)
-            let overwritten = queue.overwritten(in: captured)
-            let stillPending = queue.pendingBeyondInFlight(Set(captured.map(\.key)))
-            summary = try await track("push", "applying the verdicts of \(changes.count) changes") {
-                () async throws(AgentError) in
-                try await db { connection in
-                    let summary = try store.handleVerdicts(
-                        verdicts, for: changes,
-                        wal: WALVerdicts(
-                            handledThrough: last.position, overwritten: overwritten, stillPending: stillPending,
-                            journal: journal),
-                        connection: connection)
-                    // On the database thread, before its next job: an apply must not defer an entry on a key
-                    // whose verdict just settled (nothing would release it), and must know the versions the
-                    // verdicts gave.
-                    queue.recordVersions(summary.versions)
-                    queue.handled()
-                    if summary.imagesApplied > 0 {
-                        queue.wrote(captured.map(\.key), at: try AgentStore.walInsertPosition(connection: connection))
+            summary = try await applyGate.run { () async throws(AgentError) -> VerdictSummary in
+                try await awaitOwnWrites(of: captured.map(\.key), verdicts: verdicts)
+                let overwritten = queue.overwritten(in: captured)
+                let stillPending = queue.pendingBeyondInFlight(Set(captured.map(\.key)))
+                return try await track("push", "applying the verdicts of \(changes.count) changes") {
+                    () async throws(AgentError) in
+                    try await db { connection in
+                        let summary = try store.handleVerdicts(
+                            verdicts, for: changes,
+                            wal: WALVerdicts(
+                                handledThrough: last.position, overwritten: overwritten, stillPending: stillPending,
+                                journal: journal),
+                            connection: connection)
+                        // On the database thread, before its next job: an apply must not defer an entry on a key
+                        // whose verdict just settled (nothing would release it), and must know the versions the
+                        // verdicts gave.
+                        queue.recordVersions(summary.versions)
+                        queue.handled()
+                        if summary.imagesApplied > 0 {
+                            let position = try AgentStore.walInsertPosition(connection: connection)
+                            queue.wrote(captured.map(\.key), at: position)
+                        }
+                        return summary
                     }
-                    return summary
                 }
             }
         } catch {
@@ -348,24 +362,27 @@ extension Agent {
         let summary: VerdictSummary
         do throws(AgentError) {
             // Inside: whatever fails from here offers the transaction again.
-            if let target = queue.undecodedOwnWrite(of: transaction.lastOrdinal.keys) {
-                try await awaitDecoder(through: target, what: "the agent's own write of a pushed key", within: .seconds(30))
-            }
-            let overwritten = queue.overwritten(in: transaction)
-            let stillPending = queue.pendingBeyond(transaction)
-            summary = try await track("push", "applying the verdicts of \(transaction.count) changes") {
-                () async throws(AgentError) in
-                try await db { connection in
-                    let summary = try store.handleSpilledVerdicts(
-                        verdicts, for: source, overwritten: overwritten, stillPending: stillPending, journal: journal,
-                        connection: connection)
-                    queue.recordVersions(summary.versions)
-                    queue.handled()
-                    if summary.imagesApplied > 0 {
-                        queue.wrote(
-                            Array(transaction.lastOrdinal.keys), at: try AgentStore.walInsertPosition(connection: connection))
+            summary = try await applyGate.run { () async throws(AgentError) -> VerdictSummary in
+                if let target = queue.undecodedOwnWrite(of: transaction.lastOrdinal.keys) {
+                    try await awaitDecoder(
+                        through: target, what: "the agent's own write of a pushed key", within: .seconds(30))
+                }
+                let overwritten = queue.overwritten(in: transaction)
+                let stillPending = queue.pendingBeyond(transaction)
+                return try await track("push", "applying the verdicts of \(transaction.count) changes") {
+                    () async throws(AgentError) in
+                    try await db { connection in
+                        let summary = try store.handleSpilledVerdicts(
+                            verdicts, for: source, overwritten: overwritten, stillPending: stillPending,
+                            journal: journal, connection: connection)
+                        queue.recordVersions(summary.versions)
+                        queue.handled()
+                        if summary.imagesApplied > 0 {
+                            let position = try AgentStore.walInsertPosition(connection: connection)
+                            queue.wrote(Array(transaction.lastOrdinal.keys), at: position)
+                        }
+                        return summary
                     }
-                    return summary
                 }
             }
         } catch {

@@ -101,6 +101,8 @@ public final class Agent: Sendable {
     let applyOrigins: [OriginSetting]
     let serialTablesCache = Mutex(SerialTablesCache())
     let partsDone = Mutex<PartsDone?>(nil)
+    /// Applies and verdict handling, one at a time (``ApplyGate``).
+    let applyGate = ApplyGate()
     /// The capture this run chose, why, and the synced tables' shapes (for the decoder).
     let capture = Mutex(ActiveCapture())
     /// Set when the WAL decoder failed: the tasks end and ``run()`` starts over from the confirmed position.
@@ -715,9 +717,11 @@ public final class Agent: Sendable {
         let (spilled, page) = (spill, batch)
         let summary = try await track("apply", "apply of \(batch.count) entries after seq \(after)") {
             () async throws(AgentError) -> ApplySummary in
-            try await applyPage(
-                page, after: after, next: next, spill: spilled, queue: queue, switching: switching,
-                clearsParts: done != nil)
+            try await applyGate.run { () async throws(AgentError) -> ApplySummary in
+                try await applyPage(
+                    page, after: after, next: next, spill: spilled, queue: queue, switching: switching,
+                    clearsParts: done != nil)
+            }
         }
         if summary.isStale { return nil }
         if done != nil {
