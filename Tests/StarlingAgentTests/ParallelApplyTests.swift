@@ -109,6 +109,26 @@ struct ParallelApplyTests {
         }
     }
 
+    @Test("a run with fewer apply workers drops the worker origins above them and keeps the rest")
+    func staleWorkerOriginsDropped() async throws {
+        // Proves the clean-up of origins a run with more workers left (each holds one of the cluster's origin
+        // slots): only this agent's `…/apply-<n>` origins from the new count on go, not its own, not another
+        // region's.
+        try await TestDatabase.with { database in
+            let connection = try database.connect()
+            let setup = WALSetup(region: "eu", database: try WALSetup.databaseName(connection: connection))
+            let other = WALSetup(region: "eu2", database: setup.database)
+            let names = (0...3).map { setup.originName(worker: $0) } + [other.originName(worker: 1)]
+            for name in names { try connection.query("SELECT pg_replication_origin_create($1)", [.text(name)]) }
+            setup.dropWorkerOrigins(from: 2, connection: connection)
+            let left = try connection.query(
+                "SELECT roname::text FROM pg_replication_origin WHERE roname LIKE $1 ORDER BY roname",
+                [.text("starling/\(setup.database)/%")]
+            ).map { row throws in try row.string(0) }
+            #expect(left == [names[0], names[1], names[4]].sorted())
+        }
+    }
+
     @Test("a part's marker gives each key it writes its newest seq; own, pending and superseded entries none")
     func partMarker() {
         let store = AgentStore(region: "eu")

@@ -27,7 +27,7 @@ public struct WALSetup: Sendable {
 
     /// Whether a transaction's origin `name` is one of the agent's whose own origin is `agentOrigin`.
     public static func isOwn(origin name: String, agentOrigin: String) -> Bool {
-        name == agentOrigin || (name.hasPrefix(agentOrigin) && name.dropFirst(agentOrigin.count).hasPrefix("/apply-"))
+        name == agentOrigin || name.hasPrefix(agentOrigin + "/apply-")
     }
 
     /// The current database's name (for ``init(region:database:)``).
@@ -63,12 +63,16 @@ public struct WALSetup: Sendable {
     }
 
     /// Drops this agent's worker origins from `workers` on (left by a run with more apply workers: each holds an
-    /// origin slot). One in use by a session stays.
+    /// origin slot), each on its own so that one still in use by a session (which stays) does not keep the others.
     public func dropWorkerOrigins(from workers: Int, connection: PostgresConnection) {
-        for index in workers..<(workers + 32) {
+        let kept = Set((0..<max(1, workers)).map { originName(worker: $0) })
+        let found = (try? connection.query(
+            "SELECT roname::text AS name FROM pg_replication_origin WHERE starts_with(roname, $1)",
+            [.text(originName + "/apply-")], name: "agent.wal.workerOrigins"
+        ).map { row throws in try row.string("name") }) ?? []
+        for name in found where !kept.contains(name) {
             _ = try? connection.query(
-                "SELECT pg_replication_origin_drop(roname) FROM pg_replication_origin WHERE roname = $1",
-                [.text(originName(worker: index))], name: "agent.wal.dropWorkerOrigin")
+                "SELECT pg_replication_origin_drop($1)", [.text(name)], name: "agent.wal.dropWorkerOrigin")
         }
     }
 

@@ -81,9 +81,9 @@ extension Agent {
         -> (summary: ApplySummary, rest: [Int])?
     {
         let settings = configuration.tuning.apply
+        // At most `tuning.apply.workers`, fewer when the cluster's origin slots are taken (``ActiveCapture``).
         let (workers, stopped) = (
-            min(settings.workers, capture.withLock { $0.applyWorkers }, applyWorkers.count + 1),
-            shared.withLock { !$0.progress.stoppedTables.isEmpty })
+            capture.withLock { $0.applyWorkers }, shared.withLock { !$0.progress.stoppedTables.isEmpty })
         // A stopped table holds its entries in the cursor's transaction: every part would find them and go serial.
         guard workers > 1, !stopped, batch.count >= settings.minParallelEntries else { return nil }
         let keys = batch.map { TableKey(table: $0.table, key: $0.key) }

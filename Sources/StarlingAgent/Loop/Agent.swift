@@ -724,9 +724,9 @@ public final class Agent: Sendable {
             }
         }
         if summary.isStale { return nil }
-        if done != nil {
+        if let done {
             // Records the cursor's move kept: seqs beyond `next` (the page came back shorter than the parts').
-            let beyond = done?.filter { $0 > next } ?? Set<Int64>()
+            let beyond = done.filter { $0 > next }
             partsDone.withLock { $0 = beyond.isEmpty ? nil : PartsDone(after: next, seqs: beyond) }
         }
         logger.debug(

@@ -3,7 +3,8 @@ public import StarlingPostgres
 
 /// Parallel apply under WAL capture (``ApplyPlan``; README "Apply"): a page's key-disjoint parts commit on their
 /// own connections, then the cursor's transaction
-/// (``AgentStore/apply(_:after:next:wal:spill:clearsParts:connection:)``) applies the serial rest and moves the cursor past the page.
+/// (``AgentStore/apply(_:after:next:wal:spill:clearsParts:connection:)``) applies the serial rest and moves the
+/// cursor past the page.
 ///
 /// The records also count as known log history (``LogHistory/load(connection:)``, the rewind's `cursorBefore`):
 /// seqs a part applied are seqs this region knows, whether the cursor moved past them or not.
@@ -25,7 +26,7 @@ extension AgentStore {
         case serial(reason: String, dueToTables: Bool)
     }
 
-    /// Thrown inside a part's transaction to roll it back (``PartOutcome/serial(reason:)``).
+    /// Thrown inside a part's transaction to roll it back (``PartOutcome/serial(reason:dueToTables:)``).
     private struct SerialNeeded: Error {
         var reason: String
         var dueToTables = false
@@ -50,8 +51,7 @@ extension AgentStore {
                             FROM starling.synced_tables t)::text AS tables,
                            (SELECT coalesce(json_object_agg(t.table_name, t.renamed), '{}')
                             FROM starling.synced_tables t WHERE t.renamed <> '{}')::text AS renamed,
-                           \(Self.lockableSQL(batchTables: "$2::text[]")),
-                           (\(Self.serialTablesSQL(batchTables: "$2::text[]")))::text AS serial
+                           \(Self.lockableSQL(batchTables: "$2::text[]"))
                     """, [.int64(after), .textArray(batchTables)], name: "agent.apply.partState", prepared: true)[0]
                 guard try row.bool("current") else { return .stale }
                 if try row.bool("held") { throw SerialNeeded(reason: "entries are held for a stopped table") }
@@ -60,7 +60,7 @@ extension AgentStore {
                 if let (table, reason) = shapes.drift.first {
                     throw SerialNeeded(reason: "the stream of \(table) is stopped: \(reason)")
                 }
-                // Read again under the locks: a constraint or trigger added since the plan (or the query above) shows.
+                // Read under the locks: a constraint or trigger added since the plan shows.
                 let serial = try Self.serialTables(among: batchTables, connection: connection)
                 if !serial.isEmpty {
                     throw SerialNeeded(
