@@ -50,17 +50,9 @@ public enum ProcessRunner {
                            environment: [String: String]? = nil, workingDirectory: String? = nil,
                            timeout: Duration = .seconds(120)) async throws -> Result {
         let executable = try locate(tool)
-        return try await withCheckedThrowingContinuation { continuation in
-            let thread = Thread {
-                do {
-                    continuation.resume(returning: try runBlocking(executable, arguments, stdin: stdin,
-                                                                   environment: environment,
-                                                                   workingDirectory: workingDirectory, timeout: timeout))
-                } catch {
-                    continuation.resume(throwing: error)
-                }
-            }
-            thread.start()
+        return try await offPool("process-runner") {
+            try runBlocking(executable, arguments, stdin: stdin, environment: environment,
+                            workingDirectory: workingDirectory, timeout: timeout)
         }
     }
 

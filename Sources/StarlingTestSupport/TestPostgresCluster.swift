@@ -140,11 +140,7 @@ public final class TestPostgresCluster: Sendable {
         async throws
     {
         let argv = runAs + [tool] + arguments
-        let status = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Int32, any Error>) in
-            Thread {
-                continuation.resume(with: Result { try spawnAndWait(argv, log: log) })
-            }.start()
-        }
+        let status = try await offPool("pg-ctl") { try spawnAndWait(argv, log: log) }
         guard status == 0 else {
             let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
             throw ClusterError(description: "\(what) failed (exit \(status)): \(output.suffix(2000))")

@@ -163,7 +163,10 @@ struct WALVersionsTests {
             let connection = try AgentTestSupport.region(database, ddl: ApplyTests.items, tables: ["public.items"])
             if !ddl.isEmpty { try connection.executeScript(ddl) }
             let slot = "promise_\(UInt32.random(in: 0...UInt32.max))"
-            try connection.query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", [.text(slot)])
+            // Waits for every transaction running in the cluster: on a thread of its own, off the cooperative pool.
+            _ = try await database.withConnection { connection in
+                try connection.query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", [.text(slot)])
+            }
             defer { _ = try? connection.query("SELECT pg_drop_replication_slot($1)", [.text(slot)]) }
             let through = StreamPosition(commitLSN: 0x100, number: 1)
             let summary = try AgentStore(region: "eu").apply(

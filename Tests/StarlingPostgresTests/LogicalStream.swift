@@ -174,9 +174,12 @@ func withLogicalStream<T>(
         let publication = publicationName ?? uniqueName("starling_wal_pub")
         try sql.executeScript(
             "CREATE PUBLICATION \(try PostgresIdentifier.quoteName(publication)) FOR \(publicationTables)")
-        let stream = try LogicalStream(
-            db: db, slot: uniqueName("starling_wal_slot"), publication: publication, isTemporary: isTemporary,
-            parameters: parameters)
+        // Creating the slot waits for every transaction running in the cluster (other tests' too): off the pool.
+        let stream = try await offPool {
+            try LogicalStream(
+                db: db, slot: uniqueName("starling_wal_slot"), publication: publication, isTemporary: isTemporary,
+                parameters: parameters)
+        }
         do {
             let value = try await body(db, sql, stream)
             try await dropSlot(of: stream, using: sql)

@@ -627,7 +627,10 @@ struct PostgresReplicationTests {
             #expect(try sql.replicationSlot(named: stream.slot) != nil)
 
             let temporary = uniqueName("starling_wal_slot")
-            _ = try stream.replication.createLogicalSlot(name: temporary, isTemporary: true)
+            // Creating a slot waits for every transaction running in the cluster: off the cooperative pool. The
+            // connection is used by one thread at a time: this test waits for that thread before it goes on.
+            nonisolated(unsafe) let replication = stream.replication
+            _ = try await offPool { try replication.createLogicalSlot(name: temporary, isTemporary: true) }
             #expect(try sql.replicationSlot(named: temporary)?.isTemporary == true)
             #expect(throws: PostgresError.self) { try stream.replication.dropSlot(name: "starling_no_such_slot") }
             #expect(try sql.replicationSlot(named: temporary) == nil)

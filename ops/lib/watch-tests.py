@@ -10,7 +10,10 @@ running. When the command prints nothing for --stall seconds, or runs longer tha
   2. dumps every thread's stack of each test process under it (gdb, batch mode) into DIR and prints the frames
      that name our code, thread by thread,
   3. kills the command and every process below it and exits 124.
-Otherwise it exits with the command's status. A CI run that only shows the tail of the output then shows where
+Silent for --peek seconds (shorter), it only looks: it prints the tests running and the threads running Swift
+tasks (a blocking call there holds one of the cooperative pool's threads, one per core, and two of them starve
+every other test, whose time limits then run out together, long after the cause is gone) and goes on; those
+lines go to DIR/failures.txt too when the run fails. Otherwise it exits with the command's status. A CI run that only shows the tail of the output then shows where
 it stopped. Every failure line (a test or suite that failed, and the issues it recorded) is also appended to
 DIR/failures.txt, which ops/test prints again at its very end: a CI log keeps only its tail. Stdlib only: it runs before any venv exists.
 """
@@ -129,6 +132,7 @@ def main():
     parser.add_argument("--name", default="tests")
     parser.add_argument("--stall", type=float, default=600)
     parser.add_argument("--limit", type=float, default=3600)
+    parser.add_argument("--peek", type=float, default=45)
     parser.add_argument("--dump-dir", default=".")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
@@ -140,6 +144,8 @@ def main():
     start = last_output = time.monotonic()
     pending = b""
     failures = []
+    peeks = []
+    peeked = False
     reason = None
     out = sys.stdout.buffer
     while True:
@@ -150,6 +156,15 @@ def main():
             reason = f"still running after {int(now - start)} s (limit {int(args.limit)} s)"
         if reason:
             break
+        if not peeked and now - last_output > args.peek and len(peeks) < 200:
+            peeked = True
+            report = [f"watchdog ({args.name}) peek: no output for {int(now - last_output)} s; running:"]
+            report += [f"  {key} (for {int(now - since)} s)"
+                       for key, since in sorted(running.items(), key=lambda item: item[1])[:12]]
+            report += dump_stacks(process.pid, args.dump_dir, f"{args.name}-peek")
+            peeks += report
+            out.write(("\n".join(report) + "\n").encode())
+            out.flush()
         ready, _, _ = select.select([process.stdout], [], [], 5)
         if not ready:
             if process.poll() is not None:
@@ -159,6 +174,7 @@ def main():
         if not chunk:
             break
         last_output = time.monotonic()
+        peeked = False
         out.write(chunk)
         out.flush()
         pending += chunk
@@ -178,7 +194,7 @@ def main():
 
     if reason is None:
         status = process.wait()
-        record_failures(args.dump_dir, args.name, failures)
+        record_failures(args.dump_dir, args.name, failures + (peeks if status != 0 else []))
         return status
 
     report = dump_stacks(process.pid, args.dump_dir, args.name)
@@ -196,7 +212,7 @@ def main():
             pass
     process.wait()
     report.append(f"watchdog ({args.name}): killed the test run: {reason}")
-    record_failures(args.dump_dir, args.name, failures + report[-22:])
+    record_failures(args.dump_dir, args.name, failures + peeks + report[-22:])
     out.write(("\n".join(report) + "\n").encode())
     out.flush()
     return 124
