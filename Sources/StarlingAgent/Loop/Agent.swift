@@ -86,6 +86,10 @@ public final class Agent: Sendable {
     let hubPushLimits = Mutex<HubConfig.PushLimits?>(nil)
     /// Touched by the push task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
+    /// WAL capture: when the outbox was last found empty (and the shapes checked), and the rewind count then.
+    /// Nothing else writes the outbox under WAL capture once it is no longer switching, so until a rewind the
+    /// push reads it (and checks the shapes) once a second only, not before every push of captured changes.
+    let outboxFoundEmpty = Mutex<(at: ContinuousClock.Instant, rewinds: Int)?>(nil)
     /// Set when a stopped table resumed (and at start): the pull task then applies its held entries.
     private let heldResumeDue = Mutex(false)
     /// WAL capture: the decoded changes on their way to the hub, the decoder's thread and connection, and the
@@ -465,6 +469,15 @@ public final class Agent: Sendable {
     /// `tuning.batch` within what the hub takes in one push: a batch or chunk over the hub's `max_push_changes` or
     /// `max_body_bytes` would be refused (413) on every retry and stop the region's stream. Bytes: half the hub's
     /// body limit, as the body carries each change's envelope (ids, HLC, base) beside the image the batch counts.
+    /// Under WAL capture, done switching: the outbox was found empty less than a second ago and no rewind (the
+    /// only writer left) ran since.
+    private func outboxKnownEmpty() -> Bool {
+        guard let found = outboxFoundEmpty.withLock({ $0 }), ContinuousClock.now - found.at < .seconds(1),
+            found.rewinds == rewinds.load(ordering: .acquiring)
+        else { return false }
+        return capture.withLock { $0.mode == .wal && !$0.switching }
+    }
+
     var pushBatch: AgentConfiguration.Batch {
         var batch = configuration.tuning.batch
         if let limits = hubPushLimits.withLock({ $0 }) {
@@ -479,6 +492,7 @@ public final class Agent: Sendable {
         let store = self.store
         for _ in 0..<maxBatches {
             if isStopped { return false }
+            if outboxKnownEmpty() { return try await pushCaptured(maxBatches: maxBatches) }
             let started = ContinuousClock.now
             let holding = Set(shared.withLock { $0.progress.stoppedTables.keys })
             let readAt = rewinds.load(ordering: .acquiring)
@@ -520,7 +534,9 @@ public final class Agent: Sendable {
                 (changes, bytes) = (read, readBytes)
             }
             if changes.isEmpty {
-                return capture.withLock({ $0.mode }) == .wal ? try await pushCaptured(maxBatches: maxBatches) : true
+                guard capture.withLock({ $0.mode }) == .wal else { return true }
+                outboxFoundEmpty.withLock { $0 = (started, readAt) }
+                return try await pushCaptured(maxBatches: maxBatches)
             }
             let prepared = ContinuousClock.now
             let pushing = "push of \(changes.count) changes to the hub"
@@ -872,6 +888,7 @@ public final class Agent: Sendable {
         let (cursor, applied, versions) = try await bootstrapper.run(
             tables: tables, isFresh: isFresh, marksVersions: isWAL)
         captureQueue.recordVersions(versions)
+        outboxFoundEmpty.withLock { $0 = nil }  // a joining table's rows may have gone into the outbox
         shared.withLock { $0.progress.cursor = cursor }
         // The cursor jumped to the snapshot's seq: the terms crossed before say nothing of it.
         try await resetLogHistory(LogHistory.Position(known: cursor))

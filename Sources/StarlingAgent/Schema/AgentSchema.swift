@@ -120,25 +120,44 @@ public struct AgentSchema: Sendable {
     /// run in this region (`starling.capture_schema_change`, Migrations/agent/0010). Returns false, creating
     /// nothing, when the role may not create event triggers (a superuser's privilege): schema changes made in
     /// the region then stop the changed table's stream (``ShapeGuard``) and must be given to the hub instead.
+    ///
+    /// With it goes the DDL counter's event trigger (`starling.count_ddl`, Migrations/agent/0012), enabled ALWAYS so
+    /// that a session in `session_replication_role = replica` counts too: applies then check the shapes only when
+    /// DDL ran (``ShapeCache``).
     public func installSchemaCapture(connection: PostgresConnection) throws -> Bool {
         try connection.transaction(name: "agent.install.schemaCapture") { connection in
             let rows = try connection.query(
                 """
                 SELECT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $1) AS present,
+                       EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = $2 AND evtenabled = 'A') AS counting,
                        (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS allowed
-                """, [.text(Self.schemaEventTrigger)], name: "agent.install.schemaCapture.check")
-            if try rows[0].bool("present") { return true }
-            guard try rows[0].bool("allowed") else { return false }
-            try connection.executeScript(
-                "CREATE EVENT TRIGGER \(try PostgresIdentifier.quoteName(Self.schemaEventTrigger)) ON ddl_command_end "
-                    + "WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION starling.capture_schema_change()",
-                name: "agent.install.schemaCapture.create")
+                """, [.text(Self.schemaEventTrigger), .text(Self.ddlCountTrigger)],
+                name: "agent.install.schemaCapture.check")
+            let (present, counting) = (try rows[0].bool("present"), try rows[0].bool("counting"))
+            if present && counting { return true }
+            guard try rows[0].bool("allowed") else { return present }
+            if !present {
+                try connection.executeScript(
+                    "CREATE EVENT TRIGGER \(try PostgresIdentifier.quoteName(Self.schemaEventTrigger)) ON ddl_command_end "
+                        + "WHEN TAG IN ('ALTER TABLE') EXECUTE FUNCTION starling.capture_schema_change()",
+                    name: "agent.install.schemaCapture.create")
+            }
+            if !counting {
+                let name = try PostgresIdentifier.quoteName(Self.ddlCountTrigger)
+                try connection.executeScript(
+                    """
+                    DROP EVENT TRIGGER IF EXISTS \(name);
+                    CREATE EVENT TRIGGER \(name) ON ddl_command_end EXECUTE FUNCTION starling.count_ddl();
+                    ALTER EVENT TRIGGER \(name) ENABLE ALWAYS
+                    """, name: "agent.install.ddlCount.create")
+            }
             return true
         }
     }
 
-    /// The event trigger's name (``installSchemaCapture(connection:)``).
+    /// The event triggers' names (``installSchemaCapture(connection:)``).
     public static let schemaEventTrigger = "starling_schema_change"
+    public static let ddlCountTrigger = "starling_ddl_count"
 
     /// Drops every installed trigger and the `starling` schema (outbox, versions, cursor, dead letters,
     /// functions). User tables and their rows stay. A database without the schema is left as it is.

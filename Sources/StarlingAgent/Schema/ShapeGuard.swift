@@ -28,14 +28,18 @@ public struct ShapeGuard: Sendable {
         try drift(try connection.query(Self.checkSQL, name: "agent.shape.check", prepared: true))
     }
 
-    /// ``check(connection:)`` after `statements` (trusted constant SQL without parameters, say a lock), in the
-    /// same round trip (one pipeline).
-    func check(after statements: [String], connection: PostgresConnection) throws -> Drift {
+    /// ``check(connection:)`` after `statements` (trusted constant SQL without parameters, say a lock): the
+    /// statements and the cache's key in one round trip (one pipeline), the catalog query only when `cache` holds
+    /// no result at that key.
+    func check(after statements: [String], cache: ShapeCache, connection: PostgresConnection) throws -> Drift {
         let results = try connection.pipeline(
             statements.map { PostgresStatement($0, name: "agent.shape.lock") }
-                + [PostgresStatement(Self.checkSQL, name: "agent.shape.check", prepared: true)])
-        guard let rows = results.last else { return [:] }
-        return try drift(rows)
+                + [PostgresStatement(ShapeCache.keySQL, name: "agent.shape.key", prepared: true)])
+        let key = try results.last?.first?.optionalString("key")
+        if let drift = cache.drift(at: key) { return drift }
+        let drift = try check(connection: connection)
+        cache.keep(drift, at: key)
+        return drift
     }
 
     /// Every installed table's recorded shape, stop reason, presence and catalog columns and key.

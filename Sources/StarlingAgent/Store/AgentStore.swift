@@ -26,14 +26,18 @@ public struct AgentStore: Sendable {
     /// The region's log history, stored with every applied page and every verdict batch (nil in tests that
     /// drive the store without an agent).
     public let history: LogHistory?
+    /// The last shape check and its key, shared by this store's copies (``ShapeCache``).
+    public let shapes: ShapeCache
 
     public init(
-        region: String, clockOffsetMicros: Int64 = 0, isSynchronousCommit: Bool = false, history: LogHistory? = nil
+        region: String, clockOffsetMicros: Int64 = 0, isSynchronousCommit: Bool = false, history: LogHistory? = nil,
+        shapes: ShapeCache = ShapeCache()
     ) {
         self.region = region
         self.clockOffsetMicros = clockOffsetMicros
         self.isSynchronousCommit = isSynchronousCommit
         self.history = history
+        self.shapes = shapes
     }
 
     /// A transaction without the WAL flush wait unless ``isSynchronousCommit`` (set with its `BEGIN`, one round
@@ -633,8 +637,7 @@ public struct AgentStore: Sendable {
             try retryStoppedSchemas(how: how, connection: connection)
             return (try ShapeGuard().check(connection: connection), held)
         }
-        guard let lock else { return (try ShapeGuard().check(connection: connection), held) }
-        return (try ShapeGuard().check(after: lock, connection: connection), held)
+        return (try ShapeGuard().check(after: lock ?? [], cache: shapes, connection: connection), held)
     }
 
     /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
