@@ -28,8 +28,10 @@ extension PostgresConnection {
     /// server and its error is thrown. The socket is non-blocking while the pipeline runs, and replies are
     /// read while statements are still being written, so a large batch cannot deadlock on full buffers.
     public func pipeline(_ statements: some Collection<PostgresStatement>) throws(PostgresError) -> [PostgresResult] {
-        // Read once: the statements to prepare are matched to the ones sent by position.
-        let statements = Array(statements)
+        // Read once: the statements to prepare are matched to the ones sent by position. A deferred BEGIN goes
+        // first, its results left out.
+        let begin = takeDeferredBegin().map { PostgresStatement($0, name: "begin") }
+        let statements = begin + Array(statements)
         let handle = try liveHandle(name: "pipeline")
         // Statements to run prepared are prepared first (libpq cannot prepare synchronously in pipeline mode).
         var preparedNames: [String?] = []
@@ -75,7 +77,7 @@ extension PostgresConnection {
         }
         try finishPipeline(handle)
         if let error = collector.firstError { throw dropSessionIfPreparedLost(error) }
-        return collector.results
+        return Array(collector.results.dropFirst(begin.count))
     }
 
     /// Queues one statement: by its prepared name when it has one, as text otherwise.

@@ -22,15 +22,42 @@ extension PostgresConnection {
     /// Transactions do not nest (a programmer error).
     ///
     /// `settings` (say `SET LOCAL synchronous_commit = off`) are sent with the `BEGIN`, in the same round trip, and
-    /// so is the session's ``transactionPrologue``.
+    /// so is the session's ``transactionPrologue``. With `deferBegin`, those go with the body's first statement
+    /// instead, in one pipeline (one round trip less); `settings` must then be one statement.
     @discardableResult
     public func transaction<T>(
-        isolation: PostgresIsolation? = nil, name: String? = nil, settings: String? = nil,
+        isolation: PostgresIsolation? = nil, name: String? = nil, settings: String? = nil, deferBegin: Bool = false,
         _ body: (PostgresConnection) throws -> T
     ) throws -> T {
-        precondition(!isInTransaction, "transaction() called inside an open transaction")
-        let begin = isolation?.sql ?? "BEGIN"
-        try executeScript([begin, settings, transactionPrologue].compactMap { $0 }.joined(separator: "; "), name: name)
+        try run(isolation: isolation, name: name, settings: settings, deferBegin: deferBegin, then: nil, body).value
+    }
+
+    /// ``transaction(isolation:name:settings:deferBegin:_:)`` whose `COMMIT` is followed by `query` (constant text,
+    /// no parameters) in the same round trip; returns the body's value and the query's result, read after the
+    /// commit (say the WAL position the commit reached).
+    public func transaction<T>(
+        name: String? = nil, settings: String? = nil, deferBegin: Bool = false, thenQuery query: String,
+        _ body: (PostgresConnection) throws -> T
+    ) throws -> (value: T, then: PostgresResult) {
+        let (value, then) = try run(
+            isolation: nil, name: name, settings: settings, deferBegin: deferBegin, then: query, body)
+        guard let then else {
+            throw PostgresError(code: .queryFailed, message: "no result after COMMIT", queryName: name)
+        }
+        return (value, then)
+    }
+
+    private func run<T>(
+        isolation: PostgresIsolation?, name: String?, settings: String?, deferBegin: Bool, then query: String?,
+        _ body: (PostgresConnection) throws -> T
+    ) throws -> (value: T, then: PostgresResult?) {
+        precondition(!isInTransaction && deferredBegin == nil, "transaction() called inside an open transaction")
+        let begin = [isolation?.sql ?? "BEGIN", settings, transactionPrologue].compactMap { $0 }
+        if deferBegin {
+            deferredBegin = begin
+        } else {
+            try executeScript(begin.joined(separator: "; "), name: name)
+        }
         let value: T
         do {
             value = try body(self)
@@ -44,18 +71,27 @@ extension PostgresConnection {
                 code: .queryFailed, message: "transaction aborted by an earlier statement error",
                 sqlState: "25P02", queryName: name)
         }
+        // A body that sent nothing never began: there is nothing to commit.
+        let began = deferredBegin == nil
+        deferredBegin = nil
         do {
-            try executeScript("COMMIT", name: name)
+            let script = (began ? ["COMMIT"] : []) + (query.map { [$0] } ?? [])
+            guard !script.isEmpty else { return (value, nil) }
+            let result = try executeScript(script.joined(separator: "; "), name: name)
+            return (value, query == nil ? nil : result)
         } catch {
             if isInTransaction { rollbackQuietly() }
             throw error
         }
-        return value
     }
 
     /// `ROLLBACK`, ignoring failure: used on paths that already have an error to report (a broken connection
     /// rolls back on the server by itself).
     func rollbackQuietly() {
+        if deferredBegin != nil {
+            deferredBegin = nil  // never sent: nothing began
+            return
+        }
         guard !isConnectionLost else { return }
         _ = try? executeScript("ROLLBACK", name: "rollback")
     }

@@ -31,6 +31,10 @@ public final class PostgresConnection {
     /// Statements sent with every `BEGIN` of ``transaction(isolation:name:settings:_:)`` on this session, in the same
     /// round trip: session state a transaction must reset (a replication origin session's commit timestamp).
     public var transactionPrologue: String?
+    /// The statements of a `BEGIN` not sent yet (``transaction(isolation:name:settings:deferBegin:_:)``): the next
+    /// statement takes them along in its round trip (`query`, `pipeline`, `executeScript`), any other use of the
+    /// connection sends them first.
+    var deferredBegin: [String]?
 
     /// How many statements one session prepares at most; past it, statements run unprepared (`PQexecParams`).
     public static let maxPreparedStatements = 256
@@ -142,6 +146,10 @@ public final class PostgresConnection {
     public func query(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil, prepared: Bool = false)
         throws(PostgresError) -> PostgresResult
     {
+        if deferredBegin != nil {
+            let results = try pipeline([PostgresStatement(sql, params, name: name, prepared: prepared)])
+            return results.last ?? PostgresResult(commandTag: "", affectedRows: 0)
+        }
         let handle = try liveHandle(name: name)
         let encoded = try EncodedParameters(params)
         if prepared, let statement = try preparedStatement(sql, types: encoded.types, handle: handle, name: name) {
@@ -210,8 +218,15 @@ public final class PostgresConnection {
     /// statement's result.
     @discardableResult
     public func executeScript(_ sql: String, name: String? = nil) throws(PostgresError) -> PostgresResult {
+        let begin = takeDeferredBegin()
         let handle = try liveHandle(name: name)
-        return try consume(PQexec(handle, sql), name: name)
+        return try consume(PQexec(handle, (begin + [sql]).joined(separator: "; ")), name: name)
+    }
+
+    /// The deferred `BEGIN`'s statements (empty when none), now the caller's to send.
+    func takeDeferredBegin() -> [String] {
+        defer { deferredBegin = nil }
+        return deferredBegin ?? []
     }
 
     /// The open handle, or `connectionFailed` when closed.
@@ -221,6 +236,9 @@ public final class PostgresConnection {
                 code: .connectionFailed, message: "connection is closed", queryName: name,
                 isConnectionLost: true)
         }
+        // A use that cannot take a deferred BEGIN along (COPY, LISTEN…) sends it first.
+        let begin = takeDeferredBegin()
+        if !begin.isEmpty { _ = try consume(PQexec(handle, begin.joined(separator: "; ")), name: name) }
         return handle
     }
 

@@ -143,6 +143,58 @@ struct PostgresConnectionTests {
         }
     }
 
+    /// Proves a deferred BEGIN: its settings and prologue hold from the body's first statement (sent with them in
+    /// one pipeline, whichever way: query, pipeline, script), a failure of the first statement or a throw rolls it
+    /// all back, a body that sends nothing leaves no transaction, and the query after COMMIT sees the commit from
+    /// outside the transaction.
+    @Test func deferredBeginAndQueryAfterCommit() async throws {
+        struct Boom: Error {}
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            defer { connection.close() }
+            try connection.executeScript("CREATE TABLE items (id bigint PRIMARY KEY)")
+            connection.transactionPrologue = "SET LOCAL statement_timeout = '42s'"
+            let setting = "SET LOCAL application_name = 'deferred'"
+            let first = try connection.transaction(settings: setting, deferBegin: true) { connection in
+                try connection.query(
+                    "INSERT INTO items VALUES (1) RETURNING current_setting('application_name') || ' ' "
+                        + "|| current_setting('statement_timeout') AS s", name: "first", prepared: true)[0].string("s")
+            }
+            #expect(first == "deferred 42s")
+            let piped = try connection.transaction(settings: setting, deferBegin: true) { connection in
+                try connection.pipeline([
+                    PostgresStatement("INSERT INTO items VALUES (2)"),
+                    PostgresStatement("SELECT current_setting('application_name') AS s"),
+                ]).map(\.count)
+            }
+            #expect(piped == [0, 1], "the BEGIN's results are not the caller's")
+            let scripted = try connection.transaction(settings: setting, deferBegin: true) { connection in
+                try connection.executeScript("SELECT current_setting('application_name') AS s")[0].string("s")
+            }
+            #expect(scripted == "deferred")
+            #expect(try connection.query("SELECT current_setting('application_name') AS s")[0].string("s") != "deferred")
+            #expect(throws: Boom.self) {
+                try connection.transaction(deferBegin: true) { connection in
+                    try connection.execute("INSERT INTO items VALUES (3)")
+                    throw Boom()
+                }
+            }
+            let duplicate = #expect(throws: PostgresError.self) {
+                try connection.transaction(deferBegin: true) { try $0.execute("INSERT INTO items VALUES (1)") }
+            }
+            #expect(duplicate?.sqlState == "23505")
+            try connection.transaction(deferBegin: true) { _ in }
+            #expect(!connection.isInTransaction)
+            let (value, then) = try connection.transaction(
+                deferBegin: true, thenQuery: "SELECT count(*) AS n, txid_current_if_assigned() IS NULL AS outside FROM items"
+            ) { connection in try connection.execute("INSERT INTO items VALUES (4)") }
+            #expect(value == 1)
+            #expect(try then[0].int64("n") == 3 && then[0].bool("outside"), "after the commit, outside it")
+            let ids = try connection.query("SELECT id FROM items ORDER BY id").map { try $0.int64(0) }
+            #expect(ids == [1, 2, 4])
+        }
+    }
+
     /// Proves a closed connection reports itself lost and fails statements instead of crashing.
     @Test func closedConnectionFailsCleanly() async throws {
         try await TestDatabase.with { db in

@@ -66,7 +66,9 @@ extension Agent {
             let summary = try store.apply(
                 serial, after: after, next: next, wal: wal, spill: spill, clearsParts: clears, connection: connection)
             if summary.applied > 0 {
-                queue.wrote(keys + summary.spilledKeys, at: try AgentStore.walInsertPosition(connection: connection))
+                queue.wrote(
+                    keys + summary.spilledKeys,
+                    at: try summary.position ?? AgentStore.walInsertPosition(connection: connection))
             }
             return summary
         }

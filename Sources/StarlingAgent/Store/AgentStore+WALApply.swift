@@ -101,10 +101,11 @@ extension AgentStore {
     }
 
     /// A WAL position at or after every commit so far on this connection (the insert position).
+    static let insertPositionSQL = "SELECT pg_current_wal_insert_lsn()::text AS lsn"
+
     static func walInsertPosition(connection: PostgresConnection) throws -> LSN {
-        let text = try connection.query(
-            "SELECT pg_current_wal_insert_lsn()::text AS lsn", name: "agent.wal.insertLSN", prepared: true
-        )[0].string("lsn")
+        let text = try connection.query(Self.insertPositionSQL, name: "agent.wal.insertLSN", prepared: true)[0]
+            .string("lsn")
         return try LSN(parsing: text, what: "pg_current_wal_insert_lsn")
     }
 }

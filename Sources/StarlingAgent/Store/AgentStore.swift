@@ -40,14 +40,17 @@ public struct AgentStore: Sendable {
         self.shapes = shapes
     }
 
-    /// A transaction without the WAL flush wait unless ``isSynchronousCommit`` (set with its `BEGIN`, one round
-    /// trip): one lost in a crash is done again (its cursor move or its verdicts' handling is lost with it).
+    /// A transaction without the WAL flush wait unless ``isSynchronousCommit`` (set with its `BEGIN`, which goes
+    /// with the body's first statement): one lost in a crash is done again (its cursor move or its verdicts'
+    /// handling is lost with it).
     func relaxedTransaction<T>(
         _ connection: PostgresConnection, name: String, _ body: (PostgresConnection) throws -> T
     ) throws -> T {
-        try connection.transaction(
-            name: name, settings: isSynchronousCommit ? nil : "SET LOCAL synchronous_commit = off", body)
+        try connection.transaction(name: name, settings: relaxedSettings, deferBegin: true, body)
     }
+
+    /// What ``relaxedTransaction(_:name:_:)`` sets with its `BEGIN` (one statement).
+    var relaxedSettings: String? { isSynchronousCommit ? nil : "SET LOCAL synchronous_commit = off" }
 
     /// The pull cursor and the last HLC.
     public func state(connection: PostgresConnection) throws -> (cursor: Int64, lastHLC: Int64) {
@@ -430,7 +433,9 @@ public struct AgentStore: Sendable {
         promised?.deferredThrough = spill == nil ? wal?.deferredThrough : nil
         let position = history?.current
         let batchTables = Set(entries.map(\.table)).union(spill?.tables ?? []).sorted()
-        return try relaxedTransaction(connection, name: "agent.apply") { connection in
+        // The BEGIN goes with the cursor's statement; under WAL capture the commit's WAL position comes back with
+        // the COMMIT (``ApplySummary/position``): two round trips fewer.
+        func body(_ connection: PostgresConnection) throws -> ApplySummary {
             // One statement moves the cursor (taking the state row's lock; no row means the batch is stale), saves
             // the log history, finds the tables to lock and whether entries are held, and writes the marker into the
             // WAL before any row of a synced table (what it writes earlier is Starling's own bookkeeping).
@@ -486,6 +491,13 @@ public struct AgentStore: Sendable {
             if spill != nil { try Self.dropSpilled(through: next, connection: connection) }
             return summary
         }
+        guard wal != nil else {
+            return try connection.transaction(name: "agent.apply", settings: relaxedSettings, deferBegin: true, body)
+        }
+        var (summary, then) = try connection.transaction(
+            name: "agent.apply", settings: relaxedSettings, deferBegin: true, thenQuery: Self.insertPositionSQL, body)
+        summary.position = try LSN(parsing: try then[0].string("lsn"), what: "pg_current_wal_insert_lsn")
+        return summary
     }
 
     /// Applies pulled entries inside the caller's transaction: own non-rewritten ones are skipped, those of a
@@ -983,6 +995,8 @@ public struct ApplySummary: Sendable, Hashable {
     /// Under WAL capture, the keys of the spilled entries applied (the caller knows its in-memory entries' keys):
     /// the capture queue's overwrite check needs them (``CaptureQueue/wrote(_:at:)``).
     public var spilledKeys: [TableKey] = []
+    /// Under WAL capture, the WAL insert position read right after the commit (at or after its commit record).
+    public var position: LSN?
 
     public init(isStale: Bool = false) {
         self.isStale = isStale
