@@ -103,7 +103,10 @@ wal_level = logical
 track_commit_timestamp = on
 max_worker_processes = 32
 max_wal_senders = 64
-max_replication_slots = 128
+# Every agent of the suites running at once holds a replication origin per apply worker (up to PostgreSQL 17
+# their states take slots of max_replication_slots): with 128, concurrent suites ran out and agents fell back to
+# one worker, so the parallel apply's test saw no parts.
+max_replication_slots = 256
 CONF
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
         || { cat "$dir/postgres.log" >&2; starling_die "postgres did not start"; }

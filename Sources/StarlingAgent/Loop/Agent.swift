@@ -830,7 +830,8 @@ public final class Agent: Sendable {
             let active = capture.withLock { $0 }
             let slot = active.mode == .wal ? active.setup?.name : nil
             let (depth, letters, retained) = try await statusDatabase.run(during: "status") { connection in
-                (try store.outboxDepth(connection: connection) + queued,
+                try CatalogCache.compact(connection: connection)
+                return (try store.outboxDepth(connection: connection) + queued,
                  try store.unreportedDeadLetters(limit: 100, connection: connection),
                  try slot.flatMap { name throws in try connection.replicationSlot(named: name)?.retainedWALBytes })
             }

@@ -20,6 +20,6 @@ public enum AgentMigrations {
         PostgresMigration(embeddedFile: "0009_spilled_entries.sql", PackageResources._009_spilled_entries_sql),
         PostgresMigration(embeddedFile: "0010_schema_changes.sql", PackageResources._010_schema_changes_sql),
         PostgresMigration(embeddedFile: "0011_apply_parts.sql", PackageResources._011_apply_parts_sql),
-        PostgresMigration(embeddedFile: "0012_ddl_generation.sql", PackageResources._012_ddl_generation_sql),
+        PostgresMigration(embeddedFile: "0012_ddl_events.sql", PackageResources._012_ddl_events_sql),
     ]
 }

@@ -123,7 +123,7 @@ public struct AgentSchema: Sendable {
     ///
     /// With it goes the DDL counter's event trigger (`starling.count_ddl`, Migrations/agent/0012), enabled ALWAYS so
     /// that a session in `session_replication_role = replica` counts too: applies then check the shapes only when
-    /// DDL ran (``ShapeCache``).
+    /// DDL ran (``CatalogCache``).
     public func installSchemaCapture(connection: PostgresConnection) throws -> Bool {
         try connection.transaction(name: "agent.install.schemaCapture") { connection in
             let rows = try connection.query(

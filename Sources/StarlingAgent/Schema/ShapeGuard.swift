@@ -31,10 +31,10 @@ public struct ShapeGuard: Sendable {
     /// ``check(connection:)`` after `statements` (trusted constant SQL without parameters, say a lock): the
     /// statements and the cache's key in one round trip (one pipeline), the catalog query only when `cache` holds
     /// no result at that key.
-    func check(after statements: [String], cache: ShapeCache, connection: PostgresConnection) throws -> Drift {
+    func check(after statements: [String], cache: CatalogCache, connection: PostgresConnection) throws -> Drift {
         let results = try connection.pipeline(
             statements.map { PostgresStatement($0, name: "agent.shape.lock") }
-                + [PostgresStatement(ShapeCache.keySQL, name: "agent.shape.key", prepared: true)])
+                + [PostgresStatement(CatalogCache.keySQL, name: "agent.shape.key", prepared: true)])
         let key = try results.last?.first?.optionalString("key")
         if let drift = cache.drift(at: key) { return drift }
         let drift = try check(connection: connection)

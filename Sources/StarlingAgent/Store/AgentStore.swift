@@ -26,18 +26,19 @@ public struct AgentStore: Sendable {
     /// The region's log history, stored with every applied page and every verdict batch (nil in tests that
     /// drive the store without an agent).
     public let history: LogHistory?
-    /// The last shape check and its key, shared by this store's copies (``ShapeCache``).
-    public let shapes: ShapeCache
+    /// What applies read from the catalog, by the key it was read at, shared by this store's copies
+    /// (``CatalogCache``).
+    public let catalog: CatalogCache
 
     public init(
         region: String, clockOffsetMicros: Int64 = 0, isSynchronousCommit: Bool = false, history: LogHistory? = nil,
-        shapes: ShapeCache = ShapeCache()
+        catalog: CatalogCache = CatalogCache()
     ) {
         self.region = region
         self.clockOffsetMicros = clockOffsetMicros
         self.isSynchronousCommit = isSynchronousCommit
         self.history = history
-        self.shapes = shapes
+        self.catalog = catalog
     }
 
     /// A transaction without the WAL flush wait unless ``isSynchronousCommit`` (set with its `BEGIN`, which goes
@@ -438,20 +439,33 @@ public struct AgentStore: Sendable {
         func body(_ connection: PostgresConnection) throws -> ApplySummary {
             // One statement moves the cursor (taking the state row's lock; no row means the batch is stale), saves
             // the log history, finds the tables to lock and whether entries are held, and writes the marker into the
-            // WAL before any row of a synced table (what it writes earlier is Starling's own bookkeeping).
+            // WAL before any row of a synced table (what it writes earlier is Starling's own bookkeeping). What it
+            // finds in the catalog is read only when the catalog's key is not the one it was last read at for these
+            // tables (``CatalogCache``): a `CASE` branch's subquery runs only when taken.
+            let cached = catalog.applyCatalog(for: batchTables)
             let state = try connection.query(
                 """
                 UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now(),
                     known_seq = CASE WHEN $5::bigint IS NULL THEN known_seq ELSE greatest(known_seq, $5) END,
                     log_terms = coalesce($6::jsonb, log_terms)
+                FROM (SELECT \(CatalogCache.keyExpression) AS key, EXISTS (SELECT 1 FROM starling.held_entries) AS held) k
                 WHERE cursor = $3
-                RETURNING (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text AS tables,
-                          (SELECT coalesce(json_object_agg(t.table_name, t.renamed), '{}') FROM starling.synced_tables t
-                           WHERE t.renamed <> '{}')::text AS renamed,
-                          \(Self.lockableSQL(batchTables: "$4")),
+                RETURNING k.key, k.held,
+                          CASE WHEN k.key = $10 THEN NULL ELSE
+                              (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text
+                          END AS tables,
+                          CASE WHEN k.key = $10 THEN NULL ELSE
+                              (SELECT coalesce(json_object_agg(t.table_name, t.renamed), '{}') FROM starling.synced_tables t
+                               WHERE t.renamed <> '{}')::text
+                          END AS renamed,
+                          CASE WHEN k.key = $10 AND NOT k.held THEN NULL
+                               ELSE \(Self.lockableExpression(batchTables: "$4")) END AS lockable,
+                          CASE WHEN k.key = $10 THEN $11::boolean ELSE \(Self.sideWritesSQL(batchTables: "$4")) END
+                              AS side_writes,
                           CASE WHEN $7::text IS NOT NULL THEN pg_logical_emit_message(true, $7,
-                              CASE WHEN $9::text IS NOT NULL AND NOT EXISTS (SELECT 1 FROM starling.held_entries)
-                                        AND NOT \(Self.sideWritesSQL(batchTables: "$4"))
+                              CASE WHEN $9::text IS NOT NULL AND NOT k.held
+                                        AND NOT (CASE WHEN k.key = $10 THEN $11::boolean
+                                                      ELSE \(Self.sideWritesSQL(batchTables: "$4")) END)
                                    THEN $9 ELSE $8 END)::text END AS marker
                 """,
                 [
@@ -459,11 +473,12 @@ public struct AgentStore: Sendable {
                     position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
                     marker == nil ? .null : .text(CaptureLedger.Marker.prefix), marker.map { .text($0.text) } ?? .null,
                     promised?.deferredThrough == nil ? .null : promised.map { .text($0.text) } ?? .null,
+                    cached.map { .text($0.key) } ?? .null, cached.map { .bool($0.catalog.sideWrites) } ?? .null,
                 ], name: "agent.apply.cursor", prepared: true)
             guard let row = state.first else { return ApplySummary(isStale: true) }
             if clearsParts { try Self.clearParts(after: after, next: next, connection: connection) }
-            let renames = try Self.renames(try row.string("renamed"))
-            let tables = Set((try JSONValue(parsing: try row.string("tables")).arrayValue ?? []).compactMap(\.stringValue))
+            let found = try applyCatalog(row, batchTables: batchTables, cached: cached)
+            let (renames, tables) = (found.renames, found.tables)
             var summary = ApplySummary()
             var entries = entries
             if let pendingKeys = wal?.pendingKeys {
@@ -471,8 +486,7 @@ public struct AgentStore: Sendable {
             }
             let how = SchemaApply(captureTriggers: wal == nil || wal?.versions == nil, announce: wal != nil)
             // A stopped table's schema change is tried again by the held-entries round, not by every apply.
-            let shapes = try lockAndCheckShapes(
-                Self.lockable(row), held: try row.bool("held"), how: nil, connection: connection)
+            let shapes = try lockAndCheckShapes(found.lockable, held: try row.bool("held"), how: nil, connection: connection)
             summary.stoppedTables = shapes.drift
             let versions = wal?.versions
             if shapes.hasHeldEntries {
@@ -617,18 +631,47 @@ public struct AgentStore: Sendable {
     /// The columns `lockable` (the synced tables present among `batchTables`, a `text[]` expression, and those with
     /// held entries, as a JSON array) and `held` (whether any entry is held).
     static func lockableSQL(batchTables: String) -> String {
+        "\(lockableExpression(batchTables: batchTables)) AS lockable, EXISTS (SELECT 1 FROM starling.held_entries) AS held"
+    }
+
+    /// `lockable` of ``lockableSQL(batchTables:)`` alone.
+    static func lockableExpression(batchTables: String) -> String {
         """
         (SELECT array_to_json(array(
              SELECT s.table_name FROM starling.synced_tables s JOIN pg_class c ON c.oid = s.relation_oid
              WHERE s.table_name = ANY(\(batchTables))
                 OR s.table_name IN (SELECT DISTINCT h.table_name FROM starling.held_entries h)
-             ORDER BY s.table_name)))::text AS lockable,
-        EXISTS (SELECT 1 FROM starling.held_entries) AS held
+             ORDER BY s.table_name)))::text
         """
     }
 
     static func lockable(_ row: PostgresRow) throws -> [String] {
-        (try JSONValue(parsing: try row.string("lockable")).arrayValue ?? []).compactMap(\.stringValue)
+        try names(try row.string("lockable"))
+    }
+
+    /// A JSON array of names.
+    static func names(_ text: String) throws -> [String] {
+        (try JSONValue(parsing: text).arrayValue ?? []).compactMap(\.stringValue)
+    }
+
+    /// What the apply's cursor statement found in the catalog: read by it (and kept for the next apply on the same
+    /// tables, unless entries are held: its `lockable` then names their tables too), or the cached one when the
+    /// statement found the catalog's key unchanged (``CatalogCache``).
+    private func applyCatalog(
+        _ row: PostgresRow, batchTables: [String], cached: (key: String, catalog: CatalogCache.ApplyCatalog)?
+    ) throws -> CatalogCache.ApplyCatalog {
+        let key = try row.optionalString("key")
+        let lockable = try row.optionalString("lockable").map(Self.names)
+        if let cached, key == cached.key {
+            var found = cached.catalog
+            if let lockable { found.lockable = lockable }
+            return found
+        }
+        let found = CatalogCache.ApplyCatalog(
+            tables: Set(try Self.names(try row.string("tables"))), renames: try Self.renames(try row.string("renamed")),
+            lockable: lockable ?? [], sideWrites: try row.bool("side_writes"))
+        catalog.keep(found, for: batchTables, at: try row.bool("held") ? nil : key)
+        return found
     }
 
     /// Locks `lockable` and checks the shapes (see above); `held`: whether entries are held.
@@ -649,7 +692,7 @@ public struct AgentStore: Sendable {
             try retryStoppedSchemas(how: how, connection: connection)
             return (try ShapeGuard().check(connection: connection), held)
         }
-        return (try ShapeGuard().check(after: lock ?? [], cache: shapes, connection: connection), held)
+        return (try ShapeGuard().check(after: lock ?? [], cache: catalog, connection: connection), held)
     }
 
     /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
