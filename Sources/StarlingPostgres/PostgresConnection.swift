@@ -28,8 +28,9 @@ public final class PostgresConnection {
         var types: [UInt32]
     }
 
-    /// Statements sent with every `BEGIN` of ``transaction(isolation:name:settings:_:)`` on this session, in the same
-    /// round trip: session state a transaction must reset (a replication origin session's commit timestamp).
+    /// A statement sent with every `BEGIN` of ``transaction(isolation:name:settings:deferBegin:_:)`` on this
+    /// session, in the same round trip: session state a transaction must reset (a replication origin session's commit
+    /// timestamp). One statement: a deferred `BEGIN` sends it in a pipeline.
     public var transactionPrologue: String?
     /// The statements of a `BEGIN` not sent yet (``transaction(isolation:name:settings:deferBegin:_:)``): the next
     /// statement takes them along in its round trip (`query`, `pipeline`, `executeScript`), any other use of the

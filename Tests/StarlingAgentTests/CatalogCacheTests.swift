@@ -102,6 +102,15 @@ struct CatalogCacheTests {
             _ = try apply()
             #expect(store.catalog.shapeChecks == checks + 2, "without the count every apply checks")
             #expect(store.catalog.applyCatalogReads == reads + 2, "and reads the catalog")
+            // DDL while the count is off is not counted; the trigger enabled again is a new key all the same.
+            _ = try apply()
+            try connection.execute("ALTER EVENT TRIGGER \(AgentSchema.ddlCountTrigger) ENABLE ALWAYS")
+            _ = try apply()
+            try connection.execute("ALTER EVENT TRIGGER \(AgentSchema.ddlCountTrigger) DISABLE")
+            try connection.execute("ALTER TABLE items ADD COLUMN unseen text")
+            try connection.execute("ALTER EVENT TRIGGER \(AgentSchema.ddlCountTrigger) ENABLE ALWAYS")
+            let unseen = try apply()
+            #expect(unseen.held == 1 && unseen.stoppedTables.keys.sorted() == ["public.items"])
         }
     }
 }

@@ -169,7 +169,10 @@ struct ParallelApplyAgentTests {
             try await waitUntil("the hub logged r1's 30 changes") { try await WALCaptureTests.logged(cluster, from: "r1") == 30 }
             let second = try cluster.startAgent("r2", tune: WALCaptureTests.wal)
             try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
-            #expect(second.progress.parallelParts >= 2)
+            let (workers, progress) = (second.agent.capture.withLock { $0.applyWorkers }, second.progress)
+            #expect(
+                progress.parallelParts >= 2,
+                "workers \(workers), stopped \(progress.stoppedTables), last error \(progress.lastError ?? "none")")
             for id in [3, 7, 11] { try await r2.execute("UPDATE items SET note = 'r2' WHERE id = $1", [.int(id)]) }
             try await waitUntil("the hub decided r2's changes") {
                 let logged = try await WALCaptureTests.logged(cluster, from: "r2")

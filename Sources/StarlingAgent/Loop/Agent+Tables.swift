@@ -62,6 +62,7 @@ extension Agent {
         let isWAL = capture.withLock { $0.mode } == .wal
         let (applied, versions) = try await bootstrapper.runJoined(tables: joined, marksVersions: isWAL)
         captureQueue.recordVersions(versions)
+        outboxFoundEmpty.withLock { $0 = nil }  // their local rows went into the outbox (adopted as inserts)
         logger.info("tables joined", metadata: [AgentLogKey.table: "\(joined)", AgentLogKey.count: "\(applied)"])
     }
 }

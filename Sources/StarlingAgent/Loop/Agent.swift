@@ -87,8 +87,9 @@ public final class Agent: Sendable {
     /// Touched by the push task only (`pushPending`); a mutex keeps the class `Sendable`.
     private let outboxVacuum = Mutex(OutboxVacuum())
     /// WAL capture: when the outbox was last found empty (and the shapes checked), and the rewind count then.
-    /// Nothing else writes the outbox under WAL capture once it is no longer switching, so until a rewind the
-    /// push reads it (and checks the shapes) once a second only, not before every push of captured changes.
+    /// Under WAL capture, once no longer switching, only rewinds (counted) and bootstraps (which reset this) write
+    /// the outbox, so the push reads it (and checks the shapes) once a second only, not before every push of
+    /// captured changes.
     let outboxFoundEmpty = Mutex<(at: ContinuousClock.Instant, rewinds: Int)?>(nil)
     /// Set when a stopped table resumed (and at start): the pull task then applies its held entries.
     private let heldResumeDue = Mutex(false)
@@ -889,7 +890,7 @@ public final class Agent: Sendable {
         let (cursor, applied, versions) = try await bootstrapper.run(
             tables: tables, isFresh: isFresh, marksVersions: isWAL)
         captureQueue.recordVersions(versions)
-        outboxFoundEmpty.withLock { $0 = nil }  // a joining table's rows may have gone into the outbox
+        outboxFoundEmpty.withLock { $0 = nil }  // local rows may have gone into the outbox (adopted as inserts)
         shared.withLock { $0.progress.cursor = cursor }
         // The cursor jumped to the snapshot's seq: the terms crossed before say nothing of it.
         try await resetLogHistory(LogHistory.Position(known: cursor))

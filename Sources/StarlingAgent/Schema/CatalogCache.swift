@@ -12,7 +12,8 @@ import Synchronization
 /// What both read changes with DDL only (columns, keys, triggers, rules, foreign keys, a dropped table: the event
 /// trigger counts them in their own transaction) or with a row of `starling.synced_tables` (a stop, a new shape, a
 /// rename): either changes the key. Without the counting event trigger (a role that may not create one, or one
-/// disabled) the key is NULL and every apply reads everything, as it always did. A result older than ``maxAge`` is
+/// disabled) the key is NULL and every apply reads everything, as it always did; enabling it again changes its
+/// catalog row, which is part of the key too (DDL run while it was disabled was not counted). A result older than ``maxAge`` is
 /// read again all the same.
 ///
 /// Shared by the copies of one ``AgentStore`` (its apply connections); a lock guards the values.
@@ -54,12 +55,11 @@ public final class CatalogCache: Sendable {
 
     /// The key as one scalar: NULL without the counting event trigger.
     static let keyExpression = """
-        (SELECT g.epoch::text || '/' || d.n::text || '.' || d.newest::text || '/'
+        (SELECT e.xmin::text || '/' || g.epoch::text || '/' || d.n::text || '.' || d.newest::text || '/'
                 || coalesce((SELECT string_agg(s.xmin::text, ',' ORDER BY s.table_name) FROM starling.synced_tables s), '')
-         FROM starling.ddl_epoch g,
+         FROM pg_event_trigger e, starling.ddl_epoch g,
               (SELECT count(*) AS n, coalesce(max(id), 0) AS newest FROM starling.ddl_events) d
-         WHERE EXISTS (SELECT 1 FROM pg_event_trigger e
-                       WHERE e.evtname = '\(AgentSchema.ddlCountTrigger)' AND e.evtenabled = 'A'))
+         WHERE e.evtname = '\(AgentSchema.ddlCountTrigger)' AND e.evtenabled = 'A')
         """
 
     /// Rows of `starling.ddl_events` past which ``compact(connection:)`` deletes the older ones.
@@ -86,10 +86,11 @@ public final class CatalogCache: Sendable {
         return state.withLock { Self.recent($0.shapes, key: key) }
     }
 
-    /// Keeps `drift`, just checked at `key` (nothing without one).
+    /// Keeps `drift`, just checked at `key`. Without a key (the counting trigger is gone or disabled: DDL is not
+    /// counted meanwhile) everything kept goes, so a trigger enabled again cannot bring back an old key's values.
     func keep(_ drift: ShapeGuard.Drift, at key: String?) {
         shapeReads.add(1, ordering: .relaxed)
-        guard let key else { return }
+        guard let key else { return forgetAll() }
         state.withLock { $0.shapes = Kept(key: key, value: drift, at: .now) }
     }
 
@@ -104,16 +105,21 @@ public final class CatalogCache: Sendable {
         }
     }
 
-    /// Keeps `catalog`, just read for `batchTables` at `key` (nothing without one).
-    func keep(_ catalog: ApplyCatalog, for batchTables: [String], at key: String?) {
+    /// Keeps `catalog`, just read for `batchTables` at `key`; `key` nil: as in ``keep(_:at:)``, or `forgets` false
+    /// when the read had no key to keep it under for another reason (entries held).
+    func keep(_ catalog: ApplyCatalog, for batchTables: [String], at key: String?, forgets: Bool = true) {
         applyReads.add(1, ordering: .relaxed)
-        guard let key else { return }
+        guard let key else { return forgets ? forgetAll() : () }
         state.withLock { state in
             if state.applies[batchTables] == nil && state.applies.count >= Self.maxApplySets {
                 state.applies.removeAll()
             }
             state.applies[batchTables] = Kept(key: key, value: catalog, at: .now)
         }
+    }
+
+    private func forgetAll() {
+        state.withLock { $0 = State() }
     }
 
     private static func recent<Value>(_ kept: Kept<Value>?, key: String) -> Value? {

@@ -670,7 +670,8 @@ public struct AgentStore: Sendable {
         let found = CatalogCache.ApplyCatalog(
             tables: Set(try Self.names(try row.string("tables"))), renames: try Self.renames(try row.string("renamed")),
             lockable: lockable ?? [], sideWrites: try row.bool("side_writes"))
-        catalog.keep(found, for: batchTables, at: try row.bool("held") ? nil : key)
+        let held = try row.bool("held")
+        catalog.keep(found, for: batchTables, at: held ? nil : key, forgets: key == nil)
         return found
     }
 
