@@ -13,8 +13,8 @@ import Synchronization
 /// trigger counts them in their own transaction) or with a row of `starling.synced_tables` (a stop, a new shape, a
 /// rename): either changes the key. Without the counting event trigger (a role that may not create one, or one
 /// disabled) the key is NULL and every apply reads everything, as it always did; enabling it again changes its
-/// catalog row, which is part of the key too (DDL run while it was disabled was not counted). A result older than ``maxAge`` is
-/// read again all the same.
+/// catalog row, which is part of the key too (DDL run while it was disabled was not counted). A result older than
+/// ``maxAge`` is read again all the same.
 ///
 /// Shared by the copies of one ``AgentStore`` (its apply connections); a lock guards the values.
 public final class CatalogCache: Sendable {
@@ -105,11 +105,12 @@ public final class CatalogCache: Sendable {
         }
     }
 
-    /// Keeps `catalog`, just read for `batchTables` at `key`; `key` nil: as in ``keep(_:at:)``, or `forgets` false
-    /// when the read had no key to keep it under for another reason (entries held).
-    func keep(_ catalog: ApplyCatalog, for batchTables: [String], at key: String?, forgets: Bool = true) {
+    /// Keeps `catalog`, just read for `batchTables` at `key` (nil: as in ``keep(_:at:)``). Not while entries are
+    /// `held`: its `lockable` then names their tables too.
+    func keep(_ catalog: ApplyCatalog, for batchTables: [String], at key: String?, held: Bool) {
         applyReads.add(1, ordering: .relaxed)
-        guard let key else { return forgets ? forgetAll() : () }
+        guard let key else { return forgetAll() }
+        guard !held else { return }
         state.withLock { state in
             if state.applies[batchTables] == nil && state.applies.count >= Self.maxApplySets {
                 state.applies.removeAll()

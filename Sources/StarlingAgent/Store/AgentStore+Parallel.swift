@@ -68,8 +68,7 @@ extension AgentStore {
                         dueToTables: true)
                 }
                 try Self.emit(marker, connection: connection)
-                let tables = Set(
-                    (try JSONValue(parsing: try row.string("tables")).arrayValue ?? []).compactMap(\.stringValue))
+                let tables = Set(try Self.names(try row.string("tables")))
                 var summary = ApplySummary()
                 var applicable = entries
                 try deferPending(&applicable, pendingKeys: wal.pendingKeys, summary: &summary, connection: connection)

@@ -448,9 +448,13 @@ public struct AgentStore: Sendable {
                 UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now(),
                     known_seq = CASE WHEN $5::bigint IS NULL THEN known_seq ELSE greatest(known_seq, $5) END,
                     log_terms = coalesce($6::jsonb, log_terms)
-                FROM (SELECT \(CatalogCache.keyExpression) AS key, EXISTS (SELECT 1 FROM starling.held_entries) AS held) k
+                FROM (SELECT c.key, c.held,
+                             CASE WHEN c.key = $10 THEN $11::boolean ELSE \(Self.sideWritesSQL(batchTables: "$4")) END
+                                 AS side_writes
+                      FROM (SELECT \(CatalogCache.keyExpression) AS key,
+                                   EXISTS (SELECT 1 FROM starling.held_entries) AS held) c) k
                 WHERE cursor = $3
-                RETURNING k.key, k.held,
+                RETURNING k.key, k.held, k.side_writes,
                           CASE WHEN k.key = $10 THEN NULL ELSE
                               (SELECT coalesce(json_agg(t.table_name), '[]') FROM starling.synced_tables t)::text
                           END AS tables,
@@ -460,12 +464,8 @@ public struct AgentStore: Sendable {
                           END AS renamed,
                           CASE WHEN k.key = $10 AND NOT k.held THEN NULL
                                ELSE \(Self.lockableExpression(batchTables: "$4")) END AS lockable,
-                          CASE WHEN k.key = $10 THEN $11::boolean ELSE \(Self.sideWritesSQL(batchTables: "$4")) END
-                              AS side_writes,
                           CASE WHEN $7::text IS NOT NULL THEN pg_logical_emit_message(true, $7,
-                              CASE WHEN $9::text IS NOT NULL AND NOT k.held
-                                        AND NOT (CASE WHEN k.key = $10 THEN $11::boolean
-                                                      ELSE \(Self.sideWritesSQL(batchTables: "$4")) END)
+                              CASE WHEN $9::text IS NOT NULL AND NOT k.held AND NOT k.side_writes
                                    THEN $9 ELSE $8 END)::text END AS marker
                 """,
                 [
@@ -670,8 +670,7 @@ public struct AgentStore: Sendable {
         let found = CatalogCache.ApplyCatalog(
             tables: Set(try Self.names(try row.string("tables"))), renames: try Self.renames(try row.string("renamed")),
             lockable: lockable ?? [], sideWrites: try row.bool("side_writes"))
-        let held = try row.bool("held")
-        catalog.keep(found, for: batchTables, at: held ? nil : key, forgets: key == nil)
+        catalog.keep(found, for: batchTables, at: key, held: try row.bool("held"))
         return found
     }
 
