@@ -48,27 +48,12 @@ extension AgentStore {
         for index in groups.notInstalled { statuses[index] = .skippedVersion }
         var fallbacks = 0
         for (table, indices) in groups.tables {
-            // The newest image of each key, in seq order; the older ones would be overwritten in this transaction.
-            var seen = Set<TableKey>()
-            seen.reserveCapacity(indices.count)
-            let newest = indices.reversed().filter { seen.insert(TableKey(table: table, key: images[$0].key)).inserted }
-                .reversed()
-            var upserts = JSONBatchWriter()
-            var deletes = JSONBatchWriter()
-            for index in newest {
-                let image = images[index]
-                if image.row == nil && image.rowJSON == nil {
-                    deletes.append(deleting: image.key)
-                } else {
-                    upserts.append(row: image.row, rowJSON: image.rowJSON)
-                }
-            }
-            let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))
+            let batch = try Self.walBatch(images, indices: indices, table: table)
             let result = try connection.query(
-                "SELECT error_state FROM \(sql.applyWALBatchFunction)($1::jsonb, $2::jsonb)",
-                [upserts.isEmpty ? .null : .text(upserts.finish()), deletes.isEmpty ? .null : .text(deletes.finish())],
+                "SELECT error_state FROM \(batch.function)($1::jsonb, $2::jsonb)", batch.documents,
                 name: "agent.apply.walBatch", prepared: true)[0]
             guard try result.optionalString("error_state") != nil else { continue }
+            let (newest, sql) = (batch.newest, try TableSQL(shape: TableShape(name: table, columns: [], key: [])))
             fallbacks += 1
             for index in newest {
                 let image = images[index]
@@ -84,6 +69,33 @@ extension AgentStore {
             }
         }
         return ImageStatuses(statuses: statuses, batchFallbacks: fallbacks)
+    }
+
+    /// One table's call of its WAL batch function: the newest image of each key among `indices` (in seq order; the
+    /// older ones would be overwritten in this transaction anyway) as its two documents, upserts and deletes.
+    static func walBatch(_ images: [Image], indices: [Int], table: String) throws
+        -> (function: String, documents: [PostgresValue], newest: [Int])
+    {
+        var seen = Set<TableKey>()
+        seen.reserveCapacity(indices.count)
+        let newest = Array(
+            indices.reversed().filter { seen.insert(TableKey(table: table, key: images[$0].key)).inserted }.reversed())
+        var upserts = JSONBatchWriter()
+        var deletes = JSONBatchWriter()
+        for index in newest {
+            let image = images[index]
+            if image.row == nil && image.rowJSON == nil {
+                deletes.append(deleting: image.key)
+            } else {
+                upserts.append(row: image.row, rowJSON: image.rowJSON)
+            }
+        }
+        let sql = try TableSQL(shape: TableShape(name: table, columns: [], key: []))
+        return (
+            sql.applyWALBatchFunction,
+            [upserts.isEmpty ? .null : .text(upserts.finish()), deletes.isEmpty ? .null : .text(deletes.finish())],
+            newest
+        )
     }
 
     /// The version rows above `cursor` (written by trigger capture's verdicts, or by a bootstrap's heads): what

@@ -356,7 +356,13 @@ public struct AgentStore: Sendable {
     /// transaction that handles the key's last pending verdict applies them again.
     func deferEntries(_ entries: [LogEntry], connection: PostgresConnection) throws {
         guard !entries.isEmpty else { return }
-        try connection.query(
+        let statement = Self.deferring(entries)
+        try connection.query(statement.sql, statement.params, name: statement.name, prepared: statement.prepared)
+    }
+
+    /// The statement of ``deferEntries(_:connection:)``.
+    static func deferring(_ entries: [LogEntry]) -> PostgresStatement {
+        PostgresStatement(
             """
             INSERT INTO starling.deferred_entries (seq, table_name, key, entry)
             SELECT * FROM unnest($1::bigint[], $2::text[], $3::jsonb[], $4::text[]) ON CONFLICT (seq) DO NOTHING
@@ -505,12 +511,25 @@ public struct AgentStore: Sendable {
             if spill != nil { try Self.dropSpilled(through: next, connection: connection) }
             return summary
         }
-        guard wal != nil else {
+        guard let wal, let marker, let promised else {
             return try connection.transaction(name: "agent.apply", settings: relaxedSettings, deferBegin: true, body)
+        }
+        var refused = false
+        if let versions = wal.versions, spill == nil, !clearsParts {
+            do {
+                let page = OneTripPage(
+                    entries: entries, after: after, next: next, maxHLC: maxHLC, batchTables: batchTables,
+                    marker: marker, promised: promised, pendingKeys: wal.pendingKeys, versions: versions)
+                if let summary = try applyInOneTrip(page, connection: connection) { return summary }
+            } catch let error as PostgresError where error.sqlState == Self.refusedState {
+                // A check failed on the server: nothing of it remains, and the page is applied the full way below.
+                refused = true
+            }
         }
         var (summary, then) = try connection.transaction(
             name: "agent.apply", settings: relaxedSettings, deferBegin: true, thenQuery: Self.insertPositionSQL, body)
         summary.position = try LSN(parsing: try then[0].string("lsn"), what: "pg_current_wal_insert_lsn")
+        summary.refusedOneTrip = refused
         return summary
     }
 
@@ -522,6 +541,19 @@ public struct AgentStore: Sendable {
         _ entries: [LogEntry], tables: Set<String>, drift: ShapeGuard.Drift, versions: [TableKey: Int64]?,
         renames: [String: [String: String]] = [:], summary: inout ApplySummary, connection: PostgresConnection
     ) throws {
+        let (applicable, held) = sortPulled(
+            entries, drift: drift, versions: versions, renames: renames, summary: &summary)
+        try hold(held, connection: connection)
+        summary.held += held.count
+        try applyEntries(applicable, tables: tables, inMemory: versions != nil, summary: &summary, connection: connection)
+    }
+
+    /// Sorts pulled entries: own non-rewritten ones and (with `versions`) superseded ones are counted as skipped,
+    /// those of a stopped table are to be held, the rest are to be applied (renamed columns renamed).
+    func sortPulled(
+        _ entries: [LogEntry], drift: ShapeGuard.Drift, versions: [TableKey: Int64]?, renames: [String: [String: String]],
+        summary: inout ApplySummary
+    ) -> (applicable: [LogEntry], held: [LogEntry]) {
         var applicable: [LogEntry] = []
         var held: [LogEntry] = []
         applicable.reserveCapacity(entries.count)
@@ -538,9 +570,7 @@ public struct AgentStore: Sendable {
                 applicable.append(entry)
             }
         }
-        try hold(held, connection: connection)
-        summary.held += held.count
-        try applyEntries(applicable, tables: tables, inMemory: versions != nil, summary: &summary, connection: connection)
+        return (applicable, held)
     }
 
     /// Applies the held entries of tables whose shape is back (when no new batch is pulled), in one
@@ -572,13 +602,7 @@ public struct AgentStore: Sendable {
         connection: PostgresConnection
     ) throws {
         guard !entries.isEmpty else { return }
-        // A repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift).
-        let images = entries.map { entry in
-            // A pulled image stays the text the page carried (parsed only if a statement falls back to it).
-            Image(
-                table: entry.table, key: entry.key, row: entry.rowJSON == nil ? entry.row : nil,
-                seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin, rowJSON: entry.rowJSON)
-        }
+        let images = entries.map(Image.init(pulled:))
         if inMemory {
             let statuses = try applyImagesInMemory(images, tables: tables, connection: connection) { entries[$0].json }
             for status in statuses { summary.count(status) }
@@ -678,13 +702,7 @@ public struct AgentStore: Sendable {
     func lockAndCheckShapes(
         _ lockable: [String], held: Bool, how: SchemaApply?, connection: PostgresConnection
     ) throws -> (drift: ShapeGuard.Drift, hasHeldEntries: Bool) {
-        // A timeout aborts the transaction (the apply is retried).
-        let lock = try lockable.isEmpty ? nil : [
-            "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'",
-            "LOCK TABLE \(lockable.map { table throws in try PostgresIdentifier.quote(table) }.joined(separator: ", ")) "
-                + "IN ROW EXCLUSIVE MODE",
-            "SET LOCAL lock_timeout = DEFAULT",
-        ]
+        let lock = try lockable.isEmpty ? nil : Self.lockStatements(lockable)
         // A schema change a stopped table waits on is tried again (not while handling verdicts: `how` nil), between
         // the lock and the check; otherwise the lock and the check are one round trip.
         if let how, held {
@@ -693,6 +711,17 @@ public struct AgentStore: Sendable {
             return (try ShapeGuard().check(connection: connection), held)
         }
         return (try ShapeGuard().check(after: lock ?? [], cache: catalog, connection: connection), held)
+    }
+
+    /// The statements that take a row-exclusive lock on `lockable` (not empty), waiting at most
+    /// ``TableSQL/applyLockTimeout`` behind a DDL statement: a timeout aborts the transaction (the apply is retried).
+    static func lockStatements(_ lockable: [String]) throws -> [String] {
+        [
+            "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'",
+            "LOCK TABLE \(try lockable.map { table throws in try PostgresIdentifier.quote(table) }.joined(separator: ", ")) "
+                + "IN ROW EXCLUSIVE MODE",
+            "SET LOCAL lock_timeout = DEFAULT",
+        ]
     }
 
     /// Keeps `entries` in `starling.held_entries` (a re-delivered entry is kept once).
@@ -797,6 +826,23 @@ public struct AgentStore: Sendable {
         var origin: String
         /// A pulled entry's image as the page carried it (``LogEntry/rowJSON``): written as is, `row` unused.
         var rowJSON: [UInt8]? = nil
+
+        /// A pulled entry's image: a repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift);
+        /// the image stays the text the page carried (parsed only if a statement falls back to it).
+        init(pulled entry: LogEntry) {
+            self.init(
+                table: entry.table, key: entry.key, row: entry.rowJSON == nil ? entry.row : nil,
+                seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin, rowJSON: entry.rowJSON)
+        }
+
+        init(table: String, key: JSONObject, row: JSONObject?, seq: Int64, origin: String, rowJSON: [UInt8]? = nil) {
+            self.table = table
+            self.key = key
+            self.row = row
+            self.seq = seq
+            self.origin = origin
+            self.rowJSON = rowJSON
+        }
 
         /// The image's JSON text for a statement's parameter (nil for a delete).
         var rowText: String? {
@@ -1040,6 +1086,10 @@ public struct ApplySummary: Sendable, Hashable {
     public var spilledKeys: [TableKey] = []
     /// Under WAL capture, the WAL insert position read right after the commit (at or after its commit record).
     public var position: LSN?
+    /// The page went to the database in one round trip (AgentStore+OneTripApply.swift).
+    public var inOneTrip = false
+    /// A one-trip apply of the page was refused by one of its checks on the server, and the page applied the full way.
+    public var refusedOneTrip = false
 
     public init(isStale: Bool = false) {
         self.isStale = isStale

@@ -1,0 +1,103 @@
+import StarlingCore
+import StarlingPostgres
+
+/// A pulled page applied in one round trip (README "Apply"). The full apply reads before it writes: the cursor
+/// statement (with what the catalog says), then the locks and the shape check, then the tables' batches, then the
+/// COMMIT, four round trips in which each of the seven receivers of a change and its database wake up again and
+/// again. When the agent knows what those reads will find — the catalog read at the current key (``CatalogCache``),
+/// under WAL capture with the versions in memory, no spilled entries, no parallel parts — it sends the whole
+/// transaction at once, built from what it knows, with a check at each place the full apply would have decided
+/// something: the cursor is where the page starts, the catalog key is the one it read (before and after the locks)
+/// and no entry is held, each table's batch wrote every row. A failing check raises (`starling.refuse_unless`,
+/// Migrations/agent/0013), the server skips the rest of the pipeline with its COMMIT, and the page is applied the
+/// full way, which decides as it always did (a stale page, a changed shape, a row that fails).
+extension AgentStore {
+    /// The SQLSTATE `starling.refuse_unless` raises.
+    static let refusedState = "SL001"
+
+    /// What ``applyInOneTrip(_:connection:)`` applies: ``apply(_:after:next:wal:spill:clearsParts:connection:)``'s
+    /// arguments and what it derived from them.
+    struct OneTripPage {
+        var entries: [LogEntry]
+        var after: Int64
+        var next: Int64
+        var maxHLC: Int64
+        var batchTables: [String]
+        var marker: CaptureLedger.Marker
+        /// The marker with the apply's promise (``CaptureLedger/Marker/deferredThrough``), written instead of
+        /// `marker` when no batch table may write other rows.
+        var promised: CaptureLedger.Marker
+        var pendingKeys: Set<TableKey>
+        var versions: [TableKey: Int64]
+    }
+
+    /// Applies `page` in one round trip, or returns nil when what it needs is not known (the catalog not read at a
+    /// recent key for these tables, an entry of a stopped table). Throws `SL001` (``refusedState``) when a check
+    /// failed on the server: nothing was written.
+    func applyInOneTrip(_ page: OneTripPage, connection: PostgresConnection) throws -> ApplySummary? {
+        guard let (key, catalog) = catalog.applyCatalog(for: page.batchTables), let drift = self.catalog.drift(at: key)
+        else { return nil }
+        var summary = ApplySummary()
+        summary.inOneTrip = true
+        summary.stoppedTables = drift
+        var entries = page.entries
+        let deferred = entries.filter { page.pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+        if !deferred.isEmpty {
+            entries.removeAll { page.pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+            summary.skippedPending = deferred.count
+        }
+        let (applicable, held) = sortPulled(
+            entries, drift: drift, versions: page.versions, renames: catalog.renames, summary: &summary)
+        guard held.isEmpty else { return nil }
+
+        let marker = page.promised.deferredThrough != nil && !catalog.sideWrites ? page.promised : page.marker
+        var statements = [cursorStatement(page, key: key, marker: marker)]
+        if !catalog.lockable.isEmpty {
+            statements += try Self.lockStatements(catalog.lockable).map { PostgresStatement($0, name: "agent.shape.lock") }
+        }
+        statements.append(
+            PostgresStatement(
+                "SELECT starling.refuse_unless(\(CatalogCache.keyExpression) = $1, 'the catalog changed') AS ok",
+                [.text(key)], name: "agent.apply.key", prepared: true))
+        if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
+        let images = applicable.map(Image.init(pulled:))
+        let groups = Self.groupByTable(images, tables: catalog.tables)
+        summary.skippedVersion += groups.notInstalled.count
+        for (table, indices) in groups.tables {
+            let batch = try Self.walBatch(images, indices: indices, table: table)
+            statements.append(
+                PostgresStatement(
+                    "SELECT starling.refuse_unless(error_state IS NULL, $3) AS ok FROM \(batch.function)($1::jsonb, $2::jsonb)",
+                    batch.documents + [.text("a row of \(table) failed")], name: "agent.apply.walBatch", prepared: true))
+            summary.applied += indices.count
+        }
+        let (_, then) = try connection.transaction(
+            settings: relaxedSettings, pipelining: statements, thenQuery: Self.insertPositionSQL)
+        summary.position = try LSN(parsing: try then[0].string("lsn"), what: "pg_current_wal_insert_lsn")
+        return summary
+    }
+
+    /// The cursor's move, as the full apply's cursor statement makes it, refused unless the cursor is where the page
+    /// starts, the catalog key is `key` and no entry is held; it writes `marker` into the WAL before any row.
+    private func cursorStatement(_ page: OneTripPage, key: String, marker: CaptureLedger.Marker) -> PostgresStatement {
+        let position = history?.current
+        return PostgresStatement(
+            """
+            WITH k AS (SELECT \(CatalogCache.keyExpression) AS key, EXISTS (SELECT 1 FROM starling.held_entries) AS held),
+                 u AS (UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now(),
+                           known_seq = CASE WHEN $4::bigint IS NULL THEN known_seq ELSE greatest(known_seq, $4) END,
+                           log_terms = coalesce($5::jsonb, log_terms)
+                       WHERE cursor = $3 RETURNING 1)
+            SELECT starling.refuse_unless(EXISTS (SELECT 1 FROM u), 'the cursor is not where the page starts')
+                   AND starling.refuse_unless(k.key = $6 AND NOT k.held, 'the catalog changed or entries are held')
+                   AS ok,
+                   pg_logical_emit_message(true, $7, $8)::text AS marker
+            FROM k
+            """,
+            [
+                .int64(page.next), .int64(page.maxHLC), .int64(page.after),
+                position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
+                .text(key), .text(CaptureLedger.Marker.prefix), .text(marker.text),
+            ], name: "agent.apply.oneTrip", prepared: true)
+    }
+}
