@@ -29,8 +29,9 @@ extension PostgresConnection {
     /// read while statements are still being written, so a large batch cannot deadlock on full buffers.
     public func pipeline(_ statements: some Collection<PostgresStatement>) throws(PostgresError) -> [PostgresResult] {
         // Read once: the statements to prepare are matched to the ones sent by position. A deferred BEGIN goes
-        // first, its results left out.
-        let begin = takeDeferredBegin().map { PostgresStatement($0, name: "begin") }
+        // first, its results left out; its statements are the same few texts again and again: prepared, so the
+        // server parses them once a session.
+        let begin = takeDeferredBegin().map { PostgresStatement($0, name: "begin", prepared: true) }
         let statements = begin + Array(statements)
         let handle = try liveHandle(name: "pipeline")
         // Statements to run prepared are prepared first (libpq cannot prepare synchronously in pipeline mode).

@@ -57,7 +57,9 @@ extension PostgresConnection {
     ) throws(PostgresError) -> (results: [PostgresResult], then: PostgresResult) {
         precondition(!isInTransaction && deferredBegin == nil, "transaction() called inside an open transaction")
         deferredBegin = ["BEGIN", settings, transactionPrologue].compactMap { $0 }
-        let all = statements + [PostgresStatement("COMMIT", name: "commit"), PostgresStatement(query, name: "then")]
+        let all = statements + [
+            PostgresStatement("COMMIT", name: "commit", prepared: true), PostgresStatement(query, name: "then", prepared: true),
+        ]
         do throws(PostgresError) {
             let results = try pipeline(all)
             guard results.count == all.count, let then = results.last else {

@@ -53,7 +53,9 @@ extension AgentStore {
         let marker = page.promised.deferredThrough != nil && !catalog.sideWrites ? page.promised : page.marker
         var statements = [cursorStatement(page, key: key, marker: marker)]
         if !catalog.lockable.isEmpty {
-            statements += try Self.lockStatements(catalog.lockable).map { PostgresStatement($0, name: "agent.shape.lock") }
+            statements += try Self.lockStatements(catalog.lockable).map {
+                PostgresStatement($0, name: "agent.shape.lock", prepared: true)
+            }
         }
         statements.append(
             PostgresStatement(
