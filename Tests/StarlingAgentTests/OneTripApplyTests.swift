@@ -21,7 +21,8 @@ struct OneTripApplyTests {
         // Proves: the second apply goes in one trip and writes what the full one would (rows, cursor, WAL position,
         // deferred entries); a page applied again is stale; an ALTER the cache has not seen yet is refused on the
         // server (the key after the locks) and the full apply then holds the entry; a row failing in its table's
-        // batch is refused too, and the full apply dead-letters that row alone.
+        // batch is refused too, and the full apply dead-letters that row alone; a table dropped since the catalog was
+        // read fails the one trip's lock, and the full apply holds its entry.
         try await TestDatabase.with { database in
             let connection = try AgentTestSupport.region(
                 database, ddl: ShapeGuardTests.ddl + "CREATE UNIQUE INDEX items_name ON items (name);",
@@ -76,6 +77,20 @@ struct OneTripApplyTests {
             #expect(try stored() == 11)
             #expect(try connection.query("SELECT count(*) FROM items WHERE id IN (10, 11)")[0].int64(0) == 1)
             #expect(try apply([Self.entry(12, 12)]).inOneTrip)
+
+            // A table dropped since the catalog was read: its lock fails, and the full apply holds the entry.
+            func other(_ seq: Int64) -> LogEntry {
+                var entry = Self.entry(seq, seq)
+                entry.table = "public.other"
+                entry.row = ["id": .integer(seq), "v": .string("v")]
+                return entry
+            }
+            _ = try apply([other(13)])
+            #expect(try apply([other(14)]).inOneTrip)
+            try connection.execute("DROP TABLE other")
+            let dropped = try apply([other(15)])
+            #expect(!dropped.inOneTrip && dropped.refusedOneTrip && dropped.held == 1)
+            #expect(try dropped.stoppedTables.keys.sorted() == ["public.other"] && stored() == 15)
             #expect(!connection.isInTransaction)
         }
     }

@@ -7,14 +7,11 @@ import StarlingPostgres
 /// again. When the agent knows what those reads will find — the catalog read at the current key (``CatalogCache``),
 /// under WAL capture with the versions in memory, no spilled entries, no parallel parts — it sends the whole
 /// transaction at once, built from what it knows, with a check at each place the full apply would have decided
-/// something: the cursor is where the page starts, the catalog key is the one it read (before and after the locks)
-/// and no entry is held, each table's batch wrote every row. A failing check raises (`starling.refuse_unless`,
+/// something: the cursor is where the page starts, the catalog key is the one it read (read after the locks) and no
+/// entry is held, each table's batch wrote every row. A failing check raises (`starling.refuse_unless`,
 /// Migrations/agent/0013), the server skips the rest of the pipeline with its COMMIT, and the page is applied the
 /// full way, which decides as it always did (a stale page, a changed shape, a row that fails).
 extension AgentStore {
-    /// The SQLSTATE `starling.refuse_unless` raises.
-    static let refusedState = "SL001"
-
     /// What ``applyInOneTrip(_:connection:)`` applies: ``apply(_:after:next:wal:spill:clearsParts:connection:)``'s
     /// arguments and what it derived from them.
     struct OneTripPage {
@@ -32,8 +29,8 @@ extension AgentStore {
     }
 
     /// Applies `page` in one round trip, or returns nil when what it needs is not known (the catalog not read at a
-    /// recent key for these tables, an entry of a stopped table). Throws `SL001` (``refusedState``) when a check
-    /// failed on the server: nothing was written.
+    /// recent key for these tables, an entry of a stopped table). Throws `SL001` when a check failed on the server, and
+    /// any statement's error (a table dropped since the catalog was read): nothing was written.
     func applyInOneTrip(_ page: OneTripPage, connection: PostgresConnection) throws -> ApplySummary? {
         guard let (key, catalog) = catalog.applyCatalog(for: page.batchTables), let drift = self.catalog.drift(at: key)
         else { return nil }
@@ -50,17 +47,13 @@ extension AgentStore {
             entries, drift: drift, versions: page.versions, renames: catalog.renames, summary: &summary)
         guard held.isEmpty else { return nil }
 
-        let marker = page.promised.deferredThrough != nil && !catalog.sideWrites ? page.promised : page.marker
-        var statements = [cursorStatement(page, key: key, marker: marker)]
-        if !catalog.lockable.isEmpty {
-            statements += try Self.lockStatements(catalog.lockable).map {
-                PostgresStatement($0, name: "agent.shape.lock", prepared: true)
-            }
+        // The locks first: the cursor statement then reads the catalog key once, after them (no DDL commits on these
+        // tables before this transaction does).
+        var statements = try catalog.lockable.isEmpty ? [] : Self.lockStatements(catalog.lockable).map {
+            PostgresStatement($0, name: "agent.shape.lock", prepared: true)
         }
-        statements.append(
-            PostgresStatement(
-                "SELECT starling.refuse_unless(\(CatalogCache.keyExpression) = $1, 'the catalog changed') AS ok",
-                [.text(key)], name: "agent.apply.key", prepared: true))
+        let marker = page.promised.deferredThrough != nil && !catalog.sideWrites ? page.promised : page.marker
+        statements.append(cursorStatement(page, key: key, marker: marker))
         if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
         let images = applicable.map(Image.init(pulled:))
         let groups = Self.groupByTable(images, tables: catalog.tables)
@@ -80,7 +73,8 @@ extension AgentStore {
     }
 
     /// The cursor's move, as the full apply's cursor statement makes it, refused unless the cursor is where the page
-    /// starts, the catalog key is `key` and no entry is held; it writes `marker` into the WAL before any row.
+    /// starts, the catalog key is `key` and no entry is held (read after the locks); it writes `marker` into the WAL
+    /// before any row.
     private func cursorStatement(_ page: OneTripPage, key: String, marker: CaptureLedger.Marker) -> PostgresStatement {
         let position = history?.current
         return PostgresStatement(

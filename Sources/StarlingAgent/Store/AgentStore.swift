@@ -521,8 +521,10 @@ public struct AgentStore: Sendable {
                     entries: entries, after: after, next: next, maxHLC: maxHLC, batchTables: batchTables,
                     marker: marker, promised: promised, pendingKeys: wal.pendingKeys, versions: versions)
                 if let summary = try applyInOneTrip(page, connection: connection) { return summary }
-            } catch let error as PostgresError where error.sqlState == Self.refusedState {
-                // A check failed on the server: nothing of it remains, and the page is applied the full way below.
+            } catch let error as PostgresError where !error.isConnectionLost {
+                // A check failed on the server (`starling.refuse_unless`), or a statement built from what the agent
+                // knew failed (a table dropped since): nothing of it remains. The page is applied the full way below,
+                // which decides as it always did and raises what the caller retries (a deadlock, a lock timeout).
                 refused = true
             }
         }
