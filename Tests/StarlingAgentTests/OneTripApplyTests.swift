@@ -94,4 +94,74 @@ struct OneTripApplyTests {
             #expect(!connection.isInTransaction)
         }
     }
+
+    @Test("integer keys order a large batch's calls; other keys keep one call")
+    func callOrder() throws {
+        // Proves: a single-column integer key sorts numerically (negative, beyond 32 bits); a text or composite key
+        // gives no order; a batch above walBatchRows goes in calls of at most that many, deletes first, each in key
+        // order, newest image per key.
+        let keys: [JSONObject] = [["id": .integer(10)], ["id": .integer(-3)], ["id": .integer(Int64(1) << 40)], ["id": .integer(2)]]
+        #expect(AgentStore.integerKeyOrder(keys) == [1, 3, 0, 2])
+        #expect(AgentStore.integerKeyOrder([["id": .string("a")]]) == nil)
+        #expect(AgentStore.integerKeyOrder([["a": .integer(1), "b": .integer(2)]]) == nil)
+
+        let count = AgentStore.walBatchRows * 2 + 10
+        var images = (0..<count).map { index in
+            AgentStore.Image(
+                table: "public.items", key: ["id": .integer(count - index)],
+                row: index % 7 == 0 ? nil : ["id": .integer(count - index), "qty": .integer(Int64(index))], seq: Int64(index + 1),
+                origin: "x")
+        }
+        images.append(AgentStore.Image(table: "public.items", key: ["id": .integer(5)], row: ["id": .integer(5), "qty": .integer(-1)], seq: Int64(count + 1), origin: "x"))
+        let batch = try AgentStore.walBatch(images, indices: Array(images.indices), table: "public.items")
+        #expect(batch.newest.count == count && batch.newest.last == count, "the newest image of key 5 replaces its first")
+        var seen: [Int64] = []
+        var deletesDone = false
+        for call in batch.calls {
+            func members(_ value: PostgresValue) throws -> [JSONValue] {
+                guard case .text(let text) = value else { return [] }
+                return try JSONValue(parsing: text).arrayValue ?? []
+            }
+            let (upserts, deletes) = (try members(call[0]), try members(call[1]))
+            #expect(upserts.count + deletes.count <= AgentStore.walBatchRows && (upserts.isEmpty || deletes.isEmpty))
+            if !upserts.isEmpty && !deletesDone { deletesDone = true; seen = [] }
+            #expect(deletes.isEmpty || !deletesDone, "deletes come first")
+            let ids = (upserts.map { $0["r"]?["id"] } + deletes.map { $0["k"]?["id"] }).compactMap { $0?.int64Value }
+            seen += ids
+        }
+        #expect(seen == seen.sorted() && seen.count == images.filter { $0.row != nil }.count - 1, "upserts in key order")
+        let single = try AgentStore.walBatch(Array(images.prefix(5)), indices: Array(0..<5), table: "public.items")
+        #expect(single.calls.count == 1)
+    }
+
+    @Test("a large page in several calls: a failing row undoes them all and only it is dead-lettered")
+    func largePageCalls() async throws {
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: ShapeGuardTests.ddl + "CREATE UNIQUE INDEX items_name ON items (name);",
+                tables: ShapeGuardTests.tables)
+            defer { connection.close() }
+            #expect(try AgentTestSupport.schema().installSchemaCapture(connection: connection))
+            let store = AgentStore(region: "r")
+            let count = Int64(AgentStore.walBatchRows * 2 + 500)
+            let first = (1...count).map { Self.entry($0, count + 1 - $0) }
+            let applied = try store.apply(
+                first, after: 0, next: count, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+            #expect(applied.applied == Int(count) && applied.deadLettered == 0)
+            #expect(try connection.query("SELECT count(*) FROM items")[0].int64(0) == count)
+            // Again with new names, but key `count` (in the last call by key order) takes "m1", which key 1 takes in
+            // the first: that call raises, the one trip is refused, the full apply's calls are undone by its
+            // savepoint, and the entries are applied one by one in seq order, where key 1 comes last and clashes
+            // (without the savepoint the first call's "m1" stays, and key `count` would be the one refused).
+            let second = (1...count).map { seq -> LogEntry in
+                let id = count + 1 - seq
+                return Self.entry(count + seq, id, name: id == count ? "m1" : "m\(id)")
+            }
+            let summary = try store.apply(
+                second, after: count, next: 2 * count, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+            #expect(summary.refusedOneTrip && summary.applied == Int(count) - 1 && summary.deadLettered == 1)
+            #expect(try connection.query("SELECT count(*) FROM items WHERE name LIKE 'm%'")[0].int64(0) == count - 1)
+            #expect(try connection.query("SELECT seq FROM starling.dead_letters")[0].int64(0) == 2 * count)
+        }
+    }
 }

@@ -60,10 +60,12 @@ extension AgentStore {
         summary.skippedVersion += groups.notInstalled.count
         for (table, indices) in groups.tables {
             let batch = try Self.walBatch(images, indices: indices, table: table)
-            statements.append(
-                PostgresStatement(
-                    "SELECT starling.refuse_unless(error_state IS NULL, $3) AS ok FROM \(batch.function)($1::jsonb, $2::jsonb)",
-                    batch.documents + [.text("a row of \(table) failed")], name: "agent.apply.walBatch", prepared: true))
+            for documents in batch.calls {
+                statements.append(
+                    PostgresStatement(
+                        "SELECT starling.refuse_unless(error_state IS NULL, $3) AS ok FROM \(batch.function)($1::jsonb, $2::jsonb)",
+                        documents + [.text("a row of \(table) failed")], name: "agent.apply.walBatch", prepared: true))
+            }
             summary.applied += indices.count
         }
         let (_, then) = try connection.transaction(
