@@ -48,24 +48,25 @@ extension PostgresConnection {
     }
 
     /// `statements` as one transaction in one round trip: `BEGIN` (with `settings`, one statement, and the session's
-    /// ``transactionPrologue``), the statements, `COMMIT` and then `query` (constant text), all in one pipeline with
-    /// one sync point. Returns the statements' results and the query's. A failing statement makes the server skip the
+    /// ``transactionPrologue``), the statements, `COMMIT` and then `query` (constant text; none when nil), all in one
+    /// pipeline with one sync point. Returns the statements' results and the query's. A failing statement makes the server skip the
     /// rest, `COMMIT` included: the transaction is rolled back and the statement's error thrown, so a statement that
     /// raises on purpose (a check of what the caller assumed) undoes everything before it.
+    @discardableResult
     public func transaction(
-        settings: String? = nil, pipelining statements: [PostgresStatement], thenQuery query: String
-    ) throws(PostgresError) -> (results: [PostgresResult], then: PostgresResult) {
+        settings: String? = nil, pipelining statements: [PostgresStatement], thenQuery query: String? = nil
+    ) throws(PostgresError) -> (results: [PostgresResult], then: PostgresResult?) {
         precondition(!isInTransaction && deferredBegin == nil, "transaction() called inside an open transaction")
         deferredBegin = ["BEGIN", settings, transactionPrologue].compactMap { $0 }
-        let all = statements + [
-            PostgresStatement("COMMIT", name: "commit", prepared: true), PostgresStatement(query, name: "then", prepared: true),
-        ]
+        let all =
+            statements + [PostgresStatement("COMMIT", name: "commit", prepared: true)]
+            + (query.map { [PostgresStatement($0, name: "then", prepared: true)] } ?? [])
         do throws(PostgresError) {
             let results = try pipeline(all)
-            guard results.count == all.count, let then = results.last else {
+            guard results.count == all.count else {
                 throw PostgresError(code: .protocolError, message: "a pipelined transaction lost results")
             }
-            return (Array(results.prefix(statements.count)), then)
+            return (Array(results.prefix(statements.count)), query == nil ? nil : results.last)
         } catch {
             // The skipped COMMIT leaves the transaction open and failed until a ROLLBACK.
             deferredBegin = nil

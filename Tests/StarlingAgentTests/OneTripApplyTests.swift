@@ -164,4 +164,38 @@ struct OneTripApplyTests {
             #expect(try connection.query("SELECT seq FROM starling.dead_letters")[0].int64(0) == 2 * count)
         }
     }
+
+    @Test("verdicts with nothing to write go in one trip; deferred entries to release send them the full way")
+    func verdicts() async throws {
+        // Proves: under WAL capture (no version rows) accepted verdicts are handled in one round trip; when a decided
+        // key has a deferred entry, the one trip is refused and the full way applies the entry.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: DeferredEntriesTests.items, tables: ["public.items"])
+            defer { connection.close() }
+            let store = AgentStore(region: "eu")
+            let wal = WALVerdicts(handledThrough: nil, overwritten: [], stillPending: [])
+            try connection.execute("INSERT INTO items VALUES (1, 1, 'local'), (2, 2, 'local')")
+            let changes = try store.prepare(try AgentTestSupport.outbox(connection), connection: connection)
+            #expect(changes.count == 2)
+            // Under WAL capture the changes come from the decoder: no outbox row holds their keys.
+            try connection.execute("DELETE FROM starling.outbox")
+            let first = try store.handleVerdicts(
+                [Verdict(id: changes[1].id, outcome: .accepted(seq: 4))], for: [changes[1]], wal: wal,
+                connection: connection)
+            #expect(first.inOneTrip && first.accepted == 1 && first.versions.count == 1)
+            let deferred = try store.apply(
+                [DeferredEntriesTests.entry(6, key: 1, qty: 66)], after: 0, next: 6,
+                wal: WALApply(pendingKeys: [TableKey(table: "public.items", key: ["id": .integer(1)])], versions: [:]),
+                connection: connection)
+            #expect(deferred.skippedPending == 1)
+            let second = try store.handleVerdicts(
+                [Verdict(id: changes[0].id, outcome: .accepted(seq: 5))], for: [changes[0]], wal: wal,
+                connection: connection)
+            #expect(!second.inOneTrip && second.accepted == 1 && second.deferredApplied == 1)
+            #expect(try connection.query("SELECT qty FROM items WHERE id = 1")[0].int64("qty") == 66)
+            #expect(try connection.query("SELECT count(*) FROM starling.deferred_entries")[0].int64(0) == 0)
+            #expect(!connection.isInTransaction)
+        }
+    }
 }

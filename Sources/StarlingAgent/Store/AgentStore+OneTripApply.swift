@@ -70,6 +70,7 @@ extension AgentStore {
         }
         let (_, then) = try connection.transaction(
             settings: relaxedSettings, pipelining: statements, thenQuery: Self.insertPositionSQL)
+        guard let then else { throw PostgresError(code: .queryFailed, message: "no WAL position after COMMIT") }
         summary.position = try LSN(parsing: try then[0].string("lsn"), what: "pg_current_wal_insert_lsn")
         return summary
     }

@@ -197,17 +197,25 @@ public struct AgentStore: Sendable {
     public func handleVerdicts(
         _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts? = nil, connection: PostgresConnection
     ) throws -> VerdictSummary {
-        try relaxedTransaction(connection, name: "agent.verdicts") { connection in
+        if let wal, !wal.versionRows, !wal.journal {
+            do {
+                if let summary = try handleVerdictsInOneTrip(verdicts, for: changes, wal: wal, connection: connection) {
+                    return summary
+                }
+            } catch let error as PostgresError where !error.isConnectionLost {
+                // Refused (deferred entries to release) or failed: nothing of it remains; the full way below.
+            }
+        }
+        return try relaxedTransaction(connection, name: "agent.verdicts") { connection in
             return try settleVerdicts(verdicts, for: changes, wal: wal, emitsMarker: true, connection: connection)
         }
     }
 
-    /// ``handleVerdicts(_:for:wal:connection:)`` inside the caller's transaction. `emitsMarker` false: the caller
-    /// writes one marker with every version for the whole transaction (the decoder keeps one marker per
-    /// transaction, the last it reads).
-    func settleVerdicts(
-        _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts?, emitsMarker: Bool, connection: PostgresConnection
-    ) throws -> VerdictSummary {
+    /// The verdicts' work (``VerdictWork``) in the changes' order, and the outbox ids of the changes (trigger capture
+    /// and version rows only). Throws when the verdicts do not answer `changes` one by one.
+    private func verdictWork(_ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts?) throws
+        -> (work: VerdictWork, outboxIDs: [Int64?])
+    {
         guard verdicts.count == changes.count, zip(verdicts, changes).allSatisfy({ $0.id == $1.id }) else {
             throw AgentError(
                 code: .invalidResponse,
@@ -216,12 +224,10 @@ public struct AgentStore: Sendable {
         var work = VerdictWork(region: region, isWAL: wal != nil, versionRows: wal.map { $0.versionRows } ?? true)
         var outboxIDs: [Int64?] = []
         var laterKeys = wal?.stillPending ?? []
-        // No outbox row to delete and no version row to write: the marker carries the versions.
-        let inMemory = !work.versionRows
-        if !inMemory { outboxIDs.reserveCapacity(changes.count) }
+        if work.versionRows { outboxIDs.reserveCapacity(changes.count) }
         for index in changes.indices.reversed() {
             let (verdict, change) = (verdicts[index], changes[index])
-            if !inMemory { outboxIDs.append(ChangeID(change.id)?.number ?? -1) }
+            if work.versionRows { outboxIDs.append(ChangeID(change.id)?.number ?? -1) }
             let tableKey = TableKey(table: change.table, key: change.key)
             work.add(
                 verdict, for: change, key: tableKey, isSuperseded: !laterKeys.insert(tableKey).inserted,
@@ -229,6 +235,51 @@ public struct AgentStore: Sendable {
         }
         work.images.reverse()
         work.letters.reverse()
+        return (work, outboxIDs)
+    }
+
+    /// ``handleVerdicts(_:for:wal:connection:)`` in one round trip when no image is to be written (WAL capture with
+    /// no version rows and no journal): the history and the marker, then the release of the decided keys' deferred
+    /// entries, refused (`starling.refuse_unless`) when it releases any (they must be applied in the same
+    /// transaction), then the `COMMIT`, in one pipeline. Nil when an image is to be written.
+    private func handleVerdictsInOneTrip(
+        _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts, connection: PostgresConnection
+    ) throws -> VerdictSummary? {
+        var (work, _) = try verdictWork(verdicts, for: changes, wal: wal)
+        guard work.images.isEmpty else { return nil }
+        var summary = work.summary
+        summary.versions = work.markerVersions
+        let marker = CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: work.markerVersions)
+        let position = history?.current
+        let statements = [
+            PostgresStatement(
+                """
+                WITH u AS (UPDATE starling.state SET known_seq = greatest(known_seq, $1), log_terms = $2::jsonb
+                           WHERE $1::bigint IS NOT NULL RETURNING 1)
+                SELECT pg_logical_emit_message(true, $3, $4)::text AS lsn, (SELECT count(*) FROM u) AS saved
+                """,
+                [
+                    position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
+                    .text(CaptureLedger.Marker.prefix), .text(marker.text),
+                ], name: "agent.verdicts.oneTrip", prepared: true),
+            PostgresStatement(
+                Self.releaseSQL(refusingAny: true), [.text(work.decided.finish())], name: "agent.deferred.releaseNone",
+                prepared: true),
+        ]
+        _ = try connection.transaction(settings: relaxedSettings, pipelining: statements)
+        summary.inOneTrip = true
+        return summary
+    }
+
+    /// ``handleVerdicts(_:for:wal:connection:)`` inside the caller's transaction. `emitsMarker` false: the caller
+    /// writes one marker with every version for the whole transaction (the decoder keeps one marker per
+    /// transaction, the last it reads).
+    func settleVerdicts(
+        _ verdicts: [Verdict], for changes: [Change], wal: WALVerdicts?, emitsMarker: Bool, connection: PostgresConnection
+    ) throws -> VerdictSummary {
+        var (work, outboxIDs) = try verdictWork(verdicts, for: changes, wal: wal)
+        // No outbox row to delete and no version row to write: the marker carries the versions.
+        let inMemory = !work.versionRows
         var summary = work.summary
         let (images, letters, markerVersions) = (work.images, work.letters, work.markerVersions)
         summary.versions = markerVersions
@@ -320,22 +371,32 @@ public struct AgentStore: Sendable {
     /// supersedes: under WAL capture the version is in memory only while above the cursor, and a held entry is
     /// applied when its table's shape is back, however far the cursor has moved by then.
     private func releaseDeferredEntries(keys: String, connection: PostgresConnection) throws -> [LogEntry] {
-        let rows = try connection.query(
-            """
-            WITH superseded AS (
-                DELETE FROM starling.held_entries h USING jsonb_to_recordset($1::jsonb) AS v(t text, k jsonb, s bigint)
-                WHERE EXISTS (SELECT 1 FROM starling.held_entries LIMIT 1)
-                  AND h.table_name = v.t AND (h.entry::jsonb -> 'key') = v.k AND h.seq <= v.s)
+        let rows = try connection.query(Self.releaseSQL(), [.text(keys)], name: "agent.deferred.release", prepared: true)
+        return try rows.map { row throws in (try row.int64("seq"), try row.string("entry")) }
+            .sorted { $0.0 < $1.0 }
+            .map { try LogEntry(json: try JSONValue(parsing: $0.1)) }
+    }
+
+    /// ``releaseDeferredEntries(keys:connection:)``'s statement (`$1`: the decided keys' document): the held entries
+    /// the verdicts supersede go, and the deferred entries of the decided keys are deleted and returned. With
+    /// `refusingAny`, it returns no row but refuses (`starling.refuse_unless`) when it would release an entry.
+    static func releaseSQL(refusingAny: Bool = false) -> String {
+        let release = """
             DELETE FROM starling.deferred_entries d
             USING (SELECT DISTINCT b.t, b.k FROM jsonb_to_recordset($1::jsonb) AS b(t text, k jsonb)) b
             WHERE EXISTS (SELECT 1 FROM starling.deferred_entries LIMIT 1)
               AND d.table_name = b.t AND d.key = b.k
               AND NOT EXISTS (SELECT 1 FROM starling.outbox o WHERE o.table_name = d.table_name AND o.key = d.key)
             RETURNING d.seq, d.entry
-            """, [.text(keys)], name: "agent.deferred.release", prepared: true)
-        return try rows.map { row throws in (try row.int64("seq"), try row.string("entry")) }
-            .sorted { $0.0 < $1.0 }
-            .map { try LogEntry(json: try JSONValue(parsing: $0.1)) }
+            """
+        return """
+            WITH superseded AS (
+                DELETE FROM starling.held_entries h USING jsonb_to_recordset($1::jsonb) AS v(t text, k jsonb, s bigint)
+                WHERE EXISTS (SELECT 1 FROM starling.held_entries LIMIT 1)
+                  AND h.table_name = v.t AND (h.entry::jsonb -> 'key') = v.k AND h.seq <= v.s)
+            """ + (refusingAny
+                ? ", released AS (\(release))\nSELECT starling.refuse_unless(count(*) = 0, 'deferred entries to apply') AS ok FROM released"
+                : "\n" + release)
     }
 
     /// Takes the entries of `pendingKeys` (keys with a local change waiting for its verdict, WAL capture) out of
@@ -1123,6 +1184,8 @@ public struct VerdictSummary: Sendable, Hashable {
     public var restored = 0
     /// The version each handled key holds now (WAL capture: what the marker carried).
     public var versions: [TableKey: Int64] = [:]
+    /// The verdicts were handled in one round trip (nothing to write but the marker and the history).
+    public var inOneTrip = false
 
     public init() {}
 
