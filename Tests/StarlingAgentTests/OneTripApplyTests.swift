@@ -16,6 +16,15 @@ struct OneTripApplyTests {
             hlc: 1000 + seq, kind: .change, rewritten: false)
     }
 
+    /// A region with `items` (a unique name) and `other` synced, and the DDL counting trigger.
+    static func region(_ database: TestDatabase) throws -> PostgresConnection {
+        let connection = try AgentTestSupport.region(
+            database, ddl: ShapeGuardTests.ddl + "CREATE UNIQUE INDEX items_name ON items (name);",
+            tables: ShapeGuardTests.tables)
+        #expect(try AgentTestSupport.schema().installSchemaCapture(connection: connection))
+        return connection
+    }
+
     @Test("a page goes in one trip once the catalog is known; a stale page, DDL and a failing row are refused")
     func refusals() async throws {
         // Proves: the second apply goes in one trip and writes what the full one would (rows, cursor, WAL position,
@@ -24,11 +33,8 @@ struct OneTripApplyTests {
         // batch is refused too, and the full apply dead-letters that row alone; a table dropped since the catalog was
         // read fails the one trip's lock, and the full apply holds its entry.
         try await TestDatabase.with { database in
-            let connection = try AgentTestSupport.region(
-                database, ddl: ShapeGuardTests.ddl + "CREATE UNIQUE INDEX items_name ON items (name);",
-                tables: ShapeGuardTests.tables)
+            let connection = try Self.region(database)
             defer { connection.close() }
-            #expect(try AgentTestSupport.schema().installSchemaCapture(connection: connection))
             try connection.execute("DROP EVENT TRIGGER \(AgentSchema.schemaEventTrigger)")
             let store = AgentStore(region: "r")
             var cursor: Int64 = 0
@@ -136,12 +142,12 @@ struct OneTripApplyTests {
 
     @Test("a large page in several calls: a failing row undoes them all and only it is dead-lettered")
     func largePageCalls() async throws {
+        // Proves: a page larger than walBatchRows is written whole in its calls; when its last call raises, the full
+        // apply's savepoint undoes the earlier calls and the entries are applied one by one in seq order, so the
+        // entry dead-lettered is the one that clashes in seq order.
         try await TestDatabase.with { database in
-            let connection = try AgentTestSupport.region(
-                database, ddl: ShapeGuardTests.ddl + "CREATE UNIQUE INDEX items_name ON items (name);",
-                tables: ShapeGuardTests.tables)
+            let connection = try Self.region(database)
             defer { connection.close() }
-            #expect(try AgentTestSupport.schema().installSchemaCapture(connection: connection))
             let store = AgentStore(region: "r")
             let count = Int64(AgentStore.walBatchRows * 2 + 500)
             let first = (1...count).map { Self.entry($0, count + 1 - $0) }
