@@ -51,6 +51,23 @@ extension PostgresConnection {
             throw connectionError(name: "pipeline")
         }
         defer { PQsetnonblocking(handle, 0) }
+        do throws(PostgresError) {
+            return try runPipeline(statements, preparedNames: preparedNames, handle: handle, skipping: begin.count)
+        } catch {
+            // Failed on this side mid-pipeline (a write, a poll, a reply it cannot read): requests may still be
+            // unanswered, so the session cannot be trusted; it is closed and its owner connects again.
+            guard PQpipelineStatus(handle) != PQ_PIPELINE_OFF else { throw error }
+            close()
+            var lost = error
+            lost.isConnectionLost = true
+            throw lost
+        }
+    }
+
+    /// The body of ``pipeline(_:)`` once in pipeline mode: sends, reads every reply, leaves pipeline mode.
+    private func runPipeline(
+        _ statements: [PostgresStatement], preparedNames: [String?], handle: OpaquePointer, skipping begin: Int
+    ) throws(PostgresError) -> [PostgresResult] {
         var collector = PipelineCollector(expected: statements.count)
         var iterator = statements.makeIterator()
         var index = 0
@@ -78,7 +95,7 @@ extension PostgresConnection {
         }
         try finishPipeline(handle)
         if let error = collector.firstError { throw dropSessionIfPreparedLost(error) }
-        return Array(collector.results.dropFirst(begin.count))
+        return Array(collector.results.dropFirst(begin))
     }
 
     /// Queues one statement: by its prepared name when it has one, as text otherwise.

@@ -71,7 +71,8 @@ struct OneTripApplyTests {
             #expect(!altered.inOneTrip && altered.refusedOneTrip && altered.held == 1 && altered.stoppedTables.keys.sorted() == ["public.items"])
             try connection.execute("ALTER TABLE items DROP COLUMN note")
             #expect(try apply([Self.entry(7, 7)]).resumed == 1)
-            // The resuming apply kept nothing (entries were held when it read): the next one reads the catalog again.
+            // The resuming apply kept no catalog (entries were held when it read) and its shape check is at a newer key
+            // than the catalog kept for these tables: the next apply reads the catalog again, and is not refused.
             let reread = try apply([Self.entry(8, 8)])
             #expect(!reread.inOneTrip && !reread.refusedOneTrip)
             #expect(try apply([Self.entry(9, 9)]).inOneTrip)
@@ -97,7 +98,7 @@ struct OneTripApplyTests {
             let dropped = try apply([other(15)])
             #expect(!dropped.inOneTrip && dropped.refusedOneTrip && dropped.held == 1)
             #expect(try dropped.stoppedTables.keys.sorted() == ["public.other"] && stored() == 15)
-            #expect(!connection.isInTransaction)
+            #expect(connection.isIdle)
         }
     }
 
@@ -121,8 +122,7 @@ struct OneTripApplyTests {
         images.append(AgentStore.Image(table: "public.items", key: ["id": .integer(5)], row: ["id": .integer(5), "qty": .integer(-1)], seq: Int64(count + 1), origin: "x"))
         let batch = try AgentStore.walBatch(images, indices: Array(images.indices), table: "public.items")
         #expect(batch.newest.count == count && batch.newest.last == count, "the newest image of key 5 replaces its first")
-        var seen: [Int64] = []
-        var deletesDone = false
+        var (deleted, upserted): ([Int64], [JSONValue]) = ([], [])
         for call in batch.calls {
             func members(_ value: PostgresValue) throws -> [JSONValue] {
                 guard case .text(let text) = value else { return [] }
@@ -130,12 +130,15 @@ struct OneTripApplyTests {
             }
             let (upserts, deletes) = (try members(call[0]), try members(call[1]))
             #expect(upserts.count + deletes.count <= AgentStore.walBatchRows && (upserts.isEmpty || deletes.isEmpty))
-            if !upserts.isEmpty && !deletesDone { deletesDone = true; seen = [] }
-            #expect(deletes.isEmpty || !deletesDone, "deletes come first")
-            let ids = (upserts.map { $0["r"]?["id"] } + deletes.map { $0["k"]?["id"] }).compactMap { $0?.int64Value }
-            seen += ids
+            #expect(deletes.isEmpty || upserted.isEmpty, "deletes come first")
+            deleted += deletes.compactMap { $0["k"]?["id"]?.int64Value }
+            upserted += upserts.compactMap { $0["r"] }
         }
-        #expect(seen == seen.sorted() && seen.count == images.filter { $0.row != nil }.count - 1, "upserts in key order")
+        let upsertedIDs = upserted.compactMap { $0["id"]?.int64Value }
+        #expect(deleted == deleted.sorted() && deleted.count == images.filter { $0.row == nil }.count, "deletes in key order")
+        #expect(upsertedIDs == upsertedIDs.sorted() && upsertedIDs.count == images.filter { $0.row != nil }.count - 1)
+        #expect(upserted.first { $0["id"]?.int64Value == 5 }?["qty"] == .integer(-1), "key 5's newest image")
+        #expect(AgentStore.integerKeyOrder([["id": .string("10")], ["id": .string("9")]]) == nil, "digits may be text")
         let single = try AgentStore.walBatch(Array(images.prefix(5)), indices: Array(0..<5), table: "public.items")
         #expect(single.calls.count == 1)
     }
@@ -168,6 +171,39 @@ struct OneTripApplyTests {
             #expect(summary.refusedOneTrip && summary.applied == Int(count) - 1 && summary.deadLettered == 1)
             #expect(try connection.query("SELECT count(*) FROM items WHERE name LIKE 'm%'")[0].int64(0) == count - 1)
             #expect(try connection.query("SELECT seq FROM starling.dead_letters")[0].int64(0) == 2 * count)
+            // A large page in one trip: its calls go in the one pipeline.
+            let third = (1...count).map { Self.entry(2 * count + $0, $0, name: "o\($0)") }
+            let inOneTrip = try store.apply(
+                third, after: 2 * count, next: 3 * count, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+            #expect(inOneTrip.inOneTrip && inOneTrip.applied == Int(count))
+            #expect(try connection.query("SELECT count(*) FROM items WHERE name LIKE 'o%'")[0].int64(0) == count)
+            #expect(connection.isIdle)
+        }
+    }
+
+    @Test("calls that a table's foreign key to itself fails go again in one call")
+    func selfReference() async throws {
+        // Proves: deleting a tree whose parents have the lower keys fails in calls of walBatchRows (the first call
+        // deletes parents whose children are still there: the foreign key is checked at the end of each statement),
+        // and succeeds as the one statement the origin ran: no dead letter, the tree is gone.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: "CREATE TABLE tree (id integer PRIMARY KEY, parent integer REFERENCES tree (id))",
+                tables: ["public.tree"])
+            defer { connection.close() }
+            let half = Int64(AgentStore.walBatchRows)
+            try connection.execute(
+                "INSERT INTO tree SELECT g, CASE WHEN g > $1 THEN g - $1 END FROM generate_series(1, 2 * $1) g",
+                [.int64(half)])
+            let deletes = (1...(2 * half)).map { id in
+                LogEntry(
+                    seq: id, origin: "x", id: "x:\(id)", tx: "x:1", table: "public.tree", op: .delete,
+                    key: ["id": .integer(id)], row: nil, hlc: 1000 + id, kind: .change, rewritten: false)
+            }
+            let summary = try AgentStore(region: "r").apply(
+                deletes, after: 0, next: 2 * half, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+            #expect(summary.applied == Int(2 * half) && summary.deadLettered == 0 && summary.batchFallbacks == 0)
+            #expect(try connection.query("SELECT count(*) FROM tree")[0].int64(0) == 0)
         }
     }
 
@@ -201,7 +237,7 @@ struct OneTripApplyTests {
             #expect(!second.inOneTrip && second.accepted == 1 && second.deferredApplied == 1)
             #expect(try connection.query("SELECT qty FROM items WHERE id = 1")[0].int64("qty") == 66)
             #expect(try connection.query("SELECT count(*) FROM starling.deferred_entries")[0].int64(0) == 0)
-            #expect(!connection.isInTransaction)
+            #expect(connection.isIdle)
         }
     }
 }

@@ -195,6 +195,42 @@ struct PostgresConnectionTests {
         }
     }
 
+    /// Proves a transaction sent as one pipeline commits all of it, rolls all of it back when a statement fails (the
+    /// connection idle again), and that a failure on this side in the middle of a pipeline (a parameter libpq cannot
+    /// carry, after the first statement went out) closes the connection instead of leaving it in pipeline mode.
+    @Test func pipelinedTransaction() async throws {
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            defer { connection.close() }
+            try connection.executeScript("CREATE TABLE items (id bigint PRIMARY KEY)")
+            let (results, then) = try connection.transaction(
+                settings: "SET LOCAL application_name = 'piped'",
+                pipelining: [
+                    PostgresStatement("INSERT INTO items VALUES (1)"),
+                    PostgresStatement("SELECT current_setting('application_name') AS s", prepared: true),
+                ], thenQuery: "SELECT count(*) AS n FROM items")
+            #expect(try results.count == 2 && results[1][0].string("s") == "piped")
+            #expect(try then?[0].int64("n") == 1)
+            let failed = #expect(throws: PostgresError.self) {
+                try connection.transaction(pipelining: [
+                    PostgresStatement("INSERT INTO items VALUES (2)"), PostgresStatement("INSERT INTO items VALUES (1)"),
+                ])
+            }
+            #expect(failed?.sqlState == "23505" && connection.isIdle)
+            #expect(try connection.query("SELECT count(*) FROM items")[0].int64(0) == 1)
+            let broken = #expect(throws: PostgresError.self) {
+                try connection.transaction(pipelining: [
+                    PostgresStatement("INSERT INTO items VALUES (3)"),
+                    PostgresStatement("SELECT $1::text", [.text("nul\u{0}byte")]),
+                ])
+            }
+            #expect(broken?.isConnectionLost == true && connection.isConnectionLost)
+            let other = try db.connect()
+            defer { other.close() }
+            #expect(try other.query("SELECT count(*) FROM items")[0].int64(0) == 1, "nothing of it committed")
+        }
+    }
+
     /// Proves a closed connection reports itself lost and fails statements instead of crashing.
     @Test func closedConnectionFailsCleanly() async throws {
         try await TestDatabase.with { db in

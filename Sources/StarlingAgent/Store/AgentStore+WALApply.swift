@@ -38,9 +38,9 @@ extension AgentStore {
     /// Writes `images` (in seq order) inside the caller's transaction, with no version check: the caller skipped
     /// what is superseded. Images of tables not synced here are skipped. Per table (in order of first
     /// appearance) only the newest image of each key is written, by the table's WAL batch function (one call, or a
-    /// few in key order for a large batch: ``walBatch(_:indices:table:)``); when one raises, nothing of the table's
-    /// calls remains and its images are written one by one in seq order, where only the failing ones become dead
-    /// letters holding `deadLetter(index)`.
+    /// few in key order for a large batch: ``walBatch(_:indices:table:inCalls:)``, then in one call if one of those
+    /// raises); when that raises, nothing of the table's calls remains and its images are written one by one in seq
+    /// order, where only the failing ones become dead letters holding `deadLetter(index)`.
     func applyImagesInMemory(
         _ images: [Image], tables: Set<String>, connection: PostgresConnection, deadLetter: (Int) -> JSONValue
     ) throws -> ImageStatuses {
@@ -50,19 +50,27 @@ extension AgentStore {
         var fallbacks = 0
         for (table, indices) in groups.tables {
             let batch = try Self.walBatch(images, indices: indices, table: table)
-            // Calls that all must write or none: a savepoint undoes the ones before a failing one.
-            if batch.calls.count > 1 { try connection.execute("SAVEPOINT wal_batch", name: "agent.apply.savepoint") }
-            var failed = false
-            for documents in batch.calls {
-                let result = try connection.query(
-                    "SELECT error_state FROM \(batch.function)($1::jsonb, $2::jsonb)", documents,
-                    name: "agent.apply.walBatch", prepared: true)[0]
-                failed = try result.optionalString("error_state") != nil
-                if failed { break }
+            func written(_ calls: [[PostgresValue]]) throws -> Bool {
+                for documents in calls {
+                    let result = try connection.query(
+                        "SELECT error_state FROM \(batch.function)($1::jsonb, $2::jsonb)", documents,
+                        name: "agent.apply.walBatch", prepared: true)[0]
+                    if try result.optionalString("error_state") != nil { return false }
+                }
+                return true
             }
-            guard failed else { continue }
-            if batch.calls.count > 1 {
+            if batch.calls.count == 1 {
+                if try written(batch.calls) { continue }
+            } else {
+                // Calls that all must write or none: a savepoint undoes the ones before a failing one. Then the batch
+                // in one call: a constraint checked at the end of each statement (a foreign key of the table to
+                // itself, a deferrable unique index) may fail between calls where one statement passes.
+                try connection.execute("SAVEPOINT wal_batch", name: "agent.apply.savepoint")
+                defer { _ = try? connection.execute("RELEASE SAVEPOINT wal_batch", name: "agent.apply.savepoint") }
+                if try written(batch.calls) { continue }
                 try connection.execute("ROLLBACK TO SAVEPOINT wal_batch", name: "agent.apply.savepoint")
+                let whole = try Self.walBatch(images, indices: indices, table: table, inCalls: false)
+                if try written(whole.calls) { continue }
             }
             let (newest, sql) = (batch.newest, try TableSQL(shape: TableShape(name: table, columns: [], key: [])))
             fallbacks += 1
@@ -83,7 +91,7 @@ extension AgentStore {
     }
 
     /// Rows written per call of a table's WAL batch function, when the calls can keep primary-key order
-    /// (``walBatch(_:indices:table:)``). A call's documents are parsed into memory that the backend gets fresh from
+    /// (``walBatch(_:indices:table:inCalls:)``). A call's documents are parsed into memory that the backend gets fresh from
     /// the kernel each time past a few hundred kilobytes: upserting 20,000 rows of the benchmark's table in calls of
     /// 5,000 page-faulted about 0.8 times per row and took 17 % more CPU than in calls of 1,000 (0.05 faults per row;
     /// 250 gave the same as 1,000), on PostgreSQL 15 with glibc's allocator (2026-12-06).
@@ -91,10 +99,10 @@ extension AgentStore {
 
     /// One table's calls of its WAL batch function: the newest image of each key among `indices` (the older ones
     /// would be overwritten in this transaction anyway; `newest` in seq order), as the functions' two documents,
-    /// upserts and deletes. One call, unless there are more than ``walBatchRows`` images and the key is one column
-    /// holding integers: then the images go in key order (as the function writes them within a call), deletes
+    /// upserts and deletes. One call, unless `inCalls`, there are more than ``walBatchRows`` images and the key is one
+    /// column holding integers: then the images go in key order (as the function writes them within a call), deletes
     /// first, ``walBatchRows`` a call, so all calls together still lock rows in primary-key order.
-    static func walBatch(_ images: [Image], indices: [Int], table: String) throws
+    static func walBatch(_ images: [Image], indices: [Int], table: String, inCalls: Bool = true) throws
         -> (function: String, calls: [[PostgresValue]], newest: [Int])
     {
         var seen = Set<TableKey>()
@@ -113,7 +121,7 @@ extension AgentStore {
                 deletes.isEmpty ? .null : .text(deleteDocument.finish()),
             ]
         }
-        guard newest.count > walBatchRows, let keyed = integerKeyOrder(newest.map { images[$0].key }) else {
+        guard inCalls, newest.count > walBatchRows, let keyed = integerKeyOrder(newest.map { images[$0].key }) else {
             return (function, [documents(upserts: newest.filter { !isDelete($0) }, deletes: newest.filter(isDelete))], newest)
         }
         let ordered = keyed.map { newest[$0] }
@@ -129,13 +137,14 @@ extension AgentStore {
         return (function, calls, newest)
     }
 
-    /// The positions of `keys` in ascending key order when every key is one column holding an integer (the order
-    /// PostgreSQL gives them); nil otherwise (a text key's order depends on its collation).
+    /// The positions of `keys` in ascending key order when every key is one column holding a JSON integer number
+    /// (the order PostgreSQL gives an integer column); nil otherwise: a text key's order depends on its collation, and
+    /// a string of digits may be text (an int8 key travels as a string too, and is not ordered here).
     static func integerKeyOrder(_ keys: [JSONObject]) -> [Int]? {
         var values: [Int64] = []
         values.reserveCapacity(keys.count)
         for key in keys {
-            guard key.count == 1, let value = key.first?.value.int64Value else { return nil }
+            guard key.count == 1, case .number(let text)? = key.first?.value, let value = Int64(text) else { return nil }
             values.append(value)
         }
         return values.indices.sorted { values[$0] < values[$1] }

@@ -202,13 +202,22 @@ public struct AgentStore: Sendable {
                 if let summary = try handleVerdictsInOneTrip(verdicts, for: changes, wal: wal, connection: connection) {
                     return summary
                 }
-            } catch let error as PostgresError where !error.isConnectionLost {
+            } catch let error as PostgresError where Self.oneTripFallsBack(error, connection: connection) {
                 // Refused (deferred entries to release) or failed: nothing of it remains; the full way below.
             }
         }
         return try relaxedTransaction(connection, name: "agent.verdicts") { connection in
             return try settleVerdicts(verdicts, for: changes, wal: wal, emitsMarker: true, connection: connection)
         }
+    }
+
+    /// Whether a one-trip transaction that failed with `error` is done again the full way: a statement's error on the
+    /// server (nothing of the transaction remains, the connection is idle again), but not a deadlock, a serialization
+    /// failure or a lock timeout (the caller retries the whole page, as after the full way's) nor an error on this side
+    /// (a lost connection; results lost after the COMMIT, when the full way would find the page applied and stale).
+    static func oneTripFallsBack(_ error: PostgresError, connection: PostgresConnection) -> Bool {
+        guard let state = error.sqlState, !error.isConnectionLost, connection.isIdle else { return false }
+        return !["40P01", "40001", "55P03"].contains(state)
     }
 
     /// The verdicts' work (``VerdictWork``) in the changes' order, and the outbox ids of the changes (trigger capture
@@ -582,10 +591,10 @@ public struct AgentStore: Sendable {
                     entries: entries, after: after, next: next, maxHLC: maxHLC, batchTables: batchTables,
                     marker: marker, promised: promised, pendingKeys: wal.pendingKeys, versions: versions)
                 if let summary = try applyInOneTrip(page, connection: connection) { return summary }
-            } catch let error as PostgresError where !error.isConnectionLost {
+            } catch let error as PostgresError where Self.oneTripFallsBack(error, connection: connection) {
                 // A check failed on the server (`starling.refuse_unless`), or a statement built from what the agent
                 // knew failed (a table dropped since): nothing of it remains. The page is applied the full way below,
-                // which decides as it always did and raises what the caller retries (a deadlock, a lock timeout).
+                // which decides as it always did.
                 refused = true
             }
         }
