@@ -52,6 +52,33 @@ struct SchemaApplyTests {
         }
     }
 
+    // Proves a rolling migration where this region ran the statements by hand ahead of the log: once the hub answered
+    // its own capture of the last one with that version's seq, the log's entries up to it need nothing here (without
+    // the record the first found a third shape and stopped the table), and a rename among them still maps images
+    // written under the old name.
+    @Test func statementsRunHereAheadOfTheLog() async throws {
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+            let store = AgentStore(region: "r3")
+            let shape = try TableShape.load(table: "public.items", connection: connection)
+            let (note, withNote) = try Self.schemaEntry(
+                10, [.addColumn(name: "note", type: "text", isNotNull: false, defaultSQL: nil)], on: shape, version: 2)
+            let (rename, renamed) = try Self.schemaEntry(
+                20, [.renameColumn(from: "label", to: "title")], on: withNote, version: 3)
+            try connection.execute("ALTER TABLE items ADD COLUMN note text")
+            try connection.execute("ALTER TABLE items RENAME COLUMN label TO title")
+            let change = SchemaChange(table: "public.items", actions: [.renameColumn(from: "label", to: "title")], statement: "test")
+            #expect(try store.acceptedSchema(change, seq: 20, recordsRenames: false, connection: connection) != nil)
+            for (entry, after) in [(note, Int64(0)), (rename, Int64(10))] {
+                let outcome = try store.applySchema(entry, after: after, how: Self.how, connection: connection)
+                #expect(outcome == .applied(try TableShape.load(table: "public.items", connection: connection), executed: false))
+            }
+            #expect(TableShape.sameColumns(try TableShape.load(table: "public.items", connection: connection).columns, renamed.columns))
+            _ = try store.apply([Self.rowEntry(21, ["id": 1, "label": "old name"])], after: 20, next: 21, connection: connection)
+            #expect(try connection.query("SELECT title FROM items WHERE id = 1")[0].optionalString(0) == "old name")
+        }
+    }
+
     // Proves a table stopped by a schema change it could not apply, whose first held entry is a row (it was
     // drifted before the change arrived), is tried again once the operator made it possible, and resumes.
     @Test func aStoppedTableResumesWhenItsChangeBecomesPossible() async throws {

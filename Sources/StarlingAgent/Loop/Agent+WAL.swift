@@ -241,7 +241,8 @@ extension Agent {
                 // A change the log had already (pushed before a restart, or made in another region first) records
                 // no renames from here: decoded again, its actions may be computed from a later shape; the renames
                 // come with the log's own entry.
-                let shape = try store.acceptedSchema(change, recordsRenames: answer.isNew, connection: connection)
+                let shape = try store.acceptedSchema(
+                    change, seq: answer.seq, recordsRenames: answer.isNew, connection: connection)
                 queue.handled()
                 return shape
             }

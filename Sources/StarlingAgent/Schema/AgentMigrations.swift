@@ -22,5 +22,6 @@ public enum AgentMigrations {
         PostgresMigration(embeddedFile: "0011_apply_parts.sql", PackageResources._011_apply_parts_sql),
         PostgresMigration(embeddedFile: "0012_ddl_events.sql", PackageResources._012_ddl_events_sql),
         PostgresMigration(embeddedFile: "0013_apply_refusal.sql", PackageResources._013_apply_refusal_sql),
+        PostgresMigration(embeddedFile: "0014_schema_made_here.sql", PackageResources._014_schema_made_here_sql),
     ]
 }

@@ -84,9 +84,20 @@ extension AgentStore {
             return try stop(entry, reason: "schema change at seq \(entry.seq) is malformed: \(error.message)", connection: connection)
         }
         let table = entry.table
+        let madeHere = try connection.query(
+            "SELECT made_here_through FROM starling.synced_tables WHERE table_name = $1", [.text(table)],
+            name: "agent.schema.madeHere").first?.int64("made_here_through") ?? 0
         if entry.origin == region && !entry.rewritten {
             // Captured here: the table has the shape; its functions were installed with the verdict.
             return .applied(try TableShape.load(table: table, connection: connection), executed: false)
+        }
+        if entry.seq <= madeHere {
+            // The same statement was run here too and answered with this seq or a later one (a rolling migration): the
+            // table went through it, and its functions were installed when the hub answered. Its renames come from
+            // this entry (a change the log had already records none from here).
+            let shape = try TableShape.load(table: table, connection: connection)
+            try recordRenames(schema.change, shape: shape, connection: connection)
+            return .applied(shape, executed: false)
         }
         try connection.execute("SET LOCAL starling.schema_apply = 'on'", name: "agent.schema.flag")
         try connection.execute("SAVEPOINT starling_schema", name: "agent.schema.savepoint")
@@ -199,13 +210,16 @@ extension AgentStore {
     /// functions are generated again for its columns now (WAL capture: no capture trigger), its signature and
     /// renames recorded, so the pulled entries held meanwhile (``ShapeGuard``) apply to the new shape. One
     /// transaction. Returns the table's shape.
-    public func acceptedSchema(_ change: SchemaChange, recordsRenames: Bool, connection: PostgresConnection) throws
-        -> TableShape?
-    {
+    /// `seq`: the log's seq of the change (the hub's answer), recorded as made here (Migrations/agent/0014).
+    public func acceptedSchema(
+        _ change: SchemaChange, seq: Int64? = nil, recordsRenames: Bool, connection: PostgresConnection
+    ) throws -> TableShape? {
         try connection.transaction(name: "agent.schema.accepted") { connection in
             let found = try connection.query(
-                "SELECT 1 FROM starling.synced_tables WHERE table_name = $1 FOR UPDATE", [.text(change.table)],
-                name: "agent.schema.acceptedTable")
+                """
+                UPDATE starling.synced_tables SET made_here_through = greatest(made_here_through, coalesce($2, 0))
+                WHERE table_name = $1 RETURNING 1
+                """, [.text(change.table), seq.map { .int64($0) } ?? .null], name: "agent.schema.acceptedTable")
             guard !found.isEmpty else { return nil }
             let shape = try TableShape.load(table: change.table, connection: connection)
             try AgentSchema().installTable(shape, captureTriggers: false, connection: connection)
