@@ -201,7 +201,7 @@ final class DemoRun: Sendable {
     private func seedAndWait(workloads: [DemoWorkload], monitor: DemoMonitor) async throws {
         try await monitor.waitForInstall(isInterrupted: { self.isInterrupted })
         try await workloads[0].withConnection { connection in _ = try connection.executeScript(DemoSchema.seed) }
-        view.say("seeded 200 products and 100 customers in \(regionNames[0]); replicating…")
+        view.say("seeded 200 products, 100 customers and 10 orders in \(regionNames[0]); replicating…")
         let clock = ContinuousClock()
         let deadline = clock.now + .seconds(120)
         while clock.now < deadline && !isInterrupted {
@@ -220,6 +220,7 @@ final class DemoRun: Sendable {
         await withTaskGroup(of: Void.self) { group in
             for workload in workloads {
                 group.addTask {
+                    await workload.collide()
                     var next = clock.now
                     while clock.now < end && !self.isInterrupted {
                         await workload.writeOnce()

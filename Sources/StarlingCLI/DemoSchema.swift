@@ -36,7 +36,30 @@ enum DemoSchema {
         INSERT INTO public.customers (id, name, email, tier)
             SELECT i, 'Customer ' || i, 'customer' || i || '@example.com', 'standard'
             FROM generate_series(1, 100) AS i;
+        INSERT INTO public.orders (id, customer_id, sku, qty, status, placed_in)
+            SELECT ('00000000-0000-0000-0000-' || lpad(i::text, 12, '0'))::uuid, i, 'SKU-' || lpad(i::text, 4, '0'), 1,
+                   'placed', 'seed'
+            FROM generate_series(1, 10) AS i;
         """
+
+    /// One transaction every region runs at the same moment as the workload starts: the same row of every table,
+    /// written everywhere before any region's write can arrive elsewhere, so each policy meets a conflict at once
+    /// (on a fast link the random workload alone may meet none on some table in a short run).
+    static func collision(region: String) -> String {
+        let tag = region.replacingOccurrences(of: "'", with: "''")
+        return """
+            UPDATE public.products SET stock = stock + 1, title = 'Product 1 (\(tag))', updated_at = clock_timestamp()
+                WHERE sku = 'SKU-0001';
+            UPDATE public.customers SET tier = 'gold', email = 'customer1+\(tag)@example.com', updated_at = clock_timestamp()
+                WHERE id = 1;
+            UPDATE public.orders SET status = 'paid in \(tag)', updated_at = clock_timestamp()
+                WHERE id = '00000000-0000-0000-0000-000000000001';
+            INSERT INTO public.price_overrides (region, sku, price, reason) VALUES ('eu', 'SKU-0001', 9.99, 'set in \(tag)')
+                ON CONFLICT (region, sku) DO UPDATE SET reason = EXCLUDED.reason;
+            INSERT INTO public.ledger (id, account, amount, memo, booked_in) VALUES (0, 'acct-0', 1.00, 'opening', '\(tag)')
+                ON CONFLICT (id) DO NOTHING;
+            """
+    }
 
     /// Hot key ranges the workload picks from: small on purpose, so regions collide.
     static let hotProducts = 40

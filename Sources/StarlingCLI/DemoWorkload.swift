@@ -23,8 +23,19 @@ final class DemoWorkload: Sendable {
     /// One write transaction of a randomly chosen kind.
     func writeOnce() async {
         let (sql, params) = state.withLock { nextStatement(&$0.random) }
+        await write { connection in _ = try connection.execute(sql, params, name: "demo.write") }
+    }
+
+    /// The collision round (``DemoSchema/collision(region:)``): one transaction, counted as one write.
+    func collide() async {
+        let script = "BEGIN; " + DemoSchema.collision(region: region) + " COMMIT"
+        await write { connection in _ = try connection.executeScript(script, name: "demo.collision") }
+    }
+
+    /// Runs one write transaction, counting it or its error.
+    private func write(_ body: @escaping @Sendable (PostgresConnection) throws -> Void) async {
         do {
-            _ = try await worker.withConnection { connection in try connection.execute(sql, params, name: "demo.write") }
+            try await worker.withConnection(body)
             state.withLock { $0.writes += 1 }
         } catch {
             state.withLock {
