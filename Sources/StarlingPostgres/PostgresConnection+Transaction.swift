@@ -49,15 +49,15 @@ extension PostgresConnection {
 
     /// `statements` as one transaction in one round trip: `BEGIN` (with `settings`, one statement, and the session's
     /// ``transactionPrologue``), the statements, `COMMIT` and then `query` (constant text; none when nil), all in one
-    /// pipeline with one sync point. Returns the statements' results and the query's. A failing statement makes the server skip the
-    /// rest, `COMMIT` included: the transaction is rolled back and the statement's error thrown, so a statement that
-    /// raises on purpose (a check of what the caller assumed) undoes everything before it.
+    /// pipeline with one sync point. Returns the statements' results and the query's. A failing statement makes the
+    /// server skip the rest, `COMMIT` included: the transaction is rolled back and the statement's error thrown, so a
+    /// statement that raises on purpose (a check of what the caller assumed) undoes everything before it.
     @discardableResult
     public func transaction(
         settings: String? = nil, pipelining statements: [PostgresStatement], thenQuery query: String? = nil
     ) throws(PostgresError) -> (results: [PostgresResult], then: PostgresResult?) {
         precondition(!isInTransaction && deferredBegin == nil, "transaction() called inside an open transaction")
-        deferredBegin = ["BEGIN", settings, transactionPrologue].compactMap { $0 }
+        deferredBegin = beginStatements(isolation: nil, settings: settings)
         let all =
             statements + [PostgresStatement("COMMIT", name: "commit", prepared: true)]
             + (query.map { [PostgresStatement($0, name: "then", prepared: true)] } ?? [])
@@ -80,7 +80,7 @@ extension PostgresConnection {
         _ body: (PostgresConnection) throws -> T
     ) throws -> (value: T, then: PostgresResult?) {
         precondition(!isInTransaction && deferredBegin == nil, "transaction() called inside an open transaction")
-        let begin = [isolation?.sql ?? "BEGIN", settings, transactionPrologue].compactMap { $0 }
+        let begin = beginStatements(isolation: isolation, settings: settings)
         if deferBegin {
             deferredBegin = begin
         } else {
@@ -111,6 +111,11 @@ extension PostgresConnection {
             if isInTransaction { rollbackQuietly() }
             throw error
         }
+    }
+
+    /// A transaction's `BEGIN`, its `settings` and the session's ``transactionPrologue``.
+    private func beginStatements(isolation: PostgresIsolation?, settings: String?) -> [String] {
+        [isolation?.sql ?? "BEGIN", settings, transactionPrologue].compactMap { $0 }
     }
 
     /// `ROLLBACK`, ignoring failure: used on paths that already have an error to report (a broken connection

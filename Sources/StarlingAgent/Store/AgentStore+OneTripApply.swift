@@ -38,11 +38,8 @@ extension AgentStore {
         summary.inOneTrip = true
         summary.stoppedTables = drift
         var entries = page.entries
-        let deferred = entries.filter { page.pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
-        if !deferred.isEmpty {
-            entries.removeAll { page.pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
-            summary.skippedPending = deferred.count
-        }
+        let deferred = Self.takePending(&entries, pendingKeys: page.pendingKeys)
+        summary.skippedPending = deferred.count
         let (applicable, held) = sortPulled(
             entries, drift: drift, versions: page.versions, renames: catalog.renames, summary: &summary)
         guard held.isEmpty else { return nil }
@@ -71,7 +68,7 @@ extension AgentStore {
         let (_, then) = try connection.transaction(
             settings: relaxedSettings, pipelining: statements, thenQuery: Self.insertPositionSQL)
         guard let then else { throw PostgresError(code: .queryFailed, message: "no WAL position after COMMIT") }
-        summary.position = try LSN(parsing: try then[0].string("lsn"), what: "pg_current_wal_insert_lsn")
+        summary.position = try Self.insertPosition(then)
         return summary
     }
 
@@ -79,13 +76,10 @@ extension AgentStore {
     /// starts, the catalog key is `key` and no entry is held (read after the locks); it writes `marker` into the WAL
     /// before any row.
     private func cursorStatement(_ page: OneTripPage, key: String, marker: CaptureLedger.Marker) -> PostgresStatement {
-        let position = history?.current
-        return PostgresStatement(
+        PostgresStatement(
             """
             WITH k AS (SELECT \(CatalogCache.keyExpression) AS key, EXISTS (SELECT 1 FROM starling.held_entries) AS held),
-                 u AS (UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now(),
-                           known_seq = CASE WHEN $4::bigint IS NULL THEN known_seq ELSE greatest(known_seq, $4) END,
-                           log_terms = coalesce($5::jsonb, log_terms)
+                 u AS (UPDATE starling.state SET \(Self.cursorMove(next: "$1", hlc: "$2", history: ("$4", "$5")))
                        WHERE cursor = $3 RETURNING 1)
             SELECT starling.refuse_unless(EXISTS (SELECT 1 FROM u), 'the cursor is not where the page starts')
                    AND starling.refuse_unless(k.key = $6 AND NOT k.held, 'the catalog changed or entries are held')
@@ -93,9 +87,7 @@ extension AgentStore {
                    pg_logical_emit_message(true, $7, $8)::text AS marker
             FROM k
             """,
-            [
-                .int64(page.next), .int64(page.maxHLC), .int64(page.after),
-                position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
+            [.int64(page.next), .int64(page.maxHLC), .int64(page.after)] + historyParameters + [
                 .text(key), .text(CaptureLedger.Marker.prefix), .text(marker.text),
             ], name: "agent.apply.oneTrip", prepared: true)
     }

@@ -84,13 +84,13 @@ extension AgentStore {
             return try stop(entry, reason: "schema change at seq \(entry.seq) is malformed: \(error.message)", connection: connection)
         }
         let table = entry.table
-        let madeHere = try connection.query(
-            "SELECT made_here_through FROM starling.synced_tables WHERE table_name = $1", [.text(table)],
-            name: "agent.schema.madeHere").first?.int64("made_here_through") ?? 0
         if entry.origin == region && !entry.rewritten {
             // Captured here: the table has the shape; its functions were installed with the verdict.
             return .applied(try TableShape.load(table: table, connection: connection), executed: false)
         }
+        let madeHere = try connection.query(
+            "SELECT made_here_through FROM starling.synced_tables WHERE table_name = $1", [.text(table)],
+            name: "agent.schema.madeHere").first?.int64("made_here_through") ?? 0
         if entry.seq <= madeHere {
             // The same statement was run here too and answered with this seq or a later one (a rolling migration): the
             // table went through it, and its functions were installed when the hub answered. Its renames come from

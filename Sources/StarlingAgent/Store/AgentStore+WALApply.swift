@@ -125,15 +125,12 @@ extension AgentStore {
             return (function, [documents(upserts: newest.filter { !isDelete($0) }, deletes: newest.filter(isDelete))], newest)
         }
         let ordered = keyed.map { newest[$0] }
-        let deletes = ordered.filter(isDelete)
-        let upserts = ordered.filter { !isDelete($0) }
+        func slices(_ list: [Int]) -> [[Int]] {
+            stride(from: 0, to: list.count, by: walBatchRows).map { Array(list[$0..<min($0 + walBatchRows, list.count)]) }
+        }
         let calls =
-            stride(from: 0, to: deletes.count, by: walBatchRows).map {
-                documents(upserts: [], deletes: Array(deletes[$0..<min($0 + walBatchRows, deletes.count)]))
-            }
-            + stride(from: 0, to: upserts.count, by: walBatchRows).map {
-                documents(upserts: Array(upserts[$0..<min($0 + walBatchRows, upserts.count)]), deletes: [])
-            }
+            slices(ordered.filter(isDelete)).map { documents(upserts: [], deletes: $0) }
+            + slices(ordered.filter { !isDelete($0) }).map { documents(upserts: $0, deletes: []) }
         return (function, calls, newest)
     }
 
@@ -168,8 +165,11 @@ extension AgentStore {
     static let insertPositionSQL = "SELECT pg_current_wal_insert_lsn()::text AS lsn"
 
     static func walInsertPosition(connection: PostgresConnection) throws -> LSN {
-        let text = try connection.query(Self.insertPositionSQL, name: "agent.wal.insertLSN", prepared: true)[0]
-            .string("lsn")
-        return try LSN(parsing: text, what: "pg_current_wal_insert_lsn")
+        try insertPosition(try connection.query(Self.insertPositionSQL, name: "agent.wal.insertLSN", prepared: true))
+    }
+
+    /// The position in the result of ``insertPositionSQL``.
+    static func insertPosition(_ result: PostgresResult) throws -> LSN {
+        try LSN(parsing: try result[0].string("lsn"), what: "pg_current_wal_insert_lsn")
     }
 }

@@ -259,18 +259,14 @@ public struct AgentStore: Sendable {
         var summary = work.summary
         summary.versions = work.markerVersions
         let marker = CaptureLedger.Marker(handledThrough: wal.handledThrough, versions: work.markerVersions)
-        let position = history?.current
         let statements = [
             PostgresStatement(
                 """
                 WITH u AS (UPDATE starling.state SET known_seq = greatest(known_seq, $1), log_terms = $2::jsonb
-                           WHERE $1::bigint IS NOT NULL RETURNING 1)
-                SELECT pg_logical_emit_message(true, $3, $4)::text AS lsn, (SELECT count(*) FROM u) AS saved
-                """,
-                [
-                    position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
-                    .text(CaptureLedger.Marker.prefix), .text(marker.text),
-                ], name: "agent.verdicts.oneTrip", prepared: true),
+                           WHERE $1::bigint IS NOT NULL)
+                SELECT pg_logical_emit_message(true, $3, $4)::text AS lsn
+                """, historyParameters + [.text(CaptureLedger.Marker.prefix), .text(marker.text)],
+                name: "agent.verdicts.oneTrip", prepared: true),
             PostgresStatement(
                 Self.releaseSQL(refusingAny: true), [.text(work.decided.finish())], name: "agent.deferred.releaseNone",
                 prepared: true),
@@ -414,12 +410,18 @@ public struct AgentStore: Sendable {
         _ entries: inout [LogEntry], pendingKeys: Set<TableKey>, summary: inout ApplySummary,
         connection: PostgresConnection
     ) throws {
-        guard !pendingKeys.isEmpty else { return }
-        let deferred = entries.filter { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+        let deferred = Self.takePending(&entries, pendingKeys: pendingKeys)
         guard !deferred.isEmpty else { return }
-        entries.removeAll { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
         try deferEntries(deferred, connection: connection)
         summary.skippedPending += deferred.count
+    }
+
+    /// Takes the entries of `pendingKeys` out of `entries` and returns them (in order).
+    static func takePending(_ entries: inout [LogEntry], pendingKeys: Set<TableKey>) -> [LogEntry] {
+        guard !pendingKeys.isEmpty else { return [] }
+        let taken = entries.filter { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
+        if !taken.isEmpty { entries.removeAll { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) } }
+        return taken
     }
 
     /// Keeps pulled entries skipped because a local change of their key waits for its verdict: the
@@ -441,6 +443,24 @@ public struct AgentStore: Sendable {
                 .int64Array(entries.map(\.seq)), .textArray(entries.map(\.table)),
                 .textArray(entries.map { Self.text($0.key) }), .textArray(entries.map(\.json.canonicalText)),
             ], name: "agent.deferred.insert", prepared: true)
+    }
+
+    /// The log history's position as two parameters, `known_seq` and `log_terms` (both NULL without a history).
+    var historyParameters: [PostgresValue] {
+        let position = history?.current
+        return [
+            position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
+        ]
+    }
+
+    /// The `SET` list of an apply's move of `starling.state`: the cursor to `next`, the last HLC up to `hlc`, and the
+    /// log history (``historyParameters``'s two placeholders; NULL keeps what is stored). Placeholders as SQL text.
+    static func cursorMove(next: String, hlc: String, history: (known: String, terms: String)) -> String {
+        """
+        cursor = \(next), last_hlc = greatest(last_hlc, \(hlc)), updated_at = now(),
+            known_seq = CASE WHEN \(history.known)::bigint IS NULL THEN known_seq ELSE greatest(known_seq, \(history.known)) END,
+            log_terms = coalesce(\(history.terms)::jsonb, log_terms)
+        """
     }
 
     /// Saves the log history (``LogHistory/save(connection:)``) and writes `marker` (if any) into the WAL, in one
@@ -508,7 +528,6 @@ public struct AgentStore: Sendable {
         }
         var promised = marker
         promised?.deferredThrough = spill == nil ? wal?.deferredThrough : nil
-        let position = history?.current
         let batchTables = Set(entries.map(\.table)).union(spill?.tables ?? []).sorted()
         // The BEGIN goes with the cursor's statement; under WAL capture the commit's WAL position comes back with
         // the COMMIT (``ApplySummary/position``): two round trips fewer.
@@ -521,9 +540,7 @@ public struct AgentStore: Sendable {
             let cached = catalog.applyCatalog(for: batchTables)
             let state = try connection.query(
                 """
-                UPDATE starling.state SET cursor = $1, last_hlc = greatest(last_hlc, $2), updated_at = now(),
-                    known_seq = CASE WHEN $5::bigint IS NULL THEN known_seq ELSE greatest(known_seq, $5) END,
-                    log_terms = coalesce($6::jsonb, log_terms)
+                UPDATE starling.state SET \(Self.cursorMove(next: "$1", hlc: "$2", history: ("$5", "$6")))
                 FROM (SELECT c.key, c.held,
                              CASE WHEN c.key = $10 THEN $11::boolean ELSE \(Self.sideWritesSQL(batchTables: "$4")) END
                                  AS side_writes
@@ -546,7 +563,7 @@ public struct AgentStore: Sendable {
                 """,
                 [
                     .int64(next), .int64(maxHLC), .int64(after), .textArray(batchTables),
-                    position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
+                ] + historyParameters + [
                     marker == nil ? .null : .text(CaptureLedger.Marker.prefix), marker.map { .text($0.text) } ?? .null,
                     promised?.deferredThrough == nil ? .null : promised.map { .text($0.text) } ?? .null,
                     cached.map { .text($0.key) } ?? .null, cached.map { .bool($0.catalog.sideWrites) } ?? .null,
@@ -600,7 +617,7 @@ public struct AgentStore: Sendable {
         }
         var (summary, then) = try connection.transaction(
             name: "agent.apply", settings: relaxedSettings, deferBegin: true, thenQuery: Self.insertPositionSQL, body)
-        summary.position = try LSN(parsing: try then[0].string("lsn"), what: "pg_current_wal_insert_lsn")
+        summary.position = try Self.insertPosition(then)
         summary.refusedOneTrip = refused
         return summary
     }
