@@ -27,7 +27,7 @@ let agentMigrations = migrations("agent", [
     "0001_starling_schema.sql", "0002_bootstrap.sql", "0003_shape_guard.sql", "0004_deferred_entries.sql",
     "0005_next_id.sql", "0006_wal_capture.sql", "0007_table_lifecycle.sql", "0008_log_terms.sql",
     "0009_spilled_entries.sql", "0010_schema_changes.sql", "0011_apply_parts.sql", "0012_ddl_events.sql",
-    "0013_apply_refusal.sql", "0014_schema_made_here.sql",
+    "0013_apply_refusal.sql", "0014_schema_made_here.sql", "0015_lock_rows.sql",
 ])
 
 let package = Package(

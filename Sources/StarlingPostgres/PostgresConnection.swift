@@ -169,6 +169,12 @@ public final class PostgresConnection {
         return try consume(result, name: name)
     }
 
+    /// ``query(_:_:name:prepared:)`` with a statement built elsewhere.
+    @discardableResult
+    public func query(_ statement: PostgresStatement) throws(PostgresError) -> PostgresResult {
+        try query(statement.sql, statement.params, name: statement.name, prepared: statement.prepared)
+    }
+
     /// Runs one parameterized statement that returns no rows and gives the affected row count.
     @discardableResult
     public func execute(_ sql: String, _ params: [PostgresValue] = [], name: String? = nil, prepared: Bool = false)

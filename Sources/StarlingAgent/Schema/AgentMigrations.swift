@@ -23,5 +23,6 @@ public enum AgentMigrations {
         PostgresMigration(embeddedFile: "0012_ddl_events.sql", PackageResources._012_ddl_events_sql),
         PostgresMigration(embeddedFile: "0013_apply_refusal.sql", PackageResources._013_apply_refusal_sql),
         PostgresMigration(embeddedFile: "0014_schema_made_here.sql", PackageResources._014_schema_made_here_sql),
+        PostgresMigration(embeddedFile: "0015_lock_rows.sql", PackageResources._015_lock_rows_sql),
     ]
 }

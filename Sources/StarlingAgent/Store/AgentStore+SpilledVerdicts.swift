@@ -134,7 +134,8 @@ extension AgentStore {
             emitting: CaptureLedger.Marker(handledThrough: transaction.last, versions: versions), connection: connection)
         summary.versions = versions
         summary.deferredApplied += try applyReleased(
-            keys: decided.finish(), tables: tables, versions: versions, connection: connection)
+            try releaseDeferredEntries(keys: decided.finish(), connection: connection), tables: tables,
+            versions: versions, connection: connection)
         return summary
     }
 

@@ -50,6 +50,7 @@ extension AgentStore {
         var fallbacks = 0
         for (table, indices) in groups.tables {
             let batch = try Self.walBatch(images, indices: indices, table: table)
+            if batch.locksFirst { try connection.query(Self.lockingRows(of: table, keys: batch.keys)) }
             func written(_ calls: [[PostgresValue]]) throws -> Bool {
                 for documents in calls {
                     let result = try connection.query(
@@ -97,14 +98,12 @@ extension AgentStore {
     /// 250 gave the same as 1,000), on PostgreSQL 15 with glibc's allocator (2026-12-06).
     static let walBatchRows = 1000
 
-    /// One table's calls of its WAL batch function: the newest image of each key among `indices` (the older ones
-    /// would be overwritten in this transaction anyway; `newest` in seq order), as the functions' two documents,
-    /// upserts and deletes. One call, unless `inCalls`, there are more than ``walBatchRows`` images and the key is one
-    /// column holding integers: then the images go in key order (as the function writes them within a call), deletes
-    /// first, ``walBatchRows`` a call, so all calls together still lock rows in primary-key order.
-    static func walBatch(_ images: [Image], indices: [Int], table: String, inCalls: Bool = true) throws
-        -> (function: String, calls: [[PostgresValue]], newest: [Int])
-    {
+    /// One table's calls of its WAL batch function (``WALBatch``): the newest image of each key among `indices` (the
+    /// older ones would be overwritten in this transaction anyway; `newest` in seq order), as the functions' two
+    /// documents, upserts and deletes. One call, unless `inCalls`, there are more than ``walBatchRows`` images and the
+    /// key is one column holding integers: then the images go in key order (as the function writes them within a
+    /// call), deletes first, ``walBatchRows`` a call.
+    static func walBatch(_ images: [Image], indices: [Int], table: String, inCalls: Bool = true) throws -> WALBatch {
         var seen = Set<TableKey>()
         seen.reserveCapacity(indices.count)
         let newest = Array(
@@ -121,17 +120,62 @@ extension AgentStore {
                 deletes.isEmpty ? .null : .text(deleteDocument.finish()),
             ]
         }
+        // The function deletes in the document's order, then upserts in key order: with a delete among other rows,
+        // the rows are locked in key order first.
+        let locksFirst = newest.count > 1 && newest.contains(where: isDelete)
+        func batch(_ calls: [[PostgresValue]]) -> WALBatch {
+            WALBatch(
+                function: function, calls: calls, newest: newest,
+                keys: locksFirst ? newest.map { images[$0].key } : [], locksFirst: locksFirst)
+        }
         guard inCalls, newest.count > walBatchRows, let keyed = integerKeyOrder(newest.map { images[$0].key }) else {
-            return (function, [documents(upserts: newest.filter { !isDelete($0) }, deletes: newest.filter(isDelete))], newest)
+            return batch([documents(upserts: newest.filter { !isDelete($0) }, deletes: newest.filter(isDelete))])
         }
         let ordered = keyed.map { newest[$0] }
         func slices(_ list: [Int]) -> [[Int]] {
             stride(from: 0, to: list.count, by: walBatchRows).map { Array(list[$0..<min($0 + walBatchRows, list.count)]) }
         }
-        let calls =
+        return batch(
             slices(ordered.filter(isDelete)).map { documents(upserts: [], deletes: $0) }
-            + slices(ordered.filter { !isDelete($0) }).map { documents(upserts: $0, deletes: []) }
-        return (function, calls, newest)
+                + slices(ordered.filter { !isDelete($0) }).map { documents(upserts: $0, deletes: []) })
+    }
+
+    /// ``walBatch(_:indices:table:inCalls:)``'s calls of one table's WAL batch function.
+    struct WALBatch {
+        /// The function's quoted name.
+        var function: String
+        /// Each call's two documents (upserts, deletes), in the order they go.
+        var calls: [[PostgresValue]]
+        /// The images written: the newest of each key, in seq order.
+        var newest: [Int]
+        /// With `locksFirst`, the keys of `newest`.
+        var keys: [JSONObject]
+        /// Whether the rows are locked in key order before the calls (``lockingRows(of:keys:)``): the calls write
+        /// them in more than one run (a delete among other rows).
+        var locksFirst: Bool
+    }
+
+    /// Locks the rows of `keys` in primary-key order, table by table (by name), inside the caller's transaction,
+    /// before it writes them in more than one run: each run in key order, as the batch functions write, but not
+    /// the runs together, and an application transaction updating the same rows in key order could deadlock with
+    /// the agent's, and be the one PostgreSQL aborts (W3 of the replication benchmark, where the verdict transaction
+    /// wrote its images and then the deferred entries the verdicts released).
+    static func lockRows(_ keys: [TableKey], connection: PostgresConnection) throws {
+        var byTable: [String: [JSONObject]] = [:]
+        for tableKey in Set(keys) { byTable[tableKey.table, default: []].append(tableKey.key) }
+        for (table, keys) in byTable.sorted(by: { $0.key < $1.key }) {
+            try connection.query(lockingRows(of: table, keys: keys))
+        }
+    }
+
+    /// The statement locking `keys`' rows of `table` in primary-key order (`starling.lock_rows`,
+    /// Migrations/agent/0015; a key the table no longer fits locks nothing there).
+    static func lockingRows(of table: String, keys: [JSONObject]) -> PostgresStatement {
+        var document = JSONBatchWriter()
+        for key in keys { document.append(locking: key) }
+        return PostgresStatement(
+            "SELECT starling.lock_rows($1, $2::jsonb) AS locked", [.text(table), .text(document.finish())],
+            name: "agent.apply.lockRows", prepared: true)
     }
 
     /// The positions of `keys` in ascending key order when every key is one column holding a JSON integer number

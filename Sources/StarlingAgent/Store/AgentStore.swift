@@ -309,6 +309,11 @@ public struct AgentStore: Sendable {
                 prepared: true)
         }
         var tables: Set<String>?
+        let released = try releaseDeferredEntries(keys: work.decided.finish(), connection: connection)
+        if !images.isEmpty, !released.isEmpty {
+            // Two runs, each in key order but not together: their rows are locked in key order first.
+            try Self.lockRows(images.map(\.tableKey) + released.map(\.tableKey), connection: connection)
+        }
         if !images.isEmpty {
             let installed = try installedTables(connection: connection)
             tables = installed
@@ -323,16 +328,15 @@ public struct AgentStore: Sendable {
             for status in statuses { summary.count(status) }
         }
         summary.deferredApplied += try applyReleased(
-            keys: work.decided.finish(), tables: tables, versions: inMemory ? markerVersions : nil, connection: connection)
+            released, tables: tables, versions: inMemory ? markerVersions : nil, connection: connection)
         return summary
     }
 
-    /// Applies the deferred entries the handled keys release (``releaseDeferredEntries(keys:connection:)``, `keys`
-    /// as the decided document), with `versions` (WAL capture: the marker's) to skip by; returns how many applied.
+    /// Applies the deferred entries the handled keys released (``releaseDeferredEntries(keys:connection:)``), with
+    /// `versions` (WAL capture: the marker's) to skip by; returns how many applied.
     func applyReleased(
-        keys: String, tables: Set<String>?, versions: [TableKey: Int64]?, connection: PostgresConnection
+        _ released: [LogEntry], tables: Set<String>?, versions: [TableKey: Int64]?, connection: PostgresConnection
     ) throws -> Int {
-        let released = try releaseDeferredEntries(keys: keys, connection: connection)
         guard !released.isEmpty else { return 0 }
         let installed = try tables ?? installedTables(connection: connection)
         var applied = ApplySummary()
@@ -375,7 +379,7 @@ public struct AgentStore: Sendable {
     /// row left, oldest first. Also drops the held entries (``ShapeGuard``) of those keys that the version
     /// supersedes: under WAL capture the version is in memory only while above the cursor, and a held entry is
     /// applied when its table's shape is back, however far the cursor has moved by then.
-    private func releaseDeferredEntries(keys: String, connection: PostgresConnection) throws -> [LogEntry] {
+    func releaseDeferredEntries(keys: String, connection: PostgresConnection) throws -> [LogEntry] {
         let rows = try connection.query(Self.releaseSQL(), [.text(keys)], name: "agent.deferred.release", prepared: true)
         return try rows.map { row throws in (try row.int64("seq"), try row.string("entry")) }
             .sorted { $0.0 < $1.0 }
@@ -923,6 +927,9 @@ public struct AgentStore: Sendable {
                 table: entry.table, key: entry.key, row: entry.rowJSON == nil ? entry.row : nil,
                 seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin, rowJSON: entry.rowJSON)
         }
+
+        /// The row the image writes.
+        var tableKey: TableKey { TableKey(table: table, key: key) }
 
         init(table: String, key: JSONObject, row: JSONObject?, seq: Int64, origin: String, rowJSON: [UInt8]? = nil) {
             self.table = table

@@ -48,6 +48,12 @@ struct JSONBatchWriter {
         bytes.append(UInt8(ascii: "}"))
     }
 
+    /// One key to lock (`starling.lock_rows`, ``AgentStore/lockRows(_:connection:)``): the key object alone.
+    mutating func append(locking key: JSONObject) {
+        open()
+        JSONSerializer.writeObject(key, to: &bytes)
+    }
+
     /// One accepted change's version.
     mutating func append(table: String, key: JSONObject, seq: Int64) {
         open()

@@ -24,3 +24,8 @@ public struct TableKey: Hashable, Sendable {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(identity) }
 }
+
+extension LogEntry {
+    /// The row the entry writes.
+    var tableKey: TableKey { TableKey(table: table, key: key) }
+}

@@ -1,0 +1,111 @@
+@testable import StarlingAgent
+import StarlingCore
+import StarlingPostgres
+import StarlingTestSupport
+import Testing
+
+/// An agent transaction that writes a table's rows in more than one run locks them in primary-key order first
+/// (`starling.lock_rows`, Migrations/agent/0015), so an application transaction updating the same rows in key order
+/// never deadlocks with it. Each test holds one row in an application transaction, waits until the agent's
+/// transaction waits for it, then updates a row of higher key that the agent's second run writes: with the runs
+/// unlocked, the agent held that row already and PostgreSQL aborted one of the two (seen in W3 of the replication
+/// benchmark).
+@Suite("Agent transactions lock rows in key order", .serialized, .timeLimit(.minutes(2)))
+struct LockOrderTests {
+    static func update(_ seq: Int64, _ id: Int64, qty: Int64, op: ChangeOperation = .update) -> LogEntry {
+        LogEntry(
+            seq: seq, origin: "x", id: "x:\(seq)", tx: "x:\(seq)", table: "public.items", op: op,
+            key: ["id": .integer(id)],
+            row: op == .delete ? nil : ["id": .integer(id), "qty": .integer(qty), "name": .string("n\(id)")],
+            hlc: 1000 + seq, kind: .change, rewritten: false)
+    }
+
+    /// Holds row 2 in an application transaction, starts `agent` on its own connection, waits until it waits on
+    /// a lock, updates row 3 in the application transaction (it must not wait on the agent) and commits; returns
+    /// what the agent's work gave.
+    static func race<T: Sendable>(
+        _ database: TestDatabase, _ agent: @escaping @Sendable (PostgresConnection) throws -> T
+    ) async throws -> T {
+        let app = try database.connect()
+        defer { app.close() }
+        let observer = try database.connect()
+        defer { observer.close() }
+        try app.execute("BEGIN")
+        try app.execute("UPDATE items SET qty = 200 WHERE id = 2")
+        let outcome = try await LockFreeTests.startBlockedApply(observer) { LockFreeTests.background(database, agent) }
+        // Updating row 3 waits only if the agent holds it: the deadlock detector then aborts one of the two.
+        #expect(try app.execute("UPDATE items SET qty = 300 WHERE id = 3") == 1)
+        try app.execute("COMMIT")
+        return try await outcome.wait()
+    }
+
+    @Test("a verdict transaction's images and released deferred entries")
+    func verdictRuns() async throws {
+        // Proves: the verdicts return images for keys 1 and 3 (one run) and release a deferred entry of key 2
+        // (another run); the transaction locks 1, 2, 3 in that order before writing, so it waits on 2 holding only
+        // 1, the application's update of 3 goes through, and the verdicts are then handled in full.
+        try await LockFreeTests.retryingLockTimeout { try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: DeferredEntriesTests.items, tables: ["public.items"])
+            defer { connection.close() }
+            let store = AgentStore(region: "eu")
+            try connection.execute("INSERT INTO items VALUES (1, 1, 'local'), (2, 2, 'local'), (3, 3, 'local')")
+            let changes = try store.prepare(try AgentTestSupport.outbox(connection), connection: connection)
+            #expect(changes.count == 3)
+            try connection.execute("DELETE FROM starling.outbox")
+            let deferred = try store.apply(
+                [Self.update(6, 2, qty: 66)], after: 0, next: 6,
+                wal: WALApply(pendingKeys: [TableKey(table: "public.items", key: ["id": .integer(2)])], versions: [:]),
+                connection: connection)
+            #expect(deferred.skippedPending == 1)
+            func winner(_ id: Int64, _ qty: Int64) -> Verdict.Winner {
+                .init(seq: 4, origin: "us", row: ["id": .integer(id), "qty": .integer(qty), "name": "w"])
+            }
+            let verdicts = [
+                Verdict(id: changes[0].id, outcome: .rejected(conflict: 1, winner: winner(1, 11))),
+                Verdict(id: changes[1].id, outcome: .accepted(seq: 5)),
+                Verdict(id: changes[2].id, outcome: .rejected(conflict: 2, winner: winner(3, 33))),
+            ]
+            let summary = try await Self.race(database) { agent in
+                defer { agent.close() }
+                return try store.handleVerdicts(
+                    verdicts, for: changes, wal: WALVerdicts(handledThrough: nil, overwritten: [], stillPending: []),
+                    connection: agent)
+            }
+            #expect(summary.imagesApplied == 2 && summary.deferredApplied == 1)
+            let rows = try connection.query("SELECT id, qty FROM items ORDER BY id").map { try $0.int64("qty") }
+            #expect(rows == [11, 66, 33])
+        } }
+    }
+
+    @Test("a page's batch with a delete among upserts", arguments: [false, true])
+    func deleteAmongUpserts(oneTrip: Bool) async throws {
+        // Proves: the table's batch function deletes (key 3) before it upserts (keys 1 and 2); the apply locks 1, 2, 3
+        // first, so it waits on 2 holding only 1 and the application's update of 3 goes through. Both ways: the full
+        // apply, and the one trip (a first page read the catalog).
+        try await LockFreeTests.retryingLockTimeout { try await TestDatabase.with { database in
+            let connection = try OneTripApplyTests.region(database)
+            defer { connection.close() }
+            let store = AgentStore(region: "r")
+            var cursor: Int64 = 0
+            if oneTrip {
+                _ = try store.apply(
+                    [Self.update(1, 9, qty: 9, op: .insert)], after: 0, next: 1,
+                    wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+                cursor = 1
+            }
+            try connection.execute("INSERT INTO items VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 3, 'c')")
+            let page = [Self.update(10, 1, qty: 10), Self.update(11, 3, qty: 0, op: .delete), Self.update(12, 2, qty: 12)]
+            let summary = try await Self.race(database) { [cursor] agent in
+                defer { agent.close() }
+                return try store.apply(
+                    page, after: cursor, next: 12, wal: WALApply(pendingKeys: [], versions: [:]), connection: agent)
+            }
+            #expect(summary.applied == 3 && summary.inOneTrip == oneTrip)
+            let rows = try connection.query("SELECT id, qty FROM items WHERE id <= 3 ORDER BY id").map {
+                [try $0.int64("id"), try $0.int64("qty")]
+            }
+            #expect(rows == [[1, 10], [2, 12]])
+        } }
+    }
+}
