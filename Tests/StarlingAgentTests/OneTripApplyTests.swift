@@ -131,8 +131,8 @@ struct OneTripApplyTests {
             let (upserts, deletes) = (try members(call[0]), try members(call[1]))
             #expect(upserts.count + deletes.count <= AgentStore.walBatchRows && (upserts.isEmpty || deletes.isEmpty))
             #expect(deletes.isEmpty || upserted.isEmpty, "deletes come first")
-            deleted += deletes.compactMap { $0["k"]?["id"]?.int64Value }
-            upserted += upserts.compactMap { $0["r"] }
+            deleted += deletes.compactMap { $0["id"]?.int64Value }
+            upserted += upserts
         }
         let upsertedIDs = upserted.compactMap { $0["id"]?.int64Value }
         #expect(deleted == deleted.sorted() && deleted.count == images.filter { $0.row == nil }.count, "deletes in key order")

@@ -105,33 +105,57 @@ struct WALVersionsTests {
         }
     }
 
-    @Test("a table drifted when an upgraded agent starts keeps its old batch function behind a shim: held entries apply")
-    func driftedTableGetsBatchShim() async throws {
-        // Proves: install skips a drifted table, so an earlier version's one-document batch function stays; the
-        // shim gives it the current signature, and once the shape is back the apply writes through it (without
-        // the shim the call fails: function does not exist).
+    /// Batch functions of earlier versions, as a table installed then has them: the one-document one, and the
+    /// two-document one of wrapped members (`{"r": row}`, `{"k": key}`).
+    static let earlierBatchFunctions = [
+        """
+        (p_entries jsonb, OUT error_state text, OUT error_message text) LANGUAGE plpgsql AS $f$
+        BEGIN
+            DELETE FROM public.items t USING jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint)
+                WHERE w.r IS NULL AND t.id = (w.k ->> 'id')::integer;
+            INSERT INTO public.items SELECT r.* FROM jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint),
+                jsonb_populate_record(NULL::public.items, w.r) r WHERE w.r IS NOT NULL ORDER BY w.s
+                ON CONFLICT (id) DO UPDATE SET qty = EXCLUDED.qty, name = EXCLUDED.name;
+        END $f$
+        """,
+        """
+        (p_upserts jsonb, p_deletes jsonb, OUT error_state text, OUT error_message text) LANGUAGE plpgsql AS $f$
+        BEGIN
+            IF p_deletes IS NOT NULL THEN
+                DELETE FROM public.items t USING jsonb_to_recordset(p_deletes) AS w(k jsonb)
+                    WHERE t.id = (w.k ->> 'id')::integer;
+            END IF;
+            IF p_upserts IS NOT NULL THEN
+                INSERT INTO public.items SELECT r.* FROM jsonb_to_recordset(p_upserts) AS w(r jsonb),
+                    jsonb_populate_record(NULL::public.items, w.r) r
+                    ON CONFLICT (id) DO UPDATE SET qty = EXCLUDED.qty, name = EXCLUDED.name;
+            END IF;
+        END $f$
+        """,
+    ]
+
+    @Test(
+        "a table drifted when an upgraded agent starts keeps its old batch function behind a shim: held entries apply",
+        arguments: earlierBatchFunctions)
+    func driftedTableGetsBatchShim(earlier: String) async throws {
+        // Proves: install skips a drifted table, so an earlier version's batch function stays; the shim gives it the
+        // current name, signature and members, and once the shape is back the apply writes through it, the delete
+        // included (without the shim the call fails: function does not exist; the two-document function given bare
+        // members deletes nothing and reports no error).
         try await TestDatabase.with { database in
             let connection = try AgentTestSupport.region(database, ddl: ApplyTests.items, tables: ["public.items"])
             try connection.execute("UPDATE starling.synced_tables SET bootstrapped_at = now()")
-            let function = try TableSQL(shape: try TableShape.load(table: "public.items", connection: connection))
-                .applyWALBatchFunction
+            let sql = try TableSQL(shape: try TableShape.load(table: "public.items", connection: connection))
             try connection.executeScript(
                 """
-                DROP FUNCTION \(function)(jsonb, jsonb);
-                CREATE FUNCTION \(function)(p_entries jsonb, OUT error_state text, OUT error_message text)
-                LANGUAGE plpgsql AS $f$
-                BEGIN
-                    DELETE FROM public.items t USING jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint)
-                        WHERE w.r IS NULL AND t.id = (w.k ->> 'id')::integer;
-                    INSERT INTO public.items SELECT r.* FROM jsonb_to_recordset(p_entries) AS w(k jsonb, r jsonb, s bigint),
-                        jsonb_populate_record(NULL::public.items, w.r) r WHERE w.r IS NOT NULL ORDER BY w.s
-                        ON CONFLICT (id) DO UPDATE SET qty = EXCLUDED.qty, name = EXCLUDED.name;
-                END $f$;
+                DROP FUNCTION \(sql.applyWALRowsFunction)(jsonb, jsonb);
+                CREATE FUNCTION \(sql.applyWALBatchFunction)\(earlier);
                 INSERT INTO items VALUES (2, 0, 'two');
                 ALTER TABLE items ADD COLUMN extra integer;
                 """)
             try AgentTestSupport.install(tables: ["public.items"], connection: connection)
-            let shim = try connection.query("SELECT to_regprocedure($1) IS NOT NULL AS ok", [.text("\(function)(jsonb, jsonb)")])
+            let shim = try connection.query(
+                "SELECT to_regprocedure($1) IS NOT NULL AS ok", [.text("\(sql.applyWALRowsFunction)(jsonb, jsonb)")])
             #expect(try shim[0].bool("ok"))
             try connection.execute("ALTER TABLE items DROP COLUMN extra")
             let entries = [

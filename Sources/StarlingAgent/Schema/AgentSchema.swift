@@ -57,10 +57,9 @@ public struct AgentSchema: Sendable {
                     if !changes.isEmpty {
                         drift[shape.name] = ShapeGuard.message(table: shape.name, changes: changes)
                         // Its functions stay those of its recorded shape; one installed by an earlier version
-                        // gets the batch apply's current signature as a shim, so its held entries apply once the
-                        // shape is back.
+                        // gets the current batch apply as a shim, so its held entries apply once the shape is back.
                         try connection.executeScript(
-                            try TableSQL(shape: shape).legacyWALBatchShimSQL(), name: "agent.install.walBatchShim")
+                            try TableSQL(shape: shape).walRowsShimSQL(), name: "agent.install.walRowsShim")
                         continue
                     }
                 }
@@ -84,8 +83,7 @@ public struct AgentSchema: Sendable {
         try connection.executeScript(try sql.applyBatchFunctionSQL(), name: "agent.install.applyBatchFunction")
         try connection.executeScript(try sql.applyWALFunctionSQL(), name: "agent.install.applyWALFunction")
         try connection.executeScript(sql.legacyWALBatchFunctionSQL(), name: "agent.install.dropLegacyWALBatch")
-        try connection.executeScript(
-            try sql.applyWALBatchFunctionSQL(), name: "agent.install.applyWALBatchFunction")
+        try connection.executeScript(try sql.applyWALRowsFunctionSQL(), name: "agent.install.applyWALRowsFunction")
         try connection.executeScript(try sql.truncateGuardSQL(), name: "agent.install.truncateGuard")
         if captureTriggers {
             for statement in try sql.triggerSQL() {
@@ -198,7 +196,7 @@ public struct AgentSchema: Sendable {
             "DROP FUNCTION IF EXISTS \(sql.captureFunction)(), \(sql.legacyLockFunction)(), "
                 + "\(sql.applyFunction)(jsonb, jsonb, bigint, text), \(sql.applyBatchFunction)(jsonb), "
                 + "\(sql.applyWALFunction)(jsonb, jsonb), \(sql.applyWALBatchFunction)(jsonb), "
-                + "\(sql.applyWALBatchFunction)(jsonb, jsonb)",
+                + "\(sql.applyWALBatchFunction)(jsonb, jsonb), \(sql.applyWALRowsFunction)(jsonb, jsonb)",
             name: "agent.remove.functions")
         try connection.query(
             "DELETE FROM starling.synced_tables WHERE table_name = $1", [.text(table)], name: "agent.remove.record")

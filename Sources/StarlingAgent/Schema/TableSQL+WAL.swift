@@ -9,11 +9,13 @@ import StarlingPostgres
 ///   afterwards (the agent's transaction follows it there), and its accepted verdict writes its image back.
 /// So the agent hands them only entries to write, one per key (the newest).
 extension TableSQL {
-    /// `CREATE OR REPLACE FUNCTION apply_wal_batch(p_upserts jsonb, p_deletes jsonb) → (error_state,
+    /// `CREATE OR REPLACE FUNCTION apply_wal_rows(p_upserts jsonb, p_deletes jsonb) → (error_state,
     /// error_message)`.
     ///
-    /// `p_upserts` is a JSON array of `{"r": row}`, `p_deletes` one of `{"k": key}`, each
-    /// NULL when there is none; at most one entry per key in both. Deletes, then upserts in primary-key order: the
+    /// `p_upserts` is a JSON array of row objects, `p_deletes` one of key objects, each NULL when there is none; at
+    /// most one entry per key in both. (Until 2026-12-06 the batch function was `apply_wal_batch`, with its members
+    /// wrapped, `{"r": row}` and `{"k": key}`: given bare members it would delete nothing and report no error, so the
+    /// new form has a new name, and a drifted table that keeps the old function gets a shim, ``walRowsShimSQL()``.) Deletes, then upserts in primary-key order: the
     /// order applications that lock several rows are told to use, so the apply never deadlocks with one of them
     /// (in seq order it locked rows in whatever order the origins wrote them, and W3 of the peers' benchmark,
     /// whose transactions update sorted keys, lost a transaction to a deadlock now and then). A row giving up a
@@ -24,22 +26,20 @@ extension TableSQL {
     /// nothing of the batch remains and the error is returned: the caller applies entry by entry with
     /// ``applyWALFunctionSQL()``, so one bad row cannot lose the others. Deadlocks, serialization failures and
     /// lock timeouts are re-raised: the whole pulled batch retries.
-    func applyWALBatchFunctionSQL() throws -> String {
+    func applyWALRowsFunctionSQL() throws -> String {
         let list = try keyList
-        let upserts = "jsonb_to_recordset(p_upserts) AS w(r jsonb)"
         return """
-            CREATE OR REPLACE FUNCTION \(applyWALBatchFunction)(p_upserts jsonb, p_deletes jsonb,
+            CREATE OR REPLACE FUNCTION \(applyWALRowsFunction)(p_upserts jsonb, p_deletes jsonb,
                 OUT error_state text, OUT error_message text)
             \(Self.applyFunctionClauses)
             BEGIN
                 BEGIN
                     IF p_deletes IS NOT NULL THEN
-                        DELETE FROM \(table) t
-                            USING jsonb_to_recordset(p_deletes) AS w(k jsonb), jsonb_populate_record(NULL::\(table), w.k) kr
+                        DELETE FROM \(table) t USING jsonb_populate_recordset(NULL::\(table), p_deletes) kr
                             WHERE (\(list("t"))) = (\(list("kr")));
                     END IF;
                     IF p_upserts IS NOT NULL THEN
-                        \(try upsertSQL(image: "w.r", from: upserts, tail: " ORDER BY \(list("r"))"));
+                        \(try upsertSQL(rows: "p_upserts", tail: " ORDER BY \(list("r"))"));
                     END IF;
                 \(Self.applyErrorHandler)
                 END;
@@ -48,27 +48,42 @@ extension TableSQL {
             """
     }
 
-    /// The signature of the batch function of earlier versions (one document): dropped at install.
+    /// The batch functions of earlier versions (`apply_wal_batch`, one document, then two of wrapped members): dropped
+    /// at install.
     func legacyWALBatchFunctionSQL() -> String {
-        "DROP FUNCTION IF EXISTS \(applyWALBatchFunction)(jsonb)"
+        "DROP FUNCTION IF EXISTS \(applyWALBatchFunction)(jsonb), \(applyWALBatchFunction)(jsonb, jsonb)"
     }
 
-    /// For a table whose install is skipped (its shape drifted) and that has only the one-document batch function
-    /// of earlier versions: the current signature as a shim calling it (deletes `{"k"}` and upserts `{"r"}` are
-    /// entries of its `{"k","r","s"}` document, the missing members NULL). Nothing when the current function
-    /// exists or the old one does not. The next install of the table replaces the shim with the real function
-    /// and drops the old one.
-    func legacyWALBatchShimSQL() -> String {
-        let current = "\(applyWALBatchFunction)(jsonb, jsonb)"
-        let legacy = "\(applyWALBatchFunction)(jsonb)"
+    /// For a table whose install is skipped (its shape drifted) and that has only a batch function of earlier
+    /// versions: the current one (``applyWALRowsFunctionSQL()``'s signature and bare members) as a shim over it, so its
+    /// held entries apply through it once the shape is back. The two-document `apply_wal_batch` gets each member
+    /// wrapped (`{"r": row}`, `{"k": key}`); the one-document one of before (deletes `{"k"}` and upserts `{"r"}` as
+    /// entries of its `{"k","r","s"}` document, the missing members NULL) gets a two-document shim first. Nothing when
+    /// the current function exists or no old one does. The next install of the table replaces the shims with the real
+    /// function and drops the old ones.
+    func walRowsShimSQL() -> String {
+        let rows = "\(applyWALRowsFunction)(jsonb, jsonb)"
+        let twoDocuments = "\(applyWALBatchFunction)(jsonb, jsonb)"
+        let oneDocument = "\(applyWALBatchFunction)(jsonb)"
         return """
             DO \(Self.dollar)
             BEGIN
-                IF to_regprocedure('\(current)') IS NULL AND to_regprocedure('\(legacy)') IS NOT NULL THEN
+                IF to_regprocedure('\(rows)') IS NOT NULL THEN
+                    RETURN;
+                END IF;
+                IF to_regprocedure('\(twoDocuments)') IS NULL AND to_regprocedure('\(oneDocument)') IS NOT NULL THEN
                     CREATE FUNCTION \(applyWALBatchFunction)(p_upserts jsonb, p_deletes jsonb,
                         OUT error_state text, OUT error_message text)
                     LANGUAGE sql SET search_path = pg_catalog
                     AS 'SELECT * FROM \(applyWALBatchFunction)(coalesce($2, ''[]''::jsonb) || coalesce($1, ''[]''::jsonb))';
+                END IF;
+                IF to_regprocedure('\(twoDocuments)') IS NOT NULL THEN
+                    CREATE FUNCTION \(applyWALRowsFunction)(p_upserts jsonb, p_deletes jsonb,
+                        OUT error_state text, OUT error_message text)
+                    LANGUAGE sql SET search_path = pg_catalog
+                    AS 'SELECT * FROM \(applyWALBatchFunction)(
+                            (SELECT jsonb_agg(jsonb_build_object(''r'', u)) FROM jsonb_array_elements($1) u),
+                            (SELECT jsonb_agg(jsonb_build_object(''k'', d)) FROM jsonb_array_elements($2) d))';
                 END IF;
             END
             \(Self.dollar)

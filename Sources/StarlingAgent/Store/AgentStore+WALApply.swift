@@ -22,7 +22,7 @@ public struct WALApply: Sendable {
 }
 
 /// Applying under WAL capture with no bookkeeping write (DESIGN.md "Engine v2"): the skip decisions are made
-/// here from versions held in memory, and the table's WAL apply functions (``TableSQL/applyWALBatchFunctionSQL()``)
+/// here from versions held in memory, and the table's WAL apply functions (``TableSQL/applyWALRowsFunctionSQL()``)
 /// write the user rows only.
 extension AgentStore {
     /// Whether `entry` is older than what the key holds: a version at or above its seq (for a repair, above the
@@ -108,13 +108,13 @@ extension AgentStore {
         seen.reserveCapacity(indices.count)
         let newest = Array(
             indices.reversed().filter { seen.insert(TableKey(table: table, key: images[$0].key)).inserted }.reversed())
-        let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyWALBatchFunction
+        let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyWALRowsFunction
         func isDelete(_ index: Int) -> Bool { images[index].row == nil && images[index].rowJSON == nil }
         func documents(upserts: [Int], deletes: [Int]) -> [PostgresValue] {
             var upsertDocument = JSONBatchWriter()
             var deleteDocument = JSONBatchWriter()
             for index in upserts { upsertDocument.append(row: images[index].row, rowJSON: images[index].rowJSON) }
-            for index in deletes { deleteDocument.append(deleting: images[index].key) }
+            for index in deletes { deleteDocument.append(key: images[index].key) }
             return [
                 upserts.isEmpty ? .null : .text(upsertDocument.finish()),
                 deletes.isEmpty ? .null : .text(deleteDocument.finish()),
@@ -172,7 +172,7 @@ extension AgentStore {
     /// Migrations/agent/0015; a key the table no longer fits locks nothing there).
     static func lockingRows(of table: String, keys: [JSONObject]) -> PostgresStatement {
         var document = JSONBatchWriter()
-        for key in keys { document.append(locking: key) }
+        for key in keys { document.append(key: key) }
         return PostgresStatement(
             "SELECT starling.lock_rows($1, $2::jsonb) AS locked", [.text(table), .text(document.finish())],
             name: "agent.apply.lockRows", prepared: true)

@@ -1,7 +1,7 @@
 import StarlingCore
 
 /// Builds the JSON array documents the set-wise statements read with `jsonb_to_recordset`, straight into
-/// bytes (no intermediate ``JSONValue``): apply entries `{"g","k","o","r","s"}` (WAL capture's `{"r"}` and `{"k"}`)
+/// bytes (no intermediate ``JSONValue``): apply entries `{"g","k","o","r","s"}` (WAL capture's bare rows and keys)
 /// and accepted versions `{"k","s","t"}`. Members are written in canonical (sorted) order.
 struct JSONBatchWriter {
     private var bytes: [UInt8] = [UInt8(ascii: "[")]
@@ -32,24 +32,16 @@ struct JSONBatchWriter {
         bytes.append(UInt8(ascii: "}"))
     }
 
-    /// One image for a table's WAL-capture apply function (``TableSQL/applyWALBatchFunctionSQL()``): an upsert.
+    /// One image for a table's WAL-capture apply function (``TableSQL/applyWALRowsFunctionSQL()``), an upsert: the
+    /// row object itself.
     mutating func append(row: JSONObject?, rowJSON: [UInt8]? = nil) {
         open()
-        bytes.append(contentsOf: #"{"r":"#.utf8)
         writeRow(row, rowJSON)
-        bytes.append(UInt8(ascii: "}"))
     }
 
-    /// One key for a table's WAL-capture apply function to delete.
-    mutating func append(deleting key: JSONObject) {
-        open()
-        bytes.append(contentsOf: #"{"k":"#.utf8)
-        JSONSerializer.writeObject(key, to: &bytes)
-        bytes.append(UInt8(ascii: "}"))
-    }
-
-    /// One key to lock (`starling.lock_rows`, ``AgentStore/lockRows(_:connection:)``): the key object alone.
-    mutating func append(locking key: JSONObject) {
+    /// One key object: for a table's WAL-capture apply function to delete, or a row to lock (`starling.lock_rows`,
+    /// ``AgentStore/lockRows(_:connection:)``).
+    mutating func append(key: JSONObject) {
         open()
         JSONSerializer.writeObject(key, to: &bytes)
     }
