@@ -42,4 +42,30 @@ struct CaptureQueueOwnWritesTests {
         }
         #expect(queue.undecodedOwnWrite(of: Self.keys(0..<200_000)) == nil)
     }
+
+    @Test("writes mapped only when asked give the same answers across pruning and compaction")
+    func lazilyMappedWrites() {
+        // Proves the lazy map (``CaptureQueue/State/mapOwnWrites()``): a write the decoder passes before anyone asks
+        // is never mapped, a later write of the same key still is; after 300 passed writes the log is compacted and
+        // writes mapped before and after it keep their newest positions.
+        let queue = CaptureQueue(arrived: WakeUp())
+        queue.wrote(Self.keys(0..<4), at: LSN(100))
+        queue.wrote(Self.keys(2..<5), at: LSN(200))
+        queue.decoded(through: LSN(150))
+        #expect(queue.undecodedOwnWrite(of: Self.keys(0..<2)) == nil)
+        #expect(queue.undecodedOwnWrite(of: Self.keys(2..<3)) == LSN(200))
+        queue.wrote(Self.keys(5..<6), at: LSN(300))
+        for index in 0..<300 { queue.wrote(Self.keys(10 + index..<11 + index), at: LSN(UInt64(400 + index))) }
+        queue.decoded(through: LSN(250))
+        #expect(queue.undecodedOwnWrite(of: Self.keys(2..<3)) == nil)
+        #expect(queue.undecodedOwnWrite(of: Self.keys(5..<6)) == LSN(300))
+        queue.decoded(through: LSN(650))
+        queue.wrote(Self.keys(5..<6), at: LSN(900))
+        #expect(queue.undecodedOwnWrite(of: Self.keys(10..<260)) == nil, "passed and compacted")
+        #expect(queue.undecodedOwnWrite(of: Self.keys(300..<310)) == LSN(699))
+        #expect(queue.undecodedOwnWrite(of: Self.keys(5..<6)) == LSN(900))
+        #expect(queue.ownWriteCount == 49 + 1)
+        queue.decoded(through: LSN(900))
+        #expect(queue.undecodedOwnWrite(of: Self.keys(0..<400)) == nil && queue.ownWriteCount == 0)
+    }
 }
