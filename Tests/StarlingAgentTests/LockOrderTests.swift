@@ -108,4 +108,33 @@ struct LockOrderTests {
             #expect(rows == [[1, 10], [2, 12]])
         } }
     }
+
+    @Test("lock_rows reads the key columns alone, refuses a key that no longer fits, and waits as long as the applies")
+    func lockRowsFunction() async throws {
+        // Proves: a NOT NULL domain on a column outside the key does not make every call lock nothing (a record of the
+        // whole row, populated from key objects, failed on it); a key column renamed since the shape was stored locks
+        // nothing (-1); the function's lock timeout is the apply functions' (`TableSQL.applyLockTimeout`).
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database,
+                ddl: """
+                    CREATE DOMAIN positive_qty AS integer NOT NULL CHECK (VALUE > 0);
+                    CREATE TABLE items (id integer PRIMARY KEY, qty positive_qty, name text);
+                    """, tables: ["public.items"])
+            defer { connection.close() }
+            try connection.execute("INSERT INTO items VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 3, 'c')")
+            func locked() throws -> Int64 {
+                try connection.query(
+                    "SELECT starling.lock_rows('public.items', '[{\"id\": 1}, {\"id\": 3}, {\"id\": 7}]') AS n")[0]
+                    .int64("n")
+            }
+            #expect(try locked() == 2)
+            let settings = try connection.query(
+                "SELECT array_to_string(proconfig, ',') AS c FROM pg_proc WHERE proname = 'lock_rows'")[0].string("c")
+            #expect(settings.split(separator: ",").contains("lock_timeout=\(TableSQL.applyLockTimeout)"))
+            try connection.execute("ALTER TABLE items RENAME COLUMN id TO ident")
+            #expect(try locked() == -1)
+        }
+    }
 }
+

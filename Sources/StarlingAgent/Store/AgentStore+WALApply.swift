@@ -75,6 +75,8 @@ extension AgentStore {
             }
             let (newest, sql) = (batch.newest, try TableSQL(shape: TableShape(name: table, columns: [], key: [])))
             fallbacks += 1
+            // One by one in seq order: the rows are locked in key order first (the failed calls' locks are gone).
+            if newest.count > 1 { try connection.query(Self.lockingRows(of: table, keys: newest.map { images[$0].key })) }
             for index in newest {
                 let image = images[index]
                 let single = try connection.query(
