@@ -1,7 +1,7 @@
 public import Logging
 import Glibc
-public import StarlingCore
-public import StarlingPostgres
+import StarlingCore
+import StarlingPostgres
 import Synchronization
 
 /// One region's agent: installs capture, registers table shapes, then pushes and pulls (DESIGN.md "Agent
@@ -591,7 +591,7 @@ public final class Agent: Sendable {
         guard outboxVacuum.withLock({ $0.removed(removed, now: .now) }) else { return }
         let started = ContinuousClock.now
         do throws(AgentError) {
-            try await db { connection in try connection.execute(OutboxVacuum.sql) }
+            _ = try await db { connection in try connection.execute(OutboxVacuum.sql) }
             shared.withLock { $0.progress.outboxVacuums += 1 }
             logger.debug("outbox vacuumed", metadata: [AgentLogKey.dbMs: "\(Self.ms(ContinuousClock.now - started))"])
         } catch {
@@ -697,7 +697,6 @@ public final class Agent: Sendable {
     /// Applies a fetched page and moves the cursor in one local transaction; returns the apply lag, or nil when
     /// the stored cursor was not the page's start (nothing applied: the pipeline restarts from the cursor).
     private func applyFetched(_ fetched: Fetched) async throws(AgentError) -> Double? {
-        let store = self.store
         var batch = fetched.batch
         let (after, next) = (fetched.after, fetched.next)
         // Parts of this page applied before a cursor move that did not happen (a crash, a failed part): skipped.
