@@ -130,7 +130,8 @@ let package = Package(
         .testTarget(name: "StarlingHubTests",
                     dependencies: ["StarlingHub", "StarlingCore", "StarlingHTTP2", "StarlingIO", "StarlingPostgres",
                                    "StarlingTLS", "StarlingTestSupport",
-                                   .product(name: "Logging", package: "swift-log")]),
+                                   .product(name: "Logging", package: "swift-log")],
+                    exclude: ["Fixtures"]),
         // The agent's loop tests run real agents against the real hub in-process (not a double): a test target
         // may depend on both; the sources never import each other.
         .testTarget(name: "StarlingAgentTests",
