@@ -109,6 +109,29 @@ struct LockOrderTests {
         } }
     }
 
+    @Test("a page under trigger capture, whose batch function writes in seq order")
+    func triggerCaptureSeqOrder() async throws {
+        // Proves: the trigger-capture batch function writes keys 1, 3, 2 in seq order but locks 1, 2, 3 first (its
+        // first statement), so it waits on 2 holding only 1 and the application's update of 3 goes through. The
+        // application's changes of 2 and 3 are then in the outbox: the apply finds them after its wait and keeps their
+        // images (pending).
+        try await LockFreeTests.retryingLockTimeout { try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: DeferredEntriesTests.items, tables: ["public.items"])
+            defer { connection.close() }
+            try connection.execute("INSERT INTO items VALUES (1, 1, 'a'), (2, 2, 'b'), (3, 3, 'c')")
+            try connection.execute("DELETE FROM starling.outbox")
+            let page = [Self.update(10, 1, qty: 10), Self.update(11, 3, qty: 11), Self.update(12, 2, qty: 12)]
+            let summary = try await Self.race(database) { agent in
+                defer { agent.close() }
+                return try AgentStore(region: "eu").apply(page, after: 0, next: 12, connection: agent)
+            }
+            #expect(summary.applied == 1 && summary.skippedPending == 2)
+            let rows = try connection.query("SELECT qty FROM items ORDER BY id").map { try $0.int64("qty") }
+            #expect(rows == [10, 200, 300])
+        } }
+    }
+
     @Test("lock_rows reads the key columns alone, refuses a key that no longer fits, and waits as long as the applies")
     func lockRowsFunction() async throws {
         // Proves: a NOT NULL domain on a column outside the key does not make every call lock nothing (a record of the

@@ -976,6 +976,10 @@ public struct AgentStore: Sendable {
             for (index, status) in zip(indices, letters) { statuses[index] = status }
         }
         if fallbacks > 0 {
+            // Entry by entry in seq order: the rows are locked in key order first, as the set-wise function does.
+            for (table, indices) in groups.tables where indices.count > 1 {
+                try connection.query(Self.lockingRows(of: table, keys: indices.map { images[$0].key }))
+            }
             for index in images.indices where statuses[index] == nil {
                 statuses[index] = try applyImage(images[index], deadLetter: deadLetter(index), connection: connection)
             }
