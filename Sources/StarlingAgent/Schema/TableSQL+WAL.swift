@@ -15,10 +15,13 @@ extension TableSQL {
     /// `p_upserts` is a JSON array of row objects, `p_deletes` one of key objects, each NULL when there is none; at
     /// most one entry per key in both. (Until 2026-12-06 the batch function was `apply_wal_batch`, with its members
     /// wrapped, `{"r": row}` and `{"k": key}`: given bare members it would delete nothing and report no error, so the
-    /// new form has a new name, and a drifted table that keeps the old function gets a shim, ``walRowsShimSQL()``.) Deletes, then upserts in primary-key order: the
-    /// order applications that lock several rows are told to use, so the apply never deadlocks with one of them
-    /// (in seq order it locked rows in whatever order the origins wrote them, and W3 of the peers' benchmark,
-    /// whose transactions update sorted keys, lost a transaction to a deadlock now and then). A row giving up a
+    /// new form has a new name, and a drifted table that keeps the old function gets a shim, ``walRowsShimSQL()``.)
+    ///
+    /// Deletes, then upserts in primary-key order: the order applications that lock several rows are told to use, so
+    /// the apply never deadlocks with one of them (in seq order it locked rows in whatever order the origins wrote
+    /// them, and W3 of the peers' benchmark, whose transactions update sorted keys, lost a transaction to a deadlock
+    /// now and then). With a delete among other rows the caller locks them all in key order first
+    /// (``AgentStore/lockRows(_:connection:)``). A row giving up a
     /// unique value that another takes in the same batch may then clash: the batch raises and is applied entry
     /// by entry, in seq order, as the origin did. Two documents, so a batch without deletes (most) reads its
     /// entries once: with one document, the DELETE's pass over it took 10–25% of the function's time for 5,000
