@@ -79,6 +79,62 @@ struct SchemaApplyTests {
         }
     }
 
+    // Proves a log entry that finds a third shape while a change of the table made here awaits the hub's answer (the
+    // region ran this statement and the next by hand, a rolling migration) stops the stream without a dead letter (one
+    // was recorded and stayed an open conflict at the hub), and needs nothing once the answer records the change.
+    @Test func anEntryWaitsForTheAnswerToAChangeMadeHere() async throws {
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+            let store = AgentStore(region: "r3")
+            let shape = try TableShape.load(table: "public.items", connection: connection)
+            let (note, withNote) = try Self.schemaEntry(
+                10, [.addColumn(name: "note", type: "text", isNotNull: false, defaultSQL: nil)], on: shape, version: 2)
+            let (_, renamed) = try Self.schemaEntry(20, [.renameColumn(from: "label", to: "title")], on: withNote, version: 3)
+            try connection.execute("ALTER TABLE items ADD COLUMN note text")
+            try connection.execute("ALTER TABLE items RENAME COLUMN label TO title")
+            var waiting = Self.how
+            waiting.awaitingAnswer = ["public.items"]
+            guard case .stopped(let reason) = try store.applySchema(note, after: 0, how: waiting, connection: connection)
+            else {
+                Issue.record("a table with a third shape applied the change")
+                return
+            }
+            #expect(reason.contains("waits for the hub's answer"))
+            #expect(try connection.query("SELECT count(*) FROM starling.dead_letters")[0].int64(0) == 0)
+            let change = SchemaChange(table: "public.items", actions: [.renameColumn(from: "label", to: "title")], statement: "test")
+            #expect(try store.acceptedSchema(change, seq: 20, recordsRenames: false, connection: connection) != nil)
+            let resumed = try store.applyHeldEntries(how: Self.how, connection: connection)
+            #expect(resumed.stoppedTables.isEmpty, "\(resumed.stoppedTables)")
+            #expect(try connection.query("SELECT count(*) FROM starling.dead_letters")[0].int64(0) == 0)
+            #expect(try connection.query("SELECT count(*) FROM starling.held_entries")[0].int64(0) == 0)
+            #expect(TableShape.sameColumns(try TableShape.load(table: "public.items", connection: connection).columns, renamed.columns))
+        }
+    }
+
+    // Proves an entry that waited for an answer and still finds a third shape once nothing is awaited becomes a dead
+    // letter then, once: tried again, it records no second one.
+    @Test func aWaitingEntryBecomesADeadLetterOnceNothingIsAwaited() async throws {
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+            let store = AgentStore(region: "r3")
+            let shape = try TableShape.load(table: "public.items", connection: connection)
+            let (note, _) = try Self.schemaEntry(
+                10, [.addColumn(name: "note", type: "text", isNotNull: false, defaultSQL: nil)], on: shape, version: 2)
+            try connection.execute("ALTER TABLE items ADD COLUMN extra integer")
+            var waiting = Self.how
+            waiting.awaitingAnswer = ["public.items"]
+            #expect(try store.applySchema(note, after: 0, how: waiting, connection: connection) != .stale)
+            #expect(try connection.query("SELECT count(*) FROM starling.dead_letters")[0].int64(0) == 0)
+            for _ in 0..<2 {
+                let again = try store.applyHeldEntries(how: Self.how, connection: connection)
+                #expect(again.stoppedTables["public.items"] != nil)
+                let stopped = try connection.query("SELECT stopped FROM starling.synced_tables")[0].optionalString(0)
+                #expect(stopped?.contains("could not be applied") == true, "\(stopped ?? "not stopped")")
+                #expect(try connection.query("SELECT count(*) FROM starling.dead_letters")[0].int64(0) == 1)
+            }
+        }
+    }
+
     // Proves a table stopped by a schema change it could not apply, whose first held entry is a row (it was
     // drifted before the change arrived), is tried again once the operator made it possible, and resumes.
     @Test func aStoppedTableResumesWhenItsChangeBecomesPossible() async throws {

@@ -212,6 +212,17 @@ final class CaptureQueue: Sendable {
         arrived.signal()
     }
 
+    /// The tables of the schema changes made here that the hub has not answered yet (queued or in flight).
+    var schemaTablesAwaitingAnswer: Set<String> {
+        state.withLock { state in
+            var tables = Set<String>()
+            for index in state.head..<state.entries.count {
+                if case .schema(let schema) = state.entries[index] { tables.insert(schema.table) }
+            }
+            return tables
+        }
+    }
+
     /// Appends one spilled transaction: each of its keys counts once as pending.
     func append(spilled transaction: SpilledTransaction) {
         state.withLock { state in

@@ -251,6 +251,9 @@ extension Agent {
                     if let at = active.shapes.firstIndex(where: { $0.name == shape.name }) { active.shapes[at] = shape }
                 }
             }
+            // A log entry of the table stopped while this answer was awaited is tried again now.
+            heldResumeDue.withLock { $0 = true }
+            wake.signal()
             logger.info(
                 "schema change made here is in the log",
                 metadata: [

@@ -92,7 +92,7 @@ public final class Agent: Sendable {
     /// captured changes.
     let outboxFoundEmpty = Mutex<(at: ContinuousClock.Instant, rewinds: Int)?>(nil)
     /// Set when a stopped table resumed (and at start): the pull task then applies its held entries.
-    private let heldResumeDue = Mutex(false)
+    let heldResumeDue = Mutex(false)
     /// WAL capture: the decoded changes on their way to the hub, the decoder's thread and connection, and the
     /// replication origin the database connection's session marks the agent's own transactions with.
     let captureQueue: CaptureQueue
@@ -772,7 +772,9 @@ public final class Agent: Sendable {
         let store = self.store
         let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
         if isWAL { try await awaitDecoderCatchUp() }
-        let how = AgentStore.SchemaApply(captureTriggers: !isWAL || switching, announce: isWAL)
+        let how = AgentStore.SchemaApply(
+            captureTriggers: !isWAL || switching, announce: isWAL,
+            awaitingAnswer: isWAL ? captureQueue.schemaTablesAwaitingAnswer : [])
         let outcome = try await track("apply", "schema change of \(entry.table) at seq \(entry.seq)") {
             () async throws(AgentError) in
             try await db { connection in try store.applySchema(entry, after: after, how: how, connection: connection) }
@@ -900,7 +902,9 @@ public final class Agent: Sendable {
     private func applyHeldEntries() async throws(AgentError) {
         let store = self.store
         let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
-        let how = AgentStore.SchemaApply(captureTriggers: !isWAL || switching, announce: isWAL)
+        let how = AgentStore.SchemaApply(
+            captureTriggers: !isWAL || switching, announce: isWAL,
+            awaitingAnswer: isWAL ? captureQueue.schemaTablesAwaitingAnswer : [])
         let summary = try await db { connection in
             try store.applyHeldEntries(inMemory: isWAL && !switching, how: how, connection: connection)
         }

@@ -34,10 +34,16 @@ extension AgentStore {
         public var captureTriggers: Bool
         /// Announce the new columns to the WAL decoder (WAL capture).
         public var announce: Bool
+        /// Tables with a schema change made here that the hub has not answered yet (``CaptureQueue``): a log entry
+        /// of one of them that finds a third shape may be the same statement run here ahead of it (a rolling
+        /// migration) and waits for the answer, which records it (`made_here_through`), before it becomes a dead
+        /// letter.
+        public var awaitingAnswer: Set<String>
 
-        public init(captureTriggers: Bool, announce: Bool) {
+        public init(captureTriggers: Bool, announce: Bool, awaitingAnswer: Set<String> = []) {
             self.captureTriggers = captureTriggers
             self.announce = announce
+            self.awaitingAnswer = awaitingAnswer
         }
     }
 
@@ -68,13 +74,14 @@ extension AgentStore {
                 try hold([entry], connection: connection)
                 return .stopped(reason)
             }
-            return try applySchemaEntry(entry, how: how, isRetry: false, connection: connection)
+            return try applySchemaEntry(entry, how: how, connection: connection)
         }
     }
 
     /// Applies a schema entry inside the caller's transaction (the table row of `starling.synced_tables` locked):
-    /// see the type. A failure is rolled back to a savepoint, held and (unless `isRetry`) recorded as a dead letter.
-    func applySchemaEntry(_ entry: LogEntry, how: SchemaApply, isRetry: Bool, connection: PostgresConnection) throws
+    /// see the type. A failure is rolled back to a savepoint and held, and recorded as a dead letter once (none is
+    /// while the table waits for the hub's answer to a change made here, `how.awaitingAnswer`).
+    func applySchemaEntry(_ entry: LogEntry, how: SchemaApply, connection: PostgresConnection) throws
         -> SchemaOutcome
     {
         let schema: SchemaEntry
@@ -152,7 +159,16 @@ extension AgentStore {
             try connection.execute("ROLLBACK TO SAVEPOINT starling_schema", name: "agent.schema.rollback")
             let sqlState = (error as? PostgresError)?.sqlState
             let message = (error as? PostgresError)?.message ?? "\(error)"
-            if !isRetry {
+            if how.awaitingAnswer.contains(table) {
+                return try stop(
+                    entry,
+                    reason: "table \(table): the schema change at seq \(entry.seq) (version \(schema.version)) finds "
+                        + "another shape here (\(message)) while a change of the table made here waits for the hub's "
+                        + "answer: the same statement run here ahead of the log (a rolling migration) needs nothing "
+                        + "once answered. Its stream waits (pulled entries in starling.held_entries)",
+                    connection: connection)
+            }
+            if try !hasDeadLetter(seq: entry.seq, table: table, connection: connection) {
                 try recordDeadLetter(
                     entry.json, seq: entry.seq, table: table, sqlState: sqlState,
                     error: "schema change \(schema.change.statement.isEmpty ? "" : "(\(schema.change.statement)) ")"
@@ -167,6 +183,14 @@ extension AgentStore {
         }
     }
 
+    /// Whether the entry at `seq` of `table` is a dead letter here already (a schema change tried again).
+    private func hasDeadLetter(seq: Int64, table: String, connection: PostgresConnection) throws -> Bool {
+        try !connection.query(
+            "SELECT 1 FROM starling.dead_letters WHERE seq = $1 AND table_name = $2 LIMIT 1", [.int64(seq), .text(table)],
+            name: "agent.schema.deadLettered"
+        ).isEmpty
+    }
+
     /// Holds `entry` and stops its table's stream with `reason`.
     private func stop(_ entry: LogEntry, reason: String, connection: PostgresConnection) throws -> SchemaOutcome {
         try hold([entry], connection: connection)
@@ -178,7 +202,7 @@ extension AgentStore {
 
     /// Tries again, inside the caller's transaction, the schema entry each stopped table waits on (the first of its
     /// held entries): applied, it leaves the held entries and the table's stream resumes; failing again, it stays
-    /// (no second dead letter).
+    /// (one dead letter: recorded the first time it fails with no change of the table made here awaiting the hub).
     func retryStoppedSchemas(how: SchemaApply, connection: PostgresConnection) throws {
         let waiting = try connection.query(
             """
@@ -202,7 +226,7 @@ extension AgentStore {
             try connection.execute(
                 "UPDATE starling.synced_tables SET stopped = NULL WHERE table_name = $1", [.text(entry.table)],
                 name: "agent.schema.resume")
-            _ = try applySchemaEntry(entry, how: how, isRetry: true, connection: connection)
+            _ = try applySchemaEntry(entry, how: how, connection: connection)
         }
     }
 

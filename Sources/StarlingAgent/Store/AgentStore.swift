@@ -862,9 +862,7 @@ public struct AgentStore: Sendable {
                     run.removeAll()
                     if stopped[entry.table] != nil {
                         try hold([entry], connection: connection)
-                    } else if case .stopped(let reason) = try applySchemaEntry(
-                        entry, how: how, isRetry: false, connection: connection)
-                    {
+                    } else if case .stopped(let reason) = try applySchemaEntry(entry, how: how, connection: connection) {
                         stopped[entry.table] = reason
                         summary.stoppedTables[entry.table] = reason
                     }
