@@ -796,7 +796,8 @@ public final class Agent: Sendable {
             logger.error(
                 "schema change not applied: table stream stopped",
                 metadata: [AgentLogKey.table: "\(entry.table)", "seq": "\(entry.seq)", AgentLogKey.error: "\(reason)"])
-            shared.withLock { $0.progress.deadLetters += 1 }
+            // Waiting for the answer to a change made here is no dead letter (yet).
+            if !how.awaitingAnswer.contains(entry.table) { shared.withLock { $0.progress.deadLetters += 1 } }
         }
         shared.withLock { $0.progress.cursor = entry.seq }
         return true
@@ -902,13 +903,24 @@ public final class Agent: Sendable {
     private func applyHeldEntries() async throws(AgentError) {
         let store = self.store
         let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
-        let how = AgentStore.SchemaApply(
-            captureTriggers: !isWAL || switching, announce: isWAL,
-            awaitingAnswer: isWAL ? captureQueue.schemaTablesAwaitingAnswer : [])
-        let summary = try await db { connection in
-            try store.applyHeldEntries(inMemory: isWAL && !switching, how: how, connection: connection)
-        }
+        // Cleared first: a wake-up while the round runs (the hub's answer to a schema change made here) runs it again.
         heldResumeDue.withLock { $0 = false }
+        let summary: ApplySummary
+        do throws(AgentError) {
+            // The schema changes made here that the hub has not answered are in the capture queue only once the
+            // decoder has read up to where this process started (after a restart the queue starts empty): before,
+            // a held entry waiting for such an answer would become a dead letter.
+            if isWAL { try await awaitDecoderCatchUp() }
+            let how = AgentStore.SchemaApply(
+                captureTriggers: !isWAL || switching, announce: isWAL,
+                awaitingAnswer: isWAL ? captureQueue.schemaTablesAwaitingAnswer : [])
+            summary = try await db { connection in
+                try store.applyHeldEntries(inMemory: isWAL && !switching, how: how, connection: connection)
+            }
+        } catch {
+            heldResumeDue.withLock { $0 = true }
+            throw error
+        }
         shared.withLock {
             $0.progress.appliedEntries += summary.applied
             $0.progress.resumedEntries += summary.resumed

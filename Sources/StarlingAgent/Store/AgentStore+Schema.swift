@@ -168,7 +168,7 @@ extension AgentStore {
                         + "once answered. Its stream waits (pulled entries in starling.held_entries)",
                     connection: connection)
             }
-            if try !hasDeadLetter(seq: entry.seq, table: table, connection: connection) {
+            if try !hasDeadLetter(entry, connection: connection) {
                 try recordDeadLetter(
                     entry.json, seq: entry.seq, table: table, sqlState: sqlState,
                     error: "schema change \(schema.change.statement.isEmpty ? "" : "(\(schema.change.statement)) ")"
@@ -183,11 +183,12 @@ extension AgentStore {
         }
     }
 
-    /// Whether the entry at `seq` of `table` is a dead letter here already (a schema change tried again).
-    private func hasDeadLetter(seq: Int64, table: String, connection: PostgresConnection) throws -> Bool {
+    /// Whether `entry` is a dead letter here already (a schema change tried again): the same seq, table and entry
+    /// (after a rewind of the log another change may have the seq).
+    private func hasDeadLetter(_ entry: LogEntry, connection: PostgresConnection) throws -> Bool {
         try !connection.query(
-            "SELECT 1 FROM starling.dead_letters WHERE seq = $1 AND table_name = $2 LIMIT 1", [.int64(seq), .text(table)],
-            name: "agent.schema.deadLettered"
+            "SELECT 1 FROM starling.dead_letters WHERE seq = $1 AND table_name = $2 AND entry::jsonb = $3::jsonb LIMIT 1",
+            [.int64(entry.seq), .text(entry.table), .text(entry.json.canonicalText)], name: "agent.schema.deadLettered"
         ).isEmpty
     }
 
