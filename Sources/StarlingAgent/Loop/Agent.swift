@@ -772,9 +772,7 @@ public final class Agent: Sendable {
         let store = self.store
         let (isWAL, switching) = capture.withLock { ($0.mode == .wal, $0.switching) }
         if isWAL { try await awaitDecoderCatchUp() }
-        let how = AgentStore.SchemaApply(
-            captureTriggers: !isWAL || switching, announce: isWAL,
-            awaitingAnswer: isWAL ? captureQueue.schemaTablesAwaitingAnswer : [])
+        let how = schemaApply(isWAL: isWAL, switching: switching)
         let outcome = try await track("apply", "schema change of \(entry.table) at seq \(entry.seq)") {
             () async throws(AgentError) in
             try await db { connection in try store.applySchema(entry, after: after, how: how, connection: connection) }
@@ -899,6 +897,15 @@ public final class Agent: Sendable {
         logger.info("bootstrapped", metadata: ["seq": "\(cursor)", AgentLogKey.count: "\(applied)"])
     }
 
+    /// How this region applies a schema change now: capture triggers with the new functions under trigger capture (or
+    /// while switching from it), the new columns announced to the decoder under WAL capture, and the tables whose
+    /// change made here awaits the hub's answer (read after ``awaitDecoderCatchUp()``).
+    private func schemaApply(isWAL: Bool, switching: Bool) -> AgentStore.SchemaApply {
+        AgentStore.SchemaApply(
+            captureTriggers: !isWAL || switching, announce: isWAL,
+            awaitingAnswer: isWAL ? captureQueue.schemaTablesAwaitingAnswer : [])
+    }
+
     /// Applies the held entries of tables whose shape is back (``AgentStore/applyHeldEntries(connection:)``).
     private func applyHeldEntries() async throws(AgentError) {
         let store = self.store
@@ -911,9 +918,7 @@ public final class Agent: Sendable {
             // decoder has read up to where this process started (after a restart the queue starts empty): before,
             // a held entry waiting for such an answer would become a dead letter.
             if isWAL { try await awaitDecoderCatchUp() }
-            let how = AgentStore.SchemaApply(
-                captureTriggers: !isWAL || switching, announce: isWAL,
-                awaitingAnswer: isWAL ? captureQueue.schemaTablesAwaitingAnswer : [])
+            let how = schemaApply(isWAL: isWAL, switching: switching)
             summary = try await db { connection in
                 try store.applyHeldEntries(inMemory: isWAL && !switching, how: how, connection: connection)
             }

@@ -57,7 +57,7 @@ extension AgentStore {
         summary.skippedVersion += groups.notInstalled.count
         for (table, indices) in groups.tables {
             let batch = try Self.walBatch(images, indices: indices, table: table)
-            if batch.locksFirst { statements.append(Self.lockingRows(of: table, keys: batch.keys)) }
+            if batch.locksFirst { statements.append(Self.lockingRows(of: table, images: images, indices: batch.newest)) }
             for documents in batch.calls {
                 statements.append(
                     PostgresStatement(

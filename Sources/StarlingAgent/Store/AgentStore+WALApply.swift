@@ -29,7 +29,7 @@ extension AgentStore {
     /// head seq it re-asserts, see AgentStore+Repair.swift). `versions` holds the versions above the cursor
     /// (verdict images): every other version is at most the cursor, below every pulled entry.
     static func isSuperseded(_ entry: LogEntry, versions: [TableKey: Int64]) -> Bool {
-        guard !versions.isEmpty, let version = versions[TableKey(table: entry.table, key: entry.key)] else {
+        guard !versions.isEmpty, let version = versions[entry.tableKey] else {
             return false
         }
         return entry.kind == .repair ? version > (entry.base ?? 0) : version >= entry.seq
@@ -50,7 +50,7 @@ extension AgentStore {
         var fallbacks = 0
         for (table, indices) in groups.tables {
             let batch = try Self.walBatch(images, indices: indices, table: table)
-            if batch.locksFirst { try connection.query(Self.lockingRows(of: table, keys: batch.keys)) }
+            if batch.locksFirst { try connection.query(Self.lockingRows(of: table, images: images, indices: batch.newest)) }
             func written(_ calls: [[PostgresValue]]) throws -> Bool {
                 for documents in calls {
                     let result = try connection.query(
@@ -76,7 +76,7 @@ extension AgentStore {
             let (newest, sql) = (batch.newest, try TableSQL(shape: TableShape(name: table, columns: [], key: [])))
             fallbacks += 1
             // One by one in seq order: the rows are locked in key order first (the failed calls' locks are gone).
-            if newest.count > 1 { try connection.query(Self.lockingRows(of: table, keys: newest.map { images[$0].key })) }
+            if newest.count > 1 { try connection.query(Self.lockingRows(of: table, images: images, indices: newest)) }
             for index in newest {
                 let image = images[index]
                 let single = try connection.query(
@@ -109,7 +109,7 @@ extension AgentStore {
         var seen = Set<TableKey>()
         seen.reserveCapacity(indices.count)
         let newest = Array(
-            indices.reversed().filter { seen.insert(TableKey(table: table, key: images[$0].key)).inserted }.reversed())
+            indices.reversed().filter { seen.insert(images[$0].tableKey).inserted }.reversed())
         let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyWALRowsFunction
         func isDelete(_ index: Int) -> Bool { images[index].row == nil && images[index].rowJSON == nil }
         func documents(upserts: [Int], deletes: [Int]) -> [PostgresValue] {
@@ -126,9 +126,7 @@ extension AgentStore {
         // the rows are locked in key order first.
         let locksFirst = newest.count > 1 && newest.contains(where: isDelete)
         func batch(_ calls: [[PostgresValue]]) -> WALBatch {
-            WALBatch(
-                function: function, calls: calls, newest: newest,
-                keys: locksFirst ? newest.map { images[$0].key } : [], locksFirst: locksFirst)
+            WALBatch(function: function, calls: calls, newest: newest, locksFirst: locksFirst)
         }
         guard inCalls, newest.count > walBatchRows, let keyed = integerKeyOrder(newest.map { images[$0].key }) else {
             return batch([documents(upserts: newest.filter { !isDelete($0) }, deletes: newest.filter(isDelete))])
@@ -150,10 +148,8 @@ extension AgentStore {
         var calls: [[PostgresValue]]
         /// The images written: the newest of each key, in seq order.
         var newest: [Int]
-        /// With `locksFirst`, the keys of `newest`.
-        var keys: [JSONObject]
-        /// Whether the rows are locked in key order before the calls (``lockingRows(of:keys:)``): the calls write
-        /// them in more than one run (a delete among other rows).
+        /// Whether the rows of `newest` are locked in key order before the calls (``lockingRows(of:images:indices:)``):
+        /// the calls write them in more than one run (a delete among other rows).
         var locksFirst: Bool
     }
 
@@ -168,6 +164,11 @@ extension AgentStore {
         for (table, keys) in byTable.sorted(by: { $0.key < $1.key }) {
             try connection.query(lockingRows(of: table, keys: keys))
         }
+    }
+
+    /// ``lockingRows(of:keys:)`` for the rows of `images` at `indices` (all of `table`).
+    static func lockingRows(of table: String, images: [Image], indices: [Int]) -> PostgresStatement {
+        lockingRows(of: table, keys: indices.map { images[$0].key })
     }
 
     /// The statement locking `keys`' rows of `table` in primary-key order (`starling.lock_rows`,

@@ -423,8 +423,10 @@ public struct AgentStore: Sendable {
     /// Takes the entries of `pendingKeys` out of `entries` and returns them (in order).
     static func takePending(_ entries: inout [LogEntry], pendingKeys: Set<TableKey>) -> [LogEntry] {
         guard !pendingKeys.isEmpty else { return [] }
-        let taken = entries.filter { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) }
-        if !taken.isEmpty { entries.removeAll { pendingKeys.contains(TableKey(table: $0.table, key: $0.key)) } }
+        let isPending = entries.map { pendingKeys.contains($0.tableKey) }
+        guard isPending.contains(true) else { return [] }
+        let taken = zip(entries, isPending).compactMap { $1 ? $0 : nil }
+        entries = zip(entries, isPending).compactMap { $1 ? nil : $0 }
         return taken
     }
 
@@ -976,7 +978,7 @@ public struct AgentStore: Sendable {
         if fallbacks > 0 {
             // Entry by entry in seq order: the rows are locked in key order first, as the set-wise function does.
             for (table, indices) in groups.tables where indices.count > 1 {
-                try connection.query(Self.lockingRows(of: table, keys: indices.map { images[$0].key }))
+                try connection.query(Self.lockingRows(of: table, images: images, indices: indices))
             }
             for index in images.indices where statuses[index] == nil {
                 statuses[index] = try applyImage(images[index], deadLetter: deadLetter(index), connection: connection)
