@@ -26,6 +26,25 @@ struct SchemaApplyTests {
         return (entry, next)
     }
 
+    static let addNote: [SchemaChange.Action] = [.addColumn(name: "note", type: "text", isNotNull: false, defaultSQL: nil)]
+    static let renameLabel: [SchemaChange.Action] = [.renameColumn(from: "label", to: "title")]
+
+    /// A rolling migration run in a region ahead of the log: the region ran `ADD COLUMN note` and then
+    /// `RENAME label TO title` by hand; the log has them at seq 10 and 20 (made first in another region). Returns the
+    /// region's connection, the two log entries, the table's shape after both, and the rename as the region captured it.
+    static func migrationAheadOfTheLog(_ database: TestDatabase) throws
+        -> (connection: PostgresConnection, note: LogEntry, rename: LogEntry, renamed: TableShape, change: SchemaChange)
+    {
+        let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+        let shape = try TableShape.load(table: "public.items", connection: connection)
+        let (note, withNote) = try Self.schemaEntry(10, addNote, on: shape, version: 2)
+        let (rename, renamed) = try Self.schemaEntry(20, renameLabel, on: withNote, version: 3)
+        try connection.execute("ALTER TABLE items ADD COLUMN note text")
+        try connection.execute("ALTER TABLE items RENAME COLUMN label TO title")
+        let change = SchemaChange(table: "public.items", actions: renameLabel, statement: "test")
+        return (connection, note, rename, renamed, change)
+    }
+
     static func rowEntry(_ seq: Int64, _ row: JSONObject) -> LogEntry {
         LogEntry(
             seq: seq, origin: "r9", id: "r9:\(seq)", tx: "r9:\(seq)", table: "public.items", op: .insert,
@@ -58,16 +77,8 @@ struct SchemaApplyTests {
     // written under the old name.
     @Test func statementsRunHereAheadOfTheLog() async throws {
         try await TestDatabase.with { database in
-            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+            let (connection, note, rename, renamed, change) = try Self.migrationAheadOfTheLog(database)
             let store = AgentStore(region: "r3")
-            let shape = try TableShape.load(table: "public.items", connection: connection)
-            let (note, withNote) = try Self.schemaEntry(
-                10, [.addColumn(name: "note", type: "text", isNotNull: false, defaultSQL: nil)], on: shape, version: 2)
-            let (rename, renamed) = try Self.schemaEntry(
-                20, [.renameColumn(from: "label", to: "title")], on: withNote, version: 3)
-            try connection.execute("ALTER TABLE items ADD COLUMN note text")
-            try connection.execute("ALTER TABLE items RENAME COLUMN label TO title")
-            let change = SchemaChange(table: "public.items", actions: [.renameColumn(from: "label", to: "title")], statement: "test")
             #expect(try store.acceptedSchema(change, seq: 20, recordsRenames: false, connection: connection) != nil)
             for (entry, after) in [(note, Int64(0)), (rename, Int64(10))] {
                 let outcome = try store.applySchema(entry, after: after, how: Self.how, connection: connection)
@@ -84,14 +95,8 @@ struct SchemaApplyTests {
     // was recorded and stayed an open conflict at the hub), and needs nothing once the answer records the change.
     @Test func anEntryWaitsForTheAnswerToAChangeMadeHere() async throws {
         try await TestDatabase.with { database in
-            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
+            let (connection, note, _, renamed, change) = try Self.migrationAheadOfTheLog(database)
             let store = AgentStore(region: "r3")
-            let shape = try TableShape.load(table: "public.items", connection: connection)
-            let (note, withNote) = try Self.schemaEntry(
-                10, [.addColumn(name: "note", type: "text", isNotNull: false, defaultSQL: nil)], on: shape, version: 2)
-            let (_, renamed) = try Self.schemaEntry(20, [.renameColumn(from: "label", to: "title")], on: withNote, version: 3)
-            try connection.execute("ALTER TABLE items ADD COLUMN note text")
-            try connection.execute("ALTER TABLE items RENAME COLUMN label TO title")
             var waiting = Self.how
             waiting.awaitingAnswer = ["public.items"]
             guard case .stopped(let reason) = try store.applySchema(note, after: 0, how: waiting, connection: connection)
@@ -101,7 +106,6 @@ struct SchemaApplyTests {
             }
             #expect(reason.contains("waits for the hub's answer"))
             #expect(try connection.query("SELECT count(*) FROM starling.dead_letters")[0].int64(0) == 0)
-            let change = SchemaChange(table: "public.items", actions: [.renameColumn(from: "label", to: "title")], statement: "test")
             #expect(try store.acceptedSchema(change, seq: 20, recordsRenames: false, connection: connection) != nil)
             let resumed = try store.applyHeldEntries(how: Self.how, connection: connection)
             #expect(resumed.stoppedTables.isEmpty, "\(resumed.stoppedTables)")
@@ -118,8 +122,7 @@ struct SchemaApplyTests {
             let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: Self.tables)
             let store = AgentStore(region: "r3")
             let shape = try TableShape.load(table: "public.items", connection: connection)
-            let (note, _) = try Self.schemaEntry(
-                10, [.addColumn(name: "note", type: "text", isNotNull: false, defaultSQL: nil)], on: shape, version: 2)
+            let (note, _) = try Self.schemaEntry(10, Self.addNote, on: shape, version: 2)
             try connection.execute("ALTER TABLE items ADD COLUMN extra integer")
             var waiting = Self.how
             waiting.awaitingAnswer = ["public.items"]
