@@ -43,6 +43,10 @@ int starling_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, co
     return posix_spawn_file_actions_addchdir_np(actions, path);
 }
 
+int starling_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowfd);
+}
+
 int starling_open_anonymous_file(const char *dir) {
     int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)) return fd;

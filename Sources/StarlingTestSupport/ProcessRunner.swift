@@ -56,9 +56,19 @@ public enum ProcessRunner {
         }
     }
 
+    /// `run` for synchronous callers (test fixtures made once per process): blocks the calling thread.
+    public static func runNow(_ tool: String, _ arguments: [String], timeout: Duration = .seconds(120)) throws
+        -> Result {
+        try runBlocking(try locate(tool), arguments, stdin: nil, environment: nil, workingDirectory: nil,
+                        timeout: timeout)
+    }
+
     /// Spawns with posix_spawn in a process group of its own and reaps with waitpid. (Foundation's Process
     /// sees a child as running until every descendant that inherited its hidden descriptor has exited: `bash -c
     /// "server &"` or a `pg_ctl start` looked alive until the server ended, and a run waiting for it never returned.)
+    /// The child inherits stdin, stdout and stderr only: a descriptor another thread opened without O_CLOEXEC (a
+    /// Foundation `Pipe`) would otherwise stay open in it, and whoever waits for that pipe's EOF would wait for this
+    /// child's end.
     private static func runBlocking(_ executable: String, _ arguments: [String], stdin: [UInt8]?,
                                     environment: [String: String]?, workingDirectory: String?,
                                     timeout: Duration) throws -> Result {
@@ -70,6 +80,7 @@ public enum ProcessRunner {
         posix_spawn_file_actions_adddup2(&actions, input[0], 0)
         posix_spawn_file_actions_adddup2(&actions, output[1], 1)
         posix_spawn_file_actions_adddup2(&actions, error[1], 2)
+        starling_spawn_file_actions_addclosefrom(&actions, 3)
         if let workingDirectory { starling_spawn_file_actions_addchdir(&actions, workingDirectory) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

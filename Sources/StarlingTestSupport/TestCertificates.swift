@@ -135,25 +135,21 @@ private struct Generator {
         try text.write(toFile: file, atomically: true, encoding: .utf8)
     }
 
-    /// Runs `openssl arguments`, failing with its stderr when it exits non-zero or cannot start.
+    /// Runs `openssl arguments`, failing with its stderr when it exits non-zero, times out or cannot start. Through
+    /// the process runner: with Foundation's `Process` and `Pipe`, the pipe's write end (no O_CLOEXEC) was inherited
+    /// by a tool another suite started meanwhile (h2load against a server of this process), and reading openssl's
+    /// stderr to EOF waited for that tool; the tool waited for handlers on the cooperative pool, whose threads were
+    /// waiting for these certificates (a CI run: five suites at their time limits).
     private func run(_ arguments: [String]) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["openssl"] + arguments
-        let errorPipe = Pipe()
-        process.standardError = errorPipe
-        process.standardOutput = FileHandle.nullDevice
+        let result: ProcessRunner.Result
         do {
-            try process.run()
+            result = try ProcessRunner.runNow("openssl", arguments, timeout: .seconds(60))
         } catch {
             throw TestCertificates.GenerationError(message: "cannot start openssl: \(error)")
         }
-        let stderr = errorPipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationReason == .exit, process.terminationStatus == 0 else {
+        guard result.exitCode == 0, !result.timedOut else {
             throw TestCertificates.GenerationError(
-                message: "openssl \(arguments.joined(separator: " ")) failed (status \(process.terminationStatus)): "
-                    + String(decoding: stderr, as: UTF8.self))
+                message: "openssl \(arguments.joined(separator: " ")) failed: \(result.transcript)")
         }
     }
 }

@@ -1,3 +1,4 @@
+import CShims
 import Foundation
 import Glibc
 
@@ -155,6 +156,8 @@ public final class TestPostgresCluster: Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_APPEND, 0o666)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // The server outlives pg_ctl: a descriptor it inherited (another thread's pipe) would stay open for the run.
+        starling_spawn_file_actions_addclosefrom(&actions, 3)
         var cArguments: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for pointer in cArguments { free(pointer) } }
         var pid: pid_t = 0

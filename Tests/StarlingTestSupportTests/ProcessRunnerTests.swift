@@ -27,6 +27,20 @@ struct ProcessRunnerTests {
         #expect(result.stdout == "ready\n")
     }
 
+    /// A child inherits its three standard descriptors only. Before: a pipe this process opened without O_CLOEXEC
+    /// (Foundation's `Pipe`, on another thread) stayed open in the child, and a reader waiting for that pipe's EOF
+    /// waited for the child's end (certificate generation waited for an h2load run that waited for it).
+    @Test func aChildInheritsOnlyItsStandardDescriptors() async throws {
+        var leaked: [Int32] = [-1, -1]
+        #expect(pipe(&leaked) == 0)  // no O_CLOEXEC, as Foundation's Pipe
+        defer { close(leaked[0]); close(leaked[1]) }
+        let probe = "[ -e /proc/self/fd/\(leaked[1]) ] && echo inherited || echo closed"
+        let result = try await ProcessRunner.run("/bin/sh", ["-c", probe])
+        #expect(result.stdout == "closed\n", "\(result.transcript)")
+        let synchronous = try ProcessRunner.runNow("/bin/sh", ["-c", probe])
+        #expect(synchronous.stdout == "closed\n", "\(synchronous.transcript)")
+    }
+
     /// Plain runs keep both streams apart and complete.
     @Test func bothStreamsAreRead() async throws {
         let result = try await ProcessRunner.run("/bin/bash", ["-c", "head -c 200000 /dev/zero | tr '\\0' a; echo err >&2"])

@@ -32,6 +32,9 @@ int starling_pipe_cloexec(int fds[2]);
 
 /* posix_spawn_file_actions_addchdir_np: the child starts in `path`. */
 int starling_spawn_file_actions_addchdir(posix_spawn_file_actions_t *actions, const char *path);
+/* posix_spawn_file_actions_addclosefrom_np: the child starts with every descriptor from `lowfd` up closed, so it
+   inherits none that another thread of this process opened without O_CLOEXEC (glibc 2.34+). */
+int starling_spawn_file_actions_addclosefrom(posix_spawn_file_actions_t *actions, int lowfd);
 /* An unnamed file in directory `dir`, open for reading and writing (O_CLOEXEC): O_TMPFILE, or where the file
    system lacks it mkostemp then unlink. Its space is freed when its last descriptor closes, also when the process
    dies. Returns the descriptor (the caller owns it and closes it) or -1 with errno set. */
