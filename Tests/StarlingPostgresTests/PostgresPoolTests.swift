@@ -30,6 +30,20 @@ final class SharedFlag: Sendable {
     func store(_ value: Bool) { atomic.store(value, ordering: .sequentiallyConsistent) }
 }
 
+/// Something a job captures, big enough to matter.
+final class Payload: Sendable {
+    let bytes = [UInt8](repeating: 1, count: 4096)
+}
+
+/// A weak reference to a ``Payload``, read from the test's task and set before the job runs.
+final class WeakPayload: @unchecked Sendable {  // `value` is guarded by `lock`.
+    private let lock = Mutex<Void>(())
+    private weak var value: Payload?
+
+    func set(_ payload: Payload) { lock.withLock { _ in value = payload } }
+    var isFreed: Bool { lock.withLock { _ in value == nil } }
+}
+
 @Suite(.timeLimit(.minutes(2)))
 struct PostgresPoolTests {
     /// Proves the pool runs jobs concurrently, one connection per thread: three jobs meet at a barrier that only
@@ -161,5 +175,26 @@ struct PostgresPoolTests {
             let name = try await db.withConnection { try $0.query("SELECT current_database() AS d")[0].string("d") }
             #expect(name == db.name)
         }
+    }
+
+    /// Proves a job and what it captured are freed once it ran, not when the queue compacts. Before: the taken job
+    /// stayed in the queue's array until 64 more had been taken, so an agent's workers kept up to 64 pulled pages
+    /// (a thousand entries each) alive and freed them in bursts; the agents' heaps fragmented and each W1 run at
+    /// R=8 was slower than the one before it (2026-12-06).
+    @Test func aJobIsFreedOnceItRan() async throws {
+        try await TestDatabase.with { db in
+            let worker = PostgresWorker(url: db.url)
+            let held = WeakPayload()
+            try await Self.runJob(holding: held, on: worker)
+            try await waitUntil("the job's captured payload is freed", timeout: .seconds(10)) { held.isFreed }
+            await worker.shutdown()
+        }
+    }
+
+    /// Runs one job on `worker` that captures a payload only `held` refers to (weakly) besides the job.
+    private static func runJob(holding held: WeakPayload, on worker: PostgresWorker) async throws {
+        let payload = Payload()
+        held.set(payload)
+        #expect(try await worker.withConnection { _ in payload.bytes.count } == 4096)
     }
 }
