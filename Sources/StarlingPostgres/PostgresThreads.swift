@@ -143,8 +143,7 @@ final class PostgresThreads: Sendable {
     private func nextJob() -> PostgresJob? {
         lock.waitThenLock(until: { $0.isClosed || $0.queuedCount > 0 }) { state in
             guard !state.isClosed else { return nil }
-            let job = state.jobs[state.head]
-            state.jobs[state.head] = nil
+            let job = state.jobs[state.head].take()
             state.head += 1
             if state.head >= 64 && state.head * 2 >= state.jobs.count {
                 state.jobs.removeFirst(state.head)

@@ -32,7 +32,7 @@ struct ProcessRunnerTests {
     /// waited for the child's end (certificate generation waited for an h2load run that waited for it).
     @Test func aChildInheritsOnlyItsStandardDescriptors() async throws {
         var leaked: [Int32] = [-1, -1]
-        #expect(pipe(&leaked) == 0)  // no O_CLOEXEC, as Foundation's Pipe
+        try #require(pipe(&leaked) == 0)  // no O_CLOEXEC, as Foundation's Pipe
         defer { close(leaked[0]); close(leaked[1]) }
         let probe = "[ -e /proc/self/fd/\(leaked[1]) ] && echo inherited || echo closed"
         let result = try await ProcessRunner.run("/bin/sh", ["-c", probe])
