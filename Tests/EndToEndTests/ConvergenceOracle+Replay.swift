@@ -8,6 +8,8 @@ import StarlingCore
 /// conflict). A rejected change (a `decisions` row) is re-decided against the replayed head at its conflict's
 /// `current_seq`, right after that entry: it must be rejected again with the same record. `resolution` and
 /// `correction` entries become heads as written; `repair` entries (one region only) leave the heads alone.
+/// A region in `immediatelyStopped` may have lost a pushed change's stamp (see the loop below): its logged change
+/// is replayed with the stamp the hub logged when that is the earlier one; a rejected change cannot be told apart.
 /// Finally the replayed heads must equal the stored heads (seq, origin, hlc, op, row, prev_foreign_seq).
 ///
 /// The order of decisions is checked as far as the database records it: conflicts and seqs are numbered in
@@ -20,14 +22,27 @@ extension ConvergenceOracle {
         var problems: [String] = []
         var pushed: [String: Change] = [:]
         let instrumented = Set(regions.filter(\.isInstrumented).map(\.region))
+        var loggedHLC: [String: Int64] = [:]
+        for entry in hub.entries where entry.kind == "change" || entry.kind == "merge" {
+            loggedHLC[entry.changeID] = entry.hlc
+        }
+        var restamped = 0
         for region in regions {
             for (id, record) in region.pushed {
+                let changeID = "\(region.region):\(id)"
+                var hlc = record.hlc ?? record.capturedAt
+                // A stamp lost with an immediate stop of the region's Postgres (the agent commits its stamps
+                // asynchronously) is stamped again, later; the hub answered the second push by id, so its log
+                // keeps the first stamp, which the hook never saw committed.
+                if immediatelyStopped.contains(region.region), let logged = loggedHLC[changeID], logged < hlc {
+                    hlc = logged
+                    restamped += 1
+                }
                 do {
-                    pushed["\(region.region):\(id)"] = try Change(
-                        id: "\(region.region):\(id)", tx: "\(region.region):\(record.tx)", table: record.tableKey.table,
+                    pushed[changeID] = try Change(
+                        id: changeID, tx: "\(region.region):\(record.tx)", table: record.tableKey.table,
                         op: ChangeOperation(rawValue: record.op) ?? .update, key: record.tableKey.key,
-                        before: record.before, after: record.after, base: record.base,
-                        hlc: record.hlc ?? record.capturedAt)
+                        before: record.before, after: record.after, base: record.base, hlc: hlc)
                 } catch {
                     problems.append("(b) \(region.region) \(record.tableKey): pushed change \(id) is invalid: \(error)")
                 }
@@ -118,6 +133,9 @@ extension ConvergenceOracle {
         }
         problems += orderProblems(hub: hub)
         problems += headProblems(replayed: heads, stored: hub.heads)
+        if restamped > 0 {
+            print("oracle: \(restamped) changes stamped again after an immediate stop, replayed with the logged stamp")
+        }
         if unverified > 0 { print("oracle: \(unverified) log entries replayed without their pushed change (no hooks)") }
         return problems
     }

@@ -29,6 +29,9 @@ struct ConvergenceOracle {
     }
 
     let deployment: Deployment
+    /// Regions whose Postgres was stopped with `-m immediate` during the run: a change's HLC stamp, committed
+    /// asynchronously, may have been pushed and logged, then lost and stamped again (see `replayProblems`).
+    var immediatelyStopped: Set<String> = []
 
     /// Reads hub and regions once and runs every check; empty when everything holds.
     /// `histories`: for that many keys the heads oracle reports, the key's whole history is printed.

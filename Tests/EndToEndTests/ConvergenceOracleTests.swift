@@ -205,6 +205,38 @@ struct ConvergenceOracleTests {
         }
     }
 
+    /// A logged change whose stamp the region's record shows later than the log's (a stamp lost with an immediate
+    /// stop of the region's Postgres and stamped again) passes the replay only for a region that was stopped so,
+    /// and only when the logged stamp is the earlier one.
+    @Test func restampedChangeIsToleratedOnlyAfterAnImmediateStop() async throws {
+        try await withConvergedRun { deployment, run in
+            let logged = try await deployment.sql("hub") { connection in
+                try connection.query(
+                    "SELECT change_id FROM starling_hub.log WHERE origin = 'r1' AND kind = 'change' "
+                        + "ORDER BY seq LIMIT 1"
+                ).first.map { try $0.string(0) }
+            }
+            let changeID = try #require(logged, "r1 logged no change")
+            let id = try #require(Int64(changeID.dropFirst("r1:".count)))
+            func restamp(by delta: Int64) async throws {
+                try await deployment.sql("r1") { connection in
+                    try connection.execute(
+                        "UPDATE e2e_oracle.pushed SET hlc = coalesce(hlc, captured_at) + $1 WHERE id = $2",
+                        [.int64(delta), .int64(id)])
+                }
+            }
+            func names(_ problems: [String]) -> Bool { problems.contains { $0.contains("(\(changeID))") } }
+            try await restamp(by: 1_000)
+            #expect(names(try await oracleProblems(deployment, run)), "a later record stamp passed unnoticed")
+            var tolerant = ConvergenceOracle(deployment: deployment)
+            tolerant.immediatelyStopped = ["r1"]
+            let tolerated = try await tolerant.check(run)
+            #expect(!tolerated.contains { $0.hasPrefix("(b)") }, "\(tolerated)")
+            try await restamp(by: -2_000)
+            #expect(names(try await tolerant.check(run)), "an earlier record stamp passed after an immediate stop")
+        }
+    }
+
     /// A run in which a region did nothing (its writes and attempts dropped from the record) and that recorded
     /// fewer conflicts than required fails the lower bounds, naming the region.
     @Test func idleRunFailsTheLowerBounds() async throws {

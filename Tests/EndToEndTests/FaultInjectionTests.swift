@@ -307,7 +307,10 @@ final class FaultRun: @unchecked Sendable {
             throw error
         }
         print("faults: seed \(schedule.seed): converged \(ContinuousClock.now - healed) after the last fault")
-        let oracle = ConvergenceOracle(deployment: deployment)
+        var oracle = ConvergenceOracle(deployment: deployment)
+        if schedule.steps.contains(where: { if case .restartRegionPostgres = $0.fault { true } else { false } }) {
+            oracle.immediatelyStopped = [schedule.restartableRegion]
+        }
         problems += try await oracle.check(run, bounds: Self.bounds)
         problems += try await hlcOrderProblems()
         problems += try await statusProblems()

@@ -97,8 +97,10 @@ final class AgentCluster: Sendable {
     /// Starts a real agent for `region` against `hubs` (default: the first hub's URL), with short backoffs
     /// and status reports every 100 ms; `tune` adjusts its configuration further.
     @discardableResult
+    /// `log`: the agent logs into it at debug level (instead of the level `STARLING_TEST_AGENT_LOG` sets).
     func startAgent(
-        _ region: String, hubs urls: [String]? = nil, tune: (inout AgentConfiguration) -> Void = { _ in }
+        _ region: String, hubs urls: [String]? = nil, log: RecordedLog? = nil,
+        tune: (inout AgentConfiguration) -> Void = { _ in }
     ) throws -> RunningAgent {
         var configuration = AgentConfiguration(
             region: region, hub: hub.url, token: InProcessHub.token(region), database: self[region].database.url)
@@ -112,7 +114,7 @@ final class AgentCluster: Sendable {
         // transactions to be cut): the WAL suites run it wherever they can.
         configuration.tuning.apply = .init(workers: 3, minParallelEntries: 2)
         tune(&configuration)
-        let running = try RunningAgent(configuration: configuration)
+        let running = try RunningAgent(configuration: configuration, log: log)
         agents.withLock { $0.append(running) }
         return running
     }
@@ -221,10 +223,11 @@ final class RunningAgent: Sendable {
     /// Set by the first ``stop()``: the link's clients must be shut down once.
     private let isStopped = Mutex(false)
 
-    init(configuration: AgentConfiguration) throws {
+    init(configuration: AgentConfiguration, log: RecordedLog? = nil) throws {
         var logger = Logger(label: "test.agent")
         // STARLING_TEST_AGENT_LOG=debug shows the agents' logs (stderr) when a test needs looking into.
         logger.logLevel = Environment.agentLogLevel
+        if let log { logger = log.logger(label: "test.agent.\(configuration.region)") }
         let link = try HTTPHubLink(configuration: configuration)
         let agent = Agent(
             configuration: configuration, hub: link, schema: AgentTestSupport.schema(), logger: logger)
