@@ -11,6 +11,7 @@ import StarlingCore
 /// database: postgresql://postgres@127.0.0.1:5544/region_us_east
 /// capture: auto      # WAL when the database allows it, else triggers; or wal, or trigger
 /// journal: false     # true: keep every WAL-captured change pushed, with its verdict, in starling.journal
+/// compression: auto  # gzip to and from the hub unless it is on loopback; or gzip, or none
 /// tuning:            # optional, every member optional
 ///   batch: {max_count: 1000, max_bytes: 4194304}
 ///   pull: {limit: 5000, wait_ms: 250}
@@ -49,6 +50,8 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public var capture = CaptureMode.auto
     /// Keep every WAL-captured change pushed, with its verdict, in `starling.journal` (an audit trail). Default false.
     public var journal = false
+    /// gzip for the traffic with the hub (default `auto`: not on loopback).
+    public var compression = HubCompression.auto
 
     /// `bootstrap: {replace_local: true}`: when this region's existing rows of a table differ from the hub's
     /// (adopted from another region), replace them with the hub's snapshot, keeping the replaced rows in
@@ -233,7 +236,9 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
-        try c.rejectUnknownKeys(["region", "hub", "token", "ca", "database", "tuning", "bootstrap", "capture", "journal"])
+        try c.rejectUnknownKeys([
+            "region", "hub", "token", "ca", "database", "tuning", "bootstrap", "capture", "journal", "compression",
+        ])
         region = try c.required("region")
         if let list = try? c.decode([String].self, forKey: ConfigurationKey("hub")) {
             hubs = list
@@ -247,6 +252,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         bootstrap = try c.value("bootstrap", default: Bootstrap())
         capture = try c.value("capture", default: CaptureMode.auto)
         journal = try c.value("journal", default: false)
+        compression = try c.value("compression", default: HubCompression.auto)
     }
 }
 

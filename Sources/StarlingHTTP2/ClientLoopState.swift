@@ -63,7 +63,8 @@ final class ClientLoopState {
             entry.attempts += 1
             let streamID = connection.submit(requestID: id, entry.request, authority: url.authority,
                                              scheme: url.isTLS ? "https" : "http",
-                                             maxResponseBytes: configuration.maxResponseBodyBytes)
+                                             maxResponseBytes: configuration.maxResponseBodyBytes,
+                                             acceptsGzip: configuration.acceptsGzip)
             guard let streamID else {
                 finish(id, .failure(HTTP2Error(.protocolError, "the connection refused a new request")), retryable: false)
                 continue

@@ -15,6 +15,8 @@ public struct HTTP2ClientConfiguration: Sendable {
     public var maxResponseBodyBytes: Int = 256 << 20
     /// Request bodies at least this large are sent gzip-encoded; nil never. Default 1 KiB.
     public var gzipRequestsFromBytes: Int? = 1024
+    /// Whether requests say `accept-encoding: gzip` (the server may then compress large responses). Default true.
+    public var acceptsGzip = true
     /// Headers sent with every request (e.g. authorization).
     public var defaultHeaders = HTTPHeaders()
 

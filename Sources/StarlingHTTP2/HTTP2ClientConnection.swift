@@ -81,12 +81,12 @@ final class HTTP2ClientConnection: SocketChannelDelegate, NGHTTP2SessionDelegate
     /// Submits a request; returns false when the session refuses it (the caller reconnects).
     /// Submits a request whose body is already encoded (gzip happens in the caller's task, not on the loop).
     func submit(requestID: UInt64, _ request: HTTPClientRequest, authority: String, scheme: String,
-                maxResponseBytes: Int) -> Int32? {
+                maxResponseBytes: Int, acceptsGzip: Bool = true) -> Int32? {
         guard let session else { return nil }
         let body = request.body
         var fields: [(String, String)] = [(":method", request.method), (":scheme", scheme),
-                                          (":authority", authority), (":path", request.path),
-                                          ("accept-encoding", "gzip")]
+                                          (":authority", authority), (":path", request.path)]
+        if acceptsGzip { fields.append(("accept-encoding", "gzip")) }
         if !body.isEmpty || request.method == "POST" || request.method == "PUT" {
             fields.append(("content-length", String(body.count)))
         }

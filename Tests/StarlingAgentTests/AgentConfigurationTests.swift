@@ -44,7 +44,7 @@ struct AgentConfigurationTests {
                        "backoff":{"initial_ms":200,"max_ms":20000},"status_interval_ms":2000,
                        "request_timeout_ms":10000,"capture_queue_max_changes":5000,
                        "large_transaction_changes":300,"spill_directory":"/srv/spill"},
-             "bootstrap":{"replace_local":true}}
+             "bootstrap":{"replace_local":true},"compression":"none"}
             """#
         let configuration = try JSONDecoder().decode(AgentConfiguration.self, from: Data(json.utf8))
         #expect(configuration.hubs == ["http://a:1", "http://b:2"] && configuration.ca == "ca.crt")
@@ -71,9 +71,11 @@ struct AgentConfigurationTests {
         noWorkers.tuning.apply.workers = 0
         #expect(throws: AgentError.self, "tuning.apply.workers 0") { try noWorkers.validate() }
         #expect(configuration.bootstrap.replaceLocal)
+        #expect(configuration.compression == .none)
         let minimal = try JSONDecoder().decode(AgentConfiguration.self, from: Data("{\(Self.base)}".utf8))
         #expect(minimal.tuning == AgentConfiguration.Tuning() && minimal.bootstrap == AgentConfiguration.Bootstrap())
         #expect(minimal.hubs == ["http://127.0.0.1:8443"])
+        #expect(minimal.compression == .auto)
     }
 
     static let yamlSamples: [(String, Bool, String?)] = [

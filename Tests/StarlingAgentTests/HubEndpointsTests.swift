@@ -3,6 +3,7 @@ import Logging
 import StarlingHTTP2
 import StarlingIO
 import Testing
+import Synchronization
 
 /// The agent's list of hub URLs (for hub failover): validation and moving on to the next hub.
 @Suite(.timeLimit(.minutes(3)))
@@ -102,5 +103,57 @@ struct HubEndpointsTests {
         } catch {
             #expect(error.code == .hubUnavailable && error.isRetryable)
         }
+    }
+
+    @Test func compressionAutoLeavesOnlyLoopbackUncompressed() {
+        // Proves `compression: auto` compresses to every host but a loopback one, and gzip / none are what they say.
+        let loopback = [
+            "http://127.0.0.1:8443", "https://127.3.2.1:1/", "http://localhost:80", "https://LOCALHOST",
+            "http://[::1]:8443", "https://user@127.0.0.1:9",
+        ]
+        let remote = [
+            "https://hub-a:8443", "https://10.0.0.1:8443", "http://[2001:db8::1]:80", "https://127.0.0.1.example:1",
+            "https://1127.0.0.1:1", "http://[::1", "https://127.0.0:1",
+        ]
+        for url in loopback {
+            #expect(!HubCompression.auto.compresses(url: url), "\(url)")
+            #expect(HubCompression.gzip.compresses(url: url), "\(url)")
+        }
+        for url in remote {
+            #expect(HubCompression.auto.compresses(url: url), "\(url)")
+            #expect(!HubCompression.none.compresses(url: url), "\(url)")
+        }
+    }
+
+    @Test(arguments: [(HubCompression.none, false), (.gzip, true), (.auto, false)])
+    func compressionSettingDecidesWhatTheHubIsAskedFor(_ compression: HubCompression, _ gzip: Bool) async throws {
+        // Proves the setting reaches the wire: the server sees `accept-encoding: gzip` only when the agent
+        // compresses, a large answer then arrives compressed (and is inflated), and a push body of 4 KiB is
+        // gzip-encoded only then (the client's own setting, which the server's inflation hides from handlers).
+        let seen = Mutex<[String?]>([])
+        var router = Router()
+        router.add("POST", "/echo", .immediate { request in
+            seen.withLock { $0.append(request.headers["accept-encoding"]) }
+            return .json(200, Array(repeating: UInt8(ascii: "a"), count: 8192))
+        })
+        var configuration = HTTP2ServerConfiguration(address: try SocketAddress(host: "127.0.0.1", port: 0))
+        configuration.loopCount = 1
+        configuration.accessLog = false
+        let server = HTTP2Server(
+            configuration: configuration, router: router,
+            logger: Logger(label: "test.endpoints", factory: { _ in SwiftLogNoOpLogHandler() }))
+        try server.start()
+        let url = "http://127.0.0.1:\(server.localAddress?.port ?? 0)"
+        let endpoints = try HubEndpoints(
+            urls: [url], ca: nil, headers: HTTPHeaders(), requestTimeout: .seconds(5), compression: compression)
+        let response = try await endpoints.send(
+            HTTPClientRequest(method: "POST", path: "/echo", body: Array(repeating: 1, count: 4096)))
+        #expect(response.status == 200 && response.body.count == 8192)
+        #expect(seen.withLock { $0 } == [gzip ? "gzip" : nil])
+        let client = try #require(endpoints.endpoints.first?.client)
+        #expect((client.configuration.gzipRequestsFromBytes != nil) == gzip)
+        #expect(client.configuration.acceptsGzip == gzip)
+        endpoints.shutdown()
+        await server.shutdown(gracePeriod: .zero)
     }
 }

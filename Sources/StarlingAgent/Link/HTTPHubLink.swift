@@ -28,7 +28,8 @@ public final class HTTPHubLink: HubLink {
         headers.add("content-type", "application/json")
         requestTimeout = .milliseconds(configuration.tuning.requestTimeoutMs)
         endpoints = try HubEndpoints(
-            urls: configuration.hubs, ca: configuration.ca, headers: headers, requestTimeout: requestTimeout)
+            urls: configuration.hubs, ca: configuration.ca, headers: headers, requestTimeout: requestTimeout,
+            compression: configuration.compression)
     }
 
     /// The hub URL requests go to now (the first of `hub:` until a failover).

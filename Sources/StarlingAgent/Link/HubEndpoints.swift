@@ -26,14 +26,22 @@ final class HubEndpoints: Sendable {
     let endpoints: [Endpoint]
     private let current = Mutex(0)
 
-    /// One client per URL (TLS with `ca` for https), every request carrying `headers`. Connects lazily.
-    init(urls: [String], ca: String?, headers: HTTPHeaders, requestTimeout: Duration) throws(AgentError) {
+    /// One client per URL (TLS with `ca` for https), every request carrying `headers`, gzip as `compression`
+    /// decides for that URL. Connects lazily.
+    init(
+        urls: [String], ca: String?, headers: HTTPHeaders, requestTimeout: Duration,
+        compression: HubCompression = .auto
+    ) throws(AgentError) {
         var endpoints: [Endpoint] = []
         for (index, url) in urls.enumerated() {
             var http = HTTP2ClientConfiguration(baseURL: url)
             if url.hasPrefix("https://") { http.tls = TLSConfiguration.client(trustRootsPath: ca) }
             http.defaultHeaders = headers
             http.requestTimeout = requestTimeout
+            if !compression.compresses(url: url) {
+                http.gzipRequestsFromBytes = nil
+                http.acceptsGzip = false
+            }
             do {
                 endpoints.append(Endpoint(url: url, client: try HTTP2Client(configuration: http)))
             } catch {
