@@ -7,40 +7,112 @@ public struct LogEntry: Sendable, Hashable {
     /// differ from it; the hub's configuration refuses a region called `"hub"`.
     public static let hubOrigin = "hub"
 
-    public var seq: Int64
-    public var origin: String
-    public var id: String
-    public var tx: String
-    public var table: String
-    public var op: ChangeOperation
-    public var key: JSONObject
+    public var seq: Int64 {
+        get { storage.seq }
+        set { unique().seq = newValue }
+    }
+    public var origin: String {
+        get { storage.origin }
+        set { unique().origin = newValue }
+    }
+    public var id: String {
+        get { storage.id }
+        set { unique().id = newValue }
+    }
+    public var tx: String {
+        get { storage.tx }
+        set { unique().tx = newValue }
+    }
+    public var table: String {
+        get { storage.table }
+        set { unique().table = newValue }
+    }
+    public var op: ChangeOperation {
+        get { storage.op }
+        set { unique().op = newValue }
+    }
+    public var key: JSONObject {
+        get { storage.key }
+        set { unique().key = newValue }
+    }
     /// The image: parsed, or the JSON text a pull page carried (``PullPage/init(bytes:)``), kept as it came so
     /// that the apply copies it into its statement without building and serializing a tree.
-    private var image: Image
-    public var hlc: Int64
-    public var kind: LogEntryKind
-    public var rewritten: Bool
+    private var image: Image {
+        get { storage.image }
+        set { unique().image = newValue }
+    }
+    public var hlc: Int64 {
+        get { storage.hlc }
+        set { unique().hlc = newValue }
+    }
+    public var kind: LogEntryKind {
+        get { storage.kind }
+        set { unique().kind = newValue }
+    }
+    public var rewritten: Bool {
+        get { storage.rewritten }
+        set { unique().rewritten = newValue }
+    }
     /// Repairs only (kind `repair`, written by a reconciliation): the seq of the head the entry re-asserts,
     /// which the region records as the key's version (the entry's own `seq` only orders it). On the wire as
     /// `"base"`, absent on every other entry.
-    public var base: Int64?
+    public var base: Int64? {
+        get { storage.base }
+        set { unique().base = newValue }
+    }
+
+    /// The fields, behind one reference: copying an entry is one retain instead of one per string, dictionary and
+    /// array it holds. Pages of thousands of entries are iterated, filtered, mapped and sorted by value (each step
+    /// copies every element it touches): copying and releasing entries field by field was a tenth of an agent's CPU
+    /// in W1 R=8 (2026-12-06). Copy on write: a value with a shared storage copies it before its first write
+    /// (``unique()``).
+    private var storage: Storage
+
+    /// `@unchecked Sendable`: a storage is written only through ``unique()``, i.e. while one value alone holds
+    /// it; a storage two values share (the only kind two threads can reach) is never written.
+    private final class Storage: @unchecked Sendable {
+        var seq: Int64
+        var origin: String
+        var id: String
+        var tx: String
+        var table: String
+        var op: ChangeOperation
+        var key: JSONObject
+        var image: Image
+        var hlc: Int64
+        var kind: LogEntryKind
+        var rewritten: Bool
+        var base: Int64?
+
+        init(
+            seq: Int64, origin: String, id: String, tx: String, table: String, op: ChangeOperation, key: JSONObject,
+            image: Image, hlc: Int64, kind: LogEntryKind, rewritten: Bool, base: Int64?
+        ) {
+            (self.seq, self.origin, self.id, self.tx, self.table, self.op) = (seq, origin, id, tx, table, op)
+            (self.key, self.image, self.hlc, self.kind, self.rewritten, self.base) =
+                (key, image, hlc, kind, rewritten, base)
+        }
+
+        func copy() -> Storage {
+            Storage(
+                seq: seq, origin: origin, id: id, tx: tx, table: table, op: op, key: key, image: image, hlc: hlc,
+                kind: kind, rewritten: rewritten, base: base)
+        }
+    }
+
+    /// The storage, copied first when another value shares it.
+    private mutating func unique() -> Storage {
+        if !isKnownUniquelyReferenced(&storage) { storage = storage.copy() }
+        return storage
+    }
 
     public init(
         seq: Int64, origin: String, id: String, tx: String, table: String, op: ChangeOperation,
         key: JSONObject, row: JSONObject?, hlc: Int64, kind: LogEntryKind, rewritten: Bool, base: Int64? = nil
     ) {
-        self.seq = seq
-        self.origin = origin
-        self.id = id
-        self.tx = tx
-        self.table = table
-        self.op = op
-        self.key = key
-        self.image = .object(row)
-        self.hlc = hlc
-        self.kind = kind
-        self.rewritten = rewritten
-        self.base = base
+        storage = Storage(
+            seq: seq, origin: origin, id: id, tx: tx, table: table, op: op, key: key, image: .object(row), hlc: hlc,
+            kind: kind, rewritten: rewritten, base: base)
     }
 
     private enum Image: Sendable {

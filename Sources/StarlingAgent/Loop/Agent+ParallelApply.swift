@@ -62,7 +62,8 @@ extension Agent {
             let pending = queue.pendingSnapshot(among: keys)
             let wal = WALApply(
                 pendingKeys: pending.keys.union(reasserting(among: keys)),
-                versions: switching ? nil : queue.versions(of: keys, above: after), deferredThrough: pending.through)
+                versions: switching ? nil : queue.versions(of: keys, above: after), deferredThrough: pending.through,
+                keys: keys)
             let summary = try store.apply(
                 serial, after: after, next: next, wal: wal, spill: spill, clearsParts: clears, connection: connection)
             if summary.applied > 0 {

@@ -26,6 +26,8 @@ extension AgentStore {
         var promised: CaptureLedger.Marker
         var pendingKeys: Set<TableKey>
         var versions: [TableKey: Int64]
+        /// `entries`' keys in order (nil: made here).
+        var keys: [TableKey]? = nil
     }
 
     /// Applies `page` in one round trip, or returns nil when what it needs is not known (the catalog not read at a
@@ -37,12 +39,31 @@ extension AgentStore {
         var summary = ApplySummary()
         summary.inOneTrip = true
         summary.stoppedTables = drift
-        var entries = page.entries
-        let deferred = Self.takePending(&entries, pendingKeys: page.pendingKeys)
+        // Sorted in place, as ``takePending(_:pendingKeys:)`` and ``sortPulled(_:drift:versions:renames:summary:)``
+        // sort (same decisions), each entry's key made once and no entry copied on the way: a pulled page's
+        // entries were copied three times here, a tenth of an agent's CPU in W1 R=8 with their releases.
+        let entries = page.entries
+        let keys = page.keys.flatMap { $0.count == entries.count ? $0 : nil } ?? entries.map(\.tableKey)
+        var deferred: [LogEntry] = []
+        var images: [Image] = []
+        images.reserveCapacity(entries.count)
+        for index in entries.indices {
+            let key = keys[index]
+            if !page.pendingKeys.isEmpty, page.pendingKeys.contains(key) {
+                deferred.append(entries[index])
+                continue
+            }
+            switch pulledDecision(
+                entries[index], key: key, drift: drift, versions: page.versions, renames: catalog.renames)
+            {
+            case .own: summary.skippedOwn += 1
+            case .superseded: summary.skippedVersion += 1
+            case .held: return nil
+            case .apply(nil): images.append(Image(pulled: entries[index], key: key))
+            case .apply(let renamed?): images.append(Image(pulled: renamed, key: key))
+            }
+        }
         summary.skippedPending = deferred.count
-        let (applicable, held) = sortPulled(
-            entries, drift: drift, versions: page.versions, renames: catalog.renames, summary: &summary)
-        guard held.isEmpty else { return nil }
 
         // The locks first: the cursor statement then reads the catalog key once, after them (no DDL commits on these
         // tables before this transaction does).
@@ -52,7 +73,6 @@ extension AgentStore {
         let marker = page.promised.deferredThrough != nil && !catalog.sideWrites ? page.promised : page.marker
         statements.append(cursorStatement(page, key: key, marker: marker))
         if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
-        let images = applicable.map(Image.init(pulled:))
         let groups = Self.groupByTable(images, tables: catalog.tables)
         summary.skippedVersion += groups.notInstalled.count
         for (table, indices) in groups.tables {

@@ -13,11 +13,18 @@ public struct WALApply: Sendable {
     /// change decoded up to it that is still pending and in the batch has its key there. Announced in the apply's
     /// marker (``CaptureLedger/Marker/deferredThrough``) when the apply writes nothing else.
     public var deferredThrough: StreamPosition?
+    /// The applied entries' keys, in their order, when the caller made them already (``Agent/applyPage``): the
+    /// one-trip apply then makes none again (each is the table and the key's canonical JSON, hashed).
+    public var keys: [TableKey]?
 
-    public init(pendingKeys: Set<TableKey>, versions: [TableKey: Int64]?, deferredThrough: StreamPosition? = nil) {
+    public init(
+        pendingKeys: Set<TableKey>, versions: [TableKey: Int64]?, deferredThrough: StreamPosition? = nil,
+        keys: [TableKey]? = nil
+    ) {
         self.pendingKeys = pendingKeys
         self.versions = versions
         self.deferredThrough = deferredThrough
+        self.keys = keys
     }
 }
 
@@ -28,8 +35,8 @@ extension AgentStore {
     /// Whether `entry` is older than what the key holds: a version at or above its seq (for a repair, above the
     /// head seq it re-asserts, see AgentStore+Repair.swift). `versions` holds the versions above the cursor
     /// (verdict images): every other version is at most the cursor, below every pulled entry.
-    static func isSuperseded(_ entry: LogEntry, versions: [TableKey: Int64]) -> Bool {
-        guard !versions.isEmpty, let version = versions[entry.tableKey] else {
+    static func isSuperseded(_ entry: LogEntry, key: TableKey? = nil, versions: [TableKey: Int64]) -> Bool {
+        guard !versions.isEmpty, let version = versions[key ?? entry.tableKey] else {
             return false
         }
         return entry.kind == .repair ? version > (entry.base ?? 0) : version >= entry.seq

@@ -612,7 +612,8 @@ public struct AgentStore: Sendable {
             do {
                 let page = OneTripPage(
                     entries: entries, after: after, next: next, maxHLC: maxHLC, batchTables: batchTables,
-                    marker: marker, promised: promised, pendingKeys: wal.pendingKeys, versions: versions)
+                    marker: marker, promised: promised, pendingKeys: wal.pendingKeys, versions: versions,
+                    keys: wal.keys)
                 if let summary = try applyInOneTrip(page, connection: connection) { return summary }
             } catch let error as PostgresError where Self.oneTripFallsBack(error, connection: connection) {
                 // A check failed on the server (`starling.refuse_unless`), or a statement built from what the agent
@@ -653,19 +654,38 @@ public struct AgentStore: Sendable {
         var held: [LogEntry] = []
         applicable.reserveCapacity(entries.count)
         for entry in entries {
-            if entry.origin == region && !entry.rewritten {
-                summary.skippedOwn += 1
-            } else if let versions, Self.isSuperseded(entry, versions: versions) {
-                summary.skippedVersion += 1
-            } else if drift[entry.table] != nil {
-                held.append(entry)
-            } else if let renamed = renames[entry.table] {
-                applicable.append(Self.renaming(entry, renamed))
-            } else {
-                applicable.append(entry)
+            switch pulledDecision(entry, key: nil, drift: drift, versions: versions, renames: renames) {
+            case .own: summary.skippedOwn += 1
+            case .superseded: summary.skippedVersion += 1
+            case .held: held.append(entry)
+            case .apply(let renamed): applicable.append(renamed ?? entry)
             }
         }
         return (applicable, held)
+    }
+
+    /// What becomes of one pulled entry (``sortPulled(_:drift:versions:renames:summary:)``).
+    enum PulledDecision {
+        /// The region's own change, not rewritten by the hub: it is here already.
+        case own
+        /// Older than the version the key holds (with `versions`).
+        case superseded
+        /// Its table's stream is stopped (a shape drift): kept until the shape is back.
+        case held
+        /// To be written; with the entry its renamed columns renamed, when the table has renames that apply.
+        case apply(LogEntry?)
+    }
+
+    /// The decision for `entry` (`key`: its key when the caller made it).
+    func pulledDecision(
+        _ entry: LogEntry, key: TableKey?, drift: ShapeGuard.Drift, versions: [TableKey: Int64]?,
+        renames: [String: [String: String]]
+    ) -> PulledDecision {
+        if entry.origin == region && !entry.rewritten { return .own }
+        if let versions, Self.isSuperseded(entry, key: key, versions: versions) { return .superseded }
+        if drift[entry.table] != nil { return .held }
+        guard let renamed = renames[entry.table] else { return .apply(nil) }
+        return .apply(Self.renaming(entry, renamed))
     }
 
     /// Applies the held entries of tables whose shape is back (when no new batch is pulled), in one
@@ -697,7 +717,7 @@ public struct AgentStore: Sendable {
         connection: PostgresConnection
     ) throws {
         guard !entries.isEmpty else { return }
-        let images = entries.map(Image.init(pulled:))
+        let images = entries.map { Image(pulled: $0) }
         if inMemory {
             let statuses = try applyImagesInMemory(images, tables: tables, connection: connection) { entries[$0].json }
             for status in statuses { summary.count(status) }
@@ -912,24 +932,28 @@ public struct AgentStore: Sendable {
 
     /// One image to write: a pulled entry, or the image a verdict returned.
     struct Image {
-        var table: String
-        var key: JSONObject
+        let table: String
+        let key: JSONObject
         var row: JSONObject?
         var seq: Int64
         var origin: String
         /// A pulled entry's image as the page carried it (``LogEntry/rowJSON``): written as is, `row` unused.
         var rowJSON: [UInt8]? = nil
+        /// `tableKey` when the caller made it with the image (`table` and `key` never change).
+        private var knownKey: TableKey? = nil
 
         /// A pulled entry's image: a repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift);
-        /// the image stays the text the page carried (parsed only if a statement falls back to it).
-        init(pulled entry: LogEntry) {
+        /// the image stays the text the page carried (parsed only if a statement falls back to it). `key`: the
+        /// entry's key, when the caller made it.
+        init(pulled entry: LogEntry, key: TableKey? = nil) {
             self.init(
                 table: entry.table, key: entry.key, row: entry.rowJSON == nil ? entry.row : nil,
                 seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin, rowJSON: entry.rowJSON)
+            knownKey = key
         }
 
         /// The row the image writes.
-        var tableKey: TableKey { TableKey(table: table, key: key) }
+        var tableKey: TableKey { knownKey ?? TableKey(table: table, key: key) }
 
         init(table: String, key: JSONObject, row: JSONObject?, seq: Int64, origin: String, rowJSON: [UInt8]? = nil) {
             self.table = table
