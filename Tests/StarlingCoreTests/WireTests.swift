@@ -17,6 +17,31 @@ struct WireTests {
                 """#)
     }
 
+    // Proves an entry is a value: its fields live behind one shared reference (copy on write), and changing
+    // every field of a copy leaves the original and other copies as they were.
+    @Test func logEntryCopiesAreIndependent() {
+        let original = Self.entry
+        let other = original
+        var copy = original
+        copy.seq = 1
+        copy.origin = "us-east"
+        copy.id = "us-east:1"
+        copy.tx = "us-east:2"
+        copy.table = "public.other"
+        copy.op = .insert
+        copy.key = ["id": 7]
+        copy.row = ["id": 7]
+        copy.hlc = 3
+        copy.kind = .change
+        copy.rewritten = false
+        copy.base = 4
+        #expect(original == Self.entry && other == Self.entry)
+        #expect(original.json.canonicalText == Self.entry.json.canonicalText)
+        #expect(copy.seq == 1 && copy.origin == "us-east" && copy.id == "us-east:1" && copy.tx == "us-east:2")
+        #expect(copy.table == "public.other" && copy.op == .insert && copy.key == ["id": 7] && copy.row == ["id": 7])
+        #expect(copy.hlc == 3 && copy.kind == .change && !copy.rewritten && copy.base == 4)
+    }
+
     static let entries: [LogEntry] = {
         var delete = entry
         delete.op = .delete
