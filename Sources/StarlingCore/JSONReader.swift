@@ -178,6 +178,25 @@ struct JSONReader {
         return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
     }
 
+    /// Reads a value that should be an integer: a number or a decimal string, as ``JSONValue/int64Value`` takes
+    /// them, without building the value (a pull page's `seq` and `hlc`). Nil for any other value (read and checked
+    /// all the same), a fraction, an exponent or more than 64 bits.
+    mutating func readInt64(depth: Int) throws(CoreError) -> Int64? {
+        guard index < bytes.count else { throw error("expected a value") }
+        switch bytes[index] {
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let start = index
+            try scanNumber()
+            return JSONValue.parseInt64(utf8: bytes[start..<index])
+        case UInt8(ascii: "\""):
+            index += 1
+            return JSONValue.parseInt64(try readStringBody())
+        default:
+            _ = try readValue(depth: depth)  // built, so that it is checked as the tree parser checks it
+            return nil
+        }
+    }
+
     /// Steps over a number (the grammar of ``readNumber()``).
     private mutating func scanNumber() throws(CoreError) {
         if bytes[index] == UInt8(ascii: "-") { index += 1 }

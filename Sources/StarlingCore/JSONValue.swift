@@ -81,8 +81,11 @@ extension JSONValue {
     }
 
     /// Strict decimal `Int64`: optional `-`, then digits, no leading zeros (except `0` itself), no overflow.
-    static func parseInt64(_ text: String) -> Int64? {
-        var utf8 = text.utf8[...]
+    static func parseInt64(_ text: String) -> Int64? { parseInt64(utf8: text.utf8[...]) }
+
+    /// ``parseInt64(_:)`` over UTF-8 bytes (a reader's number, straight from the document).
+    static func parseInt64<Bytes: Collection<UInt8>>(utf8 text: Bytes) -> Int64? where Bytes.SubSequence == Bytes {
+        var utf8 = text
         let isNegative = utf8.first == UInt8(ascii: "-")
         if isNegative { utf8 = utf8.dropFirst() }
         guard let first = utf8.first, utf8.count <= 19 else { return nil }

@@ -160,6 +160,11 @@ struct WireDocumentTests {
             (good.replacingFirst("\"seq\":1", with: "\"seq\":-1"), "entries[1].seq"),
             (good.replacingFirst("\"key\":{\"id\":1}", with: "\"key\":[1]"), "entries[1].key"),
             (good.replacingFirst("\"rewritten\":false", with: "\"rewritten\":\"no\""), "entries[1].rewritten"),
+            (good.replacingFirst("\"seq\":1", with: "\"seq\":1.5"), "entries[1].seq"),
+            (good.replacingFirst("\"hlc\":1", with: "\"hlc\":1e3"), "entries[1].hlc"),
+            (good.replacingFirst("\"hlc\":1", with: "\"hlc\":true"), "entries[1].hlc"),
+            (good.replacingFirst("\"seq\":1", with: "\"seq\":9223372036854775808"), "entries[1].seq"),
+            (good.replacingFirst("\"seq\":1", with: "\"seq\":\"01\""), "entries[1].seq"),
         ]
         for (entry, field) in refusals {
             do {
@@ -173,6 +178,16 @@ struct WireDocumentTests {
         #expect(throws: CoreError.self) { try PullPage(bytes: page(good.replacingFirst("\"row\":null", with: "\"row\":null,\"row\":{}"))) }
         #expect(throws: CoreError.self) { try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":1,\"x\":1,\"x\":2"))) }
         #expect(try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":2,\"x\":1,\"y\":2"))).entries.count == 2)
+        // Integers as the tree decoder takes them: a decimal string too, and the largest 64-bit value.
+        let strings = try PullPage(
+            bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":\"2\",\"base\":\"7\"").replacingFirst(
+                "\"hlc\":1", with: "\"hlc\":9223372036854775807")))
+        #expect(strings.entries[1].seq == 2 && strings.entries[1].base == 7 && strings.entries[1].hlc == .max)
+        let odd = try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":2,\"base\":{\"a\":1}")))
+        #expect(odd.entries[1].base == nil, "a base that is no integer is no base, as in the tree decoder")
+        #expect(throws: CoreError.self) {
+            try PullPage(bytes: page(good.replacingFirst("\"seq\":1", with: "\"seq\":2,\"base\":{\"a\":1,\"a\":2}")))
+        }
         #expect(throws: CoreError.self) { try PullPage(bytes: page(good, tail: " x")) }
         #expect(throws: CoreError.self) { try PullPage(bytes: Array(#"{"entries":[],"head":1}"#.utf8)) }
     }
