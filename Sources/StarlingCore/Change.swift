@@ -189,7 +189,7 @@ extension Change {
         guard id.utf8.count <= maxIdentifierBytes,
             let colon = id.utf8.lastIndex(of: UInt8(ascii: ":")),
             colon != id.utf8.startIndex,
-            let number = JSONValue.parseInt64(String(id[id.index(after: colon)...])), number >= 0
+            let number = JSONValue.parseInt64(utf8: id.utf8[id.utf8.index(after: colon)...]), number >= 0
         else {
             throw CoreError(
                 code: .invalidChange, message: "id \"\(id)\" is not of the form \"<region>:<n>\"", field: "id")

@@ -23,5 +23,6 @@ public struct ChangeID: Hashable, Sendable, CustomStringConvertible {
         self.init(origin: String(text[..<colon]), number: number)
     }
 
-    public var description: String { "\(origin):\(number)" }
+    /// Concatenated rather than interpolated: the WAL decoder makes an id for every change it captures.
+    public var description: String { origin + ":" + String(number) }
 }
