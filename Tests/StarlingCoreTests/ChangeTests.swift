@@ -210,6 +210,11 @@ struct ChangeTests {
             id: "aws:eu-west-1:77", tx: "t", table: "t", op: .delete, key: ["k": 1], before: ["k": 1], after: nil,
             base: 3, hlc: 4)
         #expect(change.region == "aws:eu-west-1")
+        #expect(try Change.region(ofID: "r1:0") == "r1")
+        #expect(try Change.region(ofID: "r1:9223372036854775807") == "r1")
+        for bad in ["r1:", ":5", "r1:-5", "r1:05", "r1:5x", "r1: 5", "r1:9223372036854775808", "r15", ""] {
+            #expect(throws: CoreError.self, "\(bad)") { try Change.region(ofID: bad) }
+        }
     }
 
     // Proves an error can be prefixed with the caller's position in the batch.
