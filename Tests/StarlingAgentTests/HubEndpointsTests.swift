@@ -57,6 +57,11 @@ struct HubEndpointsTests {
     private func server(_ status: Int, _ body: String) throws -> HTTP2Server {
         var router = Router()
         router.add("GET", "/probe", .immediate { _ in .json(status, Array(body.utf8)) })
+        return try server(router)
+    }
+
+    /// An h2c server on 127.0.0.1:0 with `router`, started.
+    private func server(_ router: Router) throws -> HTTP2Server {
         var configuration = HTTP2ServerConfiguration(address: try SocketAddress(host: "127.0.0.1", port: 0))
         configuration.loopCount = 1
         configuration.accessLog = false
@@ -136,13 +141,7 @@ struct HubEndpointsTests {
             seen.withLock { $0.append(request.headers["accept-encoding"]) }
             return .json(200, Array(repeating: UInt8(ascii: "a"), count: 8192))
         })
-        var configuration = HTTP2ServerConfiguration(address: try SocketAddress(host: "127.0.0.1", port: 0))
-        configuration.loopCount = 1
-        configuration.accessLog = false
-        let server = HTTP2Server(
-            configuration: configuration, router: router,
-            logger: Logger(label: "test.endpoints", factory: { _ in SwiftLogNoOpLogHandler() }))
-        try server.start()
+        let server = try server(router)
         let url = "http://127.0.0.1:\(server.localAddress?.port ?? 0)"
         let endpoints = try HubEndpoints(
             urls: [url], ca: nil, headers: HTTPHeaders(), requestTimeout: .seconds(5), compression: compression)
