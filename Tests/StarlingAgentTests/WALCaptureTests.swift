@@ -189,6 +189,13 @@ struct WALCaptureTests {
                 try cluster.startAgent("r2", tune: Self.wal)
                 try await cluster.waitUntilStarted("r1")
                 try await cluster.waitUntilStarted("r2")
+                // r1 applies once before the cut: its first apply waits for the decoder to read up to where the WAL
+                // was then, past the queue's bound if need be (``Agent/awaitDecoderCatchUp()``). Left to happen
+                // during the bulk inserts below (a slow first pull, seen in CI), it read a second transaction in.
+                try await cluster["r2"].execute("INSERT INTO items VALUES (100000, 1, 'before')")
+                try await waitUntil("r1 applied r2's row") {
+                    try await r1.int("SELECT count(*) FROM items WHERE id = 100000") == 1
+                }
                 proxy.faults.isRefusing = true
                 proxy.cutAll()
                 for first in stride(from: 1, through: 3001, by: 1000) {
@@ -203,7 +210,7 @@ struct WALCaptureTests {
                 }
                 proxy.heal()
                 try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
-                #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4000)
+                #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4001)
                 #expect(try await Self.logged(cluster, from: "r1") == 4000)
             } catch {
                 await proxy.stop()
