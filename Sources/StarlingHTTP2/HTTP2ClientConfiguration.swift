@@ -1,3 +1,4 @@
+import StarlingIO
 public import StarlingTLS
 
 /// Where and how an `HTTP2Client` connects.
@@ -23,6 +24,16 @@ public struct HTTP2ClientConfiguration: Sendable {
     public init(baseURL: String, tls: TLSConfiguration? = nil) {
         self.baseURL = baseURL
         self.tls = tls
+    }
+}
+
+extension HTTP2ClientConfiguration {
+    /// Whether `baseURL`'s host, as the client reads it, is `localhost` or a loopback address (127.0.0.0/8, ::1);
+    /// false for a URL the client refuses.
+    public var isLoopback: Bool {
+        guard let url = try? ParsedURL(baseURL) else { return false }
+        if url.host.lowercased() == "localhost" { return true }
+        return (try? SocketAddress(host: url.host, port: url.port))?.isLoopback ?? false
     }
 }
 

@@ -1,3 +1,5 @@
+import StarlingHTTP2
+
 /// Whether the agent's traffic with the hub is gzip-compressed (`compression:` in agent.yaml).
 ///
 /// Compression trades CPU for bytes: a pull page of 5,000 entries shrinks about 5.5× (1.47 MB to 264 KB at
@@ -17,25 +19,7 @@ public enum HubCompression: String, Sendable, Hashable, CaseIterable, Decodable 
         switch self {
         case .gzip: true
         case .none: false
-        case .auto: !Self.isLoopback(url: url)
+        case .auto: !HTTP2ClientConfiguration(baseURL: url).isLoopback
         }
-    }
-
-    /// True when the URL's host is `localhost`, an IPv4 address in 127.0.0.0/8 or `[::1]`.
-    static func isLoopback(url: String) -> Bool {
-        var rest = Substring(url)
-        if let scheme = rest.range(of: "://") { rest = rest[scheme.upperBound...] }
-        if let slash = rest.firstIndex(of: "/") { rest = rest[..<slash] }
-        if let at = rest.lastIndex(of: "@") { rest = rest[rest.index(after: at)...] }
-        let host: Substring
-        if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { return false }
-            host = rest[rest.index(after: rest.startIndex)..<close]
-        } else {
-            host = rest.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).first ?? rest
-        }
-        if host.lowercased() == "localhost" || host == "::1" { return true }
-        let octets = host.split(separator: ".", omittingEmptySubsequences: false)
-        return octets.count == 4 && octets.first == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 }

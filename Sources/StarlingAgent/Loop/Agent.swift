@@ -680,8 +680,7 @@ public final class Agent: Sendable {
                 count = PullAssembler.completePrefix(entries, isComplete: isComplete(page, from: from))
             }
             guard let count else { return .success(Fetched(batch: [], after: after, next: after, head: page.head)) }
-            // The whole page (as a rule) is not copied entry by entry.
-            let batch = count == entries.count ? entries : Array(entries.prefix(count))
+            let batch = Array(entries.prefix(count))
             let next = count == entries.count ? page.next : batch.last?.seq ?? spill?.through ?? after
             logger.debug(
                 "pulled",
