@@ -189,15 +189,11 @@ struct WALCaptureTests {
                 try cluster.startAgent("r2", tune: Self.wal)
                 try await cluster.waitUntilStarted("r1")
                 try await cluster.waitUntilStarted("r2")
-                // r1 applies once before the cut: its first apply waits for the decoder to read up to where the WAL
-                // was then, past the queue's bound if need be (``Agent/awaitDecoderCatchUp()``). Left to happen
-                // during the bulk inserts below (a slow first pull, seen in CI), it read a second transaction in.
-                try await cluster["r2"].execute("INSERT INTO items VALUES (100000, 1, 'before')")
-                try await waitUntil("r1 applied r2's row") {
-                    try await r1.int("SELECT count(*) FROM items WHERE id = 100000") == 1
-                }
                 proxy.faults.isRefusing = true
                 proxy.cutAll()
+                // r1's first apply comes after the cut: it waits for the decoder only up to where the process
+                // started (``Agent/takeCatchUpTarget()``), so it reads no transaction past the bound either.
+                try await cluster["r2"].execute("INSERT INTO items VALUES (100000, 1, 'during the cut')")
                 for first in stride(from: 1, through: 3001, by: 1000) {
                     try await r1.execute(
                         "INSERT INTO items SELECT g, 1, 'bulk' FROM generate_series($1::bigint, $2::bigint) g",
@@ -212,6 +208,50 @@ struct WALCaptureTests {
                 try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
                 #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4001)
                 #expect(try await Self.logged(cluster, from: "r1") == 4000)
+                #expect(agent.progress.captureQueuePeak == 1000)
+            } catch {
+                await proxy.stop()
+                throw error
+            }
+            await proxy.stop()
+        }
+    }
+
+    @Test("an agent started while the hub is unreachable keeps its capture queue at the bound when the hub is back")
+    func boundedCaptureQueueAfterLateStart() async throws {
+        // The first apply of an agent process waits for the decoder to read every marker committed before the
+        // process started (``Agent/awaitDecoderCatchUp()``). The target of that wait is taken as the process
+        // starts, before the hub is asked anything: taken at the first apply, as it was, it lay past every write
+        // made while the hub was unreachable, and the decoder read them all into the queue at once.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let proxy = try FaultProxy(upstreamPort: cluster.hub.port)
+            do {
+                let r1 = cluster["r1"]
+                let bounded = { (configuration: inout AgentConfiguration) in
+                    configuration.capture = .wal
+                    configuration.tuning.captureQueueMaxChanges = 1000
+                }
+                let hubs = ["http://127.0.0.1:\(proxy.port)"]
+                let first = try cluster.startAgent("r1", hubs: hubs, tune: bounded)
+                try cluster.startAgent("r2", tune: Self.wal)
+                try await cluster.waitUntilStarted("r1")
+                try await cluster.waitUntilStarted("r2")
+                try await first.stop()
+                proxy.faults.isRefusing = true
+                proxy.cutAll()
+                let agent = try cluster.startAgent("r1", hubs: hubs, tune: bounded)
+                try await waitUntil("r1's new agent process failed to reach the hub") { agent.progress.lastError != nil }
+                try await cluster["r2"].execute("INSERT INTO items VALUES (100000, 1, 'while r1 was cut off')")
+                for first in stride(from: 1, through: 3001, by: 1000) {
+                    try await r1.execute(
+                        "INSERT INTO items SELECT g, 1, 'bulk' FROM generate_series($1::bigint, $2::bigint) g",
+                        [.int(first), .int(first + 999)])
+                }
+                proxy.heal()
+                try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
+                #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4001)
+                #expect(try await Self.logged(cluster, from: "r1") == 4000)
+                #expect(agent.progress.captureQueuePeak == 1000, "one transaction of 1000 fills it; the rest waits")
             } catch {
                 await proxy.stop()
                 throw error

@@ -95,6 +95,8 @@ final class CaptureQueue: Sendable {
         var inFlight = 0
         /// Changes in entries from `head` (``depth``).
         var queued = 0
+        /// The most `queued` has been in this process (kept by ``reset()``).
+        var peak = 0
         var indexByPosition: [StreamPosition: Int] = [:]
         /// The entry of each spilled transaction, by its commit LSN.
         var spilledByCommit: [UInt64: Int] = [:]
@@ -167,14 +169,19 @@ final class CaptureQueue: Sendable {
         self.arrived = arrived
     }
 
-    /// Forgets everything (the decoder starts again from the last confirmed position) but the versions above the
-    /// cursor once the decoder has caught up in this process: from then on every verdict transaction recorded its
-    /// versions here as it committed, so a restart of the agent's tasks (a decoder failure) needs no new catch-up.
+    /// Forgets everything (the decoder starts again from the last confirmed position) but the catch-up target, and
+    /// the versions above the cursor once the decoder has caught up in this process: from then on every verdict
+    /// transaction recorded its versions here as it committed, so a restart of the agent's tasks (a decoder
+    /// failure) needs no new catch-up. The target stays the process's first: every verdict since it recorded its
+    /// versions here too, so a later one would only make the decoder read further past the queue's bound.
     func reset() {
         state.withLock { state in
-            let (versions, caughtUp, waiters) = (state.versions, state.hasCaughtUp, state.decoderWaiters)
+            let (versions, caughtUp, target, waiters, peak) =
+                (state.versions, state.hasCaughtUp, state.catchUp, state.decoderWaiters, state.peak)
             state = State()
             state.decoderWaiters = waiters
+            state.catchUp = target
+            state.peak = peak
             if caughtUp {
                 state.versions = versions
                 state.hasCaughtUp = true
@@ -194,6 +201,7 @@ final class CaptureQueue: Sendable {
                 state.newest = change.position
             }
             state.queued += changes.count
+            state.peak = max(state.peak, state.queued)
             state.decodedThrough = max(state.decodedThrough, commitEnd)
         }
         if !changes.isEmpty { arrived.signal() }
@@ -208,6 +216,7 @@ final class CaptureQueue: Sendable {
                 state.newest = schema.position
             }
             state.queued += schemaChanges.count
+            state.peak = max(state.peak, state.queued)
         }
         arrived.signal()
     }
@@ -231,6 +240,7 @@ final class CaptureQueue: Sendable {
             for key in transaction.lastOrdinal.keys { state.pendingKeys[key, default: 0] += 1 }
             state.newest = transaction.last
             state.queued += transaction.count
+            state.peak = max(state.peak, state.queued)
             state.decodedThrough = max(state.decodedThrough, transaction.commitEnd)
         }
         arrived.signal()
@@ -539,11 +549,17 @@ final class CaptureQueue: Sendable {
         }
     }
 
-    /// Sets the position the decoder must pass before applies may rely on the recorded versions: the end of the
-    /// WAL when the agent's tasks start, so every marker committed before is read again.
+    /// Sets the position the decoder must pass before applies may rely on the recorded versions, once per process
+    /// (a second call keeps the first): the end of the WAL when the process starts, before any verdict of this
+    /// process commits, so every marker committed before is read again (``Agent/takeCatchUpTarget()``).
     func awaitCatchUp(to lsn: LSN) {
-        state.withLock { $0.catchUp = lsn }
+        state.withLock { state in
+            if !state.hasCaughtUp && state.catchUp == nil { state.catchUp = lsn }
+        }
     }
+
+    /// The position set by ``awaitCatchUp(to:)``, nil before.
+    var catchUpTarget: LSN? { state.withLock { $0.catchUp } }
 
     /// Whether a catch-up position must still be set (``awaitCatchUp(to:)``): not yet in this process.
     var needsCatchUpTarget: Bool { state.withLock { !$0.hasCaughtUp && $0.catchUp == nil } }
@@ -559,6 +575,9 @@ final class CaptureQueue: Sendable {
     /// Changes decoded and not handled yet (the outbox depth of WAL capture), a spilled transaction's included:
     /// its keys are in memory, so it counts against `tuning.capture_queue_max_changes` like the others.
     var depth: Int { state.withLock { $0.queued } }
+
+    /// The most changes the queue has held in this process.
+    var peak: Int { state.withLock { $0.peak } }
 
     /// A task starts (true) or stops (false) waiting for the decoder to read further: a paused decoder reads on
     /// meanwhile, past the queue's bound, so a push waiting for it cannot wait on a queue only that push drains.

@@ -441,14 +441,16 @@ extension Agent {
         }
     }
 
-    /// Waits until the WAL decoder has read every marker committed before the agent process's first apply (the
-    /// end of the WAL then), so the versions above the cursor that verdicts before it gave keys are in the capture
-    /// queue's memory (``CaptureQueue/recordVersions(_:)``): applies skip by them. Pushes and verdicts go on
-    /// meanwhile (a decoder paused on a full queue reads on while this waits). Once per process: afterwards every
-    /// verdict records its versions as it commits, also across a restart of the tasks.
+    /// Waits until the WAL decoder has read every marker committed before the agent process started (the end of the
+    /// WAL then, taken by ``takeCatchUpTarget()``), so the versions above the cursor that verdicts
+    /// before it gave keys are in the capture queue's memory (``CaptureQueue/recordVersions(_:)``): applies skip by
+    /// them. Pushes and verdicts go on meanwhile (a decoder paused on a full queue reads on while this waits). Once
+    /// per process: every verdict since the start records its versions as it commits, also across a restart of the
+    /// tasks.
     func awaitDecoderCatchUp() async throws(AgentError) {
         let queue = captureQueue
         if queue.needsCatchUpTarget {
+            // Not reached after start(); kept so that an apply never relies on versions it may lack.
             let end = try await db { connection in try AgentStore.walInsertPosition(connection: connection) }
             queue.awaitCatchUp(to: end)
         }
@@ -459,6 +461,18 @@ extension Agent {
             defer { queue.wantDecoder(false) }
             while !queue.isCaughtUp, !isStopped { try? await Task.sleep(for: .milliseconds(5)) }
         }
+    }
+
+    /// Takes the position ``awaitDecoderCatchUp()`` waits for, once per process, before anything else of the
+    /// process's start: before the hub is asked (an agent starting while the hub is unreachable captures nothing
+    /// until it answers, and its region's writes go on meanwhile) and before any verdict of this process commits.
+    /// Taken later, at the first apply as it was, a first pull that came late made the decoder read every local
+    /// write up to then into the capture queue, past `tuning.capture_queue_max_changes`. Any capture mode: the
+    /// mode is chosen after the hub answers.
+    func takeCatchUpTarget() async throws(AgentError) {
+        guard captureQueue.needsCatchUpTarget else { return }
+        let start = try await db { connection in try AgentStore.walInsertPosition(connection: connection) }
+        captureQueue.awaitCatchUp(to: start)
     }
 
     /// Saves the decoder's checkpoint once every change before it is handled, then lets the slot confirm it.

@@ -37,6 +37,8 @@ public final class Agent: Sendable {
         public var applyLagSeconds = 0.0
         /// WAL capture: decoded changes waiting for their verdicts (as of the last status round).
         public var captureQueued = 0
+        /// WAL capture: the most decoded changes the queue has held in this process (read when asked).
+        public var captureQueuePeak = 0
         /// Rows re-asserted after rewinds (the hub's store was restored to an earlier point).
         public var reasserted = 0
         /// Transactions pushed a chunk at a time from a scratch file or the outbox (past
@@ -169,7 +171,11 @@ public final class Agent: Sendable {
         wake.signal()
     }
 
-    public var progress: Progress { shared.withLock { $0.progress } }
+    public var progress: Progress {
+        var progress = shared.withLock { $0.progress }
+        progress.captureQueuePeak = captureQueue.peak
+        return progress
+    }
 
     /// True when stopped, or while the tasks wind down for a restart (``restartDue``).
     var isStopped: Bool { shared.withLock { $0.stopped } || restartDue.withLock { $0 } }
@@ -239,6 +245,7 @@ public final class Agent: Sendable {
         var backoff = RetryBackoff(configuration.tuning.backoff)
         while !isStopped {
             do throws(AgentError) {
+                try await takeCatchUpTarget()
                 let config = try await hub.config()
                 hubPushLimits.withLock { $0 = config.pushLimits }
                 guard config.region == configuration.region else {
