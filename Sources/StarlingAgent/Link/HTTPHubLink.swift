@@ -73,7 +73,8 @@ public final class HTTPHubLink: HubLink {
     /// `path` with the history's `known` and `term` added to its query.
     private func stamped(_ path: String) -> String {
         guard let items = history.withLock({ $0 })?.queryItems else { return path }
-        return path + (path.contains("?") ? "&" : "?") + items
+        // By byte: String.contains(String) is Foundation's search (1 % of an agent's CPU in W2 R=8).
+        return path + (path.utf8.contains(UInt8(ascii: "?")) ? "&" : "?") + items
     }
 
     /// Records `newest`, a seq the hub's verdicts gave, with the term the answer names (`"term"`).

@@ -117,7 +117,7 @@ extension AgentStore {
         seen.reserveCapacity(indices.count)
         let newest = Array(
             indices.reversed().filter { seen.insert(images[$0].tableKey).inserted }.reversed())
-        let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyWALRowsFunction
+        let function = try QuotedNames.walRowsFunction(of: table)
         func isDelete(_ index: Int) -> Bool { images[index].row == nil && images[index].rowJSON == nil }
         func documents(upserts: [Int], deletes: [Int]) -> [PostgresValue] {
             var upsertDocument = JSONBatchWriter()

@@ -453,10 +453,8 @@ public struct AgentStore: Sendable {
 
     /// The log history's position as two parameters, `known_seq` and `log_terms` (both NULL without a history).
     var historyParameters: [PostgresValue] {
-        let position = history?.current
-        return [
-            position.map { .int64($0.known) } ?? .null, position.map { .text($0.terms.json.canonicalText) } ?? .null,
-        ]
+        guard let (position, termsText) = history?.currentWithTermsText else { return [.null, .null] }
+        return [.int64(position.known), .text(termsText)]
     }
 
     /// The `SET` list of an apply's move of `starling.state`: the cursor to `next`, the last HLC up to `hlc`, and the
@@ -477,12 +475,12 @@ public struct AgentStore: Sendable {
             try history?.save(connection: connection)
             return
         }
-        let position = history.current
+        let (position, termsText) = history.currentWithTermsText
         let rows = try connection.query(
             "UPDATE starling.state SET known_seq = greatest(known_seq, $1), log_terms = $2::jsonb "
                 + "RETURNING pg_logical_emit_message(true, $3, $4)::text AS lsn",
             [
-                .int64(position.known), .text(position.terms.json.canonicalText), .text(CaptureLedger.Marker.prefix),
+                .int64(position.known), .text(termsText), .text(CaptureLedger.Marker.prefix),
                 .text(marker.text),
             ], name: "agent.verdicts.history", prepared: true)
         if rows.rowCount == 0 { try Self.emit(marker, connection: connection) }
@@ -833,7 +831,7 @@ public struct AgentStore: Sendable {
     static func lockStatements(_ lockable: [String]) throws -> [String] {
         [
             "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'",
-            "LOCK TABLE \(try lockable.map { table throws in try PostgresIdentifier.quote(table) }.joined(separator: ", ")) "
+            "LOCK TABLE \(try lockable.map { table throws in try QuotedNames.table(table) }.joined(separator: ", ")) "
                 + "IN ROW EXCLUSIVE MODE",
             "SET LOCAL lock_timeout = DEFAULT",
         ]
