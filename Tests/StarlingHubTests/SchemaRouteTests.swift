@@ -111,6 +111,21 @@ struct SchemaRouteTests {
                     "columns": columns([("id", "bigint"), ("qty", "integer"), ("note", "text"), ("c", "integer")]),
                 ])
             #expect(conflicting.status == 409 && conflicting.json["error"]?["code"] == "schema_conflict")
+            // Actions that cannot apply to the shape in force (the column exists there with another type): the same
+            // refusal, naming both shapes (it said only "column a exists already").
+            let clashing = try await captured(
+                hub,
+                [
+                    "id": "r2:11", "table": "public.items",
+                    "actions": [["action": "add_column", "name": "a", "type": "integer", "not_null": false]],
+                    "columns": columns([("id", "bigint"), ("qty", "integer"), ("note", "text"), ("a", "integer")]),
+                ])
+            let clash = clashing.json["error"]?["message"]?.stringValue ?? ""
+            #expect(clashing.status == 409 && clashing.json["error"]?["code"] == "schema_conflict")
+            #expect(
+                clash.contains("column a exists already")
+                    && clash.contains("version 3 in force (id bigint, qty integer, note text, a text, b text)")
+                    && clash.contains("would be (id bigint, qty integer, note text, a integer)"), "\(clash)")
 
             let delta = try await hub.admin(
                 "POST", "/v1/schema", body: ["table": "public.items", "statement": "ALTER COLUMN qty TYPE bigint"])

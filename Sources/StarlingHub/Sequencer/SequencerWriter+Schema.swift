@@ -76,8 +76,18 @@ extension SequencerWriter {
         do {
             shape = try request.change.applied(to: current.shape)
         } catch {
-            let code: HubError.Code = request.resulting == nil ? .invalidRequest : .schemaConflict
-            return .failed(HubError(code: code, message: error.message))
+            guard let resulting = request.resulting else {
+                return .failed(HubError(code: .invalidRequest, message: error.message))
+            }
+            // A change made in a region that cannot apply to the shape in force (another region changed the table
+            // differently first): both shapes, so the operator knows which one to give the region's table.
+            return .failed(
+                HubError(
+                    code: .schemaConflict,
+                    message: "schema change of \(table) by \(request.origin) does not follow from version "
+                        + "\(current.version) in force \(Self.describe(current.shape.columns)): \(error.message); its "
+                        + "columns would be \(Self.describe(resulting)). Give the region's table the columns in force: "
+                        + "its agent then drops this change and follows the log"))
         }
         if let resulting = request.resulting, !TableShape.sameColumns(resulting, shape.columns) {
             return .failed(
