@@ -28,20 +28,20 @@ struct LogHistoryTests {
         let history = LogHistory()
         Self.check(history)
         #expect(history.queryItems == nil)
-        history.learned(seq: 5, term: Self.first)
-        Self.check(history)
-        #expect(history.queryItems == "known=5&term=a%20b%2F1")
-        history.learned(seq: 9, term: nil)
-        Self.check(history)
-        #expect(history.queryItems == "known=9&term=a%20b%2F1")
-        // A later term learned while `known` is still in the first: the terms' text changes, the query's term not.
-        history.learned(seq: 9, term: Self.second)
-        Self.check(history)
-        #expect(history.queryItems == "known=9&term=a%20b%2F1")
-        // `known` moves into the second term with no term in the answer: the query names the second term.
-        history.learned(seq: 150, term: nil)
-        Self.check(history)
-        #expect(history.queryItems == "known=150&term=c")
+        // (seq the hub told, term its answer named, the query the history makes then)
+        let steps: [(seq: Int64, term: LogTerm?, query: String)] = [
+            (5, Self.first, "known=5&term=a%20b%2F1"),
+            (9, nil, "known=9&term=a%20b%2F1"),
+            // A later term learned while `known` is still in the first: the terms' text changes, the query's term not.
+            (9, Self.second, "known=9&term=a%20b%2F1"),
+            // `known` moves into the second term with no term in the answer: the query names the second term.
+            (150, nil, "known=150&term=c"),
+        ]
+        for step in steps {
+            history.learned(seq: step.seq, term: step.term)
+            Self.check(history)
+            #expect(history.queryItems == step.query)
+        }
         history.reset(to: LogHistory.Position(known: 3, terms: LogTerms()))
         Self.check(history)
         #expect(history.queryItems == nil)

@@ -102,6 +102,39 @@ struct OneTripApplyTests {
         }
     }
 
+    @Test("a one-trip apply behind a DDL lock gives up after the apply's lock wait; its settings end with it")
+    func lockWait() async throws {
+        // Proves the one trip's settings (``AgentStore/oneTripSettings``): its `LOCK TABLE`, with no statements of
+        // its own around it now, still waits at most ``TableSQL/applyLockTimeout`` behind an application holding the
+        // table (55P03, nothing written, the page is retried rather than applied the full way), and the lock wait and
+        // the relaxed commit end with the transaction.
+        try await TestDatabase.with { database in
+            let connection = try Self.region(database)
+            defer { connection.close() }
+            let store = AgentStore(region: "r")
+            let wal = WALApply(pendingKeys: [], versions: [:])
+            _ = try store.apply([Self.entry(1, 1)], after: 0, next: 1, wal: wal, connection: connection)
+            #expect(try store.apply([Self.entry(2, 2)], after: 1, next: 2, wal: wal, connection: connection).inOneTrip)
+            let app = try database.connect()
+            defer { app.close() }
+            try app.execute("BEGIN")
+            try app.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")
+            let started = ContinuousClock.now
+            #expect {
+                _ = try store.apply([Self.entry(3, 3)], after: 2, next: 3, wal: wal, connection: connection)
+            } throws: { error in
+                (error as? PostgresError)?.sqlState == "55P03"
+            }
+            let waited = ContinuousClock.now - started
+            #expect(waited >= .seconds(1.5) && waited < .seconds(30), "\(waited)")
+            try app.execute("ROLLBACK")
+            #expect(try connection.query("SELECT cursor FROM starling.state")[0].int64(0) == 2)
+            #expect(try connection.query("SHOW lock_timeout")[0].string(0) == "0")
+            #expect(try connection.query("SHOW synchronous_commit")[0].string(0) == "on")
+            #expect(try store.apply([Self.entry(3, 3)], after: 2, next: 3, wal: wal, connection: connection).inOneTrip)
+        }
+    }
+
     @Test("integer keys order a large batch's calls; other keys keep one call")
     func callOrder() throws {
         // Proves: a single-column integer key sorts numerically (negative, beyond 32 bits); a text or composite key

@@ -10,6 +10,26 @@ import Testing
 struct WALCaptureTests {
     static func wal(_ configuration: inout AgentConfiguration) { configuration.capture = .wal }
 
+    /// Writes 4,000 rows into `region`'s items in four transactions of 1,000 (the bounded-queue tests' bound).
+    static func insertBulk(into region: TestRegion) async throws {
+        for first in stride(from: 1, through: 3001, by: 1000) {
+            try await region.execute(
+                "INSERT INTO items SELECT g, 1, 'bulk' FROM generate_series($1::bigint, $2::bigint) g",
+                [.int(first), .int(first + 999)])
+        }
+    }
+
+    /// After ``insertBulk(into:)`` in r1 and one row from r2: both regions converge, the hub logged r1's 4,000, and
+    /// r1's capture queue never held more than one transaction of 1,000 (its bound).
+    static func expectBulkReplicated(_ cluster: AgentCluster, peak progress: @autoclosure () -> Agent.Progress)
+        async throws
+    {
+        try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
+        #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4001)
+        #expect(try await logged(cluster, from: "r1") == 4000)
+        #expect(progress().captureQueuePeak == 1000, "one transaction of 1000 fills it; the rest waits")
+    }
+
     /// Entries the hub logged from `region`'s changes.
     static func logged(_ cluster: AgentCluster, from region: String) async throws -> Int64 {
         try await cluster.hubDatabase.withConnection { connection in
@@ -194,21 +214,14 @@ struct WALCaptureTests {
                 // r1's first apply comes after the cut: it waits for the decoder only up to where the process
                 // started (``Agent/takeCatchUpTarget()``), so it reads no transaction past the bound either.
                 try await cluster["r2"].execute("INSERT INTO items VALUES (100000, 1, 'during the cut')")
-                for first in stride(from: 1, through: 3001, by: 1000) {
-                    try await r1.execute(
-                        "INSERT INTO items SELECT g, 1, 'bulk' FROM generate_series($1::bigint, $2::bigint) g",
-                        [.int(first), .int(first + 999)])
-                }
+                try await Self.insertBulk(into: r1)
                 try await waitUntil("the queue reached its bound") { agent.progress.captureQueued >= 1000 }
                 for _ in 0..<10 {
                     try await Task.sleep(for: .milliseconds(100))
                     #expect(agent.progress.captureQueued <= 1000, "one transaction of 1000 fills it; the rest waits")
                 }
                 proxy.heal()
-                try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
-                #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4001)
-                #expect(try await Self.logged(cluster, from: "r1") == 4000)
-                #expect(agent.progress.captureQueuePeak == 1000)
+                try await Self.expectBulkReplicated(cluster, peak: agent.progress)
             } catch {
                 await proxy.stop()
                 throw error
@@ -242,16 +255,9 @@ struct WALCaptureTests {
                 let agent = try cluster.startAgent("r1", hubs: hubs, tune: bounded)
                 try await waitUntil("r1's new agent process failed to reach the hub") { agent.progress.lastError != nil }
                 try await cluster["r2"].execute("INSERT INTO items VALUES (100000, 1, 'while r1 was cut off')")
-                for first in stride(from: 1, through: 3001, by: 1000) {
-                    try await r1.execute(
-                        "INSERT INTO items SELECT g, 1, 'bulk' FROM generate_series($1::bigint, $2::bigint) g",
-                        [.int(first), .int(first + 999)])
-                }
+                try await Self.insertBulk(into: r1)
                 proxy.heal()
-                try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
-                #expect(try await cluster["r2"].int("SELECT count(*) FROM items") == 4001)
-                #expect(try await Self.logged(cluster, from: "r1") == 4000)
-                #expect(agent.progress.captureQueuePeak == 1000, "one transaction of 1000 fills it; the rest waits")
+                try await Self.expectBulkReplicated(cluster, peak: agent.progress)
             } catch {
                 await proxy.stop()
                 throw error

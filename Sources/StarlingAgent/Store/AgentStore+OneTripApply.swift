@@ -67,9 +67,8 @@ extension AgentStore {
 
         // The locks first: the cursor statement then reads the catalog key once, after them (no DDL commits on these
         // tables before this transaction does).
-        var statements = try catalog.lockable.isEmpty ? [] : Self.lockStatements(catalog.lockable).map {
-            PostgresStatement($0, name: "agent.shape.lock", prepared: true)
-        }
+        var statements = try catalog.lockable.isEmpty
+            ? [] : [PostgresStatement(Self.lockStatement(catalog.lockable), name: "agent.oneTrip.lock", prepared: true)]
         let marker = page.promised.deferredThrough != nil && !catalog.sideWrites ? page.promised : page.marker
         statements.append(cursorStatement(page, key: key, marker: marker))
         if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
@@ -87,7 +86,7 @@ extension AgentStore {
             summary.applied += indices.count
         }
         let (_, then) = try connection.transaction(
-            settings: relaxedSettings, pipelining: statements, thenQuery: Self.insertPositionSQL)
+            settings: oneTripSettings, pipelining: statements, thenQuery: Self.insertPositionSQL)
         guard let then else { throw PostgresError(code: .queryFailed, message: "no WAL position after COMMIT") }
         summary.position = try Self.insertPosition(then)
         return summary
