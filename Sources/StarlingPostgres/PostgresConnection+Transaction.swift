@@ -115,7 +115,21 @@ extension PostgresConnection {
 
     /// A transaction's `BEGIN`, its `settings` and the session's ``transactionPrologue``.
     private func beginStatements(isolation: PostgresIsolation?, settings: String?) -> [String] {
-        [isolation?.sql ?? "BEGIN", settings, transactionPrologue].compactMap { $0 }
+        [isolation?.sql ?? "BEGIN"] + Self.merged(settings, transactionPrologue)
+    }
+
+    /// `settings` and `prologue` as one statement when both are a `SELECT` of a list of expressions (no `FROM`),
+    /// their lists joined: a statement fewer in every transaction of an agent's apply connections, about 10 µs of
+    /// their backend's CPU each (a one-entry apply takes about 250 µs, 2026-12-06). Otherwise as they are.
+    static func merged(_ settings: String?, _ prologue: String?) -> [String] {
+        let select = "SELECT "
+        func isList(_ statement: String) -> Bool {
+            statement.hasPrefix(select) && !statement.uppercased().contains(" FROM ") && !statement.contains(";")
+        }
+        guard let settings, let prologue, isList(settings), isList(prologue) else {
+            return [settings, prologue].compactMap { $0 }
+        }
+        return [settings + ", " + prologue.dropFirst(select.count)]
     }
 
     /// `ROLLBACK`, ignoring failure: used on paths that already have an error to report (a broken connection

@@ -50,8 +50,9 @@ public struct AgentStore: Sendable {
         try connection.transaction(name: name, settings: relaxedSettings, deferBegin: true, body)
     }
 
-    /// What ``relaxedTransaction(_:name:_:)`` sets with its `BEGIN` (one statement).
-    var relaxedSettings: String? { isSynchronousCommit ? nil : "SET LOCAL synchronous_commit = off" }
+    /// What ``relaxedTransaction(_:name:_:)`` sets with its `BEGIN` (one statement, a `SELECT` so that it goes with
+    /// the session's prologue: ``PostgresConnection/transactionPrologue``).
+    var relaxedSettings: String? { isSynchronousCommit ? nil : "SELECT set_config('synchronous_commit', 'off', true)" }
 
     /// What the one-trip apply sets with its `BEGIN`, in one statement: ``relaxedSettings``' and the lock wait of
     /// ``lockStatements(_:)`` for the whole transaction (the batch functions set the same wait for their own
