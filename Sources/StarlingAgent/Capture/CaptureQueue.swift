@@ -558,9 +558,6 @@ final class CaptureQueue: Sendable {
         }
     }
 
-    /// The position set by ``awaitCatchUp(to:)``, nil before.
-    var catchUpTarget: LSN? { state.withLock { $0.catchUp } }
-
     /// Whether a catch-up position must still be set (``awaitCatchUp(to:)``): not yet in this process.
     var needsCatchUpTarget: Bool { state.withLock { !$0.hasCaughtUp && $0.catchUp == nil } }
 

@@ -56,8 +56,9 @@ public struct AgentStore: Sendable {
 
     /// What the one-trip apply sets with its `BEGIN`, in one statement: ``relaxedSettings``' and the lock wait of
     /// ``lockStatements(_:)`` for the whole transaction (the batch functions set the same wait for their own
-    /// statements), so its `LOCK TABLE` goes alone. Two statements fewer of the ten a one-entry apply sent: each
-    /// costs its backend about 10 µs of the ~270 µs such an apply takes (W2 R=8 is one-entry applies, 2026-12-06).
+    /// statements), so its `LOCK TABLE` goes alone; a `SELECT`, so the session's prologue joins it
+    /// (``PostgresConnection/transactionPrologue``). Three statements fewer of the ten a one-entry apply sent, each
+    /// about 10 µs of the ~270 µs of CPU such an apply took in its database (W2 R=8 is one-entry applies, 2026-12-06).
     var oneTripSettings: String {
         "SELECT set_config('lock_timeout', '\(TableSQL.applyLockTimeout)', true)"
             + (isSynchronousCommit ? "" : ", set_config('synchronous_commit', 'off', true)")
@@ -839,7 +840,10 @@ public struct AgentStore: Sendable {
     /// The statements that take a row-exclusive lock on `lockable` (not empty), waiting at most
     /// ``TableSQL/applyLockTimeout`` behind a DDL statement: a timeout aborts the transaction (the apply is retried).
     static func lockStatements(_ lockable: [String]) throws -> [String] {
-        ["SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'", try lockStatement(lockable), "SET LOCAL lock_timeout = DEFAULT"]
+        [
+            "SET LOCAL lock_timeout = '\(TableSQL.applyLockTimeout)'", try lockStatement(lockable),
+            "SET LOCAL lock_timeout = DEFAULT",
+        ]
     }
 
     /// The `LOCK TABLE` of ``lockStatements(_:)`` alone, for a transaction whose settings already bound the wait.
