@@ -204,10 +204,17 @@ struct OneTripApplyTests {
             #expect(summary.refusedOneTrip && summary.applied == Int(count) - 1 && summary.deadLettered == 1)
             #expect(try connection.query("SELECT count(*) FROM items WHERE name LIKE 'm%'")[0].int64(0) == count - 1)
             #expect(try connection.query("SELECT seq FROM starling.dead_letters")[0].int64(0) == 2 * count)
-            // A large page in one trip: its calls go in the one pipeline.
-            let third = (1...count).map { Self.entry(2 * count + $0, $0, name: "o\($0)") }
+            // A large page in one trip: its calls go in the one pipeline. The catalog is kept for
+            // ``CatalogCache/maxAge`` (5 s): the entry-by-entry apply above can take longer on a loaded machine (a CI
+            // run took 36 s for this test), so a one-entry page reads it again first (or goes in one trip itself).
+            let refresh = [Self.entry(2 * count + 1, count + 1, name: "fresh")]
+            _ = try store.apply(
+                refresh, after: 2 * count, next: 2 * count + 1, wal: WALApply(pendingKeys: [], versions: [:]),
+                connection: connection)
+            let third = (2...count + 1).map { Self.entry(2 * count + $0, $0 - 1, name: "o\($0 - 1)") }
             let inOneTrip = try store.apply(
-                third, after: 2 * count, next: 3 * count, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+                third, after: 2 * count + 1, next: 3 * count + 1, wal: WALApply(pendingKeys: [], versions: [:]),
+                connection: connection)
             #expect(inOneTrip.inOneTrip && inOneTrip.applied == Int(count))
             #expect(try connection.query("SELECT count(*) FROM items WHERE name LIKE 'o%'")[0].int64(0) == count)
             #expect(connection.isIdle)
