@@ -449,11 +449,8 @@ extension Agent {
     /// tasks.
     func awaitDecoderCatchUp() async throws(AgentError) {
         let queue = captureQueue
-        if queue.needsCatchUpTarget {
-            // Not reached after start(); kept so that an apply never relies on versions it may lack.
-            let end = try await db { connection in try AgentStore.walInsertPosition(connection: connection) }
-            queue.awaitCatchUp(to: end)
-        }
+        // Taken at start(); here too, so that an apply never relies on versions it may lack.
+        try await takeCatchUpTarget()
         guard !queue.isCaughtUp else { return }
         try await track("apply", "waiting for the WAL decoder to read the agent's markers again") {
             () async throws(AgentError) in

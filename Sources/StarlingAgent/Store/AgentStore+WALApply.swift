@@ -80,7 +80,7 @@ extension AgentStore {
                 let whole = try Self.walBatch(images, indices: indices, table: table, inCalls: false)
                 if try written(whole.calls) { continue }
             }
-            let (newest, sql) = (batch.newest, try TableSQL(shape: TableShape(name: table, columns: [], key: [])))
+            let (newest, sql) = (batch.newest, try QuotedNames.of(table))
             fallbacks += 1
             // One by one in seq order: the rows are locked in key order first (the failed calls' locks are gone).
             if newest.count > 1 { try connection.query(Self.lockingRows(of: table, images: images, indices: newest)) }
@@ -117,7 +117,7 @@ extension AgentStore {
         seen.reserveCapacity(indices.count)
         let newest = Array(
             indices.reversed().filter { seen.insert(images[$0].tableKey).inserted }.reversed())
-        let function = try QuotedNames.walRowsFunction(of: table)
+        let function = try QuotedNames.of(table).applyWALRowsFunction
         func isDelete(_ index: Int) -> Bool { images[index].row == nil && images[index].rowJSON == nil }
         func documents(upserts: [Int], deletes: [Int]) -> [PostgresValue] {
             var upsertDocument = JSONBatchWriter()

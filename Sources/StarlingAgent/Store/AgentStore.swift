@@ -848,7 +848,7 @@ public struct AgentStore: Sendable {
 
     /// The `LOCK TABLE` of ``lockStatements(_:)`` alone, for a transaction whose settings already bound the wait.
     static func lockStatement(_ lockable: [String]) throws -> String {
-        "LOCK TABLE \(try lockable.map { table throws in try QuotedNames.table(table) }.joined(separator: ", ")) "
+        "LOCK TABLE \(try lockable.map { table throws in try QuotedNames.of(table).table }.joined(separator: ", ")) "
             + "IN ROW EXCLUSIVE MODE"
     }
 
@@ -1055,7 +1055,7 @@ public struct AgentStore: Sendable {
                 ordinal: ordinal, key: image.key, row: image.row, rowJSON: image.rowJSON, seq: image.seq,
                 origin: image.origin)
         }
-        let function = try TableSQL(shape: TableShape(name: table, columns: [], key: [])).applyBatchFunction
+        let function = try QuotedNames.of(table).applyBatchFunction
         let result = try connection.query(
             "SELECT statuses FROM \(function)($1::jsonb)", [.text(document.finish())], name: "agent.apply.batch",
             prepared: true)[0]
@@ -1073,7 +1073,7 @@ public struct AgentStore: Sendable {
     private func applyImage(_ image: Image, deadLetter: JSONValue, connection: PostgresConnection) throws
         -> ApplyStatus
     {
-        let function = try TableSQL(shape: TableShape(name: image.table, columns: [], key: [])).applyFunction
+        let function = try QuotedNames.of(image.table).applyFunction
         let result = try connection.query(
             "SELECT status, error_state, error_message FROM \(function)($1::jsonb, $2::jsonb, $3, $4)",
             [
