@@ -128,8 +128,8 @@ final class CaptureQueue: Sendable {
         var catchUp: LSN?
         /// The decoder passed `catchUp` once in this process (kept by ``reset()``).
         var hasCaughtUp = false
-        /// Tasks waiting for the decoder to move on (``wantDecoder(_:)``).
-        var decoderWaiters = 0
+        /// The positions tasks wait for the decoder to pass, one per waiting task (``wantDecoder(through:)``).
+        var decoderWaiters: [LSN] = []
 
         /// Drops the own writes the decoder has passed, oldest first: each key once, as its write is passed (a key
         /// written again later keeps its newer position). Filtering the whole map instead, when it grew past a size,
@@ -576,12 +576,27 @@ final class CaptureQueue: Sendable {
     /// The most changes the queue has held in this process.
     var peak: Int { state.withLock { $0.peak } }
 
-    /// A task starts (true) or stops (false) waiting for the decoder to read further: a paused decoder reads on
-    /// meanwhile, past the queue's bound, so a push waiting for it cannot wait on a queue only that push drains.
-    func wantDecoder(_ waiting: Bool) {
-        state.withLock { $0.decoderWaiters += waiting ? 1 : -1 }
+    /// A task starts waiting for the decoder to pass `lsn`: a paused decoder reads on until it has, past the
+    /// queue's bound, so a push waiting for it cannot wait on a queue only that push drains. Until `lsn` only: a
+    /// waiter that polls late (a loaded machine) no longer lets the decoder read every transaction after it into the
+    /// queue (CI, 2026-12-06: 3,000 queued against a bound of 1,000 while a first apply's catch-up was waited for).
+    /// Ended by ``stopWantingDecoder(through:)``.
+    func wantDecoder(through lsn: LSN) {
+        state.withLock { $0.decoderWaiters.append(lsn) }
     }
 
-    /// Whether some task waits for the decoder (``wantDecoder(_:)``).
-    var isDecoderWanted: Bool { state.withLock { $0.decoderWaiters > 0 } }
+    /// Ends one ``wantDecoder(through:)`` of `lsn`.
+    func stopWantingDecoder(through lsn: LSN) {
+        state.withLock { state in
+            if let index = state.decoderWaiters.firstIndex(of: lsn) { state.decoderWaiters.remove(at: index) }
+        }
+    }
+
+    /// The position ``awaitCatchUp(to:)`` set, nil before.
+    var catchUpTarget: LSN? { state.withLock { $0.catchUp } }
+
+    /// Whether some task waits for the decoder to pass a position it has not passed (``wantDecoder(through:)``).
+    var isDecoderWanted: Bool {
+        state.withLock { state in state.decoderWaiters.contains { $0 > state.decodedThrough } }
+    }
 }

@@ -429,8 +429,8 @@ extension Agent {
         let deadline = ContinuousClock.now + limit
         // A decoder paused on a full queue reads on while someone waits for it: the queue may be full of the very
         // changes whose handling waits here.
-        captureQueue.wantDecoder(true)
-        defer { captureQueue.wantDecoder(false) }
+        captureQueue.wantDecoder(through: lsn)
+        defer { captureQueue.stopWantingDecoder(through: lsn) }
         while captureQueue.decodedThrough < lsn, !isStopped {
             guard ContinuousClock.now < deadline, !Task.isCancelled else {
                 throw AgentError(
@@ -451,11 +451,11 @@ extension Agent {
         let queue = captureQueue
         // Taken at start(); here too, so that an apply never relies on versions it may lack.
         try await takeCatchUpTarget()
-        guard !queue.isCaughtUp else { return }
+        guard !queue.isCaughtUp, let target = queue.catchUpTarget else { return }
         try await track("apply", "waiting for the WAL decoder to read the agent's markers again") {
             () async throws(AgentError) in
-            queue.wantDecoder(true)
-            defer { queue.wantDecoder(false) }
+            queue.wantDecoder(through: target)
+            defer { queue.stopWantingDecoder(through: target) }
             while !queue.isCaughtUp, !isStopped { try? await Task.sleep(for: .milliseconds(5)) }
         }
     }
