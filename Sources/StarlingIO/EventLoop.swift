@@ -5,13 +5,14 @@ import Synchronization
 /// One epoll event loop, run by one dedicated thread.
 ///
 /// ```
-///  other threads ──execute(closure)──▶ inbox (Mutex) ──eventfd──▶ ┐
+///  other threads ──execute(closure)──▶ inbox (lock) ───eventfd──▶ ┐
 ///  sockets ───────────── readiness ──────────────▶ epoll_wait ────┼─▶ handlers, timers, inbox (loop thread)
 ///  timers (heap) ─── nearest deadline = epoll timeout ────────────┘
 /// ```
 ///
 /// Thread safety: `execute`, `stop` and `isInEventLoop` may be called from any thread (the inbox is guarded by
-/// a `Mutex`, the wake-up flag is atomic). Everything else — registrations, timers, handlers — is confined to
+/// a `PthreadMutex`, so ThreadSanitizer sees what a closure's sender wrote before it ran; the wake-up flag is
+/// atomic). Everything else — registrations, timers, handlers — is confined to
 /// the loop thread, and every entry point asserts it runs there.
 public final class EventLoop: @unchecked Sendable {
     private let epollFD: Int32
@@ -19,7 +20,7 @@ public final class EventLoop: @unchecked Sendable {
     private let wakeFD: Int32
     /// Work from other threads; `isFinished` turns true (under the same lock) when `run()` has returned, after
     /// which new work is dropped instead of queued for a loop that will never run it.
-    private let inbox = Mutex<(work: [UnsafeTransfer<() -> Void>], isFinished: Bool)>(([], false))
+    private let inbox = PthreadMutex<(work: [UnsafeTransfer<() -> Void>], isFinished: Bool)>(([], false))
     private let wakePending = Atomic<Bool>(false)
     private let stopRequested = Atomic<Bool>(false)
     private let loopThread = Mutex<pthread_t?>(nil)

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 @testable import StarlingIO
 import Synchronization
@@ -23,6 +24,39 @@ struct EventLoopTests {
         #expect(seen.withLock { $0 } == Array(0..<1000))
         #expect(onLoop.withLock { $0 })
         #expect(!loop.isInEventLoop)
+        group.shutdown()
+    }
+
+    /// What a thread wrote before `execute` is what the closure reads on the loop, and ThreadSanitizer sees the
+    /// order (ops/test runs this suite under it). With the inbox behind `Synchronization.Mutex`, which TSan does not
+    /// see as a lock, closures the loop took in the same round as a later wake-up raced in its eyes with their
+    /// sender's writes (CI: `HTTP2Client.shutdown`'s semaphore, created on one thread and signalled on the loop).
+    @Test("work handed to the loop sees what its sender wrote, in ThreadSanitizer's eyes too")
+    func handOffIsOrdered() async throws {
+        final class Note {  // Not Sendable: handed over with the closure (`sending`).
+            var text = ""
+        }
+        let group = try EventLoopGroup(name: "t", count: 1)
+        let loop = group.loops[0]
+        let senders = 4, perSender = 3000
+        let mismatches = Locked<Int>(0)
+        let received = Locked<Int>(0)
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            DispatchQueue.global().async {
+                DispatchQueue.concurrentPerform(iterations: senders) { sender in
+                    for index in 0..<perSender {
+                        let note = Note()
+                        note.text = "\(sender)-\(index)"
+                        let expected = note.text
+                        loop.execute {
+                            if note.text != expected { mismatches.withLock { $0 += 1 } }
+                            if received.withLock({ $0 += 1; return $0 }) == senders * perSender { done.resume() }
+                        }
+                    }
+                }
+            }
+        }
+        #expect(mismatches.withLock { $0 } == 0)
         group.shutdown()
     }
 
