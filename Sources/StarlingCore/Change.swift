@@ -84,6 +84,12 @@ public struct Change: Sendable, Hashable {
         return Change(copying: self, base: point)
     }
 
+    /// The same change with other images (a region re-reading values captured under a shape the hub refused,
+    /// README "Schema changes"); the caller keeps the key's columns in them.
+    public func withImages(before: JSONObject?, after: JSONObject?) -> Change {
+        Change(copying: self, before: .some(before), after: .some(after))
+    }
+
     /// A copy with another base or other images (callers keep it valid: images keep the key's columns).
     init(copying change: Change, base: Int64? = nil, before: JSONObject?? = nil, after: JSONObject?? = nil) {
         (id, tx, table, op, key) = (change.id, change.tx, change.table, change.op, change.key)

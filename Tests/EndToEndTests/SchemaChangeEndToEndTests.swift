@@ -264,8 +264,29 @@ struct SchemaChangeEndToEndTests {
     // down, adds a column with another type than the one r1 added first. r2's push of it is refused with 409
     // `schema_conflict` naming both shapes, its pushes wait and `/v1/status` says why; once the operator gives r2's
     // table the hub's shape (itself a change captured there), the agent drops the refused change, follows the log and
-    // the row r2 wrote meanwhile reaches r1: the regions converge in the hub's shape.
+    // the row r2 wrote meanwhile reaches r1, its value read under the hub's type (a number captured under r2's
+    // `integer` arrives as the text the cast gave r2's row; before 2026-12-07 the hub refused it with 400 and r2's
+    // pushes waited for good): the regions converge in the hub's shape.
     @Test func aDifferentChangeMadeInTwoRegionsWaitsForTheOperator() async throws {
+        try await refusedChangeConverges(
+            hubType: "text", refusedType: "integer", rows: ["(10, 'ten', 5)", "(11, 'eleven', NULL)"],
+            fix: "ALTER TABLE items ALTER COLUMN note TYPE text", notes: ["1:-", "2:after", "10:5", "11:-"])
+    }
+
+    // The same with the types the other way round, where the hub's type does not take every value written under the
+    // refused one: r2's text '7' is read as the integer 7, and 'five', which no integer cast takes, arrives as what
+    // the operator's `ALTER … USING` made of it in r2 (its length, 4).
+    @Test func valuesTheHubsTypeDoesNotTakeArriveAsTheOperatorConvertedThem() async throws {
+        try await refusedChangeConverges(
+            hubType: "integer", refusedType: "text", rows: ["(10, 'ten', '7')", "(11, 'eleven', 'five')"],
+            fix: "ALTER TABLE items ALTER COLUMN note TYPE integer "
+                + "USING CASE WHEN note ~ '^[0-9]+$' THEN note::integer ELSE length(note) END",
+            notes: ["1:-", "2:8", "10:7", "11:4"])
+    }
+
+    private func refusedChangeConverges(
+        hubType: String, refusedType: String, rows: [String], fix: String, notes expected: [String]
+    ) async throws {
         try await Deployment.with(regions: 2, tables: Self.tables, ddl: Self.ddl) { deployment in
             let isWAL = try await deployment.sql("r1") {
                 try $0.query("SELECT current_setting('wal_level') = 'logical'")[0].bool(0)
@@ -275,17 +296,15 @@ struct SchemaChangeEndToEndTests {
             try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (1, 'one')") }
             try await deployment.waitForConvergence()
             try await deployment.killAgent("r2")
-            try await deployment.sql("r1") { try $0.execute("ALTER TABLE items ADD COLUMN note text") }
+            try await deployment.sql("r1") { try $0.execute("ALTER TABLE items ADD COLUMN note \(hubType)") }
             try await waitUntil("the hub has r1's change") {
                 try await deployment.sql("hub") { connection in
                     try connection.query("SELECT count(*) FROM starling_hub.log WHERE kind = 'schema'")[0].int64(0)
                 } == 1
             }
             try await deployment.sql("r2") { connection in
-                try connection.execute("ALTER TABLE items ADD COLUMN note integer")
-                // A value of the refused column's type would be refused too once pushed: the hub reads images under
-                // the shape in force, and a number is not a text image (README "Schema changes" says what then).
-                try connection.execute("INSERT INTO items VALUES (10, 'ten', NULL)")
+                try connection.execute("ALTER TABLE items ADD COLUMN note \(refusedType)")
+                for row in rows { try connection.execute("INSERT INTO items VALUES \(row)") }
             }
             try await deployment.startAgent("r2")
             try await waitUntil("r2 reports the refused change") {
@@ -294,27 +313,28 @@ struct SchemaChangeEndToEndTests {
                     $0["name"] as? String == "r2"
                 }
                 let error = r2?["last_error"] as? String ?? ""
-                return error.contains("does not follow from version 2 in force (id integer, label text, note text)")
-                    && error.contains("would be (id integer, label text, note integer)")
+                return error.contains("does not follow from version 2 in force (id integer, label text, note \(hubType))")
+                    && error.contains("would be (id integer, label text, note \(refusedType))")
             }
             #expect(try await deployment.sql("r1") { try $0.query("SELECT count(*) FROM items")[0].int64(0) } == 1)
-            try await deployment.sql("r2") { try $0.execute("ALTER TABLE items ALTER COLUMN note TYPE text") }
-            try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (2, 'two', 'after')") }
+            try await deployment.sql("r2") { try $0.execute(fix) }
+            let after = hubType == "text" ? "'after'" : "8"
+            try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (2, 'two', \(after))") }
             try await deployment.waitForConvergence()
             for region in deployment.regions {
                 #expect(try await columns(deployment, region) == ["id", "label", "note"], "\(region)")
                 let notes = try await deployment.sql(region) { connection in
-                    try connection.query("SELECT id, coalesce(note, '-') FROM items ORDER BY id").map {
+                    try connection.query("SELECT id, coalesce(note::text, '-') FROM items ORDER BY id").map {
                         "\(try $0.int64(0)):\(try $0.string(1))"
                     }
                 }
-                #expect(notes == ["1:-", "2:after", "10:-"], "\(region)")
+                #expect(notes == expected, "\(region)")
             }
             let types = try await deployment.sql("r2") { connection in
                 try connection.query("SELECT format_type(atttypid, atttypmod) FROM pg_attribute "
                     + "WHERE attrelid = 'items'::regclass AND attname = 'note'")[0].string(0)
             }
-            #expect(types == "text")
+            #expect(types == hubType)
         }
     }
 

@@ -43,8 +43,12 @@ extension Agent {
     ///
     /// Memory: each chunk's changes are taken from `source` (in memory, or read back from a spill) and its body
     /// built and sent one at a time.
-    /// `readAt`: as ``pushUntilVerdicts(_:approximateBytes:readAt:)``: a rewind since the read ends it with nil.
-    func pushChunked(_ source: some ChunkSource, tx: String, readAt: Int) async -> TransactionVerdicts? {
+    /// `readAt`: as ``pushUntilVerdicts(_:approximateBytes:readAt:reimagesRefused:)``: a rewind since the read ends
+    /// it with nil. `reimagesRefused` (WAL capture): a chunk the hub refuses with 400 marks its tables for
+    /// ``reimagingMisfits(_:)`` and is read again at once; every chunk of a marked table is read so.
+    func pushChunked(_ source: some ChunkSource, tx: String, readAt: Int, reimagesRefused: Bool = false) async
+        -> TransactionVerdicts?
+    {
         let batch = pushBatch
         let plan = ChunkPlan(sizes: source.sizes, maxCount: batch.maxCount, maxBytes: batch.maxBytes)
         var backoff = RetryBackoff(configuration.tuning.backoff)
@@ -55,8 +59,11 @@ extension Agent {
         while !isStopped, rewinds.load(ordering: .acquiring) == readAt {
             let range = plan.ranges[position]
             let isLast = position == plan.ranges.count - 1
+            var chunkTables: [String] = []
             do throws(AgentError) {
-                let changes = try await source.changes(range)
+                let read = try await source.changes(range)
+                chunkTables = read.map(\.table)
+                let changes = reimagesRefused ? try await reimagingMisfits(read) : read
                 switch try await hub.pushChunk(changes[...], tx: tx, first: range.lowerBound, isLast: isLast) {
                 case .staged(let through):
                     position = plan.next(after: position, through: through)
@@ -78,6 +85,8 @@ extension Agent {
             } catch where error.code == .chunksMissing {
                 logger.info("the hub lacks chunks of the transaction: re-sending it", metadata: ["agent.tx": "\(tx)"])
                 position = 0
+            } catch where reimagesRefused && error.httpStatus == 400 && markForReimage(chunkTables) {
+                note(error, during: "push")
             } catch {
                 note(error, during: "push")
                 await sleep(ms: backoff.nextMs())

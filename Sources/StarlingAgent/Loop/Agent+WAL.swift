@@ -273,6 +273,8 @@ extension Agent {
                 logger.warning(
                     "schema change made here was refused, and the table has the hub's shape now: dropped",
                     metadata: [AgentLogKey.table: "\(schema.table)", AgentLogKey.error: "\(error)"])
+                // Rows written here meanwhile were captured under the refused shape.
+                _ = markForReimage([schema.table])
                 return
             }
             queue.pushFailed()
@@ -297,13 +299,14 @@ extension Agent {
             let floors = try await db { try AgentStore.heldFloors(connection: $0) }
             decoded = decoded.map { change in floors[change.table].map { change.rebased(atMost: $0 - 1) } ?? change }
         }
-        let changes = decoded
+        let changes = try await reimagingMisfits(decoded)
         let bytes = captured.reduce(0) { $0 + $1.approximateBytes }
         let pushing = "push of \(changes.count) changes to the hub"
         let started = ContinuousClock.now
         guard
             let verdicts = try await track(
-                "push", pushing, { await pushUntilVerdicts(changes, approximateBytes: bytes, readAt: readAt) })
+                "push", pushing,
+                { await pushUntilVerdicts(changes, approximateBytes: bytes, readAt: readAt, reimagesRefused: true) })
         else {
             queue.pushFailed()
             return false
@@ -357,7 +360,9 @@ extension Agent {
         let source = SpilledChanges(transaction: transaction, baseCeiling: spilled.baseCeiling)
         let pushing = "push of a large transaction (\(transaction.count) changes, from a scratch file) to the hub"
         let started = ContinuousClock.now
-        guard let verdicts = try await track("push", pushing, { await pushChunked(source, tx: transaction.tx, readAt: readAt) })
+        guard let verdicts = try await track("push", pushing, {
+            await pushChunked(source, tx: transaction.tx, readAt: readAt, reimagesRefused: true)
+        })
         else {
             queue.pushFailed()
             return false

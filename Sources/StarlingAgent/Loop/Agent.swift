@@ -95,6 +95,9 @@ public final class Agent: Sendable {
     let outboxFoundEmpty = Mutex<(at: ContinuousClock.Instant, rewinds: Int)?>(nil)
     /// Set when a stopped table resumed (and at start): the pull task then applies its held entries.
     let heldResumeDue = Mutex(false)
+    /// WAL capture: tables whose queued changes may hold values captured under a shape the hub refused
+    /// (``markForReimage(_:)``, Agent+Reimage.swift).
+    let reimageTables = Mutex<Set<String>>([])
     /// WAL capture: the decoded changes on their way to the hub, the decoder's thread and connection, and the
     /// replication origin the database connection's session marks the agent's own transactions with.
     let captureQueue: CaptureQueue
@@ -610,9 +613,16 @@ public final class Agent: Sendable {
     /// Pushes the same changes until the hub answers with verdicts; nil when stopped first, or when a rewind
     /// happened since the batch was read (`readAt`, the ``rewinds`` count then: its bases may name lost history,
     /// and the caller reads it again). `approximateBytes`: the batch's size as its reader measured it.
-    func pushUntilVerdicts(_ changes: [Change], approximateBytes: Int, readAt: Int) async -> [Verdict]? {
+    /// `reimagesRefused`: a push the hub refuses with 400 marks its tables for ``reimagingMisfits(_:)`` and returns nil
+    /// the first time, so the caller reads it again (WAL capture; Agent+Reimage.swift).
+    func pushUntilVerdicts(_ changes: [Change], approximateBytes: Int, readAt: Int, reimagesRefused: Bool = false)
+        async -> [Verdict]?
+    {
         if let tx = chunkedTransaction(changes, approximateBytes: approximateBytes) {
-            guard let verdicts = await pushChunked(ChangesInMemory(all: changes), tx: tx, readAt: readAt) else {
+            guard
+                let verdicts = await pushChunked(
+                    ChangesInMemory(all: changes), tx: tx, readAt: readAt, reimagesRefused: reimagesRefused)
+            else {
                 return nil
             }
             do {
@@ -635,6 +645,9 @@ public final class Agent: Sendable {
                 // The pull task rewinds, which lowers these changes' bases: read them again afterwards.
                 note(error, during: "push")
                 await sleep(ms: backoff.nextMs())
+                return nil
+            } catch where reimagesRefused && error.httpStatus == 400 && markForReimage(changes.map(\.table)) {
+                note(error, during: "push")
                 return nil
             } catch {
                 note(error, during: "push")

@@ -1,0 +1,116 @@
+import StarlingCore
+import StarlingPostgres
+import Synchronization
+
+/// Values captured under a shape the hub refused (README "Schema changes"): a region that changed a table in
+/// another way than the hub has it writes rows under its own column types until the operator gives the table the
+/// hub's shape. PostgreSQL converted the stored rows then; the captured images of the rows written meanwhile still
+/// hold values of the refused types (a number where the hub has `text`), which the hub refuses (400) and which
+/// would hold the region's pushes forever. Before such changes are pushed, every value that does not fit its
+/// column's type here now is read again under that type: its text through the type's input, as PostgreSQL's I/O
+/// cast does (`5` → `"5"`), or, where the type does not take it (the operator's `ALTER … USING` converted it in
+/// another way), the row's value here now (JSON null when the row is gone: a later change of it follows).
+extension Agent {
+    /// The tables whose queued changes may hold such values: the table of a refused change the agent dropped, and
+    /// every table of a push the hub refused with 400 (after a restart the refused change may be behind the slot's
+    /// position while rows captured after it are not). Checked on every push of them from then on; rare.
+    func markForReimage(_ tables: some Sequence<String>) -> Bool {
+        reimageTables.withLock { marked in
+            let before = marked.count
+            marked.formUnion(tables)
+            return marked.count > before
+        }
+    }
+
+    /// `changes` with the values that do not fit the types of their tables here read again (see above); the same
+    /// array when nothing of a marked table is in it.
+    func reimagingMisfits(_ changes: [Change]) async throws(AgentError) -> [Change] {
+        let marked = reimageTables.withLock { $0 }
+        guard !marked.isEmpty else { return changes }
+        let tables = Set(changes.lazy.map(\.table)).intersection(marked)
+        guard !tables.isEmpty else { return changes }
+        return try await db { connection in
+            var shapes: [String: TableShape] = [:]
+            for table in tables { shapes[table] = try TableShape.load(table: table, connection: connection) }
+            var result = changes
+            var count = 0
+            for (index, change) in changes.enumerated() {
+                guard let shape = shapes[change.table] else { continue }
+                let reader = try ImageReader(shape: shape, key: change.key, connection: connection)
+                let before = try change.before.map { image throws in try reader.fitting(image, count: &count) }
+                let after = try change.after.map { image throws in try reader.fitting(image, count: &count) }
+                if before != change.before || after != change.after {
+                    result[index] = change.withImages(before: before, after: after)
+                }
+            }
+            if count > 0 {
+                self.logger.warning(
+                    "values captured under a refused schema change read again under the table's shape here",
+                    metadata: ["agent.values": "\(count)", "agent.tables": "\(tables.sorted())"])
+            }
+            return result
+        }
+    }
+}
+
+/// Reads one change's misfit values again on the agent's connection (``Agent/reimagingMisfits(_:)``).
+private struct ImageReader {
+    let shape: TableShape
+    let key: JSONObject
+    let connection: PostgresConnection
+    let columns: [String: (column: TableShape.Column, kind: ColumnTypeCheck.Kind)]
+
+    init(shape: TableShape, key: JSONObject, connection: PostgresConnection) throws {
+        self.shape = shape
+        self.key = key
+        self.connection = connection
+        columns = Dictionary(
+            shape.columns.map { ($0.name, ($0, ColumnTypeCheck.Kind(type: $0.type))) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// `image` with each value that its column's type here does not take read again.
+    func fitting(_ image: JSONObject, count: inout Int) throws -> JSONObject {
+        var result = image
+        for (name, value) in image {
+            guard let (column, kind) = columns[name], ColumnTypeCheck.problem(kind: kind, value: value) != nil
+            else { continue }
+            result[name] = try read(value, column: column)
+            count += 1
+        }
+        return result
+    }
+
+    /// The image value of `value`'s text under `column`'s type, or the row's value here when the type does not
+    /// take that text.
+    private func read(_ value: JSONValue, column: TableShape.Column) throws -> JSONValue {
+        let image = column.encoding.jsonSQL(of: "CAST($1::text AS \(column.type))")
+        do {
+            let rows = try connection.query("SELECT (\(image))::text", [.text(Self.text(of: value))])
+            return try rows[0].optionalString(0).map { try JSONValue(parsing: $0) } ?? .null
+        } catch let error as PostgresError where Self.isDataError(error) {
+            let quoted = try PostgresIdentifier.quoteName(column.name)
+            let sql = try TableSQL(shape: shape)
+            let rows = try connection.query(
+                "SELECT (\(column.encoding.jsonSQL(of: "t.\(quoted)")))::text FROM \(sql.table) t "
+                    + "WHERE \(try sql.keyMatch(key: "$1::jsonb"))",
+                [.text(String(decoding: JSONValue.object(key).serialized(), as: UTF8.self))])
+            return try rows.first?.optionalString(0).map { try JSONValue(parsing: $0) } ?? .null
+        }
+    }
+
+    /// The text a value's image stands for: a number's digits, a string itself, `true`/`false` (what the
+    /// boolean's cast to text gives), other JSON as its text.
+    private static func text(of value: JSONValue) -> String {
+        switch value {
+        case .number(let digits): digits
+        case .string(let text): text
+        case .bool(let flag): flag ? "true" : "false"
+        default: String(decoding: value.serialized(), as: UTF8.self)
+        }
+    }
+
+    /// A value the type does not take (class 22, data exception): the caller reads the row's value instead.
+    private static func isDataError(_ error: PostgresError) -> Bool {
+        error.sqlState?.hasPrefix("22") ?? false
+    }
+}
