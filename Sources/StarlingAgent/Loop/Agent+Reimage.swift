@@ -13,7 +13,9 @@ import Synchronization
 extension Agent {
     /// The tables whose queued changes may hold such values: the table of a refused change the agent dropped, and
     /// every table of a push the hub refused with 400 (after a restart the refused change may be behind the slot's
-    /// position while rows captured after it are not). Checked on every push of them from then on; rare.
+    /// position while rows captured after it are not). Every push of them reads the table's shape and checks their
+    /// values until the table's next schema change is in the log (the operator's, which gave it the hub's shape:
+    /// the rows after it were captured under that shape). True when a table was not marked yet.
     func markForReimage(_ tables: some Sequence<String>) -> Bool {
         reimageTables.withLock { marked in
             let before = marked.count

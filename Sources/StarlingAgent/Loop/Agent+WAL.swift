@@ -251,6 +251,8 @@ extension Agent {
                     if let at = active.shapes.firstIndex(where: { $0.name == shape.name }) { active.shapes[at] = shape }
                 }
             }
+            // Rows after this change were captured under the shape it made, which the hub has now.
+            _ = reimageTables.withLock { $0.remove(schema.table) }
             // A log entry of the table stopped while this answer was awaited is tried again now.
             heldResumeDue.withLock { $0 = true }
             wake.signal()
