@@ -266,11 +266,13 @@ struct SchemaChangeEndToEndTests {
     // table the hub's shape (itself a change captured there), the agent drops the refused change, follows the log and
     // the row r2 wrote meanwhile reaches r1, its value read under the hub's type (a number captured under r2's
     // `integer` arrives as the text the cast gave r2's row; before 2026-12-07 the hub refused it with 400 and r2's
-    // pushes waited for good): the regions converge in the hub's shape.
+    // pushes waited for good): the regions converge in the hub's shape. r2's agent is killed (-9) while it waits and
+    // finds the wait again when it restarts.
     @Test func aDifferentChangeMadeInTwoRegionsWaitsForTheOperator() async throws {
         try await refusedChangeConverges(
             hubType: "text", refusedType: "integer", rows: ["(10, 'ten', 5)", "(11, 'eleven', NULL)"],
-            fix: "ALTER TABLE items ALTER COLUMN note TYPE text", notes: ["1:-", "2:after", "10:5", "11:-"])
+            fix: "ALTER TABLE items ALTER COLUMN note TYPE text", notes: ["1:-", "2:after", "10:5", "11:-"],
+            restartsWhileWaiting: true)
     }
 
     // The same with the types the other way round, where the hub's type does not take every value written under the
@@ -285,7 +287,8 @@ struct SchemaChangeEndToEndTests {
     }
 
     private func refusedChangeConverges(
-        hubType: String, refusedType: String, rows: [String], fix: String, notes expected: [String]
+        hubType: String, refusedType: String, rows: [String], fix: String, notes expected: [String],
+        restartsWhileWaiting: Bool = false
     ) async throws {
         try await Deployment.with(regions: 2, tables: Self.tables, ddl: Self.ddl) { deployment in
             let isWAL = try await deployment.sql("r1") {
@@ -317,6 +320,13 @@ struct SchemaChangeEndToEndTests {
                     && error.contains("would be (id integer, label text, note \(refusedType))")
             }
             #expect(try await deployment.sql("r1") { try $0.query("SELECT count(*) FROM items")[0].int64(0) } == 1)
+            if restartsWhileWaiting {
+                try await deployment.killAgent("r2")
+                try await deployment.startAgent("r2")
+                let refusal = "does not follow from version 2 in force (id integer, label text, note \(hubType))"
+                _ = try await deployment.agents["r2"]?.waitForOutputLine(containing: refusal, timeout: .seconds(60))
+                #expect(try await deployment.sql("r1") { try $0.query("SELECT count(*) FROM items")[0].int64(0) } == 1)
+            }
             try await deployment.sql("r2") { try $0.execute(fix) }
             let after = hubType == "text" ? "'after'" : "8"
             try await deployment.sql("r1") { try $0.execute("INSERT INTO items VALUES (2, 'two', \(after))") }
