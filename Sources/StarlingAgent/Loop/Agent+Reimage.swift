@@ -32,15 +32,18 @@ extension Agent {
         let tables = Set(changes.lazy.map(\.table)).intersection(marked)
         guard !tables.isEmpty else { return changes }
         return try await db { connection in
-            var shapes: [String: TableShape] = [:]
-            for table in tables { shapes[table] = try TableShape.load(table: table, connection: connection) }
+            var readers: [String: ImageReader] = [:]
+            for table in tables {
+                readers[table] = try ImageReader(shape: try TableShape.load(table: table, connection: connection))
+            }
             var result = changes
             var count = 0
             for (index, change) in changes.enumerated() {
-                guard let shape = shapes[change.table] else { continue }
-                let reader = try ImageReader(shape: shape, key: change.key, connection: connection)
-                let before = try change.before.map { image throws in try reader.fitting(image, count: &count) }
-                let after = try change.after.map { image throws in try reader.fitting(image, count: &count) }
+                guard let reader = readers[change.table] else { continue }
+                func fitting(_ image: JSONObject?) throws -> JSONObject? {
+                    try image.map { try reader.fitting($0, key: change.key, count: &count, connection: connection) }
+                }
+                let (before, after) = (try fitting(change.before), try fitting(change.after))
                 if before != change.before || after != change.after {
                     result[index] = change.withImages(before: before, after: after)
                 }
@@ -55,28 +58,27 @@ extension Agent {
     }
 }
 
-/// Reads one change's misfit values again on the agent's connection (``Agent/reimagingMisfits(_:)``).
+/// Reads the misfit values of one table's images again on the agent's connection (``Agent/reimagingMisfits(_:)``).
 private struct ImageReader {
-    let shape: TableShape
-    let key: JSONObject
-    let connection: PostgresConnection
+    let sql: TableSQL
+    /// Each column by name, with what its type asks of a value.
     let columns: [String: (column: TableShape.Column, kind: ColumnTypeCheck.Kind)]
 
-    init(shape: TableShape, key: JSONObject, connection: PostgresConnection) throws {
-        self.shape = shape
-        self.key = key
-        self.connection = connection
+    init(shape: TableShape) throws {
+        sql = try TableSQL(shape: shape)
         columns = Dictionary(
             shape.columns.map { ($0.name, ($0, ColumnTypeCheck.Kind(type: $0.type))) }, uniquingKeysWith: { a, _ in a })
     }
 
-    /// `image` with each value that its column's type here does not take read again.
-    func fitting(_ image: JSONObject, count: inout Int) throws -> JSONObject {
+    /// `image` (of the row `key`) with each value that its column's type here does not take read again.
+    func fitting(_ image: JSONObject, key: JSONObject, count: inout Int, connection: PostgresConnection) throws
+        -> JSONObject
+    {
         var result = image
         for (name, value) in image {
             guard let (column, kind) = columns[name], ColumnTypeCheck.problem(kind: kind, value: value) != nil
             else { continue }
-            result[name] = try read(value, column: column)
+            result[name] = try read(value, column: column, key: key, connection: connection)
             count += 1
         }
         return result
@@ -84,14 +86,15 @@ private struct ImageReader {
 
     /// The image value of `value`'s text under `column`'s type, or the row's value here when the type does not
     /// take that text.
-    private func read(_ value: JSONValue, column: TableShape.Column) throws -> JSONValue {
+    private func read(_ value: JSONValue, column: TableShape.Column, key: JSONObject, connection: PostgresConnection)
+        throws -> JSONValue
+    {
         let image = column.encoding.jsonSQL(of: "CAST($1::text AS \(column.type))")
         do {
             let rows = try connection.query("SELECT (\(image))::text", [.text(Self.text(of: value))])
             return try rows[0].optionalString(0).map { try JSONValue(parsing: $0) } ?? .null
         } catch let error as PostgresError where Self.isDataError(error) {
             let quoted = try PostgresIdentifier.quoteName(column.name)
-            let sql = try TableSQL(shape: shape)
             let rows = try connection.query(
                 "SELECT (\(column.encoding.jsonSQL(of: "t.\(quoted)")))::text FROM \(sql.table) t "
                     + "WHERE \(try sql.keyMatch(key: "$1::jsonb"))",
