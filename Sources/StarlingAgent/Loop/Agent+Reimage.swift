@@ -43,10 +43,9 @@ extension Agent {
                 func fitting(_ image: JSONObject?) throws -> JSONObject? {
                     try image.map { try reader.fitting($0, key: change.key, count: &count, connection: connection) }
                 }
+                let readBefore = count
                 let (before, after) = (try fitting(change.before), try fitting(change.after))
-                if before != change.before || after != change.after {
-                    result[index] = change.withImages(before: before, after: after)
-                }
+                if count > readBefore { result[index] = change.withImages(before: before, after: after) }
             }
             if count > 0 {
                 self.logger.warning(
