@@ -102,6 +102,58 @@ struct OneTripApplyTests {
         }
     }
 
+    @Test("a table's upserts go as one statement of their own, parsing images as its apply function does")
+    func upsertStatement() async throws {
+        // Proves ``TableSQL/upsertRowsSQL()`` in the one trip: used for a page of upserts (its shape read once, then
+        // kept), it reads a value under the settings the apply function runs with, not the session's (a timestamptz
+        // image without an offset is UTC, as the function reads it: with the agent role's own time zone it would be
+        // five hours off); a page with a delete goes through the function; and DDL makes it read the shape again.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(
+                database, ddl: "CREATE TABLE times (id integer PRIMARY KEY, at timestamptz, span interval);",
+                tables: ["public.times"])
+            defer { connection.close() }
+            #expect(try AgentTestSupport.schema().installSchemaCapture(connection: connection))
+            try connection.execute("SET TimeZone = 'America/New_York'")
+            try connection.execute("SET IntervalStyle = 'sql_standard'")
+            let store = AgentStore(region: "r")
+            var cursor: Int64 = 0
+            func apply(_ seq: Int64, _ id: Int64, row: JSONObject?) throws -> ApplySummary {
+                let entry = LogEntry(
+                    seq: seq, origin: "x", id: "x:\(seq)", tx: "x:\(seq)", table: "public.times",
+                    op: row == nil ? .delete : .insert, key: ["id": .integer(id)], row: row, hlc: 1000 + seq,
+                    kind: .change, rewritten: false)
+                let summary = try store.apply(
+                    [entry], after: cursor, next: seq, wal: WALApply(pendingKeys: [], versions: [:]),
+                    connection: connection)
+                cursor = seq
+                return summary
+            }
+            func row(_ id: Int64) -> JSONObject {
+                ["id": .integer(id), "at": .string("2026-12-07 02:00:00"), "span": .string("-1 2:03:04")]
+            }
+            func stored(_ id: Int64) throws -> String {
+                try connection.query(
+                    "SELECT to_char(at AT TIME ZONE 'UTC', 'HH24:MI') || ' ' || extract(epoch FROM span)::bigint::text "
+                        + "FROM times WHERE id = $1", [.int64(id)])[0].string(0)
+            }
+            #expect(try !apply(1, 1, row: row(1)).inOneTrip, "the first apply reads the catalog")
+            #expect(try apply(2, 2, row: row(2)).inOneTrip)
+            #expect(try apply(3, 3, row: row(3)).inOneTrip)
+            #expect(store.catalog.upsertShapeReads == 1)
+            for id: Int64 in [1, 2, 3] { #expect(try stored(id) == stored(1) && stored(id).hasPrefix("02:00 ")) }
+            #expect(try stored(2) == "02:00 -79016")
+            #expect(try apply(4, 2, row: nil).inOneTrip)
+            #expect(try connection.query("SELECT count(*) FROM times WHERE id = 2")[0].int64(0) == 0)
+            #expect(store.catalog.upsertShapeReads == 1, "a delete goes through the function")
+            try connection.execute("COMMENT ON TABLE times IS 'counted DDL'")
+            _ = try apply(5, 5, row: row(5))
+            #expect(try apply(6, 6, row: row(6)).inOneTrip && stored(6) == stored(1))
+            #expect(store.catalog.upsertShapeReads == 2, "DDL moved the key")
+            #expect(try connection.query("SHOW search_path")[0].string(0) == "\"$user\", public")
+        }
+    }
+
     @Test("a one-trip apply behind a DDL lock gives up after the apply's lock wait; its settings end with it")
     func lockWait() async throws {
         // Proves the one trip's settings (``AgentStore/oneTripSettings``): its `LOCK TABLE`, with no statements of

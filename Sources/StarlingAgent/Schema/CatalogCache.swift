@@ -39,14 +39,19 @@ public final class CatalogCache: Sendable {
     private struct State: Sendable {
         var shapes: Kept<ShapeGuard.Drift>?
         var applies: [[String]: Kept<ApplyCatalog>] = [:]
+        /// Per table, its upsert statement (``TableSQL/upsertRowsSQL()``) made from the shape read at the key.
+        var upserts: [String: Kept<String>] = [:]
     }
 
     private let state = Mutex(State())
     /// Catalog reads made (tests): shape checks and cursor statements that computed the apply's catalog part.
     private let shapeReads = Atomic<Int>(0)
     private let applyReads = Atomic<Int>(0)
+    private let upsertReads = Atomic<Int>(0)
     var shapeChecks: Int { shapeReads.load(ordering: .relaxed) }
     var applyCatalogReads: Int { applyReads.load(ordering: .relaxed) }
+    /// Shapes read for upsert statements (tests).
+    var upsertShapeReads: Int { upsertReads.load(ordering: .relaxed) }
     static let maxAge: Duration = .seconds(5)
     /// Sets of batch tables kept at most (a workload writes a few).
     static let maxApplySets = 64
@@ -120,6 +125,21 @@ public final class CatalogCache: Sendable {
                 state.applies.removeAll()
             }
             state.applies[batchTables] = Kept(key: key, value: catalog, at: .now)
+        }
+    }
+
+    /// The upsert statement of `table` made from its shape read at `key`, when it is recent.
+    func upsert(for table: String, at key: String) -> String? {
+        state.withLock { Self.recent($0.upserts[table], key: key) }
+    }
+
+    /// Keeps `sql`, the upsert statement of `table` made from its shape read after the key was `key`: used only
+    /// while the key is still `key` (an apply checks it in its transaction), so no DDL came between.
+    func keep(upsert sql: String, for table: String, at key: String) {
+        upsertReads.add(1, ordering: .relaxed)
+        state.withLock { state in
+            if state.upserts[table] == nil && state.upserts.count >= Self.maxApplySets { state.upserts.removeAll() }
+            state.upserts[table] = Kept(key: key, value: sql, at: .now)
         }
     }
 

@@ -51,6 +51,18 @@ extension TableSQL {
             """
     }
 
+    /// The upserts of ``applyWALRowsFunctionSQL()`` as one statement of its own, `$1` the rows' document (jsonb text):
+    /// what the one-trip apply sends for a table whose images are all upserts (AgentStore+OneTripApply.swift). No
+    /// function around it: the function's thirteen `SET` clauses, its exception block (a subtransaction) and its
+    /// PL/pgSQL frame took about half of the database's CPU of a one-row apply transaction (pgbench, 2026-12-07:
+    /// 139–165 µs against 78–110 µs a transaction). The settings the function's image parsing runs under are set
+    /// with the transaction's `BEGIN` instead (``AgentStore/oneTripSettings``), and a failing row raises: the page is
+    /// then applied the full way, through the function, which makes the row a dead letter.
+    func upsertRowsSQL() throws -> String {
+        let list = try keyList
+        return try upsertSQL(rows: "$1::jsonb", tail: " ORDER BY \(list("r"))")
+    }
+
     /// The batch functions of earlier versions (`apply_wal_batch`, one document, then two of wrapped members): dropped
     /// at install.
     func legacyWALBatchFunctionSQL() -> String {

@@ -77,6 +77,11 @@ extension AgentStore {
         for (table, indices) in groups.tables {
             let batch = try Self.walBatch(images, indices: indices, table: table)
             if batch.locksFirst { statements.append(Self.lockingRows(of: table, images: images, indices: batch.newest)) }
+            if let upsert = upsertStatement(batch, table: table, key: key, connection: connection) {
+                statements.append(upsert)
+                summary.applied += indices.count
+                continue
+            }
             for documents in batch.calls {
                 statements.append(
                     PostgresStatement(
@@ -90,6 +95,29 @@ extension AgentStore {
         guard let then else { throw PostgresError(code: .queryFailed, message: "no WAL position after COMMIT") }
         summary.position = try Self.insertPosition(then)
         return summary
+    }
+
+    /// `batch` as the table's upsert statement (``TableSQL/upsertRowsSQL()``) when it is one call of upserts only (a
+    /// delete's join is left to the function, whose planner settings keep it an index probe), made from the table's
+    /// shape read after the catalog key was `key` (kept, ``CatalogCache/upsert(for:at:)``); nil when the shape cannot
+    /// be read now (the function's call is sent, and decides).
+    private func upsertStatement(
+        _ batch: WALBatch, table: String, key: String, connection: PostgresConnection
+    ) -> PostgresStatement? {
+        guard batch.calls.count == 1, let documents = batch.calls.first, documents.count == 2,
+            case .null = documents[1], case .text = documents[0]
+        else { return nil }
+        if let sql = catalog.upsert(for: table, at: key) {
+            return PostgresStatement(sql, [documents[0]], name: "agent.apply.upsert", prepared: true)
+        }
+        // The key first, then the shape: a DDL between them changes the key, and the apply's check refuses it.
+        guard
+            let read = try? connection.query(CatalogCache.keySQL, name: "agent.shape.key", prepared: true),
+            let readKey = try? read.first?.optionalString("key"), readKey == key,
+            let sql = try? TableSQL(shape: TableShape.load(table: table, connection: connection)).upsertRowsSQL()
+        else { return nil }
+        catalog.keep(upsert: sql, for: table, at: key)
+        return PostgresStatement(sql, [documents[0]], name: "agent.apply.upsert", prepared: true)
     }
 
     /// The cursor's move, as the full apply's cursor statement makes it, refused unless the cursor is where the page

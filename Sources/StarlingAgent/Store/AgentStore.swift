@@ -59,9 +59,13 @@ public struct AgentStore: Sendable {
     /// statements), so its `LOCK TABLE` goes alone; a `SELECT`, so the session's prologue joins it
     /// (``PostgresConnection/transactionPrologue``). Three statements fewer of the ten a one-entry apply sent, each
     /// about 10 µs of the ~270 µs of CPU such an apply took in its database (W2 R=8 is one-entry applies, 2026-12-06).
+    /// Its upsert statements (``TableSQL/upsertRowsSQL()``) parse images under the settings the apply functions set
+    /// for themselves (``TableSQL/settings``) that reading a value depends on: set here for the transaction.
     var oneTripSettings: String {
         "SELECT set_config('lock_timeout', '\(TableSQL.applyLockTimeout)', true)"
             + (isSynchronousCommit ? "" : ", set_config('synchronous_commit', 'off', true)")
+            + ", set_config('search_path', 'pg_catalog, pg_temp', true), set_config('DateStyle', 'ISO, YMD', true)"
+            + ", set_config('IntervalStyle', 'postgres', true), set_config('TimeZone', 'UTC', true)"
     }
 
     /// The pull cursor and the last HLC.
