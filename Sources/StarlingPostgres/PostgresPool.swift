@@ -82,6 +82,11 @@ public final class PostgresWorker: Sendable {
         try threads.enqueue(job)
     }
 
+    /// The worker's thread as a task executor: a task preferring it runs between its awaits on that thread, in
+    /// order with the worker's jobs (after shutdown, on Swift's global executor). Only for tasks that do not block
+    /// the thread waiting for one of its own jobs.
+    public var taskExecutor: any TaskExecutor { threads }
+
     /// Stops the thread after the running job and closes its connection; queued jobs fail with `poolClosed`.
     public func shutdown() async {
         await threads.shutdown()

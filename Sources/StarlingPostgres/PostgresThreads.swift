@@ -36,6 +36,10 @@ public struct PostgresThreadConfiguration: Sendable {
 /// The machinery shared by `PostgresPool` and `PostgresWorker`: N detached pthreads, each owning one
 /// connection, taking jobs from one bounded FIFO queue guarded by a `ConditionLock`.
 ///
+/// It is also a `TaskExecutor`: a task that prefers it (`withTaskExecutorPreference`) runs its code between awaits on
+/// these threads, in the same queue as the connection jobs, so a task that mostly waits for its database jobs is
+/// resumed where they ran instead of waking a thread of Swift's pool for each (README "Apply").
+///
 /// Connections are opened lazily by the thread that owns them and never leave it. Before each job an idle
 /// connection is checked (a terminated backend is noticed and replaced); after each job a connection that is
 /// broken, or left inside a transaction that cannot be rolled back, is dropped and reopened for the next job.
@@ -47,7 +51,7 @@ final class PostgresThreads: Sendable {
         /// compacts. Keeping the last 64 taken jobs held up to 64 pages per agent, freed in bursts under the lock;
         /// with glibc's allocator the agents' heaps fragmented and each W1 run at R=8 ran slower than the one before
         /// (37, 47, 58 s on 2026-12-06; flat with jemalloc).
-        var jobs: [PostgresJob?] = []
+        var jobs: [Queued?] = []
         /// Index of the oldest queued job in `jobs` (the nil slots before it are compacted away lazily).
         var head = 0
         var isClosed = false
@@ -55,6 +59,13 @@ final class PostgresThreads: Sendable {
         var shutdownWaiters: [CheckedContinuation<Void, Never>] = []
 
         var queuedCount: Int { jobs.count - head }
+    }
+
+    /// What the queue holds: a job for a thread's connection, or a task's job (``enqueue(_:)-(ExecutorJob)``), which
+    /// needs no connection and is not bounded by `maxQueuedJobs` (a task cannot be refused).
+    enum Queued: Sendable {
+        case connection(PostgresJob)
+        case task(UnownedJob)
     }
 
     let configuration: PostgresThreadConfiguration
@@ -80,7 +91,7 @@ final class PostgresThreads: Sendable {
                     code: .poolOverloaded,
                     message: "\(state.queuedCount) Postgres jobs are already queued")
             }
-            state.jobs.append(job)
+            state.jobs.append(.connection(job))
             return nil
         }
         if let outcome { throw outcome }
@@ -107,7 +118,7 @@ final class PostgresThreads: Sendable {
     /// every thread has closed its connection and exited.
     func shutdown() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            let (failed, isFinished) = lock.withLock { state -> ([PostgresJob], Bool) in
+            let (failed, isFinished) = lock.withLock { state -> ([Queued], Bool) in
                 let failed = close(&state)
                 if state.runningThreads == 0 { return (failed, true) }
                 state.shutdownWaiters.append(continuation)
@@ -126,7 +137,7 @@ final class PostgresThreads: Sendable {
         failJobs(failed)
     }
 
-    private func close(_ state: inout State) -> [PostgresJob] {
+    private func close(_ state: inout State) -> [Queued] {
         state.isClosed = true
         let failed = state.jobs[state.head...].compactMap { $0 }
         state.jobs.removeAll()
@@ -134,13 +145,19 @@ final class PostgresThreads: Sendable {
         return failed
     }
 
-    private func failJobs(_ jobs: [PostgresJob]) {
+    /// Fails the connection jobs; the tasks' jobs go to Swift's global executor (a task always runs on).
+    private func failJobs(_ jobs: [Queued]) {
         let error = PostgresError(code: .poolClosed, message: "the Postgres pool was shut down")
-        for job in jobs { job(.failure(error)) }
+        for queued in jobs {
+            switch queued {
+            case .connection(let job): job(.failure(error))
+            case .task(let job): globalConcurrentExecutor.enqueue(job)
+            }
+        }
     }
 
     /// The next job, sleeping while the queue is empty; nil once closed.
-    private func nextJob() -> PostgresJob? {
+    private func nextJob() -> Queued? {
         lock.waitThenLock(until: { $0.isClosed || $0.queuedCount > 0 }) { state in
             guard !state.isClosed else { return nil }
             let job = state.jobs[state.head].take()
@@ -158,9 +175,14 @@ final class PostgresThreads: Sendable {
         var logger = self.logger
         logger[metadataKey: PostgresLogKey.thread] = "\(index)"
         var connection: PostgresConnection?
-        while let job = nextJob() {
-            job(acquire(&connection, logger: logger))
-            release(&connection, logger: logger)
+        while let next = nextJob() {
+            switch next {
+            case .connection(let job):
+                job(acquire(&connection, logger: logger))
+                release(&connection, logger: logger)
+            case .task(let job):
+                job.runSynchronously(on: asUnownedTaskExecutor())
+            }
         }
         connection?.close()
         let waiters = lock.withLock { state -> [CheckedContinuation<Void, Never>] in
@@ -214,6 +236,23 @@ final class PostgresThreads: Sendable {
             logger.debug("dropping Postgres connection after job")
             existing.close()
             connection = nil
+        }
+    }
+}
+
+extension PostgresThreads: TaskExecutor {
+    /// Queues a task's job behind the jobs queued before it; after shutdown it goes to Swift's global executor.
+    func enqueue(_ job: consuming ExecutorJob) {
+        let unowned = UnownedJob(job)
+        let isQueued = lock.withLock { state in
+            guard !state.isClosed else { return false }
+            state.jobs.append(.task(unowned))
+            return true
+        }
+        if isQueued {
+            lock.signal()
+        } else {
+            globalConcurrentExecutor.enqueue(unowned)
         }
     }
 }

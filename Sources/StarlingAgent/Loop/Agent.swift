@@ -236,7 +236,11 @@ public final class Agent: Sendable {
             group.addTask { await self.pushUntilStopped() }
             group.addTask { await self.watchTablesUntilStopped() }
             if capture.withLock({ $0.mode }) == .wal { group.addTask { await self.decodeUntilStopped() } }
-            await pullUntilStopped()
+            // On the database thread: the pull loop mostly waits for its fetches and its applies, and resumed on
+            // Swift's pool each wait woke a pool thread and the apply another hop to the database thread (in W2 at
+            // R=8, 2026-12-07, ten context switches per apply per agent, a quarter of the agents' CPU in the kernel's
+            // task switch).
+            await withTaskExecutorPreference(database.taskExecutor) { await self.pullUntilStopped() }
             // The pull task ends when the agent stops or restarts (``restartDue``); the others end with it.
             if restartDue.withLock({ $0 }) { wake.signal() } else { stop() }
             await group.waitForAll()
