@@ -191,6 +191,38 @@ struct PostgresPoolTests {
         }
     }
 
+    /// Proves ``PostgresWorker/taskExecutor``: a task preferring it runs on the worker's thread before and after
+    /// awaiting one of the worker's jobs (which ran there too), and after the worker shut down it goes on, on Swift's
+    /// pool, instead of waiting forever for a thread that is gone.
+    @Test func aTaskPreferringTheWorkerRunsOnItsThread() async throws {
+        try await TestDatabase.with { db in
+            let worker = PostgresWorker(url: db.url, threadName: "pg-exec")
+            let names = try await withTaskExecutorPreference(worker.taskExecutor) { () async throws -> [String] in
+                let before = Self.threadName()
+                let inJob = try await worker.withConnection { connection in
+                    "\(Self.threadName()) \(try connection.query("SELECT 1 AS one")[0].int64("one"))"
+                }
+                return [before, inJob, Self.threadName()]
+            }
+            #expect(names == ["pg-exec-0", "pg-exec-0 1", "pg-exec-0"])
+            await worker.shutdown()
+            let after = await withTaskExecutorPreference(worker.taskExecutor) { () async -> String in
+                await Task.yield()
+                return Self.threadName()
+            }
+            #expect(after != "pg-exec-0")
+        }
+    }
+
+    /// The calling thread's name (`/proc/thread-self/comm`; Glibc's `pthread_getname_np` is not imported).
+    private static func threadName() -> String {
+        guard let file = fopen("/proc/thread-self/comm", "r") else { return "?" }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 32)
+        guard fgets(&buffer, Int32(buffer.count), file) != nil else { return "?" }
+        return String(decoding: buffer.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// Runs one job on `worker` that captures a payload only `held` refers to (weakly) besides the job.
     private static func runJob(holding held: WeakPayload, on worker: PostgresWorker) async throws {
         let payload = Payload()
