@@ -20,6 +20,18 @@ struct TransactionPrologueTests {
         #expect(PostgresConnection.merged("SELECT 1; SELECT 2", reset) == ["SELECT 1; SELECT 2", reset])
     }
 
+    @Test func aSelectListHasNoFromInAnyCaseAndNoSemicolon() {
+        for list in ["SELECT 1", "SELECT fromage()", "SELECT 'x FROMy'", "SELECT  FRO M x", "SELECT set_config('a', 'from', true)"] {
+            #expect(PostgresConnection.isSelectList(list), "\(list)")
+        }
+        for other in [
+            "SELECT 1 FROM t", "SELECT 1 from t", "SELECT 1 FrOm t", "SELECT 1  FROM t", "SELECT x FROMFROM FROM t",
+            "SELECT 1;", "select 1", "SET LOCAL a = 1", "SELECT 1 FROM ",
+        ] {
+            #expect(!PostgresConnection.isSelectList(other), "\(other)")
+        }
+    }
+
     @Test func joinedSettingsAndPrologueBothHold() async throws {
         try await TestDatabase.with { db in
             let connection = try db.connect()
