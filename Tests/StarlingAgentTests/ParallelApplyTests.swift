@@ -171,6 +171,9 @@ struct ParallelApplyAgentTests {
             let log = RecordedLog()
             let second = try cluster.startAgent("r2", log: log, tune: WALCaptureTests.wal)
             try await cluster.waitUntilConverged(["r1", "r2"], table: "items")
+            // The rows converge as the parts commit; the page's parts are counted once every part's outcome is in
+            // (seen in an ASan run under load: converged, counted 0, the page's "applied" not logged yet).
+            try? await waitUntil("r2 counted its parts", timeout: .seconds(20)) { second.progress.parallelParts >= 2 }
             let (workers, progress) = (second.agent.capture.withLock { $0.applyWorkers }, second.progress)
             #expect(
                 progress.parallelParts >= 2,
