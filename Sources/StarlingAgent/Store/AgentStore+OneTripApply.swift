@@ -107,17 +107,22 @@ extension AgentStore {
         guard batch.calls.count == 1, let documents = batch.calls.first, documents.count == 2,
             case .null = documents[1], case .text = documents[0]
         else { return nil }
-        if let sql = catalog.upsert(for: table, at: key) {
-            return PostgresStatement(sql, [documents[0]], name: "agent.apply.upsert", prepared: true)
-        }
-        // The key first, then the shape: a DDL between them changes the key, and the apply's check refuses it.
+        guard let sql = catalog.upsert(for: table, at: key) ?? readUpsertSQL(table: table, key: key, connection: connection)
+        else { return nil }
+        return PostgresStatement(sql, [documents[0]], name: "agent.apply.upsert", prepared: true)
+    }
+
+    /// `table`'s upsert statement made from its shape read now, kept for `key` when the key is still `key`; nil when
+    /// either read fails or the key moved. The key first, then the shape: a DDL between them changes the key, and the
+    /// apply's check refuses it.
+    private func readUpsertSQL(table: String, key: String, connection: PostgresConnection) -> String? {
         guard
             let read = try? connection.query(CatalogCache.keySQL, name: "agent.shape.key", prepared: true),
             let readKey = try? read.first?.optionalString("key"), readKey == key,
             let sql = try? TableSQL(shape: TableShape.load(table: table, connection: connection)).upsertRowsSQL()
         else { return nil }
         catalog.keep(upsert: sql, for: table, at: key)
-        return PostgresStatement(sql, [documents[0]], name: "agent.apply.upsert", prepared: true)
+        return sql
     }
 
     /// The cursor's move, as the full apply's cursor statement makes it, refused unless the cursor is where the page

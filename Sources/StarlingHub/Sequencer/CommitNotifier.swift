@@ -96,13 +96,14 @@ final class CommitNotifier: Sendable {
     /// Starts sweeper `id`, cancelling the one it replaces.
     private func startSweeper(_ id: UInt64) {
         let task = Task { [self] in await sweep(as: id) }
-        let replaced = state.withLock { state -> Task<Void, Never>? in
-            guard state.sweeperID == id else { return nil }
+        let (replaced, isCurrent) = state.withLock { state -> (Task<Void, Never>?, Bool) in
+            guard state.sweeperID == id else { return (nil, false) }
             defer { state.sweeper = task }
-            return state.sweeper
+            return (state.sweeper, true)
         }
         replaced?.cancel()
-        if state.withLock({ $0.sweeperID != id }) { task.cancel() }  // itself replaced meanwhile
+        // Replaced before it was kept: the newer sweeper's start found nothing of it to cancel.
+        if !isCurrent { task.cancel() }
     }
 
     /// Sleeps until the earliest deadline and resumes the waiters past theirs, while it is the current sweeper and
