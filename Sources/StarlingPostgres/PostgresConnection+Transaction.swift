@@ -75,6 +75,23 @@ extension PostgresConnection {
         }
     }
 
+    /// Inside the body of ``transaction(isolation:name:settings:deferBegin:_:)``, as its last use of the connection:
+    /// runs `statements` and the transaction's `COMMIT` in one pipeline (one round trip, with a `BEGIN` still
+    /// deferred), so the transaction sends no `COMMIT` of its own afterwards. Returns the statements' results. A
+    /// failing statement makes the server skip the rest, `COMMIT` included: its error is thrown and the transaction
+    /// rolls back; a failing `COMMIT` throws its error (the server has rolled back).
+    @discardableResult
+    public func commit(pipelining statements: [PostgresStatement]) throws(PostgresError) -> [PostgresResult] {
+        precondition(isInTransaction || deferredBegin != nil, "commit(pipelining:) called outside a transaction")
+        let all = statements + [PostgresStatement("COMMIT", name: "commit", prepared: true)]
+        let results = try pipeline(all)
+        guard results.count == all.count else {
+            throw PostgresError(code: .protocolError, message: "a pipelined commit lost results")
+        }
+        committedByBody = true
+        return Array(results.prefix(statements.count))
+    }
+
     private func run<T>(
         isolation: PostgresIsolation?, name: String?, settings: String?, deferBegin: Bool, then query: String?,
         _ body: (PostgresConnection) throws -> T
@@ -86,12 +103,19 @@ extension PostgresConnection {
         } else {
             try executeScript(begin.joined(separator: "; "), name: name)
         }
+        committedByBody = false
         let value: T
         do {
             value = try body(self)
         } catch {
+            committedByBody = false
             rollbackQuietly()
             throw error
+        }
+        if committedByBody {
+            committedByBody = false
+            guard let query else { return (value, nil) }
+            return (value, try executeScript(query, name: name))
         }
         if isTransactionFailed {
             rollbackQuietly()

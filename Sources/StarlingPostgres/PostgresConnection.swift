@@ -36,6 +36,9 @@ public final class PostgresConnection {
     /// statement takes them along in its round trip (`query`, `pipeline`, `executeScript`), any other use of the
     /// connection sends them first.
     var deferredBegin: [String]?
+    /// Set when the body of ``transaction(isolation:name:settings:deferBegin:_:)`` committed its transaction itself
+    /// (``commit(pipelining:)``): the transaction then sends no `COMMIT` of its own.
+    var committedByBody = false
 
     /// How many statements one session prepares at most; past it, statements run unprepared (`PQexecParams`).
     public static let maxPreparedStatements = 256

@@ -231,6 +231,65 @@ struct PostgresConnectionTests {
         }
     }
 
+    /// Proves a body that ends its transaction with `commit(pipelining:)` commits everything it did (its statements
+    /// and the pipeline's) with no COMMIT sent after it (the then-query runs outside the transaction), that a failing
+    /// statement of that pipeline, or a failing COMMIT (a deferred foreign key), rolls back the whole body and leaves
+    /// the connection idle for the next transaction.
+    @Test func commitInTheBodysPipeline() async throws {
+        try await TestDatabase.with { db in
+            let connection = try db.connect()
+            defer { connection.close() }
+            try connection.executeScript(
+                "CREATE TABLE items (id bigint PRIMARY KEY); CREATE TABLE notes (item bigint REFERENCES items "
+                    + "DEFERRABLE INITIALLY DEFERRED)")
+            let other = try db.connect()
+            defer { other.close() }
+            func ids() throws -> [Int64] { try other.query("SELECT id FROM items ORDER BY id").map { try $0.int64(0) } }
+
+            let (results, then) = try connection.transaction(
+                deferBegin: true, thenQuery: "SELECT txid_current_if_assigned() IS NULL AS outside"
+            ) { connection in
+                try connection.execute("INSERT INTO items VALUES (1)")
+                return try connection.commit(pipelining: [
+                    PostgresStatement("INSERT INTO items VALUES (2)"),
+                    PostgresStatement("SELECT count(*) AS n FROM items", prepared: true),
+                ])
+            }
+            #expect(try results.count == 2 && results[1][0].int64("n") == 2)
+            #expect(try then[0].bool("outside"), "the then-query ran after the body's COMMIT, outside it")
+            let last = try other.query(
+                "SELECT query FROM pg_stat_activity WHERE pid = $1", [.int64(Int64(connection.backendPID))])
+            #expect(
+                try last[0].string(0) == "SELECT txid_current_if_assigned() IS NULL AS outside",
+                "the then-query went alone: no COMMIT of the transaction's own before it")
+            #expect(try ids() == [1, 2] && connection.isIdle)
+
+            // The whole transaction in one pipeline: the deferred BEGIN goes with it.
+            try connection.transaction(deferBegin: true) { connection in
+                try connection.commit(pipelining: [PostgresStatement("INSERT INTO items VALUES (3)")])
+            }
+            #expect(try ids() == [1, 2, 3] && connection.isIdle)
+
+            let duplicate = #expect(throws: PostgresError.self) {
+                try connection.transaction(deferBegin: true) { connection in
+                    try connection.execute("INSERT INTO items VALUES (4)")
+                    try connection.commit(pipelining: [PostgresStatement("INSERT INTO items VALUES (1)")])
+                }
+            }
+            #expect(duplicate?.sqlState == "23505" && connection.isIdle)
+            let dangling = #expect(throws: PostgresError.self) {
+                try connection.transaction { connection in
+                    try connection.execute("INSERT INTO items VALUES (5)")
+                    try connection.commit(pipelining: [PostgresStatement("INSERT INTO notes VALUES (99)")])
+                }
+            }
+            #expect(dangling?.sqlState == "23503" && connection.isIdle, "the COMMIT's own failure")
+            #expect(try ids() == [1, 2, 3], "nothing of the failed bodies committed")
+            try connection.transaction { connection in try connection.execute("INSERT INTO items VALUES (6)") }
+            #expect(try ids() == [1, 2, 3, 6])
+        }
+    }
+
     /// Proves a closed connection reports itself lost and fails statements instead of crashing.
     @Test func closedConnectionFailsCleanly() async throws {
         try await TestDatabase.with { db in

@@ -43,11 +43,11 @@ extension SequencerWriter {
             change: change, head: head, headPriority: headPriority, policy: policy, priorities: settings.priorities)
     }
 
-    /// Writes the priorities of the heads this batch's re-assertions set.
-    func storeReasserted(_ state: BatchState, connection: PostgresConnection) throws {
+    /// The statement writing the priorities of the heads this batch's re-assertions set; nil when none did.
+    func storeReasserted(_ state: BatchState) -> PostgresStatement? {
         let written = state.reasserted.filter(\.value.isNew)
-        guard !written.isEmpty else { return }
-        try connection.execute(
+        guard !written.isEmpty else { return nil }
+        return PostgresStatement(
             """
             INSERT INTO starling_hub.reasserted (table_name, key, seq, priority)
             SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[])

@@ -32,8 +32,8 @@ extension SequencerWriter {
                 try loadDeltaKinds(slice, connection: connection)
                 try loadReasserted(slice, into: &state, connection: connection)
                 verdicts.append(decide(changes, texts: texts, region: region, state: &state, outcome: &outcome))
-                try store(state, connection: connection)
-                try storeReasserted(state, connection: connection)
+                let statements = try store(state, connection: connection) + [storeReasserted(state)].compactMap { $0 }
+                if !statements.isEmpty { _ = try connection.pipeline(statements) }
                 written += state.logged.count
                 (seq, conflictID) = (state.nextSeq, state.nextConflictID)
                 marks.merge(state.raisedMarks) { max($0, $1) }

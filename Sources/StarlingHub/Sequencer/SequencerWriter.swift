@@ -195,7 +195,8 @@ final class SequencerWriter: @unchecked Sendable {
         }
         var state = BatchState(nextSeq: nextSeq, nextConflictID: nextConflictID)
         try partitioner.ensure(through: nextSeq + Int64(batch.reduce(0) { $0 + $1.changeCount }), connection: connection)
-        let outcome = try connection.transaction(name: "sequencer.batch") { connection in
+        // Two round trips: the BEGIN goes with the first load, the COMMIT with the writes' pipeline.
+        let outcome = try connection.transaction(name: "sequencer.batch", deferBegin: true) { connection in
             try load(batch, into: &state, connection: connection)
             try loadDeltaKinds(batch, connection: connection)
             try loadReasserted(batch, into: &state, connection: connection)
@@ -224,8 +225,8 @@ final class SequencerWriter: @unchecked Sendable {
                         .failed(HubError(code: .storageFailed, message: "a staged transaction batched with others")))
                 }
             }
-            try store(state, connection: connection)
-            try storeReasserted(state, connection: connection)
+            try connection.commit(
+                pipelining: try store(state, connection: connection) + [storeReasserted(state)].compactMap { $0 })
             outcome.logged = state.logged
             return outcome
         }
@@ -642,9 +643,10 @@ extension SequencerWriter {
     /// time at the hub. Larger batches write by COPY, cheaper per row.
     static let pipelinedRows = 256
 
-    /// Writes the batch: log, rejections, conflicts and new heads (by COPY, or in the pipeline when the batch is
-    /// small), then in one pipeline the origin marks, the changed heads (one UPDATE) and any resolutions.
-    func store(_ state: BatchState, connection: PostgresConnection) throws {
+    /// Writes the batch: log, rejections, conflicts and new heads by COPY when the batch is large; returns the
+    /// statements for the rest, to run in one pipeline (with the COMMIT): those rows when the batch is small, the
+    /// origin marks, the changed heads (one UPDATE) and any resolutions.
+    func store(_ state: BatchState, connection: PostgresConnection) throws -> [PostgresStatement] {
         let rowCount = state.logged.count + state.decisionRows.count + state.conflictRows.count + state.dirtyHeads.count
         let isSmall = rowCount <= Self.pipelinedRows
         var statements: [PostgresStatement] = []
@@ -693,7 +695,7 @@ extension SequencerWriter {
                     [.text(resolution.actor), .text(String(resolution.conflictID)), .text(resolution.pickText)],
                     name: "sequencer.audit"))
         }
-        if !statements.isEmpty { _ = try connection.pipeline(statements) }
+        return statements
     }
 
     /// The dirty heads as rows: keys seen for the first time (inserted) and the others (updated). The split is
