@@ -13,8 +13,8 @@ final class WALCapture: Sendable {
     /// Session settings of the replication connection (TableSQL's capture settings).
     static let sessionOptions =
         "-c extra_float_digits=1 -c bytea_output=hex -c DateStyle=ISO,YMD -c IntervalStyle=postgres -c TimeZone=UTC"
-    /// How often the slot hears the confirmable position when nothing else prompts a status update.
-    static let statusInterval = Duration.seconds(1)
+    /// How often the decoder's state is offered to the queue as a checkpoint.
+    static let checkpointInterval = Duration.seconds(1)
 
     let url: String
     let region: String
@@ -47,13 +47,12 @@ final class WALCapture: Sendable {
         try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
         logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
         queue.recordVersions(ledger.versions.filter { $0.value > ledger.cursor })
-        var confirmedSent = LSN.invalid
+        var schedule = SlotStatusSchedule()
         var isPaused = false
-        var lastStatus = ContinuousClock.now
         var lastCheckpoint = ContinuousClock.now
         /// Hands the queue the decoder's state at transaction boundary `resume`, at most once a status interval.
         func offerCheckpoint(at resume: LSN) {
-            guard queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.statusInterval else { return }
+            guard queue.wantsCheckpoint, ContinuousClock.now - lastCheckpoint >= Self.checkpointInterval else { return }
             queue.offer(resume: resume, ledger: decoder.ledger, switching: decoder.switching, hlc: decoder.clock.last)
             lastCheckpoint = .now
         }
@@ -97,24 +96,22 @@ final class WALCapture: Sendable {
                         offerCheckpoint(at: keepalive.walEnd)
                     }
                     if keepalive.isReplyRequested {
-                        try sendStatus(connection)
-                        lastStatus = .now
+                        schedule.sent(confirmable: try sendStatus(connection), at: .now)
                     }
                 }
             }
-            let confirmable = queue.confirmable
-            if confirmable > confirmedSent || ContinuousClock.now - lastStatus >= Self.statusInterval {
-                try sendStatus(connection)
-                confirmedSent = confirmable
-                lastStatus = .now
+            if schedule.isDue(confirmable: queue.confirmable, now: .now) {
+                schedule.sent(confirmable: try sendStatus(connection), at: .now)
             }
         }
         try? connection.stopStreaming(timeout: .seconds(5))
     }
 
-    private func sendStatus(_ connection: PostgresReplicationConnection) throws {
+    /// Tells the slot the queue's confirmable position; returns it.
+    private func sendStatus(_ connection: PostgresReplicationConnection) throws -> LSN {
         let confirmable = queue.confirmable
         try connection.sendStatus(written: max(confirmable, queue.decodedThrough), flushed: confirmable, applied: confirmable)
+        return confirmable
     }
 
     /// Creates the slot when it does not exist yet (on a replication connection). Returns its consistent point
