@@ -199,6 +199,10 @@ extension Agent {
         }
         for _ in 0..<maxBatches {
             if isStopped { return false }
+            if let pause = pushPacing.withLock({ $0.pause(queued: captureQueue.depth, now: .now) }) {
+                try? await Task.sleep(for: pause)
+                if isStopped { return false }
+            }
             let readAt = rewinds.load(ordering: .acquiring)
             switch captureQueue.nextBatch(maxCount: pushBatch.maxCount, maxBytes: pushBatch.maxBytes) {
             case nil:
@@ -206,6 +210,7 @@ extension Agent {
                 return true
             case .changes(let captured):
                 guard try await pushCaptured(captured, readAt: readAt) else { return false }
+                pushPacing.withLock { $0.pushed(captured.count, at: .now) }
             case .spilled(let spilled):
                 guard try await pushSpilled(spilled, readAt: readAt) else { return false }
             case .schema(let schema):

@@ -117,6 +117,8 @@ public final class Agent: Sendable {
     let capture = Mutex(ActiveCapture())
     /// Set when the WAL decoder failed: the tasks end and ``run()`` starts over from the confirmed position.
     let restartDue = Mutex(false)
+    /// When the next WAL-captured push may go (``PushPacing``).
+    let pushPacing = Mutex(PushPacing())
 
     /// The database worker is owned by the agent and shut down when `run()` returns. `clockOffset` is added to
     /// every capture time before it feeds the HLC: a region whose clock runs ahead, for fault tests (the CLI
