@@ -48,6 +48,7 @@ final class WALCapture: Sendable {
         logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
         queue.recordVersions(ledger.versions.filter { $0.value > ledger.cursor })
         var schedule = SlotStatusSchedule()
+        var pacing = StreamReadPacing()
         var isPaused = false
         var lastCheckpoint = ContinuousClock.now
         /// Hands the queue the decoder's state at transaction boundary `resume`, at most once a status interval.
@@ -73,10 +74,11 @@ final class WALCapture: Sendable {
                 } else {
                     usleep(50_000)
                 }
-            } else if let message = try connection.next(timeout: .milliseconds(100)) {
+            } else if let message = try Self.next(connection, pacing: &pacing) {
                 switch message {
                 case .xLogData(let data):
                     guard let finished = try decoder.feed(data.payload, recordLSN: data.walStart) else { continue }
+                    pacing.committed(at: .now)
                     if let point = finished.rewind { queue.rewind(to: point) }
                     queue.markOverwritten(finished.overwritten)
                     queue.recordVersions(finished.versions)
@@ -105,6 +107,21 @@ final class WALCapture: Sendable {
             }
         }
         try? connection.stopStreaming(timeout: .seconds(5))
+    }
+
+    /// The stream's next message, nil when none came within 100 ms. While the stream is busy
+    /// (``StreamReadPacing``), a message already buffered comes at once, and with none the reader naps before it
+    /// waits on the socket.
+    private static func next(
+        _ connection: PostgresReplicationConnection, pacing: inout StreamReadPacing
+    ) throws -> PostgresReplicationMessage? {
+        if pacing.isBusy {
+            if let message = try connection.next(timeout: .zero) { return message }
+            usleep(StreamReadPacing.napMicroseconds)
+        }
+        let message = try connection.next(timeout: .milliseconds(100))
+        if message == nil { pacing.idled() }
+        return message
     }
 
     /// Tells the slot the queue's confirmable position; returns it.
