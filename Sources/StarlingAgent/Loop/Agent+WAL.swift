@@ -204,13 +204,14 @@ extension Agent {
                 if isStopped { return false }
             }
             let readAt = rewinds.load(ordering: .acquiring)
+            let started = ContinuousClock.now
             switch captureQueue.nextBatch(maxCount: pushBatch.maxCount, maxBytes: pushBatch.maxBytes) {
             case nil:
                 try await saveCheckpoint()
                 return true
             case .changes(let captured):
                 guard try await pushCaptured(captured, readAt: readAt) else { return false }
-                pushPacing.withLock { $0.pushed(captured.count, at: .now) }
+                pushPacing.withLock { $0.pushed(captured.count, startedAt: started, endedAt: .now) }
             case .spilled(let spilled):
                 guard try await pushSpilled(spilled, readAt: readAt) else { return false }
             case .schema(let schema):
