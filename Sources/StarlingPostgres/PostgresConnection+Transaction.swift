@@ -58,15 +58,8 @@ extension PostgresConnection {
     ) throws(PostgresError) -> (results: [PostgresResult], then: PostgresResult?) {
         precondition(!isInTransaction && deferredBegin == nil, "transaction() called inside an open transaction")
         deferredBegin = beginStatements(isolation: nil, settings: settings)
-        let all =
-            statements + [PostgresStatement("COMMIT", name: "commit", prepared: true)]
-            + (query.map { [PostgresStatement($0, name: "then", prepared: true)] } ?? [])
         do throws(PostgresError) {
-            let results = try pipeline(all)
-            guard results.count == all.count else {
-                throw PostgresError(code: .protocolError, message: "a pipelined transaction lost results")
-            }
-            return (Array(results.prefix(statements.count)), query == nil ? nil : results.last)
+            return try pipelineCommitting(statements, then: query)
         } catch {
             // The skipped COMMIT leaves the transaction open and failed until a ROLLBACK.
             deferredBegin = nil
@@ -83,13 +76,24 @@ extension PostgresConnection {
     @discardableResult
     public func commit(pipelining statements: [PostgresStatement]) throws(PostgresError) -> [PostgresResult] {
         precondition(isInTransaction || deferredBegin != nil, "commit(pipelining:) called outside a transaction")
-        let all = statements + [PostgresStatement("COMMIT", name: "commit", prepared: true)]
+        let results = try pipelineCommitting(statements, then: nil).results
+        committedByBody = true
+        return results
+    }
+
+    /// `statements`, `COMMIT` and then `query` (none when nil) in one pipeline, a deferred `BEGIN` first; the
+    /// statements' results and the query's.
+    private func pipelineCommitting(_ statements: [PostgresStatement], then query: String?)
+        throws(PostgresError) -> (results: [PostgresResult], then: PostgresResult?)
+    {
+        let all =
+            statements + [PostgresStatement("COMMIT", name: "commit", prepared: true)]
+            + (query.map { [PostgresStatement($0, name: "then", prepared: true)] } ?? [])
         let results = try pipeline(all)
         guard results.count == all.count else {
-            throw PostgresError(code: .protocolError, message: "a pipelined commit lost results")
+            throw PostgresError(code: .protocolError, message: "a pipelined transaction lost results")
         }
-        committedByBody = true
-        return Array(results.prefix(statements.count))
+        return (Array(results.prefix(statements.count)), query == nil ? nil : results.last)
     }
 
     private func run<T>(

@@ -32,7 +32,7 @@ extension SequencerWriter {
                 try loadDeltaKinds(slice, connection: connection)
                 try loadReasserted(slice, into: &state, connection: connection)
                 verdicts.append(decide(changes, texts: texts, region: region, state: &state, outcome: &outcome))
-                let statements = try store(state, connection: connection) + [storeReasserted(state)].compactMap { $0 }
+                let statements = try store(state, connection: connection)
                 if !statements.isEmpty { _ = try connection.pipeline(statements) }
                 written += state.logged.count
                 (seq, conflictID) = (state.nextSeq, state.nextConflictID)

@@ -225,8 +225,7 @@ final class SequencerWriter: @unchecked Sendable {
                         .failed(HubError(code: .storageFailed, message: "a staged transaction batched with others")))
                 }
             }
-            try connection.commit(
-                pipelining: try store(state, connection: connection) + [storeReasserted(state)].compactMap { $0 })
+            try connection.commit(pipelining: try store(state, connection: connection))
             outcome.logged = state.logged
             return outcome
         }
@@ -645,7 +644,7 @@ extension SequencerWriter {
 
     /// Writes the batch: log, rejections, conflicts and new heads by COPY when the batch is large; returns the
     /// statements for the rest, to run in one pipeline (with the COMMIT): those rows when the batch is small, the
-    /// origin marks, the changed heads (one UPDATE) and any resolutions.
+    /// origin marks, the changed heads (one UPDATE), any resolutions and the re-asserted heads' priorities.
     func store(_ state: BatchState, connection: PostgresConnection) throws -> [PostgresStatement] {
         let rowCount = state.logged.count + state.decisionRows.count + state.conflictRows.count + state.dirtyHeads.count
         let isSmall = rowCount <= Self.pipelinedRows
@@ -695,6 +694,7 @@ extension SequencerWriter {
                     [.text(resolution.actor), .text(String(resolution.conflictID)), .text(resolution.pickText)],
                     name: "sequencer.audit"))
         }
+        if let reasserted = storeReasserted(state) { statements.append(reasserted) }
         return statements
     }
 
