@@ -10,6 +10,7 @@ import StarlingCore
 /// ca: certs/ca.crt
 /// database: postgresql://postgres@127.0.0.1:5544/region_us_east
 /// capture: auto      # WAL when the database allows it, else triggers; or wal, or trigger
+/// output_plugin: auto  # a new slot's: starling_pgoutput when the database may load it, else pgoutput; or either
 /// journal: false     # true: keep every WAL-captured change pushed, with its verdict, in starling.journal
 /// compression: auto  # gzip to and from the hub unless it is on loopback; or gzip, or none
 /// tuning:            # optional, every member optional
@@ -48,6 +49,8 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public var bootstrap = Bootstrap()
     /// How changes are captured (``CaptureMode``). Default `auto`.
     public var capture = CaptureMode.auto
+    /// The output plugin a new replication slot decodes with (``OutputPlugin``). Default `auto`.
+    public var outputPlugin = OutputPlugin.auto
     /// Keep every WAL-captured change pushed, with its verdict, in `starling.journal` (an audit trail). Default false.
     public var journal = false
     /// gzip for the traffic with the hub (default `auto`: not on loopback).
@@ -237,7 +240,8 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: ConfigurationKey.self)
         try c.rejectUnknownKeys([
-            "region", "hub", "token", "ca", "database", "tuning", "bootstrap", "capture", "journal", "compression",
+            "region", "hub", "token", "ca", "database", "tuning", "bootstrap", "capture", "output_plugin", "journal",
+            "compression",
         ])
         region = try c.required("region")
         if let list = try? c.decode([String].self, forKey: ConfigurationKey("hub")) {
@@ -251,6 +255,7 @@ public struct AgentConfiguration: Sendable, Decodable, Hashable {
         tuning = try c.value("tuning", default: Tuning())
         bootstrap = try c.value("bootstrap", default: Bootstrap())
         capture = try c.value("capture", default: CaptureMode.auto)
+        outputPlugin = try c.value("output_plugin", default: OutputPlugin.auto)
         journal = try c.value("journal", default: false)
         compression = try c.value("compression", default: HubCompression.auto)
     }

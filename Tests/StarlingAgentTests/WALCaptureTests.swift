@@ -75,6 +75,13 @@ struct WALCaptureTests {
             try await cluster.waitUntilStarted("r1")
             try await cluster.waitUntilStarted("r2")
             #expect(try await r1.int("SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture'") == 0)
+            // The ops/test cluster may load starling_pgoutput: `output_plugin: auto` decodes with it.
+            for region in [r1, r2] {
+                #expect(
+                    try await region.int(
+                        "SELECT count(*) FROM pg_replication_slots WHERE database = current_database() AND plugin = 'starling_pgoutput'")
+                        == 1)
+            }
             for id in 1...20 { try await r1.execute("INSERT INTO items VALUES ($1, $2, 'from r1')", [.int(id), .int(id)]) }
             try await r1.sql { _ = try $0.executeScript("BEGIN; UPDATE items SET qty = qty + 100 WHERE id <= 10; COMMIT") }
             try await r1.execute("UPDATE items SET id = 50 WHERE id = 20")
@@ -289,6 +296,62 @@ struct WALCaptureTests {
             #expect(try await r1.outboxDepth() == 0)
             #expect(try await Self.logged(cluster, from: "r1") == 60)
         }
+    }
+
+    @Test("where the server refuses starling_pgoutput, output_plugin: auto decodes with pgoutput and starling_pgoutput stops")
+    func pluginRefusedFallsBackToPgoutput() async throws {
+        // A cluster that does not list starling_pgoutput in output_plugin_libraries (PostgreSQL's default): an agent
+        // asked for it stops with an error naming the setting and the fix; one on `auto` creates a pgoutput slot,
+        // says so in its status, and replicates both ways (its applies decoded in full, as before the plugin).
+        let plain = try await TestPostgresCluster.start(name: "noplugin")
+        do {
+            try await AgentCluster.with(regions: ["r2"]) { cluster in
+                let admin = try PostgresConnection.connect(url: plain.url())
+                try admin.execute("CREATE DATABASE region")
+                admin.close()
+                let url = plain.url(database: "region")
+                let region = try PostgresConnection.connect(url: url)
+                defer { region.close() }
+                try region.executeScript(AgentCluster.ddl)
+                var configuration = AgentConfiguration(
+                    region: "r1", hub: cluster.hub.url, token: InProcessHub.token("r1"), database: url)
+                configuration.tuning.backoff = .init(initialMs: 5, maxMs: 100)
+                configuration.capture = .wal
+                configuration.outputPlugin = .starlingPgoutput
+                let refused = try RunningAgent(configuration: configuration)
+                do {
+                    try await refused.waitForExit()
+                    Issue.record("output_plugin: starling_pgoutput started where the server refuses it")
+                } catch let error as AgentError {
+                    #expect(error.message.contains("output_plugin_libraries") && error.key == "output_plugin", "\(error)")
+                }
+                try? await refused.stop()
+                #expect(try region.query("SELECT count(*) FROM pg_replication_slots")[0].int64(0) == 0)
+                configuration.outputPlugin = .auto
+                let fallback = try RunningAgent(configuration: configuration)
+                try cluster.startAgent("r2", tune: Self.wal)
+                try await cluster.waitUntilStarted("r2")
+                try await waitUntil("r1 decodes with pgoutput") {
+                    try region.query("SELECT count(*) FROM pg_replication_slots WHERE plugin = 'pgoutput'")[0].int64(0) == 1
+                }
+                try region.execute("INSERT INTO items VALUES (1, 1, 'from r1')")
+                try await cluster["r2"].execute("INSERT INTO items VALUES (2, 1, 'from r2')")
+                try await waitUntil("both rows in both regions") {
+                    try await cluster["r2"].int("SELECT count(*) FROM items") == 2
+                        && region.query("SELECT count(*) FROM items")[0].int64(0) == 2
+                }
+                try await waitUntil("/v1/status says why r1 decodes with pgoutput") {
+                    let reason = try await cluster.hub.status(of: "r1")["capture"]?["reason"]?.stringValue ?? ""
+                    return reason.contains("starling_pgoutput unavailable") && reason.contains("output_plugin_libraries")
+                }
+                #expect(try await Self.logged(cluster, from: "r1") == 1, "r2's row applied in r1 is not pushed back")
+                try await fallback.stop()
+            }
+        } catch {
+            await plain.destroy()
+            throw error
+        }
+        await plain.destroy()
     }
 
     @Test("without wal_level = logical, capture: wal is refused naming the setting and auto falls back to triggers")

@@ -26,25 +26,37 @@ struct WALDecoderOwnWritesTests {
         return decoder
     }
 
-    /// One transaction updating row `id`: the application's, or the agent's own with `marker`.
+    /// One transaction updating row `id`: the application's, or the agent's own with `marker`. `written`: the
+    /// transaction lists its keys first (``WrittenKeys``), and its row is sent only with `rows` (a slot decoding with
+    /// starling_pgoutput leaves it out).
     static func transaction(
-        _ decoder: inout WALDecoder, commit: UInt64, id: Int, own marker: CaptureLedger.Marker? = nil
+        _ decoder: inout WALDecoder, commit: UInt64, id: Int, own marker: CaptureLedger.Marker? = nil,
+        written: String? = nil, rows: Bool = true
     ) throws -> WALDecoder.Finished? {
         _ = try decoder.feed(WireBuilder("B").i64(Int64(commit)).i64(0).u32(700).bytes, recordLSN: LSN(commit - 8))
+        func message(_ prefix: String, _ content: String, at lsn: UInt64) throws {
+            let bytes = Array(content.utf8)
+            _ = try decoder.feed(
+                WireBuilder("M").u8(1).i64(Int64(lsn)).string(prefix).i32(Int32(bytes.count)).raw(bytes).bytes,
+                recordLSN: LSN(lsn))
+        }
         if let marker {
             _ = try decoder.feed(WireBuilder("O").i64(0).string(origin).bytes, recordLSN: LSN(commit - 7))
-            let text = Array(marker.text.utf8)
-            _ = try decoder.feed(
-                WireBuilder("M").u8(1).i64(Int64(commit - 6)).string(CaptureLedger.Marker.prefix).i32(Int32(text.count))
-                    .raw(text).bytes, recordLSN: LSN(commit - 6))
+            try message(CaptureLedger.Marker.prefix, marker.text, at: commit - 6)
         }
+        if let written { try message(WrittenKeys.prefix, written, at: commit - 5) }
         let old: [PgOutputValue] = [.text("\(id)"), .text("before")]
         let new: [PgOutputValue] = [.text("\(id)"), .text(marker == nil ? "local" : "applied")]
-        _ = try decoder.feed(
-            WireBuilder("U").u32(relation).tag("O").tuple(old).tag("N").tuple(new).bytes, recordLSN: LSN(commit - 4))
+        if rows {
+            _ = try decoder.feed(
+                WireBuilder("U").u32(relation).tag("O").tuple(old).tag("N").tuple(new).bytes, recordLSN: LSN(commit - 4))
+        }
         return try decoder.feed(
             WireBuilder("C").u8(0).i64(Int64(commit)).i64(Int64(commit + 8)).i64(0).bytes, recordLSN: LSN(commit))
     }
+
+    /// Row `id`'s key as the decoder makes it (a bigint travels as a JSON string).
+    static func key(_ id: Int) -> TableKey { TableKey(table: shape.name, key: ["id": .string("\(id)")]) }
 
     @Test("an apply that promises nothing has its rows read: a local change it overwrote is found")
     func withoutPromiseRowsAreRead() throws {
@@ -101,6 +113,65 @@ struct WALDecoderOwnWritesTests {
         #expect(own.changes.isEmpty)
         _ = try decoder.feed(WireBuilder("B").i64(0x200).i64(0).u32(701).bytes, recordLSN: LSN(0x1F0))
         #expect(throws: AgentError.self) { try decoder.feed(garbage, recordLSN: LSN(0x1F2)) }
+    }
+
+    @Test("an apply that lists its keys has the overwrite found without its rows")
+    func listedKeysFindTheOverwrite() throws {
+        // As the race above, with the apply's rows left out of the stream (starling_pgoutput): its message names the
+        // key. Without the message the overwrite would go unseen (the next apply, which lists another key, shows it).
+        var decoder = try Self.decoder()
+        let local = try #require(try Self.transaction(&decoder, commit: 0x100, id: 1))
+        let position = try #require(local.changes.first?.position)
+        let earlier = StreamPosition(commitLSN: 0x50, number: 0)
+        let apply = try #require(
+            try Self.transaction(
+                &decoder, commit: 0x200, id: 1, own: .init(cursor: 5, deferredThrough: earlier),
+                written: WrittenKeys.content([Self.key(1)]), rows: false))
+        #expect(apply.overwritten == [position])
+        let other = try #require(
+            try Self.transaction(
+                &decoder, commit: 0x300, id: 1, own: .init(cursor: 6, deferredThrough: earlier),
+                written: WrittenKeys.content([Self.key(2)]), rows: false))
+        #expect(other.overwritten.isEmpty)
+    }
+
+    @Test("a part's empty list means the keys its marker gives versions")
+    func emptyListMeansMarkerVersions() throws {
+        var decoder = try Self.decoder()
+        let local = try #require(try Self.transaction(&decoder, commit: 0x100, id: 1))
+        let position = try #require(local.changes.first?.position)
+        let earlier = StreamPosition(commitLSN: 0x50, number: 0)
+        let part = try #require(
+            try Self.transaction(
+                &decoder, commit: 0x200, id: 1, own: .init(versions: [Self.key(1): 7], deferredThrough: earlier),
+                written: WrittenKeys.markerVersionsContent, rows: false))
+        #expect(part.overwritten == [position])
+    }
+
+    @Test("a listed transaction's rows are not decoded even when sent; a malformed list is refused when read")
+    func listedRowsAreNotDecoded() throws {
+        // pgoutput sends the rows anyway: the list stands for them (an apply listing key 2 while writing row 1
+        // breaks its word, and the decoder goes by the list).
+        var decoder = try Self.decoder()
+        _ = try #require(try Self.transaction(&decoder, commit: 0x100, id: 1))
+        let earlier = StreamPosition(commitLSN: 0x50, number: 0)
+        let apply = try #require(
+            try Self.transaction(
+                &decoder, commit: 0x200, id: 1, own: .init(cursor: 5, deferredThrough: earlier),
+                written: WrittenKeys.content([Self.key(2)])))
+        #expect(apply.overwritten.isEmpty)
+        #expect(throws: AgentError.self) {
+            try Self.transaction(
+                &decoder, commit: 0x300, id: 1, own: .init(cursor: 6, deferredThrough: earlier), written: "{", rows: false)
+        }
+    }
+
+    @Test("an application's transaction that lists keys is captured as any other")
+    func applicationListIsIgnored() throws {
+        var decoder = try Self.decoder()
+        let application = try #require(
+            try Self.transaction(&decoder, commit: 0x100, id: 1, written: WrittenKeys.content([Self.key(1)])))
+        #expect(application.changes.map(\.key) == [Self.key(1)])
     }
 
     @Test("markers carry the promise through their text")

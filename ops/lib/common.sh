@@ -67,6 +67,43 @@ starling_pg_bin() {
     echo "$d"
 }
 
+# starling_install_decoder [PG_CONFIG]: builds ops/decoder's starling_pgoutput plugin for the server of PG_CONFIG
+# (default: the newest installed server's) and installs it into its library directory (README "The decoding
+# plugin"), unless the library there was built from this source already. Needs root (or sudo) for the install,
+# and the server's development package (installed when missing).
+starling_install_decoder() {
+    local pg_config=${1:-} src="$STARLING_ROOT/ops/decoder" major libdir sum build sudo=""
+    [ -n "$pg_config" ] || pg_config="$(starling_pg_bin)/pg_config"
+    [ -x "$pg_config" ] || starling_die "no pg_config at $pg_config"
+    major=$("$pg_config" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/')
+    starling_need_debs "postgresql-server-dev-$major" make gcc
+    libdir=$("$pg_config" --pkglibdir)
+    sum=$(cat "$src/starling_pgoutput.c" "$src/Makefile" | sha256sum | cut -d' ' -f1)
+    if [ -f "$libdir/starling_pgoutput.so" ] && [ "$(cat "$libdir/starling_pgoutput.sha256" 2>/dev/null)" = "$sum" ]; then
+        return 0
+    fi
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    build=$(mktemp -d /tmp/starling-decoder.XXXXXX)
+    cp "$src/starling_pgoutput.c" "$src/Makefile" "$build/"
+    # with_llvm=no: no JIT bitcode (which needs clang at install time).
+    make -s -C "$build" PG_CONFIG="$pg_config" with_llvm=no >"$build/make.log" 2>&1 \
+        || { cat "$build/make.log" >&2; rm -rf "$build"; starling_die "building the decoding plugin failed"; }
+    $sudo install -m 755 "$build/starling_pgoutput.so" "$libdir/starling_pgoutput.so" \
+        || { rm -rf "$build"; starling_die "installing $libdir/starling_pgoutput.so failed"; }
+    echo "$sum" | $sudo tee "$libdir/starling_pgoutput.sha256" >/dev/null
+    rm -rf "$build"
+    starling_log "decoding plugin starling_pgoutput installed in $libdir"
+}
+
+# starling_decoder_conf BINDIR: the postgresql.conf line that lets replication connections load starling_pgoutput
+# (`output_plugin_libraries`, PostgreSQL 15.19 and later; nothing for a server without the setting, which would
+# refuse to start with an unknown name).
+starling_decoder_conf() {
+    if (cd / && "$1/postgres" --describe-config 2>/dev/null | cut -f1 | grep -qx output_plugin_libraries); then
+        echo "output_plugin_libraries = 'pgoutput, test_decoding, starling_pgoutput'"
+    fi
+}
+
 # starling_free_port LOW HIGH: a loopback TCP port nobody listens on.
 starling_free_port() {
     local low=$1 high=$2 p
@@ -107,6 +144,7 @@ max_wal_senders = 64
 # their states take slots of max_replication_slots): with 128, concurrent suites ran out and agents fell back to
 # one worker, so the parallel apply's test saw no parts.
 max_replication_slots = 256
+$(starling_decoder_conf "$bin")
 CONF
     "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start >/dev/null \
         || { cat "$dir/postgres.log" >&2; starling_die "postgres did not start"; }

@@ -131,15 +131,47 @@ final class WALCapture: Sendable {
         return confirmable
     }
 
-    /// Creates the slot when it does not exist yet (on a replication connection). Returns its consistent point
-    /// when created now, nil when it existed.
-    func ensureSlot(name: String, connection: PostgresConnection) throws -> LSN? {
-        guard try connection.replicationSlot(named: name) == nil else { return nil }
+    /// The slot's output plugin, and why: created when the slot does not exist yet (on a replication connection),
+    /// with `plugin`'s choice (``OutputPlugin``; under `auto`, pgoutput when the server refuses starling_pgoutput),
+    /// else the one it was created with. `created`: the new slot's consistent point.
+    struct Slot {
+        var created: LSN?
+        var plugin: String
+        var reason: String
+    }
+
+    func ensureSlot(name: String, plugin: OutputPlugin, connection: PostgresConnection) throws -> Slot {
+        if let existing = try connection.replicationSlot(named: name) {
+            let used = existing.plugin ?? OutputPlugin.pgoutput.rawValue
+            return Slot(created: nil, plugin: used, reason: "slot \(name) decodes with \(used) (a slot keeps its plugin)")
+        }
         let replication = try PostgresReplicationConnection.connect(
             url: url, applicationName: "starling-agent-\(region)-wal", parameters: [("options", Self.sessionOptions)])
         defer { replication.close() }
-        let point = try replication.createLogicalSlot(name: name)
-        logger.info("replication slot created", metadata: ["agent.slot": "\(name)", "agent.at": "\(point)"])
-        return point
+        var reason = "output_plugin: \(plugin.rawValue)"
+        var used = plugin == .pgoutput ? OutputPlugin.pgoutput : .starlingPgoutput
+        let point: LSN
+        do throws(PostgresError) {
+            point = try replication.createLogicalSlot(name: name, plugin: used.rawValue)
+        } catch where plugin == .auto {
+            // Not installed, or not listed in output_plugin_libraries (PostgreSQL 15.19 and later): pgoutput then.
+            reason = "output_plugin: auto, starling_pgoutput unavailable (\(error.message)): " + Self.pluginFix
+            used = .pgoutput
+            point = try replication.createLogicalSlot(name: name, plugin: used.rawValue)
+        } catch {
+            guard plugin == .starlingPgoutput else { throw error }
+            throw AgentError(
+                code: .capture, message: "output_plugin: starling_pgoutput, but the server refuses it: \(error.message); "
+                    + Self.pluginFix, key: "output_plugin")
+        }
+        logger.info(
+            "replication slot created",
+            metadata: ["agent.slot": "\(name)", "agent.at": "\(point)", "agent.plugin": "\(used.rawValue)"])
+        return Slot(created: point, plugin: used.rawValue, reason: reason)
     }
+
+    /// How a database gets starling_pgoutput (README "The decoding plugin").
+    static let pluginFix =
+        "install it in the server (ops/decoder/install) and list it in output_plugin_libraries "
+        + "(PostgreSQL 15.19 and later), or set output_plugin: pgoutput"
 }

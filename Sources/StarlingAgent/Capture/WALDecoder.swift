@@ -40,6 +40,9 @@ struct WALDecoder: Sendable {
         var marker: CaptureLedger.Marker?
         var isSwitch = false
         var written: [TableKey] = []
+        /// The content of the transaction's ``WrittenKeys`` message (an own transaction's): its keys, read only when
+        /// they matter (``ownRowsMatter(_:)``).
+        var writtenContent: [UInt8]?
         /// Schema changes made here in this transaction (``WALSchemas``), pushed before its row changes.
         var schemaChanges: [CaptureQueue.CapturedSchema] = []
         /// The application's changes so far, in order; moved to `spill` past the threshold.
@@ -97,6 +100,9 @@ struct WALDecoder: Sendable {
             if WALSetup.isOwn(origin: origin.name, agentOrigin: originName) { transaction?.isOwn = true }
         case .message(let logical) where logical.isTransactional && logical.prefix == AgentStore.schemaMessagePrefix:
             try schemaMessage(logical.content, recordLSN: recordLSN)
+        case .message(let logical) where logical.isTransactional && logical.prefix == WrittenKeys.prefix:
+            // An application's transaction cannot speak for the agent: only an own transaction's list counts.
+            if transaction?.isOwn == true { transaction?.writtenContent = logical.content }
         case .message(let logical):
             guard logical.isTransactional, logical.prefix == CaptureLedger.Marker.prefix else { break }
             let json: JSONValue
@@ -150,7 +156,11 @@ struct WALDecoder: Sendable {
         if open.isOwn {
             if open.isSwitch { switching = false }
             if let observed = open.marker?.observedHLC { clock.observe(observed) }
-            let overwritten = ledger.own(marker: open.marker ?? .init(), writtenKeys: open.written)
+            var written = open.written
+            if let content = open.writtenContent, ownRowsMatter(open) {
+                written += try WrittenKeys.keys(content, marker: open.marker)
+            }
+            let overwritten = ledger.own(marker: open.marker ?? .init(), writtenKeys: written)
             return Finished(
                 changes: [], overwritten: overwritten, commitEnd: commit.endLSN, versions: open.marker?.versions ?? [:],
                 rewind: open.marker?.rewind)
@@ -206,14 +216,19 @@ struct WALDecoder: Sendable {
     }
 
     /// Records one row change of the open transaction.
-    /// The agent's own rows matter only for the keys they write, and only while some local change waits for its
-    /// verdict (``CaptureLedger/own(marker:writtenKeys:)``): most of the stream, not decoded at all. An apply that
-    /// deferred every key pending up to its marker's position (the marker comes before its rows) can have
-    /// overwritten only changes decoded after it: with none, its rows are not decoded either (most of an
-    /// apply-heavy stream).
+    /// The agent's own rows are not decoded when they do not matter (``ownRowsMatter(_:)``), nor when the
+    /// transaction listed its keys (``WrittenKeys``, before its rows; a slot decoding with `starling_pgoutput` does
+    /// not even send them then).
     private func skipsRows(of open: Transaction) -> Bool {
-        open.isOwn
-            && (ledger.pending.isEmpty || open.marker?.deferredThrough.map { !ledger.hasPending(after: $0) } == true)
+        open.isOwn && (open.writtenContent != nil || !ownRowsMatter(open))
+    }
+
+    /// Whether the keys an own transaction writes matter: only while some local change waits for its verdict
+    /// (``CaptureLedger/own(marker:writtenKeys:)``), most of the stream not. An apply that deferred every key pending
+    /// up to its marker's position (the marker comes before its rows) can have overwritten only changes decoded after
+    /// it: with none, not either (most of an apply-heavy stream).
+    private func ownRowsMatter(_ open: Transaction) -> Bool {
+        !(ledger.pending.isEmpty || open.marker?.deferredThrough.map { !ledger.hasPending(after: $0) } == true)
     }
 
     private mutating func change(

@@ -114,12 +114,14 @@ extension Agent {
             let wanted = applyOrigins.count + 1
             let capture = walCapture
             let store = self.store
-            let (state, workers) = try await db { connection in
+            let plugin = configuration.outputPlugin
+            let (state, workers, slot) = try await db { connection in
                 let workers = setup.usableWorkers(wanted, connection: connection)
                 setup.dropWorkerOrigins(from: workers, connection: connection)
                 let state = try setup.prepare(
                     tables: shapes, switching: choice.captureTriggers, workers: workers, connection: connection)
-                if let point = try capture.ensureSlot(name: setup.name, connection: connection) {
+                let slot = try capture.ensureSlot(name: setup.name, plugin: plugin, connection: connection)
+                if let point = slot.created {
                     // Decoding starts at the slot's consistent point with the clock as it is now: a restart
                     // before the first checkpoint decodes the same stamps again.
                     // Versions trigger capture's verdicts gave keys above the cursor are in version rows only; from
@@ -130,8 +132,11 @@ extension Agent {
                         resume: point, ledger: CaptureLedger(cursor: agentState.cursor, versions: versions),
                         switching: state.switching, hlc: agentState.lastHLC, connection: connection)
                 }
-                return (state, workers)
+                return (state, workers, slot)
             }
+            // Under starling_pgoutput the applies list their keys, and their rows stay out of the stream.
+            store.writtenKeys.set(slot.plugin == OutputPlugin.starlingPgoutput.rawValue)
+            active.reason += "; " + slot.reason
             if workers < wanted {
                 logger.warning(
                     """

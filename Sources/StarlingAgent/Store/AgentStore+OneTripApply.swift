@@ -69,17 +69,22 @@ extension AgentStore {
         // tables before this transaction does).
         var statements = try catalog.lockable.isEmpty
             ? [] : [PostgresStatement(Self.lockStatement(catalog.lockable), name: "agent.oneTrip.lock", prepared: true)]
-        let marker = page.promised.deferredThrough != nil && !catalog.sideWrites ? page.promised : page.marker
-        statements.append(cursorStatement(page, key: key, marker: marker))
-        if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
         let groups = Self.groupByTable(images, tables: catalog.tables)
         summary.skippedVersion += groups.notInstalled.count
-        for (table, indices) in groups.tables {
-            let batch = try Self.walBatch(images, indices: indices, table: table)
+        let batches = try groups.tables.map { table, indices in
+            (table: table, count: indices.count, batch: try Self.walBatch(images, indices: indices, table: table))
+        }
+        let promises = page.promised.deferredThrough != nil && !catalog.sideWrites
+        // With its promise the transaction writes the batches' keys and nothing else: it lists them (``WrittenKeys``).
+        let written = promises && writtenKeys.isOn
+            ? WrittenKeys.content(batches.lazy.flatMap { $0.batch.newest.lazy.map { images[$0].tableKey } }) : nil
+        statements.append(cursorStatement(page, key: key, marker: promises ? page.promised : page.marker, written: written))
+        if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
+        for (table, count, batch) in batches {
             if batch.locksFirst { statements.append(Self.lockingRows(of: table, images: images, indices: batch.newest)) }
             if let upsert = upsertStatement(batch, table: table, key: key, connection: connection) {
                 statements.append(upsert)
-                summary.applied += indices.count
+                summary.applied += count
                 continue
             }
             for documents in batch.calls {
@@ -88,7 +93,7 @@ extension AgentStore {
                         "SELECT starling.refuse_unless(error_state IS NULL, $3) AS ok FROM \(batch.function)($1::jsonb, $2::jsonb)",
                         documents + [.text("a row of \(table) failed")], name: "agent.apply.walBatch", prepared: true))
             }
-            summary.applied += indices.count
+            summary.applied += count
         }
         let (_, then) = try connection.transaction(
             settings: oneTripSettings, pipelining: statements, thenQuery: Self.insertPositionSQL)
@@ -126,9 +131,11 @@ extension AgentStore {
     }
 
     /// The cursor's move, as the full apply's cursor statement makes it, refused unless the cursor is where the page
-    /// starts, the catalog key is `key` and no entry is held (read after the locks); it writes `marker` into the WAL
-    /// before any row.
-    private func cursorStatement(_ page: OneTripPage, key: String, marker: CaptureLedger.Marker) -> PostgresStatement {
+    /// starts, the catalog key is `key` and no entry is held (read after the locks); it writes `marker`, and the
+    /// ``WrittenKeys`` message `written` when there is one, into the WAL before any row.
+    private func cursorStatement(
+        _ page: OneTripPage, key: String, marker: CaptureLedger.Marker, written: String?
+    ) -> PostgresStatement {
         PostgresStatement(
             """
             WITH k AS (SELECT \(CatalogCache.keyExpression) AS key, EXISTS (SELECT 1 FROM starling.held_entries) AS held),
@@ -137,11 +144,13 @@ extension AgentStore {
             SELECT starling.refuse_unless(EXISTS (SELECT 1 FROM u), 'the cursor is not where the page starts')
                    AND starling.refuse_unless(k.key = $6 AND NOT k.held, 'the catalog changed or entries are held')
                    AS ok,
-                   pg_logical_emit_message(true, $7, $8)::text AS marker
+                   pg_logical_emit_message(true, $7, $8)::text AS marker,
+                   CASE WHEN $9::text IS NOT NULL THEN pg_logical_emit_message(true, $10, $9)::text END AS written
             FROM k
             """,
             [.int64(page.next), .int64(page.maxHLC), .int64(page.after)] + historyParameters + [
-                .text(key), .text(CaptureLedger.Marker.prefix), .text(marker.text),
+                .text(key), .text(CaptureLedger.Marker.prefix), .text(marker.text), written.map { .text($0) } ?? .null,
+                .text(WrittenKeys.prefix),
             ], name: "agent.apply.oneTrip", prepared: true)
     }
 }

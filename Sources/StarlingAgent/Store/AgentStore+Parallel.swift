@@ -67,7 +67,13 @@ extension AgentStore {
                         reason: "\(serial.sorted().joined(separator: ", ")) must apply in commit order",
                         dueToTables: true)
                 }
-                try Self.emit(marker, connection: connection)
+                // The part writes the keys its marker gives versions, and nothing else (its tables apply in parallel:
+                // no trigger, no foreign key): its rows need not be decoded (``WrittenKeys``).
+                if writtenKeys.isOn {
+                    try Self.emit(marker, written: WrittenKeys.markerVersionsContent, connection: connection)
+                } else {
+                    try Self.emit(marker, connection: connection)
+                }
                 let tables = Set(try Self.names(try row.string("tables")))
                 var summary = ApplySummary()
                 var applicable = entries

@@ -29,16 +29,20 @@ public struct AgentStore: Sendable {
     /// What applies read from the catalog, by the key it was read at, shared by this store's copies
     /// (``CatalogCache``).
     public let catalog: CatalogCache
+    /// Whether applies list the keys they write (``WrittenKeys``: the slot decodes with `starling_pgoutput`),
+    /// shared by this store's copies.
+    public let writtenKeys: WrittenKeysSetting
 
     public init(
         region: String, clockOffsetMicros: Int64 = 0, isSynchronousCommit: Bool = false, history: LogHistory? = nil,
-        catalog: CatalogCache = CatalogCache()
+        catalog: CatalogCache = CatalogCache(), writtenKeys: WrittenKeysSetting = WrittenKeysSetting()
     ) {
         self.region = region
         self.clockOffsetMicros = clockOffsetMicros
         self.isSynchronousCommit = isSynchronousCommit
         self.history = history
         self.catalog = catalog
+        self.writtenKeys = writtenKeys
     }
 
     /// A transaction without the WAL flush wait unless ``isSynchronousCommit`` (set with its `BEGIN`, which goes
@@ -506,6 +510,14 @@ public struct AgentStore: Sendable {
         try connection.query(
             "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn",
             [.text(CaptureLedger.Marker.prefix), .text(marker.text)], name: "agent.wal.marker", prepared: true)
+    }
+
+    /// Writes `marker` and then the ``WrittenKeys`` message `written` into the WAL, in one statement.
+    static func emit(_ marker: CaptureLedger.Marker, written: String, connection: PostgresConnection) throws {
+        try connection.query(
+            "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn, pg_logical_emit_message(true, $3, $4)::text AS written",
+            [.text(CaptureLedger.Marker.prefix), .text(marker.text), .text(WrittenKeys.prefix), .text(written)],
+            name: "agent.wal.markerWritten", prepared: true)
     }
 
     // MARK: - Pull side
