@@ -143,6 +143,11 @@ final class WALCapture: Sendable {
     func ensureSlot(name: String, plugin: OutputPlugin, connection: PostgresConnection) throws -> Slot {
         if let existing = try connection.replicationSlot(named: name) {
             let used = existing.plugin ?? OutputPlugin.pgoutput.rawValue
+            if plugin != .auto && used != plugin.rawValue {
+                logger.warning(
+                    "the replication slot keeps the plugin it was created with, not output_plugin's: uninstall and bootstrap the region again to change it",
+                    metadata: ["agent.slot": "\(name)", "agent.plugin": "\(used)", "agent.wanted": "\(plugin.rawValue)"])
+            }
             return Slot(created: nil, plugin: used, reason: "slot \(name) decodes with \(used) (a slot keeps its plugin)")
         }
         let replication = try PostgresReplicationConnection.connect(
