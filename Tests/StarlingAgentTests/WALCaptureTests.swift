@@ -63,6 +63,45 @@ struct WALCaptureTests {
         return count
     }
 
+    /// Runs `body` with region r1's database on a cluster of its own (`cluster`: the tables of the suite's regions
+    /// created there) and r1's configuration for it, beside an agent cluster whose only region is r2.
+    static func withOwnCluster(
+        _ cluster: TestPostgresCluster,
+        _ body: (AgentCluster, PostgresConnection, AgentConfiguration) async throws -> Void
+    ) async throws {
+        do {
+            try await AgentCluster.with(regions: ["r2"]) { agents in
+                let admin = try PostgresConnection.connect(url: cluster.url())
+                try admin.execute("CREATE DATABASE region")
+                admin.close()
+                let url = cluster.url(database: "region")
+                let region = try PostgresConnection.connect(url: url)
+                defer { region.close() }
+                try region.executeScript(AgentCluster.ddl)
+                var configuration = AgentConfiguration(
+                    region: "r1", hub: agents.hub.url, token: InProcessHub.token("r1"), database: url)
+                configuration.tuning.backoff = .init(initialMs: 5, maxMs: 100)
+                try await body(agents, region, configuration)
+            }
+        } catch {
+            await cluster.destroy()
+            throw error
+        }
+        await cluster.destroy()
+    }
+
+    /// Starts an agent on `configuration` and expects it to stop by itself with an ``AgentError`` that `matches`.
+    static func expectRefused(_ configuration: AgentConfiguration, _ matches: (AgentError) -> Bool) async throws {
+        let refused = try RunningAgent(configuration: configuration)
+        do {
+            try await refused.waitForExit()
+            Issue.record("the agent started: \(configuration)")
+        } catch let error as AgentError {
+            #expect(matches(error), "\(error)")
+        }
+        try? await refused.stop()
+    }
+
     @Test("two regions converge from their WAL; no trigger, no outbox row, the agents' own writes never pushed")
     func twoRegionsConverge() async throws {
         // Proves: inserts, updates, a primary-key change, deletes and a multi-row transaction travel through the
@@ -303,99 +342,58 @@ struct WALCaptureTests {
         // A cluster that does not list starling_pgoutput in output_plugin_libraries (PostgreSQL's default): an agent
         // asked for it stops with an error naming the setting and the fix; one on `auto` creates a pgoutput slot,
         // says so in its status, and replicates both ways (its applies decoded in full, as before the plugin).
-        let plain = try await TestPostgresCluster.start(name: "noplugin")
-        do {
-            try await AgentCluster.with(regions: ["r2"]) { cluster in
-                let admin = try PostgresConnection.connect(url: plain.url())
-                try admin.execute("CREATE DATABASE region")
-                admin.close()
-                let url = plain.url(database: "region")
-                let region = try PostgresConnection.connect(url: url)
-                defer { region.close() }
-                try region.executeScript(AgentCluster.ddl)
-                var configuration = AgentConfiguration(
-                    region: "r1", hub: cluster.hub.url, token: InProcessHub.token("r1"), database: url)
-                configuration.tuning.backoff = .init(initialMs: 5, maxMs: 100)
-                configuration.capture = .wal
-                configuration.outputPlugin = .starlingPgoutput
-                let refused = try RunningAgent(configuration: configuration)
-                do {
-                    try await refused.waitForExit()
-                    Issue.record("output_plugin: starling_pgoutput started where the server refuses it")
-                } catch let error as AgentError {
-                    #expect(error.message.contains("output_plugin_libraries") && error.key == "output_plugin", "\(error)")
-                }
-                try? await refused.stop()
-                #expect(try region.query("SELECT count(*) FROM pg_replication_slots")[0].int64(0) == 0)
-                configuration.outputPlugin = .auto
-                let fallback = try RunningAgent(configuration: configuration)
-                try cluster.startAgent("r2", tune: Self.wal)
-                try await cluster.waitUntilStarted("r2")
-                try await waitUntil("r1 decodes with pgoutput") {
-                    try region.query("SELECT count(*) FROM pg_replication_slots WHERE plugin = 'pgoutput'")[0].int64(0) == 1
-                }
-                try region.execute("INSERT INTO items VALUES (1, 1, 'from r1')")
-                try await cluster["r2"].execute("INSERT INTO items VALUES (2, 1, 'from r2')")
-                try await waitUntil("both rows in both regions") {
-                    try await cluster["r2"].int("SELECT count(*) FROM items") == 2
-                        && region.query("SELECT count(*) FROM items")[0].int64(0) == 2
-                }
-                try await waitUntil("/v1/status says why r1 decodes with pgoutput") {
-                    let reason = try await cluster.hub.status(of: "r1")["capture"]?["reason"]?.stringValue ?? ""
-                    return reason.contains("starling_pgoutput unavailable") && reason.contains("output_plugin_libraries")
-                }
-                #expect(try await Self.logged(cluster, from: "r1") == 1, "r2's row applied in r1 is not pushed back")
-                try await fallback.stop()
+        try await Self.withOwnCluster(try await TestPostgresCluster.start(name: "noplugin")) { cluster, region, base in
+            var configuration = base
+            configuration.capture = .wal
+            configuration.outputPlugin = .starlingPgoutput
+            try await Self.expectRefused(configuration) { error in
+                error.message.contains("output_plugin_libraries") && error.key == "output_plugin"
             }
-        } catch {
-            await plain.destroy()
-            throw error
+            #expect(try region.query("SELECT count(*) FROM pg_replication_slots")[0].int64(0) == 0)
+            configuration.outputPlugin = .auto
+            let fallback = try RunningAgent(configuration: configuration)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r2")
+            try await waitUntil("r1 decodes with pgoutput") {
+                try region.query("SELECT count(*) FROM pg_replication_slots WHERE plugin = 'pgoutput'")[0].int64(0) == 1
+            }
+            try region.execute("INSERT INTO items VALUES (1, 1, 'from r1')")
+            try await cluster["r2"].execute("INSERT INTO items VALUES (2, 1, 'from r2')")
+            try await waitUntil("both rows in both regions") {
+                try await cluster["r2"].int("SELECT count(*) FROM items") == 2
+                    && region.query("SELECT count(*) FROM items")[0].int64(0) == 2
+            }
+            try await waitUntil("/v1/status says why r1 decodes with pgoutput") {
+                let reason = try await cluster.hub.status(of: "r1")["capture"]?["reason"]?.stringValue ?? ""
+                return reason.contains("starling_pgoutput unavailable") && reason.contains("output_plugin_libraries")
+            }
+            #expect(try await Self.logged(cluster, from: "r1") == 1, "r2's row applied in r1 is not pushed back")
+            try await fallback.stop()
         }
-        await plain.destroy()
     }
 
     @Test("without wal_level = logical, capture: wal is refused naming the setting and auto falls back to triggers")
     func fallbackWithoutLogicalDecoding() async throws {
         // Proves the fallback: on a cluster at wal_level = replica an agent asked for WAL capture stops with an
         // error naming wal_level and the fix, and one on `auto` installs capture triggers and replicates.
-        let replica = try await TestPostgresCluster.start(name: "replica", walLevel: "replica")
-        do {
-            try await AgentCluster.with(regions: ["r2"]) { cluster in
-                let admin = try PostgresConnection.connect(url: replica.url())
-                try admin.execute("CREATE DATABASE region")
-                admin.close()
-                let url = replica.url(database: "region")
-                let region = try PostgresConnection.connect(url: url)
-                defer { region.close() }
-                try region.executeScript(AgentCluster.ddl)
-                var configuration = AgentConfiguration(
-                    region: "r1", hub: cluster.hub.url, token: InProcessHub.token("r1"), database: url)
-                configuration.tuning.backoff = .init(initialMs: 5, maxMs: 100)
-                configuration.capture = .wal
-                let refused = try RunningAgent(configuration: configuration)
-                do {
-                    try await refused.waitForExit()
-                    Issue.record("capture: wal started on a wal_level = replica cluster")
-                } catch let error as AgentError {
-                    #expect(error.code == .capture && error.message.contains("wal_level is replica"), "\(error)")
-                }
-                try? await refused.stop()
-                configuration.capture = .auto
-                let fallback = try RunningAgent(configuration: configuration)
-                try cluster.startAgent("r2", tune: Self.wal)
-                try await waitUntil("r1 installed its capture triggers") {
-                    try region.query("SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture'")[0].int64(0) == 3
-                }
-                try region.execute("INSERT INTO items VALUES (1, 1, 'through the outbox')")
-                try await waitUntil("r2 has r1's row") {
-                    try await cluster["r2"].int("SELECT count(*) FROM items") == 1
-                }
-                try await fallback.stop()
+        try await Self.withOwnCluster(try await TestPostgresCluster.start(name: "replica", walLevel: "replica")) {
+            cluster, region, base in
+            var configuration = base
+            configuration.capture = .wal
+            try await Self.expectRefused(configuration) { error in
+                error.code == .capture && error.message.contains("wal_level is replica")
             }
-        } catch {
-            await replica.destroy()
-            throw error
+            configuration.capture = .auto
+            let fallback = try RunningAgent(configuration: configuration)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await waitUntil("r1 installed its capture triggers") {
+                try region.query("SELECT count(*) FROM pg_trigger WHERE tgname = 'starling_capture'")[0].int64(0) == 3
+            }
+            try region.execute("INSERT INTO items VALUES (1, 1, 'through the outbox')")
+            try await waitUntil("r2 has r1's row") {
+                try await cluster["r2"].int("SELECT count(*) FROM items") == 1
+            }
+            try await fallback.stop()
         }
-        await replica.destroy()
     }
 }
