@@ -99,7 +99,10 @@ starling_install_decoder() {
 # (`output_plugin_libraries`, PostgreSQL 15.19 and later; nothing for a server without the setting, which would
 # refuse to start with an unknown name).
 starling_decoder_conf() {
-    if (cd / && "$1/postgres" --describe-config 2>/dev/null | cut -f1 | grep -qx output_plugin_libraries); then
+    # Read whole before grep: `grep -q` leaving early would fail the pipe under `pipefail` (postgres gets SIGPIPE).
+    local settings
+    settings=$(cd / && "$1/postgres" --describe-config 2>/dev/null | cut -f1)
+    if grep -qx output_plugin_libraries <<<"$settings"; then
         echo "output_plugin_libraries = 'pgoutput, test_decoding, starling_pgoutput'"
     fi
 }
