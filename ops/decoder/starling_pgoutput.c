@@ -11,9 +11,11 @@
  * application cannot hide its own rows this way). Begin, origin, messages and commit go through unchanged, so the
  * stream is pgoutput's protocol and the agent reads it with the same decoder.
  *
- * Decoding without `streaming` replays one transaction at a time, from its begin to its commit, so one flag
- * serves: set by the message, cleared at each begin. With `streaming` on, pgoutput's stream callbacks run instead
- * of the ones wrapped here and every row is sent, as by pgoutput.
+ * Decoding without `streaming` replays one transaction at a time, from its begin to its commit, so one marked
+ * transaction id serves: set by the message, cleared at each begin, and compared with each change's transaction (so
+ * no other transaction's rows are ever skipped, whatever the order of callbacks: a prepared transaction decoded
+ * with `two_phase` starts without begin_cb). With `streaming` on, pgoutput's stream callbacks run instead of the
+ * ones wrapped here and every row is sent, as by pgoutput.
  *
  * No memory is allocated here. Build and install: ops/decoder/install (PGXS). PostgreSQL 15.19 and later load an
  * output plugin for a replication connection only when `output_plugin_libraries` lists it.
@@ -36,13 +38,13 @@ static LogicalDecodeBeginCB pgoutput_begin;
 static LogicalDecodeChangeCB pgoutput_change;
 static LogicalDecodeMessageCB pgoutput_message;
 
-/* Whether the rows of the transaction being replayed are skipped from here on. */
-static bool skip_rows = false;
+/* The transaction whose rows are skipped from here on (the one being replayed), or InvalidTransactionId. */
+static TransactionId skip_xid = InvalidTransactionId;
 
 static void
 starling_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 {
-	skip_rows = false;
+	skip_xid = InvalidTransactionId;
 	pgoutput_begin(ctx, txn);
 }
 
@@ -52,7 +54,7 @@ starling_message(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr 
 {
 	if (transactional && txn != NULL && txn->origin_id != InvalidRepOriginId &&
 		strcmp(prefix, STARLING_WRITTEN_PREFIX) == 0)
-		skip_rows = true;
+		skip_xid = txn->xid;
 	pgoutput_message(ctx, txn, message_lsn, transactional, prefix, sz, message);
 }
 
@@ -60,7 +62,7 @@ static void
 starling_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, Relation relation,
 				ReorderBufferChange *change)
 {
-	if (skip_rows)
+	if (TransactionIdIsValid(skip_xid) && txn->xid == skip_xid)
 		return;
 	pgoutput_change(ctx, txn, relation, change);
 }
