@@ -1,3 +1,4 @@
+import Glibc
 @testable import StarlingAgent
 import StarlingCore
 import StarlingPostgres
@@ -99,6 +100,55 @@ struct OneTripApplyTests {
             #expect(!dropped.inOneTrip && dropped.refusedOneTrip && dropped.held == 1)
             #expect(try dropped.stoppedTables.keys.sorted() == ["public.other"] && stored() == 15)
             #expect(connection.isIdle)
+        }
+    }
+
+    @Test("under starling_pgoutput a promising one-trip apply lists exactly the keys it writes; otherwise nothing")
+    func writtenKeysMessage() async throws {
+        // Proves the apply's side of ``WrittenKeys``: with the setting on, a one-trip apply that promises its deferral
+        // sends a `starling.written` message naming the newest image of each key it writes (not a deferred key, not an
+        // older image of a key twice); one that promises nothing (its marker has no `deferredThrough`) lists nothing,
+        // and so does every apply with the setting off. Read back with test_decoding.
+        try await TestDatabase.with { database in
+            let connection = try Self.region(database)
+            defer { connection.close() }
+            try connection.execute("DROP EVENT TRIGGER \(AgentSchema.schemaEventTrigger)")
+            let slot = "written_\(UInt32.random(in: 0...UInt32.max))"
+            _ = try await database.withConnection { connection in
+                try connection.query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", [.text(slot)])
+            }
+            defer { _ = try? connection.query("SELECT pg_drop_replication_slot($1)", [.text(slot)]) }
+            let store = AgentStore(region: "r")
+            var cursor: Int64 = 0
+            let through = StreamPosition(commitLSN: 0x100, number: 1)
+            func apply(_ entries: [LogEntry], pending: Set<TableKey> = [], promises: Bool = true) throws -> [String] {
+                let next = entries.map(\.seq).max() ?? cursor
+                let summary = try store.apply(
+                    entries, after: cursor, next: next,
+                    wal: WALApply(pendingKeys: pending, versions: [:], deferredThrough: promises ? through : nil),
+                    connection: connection)
+                cursor = next
+                #expect(summary.inOneTrip || entries.first?.seq == 1)
+                // The apply commits without waiting for its WAL flush: read until its marker (cursor `next`) shows.
+                var messages: [String] = []
+                let deadline = ContinuousClock.now + .seconds(30)
+                while !messages.contains(where: { $0.contains("prefix: starling,") && $0.contains(#"{"c":\#(next),"#) }) {
+                    guard ContinuousClock.now < deadline else { throw PostgresError(code: .queryFailed, message: "no marker") }
+                    messages += try connection.query(
+                        "SELECT data FROM pg_logical_slot_get_changes($1, NULL, NULL) WHERE data LIKE 'message:%'",
+                        [.text(slot)]
+                    ).map { row in try row.string("data") }
+                    usleep(2_000)  // a poll's interval: the WAL writer flushes within its delay
+                }
+                return messages.filter { $0.contains("prefix: \(WrittenKeys.prefix),") }
+            }
+            #expect(try apply([Self.entry(1, 1)]).isEmpty, "the setting is off")
+            store.writtenKeys.set(true)
+            let listed = try apply(
+                [Self.entry(2, 2), Self.entry(3, 2), Self.entry(4, 3)],
+                pending: [TableKey(table: "public.items", key: ["id": .integer(3)])])
+            #expect(listed.count == 1 && listed.first?.hasSuffix(#"content:[["public.items",{"id":2}]]"#) == true, "\(listed)")
+            #expect(try apply([Self.entry(5, 5)], promises: false).isEmpty, "no promise, no list")
         }
     }
 
