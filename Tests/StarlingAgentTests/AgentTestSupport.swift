@@ -1,3 +1,4 @@
+import Glibc
 import StarlingAgent
 import StarlingCore
 import StarlingPostgres
@@ -6,6 +7,26 @@ import StarlingTestSupport
 /// Shared helpers of the agent tests: the agent's schema, a region database with the schema
 /// and triggers installed, and row fingerprints.
 enum AgentTestSupport {
+    /// The logical messages a `test_decoding` slot has decoded (consumed), read until one satisfies `until`: the
+    /// agent's transactions commit without waiting for their WAL flush, so the slot sees them once the WAL writer
+    /// has flushed (polled every 2 ms, for at most 30 s).
+    static func decodedMessages(
+        slot: String, connection: PostgresConnection, until: (String) -> Bool
+    ) throws -> [String] {
+        var messages: [String] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while !messages.contains(where: until) {
+            guard ContinuousClock.now < deadline else {
+                throw PostgresError(code: .queryFailed, message: "slot \(slot) decoded no such message: \(messages)")
+            }
+            messages += try connection.query(
+                "SELECT data FROM pg_logical_slot_get_changes($1, NULL, NULL) WHERE data LIKE 'message:%'", [.text(slot)]
+            ).map { row in try row.string("data") }
+            usleep(2_000)
+        }
+        return messages
+    }
+
     /// The agent's schema with the migrations embedded in the binary, as `starling agent` installs it.
     static func schema() -> AgentSchema {
         AgentSchema()

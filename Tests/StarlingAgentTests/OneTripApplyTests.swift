@@ -1,4 +1,3 @@
-import Glibc
 @testable import StarlingAgent
 import StarlingCore
 import StarlingPostgres
@@ -129,16 +128,9 @@ struct OneTripApplyTests {
                     connection: connection)
                 cursor = next
                 #expect(summary.inOneTrip || entries.first?.seq == 1)
-                // The apply commits without waiting for its WAL flush: read until its marker (cursor `next`) shows.
-                var messages: [String] = []
-                let deadline = ContinuousClock.now + .seconds(30)
-                while !messages.contains(where: { $0.contains("prefix: starling,") && $0.contains(#"{"c":\#(next),"#) }) {
-                    guard ContinuousClock.now < deadline else { throw PostgresError(code: .queryFailed, message: "no marker") }
-                    messages += try connection.query(
-                        "SELECT data FROM pg_logical_slot_get_changes($1, NULL, NULL) WHERE data LIKE 'message:%'",
-                        [.text(slot)]
-                    ).map { row in try row.string("data") }
-                    usleep(2_000)  // a poll's interval: the WAL writer flushes within its delay
+                // Read until the apply's marker (cursor `next`) shows.
+                let messages = try AgentTestSupport.decodedMessages(slot: slot, connection: connection) {
+                    $0.contains("prefix: starling,") && $0.contains(#"{"c":\#(next),"#)
                 }
                 return messages.filter { $0.contains("prefix: \(WrittenKeys.prefix),") }
             }

@@ -62,6 +62,35 @@ struct ParallelApplyTests {
         }
     }
 
+    @Test("under starling_pgoutput a part lists its keys as its marker's versions: an empty starling.written message")
+    func partListsItsKeys() async throws {
+        // Proves the parts' side of ``WrittenKeys``: with the setting on, a part sends, after its marker, the empty
+        // list that stands for the keys its marker gives versions (exactly the keys it writes). Read back with
+        // test_decoding.
+        try await TestDatabase.with { database in
+            let connection = try AgentTestSupport.region(database, ddl: Self.ddl, tables: ["public.items"])
+            let slot = "part_\(UInt32.random(in: 0...UInt32.max))"
+            _ = try await database.withConnection { connection in
+                try connection.query("SELECT pg_create_logical_replication_slot($1, 'test_decoding')", [.text(slot)])
+            }
+            defer { _ = try? connection.query("SELECT pg_drop_replication_slot($1)", [.text(slot)]) }
+            let store = AgentStore(region: "eu")
+            store.writtenKeys.set(true)
+            let part = [Self.entry(11, key: 1, qty: 1), Self.entry(12, key: 2, qty: 1)]
+            guard case .applied = try store.applyPart(part, after: 0, wal: Self.noPending, connection: connection) else {
+                Issue.record("the part did not apply")
+                return
+            }
+            let messages = try AgentTestSupport.decodedMessages(slot: slot, connection: connection) {
+                $0.contains("prefix: \(WrittenKeys.prefix),")
+            }
+            let marker = messages.first(where: { $0.contains("prefix: starling,") }) ?? ""
+            #expect(marker.contains(#"["public.items",{"id":1},11]"#) && marker.contains(#"["public.items",{"id":2},12]"#))
+            let emptyList = "prefix: \(WrittenKeys.prefix), sz: 0 content:"
+            #expect(messages.contains(where: { $0.hasSuffix(emptyList) }), "\(messages)")
+        }
+    }
+
     @Test("the cursor's move keeps a record holding seqs beyond it, moved to the new cursor")
     func shorterPageKeepsRecord() async throws {
         // Proves the rule for a page pulled again shorter than the one the parts came from: a record with seqs
