@@ -372,6 +372,44 @@ struct WALCaptureTests {
         }
     }
 
+    @Test("a slot on starling_pgoutput that the server stops loading reports the fix, and streams once it loads again")
+    func pluginWithdrawnIsReported() async throws {
+        // A server that loaded the plugin when the slot was made and stops listing it (an upgrade to 15.19 or later, a
+        // changed setting): the agent's stream fails with an error in /v1/status naming the setting and the ways
+        // out; listed again, the stream resumes and nothing is lost.
+        try await Self.withOwnCluster(try await TestPostgresCluster.start(name: "withdrawn")) { cluster, region, base in
+            // A list setting: its names unquoted (one quoted string would be one name).
+            func list(_ names: String) throws {
+                try region.execute("ALTER SYSTEM SET output_plugin_libraries = \(names)")
+                try region.query("SELECT pg_reload_conf()")
+            }
+            try list("pgoutput, test_decoding, starling_pgoutput")
+            var configuration = base
+            configuration.capture = .wal
+            let agent = try RunningAgent(configuration: configuration)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r2")
+            try await waitUntil("r1 decodes with starling_pgoutput") {
+                try region.query(
+                    "SELECT count(*) FROM pg_replication_slots WHERE plugin = 'starling_pgoutput' AND active"
+                )[0].int64(0) == 1
+            }
+            try list("pgoutput, test_decoding")
+            try region.query(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE plugin = 'starling_pgoutput'")
+            try region.execute("INSERT INTO items VALUES (1, 1, 'while withdrawn')")
+            try await waitUntil("/v1/status names the fix") {
+                let error = try await cluster.hub.status(of: "r1")["last_error"]?.stringValue ?? ""
+                return error.contains("output_plugin_libraries") && error.contains("ops/decoder/install")
+            }
+            try list("pgoutput, test_decoding, starling_pgoutput")
+            try await waitUntil("r2 has r1's row") {
+                try await cluster["r2"].int("SELECT count(*) FROM items WHERE id = 1") == 1
+            }
+            try await agent.stop()
+        }
+    }
+
     @Test("without wal_level = logical, capture: wal is refused naming the setting and auto falls back to triggers")
     func fallbackWithoutLogicalDecoding() async throws {
         // Proves the fallback: on a cluster at wal_level = replica an agent asked for WAL capture stops with an

@@ -44,7 +44,18 @@ final class WALCapture: Sendable {
             region: region, originName: originName, ledger: ledger, switching: start.switching, lastHLC: lastHLC,
             clockOffsetMicros: clockOffsetMicros, shapes: shapes, schemas: schemas, spill: spill)
         let options = try PgOutputOptions(publications: [name], includesMessages: true).options()
-        try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
+        do throws(PostgresError) {
+            try connection.startLogical(slot: name, from: start.resume ?? .invalid, options: options)
+        } catch {
+            // The slot was created with the plugin and the server no longer loads it (removed, or not listed in
+            // output_plugin_libraries after an upgrade to 15.19 or later): the slot cannot change plugin.
+            guard error.message.contains(OutputPlugin.starlingPgoutput.rawValue) else { throw error }
+            throw AgentError(
+                code: .capture,
+                message: "slot \(name) decodes with starling_pgoutput, which the server refuses: \(error.message); "
+                    + "install it again (ops/decoder/install) and list it in output_plugin_libraries, or uninstall the "
+                    + "agent and bootstrap the region again to decode with pgoutput")
+        }
         logger.info("WAL capture streaming", metadata: ["agent.slot": "\(name)", "agent.from": "\(start.resume ?? .invalid)"])
         queue.recordVersions(ledger.versions.filter { $0.value > ledger.cursor })
         var schedule = SlotStatusSchedule()
