@@ -29,8 +29,8 @@ public enum WrittenKeys {
     /// The message's prefix (the plugin's `STARLING_WRITTEN_PREFIX`).
     public static let prefix = "starling.written"
 
-    /// The content for `keys`: a JSON array of `[table, key]` items (the ledger's item form). Empty when the keys
-    /// are the ones the transaction's marker gives versions (``content(forMarkerVersions:)``).
+    /// The content for `keys`: a JSON array of `[table, key]` items (the ledger's item form). The keys the
+    /// transaction's marker gives versions go as ``markerVersionsContent`` instead.
     static func content(_ keys: some Sequence<TableKey>) -> String {
         var out: [UInt8] = [UInt8(ascii: "[")]
         var first = true

@@ -69,11 +69,8 @@ extension AgentStore {
                 }
                 // The part writes the keys its marker gives versions, and nothing else (its tables apply in parallel:
                 // no trigger, no foreign key): its rows need not be decoded (``WrittenKeys``).
-                if writtenKeys.isOn {
-                    try Self.emit(marker, written: WrittenKeys.markerVersionsContent, connection: connection)
-                } else {
-                    try Self.emit(marker, connection: connection)
-                }
+                try Self.emit(
+                    marker, written: writtenKeys.isOn ? WrittenKeys.markerVersionsContent : nil, connection: connection)
                 let tables = Set(try Self.names(try row.string("tables")))
                 var summary = ApplySummary()
                 var applicable = entries

@@ -505,15 +505,15 @@ public struct AgentStore: Sendable {
         if rows.rowCount == 0 { try Self.emit(marker, connection: connection) }
     }
 
-    /// Writes `marker` into the WAL at this point of the caller's transaction (WAL capture).
-    static func emit(_ marker: CaptureLedger.Marker, connection: PostgresConnection) throws {
-        try connection.query(
-            "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn",
-            [.text(CaptureLedger.Marker.prefix), .text(marker.text)], name: "agent.wal.marker", prepared: true)
-    }
-
-    /// Writes `marker` and then the ``WrittenKeys`` message `written` into the WAL, in one statement.
-    static func emit(_ marker: CaptureLedger.Marker, written: String, connection: PostgresConnection) throws {
+    /// Writes `marker` into the WAL at this point of the caller's transaction (WAL capture), and after it the
+    /// ``WrittenKeys`` message `written` when there is one, in one statement.
+    static func emit(_ marker: CaptureLedger.Marker, written: String? = nil, connection: PostgresConnection) throws {
+        guard let written else {
+            try connection.query(
+                "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn",
+                [.text(CaptureLedger.Marker.prefix), .text(marker.text)], name: "agent.wal.marker", prepared: true)
+            return
+        }
         try connection.query(
             "SELECT pg_logical_emit_message(true, $1, $2)::text AS lsn, pg_logical_emit_message(true, $3, $4)::text AS written",
             [.text(CaptureLedger.Marker.prefix), .text(marker.text), .text(WrittenKeys.prefix), .text(written)],
