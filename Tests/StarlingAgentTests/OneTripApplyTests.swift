@@ -196,6 +196,125 @@ struct OneTripApplyTests {
         }
     }
 
+    @Test("a table of scalar columns upserts one array per column, writing what the document writes")
+    func upsertArrays() async throws {
+        // Proves ``TableSQL/upsertArraysSQL()`` and ``ColumnArrayWriter`` against the document: rows of every type it
+        // takes (escapes, NULLs, absent members, NaN and infinities, typmods that round or pad) written once by the
+        // full apply (the function, jsonb) and once in one trip (arrays, from the page's JSON text) come out the same;
+        // a value its column refuses (varchar(5)) refuses the one trip, and the full apply dead-letters that row
+        // alone; a table with a column of another type keeps the document.
+        try await TestDatabase.with { database in
+            let columns = """
+                t text, v varchar(5), c char(3), n numeric(10,2), i8 bigint, i2 smallint, f8 double precision, f4 real,
+                b boolean, u uuid, d date, ts timestamp(3), tz timestamptz, by bytea, ip inet, ci cidr,
+                at timestamptz NOT NULL DEFAULT clock_timestamp()
+                """
+            let connection = try AgentTestSupport.region(
+                database,
+                ddl: "CREATE TABLE kinds (id integer PRIMARY KEY, \(columns)); "
+                    + "CREATE TABLE mixed (id integer PRIMARY KEY, t text, tags text[]);",
+                tables: ["public.kinds", "public.mixed"])
+            defer { connection.close() }
+            #expect(try AgentTestSupport.schema().installSchemaCapture(connection: connection))
+            let store = AgentStore(region: "r")
+            var cursor: Int64 = 0
+            func apply(_ rows: [(id: Int64, row: JSONObject)], table: String = "public.kinds") throws -> ApplySummary {
+                let entries = rows.enumerated().map { offset, item in
+                    LogEntry(
+                        seq: cursor + Int64(offset) + 1, origin: "x", id: "x:\(cursor + Int64(offset) + 1)", tx: "x:\(cursor + 1)",
+                        table: table, op: .insert, key: ["id": .integer(item.id)], row: item.row,
+                        hlc: 1000 + cursor + Int64(offset), kind: .change, rewritten: false)
+                }
+                // Through the page's bytes, as pulled: the entries keep their images' JSON text.
+                var bytes: [UInt8] = []
+                JSONSerializer.write(PullPage(entries: entries, next: cursor + Int64(rows.count), head: 0).json, to: &bytes)
+                let pulled = try PullPage(bytes: bytes).entries
+                #expect(pulled.allSatisfy { $0.rowJSON != nil })
+                let next = cursor + Int64(rows.count)
+                let summary = try store.apply(
+                    pulled, after: cursor, next: next, wal: WALApply(pendingKeys: [], versions: [:]), connection: connection)
+                cursor = next
+                return summary
+            }
+            let rows: [JSONObject] = [
+                [
+                    "t": .string("say \"hi\" \\ there\n\ttab é 😀 {a,b} NULL"), "v": .string("abc"), "c": .string("ab"),
+                    "n": .string("1.005"), "i8": .string("9223372036854775807"), "i2": .integer(-32768),
+                    "f8": .number("1.5e300"), "f4": .number("3.25"), "b": .bool(true),
+                    "u": .string("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"), "d": .string("2026-12-07"),
+                    "ts": .string("2026-12-07T10:00:00.123456"), "tz": .string("2026-12-07T10:00:00.123456+00:00"),
+                    "by": .string("\\x00ff10"), "ip": .string("192.168.1.1/24"), "ci": .string("10.0.0.0/8"),
+                    "at": .string("2026-01-01T00:00:00.000000+00:00"),
+                ],
+                ["t": .string(""), "f8": .string("NaN"), "f4": .string("-Infinity"), "n": .string("-0.5"), "at": .string("2026-01-01T00:00:00.000000+00:00")],
+                ["c": .string("abc"), "f8": .number("-1.25e-7"), "b": .bool(false), "tz": .string("infinity"), "at": .string("2026-01-01T00:00:00.000000+00:00")],
+            ]
+            func keyed(_ base: Int64) -> [(id: Int64, row: JSONObject)] {
+                rows.enumerated().map { offset, row in
+                    var row = row
+                    row["id"] = .integer(base + Int64(offset))
+                    return (base + Int64(offset), row)
+                }
+            }
+            let full = try apply(keyed(1))
+            #expect(!full.inOneTrip && full.applied == rows.count, "the first apply reads the catalog")
+            let arrays = try apply(keyed(101))
+            #expect(arrays.inOneTrip && arrays.applied == rows.count)
+            #expect(
+                try connection.query(
+                    "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%unnest($1::pg_catalog.int4[]%'"
+                )[0].int64(0) == 1, "the one trip sent arrays")
+            let compared = try connection.query(
+                "SELECT a.id, (a.t, a.v, a.c, a.n, a.i8, a.i2, a.f8, a.f4, a.b, a.u, a.d, a.ts, a.tz, a.by, a.ip, a.ci, a.at)::text AS a, "
+                    + "(b.t, b.v, b.c, b.n, b.i8, b.i2, b.f8, b.f4, b.b, b.u, b.d, b.ts, b.tz, b.by, b.ip, b.ci, b.at)::text AS b "
+                    + "FROM kinds a JOIN kinds b ON b.id = a.id + 100 ORDER BY a.id")
+            #expect(compared.rowCount == rows.count)
+            for row in compared {
+                let (a, b) = (try row.string("a"), try row.string("b"))
+                #expect(a == b, "\(a) vs \(b)")
+            }
+            #expect(try connection.query("SELECT t, c, n::text FROM kinds WHERE id = 101")[0].string(0).contains("\"hi\" \\ there\n"))
+            #expect(try connection.query("SELECT n::text FROM kinds WHERE id = 101")[0].string(0) == "1.01")
+
+            var long = keyed(201)
+            long[1].row["v"] = .string("toolong")
+            let refused = try apply(long)
+            #expect(!refused.inOneTrip && refused.refusedOneTrip && refused.applied == 2 && refused.deadLettered == 1)
+            #expect(try connection.query("SELECT count(*) FROM kinds WHERE id BETWEEN 201 AND 203")[0].int64(0) == 2)
+
+            // `mixed` has an array column: its one trip sends the document.
+            _ = try apply([(1, ["id": .integer(1), "t": .string("a"), "tags": .array([.string("x")])])], table: "public.mixed")
+            let mixed = try apply([(2, ["id": .integer(2), "t": .string("b"), "tags": .array([.string("y")])])], table: "public.mixed")
+            #expect(mixed.inOneTrip && mixed.applied == 1)
+            #expect(try connection.query("SELECT tags[1] FROM mixed WHERE id = 2")[0].string(0) == "y")
+        }
+    }
+
+    @Test("the array upsert takes built-in scalar columns only, and casts to their base types")
+    func upsertArraysEligibility() throws {
+        func shape(_ columns: [TableShape.Column]) -> TableShape {
+            TableShape(name: "public.t", columns: [TableShape.Column(name: "id", type: "integer", valueType: "int4")] + columns, key: ["id"])
+        }
+        let scalar = TableShape.Column(name: "n", type: "numeric(10,2)", valueType: "numeric")
+        let sql = try #require(try TableSQL(shape: shape([scalar])).upsertArraysSQL())
+        #expect(sql.columns == ["id", "n"])
+        #expect(sql.sql.contains("unnest($1::pg_catalog.int4[], $2::pg_catalog.numeric[]) AS r(\"id\", \"n\")"))
+        #expect(sql.sql.contains("ORDER BY r.\"id\""))
+        let generated = TableShape.Column(name: "g", type: "jsonb", isGenerated: true, valueType: "jsonb")
+        #expect(try TableSQL(shape: shape([scalar, generated])).upsertArraysSQL()?.columns == ["id", "n"], "generated: not written")
+        let refused: [TableShape.Column] = [
+            TableShape.Column(name: "j", type: "jsonb", valueType: "jsonb"),
+            TableShape.Column(name: "a", type: "integer[]", valueType: "int4", isArray: true),
+            TableShape.Column(name: "e", type: "mood", valueType: "mood"),
+            TableShape.Column(name: "dom", type: "positive", valueType: "int4"),
+            TableShape.Column(name: "k", type: "text", valueType: "text", defaultSQL: "'x'::text"),
+            TableShape.Column(name: "s", type: "interval", valueType: "interval"),
+        ]
+        for column in refused { #expect(try TableSQL(shape: shape([scalar, column])).upsertArraysSQL() == nil, "\(column.name)") }
+        #expect(TableSQL.withoutModifiers("timestamp(3) with time zone") == "timestamp with time zone")
+        #expect(TableSQL.withoutModifiers("character varying(20)") == "character varying")
+    }
+
     @Test("a one-trip apply behind a DDL lock gives up after the apply's lock wait; its settings end with it")
     func lockWait() async throws {
         // Proves the one trip's settings (``AgentStore/oneTripSettings``): its `LOCK TABLE`, with no statements of
@@ -258,7 +377,8 @@ struct OneTripApplyTests {
                 guard case .text(let text) = value else { return [] }
                 return try JSONValue(parsing: text).arrayValue ?? []
             }
-            let (upserts, deletes) = (try members(call[0]), try members(call[1]))
+            let documents = call.documents(images)
+            let (upserts, deletes) = (try members(documents[0]), try members(documents[1]))
             #expect(upserts.count + deletes.count <= AgentStore.walBatchRows && (upserts.isEmpty || deletes.isEmpty))
             #expect(deletes.isEmpty || upserted.isEmpty, "deletes come first")
             deleted += deletes.compactMap { $0["id"]?.int64Value }

@@ -39,8 +39,8 @@ public final class CatalogCache: Sendable {
     private struct State: Sendable {
         var shapes: Kept<ShapeGuard.Drift>?
         var applies: [[String]: Kept<ApplyCatalog>] = [:]
-        /// Per table, its upsert statement (``TableSQL/upsertRowsSQL()``) made from the shape read at the key.
-        var upserts: [String: Kept<String>] = [:]
+        /// Per table, its upsert statements (``TableUpserts``) made from the shape read at the key.
+        var upserts: [String: Kept<TableUpserts>] = [:]
     }
 
     private let state = Mutex(State())
@@ -128,14 +128,14 @@ public final class CatalogCache: Sendable {
         }
     }
 
-    /// The upsert statement of `table` made from its shape read at `key`, when it is recent.
-    func upsert(for table: String, at key: String) -> String? {
+    /// The upsert statements of `table` made from its shape read at `key`, when they are recent.
+    func upsert(for table: String, at key: String) -> TableUpserts? {
         state.withLock { Self.recent($0.upserts[table], key: key) }
     }
 
-    /// Keeps `sql`, the upsert statement of `table` made from its shape read after the key was `key`: used only
+    /// Keeps `sql`, the upsert statements of `table` made from its shape read after the key was `key`: used only
     /// while the key is still `key` (an apply checks it in its transaction), so no DDL came between.
-    func keep(upsert sql: String, for table: String, at key: String) {
+    func keep(upsert sql: TableUpserts, for table: String, at key: String) {
         upsertReads.add(1, ordering: .relaxed)
         state.withLock { state in
             if state.upserts[table] == nil && state.upserts.count >= Self.maxApplySets { state.upserts.removeAll() }

@@ -223,7 +223,7 @@ struct TableSQL: Sendable {
 
     /// Whether writing `column` reads the image itself, not only its populated record: a json column (its exact
     /// text) or a column whose constant default stands in when the image lacks it.
-    private func needsImage(_ column: TableShape.Column) -> Bool {
+    func needsImage(_ column: TableShape.Column) -> Bool {
         column.encoding == .jsonText || imageDefault(column) != nil
     }
 
@@ -239,7 +239,7 @@ struct TableSQL: Sendable {
 
     /// `INSERT … ON CONFLICT` of the records `r` of FROM clause `source`, whose image (for the columns that need it)
     /// is jsonb expression `image`.
-    private func upsertSQL(image: String, source: String, tail: String) throws -> String {
+    func upsertSQL(image: String, source: String, tail: String) throws -> String {
         let keyColumns = try shape.key.map(PostgresIdentifier.quoteName)
         let writableColumns = shape.columns.filter { !$0.isGenerated }
         let writable = try writableColumns.map { try PostgresIdentifier.quoteName($0.name) }

@@ -82,16 +82,16 @@ extension AgentStore {
         if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
         for (table, count, batch) in batches {
             if batch.locksFirst { statements.append(Self.lockingRows(of: table, images: images, indices: batch.newest)) }
-            if let upsert = upsertStatement(batch, table: table, key: key, connection: connection) {
+            if let upsert = upsertStatement(batch, images: images, table: table, key: key, connection: connection) {
                 statements.append(upsert)
                 summary.applied += count
                 continue
             }
-            for documents in batch.calls {
+            for call in batch.calls {
                 statements.append(
                     PostgresStatement(
                         "SELECT starling.refuse_unless(error_state IS NULL, $3) AS ok FROM \(batch.function)($1::jsonb, $2::jsonb)",
-                        documents + [.text("a row of \(table) failed")], name: "agent.apply.walBatch", prepared: true))
+                        call.documents(images) + [.text("a row of \(table) failed")], name: "agent.apply.walBatch", prepared: true))
             }
             summary.applied += count
         }
@@ -102,32 +102,49 @@ extension AgentStore {
         return summary
     }
 
-    /// `batch` as the table's upsert statement (``TableSQL/upsertRowsSQL()``) when it is one call of upserts only (a
-    /// delete's join is left to the function, whose planner settings keep it an index probe), made from the table's
-    /// shape read after the catalog key was `key` (kept, ``CatalogCache/upsert(for:at:)``); nil when the shape cannot
-    /// be read now (the function's call is sent, and decides).
+    /// `batch` as the table's upsert statement when it is one call of upserts only (a delete's join is left to the
+    /// function, whose planner settings keep it an index probe), made from the table's shape read after the catalog
+    /// key was `key` (kept, ``CatalogCache/upsert(for:at:)``): with one array per column (``TableSQL/upsertArraysSQL()``)
+    /// when the table's columns and the images' values allow, else with the images' document
+    /// (``TableSQL/upsertRowsSQL()``); nil when the shape cannot be read now (the function's call is sent, and decides).
     private func upsertStatement(
-        _ batch: WALBatch, table: String, key: String, connection: PostgresConnection
+        _ batch: WALBatch, images: [Image], table: String, key: String, connection: PostgresConnection
     ) -> PostgresStatement? {
-        guard batch.calls.count == 1, let documents = batch.calls.first, documents.count == 2,
-            case .null = documents[1], case .text = documents[0]
+        guard batch.calls.count == 1, let call = batch.calls.first, call.deletes.isEmpty, !call.upserts.isEmpty
         else { return nil }
-        guard let sql = catalog.upsert(for: table, at: key) ?? readUpsertSQL(table: table, key: key, connection: connection)
+        guard let upserts = catalog.upsert(for: table, at: key) ?? readUpserts(table: table, key: key, connection: connection)
         else { return nil }
-        return PostgresStatement(sql, [documents[0]], name: "agent.apply.upsert", prepared: true)
+        if let arrays = upserts.arrays, let parameters = Self.columnArrays(images, indices: call.upserts, columns: arrays.columns) {
+            return PostgresStatement(arrays.sql, parameters, name: "agent.apply.upsertArrays", prepared: true)
+        }
+        return PostgresStatement(upserts.rows, [call.documents(images)[0]], name: "agent.apply.upsert", prepared: true)
     }
 
-    /// `table`'s upsert statement made from its shape read now, kept for `key` when the key is still `key`; nil when
+    /// The rows of `images` at `indices` as one array literal per column of `columns` (``ColumnArrayWriter``); nil
+    /// when a value is not a scalar.
+    static func columnArrays(_ images: [Image], indices: [Int], columns: [String]) -> [PostgresValue]? {
+        var writer = ColumnArrayWriter(columns: columns)
+        for index in indices {
+            if let json = images[index].rowJSON {
+                guard writer.append(json: json) else { return nil }
+            } else {
+                guard let row = images[index].row, writer.append(row: row) else { return nil }
+            }
+        }
+        return writer.finish().map { .text($0) }
+    }
+
+    /// `table`'s upsert statements made from its shape read now, kept for `key` when the key is still `key`; nil when
     /// either read fails or the key moved. The key first, then the shape: a DDL between them changes the key, and the
     /// apply's check refuses it.
-    private func readUpsertSQL(table: String, key: String, connection: PostgresConnection) -> String? {
+    private func readUpserts(table: String, key: String, connection: PostgresConnection) -> TableUpserts? {
         guard
             let read = try? connection.query(CatalogCache.keySQL, name: "agent.shape.key", prepared: true),
             let readKey = try? read.first?.optionalString("key"), readKey == key,
-            let sql = try? TableSQL(shape: TableShape.load(table: table, connection: connection)).upsertRowsSQL()
+            let upserts = try? TableUpserts(TableSQL(shape: TableShape.load(table: table, connection: connection)))
         else { return nil }
-        catalog.keep(upsert: sql, for: table, at: key)
-        return sql
+        catalog.keep(upsert: upserts, for: table, at: key)
+        return upserts
     }
 
     /// The cursor's move, as the full apply's cursor statement makes it, refused unless the cursor is where the page

@@ -58,10 +58,10 @@ extension AgentStore {
         for (table, indices) in groups.tables {
             let batch = try Self.walBatch(images, indices: indices, table: table)
             if batch.locksFirst { try connection.query(Self.lockingRows(of: table, images: images, indices: batch.newest)) }
-            func written(_ calls: [[PostgresValue]]) throws -> Bool {
-                for documents in calls {
+            func written(_ calls: [WALBatch.Call]) throws -> Bool {
+                for call in calls {
                     let result = try connection.query(
-                        "SELECT error_state FROM \(batch.function)($1::jsonb, $2::jsonb)", documents,
+                        "SELECT error_state FROM \(batch.function)($1::jsonb, $2::jsonb)", call.documents(images),
                         name: "agent.apply.walBatch", prepared: true)[0]
                     if try result.optionalString("error_state") != nil { return false }
                 }
@@ -119,45 +119,54 @@ extension AgentStore {
             indices.reversed().filter { seen.insert(images[$0].tableKey).inserted }.reversed())
         let function = try QuotedNames.of(table).applyWALRowsFunction
         func isDelete(_ index: Int) -> Bool { images[index].row == nil && images[index].rowJSON == nil }
-        func documents(upserts: [Int], deletes: [Int]) -> [PostgresValue] {
-            var upsertDocument = JSONBatchWriter()
-            var deleteDocument = JSONBatchWriter()
-            for index in upserts { upsertDocument.append(row: images[index].row, rowJSON: images[index].rowJSON) }
-            for index in deletes { deleteDocument.append(key: images[index].key) }
-            return [
-                upserts.isEmpty ? .null : .text(upsertDocument.finish()),
-                deletes.isEmpty ? .null : .text(deleteDocument.finish()),
-            ]
-        }
         // The function deletes in the document's order, then upserts in key order: with a delete among other rows,
         // the rows are locked in key order first.
         let locksFirst = newest.count > 1 && newest.contains(where: isDelete)
-        func batch(_ calls: [[PostgresValue]]) -> WALBatch {
+        func batch(_ calls: [WALBatch.Call]) -> WALBatch {
             WALBatch(function: function, calls: calls, newest: newest, locksFirst: locksFirst)
         }
         guard inCalls, newest.count > walBatchRows, let keyed = integerKeyOrder(newest.map { images[$0].key }) else {
-            return batch([documents(upserts: newest.filter { !isDelete($0) }, deletes: newest.filter(isDelete))])
+            return batch([WALBatch.Call(upserts: newest.filter { !isDelete($0) }, deletes: newest.filter(isDelete))])
         }
         let ordered = keyed.map { newest[$0] }
         func slices(_ list: [Int]) -> [[Int]] {
             stride(from: 0, to: list.count, by: walBatchRows).map { Array(list[$0..<min($0 + walBatchRows, list.count)]) }
         }
         return batch(
-            slices(ordered.filter(isDelete)).map { documents(upserts: [], deletes: $0) }
-                + slices(ordered.filter { !isDelete($0) }).map { documents(upserts: $0, deletes: []) })
+            slices(ordered.filter(isDelete)).map { WALBatch.Call(upserts: [], deletes: $0) }
+                + slices(ordered.filter { !isDelete($0) }).map { WALBatch.Call(upserts: $0, deletes: []) })
     }
 
     /// ``walBatch(_:indices:table:inCalls:)``'s calls of one table's WAL batch function.
     struct WALBatch {
         /// The function's quoted name.
         var function: String
-        /// Each call's two documents (upserts, deletes), in the order they go.
-        var calls: [[PostgresValue]]
+        /// The calls, in the order they go.
+        var calls: [Call]
         /// The images written: the newest of each key, in seq order.
         var newest: [Int]
         /// Whether the rows of `newest` are locked in key order before the calls (``lockingRows(of:images:indices:)``):
         /// the calls write them in more than one run (a delete among other rows).
         var locksFirst: Bool
+
+        /// One call's images (indices into the caller's images): upserted and deleted.
+        struct Call {
+            var upserts: [Int]
+            var deletes: [Int]
+
+            /// The call's two documents (upserts, deletes; NULL for none), made when the call goes: the one-trip
+            /// apply sends most batches' upserts as arrays instead (``AgentStore/columnArrays(_:indices:columns:)``).
+            func documents(_ images: [Image]) -> [PostgresValue] {
+                var upsertDocument = JSONBatchWriter()
+                var deleteDocument = JSONBatchWriter()
+                for index in upserts { upsertDocument.append(row: images[index].row, rowJSON: images[index].rowJSON) }
+                for index in deletes { deleteDocument.append(key: images[index].key) }
+                return [
+                    upserts.isEmpty ? .null : .text(upsertDocument.finish()),
+                    deletes.isEmpty ? .null : .text(deleteDocument.finish()),
+                ]
+            }
+        }
     }
 
     /// Locks the rows of `keys` in primary-key order, table by table (by name), inside the caller's transaction,
