@@ -215,6 +215,8 @@ public struct ColumnArrayWriter: Sendable {
         let open = reader.index
         var index = open + 1
         while index < bytes.count {
+            index = reader.plainRunEnd(from: index)
+            guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
                 scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[open...index]))

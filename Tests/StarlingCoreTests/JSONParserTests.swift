@@ -3,6 +3,28 @@ import Testing
 
 /// Tests of the strict RFC 8259 parser: golden values, malformed input with offsets, limits.
 struct JSONParserTests {
+    @Test("a string's special byte is found at any offset of the eight-byte scan")
+    func specialBytesAtEveryOffset() throws {
+        // Proves JSONReader.plainRunEnd: the quote, escape, control byte or multi-byte character at each offset of
+        // two words is seen, whether the string is read, skipped or copied into an array element.
+        for offset in 0..<17 {
+            let lead = String(repeating: "a", count: offset), tail = String(repeating: "b", count: 9)
+            for (special, decoded) in [(#"\""#, "\""), (#"\\"#, "\\"), (#"\n"#, "\n"), ("é", "é"), ("😀", "😀")] {
+                let text = "\"" + lead + special + tail + "\""
+                #expect(try JSONValue(parsing: text) == .string(lead + decoded + tail), "\(offset) \(special)")
+                #expect(try JSONValue(parsing: "[" + text + ",1]") == .array([.string(lead + decoded + tail), .integer(1)]))
+                var writer = ColumnArrayWriter(columns: ["s"])
+                let appended = writer.append(json: Array(("{\"x\":" + text + ",\"s\":" + text + "}").utf8))
+                #expect(appended)
+                let element = String((lead + decoded + tail).flatMap { $0 == "\\" || $0 == "\"" ? ["\\", $0] : [$0] })
+                #expect(writer.finish() == ["{\"" + element + "\"}"], "\(offset) \(special)")
+            }
+            #expect(throws: CoreError.self) { try JSONValue(parsing: "\"" + lead + "\u{1}" + tail + "\"") }
+            #expect(throws: CoreError.self) { try JSONValue(parsing: Array(("\"" + lead).utf8) + [0xFF] + Array((tail + "\"").utf8)) }
+            #expect(throws: CoreError.self) { try JSONValue(parsing: "\"" + lead + tail) }
+        }
+    }
+
     static let golden: [(String, JSONValue)] = [
         ("null", .null),
         ("true", .bool(true)),
