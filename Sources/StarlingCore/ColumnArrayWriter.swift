@@ -18,13 +18,18 @@ public struct ColumnArrayWriter: Sendable {
     /// one table list their members in one order, so each name is compared once, not looked up.
     private var learned: [Int] = []
     private var arrays: [[UInt8]]
-    /// One row's elements, already quoted, while its members are read (they come in any order).
-    private var scratch: [UInt8] = []
-    private var spans: [Range<Int>?]
+    /// Which columns the row being read has given an element (its members come in any order).
+    private var filled: [Bool]
+    /// The column whose array the element being read goes to.
+    private var target = 0
     public private(set) var count = 0
 
-    /// A writer for `columns`, in the order ``finish()`` returns their arrays.
-    public init(columns: [String]) {
+    /// Rows expected: after the first, each array reserves room for this many like it.
+    private let expectedRows: Int
+
+    /// A writer for `columns`, in the order ``finish()`` returns their arrays, of about `rows` rows.
+    public init(columns: [String], rows: Int = 0) {
+        expectedRows = rows
         var positions: [String: Int] = [:]
         for (index, name) in columns.enumerated() { positions[name] = index }
         self.positions = positions
@@ -36,68 +41,87 @@ public struct ColumnArrayWriter: Sendable {
         }
         self.nameBytes = nameBytes
         arrays = Array(repeating: [UInt8(ascii: "{")], count: columns.count)
-        spans = Array(repeating: nil, count: columns.count)
+        filled = Array(repeating: false, count: columns.count)
     }
 
     /// Appends the row whose JSON object text is `json`; false (and the writer unusable) when a value is not a
     /// scalar or the text is not a well-formed object.
     public mutating func append(json: [UInt8]) -> Bool {
-        resetRow()
-        let read = json.withUnsafeBufferPointer { bytes in readObject(bytes) }
-        return read && endRow()
+        guard json.withUnsafeBufferPointer({ bytes in readObject(bytes) }) else { return false }
+        endRow()
+        return true
     }
 
     /// Appends the row `row`; false (and the writer unusable) when a value is not a scalar.
     public mutating func append(row: JSONObject) -> Bool {
-        resetRow()
         for (name, value) in row {
             guard let position = positions[name] else { continue }
-            let start = scratch.count
+            guard begin(position) else { return false }
             switch value {
-            case .null: continue
-            case .bool(let flag): scratch.append(contentsOf: (flag ? "\"true\"" : "\"false\"").utf8)
+            case .null: emit("NULL")
+            case .bool(let flag): emit(flag ? "\"true\"" : "\"false\"")
             case .number(let text): quote(text.utf8)
             case .string(let text):
                 guard !text.utf8.contains(0) else { return false }
                 quote(text.utf8)
             case .array, .object: return false
             }
-            spans[position] = start..<scratch.count
         }
-        return endRow()
+        endRow()
+        return true
     }
 
     /// The array literal of each column, in the order given at init.
     public func finish() -> [String] {
-        arrays.map { String(decoding: $0 + [UInt8(ascii: "}")], as: UTF8.self) }
+        arrays.map { array in
+            var array = array
+            array.append(UInt8(ascii: "}"))
+            return String(decoding: array, as: UTF8.self)
+        }
     }
 
-    private mutating func resetRow() {
-        scratch.removeAll(keepingCapacity: true)
-        for index in spans.indices { spans[index] = nil }
+    /// Starts the row's element of column `position`: false when the row gave it one already (a duplicate member:
+    /// jsonb would keep the last).
+    private mutating func begin(_ position: Int) -> Bool {
+        guard !filled[position] else { return false }
+        filled[position] = true
+        target = position
+        if count > 0 { arrays[position].append(UInt8(ascii: ",")) }
+        return true
     }
 
-    private mutating func endRow() -> Bool {
-        for index in arrays.indices {
-            if count > 0 { arrays[index].append(UInt8(ascii: ",")) }
-            if let span = spans[index] {
-                arrays[index].append(contentsOf: scratch[span])
+    /// Ends the row: NULL for each column it gave no element.
+    private mutating func endRow() {
+        for position in filled.indices {
+            if filled[position] {
+                filled[position] = false
             } else {
-                arrays[index].append(contentsOf: "NULL".utf8)
+                if count > 0 { arrays[position].append(UInt8(ascii: ",")) }
+                arrays[position].append(contentsOf: "NULL".utf8)
             }
         }
         count += 1
-        return true
+        if count == 1 && expectedRows > 1 {
+            for position in arrays.indices { arrays[position].reserveCapacity(arrays[position].count * (expectedRows + 1)) }
+        }
+    }
+
+    private mutating func emit(_ text: StaticString) {
+        arrays[target].append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+    }
+
+    private mutating func emit(_ bytes: UnsafeBufferPointer<UInt8>) {
+        arrays[target].append(contentsOf: bytes)
     }
 
     /// `text` as a quoted element: `"` and `\` escaped with a backslash.
     private mutating func quote(_ text: String.UTF8View) {
-        scratch.append(UInt8(ascii: "\""))
+        arrays[target].append(UInt8(ascii: "\""))
         for byte in text {
-            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { scratch.append(UInt8(ascii: "\\")) }
-            scratch.append(byte)
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") { arrays[target].append(UInt8(ascii: "\\")) }
+            arrays[target].append(byte)
         }
-        scratch.append(UInt8(ascii: "\""))
+        arrays[target].append(UInt8(ascii: "\""))
     }
 
     // MARK: Reading the object
@@ -119,10 +143,7 @@ public struct ColumnArrayWriter: Sendable {
             reader.index += 1
             reader.skipWhitespace()
             if position >= 0 {
-                guard spans[position] == nil else { return false }  // a duplicate member: jsonb keeps the last
-                let start = scratch.count
-                guard let isNull = readScalar(&reader) else { return false }
-                if !isNull { spans[position] = start..<scratch.count }
+                guard begin(position), readScalar(&reader) else { return false }
             } else {
                 guard (try? reader.skipValue(depth: 1)) != nil else { return false }
             }
@@ -179,32 +200,31 @@ public struct ColumnArrayWriter: Sendable {
         }
     }
 
-    /// Reads one scalar value into `scratch` as an element: true when it was `null` (nothing written), nil when it
-    /// is not a scalar or not well formed.
-    private mutating func readScalar(_ reader: inout JSONReader) -> Bool? {
+    /// Reads one scalar value as the target column's element (`null` as NULL); false when it is not a scalar or not
+    /// well formed.
+    private mutating func readScalar(_ reader: inout JSONReader) -> Bool {
         let bytes = reader.bytes
         let first = bytes[reader.index]
         switch first {
         case UInt8(ascii: "\""):
-            return readString(&reader) ? false : nil
+            return readString(&reader)
         case UInt8(ascii: "n"), UInt8(ascii: "t"), UInt8(ascii: "f"):
-            let literal: StaticString = first == UInt8(ascii: "n") ? "null" : first == UInt8(ascii: "t") ? "true" : "false"
-            guard matches(literal, bytes, at: reader.index) else { return nil }
+            let (literal, element): (StaticString, StaticString) =
+                first == UInt8(ascii: "n")
+                ? ("null", "NULL") : first == UInt8(ascii: "t") ? ("true", "\"true\"") : ("false", "\"false\"")
+            guard matches(literal, bytes, at: reader.index) else { return false }
             reader.index += literal.utf8CodeUnitCount
-            if first == UInt8(ascii: "n") { return true }
-            scratch.append(UInt8(ascii: "\""))
-            scratch.append(contentsOf: UnsafeBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
-            scratch.append(UInt8(ascii: "\""))
-            return false
+            emit(element)
+            return true
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let start = reader.index
             while reader.index < bytes.count, Self.isNumberByte(bytes[reader.index]) { reader.index += 1 }
-            scratch.append(UInt8(ascii: "\""))
-            scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start..<reader.index]))
-            scratch.append(UInt8(ascii: "\""))
-            return false
+            emit("\"")
+            emit(UnsafeBufferPointer(rebasing: bytes[start..<reader.index]))
+            emit("\"")
+            return true
         default:
-            return nil
+            return false
         }
     }
 
@@ -219,7 +239,7 @@ public struct ColumnArrayWriter: Sendable {
             guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                scratch.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[open...index]))
+                emit(UnsafeBufferPointer(rebasing: bytes[open...index]))
                 reader.index = index + 1
                 return true
             }

@@ -123,7 +123,7 @@ extension AgentStore {
     /// The rows of `images` at `indices` as one array literal per column of `columns` (``ColumnArrayWriter``); nil
     /// when a value is not a scalar.
     static func columnArrays(_ images: [Image], indices: [Int], columns: [String]) -> [PostgresValue]? {
-        var writer = ColumnArrayWriter(columns: columns)
+        var writer = ColumnArrayWriter(columns: columns, rows: indices.count)
         for index in indices {
             if let json = images[index].rowJSON {
                 guard writer.append(json: json) else { return nil }
