@@ -259,7 +259,7 @@ struct OneTripApplyTests {
             let full = try apply(keyed(1))
             #expect(!full.inOneTrip && full.applied == rows.count, "the first apply reads the catalog")
             let arrays = try apply(keyed(101))
-            #expect(arrays.inOneTrip && arrays.applied == rows.count)
+            #expect(arrays.inOneTrip && arrays.applied == rows.count && arrays.upsertedByArrays == rows.count)
             #expect(
                 try connection.query(
                     "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%unnest($1::pg_catalog.int4[]%'"
@@ -285,7 +285,7 @@ struct OneTripApplyTests {
             // `mixed` has an array column: its one trip sends the document.
             _ = try apply([(1, ["id": .integer(1), "t": .string("a"), "tags": .array([.string("x")])])], table: "public.mixed")
             let mixed = try apply([(2, ["id": .integer(2), "t": .string("b"), "tags": .array([.string("y")])])], table: "public.mixed")
-            #expect(mixed.inOneTrip && mixed.applied == 1)
+            #expect(mixed.inOneTrip && mixed.applied == 1 && mixed.upsertedByArrays == 0)
             #expect(try connection.query("SELECT tags[1] FROM mixed WHERE id = 2")[0].string(0) == "y")
         }
     }
@@ -433,6 +433,7 @@ struct OneTripApplyTests {
                 third, after: 2 * count + 1, next: 3 * count + 1, wal: WALApply(pendingKeys: [], versions: [:]),
                 connection: connection)
             #expect(inOneTrip.inOneTrip && inOneTrip.applied == Int(count))
+            #expect(inOneTrip.upsertedByArrays == Int(count), "each call's rows as arrays")
             #expect(try connection.query("SELECT count(*) FROM items WHERE name LIKE 'o%'")[0].int64(0) == count)
             #expect(connection.isIdle)
         }

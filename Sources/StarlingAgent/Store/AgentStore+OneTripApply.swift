@@ -82,8 +82,9 @@ extension AgentStore {
         if !deferred.isEmpty { statements.append(Self.deferring(deferred)) }
         for (table, count, batch) in batches {
             if batch.locksFirst { statements.append(Self.lockingRows(of: table, images: images, indices: batch.newest)) }
-            if let upsert = upsertStatement(batch, images: images, table: table, key: key, connection: connection) {
-                statements.append(upsert)
+            if let upserts = upsertStatements(batch, images: images, table: table, key: key, connection: connection) {
+                statements += upserts.statements
+                if upserts.byArrays { summary.upsertedByArrays += count }
                 summary.applied += count
                 continue
             }
@@ -102,22 +103,28 @@ extension AgentStore {
         return summary
     }
 
-    /// `batch` as the table's upsert statement when it is one call of upserts only (a delete's join is left to the
+    /// `batch` as the table's upsert statements when its calls are upserts only (a delete's join is left to the
     /// function, whose planner settings keep it an index probe), made from the table's shape read after the catalog
-    /// key was `key` (kept, ``CatalogCache/upsert(for:at:)``): with one array per column (``TableSQL/upsertArraysSQL()``)
-    /// when the table's columns and the images' values allow, else with the images' document
-    /// (``TableSQL/upsertRowsSQL()``); nil when the shape cannot be read now (the function's call is sent, and decides).
-    private func upsertStatement(
+    /// key was `key` (kept, ``CatalogCache/upsert(for:at:)``): one statement a call with one array per column
+    /// (``TableSQL/upsertArraysSQL()``) when the table's columns and the images' values allow, else, for a batch of one
+    /// call, with the images' document (``TableSQL/upsertRowsSQL()``); nil when neither applies or the shape cannot be
+    /// read now (the function's calls are sent, and decide).
+    private func upsertStatements(
         _ batch: WALBatch, images: [Image], table: String, key: String, connection: PostgresConnection
-    ) -> PostgresStatement? {
-        guard batch.calls.count == 1, let call = batch.calls.first, call.deletes.isEmpty, !call.upserts.isEmpty
-        else { return nil }
+    ) -> (statements: [PostgresStatement], byArrays: Bool)? {
+        guard batch.calls.allSatisfy({ $0.deletes.isEmpty && !$0.upserts.isEmpty }) else { return nil }
         guard let upserts = catalog.upsert(for: table, at: key) ?? readUpserts(table: table, key: key, connection: connection)
         else { return nil }
-        if let arrays = upserts.arrays, let parameters = Self.columnArrays(images, indices: call.upserts, columns: arrays.columns) {
-            return PostgresStatement(arrays.sql, parameters, name: "agent.apply.upsertArrays", prepared: true)
+        if let arrays = upserts.arrays {
+            let statements = batch.calls.map { call in
+                Self.columnArrays(images, indices: call.upserts, columns: arrays.columns).map {
+                    PostgresStatement(arrays.sql, $0, name: "agent.apply.upsertArrays", prepared: true)
+                }
+            }
+            if statements.allSatisfy({ $0 != nil }) { return (statements.compactMap { $0 }, true) }
         }
-        return PostgresStatement(upserts.rows, [call.documents(images)[0]], name: "agent.apply.upsert", prepared: true)
+        guard batch.calls.count == 1, let call = batch.calls.first else { return nil }
+        return ([PostgresStatement(upserts.rows, [call.documents(images)[0]], name: "agent.apply.upsert", prepared: true)], false)
     }
 
     /// The rows of `images` at `indices` as one array literal per column of `columns` (``ColumnArrayWriter``); nil

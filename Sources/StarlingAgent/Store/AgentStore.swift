@@ -1243,6 +1243,8 @@ public struct ApplySummary: Sendable, Hashable {
     public var inOneTrip = false
     /// A one-trip apply of the page was refused by one of its checks on the server, and the page applied the full way.
     public var refusedOneTrip = false
+    /// Rows the one trip wrote with one array per column (``TableSQL/upsertArraysSQL()``), not a jsonb document.
+    public var upsertedByArrays = 0
 
     public init(isStale: Bool = false) {
         self.isStale = isStale
