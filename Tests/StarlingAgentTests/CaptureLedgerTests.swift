@@ -10,6 +10,23 @@ struct CaptureLedgerTests {
         StreamPosition(commitLSN: lsn, number: number)
     }
 
+    @Test("a key's JSON in markers and lists is the canonical serialization of its object")
+    func keyJSONIsCanonical() throws {
+        let keys: [TableKey] = [
+            Self.key(7),
+            TableKey(table: "public.é t", key: ["b": .string("x\"y\\z\n"), "a": .integer(-1), "é": .string("😀")]),
+            TableKey(table: "s.t", key: ["region": .string("r1"), "id": .number("12345678901234567890")]),
+            TableKey(table: "t", key: [:]),
+        ]
+        for key in keys {
+            var copied: [UInt8] = []
+            key.writeKeyJSON(to: &copied)
+            var serialized: [UInt8] = []
+            JSONSerializer.writeObject(key.key, to: &serialized)
+            #expect(copied == serialized, "\(String(decoding: copied, as: UTF8.self))")
+        }
+    }
+
     @Test("a change's base is the cursor announced before it in the stream")
     func baseIsTheCursorAtThatPoint() {
         var ledger = CaptureLedger(cursor: 10)

@@ -233,7 +233,7 @@ extension CaptureLedger {
         out.append(UInt8(ascii: "["))
         JSONSerializer.writeString(key.table, to: &out)
         out.append(UInt8(ascii: ","))
-        JSONSerializer.writeObject(key.key, to: &out)
+        key.writeKeyJSON(to: &out)
         for number in numbers {
             out.append(UInt8(ascii: ","))
             JSONSerializer.writeInt64(number, to: &out)

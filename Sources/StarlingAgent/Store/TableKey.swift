@@ -28,6 +28,15 @@ public struct TableKey: Hashable, Sendable {
 
     public static func == (a: TableKey, b: TableKey) -> Bool { a.code == b.code && a.identity == b.identity }
 
+    /// Appends the key's canonical JSON, the bytes ``JSONSerializer/writeObject(_:to:)`` writes for `key`, copied from
+    /// the identity made at init: markers and written-keys lists write every key a page applies, and serializing the
+    /// object again (its members sorted) was most of their cost.
+    public func writeKeyJSON(to out: inout [UInt8]) {
+        var identity = identity
+        let start = table.utf8.count + 1
+        identity.withUTF8 { bytes in out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[start...])) }
+    }
+
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }
 
