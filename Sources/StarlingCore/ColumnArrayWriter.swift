@@ -212,13 +212,12 @@ public struct ColumnArrayWriter: Sendable {
             let (literal, element): (StaticString, StaticString) =
                 first == UInt8(ascii: "n")
                 ? ("null", "NULL") : first == UInt8(ascii: "t") ? ("true", "\"true\"") : ("false", "\"false\"")
-            guard matches(literal, bytes, at: reader.index) else { return false }
-            reader.index += literal.utf8CodeUnitCount
+            guard (try? reader.expectLiteral(literal)) != nil else { return false }
             emit(element)
             return true
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
             let start = reader.index
-            while reader.index < bytes.count, Self.isNumberByte(bytes[reader.index]) { reader.index += 1 }
+            guard (try? reader.scanNumber()) != nil else { return false }
             emit("\"")
             emit(UnsafeBufferPointer(rebasing: bytes[start..<reader.index]))
             emit("\"")
@@ -258,21 +257,5 @@ public struct ColumnArrayWriter: Sendable {
             index += 1
         }
         return false
-    }
-
-    private func matches(_ literal: StaticString, _ bytes: UnsafeBufferPointer<UInt8>, at index: Int) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard index + count <= bytes.count else { return false }
-        for offset in 0..<count where bytes[index + offset] != literal.utf8Start[offset] { return false }
-        return true
-    }
-
-    private static func isNumberByte(_ byte: UInt8) -> Bool {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
-            UInt8(ascii: "e"), UInt8(ascii: "E"):
-            return true
-        default: return false
-        }
     }
 }

@@ -71,7 +71,7 @@ struct JSONReader {
         }
     }
 
-    private mutating func expectLiteral(_ literal: StaticString) throws(CoreError) {
+    mutating func expectLiteral(_ literal: StaticString) throws(CoreError) {
         let start = index
         let count = literal.utf8CodeUnitCount
         for offset in 0..<count {
@@ -198,7 +198,7 @@ struct JSONReader {
     }
 
     /// Steps over a number (the grammar of ``readNumber()``).
-    private mutating func scanNumber() throws(CoreError) {
+    mutating func scanNumber() throws(CoreError) {
         if bytes[index] == UInt8(ascii: "-") { index += 1 }
         guard index < bytes.count, isDigit(bytes[index]) else { throw error("expected a digit in number") }
         if bytes[index] == UInt8(ascii: "0") {
