@@ -128,6 +128,10 @@ final class CaptureQueue: Sendable {
         var catchUp: LSN?
         /// The decoder passed `catchUp` once in this process (kept by ``reset()``).
         var hasCaughtUp = false
+        /// How far the decoder had read before the last ``reset()``: applies wait until it has read that far again
+        /// (``isCaughtUp``), so every local change it had decoded is pending again before an apply asks which keys
+        /// are (kept by ``reset()``).
+        var redecodeThrough = LSN.invalid
         /// The positions tasks wait for the decoder to pass, one per waiting task (``wantDecoder(through:)``).
         var decoderWaiters: [LSN] = []
 
@@ -172,16 +176,26 @@ final class CaptureQueue: Sendable {
     /// Forgets everything (the decoder starts again from the last confirmed position) but the catch-up target, and
     /// the versions above the cursor once the decoder has caught up in this process: from then on every verdict
     /// transaction recorded its versions here as it committed, so a restart of the agent's tasks (a decoder
-    /// failure) needs no new catch-up. The target stays the process's first: every verdict since it recorded its
-    /// versions here too, so a later one would only make the decoder read further past the queue's bound.
+    /// failure) needs no new catch-up for them. The target stays the process's first: every verdict since it
+    /// recorded its versions here too, so a later one would only make the decoder read further past the queue's
+    /// bound.
+    ///
+    /// The pending keys are another matter: the changes decoded before the reset whose verdicts were not handled
+    /// (a push whose answer was lost) are pending again only once decoded again, and an apply that wrote such a
+    /// key before would overwrite the change with an entry the hub sequenced after it; the accepted verdict then
+    /// wrote the change's older image back over it, and the region kept it (CI, 2026-12-07: a fault run's region
+    /// whose Postgres restarted held its own change of a key the hub had seen changed 11 times since). So applies
+    /// wait until the decoder has read as far as before the reset (``isCaughtUp``).
     func reset() {
         state.withLock { state in
             let (versions, caughtUp, target, waiters, peak) =
                 (state.versions, state.hasCaughtUp, state.catchUp, state.decoderWaiters, state.peak)
+            let redecode = max(state.decodedThrough, state.redecodeThrough)
             state = State()
             state.decoderWaiters = waiters
             state.catchUp = target
             state.peak = peak
+            state.redecodeThrough = redecode
             if caughtUp {
                 state.versions = versions
                 state.hasCaughtUp = true
@@ -561,11 +575,12 @@ final class CaptureQueue: Sendable {
     /// Whether a catch-up position must still be set (``awaitCatchUp(to:)``): not yet in this process.
     var needsCatchUpTarget: Bool { state.withLock { !$0.hasCaughtUp && $0.catchUp == nil } }
 
-    /// Whether the decoder has passed the ``awaitCatchUp(to:)`` position (once in this process is enough).
+    /// Whether the decoder has passed the ``awaitCatchUp(to:)`` position (once in this process is enough) and, after
+    /// a ``reset()``, the position it had read before.
     var isCaughtUp: Bool {
         state.withLock { state in
             if !state.hasCaughtUp, let target = state.catchUp, state.decodedThrough >= target { state.hasCaughtUp = true }
-            return state.hasCaughtUp
+            return state.hasCaughtUp && state.decodedThrough >= state.redecodeThrough
         }
     }
 
@@ -592,8 +607,17 @@ final class CaptureQueue: Sendable {
         }
     }
 
-    /// The position ``awaitCatchUp(to:)`` set, nil before.
-    var catchUpTarget: LSN? { state.withLock { $0.catchUp } }
+    /// Lowers the position the decoder must read again after a ``reset()`` to `end`, the end of the database's WAL
+    /// now (a database restored to an earlier point has no WAL as far as the decoder read before).
+    func limitRedecode(to end: LSN) {
+        state.withLock { state in state.redecodeThrough = min(state.redecodeThrough, end) }
+    }
+
+    /// The position ``isCaughtUp`` waits for the decoder to pass: the ``awaitCatchUp(to:)`` one (nil before it is
+    /// set) or, after a ``reset()``, the one the decoder had read before if further.
+    var catchUpTarget: LSN? {
+        state.withLock { state in state.catchUp.map { max($0, state.redecodeThrough) } }
+    }
 
     /// Whether some task waits for the decoder to pass a position it has not passed (``wantDecoder(through:)``).
     var isDecoderWanted: Bool {

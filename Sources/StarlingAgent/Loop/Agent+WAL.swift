@@ -465,16 +465,30 @@ extension Agent {
     /// them. Pushes and verdicts go on meanwhile (a decoder paused on a full queue reads on while this waits). Once
     /// per process: every verdict since the start records its versions as it commits, also across a restart of the
     /// tasks.
+    ///
+    /// After a restart of the agent's tasks, also until the decoder has read again as far as before it, so that
+    /// every local change it had decoded is pending again (``CaptureQueue/reset()``). Throws (retryable) when the
+    /// agent stops or restarts first: an apply must not go on without them.
     func awaitDecoderCatchUp() async throws(AgentError) {
         let queue = captureQueue
         // Taken at start(); here too, so that an apply never relies on versions it may lack.
         try await takeCatchUpTarget()
+        guard !queue.isCaughtUp else { return }
+        // A region whose database went back to an earlier point (restored from a backup) has no WAL as far as the
+        // decoder read before: the target comes down to the end of the WAL there is.
+        let end = try await db { connection in try AgentStore.walInsertPosition(connection: connection) }
+        queue.limitRedecode(to: end)
         guard !queue.isCaughtUp, let target = queue.catchUpTarget else { return }
         try await track("apply", "waiting for the WAL decoder to read the agent's markers again") {
             () async throws(AgentError) in
             queue.wantDecoder(through: target)
             defer { queue.stopWantingDecoder(through: target) }
             while !queue.isCaughtUp, !isStopped { try? await Task.sleep(for: .milliseconds(5)) }
+        }
+        guard queue.isCaughtUp else {
+            throw AgentError(
+                code: .capture, message: "the agent stopped or restarted before the WAL decoder read its markers again",
+                isRetryable: true)
         }
     }
 
