@@ -223,14 +223,13 @@ struct WALCaptureTests {
             try await cluster.waitUntilStarted("r1")
             try await cluster.waitUntilStarted("r2")
             for id in 1...20 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'before')", [.int(id)]) }
+            // This test's WAL sender only: the server is shared with tests running beside it, whose regions are
+            // named r1 as well (counting theirs, the wait once never saw exactly one, and the terminate ended theirs).
+            let sender = "FROM pg_stat_activity WHERE backend_type = 'walsender' AND datname = current_database() "
+                + "AND application_name = 'starling-agent-r1-wal'"
             for _ in 0..<2 {
-                try await waitUntil("r1's WAL sender runs") {
-                    try await r1.int(
-                        "SELECT count(*) FROM pg_stat_replication WHERE application_name = 'starling-agent-r1-wal'") == 1
-                }
-                _ = try await r1.int(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_replication "
-                        + "WHERE application_name = 'starling-agent-r1-wal'")
+                try await waitUntil("r1's WAL sender runs") { try await r1.int("SELECT count(*) \(sender)") == 1 }
+                _ = try await r1.int("SELECT count(pg_terminate_backend(pid)) \(sender)")
             }
             for id in 21...40 { try await r1.execute("INSERT INTO items VALUES ($1, 1, 'after')", [.int(id)]) }
             try await cluster.waitUntilConverged(["r1", "r2"], table: "items")

@@ -197,6 +197,7 @@ public final class Agent: Sendable {
             while true {
                 try await start()
                 logger.info("agent started")
+                let began = ContinuousClock.now
                 // Cancelling the task that runs the agent stops it: a cancelled task's `Task.sleep` returns at
                 // once, so otherwise every wait loop spun until `stop()` (a test whose body threw before calling
                 // `stop()` left its agent burning both cores forever).
@@ -210,6 +211,8 @@ public final class Agent: Sendable {
                 // from the confirmed position.
                 captureQueue.reset()
                 restartDue.withLock { $0 = false }
+                // A run that lasted was a success: a decoder failure once a day does not wait as after many in a row.
+                if ContinuousClock.now - began > .seconds(60) { backoff.reset() }
                 await sleep(ms: backoff.nextMs())
             }
         } catch {
