@@ -1,4 +1,5 @@
 internal import CLibPQ
+import Synchronization
 
 /// One libpq connection (`PGconn`), used by one thread at a time.
 ///
@@ -43,8 +44,15 @@ public final class PostgresConnection {
     /// How many statements one session prepares at most; past it, statements run unprepared (`PQexecParams`).
     public static let maxPreparedStatements = 256
 
+    /// This session's number, unique in the process (a reopened connection gets a new one): whoever relies on an
+    /// asynchronous commit being flushed by a later synchronous one on the same session can tell whether the session
+    /// ended in between (a server crash loses the asynchronous commits it had not flushed).
+    public let session: UInt64
+    private static let sessionsOpened = Atomic<UInt64>(0)
+
     private init(handle: OpaquePointer) {
         self.handle = handle
+        session = Self.sessionsOpened.wrappingAdd(1, ordering: .relaxed).newValue
         fatalNoticeSeen = .allocate(capacity: 1)
         fatalNoticeSeen.initialize(to: 0)
         starling_pq_watch_notices(handle, fatalNoticeSeen)

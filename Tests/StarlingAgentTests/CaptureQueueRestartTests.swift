@@ -78,4 +78,55 @@ struct CaptureQueueRestartTests {
         queue.decoded(through: LSN(4000))
         #expect(queue.isCaughtUp)
     }
+
+    /// A queue holding one change (commit 1000) handed out for a push, with a checkpoint after it (resume 1008).
+    static func queueWithCheckpoint() throws -> CaptureQueue {
+        let queue = CaptureQueue(arrived: WakeUp())
+        queue.append([try CaptureQueueSpillTests.captured(1, commit: 1000)], commitEnd: LSN(1008))
+        queue.offer(resume: LSN(1008), ledger: CaptureLedger(cursor: 0), switching: false, hlc: 0)
+        #expect(queue.completedCheckpoint() == nil)
+        guard case .changes(let batch)? = queue.nextBatch(maxCount: 10, maxBytes: 1 << 20) else {
+            Issue.record("no batch")
+            return queue
+        }
+        #expect(batch.count == 1)
+        return queue
+    }
+
+    @Test("verdicts committed on a session that ended since are not saved by a checkpoint on another session")
+    func verdictsOfAnEndedSession() throws {
+        // Verdict transactions commit asynchronously: a save's synchronous commit flushes them only on their own
+        // session (a crash between them ends it and loses them). Saved on a new session, the slot would confirm a
+        // position past changes whose verdicts are gone, and nothing would push them again.
+        let queue = try Self.queueWithCheckpoint()
+        queue.handled(session: 7)
+        #expect(queue.completedCheckpoint() != nil)
+        #expect(!queue.verdictsDurable(savingOn: 8))
+        #expect(queue.verdictsDurable(savingOn: 7))
+        // Once saved, the next verdicts may be on any session.
+        queue.confirmed(LSN(1008))
+        #expect(queue.verdictsDurable(savingOn: 8))
+        // A restart of the tasks starts from the saved position: nothing before it is owed.
+        queue.append([try CaptureQueueSpillTests.captured(2, commit: 2000)], commitEnd: LSN(2008))
+        _ = queue.nextBatch(maxCount: 10, maxBytes: 1 << 20)
+        queue.handled(session: 8)
+        #expect(!queue.verdictsDurable(savingOn: 9))
+        queue.reset()
+        #expect(queue.verdictsDurable(savingOn: 9))
+    }
+
+    @Test("verdicts on two sessions since the last save are never durable by one save; synchronous ones never bind")
+    func verdictsOnTwoSessions() throws {
+        let queue = try Self.queueWithCheckpoint()
+        queue.handled(session: 3)
+        queue.append([try CaptureQueueSpillTests.captured(2, commit: 2000)], commitEnd: LSN(2008))
+        _ = queue.nextBatch(maxCount: 10, maxBytes: 1 << 20)
+        queue.handled(session: 4)
+        #expect(!queue.verdictsDurable(savingOn: 3))
+        #expect(!queue.verdictsDurable(savingOn: 4))
+        // A schema change's handling commits synchronously (nil): it asks nothing of the save.
+        let other = try Self.queueWithCheckpoint()
+        other.handled(session: nil)
+        #expect(other.verdictsDurable(savingOn: 12))
+    }
 }

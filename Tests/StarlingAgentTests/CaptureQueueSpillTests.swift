@@ -64,7 +64,7 @@ struct CaptureQueueSpillTests {
         }
         #expect(first.map(\.position) == [before.position])
         #expect(queue.nextBatch(maxCount: 100, maxBytes: 1 << 20) == nil, "one batch in flight")
-        queue.handled()
+        queue.handled(session: nil)
 
         queue.rewind(to: 30)
         guard case .spilled(let spilled)? = queue.nextBatch(maxCount: 100, maxBytes: 1 << 20) else {
@@ -76,7 +76,7 @@ struct CaptureQueueSpillTests {
         #expect(read.allSatisfy { $0.base == 30 }, "bases above the rewind point come down to it")
         // Key 3 changes again after the transaction: pending beyond it; key 2 only in it.
         #expect(queue.pendingBeyond(big) == [after.key])
-        queue.handled()
+        queue.handled(session: nil)
         #expect(queue.pending(among: keys) == [after.key])
         #expect(queue.depth == 1)
 
@@ -86,7 +86,7 @@ struct CaptureQueueSpillTests {
         }
         #expect(last.map(\.position) == [after.position])
         #expect(last[0].change.base == 30, "a queued change is rebased in memory")
-        queue.handled()
+        queue.handled(session: nil)
         #expect(queue.depth == 0 && queue.pending(among: keys).isEmpty)
     }
 
@@ -123,14 +123,14 @@ struct CaptureQueueSchemaTests {
             return
         }
         #expect(first.id == "r1:1")
-        queue.handled()
+        queue.handled(session: nil)
         #expect(queue.completedCheckpoint() == nil, "the rows after it are not handled yet")
         guard case .changes(let batch)? = queue.nextBatch(maxCount: 100, maxBytes: 1 << 20) else {
             Issue.record("the rows do not follow")
             return
         }
         #expect(batch.count == 2)
-        queue.handled()
+        queue.handled(session: nil)
         #expect(queue.completedCheckpoint() != nil)
     }
 }

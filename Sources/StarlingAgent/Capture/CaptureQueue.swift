@@ -102,6 +102,11 @@ final class CaptureQueue: Sendable {
         var spilledByCommit: [UInt64: Int] = [:]
         var pendingKeys: [TableKey: Int] = [:]
         var handledThrough: StreamPosition?
+        /// The database session of the verdict transactions handled since the last save (``handled(session:)``), and
+        /// whether they were more than one: they commit asynchronously, so the save's synchronous commit makes them
+        /// durable only on the session they committed on (``verdictsDurable(savingOn:)``).
+        var verdictSession: UInt64?
+        var verdictSessionsDiffer = false
         var newest: StreamPosition?
         /// Commit end of the last decoded transaction, and the server's WAL end when idle.
         var decodedThrough = LSN.invalid
@@ -455,9 +460,15 @@ final class CaptureQueue: Sendable {
         }
     }
 
-    /// The in-flight batch's verdicts are handled (committed): its changes leave the queue.
-    func handled() {
+    /// The in-flight batch's verdicts are handled (committed): its changes leave the queue. `session`: the database
+    /// session whose transaction committed them asynchronously (nil: nothing was written, or the commit was
+    /// synchronous).
+    func handled(session: UInt64?) {
         state.withLock { state in
+            if let session {
+                if let previous = state.verdictSession, previous != session { state.verdictSessionsDiffer = true }
+                state.verdictSession = session
+            }
             let end = state.head + state.inFlight
             func settle(_ key: TableKey) {
                 if let count = state.pendingKeys[key], count > 1 {
@@ -507,12 +518,28 @@ final class CaptureQueue: Sendable {
         }
     }
 
-    /// The checkpoint at `resume` is saved: the slot may confirm it, and the decoder takes the next one.
+    /// Whether a save's synchronous commit on database session `session` makes every verdict handled since the last
+    /// save durable: they all committed on that session. A verdict transaction commits asynchronously; a later
+    /// synchronous commit flushes it with its own WAL, but only while the server that took it runs: a crash (or an
+    /// immediate stop) between them loses it, ends its session, and the save on a new session would confirm a
+    /// position past changes whose verdicts are gone (a fault run, 2026-12-07: a region whose Postgres was stopped
+    /// with `-m immediate` had no record of one push batch's verdicts, never pushed again). False: the agent's tasks
+    /// start again from the last saved position instead (the hub answers the changes from the verdicts it stored).
+    func verdictsDurable(savingOn session: UInt64) -> Bool {
+        state.withLock { state in
+            !state.verdictSessionsDiffer && (state.verdictSession == nil || state.verdictSession == session)
+        }
+    }
+
+    /// The checkpoint at `resume` is saved: the slot may confirm it, and the decoder takes the next one. Every verdict
+    /// handled before the save is durable with it.
     func confirmed(_ resume: LSN) {
         state.withLock { state in
             state.confirmable = max(state.confirmable, resume)
             state.checkpoint = nil
             state.isCheckpointWanted = true
+            state.verdictSession = nil
+            state.verdictSessionsDiffer = false
         }
     }
 

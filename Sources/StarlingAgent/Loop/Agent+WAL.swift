@@ -239,7 +239,7 @@ extension Agent {
         let store = self.store
         let change = schema.change
         guard !change.actions.isEmpty else {
-            queue.handled()
+            queue.handled(session: nil)
             return
         }
         do throws(AgentError) {
@@ -254,7 +254,7 @@ extension Agent {
                 // come with the log's own entry.
                 let shape = try store.acceptedSchema(
                     change, seq: answer.seq, recordsRenames: answer.isNew, connection: connection)
-                queue.handled()
+                queue.handled(session: nil)
                 return shape
             }
             if let shape {
@@ -281,7 +281,7 @@ extension Agent {
             if let inForce, let here, TableShape.sameColumns(here.columns, inForce.columns) {
                 try await db { connection in
                     _ = try store.acceptedSchema(change, recordsRenames: false, connection: connection)
-                    queue.handled()
+                    queue.handled(session: nil)
                 }
                 logger.warning(
                     "schema change made here was refused, and the table has the hub's shape now: dropped",
@@ -345,7 +345,7 @@ extension Agent {
                         // whose verdict just settled (nothing would release it), and must know the versions the
                         // verdicts gave.
                         queue.recordVersions(summary.versions)
-                        queue.handled()
+                        queue.handled(session: connection.session)
                         if summary.imagesApplied > 0 {
                             let position = try AgentStore.walInsertPosition(connection: connection)
                             queue.wrote(captured.map(\.key), at: position)
@@ -398,7 +398,7 @@ extension Agent {
                             verdicts, for: source, overwritten: overwritten, stillPending: stillPending,
                             journal: journal, connection: connection)
                         queue.recordVersions(summary.versions)
-                        queue.handled()
+                        queue.handled(session: connection.session)
                         if summary.imagesApplied > 0 {
                             let position = try AgentStore.walInsertPosition(connection: connection)
                             queue.wrote(Array(transaction.lastOrdinal.keys), at: position)
@@ -504,15 +504,33 @@ extension Agent {
         captureQueue.awaitCatchUp(to: start)
     }
 
-    /// Saves the decoder's checkpoint once every change before it is handled, then lets the slot confirm it.
+    /// Saves the decoder's checkpoint once every change before it is handled, then lets the slot confirm it. When the
+    /// verdicts it covers committed on another database session than the save's
+    /// (``CaptureQueue/verdictsDurable(savingOn:)``: a crash of the server may have lost them), nothing is saved and
+    /// the agent's tasks start again from the last saved position.
     func saveCheckpoint() async throws(AgentError) {
-        guard let checkpoint = captureQueue.completedCheckpoint() else { return }
-        try await db { connection in
+        let queue = captureQueue
+        guard let checkpoint = queue.completedCheckpoint() else { return }
+        let saved = try await db { connection in
+            guard queue.verdictsDurable(savingOn: connection.session) else { return false }
             try WALSetup.save(
                 resume: checkpoint.resume, ledger: checkpoint.ledger, switching: checkpoint.switching,
                 hlc: checkpoint.hlc, connection: connection)
+            return true
         }
-        captureQueue.confirmed(checkpoint.resume)
+        guard saved else {
+            logger.warning(
+                """
+                verdicts were handled on a database session that has ended since (a crash of the server loses its \
+                unflushed commits): capture starts again from the last saved position
+                """)
+            restartDue.withLock { $0 = true }
+            wake.signal()
+            throw AgentError(
+                code: .capture, message: "verdicts handled on a database session that has ended are not saved",
+                isRetryable: true)
+        }
+        queue.confirmed(checkpoint.resume)
     }
 }
 
