@@ -233,17 +233,24 @@ extension Change {
             case .bool, .number, .string:
                 break
             }
-            for (name, image) in [("before", before), ("after", after)] {
-                guard let image else { continue }
-                guard let imageValue = image[column] else {
-                    throw Change.invalid("\(name) lacks key column \"\(column)\"", field: "\(name).\(column)")
-                }
-                guard imageValue == value else {
-                    throw Change.invalid(
-                        "\(name).\(column) differs from key.\(column) (key changes must be captured as "
-                            + "delete + insert)", field: "\(name).\(column)")
-                }
-            }
+            // Each image in turn, without an array of them per column (every change the hub takes passes here).
+            try Change.checkKeyValue(value, of: column, in: before, named: "before")
+            try Change.checkKeyValue(value, of: column, in: after, named: "after")
+        }
+    }
+
+    /// Throws unless `image` (when there is one) holds `value` in key column `column`.
+    private static func checkKeyValue(_ value: JSONValue, of column: String, in image: JSONObject?, named name: String)
+        throws(CoreError)
+    {
+        guard let image else { return }
+        guard let imageValue = image[column] else {
+            throw Change.invalid("\(name) lacks key column \"\(column)\"", field: "\(name).\(column)")
+        }
+        guard imageValue == value else {
+            throw Change.invalid(
+                "\(name).\(column) differs from key.\(column) (key changes must be captured as "
+                    + "delete + insert)", field: "\(name).\(column)")
         }
     }
 

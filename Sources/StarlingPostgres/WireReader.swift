@@ -108,10 +108,29 @@ struct WireReader {
         PostgresError(code: .malformedMessage, message: "\(what): \(detail)")
     }
 
+    /// `raw` as a string, refused unless valid UTF-8. ASCII (most values: numbers, dates, keys) is checked eight bytes
+    /// a step and taken as it is; anything else goes through the standard library's validation, which for a raw
+    /// buffer ran unspecialized (a generic metadata lookup per value: 7 % of the WAL decoder's time in W1 R=8,
+    /// 2026-12-07).
     private func utf8(_ raw: UnsafeRawBufferPointer, field: StaticString) throws(PostgresError) -> String {
+        if Self.isASCII(raw) { return String(decoding: raw.assumingMemoryBound(to: UInt8.self), as: UTF8.self) }
         guard let text = String(validating: raw, as: UTF8.self) else {
             throw malformed("\(field) at offset \(offset) is not valid UTF-8")
         }
         return text
+    }
+
+    /// Whether every byte of `raw` is below 0x80.
+    static func isASCII(_ raw: UnsafeRawBufferPointer) -> Bool {
+        var index = 0
+        while index + 8 <= raw.count {
+            if raw.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            index += 8
+        }
+        while index < raw.count {
+            if raw[index] & 0x80 != 0 { return false }
+            index += 1
+        }
+        return true
     }
 }

@@ -195,6 +195,34 @@ let goldenMessages: [(name: String, bytes: [UInt8], message: PgOutputMessage)] =
         }
     }
 
+    /// Text values are read eight bytes a step while ASCII: a value of every length 0–20 with an ASCII run, a
+    /// multi-byte character or an invalid byte at each offset reads back exactly or is refused naming UTF-8.
+    @Test func textValuesAtEveryOffset() throws {
+        func insert(_ value: [UInt8]) -> [UInt8] {
+            var b = WireBuilder("I")
+            b.u32(1).tag("N").i16(1).tag("t").i32(Int32(value.count)).raw(value)
+            return b.bytes
+        }
+        func decoded(_ bytes: [UInt8]) throws -> String? {
+            guard case .insert(let insert) = try PgOutputDecoder.decode(bytes), case .text(let text) = insert.newTuple[0]
+            else { return nil }
+            return text
+        }
+        for length in 0...20 {
+            let ascii = (0..<length).map { UInt8(ascii: "a") + UInt8($0 % 26) }
+            #expect(try decoded(insert(ascii)) == String(decoding: ascii, as: UTF8.self))
+            for offset in 0..<length {
+                var wide = ascii
+                wide.replaceSubrange(offset..<(offset + 1), with: Array("é".utf8))
+                #expect(try decoded(insert(wide)) == String(decoding: wide, as: UTF8.self), "é at \(offset)")
+                var invalid = ascii
+                invalid[offset] = 0xFF
+                let error = #expect(throws: PostgresError.self, "0xFF at \(offset)") { try PgOutputDecoder.decode(insert(invalid)) }
+                #expect(error?.message.contains("UTF-8") == true)
+            }
+        }
+    }
+
     /// Proves garbage never crashes the decoder: random bytes, random tags with random bodies, and single-byte
     /// corruptions of every golden message either decode or throw malformedMessage.
     @Test func garbageNeverCrashes() {
