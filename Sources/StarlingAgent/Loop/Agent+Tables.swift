@@ -39,8 +39,7 @@ extension Agent {
                         "agent.joined": "\(joined)",
                         "agent.left": "\(running.subtracting(wanted).sorted())",
                     ])
-                restartDue.withLock { $0 = true }
-                wake.signal()
+                restartTasks()
                 return
             } catch {
                 if reported != error.description {

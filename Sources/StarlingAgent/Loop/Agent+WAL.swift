@@ -186,8 +186,7 @@ extension Agent {
         } catch {
             if isStopped { return }
             note(error, during: "capture")
-            restartDue.withLock { $0 = true }
-            wake.signal()
+            restartTasks()
         }
     }
 
@@ -524,8 +523,7 @@ extension Agent {
                 verdicts were handled on a database session that has ended since (a crash of the server loses its \
                 unflushed commits): capture starts again from the last saved position
                 """)
-            restartDue.withLock { $0 = true }
-            wake.signal()
+            restartTasks()
             throw AgentError(
                 code: .capture, message: "verdicts handled on a database session that has ended are not saved",
                 isRetryable: true)

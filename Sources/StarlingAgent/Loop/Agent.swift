@@ -115,7 +115,8 @@ public final class Agent: Sendable {
     let applyGate = ApplyGate()
     /// The capture this run chose, why, and the synced tables' shapes (for the decoder).
     let capture = Mutex(ActiveCapture())
-    /// Set when the WAL decoder failed: the tasks end and ``run()`` starts over from the confirmed position.
+    /// Set when the agent's tasks must start over (``restartTasks()``): they end and ``run()`` starts again from the
+    /// confirmed position.
     let restartDue = Mutex(false)
     /// When the next WAL-captured push may go (``PushPacing``).
     let pushPacing = Mutex(PushPacing())
@@ -180,6 +181,13 @@ public final class Agent: Sendable {
         var progress = shared.withLock { $0.progress }
         progress.captureQueuePeak = captureQueue.peak
         return progress
+    }
+
+    /// Ends the agent's tasks so that ``run()`` starts them again from the confirmed position (the WAL decoder failed,
+    /// the synced tables changed, verdicts of an ended session were not saved); the pull task is woken to notice.
+    func restartTasks() {
+        restartDue.withLock { $0 = true }
+        wake.signal()
     }
 
     /// True when stopped, or while the tasks wind down for a restart (``restartDue``).
