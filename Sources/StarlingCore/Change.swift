@@ -16,45 +16,65 @@ public struct Change: Sendable, Hashable {
     public static let maxIdentifierBytes = 256
 
     /// Globally unique and stable across retries: `"<region>:<outbox id>"`.
-    public let id: String
+    public var id: String { storage.id }
     /// The origin transaction, never split when applied elsewhere.
-    public let tx: String
+    public var tx: String { storage.tx }
     /// Qualified table name, `"public.items"`.
-    public let table: String
-    public let op: ChangeOperation
+    public var table: String { storage.table }
+    public var op: ChangeOperation { storage.op }
     /// Primary key columns and values.
-    public let key: JSONObject
+    public var key: JSONObject { storage.key }
     /// The full row before the change (update and delete).
-    public let before: JSONObject?
+    public var before: JSONObject? { storage.before }
     /// The full row after the change (insert and update).
-    public let after: JSONObject?
+    public var after: JSONObject? { storage.after }
     /// Hub `seq` of the row version this write was made on; 0 when the region had never received one.
-    public let base: Int64
+    public var base: Int64 { storage.base }
     /// Hybrid logical clock of the write, microseconds (see ``HybridLogicalClock``).
-    public let hlc: Int64
+    public var hlc: Int64 { storage.hlc }
     /// The origin region, the part of `id` before its last `:`.
-    public let region: String
+    public var region: String { storage.region }
     /// Set when the change re-asserts a row image from log history the hub lost (its store was restored to an
     /// earlier point): how far into that history the image is, the seq the region knew it at. The hub keeps the
     /// furthest of several regions' re-assertions (``ConflictResolver/decideReassert(change:head:headPriority:policy:priorities:)``).
-    public let reassert: Int64?
+    public var reassert: Int64? { storage.reassert }
+
+    /// The fields, behind one reference: a change is copied into and out of arrays, batches and closures at every
+    /// step of a push (the agent's queue and verdicts, the hub's sequencer); copying its ten fields one by one was a
+    /// third of the retains and releases of the hub's sequencer thread in W1 R=8 (2026-12-07). Immutable.
+    private let storage: Storage
+
+    private final class Storage: Sendable {
+        let id: String
+        let tx: String
+        let table: String
+        let op: ChangeOperation
+        let key: JSONObject
+        let before: JSONObject?
+        let after: JSONObject?
+        let base: Int64
+        let hlc: Int64
+        let region: String
+        let reassert: Int64?
+
+        init(
+            id: String, tx: String, table: String, op: ChangeOperation, key: JSONObject, before: JSONObject?,
+            after: JSONObject?, base: Int64, hlc: Int64, region: String, reassert: Int64?
+        ) {
+            (self.id, self.tx, self.table, self.op, self.key) = (id, tx, table, op, key)
+            (self.before, self.after, self.base, self.hlc) = (before, after, base, hlc)
+            (self.region, self.reassert) = (region, reassert)
+        }
+    }
 
     /// Builds and validates a change.
     public init(
         id: String, tx: String, table: String, op: ChangeOperation, key: JSONObject,
         before: JSONObject?, after: JSONObject?, base: Int64, hlc: Int64, reassert: Int64? = nil
     ) throws(CoreError) {
-        self.region = try Change.region(ofID: id)
-        self.id = id
-        self.tx = tx
-        self.table = table
-        self.op = op
-        self.key = key
-        self.before = before
-        self.after = after
-        self.base = base
-        self.hlc = hlc
-        self.reassert = reassert
+        storage = Storage(
+            id: id, tx: tx, table: table, op: op, key: key, before: before, after: after, base: base, hlc: hlc,
+            region: try Change.region(ofID: id), reassert: reassert)
         try validate()
     }
 
@@ -92,11 +112,31 @@ public struct Change: Sendable, Hashable {
 
     /// A copy with another base or other images (callers keep it valid: images keep the key's columns).
     init(copying change: Change, base: Int64? = nil, before: JSONObject?? = nil, after: JSONObject?? = nil) {
-        (id, tx, table, op, key) = (change.id, change.tx, change.table, change.op, change.key)
-        (hlc, region, reassert) = (change.hlc, change.region, change.reassert)
-        self.base = base ?? change.base
-        self.before = before ?? change.before
-        self.after = after ?? change.after
+        storage = Storage(
+            id: change.id, tx: change.tx, table: change.table, op: change.op, key: change.key,
+            before: before ?? change.before, after: after ?? change.after, base: base ?? change.base, hlc: change.hlc,
+            region: change.region, reassert: change.reassert)
+    }
+
+    public static func == (a: Change, b: Change) -> Bool {
+        a.storage === b.storage
+            || (a.id == b.id && a.tx == b.tx && a.table == b.table && a.op == b.op && a.key == b.key
+                && a.before == b.before && a.after == b.after && a.base == b.base && a.hlc == b.hlc
+                && a.region == b.region && a.reassert == b.reassert)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(id)
+        hasher.combine(tx)
+        hasher.combine(table)
+        hasher.combine(op)
+        hasher.combine(key)
+        hasher.combine(before)
+        hasher.combine(after)
+        hasher.combine(base)
+        hasher.combine(hlc)
+        hasher.combine(region)
+        hasher.combine(reassert)
     }
 
     /// The row image this change leaves: `after`, `nil` for a delete.

@@ -7,6 +7,17 @@ extension JSONReader {
     mutating func readMembers(
         depth: Int, _ member: (String, Int, inout JSONReader) throws(CoreError) -> Void
     ) throws(CoreError) {
+        try readMembers(depth: depth, names: { name, offset, reader throws(CoreError) in
+            try member(String(decoding: name, as: UTF8.self), offset, &reader)
+        })
+    }
+
+    /// ``readMembers(depth:_:)`` with each name as its UTF-8 bytes (escapes decoded), valid during the call: a
+    /// reader that knows its names compares bytes and makes no `String` of them (``LogEntry``'s reader: twelve names
+    /// an entry, in every page an agent pulls).
+    mutating func readMembers(
+        depth: Int, names member: (UnsafeBufferPointer<UInt8>, Int, inout JSONReader) throws(CoreError) -> Void
+    ) throws(CoreError) {
         guard index < bytes.count, bytes[index] == UInt8(ascii: "{") else { throw error("expected an object") }
         try enter(depth)
         index += 1
@@ -22,14 +33,27 @@ extension JSONReader {
                 throw error("expected '\"' to start a member name")
             }
             index += 1
-            let key = try readStringBody()
-            skipWhitespace()
-            guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else {
-                throw error("expected ':' after member name")
+            let nameStart = index
+            let plainEnd = try plainStringEnd()
+            var escaped: [UInt8] = []
+            if plainEnd == nil {
+                index = nameStart
+                escaped = Array(try readStringBody().utf8)
             }
-            index += 1
-            skipWhitespace()
-            try member(key, keyOffset, &self)
+            func value(_ reader: inout JSONReader, _ name: UnsafeBufferPointer<UInt8>) throws(CoreError) {
+                reader.skipWhitespace()
+                guard reader.index < reader.bytes.count, reader.bytes[reader.index] == UInt8(ascii: ":") else {
+                    throw reader.error("expected ':' after member name")
+                }
+                reader.index += 1
+                reader.skipWhitespace()
+                try member(name, keyOffset, &reader)
+            }
+            if let plainEnd {
+                try value(&self, UnsafeBufferPointer(rebasing: bytes[nameStart..<plainEnd]))
+            } else {
+                try escaped.withUnsafeBufferPointer { (name) throws(CoreError) in try value(&self, name) }
+            }
             skipWhitespace()
             guard index < bytes.count else { throw error("expected ',' or '}' in object") }
             switch bytes[index] {

@@ -6,19 +6,27 @@ extension JSONReader {
     /// to a scratch buffer that receives the decoded bytes.
     mutating func readStringBody() throws(CoreError) -> String {
         let start = index
+        if let end = try plainStringEnd() {
+            return String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self)
+        }
+        var scratch = [UInt8](UnsafeBufferPointer(rebasing: bytes[start..<index]))
+        return try readEscapedRest(into: &scratch)
+    }
+
+    /// Steps over the rest of a string whose opening quote was consumed, with the checks of ``readStringBody()``, as
+    /// far as its closing quote or its first escape: at the quote, returns where the string's bytes end and moves
+    /// past the quote; at an escape, returns nil and stays there.
+    mutating func plainStringEnd() throws(CoreError) -> Int? {
+        let start = index
         while index < bytes.count {
             index = plainRunEnd(from: index)
             guard index < bytes.count else { break }
             let byte = bytes[index]
             if byte == UInt8(ascii: "\"") {
-                let text = String(decoding: UnsafeBufferPointer(rebasing: bytes[start..<index]), as: UTF8.self)
                 index += 1
-                return text
+                return index - 1
             }
-            if byte == UInt8(ascii: "\\") {
-                var scratch = [UInt8](UnsafeBufferPointer(rebasing: bytes[start..<index]))
-                return try readEscapedRest(into: &scratch)
-            }
+            if byte == UInt8(ascii: "\\") { return nil }
             try advanceOverCharacter(byte)
         }
         throw error("expected '\"' to end the string (started at byte \(start - 1))")

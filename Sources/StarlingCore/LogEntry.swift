@@ -179,12 +179,11 @@ public struct LogEntry: Sendable, Hashable {
         case seq = 0x1, hlc = 0x2, base = 0x4, origin = 0x8, id = 0x10, tx = 0x20, table = 0x40, op = 0x80
         case kind = 0x100, key = 0x200, rewritten = 0x400, row = 0x800
 
-        /// `name`'s member; nil for any other name. Picked by length and first byte, then compared once (a
-        /// `switch` over the names compared a name with each in turn: a tenth of reading a pull page).
-        init?(_ name: String) {
-            let utf8 = name.utf8
-            let candidate: (String, Member)? =
-                switch (utf8.count, utf8.first ?? 0) {
+        /// The member named by the UTF-8 bytes `name`; nil for any other name. Picked by length and first byte, then
+        /// compared once (a `switch` over the names compared a name with each in turn: a tenth of reading a pull page).
+        init?(_ name: UnsafeBufferPointer<UInt8>) {
+            let candidate: (StaticString, Member)? =
+                switch (name.count, name.first ?? 0) {
                 case (3, UInt8(ascii: "s")): ("seq", .seq)
                 case (3, UInt8(ascii: "h")): ("hlc", .hlc)
                 case (4, UInt8(ascii: "b")): ("base", .base)
@@ -199,8 +198,28 @@ public struct LogEntry: Sendable, Hashable {
                 case (3, UInt8(ascii: "r")): ("row", .row)
                 default: nil
                 }
-            guard let candidate, candidate.0 == name else { return nil }
+            guard let candidate,
+                candidate.0.withUTF8Buffer({ $0.elementsEqual(name) })
+            else { return nil }
             self = candidate.1
+        }
+
+        /// The member's name.
+        var name: String {
+            switch self {
+            case .seq: "seq"
+            case .hlc: "hlc"
+            case .base: "base"
+            case .origin: "origin"
+            case .id: "id"
+            case .tx: "tx"
+            case .table: "table"
+            case .op: "op"
+            case .kind: "kind"
+            case .key: "key"
+            case .rewritten: "rewritten"
+            case .row: "row"
+            }
         }
     }
 
@@ -236,12 +255,14 @@ public struct LogEntry: Sendable, Hashable {
         // a set for the others.
         var seenKnown: UInt16 = 0
         var seenOther: Set<String> = []
-        try reader.readMembers(depth: depth) { name, offset, reader throws(CoreError) in
-            guard let member = Member(name) else {
+        try reader.readMembers(depth: depth, names: { nameBytes, offset, reader throws(CoreError) in
+            guard let member = Member(nameBytes) else {
+                let name = String(decoding: nameBytes, as: UTF8.self)
                 guard seenOther.insert(name).inserted else { throw reader.duplicate(name, at: offset) }
                 _ = try reader.readValue(depth: depth)  // ignored, checked as the tree parser checks it
                 return
             }
+            let name = member.name
             guard seenKnown & member.rawValue == 0 else { throw reader.duplicate(name, at: offset) }
             seenKnown |= member.rawValue
             switch member {
@@ -269,7 +290,7 @@ public struct LogEntry: Sendable, Hashable {
                 }
                 rewritten = flag
             }
-        }
+        })
         func required<T>(_ value: T?, _ name: String) throws(CoreError) -> T {
             guard let value else {
                 throw CoreError(code: .invalidValue, message: "missing required field \"\(name)\"", field: name)

@@ -192,6 +192,23 @@ struct WireDocumentTests {
         #expect(throws: CoreError.self) { try PullPage(bytes: Array(#"{"entries":[],"head":1}"#.utf8)) }
     }
 
+    // Proves the entry reader matches member names by their bytes as the tree parser matches their text: a name
+    // spelled with escapes is the same member (and a duplicate of its plain spelling), an escaped unknown name is
+    // ignored, and a name that only starts like a member is no member.
+    @Test func escapedMemberNamesAreTheSameMembers() throws {
+        let plain = #"{"hlc":1,"id":"r:1","key":{"id":1},"kind":"change","op":"delete","origin":"r","rewritten":false,"row":null,"seq":1,"table":"public.t","tx":"r:1"}"#
+        func page(_ entry: String) -> [UInt8] { Array(#"{"entries":[\#(entry)],"head":1,"next":1}"#.utf8) }
+        let expected = try PullPage(bytes: page(plain))
+        let escaped = plain.replacingFirst("\"seq\"", with: #""\u0073eq""#)
+            .replacingFirst("\"origin\"", with: #""orig\u0069n""#).replacingFirst("\"key\"", with: #""k\u0065y""#)
+        #expect(try PullPage(bytes: page(escaped)) == expected)
+        #expect(try PullPage(json: JSONValue(parsing: page(escaped))) == expected, "the tree decoder agrees")
+        #expect(try PullPage(bytes: page(plain.replacingFirst("\"seq\":1", with: #""seq":1,"\u00e9x":[1]"#))) == expected)
+        #expect(throws: CoreError.self) { try PullPage(bytes: page(plain.replacingFirst("\"seq\":1", with: #""seq":1,"\u0073eq":1"#))) }
+        #expect(throws: CoreError.self) { try PullPage(bytes: page(plain.replacingFirst("\"seq\":1", with: #""seqs":1"#))) }
+        #expect(try PullPage(bytes: page(plain.replacingFirst("\"seq\":1", with: #""seq":1,"sex":2,"rows":3"#))) == expected)
+    }
+
     // Proves every generated log entry's byte writer agrees with its canonical JSON.
     @Test func logEntryWriterAgreesOnGeneratedEntries() throws {
         for entry in Self.generatedEntries {

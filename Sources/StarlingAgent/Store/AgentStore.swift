@@ -960,37 +960,46 @@ public struct AgentStore: Sendable {
     }
 
     /// One image to write: a pulled entry, or the image a verdict returned.
-    struct Image {
+    ///
+    /// A class: the apply's steps pick images out of arrays by index again and again (grouping, the newest image of
+    /// each key, the arrays of each column); copying a struct of six reference-counted fields for each access was a
+    /// tenth of an agent's retains and releases in W1 R=8 (2026-12-07). Immutable, so sharing one is safe.
+    final class Image: Sendable {
         let table: String
         let key: JSONObject
-        var row: JSONObject?
-        var seq: Int64
-        var origin: String
+        let row: JSONObject?
+        let seq: Int64
+        let origin: String
         /// A pulled entry's image as the page carried it (``LogEntry/rowJSON``): written as is, `row` unused.
-        var rowJSON: [UInt8]? = nil
+        let rowJSON: [UInt8]?
         /// `tableKey` when the caller made it with the image (`table` and `key` never change).
-        private var knownKey: TableKey? = nil
+        private let knownKey: TableKey?
 
         /// A pulled entry's image: a repair is applied with the head seq it re-asserts (see AgentStore+Repair.swift);
         /// the image stays the text the page carried (parsed only if a statement falls back to it). `key`: the
         /// entry's key, when the caller made it.
-        init(pulled entry: LogEntry, key: TableKey? = nil) {
+        convenience init(pulled entry: LogEntry, key: TableKey? = nil) {
+            let rowJSON = entry.rowJSON
             self.init(
-                table: entry.table, key: entry.key, row: entry.rowJSON == nil ? entry.row : nil,
-                seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin, rowJSON: entry.rowJSON)
-            knownKey = key
+                table: entry.table, key: entry.key, row: rowJSON == nil ? entry.row : nil,
+                seq: entry.kind == .repair ? entry.base ?? 0 : entry.seq, origin: entry.origin, rowJSON: rowJSON,
+                knownKey: key)
         }
 
         /// The row the image writes.
         var tableKey: TableKey { knownKey ?? TableKey(table: table, key: key) }
 
-        init(table: String, key: JSONObject, row: JSONObject?, seq: Int64, origin: String, rowJSON: [UInt8]? = nil) {
+        init(
+            table: String, key: JSONObject, row: JSONObject?, seq: Int64, origin: String, rowJSON: [UInt8]? = nil,
+            knownKey: TableKey? = nil
+        ) {
             self.table = table
             self.key = key
             self.row = row
             self.seq = seq
             self.origin = origin
             self.rowJSON = rowJSON
+            self.knownKey = knownKey
         }
 
         /// The image's JSON text for a statement's parameter (nil for a delete).

@@ -17,7 +17,10 @@ public struct TableKey: Hashable, Sendable {
     public init(table: String, key: JSONObject) {
         self.table = table
         self.key = key
-        var bytes = Array(table.utf8)
+        // Room for a usual key up front: growing the array as the key is written was one more allocation a key.
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(table.utf8.count + 48)
+        bytes.append(contentsOf: table.utf8)
         bytes.append(0)
         JSONSerializer.writeObject(key, to: &bytes)
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
