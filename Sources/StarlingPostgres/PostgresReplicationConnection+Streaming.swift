@@ -75,6 +75,14 @@ extension PostgresReplicationConnection {
         }
     }
 
+    /// The next message libpq has already read from the socket, without reading more or waiting: nil when none is
+    /// buffered (``next(timeout:)`` reads and waits). A reader that naps between reads takes what arrived meanwhile
+    /// with one read, instead of one `poll` and one `recv` for each message as it trickles in.
+    public func bufferedMessage() throws(PostgresError) -> PostgresReplicationMessage? {
+        try requireMode(.streaming, name: "replication.bufferedMessage")
+        return try readBufferedMessage(try handle)
+    }
+
     /// Sends a standby status update (`'r'`): the positions are "everything before this LSN", so pass a
     /// Commit's `endLSN` once that transaction is durable. The server keeps WAL from the slot's
     /// `confirmed_flush_lsn` (which follows `flushed`) and restarts there; `isReplyRequested` asks for a keepalive

@@ -409,6 +409,51 @@ struct PostgresReplicationTests {
         }
     }
 
+    /// Proves `bufferedMessage()` never reads the socket: with transactions waiting there it has nothing until
+    /// `next(timeout:)` reads, and then hands out what that read brought, in order, without another read.
+    @Test func bufferedMessagesComeOnlyFromWhatWasRead() async throws {
+        try await withLogicalStream(setupSQL: "CREATE TABLE t (id int PRIMARY KEY)") { db, sql, stream in
+            try stream.start()
+            // What the start read with the server's answer can only be a keepalive.
+            func drainBuffered() throws -> [PostgresReplicationMessage] {
+                var drained: [PostgresReplicationMessage] = []
+                while let message = try stream.replication.bufferedMessage() { drained.append(message) }
+                return drained
+            }
+            func isKeepalive(_ message: PostgresReplicationMessage) -> Bool {
+                if case .keepalive = message { return true }
+                return false
+            }
+            #expect(try drainBuffered().allSatisfy(isKeepalive))
+            for id in 1...3 { try sql.execute("INSERT INTO t VALUES ($1)", [.int(id)]) }
+            // The three transactions are on their way (or in the socket); none of it is buffered before a read.
+            #expect(try drainBuffered().isEmpty)
+            var payloads: [PgOutputMessage] = []
+            let deadline = ContinuousClock.now + .seconds(30)
+            while payloads.count < 9, ContinuousClock.now < deadline {
+                // One read (it may bring one message or many), then only what it brought.
+                var message = try stream.replication.next(timeout: .milliseconds(500))
+                while let received = message {
+                    if case .xLogData(let data) = received {
+                        let decoded = try PgOutputDecoder.decode(data.payload)
+                        if case .relation = decoded {} else { payloads.append(decoded) }
+                    }
+                    message = try stream.replication.bufferedMessage()
+                }
+            }
+            let kinds = payloads.map { message -> String in
+                switch message {
+                case .begin: "B"
+                case .insert: "I"
+                case .commit: "C"
+                default: "?"
+                }
+            }
+            #expect(kinds == ["B", "I", "C", "B", "I", "C", "B", "I", "C"])
+            #expect(try stream.replication.bufferedMessage() == nil)
+        }
+    }
+
     /// Proves a restart from the confirmed LSN re-delivers exactly the transactions committed after it (and
     /// re-announces relations): stopStreaming releases the slot at once, a new connection streams from it.
     /// Recorded fact (PostgreSQL 15): a logical walsender streams once per connection — a second

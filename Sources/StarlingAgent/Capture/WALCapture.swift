@@ -122,12 +122,14 @@ final class WALCapture: Sendable {
 
     /// The stream's next message, nil when none came within 100 ms. While the stream is busy
     /// (``StreamReadPacing``), a message already buffered comes at once, and with none the reader naps before it
-    /// waits on the socket.
+    /// looks at the socket: asking the socket first (`next(timeout: .zero)`) found a message or two there each time
+    /// under a steady stream, so the reader never napped and paid a `poll` and a `recv` for nearly every message
+    /// (a quarter of an agent's CPU in `ops/bench/capture-overhead`, 2026-12-07).
     private static func next(
         _ connection: PostgresReplicationConnection, pacing: inout StreamReadPacing
     ) throws -> PostgresReplicationMessage? {
         if pacing.isBusy {
-            if let message = try connection.next(timeout: .zero) { return message }
+            if let message = try connection.bufferedMessage() { return message }
             usleep(StreamReadPacing.napMicroseconds)
         }
         let message = try connection.next(timeout: .milliseconds(100))
