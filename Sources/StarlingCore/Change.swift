@@ -41,7 +41,7 @@ public struct Change: Sendable, Hashable {
 
     /// The fields, behind one reference: a change is copied into and out of arrays, batches and closures at every
     /// step of a push (the agent's queue and verdicts, the hub's sequencer); copying its ten fields one by one was a
-    /// third of the retains and releases of the hub's sequencer thread in W1 R=8 (2026-12-07). Immutable.
+    /// sixth of the retains and releases of the hub's sequencer thread in W1 R=8 (2026-12-07). Immutable.
     private let storage: Storage
 
     private final class Storage: Sendable {
