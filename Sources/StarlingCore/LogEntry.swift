@@ -182,26 +182,24 @@ public struct LogEntry: Sendable, Hashable {
         /// The member named by the UTF-8 bytes `name`; nil for any other name. Picked by length and first byte, then
         /// compared once (a `switch` over the names compared a name with each in turn: a tenth of reading a pull page).
         init?(_ name: UnsafeBufferPointer<UInt8>) {
-            let candidate: (StaticString, Member)? =
+            let candidate: Member? =
                 switch (name.count, name.first ?? 0) {
-                case (3, UInt8(ascii: "s")): ("seq", .seq)
-                case (3, UInt8(ascii: "h")): ("hlc", .hlc)
-                case (4, UInt8(ascii: "b")): ("base", .base)
-                case (6, UInt8(ascii: "o")): ("origin", .origin)
-                case (2, UInt8(ascii: "i")): ("id", .id)
-                case (2, UInt8(ascii: "t")): ("tx", .tx)
-                case (5, UInt8(ascii: "t")): ("table", .table)
-                case (2, UInt8(ascii: "o")): ("op", .op)
-                case (4, UInt8(ascii: "k")): ("kind", .kind)
-                case (3, UInt8(ascii: "k")): ("key", .key)
-                case (9, UInt8(ascii: "r")): ("rewritten", .rewritten)
-                case (3, UInt8(ascii: "r")): ("row", .row)
+                case (3, UInt8(ascii: "s")): .seq
+                case (3, UInt8(ascii: "h")): .hlc
+                case (4, UInt8(ascii: "b")): .base
+                case (6, UInt8(ascii: "o")): .origin
+                case (2, UInt8(ascii: "i")): .id
+                case (2, UInt8(ascii: "t")): .tx
+                case (5, UInt8(ascii: "t")): .table
+                case (2, UInt8(ascii: "o")): .op
+                case (4, UInt8(ascii: "k")): .kind
+                case (3, UInt8(ascii: "k")): .key
+                case (9, UInt8(ascii: "r")): .rewritten
+                case (3, UInt8(ascii: "r")): .row
                 default: nil
                 }
-            guard let candidate,
-                candidate.0.withUTF8Buffer({ $0.elementsEqual(name) })
-            else { return nil }
-            self = candidate.1
+            guard let candidate, candidate.name.utf8.elementsEqual(name) else { return nil }
+            self = candidate
         }
 
         /// The member's name.
