@@ -39,14 +39,17 @@ public final class ChildProcess: @unchecked Sendable {  // `process` is only tou
 
     private init(process: Process) { self.process = process }
 
-    /// Starts `executable`; stdout and stderr are merged into `output`.
+    /// Starts `executable` with this process's environment, `environment` added over it and the variables named in
+    /// `unsetting` removed; stdout and stderr are merged into `output`.
     public static func launch(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                              workingDirectory: String? = nil) throws -> ChildProcess {
+                              unsetting: [String] = [], workingDirectory: String? = nil) throws -> ChildProcess {
         let process = Process()
         if let workingDirectory { process.currentDirectoryURL = URL(fileURLWithPath: workingDirectory) }
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
-        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        var inherited = ProcessInfo.processInfo.environment
+        for name in unsetting { inherited[name] = nil }
+        process.environment = inherited.merging(environment) { $1 }
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
