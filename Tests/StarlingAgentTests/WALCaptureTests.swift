@@ -211,6 +211,35 @@ struct WALCaptureTests {
         }
     }
 
+    @Test("a region that only applies other regions' changes confirms its slot past them: the WAL is not kept")
+    func applyOnlyRegionConfirmsItsSlot() async throws {
+        // Proves the slot of a region with nothing of its own to push moves past its applies of the other region's
+        // 4,000 rows (over a megabyte of WAL here), to within 64 kB of where the WAL was once they were applied: the
+        // push task wakes at least once a second and saves the decoder's checkpoint when every change before it is
+        // handled, so a region that only applies does not keep the WAL of its applies.
+        try await AgentCluster.with(regions: ["r1", "r2"]) { cluster in
+            let (r1, r2) = (cluster["r1"], cluster["r2"])
+            try cluster.startAgent("r1", tune: Self.wal)
+            try cluster.startAgent("r2", tune: Self.wal)
+            try await cluster.waitUntilStarted("r1")
+            try await cluster.waitUntilStarted("r2")
+            let slot = "FROM pg_replication_slots WHERE database = current_database() AND slot_name LIKE 'starling_r1_%'"
+            let before = try #require(try await r1.text("SELECT pg_current_wal_lsn()::text"))
+            try await Self.insertBulk(into: r2)
+            try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
+            let applied = try #require(try await r1.text("SELECT pg_current_wal_lsn()::text"))
+            // Positions the server gave, as pg_lsn literals.
+            #expect(
+                try await r1.int("SELECT pg_wal_lsn_diff('\(applied)', '\(before)')::bigint") > 1_000_000,
+                "the applies wrote over a megabyte of WAL")
+            try await waitUntil("r1's slot confirmed its applies", timeout: .seconds(30)) {
+                try await r1.int("SELECT coalesce(pg_wal_lsn_diff('\(applied)', confirmed_flush_lsn), 1e9)::bigint \(slot)")
+                    < 64 * 1024
+            }
+            #expect(try await Self.logged(cluster, from: "r1") == 0, "r1 wrote nothing of its own")
+        }
+    }
+
     @Test("a WAL sender that dies restarts the agent's tasks from the confirmed position; the agent keeps running")
     func decoderConnectionLoss() async throws {
         // Proves the restart path: the decoder's connection is terminated under load; the agent starts over
