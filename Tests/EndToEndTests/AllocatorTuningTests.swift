@@ -1,7 +1,7 @@
 import StarlingTestSupport
 import Testing
 
-/// The real binary restarts itself with the allocator setting (README "Operations: memory allocator"), with the
+/// The real binary restarts itself with the allocator setting (README "Operating it", *Memory allocator*), with the
 /// operator's `GLIBC_TUNABLES` kept and their own choice of the setting left alone.
 struct AllocatorTuningTests {
     /// The allocator line of `starling version` started with `tunables` as `GLIBC_TUNABLES` (nil: unset).

@@ -223,7 +223,6 @@ struct WALCaptureTests {
             try cluster.startAgent("r2", tune: Self.wal)
             try await cluster.waitUntilStarted("r1")
             try await cluster.waitUntilStarted("r2")
-            let slot = "FROM pg_replication_slots WHERE database = current_database() AND slot_name LIKE 'starling_r1_%'"
             let before = try #require(try await r1.text("SELECT pg_current_wal_lsn()::text"))
             try await Self.insertBulk(into: r2)
             try await cluster.waitUntilConverged(["r1", "r2"], table: "items", timeout: .seconds(90))
@@ -233,8 +232,11 @@ struct WALCaptureTests {
                 try await r1.int("SELECT pg_wal_lsn_diff('\(applied)', '\(before)')::bigint") > 1_000_000,
                 "the applies wrote over a megabyte of WAL")
             try await waitUntil("r1's slot confirmed its applies", timeout: .seconds(30)) {
-                try await r1.int("SELECT coalesce(pg_wal_lsn_diff('\(applied)', confirmed_flush_lsn), 1e9)::bigint \(slot)")
-                    < 64 * 1024
+                try await r1.int(
+                    """
+                    SELECT coalesce((SELECT pg_wal_lsn_diff('\(applied)', confirmed_flush_lsn) FROM pg_replication_slots
+                                     WHERE database = current_database() AND slot_name LIKE 'starling_r1_%'), 1e9)::bigint
+                    """) < 64 * 1024
             }
             #expect(try await Self.logged(cluster, from: "r1") == 0, "r1 wrote nothing of its own")
         }
